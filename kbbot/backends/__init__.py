@@ -1,0 +1,1 @@
+"""Knowledgebase backends: Perfect Wiki, MatHub, and a local folder of Markdown pages."""

@@ -1,0 +1,177 @@
+"""Settings: every environment variable kbbot reads, read once at startup and passed in.
+
+Only :func:`load_settings` (called by the one startup function in ``kbbot.cli``) touches the environment; every
+other module receives a :class:`Settings` or the plain values it needs. Secrets are ``SecretStr`` so that they
+never show up in a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from kbbot.errors import ConfigError
+
+Backend = Literal["perfectwiki", "mathub", "local"]
+
+#: Settings whose env var is a comma list ("a, b,c") rather than JSON.
+CommaList = Annotated[tuple[str, ...], NoDecode]
+CommaIntList = Annotated[tuple[int, ...], NoDecode]
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting, with the default a fresh install should have. See ``.env.example``."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- which knowledgebase -------------------------------------------------------------------
+    kb_backend: Backend | None = None
+
+    perfectwiki_api_token: SecretStr | None = None
+    perfectwiki_base_url: str = "https://api.perfectwiki.xyz/api"
+    perfectwiki_page_url_template: str | None = None
+    #: Rate limits of the token (the API's defaults; enterprise plans may be higher).
+    perfectwiki_rate_per_second: int = Field(10, ge=1)
+    perfectwiki_rate_per_minute: int = Field(60, ge=1)
+
+    mathub_api_key: SecretStr | None = None
+    mathub_base_url: str | None = None
+    mathub_project: str | None = None
+    mathub_page_url_template: str | None = None
+    mathub_writes_per_minute: int = Field(5, ge=1)
+
+    local_kb_dir: Path | None = None
+    kbbot_data_dir: Path = Path(".kbbot")
+
+    # --- the question pipeline -----------------------------------------------------------------
+    cache_ttl_seconds: int = Field(21600, ge=0)
+    cache_max_entries: int = Field(10000, ge=1)
+    quota_probe_seconds: int = Field(3600, ge=1)
+    question_max_chars: int = Field(2000, ge=10)
+    request_timeout_seconds: float = Field(30.0, gt=0)
+    index_refresh_seconds: int = Field(900, ge=0)
+
+    # --- saving threads ------------------------------------------------------------------------
+    save_default_tags: CommaList = ()
+    page_max_chars: int = Field(400_000, ge=10_000)
+
+    # --- shared state --------------------------------------------------------------------------
+    redis_url: SecretStr | None = None
+
+    # --- Slack ---------------------------------------------------------------------------------
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    # --- Discord -------------------------------------------------------------------------------
+    discord_bot_token: SecretStr | None = None
+    discord_guild_ids: CommaIntList = ()
+    discord_save_roles: CommaList = ()
+    discord_auto_channels: CommaIntList = ()
+    discord_shard_count: int | None = Field(None, ge=1)
+
+    # --- HTTP server, logging ------------------------------------------------------------------
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(3000, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    _split = field_validator(
+        "save_default_tags", "discord_guild_ids", "discord_save_roles", "discord_auto_channels", mode="before"
+    )(_split_commas)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("perfectwiki_base_url", "mathub_base_url", "slack_api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        # slack_sdk joins method names onto base_url and needs the trailing slash.
+        return value + "/"
+
+    @model_validator(mode="after")
+    def _backend_has_credentials(self) -> Settings:
+        backend = self.backend
+        if backend == "perfectwiki" and self.perfectwiki_api_token is None:
+            raise ValueError(
+                "KB_BACKEND=perfectwiki needs PERFECTWIKI_API_TOKEN "
+                "(Perfect Wiki admin panel → API Access → Generate API Key)"
+            )
+        if backend == "mathub":
+            missing = [
+                name
+                for name, value in (
+                    ("MATHUB_API_KEY", self.mathub_api_key),
+                    ("MATHUB_BASE_URL", self.mathub_base_url),
+                    ("MATHUB_PROJECT", self.mathub_project),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"KB_BACKEND=mathub needs {', '.join(missing)}")
+        return self
+
+    @property
+    def backend(self) -> Backend:
+        """The knowledgebase in use: KB_BACKEND, else the first one with credentials, else ``local``."""
+        if self.kb_backend is not None:
+            return self.kb_backend
+        if self.perfectwiki_api_token is not None:
+            return "perfectwiki"
+        if self.mathub_api_key is not None:
+            return "mathub"
+        return "local"
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value, so that log redaction can scrub them."""
+        values = (
+            self.perfectwiki_api_token,
+            self.mathub_api_key,
+            self.redis_url,
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.discord_bot_token,
+        )
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (and ``.env``) once. Raises :class:`ConfigError` naming the variable to fix."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ()) if not str(part).isdigit()]
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        if location:
+            problems.append(f"{location[0].upper()}: {message} (fix it in the environment or .env)")
+        else:
+            problems.append(message)
+    return "invalid settings: " + "; ".join(problems)

@@ -1,0 +1,129 @@
+"""Neutral models that every adapter and backend speaks: plain, immutable dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Source(StrEnum):
+    """Where an answer came from. Shown to users, so they know whether an AI wrote it."""
+
+    AI = "ai"
+    CACHE = "cache"
+    SEARCH = "search"
+
+
+@dataclass(frozen=True, slots=True)
+class Asker:
+    """Who asked: a platform user id and a display name."""
+
+    id: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A question as an adapter hands it to the core.
+
+    ``conversation_key`` identifies where the answer goes (e.g. Slack ``C1:1700000000.0001``); ``platform`` is
+    ``slack``, ``discord``, ``terminal`` or ``cli`` and only labels metrics and logs.
+    """
+
+    text: str
+    asker: Asker | None = None
+    conversation_key: str = ""
+    platform: str = "cli"
+
+
+@dataclass(frozen=True, slots=True)
+class PageRef:
+    """A link to a wiki page. ``url`` is None when no page URL template is configured."""
+
+    id: str
+    title: str
+    url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "url": self.url}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer in Markdown, with the pages it came from.
+
+    ``empty`` mirrors the API's ``isEmptyResult`` (nothing in the wiki matched). ``notice`` is an extra line the
+    adapters show above the answer, e.g. that AI answers are paused because the quota is used up.
+    """
+
+    text: str
+    related_pages: tuple[PageRef, ...] = ()
+    source: Source = Source.AI
+    empty: bool = False
+    notice: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``kbbot ask --json`` contract: exactly these four keys."""
+        return {
+            "answer": self.text,
+            "related_pages": [page.to_json() for page in self.related_pages],
+            "source": self.source.value,
+            "empty": self.empty,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file attached to a chat message, kept as a link."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadMessage:
+    """One chat message, its text already converted to the neutral Markdown dialect by the adapter.
+
+    ``timestamp`` is a timezone-aware ISO 8601 string (UTC), so that rendering needs no platform knowledge.
+    """
+
+    author_name: str
+    author_id: str
+    timestamp: str
+    text: str
+    attachments: tuple[Attachment, ...] = ()
+    edited: bool = False
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """A conversation to save as a page.
+
+    ``key`` is stable per conversation (Slack ``channel:thread_ts``, Discord thread id) and is what makes saving
+    idempotent: saving the same key again updates the same page.
+    """
+
+    platform: str
+    key: str
+    messages: tuple[ThreadMessage, ...]
+    permalink: str | None = None
+    channel_name: str | None = None
+    title_hint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SavedPage:
+    """The result of saving a thread. ``pending`` means it was queued in the outbox and will be retried."""
+
+    id: str | None
+    url: str | None
+    created: bool
+    pending: bool = False
+    title: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``kbbot save --json`` contract."""
+        return {"id": self.id, "url": self.url, "created": self.created}

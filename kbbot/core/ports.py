@@ -1,0 +1,86 @@
+"""The small protocols the core depends on. Implementations live in ``kbbot.store`` (memory/SQLite/Redis) and
+``kbbot.search``; the startup function picks one per protocol and hands it in, so the core never branches on
+which one it got.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from kbbot.core.models import Answer
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    size: int
+    hits: int
+    misses: int
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
+class AnswerCache(Protocol):
+    """Answers by normalized question, with a TTL and a size bound."""
+
+    async def get(self, key: str) -> Answer | None: ...
+
+    async def set(self, key: str, answer: Answer) -> None: ...
+
+    def stats(self) -> CacheStats: ...
+
+    async def aclose(self) -> None: ...
+
+
+class SingleFlight(Protocol):
+    """Runs ``fn`` once per key at a time; concurrent callers with the same key share its result."""
+
+    async def run(self, key: str, fn: Callable[[], Awaitable[T]]) -> T: ...
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaState:
+    paused: bool
+    #: Unix time of the next allowed probe while paused.
+    next_probe_at: float | None = None
+
+
+class QuotaGate(Protocol):
+    """The 402 breaker. After :meth:`trip`, :meth:`allow` is True for at most one probe per interval."""
+
+    async def allow(self) -> bool: ...
+
+    async def trip(self) -> None: ...
+
+    async def reset(self) -> None: ...
+
+    async def state(self) -> QuotaState: ...
+
+
+class RateLimiter(Protocol):
+    """The per-token request budget, shared by every caller (and, with Redis, every replica).
+
+    ``background`` callers (index sync) get at most half the budget so live questions are never starved.
+    """
+
+    async def acquire(self, *, background: bool = False) -> None: ...
+
+    def observe(self, left_second: int | None, left_minute: int | None) -> None:
+        """Server hint from a response's ``rateLimit``: slow down when the budget is nearly gone."""
+        ...
+
+    def queued(self) -> int:
+        """How many callers are waiting for a slot right now."""
+        ...
+
+
+class Answerer(Protocol):
+    """Answers without the AI (full-text search, title match). Used for no-AI backends and the 402 fallback."""
+
+    async def answer(self, question: str, *, limit: int = 3) -> Answer: ...

@@ -1,0 +1,95 @@
+"""Text helpers shared by every adapter: question normalization, mention neutralizing, safe splitting."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from kbbot.errors import InvalidQuestion
+
+DEFAULT_MAX_CHARS = 2000
+
+# C0/C1 control characters except tab/newline, plus zero-width and bidi-override characters that make two
+# identical-looking questions differ or hide text.
+_INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+_SPACES = re.compile(r"\s+")
+_EDGE_PUNCT = " \t\n\"'`“”‘’«»()[]{}<>.,;:!?¿¡…-–—*_~"
+
+
+def clean_question(text: str, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """The question as it will be sent upstream: invisible characters removed, whitespace collapsed.
+
+    Raises :class:`InvalidQuestion` with a message fit to show the asker when it is empty or too long.
+    """
+    cleaned = _SPACES.sub(" ", _INVISIBLE.sub("", unicodedata.normalize("NFC", text or ""))).strip()
+    if not cleaned.strip(_EDGE_PUNCT):
+        raise InvalidQuestion("Please type a question, e.g. “How do I set up the VPN?”")
+    if len(cleaned) > max_chars:
+        raise InvalidQuestion(
+            f"That question is {len(cleaned):,} characters long; please keep it under {max_chars:,}."
+        )
+    return cleaned
+
+
+def normalize_question(text: str) -> str:
+    """The cache key: case-folded, whitespace collapsed, surrounding punctuation and trailing ``?`` dropped.
+
+    "  How do I reset my PASSWORD?? " and "how do i reset my password" share one key (and one billed query).
+    """
+    folded = _SPACES.sub(" ", _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))).casefold()
+    return folded.strip(_EDGE_PUNCT).strip()
+
+
+# Slack broadcast/special mentions and user/group mentions, Discord @everyone/@here and <@id>/<@&id> pings.
+_SLACK_SPECIAL = re.compile(r"<!(channel|here|everyone|subteam\^[A-Z0-9]+)(\|[^>]*)?>", re.IGNORECASE)
+_SLACK_USER = re.compile(r"<@([UW][A-Z0-9]+)(\|[^>]*)?>")
+_DISCORD_PING = re.compile(r"<@[!&]?(\d+)>")
+_AT_BROADCAST = re.compile(r"@(everyone|here|channel)\b", re.IGNORECASE)
+_ZWSP = "\u200b"
+
+
+def neutralize_mentions(text: str) -> str:
+    """Make every mention inert while keeping it readable.
+
+    ``<!channel>`` → ``@channel`` with a zero-width space after the ``@`` so no platform parses it; the same for
+    ``@everyone``/``@here`` and user/role pings. Adapters also send with mentions disabled; this is the belt
+    to those braces, and it protects quoted content that the platform would otherwise expand.
+    """
+    text = _SLACK_SPECIAL.sub(lambda m: "@" + _ZWSP + m.group(1).split("^")[0].lower(), text)
+    text = _SLACK_USER.sub(lambda m: "@" + _ZWSP + (m.group(2) or "|" + m.group(1))[1:], text)
+    text = _DISCORD_PING.sub(lambda m: "@" + _ZWSP + m.group(1), text)
+    return _AT_BROADCAST.sub(lambda m: "@" + _ZWSP + m.group(1), text)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` characters, preferring paragraph, line, then word breaks.
+
+    Fenced code blocks cut in two are closed at the end of one chunk and reopened at the start of the next, so
+    each chunk renders on its own. Linear in the length of ``text``.
+    """
+    if limit < 16:
+        raise ValueError("limit too small to split sensibly")
+    chunks: list[str] = []
+    rest = text
+    reopen = ""
+    while rest:
+        budget = limit - len(reopen)
+        if len(rest) <= budget:
+            chunks.append(reopen + rest)
+            break
+        window = rest[: budget - 4]  # room to close an open fence
+        cut = max(window.rfind("\n\n"), -1)
+        if cut < budget // 2:
+            cut = window.rfind("\n")
+        if cut < budget // 2:
+            cut = window.rfind(" ")
+        if cut < budget // 2:
+            cut = len(window)
+        piece = reopen + rest[:cut]
+        open_fence = piece.count("```") % 2 == 1
+        if open_fence:
+            piece = piece.rstrip("\n") + "\n```"
+        chunks.append(piece)
+        rest = rest[cut:].lstrip("\n")
+        reopen = "```\n" if open_fence else ""
+    return chunks

@@ -1,0 +1,27 @@
+"""Shared fixtures. Every test runs with a clean environment and its own data dir: no real tokens, no `.env`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Prefixes of every variable kbbot reads (see kbbot/config.py); cleared so a developer's shell or .env never
+# leaks into a test, and so no test can reach a real API by accident.
+_PREFIXES = (
+    "KB_", "PERFECTWIKI_", "MATHUB_", "LOCAL_KB", "KBBOT_", "CACHE_", "QUOTA_", "QUESTION_", "REQUEST_",
+    "INDEX_", "SAVE_", "PAGE_", "REDIS_", "SLACK_", "DISCORD_", "HTTP_", "LOG_",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for name in list(os.environ):
+        if name.startswith(_PREFIXES):
+            monkeypatch.delenv(name, raising=False)
+    # Run from an empty directory so a developer's .env is never read, and data files land in tmp.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KBBOT_DATA_DIR", str(tmp_path / "data"))
+    yield

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+
+from kbbot.core.text import clean_question, neutralize_mentions, normalize_question, split_text
+from kbbot.errors import InvalidQuestion
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["How do I reset my password?", "  how do i RESET my password?? ", "How do I reset my password", "“How do I reset my password?”"],
+)
+def test_normalize_question_folds_variants(variant: str) -> None:
+    assert normalize_question(variant) == "how do i reset my password"
+
+
+@pytest.mark.parametrize("text", ["", "   ", "???", "\x00\x01\u200b", "\n\t"])
+def test_clean_question_rejects_empty(text: str) -> None:
+    with pytest.raises(InvalidQuestion, match="type a question"):
+        clean_question(text)
+
+
+def test_clean_question_rejects_huge_with_size_in_message() -> None:
+    with pytest.raises(InvalidQuestion, match="102,400 characters"):
+        clean_question("x" * 102_400)
+
+
+def test_clean_question_strips_control_characters() -> None:
+    assert clean_question("what\x00 is\x1b the\u202e VPN?") == "what is the VPN?"
+
+
+@pytest.mark.parametrize(
+    ("raw", "forbidden"),
+    [
+        ("<!channel> look", "<!channel>"),
+        ("<!here|here> now", "<!here"),
+        ("<!everyone>", "<!everyone>"),
+        ("<!subteam^S0123|devs>", "<!subteam"),
+        ("ping <@U12345>", "<@U12345>"),
+        ("@everyone hello", "@everyone"),
+        ("@here hello", "@here"),
+        ("<@!1234> <@&99>", "<@"),
+    ],
+)
+def test_neutralize_mentions(raw: str, forbidden: str) -> None:
+    out = neutralize_mentions(raw)
+    assert forbidden not in out
+
+
+def test_split_text_respects_limit_and_keeps_everything() -> None:
+    text = "\n\n".join(f"Paragraph {i} " + "word " * 50 for i in range(40))
+    chunks = split_text(text, 500)
+    assert all(len(c) <= 500 for c in chunks)
+    assert "".join(chunks).replace("\n", "").replace(" ", "") == text.replace("\n", "").replace(" ", "")
+
+
+def test_split_text_reopens_code_fences() -> None:
+    text = "intro\n\n```\n" + "line of code\n" * 100 + "```\nafter"
+    chunks = split_text(text, 300)
+    assert len(chunks) > 1
+    assert all(c.count("```") % 2 == 0 for c in chunks)
+    assert all(len(c) <= 300 for c in chunks)
