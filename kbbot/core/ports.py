@@ -84,3 +84,11 @@ class Answerer(Protocol):
     """Answers without the AI (full-text search, title match). Used for no-AI backends and the 402 fallback."""
 
     async def answer(self, question: str, *, limit: int = 3) -> Answer: ...
+
+
+class Deduper(Protocol):
+    """Remembers keys (e.g. Slack ``event_id``) for a while; shared across replicas with Redis."""
+
+    async def first_seen(self, key: str, ttl_seconds: int = 3600) -> bool:
+        """True the first time ``key`` is seen within ``ttl_seconds``; False for every repeat."""
+        ...
