@@ -92,3 +92,19 @@ class Deduper(Protocol):
     async def first_seen(self, key: str, ttl_seconds: int = 3600) -> bool:
         """True the first time ``key`` is seen within ``ttl_seconds``; False for every repeat."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackCounts:
+    helpful: int
+    not_helpful: int
+
+
+class FeedbackStore(Protocol):
+    """👍/👎 on answers, kept durably and counted (shown in status, exported as metrics)."""
+
+    async def record(self, *, platform: str, question: str, user_id: str, helpful: bool) -> None:
+        """One vote per user per question: voting again replaces the earlier vote."""
+        ...
+
+    async def counts(self) -> FeedbackCounts: ...
