@@ -79,7 +79,9 @@ class Clock:
         return self.now
 
 
-def make_service(kb: FakeKB, clock: Clock | None = None, ttl: float = 60, probe: float = 3600) -> tuple[AskService, FakeSearch]:
+def make_service(
+    kb: FakeKB, clock: Clock | None = None, ttl: float = 60, probe: float = 3600
+) -> tuple[AskService, FakeSearch]:
     clock = clock or Clock()
     search = FakeSearch()
     service = AskService(
