@@ -121,7 +121,12 @@ async def _miss_overhead(latency: float, n: int) -> dict[str, float]:
         await svc.ask(Question(questions[n + i]))
         through.append(time.perf_counter() - started)
     d, t = statistics.mean(direct), statistics.mean(through)
-    return {"direct_ms": d * 1000, "ask_ms": t * 1000, "ratio": t / d if d else float("nan"), "overhead_us": (t - d) * 1e6}
+    return {
+        "direct_ms": d * 1000,
+        "ask_ms": t * 1000,
+        "ratio": t / d if d else float("nan"),
+        "overhead_us": (t - d) * 1e6,
+    }
 
 
 async def _run() -> dict[str, Any]:
