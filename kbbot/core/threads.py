@@ -162,14 +162,15 @@ class ThreadSaver:
     def title_for(self, thread: Thread, title: str | None = None) -> str:
         """The page title: given, else the thread's hint, else the first message's first line, else a date."""
         for candidate in (title, thread.title_hint):
-            if candidate and (cleaned := clean_title(candidate)):
-                return neutralize_mentions(cleaned)
+            if candidate and (cleaned := clean_title(neutralize_mentions(candidate))):
+                return cleaned
         for message in thread.messages:
-            if not message.deleted and (cleaned := clean_title(message.text)):
-                return neutralize_mentions(cleaned)
-        where = f"#{thread.channel_name}" if thread.channel_name else thread.platform.capitalize()
-        day = thread.messages[0].timestamp[:10] if thread.messages else ""
-        return clean_title(f"Conversation in {where} {day}".strip()) or "Conversation"
+            if not message.deleted and (cleaned := clean_title(neutralize_mentions(message.text))):
+                return cleaned
+        channel = clean_title(thread.channel_name or "", max_chars=60)
+        where = f"#{channel}" if channel else clean_title(thread.platform.capitalize(), max_chars=20)
+        day = clean_title(thread.messages[0].timestamp[:10]) if thread.messages else ""
+        return neutralize_mentions(f"Conversation in {where} {day}".strip())
 
     def tags_for(self, thread: Thread, tags: Iterable[str] | None = None) -> tuple[str, ...]:
         """Given tags (slugified), else the channel name plus the configured defaults; no duplicates."""
@@ -266,8 +267,9 @@ class ThreadSaver:
                 item.key, next_attempt_at=self._clock() + self._retry.max_delay, error=str(exc)
             )
             raise SaveError(f"Could not save the thread: {exc}") from exc
-        except BaseException:
-            # Cancelled or a bug: release the lease so the next pass (or process) can retry soon.
+        except (asyncio.CancelledError, Exception):
+            # Cancelled or a bug: release the lease so the next pass (or process) can retry soon. (A dying
+            # process releases nothing; the lease then expires after ``lease_seconds``.)
             with contextlib.suppress(Exception):
                 await self._outbox.release(
                     item.key, next_attempt_at=self._clock() + self._retry.first_delay, error="interrupted"
@@ -281,7 +283,7 @@ class ThreadSaver:
 
     async def _deliver(self, item: OutboxItem) -> SavedPage:
         mapped = list(await self._map.get(item.key) or ())
-        created = not mapped
+        created = False  # True when part 1 is a new page rather than an update of the mapped one
         # An earlier attempt for this key got as far as the API and may have created pages it never recorded.
         may_have_written = item.attempts > 1
         listing: list[PageSummary] | None = None
@@ -295,7 +297,10 @@ class ThreadSaver:
                 except NotFound:
                     log.info("saved page %s is gone from the wiki; creating it again", page_id)
                     page_id = None
-            if page_id is None and may_have_written:
+                else:
+                    ids.append(page_id)
+                    continue
+            if may_have_written:
                 if listing is None:
                     listing = await self._kb.list_pages()
                 page_id = await self._find_orphan(listing, item, number, part.title)
@@ -304,6 +309,7 @@ class ThreadSaver:
             if page_id is None:
                 ref = await self._kb.create_page(part.title, part.content, item.tags)
                 page_id = ref.id
+            created = created or number == 1
             ids.append(page_id)
             await self._map.put(item.key, ids + mapped[len(ids) :])  # record each part as soon as it exists
         for stale in mapped[len(item.parts) :]:  # the thread got shorter: drop parts that no longer exist

@@ -56,7 +56,9 @@ def test_html_page_has_title_header_messages_and_marker() -> None:
     assert "<code>make migrate</code>" in page
     assert "2026-01-06 10:30 UTC · edited" in page
     assert "This message was deleted." in page and ">gone<" not in page
-    assert '<a href="https://files.example.com/log.txt" rel="noopener noreferrer nofollow">log.txt</a>' in page
+    assert (
+        '<a href="https://files.example.com/log.txt" rel="noopener noreferrer nofollow">log.txt</a>' in page
+    )
     digest = thread_digest("slack", "C1:1736067600.000100")
     assert find_marker(page, digest, 1)
     assert not find_marker(page, digest, 2)
@@ -100,11 +102,16 @@ HOSTILE = [
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_text_is_inert_in_html(text: str) -> None:
-    t = thread(msg(text, author='<img src=x onerror=alert(1)>@everyone'), permalink="javascript:alert(1)")
+    t = thread(msg(text, author="<img src=x onerror=alert(1)>@everyone"), permalink="javascript:alert(1)")
     page = html_page(t, title="<script>x</script>")
     lowered = page.lower()
     assert "<script" not in lowered
-    assert "<img" not in lowered and "<iframe" not in lowered and "<svg" not in lowered and "<style" not in lowered
+    assert (
+        "<img" not in lowered
+        and "<iframe" not in lowered
+        and "<svg" not in lowered
+        and "<style" not in lowered
+    )
     assert "onerror=" not in lowered.replace("onerror=alert", "") or "&lt;img" in lowered
     assert not re.search(r"<[^>]+\son\w+\s*=", lowered)
     assert "javascript:" not in re.sub(r">[^<]*<", "><", lowered)  # never inside a tag (text may mention it)
