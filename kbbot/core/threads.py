@@ -162,10 +162,10 @@ class ThreadSaver:
     def title_for(self, thread: Thread, title: str | None = None) -> str:
         """The page title: given, else the thread's hint, else the first message's first line, else a date."""
         for candidate in (title, thread.title_hint):
-            if candidate and (cleaned := clean_title(neutralize_mentions(candidate))):
+            if candidate and (cleaned := _title(candidate)):
                 return cleaned
         for message in thread.messages:
-            if not message.deleted and (cleaned := clean_title(neutralize_mentions(message.text))):
+            if not message.deleted and (cleaned := _title(message.text)):
                 return cleaned
         channel = clean_title(thread.channel_name or "", max_chars=60)
         where = f"#{channel}" if channel else clean_title(thread.platform.capitalize(), max_chars=20)
@@ -359,6 +359,12 @@ class ThreadSaver:
         # Striped locks: one key always maps to the same lock, and memory stays bounded however many threads
         # are saved over the process's life. Two keys sharing a stripe merely wait for each other.
         return self._locks[hash(key) % len(self._locks)]
+
+
+def _title(text: str) -> str:
+    # Mentions are made inert before cleaning (which drops the ``<>`` of ``<!channel>``) and after it
+    # (which drops the zero-width space that made them inert).
+    return neutralize_mentions(clean_title(neutralize_mentions(text)))
 
 
 _SLUG_JUNK = re.compile(r"[^\w]+")
