@@ -173,3 +173,19 @@ class Outbox(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackCounts:
+    helpful: int
+    not_helpful: int
+
+
+class FeedbackStore(Protocol):
+    """👍/👎 on answers, kept durably and counted (shown in status, exported as metrics)."""
+
+    async def record(self, *, platform: str, question: str, user_id: str, helpful: bool) -> None:
+        """One vote per user per question: voting again replaces the earlier vote."""
+        ...
+
+    async def counts(self) -> FeedbackCounts: ...
