@@ -46,6 +46,7 @@ _MAX_PARTICIPANTS = 25
 _DELETED_HTML = "<p><em>This message was deleted.</em></p>\n"
 _DELETED_MD = "*This message was deleted.*\n\n"
 _MARKER_TAIL = 2_000
+_MARKER_PREFIX = "kbbot-thread: "
 
 _ALLOWED_TAGS = {
     "h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "hr", "a", "em", "strong", "code", "pre", "blockquote",
@@ -60,6 +61,9 @@ _MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]<>&~]|^[ \t]*(?:[-+=>#]|\d{1,9}[.)])|^
 _PARAGRAPHS = re.compile(r"\n[ \t]*\n\s*")
 _RAW_LT = re.compile(r"<(?!(?:https?|mailto):[^\s<>]*>)")
 _BAD_LINK = re.compile(r"\]\(\s*<?\s*(?:javascript|vbscript|data|file):", re.I)
+_BAD_REFERENCE = re.compile(
+    r"^([ \t]{0,3}\[[^\]\n]+\]:[ \t]*<?[ \t]*)(?=(?:javascript|vbscript|data|file):)", re.I | re.M
+)
 _MATH = re.compile(r"\$\$[\s\S]+?\$\$|\$(?=\S)[^$\n]+?(?<=\S)\$")
 _FENCE_LINE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})", re.M)
 _MD_ESCAPE = re.compile(r"([\\`*_\[\]<>#~|$&!])")
@@ -76,17 +80,20 @@ def thread_digest(platform: str, key: str) -> str:
 
 
 def marker_text(digest: str, part: int) -> str:
-    return f"kbbot-thread: {digest}-{part}"
+    return f"{_MARKER_PREFIX}{digest}-{part}"
 
 
 def find_marker(content: str, digest: str, part: int) -> bool:
-    """True when ``content`` ends with this thread's marker for ``part``.
+    """True when the last marker in ``content`` is this thread's marker for ``part``.
 
-    Only the tail is searched: the marker is the footer line, so a user quoting a marker in a message body
-    cannot make another page look like ours.
+    Only the last one counts, and only near the end: the marker is the footer line, so a user quoting some
+    marker in a message body cannot make a page look like another thread's.
     """
-    pattern = re.escape(marker_text(digest, part)) + r"(?!\d)"
-    return re.search(pattern, content[-_MARKER_TAIL:]) is not None
+    tail = content[-_MARKER_TAIL:]
+    start = tail.rfind(_MARKER_PREFIX)
+    if start < 0:
+        return False
+    return re.match(re.escape(marker_text(digest, part)) + r"(?![\w-])", tail[start:]) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +320,7 @@ def _markdown_prose(part: str) -> str:
     if "@" in part or "<" in part:
         part = neutralize_mentions(part)
     part = _RAW_LT.sub("&lt;", part)
+    part = _BAD_REFERENCE.sub(r"\1#blocked:", part)
     return _BAD_LINK.sub("](#blocked:", part)
 
 
