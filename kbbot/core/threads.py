@@ -202,6 +202,10 @@ class ThreadSaver:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    async def queued(self) -> int:
+        """How many saves wait in the outbox (for ``kbbot check`` and metrics)."""
+        return len(await self._outbox.pending())
+
     async def retry_due(self) -> float | None:
         """One pass over the outbox: attempt every due save. Returns when the next one is due (or None)."""
         next_due: float | None = None

@@ -252,3 +252,10 @@ def test_render_is_linear_and_fast() -> None:
     big_s = time.perf_counter() - start
     assert sum(p.content.count("<strong>") for p in parts) >= 10_000
     assert big_s < 10 * small_s * 2.5 + 0.5  # linear, with slack for a busy machine
+
+
+def test_benchmark_runs() -> None:
+    from benchmarks.bench_render import run
+
+    result = run(messages=100, rounds=1)
+    assert result["messages"] == 100 and result["html_chars"] > 0 and result["markdown_ms"] >= 0
