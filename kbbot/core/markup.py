@@ -43,6 +43,7 @@ EMOJI: Mapping[str, str] = {
 # Code: a closed ``` fence (may span lines) or a one-line inline span.
 _CODE = re.compile(r"```[\s\S]*?```|`[^`\n]+`")
 _EMOJI = re.compile(r":([a-z0-9_+\-]+):")
+_SKIN_TONE = re.compile(r"(?<=:):skin-tone-[2-6]:")
 _BROADCAST = re.compile(r"(?<![\w@])@(everyone|here|channel)\b", re.IGNORECASE)
 _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
 
@@ -52,7 +53,8 @@ def _inert(word: str) -> str:
 
 
 def _emoji(text: str) -> str:
-    return _EMOJI.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), text)
+    # Skin-tone suffixes (":+1::skin-tone-3:") only modify the emoji before them; drop them.
+    return _EMOJI.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), _SKIN_TONE.sub("", text))
 
 
 def _convert(text: str, prose: Callable[[str], str], code: Callable[[str], str]) -> str:

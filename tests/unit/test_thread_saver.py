@@ -326,3 +326,21 @@ async def test_worker_survives_callback_errors(env: Env) -> None:
 )
 def test_slugify(raw: str, slug: str) -> None:
     assert slugify(raw) == slug
+
+
+async def test_listeners_by_platform(env: Env) -> None:
+    heard: list[str] = []
+
+    async def slack(platform: str, key: str, page: SavedPage) -> None:
+        heard.append(f"slack:{key}:{page.id}")
+
+    async def discord(platform: str, key: str, page: SavedPage) -> None:
+        heard.append("discord")
+
+    env.saver.listen("slack", slack)
+    env.saver.listen("discord", discord)
+    env.kb.fail_next("create_page", Unavailable("down"))
+    await env.saver.save(make_thread("q"))
+    env.clock.now += 10
+    await env.saver.retry_due()
+    assert heard == ["slack:C1:1700000000.000100:p1"] and len(env.saved) == 1
