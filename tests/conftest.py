@@ -25,3 +25,15 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KBBOT_DATA_DIR", str(tmp_path / "data"))
     yield
+
+
+# --- MatHub (issue 7) ---------------------------------------------------------------------------------------
+from tests.fakes.mathub import FakeMatHub  # noqa: E402  (appended section; this shared file is append-only)
+
+
+@pytest.fixture
+def fake_mathub() -> Iterator[FakeMatHub]:
+    """A local MatHub bot API (tests/fakes/mathub.py) with one project and a read+write key: ``.url``,
+    ``.api_key``, ``.project``."""
+    with FakeMatHub() as server:
+        yield server
