@@ -45,6 +45,7 @@ READ = "wiki.read"
 WRITE = "wiki.write"
 
 DEFAULT_KEY = "bot_test_key"
+_BODY = web.RequestKey("json_body", object)
 
 
 def _now_iso() -> str:
@@ -370,7 +371,7 @@ class FakeMatHub:
                 return _error(
                     429, "Rate limit exceeded: 5 writes/min", {"Retry-After": str(retry_after)}
                 ), key_name
-        request["json_body"] = body
+        request[_BODY] = body
         return await handler(request), key_name
 
     def _take_write(self, token: str) -> int | None:
@@ -415,7 +416,7 @@ class FakeMatHub:
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
         project = request.match_info["slug"]
-        body = request["json_body"]
+        body = request[_BODY]
         if not isinstance(body, dict):
             return _error(400, "Request body must be a JSON object")
         missing = [name for name in ("slug", "title", "content") if not isinstance(body.get(name), str)]
@@ -439,7 +440,7 @@ class FakeMatHub:
             return web.json_response(self._one(page), status=201)
 
     async def _patch(self, request: web.Request) -> web.StreamResponse:
-        body = request["json_body"]
+        body = request[_BODY]
         if not isinstance(body, dict):
             return _error(400, "Request body must be a JSON object")
         content, version = body.get("content"), body.get("version")
