@@ -92,8 +92,9 @@ def build_write_limiter(
     """
     return TokenRateLimiter(
         api_key,
-        # Per-minute only: a per-second limit as large as the per-minute one never binds.
-        per_second=writes_per_minute,
+        # Per-minute only: a per-second limit above the per-minute one never binds. Not *equal* to it: the
+        # limiter keys its windows by amount, and two windows of the same amount would share one counter.
+        per_second=writes_per_minute + 1,
         per_minute=writes_per_minute,
         headroom=0,
         minute_window=window,

@@ -36,11 +36,17 @@ def slugify(title: str, *, max_length: int = MAX_SLUG_LENGTH, fallback: str = FA
     decomposed = unicodedata.normalize("NFKD", title.translate(_FOLD))
     folded = "".join(c for c in decomposed if not unicodedata.combining(c))
     slug = _NOT_SLUG.sub("-", folded.lower()).strip("-")
-    if len(slug) > max_length:
-        cut = slug[: max_length + 1]
-        slug = cut.rsplit("-", 1)[0] if "-" in cut[1:] else cut[:max_length]
-        slug = slug[:max_length].strip("-")
-    return slug or fallback
+    return _cut(slug, max_length) or fallback
+
+
+def _cut(slug: str, max_length: int) -> str:
+    """``slug`` shortened to ``max_length``, at a hyphen when there is one to cut at."""
+    if len(slug) <= max_length:
+        return slug
+    head = slug[: max_length + 1]
+    if "-" in head[1:]:
+        return head.rsplit("-", 1)[0].strip("-")
+    return head[:max_length].strip("-")
 
 
 def with_suffix(slug: str, n: int, *, max_length: int = MAX_SLUG_LENGTH) -> str:
@@ -48,7 +54,7 @@ def with_suffix(slug: str, n: int, *, max_length: int = MAX_SLUG_LENGTH) -> str:
     if n <= 1:
         return slug
     suffix = f"-{n}"
-    return slug[: max_length - len(suffix)].rstrip("-") + suffix
+    return (_cut(slug, max_length - len(suffix)) or "page") + suffix
 
 
 def unique_slug(slug: str, taken: Container[str], *, max_tries: int = 100) -> str | None:

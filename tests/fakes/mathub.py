@@ -113,6 +113,7 @@ class FakeMatHub:
         write_window_seconds: float = 60.0,
         wrap_pages: bool = False,
         slug_taken_status: int = 409,
+        max_limit: int = 100,
     ) -> None:
         self.project = project
         self.api_key = api_key
@@ -120,6 +121,7 @@ class FakeMatHub:
         self.write_window_seconds = write_window_seconds
         self.wrap_pages = wrap_pages
         self.slug_taken_status = slug_taken_status
+        self.max_limit = max_limit
         self._lock = threading.RLock()
         self._keys: dict[str, tuple[str, frozenset[str]]] = {api_key: ("default", frozenset({READ, WRITE}))}
         self._projects: set[str] = {project}
@@ -127,6 +129,7 @@ class FakeMatHub:
         self._writes: dict[str, deque[float]] = {}
         self._pending_edits: dict[str, _PendingEdit] = {}
         self._failures: deque[tuple[int, str | None]] = deque()
+        self._lost: deque[tuple[str, int]] = deque()
         self._raw: deque[tuple[str, int, str, str]] = deque()
         self._latency = 0.0
         self._counts: Counter[str] = Counter()
@@ -250,6 +253,12 @@ class FakeMatHub:
             for _ in range(count):
                 self._failures.append((status, retry_after))
 
+    def lose_next_response(self, method: str, status: int = 500) -> None:
+        """The next ``method`` request is carried out, but its answer is replaced by ``status`` (a lost reply:
+        the client cannot know the write landed)."""
+        with self._lock:
+            self._lost.append((method.upper(), status))
+
     def set_raw_response(
         self, body: str, *, status: int = 200, content_type: str = "application/json", route: str = ""
     ) -> None:
@@ -372,7 +381,13 @@ class FakeMatHub:
                     429, "Rate limit exceeded: 5 writes/min", {"Retry-After": str(retry_after)}
                 ), key_name
         request[_BODY] = body
-        return await handler(request), key_name
+        response = await handler(request)
+        with self._lock:
+            lost = next((entry for entry in self._lost if entry[0] == request.method), None)
+            if lost is not None:
+                self._lost.remove(lost)
+                return _error(lost[1], "Internal server error"), key_name
+        return response, key_name
 
     def _take_write(self, token: str) -> int | None:
         """Sliding window: None when allowed (and counted), else whole seconds until a slot frees up."""
@@ -398,7 +413,7 @@ class FakeMatHub:
             return _error(400, "limit and offset must be integers")
         if limit < 1 or offset < 0:
             return _error(400, "limit must be >= 1 and offset >= 0")
-        limit = min(limit, 100)
+        limit = min(limit, self.max_limit)
         with self._lock:
             if project not in self._projects:
                 return _error(404, "Project not found")
