@@ -1,0 +1,1 @@
+"""``kbbot`` subcommands, one module per command group; each exposes ``register(subparsers)``."""
