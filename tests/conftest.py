@@ -27,6 +27,17 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     yield
 
 
+# --- Perfect Wiki fake (tests/fakes/perfectwiki.py) ---------------------------------------------------------
+from tests.fakes.perfectwiki import FakePerfectWiki  # noqa: E402
+
+
+@pytest.fixture
+def fake_pw() -> Iterator[FakePerfectWiki]:
+    """A running fake Perfect Wiki API: ``fake_pw.url`` (base URL, ends in ``/api``), ``fake_pw.token``."""
+    with FakePerfectWiki() as fake:
+        yield fake
+
+
 # --- MatHub (issue 7) ---------------------------------------------------------------------------------------
 from tests.fakes.mathub import FakeMatHub  # noqa: E402  (appended section; this shared file is append-only)
 
