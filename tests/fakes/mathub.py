@@ -128,7 +128,7 @@ class FakeMatHub:
         self._pages: dict[str, FakePage] = {}
         self._writes: dict[str, deque[float]] = {}
         self._pending_edits: dict[str, _PendingEdit] = {}
-        self._failures: deque[tuple[int, str | None]] = deque()
+        self._failures: deque[tuple[int, str | None, str | None]] = deque()
         self._lost: deque[tuple[str, int]] = deque()
         self._raw: deque[tuple[str, int, str, str]] = deque()
         self._latency = 0.0
@@ -247,11 +247,13 @@ class FakeMatHub:
         with self._lock:
             self._pending_edits[page_id] = _PendingEdit(append, times)
 
-    def fail_next(self, count: int = 1, status: int = 500, retry_after: str | None = None) -> None:
-        """The next ``count`` requests (any route) answer ``status`` with an error body."""
+    def fail_next(
+        self, count: int = 1, status: int = 500, retry_after: str | None = None, method: str | None = None
+    ) -> None:
+        """The next ``count`` requests (of ``method``, or any) answer ``status`` with an error body."""
         with self._lock:
             for _ in range(count):
-                self._failures.append((status, retry_after))
+                self._failures.append((status, retry_after, method.upper() if method else None))
 
     def lose_next_response(self, method: str, status: int = 500) -> None:
         """The next ``method`` request is carried out, but its answer is replaced by ``status`` (a lost reply:
@@ -357,8 +359,10 @@ class FakeMatHub:
             if raw is not None:
                 self._raw.remove(raw)
                 return web.Response(status=raw[1], text=raw[2], content_type=raw[3]), None
-            if self._failures:
-                status, retry_after = self._failures.popleft()
+            failure = next((f for f in self._failures if f[2] in (None, request.method)), None)
+            if failure is not None:
+                self._failures.remove(failure)
+                status, retry_after, _ = failure
                 headers = {"Retry-After": retry_after} if retry_after is not None else {}
                 return _error(
                     status, "Internal server error" if status >= 500 else "Injected error", headers
