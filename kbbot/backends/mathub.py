@@ -68,6 +68,8 @@ DEFAULT_RETRY_POLICY = RetryPolicy(retry_after_max=65.0)
 #: the server's does. Two seconds absorb that skew at the cost of ~3% of throughput (TokenRateLimiter's other
 #: remedy, one slot of headroom, would cost 20% of a 5-writes budget).
 WRITE_WINDOW_SECONDS = 62.0
+#: How many same-titled pages a create reads to find an identical one (see ``create_page``).
+MAX_IDENTICAL_CHECKS = 20
 READ_SCOPE = "wiki.read"
 WRITE_SCOPE = "wiki.write"
 
@@ -348,11 +350,12 @@ class MatHubBackend:
         return wiki
 
     async def _identical_page(self, listing: list[PageSummary], title: str, content: str) -> PageRef | None:
-        for summary in listing:
-            if summary.title.strip() == title:
-                page = await self._get_wiki(summary.id)
-                if page.content == content:
-                    return PageRef(id=page.id, title=page.title, url=self.page_url(page.id, title, page.slug))
+        # Bounded: a project with hundreds of same-titled pages must not cost hundreds of reads per create.
+        same_title = [summary for summary in listing if summary.title.strip() == title][:MAX_IDENTICAL_CHECKS]
+        for summary in same_title:
+            page = await self._get_wiki(summary.id)
+            if page.content == content:
+                return PageRef(id=page.id, title=page.title, url=self.page_url(page.id, title, page.slug))
         return None
 
 
