@@ -211,12 +211,14 @@ class PageRenderer:
         author = authors.get(name)
         if author is None:  # a thread has few authors and many messages: escape each name once
             author = authors[name] = _html_text(name) if is_html else _md_text(name)
-        meta = _format_time(message.timestamp)
-        if not meta.endswith(" UTC"):  # unparseable: the raw string is user text
-            meta = _html_text(meta) if is_html else _md_text(meta)
+        meta = _format_time(message.timestamp) if message.timestamp else ""
+        if meta is None:  # unparseable: show the raw string, which is user text
+            meta = _html_text(message.timestamp) if is_html else _md_text(message.timestamp)
         if message.edited and not message.deleted:
-            meta += " · edited"
-        if is_html:
+            meta = f"{meta} · edited" if meta else "edited"
+        if not meta:
+            out = [f"<p><strong>{author}</strong></p>\n" if is_html else f"**{author}**\n\n"]
+        elif is_html:
             out = [f"<p><strong>{author}</strong> <small>{meta}</small></p>\n"]
         else:
             out = [f"**{author}** · {meta}\n\n"]
@@ -342,11 +344,12 @@ def _parse_time(stamp: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def _format_time(stamp: str) -> str:
+def _format_time(stamp: str) -> str | None:
+    """``YYYY-MM-DD HH:MM UTC``, or None when ``stamp`` is not an ISO 8601 time."""
     if stamp.endswith(("+00:00", "Z")) and _UTC_STAMP.match(stamp):
         return f"{stamp[:10]} {stamp[11:16]} UTC"  # already UTC: skip parsing, most adapters send this
     moment = _parse_time(stamp)
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else (stamp or "unknown time")
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else None
 
 
 def _date_range(messages: tuple[ThreadMessage, ...]) -> str:

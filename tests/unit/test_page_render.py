@@ -149,9 +149,16 @@ def test_empty_and_whitespace_bodies() -> None:
     assert page.count("<strong>Ada</strong>") == 2
 
 
-def test_unparseable_timestamp_shown_escaped() -> None:
-    page = html_page(thread(msg("x", timestamp="<b>yesterday</b>")))
-    assert "&lt;b&gt;yesterday&lt;/b&gt;" in page
+@pytest.mark.parametrize("stamp", ["<b>yesterday</b>", "<b>x</b> UTC", "2026-01-01T<b>"])
+def test_unparseable_timestamp_shown_escaped(stamp: str) -> None:
+    page = html_page(thread(msg("x", timestamp=stamp)))
+    assert "&lt;b&gt;" in page and "<b>" not in page
+    assert "**Ada** · \\*\\*b\\*\\*" in md_page(thread(msg("x", timestamp="**b**")))
+
+
+def test_missing_timestamp_shows_author_only() -> None:
+    page = html_page(thread(msg("x", timestamp="")))
+    assert "<p><strong>Ada</strong></p>" in page
 
 
 def test_non_http_attachment_urls_are_not_links() -> None:
