@@ -43,11 +43,20 @@ class SearchAnswerer:
     """Implements :class:`kbbot.core.ports.Answerer` over a :class:`SearchIndex`.
 
     ``max_passage_chars`` bounds each quote (long paragraphs are cut around the first match);
-    ``candidates`` is how many ranked pages are considered before the best ``limit`` are quoted.
+    ``candidates`` is how many ranked pages are considered before the best ``limit`` are quoted;
+    pages scoring below ``min_relative_score`` times the best page's score are left out.
     """
 
-    def __init__(self, index: SearchIndex, *, max_passage_chars: int = 500, candidates: int = 5) -> None:
+    def __init__(
+        self,
+        index: SearchIndex,
+        *,
+        max_passage_chars: int = 500,
+        candidates: int = 5,
+        min_relative_score: float = 0.3,
+    ) -> None:
         self.index = index
+        self.min_relative_score = min_relative_score
         self.max_passage_chars = max(80, max_passage_chars)
         self.candidates = max(1, candidates)
 
@@ -56,6 +65,8 @@ class SearchAnswerer:
         hits = await self.index.search(question, limit=max(limit, self.candidates))
         if not hits:
             return Answer(text=NOTHING_FOUND, source=Source.SEARCH, empty=True)
+        # Pages far below the best one matched a stray word; quoting them adds noise, not answers.
+        hits = [hit for hit in hits if hit.score >= hits[0].score * self.min_relative_score]
         terms = {_stem(t) for t in query_terms(question)}
         pages = await self.index.texts([hit.id for hit in hits[:limit]])
         passages = [p for p in (self._best_passage(page, terms) for page in pages) if p is not None]
@@ -107,26 +118,28 @@ class SearchAnswerer:
         return merged
 
     def _trim(self, paragraph: str, terms: set[str]) -> str:
-        """Cut a long paragraph to about ``max_passage_chars`` on sentence or line breaks, around the first
-        sentence that mentions a query term."""
+        """Cut a long paragraph to about ``max_passage_chars`` on line or sentence breaks, starting at the first
+        line or sentence that mentions a query term. Lines stay lines (lists and code keep their shape)."""
         limit = self.max_passage_chars
         if len(paragraph) <= limit:
             return paragraph
-        pieces = [s for s in re.split(r"(?<=[.!?])\s+|\n", paragraph) if s.strip()]
-        start = next((i for i, s in enumerate(pieces) if _score(s, terms) > 0), 0)
-        out: list[str] = []
-        used = 0
-        for piece in pieces[start:]:
-            if used + len(piece) > limit and out:
+        units: list[tuple[str, str]] = []  # (text, separator before it)
+        for line_no, line in enumerate(paragraph.split("\n")):
+            for sentence_no, sentence in enumerate(s for s in _SENTENCE_END.split(line) if s.strip()):
+                units.append((sentence, "\n" if line_no and not sentence_no else " "))
+        start = next((i for i, (unit, _) in enumerate(units) if _score(unit, terms) > 0), 0)
+        out = ""
+        end = start
+        for unit, sep in units[start:]:
+            piece = unit if not out else sep + unit
+            if out and len(out) + len(piece) > limit:
                 break
-            out.append(piece)
-            used += len(piece) + 1
-        text = " ".join(out)
-        if len(text) > limit:
-            text = text[: limit - 1].rsplit(" ", 1)[0]
-        prefix = "… " if start > 0 else ""
-        suffix = " …" if start + len(out) < len(pieces) or len(" ".join(out)) > limit else ""
-        return prefix + text + suffix
+            out += piece
+            end += 1
+        if len(out) > limit:
+            out = out[: limit - 1].rsplit(" ", 1)[0]
+            end = -1
+        return ("… " if start > 0 else "") + out + (" …" if end != len(units) else "")
 
 
 def _score(text: str, terms: set[str]) -> float:

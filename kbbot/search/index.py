@@ -76,15 +76,14 @@ END;
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
 """
 
-_SEARCH = f"""
-SELECT p.id, p.title, p.url, p.tags,
-       -bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) AS score,
-       snippet(pages_fts, 2, char(2), char(3), '…', ?) AS snip
-FROM pages_fts JOIN pages p ON p.rowid = pages_fts.rowid
-WHERE pages_fts MATCH ?
-ORDER BY bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT})
-LIMIT ?
+# Ranking and excerpts are two steps: snippet() in the ranking query would run for every matching row before
+# the sort (thousands for a common word), so excerpts are cut afterwards, only for the rows returned.
+_RANK = f"""
+SELECT rowid, -bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) FROM pages_fts
+WHERE pages_fts MATCH ? ORDER BY bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) LIMIT ?
 """
+_SNIPPET = "SELECT snippet(pages_fts, 2, char(2), char(3), '…', ?) FROM pages_fts WHERE pages_fts MATCH ? AND rowid = ?"
+_ROW = "SELECT id, title, url, tags FROM pages WHERE rowid = ?"
 
 
 def index_path(data_dir: Path, backend: str) -> Path:
@@ -368,15 +367,25 @@ class SearchIndex:
         return await self._run(lambda: self._search_sync(match, min(limit, 100)))
 
     def _search_sync(self, match: str, limit: int) -> list[SearchHit]:
+        db = self._db
         try:
-            rows = self._db.execute(_SEARCH, (self._snippet_tokens, match, limit)).fetchall()
+            ranked = db.execute(_RANK, (match, limit)).fetchall()
+            hits = []
+            for rowid, score in ranked:
+                row = db.execute(_ROW, (rowid,)).fetchone()
+                snippet = db.execute(_SNIPPET, (self._snippet_tokens, match, rowid)).fetchone()
+                if row is None:  # pragma: no cover - the FTS rows follow the pages table in one transaction
+                    continue
+                hits.append(
+                    SearchHit(
+                        id=row[0], title=row[1], url=row[2], tags=_tags(row[3]), score=float(score),
+                        marked_snippet=(snippet[0] if snippet else "") or "",
+                    )
+                )
         except sqlite3.OperationalError as exc:  # pragma: no cover - build_match only emits quoted terms
             log.warning("search query rejected by FTS5: %s", exc)
             return []
-        return [
-            SearchHit(id=r[0], title=r[1], url=r[2], tags=_tags(r[3]), score=float(r[4]), marked_snippet=r[5] or "")
-            for r in rows
-        ]
+        return hits
 
     async def texts(self, ids: Sequence[str]) -> list[PageText]:
         """The stored plain text of ``ids``, in the given order (missing ids are skipped)."""

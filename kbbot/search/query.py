@@ -3,8 +3,11 @@
 FTS5 has its own query language (``"``, ``*``, ``NEAR(…)``, ``-``, ``:``, ``^``, ``AND``/``OR``/``NOT``,
 parentheses); a question typed by a person must never be parsed as that language. We keep only word characters,
 drop stopwords, and join the remaining terms as double-quoted strings with ``OR`` — a quoted string is always a
-plain term to FTS5, whatever it contains. Terms of three letters or more match as prefixes ("kube" finds
-"kubectl").
+plain term to FTS5, whatever it contains.
+
+The index stems (porter), so "deploying" finds "deploy". Only the *last* term is also matched as a prefix
+(someone typing "how to install kube" means kubectl): a prefix term expands to every indexed word it starts,
+and doing that for every term made searches over 10,000 pages several times slower for no better answers.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ STOPWORDS = frozenset(
     the their theirs them themselves then there these they this those through to too under until up very was we
     were what when where which while who whom why will with would you your yours yourself yourselves
     anyone anybody anything someone something get got getting need needs want wants please thanks thank hi hello
-    hey tell know find use using used way ways also may might must shall us via vs
+    hey tell know find use uses using used way ways also may might must shall us via vs
     """.split()
 )
 
@@ -52,8 +55,7 @@ def build_match(terms: list[str]) -> str | None:
     """An FTS5 MATCH expression for ``terms``, or None when there is nothing to search for."""
     if not terms:
         return None
-    parts = []
-    for term in terms:
-        quoted = '"' + term.replace('"', '""') + '"'
-        parts.append(quoted + "*" if len(term) >= 3 else quoted)
+    parts = ['"' + term.replace('"', '""') + '"' for term in terms]
+    if len(terms[-1]) >= 3:
+        parts[-1] += "*"
     return " OR ".join(parts)
