@@ -182,6 +182,7 @@ class MatHubBackend:
         offset = 0
         for _ in range(MAX_LIST_REQUESTS):
             chunk = await self._list_chunk(limit=PAGE_SIZE, offset=offset)
+            before = len(pages)
             for item in chunk.data:
                 if item.slug:
                     self._slugs[item.id] = item.slug
@@ -199,6 +200,10 @@ class MatHubBackend:
             # A server may cap ``limit`` lower than we asked; a page is short only against what it granted.
             granted = chunk.limit if chunk.limit and 0 < chunk.limit <= PAGE_SIZE else PAGE_SIZE
             if len(chunk.data) < granted or not chunk.data:
+                break
+            if len(pages) == before:
+                # A full page of nothing new: the server ignores ``offset``. Stop instead of looping.
+                log.warning("MatHub listing repeated itself at offset %d; stopping with %d pages", offset, before)
                 break
             offset += len(chunk.data)
         return list(pages.values())

@@ -114,6 +114,7 @@ class FakeMatHub:
         wrap_pages: bool = False,
         slug_taken_status: int = 409,
         max_limit: int = 100,
+        ignore_offset: bool = False,
     ) -> None:
         self.project = project
         self.api_key = api_key
@@ -122,6 +123,8 @@ class FakeMatHub:
         self.wrap_pages = wrap_pages
         self.slug_taken_status = slug_taken_status
         self.max_limit = max_limit
+        #: A broken server that always answers the first page (clients must not loop forever).
+        self.ignore_offset = ignore_offset
         self._lock = threading.RLock()
         self._keys: dict[str, tuple[str, frozenset[str]]] = {api_key: ("default", frozenset({READ, WRITE}))}
         self._projects: set[str] = {project}
@@ -423,7 +426,8 @@ class FakeMatHub:
                 return _error(404, "Project not found")
             # Insertion (creation) order: stable while paging, new pages land at the end.
             pages = [p for p in self._pages.values() if p.project == project]
-            data = [p.summary() for p in pages[offset : offset + limit]]
+            start = 0 if self.ignore_offset else offset
+            data = [p.summary() for p in pages[start : start + limit]]
         return web.json_response({"data": data, "limit": limit, "offset": offset})
 
     async def _get(self, request: web.Request) -> web.StreamResponse:

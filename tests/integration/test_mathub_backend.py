@@ -124,6 +124,14 @@ async def test_list_pages_follows_a_server_that_grants_a_smaller_limit(http: htt
         assert server.count("GET") == 3
 
 
+async def test_list_pages_stops_when_the_server_ignores_offset(http: httpx.AsyncClient) -> None:
+    with FakeMatHub(ignore_offset=True) as server:
+        for n in range(150):
+            server.add_page(f"P{n}", slug=f"p{n}")
+        pages = await make_backend(server, http).list_pages()
+        assert len(pages) == 100 and server.count("GET") == 2
+
+
 @pytest.mark.parametrize("wrap", [False, True])
 async def test_get_page_wrapped_or_not(http: httpx.AsyncClient, wrap: bool) -> None:
     with FakeMatHub(wrap_pages=wrap) as server:
