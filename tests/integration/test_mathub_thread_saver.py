@@ -52,9 +52,9 @@ class Env:
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    # 5 writes per 0.6 s on the server, 5 per 0.9 s in the client's limiter: the production 5/min (60 s vs
+    # 5 writes per 0.4 s on the server, 5 per 1.0 s in the client's limiter: the production 5/min (60 s vs
     # 62 s) at a clock fast enough for a test.
-    with FakeMatHub(write_window_seconds=0.6) as server:
+    with FakeMatHub(write_window_seconds=0.4) as server:
         async with httpx.AsyncClient(timeout=5.0) as http:
             backend = MatHubBackend(
                 http,
@@ -62,7 +62,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
                 base_url=server.url,
                 project=server.project,
                 page_url_template=TEMPLATE,
-                write_limiter=build_write_limiter(DEFAULT_KEY, 5, window=0.9),
+                write_limiter=build_write_limiter(DEFAULT_KEY, 5, window=1.0),
                 sleep=_no_sleep,
             )
             path = tmp_path / "threads.sqlite3"
