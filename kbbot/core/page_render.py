@@ -159,6 +159,10 @@ class PageRenderer:
             ]
         raise ValueError("could not fit the thread into pages of the configured size")  # pragma: no cover
 
+    def note(self, text: str) -> str:
+        """A one-line page body in this format, with ``text`` escaped (e.g. for a retired part page)."""
+        return self._note(text)
+
     # --- pieces --------------------------------------------------------------------------------------------
 
     def _assemble(
@@ -187,7 +191,7 @@ class PageRenderer:
 
     def _note(self, text: str) -> str:
         if self._md is not None:
-            return f"<p><em>{html.escape(text)}</em></p>\n"
+            return f"<p><em>{_html_text(text)}</em></p>\n"
         return f"*{_md_text(text)}*\n\n"
 
     def _footer(self, marker: str) -> str:
@@ -357,7 +361,9 @@ def _html_text(text: str) -> str:
 
 
 def _md_text(text: str) -> str:
-    return _MD_ESCAPE.sub(r"\\\1", neutralize_mentions(_INVISIBLE.sub(" ", text)))
+    # "<" becomes an entity rather than "\<": every Markdown renderer honours entities, not all honour escapes.
+    escaped = _MD_ESCAPE.sub(r"\\\1", neutralize_mentions(_INVISIBLE.sub(" ", text)))
+    return escaped.replace("\\<", "&lt;")
 
 
 def _parse_time(stamp: str) -> datetime | None:

@@ -327,10 +327,24 @@ class ThreadSaver:
             ids.append(page_id)
             await self._map.put(item.key, ids + mapped[len(ids) :])  # record each part as soon as it exists
         for stale in mapped[len(item.parts) :]:  # the thread got shorter: drop parts that no longer exist
-            with contextlib.suppress(NotFound):
-                await self._kb.delete_page(stale)
+            await self._retire(stale, item)
         await self._map.put(item.key, ids)
         return self._result(ids, item.title, created=created, part_titles=[p.title for p in item.parts])
+
+    async def _retire(self, page_id: str, item: OutboxItem) -> None:
+        """Remove a part page the thread no longer needs; where the wiki cannot delete (MatHub), point it at
+        the first part instead, so nobody reads a stale half of the conversation."""
+        try:
+            await self._kb.delete_page(page_id)
+        except NotFound:
+            return
+        except Unsupported:
+            note = self._renderer.note(
+                f"This page used to hold part of the saved conversation “{item.title}”, which now fits on "
+                f"fewer pages: see “{item.parts[0].title}”."
+            )
+            with contextlib.suppress(NotFound, Unsupported):
+                await self._kb.update_page(page_id, PageChange(content=note))
 
     async def _find_orphan(
         self, listing: list[PageSummary], item: OutboxItem, number: int, title: str
