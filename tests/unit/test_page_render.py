@@ -259,3 +259,22 @@ def test_benchmark_runs() -> None:
 
     result = run(messages=100, rounds=1)
     assert result["messages"] == 100 and result["html_chars"] > 0 and result["markdown_ms"] >= 0
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Run `make` then **deploy** to [prod](https://e.com/x_y) ~~now~~ *ok*",
+        "**Note**: bold first",
+        "*i* then `code`",
+        "a &amp; b &lt; c <https://e.com> \\*not\\*",
+        "ends with two spaces  ",
+        "x_y_z and __dunder__",
+        "unclosed `code and [link](",
+    ],
+)
+def test_inline_fast_path_matches_full_render(line: str) -> None:
+    from kbbot.core.page_render import _markdown_it
+
+    renderer = PageRenderer("html")
+    assert renderer._body_html(line) == _markdown_it().render(line)
