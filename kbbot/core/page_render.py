@@ -38,6 +38,7 @@ from kbbot.backends.base import ContentFormat
 from kbbot.core.markup import outside_code
 from kbbot.core.models import Attachment, Thread, ThreadMessage
 from kbbot.core.text import neutralize_mentions
+from kbbot.errors import SaveError
 
 __all__ = ["PageRenderer", "RenderedPart", "clean_title", "find_marker", "marker_text", "thread_digest"]
 
@@ -168,7 +169,9 @@ class PageRenderer:
                 chunk if len(chunk) <= budget else self._message_chunk(message, budget, authors)
                 for chunk, message in zip(chunks, thread.messages, strict=True)
             ]
-        raise ValueError("could not fit the thread into pages of the configured size")  # pragma: no cover
+        raise SaveError(  # pragma: no cover - every chunk is capped below the budget
+            f"The thread could not be fitted into pages of {self.max_chars:,} characters (PAGE_MAX_CHARS)."
+        )
 
     def note(self, text: str) -> str:
         """A one-line page body in this format, with ``text`` escaped (e.g. for a retired part page)."""
