@@ -32,7 +32,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from kbbot.backends import mathub_links
-from kbbot.backends.base import ContentFormat, KbInfo, Page, PageChange, PageSummary
+from kbbot.backends.base import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageSummary
 from kbbot.backends.http import RetryPolicy, parse_json, send_with_retries
 from kbbot.backends.mathub_models import CreatedPage, ErrorBody, WikiPage, WikiPageList
 from kbbot.backends.slugs import slugify, unique_slug, with_suffix
@@ -59,7 +59,7 @@ M = TypeVar("M", bound=BaseModel)
 
 #: The API's maximum ``limit``.
 PAGE_SIZE = 100
-#: More list requests than this means a server that ignores ``offset``: stop rather than loop forever.
+#: A hard ceiling on list requests (a million pages), behind the check for a server that ignores ``offset``.
 MAX_LIST_REQUESTS = 10_000
 #: MatHub's write window is a minute, so a Retry-After up to a bit over 60 s is worth waiting out.
 DEFAULT_RETRY_POLICY = RetryPolicy(retry_after_max=65.0)
@@ -203,7 +203,9 @@ class MatHubBackend:
                 break
             if len(pages) == before:
                 # A full page of nothing new: the server ignores ``offset``. Stop instead of looping.
-                log.warning("MatHub listing repeated itself at offset %d; stopping with %d pages", offset, before)
+                log.warning(
+                    "MatHub listing repeated itself at offset %d; stopping with %d pages", offset, before
+                )
                 break
             offset += len(chunk.data)
         return list(pages.values())
@@ -212,7 +214,7 @@ class MatHubBackend:
         wiki = await self._get_wiki(page_id)
         return _to_page(wiki)
 
-    async def query(self, question: str) -> Any:
+    async def query(self, question: str) -> AiAnswer:
         raise Unsupported(
             "MatHub has no AI endpoint; answers come from the full-text index (kbbot index sync)."
         )
@@ -288,12 +290,20 @@ class MatHubBackend:
             return
         summary = (change.summary or "Edited by kbbot")[:500]
         attempts = self._max_conflict_retries + 1
+        shown_id = page_id[:100]
         sent: str | None = None
         for attempt in range(1, attempts + 1):
             latest = await self._get_wiki(page_id)
             if sent is not None and latest.content == sent:
-                # Our previous PATCH did land (its response was lost): done, not applied twice.
+                # Our previous PATCH did land (its reply was lost and the retry saw our own new version).
                 return
+            if sent is not None and change.rewrite is None:
+                # Someone else's edit is in there now; re-sending the whole content would erase it.
+                raise VersionConflict(
+                    f"MatHub page {shown_id} was edited by someone else while kbbot was replacing its "
+                    "content; nothing was overwritten. Fetch the latest version and redo your change.",
+                    status=409,
+                )
             new_content = change.rewrite(latest.content) if change.rewrite else change.content
             assert new_content is not None
             if change.title is not None and change.title != latest.title:
@@ -308,15 +318,9 @@ class MatHubBackend:
                 )
                 return
             except VersionConflict:
-                log.info("MatHub version conflict on page %s (attempt %d of %d)", page_id, attempt, attempts)
-                if change.rewrite is None:
-                    raise VersionConflict(
-                        f"MatHub page {page_id} was edited by someone else while kbbot was replacing its "
-                        "content; nothing was overwritten. Fetch the latest version and redo your change.",
-                        status=409,
-                    ) from None
+                log.info("MatHub version conflict on page %s (attempt %d of %d)", shown_id, attempt, attempts)
         raise VersionConflict(
-            f"MatHub page {page_id} kept changing under kbbot: {attempts} edits in a row lost to someone "
+            f"MatHub page {shown_id} kept changing under kbbot: {attempts} edits in a row lost to someone "
             "else's newer version, so kbbot stopped rather than overwrite their work. Your change was not "
             "applied and nothing was lost; try again in a moment.",
             status=409,

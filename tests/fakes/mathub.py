@@ -21,8 +21,11 @@ Choices where the API text is silent (documented so tests and the client agree o
 - The seed shows the page object unwrapped; ``wrap_pages=True`` answers single pages as ``{"data": {...}}``.
 
 Control (thread-safe, from sync or async tests): :meth:`add_key`, :meth:`add_project`, :meth:`add_page`,
-:meth:`edit_as_someone_else`, :meth:`inject_concurrent_edit`, :meth:`fail_next`, :meth:`set_latency`,
-:meth:`set_raw_response`; inspection: :attr:`requests` (log), :meth:`count`, :meth:`page`, :meth:`pages`.
+:meth:`edit_as_someone_else`, :meth:`inject_concurrent_edit`, :meth:`fail_next` (optionally per method),
+:meth:`lose_next_response` (the write happens, the reply is a 5xx), :meth:`set_latency`, :meth:`set_raw_response`;
+constructor switches ``wrap_pages``, ``slug_taken_status``, ``max_limit``, ``ignore_offset``, the write window.
+Inspection: :attr:`requests` (log with parsed bodies and the key's *name*), :meth:`count`, :meth:`page`,
+:meth:`page_by_slug`, :meth:`pages`, :attr:`max_concurrent`.
 """
 
 from __future__ import annotations

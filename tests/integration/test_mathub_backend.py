@@ -263,12 +263,18 @@ async def test_create_after_a_lost_response_does_not_duplicate(
     assert fake_mathub.count("POST") == 1
 
 
+@pytest.mark.parametrize(
+    "change",
+    [PageChange(rewrite=lambda c: c + "\n+ mine"), PageChange(content="start\n+ mine")],
+    ids=["rewrite", "content"],
+)
 async def test_patch_after_a_lost_response_is_not_applied_twice(
-    fake_mathub: FakeMatHub, http: httpx.AsyncClient
+    fake_mathub: FakeMatHub, http: httpx.AsyncClient, change: PageChange
 ) -> None:
     page = fake_mathub.add_page("P", "start")
     fake_mathub.lose_next_response("PATCH", 502)
-    await make_backend(fake_mathub, http).update_page(page.id, PageChange(rewrite=lambda c: c + "\n+ mine"))
+    # The PATCH lands but its reply is lost; the retry meets our own new version (409), which is success.
+    await make_backend(fake_mathub, http).update_page(page.id, change)
     assert fake_mathub.page(page.id).content == "start\n+ mine"
     assert fake_mathub.count("PATCH") == 2 and fake_mathub.count("PATCH", 409) == 1
 
