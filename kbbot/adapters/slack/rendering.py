@@ -9,6 +9,7 @@ build ourselves can smuggle one in.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Sequence
@@ -246,7 +247,8 @@ def render_answer(
     if share_id is not None:
         buttons.append(button("Share in channel", ACTION_SHARE, share_id, style="primary"))
     if answer.empty and save_target is not None:
-        buttons.append(button("Save this thread to the wiki", ACTION_SAVE_THREAD, save_target))
+        value = json.dumps({"ref": save_target, "title": question[:150]})
+        buttons.append(button("Save this thread to the wiki", ACTION_SAVE_THREAD, value))
     feedback_value = question
     buttons.append(button("👍 Helpful", ACTION_FEEDBACK_UP, feedback_value))
     buttons.append(button("👎 Not helpful", ACTION_FEEDBACK_DOWN, feedback_value))
@@ -254,7 +256,7 @@ def render_answer(
 
     room = MAX_BLOCKS - len(head) - len(tail)
     if len(chunks) > room:
-        chunks = chunks[: room - 1] + [_fit(chunks[room - 1], "\n_…answer truncated; ask a narrower question._")]
+        chunks = [*chunks[: room - 1], _fit(chunks[room - 1], "\n_…answer truncated; ask a narrower question._")]
     blocks = head + [section(chunk) for chunk in chunks] + tail
 
     fallback_parts = [escape(answer.notice)] if answer.notice else []

@@ -20,9 +20,9 @@ MAX_TITLE_CHARS = 150
 MAX_TAGS = 10
 
 
-def save_modal(ref: ThreadRef, *, title: str, tags: Sequence[str] = (), requested_in: str | None = None) -> dict[str, Any]:
+def save_modal(ref: ThreadRef, *, title: str, tags: Sequence[str] = ()) -> dict[str, Any]:
     """The modal the message shortcut opens: the title prefilled from the thread's first line."""
-    metadata = json.dumps({"channel": ref.channel, "thread_ts": ref.thread_ts, "origin": requested_in or ""})
+    metadata = json.dumps({"channel": ref.channel, "thread_ts": ref.thread_ts})
     title_input: dict[str, Any] = {
         "type": "plain_text_input",
         "action_id": TITLE_ACTION,
@@ -77,7 +77,9 @@ def parse_submission(view: dict[str, Any]) -> SaveRequest:
         meta = json.loads(view.get("private_metadata") or "{}")
     except ValueError:
         meta = {}
-    ref = ThreadRef.from_key(f"{meta.get('channel', '')}:{meta.get('thread_ts', '')}") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        meta = {}
+    ref = ThreadRef.from_key(f"{meta.get('channel', '')}:{meta.get('thread_ts', '')}")
     if ref is None:
         raise InvalidSubmission({TITLE_BLOCK: "This form lost track of its thread; please start again."})
     values = (view.get("state") or {}).get("values") or {}
