@@ -423,10 +423,10 @@ class FakeSlack:
             self._s.messages.setdefault(channel, []).append(message)
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
 
-    def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+    def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         return self._post(params)
 
-    def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+    def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("user"):
             return {"ok": False, "error": "user_not_in_channel"}
         with self._lock:
@@ -437,13 +437,15 @@ class FakeSlack:
     def _m_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts"), "text": params.get("text", "")}
 
-    def _m_chat_getPermalink(self, params: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+    def _m_chat_getPermalink(self, params: dict[str, Any]) -> dict[str, Any]:
         channel, ts = str(params.get("channel") or ""), str(params.get("message_ts") or "")
         return {"ok": True, "channel": channel,
                 "permalink": f"https://acme.slack.com/archives/{channel}/p{ts.replace('.', '')}"}
 
     def _m_reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True} if params.get("name") and params.get("timestamp") else {"ok": False, "error": "no_item_specified"}
+        if params.get("name") and params.get("timestamp"):
+            return {"ok": True}
+        return {"ok": False, "error": "no_item_specified"}
 
     def _m_reactions_remove(self, params: dict[str, Any]) -> dict[str, Any]:
         return self._m_reactions_add(params)
@@ -630,7 +632,9 @@ def message_shortcut_payload(
     }
 
 
-def view_submission_payload(view: Mapping[str, Any], values: Mapping[str, Mapping[str, str]], *, user: str) -> dict[str, Any]:
+def view_submission_payload(
+    view: Mapping[str, Any], values: Mapping[str, Mapping[str, str]], *, user: str
+) -> dict[str, Any]:
     """A ``view_submission`` for a view we opened: ``values`` is ``{block_id: {action_id: text}}``."""
     state = {
         block: {action: {"type": "plain_text_input", "value": text} for action, text in actions.items()}

@@ -116,7 +116,8 @@ class Rig:
 
     async def command(self, text: str, *, user: str = ALICE, channel: str = GENERAL) -> tuple[httpx.Response, str]:
         response_url = self.slack.response_url()
-        body, headers = self.signer.command(command_payload(text, user=user, channel=channel, response_url=response_url))
+        payload = command_payload(text, user=user, channel=channel, response_url=response_url)
+        body, headers = self.signer.command(payload)
         return await self.http.post(self.events_url, content=body, headers=headers), response_url
 
     async def interaction(self, payload: dict[str, Any]) -> httpx.Response:

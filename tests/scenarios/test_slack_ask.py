@@ -28,7 +28,7 @@ async def test_mention_in_channel_answers_in_a_thread_with_eyes_reaction() -> No
         assert "VPN setup" in rendered and "<https://wiki.example/page/" in rendered
         assert "AI answer from the wiki" in rendered
         assert params["text"]  # plain fallback always present
-        actions = [b for b in blocks if b["type"] == "actions"][0]["elements"]
+        actions = next(b for b in blocks if b["type"] == "actions")["elements"]
         assert {a["action_id"] for a in actions} == {"kb_feedback_up", "kb_feedback_down"}
 
         [added] = await rig.slack.await_for("reactions.add")
@@ -89,7 +89,7 @@ async def test_slash_command_answers_ephemerally_then_share_posts_publicly() -> 
         assert answer["response_type"] == "ephemeral"
         rendered = _all_text(answer["blocks"])
         assert "VPN setup" in rendered
-        actions = [b for b in answer["blocks"] if b["type"] == "actions"][0]["elements"]
+        actions = next(b for b in answer["blocks"] if b["type"] == "actions")["elements"]
         share = next(a for a in actions if a["action_id"] == "kb_share")
 
         share_url = rig.slack.response_url()
@@ -130,7 +130,7 @@ async def test_feedback_buttons_are_stored_and_counted() -> None:
         counts = await rig.feedback.counts()
         assert (counts.helpful, counts.not_helpful) == (1, 1)  # Alice's second vote replaced her first
 
-        response, url = await rig.command("status")
+        _response, url = await rig.command("status")
         [status] = await rig.wait_responses(url)
         text = _all_text(status["blocks"])
         assert "Engineering Docs" in text and "👍 1 · 👎 1" in text and "AI answers available" in text
@@ -142,7 +142,7 @@ async def test_empty_result_offers_to_save_the_thread() -> None:
         [post] = await rig.slack.await_for("chat.postMessage")
         rendered = _all_text(post.params["blocks"])
         assert "couldn't find anything" in rendered
-        actions = [b for b in post.params["blocks"] if b["type"] == "actions"][0]["elements"]
+        actions = next(b for b in post.params["blocks"] if b["type"] == "actions")["elements"]
         save = next(a for a in actions if a["action_id"] == "kb_save_thread")
         assert json.loads(save["value"])["ref"] == f"{GENERAL}:1700000500.000500"
 

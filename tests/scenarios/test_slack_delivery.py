@@ -19,8 +19,8 @@ from tests.fakes.slack_api import (
     event_envelope,
     mention_event,
     message_event,
-    view_submission_payload,
     message_shortcut_payload,
+    view_submission_payload,
 )
 from tests.scenarios.slack_support import ALICE, DM, GENERAL, slack_rig
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 
-from tests.fakes.slack_api import message_shortcut_payload, mention_event, view_submission_payload
+from tests.fakes.slack_api import mention_event, message_shortcut_payload, view_submission_payload
 from tests.scenarios.slack_support import ALICE, BOB, GENERAL, MALLORY, SECRET, Rig, slack_rig
 
 
 def _seed_long_thread(rig: Rig, channel: str = GENERAL, replies: int = 249) -> str:
     messages = [{"user": ALICE, "text": "How do we rotate the *staging* DB password? <@U0BOB0001> knows"}]
-    messages += [{"user": BOB if i % 2 else ALICE, "text": f"step {i}: do the thing &amp; check"} for i in range(replies)]
+    messages += [
+        {"user": BOB if i % 2 else ALICE, "text": f"step {i}: do the thing &amp; check"} for i in range(replies)
+    ]
     return rig.slack.add_thread(channel, messages)
 
 
@@ -84,7 +86,7 @@ async def test_permalink_save_via_slash_command() -> None:
         reply = rig.slack.thread(GENERAL, root)[2]["ts"]
         link = (f"<https://acme.slack.com/archives/{GENERAL}/p{reply.replace('.', '')}"
                 f"?thread_ts={root}&amp;cid={GENERAL}>")
-        response, url = await rig.command(f"save {link} Deploy freeze rules")
+        response, _ = await rig.command(f"save {link} Deploy freeze rules")
         assert response.status_code == 200 and "Saving" in response.json()["text"]
         [note] = await rig.slack.await_for("chat.postMessage", thread_ts=root)
         assert "Deploy freeze rules" in note.params["text"]
@@ -92,7 +94,7 @@ async def test_permalink_save_via_slash_command() -> None:
         assert "hotfixes need a second reviewer" in page["content"]
 
         # Saving the same thread again updates the same page (and says so).
-        response, url = await rig.command(f"save https://acme.slack.com/archives/{GENERAL}/p{root.replace('.', '')}")
+        response, _url = await rig.command(f"save https://acme.slack.com/archives/{GENERAL}/p{root.replace('.', '')}")
         notes = await rig.slack.await_for("chat.postMessage", 2, thread_ts=root)
         assert "Updated" in notes[1].params["text"]
         assert len(rig.pw.pages()) == 3  # two seeded + one saved thread
@@ -129,13 +131,13 @@ async def test_private_channel_only_members_can_save() -> None:
     async with slack_rig() as rig:
         root = rig.slack.add_thread(SECRET, [{"user": ALICE, "text": "launch codes are in the vault"}])
         link = f"https://acme.slack.com/archives/{SECRET}/p{root.replace('.', '')}"
-        response, url = await rig.command(f"save {link} Secret", user=MALLORY)
+        _, url = await rig.command(f"save {link} Secret", user=MALLORY)
         [refusal] = await rig.wait_responses(url)
         assert refusal["response_type"] == "ephemeral" and "Only members" in refusal["text"]
         assert rig.slack.calls("conversations.replies") == []  # never read the thread for a non-member
         assert rig.saver.saved == []
 
-        response, url = await rig.command(f"save {link} Secret", user=BOB)
+        _response, url = await rig.command(f"save {link} Secret", user=BOB)
         [note] = await rig.slack.await_for("chat.postMessage", thread_ts=root)
         assert note.params["channel"] == SECRET
         assert _page_with_title(rig, "Secret")

@@ -155,7 +155,7 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
         user, channel = str(command.get("user_id", "")), str(command.get("channel_id", ""))
         cmd = parse_command(plain_text(raw))
         private = _responder(respond, response_type="ephemeral", replace_original=False)
-        if cmd.name == "help" or not cmd.arg and cmd.name == "ask":
+        if cmd.name == "help" or (not cmd.arg and cmd.name == "ask"):
             await ack(**rendering.render_help(h.options.command).kwargs(), response_type="ephemeral")
             return
         if cmd.name == "save":

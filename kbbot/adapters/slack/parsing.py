@@ -99,7 +99,8 @@ def parse_permalink(text: str) -> tuple[ThreadRef, str] | None:
         parts = urlsplit(url)
     except ValueError:
         return None
-    if parts.scheme not in ("http", "https") or not (parts.hostname or "").endswith("slack.com"):
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not (host == "slack.com" or host.endswith(".slack.com")):
         return None
     segments = [s for s in parts.path.split("/") if s]
     if len(segments) < 3 or segments[0] != "archives" or not _CHANNEL_ID.fullmatch(segments[1]):

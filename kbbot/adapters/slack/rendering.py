@@ -63,7 +63,11 @@ _PLACEHOLDER_CHARS = re.compile(r"[\x00-\x03]")
 
 def escape(text: str) -> str:
     """User or answer text → safe mrkdwn: mentions made inert, then ``& < >`` escaped."""
-    text = neutralize_mentions(_PLACEHOLDER_CHARS.sub("", text))
+    return _escape_neutralized(_PLACEHOLDER_CHARS.sub("", text))
+
+
+def _escape_neutralized(text: str) -> str:
+    text = neutralize_mentions(text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -154,7 +158,7 @@ def _inline(text: str) -> str:
     text = _CODE_SPAN.sub(lambda m: stash("`" + escape(m.group(2)) + "`"), text)
     text = _IMAGE_OR_LINK.sub(lambda m: stash(link(m.group(2), _strip_emphasis(m.group(1)))), text)
     text = _AUTOLINK.sub(lambda m: stash(link(m.group(1), m.group(1))), text)
-    text = escape(text)
+    text = _escape_neutralized(text)  # keeps the \x02n\x03 placeholders
     text = _BOLD.sub(lambda m: "\x01" + m.group(2) + "\x01", text)
     text = _ITALIC.sub(r"_\1_", text)
     text = _STRIKE.sub(r"~\1~", text)
@@ -198,7 +202,8 @@ def button(text: str, action_id: str, value: str, *, style: str | None = None) -
         "type": "button",
         "text": {"type": "plain_text", "text": text, "emoji": True},
         "action_id": action_id,
-        "value": value[:MAX_BUTTON_VALUE],
+        # Values are echoed back to us, not shown, but they are still outgoing text: keep them inert too.
+        "value": neutralize_mentions(value)[:MAX_BUTTON_VALUE],
     }
     if style:
         out["style"] = style
