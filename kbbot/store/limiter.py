@@ -157,7 +157,9 @@ class TokenRateLimiter:
                 uri = self._storage_arg
                 if not uri.startswith("async+"):
                     uri = "async+" + uri
-                built = storage_from_string(uri)
+                # kbbot's optional Redis dependency is redis-py, not limits' default (coredis).
+                options = {"implementation": "redispy"} if uri.startswith("async+redis") else {}
+                built = storage_from_string(uri, **options)
                 if not isinstance(built, Storage):  # pragma: no cover - async+ schemes give async storages
                     raise ValueError("rate limiter storage must be an async limits storage")
                 storage = built
