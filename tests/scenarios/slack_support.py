@@ -1,19 +1,19 @@
 """The Slack scenario rig: the real Bolt app served over real HTTP on 127.0.0.1, talking to the fake Slack Web
 API and — through the real AskService and Perfect Wiki backend — to the fake Perfect Wiki.
 
-Only what cannot exist yet is a stand-in: the search fallback answerer (a title match over the fake's pages)
-and, until the core ThreadSaver lands, a minimal saver that renders a Thread to HTML and creates the page with the
-real backend.
+Saving goes through the real ThreadSaver (SQLite map and outbox in the test's tmp dir). Only the search index's
+answerer (the 402 fallback) is a stand-in: a title match over the fake's pages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
+import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,8 +24,10 @@ from kbbot.adapters.slack import SlackBot, SlackOptions, build_slack, slack_web_
 from kbbot.backends.perfectwiki import PerfectWikiBackend
 from kbbot.core.ask import AskService
 from kbbot.core.models import Answer, PageRef, Question, SavedPage, Source, Thread
+from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.store.limiter import TokenRateLimiter
 from kbbot.store.memory import LocalSingleFlight, MemoryDeduper, MemoryFeedbackStore, MemoryQuotaGate, TTLAnswerCache
+from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
 from tests.fakes.perfectwiki import FakePerfectWiki
 from tests.fakes.slack_api import (
     BOT_TOKEN,
@@ -55,30 +57,16 @@ class TitleSearch:
         return Answer(text=f"These pages may help: {pages[0].title}", related_pages=refs, source=Source.SEARCH)
 
 
-class SimpleSaver:
-    """Creates one page per thread key with the real backend (the core ThreadSaver's contract, minus outbox)."""
+class RecordingSaver:
+    """The real ThreadSaver, remembering each Thread it was handed so tests can inspect what Slack produced."""
 
-    def __init__(self, kb: PerfectWikiBackend) -> None:
-        self._kb = kb
-        self._pages: dict[str, str] = {}
+    def __init__(self, saver: ThreadSaver) -> None:
+        self.inner = saver
         self.saved: list[Thread] = []
 
     async def save(self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None) -> SavedPage:
         self.saved.append(thread)
-        body = "".join(
-            f"<p><strong>{html.escape(m.author_name)}</strong> {html.escape(m.timestamp)}<br>{html.escape(m.text)}</p>"
-            for m in thread.messages
-        )
-        name = title or thread.title_hint or "Slack thread"
-        if thread.key in self._pages:
-            from kbbot.backends.base import PageChange
-
-            await self._kb.update_page(self._pages[thread.key], PageChange(title=name, content=body))
-            return SavedPage(id=self._pages[thread.key], url=self._kb.page_url(self._pages[thread.key], name),
-                             created=False, title=name)
-        ref = await self._kb.create_page(name, body, tuple(tags or ()))
-        self._pages[thread.key] = ref.id
-        return SavedPage(id=ref.id, url=ref.url, created=True, title=name)
+        return await self.inner.save(thread, title=title, tags=tags)
 
 
 class ScriptedAsk:
@@ -106,7 +94,7 @@ class Rig:
     http: httpx.AsyncClient
     feedback: MemoryFeedbackStore
     ask: AskService
-    saver: SimpleSaver
+    saver: RecordingSaver
     signer: SlackSigner = field(default_factory=SlackSigner)
 
     async def event(self, event: dict[str, Any], *, event_id: str | None = None,
@@ -152,8 +140,15 @@ def seed_wiki(pw: FakePerfectWiki) -> None:
     ])
 
 
+#: Retry queued saves within a fraction of a second in tests.
+FAST_RETRY = SaveRetryPolicy(first_delay=0.05, max_delay=0.2, jitter=0.0, poll_interval=0.05, lease_seconds=30)
+
+
 @asynccontextmanager
-async def slack_rig(*, options: SlackOptions | None = None, scripted: Answer | None = None) -> AsyncIterator[Rig]:
+async def slack_rig(
+    *, options: SlackOptions | None = None, scripted: Answer | None = None, data_dir: Path | None = None
+) -> AsyncIterator[Rig]:
+    db = (data_dir or Path(tempfile.mkdtemp(prefix="kbbot-slack-"))) / "threads.sqlite3"
     with FakeSlack() as slack, FakePerfectWiki() as pw:
         seed_workspace(slack)
         seed_wiki(pw)
@@ -165,7 +160,9 @@ async def slack_rig(*, options: SlackOptions | None = None, scripted: Answer | N
                 kb=kb, cache=TTLAnswerCache(ttl_seconds=600, max_entries=100), flights=LocalSingleFlight(),
                 quota=MemoryQuotaGate(probe_seconds=3600), fallback=TitleSearch(kb), limiter=limiter,
             )
-            saver = SimpleSaver(kb)
+            thread_map, outbox = SqliteSavedThreadMap(db), SqliteOutbox(db)
+            thread_saver = ThreadSaver(kb, thread_map, outbox, retry=FAST_RETRY, default_tags=("slack",))
+            saver = RecordingSaver(thread_saver)
             feedback = MemoryFeedbackStore()
             client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
             bot = build_slack(
@@ -173,6 +170,8 @@ async def slack_rig(*, options: SlackOptions | None = None, scripted: Answer | N
                 feedback=feedback, deduper=MemoryDeduper(), signing_secret=SIGNING_SECRET,
                 options=options or SlackOptions(),
             )
+            thread_saver.on_saved = bot.on_saved
+            thread_saver.start()
             runner = web.AppRunner(slack_web_app(bot.app), access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -184,3 +183,6 @@ async def slack_rig(*, options: SlackOptions | None = None, scripted: Answer | N
                 await bot.drain()
             finally:
                 await runner.cleanup()
+                await thread_saver.stop()
+                await thread_map.aclose()
+                await outbox.aclose()

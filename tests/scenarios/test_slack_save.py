@@ -156,8 +156,21 @@ async def test_save_errors_go_to_the_requester_only() -> None:
         time.sleep(0.2)
         assert rig.slack.calls("chat.postMessage") == []
 
-        rig.pw.fail_next(10, status=503, endpoint="create")
+        rig.pw.fail_next(10, status=401, endpoint="create")
         await rig.interaction(view_submission_payload(opened.params["view"], {"title": {"title_input": "Hi"}},
                                                       user=ALICE))
         ephs = await rig.slack.await_for("chat.postEphemeral", 2, timeout=20)
-        assert "isn't reachable" in ephs[1].params["text"]
+        assert "rejected the API token" in ephs[1].params["text"] and ephs[1].params["user"] == ALICE
+        assert rig.slack.calls("chat.postMessage") == []
+
+
+async def test_save_while_the_wiki_is_down_is_queued_then_linked() -> None:
+    async with slack_rig() as rig:
+        root = rig.slack.add_thread(GENERAL, [{"user": ALICE, "text": "Where is the wifi password?"},
+                                              {"user": BOB, "text": "On the fridge"}])
+        rig.pw.fail_next(2, status=503, endpoint="create")
+        await rig.event(mention_event(GENERAL, ALICE, "save Wifi password", "1700000950.000100", thread_ts=root))
+        pending, done = await rig.slack.await_for("chat.postMessage", 2, thread_ts=root, timeout=20)
+        assert "the wiki is busy, will retry" in pending.params["text"]
+        assert "Saved this thread" in done.params["text"] and "<https://wiki.example/page/" in done.params["text"]
+        assert "On the fridge" in _page_with_title(rig, "Wifi password")["content"]

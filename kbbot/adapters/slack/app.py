@@ -20,6 +20,7 @@ from kbbot.adapters.slack.handlers import AskPort, SaverPort, SlackHandlers, Sla
 from kbbot.adapters.slack.parsing import ThreadRef, parse_command, parse_permalink, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, parse_submission
+from kbbot.core.models import SavedPage
 from kbbot.core.ports import Deduper, FeedbackStore
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ class SlackBot:
     async def drain(self) -> None:
         """Let answers already being worked on finish (bounded by ``SlackOptions.drain_seconds``)."""
         await self.handlers.drain()
+
+    async def on_saved(self, platform: str, conversation_key: str, saved: SavedPage) -> None:
+        """Hand to ``ThreadSaver.on_saved`` (dispatch by platform): posts the link once a queued save lands."""
+        await self.handlers.on_saved(platform, conversation_key, saved)
 
 
 def build_slack(

@@ -63,6 +63,7 @@ class SlackOptions:
     """Adapter knobs that are not secrets. Defaults are what production wants; tests shrink the waits."""
 
     command: str = "/kb"
+    #: Prefilled in the save modal's tags field (the saver adds them anyway when none are given).
     default_tags: tuple[str, ...] = ()
     question_max_chars: int = 2000
     dedupe_ttl_seconds: int = 3600
@@ -237,7 +238,8 @@ class SlackHandlers:
         try:
             info = await self._membership.check(ref.channel, user_id)
             thread = await self._reader.read(ref, channel_name=_channel_name(info))
-            saved = await self._saver.save(thread, title=title or None, tags=tuple(tags) or self.options.default_tags)
+            # No tags given → None, so the saver applies its defaults (channel name + SAVE_DEFAULT_TAGS).
+            saved = await self._saver.save(thread, title=title or None, tags=tuple(tags) or None)
         except Exception as exc:
             self._log_failure("saving a thread", exc)
             await fail(rendering.render_error(error_reply(exc)))
@@ -250,6 +252,17 @@ class SlackHandlers:
         except SlackApiError as exc:
             log.warning("could not post the saved-page link in the thread: %s", _slack_error(exc))
             await fail(message)
+
+    async def on_saved(self, platform: str, conversation_key: str, saved: SavedPage) -> None:
+        """ThreadSaver's callback for a save that was pending and has now gone through: link it in the thread."""
+        ref = ThreadRef.from_key(conversation_key)
+        if platform != PLATFORM or ref is None:
+            return
+        message = rendering.render_saved(saved, title=saved.title or "this thread", saved_by="")
+        try:
+            await self.post(ref.channel, message, thread_ts=ref.thread_ts)
+        except SlackApiError as exc:
+            log.warning("could not post the saved-page link for a retried save: %s", _slack_error(exc))
 
     # --- sending --------------------------------------------------------------------------------
 

@@ -288,13 +288,13 @@ def render_text(text: str) -> Message:
 
 def render_saved(saved: SavedPage, *, title: str, saved_by: str) -> Message:
     """The note posted in a thread after saving it (or queueing the save)."""
-    who = escape(saved_by) if saved_by else "someone"
+    by = f" (by {escape(saved_by)})" if saved_by else ""
     name = title or saved.title or "this thread"
     if saved.pending:
-        text = f":hourglass_flowing_sand: Saving “{escape(name)}” — the wiki is busy, will retry. (requested by {who})"
+        text = f":hourglass_flowing_sand: Saving “{escape(name)}” — the wiki is busy, will retry.{by}"
     else:
         verb = "Saved" if saved.created else "Updated"
-        text = f":white_check_mark: {verb} this thread to the wiki: {link(saved.url, name)} (by {who})"
+        text = f":white_check_mark: {verb} this thread to the wiki: {link(saved.url, name)}{by}"
     return Message(text=_fallback(text), blocks=[section(_fit(text))])
 
 
