@@ -1,0 +1,101 @@
+"""One call for the startup code: build the Slack adapter from Settings and run it in the right mode.
+
+    async with slack_service(settings, ask=…, saver=…, feedback=…, deduper=…) as slack:
+        web_app.add_routes(slack.routes)      # HTTP mode: /slack/events (empty list in Socket Mode)
+        saver.on_saved = slack.bot.on_saved   # or dispatch to it by platform
+        ...serve HTTP_HOST:HTTP_PORT with /healthz and /metrics, until shutdown...
+
+On exit it closes the Socket Mode connection (if any), lets in-flight answers finish (bounded), and closes the
+Web API client's session when it made it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from slack_sdk.web.async_client import AsyncWebClient
+
+from kbbot.adapters.slack.app import SlackBot, build_slack
+from kbbot.adapters.slack.handlers import AskPort, SaverPort, SlackOptions
+from kbbot.adapters.slack.server import slack_routes, socket_mode_handler
+from kbbot.config import Settings
+from kbbot.core.ports import Deduper, FeedbackStore
+from kbbot.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def slack_configured(settings: Settings) -> bool:
+    """True when Slack should start: a bot token is set."""
+    return settings.slack_bot_token is not None and bool(settings.slack_bot_token.get_secret_value())
+
+
+def slack_web_client(settings: Settings) -> AsyncWebClient:
+    """The Web API client: bot token, ``SLACK_API_URL`` and the request timeout from Settings."""
+    if not slack_configured(settings):
+        raise ConfigError("SLACK_BOT_TOKEN is not set (Slack app → OAuth & Permissions → Bot User OAuth Token)")
+    assert settings.slack_bot_token is not None
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=int(max(1, settings.request_timeout_seconds)),
+    )
+
+
+def slack_options(settings: Settings) -> SlackOptions:
+    return SlackOptions(default_tags=tuple(settings.save_default_tags), question_max_chars=settings.question_max_chars)
+
+
+@dataclass
+class SlackService:
+    """The running adapter: the bot, and the HTTP routes to mount (none in Socket Mode)."""
+
+    bot: SlackBot
+    mode: str
+    routes: list[web.RouteDef] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def slack_service(
+    settings: Settings,
+    *,
+    ask: AskPort,
+    saver: SaverPort,
+    feedback: FeedbackStore,
+    deduper: Deduper,
+    client: AsyncWebClient | None = None,
+    options: SlackOptions | None = None,
+) -> AsyncIterator[SlackService]:
+    """Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP mode (needs ``SLACK_SIGNING_SECRET``)."""
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    if not app_token and not secret:
+        raise ConfigError(
+            "Slack needs SLACK_SIGNING_SECRET (HTTP mode: Basic Information → Signing Secret) "
+            "or SLACK_APP_TOKEN (Socket Mode: an xapp- token with connections:write)"
+        )
+    web_client = client or slack_web_client(settings)
+    bot = build_slack(
+        client=web_client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
+        signing_secret=None if app_token else secret, options=options or slack_options(settings),
+    )
+    try:
+        if app_token:
+            handler = socket_mode_handler(bot.app, app_token=app_token, web_client=web_client)
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+            log.info("Slack: Socket Mode connected")
+            try:
+                yield SlackService(bot=bot, mode="socket")
+            finally:
+                await handler.close_async()  # type: ignore[no-untyped-call]
+        else:
+            log.info("Slack: HTTP mode, events at /slack/events")
+            yield SlackService(bot=bot, mode="http", routes=slack_routes(bot.app))
+        await bot.drain()
+    finally:
+        if client is None and web_client.session is not None:
+            await web_client.session.close()
