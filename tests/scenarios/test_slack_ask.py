@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
 
 from kbbot.core.models import Answer, Source
 from tests.fakes.slack_api import BOT_USER_ID, block_action_payload, mention_event, message_event
@@ -59,7 +59,7 @@ async def test_direct_message_is_answered_in_the_dm_and_not_twice() -> None:
         assert post.params["channel"] == DM
         assert "thread_ts" not in post.params
         assert "Expense policy" in _all_text(post.params["blocks"])
-        time.sleep(0.3)
+        await asyncio.sleep(0.3)
         assert len(rig.slack.calls("chat.postMessage")) == 1
         assert rig.pw.stats().queries == 1
 
@@ -73,7 +73,7 @@ async def test_bot_own_messages_and_edits_are_ignored() -> None:
         own["bot_id"] = "B0KBBOT01"
         await rig.event(own)
         await rig.event(message_event(GENERAL, ALICE, "vpn?", "1700000301.000003", channel_type="channel"))
-        time.sleep(0.3)
+        await asyncio.sleep(0.3)
         assert rig.slack.calls("chat.postMessage") == []
         assert rig.pw.stats().queries == 0
 
@@ -198,3 +198,37 @@ async def test_long_answer_is_split_into_sections_and_capped_at_50_blocks() -> N
         assert len(sections) >= 3
         assert "Part 4" in sections[-1]["text"]["text"]
         assert "*Part 0*" in sections[0]["text"]["text"]
+
+
+async def test_share_survives_a_long_unicode_question_and_a_lost_cache() -> None:
+    async with slack_rig() as rig:
+        question = "VPN setup " + "ж\"\\ " * 480  # ~1,950 chars that escape to far more in JSON
+        _, url = await rig.command(question)
+        [answer] = await rig.wait_responses(url)
+        actions = next(b for b in answer["blocks"] if b["type"] == "actions")["elements"]
+        share = next(a for a in actions if a["action_id"] == "kb_share")
+        assert len(share["value"]) <= 2000
+        data = json.loads(share["value"])
+        assert data["q"].startswith("VPN setup ж")
+
+        rig.bot.handlers._shared.clear()  # another replica, or the entry expired: ask again (cached)
+        share_url = rig.slack.response_url()
+        await rig.interaction(block_action_payload("kb_share", share["value"], user=ALICE, channel=GENERAL,
+                                                   response_url=share_url, ephemeral=True))
+        _, public = await rig.wait_responses(share_url, 2)
+        assert public["response_type"] == "in_channel" and "VPN setup" in _all_text(public["blocks"])
+
+        broken_url = rig.slack.response_url()
+        await rig.interaction(block_action_payload("kb_share", "{not json", user=ALICE, channel=GENERAL,
+                                                   response_url=broken_url, ephemeral=True))
+        [broken] = await rig.wait_responses(broken_url)
+        assert "broken" in broken["text"] and broken["response_type"] == "ephemeral"
+
+
+async def test_mentions_from_other_bots_are_ignored() -> None:
+    async with slack_rig() as rig:
+        event = mention_event(GENERAL, "U0OTHERBOT", "vpn?", "1700000990.000100")
+        event["bot_id"] = "B0OTHER01"
+        await rig.event(event)
+        await asyncio.sleep(0.3)
+        assert rig.slack.calls("chat.postMessage") == [] and rig.pw.stats().queries == 0

@@ -106,6 +106,8 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
 
     @app.event("app_mention")
     async def on_mention(body: Body, event: Body, context: AsyncBoltContext) -> None:
+        if event.get("bot_id") or event.get("subtype"):
+            return  # other bots mentioning us: answering could start a bot-to-bot loop
         async with h.tracked():
             channel, ts, user = str(event.get("channel", "")), str(event.get("ts", "")), str(event.get("user", ""))
             if not channel or not ts or not await h.first_delivery(body, channel, ts):

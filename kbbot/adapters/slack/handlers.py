@@ -30,7 +30,7 @@ from kbbot.core.ask import AskStatus
 from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
 from kbbot.core.ports import Deduper, FeedbackStore
 from kbbot.core.replies import error_reply
-from kbbot.core.text import clean_question
+from kbbot.core.text import clean_question, neutralize_mentions
 from kbbot.errors import KbbotError
 
 log = logging.getLogger(__name__)
@@ -176,8 +176,7 @@ class SlackHandlers:
             return
         share_id = uuid.uuid4().hex
         self._shared[share_id] = (cleaned, answer)
-        value = json.dumps({"id": share_id, "q": cleaned[:1500]})
-        await reply(rendering.render_answer(answer, question=cleaned, share_id=value))
+        await reply(rendering.render_answer(answer, question=cleaned, share_id=_share_value(share_id, cleaned)))
 
     async def share(self, *, value: str, user_id: str, reply_public: Reply, reply_private: Reply) -> None:
         """"Share in channel": post the ephemeral answer publicly, then remove the ephemeral copy."""
@@ -299,6 +298,17 @@ class SlackHandlers:
             log.info("%s failed: %s: %s", what, type(exc).__name__, exc)
         else:
             log.exception("%s failed unexpectedly", what)
+
+
+def _share_value(share_id: str, question: str) -> str:
+    """The share button's value: the cache id plus the question (to re-ask if the cache lost it), as JSON that
+    stays whole within Slack's 2000-character limit however the question escapes."""
+    question = neutralize_mentions(question)
+    while True:
+        value = json.dumps({"id": share_id, "q": question}, ensure_ascii=False)
+        if len(value) <= rendering.MAX_BUTTON_VALUE - 100 or not question:
+            return value
+        question = question[: len(question) * 3 // 4]
 
 
 def _channel_name(info: dict[str, Any]) -> str | None:

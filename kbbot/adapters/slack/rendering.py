@@ -252,7 +252,7 @@ def render_answer(
     if share_id is not None:
         buttons.append(button("Share in channel", ACTION_SHARE, share_id, style="primary"))
     if answer.empty and save_target is not None:
-        value = json.dumps({"ref": save_target, "title": question[:150]})
+        value = json.dumps({"ref": save_target, "title": neutralize_mentions(question)[:150]}, ensure_ascii=False)
         buttons.append(button("Save this thread to the wiki", ACTION_SAVE_THREAD, value))
     feedback_value = question
     buttons.append(button("👍 Helpful", ACTION_FEEDBACK_UP, feedback_value))
