@@ -212,7 +212,8 @@ class FakeSlack:
             return root
 
     def fail_next(self, method: str, error: str, count: int = 1) -> None:
-        """The next ``count`` calls of ``method`` answer ``{"ok": false, "error": error}``."""
+        """The next ``count`` calls of ``method`` answer ``{"ok": false, "error": error}`` (``ratelimited``:
+        with HTTP 429 and ``Retry-After: 0``, as Slack does)."""
         with self._lock:
             self._s.failures.setdefault(method, []).extend([error] * count)
 
@@ -345,6 +346,8 @@ class FakeSlack:
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if token != expected:
             return web.json_response({"ok": False, "error": "invalid_auth"})
+        if failure == "ratelimited":  # Slack says this with HTTP 429 and Retry-After
+            return web.json_response({"ok": False, "error": failure}, status=429, headers={"Retry-After": "0"})
         if failure:
             return web.json_response({"ok": False, "error": failure})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)

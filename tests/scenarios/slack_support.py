@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 from aiohttp import web
-from slack_sdk.web.async_client import AsyncWebClient
 
-from kbbot.adapters.slack import SlackBot, SlackOptions, build_slack, slack_web_app
+from kbbot.adapters.slack import SlackBot, SlackOptions, build_slack, slack_web_app, slack_web_client
 from kbbot.backends.perfectwiki import PerfectWikiBackend
+from kbbot.config import Settings
 from kbbot.core.ask import AskService
 from kbbot.core.models import Answer, PageRef, Question, SavedPage, Source, Thread
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
@@ -164,7 +164,7 @@ async def slack_rig(
             thread_saver = ThreadSaver(kb, thread_map, outbox, retry=FAST_RETRY, default_tags=("slack",))
             saver = RecordingSaver(thread_saver)
             feedback = MemoryFeedbackStore()
-            client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
+            client = slack_web_client(Settings(slack_bot_token=BOT_TOKEN, slack_api_url=slack.api_url))
             bot = build_slack(
                 client=client, ask=ScriptedAsk(ask, scripted) if scripted else ask, saver=saver,
                 feedback=feedback, deduper=MemoryDeduper(), signing_secret=SIGNING_SECRET,

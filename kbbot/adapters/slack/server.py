@@ -25,8 +25,12 @@ def slack_routes(app: AsyncApp, *, path: str = EVENTS_PATH) -> list[web.RouteDef
     async def events(request: web.Request) -> web.StreamResponse:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return web.Response(status=413, text="payload too large")
-        bolt_response = await app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
+        try:
+            bolt_request = await to_bolt_request(request)
+        except ValueError:
+            # Bolt parses the body while building the request; a body that is not JSON/form is not Slack's.
+            return web.Response(status=400, text="malformed payload")
+        return await to_aiohttp_response(await app.async_dispatch(bolt_request))
 
     return [web.post(path, events)]
 
