@@ -232,3 +232,13 @@ async def test_mentions_from_other_bots_are_ignored() -> None:
         await rig.event(event)
         await asyncio.sleep(0.3)
         assert rig.slack.calls("chat.postMessage") == [] and rig.pw.stats().queries == 0
+
+
+async def test_dm_with_a_file_is_still_a_question() -> None:
+    async with slack_rig() as rig:
+        event = message_event(DM, ALICE, "vpn setup? screenshot attached", "1700000995.000100")
+        event["subtype"] = "file_share"
+        event["files"] = [{"id": "F1", "name": "shot.png"}]
+        await rig.event(event)
+        [post] = await rig.slack.await_for("chat.postMessage")
+        assert "VPN setup" in _all_text(post.params["blocks"])

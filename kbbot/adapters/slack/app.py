@@ -135,8 +135,11 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
 
     @app.event("message")
     async def on_message(body: Body, event: Body, context: AsyncBoltContext) -> None:
-        # Only direct messages: channel messages reach us as app_mention. Edits, joins, bot posts are ignored.
-        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+        # Only direct messages: channel messages reach us as app_mention. Edits, deletions, joins and bot posts
+        # are ignored; a question typed along with an uploaded file (file_share) is still a question.
+        if event.get("channel_type") != "im" or event.get("bot_id"):
+            return
+        if event.get("subtype") not in (None, "file_share", "thread_broadcast"):
             return
         async with h.tracked():
             channel, ts, user = str(event.get("channel", "")), str(event.get("ts", "")), str(event.get("user", ""))
