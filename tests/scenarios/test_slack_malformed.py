@@ -117,3 +117,16 @@ async def test_no_secret_ever_leaves_in_a_body() -> None:
         for body in rig.slack.outgoing_bodies():
             for secret in (BOT_TOKEN, SIGNING_SECRET, rig.pw.token):
                 assert secret not in body
+
+
+async def test_status_failure_is_reported_not_silent() -> None:
+    async with slack_rig() as rig:
+
+        async def broken_counts() -> None:
+            raise RuntimeError("database is locked")
+
+        rig.feedback.counts = broken_counts  # type: ignore[method-assign]
+        response, url = await rig.command("status")
+        assert response.status_code == 200
+        [reply] = await rig.wait_responses(url)
+        assert "went wrong" in reply["text"] and "database" not in reply["text"]

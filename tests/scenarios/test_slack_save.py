@@ -174,3 +174,13 @@ async def test_save_while_the_wiki_is_down_is_queued_then_linked() -> None:
         assert "the wiki is busy, will retry" in pending.params["text"]
         assert "Saved this thread" in done.params["text"] and "<https://wiki.example/page/" in done.params["text"]
         assert "On the fridge" in _page_with_title(rig, "Wifi password")["content"]
+
+
+async def test_permalink_save_accepts_punctuated_keyword() -> None:
+    async with slack_rig() as rig:
+        root = rig.slack.add_thread(GENERAL, [{"user": BOB, "text": "Lunch is at noon"}])
+        link = f"https://acme.slack.com/archives/{GENERAL}/p{root.replace('.', '')}"
+        response, _ = await rig.command(f"Save: {link}")
+        assert "Saving" in response.json()["text"]
+        [note] = await rig.slack.await_for("chat.postMessage", thread_ts=root)
+        assert "Lunch is at noon" in note.params["text"]  # title from the thread's first line

@@ -170,7 +170,8 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             return
         if cmd.name == "save":
             # Parse the raw text: plain_text() would have dropped the <…> around an escaped permalink.
-            parsed = parse_permalink(raw.strip()[4:].strip())
+            rest = raw.strip().split(None, 1)
+            parsed = parse_permalink(rest[1]) if len(rest) == 2 else None
             if parsed is None:
                 usage = (
                     f"Usage: `{h.options.command} save <message link> [title]` — use *Copy link* on a message of "
@@ -183,7 +184,10 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             async with h.tracked():
                 await h.save(ref=ref, user_id=user, title=title or None, tags=(), fail=private)
             return
-        await ack(text=":mag: Looking that up…" if cmd.name == "ask" else "", response_type="ephemeral")
+        if cmd.name == "ask":
+            await ack(text=":mag: Looking that up…", response_type="ephemeral")
+        else:
+            await ack()
         async with h.tracked():
             if cmd.name == "status":
                 await private(await h.status())

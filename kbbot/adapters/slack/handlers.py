@@ -208,8 +208,13 @@ class SlackHandlers:
         await reply(rendering.render_text(thanks))
 
     async def status(self) -> Message:
-        status = await self._ask.status()
-        counts = await self._feedback.counts()
+        """The ``status`` reply; a failure to gather it becomes the error message rather than silence."""
+        try:
+            status = await self._ask.status()
+            counts = await self._feedback.counts()
+        except Exception as exc:
+            self._log_failure("gathering status", exc)
+            return rendering.render_error(error_reply(exc))
         return rendering.render_status(
             kb_kind=status.kb_kind,
             kb_name=status.kb_name,
