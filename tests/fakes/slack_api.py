@@ -34,11 +34,12 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import pytest
 from aiohttp import WSMsgType, web
 
 BOT_TOKEN = "xoxb-test-bot-token-7d1e"
@@ -651,3 +652,10 @@ def view_submission_payload(
         "api_app_id": APP_ID, "token": "legacy-verification-token", "trigger_id": f"trig.{uuid.uuid4().hex}",
         "view": submitted, "response_urls": [], "is_enterprise_install": False, "enterprise": None,
     }
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    """A running fake Slack Web API. Import it into a test module (or conftest) to use it as a fixture."""
+    with FakeSlack() as fake:
+        yield fake
