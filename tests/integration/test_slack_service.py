@@ -69,6 +69,13 @@ async def test_http_mode_routes_serve_signed_events() -> None:
                     assert (await http.get(f"http://127.0.0.1:{port}/healthz")).text == "ok"
                 [post] = await slack.await_for("chat.postMessage")
                 assert "echo: hi there" in post.params["text"]
+
+                # Shutting down: new requests are refused so Slack redelivers them elsewhere.
+                await service.stop_intake()
+                assert not service.accepting
+                async with httpx.AsyncClient() as http:
+                    response = await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
+                assert response.status_code == 503
             finally:
                 await runner.cleanup()
 

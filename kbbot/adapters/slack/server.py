@@ -8,21 +8,33 @@ response; Bolt verifies the ``X-Slack-Signature`` (v0 HMAC of the raw body, 5-mi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+__all__ = ["EVENTS_PATH", "AsyncSocketModeHandler", "slack_routes", "slack_web_app", "socket_mode_handler"]
+
 EVENTS_PATH = "/slack/events"
 #: Slack payloads are small; a view submission with a long thread title is a few KB. Cap what we buffer.
 MAX_BODY_BYTES = 1 << 20
 
 
-def slack_routes(app: AsyncApp, *, path: str = EVENTS_PATH) -> list[web.RouteDef]:
-    """``POST /slack/events`` for events, slash commands, shortcuts, buttons and modal submissions."""
+def slack_routes(
+    app: AsyncApp, *, path: str = EVENTS_PATH, is_open: Callable[[], bool] | None = None
+) -> list[web.RouteDef]:
+    """``POST /slack/events`` for events, slash commands, shortcuts, buttons and modal submissions.
+
+    While ``is_open()`` is False (shutting down) requests get 503: Slack redelivers events that were not
+    acknowledged, so another replica (or this one after its restart) answers them instead of nobody.
+    """
 
     async def events(request: web.Request) -> web.StreamResponse:
+        if is_open is not None and not is_open():
+            return web.Response(status=503, text="shutting down", headers={"Retry-After": "5"})
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return web.Response(status=413, text="payload too large")
         try:

@@ -5,8 +5,8 @@
         saver.on_saved = slack.bot.on_saved   # or dispatch to it by platform
         ...serve HTTP_HOST:HTTP_PORT with /healthz and /metrics, until shutdown...
 
-On exit it closes the Socket Mode connection (if any), lets in-flight answers finish (bounded), and closes the
-Web API client's session when it made it.
+On exit it stops intake (Socket Mode connection closed; HTTP requests get 503), lets in-flight answers finish
+(bounded by ``SlackOptions.drain_seconds``), and closes the Web API client's session when it made it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 from aiohttp import web
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -25,7 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack.app import SlackBot, build_slack
 from kbbot.adapters.slack.handlers import AskPort, SaverPort, SlackOptions
-from kbbot.adapters.slack.server import slack_routes, socket_mode_handler
+from kbbot.adapters.slack.server import AsyncSocketModeHandler, slack_routes, socket_mode_handler
 from kbbot.config import Settings
 from kbbot.core.ports import Deduper, FeedbackStore
 from kbbot.errors import ConfigError
@@ -57,13 +56,34 @@ def slack_options(settings: Settings) -> SlackOptions:
     return SlackOptions(default_tags=tuple(settings.save_default_tags), question_max_chars=settings.question_max_chars)
 
 
-@dataclass
 class SlackService:
-    """The running adapter: the bot, and the HTTP routes to mount (none in Socket Mode)."""
+    """The running adapter: the bot, the mode, and the HTTP routes to mount (none in Socket Mode).
 
-    bot: SlackBot
-    mode: str
-    routes: list[web.RouteDef] = field(default_factory=list)
+    Shutdown order: :meth:`stop_intake` (new Slack requests get 503 so Slack redelivers events to a live
+    replica; the Socket Mode connection is closed), then :meth:`drain` (answers in flight finish, bounded).
+    Leaving the ``slack_service`` block does both.
+    """
+
+    def __init__(self, bot: SlackBot, mode: str, handler: AsyncSocketModeHandler | None = None) -> None:
+        self.bot = bot
+        self.mode = mode
+        self._handler = handler
+        self._open = True
+        self.routes: list[web.RouteDef] = [] if handler else slack_routes(bot.app, is_open=lambda: self._open)
+
+    @property
+    def accepting(self) -> bool:
+        return self._open
+
+    async def stop_intake(self) -> None:
+        """Stop taking new Slack requests (idempotent)."""
+        self._open = False
+        handler, self._handler = self._handler, None
+        if handler is not None:
+            await handler.close_async()  # type: ignore[no-untyped-call]
+
+    async def drain(self) -> None:
+        await self.bot.drain()
 
 
 @asynccontextmanager
@@ -95,14 +115,15 @@ async def slack_service(
             handler = socket_mode_handler(bot.app, app_token=app_token, web_client=web_client)
             await handler.connect_async()  # type: ignore[no-untyped-call]
             log.info("Slack: Socket Mode connected")
-            try:
-                yield SlackService(bot=bot, mode="socket")
-            finally:
-                await handler.close_async()  # type: ignore[no-untyped-call]
+            service = SlackService(bot, "socket", handler)
         else:
             log.info("Slack: HTTP mode, events at /slack/events")
-            yield SlackService(bot=bot, mode="http", routes=slack_routes(bot.app))
-        await bot.drain()
+            service = SlackService(bot, "http")
+        try:
+            yield service
+        finally:
+            await service.stop_intake()
+            await service.drain()
     finally:
         if client is None and web_client.session is not None:
             await web_client.session.close()
