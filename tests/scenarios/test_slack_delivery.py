@@ -169,3 +169,15 @@ async def test_socket_mode_envelope_is_acked_and_answered() -> None:
             assert len(rig.slack.calls("chat.postMessage")) == 1
         finally:
             await handler.close_async()
+
+
+async def test_drain_lets_in_flight_answers_finish() -> None:
+    async with slack_rig() as rig:
+        rig.pw.set_latency(1.0, endpoint="query")
+        response = await rig.event(mention_event(GENERAL, ALICE, "how do I set up the VPN?", "1700001500.000100"))
+        assert response.status_code == 200
+        await asyncio.sleep(0.2)  # the listener has started and is waiting on the wiki
+        assert rig.slack.calls("chat.postMessage") == []
+        await rig.bot.drain()
+        assert len(rig.slack.calls("chat.postMessage")) == 1
+        assert len(rig.slack.calls("reactions.remove")) == 1
