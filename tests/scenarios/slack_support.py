@@ -8,7 +8,6 @@ answerer (the 402 fallback) is a stand-in: a title match over the fake's pages.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -148,7 +147,8 @@ FAST_RETRY = SaveRetryPolicy(first_delay=0.05, max_delay=0.2, jitter=0.0, poll_i
 async def slack_rig(
     *, options: SlackOptions | None = None, scripted: Answer | None = None, data_dir: Path | None = None
 ) -> AsyncIterator[Rig]:
-    db = (data_dir or Path(tempfile.mkdtemp(prefix="kbbot-slack-"))) / "threads.sqlite3"
+    # The autouse clean_env fixture runs each test in its own tmp dir, so the default lands there.
+    db = (data_dir or Path.cwd()) / "slack-threads.sqlite3"
     with FakeSlack() as slack, FakePerfectWiki() as pw:
         seed_workspace(slack)
         seed_wiki(pw)
