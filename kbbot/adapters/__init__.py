@@ -1,0 +1,1 @@
+"""Platform adapters: platform events → neutral models → core; neutral answers → platform messages."""
