@@ -17,7 +17,7 @@ must then also be switched on in the Developer Portal. With ``DISCORD_SHARD_COUN
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import discord
@@ -93,12 +93,17 @@ def build_discord_client(
     settings: Settings,
     data_dir: Path | None = None,
     sync_commands: bool = True,
+    client_options: Mapping[str, object] | None = None,
 ) -> discord.Client:
-    """The Discord adapter, ready for ``client.start(token)``. Call inside the running event loop."""
+    """The Discord adapter, ready for ``client.start(token)``. Call inside the running event loop.
+
+    ``client_options`` go to the discord.py client as is (tests shrink ``guild_ready_timeout``).
+    """
     options: dict[str, object] = {
         "intents": intents_for(settings.discord_auto_channels),
         "allowed_mentions": discord.AllowedMentions.none(),
         "chunk_guilds_at_startup": False,
+        **(client_options or {}),
     }
     client: discord.Client
     if settings.discord_shard_count:

@@ -79,6 +79,10 @@ class CommandSync:
                 # next start retries because no hash was stored.
                 log.error("Discord command sync for %s failed (HTTP %s): %s", name, exc.status, exc.text)
                 continue
+            except Exception:
+                # A sync problem must never keep the bot from answering with the commands it already has.
+                log.exception("Discord command sync for %s failed", name)
+                continue
             hashes[key] = digest
             self._store(hashes)
             synced.append(name)
