@@ -1,1 +1,1 @@
-"""Platform adapters: platform events → neutral models → core; neutral answers → platform messages."""
+"""Platform adapters: translate platform events to neutral Questions/Threads and render Answers back."""
