@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-__all__ = ["EMOJI", "discord_to_markdown", "slack_to_markdown"]
+__all__ = ["EMOJI", "discord_to_markdown", "outside_code", "slack_to_markdown"]
 
 _ZWSP = "\u200b"
 _EMPTY: Mapping[str, str] = {}
@@ -65,6 +65,11 @@ def _convert(text: str, prose: Callable[[str], str], code: Callable[[str], str])
         pos = match.end()
     out.append(prose(text[pos:]))
     return "".join(out)
+
+
+def outside_code(text: str, fn: Callable[[str], str]) -> str:
+    """Apply ``fn`` to neutral-Markdown text outside code spans and fenced blocks; code stays verbatim."""
+    return _convert(text, fn, lambda span: span)
 
 
 def _fence(body: str, *, lang_allowed: bool) -> str:
