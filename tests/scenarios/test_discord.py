@@ -15,18 +15,25 @@ from pathlib import Path
 from typing import Any
 
 import discord
+import httpx
 import pytest
+from limits.aio.storage import MemoryStorage
 
 from kbbot.adapters.discord import build_discord_client
 from kbbot.adapters.discord.feedback import DOWN_ID, UP_ID
 from kbbot.adapters.discord.handlers import NOT_IN_THREAD
 from kbbot.adapters.discord.render import CONTENT_LIMIT, DESCRIPTION_LIMIT, MESSAGE_EMBED_TOTAL
+from kbbot.backends.perfectwiki import PerfectWikiBackend
 from kbbot.config import Settings
 from kbbot.core.ask import QUOTA_NOTICE, AskService
 from kbbot.core.models import Answer, PageRef, Question, SavedPage, Source, Thread
+from kbbot.core.threads import ThreadSaver
 from kbbot.errors import QuotaExceeded, Unavailable
+from kbbot.store.limiter import TokenRateLimiter
 from kbbot.store.memory import LocalSingleFlight, MemoryFeedbackStore, MemoryQuotaGate, TTLAnswerCache
+from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
 from tests.fakes.discord_api import GUILD_FORUM, Call, FakeDiscord, discord_pointed_at
+from tests.fakes.perfectwiki import FakePerfectWiki
 
 ZWSP = "\u200b"
 
@@ -624,3 +631,77 @@ async def test_sharded_client_connects_every_shard(world: World, tmp_path: Path)
         fake.dispatch("MESSAGE_CREATE", fake.message_payload(dm, world.bob["user"], "sharded?"), shard_id=1)
         await fake.await_for(lambda: message_posts(fake, dm))
     assert sorted(tuple(i["shard"]) for i in fake.identifies) == [(0, 2), (1, 2)]
+
+
+# --------------------------------------------------------------------------------------------- with the real wiki
+
+
+@contextlib.asynccontextmanager
+async def perfect_wiki(data_dir: Path, **fake_options: Any) -> AsyncIterator[tuple[FakePerfectWiki, Any, Any]]:
+    """The fake Perfect Wiki, the real PerfectWikiBackend (httpx) and a real ThreadSaver with SQLite stores."""
+    with FakePerfectWiki(**fake_options) as wiki:
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            backend = PerfectWikiBackend(
+                http,
+                wiki.token,
+                limiter=TokenRateLimiter(wiki.token, storage=MemoryStorage()),
+                base_url=wiki.url,
+                page_url_template="https://wiki.example/pages/{id}",
+            )
+            path = data_dir / "threads.sqlite"
+            thread_map, outbox = SqliteSavedThreadMap(path), SqliteOutbox(path)
+            saver = ThreadSaver(backend, thread_map, outbox)
+            try:
+                yield wiki, backend, saver
+            finally:
+                await thread_map.aclose()
+                await outbox.aclose()
+                await backend.aclose()
+
+
+async def test_save_thread_creates_the_page_in_perfect_wiki_with_all_250_messages(
+    world: World, tmp_path: Path
+) -> None:
+    fake = world.fake
+    seed_thread(world, world.thread, 250)
+    async with perfect_wiki(tmp_path) as (wiki, _backend, saver):
+        async with running(world, saver=saver, data_dir=tmp_path):
+            interaction = fake.interaction_payload(
+                channel=world.thread, member=world.ana, data=fake.slash("save-thread", title="VPN fixes")
+            )
+            fake.dispatch("INTERACTION_CREATE", interaction)
+            [follow] = await fake.await_for(lambda: followups(fake, interaction), timeout=15)
+        [page] = wiki.pages()
+    assert len(fake.calls_to("GET", f"/channels/{world.thread['id']}/messages")) == 3
+    assert page["title"] == "VPN fixes"
+    positions = [page["content"].find(f"message {i:03d}") for i in range(250)]
+    assert all(p >= 0 for p in positions), "every message is on the page"
+    assert positions == sorted(positions), "in order, oldest first"
+    assert "Ana B." in page["content"] and "&lt;@" not in page["content"] and "<@" not in page["content"]
+    assert f"https://wiki.example/pages/{page['id']}" in follow.body["content"]
+    assert_no_ping(follow.body)
+
+
+async def test_402_from_perfect_wiki_falls_back_to_search(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+
+    class Search:
+        async def answer(self, question: str, *, limit: int = 3) -> Answer:
+            return Answer(text="From the page *VPN setup*: open the portal.", source=Source.SEARCH)
+
+    async with perfect_wiki(tmp_path, ai_quota=0) as (wiki, backend, _saver):
+        service = AskService(
+            kb=backend,
+            cache=TTLAnswerCache(ttl_seconds=60, max_entries=10),
+            flights=LocalSingleFlight(),
+            quota=MemoryQuotaGate(probe_seconds=3600),
+            fallback=Search(),
+        )
+        async with running(world, ask=service, data_dir=tmp_path):
+            msg = fake.message_payload(world.general, world.ana, f"<@{fake.app_id}> vpn?", mentions=[fake.bot_user])
+            fake.dispatch("MESSAGE_CREATE", msg)
+            [post] = await fake.await_for(lambda: message_posts(fake, world.general))
+        assert wiki.stats().quota_exceeded == 1
+    assert QUOTA_NOTICE in post.body["content"]
+    assert post.body["embeds"][0]["footer"]["text"] == "From a wiki search (no AI)"
+    assert_no_ping(post.body)
