@@ -149,8 +149,16 @@ class FakeDiscord:
             "system_channel_flags": 0,
             "joined_at": _iso(int(time.time() * 1000)),
         }
+        # Discord gives every bot a managed role named after it, tagged with the bot's id.
+        bot_role = self.add_role(guild, self.bot_user["global_name"], permissions=int(MEMBER_PERMISSIONS))
+        bot_role.update(managed=True, mentionable=True, tags={"bot_id": self.bot_user["id"]})
+        guild["members"][0]["roles"] = [bot_role["id"]]
         self._guilds.append(guild)
         return guild
+
+    @staticmethod
+    def bot_role(guild: dict[str, Any]) -> dict[str, Any]:
+        return next(r for r in guild["roles"] if r.get("tags", {}).get("bot_id"))
 
     def add_role(self, guild: dict[str, Any], name: str, *, permissions: int = 0) -> dict[str, Any]:
         role = {

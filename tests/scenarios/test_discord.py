@@ -190,6 +190,19 @@ async def test_mention_in_channel_is_answered_as_a_reply(world: World, tmp_path:
     assert fake.calls_to("POST", f"/channels/{world.general['id']}/typing"), "typing indicator while working"
 
 
+async def test_mention_of_the_bots_managed_role_counts_as_a_mention(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    ask = ScriptedAsk()
+    role = fake.bot_role(world.guild)
+    async with running(world, ask=ask, data_dir=tmp_path):
+        msg = fake.message_payload(world.general, world.ana, f"<@&{role['id']}> where are the docs?")
+        msg["mention_roles"] = [role["id"]]
+        fake.dispatch("MESSAGE_CREATE", msg)
+        [post] = await fake.await_for(lambda: message_posts(fake, world.general))
+    assert [q.text for q in ask.questions] == ["where are the docs?"]
+    assert_no_ping(post.body)
+
+
 async def test_plain_channel_message_without_mention_is_ignored(world: World, tmp_path: Path) -> None:
     fake = world.fake
     ask = ScriptedAsk()
@@ -637,7 +650,9 @@ async def test_sharded_client_connects_every_shard(world: World, tmp_path: Path)
 
 
 @contextlib.asynccontextmanager
-async def perfect_wiki(data_dir: Path, **fake_options: Any) -> AsyncIterator[tuple[FakePerfectWiki, Any, Any]]:
+async def perfect_wiki(
+    data_dir: Path, **fake_options: Any
+) -> AsyncIterator[tuple[FakePerfectWiki, Any, Any]]:
     """The fake Perfect Wiki, the real PerfectWikiBackend (httpx) and a real ThreadSaver with SQLite stores."""
     with FakePerfectWiki(**fake_options) as wiki:
         async with httpx.AsyncClient(timeout=5.0) as http:
@@ -698,7 +713,9 @@ async def test_402_from_perfect_wiki_falls_back_to_search(world: World, tmp_path
             fallback=Search(),
         )
         async with running(world, ask=service, data_dir=tmp_path):
-            msg = fake.message_payload(world.general, world.ana, f"<@{fake.app_id}> vpn?", mentions=[fake.bot_user])
+            msg = fake.message_payload(
+                world.general, world.ana, f"<@{fake.app_id}> vpn?", mentions=[fake.bot_user]
+            )
             fake.dispatch("MESSAGE_CREATE", msg)
             [post] = await fake.await_for(lambda: message_posts(fake, world.general))
         assert wiki.stats().quota_exceeded == 1

@@ -86,7 +86,9 @@ class DiscordHandlers:
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return None
         content = message.content or ""
-        own = re.compile(rf"<@!?{me.id}>")
+        # "@kbbot" typed in a server often autocompletes to the bot's managed role rather than its user.
+        role = message.guild.self_role if message.guild is not None else None
+        own = re.compile(rf"<@!?{me.id}>" + (rf"|<@&{role.id}>" if role is not None else ""))
         mentioned = bool(own.search(content))
         if message.guild is not None and not mentioned and not self._auto_answers(message, content):
             return None
