@@ -21,7 +21,7 @@ from limits.aio.storage import MemoryStorage
 
 from kbbot.adapters.discord import build_discord_client
 from kbbot.adapters.discord.feedback import DOWN_ID, UP_ID
-from kbbot.adapters.discord.handlers import NOT_IN_THREAD
+from kbbot.adapters.discord.handlers import NO_HISTORY_ACCESS, NOT_IN_THREAD
 from kbbot.adapters.discord.render import CONTENT_LIMIT, DESCRIPTION_LIMIT, MESSAGE_EMBED_TOTAL
 from kbbot.backends.perfectwiki import PerfectWikiBackend
 from kbbot.config import Settings
@@ -722,3 +722,53 @@ async def test_402_from_perfect_wiki_falls_back_to_search(world: World, tmp_path
     assert QUOTA_NOTICE in post.body["content"]
     assert post.body["embeds"][0]["footer"]["text"] == "From a wiki search (no AI)"
     assert_no_ping(post.body)
+
+
+async def test_save_without_history_access_explains_the_missing_permission(
+    world: World, tmp_path: Path
+) -> None:
+    fake = world.fake
+    seed_thread(world, world.thread, 3)
+    fake.fail_routes[f"GET /channels/{world.thread['id']}/messages"] = (
+        403,
+        {"message": "Missing Access", "code": 50001},
+    )
+    saver = RecordingSaver()
+    async with running(world, saver=saver, data_dir=tmp_path):
+        interaction = fake.interaction_payload(
+            channel=world.thread, member=world.ana, data=fake.slash("save-thread")
+        )
+        fake.dispatch("INTERACTION_CREATE", interaction)
+        [follow] = await fake.await_for(lambda: followups(fake, interaction))
+    assert follow.body["content"] == NO_HISTORY_ACCESS
+    assert saver.threads == []
+
+
+async def test_thread_started_from_a_channel_message_keeps_the_starter(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    starter = fake.message_payload(world.general, world.bob, "Why is the VPN down?", store=False)
+    marker = fake.message_payload(world.thread, world.bob, "")
+    marker.update(
+        type=21,
+        message_reference={
+            "message_id": starter["id"],
+            "channel_id": starter["channel_id"],
+            "guild_id": world.guild["id"],
+        },
+        referenced_message=starter,
+    )
+    fake.message_payload(world.thread, world.ana, "<@&{}> it is back".format(world.guild["id"]))[
+        "mention_roles"
+    ] = [world.guild["id"]]
+    fake.message_payload(world.thread, world.bob, "", store=True)["type"] = 7  # a join: noise, skipped
+    saver = RecordingSaver()
+    async with running(world, saver=saver, data_dir=tmp_path):
+        interaction = fake.interaction_payload(
+            channel=world.thread, member=world.ana, data=fake.slash("save-thread")
+        )
+        fake.dispatch("INTERACTION_CREATE", interaction)
+        await fake.await_for(lambda: followups(fake, interaction))
+    [thread] = saver.threads
+    assert [m.text for m in thread.messages][:1] == ["Why is the VPN down?"]
+    assert len(thread.messages) == 2
+    assert "everyone" in thread.messages[1].text and "@everyone" not in thread.messages[1].text  # made inert

@@ -33,6 +33,10 @@ NOT_IN_THREAD = (
     "there (or right-click a message in it → Apps → Save thread to wiki)."
 )
 EMPTY_THREAD = "There is nothing in this thread to save yet."
+NO_HISTORY_ACCESS = (
+    "I can't read this thread's history. Please give the bot the **Read Message History** and "
+    "**View Channel** permissions here, then try again."
+)
 
 
 class Asking(Protocol):
@@ -169,6 +173,10 @@ class DiscordHandlers:
                 return
             tag_list = [t.strip() for t in (tags or "").split(",") if t.strip()] or None
             saved = await self._saver.save(neutral, title=(title or "").strip() or None, tags=tag_list)
+        except discord.Forbidden:
+            log.warning("no access to the history of Discord thread %s", thread.id)
+            await self._followup_text(interaction, NO_HISTORY_ACCESS)
+            return
         except Exception as exc:
             await self._followup_text(interaction, self._describe(exc))
             return
