@@ -126,6 +126,11 @@ async def running(
         data_dir=data_dir,
         client_options={"guild_ready_timeout": 0.05},
     )
+
+    async def identify_at_once(shard_id: int | None, *, initial: bool = False) -> None:
+        """discord.py waits 5 s between shard IDENTIFYs (Discord's rate); the fake has no such limit."""
+
+    client.before_identify_hook = identify_at_once  # type: ignore[method-assign]
     task = asyncio.create_task(client.start(world.fake.token))
     ready = asyncio.create_task(client.wait_until_ready())
     try:
@@ -365,11 +370,13 @@ async def test_long_answer_is_split_within_discord_limits(world: World, tmp_path
             world.general, world.ana, f"<@{fake.app_id}> everything?", mentions=[fake.bot_user]
         )
         fake.dispatch("MESSAGE_CREATE", msg)
+        # The buttons ride on the last part, so a post with components means every part has been sent.
         posts = await fake.await_for(
-            lambda: len(message_posts(fake, world.general)) >= 7 and message_posts(fake, world.general)
+            lambda: (
+                any(p.body["components"] for p in message_posts(fake, world.general))
+                and message_posts(fake, world.general)
+            )
         )
-        await asyncio.sleep(0.3)  # let any further parts arrive
-        posts = message_posts(fake, world.general)
     assert len(posts) > 1
     text = ""
     for index, post in enumerate(posts):
@@ -772,3 +779,17 @@ async def test_thread_started_from_a_channel_message_keeps_the_starter(world: Wo
     assert [m.text for m in thread.messages][:1] == ["Why is the VPN down?"]
     assert len(thread.messages) == 2
     assert "everyone" in thread.messages[1].text and "@everyone" not in thread.messages[1].text  # made inert
+
+
+async def test_slash_commands_in_a_dm(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    dm = fake.dm_channel(world.bob["user"])
+    async with running(world, data_dir=tmp_path):
+        ask = fake.interaction_payload(channel=dm, member=world.bob, data=fake.slash("ask", question="hi?"))
+        save = fake.interaction_payload(channel=dm, member=world.bob, data=fake.slash("save-thread"))
+        fake.dispatch("INTERACTION_CREATE", ask)
+        fake.dispatch("INTERACTION_CREATE", save)
+        [follow] = await fake.await_for(lambda: followups(fake, ask))
+        [callback] = await fake.await_for(lambda: callbacks(fake, save))
+    assert follow.body["embeds"][0]["title"] == "hi?"
+    assert callback.body["data"]["content"] == NOT_IN_THREAD and callback.body["data"]["flags"] & 64
