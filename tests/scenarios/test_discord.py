@@ -793,3 +793,21 @@ async def test_slash_commands_in_a_dm(world: World, tmp_path: Path) -> None:
         [callback] = await fake.await_for(lambda: callbacks(fake, save))
     assert follow.body["embeds"][0]["title"] == "hi?"
     assert callback.body["data"]["content"] == NOT_IN_THREAD and callback.body["data"]["flags"] & 64
+
+
+async def test_discord_api_url_setting_points_rest_and_gateway_at_the_fake(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import discord.gateway
+    import discord.http
+    import yarl
+
+    fake = world.fake
+    # Unpoint discord.py (at a closed loopback port, so a failure can never reach the internet).
+    monkeypatch.setattr(discord.http.Route, "BASE", "http://127.0.0.1:9/api/v10")
+    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL("ws://127.0.0.1:9/"))
+    async with running(world, data_dir=tmp_path, discord_api_url=fake.api_url):
+        dm = fake.dm_channel(world.bob["user"])
+        fake.dispatch("MESSAGE_CREATE", fake.message_payload(dm, world.bob["user"], "configured?"))
+        await fake.await_for(lambda: message_posts(fake, dm))
+    assert fake.calls_to("GET", "/gateway/bot")

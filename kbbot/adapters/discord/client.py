@@ -21,6 +21,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import discord
+import discord.gateway
+import discord.http
+import yarl
 from discord import app_commands
 
 from kbbot.adapters.discord.feedback import feedback_view
@@ -58,6 +61,23 @@ def intents_for(auto_channels: Sequence[int]) -> discord.Intents:
     intents = discord.Intents.default()
     intents.message_content = bool(auto_channels)
     return intents
+
+
+def point_rest_at(api_url: str) -> None:
+    """Send every REST call (and interaction webhook) to ``api_url`` (``DISCORD_API_URL``, for tests).
+
+    discord.py keeps the base URL in a class attribute, so this is process-wide, like the client itself.
+    """
+    discord.http.Route.BASE = api_url.rstrip("/")
+
+
+async def point_gateway_from_rest(client: discord.Client) -> None:
+    """Connect to the gateway that ``GET /gateway/bot`` names, as Discord's docs say clients should.
+
+    discord.py's single-connection client otherwise always uses its built-in ``wss://gateway.discord.gg``.
+    """
+    _shards, url, _limits = await client.http.get_bot_gateway()
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
 
 
 def build_commands(tree: app_commands.CommandTree[discord.Client], handlers: DiscordHandlers) -> None:
@@ -125,7 +145,12 @@ def build_discord_client(
         tree, data_dir=data_dir or settings.kbbot_data_dir, guild_ids=settings.discord_guild_ids
     )
 
+    if settings.discord_api_url:
+        point_rest_at(settings.discord_api_url)
+
     async def setup_hook() -> None:
+        if settings.discord_api_url:
+            await point_gateway_from_rest(client)
         # Registered before the gateway connects, so clicks on answers sent before a restart still work.
         client.add_view(feedback_view(feedback))
         if sync_commands and client.application_id is not None:

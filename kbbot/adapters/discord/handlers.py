@@ -91,8 +91,8 @@ class DiscordHandlers:
             return None
         content = message.content or ""
         # "@kbbot" typed in a server often autocompletes to the bot's managed role rather than its user.
-        role = message.guild.self_role if message.guild is not None else None
-        own = re.compile(rf"<@!?{me.id}>" + (rf"|<@&{role.id}>" if role is not None else ""))
+        self_role = message.guild.self_role if message.guild is not None else None
+        own = re.compile(rf"<@!?{me.id}>" + (rf"|<@&{self_role.id}>" if self_role is not None else ""))
         mentioned = bool(own.search(content))
         if message.guild is not None and not mentioned and not self._auto_answers(message, content):
             return None
