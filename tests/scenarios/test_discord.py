@@ -23,6 +23,7 @@ from kbbot.adapters.discord import build_discord_client
 from kbbot.adapters.discord.feedback import DOWN_ID, UP_ID
 from kbbot.adapters.discord.handlers import NO_HISTORY_ACCESS, NOT_IN_THREAD
 from kbbot.adapters.discord.render import CONTENT_LIMIT, DESCRIPTION_LIMIT, MESSAGE_EMBED_TOTAL
+from kbbot.backends.http import RetryPolicy
 from kbbot.backends.perfectwiki import PerfectWikiBackend
 from kbbot.config import Settings
 from kbbot.core.ask import QUOTA_NOTICE, AskService
@@ -669,6 +670,7 @@ async def perfect_wiki(
                 limiter=TokenRateLimiter(wiki.token, storage=MemoryStorage()),
                 base_url=wiki.url,
                 page_url_template="https://wiki.example/pages/{id}",
+                retry=RetryPolicy(backoff_base=0.001, backoff_max=0.01),
             )
             path = data_dir / "threads.sqlite"
             thread_map, outbox = SqliteSavedThreadMap(path), SqliteOutbox(path)
@@ -811,3 +813,38 @@ async def test_discord_api_url_setting_points_rest_and_gateway_at_the_fake(
         fake.dispatch("MESSAGE_CREATE", fake.message_payload(dm, world.bob["user"], "configured?"))
         await fake.await_for(lambda: message_posts(fake, dm))
     assert fake.calls_to("GET", "/gateway/bot")
+
+
+async def test_save_in_an_archived_thread_the_client_never_cached(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    archived = fake.add_thread(world.guild, world.general, "Old incident", owner=world.ana)
+    archived["thread_metadata"]["archived"] = True
+    world.guild["threads"].remove(archived)  # GUILD_CREATE only lists active threads
+    seed_thread(world, archived, 4)
+    saver = RecordingSaver()
+    async with running(world, saver=saver, data_dir=tmp_path):
+        interaction = fake.interaction_payload(
+            channel=archived, member=world.ana, data=fake.slash("save-thread")
+        )
+        fake.dispatch("INTERACTION_CREATE", interaction)
+        [follow] = await fake.await_for(lambda: followups(fake, interaction))
+    [thread] = saver.threads
+    assert thread.key == archived["id"] and len(thread.messages) == 4
+    assert thread.title_hint == "Old incident" and thread.channel_name == "general"
+    assert "https://wiki.example/42" in follow.body["content"]
+
+
+async def test_save_while_the_wiki_is_down_is_queued_and_says_so(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    seed_thread(world, world.thread, 5)
+    async with perfect_wiki(tmp_path) as (wiki, _backend, saver):
+        wiki.fail_next(50, status=503)
+        async with running(world, saver=saver, data_dir=tmp_path):
+            interaction = fake.interaction_payload(
+                channel=world.thread, member=world.ana, data=fake.slash("save-thread")
+            )
+            fake.dispatch("INTERACTION_CREATE", interaction)
+            [follow] = await fake.await_for(lambda: followups(fake, interaction), timeout=10)
+        assert wiki.pages() == []
+    assert "queued this thread (5 messages)" in follow.body["content"]
+    assert "saved automatically" in follow.body["content"]
