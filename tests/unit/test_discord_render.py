@@ -172,13 +172,14 @@ def test_payload_hash_ignores_order_but_not_content() -> None:
 
 
 def test_permissions_integer_and_invite_url() -> None:
-    assert REQUIRED_PERMISSIONS.value == 274878024768
+    assert REQUIRED_PERMISSIONS.value == 274877992000
     perms = REQUIRED_PERMISSIONS
     assert perms.view_channel and perms.send_messages and perms.send_messages_in_threads
-    assert perms.embed_links and perms.read_message_history and perms.add_reactions and perms.attach_files
+    assert perms.embed_links and perms.read_message_history and perms.add_reactions
     assert not perms.administrator and not perms.mention_everyone and not perms.manage_messages
+    assert not perms.attach_files
     assert invite_url(42) == (
-        "https://discord.com/oauth2/authorize?client_id=42&scope=bot+applications.commands&permissions=274878024768"
+        "https://discord.com/oauth2/authorize?client_id=42&scope=bot+applications.commands&permissions=274877992000"
     )
 
 

@@ -35,13 +35,12 @@ from kbbot.core.ports import FeedbackStore
 log = logging.getLogger(__name__)
 
 #: What the bot needs in a channel: see it, read history (thread saving), answer (also in threads), embed
-#: answers, attach files, add reactions.
+#: answers, add reactions.
 REQUIRED_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
     send_messages_in_threads=True,
     embed_links=True,
-    attach_files=True,
     read_message_history=True,
     add_reactions=True,
 )
