@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 import nh3
@@ -45,6 +46,7 @@ _MAX_PARTICIPANTS = 25
 _DELETED_HTML = "<p><em>This message was deleted.</em></p>\n"
 _DELETED_MD = "*This message was deleted.*\n\n"
 _MARKER_TAIL = 2_000
+_MARKER_PREFIX = "kbbot-thread: "
 
 _ALLOWED_TAGS = {
     "h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "hr", "a", "em", "strong", "code", "pre", "blockquote",
@@ -52,12 +54,16 @@ _ALLOWED_TAGS = {
 }
 _ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"style"}, "td": {"style"}}
 _URL_SCHEMES = {"http", "https", "mailto"}
+_LINK_REL = "noopener noreferrer nofollow"
 
 # Anything markdown-it would treat specially; bodies without it take the fast path.
 _MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]<>&~]|^[ \t]*(?:[-+=>#]|\d{1,9}[.)])|^(?: {4}|\t)|  \n", re.M)
 _PARAGRAPHS = re.compile(r"\n[ \t]*\n\s*")
 _RAW_LT = re.compile(r"<(?!(?:https?|mailto):[^\s<>]*>)")
 _BAD_LINK = re.compile(r"\]\(\s*<?\s*(?:javascript|vbscript|data|file):", re.I)
+_BAD_REFERENCE = re.compile(
+    r"^([ \t]{0,3}\[[^\]\n]+\]:[ \t]*<?[ \t]*)(?=(?:javascript|vbscript|data|file):)", re.I | re.M
+)
 _MATH = re.compile(r"\$\$[\s\S]+?\$\$|\$(?=\S)[^$\n]+?(?<=\S)\$")
 _FENCE_LINE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})", re.M)
 _MD_ESCAPE = re.compile(r"([\\`*_\[\]<>#~|$&!])")
@@ -74,17 +80,20 @@ def thread_digest(platform: str, key: str) -> str:
 
 
 def marker_text(digest: str, part: int) -> str:
-    return f"kbbot-thread: {digest}-{part}"
+    return f"{_MARKER_PREFIX}{digest}-{part}"
 
 
 def find_marker(content: str, digest: str, part: int) -> bool:
-    """True when ``content`` ends with this thread's marker for ``part``.
+    """True when the last marker in ``content`` is this thread's marker for ``part``.
 
-    Only the tail is searched: the marker is the footer line, so a user quoting a marker in a message body
-    cannot make another page look like ours.
+    Only the last one counts, and only near the end: the marker is the footer line, so a user quoting some
+    marker in a message body cannot make a page look like another thread's.
     """
-    pattern = re.escape(marker_text(digest, part)) + r"(?!\d)"
-    return re.search(pattern, content[-_MARKER_TAIL:]) is not None
+    tail = content[-_MARKER_TAIL:]
+    start = tail.rfind(_MARKER_PREFIX)
+    if start < 0:
+        return False
+    return re.match(re.escape(marker_text(digest, part)) + r"(?![\w-])", tail[start:]) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +115,16 @@ def _markdown_it() -> MarkdownIt:
     # markdown-it's default normalizer (punycode + percent-encoding) is most of its link cost; a plain
     # percent-encode is enough because validateLink still refuses javascript:/data: and nh3 re-checks schemes.
     md.normalizeLink = lambda url: quote(url, safe="/:?#[]@!$&'()*+,;=%~")  # type: ignore[method-assign]
+    default_link_open = getattr(md.renderer, "rules", {}).get("link_open")
+
+    def link_open(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+        # Emit the rel nh3 will set anyway, so sanitizing does not grow the page past its measured size.
+        tokens[idx].attrSet("rel", _LINK_REL)
+        if default_link_open is not None:
+            return str(default_link_open(tokens, idx, options, env))
+        return str(self.renderToken(tokens, idx, options, env))
+
+    md.add_render_rule("link_open", link_open)
     return md
 
 
@@ -131,9 +150,18 @@ class PageRenderer:
             parts = self._assemble(thread, title, digest, _pack(chunks, budget))
             if all(len(part.content) <= self.max_chars for part in parts):
                 return parts
-            budget = int(budget * 0.8)  # sanitizing grew the HTML (e.g. rel attributes); pack tighter
-            chunks = [self._message_chunk(message, budget, authors) for message in thread.messages]
+            # Sanitizing grew the HTML past the cap (rare: we already emit what nh3 would): pack tighter, and
+            # re-render only the messages that no longer fit a part on their own.
+            budget = int(budget * 0.8)
+            chunks = [
+                chunk if len(chunk) <= budget else self._message_chunk(message, budget, authors)
+                for chunk, message in zip(chunks, thread.messages, strict=True)
+            ]
         raise ValueError("could not fit the thread into pages of the configured size")  # pragma: no cover
+
+    def note(self, text: str) -> str:
+        """A one-line page body in this format, with ``text`` escaped (e.g. for a retired part page)."""
+        return self._note(text)
 
     # --- pieces --------------------------------------------------------------------------------------------
 
@@ -163,7 +191,7 @@ class PageRenderer:
 
     def _note(self, text: str) -> str:
         if self._md is not None:
-            return f"<p><em>{html.escape(text)}</em></p>\n"
+            return f"<p><em>{_html_text(text)}</em></p>\n"
         return f"*{_md_text(text)}*\n\n"
 
     def _footer(self, marker: str) -> str:
@@ -193,9 +221,10 @@ class PageRenderer:
         return f"<p><em>{line}</em></p>\n<hr>\n" if is_html else f"*{line}*\n\n---\n\n"
 
     def _message_chunk(self, message: ThreadMessage, budget: int, authors: dict[str, str]) -> str:
-        chunk = self._render_message(message, message.text, authors)
-        if len(chunk) <= budget:
-            return chunk
+        if len(message.text) <= budget:  # longer text cannot fit once rendered: skip straight to truncating
+            chunk = self._render_message(message, message.text, authors)
+            if len(chunk) <= budget:
+                return chunk
         keep = budget // 2
         while keep > 0:
             note = f"\n\n(message truncated: {len(message.text):,} characters, the first {keep:,} are shown)"
@@ -260,7 +289,7 @@ def _sanitize(content: str) -> str:
         tags=_ALLOWED_TAGS,
         attributes=_ALLOWED_ATTRIBUTES,
         url_schemes=_URL_SCHEMES,
-        link_rel="noopener noreferrer nofollow",
+        link_rel=_LINK_REL,
         strip_comments=True,
     )
 
@@ -295,6 +324,7 @@ def _markdown_prose(part: str) -> str:
     if "@" in part or "<" in part:
         part = neutralize_mentions(part)
     part = _RAW_LT.sub("&lt;", part)
+    part = _BAD_REFERENCE.sub(r"\1#blocked:", part)
     return _BAD_LINK.sub("](#blocked:", part)
 
 
@@ -313,7 +343,7 @@ def _attachments(attachments: tuple[Attachment, ...], is_html: bool) -> str:
 
 def _link(url: str, text: str, is_html: bool) -> str:
     if is_html:
-        return f'<a href="{html.escape(url, quote=True)}">{_html_text(text)}</a>'
+        return f'<a href="{html.escape(url, quote=True)}" rel="{_LINK_REL}">{_html_text(text)}</a>'
     return f"[{_md_text(text)}](<{url.replace('>', '%3E').replace('<', '%3C')}>)"
 
 
@@ -331,7 +361,9 @@ def _html_text(text: str) -> str:
 
 
 def _md_text(text: str) -> str:
-    return _MD_ESCAPE.sub(r"\\\1", neutralize_mentions(_INVISIBLE.sub(" ", text)))
+    # "<" becomes an entity rather than "\<": every Markdown renderer honours entities, not all honour escapes.
+    escaped = _MD_ESCAPE.sub(r"\\\1", neutralize_mentions(_INVISIBLE.sub(" ", text)))
+    return escaped.replace("\\<", "&lt;")
 
 
 def _parse_time(stamp: str) -> datetime | None:

@@ -92,6 +92,7 @@ HOSTILE = [
     "[click](JaVaScRiPt:alert(1))",
     "<a href='javascript:alert(1)'>x</a>",
     "[data](data:text/html;base64,PHNjcmlwdD4=)",
+    "[ref]\n\n[ref]: javascript:alert(1)",
     "<iframe src=https://evil.example></iframe>",
     '<svg onload="alert(1)">',
     "<style>body{display:none}</style>",
@@ -124,6 +125,7 @@ def test_hostile_text_is_inert_in_markdown(text: str) -> None:
     page = md_page(thread(msg(text, author="@everyone")))
     assert "<script" not in page and "<img" not in page and "<iframe" not in page and "<svg" not in page
     assert "](javascript:" not in page.lower() and "](data:" not in page.lower()
+    assert not re.search(r"\]:\s*<?\s*(javascript|data):", page, re.I)
     assert "@everyone" not in page and "@here" not in page
 
 
@@ -205,10 +207,19 @@ def test_huge_hostile_message_is_inert() -> None:
 
 def test_marker_only_counts_in_footer() -> None:
     digest = thread_digest("slack", "X")
+    other = thread_digest("slack", "Y")
     spoof = marker_text(digest, 1) + "\n\n" + "filler " * 1000
     assert not find_marker(spoof, digest, 1)
     assert not find_marker(marker_text(digest, 12), digest, 1)
     assert find_marker("body\n" + marker_text(digest, 1), digest, 1)
+    # a message quoting our marker just before another thread's footer does not count
+    assert not find_marker(f"{marker_text(digest, 1)}\n---\n{marker_text(other, 1)}\n", digest, 1)
+    # the renderer's real footer is found in both formats
+    for fmt in ("html", "markdown"):
+        t = thread(msg(f"quoting {marker_text(other, 1)}"))
+        content = PageRenderer(fmt).render(t, "x")[0].content  # type: ignore[arg-type]
+        assert find_marker(content, thread_digest(t.platform, t.key), 1)
+        assert not find_marker(content, other, 1)
 
 
 @pytest.mark.parametrize(
@@ -241,3 +252,10 @@ def test_render_is_linear_and_fast() -> None:
     big_s = time.perf_counter() - start
     assert sum(p.content.count("<strong>") for p in parts) >= 10_000
     assert big_s < 10 * small_s * 2.5 + 0.5  # linear, with slack for a busy machine
+
+
+def test_benchmark_runs() -> None:
+    from benchmarks.bench_render import run
+
+    result = run(messages=100, rounds=1)
+    assert result["messages"] == 100 and result["html_chars"] > 0 and result["markdown_ms"] >= 0
