@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         "save_default_tags", "discord_guild_ids", "discord_save_roles", "discord_auto_channels", mode="before"
     )(_split_commas)
 
+    @field_validator("discord_api_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # "DISCORD_API_URL=" (blank, as in a copied .env.example) means discord.py's built-in default.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:

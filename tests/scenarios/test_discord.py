@@ -545,6 +545,15 @@ async def test_context_menu_saves_a_forum_post(world: World, tmp_path: Path) -> 
             ],
         )
     )
+    long_answer = "Deploy with `make ship`. " * 60  # ~1,500 characters: a bot's answer is kept whole
+    seeded.append(
+        fake.message_payload(
+            world.post,
+            fake.bot_user,
+            "",
+            embeds=[{"type": "rich", "title": "How to deploy?", "description": long_answer.strip()}],
+        )
+    )
     saver = RecordingSaver()
     async with running(world, saver=saver, data_dir=tmp_path):
         interaction = fake.interaction_payload(
@@ -553,8 +562,10 @@ async def test_context_menu_saves_a_forum_post(world: World, tmp_path: Path) -> 
         fake.dispatch("INTERACTION_CREATE", interaction)
         [follow] = await fake.await_for(lambda: followups(fake, interaction))
     [thread] = saver.threads
-    assert len(thread.messages) == 6
-    last = thread.messages[-1]
+    assert len(thread.messages) == 7
+    assert long_answer.strip() in thread.messages[-1].text
+    assert thread.messages[-1].author_name == "kbbot"
+    last = thread.messages[-2]
     assert [(a.name, a.url) for a in last.attachments] == [("log.txt", "https://cdn.example/log.txt")]
     assert "Runbook" in last.text and "https://runbooks.example/vpn" in last.text
     assert thread.channel_name == "help"

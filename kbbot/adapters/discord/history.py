@@ -60,7 +60,9 @@ def message_to_neutral(message: discord.Message) -> ThreadMessage:
     roles = {str(role.id): role.name for role in message.role_mentions}
     channels = {str(channel.id): channel.name for channel in message.channel_mentions}
     text = discord_to_markdown(message.content or "", users=users, roles=roles, channels=channels)
-    extras = [_summarize_embed(embed) for embed in message.embeds]
+    # A bot's embed is usually its whole message (e.g. kbbot's own answers): keep it; trim link previews.
+    limit = 4096 if message.author.bot else 500
+    extras = [_summarize_embed(embed, limit=limit) for embed in message.embeds]
     extras += [f"*(sticker: {sticker.name})*" for sticker in message.stickers]
     if extras:
         text = "\n\n".join(part for part in (text, *[e for e in extras if e]) if part)
@@ -75,16 +77,16 @@ def message_to_neutral(message: discord.Message) -> ThreadMessage:
     )
 
 
-def _summarize_embed(embed: discord.Embed) -> str:
-    """One quoted line per embed: its title, link and the start of its text (link previews, bot answers)."""
+def _summarize_embed(embed: discord.Embed, *, limit: int) -> str:
+    """One quoted paragraph per embed: its title, link and (up to ``limit`` characters of) its text."""
     parts: list[str] = []
     if embed.title:
         parts.append(f"**{discord_to_markdown(embed.title)}**")
-    if embed.url:
+    if embed.url and embed.url.startswith(("https://", "http://")) and not any(c in embed.url for c in " <>\n"):
         parts.append(f"<{embed.url}>")
     if embed.description:
         description = discord_to_markdown(embed.description)
-        parts.append(description if len(description) <= 500 else description[:499] + "…")
+        parts.append(description if len(description) <= limit else description[: limit - 1] + "…")
     if not parts:
         return ""
-    return "> Embed: " + " — ".join(p.replace("\n", " ") for p in parts)
+    return "> Embed: " + " — ".join(parts).replace("\n", "\n> ")
