@@ -84,6 +84,7 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.fail_routes: dict[str, tuple[int, dict[str, Any]]] = {}  # "METHOD /path" → (status, body)
+        self._fail_next: dict[str, list[tuple[int, dict[str, Any]]]] = {}
 
     # ------------------------------------------------------------------ ids and payload builders
 
@@ -377,6 +378,22 @@ class FakeDiscord:
         with self._lock:
             return [c for c in self.calls if c.method == method and c.path.startswith(path_prefix)]
 
+    def fail_next(
+        self, route: str, *, status: int = 500, body: dict[str, Any] | None = None, count: int = 1
+    ) -> None:
+        """The next ``count`` requests to ``route`` ("POST /channels/1/messages") fail with ``status``.
+
+        A 429 gets Discord's shape: ``retry_after`` (seconds) and ``global`` in the body and a ``Via`` header.
+        """
+        if body is None:
+            body = (
+                {"message": "You are being rate limited.", "retry_after": 0.05, "global": False}
+                if status == 429
+                else {"message": "Internal Server Error", "code": 0}
+            )
+        with self._lock:
+            self._fail_next.setdefault(route, []).extend([(status, body)] * count)
+
     def channel_messages(self, channel_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._messages.get(channel_id, []))
@@ -503,6 +520,21 @@ class FakeDiscord:
         failure = self.fail_routes.get(f"{request.method} {path}")
         if failure is not None:
             return _json(failure[1], status=failure[0])
+        with self._lock:
+            key = f"{request.method} {path}"
+            pending = self._fail_next.get(key, [])
+            next_failure = pending.pop(0) if pending else None
+        if next_failure is not None:
+            status, payload = next_failure
+            headers = (
+                {"Via": "1.1 google"} if status == 429 else {}
+            )  # discord.py treats 429 without Via as a ban
+            return web.Response(
+                body=json.dumps(payload).encode(),
+                status=status,
+                content_type="application/json",
+                headers=headers,
+            )
         return await self._route(request.method, path.strip("/").split("/"), call)
 
     async def _route(self, method: str, parts: list[str], call: Call) -> web.StreamResponse:

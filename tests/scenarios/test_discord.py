@@ -859,3 +859,21 @@ async def test_save_while_the_wiki_is_down_is_queued_and_says_so(world: World, t
         assert wiki.pages() == []
     assert "queued this thread (5 messages)" in follow.body["content"]
     assert "saved automatically" in follow.body["content"]
+
+
+async def test_discord_429_on_reply_is_waited_out_and_the_answer_still_arrives(
+    world: World, tmp_path: Path
+) -> None:
+    fake = world.fake
+    fake.fail_next(f"POST /channels/{world.general['id']}/messages", status=429, count=2)
+    async with running(world, data_dir=tmp_path):
+        msg = fake.message_payload(
+            world.general, world.ana, f"<@{fake.app_id}> vpn?", mentions=[fake.bot_user]
+        )
+        fake.dispatch("MESSAGE_CREATE", msg)
+        await fake.await_for(
+            lambda: fake.channel_messages(world.general["id"])[-1]["author"]["id"] == str(fake.app_id)
+        )
+    posts = message_posts(fake, world.general)
+    assert len(posts) == 3  # two 429s, then the answer
+    assert posts[0].body == posts[2].body  # the same message re-sent, not a different one
