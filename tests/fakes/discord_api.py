@@ -34,6 +34,9 @@ API_PREFIX = "/api/v10"
 # Gateway opcodes
 DISPATCH, HEARTBEAT, IDENTIFY, HELLO, HEARTBEAT_ACK = 0, 1, 2, 10, 11
 
+# Privileged intents: GUILD_MEMBERS, GUILD_PRESENCES, MESSAGE_CONTENT
+PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)
+
 # Channel types
 GUILD_TEXT, DM, GUILD_FORUM, PUBLIC_THREAD = 0, 1, 15, 11
 
@@ -79,6 +82,8 @@ class FakeDiscord:
         self._shard_count = 1
         self._seq = itertools.count(1)
         self.heartbeat_interval_ms = 41250
+        #: Privileged intents switched on in the "Developer Portal"; others in IDENTIFY get close code 4014.
+        self.privileged_intents = PRIVILEGED_INTENTS
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -462,6 +467,9 @@ class FakeDiscord:
                 d = payload["d"]
                 with self._lock:
                     self.identifies.append(d)
+                if d.get("intents", 0) & PRIVILEGED_INTENTS & ~self.privileged_intents:
+                    await ws.close(code=4014, message=b"Disallowed intent(s).")
+                    break
                 shard_id, count = d.get("shard", [0, 1])
                 self._shard_count = count
                 self._sockets[shard_id] = ws

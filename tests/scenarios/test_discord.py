@@ -19,7 +19,7 @@ import httpx
 import pytest
 from limits.aio.storage import MemoryStorage
 
-from kbbot.adapters.discord import build_discord_client
+from kbbot.adapters.discord import build_discord_client, run_discord_client
 from kbbot.adapters.discord.feedback import DOWN_ID, UP_ID
 from kbbot.adapters.discord.handlers import NO_HISTORY_ACCESS, NOT_IN_THREAD
 from kbbot.adapters.discord.render import CONTENT_LIMIT, DESCRIPTION_LIMIT, MESSAGE_EMBED_TOTAL
@@ -29,7 +29,7 @@ from kbbot.config import Settings
 from kbbot.core.ask import QUOTA_NOTICE, AskService
 from kbbot.core.models import Answer, PageRef, Question, SavedPage, Source, Thread
 from kbbot.core.threads import ThreadSaver
-from kbbot.errors import QuotaExceeded, Unavailable
+from kbbot.errors import ConfigError, QuotaExceeded, Unavailable
 from kbbot.store.limiter import TokenRateLimiter
 from kbbot.store.memory import LocalSingleFlight, MemoryFeedbackStore, MemoryQuotaGate, TTLAnswerCache
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
@@ -877,3 +877,24 @@ async def test_discord_429_on_reply_is_waited_out_and_the_answer_still_arrives(
     posts = message_posts(fake, world.general)
     assert len(posts) == 3  # two 429s, then the answer
     assert posts[0].body == posts[2].body  # the same message re-sent, not a different one
+
+
+async def test_setup_mistakes_become_clear_config_errors(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+
+    def client(**settings: Any) -> discord.Client:
+        return build_discord_client(
+            ask=ScriptedAsk(),
+            saver=RecordingSaver(),
+            feedback=MemoryFeedbackStore(),
+            settings=Settings(**settings),
+            data_dir=tmp_path,
+        )
+
+    with pytest.raises(ConfigError, match="DISCORD_BOT_TOKEN was rejected") as rejected:
+        await asyncio.wait_for(run_discord_client(client(), "wrong-token"), 10)
+    assert "wrong-token" not in str(rejected.value)
+
+    fake.privileged_intents = 0  # Message Content not enabled in the portal
+    with pytest.raises(ConfigError, match="Message Content intent"):
+        await asyncio.wait_for(run_discord_client(client(discord_auto_channels="1"), fake.token), 10)

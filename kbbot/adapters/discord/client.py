@@ -4,8 +4,7 @@ The client is assembled from injected services (AskService, ThreadSaver, Feedbac
 values; nothing here reads the environment. The startup code owns its lifecycle::
 
     client = build_discord_client(ask=ask, saver=saver, feedback=feedback, settings=settings)
-    async with client:                       # closes the HTTP session and gateway on exit
-        await client.start(settings.discord_bot_token.get_secret_value())
+    await run_discord_client(client, settings.discord_bot_token.get_secret_value())  # until client.close()
 
 Intents: the default intents, *without* the privileged Message Content intent: Discord still delivers the
 content of messages that mention the bot, of DMs, and every slash/context-menu command. Message Content is
@@ -31,6 +30,7 @@ from kbbot.adapters.discord.handlers import Asking, DiscordHandlers, Interaction
 from kbbot.adapters.discord.sync import CommandSync
 from kbbot.config import Settings
 from kbbot.core.ports import FeedbackStore
+from kbbot.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,25 @@ def intents_for(auto_channels: Sequence[int]) -> discord.Intents:
     intents = discord.Intents.default()
     intents.message_content = bool(auto_channels)
     return intents
+
+
+async def run_discord_client(client: discord.Client, token: str) -> None:
+    """Run ``client`` until it is closed (``await client.close()`` from elsewhere, or cancellation).
+
+    Setup mistakes become a :class:`ConfigError` naming the setting to fix, instead of a discord.py traceback.
+    """
+    try:
+        async with client:
+            await client.start(token)
+    except discord.LoginFailure:
+        raise ConfigError(
+            "DISCORD_BOT_TOKEN was rejected by Discord: reset it in the Developer Portal (Bot → Reset Token)"
+        ) from None
+    except discord.PrivilegedIntentsRequired:
+        raise ConfigError(
+            "DISCORD_AUTO_CHANNELS needs the Message Content intent: enable it in the Developer Portal "
+            "(Bot → Privileged Gateway Intents) or unset DISCORD_AUTO_CHANNELS"
+        ) from None
 
 
 def point_rest_at(api_url: str) -> None:
