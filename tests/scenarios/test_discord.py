@@ -291,14 +291,27 @@ async def test_feedback_buttons_are_recorded_and_counted_after_a_restart(
 ) -> None:
     fake = world.fake
     store = MemoryFeedbackStore()
-    async with running(world, feedback=store, data_dir=tmp_path):
-        msg = fake.message_payload(
-            world.general, world.ana, f"<@{fake.app_id}> vpn?", mentions=[fake.bot_user]
+    async with running(world, feedback=store, data_dir=tmp_path) as client:
+        for n in range(5):
+            msg = fake.message_payload(
+                world.general, world.ana, f"<@{fake.app_id}> vpn?", mentions=[fake.bot_user]
+            )
+            fake.dispatch("MESSAGE_CREATE", msg)
+            await fake.await_for(lambda n=n: len(message_posts(fake, world.general)) == n + 1)
+        answer = fake.channel_messages(world.general["id"])[-1]
+        assert answer["author"]["id"] == str(fake.app_id)
+        # One registered view serves every answer: nothing is kept per sent message.
+        assert len(client.persistent_views) == 1
+        click = fake.interaction_payload(
+            channel=world.general,
+            member=world.kim,
+            kind=3,
+            message=answer,
+            data={"custom_id": UP_ID, "component_type": 2},
         )
-        fake.dispatch("MESSAGE_CREATE", msg)
-        await fake.await_for(lambda: message_posts(fake, world.general))
-    answer = fake.channel_messages(world.general["id"])[-1]
-    assert answer["author"]["id"] == str(fake.app_id)
+        fake.dispatch("INTERACTION_CREATE", click)
+        await fake.await_for(lambda: callbacks(fake, click))
+    assert (await store.counts()).helpful == 1
 
     # A fresh client (a restart): the persistent view still routes clicks on the old answer.
     async with running(world, feedback=store, data_dir=tmp_path):
@@ -320,7 +333,10 @@ async def test_feedback_buttons_are_recorded_and_counted_after_a_restart(
         assert callback.body["type"] == 4
         assert callback.body["data"]["flags"] & 64  # ephemeral thanks
     counts = await store.counts()
-    assert (counts.helpful, counts.not_helpful) == (2, 1)  # Bob's second 👍 replaced his first
+    assert (counts.helpful, counts.not_helpful) == (
+        2,
+        1,
+    )  # Kim's 👎 replaced her 👍; Bob's second 👍 his first
 
 
 # --------------------------------------------------------------------------------------------- answers

@@ -66,3 +66,16 @@ def feedback_view(store: FeedbackStore) -> discord.ui.View:
     view.add_item(VoteButton(helpful=True, store=store))
     view.add_item(VoteButton(helpful=False, store=store))
     return view
+
+
+def answer_buttons(store: FeedbackStore) -> discord.ui.View:
+    """The buttons to attach to one answer: a *stopped* copy of the view.
+
+    discord.py keeps every live view it sends in memory, keyed by message id, forever (timeout=None). A
+    stopped view is still rendered into the message's components but not stored; clicks are routed by
+    ``custom_id`` to the one view registered with ``add_view`` at startup. Memory stays flat however many
+    answers are sent.
+    """
+    view = feedback_view(store)
+    view.stop()
+    return view

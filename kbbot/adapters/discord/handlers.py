@@ -15,7 +15,7 @@ from typing import Protocol
 import discord
 from discord.utils import MISSING
 
-from kbbot.adapters.discord.feedback import feedback_view
+from kbbot.adapters.discord.feedback import answer_buttons
 from kbbot.adapters.discord.history import read_thread, thread_to_neutral
 from kbbot.adapters.discord.permissions import denied_text, may_save
 from kbbot.adapters.discord.render import OutgoingMessage, render_answer, render_text, safe
@@ -196,7 +196,7 @@ class DiscordHandlers:
     async def _reply_answer(self, message: discord.Message, answer: Answer, question: str) -> None:
         parts = render_answer(answer, question=question)
         for index, part in enumerate(parts):
-            view = feedback_view(self._feedback) if index == len(parts) - 1 else discord.ui.View()
+            view = answer_buttons(self._feedback) if index == len(parts) - 1 else discord.ui.View()
             if index == 0:
                 await message.reply(
                     part.content, embeds=list(part.embeds), view=view, allowed_mentions=NONE, mention_author=False
@@ -215,7 +215,7 @@ class DiscordHandlers:
 
     async def _followup_answer(self, interaction: Interaction, parts: list[OutgoingMessage]) -> None:
         for index, part in enumerate(parts):
-            view = feedback_view(self._feedback) if index == len(parts) - 1 else MISSING
+            view = answer_buttons(self._feedback) if index == len(parts) - 1 else MISSING
             await interaction.followup.send(
                 part.content or MISSING, embeds=list(part.embeds), view=view, allowed_mentions=NONE
             )
