@@ -261,6 +261,7 @@ async def test_slash_ask_defers_within_3s_then_follows_up(world: World, tmp_path
     assert callback.at - fake.dispatched_at[interaction["id"]] < 3.0
     assert callback.at < follow.at
     assert follow.body["embeds"][0]["description"] == "Use the VPN portal."
+    assert [c["custom_id"] for row in follow.body["components"] for c in row["components"]] == [UP_ID, DOWN_ID]
     assert_no_ping(follow.body)
     assert ask.questions[0].text == "What is our VPN?"
     assert ask.questions[0].asker is not None and ask.questions[0].asker.id == world.ana["user"]["id"]
