@@ -2,7 +2,8 @@
 
 FILE is a Slack export JSON, a DiscordChatExporter JSON or ``Name: message`` lines (see ``kbbot.transcripts``).
 Saving the same file again updates the page it created. When the wiki is unreachable the save is kept in the
-outbox (retried by ``kbbot run``'s worker or the next ``kbbot save``) and the exit code is 75 (EX_TEMPFAIL).
+outbox under KBBOT_DATA_DIR (retried by the outbox worker of ``kbbot run``) and the exit code is 75
+(EX_TEMPFAIL).
 
 ``--json`` prints exactly ``{"id", "url", "created"}`` (``id``/``url`` are null while pending).
 """
@@ -71,8 +72,8 @@ async def handler(args: argparse.Namespace, rt: SaveRuntime) -> int:
         print_json(rt.console, page.to_json())
     elif page.pending:
         rt.console.print(
-            "Saving, will retry: the wiki is unavailable right now; the page is kept in the outbox and sent by "
-            "the next `kbbot run` or `kbbot save`.",
+            "Saving, will retry: the wiki is unavailable right now. The page is kept in the outbox and sent "
+            "by `kbbot run` once the wiki is back (or run this command again).",
             markup=False,
             highlight=False,
         )

@@ -222,3 +222,17 @@ async def test_thread_of_10000_messages_is_saved(wiring: Wiring) -> None:
     assert len(stored) == len(ids)
     joined = "".join(p["content"] for p in sorted(stored, key=lambda p: ids.index(p["id"])))
     assert "message 0:" in joined and "message 9999:" in joined
+
+
+async def test_garbled_create_reply_after_the_page_was_made_is_adopted_not_duplicated(wiring: Wiring) -> None:
+    # The server creates the page, then answers with an HTML error body: the client cannot know the id.
+    wiring.fake.set_malformed("non_json", count=1, endpoint="create")
+    page = await wiring.saver.save(thread("did it land?"))
+    assert page.pending
+    assert len(wiring.fake.pages()) == 1
+    wiring.now[0] += 1
+    await wiring.saver.retry_due()
+    [stored] = wiring.fake.pages()
+    assert await wiring.thread_map.get(MAP_KEY) == (stored["id"],)
+    assert wiring.fake.stats().per_endpoint.get("create") == 1
+    assert wiring.saved and wiring.saved[0].id == stored["id"] and wiring.saved[0].created

@@ -259,3 +259,46 @@ def test_benchmark_runs() -> None:
 
     result = run(messages=100, rounds=1)
     assert result["messages"] == 100 and result["html_chars"] > 0 and result["markdown_ms"] >= 0
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Run `make` then **deploy** to [prod](https://e.com/x_y) ~~now~~ *ok*",
+        "**Note**: bold first",
+        "*i* then `code`",
+        "a &amp; b &lt; c <https://e.com> \\*not\\*",
+        "ends with two spaces  ",
+        "x_y_z and __dunder__",
+        "unclosed `code and [link](",
+    ],
+)
+def test_inline_fast_path_matches_full_render(line: str) -> None:
+    from kbbot.core.page_render import _markdown_it
+
+    renderer = PageRenderer("html")
+    assert renderer._body_html(line) == _markdown_it().render(line)
+
+
+def test_hostile_sizes_in_names_and_attachments_stay_under_cap() -> None:
+    from kbbot.core.models import Attachment as A
+
+    names = [f'"{i}"' * 5_000 for i in range(30)]  # huge names full of characters that escaping expands
+    messages = [
+        msg("x", author=name, attachments=tuple(A(f"f{j}.txt", f"https://e.com/{j}") for j in range(300)))
+        for name in names
+    ]
+    t = thread(*messages, channel_name="c" * 10_000, permalink="https://e.com/" + "p" * 5_000)
+    for fmt in ("html", "markdown"):
+        parts = PageRenderer(fmt, max_chars=20_000).render(t, "t" * 120)  # type: ignore[arg-type]
+        assert all(len(p.content) <= 20_000 for p in parts)
+        assert "and 250 more" in parts[0].content
+
+
+def test_message_with_enormous_attachment_list_becomes_a_stub() -> None:
+    from kbbot.core.models import Attachment as A
+
+    links = tuple(A("f", "https://e.com/" + "x" * 1_900) for _ in range(50))
+    parts = PageRenderer("html", max_chars=10_000).render(thread(msg("hi", attachments=links)), "t")
+    assert all(len(p.content) <= 10_000 for p in parts)
+    assert "message too long to show: 50 attachments" in parts[0].content
