@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import string
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from kbbot.backends.base import AiAnswer, KbInfo, Page, PageChange, PageSummary
+from kbbot.backends.base import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageSummary
 from kbbot.backends.http import RetryPolicy, limiter_slot, parse_json, send_with_retries
 from kbbot.core.models import PageRef
 from kbbot.core.ports import RateLimiter
@@ -108,7 +108,7 @@ class PerfectWikiBackend:
     """Perfect Wiki through its Public API. Content is HTML; ``query`` is the billed AI."""
 
     kind = "perfectwiki"
-    content_format: Literal["html"] = "html"
+    content_format: ContentFormat = "html"
     supports_ai = True
 
     def __init__(
