@@ -301,7 +301,8 @@ class TokenRateLimiter:
     async def _sleep_or_returned(self, wait: float) -> None:
         """Sleep ``wait`` seconds, or until an in-flight request is answered if that is sooner."""
         self._returned.clear()
-        timeout = None if wait == float("inf") else wait
+        # "Until an answer" is still rechecked every window, as a guard against a missed wake-up.
+        timeout = min(wait, max(self.second_window, 0.01))
         try:
             await asyncio.wait_for(self._returned.wait(), timeout)
         except TimeoutError:
