@@ -195,9 +195,14 @@ class TokenRateLimiter:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, storage: Storage | str | None = None) -> TokenRateLimiter:
-        """The limiter for ``PERFECTWIKI_API_TOKEN``; pass ``storage`` (e.g. the Redis URI) to share it."""
+        """The limiter for ``PERFECTWIKI_API_TOKEN``, shared through ``REDIS_URL`` when that is set.
+
+        Build it once at startup and hand the same object to everything that uses the token.
+        """
         if settings.perfectwiki_api_token is None:
             raise ValueError("no PERFECTWIKI_API_TOKEN configured")
+        if storage is None and settings.redis_url is not None:
+            storage = settings.redis_url.get_secret_value()
         return cls(
             settings.perfectwiki_api_token,
             per_second=settings.perfectwiki_rate_per_second,
