@@ -222,6 +222,12 @@ class TokenRateLimiter:
     def queued(self) -> int:
         return self._waiting
 
+    def estimate_wait(self, position: int) -> float:
+        """Seconds until the caller at ``position`` in the queue is sent, at the sustained (per-minute) rate.
+
+        An upper bound: a backlog drains at the per-minute rate once the first minute's budget is spent."""
+        return position * self.minute_window / self.limits[1]
+
     # --- taking a slot --------------------------------------------------------------------------------------
 
     async def acquire(self, *, background: bool = False) -> None:
