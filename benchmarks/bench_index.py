@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import resource
 import statistics
@@ -109,6 +110,7 @@ def _percentile(values: list[float], pct: float) -> float:
 
 async def _measure(pages: int, queries: int, directory: Path) -> dict[str, Any]:
     rss_start = _rss_mb()
+    load_before = os.getloadavg()[0]
     async with SearchIndex(directory / "bench.sqlite3") as index:
         start = time.perf_counter()
         batch: list[IndexedPage] = []
@@ -127,11 +129,13 @@ async def _measure(pages: int, queries: int, directory: Path) -> dict[str, Any]:
         for question in questions[:20]:  # warm the page cache, as a running bot would be
             await index.search(question, limit=5)
         timings = []
+        cpu_timings = []
         found = 0
         for question in questions:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             hits = await index.search(question, limit=5)
             timings.append((time.perf_counter() - t0) * 1000)
+            cpu_timings.append((time.process_time() - c0) * 1000)
             found += bool(hits)
 
         answerer = SearchAnswerer(index)
@@ -151,10 +155,15 @@ async def _measure(pages: int, queries: int, directory: Path) -> dict[str, Any]:
         "search_p50_ms": round(statistics.median(timings), 3),
         "search_p95_ms": round(_percentile(timings, 95), 3),
         "search_max_ms": round(max(timings), 3),
+        # CPU time of both threads per search: what the search costs, whatever else the machine is doing.
+        "search_cpu_p50_ms": round(statistics.median(cpu_timings), 3),
+        "search_cpu_p95_ms": round(_percentile(cpu_timings, 95), 3),
         "answer_p50_ms": round(statistics.median(answer_timings), 3),
         "answer_p95_ms": round(_percentile(answer_timings, 95), 3),
         "rss_before_mb": round(rss_start, 1),
         "peak_rss_mb": round(_rss_mb(), 1),
+        "load_average_1m": round(load_before, 2),
+        "cpus": os.cpu_count(),
         "goal_p95_ms": GOAL_P95_MS,
         "goal_rss_mb": GOAL_RSS_MB,
     }

@@ -12,24 +12,14 @@ from dataclasses import dataclass
 from kbbot.core.models import Answer, PageRef, Source
 from kbbot.core.text import neutralize_mentions
 from kbbot.search.index import PageText, SearchIndex
-from kbbot.search.query import query_terms
+from kbbot.search.query import matched_terms, query_terms, stem
 
 NOTHING_FOUND = (
     "I couldn't find anything about that in the wiki. Try other words — a product name, a tool or an error "
     "message usually works best."
 )
 
-_WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s")
-
-
-def _stem(word: str) -> str:
-    """A crude suffix strip, enough to match "deploying" with "deploy" when choosing passages."""
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +57,7 @@ class SearchAnswerer:
             return Answer(text=NOTHING_FOUND, source=Source.SEARCH, empty=True)
         # Pages far below the best one matched a stray word; quoting them adds noise, not answers.
         hits = [hit for hit in hits if hit.score >= hits[0].score * self.min_relative_score]
-        terms = {_stem(t) for t in query_terms(question)}
+        terms = {stem(t) for t in query_terms(question)}
         pages = await self.index.texts([hit.id for hit in hits[:limit]])
         passages = [p for p in (self._best_passage(page, terms) for page in pages) if p is not None]
         if not passages and pages:
@@ -145,17 +135,7 @@ class SearchAnswerer:
 def _score(text: str, terms: set[str]) -> float:
     """Distinct query terms matched (squared, so covering more of the question wins), plus a little for
     repeats, minus a little for length."""
-    if not terms:
-        return 0.0
-    words = [_stem(w) for w in _WORD.findall(text.casefold())]
-    matched: set[str] = set()
-    hits = 0
-    for word in words:
-        for term in terms:
-            if word == term or (len(term) >= 4 and word.startswith(term)):
-                matched.add(term)
-                hits += 1
-                break
+    matched, hits = matched_terms(text, terms)
     if not matched:
         return 0.0
     return len(matched) ** 2 + min(hits, 6) * 0.25 - len(text) / 4000

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kbbot.search.query import build_match, query_terms
+from kbbot.search.query import build_match, matched_terms, query_terms, stem
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,10 @@ TITLE_WEIGHT, TAGS_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
 MARK_OPEN, MARK_CLOSE = "\x02", "\x03"
 #: Bodies longer than this are cut: the index is for finding pages, not for storing huge ones twice.
 MAX_BODY_CHARS = 500_000
+#: A page whose title holds every term of the question scores (1 + TITLE_BOOST) times its bm25 score.
+TITLE_BOOST = 2.0
+#: How many bm25-ranked pages are re-ranked by title match before the best ``limit`` are returned.
+_CANDIDATES = 10
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,8 +86,8 @@ _RANK = f"""
 SELECT rowid, -bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) FROM pages_fts
 WHERE pages_fts MATCH ? ORDER BY bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) LIMIT ?
 """
+_ROWS = "SELECT rowid, id, title, url, tags FROM pages WHERE rowid IN ({marks})"
 _SNIPPET = "SELECT snippet(pages_fts, 2, char(2), char(3), '…', ?) FROM pages_fts WHERE pages_fts MATCH ? AND rowid = ?"
-_ROW = "SELECT id, title, url, tags FROM pages WHERE rowid = ?"
 
 
 def index_path(data_dir: Path, backend: str) -> Path:
@@ -317,9 +321,8 @@ class SearchIndex:
 
     def _delete_sync(self, ids: list[str]) -> int:
         with _transaction(self._db) as db:
-            before = db.total_changes
-            db.executemany("DELETE FROM pages WHERE id = ?", [(pid,) for pid in ids])
-            return db.total_changes - before
+            # rowcount (sqlite3_changes) counts the pages rows only, not the FTS rows the trigger deletes.
+            return db.executemany("DELETE FROM pages WHERE id = ?", [(pid,) for pid in ids]).rowcount
 
     async def optimize(self) -> None:
         """Merge FTS5's b-trees after many changes so searches stay fast."""
@@ -361,24 +364,39 @@ class SearchIndex:
     async def search(self, question: str, *, limit: int = 10) -> list[SearchHit]:
         """Pages ranked for ``question`` (any text: it is never parsed as FTS5 syntax). Empty when the question
         has no searchable words or nothing matches."""
-        match = build_match(query_terms(question))
+        terms = query_terms(question)
+        match = build_match(terms)
         if match is None or limit <= 0:
             return []
-        return await self._run(lambda: self._search_sync(match, min(limit, 100)))
+        stemmed = {stem(term) for term in terms}
+        return await self._run(lambda: self._search_sync(match, stemmed, min(limit, 100)))
 
-    def _search_sync(self, match: str, limit: int) -> list[SearchHit]:
+    def _search_sync(self, match: str, stemmed: set[str], limit: int) -> list[SearchHit]:
         db = self._db
         try:
-            ranked = db.execute(_RANK, (match, limit)).fetchall()
-            hits = []
+            ranked = db.execute(_RANK, (match, max(limit * 3, _CANDIDATES))).fetchall()
+            if not ranked:
+                return []
+            marks = ",".join("?" * len(ranked))
+            rows = {r[0]: r[1:] for r in db.execute(_ROWS.format(marks=marks), [r[0] for r in ranked])}
+            # FTS5's bm25 counts a title hit as a few body hits, and a body that mentions a word often
+            # saturates to nearly the same score. A page whose title says what was asked is what people
+            # want, so the score grows with the share of the question's terms found in the title.
+            scored = []
             for rowid, score in ranked:
-                row = db.execute(_ROW, (rowid,)).fetchone()
-                snippet = db.execute(_SNIPPET, (self._snippet_tokens, match, rowid)).fetchone()
-                if row is None:  # pragma: no cover - the FTS rows follow the pages table in one transaction
+                row = rows.get(rowid)
+                if row is None:  # pragma: no cover - FTS rows follow the pages table in one transaction
                     continue
+                title_terms, _ = matched_terms(row[1], stemmed)
+                boost = 1.0 + TITLE_BOOST * len(title_terms) / max(1, len(stemmed))
+                scored.append((float(score) * boost, rowid, row))
+            scored.sort(key=lambda item: -item[0])
+            hits = []
+            for score, rowid, (page_id, title, url, tags) in scored[:limit]:
+                snippet = db.execute(_SNIPPET, (self._snippet_tokens, match, rowid)).fetchone()
                 hits.append(
                     SearchHit(
-                        id=row[0], title=row[1], url=row[2], tags=_tags(row[3]), score=float(score),
+                        id=page_id, title=title, url=url, tags=_tags(tags), score=score,
                         marked_snippet=(snippet[0] if snippet else "") or "",
                     )
                 )

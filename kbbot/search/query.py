@@ -36,19 +36,33 @@ STOPWORDS = frozenset(
 )
 
 
+#: "set up" is also searched as "setup", "log in" as "login", "roll back" as "rollback": wikis title pages
+#: with the compound while people ask with the phrasal verb.
+_PARTICLES = frozenset(["up", "in", "out", "off", "down", "over", "back"])
+
+
 def query_terms(text: str) -> list[str]:
-    """The distinct search terms of ``text``, in order: casefolded words, stopwords and 1-letter words dropped."""
+    """The distinct search terms of ``text``, in order: casefolded words, stopwords and 1-letter words dropped,
+    plus the compound of a word and a following particle ("set up" → "setup")."""
     terms: list[str] = []
     seen: set[str] = set()
-    for match in _WORD.finditer(text[:MAX_SCAN_CHARS].casefold()):
-        word = match.group(0).strip("_")
+
+    def add(word: str) -> None:
         if len(word) < 2 or len(word) > _MAX_TERM_CHARS or word in STOPWORDS or word in seen:
-            continue
+            return
         seen.add(word)
         terms.append(word)
+
+    previous = ""
+    for match in _WORD.finditer(text[:MAX_SCAN_CHARS].casefold()):
+        word = match.group(0).strip("_")
+        if word in _PARTICLES and previous and previous not in STOPWORDS and previous not in _PARTICLES:
+            add(previous + word)
+        add(word)
+        previous = word
         if len(terms) >= MAX_TERMS:
             break
-    return terms
+    return terms[:MAX_TERMS]
 
 
 def build_match(terms: list[str]) -> str | None:
@@ -59,3 +73,32 @@ def build_match(terms: list[str]) -> str | None:
     if len(terms[-1]) >= 3:
         parts[-1] += "*"
     return " OR ".join(parts)
+
+
+_SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s")
+
+
+def stem(word: str) -> str:
+    """A crude suffix strip for matching query terms against short texts in Python (titles, passages), where
+    FTS5's porter stemmer is not at hand: enough to match "deploying" with "deploy"."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def matched_terms(text: str, stemmed_terms: set[str]) -> tuple[set[str], int]:
+    """Which of ``stemmed_terms`` occur in ``text`` (as a word, or as the start of one for terms of 4+ letters),
+    and how many word hits in all."""
+    matched: set[str] = set()
+    hits = 0
+    if not stemmed_terms:
+        return matched, hits
+    for raw in _WORD.findall(text.casefold()):
+        word = stem(raw)
+        for term in stemmed_terms:
+            if word == term or (len(term) >= 4 and word.startswith(term)):
+                matched.add(term)
+                hits += 1
+                break
+    return matched, hits
