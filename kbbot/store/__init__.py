@@ -1,0 +1,1 @@
+"""Shared state: answer cache, rate limiter, dedupe, saved-thread map (memory/SQLite/Redis)."""
