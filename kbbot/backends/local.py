@@ -1,17 +1,20 @@
-"""A knowledgebase that is a folder of Markdown files — the embedded default, over the bundled sample handbook.
+"""A knowledgebase that is a folder of Markdown files — the embedded default, over the bundled sample
+handbook.
 
 A page's id is its path relative to the folder, without ``.md`` (``it/vpn-setup``). Title and tags come from
-optional front matter (``title:``, ``tags:``); without a title, the first ``# heading`` or the file name is used.
+optional front matter (``title:``, ``tags:``); without a title, the first ``# heading`` or the file name is
+used.
 
 Two folders are merged: the *source* folder (``LOCAL_KB_DIR``, or the sample handbook inside the installed
-package) is only read; every write goes to the *writable* folder (``KBBOT_DATA_DIR/pages``), where a file shadows
-the source file with the same id. So the installed package is never written to, and editing a sample page keeps
-the original intact. Deleting a page that exists in the source folder leaves a ``<id>.deleted`` tombstone.
+package) is only read; every write goes to the *writable* folder (``KBBOT_DATA_DIR/pages``), where a file
+shadows the source file with the same id. So the installed package is never written to, and editing a sample
+page keeps the original intact. Deleting a page that exists in the source folder leaves a ``<id>.deleted``
+tombstone.
 
 Files are written atomically (temporary file, then ``os.replace``/``os.link``), so a reader never sees half a
-page and a crash never leaves one. ``page_url`` returns the file's ``file://`` URI: clickable in a terminal, and
-it tells a user of the local backend which file to edit. There is no AI: :meth:`query` raises ``Unsupported``
-and answers come from the search index.
+page and a crash never leaves one. ``page_url`` returns the file's ``file://`` URI: clickable in a terminal,
+and it tells a user of the local backend which file to edit. There is no AI: :meth:`query` raises
+``Unsupported`` and answers come from the search index.
 """
 
 from __future__ import annotations
@@ -94,10 +97,7 @@ class LocalBackend:
             raise ConfigError(
                 f"KBBOT_DATA_DIR must not be inside the installed kbbot package ({pkg}); pick another folder"
             )
-        if source_dir is None:
-            default_name = "Acme Robotics handbook (sample)"
-        else:
-            default_name = self.source_dir.name
+        default_name = "Acme Robotics handbook (sample)" if source_dir is None else self.source_dir.name
         self.name = name or default_name
 
     # --- reading -----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Extractive answers from the index: the best passages of the best pages, quoted, with the pages linked.
 
-Used when there is no AI to ask (MatHub, local folders) and when Perfect Wiki's AI quota is gone. The wording is
-deliberately plain — "From the wiki:" and quotes — so nobody mistakes a search result for an AI answer.
+Used when there is no AI to ask (MatHub, local folders) and when Perfect Wiki's AI quota is gone. The wording
+is deliberately plain — "From the wiki:" and quotes — so nobody mistakes a search result for an AI answer.
 """
 
 from __future__ import annotations
@@ -68,8 +68,11 @@ class SearchAnswerer:
         related = tuple(PageRef(id=h.id, title=h.title, url=h.url) for h in hits[:limit])
         if not passages:
             titles = ", ".join(_link(ref.title, ref.url) for ref in related)
-            return Answer(text=f"From the wiki: these pages look related: {titles}.", related_pages=related,
-                          source=Source.SEARCH)
+            return Answer(
+                text=f"From the wiki: these pages look related: {titles}.",
+                related_pages=related,
+                source=Source.SEARCH,
+            )
         blocks = ["From the wiki:"]
         for passage in passages:
             quoted = "\n".join("> " + line if line.strip() else ">" for line in passage.text.split("\n"))
@@ -108,8 +111,9 @@ class SearchAnswerer:
         return merged
 
     def _trim(self, paragraph: str, terms: set[str]) -> str:
-        """Cut a long paragraph to about ``max_passage_chars`` on line or sentence breaks, starting at the first
-        line or sentence that mentions a query term. Lines stay lines (lists and code keep their shape)."""
+        """Cut a long paragraph to about ``max_passage_chars`` on line or sentence breaks, starting at the
+        first line or sentence that mentions a query term. Lines stay lines (lists and code keep their
+        shape)."""
         limit = self.max_passage_chars
         if len(paragraph) <= limit:
             return paragraph

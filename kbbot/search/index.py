@@ -3,10 +3,10 @@
 Why SQLite FTS5: it ships with Python, ranks with ``bm25()``, cuts excerpts with ``snippet()``, and answers a
 search over 10,000 pages in a few milliseconds from a file, with no server to run.
 
-sqlite3 blocks, so every statement runs on one dedicated worker thread (``ThreadPoolExecutor(max_workers=1)``):
-the event loop never waits on the disk, the connection is only ever used from the thread that opened it, and
-statements are serialized without locks. Writes are small transactions (a page, or a small batch), so a search
-never queues behind a whole sync.
+sqlite3 blocks, so every statement runs on one dedicated worker thread
+(``ThreadPoolExecutor(max_workers=1)``): the event loop never waits on the disk, the connection is only ever
+used from the thread that opened it, and statements are serialized without locks. Writes are small
+transactions (a page, or a small batch), so a search never queues behind a whole sync.
 
 The index is a cache of the wiki: when its file is from an older schema or is corrupt, it is rebuilt empty and
 the next sync fills it again.
@@ -35,7 +35,8 @@ T = TypeVar("T")
 SCHEMA_VERSION = "1"
 #: bm25 column weights: a word in the title counts most, then tags, then the body.
 TITLE_WEIGHT, TAGS_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
-#: Snippet highlight markers (control characters never found in extracted text); see :attr:`SearchHit.snippet`.
+#: Snippet highlight markers (control characters never found in extracted text); see
+#: :attr:`SearchHit.snippet`.
 MARK_OPEN, MARK_CLOSE = "\x02", "\x03"
 #: Bodies longer than this are cut: the index is for finding pages, not for storing huge ones twice.
 MAX_BODY_CHARS = 500_000
@@ -44,6 +45,7 @@ TITLE_BOOST = 2.0
 #: How many bm25-ranked pages are re-ranked by title match before the best ``limit`` are returned.
 _CANDIDATES = 10
 
+# Both f-strings interpolate module constants only; every value from outside is a bound parameter.
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pages (
@@ -78,20 +80,24 @@ CREATE TRIGGER IF NOT EXISTS pages_au AFTER UPDATE OF title, tags, body ON pages
     INSERT INTO pages_fts(rowid, title, tags, body) VALUES (new.rowid, new.title, new.tags, new.body);
 END;
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
-"""
+"""  # noqa: S608
 
 # Ranking and excerpts are two steps: snippet() in the ranking query would run for every matching row before
 # the sort (thousands for a common word), so excerpts are cut afterwards, only for the rows returned.
 _RANK = f"""
 SELECT rowid, -bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) FROM pages_fts
 WHERE pages_fts MATCH ? ORDER BY bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) LIMIT ?
-"""
+"""  # noqa: S608
 _ROWS = "SELECT rowid, id, title, url, tags FROM pages WHERE rowid IN ({marks})"
-_SNIPPET = "SELECT snippet(pages_fts, 2, char(2), char(3), '…', ?) FROM pages_fts WHERE pages_fts MATCH ? AND rowid = ?"
+_SNIPPET = (
+    "SELECT snippet(pages_fts, 2, char(2), char(3), '…', ?) FROM pages_fts "
+    "WHERE pages_fts MATCH ? AND rowid = ?"
+)
 
 
 def index_path(data_dir: Path, backend: str) -> Path:
-    """Where the index of ``backend`` lives: one file per backend, so switching wikis never mixes their pages."""
+    """Where the index of ``backend`` lives: one file per backend, so switching wikis never mixes their
+    pages."""
     return data_dir / f"index-{backend}.sqlite3"
 
 
@@ -136,8 +142,8 @@ class PageState:
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    """One ranked page. ``score`` is the negated bm25 (higher is better); ``marked_snippet`` wraps matched terms
-    in :data:`MARK_OPEN`/:data:`MARK_CLOSE` so each renderer can highlight them its own way."""
+    """One ranked page. ``score`` is the negated bm25 (higher is better); ``marked_snippet`` wraps matched
+    terms in :data:`MARK_OPEN`/:data:`MARK_CLOSE` so each renderer can highlight them its own way."""
 
     id: str
     title: str
@@ -176,7 +182,9 @@ class SearchIndex:
     """The FTS5 index of one knowledgebase. Open with ``async with SearchIndex(path) as index`` (or
     :meth:`open`/:meth:`aclose`). Every method is a coroutine that runs its SQL on the index's own thread."""
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time, snippet_tokens: int = 24) -> None:
+    def __init__(
+        self, path: Path, *, clock: Callable[[], float] = time.time, snippet_tokens: int = 24
+    ) -> None:
         self.path = path
         self._clock = clock
         self._snippet_tokens = max(1, min(64, snippet_tokens))
@@ -215,7 +223,8 @@ class SearchIndex:
         try:
             self._conn = self._connect()
         except sqlite3.DatabaseError as exc:
-            # A cache is worth nothing if it cannot be opened: keep the broken file for inspection, start over.
+            # A cache is worth nothing if it cannot be opened: keep the broken file for inspection, start
+            # over.
             broken = self.path.with_name(self.path.name + f".broken-{int(self._clock())}")
             log.warning("search index %s is unreadable (%s); rebuilding it empty", self.path, exc)
             self.path.replace(broken)
@@ -281,7 +290,9 @@ class SearchIndex:
                 body = page.text[:MAX_BODY_CHARS]
                 tags = json.dumps(list(page.tags), ensure_ascii=False)
                 fingerprint = page.content_hash or content_hash(page.title, tags, body)
-                row = db.execute("SELECT content_hash, title, tags FROM pages WHERE id = ?", (page.id,)).fetchone()
+                row = db.execute(
+                    "SELECT content_hash, title, tags FROM pages WHERE id = ?", (page.id,)
+                ).fetchone()
                 meta = (page.url, page.slug, page.version, page.updated_at, now)
                 if row is not None and tuple(row) == (fingerprint, page.title, tags):
                     # Same content: refresh the bookkeeping only, leave the FTS rows alone.
@@ -295,7 +306,8 @@ class SearchIndex:
                     """INSERT INTO pages(id, title, tags, body, content_hash, url, slug, version, updated_at,
                                          last_fetched)
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                       ON CONFLICT(id) DO UPDATE SET title=excluded.title, tags=excluded.tags, body=excluded.body,
+                       ON CONFLICT(id) DO UPDATE SET title=excluded.title, tags=excluded.tags,
+                       body=excluded.body,
                            content_hash=excluded.content_hash, url=excluded.url, slug=excluded.slug,
                            version=excluded.version, updated_at=excluded.updated_at,
                            last_fetched=excluded.last_fetched""",
@@ -355,15 +367,21 @@ class SearchIndex:
         )
         return {
             row[0]: PageState(
-                title=row[1], tags=_tags(row[2]), url=row[3], slug=row[4], version=row[5],
-                updated_at=row[6], content_hash=row[7], last_fetched=row[8],
+                title=row[1],
+                tags=_tags(row[2]),
+                url=row[3],
+                slug=row[4],
+                version=row[5],
+                updated_at=row[6],
+                content_hash=row[7],
+                last_fetched=row[8],
             )
             for row in rows
         }
 
     async def search(self, question: str, *, limit: int = 10) -> list[SearchHit]:
-        """Pages ranked for ``question`` (any text: it is never parsed as FTS5 syntax). Empty when the question
-        has no searchable words or nothing matches."""
+        """Pages ranked for ``question`` (any text: it is never parsed as FTS5 syntax). Empty when the
+        question has no searchable words or nothing matches."""
         terms = query_terms(question)
         match = build_match(terms)
         if match is None or limit <= 0:
@@ -396,7 +414,11 @@ class SearchIndex:
                 snippet = db.execute(_SNIPPET, (self._snippet_tokens, match, rowid)).fetchone()
                 hits.append(
                     SearchHit(
-                        id=page_id, title=title, url=url, tags=_tags(tags), score=score,
+                        id=page_id,
+                        title=title,
+                        url=url,
+                        tags=_tags(tags),
+                        score=score,
                         marked_snippet=(snippet[0] if snippet else "") or "",
                     )
                 )
@@ -414,8 +436,8 @@ class SearchIndex:
 
     def _texts_sync(self, ids: list[str]) -> list[PageText]:
         marks = ",".join("?" * len(ids))
-        rows = self._db.execute(f"SELECT id, title, url, body FROM pages WHERE id IN ({marks})", ids)  # noqa: S608
-        by_id = {r[0]: PageText(id=r[0], title=r[1], url=r[2], text=r[3]) for r in rows}
+        sql = f"SELECT id, title, url, body FROM pages WHERE id IN ({marks})"  # noqa: S608 - only "?"s
+        by_id = {r[0]: PageText(id=r[0], title=r[1], url=r[2], text=r[3]) for r in self._db.execute(sql, ids)}
         return [by_id[pid] for pid in ids if pid in by_id]
 
 

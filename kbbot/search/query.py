@@ -1,9 +1,9 @@
 """Safe FTS5 queries from arbitrary user text.
 
 FTS5 has its own query language (``"``, ``*``, ``NEAR(…)``, ``-``, ``:``, ``^``, ``AND``/``OR``/``NOT``,
-parentheses); a question typed by a person must never be parsed as that language. We keep only word characters,
-drop stopwords, and join the remaining terms as double-quoted strings with ``OR`` — a quoted string is always a
-plain term to FTS5, whatever it contains.
+parentheses); a question typed by a person must never be parsed as that language. We keep only word
+characters, drop stopwords, and join the remaining terms as double-quoted strings with ``OR`` — a quoted
+string is always a plain term to FTS5, whatever it contains.
 
 The index stems (porter), so "deploying" finds "deploy". Only the *last* term is also matched as a prefix
 (someone typing "how to install kube" means kubectl): a prefix term expands to every indexed word it starts,
@@ -26,13 +26,13 @@ STOPWORDS = frozenset(
     """
     a about above after again against all am an and any are as at be because been before being below between
     both but by can could did do does doing down during each few for from further had has have having he her
-    here hers herself him himself his how i if in into is it its itself just let me more most my myself no nor
-    not now of off on once only or other our ours ourselves out over own same she should so some such than that
-    the their theirs them themselves then there these they this those through to too under until up very was we
-    were what when where which while who whom why will with would you your yours yourself yourselves
-    anyone anybody anything someone something get got getting need needs want wants please thanks thank hi hello
-    hey tell know find use uses using used way ways also may might must shall us via vs
-    """.split()
+    here hers herself him himself his how i if in into is it its itself just let me more most my myself no
+    nor not now of off on once only or other our ours ourselves out over own same she should so some such
+    than that the their theirs them themselves then there these they this those through to too under until
+    up very was we were what when where which while who whom why will with would you your yours yourself
+    yourselves anyone anybody anything someone something get got getting need needs want wants please thanks
+    thank hi hello hey tell know find use uses using used way ways also may might must shall us via vs
+    """.split()  # noqa: SIM905 - a word list reads best as words
 )
 
 
@@ -42,8 +42,8 @@ _PARTICLES = frozenset(["up", "in", "out", "off", "down", "over", "back"])
 
 
 def query_terms(text: str) -> list[str]:
-    """The distinct search terms of ``text``, in order: casefolded words, stopwords and 1-letter words dropped,
-    plus the compound of a word and a following particle ("set up" → "setup")."""
+    """The distinct search terms of ``text``, in order: casefolded words, stopwords and 1-letter words
+    dropped, plus the compound of a word and a following particle ("set up" → "setup")."""
     terms: list[str] = []
     seen: set[str] = set()
 
@@ -88,8 +88,8 @@ def stem(word: str) -> str:
 
 
 def matched_terms(text: str, stemmed_terms: set[str]) -> tuple[set[str], int]:
-    """Which of ``stemmed_terms`` occur in ``text`` (as a word, or as the start of one for terms of 4+ letters),
-    and how many word hits in all."""
+    """Which of ``stemmed_terms`` occur in ``text`` (as a word, or as the start of one for terms of 4+
+    letters), and how many word hits in all."""
     matched: set[str] = set()
     hits = 0
     if not stemmed_terms:

@@ -1,10 +1,10 @@
 """Keeping the index in step with the wiki, from any :class:`~kbbot.backends.base.KnowledgeBase`.
 
 Backends whose listing carries ``version``/``updated_at`` (MatHub, local folders) get exact incremental syncs:
-only pages whose version changed are fetched. Perfect Wiki lists only id/title/tags, so a sync fetches new pages
-and pages whose title or tags changed, and refreshes a bounded number of the others per run, least recently
-fetched first: over a few runs every page is re-read without ever spending the whole rate budget at once.
-Pages gone from the listing are dropped.
+only pages whose version changed are fetched. Perfect Wiki lists only id/title/tags, so a sync fetches new
+pages and pages whose title or tags changed, and refreshes a bounded number of the others per run, least
+recently fetched first: over a few runs every page is re-read without ever spending the whole rate budget at
+once. Pages gone from the listing are dropped.
 
 Sync calls ``list_pages``/``get_page`` with ``background=True`` when the backend accepts it, so its requests
 take at most half of the rate budget and live questions always go first.
@@ -217,9 +217,9 @@ class IndexSyncer:
 class IndexRefresher:
     """Runs incremental syncs in the background every ``interval_seconds`` (0 = never) while the bot runs.
 
-    ``start()`` schedules the loop (first sync at once when ``sync_at_start``); ``stop()`` cancels it and waits,
-    so shutdown is clean even in the middle of a sync (each page write is its own transaction). A failing sync
-    is logged and retried at the next interval; it never kills the loop.
+    ``start()`` schedules the loop (first sync at once when ``sync_at_start``); ``stop()`` cancels it and
+    waits, so shutdown is clean even in the middle of a sync (each page write is its own transaction). A
+    failing sync is logged and retried at the next interval; it never kills the loop.
     """
 
     def __init__(

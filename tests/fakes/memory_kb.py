@@ -1,8 +1,8 @@
 """An in-memory KnowledgeBase double for sync and answerer tests: no network, every call recorded.
 
-``versioned=True`` lists ``version``/``updated_at`` like MatHub and local folders; ``versioned=False`` lists only
-id/title/tags like Perfect Wiki. ``accepts_background=True`` gives ``list_pages``/``get_page`` the Perfect Wiki
-client's ``background`` keyword, so tests can check that sync passes it.
+``versioned=True`` lists ``version``/``updated_at`` like MatHub and local folders; ``versioned=False`` lists
+only id/title/tags like Perfect Wiki. ``accepts_background=True`` gives ``list_pages``/``get_page`` the
+Perfect Wiki client's ``background`` keyword, so tests can check that sync passes it.
 """
 
 from __future__ import annotations
@@ -26,8 +26,13 @@ class _Base:
     kind = "memory"
     supports_ai = False
 
-    def __init__(self, *, content_format: ContentFormat = "markdown", versioned: bool = True,
-                 url_template: str | None = "https://wiki.example/{id}") -> None:
+    def __init__(
+        self,
+        *,
+        content_format: ContentFormat = "markdown",
+        versioned: bool = True,
+        url_template: str | None = "https://wiki.example/{id}",
+    ) -> None:
         self.content_format = content_format
         self.versioned = versioned
         self.url_template = url_template
@@ -38,12 +43,20 @@ class _Base:
         self._next_id = 1
 
     # --- test controls ----------------------------------------------------------------------
-    def put(self, page_id: str, title: str, content: str, tags: tuple[str, ...] = (),
-            slug: str | None = None) -> Page:
+    def put(
+        self, page_id: str, title: str, content: str, tags: tuple[str, ...] = (), slug: str | None = None
+    ) -> Page:
         old = self.pages.get(page_id)
         version = (old.version or 0) + 1 if old else 1
-        page = Page(id=page_id, title=title, content=content, tags=tags, slug=slug, version=version,
-                    updated_at=f"2026-01-01T00:00:{version:02d}Z")
+        page = Page(
+            id=page_id,
+            title=title,
+            content=content,
+            tags=tags,
+            slug=slug,
+            version=version,
+            updated_at=f"2026-01-01T00:00:{version:02d}Z",
+        )
         self.pages[page_id] = page
         return page
 
@@ -57,9 +70,14 @@ class _Base:
     async def _list(self, **kwargs: Any) -> list[PageSummary]:
         self.calls.append(Call("list_pages", (), kwargs))
         return [
-            PageSummary(id=p.id, title=p.title, tags=p.tags, slug=p.slug,
-                        version=p.version if self.versioned else None,
-                        updated_at=p.updated_at if self.versioned else None)
+            PageSummary(
+                id=p.id,
+                title=p.title,
+                tags=p.tags,
+                slug=p.slug,
+                version=p.version if self.versioned else None,
+                updated_at=p.updated_at if self.versioned else None,
+            )
             for p in self.pages.values()
         ]
 
@@ -81,8 +99,12 @@ class _Base:
 
     async def update_page(self, page_id: str, change: PageChange) -> None:
         page = self.pages[page_id]
-        self.put(page_id, change.title or page.title, change.content or page.content,
-                 change.tags if change.tags is not None else page.tags)
+        self.put(
+            page_id,
+            change.title or page.title,
+            change.content or page.content,
+            change.tags if change.tags is not None else page.tags,
+        )
 
     async def delete_page(self, page_id: str) -> None:
         self.pages.pop(page_id)

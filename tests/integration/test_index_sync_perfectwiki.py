@@ -61,26 +61,59 @@ async def index(tmp_path: Path) -> AsyncIterator[SearchIndex]:
 def roomy(fake: FakePerfectWiki) -> RecordingLimiter:
     """A generous budget on both sides, for tests that are not about rate limits."""
     fake.set_rate_limits(1000, 100_000)
-    return RecordingLimiter(TokenRateLimiter(fake.token, per_second=1000, per_minute=100_000,
-                                             storage=MemoryStorage()))
+    return RecordingLimiter(
+        TokenRateLimiter(fake.token, per_second=1000, per_minute=100_000, storage=MemoryStorage())
+    )
 
 
 def backend(fake: FakePerfectWiki, http: httpx.AsyncClient, limiter: RecordingLimiter) -> PerfectWikiBackend:
-    return PerfectWikiBackend(http, SecretStr(fake.token), limiter=limiter, base_url=fake.url,
-                              page_url_template=TEMPLATE, retry=FAST)
+    return PerfectWikiBackend(
+        http,
+        SecretStr(fake.token),
+        limiter=limiter,
+        base_url=fake.url,
+        page_url_template=TEMPLATE,
+        retry=FAST,
+    )
 
 
 HANDBOOK = [
-    {"id": "vpn", "title": "VPN setup", "tags": ["it", "network"],
-     "content": "<h1>VPN</h1><p>Install <b>WireGuard</b> and import <code>acme-wg0.conf</code>.</p>"},
-    {"id": "pto", "title": "Leave and PTO", "tags": ["people"],
-     "content": "<p>You get 28 days of vacation.</p><ul><li>Request in HRbox</li></ul>"},
-    {"id": "deploy", "title": "Deploying services", "tags": ["engineering"],
-     "content": "<p>Promote with <code>./scripts/promote</code>. Rollback by reverting.</p>"},
-    {"id": "oncall", "title": "On-call", "tags": ["engineering"],
-     "content": "<p>Acknowledge pages within 5 minutes.</p><script>steal()</script>"},
-    {"id": "expenses", "title": "Expenses", "tags": ["finance"], "content": "<p>File receipts in Spendly.</p>"},
-    {"id": "travel", "title": "Travel", "tags": ["finance"], "content": "<p>Book trains through TripDesk.</p>"},
+    {
+        "id": "vpn",
+        "title": "VPN setup",
+        "tags": ["it", "network"],
+        "content": "<h1>VPN</h1><p>Install <b>WireGuard</b> and import <code>acme-wg0.conf</code>.</p>",
+    },
+    {
+        "id": "pto",
+        "title": "Leave and PTO",
+        "tags": ["people"],
+        "content": "<p>You get 28 days of vacation.</p><ul><li>Request in HRbox</li></ul>",
+    },
+    {
+        "id": "deploy",
+        "title": "Deploying services",
+        "tags": ["engineering"],
+        "content": "<p>Promote with <code>./scripts/promote</code>. Rollback by reverting.</p>",
+    },
+    {
+        "id": "oncall",
+        "title": "On-call",
+        "tags": ["engineering"],
+        "content": "<p>Acknowledge pages within 5 minutes.</p><script>steal()</script>",
+    },
+    {
+        "id": "expenses",
+        "title": "Expenses",
+        "tags": ["finance"],
+        "content": "<p>File receipts in Spendly.</p>",
+    },
+    {
+        "id": "travel",
+        "title": "Travel",
+        "tags": ["finance"],
+        "content": "<p>Book trains through TripDesk.</p>",
+    },
 ]
 
 
@@ -88,8 +121,9 @@ async def hits(index: SearchIndex, q: str) -> list[str]:
     return [h.id for h in await index.search(q)]
 
 
-async def test_full_then_incremental_sync(fake_pw: FakePerfectWiki, http: httpx.AsyncClient,
-                                          index: SearchIndex) -> None:
+async def test_full_then_incremental_sync(
+    fake_pw: FakePerfectWiki, http: httpx.AsyncClient, index: SearchIndex
+) -> None:
     fake_pw.seed_pages(HANDBOOK)
     limiter = roomy(fake_pw)
     kb = backend(fake_pw, http, limiter)
@@ -136,8 +170,9 @@ async def test_full_then_incremental_sync(fake_pw: FakePerfectWiki, http: httpx.
     assert "> File receipts in Concur now." in answer.text
 
 
-async def test_full_sync_flag_refetches_all(fake_pw: FakePerfectWiki, http: httpx.AsyncClient,
-                                            index: SearchIndex) -> None:
+async def test_full_sync_flag_refetches_all(
+    fake_pw: FakePerfectWiki, http: httpx.AsyncClient, index: SearchIndex
+) -> None:
     fake_pw.seed_pages(HANDBOOK)
     syncer = IndexSyncer(backend(fake_pw, http, roomy(fake_pw)), index, refresh_batch=0)
     await syncer.sync()
@@ -148,8 +183,9 @@ async def test_full_sync_flag_refetches_all(fake_pw: FakePerfectWiki, http: http
     assert await hits(index, "openvpn") == ["vpn"]
 
 
-async def test_page_gone_between_list_and_get(fake_pw: FakePerfectWiki, http: httpx.AsyncClient,
-                                              index: SearchIndex) -> None:
+async def test_page_gone_between_list_and_get(
+    fake_pw: FakePerfectWiki, http: httpx.AsyncClient, index: SearchIndex
+) -> None:
     fake_pw.seed_pages(HANDBOOK[:3])
     fake_pw.fail_next(1, status=404, endpoint="get")
     report = await IndexSyncer(backend(fake_pw, http, roomy(fake_pw)), index).sync()
@@ -171,8 +207,9 @@ async def test_server_errors_stop_the_run_and_the_next_run_recovers(
     assert report.fetched == 6 and await index.count() == 6
 
 
-async def test_revoked_token_raises_unauthorized(fake_pw: FakePerfectWiki, http: httpx.AsyncClient,
-                                                 index: SearchIndex) -> None:
+async def test_revoked_token_raises_unauthorized(
+    fake_pw: FakePerfectWiki, http: httpx.AsyncClient, index: SearchIndex
+) -> None:
     fake_pw.seed_pages(HANDBOOK)
     kb = backend(fake_pw, http, roomy(fake_pw))
     old_token = fake_pw.token
@@ -182,8 +219,9 @@ async def test_revoked_token_raises_unauthorized(fake_pw: FakePerfectWiki, http:
     assert old_token not in str(caught.value)
 
 
-async def test_malformed_listing_is_an_error_not_a_wipe(fake_pw: FakePerfectWiki, http: httpx.AsyncClient,
-                                                        index: SearchIndex) -> None:
+async def test_malformed_listing_is_an_error_not_a_wipe(
+    fake_pw: FakePerfectWiki, http: httpx.AsyncClient, index: SearchIndex
+) -> None:
     fake_pw.seed_pages(HANDBOOK)
     syncer = IndexSyncer(backend(fake_pw, http, roomy(fake_pw)), index)
     await syncer.sync()
@@ -198,9 +236,16 @@ async def test_sync_takes_half_the_budget_and_live_calls_go_first(
 ) -> None:
     # 7/window with headroom 1 → live 6, background 3 per 0.3 s window.
     fake_pw.set_rate_limits(7, 100_000, second_window=0.3)
-    limiter = RecordingLimiter(TokenRateLimiter(fake_pw.token, per_second=7, per_minute=100_000,
-                                                second_window=0.3, arrival_margin=0.05,
-                                                storage=MemoryStorage()))
+    limiter = RecordingLimiter(
+        TokenRateLimiter(
+            fake_pw.token,
+            per_second=7,
+            per_minute=100_000,
+            second_window=0.3,
+            arrival_margin=0.05,
+            storage=MemoryStorage(),
+        )
+    )
     kb = backend(fake_pw, http, limiter)
     fake_pw.seed_pages([{"title": f"Page {n}", "content": f"<p>word{n}</p>"} for n in range(11)])
     start = time.monotonic()

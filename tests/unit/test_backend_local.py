@@ -16,7 +16,9 @@ from kbbot.errors import BadRequest, ConfigError, NotFound, Unsupported
 def source(tmp_path: Path) -> Path:
     folder = tmp_path / "kb"
     (folder / "it").mkdir(parents=True)
-    (folder / "vpn.md").write_text('---\ntitle: "VPN: setup"\ntags: [vpn, "net work"]\n---\n# Ignored heading\n\nBody.\n')
+    (folder / "vpn.md").write_text(
+        '---\ntitle: "VPN: setup"\ntags: [vpn, "net work"]\n---\n# Ignored heading\n\nBody.\n'
+    )
     (folder / "it" / "printers.md").write_text("# Printers on floor 2\n\nAdd ber-print-02.\n")
     (folder / "block-tags.md").write_text("---\ntitle: Block\ntags:\n  - a\n  - b\n---\ntext\n")
     (folder / "notes.txt").write_text("not a page")
@@ -49,8 +51,10 @@ async def test_get_page_returns_body_without_front_matter(kb: LocalBackend) -> N
     assert page.title == "VPN: setup" and page.slug == "vpn"
 
 
-@pytest.mark.parametrize("page_id", ["../secret", "/etc/passwd", "it/../vpn", "", ".hidden", "a\\b", "x\x00y",
-                                     "missing", "it", "notes"])
+@pytest.mark.parametrize(
+    "page_id",
+    ["../secret", "/etc/passwd", "it/../vpn", "", ".hidden", "a\\b", "x\x00y", "missing", "it", "notes"],
+)
 async def test_bad_or_missing_ids_are_not_found(kb: LocalBackend, page_id: str) -> None:
     with pytest.raises(NotFound):
         await kb.get_page(page_id)
@@ -61,7 +65,9 @@ async def test_bad_or_missing_ids_are_not_found(kb: LocalBackend, page_id: str) 
     assert kb.page_url(page_id) is None
 
 
-async def test_create_writes_only_into_the_writable_dir(kb: LocalBackend, source: Path, tmp_path: Path) -> None:
+async def test_create_writes_only_into_the_writable_dir(
+    kb: LocalBackend, source: Path, tmp_path: Path
+) -> None:
     before = sorted(p.name for p in source.rglob("*"))
     ref = await kb.create_page("Saved: the flux capacitor!", "We fixed it.\n", ("incident", "saved"))
     assert ref.id == "saved-the-flux-capacitor"
@@ -69,13 +75,28 @@ async def test_create_writes_only_into_the_writable_dir(kb: LocalBackend, source
     assert ref.url == written.as_uri()
     assert sorted(p.name for p in source.rglob("*")) == before
     page = await kb.get_page(ref.id)
-    assert (page.title, page.content, page.tags) == ("Saved: the flux capacitor!", "We fixed it.\n",
-                                                     ("incident", "saved"))
+    assert (page.title, page.content, page.tags) == (
+        "Saved: the flux capacitor!",
+        "We fixed it.\n",
+        ("incident", "saved"),
+    )
     assert not [p for p in written.parent.iterdir() if p.name.startswith(".tmp")]
 
 
-@pytest.mark.parametrize("title", ["../../etc/passwd", "/etc/passwd", "..", "C:\\Windows\\x", "💥💥", "   a/b  ",
-                                   "x" * 1000, "CON", "<script>alert(1)</script>"])
+@pytest.mark.parametrize(
+    "title",
+    [
+        "../../etc/passwd",
+        "/etc/passwd",
+        "..",
+        "C:\\Windows\\x",
+        "💥💥",
+        "   a/b  ",
+        "x" * 1000,
+        "CON",
+        "<script>alert(1)</script>",
+    ],
+)
 async def test_hostile_titles_make_safe_file_names(kb: LocalBackend, tmp_path: Path, title: str) -> None:
     ref = await kb.create_page(title, "body")
     pages_dir = tmp_path / "data" / "pages"
@@ -104,16 +125,18 @@ async def test_slug_never_collides_with_a_source_page(kb: LocalBackend) -> None:
     assert (await kb.get_page("vpn")).title == "VPN: setup"
 
 
-async def test_update_of_a_source_page_shadows_it_and_keeps_the_original(kb: LocalBackend, source: Path,
-                                                                         tmp_path: Path) -> None:
+async def test_update_of_a_source_page_shadows_it_and_keeps_the_original(
+    kb: LocalBackend, source: Path, tmp_path: Path
+) -> None:
     original = (source / "vpn.md").read_text()
     await kb.update_page("vpn", PageChange(content="New body.\n"))
     page = await kb.get_page("vpn")
     assert (page.title, page.tags, page.content) == ("VPN: setup", ("vpn", "net work"), "New body.\n")
     assert (source / "vpn.md").read_text() == original
     assert kb.page_url("vpn") == (tmp_path / "data" / "pages" / "vpn.md").as_uri()
-    await kb.update_page("it/printers", PageChange(title="Printers", tags=("it",),
-                                                   rewrite=lambda old: old + "\nMore.\n"))
+    await kb.update_page(
+        "it/printers", PageChange(title="Printers", tags=("it",), rewrite=lambda old: old + "\nMore.\n")
+    )
     page = await kb.get_page("it/printers")
     assert (page.title, page.tags) == ("Printers", ("it",)) and page.content.endswith("More.\n")
     assert len(await kb.list_pages()) == 3

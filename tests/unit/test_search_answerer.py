@@ -82,16 +82,20 @@ async def test_title_only_match_quotes_the_page_start(index: SearchIndex) -> Non
 
 
 async def test_mentions_in_pages_are_neutralized(index: SearchIndex) -> None:
-    await index.upsert(IndexedPage(id="x", title="Pager policy", text="Ping @everyone and <!channel> for the pager."))
+    await index.upsert(
+        IndexedPage(id="x", title="Pager policy", text="Ping @everyone and <!channel> for the pager.")
+    )
     answer = await SearchAnswerer(index).answer("pager policy")
     assert "@everyone" not in answer.text and "<!channel>" not in answer.text
     assert "@\u200beveryone" in answer.text
 
 
 async def test_weak_matches_are_left_out(index: SearchIndex) -> None:
-    await index.upsert_many([
-        IndexedPage(id="vpn", title="VPN setup", tags=("vpn",), text="Install the VPN client. VPN VPN."),
-        IndexedPage(id="other", title="Cafeteria", text="The menu mentions setup of tables once."),
-    ])
+    await index.upsert_many(
+        [
+            IndexedPage(id="vpn", title="VPN setup", tags=("vpn",), text="Install the VPN client. VPN VPN."),
+            IndexedPage(id="other", title="Cafeteria", text="The menu mentions setup of tables once."),
+        ]
+    )
     answer = await SearchAnswerer(index).answer("vpn setup")
     assert [p.id for p in answer.related_pages] == ["vpn"]

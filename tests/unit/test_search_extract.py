@@ -8,12 +8,17 @@ def test_html_blocks_become_paragraphs_and_lists_lines() -> None:
         "<h1>VPN &amp; network</h1><p>Use <b>WireGuard</b>\n   now.</p>"
         "<ul><li>one</li><li>two</li></ul><pre>sudo wg-quick up acme\nwg show</pre>"
     )
-    assert html_to_text(html) == "VPN & network\n\nUse WireGuard now.\n\n- one\n- two\n\nsudo wg-quick up acme\nwg show"
+    assert (
+        html_to_text(html)
+        == "VPN & network\n\nUse WireGuard now.\n\n- one\n- two\n\nsudo wg-quick up acme\nwg show"
+    )
 
 
 def test_html_drops_scripts_styles_and_keeps_table_cells_apart() -> None:
-    html = "<style>p{}</style><script>alert('x')</script><table><tr><th>a</th><th>b</th></tr>" \
-           "<tr><td>1</td><td>2</td></tr></table>line<br>break"
+    html = (
+        "<style>p{}</style><script>alert('x')</script><table><tr><th>a</th><th>b</th></tr>"
+        "<tr><td>1</td><td>2</td></tr></table>line<br>break"
+    )
     text = html_to_text(html)
     assert "alert" not in text and "p{}" not in text
     assert "a | b\n1 | 2" in text
@@ -28,7 +33,8 @@ def test_html_empty_and_malformed() -> None:
 
 def test_markdown_strips_markup_keeps_code_and_latex() -> None:
     md = (
-        "---\ntitle: Hidden\n---\n# Heading\n\nSome *emph* and $a_1 + b_2$ and **bold**; costs $5 and $10.\n\n"
+        "---\ntitle: Hidden\n---\n# Heading\n\n"
+        "Some *emph* and $a_1 + b_2$ and **bold**; costs $5 and $10.\n\n"
         "- item one\n- item [link](http://x)\n\n```bash\nls *.txt\n```\n\n$$\n\\int_0^1 x\\,dx\n$$\n"
     )
     text = markdown_to_text(md)
@@ -42,13 +48,16 @@ def test_markdown_strips_markup_keeps_code_and_latex() -> None:
 
 def test_markdown_wiki_links_resolve_to_titles() -> None:
     titles = {"serre-spectral-sequence": "Serre Spectral Sequence"}
-    text = markdown_to_text("See [[serre-spectral-sequence]], [[unknown-page]] and [[x|the X]].",
-                            resolve_link=titles.get)
+    text = markdown_to_text(
+        "See [[serre-spectral-sequence]], [[unknown-page]] and [[x|the X]].", resolve_link=titles.get
+    )
     assert text == "See Serre Spectral Sequence, unknown page and the X."
 
 
 def test_markdown_tables_and_html_blocks() -> None:
-    text = markdown_to_text("| a | b |\n|---|---|\n| 1 | 2 |\n\n<div><p>raw <script>x()</script>html</p></div>\n")
+    text = markdown_to_text(
+        "| a | b |\n|---|---|\n| 1 | 2 |\n\n<div><p>raw <script>x()</script>html</p></div>\n"
+    )
     assert "a | b\n1 | 2" in text
     assert "raw html" in text and "x()" not in text
 

@@ -18,11 +18,21 @@ async def index(tmp_path: Path) -> AsyncIterator[SearchIndex]:
 
 
 PAGES = [
-    IndexedPage(id="vpn", title="VPN setup", tags=("network",), text="Install WireGuard and import the config."),
-    IndexedPage(id="travel", title="Business travel", tags=("travel",),
-                text="Hotel Wi-Fi may block UDP. Use the VPN profile over TCP when travelling. " * 3),
-    IndexedPage(id="deploy", title="Deploying services", tags=("deploys", "kubernetes"),
-                text="Merge to main, then promote with ./scripts/promote. Rollback by reverting the promotion."),
+    IndexedPage(
+        id="vpn", title="VPN setup", tags=("network",), text="Install WireGuard and import the config."
+    ),
+    IndexedPage(
+        id="travel",
+        title="Business travel",
+        tags=("travel",),
+        text="Hotel Wi-Fi may block UDP. Use the VPN profile over TCP when travelling. " * 3,
+    ),
+    IndexedPage(
+        id="deploy",
+        title="Deploying services",
+        tags=("deploys", "kubernetes"),
+        text="Merge to main, then promote with ./scripts/promote. Rollback by reverting the promotion.",
+    ),
 ]
 
 
@@ -41,8 +51,13 @@ async def test_snippet_marks_matches(index: SearchIndex) -> None:
     [hit] = await index.search("rollback")
     assert f"{MARK_OPEN}Rollback{MARK_CLOSE}" in hit.marked_snippet
     assert MARK_OPEN not in hit.snippet and "Rollback by reverting" in hit.snippet
-    assert hit.to_json() == {"id": "deploy", "title": "Deploying services", "url": None,
-                             "score": round(hit.score, 4), "snippet": hit.snippet}
+    assert hit.to_json() == {
+        "id": "deploy",
+        "title": "Deploying services",
+        "url": None,
+        "score": round(hit.score, 4),
+        "snippet": hit.snippet,
+    }
 
 
 async def test_stemming_and_last_term_prefix(index: SearchIndex) -> None:
@@ -52,9 +67,38 @@ async def test_stemming_and_last_term_prefix(index: SearchIndex) -> None:
 
 
 HOSTILE = [
-    '"', '""', "*", "vpn*", "NEAR(", "NEAR(vpn travel, 2)", "-", "-vpn", ":", "title:vpn", "^vpn", "(", ")",
-    "((vpn", "vpn))", "AND", "OR", "NOT", "vpn AND", "OR vpn NOT", "🤖", "vpn 🚀🔥", "'; DROP TABLE pages; --",
-    "\x00\x01vpn\x7f", "\u202evpn\u202c", "ｖｐｎ", "{col1 col2}: vpn", "vpn + travel", "", "   ", "?", "a" * 5000,
+    '"',
+    '""',
+    "*",
+    "vpn*",
+    "NEAR(",
+    "NEAR(vpn travel, 2)",
+    "-",
+    "-vpn",
+    ":",
+    "title:vpn",
+    "^vpn",
+    "(",
+    ")",
+    "((vpn",
+    "vpn))",
+    "AND",
+    "OR",
+    "NOT",
+    "vpn AND",
+    "OR vpn NOT",
+    "🤖",
+    "vpn 🚀🔥",
+    "'; DROP TABLE pages; --",
+    "\x00\x01vpn\x7f",
+    "\u202evpn\u202c",
+    "ｖｐｎ",
+    "{col1 col2}: vpn",
+    "vpn + travel",
+    "",
+    "   ",
+    "?",
+    "a" * 5000,
     "vpn " * 25_000,
 ]
 
@@ -119,8 +163,10 @@ async def test_corrupt_file_is_rebuilt(tmp_path: Path) -> None:
 async def test_old_schema_is_rebuilt(tmp_path: Path) -> None:
     path = tmp_path / "index.sqlite3"
     conn = sqlite3.connect(path)
-    conn.executescript("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT); "
-                       "INSERT INTO meta VALUES ('schema_version', '0'); CREATE TABLE pages(x);")
+    conn.executescript(
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT); "
+        "INSERT INTO meta VALUES ('schema_version', '0'); CREATE TABLE pages(x);"
+    )
     conn.close()
     async with SearchIndex(path) as index:
         await index.upsert(PAGES[0])
@@ -153,6 +199,8 @@ async def test_closed_index_refuses(tmp_path: Path) -> None:
 
 
 async def test_unicode_and_diacritics(index: SearchIndex) -> None:
-    await index.upsert(IndexedPage(id="cafe", title="Café opening hours", text="Das Café öffnet um 8 Uhr. 日本語"))
+    await index.upsert(
+        IndexedPage(id="cafe", title="Café opening hours", text="Das Café öffnet um 8 Uhr. 日本語")
+    )
     assert [h.id for h in await index.search("cafe")] == ["cafe"]
     assert [h.id for h in await index.search("offnet")] == ["cafe"]
