@@ -247,7 +247,8 @@ class LocalBackend:
         or link is atomic) and flush it to disk."""
         fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=".md", dir=directory)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            # errors="replace": a lone surrogate (from JSON "\\ud800") becomes "?" instead of losing the page.
+            with os.fdopen(fd, "w", encoding="utf-8", errors="replace", newline="\n") as handle:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from kbbot.errors import KbbotError
 from kbbot.search.query import build_match, matched_terms, query_terms, stem
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,19 @@ class PageText:
     text: str
 
 
+class SearchIndexError(KbbotError):
+    """The index file could not be opened, read or written. ``str()`` names the file and the fix."""
+
+
+def _clean(text: str) -> str:
+    """Lone surrogates (from a JSON ``"\\ud800"``) cannot be stored as UTF-8: replace them, keep the rest."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 class SearchIndex:
     """The FTS5 index of one knowledgebase. Open with ``async with SearchIndex(path) as index`` (or
     :meth:`open`/:meth:`aclose`). Every method is a coroutine that runs its SQL on the index's own thread."""
@@ -194,9 +208,21 @@ class SearchIndex:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def open(self) -> SearchIndex:
+        """Create or open the index file. Raises :class:`SearchIndexError` when it cannot (a folder that is
+        not writable, a full disk), naming the file."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbbot-index")
-            await self._run(self._open_sync)
+            try:
+                await self._run(self._open_sync)
+            except SearchIndexError:
+                await self.aclose()
+                raise
+            except OSError as exc:
+                await self.aclose()
+                raise SearchIndexError(
+                    f"Cannot open the search index at {self.path} ({exc.strerror or exc}); "
+                    "check that KBBOT_DATA_DIR is a writable folder."
+                ) from None
         return self
 
     async def __aenter__(self) -> SearchIndex:
@@ -216,7 +242,14 @@ class SearchIndex:
     async def _run(self, fn: Callable[[], T]) -> T:
         if self._executor is None:
             raise RuntimeError("SearchIndex is not open (use `async with SearchIndex(path)`)")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        except sqlite3.Error as exc:
+            # Disk full, a file broken while open, a lock held too long by another process: one clear error
+            # in kbbot's tree instead of a sqlite3 traceback. The index is a cache, so deleting it is safe.
+            raise SearchIndexError(
+                f"The search index at {self.path} failed ({exc}); delete the file to rebuild it."
+            ) from exc
 
     def _open_sync(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -287,14 +320,15 @@ class SearchIndex:
         changed = 0
         with _transaction(db):
             for page in pages:
-                body = page.text[:MAX_BODY_CHARS]
-                tags = json.dumps(list(page.tags), ensure_ascii=False)
-                fingerprint = page.content_hash or content_hash(page.title, tags, body)
+                body = _clean(page.text[:MAX_BODY_CHARS])
+                title = _clean(page.title)
+                tags = json.dumps([_clean(tag) for tag in page.tags], ensure_ascii=False)
+                fingerprint = page.content_hash or content_hash(title, tags, body)
                 row = db.execute(
                     "SELECT content_hash, title, tags FROM pages WHERE id = ?", (page.id,)
                 ).fetchone()
                 meta = (page.url, page.slug, page.version, page.updated_at, now)
-                if row is not None and tuple(row) == (fingerprint, page.title, tags):
+                if row is not None and tuple(row) == (fingerprint, title, tags):
                     # Same content: refresh the bookkeeping only, leave the FTS rows alone.
                     db.execute(
                         "UPDATE pages SET url=?, slug=?, version=?, updated_at=?, last_fetched=? WHERE id=?",
@@ -311,7 +345,7 @@ class SearchIndex:
                            content_hash=excluded.content_hash, url=excluded.url, slug=excluded.slug,
                            version=excluded.version, updated_at=excluded.updated_at,
                            last_fetched=excluded.last_fetched""",
-                    (page.id, page.title, tags, body, fingerprint, *meta),
+                    (page.id, title, tags, body, fingerprint, *meta),
                 )
         return changed
 
@@ -422,8 +456,11 @@ class SearchIndex:
                         marked_snippet=(snippet[0] if snippet else "") or "",
                     )
                 )
-        except sqlite3.OperationalError as exc:  # pragma: no cover - build_match only emits quoted terms
-            log.warning("search query rejected by FTS5: %s", exc)
+        except sqlite3.Error as exc:
+            # A search must not take the answer pipeline down (it is the fallback when the AI is gone):
+            # log it and find nothing. build_match only emits quoted terms, so this is a broken file, not
+            # a query.
+            log.warning("search failed in %s: %s", self.path, exc)
             return []
         return hits
 

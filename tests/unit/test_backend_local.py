@@ -211,3 +211,9 @@ def test_slugify() -> None:
     assert slugify("../../etc/passwd") == "etc-passwd"
     assert slugify("日本語") == "page"
     assert len(slugify("a" * 500)) == 80
+
+
+async def test_lone_surrogates_do_not_lose_the_page(kb: LocalBackend) -> None:
+    ref = await kb.create_page("Odd \ud800 title", "body \udfff text")
+    page = await kb.get_page(ref.id)
+    assert (page.title, page.content) == ("Odd ? title", "body ? text")

@@ -99,3 +99,11 @@ async def test_weak_matches_are_left_out(index: SearchIndex) -> None:
     )
     answer = await SearchAnswerer(index).answer("vpn setup")
     assert [p.id for p in answer.related_pages] == ["vpn"]
+
+
+async def test_huge_and_hostile_questions(sample: SearchIndex) -> None:
+    answerer = SearchAnswerer(sample)
+    answer = await answerer.answer("vpn " + '🤖 NEAR( " * - : ^ ((' * 10_000)
+    assert not answer.empty and answer.related_pages[0].id == "vpn-setup"
+    answer = await answerer.answer("password reset", limit=0)  # at least one page, whatever the caller asks
+    assert len(answer.related_pages) == 1

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from kbbot.search.index import MARK_CLOSE, MARK_OPEN, IndexedPage, SearchIndex, index_path
+from kbbot.search.index import (
+    MARK_CLOSE,
+    MARK_OPEN,
+    IndexedPage,
+    SearchIndex,
+    SearchIndexError,
+    index_path,
+)
 
 
 @pytest.fixture
@@ -204,3 +211,35 @@ async def test_unicode_and_diacritics(index: SearchIndex) -> None:
     )
     assert [h.id for h in await index.search("cafe")] == ["cafe"]
     assert [h.id for h in await index.search("offnet")] == ["cafe"]
+
+
+async def test_lone_surrogates_are_stored_not_fatal(index: SearchIndex) -> None:
+    await index.upsert(
+        IndexedPage(id="s", title="Broken \ud800 title", tags=("t\udfff",), text="zebra \ud83d")
+    )
+    [hit] = await index.search("zebra")
+    assert hit.title == "Broken ? title" and hit.tags == ("t?",)
+
+
+async def test_unwritable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data folder should be")
+    with pytest.raises(SearchIndexError) as caught:
+        await SearchIndex(blocker / "index.sqlite3").open()
+    assert "KBBOT_DATA_DIR" in str(caught.value) and str(blocker) in str(caught.value)
+
+
+async def test_broken_file_while_open_degrades_search_and_names_the_file(
+    index: SearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await index.upsert_many(PAGES)
+
+    def broken(*args: object) -> None:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(SearchIndex, "_states_sync", broken)
+    with pytest.raises(SearchIndexError) as caught:
+        await index.states()
+    assert str(index.path) in str(caught.value) and "delete the file" in str(caught.value)
+    await index._run(lambda: index._db.execute("DROP TABLE pages_fts"))
+    assert await index.search("vpn") == []  # the answer pipeline keeps going
