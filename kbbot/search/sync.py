@@ -110,7 +110,12 @@ class IndexSyncer:
         report.listed = len(listed)
         states = await self.index.states()
 
-        report.deleted = await self.index.delete(pid for pid in states if pid not in listed)
+        if listed or full:
+            report.deleted = await self.index.delete(pid for pid in states if pid not in listed)
+        elif states:
+            # An empty listing is far more often a glitch (or a token for another, empty knowledgebase) than a
+            # wiki whose every page was deleted; keep answering from what we have. `index sync --full` clears.
+            log.warning("the knowledgebase listed no pages; keeping the %d indexed ones", len(states))
         to_fetch = self._plan(listed, states, full=full)
         await self._refresh_urls(listed, states, set(to_fetch))
 

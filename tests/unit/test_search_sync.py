@@ -277,3 +277,15 @@ async def test_refresher_stop_mid_sync(index: SearchIndex) -> None:
     await asyncio.wait_for(started.wait(), 5)
     await asyncio.wait_for(refresher.stop(), 2)
     assert not refresher.running
+
+
+async def test_an_empty_listing_does_not_wipe_the_index_unless_full(index: SearchIndex) -> None:
+    kb = MemoryKnowledgeBase()
+    seed(kb, 3)
+    syncer = IndexSyncer(kb, index)
+    await syncer.sync()
+    kb.pages.clear()
+    assert (await syncer.sync()).deleted == 0
+    assert await index.count() == 3
+    assert (await syncer.sync(full=True)).deleted == 3
+    assert await index.count() == 0
