@@ -75,18 +75,21 @@ class SearchAnswerer:
             )
         blocks = ["From the wiki:"]
         for passage in passages:
-            quoted = "\n".join("> " + line if line.strip() else ">" for line in passage.text.split("\n"))
-            blocks.append(f"{quoted}\n— {_link(passage.page.title, passage.page.url)}")
-        return Answer(
-            text=neutralize_mentions("\n\n".join(blocks)),
-            related_pages=related,
-            source=Source.SEARCH,
-        )
+            lines = [line.rstrip() for line in _escape(neutralize_mentions(passage.text)).split("\n")]
+            # Two trailing spaces are a CommonMark hard break: each line of the page stays a line when the
+            # answer is rendered (Slack and Discord keep newlines anyway and ignore the spaces).
+            quoted = "  \n".join("> " + line if line else ">" for line in lines)
+            blocks.append(f"{quoted}\n\n— {_link(passage.page.title, passage.page.url)}")
+        return Answer(text="\n\n".join(blocks), related_pages=related, source=Source.SEARCH)
 
     def _best_passage(self, page: PageText, terms: set[str]) -> Passage | None:
+        # Words of the question that the page title already matches say which page, not which passage:
+        # "set up the VPN on linux" on the page "VPN setup" should quote the Linux steps, not the intro.
+        in_title, _ = matched_terms(page.title, terms)
+        focus = (terms - in_title) or terms
         best: Passage | None = None
         for paragraph in self._paragraphs(page.text):
-            score = _score(paragraph, terms)
+            score = _score(paragraph, focus) + 0.1 * _score(paragraph, terms)
             if score > 0 and (best is None or score > best.score):
                 best = Passage(page, paragraph, score)
         if best is None:
@@ -95,16 +98,22 @@ class SearchAnswerer:
 
     @staticmethod
     def _paragraphs(text: str) -> list[str]:
-        """Paragraphs, with a short heading-like line joined to the paragraph under it (a heading alone is no
-        answer, and the paragraph alone loses its context)."""
+        """Paragraphs, with a heading-like line or a lead-in ending in ":" joined to the paragraph under it
+        (a heading alone is no answer; "Sign your commits with your SSH key:" is nothing without the command
+        that follows)."""
         raw = [p.strip() for p in text.split("\n\n") if p.strip()]
         merged: list[str] = []
         carry = ""
         for paragraph in raw:
-            if "\n" not in paragraph and len(paragraph) < 60 and not paragraph.endswith((".", ":", "!", "?")):
-                carry = f"{carry}\n{paragraph}" if carry else paragraph
+            heading = (
+                "\n" not in paragraph and len(paragraph) < 60 and not paragraph.endswith((".", "!", "?"))
+            )
+            lead_in = len(paragraph) < 200 and paragraph.endswith(":")
+            joined = f"{carry}\n{paragraph}" if carry else paragraph
+            if (heading or lead_in) and len(joined) < 400:
+                carry = joined
                 continue
-            merged.append(f"{carry}\n{paragraph}" if carry else paragraph)
+            merged.append(joined)
             carry = ""
         if carry:
             merged.append(carry)
@@ -145,7 +154,23 @@ def _score(text: str, terms: set[str]) -> float:
     return len(matched) ** 2 + min(hits, 6) * 0.25 - len(text) / 4000
 
 
+# Quoted page text is plain text: characters Markdown would read as emphasis, code, links or HTML are
+# backslash-escaped (CommonMark), so `ls *.txt` or snake_case never turns the rest of a passage italic, and a
+# "# comment" line from a code sample never becomes a heading.
+_MD_INLINE = re.compile(r"([\\`*_\[\]<>])")
+_MD_LINE_START = re.compile(r"^(\s*)#", re.MULTILINE)
+
+
+def _escape(text: str) -> str:
+    text = _MD_INLINE.sub(r"\\\1", text)
+    return _MD_LINE_START.sub(lambda m: m.group(1) + "\\#", text)
+
+
 def _link(title: str, url: str | None) -> str:
     """``[title](url)`` or ``**title**`` when the wiki has no page URLs configured."""
-    safe = title.replace("[", "(").replace("]", ")").strip() or "Untitled"
-    return f"[{safe}]({url})" if url else f"**{safe}**"
+    safe = _escape(neutralize_mentions(" ".join(title.split()))) or "Untitled"
+    if url:
+        # Percent-encode what would end or break a Markdown link destination.
+        safe_url = url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+        return f"[{safe}]({safe_url})"
+    return f"**{safe}**"

@@ -40,14 +40,22 @@ async def test_vpn_question_quotes_the_vpn_page(sample: SearchIndex) -> None:
 
 async def test_passages_are_quoted_line_by_line(sample: SearchIndex) -> None:
     answer = await SearchAnswerer(sample).answer("can I deploy to production on a friday", limit=2)
-    blocks = answer.text.split("\n\n")[1:]
-    assert blocks and len(blocks) <= 2
-    for block in blocks:
-        *quote, source = block.split("\n")
-        assert quote and all(line.startswith(">") for line in quote)
-        assert source.startswith("— ")
+    head, *blocks = answer.text.split("\n\n")
+    assert head == "From the wiki:"
+    assert blocks and len(blocks) % 2 == 0 and len(blocks) <= 4
+    for quote, source in zip(blocks[::2], blocks[1::2], strict=True):
+        lines = quote.split("\n")
+        assert all(line.startswith(">") for line in lines)
+        assert all(line.endswith("  ") for line in lines[:-1])  # hard breaks keep the page's lines
+        assert source.startswith("— [") and "](file://" in source
     assert "Fridays" in answer.text
     assert answer.related_pages[0].id == "deploys"
+
+
+async def test_the_passage_answers_what_the_title_does_not(sample: SearchIndex) -> None:
+    answer = await SearchAnswerer(sample).answer("how do I set up the VPN on linux")
+    assert answer.related_pages[0].id == "vpn-setup"
+    assert "> sudo apt install wireguard" in answer.text
 
 
 async def test_nothing_matches(sample: SearchIndex) -> None:
@@ -107,3 +115,16 @@ async def test_huge_and_hostile_questions(sample: SearchIndex) -> None:
     assert not answer.empty and answer.related_pages[0].id == "vpn-setup"
     answer = await answerer.answer("password reset", limit=0)  # at least one page, whatever the caller asks
     assert len(answer.related_pages) == 1
+
+
+async def test_quoted_text_cannot_turn_into_markdown(index: SearchIndex) -> None:
+    text = "Run ls *.txt and rm *.bak in my_dir_name.\n# start it at boot\n<script>alert(1)</script> [x](y)"
+    await index.upsert(
+        IndexedPage(id="x", title="Shell *tips* (v2)", text=text, url="file:///kb/shell tips (v2).md")
+    )
+    answer = await SearchAnswerer(index).answer("shell tips txt boot script")
+    assert "> Run ls \\*.txt and rm \\*.bak in my\\_dir\\_name." in answer.text
+    assert "> \\# start it at boot" in answer.text
+    assert "\\<script\\>" in answer.text and "\\[x\\](y)" in answer.text
+    assert "— [Shell \\*tips\\* (v2)](file:///kb/shell%20tips%20%28v2%29.md)" in answer.text
+    assert answer.related_pages[0].url == "file:///kb/shell tips (v2).md"  # the PageRef keeps the real URL
