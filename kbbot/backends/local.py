@@ -92,6 +92,10 @@ class LocalBackend:
     def __init__(self, source_dir: Path | None, writable_dir: Path, *, name: str | None = None) -> None:
         self.source_dir = (source_dir or sample_kb_dir()).resolve()
         self.writable_dir = writable_dir.resolve()
+        if not self.source_dir.is_dir():
+            raise ConfigError(
+                f"LOCAL_KB_DIR {self.source_dir} is not a folder; point it at a folder of .md files"
+            )
         pkg = package_dir()
         if self.writable_dir == pkg or pkg in self.writable_dir.parents:
             raise ConfigError(

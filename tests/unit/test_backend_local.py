@@ -217,3 +217,9 @@ async def test_lone_surrogates_do_not_lose_the_page(kb: LocalBackend) -> None:
     ref = await kb.create_page("Odd \ud800 title", "body \udfff text")
     page = await kb.get_page(ref.id)
     assert (page.title, page.content) == ("Odd ? title", "body ? text")
+
+
+def test_missing_source_folder_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        LocalBackend(tmp_path / "nope", tmp_path / "pages")
+    assert "LOCAL_KB_DIR" in str(caught.value)
