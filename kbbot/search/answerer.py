@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from kbbot.core.models import Answer, PageRef, Source
 from kbbot.core.text import neutralize_mentions
 from kbbot.search.index import PageText, SearchIndex
-from kbbot.search.query import matched_terms, query_terms, stem
+from kbbot.search.query import matched_terms, query_terms, stem, term_hits
 
 NOTHING_FOUND = (
     "I couldn't find anything about that in the wiki. Try other words — a product name, a tool or an error "
@@ -85,12 +85,15 @@ class SearchAnswerer:
     def _best_passage(self, page: PageText, terms: set[str]) -> Passage | None:
         # Words of the question that the page title already matches say which page, not which passage:
         # "set up the VPN on linux" on the page "VPN setup" should quote the Linux steps, not the intro.
-        in_title, _ = matched_terms(page.title, terms)
-        focus = (terms - in_title) or terms
+        focus = (terms - matched_terms(page.title, terms)) or terms
         best: Passage | None = None
         for paragraph in self._paragraphs(page.text):
-            score = _score(paragraph, focus) + 0.1 * _score(paragraph, terms)
-            if score > 0 and (best is None or score > best.score):
+            counts = term_hits(paragraph, terms)
+            if not counts:
+                continue
+            focused = {term: n for term, n in counts.items() if term in focus}
+            score = _score(focused, len(paragraph)) + 0.1 * _score(counts, len(paragraph))
+            if best is None or score > best.score:
                 best = Passage(page, paragraph, score)
         if best is None:
             return None
@@ -130,7 +133,7 @@ class SearchAnswerer:
         for line_no, line in enumerate(paragraph.split("\n")):
             for sentence_no, sentence in enumerate(s for s in _SENTENCE_END.split(line) if s.strip()):
                 units.append((sentence, "\n" if line_no and not sentence_no else " "))
-        start = next((i for i, (unit, _) in enumerate(units) if _score(unit, terms) > 0), 0)
+        start = next((i for i, (unit, _) in enumerate(units) if term_hits(unit, terms)), 0)
         out = ""
         end = start
         for unit, sep in units[start:]:
@@ -145,13 +148,12 @@ class SearchAnswerer:
         return ("… " if start > 0 else "") + out + (" …" if end != len(units) else "")
 
 
-def _score(text: str, terms: set[str]) -> float:
+def _score(counts: dict[str, int], length: int) -> float:
     """Distinct query terms matched (squared, so covering more of the question wins), plus a little for
     repeats, minus a little for length."""
-    matched, hits = matched_terms(text, terms)
-    if not matched:
+    if not counts:
         return 0.0
-    return len(matched) ** 2 + min(hits, 6) * 0.25 - len(text) / 4000
+    return len(counts) ** 2 + min(sum(counts.values()), 6) * 0.25 - length / 4000
 
 
 # Quoted page text is plain text: characters Markdown would read as emphasis, code, links or HTML are

@@ -439,7 +439,7 @@ class SearchIndex:
                 row = rows.get(rowid)
                 if row is None:  # pragma: no cover - FTS rows follow the pages table in one transaction
                     continue
-                title_terms, _ = matched_terms(row[1], stemmed)
+                title_terms = matched_terms(row[1], stemmed)
                 boost = 1.0 + TITLE_BOOST * len(title_terms) / max(1, len(stemmed))
                 scored.append((float(score) * boost, rowid, row))
             scored.sort(key=lambda item: -item[0])

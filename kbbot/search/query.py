@@ -13,6 +13,7 @@ and doing that for every term made searches over 10,000 pages several times slow
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 #: More terms than this add noise and cost, not recall (a pasted 100 KB log is not a better question).
 MAX_TERMS = 24
@@ -78,6 +79,7 @@ def build_match(terms: list[str]) -> str | None:
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s")
 
 
+@lru_cache(maxsize=16384)
 def stem(word: str) -> str:
     """A crude suffix strip for matching query terms against short texts in Python (titles, passages), where
     FTS5's porter stemmer is not at hand: enough to match "deploying" with "deploy"."""
@@ -87,18 +89,26 @@ def stem(word: str) -> str:
     return word
 
 
-def matched_terms(text: str, stemmed_terms: set[str]) -> tuple[set[str], int]:
-    """Which of ``stemmed_terms`` occur in ``text`` (as a word, or as the start of one for terms of 4+
-    letters), and how many word hits in all."""
-    matched: set[str] = set()
-    hits = 0
+def term_hits(text: str, stemmed_terms: set[str]) -> dict[str, int]:
+    """How often each of ``stemmed_terms`` occurs in ``text`` (as a word, or as the start of one for terms of
+    4+ letters); terms that do not occur are left out. Set lookups per word, so quoting passages stays
+    cheap."""
+    counts: dict[str, int] = {}
     if not stemmed_terms:
-        return matched, hits
+        return counts
+    prefix_lengths = sorted({len(term) for term in stemmed_terms if len(term) >= 4})
     for raw in _WORD.findall(text.casefold()):
         word = stem(raw)
-        for term in stemmed_terms:
-            if word == term or (len(term) >= 4 and word.startswith(term)):
-                matched.add(term)
-                hits += 1
+        if word in stemmed_terms:
+            counts[word] = counts.get(word, 0) + 1
+            continue
+        for length in prefix_lengths:
+            if length < len(word) and word[:length] in stemmed_terms:
+                counts[word[:length]] = counts.get(word[:length], 0) + 1
                 break
-    return matched, hits
+    return counts
+
+
+def matched_terms(text: str, stemmed_terms: set[str]) -> set[str]:
+    """Which of ``stemmed_terms`` occur in ``text`` (see :func:`term_hits`)."""
+    return set(term_hits(text, stemmed_terms))
