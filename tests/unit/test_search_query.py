@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from kbbot.search.query import MAX_TERMS, build_match, query_terms
+from kbbot.search.query import MAX_TERMS, build_match, matched_terms, query_terms, stem, term_hits
 
 
 def test_terms_drop_stopwords_punctuation_and_duplicates() -> None:
@@ -30,3 +30,11 @@ def test_huge_questions_are_bounded() -> None:
     words = " ".join(f"word{n}" for n in range(50_000))
     assert len(query_terms(words)) <= MAX_TERMS
     assert query_terms("x" * 100_000) == []  # one absurd "word" is not a search term
+
+
+def test_term_hits_stem_and_prefix() -> None:
+    assert stem("deploying") == "deploy" and stem("policies") == "polic" and stem("ssh") == "ssh"
+    counts = term_hits("Deploying deploys; kubectl and kube, not ku.", {"deploy", "kube", "ku"})
+    assert counts == {"deploy": 2, "kube": 2, "ku": 1}
+    assert matched_terms("VPN setup", {"vpn", "linux"}) == {"vpn"}
+    assert term_hits("anything", set()) == {}
