@@ -16,7 +16,7 @@ from kbbot.backends.local import LocalBackend
 from kbbot.commands import index as index_cmd
 from kbbot.errors import Unavailable
 from kbbot.search.index import SearchIndex
-from tests.fakes.memory_kb import MemoryKnowledgeBase
+from tests.fakes.sync_kb import SyncKnowledgeBase
 
 
 @dataclass
@@ -98,7 +98,7 @@ async def test_no_results_and_no_words(rt: Runtime, capsys: pytest.CaptureFixtur
 
 
 async def test_brackets_in_titles_are_not_rich_markup(tmp_path: Path) -> None:
-    kb = MemoryKnowledgeBase(url_template=None)
+    kb = SyncKnowledgeBase(url_template=None)
     kb.put("x", "[bold]Not bold[/bold] [link=evil]", "The [red]snippet[/red] about zebras.")
     async with SearchIndex(tmp_path / "i.sqlite3") as index:
         rt = Runtime(None, kb, index, Console(file=io.StringIO(), width=200))
@@ -108,7 +108,7 @@ async def test_brackets_in_titles_are_not_rich_markup(tmp_path: Path) -> None:
 
 
 async def test_sync_failures_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    kb = MemoryKnowledgeBase()
+    kb = SyncKnowledgeBase()
     kb.put("a", "A", "alpha")
     kb.put("b", "B", "beta")
     kb.failures["b"] = [Unavailable("The wiki is unavailable (HTTP 503).", status=503)]

@@ -11,7 +11,7 @@ import pytest
 from kbbot.errors import Unauthorized, Unavailable
 from kbbot.search.index import SearchIndex
 from kbbot.search.sync import MAX_CONSECUTIVE_FAILURES, IndexRefresher, IndexSyncer, _accepts_background
-from tests.fakes.memory_kb import BackgroundMemoryKnowledgeBase, MemoryKnowledgeBase
+from tests.fakes.sync_kb import BackgroundSyncKnowledgeBase, SyncKnowledgeBase
 
 
 class Clock:
@@ -39,7 +39,7 @@ async def ids(index: SearchIndex, q: str) -> list[str]:
 
 
 async def test_versioned_full_then_incremental(index: SearchIndex) -> None:
-    kb = MemoryKnowledgeBase(versioned=True)
+    kb = SyncKnowledgeBase(versioned=True)
     seed(kb)
     syncer = IndexSyncer(kb, index)
     report = await syncer.sync()
@@ -67,7 +67,7 @@ async def test_versioned_full_then_incremental(index: SearchIndex) -> None:
 
 
 async def test_full_sync_refetches_everything(index: SearchIndex) -> None:
-    kb = MemoryKnowledgeBase()
+    kb = SyncKnowledgeBase()
     seed(kb, 3)
     syncer = IndexSyncer(kb, index)
     await syncer.sync()
@@ -78,7 +78,7 @@ async def test_full_sync_refetches_everything(index: SearchIndex) -> None:
 
 
 async def test_unversioned_listing_refreshes_oldest_first(index: SearchIndex) -> None:
-    kb = BackgroundMemoryKnowledgeBase(versioned=False, content_format="html")
+    kb = BackgroundSyncKnowledgeBase(versioned=False, content_format="html")
     for i in range(6):
         kb.put(f"p{i}", f"Page {i}", f"<p>Body of page {i} about <b>topic{i}</b>.</p>")
     syncer = IndexSyncer(kb, index, refresh_batch=2)
@@ -110,7 +110,7 @@ async def test_unversioned_listing_refreshes_oldest_first(index: SearchIndex) ->
 
 
 async def test_without_background_keyword_none_is_passed(index: SearchIndex) -> None:
-    kb = MemoryKnowledgeBase()
+    kb = SyncKnowledgeBase()
     seed(kb, 1)
     await IndexSyncer(kb, index).sync()
     assert [call.kwargs for call in kb.calls] == [{}, {}]
@@ -128,7 +128,7 @@ def test_accepts_background_detection() -> None:
 
 
 async def test_page_vanishing_between_list_and_get_is_dropped(index: SearchIndex) -> None:
-    kb = MemoryKnowledgeBase()
+    kb = SyncKnowledgeBase()
     seed(kb, 3)
     syncer = IndexSyncer(kb, index)
     await syncer.sync()
@@ -147,7 +147,7 @@ async def test_page_vanishing_between_list_and_get_is_dropped(index: SearchIndex
 
 
 async def test_failures_are_counted_and_a_failing_wiki_stops_the_run(index: SearchIndex) -> None:
-    kb = MemoryKnowledgeBase()
+    kb = SyncKnowledgeBase()
     seed(kb, 8)
     kb.failures["p2"] = [Unavailable("Perfect Wiki is unavailable (HTTP 503).", status=503)]
     syncer = IndexSyncer(kb, index)
@@ -167,7 +167,7 @@ async def test_failures_are_counted_and_a_failing_wiki_stops_the_run(index: Sear
 
 
 async def test_unauthorized_stops_the_sync(index: SearchIndex) -> None:
-    kb = MemoryKnowledgeBase()
+    kb = SyncKnowledgeBase()
     seed(kb, 2)
     kb.failures["p0"] = [Unauthorized("The token was rejected.", status=401)]
     with pytest.raises(Unauthorized):
@@ -175,7 +175,7 @@ async def test_unauthorized_stops_the_sync(index: SearchIndex) -> None:
 
 
 async def test_progress_reports_total_then_each_page(index: SearchIndex) -> None:
-    kb = MemoryKnowledgeBase()
+    kb = SyncKnowledgeBase()
     seed(kb, 4)
     seen: list[tuple[int, int]] = []
     await IndexSyncer(kb, index, write_batch=2).sync(progress=lambda total, done: seen.append((total, done)))
@@ -186,7 +186,7 @@ async def test_progress_reports_total_then_each_page(index: SearchIndex) -> None
 
 
 async def test_url_template_change_updates_links_without_fetching(index: SearchIndex) -> None:
-    kb = MemoryKnowledgeBase(url_template=None)
+    kb = SyncKnowledgeBase(url_template=None)
     seed(kb, 2)
     syncer = IndexSyncer(kb, index)
     await syncer.sync()
@@ -199,7 +199,7 @@ async def test_url_template_change_updates_links_without_fetching(index: SearchI
 
 
 async def test_wiki_links_resolve_to_listed_titles(index: SearchIndex) -> None:
-    kb = MemoryKnowledgeBase()
+    kb = SyncKnowledgeBase()
     kb.put("a", "Serre Spectral Sequence", "A tool.", slug="serre-spectral-sequence")
     kb.put("b", "Homotopy", "See [[serre-spectral-sequence]] for more.", slug="homotopy")
     await IndexSyncer(kb, index).sync()
@@ -208,7 +208,7 @@ async def test_wiki_links_resolve_to_listed_titles(index: SearchIndex) -> None:
 
 
 async def test_index_page_now(index: SearchIndex) -> None:
-    kb = MemoryKnowledgeBase()
+    kb = SyncKnowledgeBase()
     syncer = IndexSyncer(kb, index)
     ref = await kb.create_page("Saved thread", "We fixed the flux capacitor.")
     assert await syncer.index_page(ref.id) is True
@@ -219,7 +219,7 @@ async def test_index_page_now(index: SearchIndex) -> None:
 
 
 async def test_concurrent_syncs_do_not_overlap(index: SearchIndex) -> None:
-    kb = MemoryKnowledgeBase()
+    kb = SyncKnowledgeBase()
     seed(kb, 3)
     syncer = IndexSyncer(kb, index)
     reports = await asyncio.gather(syncer.sync(), syncer.sync())
@@ -227,7 +227,7 @@ async def test_concurrent_syncs_do_not_overlap(index: SearchIndex) -> None:
 
 
 async def test_refresher_runs_periodically_survives_errors_and_stops(index: SearchIndex) -> None:
-    kb = MemoryKnowledgeBase()
+    kb = SyncKnowledgeBase()
     seed(kb, 2)
     syncer = IndexSyncer(kb, index)
     errors: list[BaseException] = []
@@ -254,14 +254,14 @@ async def test_refresher_runs_periodically_survives_errors_and_stops(index: Sear
 
 
 async def test_refresher_off_when_interval_is_zero(index: SearchIndex) -> None:
-    refresher = IndexRefresher(IndexSyncer(MemoryKnowledgeBase(), index), 0)
+    refresher = IndexRefresher(IndexSyncer(SyncKnowledgeBase(), index), 0)
     refresher.start()
     assert not refresher.running
     await refresher.stop()
 
 
 async def test_refresher_stop_mid_sync(index: SearchIndex) -> None:
-    kb = MemoryKnowledgeBase()
+    kb = SyncKnowledgeBase()
     seed(kb, 3)
     started = asyncio.Event()
     original = kb._get
@@ -280,7 +280,7 @@ async def test_refresher_stop_mid_sync(index: SearchIndex) -> None:
 
 
 async def test_an_empty_listing_does_not_wipe_the_index_unless_full(index: SearchIndex) -> None:
-    kb = MemoryKnowledgeBase()
+    kb = SyncKnowledgeBase()
     seed(kb, 3)
     syncer = IndexSyncer(kb, index)
     await syncer.sync()

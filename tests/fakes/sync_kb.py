@@ -1,4 +1,4 @@
-"""An in-memory KnowledgeBase double for sync and answerer tests: no network, every call recorded.
+"""A KnowledgeBase double for index sync tests: pages in memory, versioned or not, every call recorded.
 
 ``versioned=True`` lists ``version``/``updated_at`` like MatHub and local folders; ``versioned=False`` lists
 only id/title/tags like Perfect Wiki. ``accepts_background=True`` gives ``list_pages``/``get_page`` the
@@ -119,7 +119,7 @@ class _Base:
         return None
 
 
-class MemoryKnowledgeBase(_Base):
+class SyncKnowledgeBase(_Base):
     """list_pages()/get_page(id) without a ``background`` keyword (like MatHub and local)."""
 
     async def list_pages(self) -> list[PageSummary]:
@@ -129,7 +129,7 @@ class MemoryKnowledgeBase(_Base):
         return await self._get(page_id)
 
 
-class BackgroundMemoryKnowledgeBase(_Base):
+class BackgroundSyncKnowledgeBase(_Base):
     """list_pages/get_page accepting ``background`` (like the Perfect Wiki client)."""
 
     async def list_pages(self, *, background: bool = False) -> list[PageSummary]:
