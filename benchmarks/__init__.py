@@ -1,1 +1,1 @@
-"""Benchmarks: each module has ``run() -> dict`` and runs on its own with ``python -m benchmarks.<name>``."""
+"""Benchmarks: `python -m benchmarks` (or `make bench`) prints a table and writes benchmarks/results.json."""

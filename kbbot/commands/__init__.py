@@ -1,1 +1,7 @@
-"""``kbbot`` subcommands, one module per command group; each exposes ``register(subparsers)``."""
+"""One module per `kbbot` subcommand. Each has ``register(subparsers)`` that sets ``handler(args, rt) -> int``."""
+
+from __future__ import annotations
+
+from kbbot.commands import ask, chat, check, index, pages, run, save
+
+COMMANDS = (run.register, chat.register, ask.register, pages.register, index.register, save.register, check.register)

@@ -1,1 +1,1 @@
-"""Shared state: answer cache, rate limiter, dedupe, saved-thread map (memory/SQLite/Redis)."""
+"""State behind the core's ports: in-memory/SQLite (embedded default) and Redis (many replicas)."""

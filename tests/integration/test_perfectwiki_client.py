@@ -569,7 +569,6 @@ async def test_burst_of_100_concurrent_calls_draws_no_429(http: httpx.AsyncClien
             per_minute=60,
             second_window=0.2,
             minute_window=1.2,
-            arrival_margin=0.04,
             storage=MemoryStorage(),
         )
         kb = backend_for(
@@ -589,9 +588,7 @@ async def test_observe_spaces_requests_when_another_integration_uses_the_token(
 ) -> None:
     # A 6 s "minute" (spacing = 6 s / 60 = 0.1 s); our own limiter alone would let these through at once.
     with FakePerfectWiki(second_window=0.1, minute_window=6.0) as fake:
-        limiter = TokenRateLimiter(
-            fake.token, minute_window=6.0, arrival_margin=0.01, storage=MemoryStorage()
-        )
+        limiter = TokenRateLimiter(fake.token, minute_window=6.0, storage=MemoryStorage())
         kb = backend_for(fake, http, limiter=limiter)
         fake.consume(55, ago=0.15)  # someone else used 55 of 60 this "minute"
         await kb.list_pages()  # the server says 4 left; we have used 1 of our 59
@@ -604,9 +601,7 @@ async def test_observe_spaces_requests_when_another_integration_uses_the_token(
 
 async def test_observe_pauses_when_the_server_says_nothing_is_left(http: httpx.AsyncClient) -> None:
     with FakePerfectWiki(second_window=0.1, minute_window=1.0) as fake:
-        limiter = TokenRateLimiter(
-            fake.token, minute_window=1.0, arrival_margin=0.01, storage=MemoryStorage()
-        )
+        limiter = TokenRateLimiter(fake.token, minute_window=1.0, storage=MemoryStorage())
         kb = backend_for(fake, http, limiter=limiter)
         fake.consume(59, ago=0.15)  # someone else used 59 of 60 this "minute"
         info = await kb.info()  # took the last one
