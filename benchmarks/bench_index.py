@@ -39,9 +39,7 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
-_SYLLABLES = _words(
-    "ka lo mi ne ro ta vi su de po ri an el or us ex ing ter com pro con sta tion ment ser ver"
-)
+_SYLLABLES = _words("ka lo mi ne ro ta vi su de po ri an el or us ex ing ter com pro con sta tion ment ser ver")
 _COMMON = _words(
     "the a to of and in is for on with how do i you we it this that be by from as are at our can your when "
     "what should after before please set up use new get all each"
@@ -80,9 +78,7 @@ def _vocabulary(rng: random.Random, size: int = 6000) -> list[str]:
 def _zipf_words(rng: random.Random, vocab: list[str], count: int) -> list[str]:
     # Zipf-like: rank r chosen with weight 1/r, the shape of natural text.
     return [
-        vocab[min(int(rng.paretovariate(1.0)) - 1, len(vocab) - 1)]
-        if rng.random() < 0.7
-        else rng.choice(vocab)
+        vocab[min(int(rng.paretovariate(1.0)) - 1, len(vocab) - 1)] if rng.random() < 0.7 else rng.choice(vocab)
         for _ in range(count)
     ]
 
@@ -224,9 +220,7 @@ def run(pages: int = 10_000, queries: int = 400) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=400)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

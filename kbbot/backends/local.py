@@ -93,9 +93,7 @@ class LocalBackend:
         self.source_dir = (source_dir or sample_kb_dir()).resolve()
         self.writable_dir = writable_dir.resolve()
         if not self.source_dir.is_dir():
-            raise ConfigError(
-                f"LOCAL_KB_DIR {self.source_dir} is not a folder; point it at a folder of .md files"
-            )
+            raise ConfigError(f"LOCAL_KB_DIR {self.source_dir} is not a folder; point it at a folder of .md files")
         pkg = package_dir()
         if self.writable_dir == pkg or pkg in self.writable_dir.parents:
             raise ConfigError(
@@ -116,9 +114,7 @@ class LocalBackend:
         summaries = []
         for page_id, path in sorted(self._files().items()):
             title, tags, _ = self._read_meta(page_id, path)
-            summaries.append(
-                PageSummary(id=page_id, title=title, tags=tags, slug=page_id, updated_at=_iso_mtime(path))
-            )
+            summaries.append(PageSummary(id=page_id, title=title, tags=tags, slug=page_id, updated_at=_iso_mtime(path)))
         return summaries
 
     def _files(self) -> dict[str, Path]:

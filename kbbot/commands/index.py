@@ -59,12 +59,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     search = commands.add_parser("search", help="search the index; ranked pages with excerpts")
     search.add_argument("query", help="words to search for (any text; it is not a query language)")
-    search.add_argument(
-        "--json", action="store_true", help="print a JSON list of {id,title,url,score,snippet}"
-    )
-    search.add_argument(
-        "--limit", type=_positive, default=10, help="how many pages (default 10, at most 100)"
-    )
+    search.add_argument("--json", action="store_true", help="print a JSON list of {id,title,url,score,snippet}")
+    search.add_argument("--limit", type=_positive, default=10, help="how many pages (default 10, at most 100)")
     search.set_defaults(handler=search_handler)
     return parser
 

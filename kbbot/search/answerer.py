@@ -108,9 +108,7 @@ class SearchAnswerer:
         merged: list[str] = []
         carry = ""
         for paragraph in raw:
-            heading = (
-                "\n" not in paragraph and len(paragraph) < 60 and not paragraph.endswith((".", "!", "?"))
-            )
+            heading = "\n" not in paragraph and len(paragraph) < 60 and not paragraph.endswith((".", "!", "?"))
             lead_in = len(paragraph) < 200 and paragraph.endswith(":")
             joined = f"{carry}\n{paragraph}" if carry else paragraph
             if (heading or lead_in) and len(joined) < 400:
@@ -156,21 +154,21 @@ def _score(counts: dict[str, int], length: int) -> float:
     return len(counts) ** 2 + min(sum(counts.values()), 6) * 0.25 - length / 4000
 
 
-# Quoted page text is plain text: characters Markdown would read as emphasis, code, links or HTML are
-# backslash-escaped (CommonMark), so `ls *.txt` or snake_case never turns the rest of a passage italic, and a
-# "# comment" line from a code sample never becomes a heading.
-_MD_INLINE = re.compile(r"([\\`*_\[\]<>])")
-_MD_LINE_START = re.compile(r"^(\s*)#", re.MULTILINE)
+# Quoted page text stays verbatim — commands, paths and ``$…$`` LaTeX must read exactly as in the wiki, and
+# each platform's renderer escapes for itself (backslash escapes would show up literally in Slack). Only a line
+# starting with "#" (a shell comment in a code sample) gets an invisible zero-width space in front, so no
+# Markdown renderer turns it into a heading.
+_LINE_START_HASH = re.compile(r"^(\s*)#", re.MULTILINE)
 
 
 def _escape(text: str) -> str:
-    text = _MD_INLINE.sub(r"\\\1", text)
-    return _MD_LINE_START.sub(lambda m: m.group(1) + "\\#", text)
+    return _LINE_START_HASH.sub("\\1\u200b#", text)
 
 
 def _link(title: str, url: str | None) -> str:
     """``[title](url)`` or ``**title**`` when the wiki has no page URLs configured."""
-    safe = _escape(neutralize_mentions(" ".join(title.split()))) or "Untitled"
+    # Brackets would end the link text early; a title is one line.
+    safe = neutralize_mentions(" ".join(title.split())).replace("[", "(").replace("]", ")") or "Untitled"
     if url:
         # Percent-encode what would end or break a Markdown link destination.
         safe_url = url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")

@@ -90,10 +90,7 @@ SELECT rowid, -bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) FRO
 WHERE pages_fts MATCH ? ORDER BY bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) LIMIT ?
 """  # noqa: S608
 _ROWS = "SELECT rowid, id, title, url, tags FROM pages WHERE rowid IN ({marks})"
-_SNIPPET = (
-    "SELECT snippet(pages_fts, 2, char(2), char(3), '…', ?) FROM pages_fts "
-    "WHERE pages_fts MATCH ? AND rowid = ?"
-)
+_SNIPPET = "SELECT snippet(pages_fts, 2, char(2), char(3), '…', ?) FROM pages_fts WHERE pages_fts MATCH ? AND rowid = ?"
 
 
 def index_path(data_dir: Path, backend: str) -> Path:
@@ -196,9 +193,7 @@ class SearchIndex:
     """The FTS5 index of one knowledgebase. Open with ``async with SearchIndex(path) as index`` (or
     :meth:`open`/:meth:`aclose`). Every method is a coroutine that runs its SQL on the index's own thread."""
 
-    def __init__(
-        self, path: Path, *, clock: Callable[[], float] = time.time, snippet_tokens: int = 24
-    ) -> None:
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time, snippet_tokens: int = 24) -> None:
         self.path = path
         self._clock = clock
         self._snippet_tokens = max(1, min(64, snippet_tokens))
@@ -324,9 +319,7 @@ class SearchIndex:
                 title = _clean(page.title)
                 tags = json.dumps([_clean(tag) for tag in page.tags], ensure_ascii=False)
                 fingerprint = page.content_hash or content_hash(title, tags, body)
-                row = db.execute(
-                    "SELECT content_hash, title, tags FROM pages WHERE id = ?", (page.id,)
-                ).fetchone()
+                row = db.execute("SELECT content_hash, title, tags FROM pages WHERE id = ?", (page.id,)).fetchone()
                 meta = (page.url, page.slug, page.version, page.updated_at, now)
                 if row is not None and tuple(row) == (fingerprint, title, tags):
                     # Same content: refresh the bookkeeping only, leave the FTS rows alone.
@@ -375,9 +368,7 @@ class SearchIndex:
         await self._run(lambda: self._db.execute("INSERT INTO pages_fts(pages_fts) VALUES ('optimize')"))
 
     async def set_meta(self, key: str, value: str) -> None:
-        await self._run(
-            lambda: self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
-        )
+        await self._run(lambda: self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value)))
 
     # --- reads --------------------------------------------------------------------------------
 

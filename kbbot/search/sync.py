@@ -52,10 +52,7 @@ class SyncReport:
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        text = (
-            f"{self.listed} pages listed, {self.fetched} fetched, {self.changed} changed, "
-            f"{self.deleted} removed"
-        )
+        text = f"{self.listed} pages listed, {self.fetched} fetched, {self.changed} changed, {self.deleted} removed"
         if self.failed:
             text += f", {self.failed} failed"
         if self.aborted:
@@ -190,9 +187,7 @@ class IndexSyncer:
                 changed[pid] = url
         await self.index.set_urls(changed)
 
-    def _to_indexed(
-        self, page: Page, summary: PageSummary | None, titles_by_slug: dict[str, str]
-    ) -> IndexedPage:
+    def _to_indexed(self, page: Page, summary: PageSummary | None, titles_by_slug: dict[str, str]) -> IndexedPage:
         text = to_text(page.content, self.kb.content_format, resolve_link=titles_by_slug.get)
         return IndexedPage(
             id=page.id,

@@ -43,9 +43,7 @@ class _Base:
         self._next_id = 1
 
     # --- test controls ----------------------------------------------------------------------
-    def put(
-        self, page_id: str, title: str, content: str, tags: tuple[str, ...] = (), slug: str | None = None
-    ) -> Page:
+    def put(self, page_id: str, title: str, content: str, tags: tuple[str, ...] = (), slug: str | None = None) -> Page:
         old = self.pages.get(page_id)
         version = (old.version or 0) + 1 if old else 1
         page = Page(

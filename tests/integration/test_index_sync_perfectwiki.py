@@ -4,6 +4,7 @@ Wiki server on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator
@@ -39,6 +40,12 @@ class RecordingLimiter:
         self.background.append(background)
         await self.inner.acquire(background=background)
 
+    @contextlib.asynccontextmanager
+    async def slot(self, *, background: bool = False) -> AsyncIterator[None]:
+        self.background.append(background)
+        async with self.inner.slot(background=background):
+            yield
+
     def observe(self, left_second: int | None, left_minute: int | None) -> None:
         self.inner.observe(left_second, left_minute)
 
@@ -61,9 +68,7 @@ async def index(tmp_path: Path) -> AsyncIterator[SearchIndex]:
 def roomy(fake: FakePerfectWiki) -> RecordingLimiter:
     """A generous budget on both sides, for tests that are not about rate limits."""
     fake.set_rate_limits(1000, 100_000)
-    return RecordingLimiter(
-        TokenRateLimiter(fake.token, per_second=1000, per_minute=100_000, storage=MemoryStorage())
-    )
+    return RecordingLimiter(TokenRateLimiter(fake.token, per_second=1000, per_minute=100_000, storage=MemoryStorage()))
 
 
 def backend(fake: FakePerfectWiki, http: httpx.AsyncClient, limiter: RecordingLimiter) -> PerfectWikiBackend:
@@ -242,7 +247,6 @@ async def test_sync_takes_half_the_budget_and_live_calls_go_first(
             per_second=7,
             per_minute=100_000,
             second_window=0.3,
-            arrival_margin=0.05,
             storage=MemoryStorage(),
         )
     )

@@ -65,9 +65,7 @@ async def test_bad_or_missing_ids_are_not_found(kb: LocalBackend, page_id: str) 
     assert kb.page_url(page_id) is None
 
 
-async def test_create_writes_only_into_the_writable_dir(
-    kb: LocalBackend, source: Path, tmp_path: Path
-) -> None:
+async def test_create_writes_only_into_the_writable_dir(kb: LocalBackend, source: Path, tmp_path: Path) -> None:
     before = sorted(p.name for p in source.rglob("*"))
     ref = await kb.create_page("Saved: the flux capacitor!", "We fixed it.\n", ("incident", "saved"))
     assert ref.id == "saved-the-flux-capacitor"

@@ -90,9 +90,7 @@ async def test_title_only_match_quotes_the_page_start(index: SearchIndex) -> Non
 
 
 async def test_mentions_in_pages_are_neutralized(index: SearchIndex) -> None:
-    await index.upsert(
-        IndexedPage(id="x", title="Pager policy", text="Ping @everyone and <!channel> for the pager.")
-    )
+    await index.upsert(IndexedPage(id="x", title="Pager policy", text="Ping @everyone and <!channel> for the pager."))
     answer = await SearchAnswerer(index).answer("pager policy")
     assert "@everyone" not in answer.text and "<!channel>" not in answer.text
     assert "@\u200beveryone" in answer.text
@@ -117,14 +115,11 @@ async def test_huge_and_hostile_questions(sample: SearchIndex) -> None:
     assert len(answer.related_pages) == 1
 
 
-async def test_quoted_text_cannot_turn_into_markdown(index: SearchIndex) -> None:
-    text = "Run ls *.txt and rm *.bak in my_dir_name.\n# start it at boot\n<script>alert(1)</script> [x](y)"
-    await index.upsert(
-        IndexedPage(id="x", title="Shell *tips* (v2)", text=text, url="file:///kb/shell tips (v2).md")
-    )
-    answer = await SearchAnswerer(index).answer("shell tips txt boot script")
-    assert "> Run ls \\*.txt and rm \\*.bak in my\\_dir\\_name." in answer.text
-    assert "> \\# start it at boot" in answer.text
-    assert "\\<script\\>" in answer.text and "\\[x\\](y)" in answer.text
-    assert "— [Shell \\*tips\\* (v2)](file:///kb/shell%20tips%20%28v2%29.md)" in answer.text
+async def test_quoted_text_is_verbatim_but_never_a_heading(index: SearchIndex) -> None:
+    text = "Run ls *.txt in my_dir and $K(\\mathbb{Z}, 2)$.\n# start it at boot\n  # indented comment"
+    await index.upsert(IndexedPage(id="x", title="Shell [tips] (v2)", text=text, url="file:///kb/shell tips (v2).md"))
+    answer = await SearchAnswerer(index).answer("shell tips txt boot comment")
+    assert "> Run ls *.txt in my_dir and $K(\\mathbb{Z}, 2)$.  \n" in answer.text
+    assert "> \u200b# start it at boot  \n>   \u200b# indented comment" in answer.text
+    assert "— [Shell (tips) (v2)](file:///kb/shell%20tips%20%28v2%29.md)" in answer.text
     assert answer.related_pages[0].url == "file:///kb/shell tips (v2).md"  # the PageRef keeps the real URL

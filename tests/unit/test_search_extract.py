@@ -8,10 +8,7 @@ def test_html_blocks_become_paragraphs_and_lists_lines() -> None:
         "<h1>VPN &amp; network</h1><p>Use <b>WireGuard</b>\n   now.</p>"
         "<ul><li>one</li><li>two</li></ul><pre>sudo wg-quick up acme\nwg show</pre>"
     )
-    assert (
-        html_to_text(html)
-        == "VPN & network\n\nUse WireGuard now.\n\n- one\n- two\n\nsudo wg-quick up acme\nwg show"
-    )
+    assert html_to_text(html) == "VPN & network\n\nUse WireGuard now.\n\n- one\n- two\n\nsudo wg-quick up acme\nwg show"
 
 
 def test_html_drops_scripts_styles_and_keeps_table_cells_apart() -> None:
@@ -55,9 +52,7 @@ def test_markdown_wiki_links_resolve_to_titles() -> None:
 
 
 def test_markdown_tables_and_html_blocks() -> None:
-    text = markdown_to_text(
-        "| a | b |\n|---|---|\n| 1 | 2 |\n\n<div><p>raw <script>x()</script>html</p></div>\n"
-    )
+    text = markdown_to_text("| a | b |\n|---|---|\n| 1 | 2 |\n\n<div><p>raw <script>x()</script>html</p></div>\n")
     assert "a | b\n1 | 2" in text
     assert "raw html" in text and "x()" not in text
 

@@ -25,9 +25,7 @@ async def index(tmp_path: Path) -> AsyncIterator[SearchIndex]:
 
 
 PAGES = [
-    IndexedPage(
-        id="vpn", title="VPN setup", tags=("network",), text="Install WireGuard and import the config."
-    ),
+    IndexedPage(id="vpn", title="VPN setup", tags=("network",), text="Install WireGuard and import the config."),
     IndexedPage(
         id="travel",
         title="Business travel",
@@ -206,17 +204,13 @@ async def test_closed_index_refuses(tmp_path: Path) -> None:
 
 
 async def test_unicode_and_diacritics(index: SearchIndex) -> None:
-    await index.upsert(
-        IndexedPage(id="cafe", title="Café opening hours", text="Das Café öffnet um 8 Uhr. 日本語")
-    )
+    await index.upsert(IndexedPage(id="cafe", title="Café opening hours", text="Das Café öffnet um 8 Uhr. 日本語"))
     assert [h.id for h in await index.search("cafe")] == ["cafe"]
     assert [h.id for h in await index.search("offnet")] == ["cafe"]
 
 
 async def test_lone_surrogates_are_stored_not_fatal(index: SearchIndex) -> None:
-    await index.upsert(
-        IndexedPage(id="s", title="Broken \ud800 title", tags=("t\udfff",), text="zebra \ud83d")
-    )
+    await index.upsert(IndexedPage(id="s", title="Broken \ud800 title", tags=("t\udfff",), text="zebra \ud83d"))
     [hit] = await index.search("zebra")
     assert hit.title == "Broken ? title" and hit.tags == ("t?",)
 
