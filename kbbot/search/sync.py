@@ -140,7 +140,7 @@ class IndexSyncer:
             else:
                 failures_in_a_row = 0
                 report.fetched += 1
-                batch.append(self._to_indexed(page, listed.get(page_id), titles_by_slug))
+                batch.append(await self._extract(page, listed.get(page_id), titles_by_slug))
                 if len(batch) >= self.write_batch:
                     report.changed += await self.index.upsert_many(batch)
                     batch = []
@@ -176,16 +176,25 @@ class IndexSyncer:
     async def _refresh_urls(
         self, listed: dict[str, PageSummary], states: dict[str, PageState], fetching: set[str]
     ) -> None:
-        """Keep stored links current when the URL template changes, without fetching pages again."""
-        changed: dict[str, str | None] = {}
-        for pid, state in states.items():
-            summary = listed.get(pid)
-            if summary is None or pid in fetching:
-                continue
-            url = self.kb.page_url(pid, summary.title, summary.slug)
-            if url != state.url:
-                changed[pid] = url
-        await self.index.set_urls(changed)
+        """Keep stored links current when the URL template changes, without fetching pages again. Computed in
+        a thread: for 10,000 pages (and a local folder's page_url, which stats files) it is not nothing."""
+
+        def compute() -> dict[str, str | None]:
+            changed: dict[str, str | None] = {}
+            for pid, state in states.items():
+                summary = listed.get(pid)
+                if summary is None or pid in fetching:
+                    continue
+                url = self.kb.page_url(pid, summary.title, summary.slug)
+                if url != state.url:
+                    changed[pid] = url
+            return changed
+
+        await self.index.set_urls(await asyncio.to_thread(compute))
+
+    async def _extract(self, page: Page, summary: PageSummary | None, titles_by_slug: dict[str, str]) -> IndexedPage:
+        # HTML/Markdown parsing of a big page takes milliseconds of CPU: off the event loop, like the SQL.
+        return await asyncio.to_thread(self._to_indexed, page, summary, titles_by_slug)
 
     def _to_indexed(self, page: Page, summary: PageSummary | None, titles_by_slug: dict[str, str]) -> IndexedPage:
         text = to_text(page.content, self.kb.content_format, resolve_link=titles_by_slug.get)
@@ -210,7 +219,7 @@ class IndexSyncer:
         except NotFound:
             await self.index.delete([page_id])
             return False
-        await self.index.upsert(self._to_indexed(page, None, {}))
+        await self.index.upsert(await self._extract(page, None, {}))
         return True
 
 

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import kbbot.search.sync as sync_module
 from kbbot.errors import Unauthorized, Unavailable
 from kbbot.search.index import SearchIndex
 from kbbot.search.sync import MAX_CONSECUTIVE_FAILURES, IndexRefresher, IndexSyncer, _accepts_background
@@ -289,3 +291,22 @@ async def test_an_empty_listing_does_not_wipe_the_index_unless_full(index: Searc
     assert await index.count() == 3
     assert (await syncer.sync(full=True)).deleted == 3
     assert await index.count() == 0
+
+
+async def test_extraction_and_sql_run_off_the_event_loop(index: SearchIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[str] = []
+    original = sync_module.to_text
+
+    def spy(*args: Any, **kwargs: Any) -> str:
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sync_module, "to_text", spy)
+    kb = SyncKnowledgeBase()
+    kb.put("big", "Big page", "# Big\n\n" + "Lots of *markdown* text about zebras. " * 20_000)
+    syncer = IndexSyncer(kb, index)
+    await syncer.sync()
+    assert await syncer.index_page("big")
+    main = threading.current_thread().name
+    assert len(threads) == 2 and main not in threads
+    assert await ids(index, "zebras") == ["big"]
