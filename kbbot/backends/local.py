@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import tempfile
@@ -33,6 +34,8 @@ from kbbot.backends import frontmatter
 from kbbot.backends.base import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageSummary
 from kbbot.core.models import PageRef
 from kbbot.errors import BadRequest, ConfigError, NotFound, Unsupported
+
+log = logging.getLogger(__name__)
 
 _SUFFIX = ".md"
 _TOMBSTONE = ".deleted"
@@ -113,8 +116,14 @@ class LocalBackend:
     def _list_sync(self) -> list[PageSummary]:
         summaries = []
         for page_id, path in sorted(self._files().items()):
-            title, tags, _ = self._read_meta(page_id, path)
-            summaries.append(PageSummary(id=page_id, title=title, tags=tags, slug=page_id, updated_at=_iso_mtime(path)))
+            try:
+                title, tags, _ = self._read_meta(page_id, path)
+                updated = _iso_mtime(path)
+            except OSError as exc:
+                # Deleted while we listed, or unreadable: one bad file must not hide every other page.
+                log.warning("skipping %s: %s", path, exc.strerror or exc)
+                continue
+            summaries.append(PageSummary(id=page_id, title=title, tags=tags, slug=page_id, updated_at=updated))
         return summaries
 
     def _files(self) -> dict[str, Path]:

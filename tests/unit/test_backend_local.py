@@ -221,3 +221,21 @@ def test_missing_source_folder_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         LocalBackend(tmp_path / "nope", tmp_path / "pages")
     assert "LOCAL_KB_DIR" in str(caught.value)
+
+
+async def test_unreadable_file_is_skipped_not_fatal(source: Path, tmp_path: Path) -> None:
+    (source / "dangling.md").symlink_to(tmp_path / "missing-target.md")
+    kb = LocalBackend(source, tmp_path / "pages")
+    assert {p.id for p in await kb.list_pages()} == {"vpn", "it/printers", "block-tags"}
+
+
+async def test_file_vanishing_during_listing_is_skipped(kb: LocalBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = LocalBackend._read_meta
+
+    def flaky(page_id: str, path: Path) -> tuple[str, tuple[str, ...], str]:
+        if page_id == "vpn":
+            raise FileNotFoundError(2, "No such file or directory")
+        return original(page_id, path)
+
+    monkeypatch.setattr(LocalBackend, "_read_meta", staticmethod(flaky))
+    assert {p.id for p in await kb.list_pages()} == {"it/printers", "block-tags"}
