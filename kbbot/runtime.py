@@ -64,15 +64,8 @@ def build_knowledgebase(settings: Settings, http: httpx.AsyncClient, limiter: Ra
     if backend == "perfectwiki":
         from kbbot.backends.perfectwiki import PerfectWikiBackend
 
-        assert settings.perfectwiki_api_token is not None and limiter is not None
-        return PerfectWikiBackend(
-            http,
-            settings.perfectwiki_api_token,
-            limiter=limiter,
-            base_url=settings.perfectwiki_base_url,
-            page_url_template=settings.perfectwiki_page_url_template,
-            timeout=settings.request_timeout_seconds,
-        )
+        assert limiter is not None
+        return PerfectWikiBackend.from_settings(settings, http, limiter=limiter)
     if backend == "mathub":
         from kbbot.backends.mathub import MatHubBackend
 

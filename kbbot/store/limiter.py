@@ -8,12 +8,17 @@ of the token (the token itself is never a key, a log line or a metric label). Me
 
 **When a request counts.** The server counts a request when it *arrives*, which is somewhere between our
 sending it and our receiving the answer. Delays vary (a request that must first open a connection, or do a TLS
-handshake, lands later than one reusing a connection), so counting at send time lets a fast batch overtake a
-slow one and land inside the server's window of the previous batch: a 429. So a request taken with
-:meth:`TokenRateLimiter.slot` occupies the budget from the moment it is sent until one window *after its
-answer came back*. Since the server's arrival time lies between those two, every request the server counts
-in any of its windows is one we still count, whatever the delays: our own traffic cannot draw a 429.
-(:meth:`~TokenRateLimiter.acquire`, the bare protocol method, counts the request at send time only.)
+handshake, lands later than one reusing a connection; a busy event loop sends late), so counting at send time
+alone lets a fast batch overtake a slow one and land inside the server's window of the previous batch: a 429.
+So a request taken with :meth:`TokenRateLimiter.slot` occupies the budget from the moment it is sent until
+one window *after its answer came back*. The server's arrival time lies between those two, so every request
+the server counts in any of its windows is one we still count, whatever the delays: our own traffic cannot
+draw a 429. (:meth:`~TokenRateLimiter.acquire`, the bare protocol method, counts at send time only.)
+
+How that is stored: each request is counted in the shared ``limits`` windows when it is sent (so other
+processes see it at once); the process that sent it also remembers it until one window after its answer and
+counts it itself once its send has left the shared window. Across replicas this is count-at-send (a replica
+cannot know when another's answers come back), within a process it is exact.
 
 **Why one request of headroom per window (9/s and 59/min, not 10 and 60)**: our clock and the server's do not
 tick at exactly the same rate, and the server's window edges are its own (it may round, or count a request a
@@ -40,7 +45,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from limits import RateLimitItem
@@ -88,13 +93,40 @@ class _Window(RateLimitItem):
 
 
 @dataclass(slots=True)
+class _Sent:
+    """One request of this process: sent at ``sent`` and answered at ``answered`` (None: still in flight),
+    in ``time.time()`` seconds like the storage's own timestamps."""
+
+    sent: float
+    answered: float | None = None
+
+
+@dataclass(slots=True)
 class _Budget:
-    """One class of caller (live or background): its limits per window and its requests in flight here."""
+    """One class of caller (live or background): its limits per window and this process's recent requests."""
 
     name: str
     limits: tuple[int, int]
     windows: tuple[_Window, _Window]
-    in_flight: int = 0
+    requests: list[_Sent] = field(default_factory=list)
+
+    def lingering(self, window: float, now: float) -> int:
+        """Our requests that still occupy ``window`` although their send has left the shared count: sent
+        longer than a window ago, but in flight or answered less than a window ago."""
+        edge = now - window
+        return sum(1 for r in self.requests if r.sent <= edge and (r.answered is None or r.answered > edge))
+
+    def next_release(self, window: float, now: float) -> float | None:
+        """Seconds until the first of those lingering requests stops occupying ``window`` (None: none will
+        until an in-flight request is answered)."""
+        edge = now - window
+        ends = [
+            r.answered + window - now for r in self.requests if r.answered is not None and r.answered > edge
+        ]
+        return min(ends) if ends else None
+
+    def prune(self, longest_window: float, now: float) -> None:
+        self.requests = [r for r in self.requests if r.answered is None or r.answered > now - longest_window]
 
 
 def token_key(token: SecretStr | str) -> str:
@@ -163,9 +195,14 @@ class TokenRateLimiter:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, storage: Storage | str | None = None) -> TokenRateLimiter:
-        """The limiter for ``PERFECTWIKI_API_TOKEN``; pass ``storage`` (e.g. the Redis URI) to share it."""
+        """The limiter for ``PERFECTWIKI_API_TOKEN``, shared through ``REDIS_URL`` when that is set.
+
+        Build it once at startup and hand the same object to everything that uses the token.
+        """
         if settings.perfectwiki_api_token is None:
             raise ValueError("no PERFECTWIKI_API_TOKEN configured")
+        if storage is None and settings.redis_url is not None:
+            storage = settings.redis_url.get_secret_value()
         return cls(
             settings.perfectwiki_api_token,
             per_second=settings.perfectwiki_rate_per_second,
@@ -185,45 +222,44 @@ class TokenRateLimiter:
     def queued(self) -> int:
         return self._waiting
 
-    def in_flight(self) -> int:
-        return self._live.in_flight
+    def estimate_wait(self, position: int) -> float:
+        """Seconds until the caller at ``position`` in the queue is sent, at the sustained (per-minute) rate.
+
+        An upper bound: a backlog drains at the per-minute rate once the first minute's budget is spent."""
+        return position * self.minute_window / self.limits[1]
 
     # --- taking a slot --------------------------------------------------------------------------------------
 
     async def acquire(self, *, background: bool = False) -> None:
-        """Wait (asleep) until one request fits every window, then count it as sent and answered now.
+        """Wait (asleep) until one request fits every window, then count it as sent (and answered) now.
 
         Prefer :meth:`slot`, which keeps counting the request until its answer is back.
         """
-        await self._wait_and_take(background)
-        await self._give_back(background)
+        sent = await self._wait_and_take(background)
+        sent.answered = sent.sent
 
     @asynccontextmanager
     async def slot(self, *, background: bool = False) -> AsyncIterator[None]:
         """``async with limiter.slot(): send the request`` — the request occupies the budget from now until
         one window after the block ends (see module docstring)."""
-        await self._wait_and_take(background)
+        sent = await self._wait_and_take(background)
         try:
             yield
         finally:
-            await self._give_back(background)
-
-    async def _give_back(self, background: bool) -> None:
-        """The request is answered: record it in the windows (from now on it drains like any other)."""
-        budgets = self._budgets(background)
-        try:
-            await asyncio.shield(self._record(background))
-        finally:
-            for budget in budgets:
-                budget.in_flight -= 1
+            sent.answered = max(time.time(), sent.sent)
             self._returned.set()
+
+    def in_flight(self) -> int:
+        """Requests of this process sent and not yet answered."""
+        return sum(1 for r in self._live.requests if r.answered is None)
 
     def _budgets(self, background: bool) -> tuple[_Budget, ...]:
         return (self._live, self._bg) if background else (self._live,)
 
-    async def _wait_and_take(self, background: bool) -> None:
+    async def _wait_and_take(self, background: bool) -> _Sent:
         strategy = self._strategy_now()
         queue = self._bg_queue if background else self._live_queue
+        budgets = self._budgets(background)
         self._waiting += 1
         try:
             async with queue:
@@ -233,48 +269,55 @@ class TokenRateLimiter:
                         await asyncio.sleep(delay)
                         continue
                     async with self._take:
-                        budgets = self._budgets(background)
                         wait = await self._room(strategy, budgets)
                         if wait is None:
-                            # Taken: in flight until _give_back records it. A background request counts
-                            # against the live budget too.
-                            for budget in budgets:
-                                budget.in_flight += 1
-                            self._last_grant = time.monotonic()
-                            return
+                            return await self._take_now(strategy, budgets)
                     await self._sleep_or_returned(wait)
         finally:
             self._waiting -= 1
 
+    async def _take_now(self, strategy: MovingWindowRateLimiter, budgets: tuple[_Budget, ...]) -> _Sent:
+        """Count the request in the shared windows (other processes see it from now) and locally."""
+        # Stamped before the storage stamps its entries, so no moment has the request in neither count.
+        sent = _Sent(time.time())
+        for budget in budgets:
+            for window in budget.windows:
+                await strategy.hit(window, self._key)
+        for budget in budgets:  # a background request counts against the live budget too
+            budget.requests.append(sent)
+        self._last_grant = time.monotonic()
+        return sent
+
     async def _room(self, strategy: MovingWindowRateLimiter, budgets: tuple[_Budget, ...]) -> float | None:
-        """None when one more request fits every window of ``budgets``; else how long to wait (inf: until an
-        in-flight request comes back, since only then can a window start to drain)."""
+        """None when one more request fits every window of ``budgets``; else how long until that may change
+        (inf: not before an in-flight request is answered)."""
         longest: float | None = None
         for budget in budgets:
+            now = time.time()
+            budget.prune(max(w.window for w in budget.windows), now)
             for window, limit in zip(budget.windows, budget.limits, strict=True):
                 stats = await strategy.get_window_stats(window, self._key)
                 counted = _RECORD_CAP - stats.remaining
-                if counted + budget.in_flight < limit:
+                if counted + budget.lingering(window.window, now) < limit:
                     continue
-                wait = max(stats.reset_time - time.time(), 0.0) + 0.001 if counted else float("inf")
+                changes = [stats.reset_time - now] if counted else []
+                release = budget.next_release(window.window, now)
+                if release is not None:
+                    changes.append(release)
+                # A millisecond past the change: the window check is "older than", not "as old as".
+                wait = max(min(changes), 0.0) + 0.001 if changes else float("inf")
                 longest = wait if longest is None else max(longest, wait)
         return longest
 
     async def _sleep_or_returned(self, wait: float) -> None:
-        """Sleep ``wait`` seconds, or until an in-flight request returns if that is sooner (its return is what
-        starts a window draining when nothing else is counted)."""
+        """Sleep ``wait`` seconds, or until an in-flight request is answered if that is sooner."""
         self._returned.clear()
-        timeout = None if wait == float("inf") else wait
+        # "Until an answer" is still rechecked every window, as a guard against a missed wake-up.
+        timeout = min(wait, max(self.second_window, 0.01))
         try:
             await asyncio.wait_for(self._returned.wait(), timeout)
         except TimeoutError:
             return
-
-    async def _record(self, background: bool) -> None:
-        strategy = self._strategy_now()
-        for budget in self._budgets(background):
-            for window in budget.windows:
-                await strategy.hit(window, self._key)
 
     def _strategy_now(self) -> MovingWindowRateLimiter:
         if self._strategy is None:
