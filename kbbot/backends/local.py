@@ -25,13 +25,13 @@ import logging
 import os
 import re
 import tempfile
-import unicodedata
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
 from kbbot.backends import frontmatter
 from kbbot.backends.base import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageSummary
+from kbbot.backends.slugs import slugify
 from kbbot.core.models import PageRef
 from kbbot.errors import BadRequest, ConfigError, NotFound, Unsupported
 
@@ -41,7 +41,6 @@ _SUFFIX = ".md"
 _TOMBSTONE = ".deleted"
 _HEADING = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_MAX_SLUG = 80
 _MAX_TITLE = 300
 
 
@@ -53,14 +52,6 @@ def package_dir() -> Path:
 def sample_kb_dir() -> Path:
     """The bundled sample knowledgebase (the Acme Robotics handbook)."""
     return package_dir() / "sample_kb"
-
-
-def slugify(title: str) -> str:
-    """A safe file name stem from any title: ASCII letters, digits and single hyphens; never empty, never a
-    path (``../../etc/passwd`` → ``etc-passwd``)."""
-    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode("ascii")
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")[:_MAX_SLUG].strip("-")
-    return slug or "page"
 
 
 def _valid_id(page_id: str) -> PurePosixPath:
