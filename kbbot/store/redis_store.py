@@ -223,12 +223,11 @@ _RETRY = object()
 class RedisSingleFlight:
     """One replica asks upstream per key at a time; the others wait for its result.
 
-    The leader takes a lease (``SET NX PX`` with a random token), renews it while ``fn`` runs, then publishes
-    the result (or the :class:`KbbotError` it raised) under a key named by its token and releases the lease
-    in one script. Followers poll for that result; when the lease vanishes without a result (the leader crashed, or
-    failed with an unexpected error) the lease expires and one follower takes over. Waiting is bounded by
-    ``wait_seconds``. Within one process, concurrent callers for a key share a single flight, so fifty local
-    callers make one poller, not fifty.
+    The leader takes a lease (``SET NX PX`` with a random token) and renews it while ``fn`` runs. Then, in one
+    script, it publishes the result (or the :class:`KbbotError` it raised) under a key named by its token and
+    releases the lease. Followers poll for that result. When the lease vanishes without a result (the leader
+    crashed, or failed unexpectedly), one follower takes over. Waiting is bounded by ``wait_seconds``. Within
+    one process, concurrent callers for a key share one flight: fifty local callers make one poller.
 
     Results cross process boundaries, so they are encoded with ``encode``/``decode`` (default: an Answer).
     """

@@ -2,7 +2,8 @@
 
 Not a fake: the point is to exercise the real wire protocol, Lua scripts and expiry. Tests that need it skip
 with a clear reason only when the binary is absent (CI installs it in ``.ci/run``). Import the fixtures with
-``from tests.fakes.redis_server import redis_fixtures  # noqa: F401`` … see :data:`redis_fixtures`.
+``from tests.fakes.redis_server import _redis_server, _redis_server_session  # noqa: F401`` to get
+``redis_server`` (flushed per test) and ``redis_server_session``.
 """
 
 from __future__ import annotations
@@ -119,8 +120,3 @@ def _redis_server(redis_server_session: RedisServer) -> RedisServer:
     """The session's redis-server, emptied for this test."""
     redis_server_session.flush()
     return redis_server_session
-
-
-#: Import this name into a test module to get the ``redis_server`` (flushed per test) and
-#: ``redis_server_session`` fixtures without shadowing warnings.
-redis_fixtures = (_redis_server_session, _redis_server)

@@ -20,7 +20,7 @@ from kbbot.store.redis_store import (
     connect_redis,
     limits_storage_uri,
 )
-from tests.fakes.redis_server import RedisServer, redis_fixtures  # noqa: F401
+from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session  # noqa: F401
 
 pytestmark = pytest.mark.redis
 Replicas = tuple[aioredis.Redis, aioredis.Redis]
