@@ -113,8 +113,9 @@ class FeedbackStore(Protocol):
 class MetricsSink(Protocol):
     """Hooks the core, backends and adapters call to count what happens; ``kbbot.ops.metrics`` exports them.
 
-    Plain synchronous calls with plain values, so that nothing outside ``kbbot.ops`` imports prometheus. Label
-    values must come from small fixed sets (platform names, endpoint names, status codes), never from user text.
+    Plain synchronous calls with plain values, so that nothing outside ``kbbot.ops`` imports prometheus.
+    Label values must come from small fixed sets (platform names, endpoint names, status codes), never from
+    user text.
     """
 
     def question(self, platform: str, source: str, seconds: float) -> None:
