@@ -8,7 +8,12 @@ from kbbot.errors import InvalidQuestion
 
 @pytest.mark.parametrize(
     "variant",
-    ["How do I reset my password?", "  how do i RESET my password?? ", "How do I reset my password", "“How do I reset my password?”"],
+    [
+        "How do I reset my password?",
+        "  how do i RESET my password?? ",
+        "How do I reset my password",
+        "“How do I reset my password?”",
+    ],
 )
 def test_normalize_question_folds_variants(variant: str) -> None:
     assert normalize_question(variant) == "how do i reset my password"

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks` (or `make bench`) prints a table and writes benchmarks/results.json."""

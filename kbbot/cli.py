@@ -1,0 +1,71 @@
+"""The `kbbot` command line. Parses arguments, loads settings once, opens the runtime, runs one command.
+
+Exit codes: 0 done; 1 the knowledgebase said no (bad request, not found, conflict…); 2 bad usage or settings;
+3 the token was rejected or lacks a scope; 4 the knowledgebase could not be reached (network, 5xx, rate limit).
+Errors are one line on stderr, never a traceback and never a token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from kbbot import __version__
+from kbbot.commands import COMMANDS
+from kbbot.config import Settings, load_settings
+from kbbot.errors import (
+    BadResponse,
+    ConfigError,
+    Forbidden,
+    InvalidQuestion,
+    KbbotError,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
+from kbbot.runtime import open_runtime
+
+log = logging.getLogger("kbbot")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kbbot",
+        description="Answers questions from your knowledgebase in Slack, Discord and the terminal.",
+    )
+    parser.add_argument("--version", action="version", version=f"kbbot {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in COMMANDS:
+        register(sub)
+    return parser
+
+
+def exit_code(exc: KbbotError) -> int:
+    if isinstance(exc, ConfigError | InvalidQuestion):
+        return 2
+    if isinstance(exc, Unauthorized | Forbidden):
+        return 3
+    if isinstance(exc, Unavailable | RateLimited | BadResponse):
+        return 4
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return asyncio.run(_run(args, settings))
+    except KbbotError as exc:
+        print(f"kbbot: {exc}", file=sys.stderr)
+        return exit_code(exc)
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    async with open_runtime(settings) as rt:
+        result: int = await args.handler(args, rt)
+        return result

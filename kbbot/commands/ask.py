@@ -1,0 +1,28 @@
+"""`kbbot ask "QUESTION" [--json]`: one answer, for people and for scripts (the JSON shape is a contract)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from kbbot.commands.output import print_answer, print_json
+from kbbot.core.models import Question
+
+if TYPE_CHECKING:
+    from kbbot.runtime import Runtime
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("ask", help="ask one question and print the answer")
+    parser.add_argument("question", help="the question, in quotes")
+    parser.add_argument("--json", action="store_true", help='print {"answer", "related_pages", "source", "empty"}')
+    parser.set_defaults(handler=handle)
+
+
+async def handle(args: argparse.Namespace, rt: Runtime) -> int:
+    answer = await rt.ask.ask(Question(text=args.question, platform="cli"))
+    if args.json:
+        print_json(rt.console, answer.to_json())
+    else:
+        print_answer(rt.console, answer)
+    return 0

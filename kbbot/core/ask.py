@@ -1,0 +1,111 @@
+"""AskService: the question pipeline every adapter calls.
+
+    clean + normalize → answer cache → single-flight → 402 breaker → knowledgebase AI (rate-limited in the
+    backend) → cache the answer; on 402 or for backends without AI, the search answerer.
+
+Every AI query is billed, so the pipeline's job is to ask upstream as rarely as possible: once per distinct
+normalized question per TTL, once per concurrent burst, and after a 402 at most once per probe interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+
+from kbbot.backends.base import KnowledgeBase
+from kbbot.core.models import Answer, Question, Source
+from kbbot.core.ports import AnswerCache, Answerer, CacheStats, QuotaGate, QuotaState, RateLimiter, SingleFlight
+from kbbot.core.text import DEFAULT_MAX_CHARS, clean_question, normalize_question
+from kbbot.errors import KbbotError, QuotaExceeded
+
+log = logging.getLogger(__name__)
+
+QUOTA_NOTICE = (
+    "AI answers are paused: the knowledgebase's monthly AI quota is used up. "
+    "Here is what the wiki's own pages say."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AskStatus:
+    """What `/kb status` and `kbbot check` show."""
+
+    kb_kind: str
+    kb_name: str | None
+    cache: CacheStats
+    quota: QuotaState
+    queued: int
+
+
+class AskService:
+    """Answers questions; composed of small injected parts so each can be swapped (memory/Redis) or faked."""
+
+    def __init__(
+        self,
+        *,
+        kb: KnowledgeBase,
+        cache: AnswerCache,
+        flights: SingleFlight,
+        quota: QuotaGate,
+        fallback: Answerer,
+        limiter: RateLimiter | None = None,
+        max_chars: int = DEFAULT_MAX_CHARS,
+    ) -> None:
+        self._kb = kb
+        self._cache = cache
+        self._flights = flights
+        self._quota = quota
+        self._fallback = fallback
+        self._limiter = limiter
+        self._max_chars = max_chars
+        self._kb_name: str | None = None
+
+    async def ask(self, question: Question) -> Answer:
+        """Answer one question. Raises ``InvalidQuestion`` for empty/oversized text and ``KnowledgeBaseError``
+        when the wiki cannot be asked (after the backend's bounded retries). A 402 never raises: it pauses AI
+        answers and returns the search fallback."""
+        text = clean_question(question.text, max_chars=self._max_chars)
+        key = normalize_question(text)
+        cached = await self._cache.get(key)
+        if cached is not None:
+            return replace(cached, source=Source.CACHE)
+        if not self._kb.supports_ai:
+            return await self._fallback.answer(text)
+        return await self._flights.run(key, lambda: self._ask_ai(key, text))
+
+    async def _ask_ai(self, key: str, text: str) -> Answer:
+        if not await self._quota.allow():
+            return await self._paused(text)
+        started = time.perf_counter()
+        try:
+            ai = await self._kb.query(text)
+        except QuotaExceeded:
+            log.warning("AI quota exhausted (402); pausing AI answers and answering from the wiki's pages")
+            await self._quota.trip()
+            return await self._paused(text)
+        await self._quota.reset()
+        log.debug("AI answer in %.0f ms", (time.perf_counter() - started) * 1000)
+        answer = Answer(text=ai.text, related_pages=ai.related_pages, source=Source.AI, empty=ai.empty)
+        # Only useful answers are cached: an empty result may be fixed by a page written a minute later.
+        if not answer.empty and answer.text.strip():
+            await self._cache.set(key, answer)
+        return answer
+
+    async def _paused(self, text: str) -> Answer:
+        answer = await self._fallback.answer(text)
+        return replace(answer, source=Source.SEARCH, notice=QUOTA_NOTICE)
+
+    async def status(self) -> AskStatus:
+        if self._kb_name is None:
+            try:
+                self._kb_name = (await self._kb.info()).name
+            except KbbotError as exc:
+                log.info("knowledgebase name unavailable for status: %s", exc)
+        return AskStatus(
+            kb_kind=self._kb.kind,
+            kb_name=self._kb_name,
+            cache=self._cache.stats(),
+            quota=await self._quota.state(),
+            queued=self._limiter.queued() if self._limiter is not None else 0,
+        )

@@ -1,0 +1,1 @@
+"""State behind the core's ports: in-memory/SQLite (embedded default) and Redis (many replicas)."""

@@ -1,0 +1,208 @@
+"""AskService against an in-memory KnowledgeBase double (the fake server tests are in tests/integration)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+
+from kbbot.backends.base import AiAnswer, KbInfo, Page, PageChange, PageSummary
+from kbbot.core.ask import QUOTA_NOTICE, AskService
+from kbbot.core.models import Answer, PageRef, Question, Source
+from kbbot.errors import InvalidQuestion, QuotaExceeded, Unavailable
+from kbbot.store.memory import LocalSingleFlight, MemoryQuotaGate, TTLAnswerCache
+
+
+@dataclass
+class FakeKB:
+    """Counts AI queries; behaviour switched per test."""
+
+    supports_ai: bool = True
+    kind: str = "fake"
+    content_format: str = "html"
+    delay: float = 0.0
+    fail_with: Exception | None = None
+    empty: bool = False
+    queries: list[str] = field(default_factory=list)
+
+    async def query(self, question: str) -> AiAnswer:
+        self.queries.append(question)
+        await asyncio.sleep(self.delay)
+        if self.fail_with is not None:
+            raise self.fail_with
+        return AiAnswer(
+            text="" if self.empty else f"Answer to {question}",
+            related_pages=(PageRef("p1", "Passwords", "https://wiki/p1"),),
+            empty=self.empty,
+        )
+
+    async def info(self) -> KbInfo:
+        return KbInfo(name="Engineering Docs")
+
+    async def list_pages(self) -> list[PageSummary]:
+        return []
+
+    async def get_page(self, page_id: str) -> Page:
+        raise NotImplementedError
+
+    async def create_page(self, title: str, content: str, tags: tuple[str, ...] = ()) -> PageRef:
+        raise NotImplementedError
+
+    async def update_page(self, page_id: str, change: PageChange) -> None:
+        raise NotImplementedError
+
+    async def delete_page(self, page_id: str) -> None:
+        raise NotImplementedError
+
+    def page_url(self, page_id: str, title: str = "", slug: str | None = None) -> str | None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class FakeSearch:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def answer(self, question: str, *, limit: int = 3) -> Answer:
+        self.calls.append(question)
+        return Answer(text="From the wiki: …", related_pages=(PageRef("p9", "VPN"),), source=Source.SEARCH)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_service(
+    kb: FakeKB, clock: Clock | None = None, ttl: float = 60, probe: float = 3600
+) -> tuple[AskService, FakeSearch]:
+    clock = clock or Clock()
+    search = FakeSearch()
+    service = AskService(
+        kb=kb,  # type: ignore[arg-type]
+        cache=TTLAnswerCache(ttl_seconds=ttl, max_entries=100, timer=clock),
+        flights=LocalSingleFlight(),
+        quota=MemoryQuotaGate(probe_seconds=probe, clock=clock),
+        fallback=search,
+        max_chars=2000,
+    )
+    return service, search
+
+
+async def test_variants_share_one_cached_answer() -> None:
+    kb = FakeKB()
+    service, _ = make_service(kb)
+    first = await service.ask(Question("How do I reset my password?"))
+    second = await service.ask(Question("  how do i RESET my password "))
+    assert first.source is Source.AI and second.source is Source.CACHE
+    assert second.text == first.text and second.related_pages == first.related_pages
+    assert len(kb.queries) == 1
+
+
+async def test_single_flight_50_concurrent_identical_questions_one_upstream_call() -> None:
+    kb = FakeKB(delay=0.05)
+    service, _ = make_service(kb)
+    answers = await asyncio.gather(*(service.ask(Question(f"What is the VPN{'?' * (i % 3)}")) for i in range(50)))
+    assert len(kb.queries) == 1
+    assert {a.text for a in answers} == {"Answer to What is the VPN"}
+
+
+async def test_single_flight_shares_failure_and_caches_nothing() -> None:
+    kb = FakeKB(delay=0.02, fail_with=Unavailable("down"))
+    service, _ = make_service(kb)
+    results = await asyncio.gather(*(service.ask(Question("q?")) for _ in range(10)), return_exceptions=True)
+    assert all(isinstance(r, Unavailable) for r in results)
+    assert len(kb.queries) == 1
+    kb.fail_with = None
+    assert (await service.ask(Question("q?"))).source is Source.AI  # the failure was not cached
+
+
+async def test_cache_expires_after_ttl() -> None:
+    kb, clock = FakeKB(), Clock()
+    service, _ = make_service(kb, clock, ttl=60)
+    await service.ask(Question("ttl?"))
+    clock.now += 59
+    assert (await service.ask(Question("ttl?"))).source is Source.CACHE
+    clock.now += 2
+    assert (await service.ask(Question("ttl?"))).source is Source.AI
+    assert len(kb.queries) == 2
+
+
+async def test_empty_answers_are_not_cached() -> None:
+    kb = FakeKB(empty=True)
+    service, _ = make_service(kb)
+    first = await service.ask(Question("unknown thing"))
+    await service.ask(Question("unknown thing"))
+    assert first.empty and first.source is Source.AI
+    assert len(kb.queries) == 2
+
+
+async def test_quota_breaker_one_probe_per_interval() -> None:
+    kb, clock = FakeKB(fail_with=QuotaExceeded("quota", status=402)), Clock()
+    service, search = make_service(kb, clock, probe=3600)
+    first = await service.ask(Question("q0"))
+    assert first.source is Source.SEARCH and first.notice == QUOTA_NOTICE
+    answers = [await service.ask(Question(f"question number {i}")) for i in range(100)]
+    assert len(kb.queries) == 1  # the 402 itself; nothing more within the interval
+    assert all(a.source is Source.SEARCH and a.notice == QUOTA_NOTICE for a in answers)
+    assert len(search.calls) == 101
+    status = await service.status()
+    assert status.quota.paused
+
+    clock.now += 3601  # one probe, still 402 → paused again
+    await asyncio.gather(*(service.ask(Question(f"again {i}")) for i in range(20)))
+    assert len(kb.queries) == 2
+
+    clock.now += 3601
+    kb.fail_with = None  # quota renewed: the probe succeeds and AI answers resume
+    assert (await service.ask(Question("renewed?"))).source is Source.AI
+    assert (await service.ask(Question("another?"))).source is Source.AI
+    assert not (await service.status()).quota.paused
+
+
+async def test_cached_answers_still_served_while_paused() -> None:
+    kb = FakeKB()
+    service, _ = make_service(kb)
+    await service.ask(Question("cached one"))
+    kb.fail_with = QuotaExceeded("quota", status=402)
+    await service.ask(Question("new one"))
+    assert (await service.ask(Question("Cached one?"))).source is Source.CACHE
+
+
+async def test_backend_without_ai_answers_from_search() -> None:
+    kb = FakeKB(supports_ai=False)
+    service, search = make_service(kb)
+    answer = await service.ask(Question("vpn"))
+    assert answer.source is Source.SEARCH and answer.notice is None
+    assert kb.queries == [] and search.calls == ["vpn"]
+
+
+@pytest.mark.parametrize("text", ["", "   ", "?", "\x00\x07", "x" * 100_000])
+async def test_hostile_questions_rejected_without_upstream_call(text: str) -> None:
+    kb = FakeKB()
+    service, _ = make_service(kb)
+    with pytest.raises(InvalidQuestion):
+        await service.ask(Question(text))
+    assert kb.queries == []
+
+
+async def test_control_characters_are_stripped_before_upstream() -> None:
+    kb = FakeKB()
+    service, _ = make_service(kb)
+    await service.ask(Question("how\x00 do\x1b[31m I\u202e deploy?"))
+    assert kb.queries == ["how do[31m I deploy?"]
+
+
+async def test_status_reports_cache_and_name() -> None:
+    service, _ = make_service(FakeKB())
+    await service.ask(Question("a"))
+    await service.ask(Question("a"))
+    status = await service.status()
+    assert status.kb_name == "Engineering Docs"
+    assert status.cache.size == 1 and status.cache.hits == 1 and status.cache.hit_rate == 0.5

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from kbbot.config import Settings, load_settings
+from kbbot.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_pick_local_backend() -> None:
+    settings = load_settings(_env_file=None)
+    assert settings.backend == "local"
+    assert settings.cache_ttl_seconds == 21600 and settings.quota_probe_seconds == 3600
+
+
+def test_backend_inferred_from_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MATHUB_API_KEY", "bot_x")
+    monkeypatch.setenv("MATHUB_BASE_URL", "http://127.0.0.1:1/api/bot/v1")
+    monkeypatch.setenv("MATHUB_PROJECT", "p")
+    assert load_settings(_env_file=None).backend == "mathub"
+    monkeypatch.setenv("PERFECTWIKI_API_TOKEN", "t")
+    assert load_settings(_env_file=None).backend == "perfectwiki"
+
+
+def test_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CACHE_TTL_SECONDS", "soon")
+    with pytest.raises(ConfigError, match="CACHE_TTL_SECONDS"):
+        load_settings(_env_file=None)
+
+
+def test_missing_credentials_say_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_BACKEND", "perfectwiki")
+    with pytest.raises(ConfigError, match="PERFECTWIKI_API_TOKEN"):
+        load_settings(_env_file=None)
+
+
+def test_bad_url_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERFECTWIKI_BASE_URL", "ftp://x")
+    with pytest.raises(ConfigError, match="PERFECTWIKI_BASE_URL: must start with http"):
+        load_settings(_env_file=None)
+
+
+def test_secrets_never_in_repr_or_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERFECTWIKI_API_TOKEN", "pw-secret-123")
+    monkeypatch.setenv("PERFECTWIKI_RATE_PER_SECOND", "zero")
+    with pytest.raises(ConfigError) as info:
+        load_settings(_env_file=None)
+    assert "pw-secret-123" not in str(info.value)
+    monkeypatch.delenv("PERFECTWIKI_RATE_PER_SECOND")
+    settings = load_settings(_env_file=None)
+    assert "pw-secret-123" not in repr(settings)
+    assert settings.secrets() == ["pw-secret-123"]
+
+
+def test_comma_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_GUILD_IDS", "1, 2,,3")
+    monkeypatch.setenv("SAVE_DEFAULT_TAGS", "chat,  saved ")
+    settings = load_settings(_env_file=None)
+    assert settings.discord_guild_ids == (1, 2, 3)
+    assert settings.save_default_tags == ("chat", "saved")
+
+
+def test_dotenv_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("CACHE_MAX_ENTRIES=7\n")
+    assert load_settings().cache_max_entries == 7  # conftest chdir'd into tmp_path
+
+
+def test_env_example_lists_every_setting() -> None:
+    example = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", example, flags=re.MULTILINE))
+    assert listed == {name.upper() for name in Settings.model_fields}
