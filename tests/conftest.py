@@ -25,3 +25,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KBBOT_DATA_DIR", str(tmp_path / "data"))
     yield
+
+
+# --- Perfect Wiki fake (tests/fakes/perfectwiki.py) ---------------------------------------------------------
+from tests.fakes.perfectwiki import FakePerfectWiki  # noqa: E402
+
+
+@pytest.fixture
+def fake_pw() -> Iterator[FakePerfectWiki]:
+    """A running fake Perfect Wiki API: ``fake_pw.url`` (base URL, ends in ``/api``), ``fake_pw.token``."""
+    with FakePerfectWiki() as fake:
+        yield fake

@@ -1,0 +1,262 @@
+"""TokenRateLimiter: sliding windows with headroom, one budget per token, half for background, server hints.
+
+Windows are shrunk (tenths of a second) so the same logic runs fast; the assertions hold for any length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from limits.aio.storage import MemoryStorage
+from pydantic import SecretStr
+
+from kbbot.config import Settings
+from kbbot.core.ports import RateLimiter
+from kbbot.store.limiter import TokenRateLimiter, token_key
+
+SECRET = "pw-secret-token-abcdef"
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    """The most grants inside any half-open interval of length ``window`` (a sliding count)."""
+    times = sorted(times)
+    best = 0
+    for i, start in enumerate(times):
+        best = max(best, sum(1 for t in times[i:] if t < start + window))
+    return best
+
+
+async def grant_times(limiter: TokenRateLimiter, n: int, *, background: bool = False) -> list[float]:
+    times: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire(background=background)
+        times.append(time.monotonic())
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return times
+
+
+def test_defaults_keep_one_request_of_headroom() -> None:
+    limiter = TokenRateLimiter(SECRET)
+    assert limiter.limits == (9, 59)
+    assert limiter.background_limits == (4, 29)
+    port: RateLimiter = limiter  # structurally the core's protocol (checked by mypy)
+    assert port.queued() == 0
+
+
+def test_from_settings_uses_the_configured_limits() -> None:
+    settings = Settings(
+        perfectwiki_api_token=SecretStr(SECRET),
+        perfectwiki_rate_per_second=20,
+        perfectwiki_rate_per_minute=600,
+    )
+    limiter = TokenRateLimiter.from_settings(settings)
+    assert limiter.limits == (19, 599)
+    with pytest.raises(ValueError, match="PERFECTWIKI_API_TOKEN"):
+        TokenRateLimiter.from_settings(Settings(kb_backend="local"))
+
+
+def test_bad_arguments_rejected() -> None:
+    with pytest.raises(ValueError):
+        TokenRateLimiter(SECRET, per_second=0)
+    with pytest.raises(ValueError):
+        TokenRateLimiter(SECRET, background_share=0)
+
+
+async def test_second_window_slides_and_never_overfills() -> None:
+    limiter = TokenRateLimiter(SECRET, per_second=5, per_minute=1000, second_window=0.2)
+    start = time.monotonic()
+    times = await grant_times(limiter, 12)
+    # 4 per window (5 minus headroom): 12 grants need three windows, i.e. at least two full waits.
+    assert time.monotonic() - start >= 0.38
+    assert max_in_window(times, 0.2 - 0.01) <= 4
+
+
+async def test_minute_window_binds_too() -> None:
+    limiter = TokenRateLimiter(SECRET, per_second=100, per_minute=6, second_window=0.05, minute_window=0.3)
+    start = time.monotonic()
+    times = await grant_times(limiter, 10)
+    assert time.monotonic() - start >= 0.28
+    assert max_in_window(times, 0.3 - 0.01) <= 5
+
+
+async def test_waiting_sleeps_instead_of_spinning(monkeypatch: pytest.MonkeyPatch) -> None:
+    limiter = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, second_window=0.3)
+    sleeps: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        await real_sleep(seconds)
+
+    monkeypatch.setattr("kbbot.store.limiter.asyncio.sleep", recording_sleep)
+    await grant_times(limiter, 6)
+    # Two waits per window edge at most (one per blocked caller in turn), each about a window's remainder.
+    assert 1 <= len(sleeps) <= 6
+    assert max(sleeps) > 0.1
+
+
+async def test_token_is_hashed_in_storage_keys() -> None:
+    storage = MemoryStorage()
+    limiter = TokenRateLimiter(SECRET, storage=storage)
+    await limiter.acquire()
+    await limiter.acquire(background=True)
+    keys = list(storage.events)
+    assert keys and all(SECRET not in key for key in keys)
+    assert all(token_key(SECRET) in key for key in keys)
+    assert token_key(SecretStr(SECRET)) == token_key(SECRET)
+    assert SECRET not in repr(limiter.__dict__)
+
+
+async def test_limiters_for_the_same_token_share_one_budget() -> None:
+    a = TokenRateLimiter(SECRET, per_second=4, per_minute=1000, second_window=0.3)
+    b = TokenRateLimiter(SecretStr(SECRET), per_second=4, per_minute=1000, second_window=0.3)
+    other = TokenRateLimiter("another-token", per_second=4, per_minute=1000, second_window=0.3)
+    await grant_times(a, 3)
+    start = time.monotonic()
+    await other.acquire()  # a different token has its own budget
+    assert time.monotonic() - start < 0.1
+    await b.acquire()  # same token: the window is full, b waits for it
+    assert time.monotonic() - start >= 0.2
+
+
+async def test_storage_uri_accepted() -> None:
+    limiter = TokenRateLimiter(SECRET, per_second=2, per_minute=100, second_window=0.2, storage="memory://")
+    start = time.monotonic()
+    await grant_times(limiter, 2)
+    assert time.monotonic() - start >= 0.18
+
+
+async def test_background_gets_half_and_never_starves_live_callers() -> None:
+    limiter = TokenRateLimiter(SECRET, per_second=11, per_minute=1000, second_window=0.4)
+    assert limiter.limits == (10, 999) and limiter.background_limits == (5, 499)
+    background: list[float] = []
+
+    async def sync_job() -> None:
+        await limiter.acquire(background=True)
+        background.append(time.monotonic())
+
+    start = time.monotonic()
+    jobs = [asyncio.create_task(sync_job()) for _ in range(12)]
+    await asyncio.sleep(0.05)
+    assert len(background) == 5  # half the budget, the rest queued
+    assert limiter.queued() == 7
+    # A live question arriving now goes straight through, ahead of 7 queued background calls.
+    await limiter.acquire()
+    assert time.monotonic() - start < 0.2
+    for _ in range(4):
+        await limiter.acquire()
+    assert time.monotonic() - start < 0.2  # live got the other half at once
+    await asyncio.gather(*jobs)
+    assert max_in_window(background, 0.4 - 0.02) <= 5
+    assert limiter.queued() == 0
+
+
+async def test_queued_counts_waiters_and_cancelled_waiters_leave() -> None:
+    limiter = TokenRateLimiter(SECRET, per_second=2, per_minute=1000, second_window=5)
+    await limiter.acquire()
+    waiters = [asyncio.create_task(limiter.acquire()) for _ in range(3)]
+    await asyncio.sleep(0.02)
+    assert limiter.queued() == 3
+    for task in waiters:
+        task.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+    assert limiter.queued() == 0
+
+
+async def test_observe_zero_left_pauses_a_whole_window() -> None:
+    limiter = TokenRateLimiter(SECRET, second_window=0.3, minute_window=0.6)
+    await limiter.acquire()
+    limiter.observe(0, 40)
+    start = time.monotonic()
+    await limiter.acquire()
+    assert time.monotonic() - start >= 0.28
+    limiter.observe(5, 0)
+    start = time.monotonic()
+    await limiter.acquire()
+    assert time.monotonic() - start >= 0.58
+
+
+async def test_observe_low_budget_spaces_requests_then_recovers() -> None:
+    limiter = TokenRateLimiter(SECRET, per_second=10, per_minute=60, second_window=0.5, minute_window=600)
+    limiter.observe(9, 3)  # minute nearly gone (someone else uses the token): 600 s / 60 = 10 s apart
+    await limiter.acquire()
+    assert limiter._hint_delay() > 9
+    limiter.observe(1, 50)  # second nearly gone: 0.5 s / 10 = 0.05 s apart
+    times = await grant_times(limiter, 4)
+    gaps = [b - a for a, b in zip(sorted(times), sorted(times)[1:], strict=False)]
+    assert all(gap >= 0.045 for gap in gaps)
+    limiter.observe(8, 50)  # room again: no more spacing
+    start = time.monotonic()
+    await grant_times(limiter, 3)
+    assert time.monotonic() - start < 0.04
+    limiter.observe(None, None)  # responses without rateLimit change nothing
+    assert limiter._hint_delay() == 0
+
+
+async def test_own_full_speed_traffic_does_not_trigger_a_pause() -> None:
+    # The server never reports 0 for our own traffic (headroom), so observe() only spaces, never pauses.
+    limiter = TokenRateLimiter(SECRET, second_window=0.2, minute_window=600)
+    limiter.observe(1, 59)
+    assert limiter._hint_delay() <= 0.2 / 10
+
+
+# --- Redis storage: the same class shares the budget across processes ------------------------------
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+@pytest.mark.redis
+async def test_redis_storage_shares_budget_between_limiters(redis_url: str) -> None:
+    a = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, storage=redis_url)
+    b = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, storage=redis_url)
+    start = time.monotonic()
+    await a.acquire()
+    await b.acquire()
+    await b.acquire(background=False)  # a third would exceed 2/s (3 minus headroom)
+    assert time.monotonic() - start >= 0.9
