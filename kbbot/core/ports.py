@@ -5,7 +5,7 @@ which one it got.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -92,6 +92,87 @@ class Deduper(Protocol):
     async def first_seen(self, key: str, ttl_seconds: int = 3600) -> bool:
         """True the first time ``key`` is seen within ``ttl_seconds``; False for every repeat."""
         ...
+
+
+# --- saving threads -----------------------------------------------------------------------------------
+
+
+class SavedThreadMap(Protocol):
+    """Durable map from a thread's key (``platform:conversation key``) to the ids of its saved pages.
+
+    A thread longer than one page is saved as several parts; ``page_ids[0]`` is part 1. SQLite in
+    ``kbbot.store.sqlite_threads``; a Redis implementation shares it across replicas.
+    """
+
+    async def get(self, key: str) -> tuple[str, ...] | None: ...
+
+    async def put(self, key: str, page_ids: Sequence[str]) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxPart:
+    """One rendered page of a queued save."""
+
+    title: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A save that is on its way to the wiki, written down before the first API call.
+
+    ``attempts`` counts API attempts since the key's last success and survives re-queueing with new content:
+    when it is above 1, an earlier attempt may have created pages it never recorded (a crash between the API's
+    success and the map update), so the saver looks for them by marker before creating anything.
+    """
+
+    key: str
+    platform: str
+    conversation_key: str
+    digest: str
+    title: str
+    tags: tuple[str, ...]
+    parts: tuple[OutboxPart, ...]
+    revision: int = 0
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    last_error: str | None = None
+
+
+class Outbox(Protocol):
+    """Durable queue of saves, one entry per thread key (a newer save of the same thread replaces the older).
+
+    Times are Unix seconds passed in by the caller, so that tests control the clock.
+    """
+
+    async def add(self, item: OutboxItem, *, now: float) -> int:
+        """Insert or replace the entry for ``item.key``, due at ``now``; keeps ``attempts``. Returns the new
+        revision."""
+        ...
+
+    async def claim(self, key: str, *, now: float, lease_seconds: float) -> OutboxItem | None:
+        """Take the entry for one attempt: counts the attempt and leases it, so no other worker or process
+        tries it at the same time. None when there is no entry or another holder's lease has not expired."""
+        ...
+
+    async def release(self, key: str, *, next_attempt_at: float, error: str | None) -> None:
+        """The attempt failed (or was superseded): drop the lease and schedule the next attempt."""
+        ...
+
+    async def remove(self, key: str, revision: int) -> bool:
+        """The attempt succeeded: delete the entry if it is still at ``revision`` (False when a newer save
+        arrived meanwhile; that one stays queued)."""
+        ...
+
+    async def pending(self) -> list[OutboxItem]:
+        """Every queued entry, earliest due first."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,380 @@
+"""Render a :class:`Thread` as wiki page content: HTML for Perfect Wiki, Markdown for MatHub and local.
+
+A page is: the title, one header line (channel, date range, participants, link back to the original thread),
+every message as author + time + body (attachments as links, deleted messages as a placeholder, edits marked),
+and a footer line ``kbbot-thread: <digest>-<part>`` that lets the saver recognise, after a crash, a page it
+created but never recorded. The marker is plain visible text because sanitizers and wikis drop HTML comments.
+
+Safety: every piece of user text (names, bodies, file names, URLs) is escaped; HTML bodies go through
+markdown-it-py with raw HTML disabled, and the whole page is then sanitized by nh3 (no scripts, no event
+handlers, only http/https/mailto links). Broadcast mentions become inert (``@\\u200beveryone``). Markdown
+output keeps ``$…$`` and ``$$…$$`` LaTeX untouched for MatHub, escapes raw ``<`` outside code and math, and
+blocks ``javascript:``/``data:`` link targets.
+
+Size policy: a page longer than ``max_chars`` is **split into parts** ("Title (part 2/3)"), each a complete
+page with its own header and marker; a single message longer than a part is truncated with a visible note.
+No message is silently dropped, and every part stays under the cap.
+
+Speed: one pass over the messages. markdown-it-py is the slow step (~0.1 ms a message), so bodies without any
+Markdown syntax take a fast path (escape + paragraphs) that produces the same HTML markdown-it would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+import nh3
+from markdown_it import MarkdownIt
+
+from kbbot.backends.base import ContentFormat
+from kbbot.core.markup import outside_code
+from kbbot.core.models import Attachment, Thread, ThreadMessage
+from kbbot.core.text import neutralize_mentions
+
+__all__ = ["PageRenderer", "RenderedPart", "clean_title", "find_marker", "marker_text", "thread_digest"]
+
+#: Room kept for the header, footer and part note when packing messages into a part.
+_OVERHEAD = 4_000
+_MAX_PARTICIPANTS = 25
+_DELETED_HTML = "<p><em>This message was deleted.</em></p>\n"
+_DELETED_MD = "*This message was deleted.*\n\n"
+_MARKER_TAIL = 2_000
+
+_ALLOWED_TAGS = {
+    "h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "hr", "a", "em", "strong", "code", "pre", "blockquote",
+    "ul", "ol", "li", "del", "s", "small", "table", "thead", "tbody", "tr", "th", "td",
+}
+_ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"style"}, "td": {"style"}}
+_URL_SCHEMES = {"http", "https", "mailto"}
+
+# Anything markdown-it would treat specially; bodies without it take the fast path.
+_MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]<>&~]|^[ \t]*(?:[-+=>#]|\d{1,9}[.)])|^(?: {4}|\t)|  \n", re.M)
+_PARAGRAPHS = re.compile(r"\n[ \t]*\n\s*")
+_RAW_LT = re.compile(r"<(?!(?:https?|mailto):[^\s<>]*>)")
+_BAD_LINK = re.compile(r"\]\(\s*<?\s*(?:javascript|vbscript|data|file):", re.I)
+_MATH = re.compile(r"\$\$[\s\S]+?\$\$|\$(?=\S)[^$\n]+?(?<=\S)\$")
+_FENCE_LINE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})", re.M)
+_MD_ESCAPE = re.compile(r"([\\`*_\[\]<>#~|$&!])")
+_TITLE_LINK = re.compile(r"\[([^\]\n]*)\]\([^)\n]*\)|<((?:https?|mailto):[^\s<>]*)>")
+_TITLE_JUNK = re.compile(r"[*~`#>|\[\]]+|(?<!\w)_+|_+(?!\w)")
+_SPACES = re.compile(r"\s+")
+_UTC_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def thread_digest(platform: str, key: str) -> str:
+    """A short, stable, non-reversible id for a conversation; what the page marker carries."""
+    return hashlib.sha256(f"{platform}:{key}".encode()).hexdigest()[:20]
+
+
+def marker_text(digest: str, part: int) -> str:
+    return f"kbbot-thread: {digest}-{part}"
+
+
+def find_marker(content: str, digest: str, part: int) -> bool:
+    """True when ``content`` ends with this thread's marker for ``part``.
+
+    Only the tail is searched: the marker is the footer line, so a user quoting a marker in a message body
+    cannot make another page look like ours.
+    """
+    pattern = re.escape(marker_text(digest, part)) + r"(?!\d)"
+    return re.search(pattern, content[-_MARKER_TAIL:]) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPart:
+    """One page's worth of a thread: ``index`` is 1-based, ``total`` the number of parts."""
+
+    title: str
+    content: str
+    index: int
+    total: int
+
+
+def _markdown_it() -> MarkdownIt:
+    md = MarkdownIt("zero", {"html": False, "maxNesting": 20})
+    md.enable(
+        ["fence", "code", "blockquote", "list", "hr", "heading", "paragraph", "backticks", "emphasis", "link",
+         "autolink", "entity", "escape", "newline", "strikethrough", "text"]
+    )
+    # markdown-it's default normalizer (punycode + percent-encoding) is most of its link cost; a plain
+    # percent-encode is enough because validateLink still refuses javascript:/data: and nh3 re-checks schemes.
+    md.normalizeLink = lambda url: quote(url, safe="/:?#[]@!$&'()*+,;=%~")  # type: ignore[method-assign]
+    return md
+
+
+class PageRenderer:
+    """Renders threads for one content format and size cap. Pure and reusable; no I/O."""
+
+    def __init__(self, content_format: ContentFormat, *, max_chars: int = 400_000) -> None:
+        if max_chars < _OVERHEAD * 2:
+            raise ValueError(f"max_chars must be at least {_OVERHEAD * 2}")
+        self.content_format: ContentFormat = content_format
+        self.max_chars = max_chars
+        self._md = _markdown_it() if content_format == "html" else None
+
+    # --- public --------------------------------------------------------------------------------------------
+
+    def render(self, thread: Thread, title: str) -> list[RenderedPart]:
+        """The thread as one or more pages, each at most ``max_chars`` characters."""
+        digest = thread_digest(thread.platform, thread.key)
+        budget = self.max_chars - _OVERHEAD
+        authors: dict[str, str] = {}  # per call, so one renderer can serve several threads at once
+        chunks = [self._message_chunk(message, budget, authors) for message in thread.messages]
+        for _ in range(6):
+            parts = self._assemble(thread, title, digest, _pack(chunks, budget))
+            if all(len(part.content) <= self.max_chars for part in parts):
+                return parts
+            budget = int(budget * 0.8)  # sanitizing grew the HTML (e.g. rel attributes); pack tighter
+            chunks = [self._message_chunk(message, budget, authors) for message in thread.messages]
+        raise ValueError("could not fit the thread into pages of the configured size")  # pragma: no cover
+
+    # --- pieces --------------------------------------------------------------------------------------------
+
+    def _assemble(
+        self, thread: Thread, title: str, digest: str, groups: list[list[str]]
+    ) -> list[RenderedPart]:
+        total = len(groups)
+        header = self._header(thread)
+        parts = []
+        for number, group in enumerate(groups, start=1):
+            part_title = title if total == 1 else f"{title} (part {number}/{total})"
+            body = [self._title(part_title), header]
+            if total > 1:
+                body.append(self._note(f"Part {number} of {total} of “{title}”."))
+            body.extend(group)
+            body.append(self._footer(marker_text(digest, number)))
+            content = "".join(body)
+            if self._md is not None:
+                content = _sanitize(content)
+            parts.append(RenderedPart(part_title, content, number, total))
+        return parts
+
+    def _title(self, title: str) -> str:
+        if self._md is not None:
+            return f"<h1>{_html_text(title)}</h1>\n"
+        return f"# {_md_text(title)}\n\n"
+
+    def _note(self, text: str) -> str:
+        if self._md is not None:
+            return f"<p><em>{html.escape(text)}</em></p>\n"
+        return f"*{_md_text(text)}*\n\n"
+
+    def _footer(self, marker: str) -> str:
+        if self._md is not None:
+            return f"<hr>\n<p><small>{marker}</small></p>\n"
+        return f"---\n\n{marker}\n"
+
+    def _header(self, thread: Thread) -> str:
+        is_html = self._md is not None
+        esc: Callable[[str], str] = _html_text if is_html else _md_text
+        bits: list[str] = []
+        where = f"#{thread.channel_name}" if thread.channel_name else "a conversation"
+        bits.append(f"Saved from {esc(where)} on {esc(thread.platform.capitalize())}")
+        span = _date_range(thread.messages)
+        if span:
+            bits.append(esc(span))
+        names = _participants(thread.messages)
+        if names:
+            shown = ", ".join(names[:_MAX_PARTICIPANTS])
+            more = f" and {len(names) - _MAX_PARTICIPANTS} more" if len(names) > _MAX_PARTICIPANTS else ""
+            bits.append(esc(f"{len(names)} participant{'s' if len(names) != 1 else ''}: {shown}{more}"))
+        bits.append(esc(f"{len(thread.messages)} message{'s' if len(thread.messages) != 1 else ''}"))
+        link = _safe_url(thread.permalink)
+        if link:
+            bits.append(_link(link, "original thread", is_html))
+        line = " · ".join(bits)
+        return f"<p><em>{line}</em></p>\n<hr>\n" if is_html else f"*{line}*\n\n---\n\n"
+
+    def _message_chunk(self, message: ThreadMessage, budget: int, authors: dict[str, str]) -> str:
+        chunk = self._render_message(message, message.text, authors)
+        if len(chunk) <= budget:
+            return chunk
+        keep = budget // 2
+        while keep > 0:
+            note = f"\n\n(message truncated: {len(message.text):,} characters, the first {keep:,} are shown)"
+            chunk = self._render_message(message, message.text[:keep] + note, authors)
+            if len(chunk) <= budget:
+                return chunk
+            keep //= 2
+        return self._render_message(message, "(message too long to show)", authors)  # pragma: no cover
+
+    def _render_message(self, message: ThreadMessage, text: str, authors: dict[str, str]) -> str:
+        is_html = self._md is not None
+        name = message.author_name or message.author_id or "unknown"
+        author = authors.get(name)
+        if author is None:  # a thread has few authors and many messages: escape each name once
+            author = authors[name] = _html_text(name) if is_html else _md_text(name)
+        meta = _format_time(message.timestamp)
+        if not meta.endswith(" UTC"):  # unparseable: the raw string is user text
+            meta = _html_text(meta) if is_html else _md_text(meta)
+        if message.edited and not message.deleted:
+            meta += " · edited"
+        if is_html:
+            out = [f"<p><strong>{author}</strong> <small>{meta}</small></p>\n"]
+        else:
+            out = [f"**{author}** · {meta}\n\n"]
+        if message.deleted:
+            out.append(_DELETED_HTML if is_html else _DELETED_MD)
+            return "".join(out)
+        if text.strip():
+            out.append(self._body_html(text) if is_html else _body_markdown(text) + "\n\n")
+        if message.attachments:
+            out.append(_attachments(message.attachments, is_html))
+        return "".join(out)
+
+    def _body_html(self, text: str) -> str:
+        text = _inert(text)
+        if _MARKDOWN_SYNTAX.search(text) is None:
+            paragraphs = (p.strip() for p in _PARAGRAPHS.split(text))
+            return "".join("<p>" + p.replace('"', "&quot;") + "</p>\n" for p in paragraphs if p)
+        assert self._md is not None
+        rendered: str = self._md.render(text)
+        return rendered
+
+
+def _pack(chunks: Iterable[str], budget: int) -> list[list[str]]:
+    """Greedy, in order: start a new part when the next message would overflow this one."""
+    groups: list[list[str]] = [[]]
+    size = 0
+    for chunk in chunks:
+        if size + len(chunk) > budget and groups[-1]:
+            groups.append([])
+            size = 0
+        groups[-1].append(chunk)
+        size += len(chunk)
+    return groups
+
+
+def _sanitize(content: str) -> str:
+    return nh3.clean(
+        content,
+        tags=_ALLOWED_TAGS,
+        attributes=_ALLOWED_ATTRIBUTES,
+        url_schemes=_URL_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+
+
+def _body_markdown(text: str) -> str:
+    """User Markdown made safe to store: mentions inert, raw HTML escaped, bad links blocked, fences shut."""
+
+    def prose(part: str) -> str:
+        out: list[str] = []
+        pos = 0
+        for math in _MATH.finditer(part):
+            out.append(_markdown_prose(part[pos : math.start()]))
+            out.append(math.group(0))
+            pos = math.end()
+        out.append(_markdown_prose(part[pos:]))
+        return "".join(out)
+
+    body = (outside_code(text, prose) if "`" in text else prose(text)).strip("\n")
+    if len(_FENCE_LINE.findall(body)) % 2 == 1:
+        body += "\n```"  # an unclosed fence would swallow every later message of the page
+    return body
+
+
+def _inert(text: str) -> str:
+    """Broadcast and user mentions made inert outside code (cheap skip when there is nothing to do)."""
+    if "@" not in text and "<" not in text:
+        return text
+    return outside_code(text, neutralize_mentions) if "`" in text else neutralize_mentions(text)
+
+
+def _markdown_prose(part: str) -> str:
+    if "@" in part or "<" in part:
+        part = neutralize_mentions(part)
+    part = _RAW_LT.sub("&lt;", part)
+    return _BAD_LINK.sub("](#blocked:", part)
+
+
+def _attachments(attachments: tuple[Attachment, ...], is_html: bool) -> str:
+    links = []
+    for item in attachments:
+        name = item.name or "attachment"
+        url = _safe_url(item.url)
+        if url:
+            links.append(_link(url, name, is_html))
+        else:
+            links.append(_html_text(name) if is_html else _md_text(name))
+    joined = ", ".join(links)
+    return f"<p>Attachments: {joined}</p>\n" if is_html else f"Attachments: {joined}\n\n"
+
+
+def _link(url: str, text: str, is_html: bool) -> str:
+    if is_html:
+        return f'<a href="{html.escape(url, quote=True)}">{_html_text(text)}</a>'
+    return f"[{_md_text(text)}](<{url.replace('>', '%3E').replace('<', '%3C')}>)"
+
+
+def _safe_url(url: str | None) -> str | None:
+    if not url:
+        return None
+    url = _INVISIBLE.sub("", url).strip()
+    if not re.match(r"(?i)https?://[^\s]+$", url):
+        return None
+    return url
+
+
+def _html_text(text: str) -> str:
+    return html.escape(neutralize_mentions(_INVISIBLE.sub(" ", text)), quote=True)
+
+
+def _md_text(text: str) -> str:
+    return _MD_ESCAPE.sub(r"\\\1", neutralize_mentions(_INVISIBLE.sub(" ", text)))
+
+
+def _parse_time(stamp: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _format_time(stamp: str) -> str:
+    if stamp.endswith(("+00:00", "Z")) and _UTC_STAMP.match(stamp):
+        return f"{stamp[:10]} {stamp[11:16]} UTC"  # already UTC: skip parsing, most adapters send this
+    moment = _parse_time(stamp)
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else (stamp or "unknown time")
+
+
+def _date_range(messages: tuple[ThreadMessage, ...]) -> str:
+    moments = [m for m in (_parse_time(msg.timestamp) for msg in messages) if m is not None]
+    if not moments:
+        return ""
+    first, last = min(moments), max(moments)
+    if first.date() == last.date():
+        return f"{first:%Y-%m-%d %H:%M}–{last:%H:%M} UTC"
+    return f"{first:%Y-%m-%d %H:%M} – {last:%Y-%m-%d %H:%M} UTC"
+
+
+def _participants(messages: tuple[ThreadMessage, ...]) -> list[str]:
+    seen: dict[str, None] = {}
+    for message in messages:
+        name = message.author_name or message.author_id
+        if name:
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def clean_title(text: str, *, max_chars: int = 120) -> str:
+    """A page title from free text: the first non-empty line without Markdown symbols or invisible chars."""
+    for line in text.splitlines():
+        line = _TITLE_LINK.sub(lambda m: m.group(1) or m.group(2) or "", _INVISIBLE.sub("", line))
+        cleaned = _SPACES.sub(" ", _TITLE_JUNK.sub("", line)).strip(" -:.")
+        if cleaned:
+            if len(cleaned) > max_chars:
+                cleaned = cleaned[: max_chars - 1].rstrip() + "…"
+            return cleaned
+    return ""

@@ -1,0 +1,376 @@
+"""ThreadSaver: a chat thread → a wiki page, idempotent and durable.
+
+How a save goes (``save`` and the background worker share :meth:`ThreadSaver._attempt`)::
+
+    render (page_render) ─► outbox.add ─► outbox.claim (attempts += 1, lease)
+        ─► for each part: mapped id? update it (404 → treat as unmapped)
+                          unmapped and attempts > 1? look for our marker in pages with this title, adopt it
+                          else create, and record the id in the map at once
+        ─► delete surplus parts of an earlier, longer save ─► outbox.remove
+
+The outbox entry is written *before* the first API call, so a crash or an outage never loses a save. A crash
+after the wiki created a page but before the map recorded it is the dangerous case: the retry would create a
+duplicate. Because the claim counted the attempt before the call, the retry knows an earlier attempt may have
+written, lists the pages with the same title and adopts the one whose footer carries this thread's marker.
+
+Failures: ``RateLimited``/``Unavailable``/``BadResponse``/``VersionConflict`` (after the backend's own bounded
+retries) keep the save queued and ``save`` returns ``SavedPage(pending=True)``; the worker retries with
+exponential backoff and jitter, also after a restart. Other errors (bad request, auth, scope) are not worth
+retrying from the requester's view: ``save`` drops the entry and raises :class:`SaveError` with a sentence the
+adapter can show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import time
+import unicodedata
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from kbbot.backends.base import KnowledgeBase, PageChange, PageSummary
+from kbbot.core.models import SavedPage, Thread
+from kbbot.core.page_render import PageRenderer, clean_title, find_marker, thread_digest
+from kbbot.core.ports import Outbox, OutboxItem, OutboxPart, SavedThreadMap
+from kbbot.core.text import neutralize_mentions
+from kbbot.errors import (
+    BadRequest,
+    BadResponse,
+    KbbotError,
+    NotFound,
+    RateLimited,
+    SaveError,
+    Unavailable,
+    Unsupported,
+    VersionConflict,
+)
+
+__all__ = ["SaveRetryPolicy", "SavedCallback", "ThreadSaver", "slugify"]
+
+log = logging.getLogger(__name__)
+
+#: Called when the worker finishes a save that ``save`` had reported as pending:
+#: ``(platform, conversation_key, saved_page)``. Adapters post "saved: <link>" into the thread.
+SavedCallback = Callable[[str, str, SavedPage], Awaitable[None]]
+
+#: Worth retrying later: the wiki is busy or down, or answered something we could not read.
+_TRANSIENT = (RateLimited, Unavailable, BadResponse, VersionConflict)
+#: The content itself is the problem; retrying the same content cannot help.
+_HOPELESS = (BadRequest, Unsupported)
+_MAX_ORPHAN_CANDIDATES = 20
+_LOCK_STRIPES = 64
+#: Threads longer than this render in a worker thread so the event loop keeps serving other users.
+_RENDER_OFFLOAD_MESSAGES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class SaveRetryPolicy:
+    """Outbox retry timing. ``first_delay * multiplier**(attempt-1)``, capped, minus up to ``jitter`` of it.
+
+    Tests shrink every number; ``lease_seconds`` must exceed the longest save (client timeout x retries).
+    """
+
+    first_delay: float = 5.0
+    multiplier: float = 2.0
+    max_delay: float = 600.0
+    jitter: float = 0.3
+    poll_interval: float = 30.0
+    lease_seconds: float = 300.0
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    def delay(self, attempts: int, retry_after: float | None = None) -> float:
+        base = min(self.max_delay, self.first_delay * self.multiplier ** max(attempts - 1, 0))
+        base *= 1.0 - self.jitter * self.rng.random()
+        if retry_after is not None:
+            base = max(base, min(retry_after, self.max_delay))
+        return base
+
+
+class ThreadSaver:
+    """Saves threads as pages of ``kb``; one instance per process, shared by every adapter.
+
+    ``start()``/``await stop()`` (or ``async with saver``) run the outbox worker; without it, ``save`` still
+    works and queued saves wait for the next process that runs the worker.
+    """
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        thread_map: SavedThreadMap,
+        outbox: Outbox,
+        *,
+        page_max_chars: int = 400_000,
+        default_tags: Sequence[str] = (),
+        retry: SaveRetryPolicy | None = None,
+        on_saved: SavedCallback | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._kb = kb
+        self._map = thread_map
+        self._outbox = outbox
+        self._renderer = PageRenderer(kb.content_format, max_chars=page_max_chars)
+        self._default_tags = tuple(t for t in (slugify(tag) for tag in default_tags) if t)
+        self._retry = retry or SaveRetryPolicy()
+        self.on_saved = on_saved
+        self._clock = clock
+        self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- saving --------------------------------------------------------------------------------------------
+
+    async def save(
+        self, thread: Thread, title: str | None = None, tags: Iterable[str] | None = None
+    ) -> SavedPage:
+        """Save (or re-save) ``thread``. Returns ``pending=True`` when the wiki is unavailable and the save
+        was queued; raises :class:`SaveError` when it cannot be saved at all."""
+        if not thread.messages:
+            raise SaveError("There is nothing to save: the thread has no messages.")
+        page_title = self.title_for(thread, title)
+        page_tags = self.tags_for(thread, tags)
+        if len(thread.messages) > _RENDER_OFFLOAD_MESSAGES:
+            parts = await asyncio.to_thread(self._renderer.render, thread, page_title)
+        else:
+            parts = self._renderer.render(thread, page_title)
+        map_key = f"{thread.platform}:{thread.key}"
+        item = OutboxItem(
+            key=map_key,
+            platform=thread.platform,
+            conversation_key=thread.key,
+            digest=thread_digest(thread.platform, thread.key),
+            title=page_title,
+            tags=page_tags,
+            parts=tuple(OutboxPart(part.title, part.content) for part in parts),
+        )
+        async with self._lock(map_key):
+            await self._outbox.add(item, now=self._clock())
+            claimed = await self._outbox.claim(
+                map_key, now=self._clock(), lease_seconds=self._retry.lease_seconds
+            )
+            if claimed is None:  # another process is sending this thread right now; ours is queued behind it
+                return await self._pending(map_key, page_title)
+            try:
+                return await self._attempt(claimed)
+            except _TRANSIENT:
+                self._wake.set()
+                return await self._pending(map_key, page_title)
+
+    def title_for(self, thread: Thread, title: str | None = None) -> str:
+        """The page title: given, else the thread's hint, else the first message's first line, else a date."""
+        for candidate in (title, thread.title_hint):
+            if candidate and (cleaned := _title(candidate)):
+                return cleaned
+        for message in thread.messages:
+            if not message.deleted and (cleaned := _title(message.text)):
+                return cleaned
+        channel = clean_title(thread.channel_name or "", max_chars=60)
+        where = f"#{channel}" if channel else clean_title(thread.platform.capitalize(), max_chars=20)
+        day = clean_title(thread.messages[0].timestamp[:10]) if thread.messages else ""
+        return neutralize_mentions(f"Conversation in {where} {day}".strip())
+
+    def tags_for(self, thread: Thread, tags: Iterable[str] | None = None) -> tuple[str, ...]:
+        """Given tags (slugified), else the channel name plus the configured defaults; no duplicates."""
+        if tags is not None:
+            chosen: Iterable[str] = (slugify(tag) for tag in tags)
+        else:
+            chosen = (slugify(thread.channel_name or ""), *self._default_tags)
+        return tuple(dict.fromkeys(tag for tag in chosen if tag))
+
+    # --- the outbox worker ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start retrying queued saves in the background (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="kbbot-save-outbox")
+
+    async def stop(self) -> None:
+        """Stop the worker; a save in flight stays in the outbox and is retried by the next run."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def __aenter__(self) -> ThreadSaver:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def retry_due(self) -> float | None:
+        """One pass over the outbox: attempt every due save. Returns when the next one is due (or None)."""
+        next_due: float | None = None
+        for item in await self._outbox.pending():
+            if item.next_attempt_at > self._clock():
+                next_due = item.next_attempt_at if next_due is None else min(next_due, item.next_attempt_at)
+                continue
+            async with self._lock(item.key):
+                claimed = await self._outbox.claim(
+                    item.key, now=self._clock(), lease_seconds=self._retry.lease_seconds
+                )
+                if claimed is None:
+                    continue
+                try:
+                    page = await self._attempt(claimed)
+                except _TRANSIENT:
+                    continue
+                except SaveError as exc:
+                    log.warning("queued save of a %s thread failed: %s", item.platform, exc)
+                    continue
+            if self.on_saved is not None:
+                try:
+                    await self.on_saved(item.platform, item.conversation_key, page)
+                except Exception:
+                    log.exception("on_saved callback failed")
+        return next_due
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                next_due = await self.retry_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a store hiccup must not kill the worker; try again after a poll interval
+                log.exception("outbox pass failed")
+                next_due = None
+            wait = self._retry.poll_interval
+            if next_due is not None:
+                wait = min(wait, max(0.0, next_due - self._clock()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            self._wake.clear()
+
+    # --- one attempt ---------------------------------------------------------------------------------------
+
+    async def _attempt(self, item: OutboxItem) -> SavedPage:
+        """Send a claimed entry. Success removes it; transient failures reschedule it and re-raise."""
+        try:
+            page = await self._deliver(item)
+        except _TRANSIENT as exc:
+            retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+            delay = self._retry.delay(item.attempts, retry_after)
+            await self._outbox.release(item.key, next_attempt_at=self._clock() + delay, error=str(exc))
+            log.info("save of a %s thread queued for retry in %.0fs: %s", item.platform, delay, exc)
+            raise
+        except _HOPELESS as exc:
+            await self._outbox.remove(item.key, item.revision)
+            raise SaveError(f"The wiki refused the page: {exc}") from exc
+        except KbbotError as exc:
+            # Auth or scope problems: an operator must act. Keep the entry (nothing is lost), but tell the
+            # requester now instead of promising a retry that cannot succeed until then.
+            await self._outbox.release(
+                item.key, next_attempt_at=self._clock() + self._retry.max_delay, error=str(exc)
+            )
+            raise SaveError(f"Could not save the thread: {exc}") from exc
+        except (asyncio.CancelledError, Exception):
+            # Cancelled or a bug: release the lease so the next pass (or process) can retry soon. (A dying
+            # process releases nothing; the lease then expires after ``lease_seconds``.)
+            with contextlib.suppress(Exception):
+                await self._outbox.release(
+                    item.key, next_attempt_at=self._clock() + self._retry.first_delay, error="interrupted"
+                )
+            raise
+        if not await self._outbox.remove(item.key, item.revision):
+            # A newer save of the same thread arrived meanwhile (another process): send that one next.
+            await self._outbox.release(item.key, next_attempt_at=self._clock(), error=None)
+            self._wake.set()
+        return page
+
+    async def _deliver(self, item: OutboxItem) -> SavedPage:
+        mapped = list(await self._map.get(item.key) or ())
+        created = False  # True when part 1 is a new page rather than an update of the mapped one
+        # An earlier attempt for this key got as far as the API and may have created pages it never recorded.
+        may_have_written = item.attempts > 1
+        listing: list[PageSummary] | None = None
+        ids: list[str] = []
+        for number, part in enumerate(item.parts, start=1):
+            page_id = mapped[number - 1] if number <= len(mapped) else None
+            change = PageChange(title=part.title, content=part.content, tags=item.tags)
+            if page_id is not None:
+                try:
+                    await self._kb.update_page(page_id, change)
+                except NotFound:
+                    log.info("saved page %s is gone from the wiki; creating it again", page_id)
+                    page_id = None
+                else:
+                    ids.append(page_id)
+                    continue
+            if may_have_written:
+                if listing is None:
+                    listing = await self._kb.list_pages()
+                page_id = await self._find_orphan(listing, item, number, part.title)
+                if page_id is not None:
+                    await self._kb.update_page(page_id, change)
+            if page_id is None:
+                ref = await self._kb.create_page(part.title, part.content, item.tags)
+                page_id = ref.id
+            created = created or number == 1
+            ids.append(page_id)
+            await self._map.put(item.key, ids + mapped[len(ids) :])  # record each part as soon as it exists
+        for stale in mapped[len(item.parts) :]:  # the thread got shorter: drop parts that no longer exist
+            with contextlib.suppress(NotFound):
+                await self._kb.delete_page(stale)
+        await self._map.put(item.key, ids)
+        return self._result(ids, item.title, created=created, part_titles=[p.title for p in item.parts])
+
+    async def _find_orphan(
+        self, listing: list[PageSummary], item: OutboxItem, number: int, title: str
+    ) -> str | None:
+        """A page an interrupted attempt created: same title, and our marker for this part in its footer."""
+        candidates = [page for page in listing if page.title == title][:_MAX_ORPHAN_CANDIDATES]
+        for candidate in candidates:
+            try:
+                page = await self._kb.get_page(candidate.id)
+            except NotFound:
+                continue
+            if find_marker(page.content, item.digest, number):
+                log.info("adopting page %s created by an interrupted save", candidate.id)
+                return candidate.id
+        return None
+
+    async def _pending(self, map_key: str, title: str) -> SavedPage:
+        mapped = await self._map.get(map_key)
+        page_id = mapped[0] if mapped else None
+        url = self._kb.page_url(page_id, title) if page_id else None
+        return SavedPage(id=page_id, url=url, created=False, pending=True, title=title)
+
+    def _result(self, ids: list[str], title: str, *, created: bool, part_titles: list[str]) -> SavedPage:
+        first = ids[0]
+        extra: dict[str, object] = {}
+        if len(ids) > 1:
+            extra["parts"] = [
+                {"id": page_id, "title": part_title, "url": self._kb.page_url(page_id, part_title)}
+                for page_id, part_title in zip(ids, part_titles, strict=True)
+            ]
+        return SavedPage(
+            id=first,
+            url=self._kb.page_url(first, part_titles[0]),
+            created=created,
+            title=title,
+            extra=extra,
+        )
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        # Striped locks: one key always maps to the same lock, and memory stays bounded however many threads
+        # are saved over the process's life. Two keys sharing a stripe merely wait for each other.
+        return self._locks[hash(key) % len(self._locks)]
+
+
+def _title(text: str) -> str:
+    # Mentions are made inert before cleaning (which drops the ``<>`` of ``<!channel>``) and after it
+    # (which drops the zero-width space that made them inert).
+    return neutralize_mentions(clean_title(neutralize_mentions(text)))
+
+
+_SLUG_JUNK = re.compile(r"[^\w]+")
+
+
+def slugify(text: str, *, max_chars: int = 50) -> str:
+    """``#Dev Ops (EU)`` → ``dev-ops-eu``; unicode letters stay, so non-English channel names keep meaning."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return _SLUG_JUNK.sub("-", folded).replace("_", "-").strip("-")[:max_chars].strip("-")

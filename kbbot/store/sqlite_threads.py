@@ -1,0 +1,222 @@
+"""SQLite implementations of :class:`SavedThreadMap` and :class:`Outbox`, in one file under the data dir.
+
+Both survive restarts; that is the point: a save queued while the wiki was down is retried by the next
+process, and a re-save finds the page it made last week. SQLite in WAL mode lets the bot and a ``kbbot save``
+CLI run share the file; the outbox lease (``claimed_until``) keeps them from sending one save twice at once.
+
+sqlite3 is blocking, so every call runs in a worker thread (``asyncio.to_thread``) on one connection guarded
+by a lock; the statements are tiny, so this never holds the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kbbot.core.ports import OutboxItem, OutboxPart
+
+__all__ = ["DEFAULT_FILENAME", "SqliteOutbox", "SqliteSavedThreadMap"]
+
+DEFAULT_FILENAME = "threads.sqlite3"
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS saved_threads (
+    key TEXT PRIMARY KEY,
+    page_ids TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    key TEXT PRIMARY KEY,
+    payload TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    claimed_until REAL NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+"""
+
+
+class _Database:
+    """One connection, serialized by a lock, used from worker threads."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("the thread store is closed")
+                return fn(self._conn)
+
+        return await asyncio.to_thread(call)
+
+    async def close(self) -> None:
+        def call() -> None:
+            with self._lock:
+                if not self._closed:
+                    self._closed = True
+                    self._conn.close()
+
+        await asyncio.to_thread(call)
+
+
+class SqliteSavedThreadMap:
+    """Thread key → page ids. ``path`` is usually ``settings.kbbot_data_dir / DEFAULT_FILENAME``."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = _Database(path)
+
+    async def get(self, key: str) -> tuple[str, ...] | None:
+        def fn(conn: sqlite3.Connection) -> tuple[str, ...] | None:
+            row = conn.execute("SELECT page_ids FROM saved_threads WHERE key = ?", (key,)).fetchone()
+            return tuple(json.loads(row[0])) if row else None
+
+        return await self._db.run(fn)
+
+    async def put(self, key: str, page_ids: Sequence[str]) -> None:
+        ids = json.dumps([str(page_id) for page_id in page_ids])
+        await self._db.run(
+            lambda conn: conn.execute(
+                "INSERT INTO saved_threads (key, page_ids) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET page_ids = excluded.page_ids",
+                (key, ids),
+            )
+        )
+
+    async def delete(self, key: str) -> None:
+        await self._db.run(lambda conn: conn.execute("DELETE FROM saved_threads WHERE key = ?", (key,)))
+
+    async def aclose(self) -> None:
+        await self._db.close()
+
+
+class SqliteOutbox:
+    """The durable outbox of saves (see :class:`kbbot.core.ports.Outbox`)."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = _Database(path)
+
+    async def add(self, item: OutboxItem, *, now: float) -> int:
+        payload = _dump(item)
+
+        def fn(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT revision FROM outbox WHERE key = ?", (item.key,)).fetchone()
+                revision = (row[0] + 1) if row else 1
+                conn.execute(
+                    "INSERT INTO outbox (key, payload, revision, attempts, next_attempt_at) "
+                    "VALUES (?, ?, ?, 0, ?) ON CONFLICT(key) DO UPDATE SET payload = excluded.payload, "
+                    "revision = excluded.revision, next_attempt_at = excluded.next_attempt_at",
+                    (item.key, payload, revision, now),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return revision
+
+        return await self._db.run(fn)
+
+    async def claim(self, key: str, *, now: float, lease_seconds: float) -> OutboxItem | None:
+        def fn(conn: sqlite3.Connection) -> OutboxItem | None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    f"SELECT {_COLUMNS} FROM outbox WHERE key = ? AND claimed_until <= ?",  # noqa: S608
+                    (key, now),
+                ).fetchone()
+                if row is None:
+                    conn.execute("COMMIT")
+                    return None
+                conn.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, claimed_until = ? WHERE key = ?",
+                    (now + lease_seconds, key),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            item = _load(row)
+            return _replace_attempts(item, item.attempts + 1)
+
+        return await self._db.run(fn)
+
+    async def release(self, key: str, *, next_attempt_at: float, error: str | None) -> None:
+        await self._db.run(
+            lambda conn: conn.execute(
+                "UPDATE outbox SET claimed_until = 0, next_attempt_at = ?, last_error = ? WHERE key = ?",
+                (next_attempt_at, error, key),
+            )
+        )
+
+    async def remove(self, key: str, revision: int) -> bool:
+        def fn(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute("DELETE FROM outbox WHERE key = ? AND revision = ?", (key, revision))
+            return cursor.rowcount > 0
+
+        return await self._db.run(fn)
+
+    async def pending(self) -> list[OutboxItem]:
+        def fn(conn: sqlite3.Connection) -> list[OutboxItem]:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM outbox ORDER BY next_attempt_at, key").fetchall()  # noqa: S608
+            return [_load(row) for row in rows]
+
+        return await self._db.run(fn)
+
+    async def aclose(self) -> None:
+        await self._db.close()
+
+
+_COLUMNS = "payload, revision, attempts, next_attempt_at, last_error"
+
+
+def _dump(item: OutboxItem) -> str:
+    return json.dumps(
+        {
+            "key": item.key,
+            "platform": item.platform,
+            "conversation_key": item.conversation_key,
+            "digest": item.digest,
+            "title": item.title,
+            "tags": list(item.tags),
+            "parts": [{"title": part.title, "content": part.content} for part in item.parts],
+        },
+        ensure_ascii=False,
+    )
+
+
+def _load(row: tuple[Any, ...]) -> OutboxItem:
+    payload, revision, attempts, next_attempt_at, last_error = row
+    data = json.loads(payload)
+    return OutboxItem(
+        key=data["key"],
+        platform=data["platform"],
+        conversation_key=data["conversation_key"],
+        digest=data["digest"],
+        title=data["title"],
+        tags=tuple(data["tags"]),
+        parts=tuple(OutboxPart(part["title"], part["content"]) for part in data["parts"]),
+        revision=int(revision),
+        attempts=int(attempts),
+        next_attempt_at=float(next_attempt_at),
+        last_error=last_error,
+    )
+
+
+def _replace_attempts(item: OutboxItem, attempts: int) -> OutboxItem:
+    return replace(item, attempts=attempts)
