@@ -1,8 +1,10 @@
 """Logging setup: text or JSON lines, a request id per handled event, and secrets scrubbed from every line.
 
-Redaction runs in a handler filter, so it covers records from every logger (ours, httpx, slack_sdk,
-discord.py, aiohttp) on their way out, and it scrubs the final text: the formatted message with its
-arguments, the exception traceback and the stack. Besides every configured secret (``Settings.secrets()``)
+Redaction happens where every record is born (the log record factory) and again in our handler's filter, so
+it covers records from every logger (ours, httpx, slack_sdk, discord.py, aiohttp) and every handler, and it
+scrubs the final text: the formatted message with its arguments, the exception traceback and the stack. A
+record leaves the factory with its arguments already merged, so no handler can fail formatting it and dump
+the raw arguments to stderr. Besides every configured secret (``Settings.secrets()``)
 it removes things that look like credentials even when they are not configured here: ``Bearer …`` headers,
 Slack ``xox?-``/``xapp-`` tokens, Discord bot tokens and passwords in ``scheme://user:password@host`` URLs.
 """
@@ -39,7 +41,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=`` and goes into JSON output.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))) | {
-    "message", "asctime", "request_id", "rid"
+    "message", "asctime", "request_id", "rid", "_kbbot_scrubbed"
 }
 
 
@@ -66,31 +68,52 @@ class Redactor:
         return text
 
 
+def scrub(record: logging.LogRecord, redact: Redactor) -> None:
+    """Merge the arguments into the message and redact message, traceback, stack and string extras."""
+    if not hasattr(record, "request_id"):
+        record.request_id = request_id_var.get()
+    if getattr(record, "_kbbot_scrubbed", None) is redact:
+        return
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string must not hide the line, nor leak its arguments raw
+        message = f"{record.msg!s} (unformattable log arguments)"
+    record.msg, record.args = redact(message), None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    for name, value in list(vars(record).items()):
+        if name not in _STANDARD_ATTRS and isinstance(value, str):
+            setattr(record, name, redact(value))
+    record._kbbot_scrubbed = redact
+
+
 class RedactingFilter(logging.Filter):
-    """Scrubs a record in place before any formatter sees it; also stamps the current request id."""
+    """Scrubs a record in place before our formatter sees it; also stamps the current request id."""
 
     def __init__(self, redactor: Redactor) -> None:
         super().__init__()
         self._redact = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "request_id"):
-            record.request_id = request_id_var.get()
-        try:
-            message = record.getMessage()
-        except Exception:  # a bad format string must not hide the line, nor leak its arguments raw
-            message = f"{record.msg!s} (unformattable log arguments)"
-        record.msg, record.args = self._redact(message), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self._redact(record.exc_text)
-        if record.stack_info:
-            record.stack_info = self._redact(record.stack_info)
-        for name, value in list(vars(record).items()):
-            if name not in _STANDARD_ATTRS and isinstance(value, str):
-                setattr(record, name, self._redact(value))
+        scrub(record, self._redact)
         return True
+
+
+def _install_record_factory(redact: Redactor) -> None:
+    current = logging.getLogRecordFactory()
+    base = getattr(current, "_kbbot_base", current)  # re-setup replaces our wrapper, never stacks it
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        scrub(record, redact)
+        return record
+
+    factory._kbbot_base = base  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 class JsonFormatter(logging.Formatter):
@@ -145,6 +168,7 @@ def setup_logging(
     Replaces earlier handlers on the root logger, so calling it twice does not double every line.
     """
     redactor = Redactor(secrets)
+    _install_record_factory(redactor)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.addFilter(RedactingFilter(redactor))
     handler.setFormatter(JsonFormatter(redactor) if fmt == "json" else TextFormatter())
