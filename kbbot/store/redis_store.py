@@ -196,10 +196,13 @@ class RedisAnswerCache:
 
 # --- single flight ------------------------------------------------------------------------------------------
 
-# KEYS[1] lock; ARGV[1] token, ARGV[2] lease ms. nil when we got the lease, else the holder's token.
+# KEYS[1] lock, KEYS[2] recent result; ARGV[1] token, ARGV[2] lease ms.
+# {0} we got the lease; {1, holder token} another flight is running; {2, payload} one just finished.
 _LEASE_TAKE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
-return redis.call('GET', KEYS[1]) or ''
+local recent = redis.call('GET', KEYS[2])
+if recent then return {2, recent} end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+return {1, redis.call('GET', KEYS[1]) or ''}
 """
 
 # KEYS[1] lock; ARGV[1] token, ARGV[2] lease ms. Extends the lease only if we still hold it.
@@ -208,11 +211,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 """
 
-# KEYS[1] lock, KEYS[2] result; ARGV[1] token, ARGV[2] payload ('' = none), ARGV[3] result ttl seconds.
+# KEYS[1] lock, KEYS[2] this flight's result, KEYS[3] the key's recent result; ARGV[1] token, ARGV[2]
+# payload ('' = none), ARGV[3] result ttl seconds, ARGV[4] recent ms (0 = off), ARGV[5] '1' if a success.
 # Publishing the result and releasing the lease in one step means a waiter never sees "released, no result"
 # for a flight that did produce one.
 _LEASE_FINISH = """
-if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
+if ARGV[2] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+  if ARGV[5] == '1' and tonumber(ARGV[4]) > 0 then redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[4]) end
+end
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
@@ -229,6 +236,10 @@ class RedisSingleFlight:
     crashed, or failed unexpectedly), one follower takes over. Waiting is bounded by ``wait_seconds``. Within
     one process, concurrent callers for a key share one flight: fifty local callers make one poller.
 
+    A caller that arrives within ``recent_seconds`` after a flight succeeded gets that result instead of
+    starting another flight: it checked the answer cache one round trip before the leader filled it, and
+    without this window each such near-miss would be another billed upstream call.
+
     Results cross process boundaries, so they are encoded with ``encode``/``decode`` (default: an Answer).
     """
 
@@ -241,6 +252,7 @@ class RedisSingleFlight:
         wait_seconds: float = 120.0,
         poll_seconds: float = 0.05,
         result_ttl_seconds: int = 60,
+        recent_seconds: float = 5.0,
         encode: Callable[[Any], str] = encode_answer,
         decode: Callable[[str | bytes], Any] = decode_answer,
     ) -> None:
@@ -250,6 +262,7 @@ class RedisSingleFlight:
         self._wait = wait_seconds
         self._poll = poll_seconds
         self._result_ttl = result_ttl_seconds
+        self._recent_ms = max(0, int(recent_seconds * 1000))
         self._encode = encode
         self._decode = decode
         self._take = redis.register_script(_LEASE_TAKE)
@@ -273,22 +286,25 @@ class RedisSingleFlight:
             task.exception()  # retrieved here so an un-awaited failure is not reported as "never retrieved"
 
     async def _flight(self, key: str, fn: Callable[[], Awaitable[Any]]) -> Any:
-        lock = f"{self._prefix}lock:{_digest(key)}"
+        digest = _digest(key)
+        lock, recent = f"{self._prefix}lock:{digest}", f"{self._prefix}recent:{digest}"
         deadline = time.monotonic() + self._wait
         while True:
             token = uuid.uuid4().hex
-            holder = await self._take(keys=[lock], args=[token, self._lease_ms])
-            if holder is None:
-                return await self._lead(lock, token, fn)
-            outcome = await self._follow(lock, _text(holder) or "", deadline)
+            reply = await self._take(keys=[lock, recent], args=[token, self._lease_ms])
+            if int(reply[0]) == 0:
+                return await self._lead(lock, recent, token, fn)
+            if int(reply[0]) == 2:
+                return self._unpack(reply[1])
+            outcome = await self._follow(lock, _text(reply[1]) or "", deadline)
             if outcome is not _RETRY:
                 return outcome
             if time.monotonic() >= deadline:
                 raise Unavailable("another replica is still answering this question; try again shortly")
 
-    async def _lead(self, lock: str, token: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+    async def _lead(self, lock: str, recent: str, token: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         renewer = asyncio.create_task(self._keep_lease(lock, token))
-        payload = ""
+        payload, success = "", "0"
         try:
             try:
                 result = await fn()
@@ -296,7 +312,7 @@ class RedisSingleFlight:
                 payload = json.dumps({"error": type(exc).__name__, "message": str(exc), **_error_fields(exc)})
                 raise
             try:
-                payload = json.dumps({"ok": self._encode(result)})
+                payload, success = json.dumps({"ok": self._encode(result)}), "1"
             except Exception:
                 # Not encodable: followers will take over and run fn themselves; correct, just not shared.
                 log.warning("single-flight result could not be shared across replicas", exc_info=True)
@@ -304,8 +320,9 @@ class RedisSingleFlight:
         finally:
             renewer.cancel()
             try:
-                finish: list[str | int] = [token, payload, self._result_ttl]
-                await asyncio.shield(self._finish(keys=[lock, self._result_key(token)], args=finish))
+                keys = [lock, self._result_key(token), recent]
+                finish: list[str | int] = [token, payload, self._result_ttl, self._recent_ms, success]
+                await asyncio.shield(self._finish(keys=keys, args=finish))
             except Exception:
                 # The lease expires by itself; followers then take over.
                 log.warning("could not release a single-flight lease", exc_info=True)

@@ -180,7 +180,7 @@ async def test_single_flight_distinct_keys_run_separately(replicas: Replicas) ->
 async def test_single_flight_sequential_calls_run_again(replicas: Replicas) -> None:
     """A finished flight is not a cache: the next call after it runs fn again (the AnswerCache caches)."""
     a, _ = replicas
-    flight = RedisSingleFlight(a, poll_seconds=0.01)
+    flight = RedisSingleFlight(a, poll_seconds=0.01, recent_seconds=0)
     calls = 0
 
     async def fn() -> Answer:
@@ -476,3 +476,39 @@ async def test_feedback_concurrent_votes_are_counted_exactly(
     )
     counts = await fa.counts()
     assert counts.helpful + counts.not_helpful == 30
+
+
+async def test_single_flight_late_joiner_shares_a_just_finished_result(replicas: Replicas) -> None:
+    """B missed the cache one round trip before A filled it: B reuses A's fresh result, no second call."""
+    a, b = replicas
+    fa = RedisSingleFlight(a, poll_seconds=0.01, recent_seconds=0.3)
+    fb = RedisSingleFlight(b, poll_seconds=0.01, recent_seconds=0.3)
+    calls = 0
+
+    async def fn() -> Answer:
+        nonlocal calls
+        calls += 1
+        return ANSWER
+
+    assert await fa.run("q", fn) == ANSWER
+    assert await fb.run("q", fn) == ANSWER
+    assert calls == 1
+    await asyncio.sleep(0.35)
+    assert await fb.run("q", fn) == ANSWER
+    assert calls == 2
+
+
+async def test_single_flight_errors_are_not_reused_by_late_joiners(replicas: Replicas) -> None:
+    a, b = replicas
+    fa = RedisSingleFlight(a, poll_seconds=0.01, recent_seconds=5)
+    fb = RedisSingleFlight(b, poll_seconds=0.01, recent_seconds=5)
+
+    async def fail() -> Answer:
+        raise QuotaExceeded("quota", status=402)
+
+    async def ok() -> Answer:
+        return ANSWER
+
+    with pytest.raises(QuotaExceeded):
+        await fa.run("q", fail)
+    assert await fb.run("q", ok) == ANSWER
