@@ -19,12 +19,12 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from kbbot import errors
 from kbbot.core.models import Answer, PageRef, Source
-from kbbot.core.ports import CacheStats, FeedbackCounts, QuotaState
+from kbbot.core.ports import CacheStats, FeedbackCounts, OutboxItem, OutboxPart, QuotaState
 from kbbot.errors import ConfigError, KbbotError, Unavailable
 
 if TYPE_CHECKING:
@@ -473,6 +473,174 @@ class RedisFeedbackStore:
     async def counts(self) -> FeedbackCounts:
         helpful, not_helpful = await self._redis.hmget(self._counts, ["1", "0"])
         return FeedbackCounts(helpful=int(helpful or 0), not_helpful=int(not_helpful or 0))
+
+
+# --- saved threads ------------------------------------------------------------------------------------------
+
+
+class RedisSavedThreadMap:
+    """Thread key → page ids, shared: a thread saved on one replica is updated (not duplicated) by another.
+
+    No expiry: the map is what makes a re-save next month update the same page. One small string per thread.
+    """
+
+    def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}thread:"
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}{_digest(key)}"
+
+    async def get(self, key: str) -> tuple[str, ...] | None:
+        value = await self._redis.get(self._key(key))
+        if value is None:
+            return None
+        return tuple(str(page_id) for page_id in json.loads(value))
+
+    async def put(self, key: str, page_ids: Sequence[str]) -> None:
+        await self._redis.set(self._key(key), json.dumps([str(page_id) for page_id in page_ids]))
+
+    async def delete(self, key: str) -> None:
+        await self._redis.delete(self._key(key))
+
+    async def aclose(self) -> None:
+        return None
+
+
+# --- outbox ---------------------------------------------------------------------------------------------------
+
+# One hash per entry (payload, revision, attempts, next_attempt_at, claimed_until, last_error) and a sorted set
+# of keys by due time, so ``pending`` lists earliest first. Each script touches only the {outbox} slot.
+
+# KEYS[1] entry hash, KEYS[2] due zset; ARGV[1] key, ARGV[2] payload, ARGV[3] now. Keeps attempts, lease and
+# last error, exactly like a re-queued SQLite row; returns the new revision.
+_OUTBOX_ADD = """
+local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
+redis.call('HSET', KEYS[1], 'key', ARGV[1], 'payload', ARGV[2], 'next_attempt_at', ARGV[3])
+redis.call('HSETNX', KEYS[1], 'attempts', 0)
+redis.call('HSETNX', KEYS[1], 'claimed_until', 0)
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return revision
+"""
+
+# KEYS[1] entry hash; ARGV[1] now, ARGV[2] lease seconds. Returns the entry's fields with the counted attempt,
+# or nil when there is no entry or another holder's lease is still running.
+_OUTBOX_CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if tonumber(redis.call('HGET', KEYS[1], 'claimed_until') or '0') > tonumber(ARGV[1]) then return false end
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'claimed_until', tonumber(ARGV[1]) + tonumber(ARGV[2]))
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# KEYS[1] entry hash, KEYS[2] due zset; ARGV[1] key, ARGV[2] next attempt at, ARGV[3] error ('' = none).
+_OUTBOX_RELEASE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'claimed_until', 0, 'next_attempt_at', ARGV[2])
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], 'last_error')
+else
+  redis.call('HSET', KEYS[1], 'last_error', ARGV[3])
+end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
+# KEYS[1] entry hash, KEYS[2] due zset; ARGV[1] key, ARGV[2] revision.
+_OUTBOX_REMOVE = """
+if redis.call('HGET', KEYS[1], 'revision') ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+class RedisOutbox:
+    """The durable outbox of saves (:class:`kbbot.core.ports.Outbox`), shared by every replica.
+
+    With replicas on Kubernetes a pod's disk is not durable, so a save queued while the wiki was down must
+    outlive the pod: it waits in Redis and any replica's worker sends it. The lease in :meth:`claim` keeps
+    two replicas from sending one save at the same time.
+    """
+
+    def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}{{outbox}}:"
+        self._due = f"{self._prefix}due"
+        self._add = redis.register_script(_OUTBOX_ADD)
+        self._claim = redis.register_script(_OUTBOX_CLAIM)
+        self._release = redis.register_script(_OUTBOX_RELEASE)
+        self._remove = redis.register_script(_OUTBOX_REMOVE)
+
+    def _entry(self, key: str) -> str:
+        return f"{self._prefix}item:{_digest(key)}"
+
+    async def add(self, item: OutboxItem, *, now: float) -> int:
+        args: list[str | float] = [item.key, _dump_outbox(item), now]
+        return int(await self._add(keys=[self._entry(item.key), self._due], args=args))
+
+    async def claim(self, key: str, *, now: float, lease_seconds: float) -> OutboxItem | None:
+        reply = await self._claim(keys=[self._entry(key)], args=[now, lease_seconds])
+        if not reply:
+            return None
+        flat = [_text(v) or "" for v in reply]
+        return _load_outbox(dict(zip(flat[::2], flat[1::2], strict=True)))
+
+    async def release(self, key: str, *, next_attempt_at: float, error: str | None) -> None:
+        args: list[str | float] = [key, next_attempt_at, error or ""]
+        await self._release(keys=[self._entry(key), self._due], args=args)
+
+    async def remove(self, key: str, revision: int) -> bool:
+        return bool(await self._remove(keys=[self._entry(key), self._due], args=[key, revision]))
+
+    async def pending(self) -> list[OutboxItem]:
+        keys = [_text(k) or "" for k in await self._redis.zrange(self._due, 0, -1)]
+        if not keys:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hgetall(self._entry(key))
+            rows = await pipe.execute()
+        items = []
+        for row in rows:
+            if row:  # removed between the two reads
+                items.append(_load_outbox({_text(k) or "": _text(v) or "" for k, v in row.items()}))
+        return sorted(items, key=lambda item: (item.next_attempt_at, item.key))
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _dump_outbox(item: OutboxItem) -> str:
+    return json.dumps(
+        {
+            "key": item.key,
+            "platform": item.platform,
+            "conversation_key": item.conversation_key,
+            "digest": item.digest,
+            "title": item.title,
+            "tags": list(item.tags),
+            "parts": [{"title": part.title, "content": part.content} for part in item.parts],
+        },
+        ensure_ascii=False,
+    )
+
+
+def _load_outbox(fields: dict[str, str]) -> OutboxItem:
+    data = json.loads(fields["payload"])
+    return OutboxItem(
+        key=data["key"],
+        platform=data["platform"],
+        conversation_key=data["conversation_key"],
+        digest=data["digest"],
+        title=data["title"],
+        tags=tuple(data["tags"]),
+        parts=tuple(OutboxPart(part["title"], part["content"]) for part in data["parts"]),
+        revision=int(fields.get("revision") or 0),
+        attempts=int(fields.get("attempts") or 0),
+        next_attempt_at=float(fields.get("next_attempt_at") or 0),
+        last_error=fields.get("last_error") or None,
+    )
 
 
 # --- rate limiter storage -----------------------------------------------------------------------------------
