@@ -24,7 +24,7 @@ from prometheus_client import (
 
 from kbbot.core.ports import FeedbackCounts, QuotaState
 
-_LABEL = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
+_LABEL = re.compile(r"^[A-Za-z0-9_.:/ -]{1,40}$")
 
 #: Seconds. Answers from the cache take milliseconds, AI answers several seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
