@@ -89,6 +89,10 @@ async def replicas(
         "HTTP_PORT": "0",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "DEBUG",
+        # 7/s minus one slot of headroom = 6/s for the whole bot. Unshared, two replicas would send 12/s into
+        # the fake's 10/s and draw 429s on the first burst; shared, there is room for scheduling jitter when
+        # the machine is busy (a request granted at a window edge may arrive late).
+        "PERFECTWIKI_RATE_PER_SECOND": "7",
         "QUOTA_PROBE_SECONDS": "3600",
         "REQUEST_TIMEOUT_SECONDS": "10",
         "KBBOT_DATA_DIR": str(tmp_path / "data"),

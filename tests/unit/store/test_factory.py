@@ -139,8 +139,8 @@ async def test_rate_limit_both_windows_are_one_budget_for_all_replicas(redis_ser
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         granted.sort()
-        # Second window: the first 9 go at once, the rest wait for the window to move.
-        assert len([t for t in granted if t < 0.9]) == 9
+        # Second window: never more than 9 grants within any one second, across both replicas.
+        assert all(later - earlier >= 0.8 for earlier, later in zip(granted, granted[9:], strict=False))
         # Minute window: 11 in total, however many replicas ask, until the minute is over.
         assert len(granted) == 11
     finally:

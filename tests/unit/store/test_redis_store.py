@@ -34,6 +34,15 @@ ANSWER = Answer(
 )
 
 
+async def _until_leased(client: aioredis.Redis) -> None:
+    """Wait until some replica holds a single-flight lease (instead of hoping a fixed sleep was enough)."""
+    for _ in range(500):
+        if await client.keys("kbbot:{flight}:lock:*"):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no lease was taken")
+
+
 @pytest.fixture
 async def replicas(redis_server: RedisServer) -> AsyncIterator[Replicas]:
     a = await connect_redis(redis_server.url)
@@ -85,11 +94,11 @@ async def test_cache_roundtrip_shared_between_replicas(replicas: Replicas) -> No
 
 async def test_cache_ttl_expires(replicas: Replicas) -> None:
     a, b = replicas
-    ca = RedisAnswerCache(a, ttl_seconds=0.3, max_entries=100)
-    cb = RedisAnswerCache(b, ttl_seconds=0.3, max_entries=100)
+    ca = RedisAnswerCache(a, ttl_seconds=0.6, max_entries=100)
+    cb = RedisAnswerCache(b, ttl_seconds=0.6, max_entries=100)
     await ca.set("q", ANSWER)
     assert await cb.get("q") == ANSWER
-    await asyncio.sleep(0.45)
+    await asyncio.sleep(0.7)
     assert await cb.get("q") is None
     assert await cb.size() == 0  # the recency index forgets expired entries too
 
@@ -224,7 +233,7 @@ from kbbot.store.redis_store import RedisSingleFlight, connect_redis
 
 async def main():
     client = await connect_redis(sys.argv[1])
-    flight = RedisSingleFlight(client, lease_seconds=0.3)
+    flight = RedisSingleFlight(client, lease_seconds=1.0)
 
     async def hang():
         print("holding", flush=True)
@@ -236,9 +245,7 @@ asyncio.run(main())
 """
 
 
-async def test_single_flight_holder_process_killed_mid_call(
-    replicas: Replicas, redis_server: RedisServer
-) -> None:
+async def test_single_flight_holder_process_killed_mid_call(replicas: Replicas, redis_server: RedisServer) -> None:
     """A replica holding the lease is SIGKILLed mid-call: its lease lapses and another replica answers."""
     import signal
     import sys
@@ -263,7 +270,7 @@ async def test_single_flight_holder_process_killed_mid_call(
 
         follower = RedisSingleFlight(b, poll_seconds=0.01)
         waiting = asyncio.create_task(follower.run("q", fn))
-        await asyncio.sleep(0.5)  # the live holder keeps renewing its 300 ms lease: nobody takes over
+        await asyncio.sleep(1.5)  # the live holder keeps renewing its 1 s lease: nobody takes over
         assert not waiting.done() and calls == 0
         proc.send_signal(signal.SIGKILL)
         answer = await asyncio.wait_for(waiting, timeout=5)
@@ -278,18 +285,18 @@ async def test_single_flight_lease_is_renewed_for_slow_calls(
     replicas: Replicas,
 ) -> None:
     a, b = replicas
-    fa = RedisSingleFlight(a, lease_seconds=0.2, poll_seconds=0.01)
-    fb = RedisSingleFlight(b, lease_seconds=0.2, poll_seconds=0.01)
+    fa = RedisSingleFlight(a, lease_seconds=0.5, poll_seconds=0.01)
+    fb = RedisSingleFlight(b, lease_seconds=0.5, poll_seconds=0.01)
     calls = 0
 
     async def slow() -> Answer:
         nonlocal calls
         calls += 1
-        await asyncio.sleep(0.7)  # several leases long
+        await asyncio.sleep(1.2)  # several leases long
         return ANSWER
 
     first = asyncio.create_task(fa.run("q", slow))
-    await asyncio.sleep(0.05)
+    await _until_leased(a)
     assert await asyncio.gather(first, fb.run("q", slow)) == [ANSWER, ANSWER]
     assert calls == 1
 
@@ -308,7 +315,7 @@ async def test_single_flight_leader_error_reaches_other_replica(
         raise QuotaExceeded("the monthly AI quota is used up", status=402)
 
     first = asyncio.create_task(fa.run("q", quota_gone))
-    await asyncio.sleep(0.05)
+    await _until_leased(a)
     with pytest.raises(QuotaExceeded) as info:
         await fb.run("q", quota_gone)
     assert info.value.status == 402
@@ -326,7 +333,7 @@ async def test_single_flight_rate_limited_keeps_retry_after(replicas: Replicas) 
         raise RateLimited("slow down", retry_after=7.5)
 
     first = asyncio.create_task(fa.run("q", limited))
-    await asyncio.sleep(0.05)
+    await _until_leased(a)
     with pytest.raises(RateLimited) as info:
         await fb.run("q", limited)
     assert info.value.retry_after == 7.5
@@ -348,7 +355,7 @@ async def test_single_flight_unexpected_error_lets_follower_take_over(
         return Answer(text="fine")
 
     first = asyncio.create_task(fa.run("q", boom))
-    await asyncio.sleep(0.05)
+    await _until_leased(a)
     assert (await fb.run("q", fine)).text == "fine"
     with pytest.raises(RuntimeError):
         await first
@@ -383,7 +390,7 @@ async def test_single_flight_one_local_caller_cancelled_others_still_served(
 
     impatient = asyncio.create_task(flight.run("q", fn))
     patient = asyncio.create_task(flight.run("q", fn))
-    await asyncio.sleep(0.05)
+    await _until_leased(a)
     impatient.cancel()
     assert await patient == ANSWER
 
@@ -393,7 +400,7 @@ async def test_single_flight_one_local_caller_cancelled_others_still_served(
 
 async def test_quota_gate_one_402_pauses_every_replica(replicas: Replicas) -> None:
     a, b = replicas
-    ga, gb = RedisQuotaGate(a, probe_seconds=0.4), RedisQuotaGate(b, probe_seconds=0.4)
+    ga, gb = RedisQuotaGate(a, probe_seconds=0.8), RedisQuotaGate(b, probe_seconds=0.8)
     assert await ga.allow() and await gb.allow()
     assert (await gb.state()).paused is False
     await ga.trip()
@@ -401,11 +408,11 @@ async def test_quota_gate_one_402_pauses_every_replica(replicas: Replicas) -> No
     assert state.paused and state.next_probe_at is not None and state.next_probe_at > time.time()
     # Within the interval nobody asks (the 402 itself was this interval's call).
     assert [await g.allow() for g in (ga, gb, ga, gb)] == [False] * 4
-    await asyncio.sleep(0.45)
+    await asyncio.sleep(0.85)
     # Next interval: exactly one probe across both replicas, however many ask at once.
     allowed = await asyncio.gather(*(g.allow() for g in (ga, gb) * 10))
     assert sum(allowed) == 1
-    await asyncio.sleep(0.45)
+    await asyncio.sleep(0.85)
     assert sum(await asyncio.gather(*(g.allow() for g in (ga, gb) * 10))) == 1
     # A successful probe resets the breaker for everyone.
     await gb.reset()
@@ -415,9 +422,9 @@ async def test_quota_gate_one_402_pauses_every_replica(replicas: Replicas) -> No
 
 async def test_quota_gate_trip_again_restarts_interval(replicas: Replicas) -> None:
     a, b = replicas
-    ga, gb = RedisQuotaGate(a, probe_seconds=0.3), RedisQuotaGate(b, probe_seconds=0.3)
+    ga, gb = RedisQuotaGate(a, probe_seconds=0.5), RedisQuotaGate(b, probe_seconds=0.5)
     await ga.trip()
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(0.55)
     assert await gb.allow()  # the probe…
     await gb.trip()  # …got a 402 again
     assert not await ga.allow()
@@ -438,10 +445,10 @@ async def test_deduper_exactly_one_replica_sees_an_event(replicas: Replicas) -> 
 
 async def test_deduper_forgets_after_ttl(replicas: Replicas) -> None:
     a, b = replicas
-    assert await RedisDeduper(a).first_seen("ev", ttl_seconds=0.2)
-    assert not await RedisDeduper(b).first_seen("ev", ttl_seconds=0.2)
-    await asyncio.sleep(0.3)
-    assert await RedisDeduper(b).first_seen("ev", ttl_seconds=0.2)
+    assert await RedisDeduper(a).first_seen("ev", ttl_seconds=0.5)
+    assert not await RedisDeduper(b).first_seen("ev", ttl_seconds=0.5)
+    await asyncio.sleep(0.6)
+    assert await RedisDeduper(b).first_seen("ev", ttl_seconds=0.5)
 
 
 # --- feedback -----------------------------------------------------------------------------------------------
@@ -468,9 +475,7 @@ async def test_feedback_concurrent_votes_are_counted_exactly(
     fa, fb = RedisFeedbackStore(a), RedisFeedbackStore(b)
     await asyncio.gather(
         *(
-            (fa if i % 2 else fb).record(
-                platform="slack", question="q", user_id=f"U{i % 30}", helpful=i % 3 == 0
-            )
+            (fa if i % 2 else fb).record(platform="slack", question="q", user_id=f"U{i % 30}", helpful=i % 3 == 0)
             for i in range(90)
         )
     )
@@ -481,8 +486,8 @@ async def test_feedback_concurrent_votes_are_counted_exactly(
 async def test_single_flight_late_joiner_shares_a_just_finished_result(replicas: Replicas) -> None:
     """B missed the cache one round trip before A filled it: B reuses A's fresh result, no second call."""
     a, b = replicas
-    fa = RedisSingleFlight(a, poll_seconds=0.01, recent_seconds=0.3)
-    fb = RedisSingleFlight(b, poll_seconds=0.01, recent_seconds=0.3)
+    fa = RedisSingleFlight(a, poll_seconds=0.01, recent_seconds=0.6)
+    fb = RedisSingleFlight(b, poll_seconds=0.01, recent_seconds=0.6)
     calls = 0
 
     async def fn() -> Answer:
@@ -493,7 +498,7 @@ async def test_single_flight_late_joiner_shares_a_just_finished_result(replicas:
     assert await fa.run("q", fn) == ANSWER
     assert await fb.run("q", fn) == ANSWER
     assert calls == 1
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(0.65)
     assert await fb.run("q", fn) == ANSWER
     assert calls == 2
 
