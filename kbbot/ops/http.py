@@ -19,12 +19,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from kbbot.errors import KbbotError, Unauthorized
 from kbbot.ops.metrics import Metrics, Refresher
+
+if TYPE_CHECKING:
+    from kbbot.backends.base import KnowledgeBase
+    from kbbot.store.factory import Stores
 
 log = logging.getLogger(__name__)
 
@@ -198,3 +202,23 @@ def feedback_refresher(counts: Callable[[], Awaitable[Any]]) -> Refresher:
         metrics.feedback_counts(await counts())
 
     return refresh
+
+
+def mount_ops(
+    app: web.Application,
+    *,
+    kb: KnowledgeBase,
+    stores: Stores,
+    metrics: Metrics,
+    draining: Callable[[], bool] = lambda: False,
+) -> ReadinessCheck:
+    """The usual wiring in one call: readiness from ``kb.info`` and the shared store's ping, ``/metrics`` with
+    the shared 402 state and feedback totals refreshed per scrape. Returns the readiness check."""
+    readiness = ReadinessCheck(kb.info, redis_ping=stores.ping, draining=draining)
+    add_ops_routes(
+        app,
+        readiness=readiness,
+        metrics=metrics,
+        refreshers=[quota_refresher(stores.quota.state), feedback_refresher(stores.feedback.counts)],
+    )
+    return readiness

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -265,3 +266,30 @@ async def test_unknown_route_404_and_metrics_absent(serve: Serve) -> None:
     client, _ = await serve(ReadinessCheck(FakeInfo()))
     assert (await client.get("/nope")).status_code == 404
     assert (await client.get("/metrics")).status_code == 404
+
+
+async def test_mount_ops_with_embedded_stores(tmp_path: Path) -> None:
+    """The one-call wiring over real (memory/SQLite) stores: ready, metrics with feedback and 402 state."""
+    from kbbot.config import Settings
+    from kbbot.ops.http import mount_ops
+    from kbbot.store.factory import build_stores
+
+    metrics = Metrics()
+    stores = await build_stores(Settings(kbbot_data_dir=tmp_path), metrics=metrics)
+    info = FakeInfo()
+
+    class Kb:
+        async def info(self) -> KbInfo:
+            return await info()
+
+    app = web.Application()
+    mount_ops(app, kb=Kb(), stores=stores, metrics=metrics)  # type: ignore[arg-type]
+    async with HttpServer(app, "127.0.0.1", 0) as server, httpx.AsyncClient(base_url=server.url) as client:
+        await stores.feedback.record(platform="slack", question="q", user_id="U1", helpful=False)
+        await stores.quota.trip()
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"] == {"knowledgebase": "ok"}
+        text = (await client.get("/metrics")).text
+        assert 'kbbot_feedback_votes{verdict="not_helpful"} 1.0' in text
+        assert "kbbot_quota_paused 1.0" in text
+    await stores.aclose()
