@@ -36,3 +36,15 @@ def fake_pw() -> Iterator[FakePerfectWiki]:
     """A running fake Perfect Wiki API: ``fake_pw.url`` (base URL, ends in ``/api``), ``fake_pw.token``."""
     with FakePerfectWiki() as fake:
         yield fake
+
+
+# --- MatHub (issue 7) ---------------------------------------------------------------------------------------
+from tests.fakes.mathub import FakeMatHub  # noqa: E402  (appended section; this shared file is append-only)
+
+
+@pytest.fixture
+def fake_mathub() -> Iterator[FakeMatHub]:
+    """A local MatHub bot API (tests/fakes/mathub.py) with one project and a read+write key: ``.url``,
+    ``.api_key``, ``.project``."""
+    with FakeMatHub() as server:
+        yield server

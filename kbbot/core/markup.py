@@ -43,6 +43,7 @@ EMOJI: Mapping[str, str] = {
 # Code: a closed ``` fence (may span lines) or a one-line inline span.
 _CODE = re.compile(r"```[\s\S]*?```|`[^`\n]+`")
 _EMOJI = re.compile(r":([a-z0-9_+\-]+):")
+_SKIN_TONE = re.compile(r"(?<=:):skin-tone-[2-6]:")
 _BROADCAST = re.compile(r"(?<![\w@])@(everyone|here|channel)\b", re.IGNORECASE)
 _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
 
@@ -52,7 +53,8 @@ def _inert(word: str) -> str:
 
 
 def _emoji(text: str) -> str:
-    return _EMOJI.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), text)
+    # Skin-tone suffixes (":+1::skin-tone-3:") only modify the emoji before them; drop them.
+    return _EMOJI.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), _SKIN_TONE.sub("", text))
 
 
 def _convert(text: str, prose: Callable[[str], str], code: Callable[[str], str]) -> str:
@@ -110,7 +112,9 @@ def _link_url(url: str) -> str:
 
 # --- Slack -------------------------------------------------------------------------------------------------
 
-_SLACK_ANGLE = re.compile(r"<([^<>\n]{1,2000})>")
+# Only Slack's own tokens: mentions, channels, commands and links. Anything else in angle brackets cannot come
+# from Slack (it escapes a literal "<" as "&lt;"), and skipping it keeps hostile input like "<b>"*100000 fast.
+_SLACK_ANGLE = re.compile(r"<([@#!][^<>\n]{0,2000}|(?i:https?|mailto|ftp|tel|slack):[^<>\n]{0,2000})>")
 _SLACK_ENTITY = re.compile(r"&(amp|lt|gt);")
 _SLACK_BOLD = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
 _SLACK_ITALIC = re.compile(r"(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])")
@@ -151,8 +155,6 @@ def slack_to_markdown(
             # <!date^…|fallback> and anything newer: the fallback text is what a reader should see.
             return stash.put(label.replace("@", "@" + _ZWSP) if label else "")
         url = _slack_unescape(target)
-        if not re.match(r"(?i)(https?|mailto|ftp|tel|slack):", url):
-            return stash.put("<" + inner + ">")  # not a Slack token: keep, entity-decoded later with the rest
         if label and label != url:
             return stash.put(f"[{_link_text(label)}]({_link_url(url)})")
         return stash.put(f"<{_link_url(url)}>")

@@ -16,7 +16,8 @@ page with its own header and marker; a single message longer than a part is trun
 No message is silently dropped, and every part stays under the cap.
 
 Speed: one pass over the messages. markdown-it-py is the slow step (~0.1 ms a message), so bodies without any
-Markdown syntax take a fast path (escape + paragraphs) that produces the same HTML markdown-it would.
+Markdown syntax take a fast path (escape + paragraphs) and single-line bodies skip its block pass; both give
+the HTML markdown-it would. Author names are escaped once per thread.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import hashlib
 import html
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 import nh3
@@ -36,28 +38,37 @@ from kbbot.backends.base import ContentFormat
 from kbbot.core.markup import outside_code
 from kbbot.core.models import Attachment, Thread, ThreadMessage
 from kbbot.core.text import neutralize_mentions
+from kbbot.errors import SaveError
 
 __all__ = ["PageRenderer", "RenderedPart", "clean_title", "find_marker", "marker_text", "thread_digest"]
 
-#: Room kept for the header, footer and part note when packing messages into a part.
-_OVERHEAD = 4_000
+#: The smallest page cap that leaves room for messages after the header and footer.
+_MIN_PAGE_CHARS = 8_000
 _MAX_PARTICIPANTS = 25
+_MAX_ATTACHMENTS = 50
 _DELETED_HTML = "<p><em>This message was deleted.</em></p>\n"
 _DELETED_MD = "*This message was deleted.*\n\n"
 _MARKER_TAIL = 2_000
+_MARKER_PREFIX = "kbbot-thread: "
 
 _ALLOWED_TAGS = {
     "h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "hr", "a", "em", "strong", "code", "pre", "blockquote",
-    "ul", "ol", "li", "del", "s", "small", "table", "thead", "tbody", "tr", "th", "td",
+    "ul", "ol", "li", "del", "s", "small",
 }
-_ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"style"}, "td": {"style"}}
+_ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}}  # no style: CSS is not sanitized
 _URL_SCHEMES = {"http", "https", "mailto"}
+_LINK_REL = "noopener noreferrer nofollow"
 
 # Anything markdown-it would treat specially; bodies without it take the fast path.
 _MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]<>&~]|^[ \t]*(?:[-+=>#]|\d{1,9}[.)])|^(?: {4}|\t)|  \n", re.M)
+# What can open a block at the start of a line (lists, thematic breaks, quotes, headings, fences, numbered lists).
+_BLOCK_START = re.compile(r"[-+*][ \t]|[-*_](?:[ \t]*[-*_]){2,}[ \t]*$|[=>#~`]|\d{1,9}[.)]")
 _PARAGRAPHS = re.compile(r"\n[ \t]*\n\s*")
 _RAW_LT = re.compile(r"<(?!(?:https?|mailto):[^\s<>]*>)")
 _BAD_LINK = re.compile(r"\]\(\s*<?\s*(?:javascript|vbscript|data|file):", re.I)
+_BAD_REFERENCE = re.compile(
+    r"^([ \t]{0,3}\[[^\]\n]+\]:[ \t]*<?[ \t]*)(?=(?:javascript|vbscript|data|file):)", re.I | re.M
+)
 _MATH = re.compile(r"\$\$[\s\S]+?\$\$|\$(?=\S)[^$\n]+?(?<=\S)\$")
 _FENCE_LINE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})", re.M)
 _MD_ESCAPE = re.compile(r"([\\`*_\[\]<>#~|$&!])")
@@ -74,17 +85,20 @@ def thread_digest(platform: str, key: str) -> str:
 
 
 def marker_text(digest: str, part: int) -> str:
-    return f"kbbot-thread: {digest}-{part}"
+    return f"{_MARKER_PREFIX}{digest}-{part}"
 
 
 def find_marker(content: str, digest: str, part: int) -> bool:
-    """True when ``content`` ends with this thread's marker for ``part``.
+    """True when the last marker in ``content`` is this thread's marker for ``part``.
 
-    Only the tail is searched: the marker is the footer line, so a user quoting a marker in a message body
-    cannot make another page look like ours.
+    Only the last one counts, and only near the end: the marker is the footer line, so a user quoting some
+    marker in a message body cannot make a page look like another thread's.
     """
-    pattern = re.escape(marker_text(digest, part)) + r"(?!\d)"
-    return re.search(pattern, content[-_MARKER_TAIL:]) is not None
+    tail = content[-_MARKER_TAIL:]
+    start = tail.rfind(_MARKER_PREFIX)
+    if start < 0:
+        return False
+    return re.match(re.escape(marker_text(digest, part)) + r"(?![\w-])", tail[start:]) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +120,16 @@ def _markdown_it() -> MarkdownIt:
     # markdown-it's default normalizer (punycode + percent-encoding) is most of its link cost; a plain
     # percent-encode is enough because validateLink still refuses javascript:/data: and nh3 re-checks schemes.
     md.normalizeLink = lambda url: quote(url, safe="/:?#[]@!$&'()*+,;=%~")  # type: ignore[method-assign]
+    default_link_open = getattr(md.renderer, "rules", {}).get("link_open")
+
+    def link_open(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+        # Emit the rel nh3 will set anyway, so sanitizing does not grow the page past its measured size.
+        tokens[idx].attrSet("rel", _LINK_REL)
+        if default_link_open is not None:
+            return str(default_link_open(tokens, idx, options, env))
+        return str(self.renderToken(tokens, idx, options, env))
+
+    md.add_render_rule("link_open", link_open)
     return md
 
 
@@ -113,8 +137,8 @@ class PageRenderer:
     """Renders threads for one content format and size cap. Pure and reusable; no I/O."""
 
     def __init__(self, content_format: ContentFormat, *, max_chars: int = 400_000) -> None:
-        if max_chars < _OVERHEAD * 2:
-            raise ValueError(f"max_chars must be at least {_OVERHEAD * 2}")
+        if max_chars < _MIN_PAGE_CHARS:
+            raise ValueError(f"max_chars must be at least {_MIN_PAGE_CHARS}")
         self.content_format: ContentFormat = content_format
         self.max_chars = max_chars
         self._md = _markdown_it() if content_format == "html" else None
@@ -124,16 +148,34 @@ class PageRenderer:
     def render(self, thread: Thread, title: str) -> list[RenderedPart]:
         """The thread as one or more pages, each at most ``max_chars`` characters."""
         digest = thread_digest(thread.platform, thread.key)
-        budget = self.max_chars - _OVERHEAD
+        # What every part repeats (title, header, part note, footer), measured at its largest, is off the budget.
+        fixed = (
+            len(self._title(f"{title} (part 999/999)"))
+            + len(self._header(thread))
+            + len(self._note(f"Part 999 of 999 of “{title}”."))
+            + len(self._footer(marker_text(digest, 999)))
+        )
+        budget = max(self.max_chars - fixed - 200, self.max_chars // 4)
         authors: dict[str, str] = {}  # per call, so one renderer can serve several threads at once
         chunks = [self._message_chunk(message, budget, authors) for message in thread.messages]
         for _ in range(6):
             parts = self._assemble(thread, title, digest, _pack(chunks, budget))
             if all(len(part.content) <= self.max_chars for part in parts):
                 return parts
-            budget = int(budget * 0.8)  # sanitizing grew the HTML (e.g. rel attributes); pack tighter
-            chunks = [self._message_chunk(message, budget, authors) for message in thread.messages]
-        raise ValueError("could not fit the thread into pages of the configured size")  # pragma: no cover
+            # Sanitizing grew the HTML past the cap (rare: we already emit what nh3 would): pack tighter, and
+            # re-render only the messages that no longer fit a part on their own.
+            budget = int(budget * 0.8)
+            chunks = [
+                chunk if len(chunk) <= budget else self._message_chunk(message, budget, authors)
+                for chunk, message in zip(chunks, thread.messages, strict=True)
+            ]
+        raise SaveError(  # pragma: no cover - every chunk is capped below the budget
+            f"The thread could not be fitted into pages of {self.max_chars:,} characters (PAGE_MAX_CHARS)."
+        )
+
+    def note(self, text: str) -> str:
+        """A one-line page body in this format, with ``text`` escaped (e.g. for a retired part page)."""
+        return self._note(text)
 
     # --- pieces --------------------------------------------------------------------------------------------
 
@@ -163,7 +205,7 @@ class PageRenderer:
 
     def _note(self, text: str) -> str:
         if self._md is not None:
-            return f"<p><em>{html.escape(text)}</em></p>\n"
+            return f"<p><em>{_html_text(text)}</em></p>\n"
         return f"*{_md_text(text)}*\n\n"
 
     def _footer(self, marker: str) -> str:
@@ -175,14 +217,14 @@ class PageRenderer:
         is_html = self._md is not None
         esc: Callable[[str], str] = _html_text if is_html else _md_text
         bits: list[str] = []
-        where = f"#{thread.channel_name}" if thread.channel_name else "a conversation"
+        where = f"#{_cap(thread.channel_name, 80)}" if thread.channel_name else "a conversation"
         bits.append(f"Saved from {esc(where)} on {esc(thread.platform.capitalize())}")
         span = _date_range(thread.messages)
         if span:
             bits.append(esc(span))
         names = _participants(thread.messages)
         if names:
-            shown = ", ".join(names[:_MAX_PARTICIPANTS])
+            shown = ", ".join(_cap(name, 40) for name in names[:_MAX_PARTICIPANTS])
             more = f" and {len(names) - _MAX_PARTICIPANTS} more" if len(names) > _MAX_PARTICIPANTS else ""
             bits.append(esc(f"{len(names)} participant{'s' if len(names) != 1 else ''}: {shown}{more}"))
         bits.append(esc(f"{len(thread.messages)} message{'s' if len(thread.messages) != 1 else ''}"))
@@ -193,9 +235,10 @@ class PageRenderer:
         return f"<p><em>{line}</em></p>\n<hr>\n" if is_html else f"*{line}*\n\n---\n\n"
 
     def _message_chunk(self, message: ThreadMessage, budget: int, authors: dict[str, str]) -> str:
-        chunk = self._render_message(message, message.text, authors)
-        if len(chunk) <= budget:
-            return chunk
+        if len(message.text) <= budget:  # longer text cannot fit once rendered: skip straight to truncating
+            chunk = self._render_message(message, message.text, authors)
+            if len(chunk) <= budget:
+                return chunk
         keep = budget // 2
         while keep > 0:
             note = f"\n\n(message truncated: {len(message.text):,} characters, the first {keep:,} are shown)"
@@ -203,20 +246,27 @@ class PageRenderer:
             if len(chunk) <= budget:
                 return chunk
             keep //= 2
-        return self._render_message(message, "(message too long to show)", authors)  # pragma: no cover
+        # Even the attachment list is too long: show a stub that always fits.
+        stub = replace(message, attachments=())
+        text = f"(message too long to show: {len(message.attachments)} attachments)"
+        return self._render_message(stub, text, authors)
 
     def _render_message(self, message: ThreadMessage, text: str, authors: dict[str, str]) -> str:
         is_html = self._md is not None
         name = message.author_name or message.author_id or "unknown"
         author = authors.get(name)
         if author is None:  # a thread has few authors and many messages: escape each name once
-            author = authors[name] = _html_text(name) if is_html else _md_text(name)
-        meta = _format_time(message.timestamp)
-        if not meta.endswith(" UTC"):  # unparseable: the raw string is user text
-            meta = _html_text(meta) if is_html else _md_text(meta)
+            shown = _cap(name, 80)
+            author = authors[name] = _html_text(shown) if is_html else _md_text(shown)
+        meta = _format_time(message.timestamp) if message.timestamp else ""
+        if meta is None:  # unparseable: show the raw string, which is user text
+            raw = _cap(message.timestamp, 40)
+            meta = _html_text(raw) if is_html else _md_text(raw)
         if message.edited and not message.deleted:
-            meta += " · edited"
-        if is_html:
+            meta = f"{meta} · edited" if meta else "edited"
+        if not meta:
+            out = [f"<p><strong>{author}</strong></p>\n" if is_html else f"**{author}**\n\n"]
+        elif is_html:
             out = [f"<p><strong>{author}</strong> <small>{meta}</small></p>\n"]
         else:
             out = [f"**{author}** · {meta}\n\n"]
@@ -235,6 +285,11 @@ class PageRenderer:
             paragraphs = (p.strip() for p in _PARAGRAPHS.split(text))
             return "".join("<p>" + p.replace('"', "&quot;") + "</p>\n" for p in paragraphs if p)
         assert self._md is not None
+        line = text.strip()
+        if "\n" not in line and _BLOCK_START.match(line) is None:
+            # One line that cannot open a block is one paragraph: skip markdown-it's block pass (~40% faster).
+            inline: str = self._md.renderInline(line)
+            return "<p>" + inline + "</p>\n"
         rendered: str = self._md.render(text)
         return rendered
 
@@ -258,7 +313,7 @@ def _sanitize(content: str) -> str:
         tags=_ALLOWED_TAGS,
         attributes=_ALLOWED_ATTRIBUTES,
         url_schemes=_URL_SCHEMES,
-        link_rel="noopener noreferrer nofollow",
+        link_rel=_LINK_REL,
         strip_comments=True,
     )
 
@@ -293,30 +348,33 @@ def _markdown_prose(part: str) -> str:
     if "@" in part or "<" in part:
         part = neutralize_mentions(part)
     part = _RAW_LT.sub("&lt;", part)
+    part = _BAD_REFERENCE.sub(r"\1#blocked:", part)
     return _BAD_LINK.sub("](#blocked:", part)
 
 
 def _attachments(attachments: tuple[Attachment, ...], is_html: bool) -> str:
     links = []
-    for item in attachments:
-        name = item.name or "attachment"
+    for item in attachments[:_MAX_ATTACHMENTS]:
+        name = _cap(item.name or "attachment", 120)
         url = _safe_url(item.url)
         if url:
             links.append(_link(url, name, is_html))
         else:
             links.append(_html_text(name) if is_html else _md_text(name))
+    if len(attachments) > _MAX_ATTACHMENTS:
+        links.append(f"and {len(attachments) - _MAX_ATTACHMENTS} more")
     joined = ", ".join(links)
     return f"<p>Attachments: {joined}</p>\n" if is_html else f"Attachments: {joined}\n\n"
 
 
 def _link(url: str, text: str, is_html: bool) -> str:
     if is_html:
-        return f'<a href="{html.escape(url, quote=True)}">{_html_text(text)}</a>'
+        return f'<a href="{html.escape(url, quote=True)}" rel="{_LINK_REL}">{_html_text(text)}</a>'
     return f"[{_md_text(text)}](<{url.replace('>', '%3E').replace('<', '%3C')}>)"
 
 
 def _safe_url(url: str | None) -> str | None:
-    if not url:
+    if not url or len(url) > 2_000:
         return None
     url = _INVISIBLE.sub("", url).strip()
     if not re.match(r"(?i)https?://[^\s]+$", url):
@@ -324,12 +382,18 @@ def _safe_url(url: str | None) -> str | None:
     return url
 
 
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _html_text(text: str) -> str:
     return html.escape(neutralize_mentions(_INVISIBLE.sub(" ", text)), quote=True)
 
 
 def _md_text(text: str) -> str:
-    return _MD_ESCAPE.sub(r"\\\1", neutralize_mentions(_INVISIBLE.sub(" ", text)))
+    # "<" becomes an entity rather than "\<": every Markdown renderer honours entities, not all honour escapes.
+    escaped = _MD_ESCAPE.sub(r"\\\1", neutralize_mentions(_INVISIBLE.sub(" ", text)))
+    return escaped.replace("\\<", "&lt;")
 
 
 def _parse_time(stamp: str) -> datetime | None:
@@ -342,11 +406,12 @@ def _parse_time(stamp: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def _format_time(stamp: str) -> str:
+def _format_time(stamp: str) -> str | None:
+    """``YYYY-MM-DD HH:MM UTC``, or None when ``stamp`` is not an ISO 8601 time."""
     if stamp.endswith(("+00:00", "Z")) and _UTC_STAMP.match(stamp):
         return f"{stamp[:10]} {stamp[11:16]} UTC"  # already UTC: skip parsing, most adapters send this
     moment = _parse_time(stamp)
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else (stamp or "unknown time")
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else None
 
 
 def _date_range(messages: tuple[ThreadMessage, ...]) -> str:

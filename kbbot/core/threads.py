@@ -116,6 +116,7 @@ class ThreadSaver:
         self._default_tags = tuple(t for t in (slugify(tag) for tag in default_tags) if t)
         self._retry = retry or SaveRetryPolicy()
         self.on_saved = on_saved
+        self._listeners: dict[str, SavedCallback] = {}
         self._clock = clock
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
         self._wake = asyncio.Event()
@@ -158,6 +159,13 @@ class ThreadSaver:
             except _TRANSIENT:
                 self._wake.set()
                 return await self._pending(map_key, page_title)
+
+    def listen(self, platform: str, callback: SavedCallback) -> None:
+        """Call ``callback`` when a queued save of a ``platform`` thread completes (besides ``on_saved``).
+
+        Each adapter registers for its own platform, so one shared saver can announce in Slack and Discord.
+        """
+        self._listeners[platform] = callback
 
     def title_for(self, thread: Thread, title: str | None = None) -> str:
         """The page title: given, else the thread's hint, else the first message's first line, else a date."""
@@ -202,6 +210,10 @@ class ThreadSaver:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    async def queued(self) -> int:
+        """How many saves wait in the outbox (for ``kbbot check`` and metrics)."""
+        return len(await self._outbox.pending())
+
     async def retry_due(self) -> float | None:
         """One pass over the outbox: attempt every due save. Returns when the next one is due (or None)."""
         next_due: float | None = None
@@ -222,11 +234,13 @@ class ThreadSaver:
                 except SaveError as exc:
                     log.warning("queued save of a %s thread failed: %s", item.platform, exc)
                     continue
-            if self.on_saved is not None:
+            for callback in (self.on_saved, self._listeners.get(item.platform)):
+                if callback is None:
+                    continue
                 try:
-                    await self.on_saved(item.platform, item.conversation_key, page)
+                    await callback(item.platform, item.conversation_key, page)
                 except Exception:
-                    log.exception("on_saved callback failed")
+                    log.exception("a saved-page callback failed")
         return next_due
 
     async def _run(self) -> None:
@@ -313,10 +327,24 @@ class ThreadSaver:
             ids.append(page_id)
             await self._map.put(item.key, ids + mapped[len(ids) :])  # record each part as soon as it exists
         for stale in mapped[len(item.parts) :]:  # the thread got shorter: drop parts that no longer exist
-            with contextlib.suppress(NotFound):
-                await self._kb.delete_page(stale)
+            await self._retire(stale, item)
         await self._map.put(item.key, ids)
         return self._result(ids, item.title, created=created, part_titles=[p.title for p in item.parts])
+
+    async def _retire(self, page_id: str, item: OutboxItem) -> None:
+        """Remove a part page the thread no longer needs; where the wiki cannot delete (MatHub), point it at
+        the first part instead, so nobody reads a stale half of the conversation."""
+        try:
+            await self._kb.delete_page(page_id)
+        except NotFound:
+            return
+        except Unsupported:
+            note = self._renderer.note(
+                f"This page used to hold part of the saved conversation “{item.title}”, which now fits on "
+                f"fewer pages: see “{item.parts[0].title}”."
+            )
+            with contextlib.suppress(NotFound, Unsupported):
+                await self._kb.update_page(page_id, PageChange(content=note))
 
     async def _find_orphan(
         self, listing: list[PageSummary], item: OutboxItem, number: int, title: str

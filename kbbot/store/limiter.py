@@ -11,6 +11,13 @@ Why one request of headroom per window (9/s and 59/min, not 10 and 60): the serv
 so a request we sent just after our window freed a slot can land just before the server's window freed it.
 One spare slot absorbs that skew; without it a full-speed burst draws an occasional 429 at every window edge.
 
+Why a margin after each window edge (``arrival_margin``, 0.2 s by default): headroom absorbs *one* request
+that lands early, but a queued burst is released in batches, one batch per window edge, and if the next batch
+travels faster than the previous one (it reuses the connections the first batch had to open, with their TCP
+and TLS handshakes), two or more of its requests can land inside the server's window of the previous batch.
+So callers that had to wait are released ``arrival_margin`` after the window frees, not the instant it does.
+This costs a queued burst a fifth of a second per window; an idle bot never waits.
+
 Why a second limit for ``background`` callers: index sync can list and fetch hundreds of pages, and would use
 the whole budget; held to half of it, a live question always finds a free slot within a fraction of a window.
 
@@ -77,7 +84,8 @@ class TokenRateLimiter:
 
     ``storage`` is a ``limits`` async storage or its URI (``async+memory://``, ``async+redis://host:6379``;
     a plain ``redis://`` URI is accepted too). None shares one in-process memory storage per event loop.
-    ``second_window``/``minute_window`` exist so tests can run the same logic at a faster clock.
+    ``second_window``/``minute_window``/``arrival_margin`` exist so tests can run the same logic at a faster
+    clock.
     """
 
     def __init__(
@@ -91,6 +99,7 @@ class TokenRateLimiter:
         storage: Storage | str | None = None,
         second_window: float = 1.0,
         minute_window: float = 60.0,
+        arrival_margin: float = 0.2,
         namespace: str = "kbbot-pw",
     ) -> None:
         if per_second < 1 or per_minute < 1:
@@ -104,6 +113,7 @@ class TokenRateLimiter:
         self.per_minute = per_minute
         self.second_window = second_window
         self.minute_window = minute_window
+        self.arrival_margin = arrival_margin
         live_second = max(1, per_second - headroom)
         live_minute = max(1, per_minute - headroom)
         self._live = (
@@ -187,8 +197,10 @@ class TokenRateLimiter:
                         self._last_grant = time.monotonic()
                         return
                     stats = await strategy.get_window_stats(blocked, self._key)
-                    # A millisecond past the reset: the window check is "older than", not "as old as".
-                    await asyncio.sleep(max(stats.reset_time - time.time(), 0.0) + 0.001)
+                    # Past the reset by the margin (see module docstring), and at least a millisecond: the
+                    # window check is "older than", not "as old as".
+                    wait = max(stats.reset_time - time.time(), 0.0) + max(self.arrival_margin, 0.001)
+                    await asyncio.sleep(wait)
         finally:
             self._waiting -= 1
 

@@ -312,14 +312,15 @@ class FakePerfectWiki:
             self._s.latency.clear()
             self._s.failure_rate = 0.0
 
-    def consume(self, count: int, token: str | None = None) -> None:
-        """Count ``count`` requests against the token's windows now, as another integration would."""
-        now = time.monotonic()
+    def consume(self, count: int, token: str | None = None, *, ago: float = 0.0) -> None:
+        """Count ``count`` requests that arrived ``ago`` seconds ago against the token's windows, as another
+        integration sharing the token would."""
+        when = time.monotonic() - ago
         with self._lock:
             sec, minute = self._windows(token or self.token)
             for _ in range(count):
-                sec.append(now)
-                minute.append(now)
+                sec.append(when)
+                minute.append(when)
 
     def seed_pages(self, pages: Iterable[Mapping[str, Any]]) -> list[str]:
         """Add pages (``title``, optional ``content`` HTML, ``tags``, ``id``); returns their ids."""
@@ -417,7 +418,9 @@ class FakePerfectWiki:
         with self._lock:
             stall = next((r.value for r in self._s.stalls if r.take(endpoint)), 0.0)
             latency = self._s.latency.get(endpoint, self._s.latency.get(None, 0.0))
-        # Rate limits are counted at arrival, before any sleep, as a real server would.
+        # The whole request (body included) has arrived; a client that gives up during the stall below does
+        # not undo it, exactly as with a real server. Rate limits are counted now, at arrival.
+        body = await request.read()
         token = _bearer(request.headers.get("Authorization"))
         with self._lock:
             known = token in self._s.tokens
@@ -439,7 +442,6 @@ class FakePerfectWiki:
             return _error(int(status), "Injected failure")
         if endpoint == "unknown":
             return _error(404, "Not Found")
-        body = await request.read()
         assert token is not None and rate is not None
         try:
             status, payload = self._dispatch(endpoint, request.rel_url.raw_path, body)

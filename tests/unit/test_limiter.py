@@ -72,7 +72,7 @@ def test_bad_arguments_rejected() -> None:
 
 
 async def test_second_window_slides_and_never_overfills() -> None:
-    limiter = TokenRateLimiter(SECRET, per_second=5, per_minute=1000, second_window=0.2)
+    limiter = TokenRateLimiter(SECRET, per_second=5, per_minute=1000, second_window=0.2, arrival_margin=0.005)
     start = time.monotonic()
     times = await grant_times(limiter, 12)
     # 4 per window (5 minus headroom): 12 grants need three windows, i.e. at least two full waits.
@@ -81,7 +81,9 @@ async def test_second_window_slides_and_never_overfills() -> None:
 
 
 async def test_minute_window_binds_too() -> None:
-    limiter = TokenRateLimiter(SECRET, per_second=100, per_minute=6, second_window=0.05, minute_window=0.3)
+    limiter = TokenRateLimiter(
+        SECRET, per_second=100, per_minute=6, second_window=0.05, minute_window=0.3, arrival_margin=0.005
+    )
     start = time.monotonic()
     times = await grant_times(limiter, 10)
     assert time.monotonic() - start >= 0.28
@@ -89,7 +91,7 @@ async def test_minute_window_binds_too() -> None:
 
 
 async def test_waiting_sleeps_instead_of_spinning(monkeypatch: pytest.MonkeyPatch) -> None:
-    limiter = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, second_window=0.3)
+    limiter = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, second_window=0.3, arrival_margin=0.005)
     sleeps: list[float] = []
     real_sleep = asyncio.sleep
 
@@ -117,9 +119,13 @@ async def test_token_is_hashed_in_storage_keys() -> None:
 
 
 async def test_limiters_for_the_same_token_share_one_budget() -> None:
-    a = TokenRateLimiter(SECRET, per_second=4, per_minute=1000, second_window=0.3)
-    b = TokenRateLimiter(SecretStr(SECRET), per_second=4, per_minute=1000, second_window=0.3)
-    other = TokenRateLimiter("another-token", per_second=4, per_minute=1000, second_window=0.3)
+    a = TokenRateLimiter(SECRET, per_second=4, per_minute=1000, second_window=0.3, arrival_margin=0.005)
+    b = TokenRateLimiter(
+        SecretStr(SECRET), per_second=4, per_minute=1000, second_window=0.3, arrival_margin=0.005
+    )
+    other = TokenRateLimiter(
+        "another-token", per_second=4, per_minute=1000, second_window=0.3, arrival_margin=0.005
+    )
     await grant_times(a, 3)
     start = time.monotonic()
     await other.acquire()  # a different token has its own budget
@@ -129,14 +135,18 @@ async def test_limiters_for_the_same_token_share_one_budget() -> None:
 
 
 async def test_storage_uri_accepted() -> None:
-    limiter = TokenRateLimiter(SECRET, per_second=2, per_minute=100, second_window=0.2, storage="memory://")
+    limiter = TokenRateLimiter(
+        SECRET, per_second=2, per_minute=100, second_window=0.2, arrival_margin=0.005, storage="memory://"
+    )
     start = time.monotonic()
     await grant_times(limiter, 2)
     assert time.monotonic() - start >= 0.18
 
 
 async def test_background_gets_half_and_never_starves_live_callers() -> None:
-    limiter = TokenRateLimiter(SECRET, per_second=11, per_minute=1000, second_window=0.4)
+    limiter = TokenRateLimiter(
+        SECRET, per_second=11, per_minute=1000, second_window=0.4, arrival_margin=0.005
+    )
     assert limiter.limits == (10, 999) and limiter.background_limits == (5, 499)
     background: list[float] = []
 

@@ -46,6 +46,8 @@ CHANNELS = {"C1": "general", "C9": "random"}
         ("&amp;lt;", "&lt;"),
         (":tada: done :thumbsup:", "🎉 done 👍"),
         (":partyparrot:", ":partyparrot:"),
+        (":+1::skin-tone-3: ok", "👍 ok"),
+        ("at 10:30:45 sharp", "at 10:30:45 sharp"),
         ("<!channel> look", f"@{Z}channel look"),
         ("<!here|here>", f"@{Z}here"),
         ("<!everyone>", f"@{Z}everyone"),

@@ -92,6 +92,7 @@ HOSTILE = [
     "[click](JaVaScRiPt:alert(1))",
     "<a href='javascript:alert(1)'>x</a>",
     "[data](data:text/html;base64,PHNjcmlwdD4=)",
+    "[ref]\n\n[ref]: javascript:alert(1)",
     "<iframe src=https://evil.example></iframe>",
     '<svg onload="alert(1)">',
     "<style>body{display:none}</style>",
@@ -124,6 +125,7 @@ def test_hostile_text_is_inert_in_markdown(text: str) -> None:
     page = md_page(thread(msg(text, author="@everyone")))
     assert "<script" not in page and "<img" not in page and "<iframe" not in page and "<svg" not in page
     assert "](javascript:" not in page.lower() and "](data:" not in page.lower()
+    assert not re.search(r"\]:\s*<?\s*(javascript|data):", page, re.I)
     assert "@everyone" not in page and "@here" not in page
 
 
@@ -149,9 +151,16 @@ def test_empty_and_whitespace_bodies() -> None:
     assert page.count("<strong>Ada</strong>") == 2
 
 
-def test_unparseable_timestamp_shown_escaped() -> None:
-    page = html_page(thread(msg("x", timestamp="<b>yesterday</b>")))
-    assert "&lt;b&gt;yesterday&lt;/b&gt;" in page
+@pytest.mark.parametrize("stamp", ["<b>yesterday</b>", "<b>x</b> UTC", "2026-01-01T<b>"])
+def test_unparseable_timestamp_shown_escaped(stamp: str) -> None:
+    page = html_page(thread(msg("x", timestamp=stamp)))
+    assert "&lt;b&gt;" in page and "<b>" not in page
+    assert "**Ada** · \\*\\*b\\*\\*" in md_page(thread(msg("x", timestamp="**b**")))
+
+
+def test_missing_timestamp_shows_author_only() -> None:
+    page = html_page(thread(msg("x", timestamp="")))
+    assert "<p><strong>Ada</strong></p>" in page
 
 
 def test_non_http_attachment_urls_are_not_links() -> None:
@@ -198,10 +207,19 @@ def test_huge_hostile_message_is_inert() -> None:
 
 def test_marker_only_counts_in_footer() -> None:
     digest = thread_digest("slack", "X")
+    other = thread_digest("slack", "Y")
     spoof = marker_text(digest, 1) + "\n\n" + "filler " * 1000
     assert not find_marker(spoof, digest, 1)
     assert not find_marker(marker_text(digest, 12), digest, 1)
     assert find_marker("body\n" + marker_text(digest, 1), digest, 1)
+    # a message quoting our marker just before another thread's footer does not count
+    assert not find_marker(f"{marker_text(digest, 1)}\n---\n{marker_text(other, 1)}\n", digest, 1)
+    # the renderer's real footer is found in both formats
+    for fmt in ("html", "markdown"):
+        t = thread(msg(f"quoting {marker_text(other, 1)}"))
+        content = PageRenderer(fmt).render(t, "x")[0].content  # type: ignore[arg-type]
+        assert find_marker(content, thread_digest(t.platform, t.key), 1)
+        assert not find_marker(content, other, 1)
 
 
 @pytest.mark.parametrize(
@@ -234,3 +252,53 @@ def test_render_is_linear_and_fast() -> None:
     big_s = time.perf_counter() - start
     assert sum(p.content.count("<strong>") for p in parts) >= 10_000
     assert big_s < 10 * small_s * 2.5 + 0.5  # linear, with slack for a busy machine
+
+
+def test_benchmark_runs() -> None:
+    from benchmarks.bench_render import run
+
+    result = run(messages=100, rounds=1)
+    assert result["messages"] == 100 and result["html_chars"] > 0 and result["markdown_ms"] >= 0
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Run `make` then **deploy** to [prod](https://e.com/x_y) ~~now~~ *ok*",
+        "**Note**: bold first",
+        "*i* then `code`",
+        "a &amp; b &lt; c <https://e.com> \\*not\\*",
+        "ends with two spaces  ",
+        "x_y_z and __dunder__",
+        "unclosed `code and [link](",
+    ],
+)
+def test_inline_fast_path_matches_full_render(line: str) -> None:
+    from kbbot.core.page_render import _markdown_it
+
+    renderer = PageRenderer("html")
+    assert renderer._body_html(line) == _markdown_it().render(line)
+
+
+def test_hostile_sizes_in_names_and_attachments_stay_under_cap() -> None:
+    from kbbot.core.models import Attachment as A
+
+    names = [f'"{i}"' * 5_000 for i in range(30)]  # huge names full of characters that escaping expands
+    messages = [
+        msg("x", author=name, attachments=tuple(A(f"f{j}.txt", f"https://e.com/{j}") for j in range(300)))
+        for name in names
+    ]
+    t = thread(*messages, channel_name="c" * 10_000, permalink="https://e.com/" + "p" * 5_000)
+    for fmt in ("html", "markdown"):
+        parts = PageRenderer(fmt, max_chars=20_000).render(t, "t" * 120)  # type: ignore[arg-type]
+        assert all(len(p.content) <= 20_000 for p in parts)
+        assert "and 250 more" in parts[0].content
+
+
+def test_message_with_enormous_attachment_list_becomes_a_stub() -> None:
+    from kbbot.core.models import Attachment as A
+
+    links = tuple(A("f", "https://e.com/" + "x" * 1_900) for _ in range(50))
+    parts = PageRenderer("html", max_chars=10_000).render(thread(msg("hi", attachments=links)), "t")
+    assert all(len(p.content) <= 10_000 for p in parts)
+    assert "message too long to show: 50 attachments" in parts[0].content

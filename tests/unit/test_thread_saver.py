@@ -142,6 +142,7 @@ async def test_outage_queues_then_worker_retries_once(env: Env) -> None:
     page = await env.saver.save(make_thread("question"))
     assert page.pending and page.id is None and not page.created
     [item] = await env.outbox.pending()
+    assert await env.saver.queued() == 1
     assert item.attempts == 1 and item.next_attempt_at == env.clock.now + 10
     assert item.last_error and "503" in item.last_error
     assert await env.saver.retry_due() == env.clock.now + 10  # not due yet
@@ -149,7 +150,7 @@ async def test_outage_queues_then_worker_retries_once(env: Env) -> None:
     env.clock.now += 10
     assert await env.saver.retry_due() is None
     assert list(env.kb.pages) == ["p1"]
-    assert await env.outbox.pending() == []
+    assert await env.outbox.pending() == [] and await env.saver.queued() == 0
     assert [(p, k, s.id) for p, k, s in env.saved] == [("slack", "C1:1700000000.000100", "p1")]
     # The retry may have written before: it looked for an orphan first (nothing found), then created once.
     assert env.kb.calls == ["create_page", "list_pages", "create_page"]
@@ -325,3 +326,21 @@ async def test_worker_survives_callback_errors(env: Env) -> None:
 )
 def test_slugify(raw: str, slug: str) -> None:
     assert slugify(raw) == slug
+
+
+async def test_listeners_by_platform(env: Env) -> None:
+    heard: list[str] = []
+
+    async def slack(platform: str, key: str, page: SavedPage) -> None:
+        heard.append(f"slack:{key}:{page.id}")
+
+    async def discord(platform: str, key: str, page: SavedPage) -> None:
+        heard.append("discord")
+
+    env.saver.listen("slack", slack)
+    env.saver.listen("discord", discord)
+    env.kb.fail_next("create_page", Unavailable("down"))
+    await env.saver.save(make_thread("q"))
+    env.clock.now += 10
+    await env.saver.retry_due()
+    assert heard == ["slack:C1:1700000000.000100:p1"] and len(env.saved) == 1

@@ -1,0 +1,32 @@
+"""Slack adapter (slack-bolt, async): answers in channels, DMs and ``/kb``; saves threads as wiki pages.
+
+    app.py        Bolt listeners → handlers (ack first, work after)
+    handlers.py   the flows: ask, share, feedback, save, help, status
+    rendering.py  pure: Markdown → Block Kit + mrkdwn, mention-safe
+    history.py    conversations.replies (paged) + users.info (cached) → neutral Thread; membership checks
+    parsing.py    pure: mention text → command, message permalink → thread
+    views.py      the "Save thread to wiki" modal
+    server.py     HTTP routes (/slack/events) and the Socket Mode handler
+    service.py    Settings → running adapter in the right mode (what the startup code calls)
+"""
+
+from __future__ import annotations
+
+from kbbot.adapters.slack.app import SlackBot, build_slack, build_slack_app
+from kbbot.adapters.slack.handlers import SlackOptions
+from kbbot.adapters.slack.server import slack_routes, slack_web_app, socket_mode_handler
+from kbbot.adapters.slack.service import SlackService, slack_configured, slack_service, slack_web_client
+
+__all__ = [
+    "SlackBot",
+    "SlackOptions",
+    "SlackService",
+    "build_slack",
+    "build_slack_app",
+    "slack_configured",
+    "slack_routes",
+    "slack_service",
+    "slack_web_app",
+    "slack_web_client",
+    "socket_mode_handler",
+]

@@ -1,0 +1,272 @@
+"""The Bolt app: wires Slack events, commands, shortcuts and buttons to :class:`SlackHandlers`.
+
+Each listener acks first (events are auto-acked by Bolt before the listener runs) and only then does the slow
+work; with ``process_before_response=False`` Bolt runs listeners as background tasks, so the HTTP response or
+Socket Mode ack leaves within milliseconds regardless of how long the knowledgebase takes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from kbbot.adapters.slack import rendering
+from kbbot.adapters.slack.handlers import AskPort, SaverPort, SlackHandlers, SlackOptions
+from kbbot.adapters.slack.parsing import ThreadRef, parse_command, parse_permalink, plain_text
+from kbbot.adapters.slack.rendering import Message
+from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, parse_submission
+from kbbot.core.models import SavedPage
+from kbbot.core.ports import Deduper, FeedbackStore
+
+log = logging.getLogger(__name__)
+
+SAVE_SHORTCUT_CALLBACK = "save_thread"
+
+Body = dict[str, Any]
+
+
+def build_slack_app(
+    *,
+    client: AsyncWebClient,
+    ask: AskPort,
+    saver: SaverPort,
+    feedback: FeedbackStore,
+    deduper: Deduper,
+    signing_secret: str | None,
+    options: SlackOptions | None = None,
+) -> AsyncApp:
+    """The Bolt app with every listener registered; see :func:`build_slack` for the version that also hands
+    back the handlers (to drain in-flight answers at shutdown)."""
+    return build_slack(
+        client=client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
+        signing_secret=signing_secret, options=options,
+    ).app
+
+
+@dataclass(frozen=True, slots=True)
+class SlackBot:
+    """The Bolt app and the handlers behind it."""
+
+    app: AsyncApp
+    handlers: SlackHandlers
+
+    async def drain(self) -> None:
+        """Let answers already being worked on finish (bounded by ``SlackOptions.drain_seconds``)."""
+        await self.handlers.drain()
+
+    async def on_saved(self, platform: str, conversation_key: str, saved: SavedPage) -> None:
+        """Hand to ``ThreadSaver.on_saved`` (dispatch by platform): posts the link once a queued save lands."""
+        await self.handlers.on_saved(platform, conversation_key, saved)
+
+
+def build_slack(
+    *,
+    client: AsyncWebClient,
+    ask: AskPort,
+    saver: SaverPort,
+    feedback: FeedbackStore,
+    deduper: Deduper,
+    signing_secret: str | None,
+    options: SlackOptions | None = None,
+) -> SlackBot:
+    """Build the handlers and the Bolt app.
+
+    ``client`` carries the bot token and ``base_url`` (``SLACK_API_URL``). ``signing_secret`` is required in HTTP
+    mode and may be None in Socket Mode (where Slack authenticates the websocket instead).
+    """
+    handlers = SlackHandlers(
+        client=client, ask=ask, saver=saver, feedback=feedback, deduper=deduper, options=options or SlackOptions()
+    )
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing_secret or "",
+        request_verification_enabled=signing_secret is not None,
+        logger=logging.getLogger("kbbot.slack.bolt"),
+        # Our own posts come back as events; answering them would loop.
+        ignoring_self_events_enabled=True,
+    )
+    _register(app, handlers)
+    return SlackBot(app=app, handlers=handlers)
+
+
+def _responder(respond: AsyncRespond, **fixed: Any) -> Any:
+    async def send(message: Message) -> None:
+        await respond(**message.kwargs(), **fixed)
+
+    return send
+
+
+def _register(app: AsyncApp, h: SlackHandlers) -> None:
+    command = h.options.command
+
+    @app.event("app_mention")
+    async def on_mention(body: Body, event: Body, context: AsyncBoltContext) -> None:
+        if event.get("bot_id") or event.get("subtype"):
+            return  # other bots mentioning us: answering could start a bot-to-bot loop
+        async with h.tracked():
+            channel, ts, user = str(event.get("channel", "")), str(event.get("ts", "")), str(event.get("user", ""))
+            if not channel or not ts or not await h.first_delivery(body, channel, ts):
+                return
+            thread_ts = str(event.get("thread_ts") or ts)
+            cmd = parse_command(plain_text(str(event.get("text", "")), bot_user_id=context.bot_user_id))
+            if cmd.name == "save":
+                if not event.get("thread_ts"):
+                    hint = f"Mention me with `save` *inside a thread* to save it, or use `{command} save <link>`."
+                    await h.tell_user(channel, user, rendering.render_text(hint))
+                    return
+                ref = ThreadRef(channel, thread_ts)
+                await h.save(
+                    ref=ref, user_id=user, title=cmd.arg or None, tags=(),
+                    fail=lambda m: h.tell_user(channel, user, m, thread_ts=thread_ts),
+                )
+            elif cmd.name == "help":
+                await h.tell_user(channel, user, rendering.render_help(command), thread_ts=thread_ts)
+            elif cmd.name == "status":
+                await h.tell_user(channel, user, await h.status(), thread_ts=thread_ts)
+            else:
+                await h.answer_message(
+                    channel=channel, ts=ts, user_id=user, text=cmd.arg, thread_ts=thread_ts, offer_save=True
+                )
+
+    @app.event("message")
+    async def on_message(body: Body, event: Body, context: AsyncBoltContext) -> None:
+        # Only direct messages: channel messages reach us as app_mention. Edits, deletions, joins and bot posts
+        # are ignored; a question typed along with an uploaded file (file_share) is still a question.
+        if event.get("channel_type") != "im" or event.get("bot_id"):
+            return
+        if event.get("subtype") not in (None, "file_share", "thread_broadcast"):
+            return
+        async with h.tracked():
+            channel, ts, user = str(event.get("channel", "")), str(event.get("ts", "")), str(event.get("user", ""))
+            if not channel or not ts or not await h.first_delivery(body, channel, ts):
+                return
+            cmd = parse_command(plain_text(str(event.get("text", "")), bot_user_id=context.bot_user_id))
+            thread_ts = str(event["thread_ts"]) if event.get("thread_ts") else None
+            if cmd.name == "help":
+                await h.post(channel, rendering.render_help(command), thread_ts=thread_ts)
+            elif cmd.name == "status":
+                await h.post(channel, await h.status(), thread_ts=thread_ts)
+            elif cmd.name == "save":
+                hint = f"To save a thread, use *Save thread to wiki* from its message menu, or `{command} save <link>`."
+                await h.post(channel, rendering.render_text(hint), thread_ts=thread_ts)
+            else:
+                await h.answer_message(
+                    channel=channel, ts=ts, user_id=user, text=cmd.arg, thread_ts=thread_ts, offer_save=False
+                )
+
+    @app.command(command)
+    async def on_command(ack: AsyncAck, command: Body, respond: AsyncRespond) -> None:
+        raw = str(command.get("text", ""))
+        user, channel = str(command.get("user_id", "")), str(command.get("channel_id", ""))
+        cmd = parse_command(plain_text(raw))
+        private = _responder(respond, response_type="ephemeral", replace_original=False)
+        if cmd.name == "help" or (not cmd.arg and cmd.name == "ask"):
+            await ack(**rendering.render_help(h.options.command).kwargs(), response_type="ephemeral")
+            return
+        if cmd.name == "save":
+            # Parse the raw text: plain_text() would have dropped the <…> around an escaped permalink.
+            rest = raw.strip().split(None, 1)
+            parsed = parse_permalink(rest[1]) if len(rest) == 2 else None
+            if parsed is None:
+                usage = (
+                    f"Usage: `{h.options.command} save <message link> [title]` — use *Copy link* on a message of "
+                    "the thread (slash commands can't be used inside threads)."
+                )
+                await ack(text=usage, response_type="ephemeral")
+                return
+            ref, title = parsed
+            await ack(text=":inbox_tray: Saving the thread…", response_type="ephemeral")
+            async with h.tracked():
+                await h.save(ref=ref, user_id=user, title=title or None, tags=(), fail=private)
+            return
+        if cmd.name == "ask":
+            await ack(text=":mag: Looking that up…", response_type="ephemeral")
+        else:
+            await ack()
+        async with h.tracked():
+            if cmd.name == "status":
+                await private(await h.status())
+            else:
+                await h.answer_command(text=cmd.arg, user_id=user, channel=channel, reply=private)
+
+    @app.action(rendering.ACTION_SHARE)
+    async def on_share(ack: AsyncAck, body: Body, action: Body, respond: AsyncRespond) -> None:
+        await ack()
+        async with h.tracked():
+            user = str((body.get("user") or {}).get("id", ""))
+
+            async def public(message: Message) -> None:
+                await respond(delete_original=True)
+                await respond(**message.kwargs(), response_type="in_channel", replace_original=False)
+
+            await h.share(
+                value=str(action.get("value", "")), user_id=user, reply_public=public,
+                reply_private=_responder(respond, response_type="ephemeral", replace_original=False),
+            )
+
+    async def on_feedback(ack: AsyncAck, body: Body, action: Body, respond: AsyncRespond) -> None:
+        await ack()
+        async with h.tracked():
+            await h.record_feedback(
+                question=str(action.get("value", "")),
+                user_id=str((body.get("user") or {}).get("id", "")),
+                helpful=action.get("action_id") == rendering.ACTION_FEEDBACK_UP,
+                reply=_responder(respond, response_type="ephemeral", replace_original=False),
+            )
+
+    app.action(rendering.ACTION_FEEDBACK_UP)(on_feedback)
+    app.action(rendering.ACTION_FEEDBACK_DOWN)(on_feedback)
+
+    @app.action(rendering.ACTION_SAVE_THREAD)
+    async def on_save_button(ack: AsyncAck, body: Body, action: Body, respond: AsyncRespond) -> None:
+        await ack()
+        try:
+            data = json.loads(str(action.get("value", "")))
+            ref = ThreadRef.from_key(str(data["ref"]))
+            title = str(data.get("title") or "")
+        except (ValueError, KeyError, TypeError):
+            ref, title = None, ""
+        if ref is None:
+            await respond(text="That button is broken; use *Save thread to wiki* from the message menu instead.",
+                          response_type="ephemeral", replace_original=False)
+            return
+        await h.open_save_modal(trigger_id=str(body.get("trigger_id", "")), ref=ref, title=title)
+
+    @app.shortcut(SAVE_SHORTCUT_CALLBACK)
+    async def on_save_shortcut(ack: AsyncAck, shortcut: Body, context: AsyncBoltContext) -> None:
+        await ack()
+        message = shortcut.get("message") or {}
+        channel = str((shortcut.get("channel") or {}).get("id", ""))
+        ts = str(message.get("thread_ts") or message.get("ts") or "")
+        ref = ThreadRef.from_key(f"{channel}:{ts}")
+        if ref is None:
+            log.warning("save shortcut without a usable channel/message")
+            return
+        title = plain_text(str(message.get("text", "")), bot_user_id=context.bot_user_id)
+        await h.open_save_modal(trigger_id=str(shortcut.get("trigger_id", "")), ref=ref, title=title)
+
+    @app.view(SAVE_VIEW_CALLBACK)
+    async def on_save_submit(ack: AsyncAck, body: Body, view: Body) -> None:
+        try:
+            request = parse_submission(view)
+        except InvalidSubmission as exc:
+            await ack(response_action="errors", errors=exc.errors)
+            return
+        await ack()
+        async with h.tracked():
+            user = str((body.get("user") or {}).get("id", ""))
+            ref = request.ref
+            await h.save(
+                ref=ref, user_id=user, title=request.title, tags=request.tags,
+                fail=lambda m: h.tell_user(ref.channel, user, m, thread_ts=ref.thread_ts),
+            )
+
+    @app.error
+    async def on_error(error: Exception, body: Body) -> None:
+        kind = body.get("type") if isinstance(body, dict) else None
+        log.error("Slack listener failed (%s): %s", kind, type(error).__name__, exc_info=error)

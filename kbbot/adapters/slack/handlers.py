@@ -1,0 +1,331 @@
+"""What the bot does for each Slack interaction, after Bolt has verified and acknowledged it.
+
+Every flow here runs *after* ``ack()``: Slack wants an answer within 3 s and the knowledgebase may take longer,
+so the listeners in :mod:`kbbot.adapters.slack.app` ack first and then await these methods (Bolt runs listeners
+as background tasks when ``process_before_response`` is off, so the HTTP response or Socket Mode ack is already
+on its way). Nothing here posts text that was not built by :mod:`kbbot.adapters.slack.rendering`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cachetools import TTLCache
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from kbbot.adapters.slack import rendering
+from kbbot.adapters.slack.history import Membership, ThreadReader, UserDirectory, title_hint
+from kbbot.adapters.slack.parsing import ThreadRef
+from kbbot.adapters.slack.rendering import Message
+from kbbot.adapters.slack.views import save_modal
+from kbbot.core.ask import AskStatus
+from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
+from kbbot.core.ports import Deduper, FeedbackStore
+from kbbot.core.replies import error_reply
+from kbbot.core.text import clean_question, neutralize_mentions
+from kbbot.errors import KbbotError
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+WORKING_REACTION = "eyes"
+
+#: Sends a message back to whoever triggered a slash command or an interaction (Bolt's ``respond``).
+Reply = Callable[[Message], Awaitable[None]]
+
+
+class AskPort(Protocol):
+    """The part of :class:`kbbot.core.ask.AskService` the adapter uses."""
+
+    async def ask(self, question: Question) -> Answer: ...
+
+    async def status(self) -> AskStatus: ...
+
+
+class SaverPort(Protocol):
+    """The part of the core ThreadSaver the adapter uses."""
+
+    async def save(
+        self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None
+    ) -> SavedPage: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SlackOptions:
+    """Adapter knobs that are not secrets. Defaults are what production wants; tests shrink the waits."""
+
+    command: str = "/kb"
+    #: Prefilled in the save modal's tags field (the saver adds them anyway when none are given).
+    default_tags: tuple[str, ...] = ()
+    question_max_chars: int = 2000
+    dedupe_ttl_seconds: int = 3600
+    share_ttl_seconds: int = 3600
+    history_page_size: int = 100
+    users_cache_seconds: float = 3600
+    #: How long :meth:`SlackHandlers.drain` waits for in-flight answers at shutdown.
+    drain_seconds: float = 20.0
+
+
+class SlackHandlers:
+    """The flows: ask (mention, DM, /kb), share, feedback, save (shortcut, permalink, mention), help, status."""
+
+    def __init__(
+        self,
+        *,
+        client: AsyncWebClient,
+        ask: AskPort,
+        saver: SaverPort,
+        feedback: FeedbackStore,
+        deduper: Deduper,
+        options: SlackOptions,
+    ) -> None:
+        self.client = client
+        self.options = options
+        self._ask = ask
+        self._saver = saver
+        self._feedback = feedback
+        self._deduper = deduper
+        self.users = UserDirectory(client, ttl_seconds=options.users_cache_seconds)
+        self._reader = ThreadReader(client, self.users, page_size=options.history_page_size)
+        self._membership = Membership(client)
+        # Answers shown ephemerally, kept so "Share in channel" posts the very same answer without re-asking.
+        # Another replica (or an expired entry) falls back to asking again, which the answer cache absorbs.
+        self._shared: TTLCache[str, tuple[str, Answer]] = TTLCache(maxsize=2000, ttl=options.share_ttl_seconds)
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def tracked(self) -> AsyncIterator[None]:
+        """Marks the running listener as in flight so :meth:`drain` can let it finish at shutdown."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+
+    async def drain(self) -> None:
+        """Wait (bounded) for answers still being worked on, so a restart does not swallow them."""
+        pending = [t for t in self._inflight if not t.done() and t is not asyncio.current_task()]
+        if pending:
+            await asyncio.wait(pending, timeout=self.options.drain_seconds)
+
+    # --- dedupe ---------------------------------------------------------------------------------
+
+    async def first_delivery(self, body: dict[str, Any], channel: str, ts: str) -> bool:
+        """False for a redelivered event (same ``event_id``) and for the second event about the same message
+        (an @mention in a DM also arrives as ``message.im``): each message gets one answer."""
+        ttl = self.options.dedupe_ttl_seconds
+        event_id = body.get("event_id")
+        if event_id and not await self._deduper.first_seen(f"slack:event:{event_id}", ttl):
+            log.info("ignoring redelivered Slack event %s", event_id)
+            return False
+        if not await self._deduper.first_seen(f"slack:msg:{channel}:{ts}", ttl):
+            log.info("ignoring second event for message %s:%s", channel, ts)
+            return False
+        return True
+
+    # --- asking ---------------------------------------------------------------------------------
+
+    def _question(self, text: str, user_id: str, conversation: str) -> Question:
+        return Question(text=text, asker=Asker(id=user_id), conversation_key=conversation, platform=PLATFORM)
+
+    async def _answer(self, question: Question) -> tuple[str, Answer]:
+        """(cleaned question, answer). Exceptions propagate for the caller's error path."""
+        cleaned = clean_question(question.text, max_chars=self.options.question_max_chars)
+        answer = await self._ask.ask(question)
+        return cleaned, answer
+
+    async def answer_message(
+        self, *, channel: str, ts: str, user_id: str, text: str, thread_ts: str | None, offer_save: bool
+    ) -> None:
+        """Answer a mention or DM: 👀 while working, the answer in the thread (or DM), errors to the asker only."""
+        await self._react("reactions_add", channel, ts)
+        try:
+            conversation = f"{channel}:{thread_ts or ts}"
+            try:
+                cleaned, answer = await self._answer(self._question(text, user_id, conversation))
+            except Exception as exc:
+                self._log_failure("answering", exc)
+                await self.tell_user(channel, user_id, rendering.render_error(error_reply(exc)), thread_ts=thread_ts)
+                return
+            save_target = ThreadRef(channel, thread_ts or ts).key if offer_save else None
+            message = rendering.render_answer(answer, question=cleaned, save_target=save_target)
+            await self.post(channel, message, thread_ts=thread_ts)
+        finally:
+            await self._react("reactions_remove", channel, ts)
+
+    async def answer_command(self, *, text: str, user_id: str, channel: str, reply: Reply) -> None:
+        """``/kb <question>``: an ephemeral answer with "Share in channel"."""
+        try:
+            cleaned, answer = await self._answer(self._question(text, user_id, f"{channel}:command"))
+        except Exception as exc:
+            self._log_failure("answering /kb", exc)
+            await reply(rendering.render_error(error_reply(exc)))
+            return
+        share_id = uuid.uuid4().hex
+        self._shared[share_id] = (cleaned, answer)
+        await reply(rendering.render_answer(answer, question=cleaned, share_id=_share_value(share_id, cleaned)))
+
+    async def share(self, *, value: str, user_id: str, reply_public: Reply, reply_private: Reply) -> None:
+        """"Share in channel": post the ephemeral answer publicly, then remove the ephemeral copy."""
+        try:
+            data = json.loads(value)
+            share_id, question = str(data["id"]), str(data["q"])
+        except (ValueError, KeyError, TypeError):
+            await reply_private(rendering.render_error("That button is broken; please ask again."))
+            return
+        kept = self._shared.get(share_id)
+        if kept is not None:
+            cleaned, answer = kept
+        else:
+            try:
+                cleaned, answer = await self._answer(self._question(question, user_id, "share"))
+            except Exception as exc:
+                self._log_failure("re-asking for share", exc)
+                await reply_private(rendering.render_error(error_reply(exc)))
+                return
+        name = await self.users.name(user_id)
+        message = rendering.render_answer(answer, question=cleaned)
+        asked = rendering.escape(cleaned[:200])
+        shared_by = rendering.context(f"Shared by {rendering.escape(name)} · asked: “{asked}”")
+        await reply_public(Message(text=message.text, blocks=[shared_by, *message.blocks]))
+
+    async def record_feedback(self, *, question: str, user_id: str, helpful: bool, reply: Reply) -> None:
+        await self._feedback.record(platform=PLATFORM, question=question, user_id=user_id, helpful=helpful)
+        thanks = "Thanks — glad it helped!" if helpful else "Thanks — noted. The wiki's editors will see it."
+        await reply(rendering.render_text(thanks))
+
+    async def status(self) -> Message:
+        """The ``status`` reply; a failure to gather it becomes the error message rather than silence."""
+        try:
+            status = await self._ask.status()
+            counts = await self._feedback.counts()
+        except Exception as exc:
+            self._log_failure("gathering status", exc)
+            return rendering.render_error(error_reply(exc))
+        return rendering.render_status(
+            kb_kind=status.kb_kind,
+            kb_name=status.kb_name,
+            cache_size=status.cache.size,
+            cache_hit_rate=status.cache.hit_rate,
+            quota_paused=status.quota.paused,
+            next_probe_at=status.quota.next_probe_at,
+            queued=status.queued,
+            helpful=counts.helpful,
+            not_helpful=counts.not_helpful,
+        )
+
+    # --- saving ---------------------------------------------------------------------------------
+
+    async def open_save_modal(self, *, trigger_id: str, ref: ThreadRef, title: str) -> None:
+        """Open the modal first thing: ``trigger_id`` expires 3 s after the click."""
+        view = save_modal(ref, title=title_hint(title) if title else "", tags=self.options.default_tags)
+        await self.client.views_open(trigger_id=trigger_id, view=view)
+
+    async def save(self, *, ref: ThreadRef, user_id: str, title: str | None, tags: Sequence[str], fail: Reply) -> None:
+        """Check membership, read the whole thread, save it, and post the page link in the thread.
+
+        Errors go to ``fail`` (the requester only). A save queued for retry is announced as such.
+        """
+        try:
+            info = await self._membership.check(ref.channel, user_id)
+            thread = await self._reader.read(ref, channel_name=_channel_name(info))
+            # No tags given → None, so the saver applies its defaults (channel name + SAVE_DEFAULT_TAGS).
+            saved = await self._saver.save(thread, title=title or None, tags=tuple(tags) or None)
+        except Exception as exc:
+            self._log_failure("saving a thread", exc)
+            await fail(rendering.render_error(error_reply(exc)))
+            return
+        name = await self.users.name(user_id)
+        shown_title = title or saved.title or thread.title_hint or "Slack thread"
+        message = rendering.render_saved(saved, title=shown_title, saved_by=name)
+        try:
+            await self.post(ref.channel, message, thread_ts=_thread_key_ts(thread, ref))
+        except SlackApiError as exc:
+            log.warning("could not post the saved-page link in the thread: %s", _slack_error(exc))
+            await fail(message)
+
+    async def on_saved(self, platform: str, conversation_key: str, saved: SavedPage) -> None:
+        """ThreadSaver's callback for a save that was pending and has now gone through: link it in the thread."""
+        ref = ThreadRef.from_key(conversation_key)
+        if platform != PLATFORM or ref is None:
+            return
+        message = rendering.render_saved(saved, title=saved.title or "this thread", saved_by="")
+        try:
+            await self.post(ref.channel, message, thread_ts=ref.thread_ts)
+        except SlackApiError as exc:
+            log.warning("could not post the saved-page link for a retried save: %s", _slack_error(exc))
+
+    # --- sending --------------------------------------------------------------------------------
+
+    async def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> None:
+        kwargs: dict[str, Any] = {"channel": channel, **message.kwargs(), "unfurl_links": False, "unfurl_media": False}
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        await self.client.chat_postMessage(**kwargs)
+
+    async def tell_user(self, channel: str, user_id: str, message: Message, *, thread_ts: str | None = None) -> None:
+        """Ephemeral to one user; if Slack refuses (e.g. the bot left the channel), a DM instead."""
+        kwargs: dict[str, Any] = {"channel": channel, "user": user_id, **message.kwargs()}
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        try:
+            await self.client.chat_postEphemeral(**kwargs)
+        except SlackApiError as exc:
+            log.info("ephemeral message refused (%s); sending a DM instead", _slack_error(exc))
+            try:
+                await self.client.chat_postMessage(channel=user_id, **message.kwargs())
+            except SlackApiError as dm_exc:
+                log.warning("could not tell the user either: %s", _slack_error(dm_exc))
+
+    async def _react(self, method: str, channel: str, ts: str) -> None:
+        # The 👀 is a courtesy: failing to add or remove it must never stop an answer.
+        try:
+            await getattr(self.client, method)(channel=channel, timestamp=ts, name=WORKING_REACTION)
+        except SlackApiError as exc:
+            log.debug("%s failed: %s", method, _slack_error(exc))
+
+    @staticmethod
+    def _log_failure(what: str, exc: BaseException) -> None:
+        if isinstance(exc, KbbotError):
+            log.info("%s failed: %s: %s", what, type(exc).__name__, exc)
+        else:
+            log.exception("%s failed unexpectedly", what)
+
+
+def _share_value(share_id: str, question: str) -> str:
+    """The share button's value: the cache id plus the question (to re-ask if the cache lost it), as JSON that
+    stays whole within Slack's 2000-character limit however the question escapes."""
+    question = neutralize_mentions(question)
+    while True:
+        value = json.dumps({"id": share_id, "q": question}, ensure_ascii=False)
+        if len(value) <= rendering.MAX_BUTTON_VALUE - 100 or not question:
+            return value
+        question = question[: len(question) * 3 // 4]
+
+
+def _channel_name(info: dict[str, Any]) -> str | None:
+    name = info.get("name")
+    return str(name) if isinstance(name, str) and name else None
+
+
+def _thread_key_ts(thread: Thread, ref: ThreadRef) -> str:
+    # ThreadReader may have followed a reply link to its root; the Thread key holds the real root ts.
+    _, _, ts = thread.key.partition(":")
+    return ts or ref.thread_ts
+
+
+def _slack_error(exc: SlackApiError) -> str:
+    return str(exc.response.get("error", "unknown")) if exc.response is not None else "unknown"

@@ -1,0 +1,219 @@
+"""Reading a Slack thread into the neutral :class:`~kbbot.core.models.Thread`, and who may save it.
+
+``conversations.replies`` is paged with a cursor (Slack returns at most ``limit`` messages a call and a
+``response_metadata.next_cursor``); user ids are turned into names with ``users.info``, cached because the same
+few people write most messages and Slack rate-limits ``users.info`` (tier 4).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from cachetools import TTLCache
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from kbbot.adapters.slack.parsing import ThreadRef
+from kbbot.core.markup import slack_to_markdown
+from kbbot.core.models import Attachment, Thread, ThreadMessage
+from kbbot.errors import SaveError
+
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+_CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)\|([^>]*)>")
+
+
+class UserDirectory:
+    """User id → display name via ``users.info``, cached for ``ttl_seconds``. Unknown users keep their id."""
+
+    def __init__(self, client: AsyncWebClient, *, ttl_seconds: float = 3600, max_entries: int = 5000) -> None:
+        self._client = client
+        self._cache: TTLCache[str, str] = TTLCache(maxsize=max_entries, ttl=ttl_seconds)
+
+    async def name(self, user_id: str) -> str:
+        cached = self._cache.get(user_id)
+        if cached is not None:
+            return cached
+        try:
+            response = await self._client.users_info(user=user_id)
+            user = response.get("user") or {}
+            profile = user.get("profile") or {}
+            name = str(
+                profile.get("display_name") or profile.get("real_name") or user.get("real_name")
+                or user.get("name") or user_id
+            )
+        except SlackApiError:
+            # A deleted or external user: show the id rather than fail the whole save. Not cached, so a
+            # transient error is retried next time.
+            return user_id
+        self._cache[user_id] = name
+        return name
+
+    async def names(self, user_ids: set[str]) -> dict[str, str]:
+        return {uid: await self.name(uid) for uid in sorted(user_ids)}
+
+
+class ThreadReader:
+    """Fetches a whole thread (all pages) and converts it for the ThreadSaver."""
+
+    def __init__(
+        self, client: AsyncWebClient, users: UserDirectory, *, page_size: int = 100, max_pages: int = 100
+    ) -> None:
+        self._client = client
+        self._users = users
+        self._page_size = page_size
+        self._max_pages = max_pages
+
+    async def raw_messages(self, ref: ThreadRef) -> list[dict[str, Any]]:
+        """Every message of the thread, root first. Raises :class:`SaveError` with a user-fit reason."""
+        messages: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(self._max_pages):
+            kwargs: dict[str, Any] = {"channel": ref.channel, "ts": ref.thread_ts, "limit": self._page_size}
+            if cursor:
+                kwargs["cursor"] = cursor
+            try:
+                response = await self._client.conversations_replies(**kwargs)
+            except SlackApiError as exc:
+                raise SaveError(_history_error(exc)) from None
+            page = response.get("messages")
+            if not isinstance(page, list):
+                raise SaveError("Slack returned an unexpected reply while reading the thread.")
+            # Every page repeats the root message first; keep it once.
+            messages.extend(m for m in page if isinstance(m, dict) and not (messages and m.get("ts") == ref.thread_ts))
+            cursor = ((response.get("response_metadata") or {}).get("next_cursor")) or None
+            if not cursor or not response.get("has_more", True):
+                break
+        if not messages:
+            raise SaveError("That thread is empty or no longer exists.")
+        return messages
+
+    async def read(self, ref: ThreadRef, *, channel_name: str | None = None, follow: bool = True) -> Thread:
+        raw = await self.raw_messages(ref)
+        root = raw[0]
+        if follow and root.get("thread_ts") and root.get("thread_ts") != ref.thread_ts:
+            # The link pointed at a reply: read the thread it belongs to (once; never loop).
+            parent = ThreadRef(ref.channel, str(root["thread_ts"]))
+            return await self.read(parent, channel_name=channel_name, follow=False)
+        ids: set[str] = set()
+        channels: dict[str, str] = {}
+        for message in raw:
+            if message.get("user"):
+                ids.add(str(message["user"]))
+            text = str(message.get("text") or "")
+            ids.update(_MENTION.findall(text))
+            channels.update(dict(_CHANNEL.findall(text)))
+        names = await self._users.names(ids)
+        messages = tuple(_to_message(m, names, channels) for m in raw)
+        return Thread(
+            platform="slack",
+            key=ref.key,
+            messages=messages,
+            permalink=await self._permalink(ref),
+            channel_name=channel_name,
+            title_hint=title_hint(messages[0].text) if messages else None,
+        )
+
+    async def _permalink(self, ref: ThreadRef) -> str | None:
+        try:
+            response = await self._client.chat_getPermalink(channel=ref.channel, message_ts=ref.thread_ts)
+        except SlackApiError:
+            return None
+        link = response.get("permalink")
+        return str(link) if isinstance(link, str) and link.startswith("https://") else None
+
+
+def _to_message(raw: Mapping[str, Any], names: Mapping[str, str], channels: Mapping[str, str]) -> ThreadMessage:
+    user_id = str(raw.get("user") or raw.get("bot_id") or "")
+    bot_name = (raw.get("bot_profile") or {}).get("name") or raw.get("username")
+    author = names.get(user_id) or (str(bot_name) if bot_name else "") or user_id or "unknown"
+    files = raw.get("files") or []
+    attachments = tuple(
+        Attachment(name=str(f.get("name") or f.get("title") or "file"), url=str(f["permalink"]))
+        for f in files
+        if isinstance(f, dict) and isinstance(f.get("permalink"), str)
+    )
+    deleted = raw.get("subtype") == "tombstone"
+    return ThreadMessage(
+        author_name=author,
+        author_id=user_id,
+        timestamp=_iso(str(raw.get("ts") or "0")),
+        text="" if deleted else slack_to_markdown(str(raw.get("text") or ""), users=names, channels=channels),
+        attachments=attachments,
+        edited=bool(raw.get("edited")),
+        deleted=deleted,
+    )
+
+
+def _iso(ts: str) -> str:
+    try:
+        seconds = float(ts)
+    except ValueError:
+        seconds = 0.0
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat()
+
+
+def title_hint(text: str, *, max_chars: int = 120) -> str:
+    """The first non-empty line of the root message, trimmed to a title-sized length."""
+    for line in text.splitlines():
+        line = line.strip().strip("#*_>` ").strip()
+        if line:
+            return line if len(line) <= max_chars else line[: max_chars - 1].rstrip() + "…"
+    return "Slack thread"
+
+
+def _history_error(exc: SlackApiError) -> str:
+    code = str(exc.response.get("error", "")) if exc.response is not None else ""
+    if code in ("not_in_channel", "channel_not_found"):
+        return "I can't read that channel — invite me first (`/invite @kbbot`), then try again."
+    if code == "thread_not_found":
+        return "That thread doesn't exist any more."
+    if code == "ratelimited":
+        return "Slack is rate-limiting me; please try again in a minute."
+    return "I couldn't read that thread from Slack."
+
+
+class Membership:
+    """Who may save a conversation: anyone for public channels, only members for private ones and DMs."""
+
+    def __init__(self, client: AsyncWebClient, *, page_size: int = 200, max_pages: int = 50) -> None:
+        self._client = client
+        self._page_size = page_size
+        self._max_pages = max_pages
+
+    async def channel_info(self, channel: str) -> dict[str, Any]:
+        try:
+            response = await self._client.conversations_info(channel=channel)
+        except SlackApiError as exc:
+            raise SaveError(_history_error(exc)) from None
+        info = response.get("channel")
+        if not isinstance(info, dict):
+            raise SaveError("Slack returned an unexpected reply about that channel.")
+        return info
+
+    async def check(self, channel: str, user_id: str) -> dict[str, Any]:
+        """Returns the channel info when ``user_id`` may save from it; raises :class:`SaveError` otherwise."""
+        info = await self.channel_info(channel)
+        if info.get("is_im"):
+            if info.get("user") != user_id:
+                raise SaveError("Only the people in a conversation can save it.")
+            return info
+        if not (info.get("is_private") or info.get("is_group") or info.get("is_mpim")):
+            return info
+        cursor: str | None = None
+        for _ in range(self._max_pages):
+            kwargs: dict[str, Any] = {"channel": channel, "limit": self._page_size}
+            if cursor:
+                kwargs["cursor"] = cursor
+            try:
+                response = await self._client.conversations_members(**kwargs)
+            except SlackApiError as exc:
+                raise SaveError(_history_error(exc)) from None
+            if user_id in (response.get("members") or []):
+                return info
+            cursor = ((response.get("response_metadata") or {}).get("next_cursor")) or None
+            if not cursor:
+                break
+        raise SaveError("Only members of this private channel can save its threads.")

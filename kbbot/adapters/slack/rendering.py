@@ -1,0 +1,353 @@
+"""Pure functions: the core's Markdown answers → Slack Block Kit + mrkdwn.
+
+Everything the bot posts goes through here, so this is where the platform facts are enforced: a section's text is
+at most 3000 characters, a message at most 50 blocks, every message has a plain ``text`` fallback (notifications
+and screen readers use it), ``& < >`` are escaped, links are ``<url|text>``, and nothing can ping anyone —
+mentions in answers or quoted content are neutralized *before* escaping, so neither ``<!channel>`` nor a link we
+build ourselves can smuggle one in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from kbbot.core.models import Answer, PageRef, SavedPage, Source
+from kbbot.core.text import neutralize_mentions, split_text
+
+MAX_SECTION_CHARS = 3000
+MAX_BLOCKS = 50
+#: Slack caps a button ``value`` at 2000 characters.
+MAX_BUTTON_VALUE = 2000
+MAX_RELATED_PAGES = 10
+#: The fallback ``text`` only feeds notifications; Slack truncates long ones anyway.
+MAX_FALLBACK_CHARS = 3000
+
+ACTION_FEEDBACK_UP = "kb_feedback_up"
+ACTION_FEEDBACK_DOWN = "kb_feedback_down"
+ACTION_SHARE = "kb_share"
+ACTION_SAVE_THREAD = "kb_save_thread"
+
+SOURCE_LABELS = {
+    Source.AI: ":robot_face: AI answer from the wiki",
+    Source.CACHE: ":recycle: Cached answer",
+    Source.SEARCH: ":mag: Wiki search result (no AI)",
+}
+
+Block = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What ``chat.postMessage``/``respond`` get: blocks plus the plain ``text`` fallback."""
+
+    text: str
+    blocks: list[Block] = field(default_factory=list)
+
+    def kwargs(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"text": self.text}
+        if self.blocks:
+            out["blocks"] = self.blocks
+        return out
+
+
+# --- escaping -------------------------------------------------------------------------------------
+
+_PLACEHOLDER_CHARS = re.compile(r"[\x00-\x03]")
+
+
+def escape(text: str) -> str:
+    """User or answer text → safe mrkdwn: mentions made inert, then ``& < >`` escaped."""
+    return _escape_neutralized(_PLACEHOLDER_CHARS.sub("", text))
+
+
+def _escape_neutralized(text: str) -> str:
+    text = neutralize_mentions(text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_SAFE_SCHEMES = ("http://", "https://", "mailto:")
+
+
+def link(url: str | None, text: str) -> str:
+    """``<url|text>`` for a safe URL; just the escaped text for None or anything but http(s)/mailto.
+
+    Only well-known schemes are linked because ``<!channel>``/``<@U1>`` share the angle-bracket syntax: a
+    "URL" of ``!channel`` would otherwise become a ping.
+    """
+    label = escape(text).replace("|", "¦") or escape(url or "")
+    if not url or not url.lower().startswith(_SAFE_SCHEMES):
+        return label
+    return f"<{_escape_url(url)}|{label}>"
+
+
+def _escape_url(url: str) -> str:
+    # Keep the URL working but unable to close the token early: quote what is not URL-safe, then escape.
+    safe = quote(_PLACEHOLDER_CHARS.sub("", url), safe=":/?#[]@!$&'()*+,;=%~.-_")
+    return safe.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E")
+
+
+# --- Markdown → mrkdwn ----------------------------------------------------------------------------
+
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+_BULLET = re.compile(r"^(\s*)[-*+]\s+(.*)$")
+_QUOTE = re.compile(r"^\s{0,3}>\s?(.*)$")
+_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1")
+_IMAGE_OR_LINK = re.compile(r"!?\[([^\]\n]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_AUTOLINK = re.compile(r"<((?:https?://|mailto:)[^>\s]+)>")
+_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_ITALIC = re.compile(r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])")
+_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
+_TOKEN = re.compile(r"\x02(\d+)\x03")
+
+
+def markdown_to_mrkdwn(markdown: str) -> str:
+    """Convert the core's Markdown to Slack mrkdwn, escaping and neutralizing as it goes.
+
+    Handles what answers actually contain: headings (→ bold lines), ``**bold**``, ``*italic*``, ``~~strike~~``,
+    links and images (→ ``<url|text>``), autolinks, bullet lists (→ •), block quotes, rules, inline code and
+    fenced code (kept verbatim apart from escaping, as Slack requires even inside code).
+    """
+    out: list[str] = []
+    in_fence = False
+    for line in markdown.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+            out.append("```")
+            continue
+        if in_fence:
+            out.append(escape(line))
+            continue
+        out.append(_block_line(line))
+    if in_fence:
+        out.append("```")
+    return "\n".join(out).strip("\n")
+
+
+def _block_line(line: str) -> str:
+    if _RULE.match(line):
+        return "──────────"
+    heading = _HEADING.match(line)
+    if heading:
+        inner = _inline(_BOLD.sub(r"\2", heading.group(1)))
+        return f"*{inner}*" if inner else ""
+    quote_ = _QUOTE.match(line)
+    if quote_:
+        return "> " + _block_line(quote_.group(1)) if quote_.group(1) else ">"
+    bullet = _BULLET.match(line)
+    if bullet:
+        return f"{bullet.group(1)}• {_inline(bullet.group(2))}"
+    return _inline(line)
+
+
+def _inline(text: str) -> str:
+    tokens: list[str] = []
+
+    def stash(value: str) -> str:
+        tokens.append(value)
+        return f"\x02{len(tokens) - 1}\x03"
+
+    text = _PLACEHOLDER_CHARS.sub("", text)
+    text = _CODE_SPAN.sub(lambda m: stash("`" + escape(m.group(2)) + "`"), text)
+    text = _IMAGE_OR_LINK.sub(lambda m: stash(link(m.group(2), _strip_emphasis(m.group(1)))), text)
+    text = _AUTOLINK.sub(lambda m: stash(link(m.group(1), m.group(1))), text)
+    text = _escape_neutralized(text)  # keeps the \x02n\x03 placeholders
+    text = _BOLD.sub(lambda m: "\x01" + m.group(2) + "\x01", text)
+    text = _ITALIC.sub(r"_\1_", text)
+    text = _STRIKE.sub(r"~\1~", text)
+    text = text.replace("\x01", "*")
+    return _TOKEN.sub(lambda m: tokens[int(m.group(1))], text)
+
+
+def _strip_emphasis(text: str) -> str:
+    return _BOLD.sub(r"\2", text).replace("`", "")
+
+
+# --- splitting ------------------------------------------------------------------------------------
+
+_LINK_TOKEN = re.compile(r"<[^<>\n]*>")
+_NBSP_MARK = "\x00"
+
+
+def split_mrkdwn(text: str, limit: int = MAX_SECTION_CHARS) -> list[str]:
+    """Split mrkdwn into chunks ≤ ``limit`` without cutting inside a ``<url|text>`` link.
+
+    Spaces inside links are masked while :func:`split_text` looks for break points, so a link is cut only if a
+    single link is longer than half a section — which real answers never have.
+    """
+    masked = _LINK_TOKEN.sub(lambda m: m.group(0).replace(" ", _NBSP_MARK), text)
+    return [chunk.replace(_NBSP_MARK, " ") for chunk in split_text(masked, limit) if chunk.strip()]
+
+
+# --- messages -------------------------------------------------------------------------------------
+
+
+def section(mrkdwn: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn[:MAX_SECTION_CHARS]}}
+
+
+def context(mrkdwn: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn[:MAX_SECTION_CHARS]}]}
+
+
+def button(text: str, action_id: str, value: str, *, style: str | None = None) -> Block:
+    out: Block = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "action_id": action_id,
+        # Values are echoed back to us, not shown, but they are still outgoing text: keep them inert too.
+        "value": neutralize_mentions(value)[:MAX_BUTTON_VALUE],
+    }
+    if style:
+        out["style"] = style
+    return out
+
+
+def related_pages(pages: Sequence[PageRef]) -> str:
+    """Linked titles (title only when the page has no URL), one bullet each."""
+    lines = [f"• {link(page.url, page.title or page.id)}" for page in pages[:MAX_RELATED_PAGES]]
+    more = len(pages) - MAX_RELATED_PAGES
+    if more > 0:
+        lines.append(f"…and {more} more")
+    return "*Related pages*\n" + "\n".join(lines)
+
+
+def render_answer(
+    answer: Answer,
+    *,
+    question: str,
+    share_id: str | None = None,
+    save_target: str | None = None,
+) -> Message:
+    """The whole answer message.
+
+    ``share_id`` adds a "Share in channel" button (ephemeral ``/kb`` answers); ``save_target``
+    (``channel:thread_ts``) adds "Save this thread to the wiki" when the wiki had nothing.
+    """
+    head: list[Block] = []
+    if answer.notice:
+        head.append(context(":warning: " + escape(answer.notice)))
+
+    if answer.empty or not answer.text.strip():
+        body_text = "I couldn't find anything about that in the wiki."
+        if answer.text.strip():
+            body_text += "\n" + markdown_to_mrkdwn(answer.text)
+        chunks = split_mrkdwn(body_text)
+    else:
+        chunks = split_mrkdwn(markdown_to_mrkdwn(answer.text)) or ["(empty answer)"]
+
+    tail: list[Block] = []
+    if answer.related_pages:
+        tail.append(section(_fit(related_pages(answer.related_pages))))
+    tail.append(context(SOURCE_LABELS.get(answer.source, escape(str(answer.source)))))
+
+    buttons: list[Block] = []
+    if share_id is not None:
+        buttons.append(button("Share in channel", ACTION_SHARE, share_id, style="primary"))
+    if answer.empty and save_target is not None:
+        value = json.dumps({"ref": save_target, "title": neutralize_mentions(question)[:150]}, ensure_ascii=False)
+        buttons.append(button("Save this thread to the wiki", ACTION_SAVE_THREAD, value))
+    feedback_value = question
+    buttons.append(button("👍 Helpful", ACTION_FEEDBACK_UP, feedback_value))
+    buttons.append(button("👎 Not helpful", ACTION_FEEDBACK_DOWN, feedback_value))
+    tail.append({"type": "actions", "block_id": "kb_answer_actions", "elements": buttons})
+
+    room = MAX_BLOCKS - len(head) - len(tail)
+    if len(chunks) > room:
+        chunks = [*chunks[: room - 1], _fit(chunks[room - 1], "\n_…answer truncated; ask a narrower question._")]
+    blocks = head + [section(chunk) for chunk in chunks] + tail
+
+    fallback_parts = [escape(answer.notice)] if answer.notice else []
+    fallback_parts.append(chunks[0] if chunks else "")
+    return Message(text=_fallback("\n".join(fallback_parts)), blocks=blocks)
+
+
+def _fit(text: str, suffix: str = "") -> str:
+    limit = MAX_SECTION_CHARS - len(suffix)
+    if len(text) > limit:
+        text = text[: limit - 1].rsplit("\n", 1)[0] if "\n" in text[: limit - 1] else text[: limit - 1]
+        text += "…"
+    return text + suffix
+
+
+def _fallback(text: str) -> str:
+    return text if len(text) <= MAX_FALLBACK_CHARS else text[: MAX_FALLBACK_CHARS - 1] + "…"
+
+
+def render_text(text: str) -> Message:
+    """A short plain notice (errors, confirmations), escaped; ``text`` only, no blocks."""
+    return Message(text=_fallback(escape(text)))
+
+
+def render_saved(saved: SavedPage, *, title: str, saved_by: str) -> Message:
+    """The note posted in a thread after saving it (or queueing the save)."""
+    by = f" (by {escape(saved_by)})" if saved_by else ""
+    name = title or saved.title or "this thread"
+    if saved.pending:
+        text = f":hourglass_flowing_sand: Saving “{escape(name)}” — the wiki is busy, will retry.{by}"
+    else:
+        verb = "Saved" if saved.created else "Updated"
+        text = f":white_check_mark: {verb} this thread to the wiki: {link(saved.url, name)}{by}"
+    return Message(text=_fallback(text), blocks=[section(_fit(text))])
+
+
+def render_error(message: str) -> Message:
+    return render_text(":warning: " + message)
+
+
+def render_help(command: str = "/kb") -> Message:
+    text = "\n".join(
+        [
+            "*Ask the wiki*",
+            "• Mention me in a channel: `@kbbot how do I set up the VPN?` — I answer in the thread.",
+            "• Send me a direct message with your question.",
+            f"• `{command} <question>` — a private answer, with a button to share it in the channel.",
+            "",
+            "*Save a thread as a wiki page*",
+            "• Message menu (⋮) on any message of the thread → *Save thread to wiki*.",
+            f"• `{command} save <message link> [title]` — copy the thread's link with *Copy link*.",
+            "• Inside the thread: `@kbbot save [title]`.",
+            "",
+            f"*Other*: `{command} status` (knowledgebase, cache, quota), `{command} help`.",
+        ]
+    )
+    return Message(text="How to use kbbot: mention me, DM me, or use " + command, blocks=[section(text)])
+
+
+def render_status(
+    *,
+    kb_kind: str,
+    kb_name: str | None,
+    cache_size: int,
+    cache_hit_rate: float,
+    quota_paused: bool,
+    next_probe_at: float | None,
+    queued: int,
+    helpful: int,
+    not_helpful: int,
+) -> Message:
+    """``/kb status``: what an admin needs to know at a glance. Takes plain values so it stays pure."""
+    name = f"{escape(kb_name)} ({escape(kb_kind)})" if kb_name else escape(kb_kind)
+    if quota_paused:
+        when = ""
+        if next_probe_at is not None:
+            when = ", next try at " + time.strftime("%H:%M UTC", time.gmtime(next_probe_at))
+        quota = f":warning: AI answers paused — monthly quota used up; answering from search{when}"
+    else:
+        quota = ":white_check_mark: AI answers available"
+    lines = [
+        f"*Knowledgebase:* {name}",
+        f"*Answer cache:* {cache_size:,} entries, hit rate {cache_hit_rate:.0%}",
+        f"*AI quota:* {quota}",
+        f"*Rate limit:* {queued} request(s) waiting for a slot",
+        f"*Feedback:* 👍 {helpful} · 👎 {not_helpful}",
+    ]
+    text = "\n".join(lines)
+    return Message(text=f"kbbot status: {name}", blocks=[section(text)])

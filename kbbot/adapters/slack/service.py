@@ -1,0 +1,129 @@
+"""One call for the startup code: build the Slack adapter from Settings and run it in the right mode.
+
+    async with slack_service(settings, ask=…, saver=…, feedback=…, deduper=…) as slack:
+        web_app.add_routes(slack.routes)      # HTTP mode: /slack/events (empty list in Socket Mode)
+        saver.on_saved = slack.bot.on_saved   # or dispatch to it by platform
+        ...serve HTTP_HOST:HTTP_PORT with /healthz and /metrics, until shutdown...
+
+On exit it stops intake (Socket Mode connection closed; HTTP requests get 503), lets in-flight answers finish
+(bounded by ``SlackOptions.drain_seconds``), and closes the Web API client's session when it made it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from kbbot.adapters.slack.app import SlackBot, build_slack
+from kbbot.adapters.slack.handlers import AskPort, SaverPort, SlackOptions
+from kbbot.adapters.slack.server import AsyncSocketModeHandler, slack_routes, socket_mode_handler
+from kbbot.config import Settings
+from kbbot.core.ports import Deduper, FeedbackStore
+from kbbot.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def slack_configured(settings: Settings) -> bool:
+    """True when Slack should start: a bot token is set."""
+    return settings.slack_bot_token is not None and bool(settings.slack_bot_token.get_secret_value())
+
+
+def slack_web_client(settings: Settings) -> AsyncWebClient:
+    """The Web API client: bot token, ``SLACK_API_URL`` and the request timeout from Settings."""
+    if not slack_configured(settings):
+        raise ConfigError("SLACK_BOT_TOKEN is not set (Slack app → OAuth & Permissions → Bot User OAuth Token)")
+    assert settings.slack_bot_token is not None
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=int(max(1, settings.request_timeout_seconds)),
+        # Slack answers bursts with HTTP 429 + Retry-After (e.g. users.info while saving a long thread):
+        # wait and retry a couple of times rather than lose an answer.
+        retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
+    )
+
+
+def slack_options(settings: Settings) -> SlackOptions:
+    return SlackOptions(default_tags=tuple(settings.save_default_tags), question_max_chars=settings.question_max_chars)
+
+
+class SlackService:
+    """The running adapter: the bot, the mode, and the HTTP routes to mount (none in Socket Mode).
+
+    Shutdown order: :meth:`stop_intake` (new Slack requests get 503 so Slack redelivers events to a live
+    replica; the Socket Mode connection is closed), then :meth:`drain` (answers in flight finish, bounded).
+    Leaving the ``slack_service`` block does both.
+    """
+
+    def __init__(self, bot: SlackBot, mode: str, handler: AsyncSocketModeHandler | None = None) -> None:
+        self.bot = bot
+        self.mode = mode
+        self._handler = handler
+        self._open = True
+        self.routes: list[web.RouteDef] = [] if handler else slack_routes(bot.app, is_open=lambda: self._open)
+
+    @property
+    def accepting(self) -> bool:
+        return self._open
+
+    async def stop_intake(self) -> None:
+        """Stop taking new Slack requests (idempotent)."""
+        self._open = False
+        handler, self._handler = self._handler, None
+        if handler is not None:
+            await handler.close_async()  # type: ignore[no-untyped-call]
+
+    async def drain(self) -> None:
+        await self.bot.drain()
+
+
+@asynccontextmanager
+async def slack_service(
+    settings: Settings,
+    *,
+    ask: AskPort,
+    saver: SaverPort,
+    feedback: FeedbackStore,
+    deduper: Deduper,
+    client: AsyncWebClient | None = None,
+    options: SlackOptions | None = None,
+) -> AsyncIterator[SlackService]:
+    """Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP mode (needs ``SLACK_SIGNING_SECRET``)."""
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    if not app_token and not secret:
+        raise ConfigError(
+            "Slack needs SLACK_SIGNING_SECRET (HTTP mode: Basic Information → Signing Secret) "
+            "or SLACK_APP_TOKEN (Socket Mode: an xapp- token with connections:write)"
+        )
+    web_client = client or slack_web_client(settings)
+    bot = build_slack(
+        client=web_client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
+        signing_secret=None if app_token else secret, options=options or slack_options(settings),
+    )
+    try:
+        if app_token:
+            handler = socket_mode_handler(bot.app, app_token=app_token, web_client=web_client)
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+            log.info("Slack: Socket Mode connected")
+            service = SlackService(bot, "socket", handler)
+        else:
+            log.info("Slack: HTTP mode, events at /slack/events")
+            service = SlackService(bot, "http")
+        try:
+            yield service
+        finally:
+            await service.stop_intake()
+            await service.drain()
+    finally:
+        if client is None and web_client.session is not None:
+            await web_client.session.close()

@@ -1,0 +1,140 @@
+"""``kbbot index sync`` and ``kbbot index search "…" [--json] [--limit N]``.
+
+``register(subparsers)`` adds the ``index`` command group; each leaf parser carries its coroutine in
+``args.handler``, called as ``await args.handler(args, rt)`` with the runtime built by the one startup function.
+The handlers only need the four attributes of :class:`IndexRuntime`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from typing import Any, Protocol
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from kbbot.backends.base import KnowledgeBase
+from kbbot.search.index import MARK_CLOSE, MARK_OPEN, SearchHit, SearchIndex
+from kbbot.search.query import query_terms
+from kbbot.search.sync import IndexSyncer, SyncReport
+
+
+class IndexRuntime(Protocol):
+    """What the index commands need from the runtime: settings, the knowledgebase, its index, a stdout console."""
+
+    @property
+    def settings(self) -> Any: ...
+
+    @property
+    def kb(self) -> KnowledgeBase: ...
+
+    @property
+    def index(self) -> SearchIndex: ...
+
+    @property
+    def console(self) -> Console: ...
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add ``index sync`` and ``index search`` to the ``kbbot`` parser."""
+    parser = subparsers.add_parser("index", help="the full-text search index of the knowledgebase")
+    commands = parser.add_subparsers(dest="index_command", metavar="{sync,search}", required=True)
+
+    sync = commands.add_parser("sync", help="bring the index up to date with the knowledgebase")
+    sync.add_argument("--full", action="store_true", help="re-fetch every page, not only changed ones")
+    sync.add_argument("--json", action="store_true", help="print the sync report as JSON")
+    sync.set_defaults(handler=sync_handler)
+
+    search = commands.add_parser("search", help="search the index; ranked pages with excerpts")
+    search.add_argument("query", help="words to search for (any text; it is not a query language)")
+    search.add_argument("--json", action="store_true", help="print a JSON list of {id,title,url,score,snippet}")
+    search.add_argument("--limit", type=_positive, default=10, help="how many pages (default 10, at most 100)")
+    search.set_defaults(handler=search_handler)
+    return parser
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 100:
+        raise argparse.ArgumentTypeError("must be between 1 and 100")
+    return number
+
+
+async def _sync_with_progress(rt: IndexRuntime, console: Console, *, full: bool) -> SyncReport:
+    syncer = IndexSyncer(rt.kb, rt.index)
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[bold]Indexing pages"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("sync", total=None)
+
+        def on_progress(total: int, done: int) -> None:
+            progress.update(task, total=total, completed=done)
+
+        return await syncer.sync(full=full, progress=on_progress)
+
+
+async def sync_handler(args: argparse.Namespace, rt: IndexRuntime) -> int:
+    """Exit 0 when every page synced, 1 when some failed (they are listed on stderr and retried next time)."""
+    stderr = Console(stderr=True)
+    report = await _sync_with_progress(rt, stderr if args.json else rt.console, full=args.full)
+    if args.json:
+        payload = {
+            "listed": report.listed, "fetched": report.fetched, "changed": report.changed,
+            "deleted": report.deleted, "failed": report.failed, "aborted": report.aborted,
+        }
+        _print_plain(rt.console, json.dumps(payload))
+    else:
+        rt.console.print(f"Index up to date: {report.summary()}.", markup=False, highlight=False)
+    for error in report.errors[:10]:
+        stderr.print(f"failed: {error}", markup=False, highlight=False)
+    return 1 if report.failed else 0
+
+
+async def search_handler(args: argparse.Namespace, rt: IndexRuntime) -> int:
+    """Exit 0 with results (or none found), 2 when the query has no searchable words."""
+    stderr = Console(stderr=True)
+    if not query_terms(args.query):
+        stderr.print("Nothing to search for: type some words, e.g. `kbbot index search \"vpn setup\"`.",
+                     markup=False, highlight=False)
+        return 2
+    if await rt.index.count() == 0:
+        # A fresh install: fill the index once instead of answering "nothing found".
+        await _sync_with_progress(rt, stderr, full=False)
+    hits = await rt.index.search(args.query, limit=args.limit)
+    if args.json:
+        _print_plain(rt.console, json.dumps([hit.to_json() for hit in hits], ensure_ascii=False))
+        return 0
+    if not hits:
+        rt.console.print("No pages match.", markup=False, highlight=False)
+        return 0
+    for rank, hit in enumerate(hits, start=1):
+        _print_hit(rt.console, rank, hit)
+    return 0
+
+
+def _print_hit(console: Console, rank: int, hit: SearchHit) -> None:
+    console.print(f"[bold]{rank}. {escape(hit.title)}[/bold]  [dim]score {hit.score:.2f}[/dim]")
+    if hit.url:
+        console.print(f"   [link={escape(hit.url)}]{escape(hit.url)}[/link]", highlight=False)
+    snippet = " ".join(hit.marked_snippet.split())
+    if snippet:
+        # Built as a Text, not markup, so brackets in page text can never be read as rich markup.
+        line = Text("   ")
+        for i, part in enumerate(re.split(f"[{MARK_OPEN}{MARK_CLOSE}]", snippet)):
+            line.append(part, style="bold yellow" if i % 2 else None)
+        console.print(line)
+    console.print()
+
+
+def _print_plain(console: Console, text: str) -> None:
+    """Machine-readable output: no markup, no highlighting, no wrapping."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)

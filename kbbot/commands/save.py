@@ -1,0 +1,87 @@
+"""`kbbot save FILE --title T [--tags a,b] [--json]`: save a transcript file as a wiki page.
+
+FILE is a Slack export JSON, a DiscordChatExporter JSON or ``Name: message`` lines (see ``kbbot.transcripts``).
+Saving the same file again updates the page it created. When the wiki is unreachable the save is kept in the
+outbox under KBBOT_DATA_DIR (retried by the outbox worker of ``kbbot run``) and the exit code is 75
+(EX_TEMPFAIL).
+
+``--json`` prints exactly ``{"id", "url", "created"}`` (``id``/``url`` are null while pending).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from rich.console import Console
+
+from kbbot.commands.output import print_json
+from kbbot.config import Settings
+from kbbot.core.models import SavedPage, Thread
+from kbbot.transcripts import load_transcript
+
+#: ``sysexits.h`` EX_TEMPFAIL: not saved yet, queued for retry.
+EXIT_PENDING = 75
+
+
+class SaveRuntime(Protocol):
+    """What this command needs from the runtime the CLI builds."""
+
+    @property
+    def saver(self) -> ThreadSaverLike: ...
+
+    @property
+    def console(self) -> Console: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+
+class ThreadSaverLike(Protocol):
+    async def save(
+        self, thread: Thread, title: str | None = None, tags: Iterable[str] | None = None
+    ) -> SavedPage: ...
+
+
+def _tags(value: str) -> tuple[str, ...]:
+    return tuple(tag.strip() for tag in value.split(",") if tag.strip())
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "save",
+        help="save a chat transcript file as a wiki page",
+        description="Save a Slack export JSON, a DiscordChatExporter JSON or 'Name: message' lines as a page. "
+        "Saving the same file again updates the same page.",
+    )
+    parser.add_argument("file", type=Path, metavar="FILE", help="the transcript file")
+    parser.add_argument("--title", help="page title (default: the first line of the first message)")
+    parser.add_argument(
+        "--tags", type=_tags, help="comma-separated tags (default: channel name + SAVE_DEFAULT_TAGS)"
+    )
+    parser.add_argument("--json", action="store_true", help='print {"id", "url", "created"}')
+    parser.set_defaults(handler=handler)
+
+
+async def handler(args: argparse.Namespace, rt: SaveRuntime) -> int:
+    thread = load_transcript(args.file)
+    page = await rt.saver.save(thread, title=args.title, tags=args.tags)
+    if args.json:
+        print_json(rt.console, page.to_json())
+    elif page.pending:
+        rt.console.print(
+            "Saving, will retry: the wiki is unavailable right now. The page is kept in the outbox and sent "
+            "by `kbbot run` once the wiki is back (or run this command again).",
+            markup=False,
+            highlight=False,
+        )
+    else:
+        verb = "Created" if page.created else "Updated"
+        where = page.url or f"page id {page.id}"
+        rt.console.print(f"{verb} “{page.title}”: {where}", markup=False, highlight=False)
+        parts = page.extra.get("parts")
+        if isinstance(parts, list) and len(parts) > 1:
+            rt.console.print(f"  (split into {len(parts)} parts: the thread is longer than PAGE_MAX_CHARS)")
+    return EXIT_PENDING if page.pending else 0

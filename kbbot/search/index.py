@@ -1,0 +1,423 @@
+"""The full-text index: one SQLite file with an FTS5 table over page title, tags and plain-text body.
+
+Why SQLite FTS5: it ships with Python, ranks with ``bm25()``, cuts excerpts with ``snippet()``, and answers a
+search over 10,000 pages in a few milliseconds from a file, with no server to run.
+
+sqlite3 blocks, so every statement runs on one dedicated worker thread (``ThreadPoolExecutor(max_workers=1)``):
+the event loop never waits on the disk, the connection is only ever used from the thread that opened it, and
+statements are serialized without locks. Writes are small transactions (a page, or a small batch), so a search
+never queues behind a whole sync.
+
+The index is a cache of the wiki: when its file is from an older schema or is corrupt, it is rebuilt empty and
+the next sync fills it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kbbot.search.query import build_match, query_terms
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = "1"
+#: bm25 column weights: a word in the title counts most, then tags, then the body.
+TITLE_WEIGHT, TAGS_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
+#: Snippet highlight markers (control characters never found in extracted text); see :attr:`SearchHit.snippet`.
+MARK_OPEN, MARK_CLOSE = "\x02", "\x03"
+#: Bodies longer than this are cut: the index is for finding pages, not for storing huge ones twice.
+MAX_BODY_CHARS = 500_000
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pages (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    tags TEXT NOT NULL,          -- JSON array; FTS5 tokenizes the words out of it
+    body TEXT NOT NULL,
+    url TEXT,
+    slug TEXT,
+    version INTEGER,
+    updated_at TEXT,
+    content_hash TEXT NOT NULL,
+    last_fetched REAL NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(
+    title, tags, body,
+    content='pages', content_rowid='rowid',
+    tokenize='porter unicode61 remove_diacritics 2',
+    prefix='3'
+);
+CREATE TRIGGER IF NOT EXISTS pages_ai AFTER INSERT ON pages BEGIN
+    INSERT INTO pages_fts(rowid, title, tags, body) VALUES (new.rowid, new.title, new.tags, new.body);
+END;
+CREATE TRIGGER IF NOT EXISTS pages_ad AFTER DELETE ON pages BEGIN
+    INSERT INTO pages_fts(pages_fts, rowid, title, tags, body)
+    VALUES ('delete', old.rowid, old.title, old.tags, old.body);
+END;
+CREATE TRIGGER IF NOT EXISTS pages_au AFTER UPDATE OF title, tags, body ON pages BEGIN
+    INSERT INTO pages_fts(pages_fts, rowid, title, tags, body)
+    VALUES ('delete', old.rowid, old.title, old.tags, old.body);
+    INSERT INTO pages_fts(rowid, title, tags, body) VALUES (new.rowid, new.title, new.tags, new.body);
+END;
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
+"""
+
+# Ranking and excerpts are two steps: snippet() in the ranking query would run for every matching row before
+# the sort (thousands for a common word), so excerpts are cut afterwards, only for the rows returned.
+_RANK = f"""
+SELECT rowid, -bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) FROM pages_fts
+WHERE pages_fts MATCH ? ORDER BY bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) LIMIT ?
+"""
+_SNIPPET = "SELECT snippet(pages_fts, 2, char(2), char(3), '…', ?) FROM pages_fts WHERE pages_fts MATCH ? AND rowid = ?"
+_ROW = "SELECT id, title, url, tags FROM pages WHERE rowid = ?"
+
+
+def index_path(data_dir: Path, backend: str) -> Path:
+    """Where the index of ``backend`` lives: one file per backend, so switching wikis never mixes their pages."""
+    return data_dir / f"index-{backend}.sqlite3"
+
+
+def content_hash(*parts: str) -> str:
+    """A stable fingerprint of what was indexed, so an unchanged page is not rewritten into FTS5."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedPage:
+    """A page as stored: ``text`` is plain text already extracted from the page's HTML or Markdown."""
+
+    id: str
+    title: str
+    text: str
+    tags: tuple[str, ...] = ()
+    url: str | None = None
+    slug: str | None = None
+    version: int | None = None
+    updated_at: str | None = None
+    #: Fingerprint of the source content; computed from title, tags and text when empty.
+    content_hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PageState:
+    """What sync needs to decide whether a listed page must be fetched again."""
+
+    title: str
+    tags: tuple[str, ...]
+    url: str | None
+    slug: str | None
+    version: int | None
+    updated_at: str | None
+    content_hash: str
+    last_fetched: float
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One ranked page. ``score`` is the negated bm25 (higher is better); ``marked_snippet`` wraps matched terms
+    in :data:`MARK_OPEN`/:data:`MARK_CLOSE` so each renderer can highlight them its own way."""
+
+    id: str
+    title: str
+    url: str | None
+    tags: tuple[str, ...]
+    score: float
+    marked_snippet: str
+
+    @property
+    def snippet(self) -> str:
+        """The excerpt as plain text."""
+        return self.marked_snippet.replace(MARK_OPEN, "").replace(MARK_CLOSE, "")
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``kbbot index search --json`` contract."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "url": self.url,
+            "score": round(self.score, 4),
+            "snippet": self.snippet,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PageText:
+    """A page's stored plain text, for quoting passages."""
+
+    id: str
+    title: str
+    url: str | None
+    text: str
+
+
+class SearchIndex:
+    """The FTS5 index of one knowledgebase. Open with ``async with SearchIndex(path) as index`` (or
+    :meth:`open`/:meth:`aclose`). Every method is a coroutine that runs its SQL on the index's own thread."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time, snippet_tokens: int = 24) -> None:
+        self.path = path
+        self._clock = clock
+        self._snippet_tokens = max(1, min(64, snippet_tokens))
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> SearchIndex:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbbot-index")
+            await self._run(self._open_sync)
+        return self
+
+    async def __aenter__(self) -> SearchIndex:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(executor, self._close_sync)
+        executor.shutdown(wait=False)
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise RuntimeError("SearchIndex is not open (use `async with SearchIndex(path)`)")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    def _open_sync(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = self._connect()
+        except sqlite3.DatabaseError as exc:
+            # A cache is worth nothing if it cannot be opened: keep the broken file for inspection, start over.
+            broken = self.path.with_name(self.path.name + f".broken-{int(self._clock())}")
+            log.warning("search index %s is unreadable (%s); rebuilding it empty", self.path, exc)
+            self.path.replace(broken)
+            for suffix in ("-wal", "-shm"):
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            self._conn = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")  # the CLI can search while the bot syncs
+            conn.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the last commit on power loss is fine
+            version = self._schema_version(conn)
+            if version not in (None, SCHEMA_VERSION):
+                log.info("search index schema %s is outdated; rebuilding", version)
+                conn.executescript(
+                    "DROP TABLE IF EXISTS pages_fts; DROP TABLE IF EXISTS pages; DROP TABLE IF EXISTS meta;"
+                )
+            conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _schema_version(conn: sqlite3.Connection) -> str | None:
+        has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        if not has_meta:
+            return None
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return str(row[0]) if row else None
+
+    def _close_sync(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("SearchIndex is closed")
+        return self._conn
+
+    # --- writes -------------------------------------------------------------------------------
+
+    async def upsert(self, page: IndexedPage) -> bool:
+        """Store ``page``; True when its content changed (or it is new)."""
+        return await self.upsert_many([page]) == 1
+
+    async def upsert_many(self, pages: Sequence[IndexedPage]) -> int:
+        """Store ``pages`` in one transaction; returns how many were new or changed. Keep batches small
+        (tens of pages) so searches are not held up behind a long write."""
+        if not pages:
+            return 0
+        now = self._clock()
+        return await self._run(lambda: self._upsert_sync(list(pages), now))
+
+    def _upsert_sync(self, pages: list[IndexedPage], now: float) -> int:
+        db = self._db
+        changed = 0
+        with _transaction(db):
+            for page in pages:
+                body = page.text[:MAX_BODY_CHARS]
+                tags = json.dumps(list(page.tags), ensure_ascii=False)
+                fingerprint = page.content_hash or content_hash(page.title, tags, body)
+                row = db.execute("SELECT content_hash, title, tags FROM pages WHERE id = ?", (page.id,)).fetchone()
+                meta = (page.url, page.slug, page.version, page.updated_at, now)
+                if row is not None and tuple(row) == (fingerprint, page.title, tags):
+                    # Same content: refresh the bookkeeping only, leave the FTS rows alone.
+                    db.execute(
+                        "UPDATE pages SET url=?, slug=?, version=?, updated_at=?, last_fetched=? WHERE id=?",
+                        (*meta, page.id),
+                    )
+                    continue
+                changed += 1
+                db.execute(
+                    """INSERT INTO pages(id, title, tags, body, content_hash, url, slug, version, updated_at,
+                                         last_fetched)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT(id) DO UPDATE SET title=excluded.title, tags=excluded.tags, body=excluded.body,
+                           content_hash=excluded.content_hash, url=excluded.url, slug=excluded.slug,
+                           version=excluded.version, updated_at=excluded.updated_at,
+                           last_fetched=excluded.last_fetched""",
+                    (page.id, page.title, tags, body, fingerprint, *meta),
+                )
+        return changed
+
+    async def set_urls(self, urls: dict[str, str | None]) -> None:
+        """Update stored page URLs (the URL template changed) without re-fetching or re-indexing anything."""
+        if urls:
+            await self._run(lambda: self._set_urls_sync(urls))
+
+    def _set_urls_sync(self, urls: dict[str, str | None]) -> None:
+        with _transaction(self._db) as db:
+            db.executemany("UPDATE pages SET url = ? WHERE id = ?", [(url, pid) for pid, url in urls.items()])
+
+    async def delete(self, ids: Iterable[str]) -> int:
+        """Drop pages (deleted from the wiki); returns how many were in the index."""
+        id_list = list(ids)
+        if not id_list:
+            return 0
+        return await self._run(lambda: self._delete_sync(id_list))
+
+    def _delete_sync(self, ids: list[str]) -> int:
+        with _transaction(self._db) as db:
+            before = db.total_changes
+            db.executemany("DELETE FROM pages WHERE id = ?", [(pid,) for pid in ids])
+            return db.total_changes - before
+
+    async def optimize(self) -> None:
+        """Merge FTS5's b-trees after many changes so searches stay fast."""
+        await self._run(lambda: self._db.execute("INSERT INTO pages_fts(pages_fts) VALUES ('optimize')"))
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._run(
+            lambda: self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        )
+
+    # --- reads --------------------------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        def read() -> str | None:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return str(row[0]) if row else None
+
+        return await self._run(read)
+
+    async def count(self) -> int:
+        return await self._run(lambda: int(self._db.execute("SELECT count(*) FROM pages").fetchone()[0]))
+
+    async def states(self) -> dict[str, PageState]:
+        """Every indexed page's bookkeeping, by id (a few hundred bytes a page: fine for 10,000s of pages)."""
+        return await self._run(self._states_sync)
+
+    def _states_sync(self) -> dict[str, PageState]:
+        rows = self._db.execute(
+            "SELECT id, title, tags, url, slug, version, updated_at, content_hash, last_fetched FROM pages"
+        )
+        return {
+            row[0]: PageState(
+                title=row[1], tags=_tags(row[2]), url=row[3], slug=row[4], version=row[5],
+                updated_at=row[6], content_hash=row[7], last_fetched=row[8],
+            )
+            for row in rows
+        }
+
+    async def search(self, question: str, *, limit: int = 10) -> list[SearchHit]:
+        """Pages ranked for ``question`` (any text: it is never parsed as FTS5 syntax). Empty when the question
+        has no searchable words or nothing matches."""
+        match = build_match(query_terms(question))
+        if match is None or limit <= 0:
+            return []
+        return await self._run(lambda: self._search_sync(match, min(limit, 100)))
+
+    def _search_sync(self, match: str, limit: int) -> list[SearchHit]:
+        db = self._db
+        try:
+            ranked = db.execute(_RANK, (match, limit)).fetchall()
+            hits = []
+            for rowid, score in ranked:
+                row = db.execute(_ROW, (rowid,)).fetchone()
+                snippet = db.execute(_SNIPPET, (self._snippet_tokens, match, rowid)).fetchone()
+                if row is None:  # pragma: no cover - the FTS rows follow the pages table in one transaction
+                    continue
+                hits.append(
+                    SearchHit(
+                        id=row[0], title=row[1], url=row[2], tags=_tags(row[3]), score=float(score),
+                        marked_snippet=(snippet[0] if snippet else "") or "",
+                    )
+                )
+        except sqlite3.OperationalError as exc:  # pragma: no cover - build_match only emits quoted terms
+            log.warning("search query rejected by FTS5: %s", exc)
+            return []
+        return hits
+
+    async def texts(self, ids: Sequence[str]) -> list[PageText]:
+        """The stored plain text of ``ids``, in the given order (missing ids are skipped)."""
+        id_list = list(ids)
+        if not id_list:
+            return []
+        return await self._run(lambda: self._texts_sync(id_list))
+
+    def _texts_sync(self, ids: list[str]) -> list[PageText]:
+        marks = ",".join("?" * len(ids))
+        rows = self._db.execute(f"SELECT id, title, url, body FROM pages WHERE id IN ({marks})", ids)  # noqa: S608
+        by_id = {r[0]: PageText(id=r[0], title=r[1], url=r[2], text=r[3]) for r in rows}
+        return [by_id[pid] for pid in ids if pid in by_id]
+
+
+class _transaction:
+    """BEGIN IMMEDIATE … COMMIT/ROLLBACK on an autocommit connection (``isolation_level=None``)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+def _tags(raw: str) -> tuple[str, ...]:
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        return ()
+    return tuple(str(tag) for tag in value) if isinstance(value, list) else ()

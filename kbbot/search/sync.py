@@ -1,0 +1,280 @@
+"""Keeping the index in step with the wiki, from any :class:`~kbbot.backends.base.KnowledgeBase`.
+
+Backends whose listing carries ``version``/``updated_at`` (MatHub, local folders) get exact incremental syncs:
+only pages whose version changed are fetched. Perfect Wiki lists only id/title/tags, so a sync fetches new pages
+and pages whose title or tags changed, and refreshes a bounded number of the others per run, least recently
+fetched first: over a few runs every page is re-read without ever spending the whole rate budget at once.
+Pages gone from the listing are dropped.
+
+Sync calls ``list_pages``/``get_page`` with ``background=True`` when the backend accepts it, so its requests
+take at most half of the rate budget and live questions always go first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kbbot.backends.base import KnowledgeBase, Page, PageSummary
+from kbbot.errors import Forbidden, KnowledgeBaseError, NotFound, Unauthorized
+from kbbot.search.extract import to_text
+from kbbot.search.index import IndexedPage, PageState, SearchIndex, content_hash
+
+log = logging.getLogger(__name__)
+
+#: ``progress(total, done)``: called once with ``done=0`` when the work is known, then after every page.
+Progress = Callable[[int, int], None]
+
+#: Perfect Wiki pages re-read per incremental run when their listing looks unchanged.
+DEFAULT_REFRESH_BATCH = 25
+#: Give up a run after this many failures in a row (the wiki is down; the next run starts over).
+MAX_CONSECUTIVE_FAILURES = 5
+#: Optimize the FTS5 b-trees after a run that changed at least this many pages.
+_OPTIMIZE_AFTER = 200
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """What a sync run did, for the CLI summary and the logs."""
+
+    listed: int = 0
+    fetched: int = 0
+    changed: int = 0
+    deleted: int = 0
+    failed: int = 0
+    aborted: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = (
+            f"{self.listed} pages listed, {self.fetched} fetched, {self.changed} changed, "
+            f"{self.deleted} removed"
+        )
+        if self.failed:
+            text += f", {self.failed} failed"
+        if self.aborted:
+            text += " (stopped early: the wiki kept failing; the next sync resumes)"
+        return text
+
+
+def _accepts_background(method: Callable[..., Any]) -> bool:
+    """True when ``method`` takes a ``background`` keyword (the Perfect Wiki client's half-budget mode)."""
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return "background" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _versioned(summary: PageSummary) -> bool:
+    return summary.version is not None or summary.updated_at is not None
+
+
+class IndexSyncer:
+    """Syncs one knowledgebase into one index. ``refresh_batch`` bounds the unchanged-looking Perfect Wiki
+    pages re-read per incremental run; ``clock`` is injectable for tests."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        index: SearchIndex,
+        *,
+        refresh_batch: int = DEFAULT_REFRESH_BATCH,
+        write_batch: int = 20,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.kb = kb
+        self.index = index
+        self.refresh_batch = max(0, refresh_batch)
+        self.write_batch = max(1, write_batch)
+        self._clock = clock
+        self._list_kwargs: dict[str, Any] = {"background": True} if _accepts_background(kb.list_pages) else {}
+        self._get_kwargs: dict[str, Any] = {"background": True} if _accepts_background(kb.get_page) else {}
+        self._lock = asyncio.Lock()
+
+    async def sync(self, *, full: bool = False, progress: Progress | None = None) -> SyncReport:
+        """One sync run (``full`` re-fetches every page). Runs never overlap: a second caller waits."""
+        async with self._lock:
+            return await self._sync(full=full, progress=progress)
+
+    async def _sync(self, *, full: bool, progress: Progress | None) -> SyncReport:
+        report = SyncReport()
+        summaries = await self.kb.list_pages(**self._list_kwargs)
+        listed = {s.id: s for s in summaries}
+        report.listed = len(listed)
+        states = await self.index.states()
+
+        report.deleted = await self.index.delete(pid for pid in states if pid not in listed)
+        to_fetch = self._plan(listed, states, full=full)
+        await self._refresh_urls(listed, states, set(to_fetch))
+
+        titles_by_slug = {s.slug: s.title for s in summaries if s.slug}
+        total = len(to_fetch)
+        if progress:
+            progress(total, 0)
+        batch: list[IndexedPage] = []
+        failures_in_a_row = 0
+        for done, page_id in enumerate(to_fetch, start=1):
+            try:
+                page = await self.kb.get_page(page_id, **self._get_kwargs)
+            except NotFound:
+                report.deleted += await self.index.delete([page_id])  # vanished between list and get
+            except (Unauthorized, Forbidden):
+                raise  # a configuration problem: every further request would fail the same way
+            except KnowledgeBaseError as exc:
+                report.failed += 1
+                report.errors.append(f"{page_id}: {exc}")
+                failures_in_a_row += 1
+                if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
+                    report.aborted = True
+                    log.warning("index sync stopped after %d failures in a row: %s", failures_in_a_row, exc)
+                    break
+            else:
+                failures_in_a_row = 0
+                report.fetched += 1
+                batch.append(self._to_indexed(page, listed.get(page_id), titles_by_slug))
+                if len(batch) >= self.write_batch:
+                    report.changed += await self.index.upsert_many(batch)
+                    batch = []
+            if progress:
+                progress(total, done)
+        report.changed += await self.index.upsert_many(batch)
+
+        if report.changed + report.deleted >= _OPTIMIZE_AFTER:
+            await self.index.optimize()
+        await self.index.set_meta("last_sync", str(self._clock()))
+        log.info("index sync: %s", report.summary())
+        return report
+
+    def _plan(self, listed: dict[str, PageSummary], states: dict[str, PageState], *, full: bool) -> list[str]:
+        """Which listed pages to fetch: new, changed, and (unversioned listings) the stalest few."""
+        if full:
+            return list(listed)
+        fetch: list[str] = []
+        stale: list[tuple[float, str]] = []
+        for pid, summary in listed.items():
+            state = states.get(pid)
+            if state is None or state.title != summary.title or state.tags != tuple(summary.tags):
+                fetch.append(pid)
+            elif _versioned(summary):
+                if (summary.version, summary.updated_at) != (state.version, state.updated_at):
+                    fetch.append(pid)
+            else:
+                stale.append((state.last_fetched, pid))
+        stale.sort()
+        fetch.extend(pid for _, pid in stale[: self.refresh_batch])
+        return fetch
+
+    async def _refresh_urls(
+        self, listed: dict[str, PageSummary], states: dict[str, PageState], fetching: set[str]
+    ) -> None:
+        """Keep stored links current when the URL template changes, without fetching pages again."""
+        changed: dict[str, str | None] = {}
+        for pid, state in states.items():
+            summary = listed.get(pid)
+            if summary is None or pid in fetching:
+                continue
+            url = self.kb.page_url(pid, summary.title, summary.slug)
+            if url != state.url:
+                changed[pid] = url
+        await self.index.set_urls(changed)
+
+    def _to_indexed(
+        self, page: Page, summary: PageSummary | None, titles_by_slug: dict[str, str]
+    ) -> IndexedPage:
+        text = to_text(page.content, self.kb.content_format, resolve_link=titles_by_slug.get)
+        return IndexedPage(
+            id=page.id,
+            title=page.title,
+            text=text,
+            tags=tuple(page.tags),
+            url=self.kb.page_url(page.id, page.title, page.slug),
+            slug=page.slug,
+            # The listing's version is what the next incremental run compares against.
+            version=summary.version if summary and summary.version is not None else page.version,
+            updated_at=summary.updated_at if summary and summary.updated_at is not None else page.updated_at,
+            content_hash=content_hash(page.title, "\x1f".join(page.tags), page.content),
+        )
+
+    async def index_page(self, page_id: str) -> bool:
+        """Fetch and index one page now (e.g. right after the bot saved it), so it is answerable at once.
+        Returns False when the page no longer exists (it is dropped from the index)."""
+        try:
+            page = await self.kb.get_page(page_id, **self._get_kwargs)
+        except NotFound:
+            await self.index.delete([page_id])
+            return False
+        await self.index.upsert(self._to_indexed(page, None, {}))
+        return True
+
+
+class IndexRefresher:
+    """Runs incremental syncs in the background every ``interval_seconds`` (0 = never) while the bot runs.
+
+    ``start()`` schedules the loop (first sync at once when ``sync_at_start``); ``stop()`` cancels it and waits,
+    so shutdown is clean even in the middle of a sync (each page write is its own transaction). A failing sync
+    is logged and retried at the next interval; it never kills the loop.
+    """
+
+    def __init__(
+        self,
+        syncer: IndexSyncer,
+        interval_seconds: float,
+        *,
+        sync_at_start: bool = True,
+        on_error: Callable[[BaseException], Awaitable[None] | None] | None = None,
+    ) -> None:
+        self.syncer = syncer
+        self.interval = interval_seconds
+        self.sync_at_start = sync_at_start
+        self._on_error = on_error
+        self._task: asyncio.Task[None] | None = None
+        self.runs = 0
+        self.last_report: SyncReport | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        if self.interval <= 0 or self.running:
+            return
+        self._task = asyncio.create_task(self._loop(), name="kbbot-index-refresher")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def __aenter__(self) -> IndexRefresher:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _loop(self) -> None:
+        if not self.sync_at_start:
+            await asyncio.sleep(self.interval)
+        while True:
+            try:
+                self.last_report = await self.syncer.sync()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("background index sync failed: %s", exc)
+                if self._on_error is not None:
+                    result = self._on_error(exc)
+                    if inspect.isawaitable(result):
+                        await result
+            self.runs += 1
+            await asyncio.sleep(self.interval)

@@ -1,0 +1,661 @@
+"""A fake Slack Web API (and Socket Mode websocket): a real aiohttp server on 127.0.0.1 in a background thread.
+
+The client under test is the real ``slack_sdk`` ``AsyncWebClient(base_url=fake.api_url)``. Every call is recorded
+with its merged parameters (query string, form body or JSON body) so tests assert on what the bot really sent.
+Methods answer like Slack does: ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}`` with HTTP 200, a bad
+token is ``invalid_auth``, ``conversations.replies``/``conversations.members`` page with
+``response_metadata.next_cursor``.
+
+Also here:
+- ``response_url`` endpoints (slash commands and interactions reply to them): :meth:`FakeSlack.response_url`.
+- Socket Mode: ``apps.connections.open`` hands out ``ws://127.0.0.1:PORT/socket``; :meth:`FakeSlack.send_envelope`
+  pushes an envelope to the connected client and :meth:`FakeSlack.wait_ack` returns the client's ack.
+- :class:`SlackSigner` and the ``*_payload`` builders: SIGNED requests (v0 HMAC) carrying real-shaped payloads
+  for events, slash commands, block actions, message shortcuts and view submissions.
+
+Usage::
+
+    with FakeSlack() as slack:
+        slack.add_channel("C1", "general")
+        slack.add_user("U1", "alice")
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        ...
+        slack.wait_for("chat.postMessage")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import pytest
+from aiohttp import WSMsgType, web
+
+BOT_TOKEN = "xoxb-test-bot-token-7d1e"
+APP_TOKEN = "xapp-1-test-app-token-42"
+SIGNING_SECRET = "test-signing-secret-0f3a9c"
+TEAM_ID = "T0TEAM001"
+BOT_USER_ID = "U0KBBOT01"
+BOT_ID = "B0KBBOT01"
+APP_ID = "A0KBBOT01"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One recorded request: the Web API method (or ``response_url``/``socket_ack``), its parameters, raw body."""
+
+    method: str
+    params: dict[str, Any]
+    body: str
+    at: float
+
+
+@dataclass
+class _State:
+    calls: list[Call] = field(default_factory=list)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    members: dict[str, list[str]] = field(default_factory=dict)
+    # channel -> list of messages (root and replies, in ts order)
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    failures: dict[str, list[str]] = field(default_factory=dict)
+    latency: dict[str, float] = field(default_factory=dict)
+    responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    acks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class FakeSlack:
+    """The fake server. Start with ``with`` (or :meth:`start`/:meth:`stop`). Control methods are thread-safe."""
+
+    def __init__(self, *, bot_token: str = BOT_TOKEN, app_token: str = APP_TOKEN) -> None:
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._s = _State()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._sockets: list[web.WebSocketResponse] = []
+        self._ts = itertools.count(1)
+        self.port = 0
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """What ``SLACK_API_URL`` / ``AsyncWebClient(base_url=…)`` should be (with the trailing slash)."""
+        return f"{self.url}/api/"
+
+    def start(self) -> FakeSlack:
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._serve())
+            except BaseException as exc:
+                errors.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-slack", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if errors:
+            raise errors[0]
+        return self
+
+    async def _serve(self) -> None:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)
+        app.router.add_post("/response/{rid}", self._response)
+        app.router.add_get("/socket", self._socket)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+
+        async def shutdown() -> None:
+            for ws in list(self._sockets):
+                await ws.close()
+            assert self._runner is not None
+            await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- seeding ----------------------------------------------------------------------------------
+
+    def add_user(self, user_id: str, name: str, *, display_name: str | None = None, real_name: str = "") -> None:
+        with self._lock:
+            self._s.users[user_id] = {
+                "id": user_id,
+                "team_id": TEAM_ID,
+                "name": name,
+                "real_name": real_name or name.title(),
+                "is_bot": False,
+                "profile": {"display_name": display_name if display_name is not None else name,
+                            "real_name": real_name or name.title()},
+            }
+
+    def add_channel(
+        self, channel_id: str, name: str, *, private: bool = False, members: Sequence[str] = (), im_user: str = ""
+    ) -> None:
+        """A channel (``C…``), private channel (``G…``/``private=True``) or DM (``D…`` with ``im_user``)."""
+        is_im = channel_id.startswith("D")
+        with self._lock:
+            info: dict[str, Any] = {
+                "id": channel_id, "created": 1_600_000_000, "is_archived": False,
+                "is_channel": not is_im and not private, "is_group": private, "is_im": is_im,
+                "is_mpim": False, "is_private": private or is_im, "is_member": True,
+            }
+            if is_im:
+                info["user"] = im_user
+            else:
+                info["name"] = name
+            self._s.channels[channel_id] = info
+            self._s.members[channel_id] = list(members)
+            self._s.messages.setdefault(channel_id, [])
+
+    def add_thread(self, channel: str, messages: Iterable[Mapping[str, Any]], *, root_ts: str | None = None) -> str:
+        """Seed a thread: each message needs ``user`` and ``text`` (extra keys kept). Returns the root ``ts``."""
+        with self._lock:
+            root = root_ts or self._next_ts()
+            out: list[dict[str, Any]] = []
+            for index, message in enumerate(messages):
+                ts = root if index == 0 else self._next_ts()
+                item = {"type": "message", "ts": ts, **dict(message)}
+                item["thread_ts"] = root
+                out.append(item)
+            if out:
+                out[0]["reply_count"] = len(out) - 1
+            self._s.messages.setdefault(channel, []).extend(out)
+            return root
+
+    def fail_next(self, method: str, error: str, count: int = 1) -> None:
+        """The next ``count`` calls of ``method`` answer ``{"ok": false, "error": error}`` (``ratelimited``:
+        with HTTP 429 and ``Retry-After: 0``, as Slack does)."""
+        with self._lock:
+            self._s.failures.setdefault(method, []).extend([error] * count)
+
+    def set_latency(self, method: str, seconds: float) -> None:
+        with self._lock:
+            self._s.latency[method] = seconds
+
+    def response_url(self) -> str:
+        """A fresh ``response_url`` for a slash command or interaction payload."""
+        return f"{self.url}/response/{uuid.uuid4().hex}"
+
+    # --- inspection -------------------------------------------------------------------------------
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        with self._lock:
+            return [c for c in self._s.calls if method is None or c.method == method]
+
+    def outgoing_bodies(self) -> list[str]:
+        """Every request body the bot sent (Web API calls and response_url posts), for safety assertions."""
+        with self._lock:
+            return [c.body for c in self._s.calls]
+
+    def responses(self, url: str) -> list[dict[str, Any]]:
+        rid = url.rsplit("/", 1)[-1]
+        with self._lock:
+            return list(self._s.responses.get(rid, []))
+
+    def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [m for m in self._s.messages.get(channel, []) if m.get("thread_ts", m["ts"]) == thread_ts]
+
+    def wait_for(self, method: str, count: int = 1, timeout: float = 10.0, **match: Any) -> list[Call]:
+        """Block until at least ``count`` calls of ``method`` (whose params include ``match``) were recorded."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [c for c in self._s.calls if c.method == method and _matches(c.params, match)]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = sorted({c.method for c in self._s.calls})
+                    raise AssertionError(f"{method} called {len(found)}× (wanted {count}); saw {seen}")
+                self._changed.wait(left)
+
+    async def await_for(self, method: str, count: int = 1, timeout: float = 10.0, **match: Any) -> list[Call]:
+        """:meth:`wait_for` from async code without blocking the test's event loop."""
+        return await asyncio.to_thread(self.wait_for, method, count, timeout, **match)
+
+    # --- Socket Mode ------------------------------------------------------------------------------
+
+    def send_envelope(self, kind: str, payload: Mapping[str, Any], *, retry_attempt: int = 0) -> str:
+        """Push a Socket Mode envelope (``events_api``, ``slash_commands``, ``interactive``) to the client."""
+        envelope_id = uuid.uuid4().hex
+        message = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "payload": dict(payload),
+            "accepts_response_payload": kind != "events_api",
+            "retry_attempt": retry_attempt,
+            "retry_reason": "timeout" if retry_attempt else "",
+        }
+        assert self._loop is not None
+
+        async def send() -> None:
+            if not self._sockets:
+                raise AssertionError("no Socket Mode client connected")
+            await self._sockets[-1].send_str(json.dumps(message))
+
+        asyncio.run_coroutine_threadsafe(send(), self._loop).result(5)
+        return envelope_id
+
+    def wait_socket(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not self._sockets:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("no Socket Mode client connected")
+                self._changed.wait(left)
+
+    def wait_ack(self, envelope_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while envelope_id not in self._s.acks:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"envelope {envelope_id} was not acknowledged")
+                self._changed.wait(left)
+            return self._s.acks[envelope_id]
+
+    # --- server side ------------------------------------------------------------------------------
+
+    def _next_ts(self) -> str:
+        return f"{1_700_000_000 + next(self._ts)}.{next(self._ts):06d}"
+
+    def _record(self, method: str, params: dict[str, Any], body: str) -> None:
+        with self._changed:
+            self._s.calls.append(Call(method, params, body, time.monotonic()))
+            self._changed.notify_all()
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        body = await request.text()
+        params: dict[str, Any] = dict(request.query)
+        if body:
+            if request.content_type == "application/json":
+                try:
+                    loaded = json.loads(body)
+                except ValueError:
+                    return web.json_response({"ok": False, "error": "invalid_json"})
+                if isinstance(loaded, dict):
+                    params.update(loaded)
+            else:
+                params.update(dict(parse_qsl(body, keep_blank_values=True)))
+        for key in ("blocks", "view"):
+            if isinstance(params.get(key), str):
+                try:
+                    params[key] = json.loads(params[key])
+                except ValueError:
+                    return web.json_response({"ok": False, "error": f"invalid_{key}"})
+        self._record(method, params, body)
+        with self._lock:
+            delay = self._s.latency.get(method, 0.0)
+            failures = self._s.failures.get(method)
+            failure = failures.pop(0) if failures else None
+        if delay:
+            await asyncio.sleep(delay)
+        token = (request.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != expected:
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        if failure == "ratelimited":  # Slack says this with HTTP 429 and Retry-After
+            return web.json_response({"ok": False, "error": failure}, status=429, headers={"Retry-After": "0"})
+        if failure:
+            return web.json_response({"ok": False, "error": failure})
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        result: dict[str, Any] = handler(params)
+        return web.json_response(result)
+
+    async def _response(self, request: web.Request) -> web.Response:
+        rid = request.match_info["rid"]
+        body = await request.text()
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return web.Response(status=400, text="invalid_payload")
+        self._record("response_url", {"rid": rid, **payload}, body)
+        with self._lock:
+            self._s.responses.setdefault(rid, []).append(payload)
+        return web.Response(text="ok")
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        with self._changed:
+            self._sockets.append(ws)
+            self._changed.notify_all()
+        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1, "connection_info": {"app_id": APP_ID}}))
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    try:
+                        data = json.loads(msg.data)
+                    except ValueError:
+                        continue
+                    if isinstance(data, dict) and "envelope_id" in data:
+                        self._record("socket_ack", data, msg.data)
+                        with self._changed:
+                            self._s.acks[str(data["envelope_id"])] = data
+                            self._changed.notify_all()
+        finally:
+            with self._changed:
+                if ws in self._sockets:
+                    self._sockets.remove(ws)
+        return ws
+
+    # --- methods ----------------------------------------------------------------------------------
+
+    def _m_auth_test(self, _: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": "https://acme.slack.com/", "team": "Acme", "user": "kbbot",
+                "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}
+
+    def _m_apps_connections_open(self, _: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
+
+    def _post(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(params.get("channel") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not params.get("text") and not params.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        blocks = params.get("blocks") or []
+        if len(blocks) > 50:
+            return {"ok": False, "error": "invalid_blocks"}
+        for block in blocks:
+            text = (block.get("text") or {}).get("text") if isinstance(block, dict) else None
+            if isinstance(text, str) and len(text) > 3000:
+                return {"ok": False, "error": "invalid_blocks"}
+        with self._lock:
+            if channel.startswith("U"):  # posting to a user id opens the app DM
+                channel = "D" + channel[1:]
+            ts = self._next_ts()
+            message = {"type": "message", "ts": ts, "user": BOT_USER_ID, "bot_id": BOT_ID,
+                       "text": params.get("text", ""), "blocks": blocks}
+            if params.get("thread_ts"):
+                message["thread_ts"] = str(params["thread_ts"])
+            self._s.messages.setdefault(channel, []).append(message)
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._post(params)
+
+    def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not params.get("user"):
+            return {"ok": False, "error": "user_not_in_channel"}
+        with self._lock:
+            if str(params.get("channel")) not in self._s.channels:
+                return {"ok": False, "error": "channel_not_found"}
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _m_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts"), "text": params.get("text", "")}
+
+    def _m_chat_getPermalink(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(params.get("channel") or ""), str(params.get("message_ts") or "")
+        return {"ok": True, "channel": channel,
+                "permalink": f"https://acme.slack.com/archives/{channel}/p{ts.replace('.', '')}"}
+
+    def _m_reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("name") and params.get("timestamp"):
+            return {"ok": True}
+        return {"ok": False, "error": "no_item_specified"}
+
+    def _m_reactions_remove(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._m_reactions_add(params)
+
+    def _m_views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        view = params.get("view")
+        if not params.get("trigger_id") or not isinstance(view, dict):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True, "view": {"id": "V" + uuid.uuid4().hex[:10].upper(), **view}}
+
+    def _m_users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            user = self._s.users.get(str(params.get("user") or ""))
+        return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+
+    def _m_conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            info = self._s.channels.get(str(params.get("channel") or ""))
+        return {"ok": True, "channel": info} if info else {"ok": False, "error": "channel_not_found"}
+
+    def _m_conversations_members(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            channel = str(params.get("channel") or "")
+            if channel not in self._s.channels:
+                return {"ok": False, "error": "channel_not_found"}
+            members = list(self._s.members.get(channel, []))
+        page, cursor = _page(members, params, default_limit=100)
+        return {"ok": True, "members": page, "response_metadata": {"next_cursor": cursor}}
+
+    def _m_conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(params.get("channel") or ""), str(params.get("ts") or "")
+        with self._lock:
+            if channel not in self._s.channels:
+                return {"ok": False, "error": "channel_not_found"}
+            history = self._s.messages.get(channel, [])
+            target = next((m for m in history if m["ts"] == ts), None)
+            if target is None:
+                return {"ok": False, "error": "thread_not_found"}
+            if target.get("thread_ts", ts) == ts:
+                thread = [dict(m) for m in history if m.get("thread_ts", m["ts"]) == ts]
+            else:  # a reply's ts: Slack answers with just that reply
+                thread = [dict(target)]
+        page, cursor = _page(thread, params, default_limit=1000)
+        return {"ok": True, "messages": page, "has_more": bool(cursor),
+                "response_metadata": {"next_cursor": cursor}}
+
+
+def _page(items: list[Any], params: Mapping[str, Any], *, default_limit: int) -> tuple[list[Any], str]:
+    try:
+        limit = max(1, min(int(params.get("limit") or default_limit), 1000))
+    except ValueError:
+        limit = default_limit
+    cursor = str(params.get("cursor") or "")
+    offset = int(base64.b64decode(cursor).decode().removeprefix("offset:")) if cursor else 0
+    page = items[offset : offset + limit]
+    following = offset + limit
+    return page, (base64.b64encode(f"offset:{following}".encode()).decode() if following < len(items) else "")
+
+
+def _matches(params: Mapping[str, Any], match: Mapping[str, Any]) -> bool:
+    return all(params.get(k) == v for k, v in match.items())
+
+
+# --- signed requests ------------------------------------------------------------------------------
+
+
+class SlackSigner:
+    """Builds the HTTP requests Slack sends to ``/slack/events``, signed like Slack signs them (v0)."""
+
+    def __init__(self, signing_secret: str = SIGNING_SECRET) -> None:
+        self.signing_secret = signing_secret
+
+    def sign(self, body: str, *, timestamp: int | None = None) -> dict[str, str]:
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        digest = hmac.new(self.signing_secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
+        return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}"}
+
+    def event(self, payload: Mapping[str, Any], *, retry_num: int | None = None) -> tuple[str, dict[str, str]]:
+        body = json.dumps(payload)
+        headers = {"Content-Type": "application/json", **self.sign(body)}
+        if retry_num is not None:
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        return body, headers
+
+    def form(self, fields: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+        body = urlencode(fields)
+        return body, {"Content-Type": "application/x-www-form-urlencoded", **self.sign(body)}
+
+    def command(self, payload: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+        return self.form(payload)
+
+    def interaction(self, payload: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+        return self.form({"payload": json.dumps(payload)})
+
+
+_event_ids = itertools.count(1)
+
+
+def event_envelope(event: Mapping[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
+    """The Events API ``event_callback`` wrapper around ``event``."""
+    return {
+        "token": "legacy-verification-token",
+        "team_id": TEAM_ID,
+        "api_app_id": APP_ID,
+        "event": dict(event),
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{next(_event_ids):08d}",
+        "event_time": int(time.time()),
+        "authorizations": [{"enterprise_id": None, "team_id": TEAM_ID, "user_id": BOT_USER_ID,
+                            "is_bot": True, "is_enterprise_install": False}],
+        "is_ext_shared_channel": False,
+        "event_context": "4-eyJldCI6ImFwcF9tZW50aW9uIn0",
+    }
+
+
+def mention_event(channel: str, user: str, text: str, ts: str, *, thread_ts: str | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "client_msg_id": str(uuid.uuid4()), "type": "app_mention", "text": f"<@{BOT_USER_ID}> {text}",
+        "user": user, "ts": ts, "team": TEAM_ID, "channel": channel, "event_ts": ts,
+        "blocks": [{"type": "rich_text", "block_id": "b1", "elements": []}],
+    }
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+        event["parent_user_id"] = user
+    return event
+
+
+def message_event(channel: str, user: str, text: str, ts: str, *, channel_type: str = "im",
+                  thread_ts: str | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "client_msg_id": str(uuid.uuid4()), "type": "message", "text": text, "user": user, "ts": ts,
+        "team": TEAM_ID, "channel": channel, "event_ts": ts, "channel_type": channel_type,
+    }
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def command_payload(text: str, *, user: str, channel: str, response_url: str, command: str = "/kb") -> dict[str, str]:
+    return {
+        "token": "legacy-verification-token", "team_id": TEAM_ID, "team_domain": "acme",
+        "channel_id": channel, "channel_name": "general", "user_id": user, "user_name": "alice",
+        "command": command, "text": text, "api_app_id": APP_ID, "is_enterprise_install": "false",
+        "response_url": response_url, "trigger_id": f"trig.{uuid.uuid4().hex}",
+    }
+
+
+def block_action_payload(
+    action_id: str, value: str, *, user: str, channel: str, response_url: str,
+    message_ts: str | None = None, ephemeral: bool = False,
+) -> dict[str, Any]:
+    container: dict[str, Any] = {"type": "message", "channel_id": channel, "is_ephemeral": ephemeral}
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": user, "username": "alice", "name": "alice", "team_id": TEAM_ID},
+        "api_app_id": APP_ID, "token": "legacy-verification-token", "container": container,
+        "trigger_id": f"trig.{uuid.uuid4().hex}", "team": {"id": TEAM_ID, "domain": "acme"},
+        "enterprise": None, "is_enterprise_install": False,
+        "channel": {"id": channel, "name": "general"}, "response_url": response_url,
+        "actions": [{"action_id": action_id, "block_id": "kb_answer_actions", "value": value, "type": "button",
+                     "text": {"type": "plain_text", "text": "x"}, "action_ts": f"{time.time():.6f}"}],
+        "state": {"values": {}},
+    }
+    if message_ts and not ephemeral:
+        container["message_ts"] = message_ts
+        payload["message"] = {"type": "message", "ts": message_ts, "user": BOT_USER_ID, "bot_id": BOT_ID, "text": "…"}
+    return payload
+
+
+def message_shortcut_payload(
+    *, user: str, channel: str, message_ts: str, text: str, thread_ts: str | None = None,
+    callback_id: str = "save_thread",
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "message", "user": user, "ts": message_ts, "text": text}
+    if thread_ts:
+        message["thread_ts"] = thread_ts
+    return {
+        "type": "message_action", "token": "legacy-verification-token", "action_ts": f"{time.time():.6f}",
+        "team": {"id": TEAM_ID, "domain": "acme"}, "user": {"id": user, "username": "alice", "team_id": TEAM_ID},
+        "channel": {"id": channel, "name": "general"}, "is_enterprise_install": False, "enterprise": None,
+        "callback_id": callback_id, "trigger_id": f"trig.{uuid.uuid4().hex}", "message_ts": message_ts,
+        "message": message, "response_url": f"https://hooks.slack.invalid/{uuid.uuid4().hex}",
+    }
+
+
+def view_submission_payload(
+    view: Mapping[str, Any], values: Mapping[str, Mapping[str, str]], *, user: str
+) -> dict[str, Any]:
+    """A ``view_submission`` for a view we opened: ``values`` is ``{block_id: {action_id: text}}``."""
+    state = {
+        block: {action: {"type": "plain_text_input", "value": text} for action, text in actions.items()}
+        for block, actions in values.items()
+    }
+    submitted = {**dict(view), "id": "V0VIEW0001", "team_id": TEAM_ID, "state": {"values": state},
+                 "hash": "1700000000.abcdef", "app_id": APP_ID, "bot_id": BOT_ID}
+    return {
+        "type": "view_submission", "team": {"id": TEAM_ID, "domain": "acme"},
+        "user": {"id": user, "username": "alice", "name": "alice", "team_id": TEAM_ID},
+        "api_app_id": APP_ID, "token": "legacy-verification-token", "trigger_id": f"trig.{uuid.uuid4().hex}",
+        "view": submitted, "response_urls": [], "is_enterprise_install": False, "enterprise": None,
+    }
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    """A running fake Slack Web API. Import it into a test module (or conftest) to use it as a fixture."""
+    with FakeSlack() as fake:
+        yield fake

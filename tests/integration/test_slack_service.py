@@ -1,0 +1,102 @@
+"""slack_service(): Settings → the adapter in HTTP or Socket Mode, against the fake Slack API."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from aiohttp import web
+
+from kbbot.adapters.slack import slack_configured, slack_service
+from kbbot.config import Settings
+from kbbot.core.models import Answer, Question, SavedPage, Thread
+from kbbot.errors import ConfigError
+from kbbot.store.memory import MemoryDeduper, MemoryFeedbackStore
+from tests.fakes.slack_api import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    FakeSlack,
+    SlackSigner,
+    event_envelope,
+    mention_event,
+)
+
+
+class EchoAsk:
+    async def ask(self, question: Question) -> Answer:
+        return Answer(text=f"echo: {question.text}")
+
+    async def status(self):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+class NoSaver:
+    async def save(self, thread: Thread, title: str | None = None, tags=None) -> SavedPage:  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+def _deps() -> dict:
+    return {"ask": EchoAsk(), "saver": NoSaver(), "feedback": MemoryFeedbackStore(), "deduper": MemoryDeduper()}
+
+
+async def test_http_mode_routes_serve_signed_events() -> None:
+    with FakeSlack() as slack:
+        slack.add_channel("C1", "general")
+        settings = Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
+                            slack_api_url=slack.api_url)
+        assert slack_configured(settings)
+        async with slack_service(settings, **_deps()) as service:
+            assert service.mode == "http" and len(service.routes) == 1
+            app = web.Application()
+            app.add_routes(service.routes)
+
+            async def healthz(_: web.Request) -> web.Response:
+                return web.Response(text="ok")
+
+            app.router.add_get("/healthz", healthz)  # what the integrator adds next to it
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            try:
+                body, headers = SlackSigner().event(event_envelope(mention_event("C1", "U1", "hi there", "1.000001")))
+                async with httpx.AsyncClient() as http:
+                    response = await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
+                    assert response.status_code == 200
+                    assert (await http.get(f"http://127.0.0.1:{port}/healthz")).text == "ok"
+                [post] = await slack.await_for("chat.postMessage")
+                assert "echo: hi there" in post.params["text"]
+
+                # Shutting down: new requests are refused so Slack redelivers them elsewhere.
+                await service.stop_intake()
+                assert not service.accepting
+                async with httpx.AsyncClient() as http:
+                    response = await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
+                assert response.status_code == 503
+            finally:
+                await runner.cleanup()
+
+
+async def test_socket_mode_when_app_token_is_set() -> None:
+    with FakeSlack() as slack:
+        slack.add_channel("C1", "general")
+        settings = Settings(slack_bot_token=BOT_TOKEN, slack_app_token=APP_TOKEN, slack_api_url=slack.api_url)
+        async with slack_service(settings, **_deps()) as service:
+            assert service.mode == "socket" and service.routes == []
+            await asyncio.to_thread(slack.wait_socket)
+            envelope_id = slack.send_envelope("events_api", event_envelope(mention_event("C1", "U1", "yo", "1.000002")))
+            await asyncio.to_thread(slack.wait_ack, envelope_id)
+            [post] = await slack.await_for("chat.postMessage")
+            assert "echo: yo" in post.params["text"]
+        [opened] = slack.calls("apps.connections.open")
+        assert "xapp" not in opened.body  # the app token goes in the Authorization header only
+
+
+async def test_missing_settings_are_config_errors() -> None:
+    assert not slack_configured(Settings())
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
+        async with slack_service(Settings(slack_bot_token=BOT_TOKEN), **_deps()):
+            pass

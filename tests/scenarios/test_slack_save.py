@@ -1,0 +1,186 @@
+"""Scenarios: saving Slack threads as wiki pages — shortcut → modal → submit, permalink, @mention, private channels."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.fakes.slack_api import mention_event, message_shortcut_payload, view_submission_payload
+from tests.scenarios.slack_support import ALICE, BOB, GENERAL, MALLORY, SECRET, Rig, slack_rig
+
+
+def _seed_long_thread(rig: Rig, channel: str = GENERAL, replies: int = 249) -> str:
+    messages = [{"user": ALICE, "text": "How do we rotate the *staging* DB password? <@U0BOB0001> knows"}]
+    messages += [
+        {"user": BOB if i % 2 else ALICE, "text": f"step {i}: do the thing &amp; check"} for i in range(replies)
+    ]
+    return rig.slack.add_thread(channel, messages)
+
+
+def _page_with_title(rig: Rig, title: str) -> dict:
+    pages = [p for p in rig.pw.pages() if p["title"] == title]
+    assert len(pages) == 1, [p["title"] for p in rig.pw.pages()]
+    return pages[0]
+
+
+async def test_shortcut_modal_submit_saves_every_message_to_the_wiki() -> None:
+    async with slack_rig() as rig:
+        root = _seed_long_thread(rig)  # 250 messages → 3 pages of conversations.replies
+        reply_ts = rig.slack.thread(GENERAL, root)[5]["ts"]
+        shortcut = message_shortcut_payload(user=ALICE, channel=GENERAL, message_ts=reply_ts,
+                                            thread_ts=root, text="step 4: do the thing")
+        response = await rig.interaction(shortcut)
+        assert response.status_code == 200
+
+        [opened] = await rig.slack.await_for("views.open")
+        view = opened.params["view"]
+        assert opened.params["trigger_id"] == shortcut["trigger_id"]
+        assert view["blocks"][0]["element"]["initial_value"] == "step 4: do the thing"
+
+        submit = view_submission_payload(
+            view, {"title": {"title_input": "Rotating the staging DB password"},
+                   "tags": {"tags_input": "ops, #db, ops"}}, user=ALICE)
+        response = await rig.interaction(submit)
+        assert response.status_code == 200 and response.text == ""  # closes the modal
+
+        [note] = await rig.slack.await_for("chat.postMessage", thread_ts=root)
+        assert note.params["channel"] == GENERAL
+        assert "<https://wiki.example/page/" in note.params["text"] and "Saved this thread" in note.params["text"]
+
+        replies = rig.slack.calls("conversations.replies")
+        assert len(replies) == 3 and all(int(c.params["limit"]) <= 100 for c in replies)
+        assert "cursor" not in replies[0].params and replies[1].params["cursor"]
+
+        page = _page_with_title(rig, "Rotating the staging DB password")
+        assert page["tags"] == ["ops", "db"]
+        for i in range(249):
+            assert f"step {i}: do the thing" in page["content"]
+        assert "Alice Adams" in page["content"] or "alice" in page["content"]
+        [thread] = rig.saver.saved
+        assert len(thread.messages) == 250
+        assert thread.key == f"{GENERAL}:{root}"
+        assert thread.permalink and thread.permalink.startswith("https://acme.slack.com/archives/")
+        assert thread.channel_name == "general"
+        assert "@bob" in thread.messages[0].text  # mentions resolved to names via users.info
+        assert "step 0: do the thing & check" in thread.messages[1].text
+        # users.info is cached: one call per distinct user
+        assert len(rig.slack.calls("users.info")) == len({c.params["user"] for c in rig.slack.calls("users.info")})
+
+
+async def test_modal_submit_without_title_returns_field_error() -> None:
+    async with slack_rig() as rig:
+        root = rig.slack.add_thread(GENERAL, [{"user": ALICE, "text": "hello"}])
+        await rig.interaction(message_shortcut_payload(user=ALICE, channel=GENERAL, message_ts=root, text="hello"))
+        [opened] = await rig.slack.await_for("views.open")
+        response = await rig.interaction(
+            view_submission_payload(opened.params["view"], {"title": {"title_input": "  "}}, user=ALICE))
+        body = response.json()
+        assert body["response_action"] == "errors" and "title" in body["errors"]
+        assert rig.saver.saved == []
+
+
+async def test_permalink_save_via_slash_command() -> None:
+    async with slack_rig() as rig:
+        root = rig.slack.add_thread(GENERAL, [{"user": BOB, "text": "Deploys are frozen on Fridays"},
+                                              {"user": ALICE, "text": "even hotfixes?"},
+                                              {"user": BOB, "text": "hotfixes need a second reviewer"}])
+        reply = rig.slack.thread(GENERAL, root)[2]["ts"]
+        link = (f"<https://acme.slack.com/archives/{GENERAL}/p{reply.replace('.', '')}"
+                f"?thread_ts={root}&amp;cid={GENERAL}>")
+        response, _ = await rig.command(f"save {link} Deploy freeze rules")
+        assert response.status_code == 200 and "Saving" in response.json()["text"]
+        [note] = await rig.slack.await_for("chat.postMessage", thread_ts=root)
+        assert "Deploy freeze rules" in note.params["text"]
+        page = _page_with_title(rig, "Deploy freeze rules")
+        assert "hotfixes need a second reviewer" in page["content"]
+
+        # Saving the same thread again updates the same page (and says so).
+        response, _url = await rig.command(f"save https://acme.slack.com/archives/{GENERAL}/p{root.replace('.', '')}")
+        notes = await rig.slack.await_for("chat.postMessage", 2, thread_ts=root)
+        assert "Updated" in notes[1].params["text"]
+        assert len(rig.pw.pages()) == 3  # two seeded + one saved thread
+
+
+async def test_permalink_save_rejects_bad_links_with_usage() -> None:
+    async with slack_rig() as rig:
+        for text in ("save", "save not-a-link", "save https://evil.example/archives/C1/p1700000000000100",
+                     "save https://acme.slack.com/archives/C0GENERAL/pXYZ"):
+            response, _ = await rig.command(text)
+            assert "Usage" in response.json()["text"], text
+        assert rig.saver.saved == []
+
+
+async def test_mention_save_inside_a_thread() -> None:
+    async with slack_rig() as rig:
+        root = rig.slack.add_thread(GENERAL, [{"user": BOB, "text": "Where are the on-call docs?"},
+                                              {"user": ALICE, "text": "In the runbook folder"}])
+        await rig.event(mention_event(GENERAL, ALICE, "save On-call docs location", "1700000900.000900",
+                                      thread_ts=root))
+        [note] = await rig.slack.await_for("chat.postMessage", thread_ts=root)
+        assert "On-call docs location" in note.params["text"]
+        page = _page_with_title(rig, "On-call docs location")
+        assert "In the runbook folder" in page["content"]
+        assert rig.pw.stats().queries == 0  # a save is not a question
+
+        # Outside a thread: a hint, privately.
+        await rig.event(mention_event(GENERAL, ALICE, "save", "1700000901.000900"))
+        [hint] = await rig.slack.await_for("chat.postEphemeral")
+        assert "inside a thread" in hint.params["text"] and hint.params["user"] == ALICE
+
+
+async def test_private_channel_only_members_can_save() -> None:
+    async with slack_rig() as rig:
+        root = rig.slack.add_thread(SECRET, [{"user": ALICE, "text": "launch codes are in the vault"}])
+        link = f"https://acme.slack.com/archives/{SECRET}/p{root.replace('.', '')}"
+        _, url = await rig.command(f"save {link} Secret", user=MALLORY)
+        [refusal] = await rig.wait_responses(url)
+        assert refusal["response_type"] == "ephemeral" and "Only members" in refusal["text"]
+        assert rig.slack.calls("conversations.replies") == []  # never read the thread for a non-member
+        assert rig.saver.saved == []
+
+        _response, url = await rig.command(f"save {link} Secret", user=BOB)
+        [note] = await rig.slack.await_for("chat.postMessage", thread_ts=root)
+        assert note.params["channel"] == SECRET
+        assert _page_with_title(rig, "Secret")
+
+
+async def test_save_errors_go_to_the_requester_only() -> None:
+    async with slack_rig() as rig:
+        root = rig.slack.add_thread(GENERAL, [{"user": ALICE, "text": "hi"}])
+        rig.slack.fail_next("conversations.replies", "not_in_channel")
+        await rig.interaction(message_shortcut_payload(user=ALICE, channel=GENERAL, message_ts=root, text="hi"))
+        [opened] = await rig.slack.await_for("views.open")
+        await rig.interaction(view_submission_payload(opened.params["view"], {"title": {"title_input": "Hi"}},
+                                                      user=ALICE))
+        [eph] = await rig.slack.await_for("chat.postEphemeral")
+        assert eph.params["user"] == ALICE and "invite me" in eph.params["text"]
+        await asyncio.sleep(0.2)
+        assert rig.slack.calls("chat.postMessage") == []
+
+        rig.pw.fail_next(10, status=401, endpoint="create")
+        await rig.interaction(view_submission_payload(opened.params["view"], {"title": {"title_input": "Hi"}},
+                                                      user=ALICE))
+        ephs = await rig.slack.await_for("chat.postEphemeral", 2, timeout=20)
+        assert "rejected the API token" in ephs[1].params["text"] and ephs[1].params["user"] == ALICE
+        assert rig.slack.calls("chat.postMessage") == []
+
+
+async def test_save_while_the_wiki_is_down_is_queued_then_linked() -> None:
+    async with slack_rig() as rig:
+        root = rig.slack.add_thread(GENERAL, [{"user": ALICE, "text": "Where is the wifi password?"},
+                                              {"user": BOB, "text": "On the fridge"}])
+        rig.pw.fail_next(2, status=503, endpoint="create")
+        await rig.event(mention_event(GENERAL, ALICE, "save Wifi password", "1700000950.000100", thread_ts=root))
+        pending, done = await rig.slack.await_for("chat.postMessage", 2, thread_ts=root, timeout=20)
+        assert "the wiki is busy, will retry" in pending.params["text"]
+        assert "Saved this thread" in done.params["text"] and "<https://wiki.example/page/" in done.params["text"]
+        assert "On the fridge" in _page_with_title(rig, "Wifi password")["content"]
+
+
+async def test_permalink_save_accepts_punctuated_keyword() -> None:
+    async with slack_rig() as rig:
+        root = rig.slack.add_thread(GENERAL, [{"user": BOB, "text": "Lunch is at noon"}])
+        link = f"https://acme.slack.com/archives/{GENERAL}/p{root.replace('.', '')}"
+        response, _ = await rig.command(f"Save: {link}")
+        assert "Saving" in response.json()["text"]
+        [note] = await rig.slack.await_for("chat.postMessage", thread_ts=root)
+        assert "Lunch is at noon" in note.params["text"]  # title from the thread's first line
