@@ -25,14 +25,16 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 import httpx
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
+from kbbot.core.ports import RateLimiter
 from kbbot.errors import (
     BadRequest,
     BadResponse,
@@ -176,6 +178,27 @@ def transport_error(exc: httpx.HTTPError, *, service: str = "the knowledgebase")
     else:
         message = f"could not reach {service} ({kind})"
     return TransportFailure(message, request_sent=not not_sent, timed_out=timed_out)
+
+
+# --- rate limiter ---------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class SlotLimiter(Protocol):
+    """A limiter that counts a request until its answer is back (``kbbot.store.limiter.TokenRateLimiter``)."""
+
+    def slot(self, *, background: bool = False) -> AbstractAsyncContextManager[None]: ...
+
+
+@asynccontextmanager
+async def limiter_slot(limiter: RateLimiter, *, background: bool = False) -> AsyncIterator[None]:
+    """Hold ``limiter``'s slot around one request: ``slot()`` when the limiter has it, else ``acquire()``."""
+    if isinstance(limiter, SlotLimiter):
+        async with limiter.slot(background=background):
+            yield
+    else:
+        await limiter.acquire(background=background)
+        yield
 
 
 # --- retries ----------------------------------------------------------------------------------

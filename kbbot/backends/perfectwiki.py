@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import string
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from kbbot.backends.base import AiAnswer, KbInfo, Page, PageChange, PageSummary
-from kbbot.backends.http import RetryPolicy, parse_json, send_with_retries
+from kbbot.backends.base import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageSummary
+from kbbot.backends.http import RetryPolicy, limiter_slot, parse_json, send_with_retries
 from kbbot.core.models import PageRef
 from kbbot.core.ports import RateLimiter
 from kbbot.errors import BadRequest, BadResponse, ConfigError, NotFound
@@ -108,7 +108,7 @@ class PerfectWikiBackend:
     """Perfect Wiki through its Public API. Content is HTML; ``query`` is the billed AI."""
 
     kind = "perfectwiki"
-    content_format: Literal["html"] = "html"
+    content_format: ContentFormat = "html"
     supports_ai = True
 
     def __init__(
@@ -248,12 +248,12 @@ class PerfectWikiBackend:
         timeout: Any = self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT
 
         async def send() -> httpx.Response:
-            await self._limiter.acquire(background=background)
-            if on_attempt is not None:
-                await on_attempt()
-            return await self._client.request(
-                method, self._api + path, headers=headers, json=json, timeout=timeout
-            )
+            async with limiter_slot(self._limiter, background=background):
+                if on_attempt is not None:
+                    await on_attempt()
+                return await self._client.request(
+                    method, self._api + path, headers=headers, json=json, timeout=timeout
+                )
 
         response = await send_with_retries(
             send,

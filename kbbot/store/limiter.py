@@ -1,32 +1,39 @@
 """The per-token request budget (:class:`kbbot.core.ports.RateLimiter`), built on the ``limits`` library.
 
 Perfect Wiki allows 10 requests per second and 60 per minute *per token*, counted in sliding windows. Every
-caller that uses the token (live questions, index sync, thread saving, and with Redis every replica) must
-draw from one budget, so the counts live in a ``limits`` storage under a key derived from a hash of the token
-(the token itself is never a key, a log line or a metric label). Memory storage by default,
+caller that uses the token (live questions, index sync, thread saving, and with Redis every replica) must draw
+from one budget, so the counts live in a ``limits`` storage (moving windows) under a key derived from a hash
+of the token (the token itself is never a key, a log line or a metric label). Memory storage by default,
 ``async+redis://…`` when replicas share the token: the class is the same.
 
-Why one request of headroom per window (9/s and 59/min, not 10 and 60): the server counts a request when it
-*arrives*, we count it when we *send* it. Network delay is not constant and our clock is not the server's,
-so a request we sent just after our window freed a slot can land just before the server's window freed it.
-One spare slot absorbs that skew; without it a full-speed burst draws an occasional 429 at every window edge.
+**When a request counts.** The server counts a request when it *arrives*, which is somewhere between our
+sending it and our receiving the answer. Delays vary (a request that must first open a connection, or do a TLS
+handshake, lands later than one reusing a connection; a busy event loop sends late), so counting at send time
+alone lets a fast batch overtake a slow one and land inside the server's window of the previous batch: a 429.
+So a request taken with :meth:`TokenRateLimiter.slot` occupies the budget from the moment it is sent until
+one window *after its answer came back*. The server's arrival time lies between those two, so every request
+the server counts in any of its windows is one we still count, whatever the delays: our own traffic cannot
+draw a 429. (:meth:`~TokenRateLimiter.acquire`, the bare protocol method, counts at send time only.)
 
-Why a margin after each window edge (``arrival_margin``, 0.2 s by default): headroom absorbs *one* request
-that lands early, but a queued burst is released in batches, one batch per window edge, and if the next batch
-travels faster than the previous one (it reuses the connections the first batch had to open, with their TCP
-and TLS handshakes), two or more of its requests can land inside the server's window of the previous batch.
-So callers that had to wait are released ``arrival_margin`` after the window frees, not the instant it does.
-This costs a queued burst a fifth of a second per window; an idle bot never waits.
+How that is stored: each request is counted in the shared ``limits`` windows when it is sent (so other
+processes see it at once); the process that sent it also remembers it until one window after its answer and
+counts it itself once its send has left the shared window. Across replicas this is count-at-send (a replica
+cannot know when another's answers come back), within a process it is exact.
 
-Why a second limit for ``background`` callers: index sync can list and fetch hundreds of pages, and would use
+**Why one request of headroom per window (9/s and 59/min, not 10 and 60)**: our clock and the server's do not
+tick at exactly the same rate, and the server's window edges are its own (it may round, or count a request a
+little before it has read all of it). One spare slot absorbs that; it costs a tenth of the per-second rate.
+
+**Why a second limit for background callers**: index sync can list and fetch hundreds of pages and would use
 the whole budget; held to half of it, a live question always finds a free slot within a fraction of a window.
+Live and background callers queue separately, so a waiting sync job never holds a question up.
 
-Why :meth:`TokenRateLimiter.observe`: another integration may share the token, which our counters cannot see.
-The server's ``rateLimit`` numbers can: when a window is nearly used up we space requests out to the rate the
-window sustains, and when it is used up we wait a whole window before the next request.
+**Why** :meth:`~TokenRateLimiter.observe`: another integration may share the token, which our counters cannot
+see. The server's ``rateLimit`` numbers can: when a window is nearly used up we space requests out to the rate
+the window sustains, and when it is used up we wait a whole window before the next request.
 
-Waiting is an ``asyncio.sleep`` until the oldest request in the window expires (``get_window_stats``), never a
-busy loop.
+Waiting is ``asyncio.sleep`` until the oldest counted request leaves the window (``get_window_stats``), or
+until an in-flight request comes back; never a busy loop.
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ import hashlib
 import logging
 import time
 import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from limits import RateLimitItem
@@ -56,21 +66,67 @@ _memory_storages: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MemorySto
     weakref.WeakKeyDictionary()
 )
 
+#: Entries a window can record. We compare counts against our own limits (counting in-flight requests too),
+#: so the storage must never refuse to record a request that has already been sent.
+_RECORD_CAP = 100_000
+
 
 class _Window(RateLimitItem):
     """A moving window of any length. ``limits`` has whole-second granularities only; tests shrink the windows
     (memory storage accepts fractions; Redis needs whole seconds, which the production 1 s / 60 s are)."""
 
     GRANULARITY = Granularity(1, "kbbot-window")
-    __slots__ = ("window",)
+    __slots__ = ("label", "window")
 
-    def __init__(self, amount: int, window: float, namespace: str) -> None:
-        super().__init__(amount, 1, namespace)
+    def __init__(self, window: float, namespace: str, label: str) -> None:
+        super().__init__(_RECORD_CAP, 1, namespace)
         self.window = window
+        self.label = label
+
+    def key_for(self, *identifiers: bytes | str | int | float) -> str:
+        # The base key has the amount and granularity but not the window length: name the window.
+        return super().key_for(*identifiers, self.label)
 
     def get_expiry(self) -> int:
         # Typed int by ``limits``; a float works with memory storage (see class docstring).
         return int(self.window) if float(self.window).is_integer() else self.window  # type: ignore[return-value]
+
+
+@dataclass(slots=True)
+class _Sent:
+    """One request of this process: sent at ``sent`` and answered at ``answered`` (None: still in flight),
+    in ``time.time()`` seconds like the storage's own timestamps."""
+
+    sent: float
+    answered: float | None = None
+
+
+@dataclass(slots=True)
+class _Budget:
+    """One class of caller (live or background): its limits per window and this process's recent requests."""
+
+    name: str
+    limits: tuple[int, int]
+    windows: tuple[_Window, _Window]
+    requests: list[_Sent] = field(default_factory=list)
+
+    def lingering(self, window: float, now: float) -> int:
+        """Our requests that still occupy ``window`` although their send has left the shared count: sent
+        longer than a window ago, but in flight or answered less than a window ago."""
+        edge = now - window
+        return sum(1 for r in self.requests if r.sent <= edge and (r.answered is None or r.answered > edge))
+
+    def next_release(self, window: float, now: float) -> float | None:
+        """Seconds until the first of those lingering requests stops occupying ``window`` (None: none will
+        until an in-flight request is answered)."""
+        edge = now - window
+        ends = [
+            r.answered + window - now for r in self.requests if r.answered is not None and r.answered > edge
+        ]
+        return min(ends) if ends else None
+
+    def prune(self, longest_window: float, now: float) -> None:
+        self.requests = [r for r in self.requests if r.answered is None or r.answered > now - longest_window]
 
 
 def token_key(token: SecretStr | str) -> str:
@@ -84,8 +140,7 @@ class TokenRateLimiter:
 
     ``storage`` is a ``limits`` async storage or its URI (``async+memory://``, ``async+redis://host:6379``;
     a plain ``redis://`` URI is accepted too). None shares one in-process memory storage per event loop.
-    ``second_window``/``minute_window``/``arrival_margin`` exist so tests can run the same logic at a faster
-    clock.
+    ``second_window``/``minute_window`` exist so tests can run the same logic at a faster clock.
     """
 
     def __init__(
@@ -99,7 +154,6 @@ class TokenRateLimiter:
         storage: Storage | str | None = None,
         second_window: float = 1.0,
         minute_window: float = 60.0,
-        arrival_margin: float = 0.2,
         namespace: str = "kbbot-pw",
     ) -> None:
         if per_second < 1 or per_minute < 1:
@@ -113,21 +167,26 @@ class TokenRateLimiter:
         self.per_minute = per_minute
         self.second_window = second_window
         self.minute_window = minute_window
-        self.arrival_margin = arrival_margin
-        live_second = max(1, per_second - headroom)
-        live_minute = max(1, per_minute - headroom)
-        self._live = (
-            _Window(live_second, second_window, namespace),
-            _Window(live_minute, minute_window, namespace),
+        live = (max(1, per_second - headroom), max(1, per_minute - headroom))
+        self._live = _Budget(
+            "live",
+            live,
+            (_Window(second_window, namespace, "second"), _Window(minute_window, namespace, "minute")),
         )
-        self._background = (
-            _Window(max(1, int(live_second * background_share)), second_window, namespace + "-bg"),
-            _Window(max(1, int(live_minute * background_share)), minute_window, namespace + "-bg"),
+        self._bg = _Budget(
+            "background",
+            (max(1, int(live[0] * background_share)), max(1, int(live[1] * background_share))),
+            (
+                _Window(second_window, namespace, "background-second"),
+                _Window(minute_window, namespace, "background-minute"),
+            ),
         )
-        # One queue per class of caller: a background caller waiting for its half-budget must never hold up
-        # the live callers behind it. Each lock is FIFO, so callers of one class are served in order.
-        self._live_lock = asyncio.Lock()
-        self._background_lock = asyncio.Lock()
+        # One queue per class of caller (FIFO each), so a background caller waiting for its half never holds
+        # up the live callers behind it. ``_take`` makes "check, then take" atomic between the two queues.
+        self._live_queue = asyncio.Lock()
+        self._bg_queue = asyncio.Lock()
+        self._take = asyncio.Lock()
+        self._returned = asyncio.Event()
         self._waiting = 0
         # observe() state, in time.monotonic() seconds.
         self._not_before = 0.0
@@ -149,14 +208,104 @@ class TokenRateLimiter:
     @property
     def limits(self) -> tuple[int, int]:
         """(per second, per minute) that live callers get after headroom."""
-        return self._live[0].amount, self._live[1].amount
+        return self._live.limits
 
     @property
     def background_limits(self) -> tuple[int, int]:
-        return self._background[0].amount, self._background[1].amount
+        return self._bg.limits
 
     def queued(self) -> int:
         return self._waiting
+
+    # --- taking a slot --------------------------------------------------------------------------------------
+
+    async def acquire(self, *, background: bool = False) -> None:
+        """Wait (asleep) until one request fits every window, then count it as sent (and answered) now.
+
+        Prefer :meth:`slot`, which keeps counting the request until its answer is back.
+        """
+        sent = await self._wait_and_take(background)
+        sent.answered = sent.sent
+
+    @asynccontextmanager
+    async def slot(self, *, background: bool = False) -> AsyncIterator[None]:
+        """``async with limiter.slot(): send the request`` — the request occupies the budget from now until
+        one window after the block ends (see module docstring)."""
+        sent = await self._wait_and_take(background)
+        try:
+            yield
+        finally:
+            sent.answered = max(time.time(), sent.sent)
+            self._returned.set()
+
+    def in_flight(self) -> int:
+        """Requests of this process sent and not yet answered."""
+        return sum(1 for r in self._live.requests if r.answered is None)
+
+    def _budgets(self, background: bool) -> tuple[_Budget, ...]:
+        return (self._live, self._bg) if background else (self._live,)
+
+    async def _wait_and_take(self, background: bool) -> _Sent:
+        strategy = self._strategy_now()
+        queue = self._bg_queue if background else self._live_queue
+        budgets = self._budgets(background)
+        self._waiting += 1
+        try:
+            async with queue:
+                while True:
+                    delay = self._hint_delay()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                        continue
+                    async with self._take:
+                        wait = await self._room(strategy, budgets)
+                        if wait is None:
+                            return await self._take_now(strategy, budgets)
+                    await self._sleep_or_returned(wait)
+        finally:
+            self._waiting -= 1
+
+    async def _take_now(self, strategy: MovingWindowRateLimiter, budgets: tuple[_Budget, ...]) -> _Sent:
+        """Count the request in the shared windows (other processes see it from now) and locally."""
+        # Stamped before the storage stamps its entries, so no moment has the request in neither count.
+        sent = _Sent(time.time())
+        for budget in budgets:
+            for window in budget.windows:
+                await strategy.hit(window, self._key)
+        for budget in budgets:  # a background request counts against the live budget too
+            budget.requests.append(sent)
+        self._last_grant = time.monotonic()
+        return sent
+
+    async def _room(self, strategy: MovingWindowRateLimiter, budgets: tuple[_Budget, ...]) -> float | None:
+        """None when one more request fits every window of ``budgets``; else how long until that may change
+        (inf: not before an in-flight request is answered)."""
+        longest: float | None = None
+        for budget in budgets:
+            now = time.time()
+            budget.prune(max(w.window for w in budget.windows), now)
+            for window, limit in zip(budget.windows, budget.limits, strict=True):
+                stats = await strategy.get_window_stats(window, self._key)
+                counted = _RECORD_CAP - stats.remaining
+                if counted + budget.lingering(window.window, now) < limit:
+                    continue
+                changes = [stats.reset_time - now] if counted else []
+                release = budget.next_release(window.window, now)
+                if release is not None:
+                    changes.append(release)
+                # A millisecond past the change: the window check is "older than", not "as old as".
+                wait = max(min(changes), 0.0) + 0.001 if changes else float("inf")
+                longest = wait if longest is None else max(longest, wait)
+        return longest
+
+    async def _sleep_or_returned(self, wait: float) -> None:
+        """Sleep ``wait`` seconds, or until an in-flight request is answered if that is sooner."""
+        self._returned.clear()
+        timeout = None if wait == float("inf") else wait
+        try:
+            await asyncio.wait_for(self._returned.wait(), timeout)
+        except TimeoutError:
+            return
 
     def _strategy_now(self) -> MovingWindowRateLimiter:
         if self._strategy is None:
@@ -179,46 +328,7 @@ class TokenRateLimiter:
             self._strategy = MovingWindowRateLimiter(storage)
         return self._strategy
 
-    async def acquire(self, *, background: bool = False) -> None:
-        """Wait (asleep) until one request fits every window, then take it."""
-        items = self._live + self._background if background else self._live
-        lock = self._background_lock if background else self._live_lock
-        strategy = self._strategy_now()
-        self._waiting += 1
-        try:
-            async with lock:
-                while True:
-                    delay = self._hint_delay()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                        continue
-                    blocked = await self._try_take(strategy, items)
-                    if blocked is None:
-                        self._last_grant = time.monotonic()
-                        return
-                    stats = await strategy.get_window_stats(blocked, self._key)
-                    # Past the reset by the margin (see module docstring), and at least a millisecond: the
-                    # window check is "older than", not "as old as".
-                    wait = max(stats.reset_time - time.time(), 0.0) + max(self.arrival_margin, 0.001)
-                    await asyncio.sleep(wait)
-        finally:
-            self._waiting -= 1
-
-    async def _try_take(
-        self, strategy: MovingWindowRateLimiter, items: tuple[_Window, ...]
-    ) -> _Window | None:
-        """Take one slot in every window, or return the window that is full.
-
-        Checked first and then hit one by one: a hit can still lose a race to another process (Redis), which
-        costs a slot in a window already hit, never an extra request on the wire.
-        """
-        for item in items:
-            if not await strategy.test(item, self._key):
-                return item
-        for item in items:
-            if not await strategy.hit(item, self._key):
-                return item
-        return None
+    # --- server hints ---------------------------------------------------------------------------------------
 
     def _hint_delay(self) -> float:
         now = time.monotonic()

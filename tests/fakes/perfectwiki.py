@@ -51,11 +51,14 @@ _STOPWORDS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
+    #: Wall-clock time of the response.
     time: float
     method: str
     path: str
     status: int
     endpoint: str
+    #: ``time.monotonic()`` when the request arrived (what the rate windows count).
+    arrived: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,7 +407,9 @@ class FakePerfectWiki:
                 s.quota_exceeded += 1
             elif response.status >= 500:
                 s.server_errors += 1
-            s.log.append(LogEntry(time.time(), request.method, request.path, response.status, endpoint))
+            s.log.append(
+                LogEntry(time.time(), request.method, request.path, response.status, endpoint, arrived)
+            )
         return response
 
     async def _sleep(self, seconds: float) -> None:

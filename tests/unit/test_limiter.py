@@ -37,8 +37,8 @@ async def grant_times(limiter: TokenRateLimiter, n: int, *, background: bool = F
     times: list[float] = []
 
     async def one() -> None:
-        await limiter.acquire(background=background)
-        times.append(time.monotonic())
+        async with limiter.slot(background=background):
+            times.append(time.monotonic())  # no await between the grant and this line
 
     await asyncio.gather(*(one() for _ in range(n)))
     return times
@@ -72,7 +72,7 @@ def test_bad_arguments_rejected() -> None:
 
 
 async def test_second_window_slides_and_never_overfills() -> None:
-    limiter = TokenRateLimiter(SECRET, per_second=5, per_minute=1000, second_window=0.2, arrival_margin=0.005)
+    limiter = TokenRateLimiter(SECRET, per_second=5, per_minute=1000, second_window=0.2)
     start = time.monotonic()
     times = await grant_times(limiter, 12)
     # 4 per window (5 minus headroom): 12 grants need three windows, i.e. at least two full waits.
@@ -80,10 +80,16 @@ async def test_second_window_slides_and_never_overfills() -> None:
     assert max_in_window(times, 0.2 - 0.01) <= 4
 
 
+async def test_bare_acquire_counts_at_send_time() -> None:
+    limiter = TokenRateLimiter(SECRET, per_second=4, per_minute=1000, second_window=0.2)
+    start = time.monotonic()
+    await asyncio.gather(*(limiter.acquire() for _ in range(7)))
+    assert time.monotonic() - start >= 0.38  # 3 per window: 7 need three windows
+    assert limiter.in_flight() == 0
+
+
 async def test_minute_window_binds_too() -> None:
-    limiter = TokenRateLimiter(
-        SECRET, per_second=100, per_minute=6, second_window=0.05, minute_window=0.3, arrival_margin=0.005
-    )
+    limiter = TokenRateLimiter(SECRET, per_second=100, per_minute=6, second_window=0.05, minute_window=0.3)
     start = time.monotonic()
     times = await grant_times(limiter, 10)
     assert time.monotonic() - start >= 0.28
@@ -91,19 +97,56 @@ async def test_minute_window_binds_too() -> None:
 
 
 async def test_waiting_sleeps_instead_of_spinning(monkeypatch: pytest.MonkeyPatch) -> None:
-    limiter = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, second_window=0.3, arrival_margin=0.005)
-    sleeps: list[float] = []
-    real_sleep = asyncio.sleep
+    limiter = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, second_window=0.3)
+    waits: list[float] = []
+    real = limiter._sleep_or_returned
 
-    async def recording_sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        await real_sleep(seconds)
+    async def recording(wait: float) -> None:
+        waits.append(wait)
+        await real(wait)
 
-    monkeypatch.setattr("kbbot.store.limiter.asyncio.sleep", recording_sleep)
+    monkeypatch.setattr(limiter, "_sleep_or_returned", recording)
     await grant_times(limiter, 6)
-    # Two waits per window edge at most (one per blocked caller in turn), each about a window's remainder.
-    assert 1 <= len(sleeps) <= 6
-    assert max(sleeps) > 0.1
+    # 2 per window (3 minus headroom): 6 grants cross two window edges; each blocked caller sleeps about the
+    # rest of the window once, then finds its slot.
+    assert 2 <= len(waits) <= 4
+    assert all(wait > 0.1 for wait in waits)
+
+
+async def test_slot_counts_a_request_until_its_answer_is_back() -> None:
+    limiter = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, second_window=0.2)
+    release = asyncio.Event()
+    times: list[float] = []
+
+    async def slow_request() -> None:
+        async with limiter.slot():
+            times.append(time.monotonic())
+            await release.wait()
+
+    slow = [asyncio.create_task(slow_request()) for _ in range(2)]
+    await asyncio.sleep(0.3)  # longer than the window: with acquire() they would no longer count
+    assert limiter.in_flight() == 2
+    third = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0.05)
+    assert not third.done()  # both slots are still taken by requests in flight
+    returned = time.monotonic()
+    release.set()
+    await asyncio.gather(*slow)
+    await third
+    # The answers came back at `returned`; they occupy the window until one window later.
+    assert time.monotonic() - returned >= 0.19
+    assert limiter.in_flight() == 0 and limiter.queued() == 0
+
+
+async def test_slot_is_given_back_when_the_request_fails() -> None:
+    limiter = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, second_window=0.1)
+    with pytest.raises(RuntimeError):
+        async with limiter.slot():
+            raise RuntimeError("network down")
+    assert limiter.in_flight() == 0
+    start = time.monotonic()
+    await grant_times(limiter, 1)
+    assert time.monotonic() - start < 0.05
 
 
 async def test_token_is_hashed_in_storage_keys() -> None:
@@ -119,13 +162,9 @@ async def test_token_is_hashed_in_storage_keys() -> None:
 
 
 async def test_limiters_for_the_same_token_share_one_budget() -> None:
-    a = TokenRateLimiter(SECRET, per_second=4, per_minute=1000, second_window=0.3, arrival_margin=0.005)
-    b = TokenRateLimiter(
-        SecretStr(SECRET), per_second=4, per_minute=1000, second_window=0.3, arrival_margin=0.005
-    )
-    other = TokenRateLimiter(
-        "another-token", per_second=4, per_minute=1000, second_window=0.3, arrival_margin=0.005
-    )
+    a = TokenRateLimiter(SECRET, per_second=4, per_minute=1000, second_window=0.3)
+    b = TokenRateLimiter(SecretStr(SECRET), per_second=4, per_minute=1000, second_window=0.3)
+    other = TokenRateLimiter("another-token", per_second=4, per_minute=1000, second_window=0.3)
     await grant_times(a, 3)
     start = time.monotonic()
     await other.acquire()  # a different token has its own budget
@@ -135,24 +174,20 @@ async def test_limiters_for_the_same_token_share_one_budget() -> None:
 
 
 async def test_storage_uri_accepted() -> None:
-    limiter = TokenRateLimiter(
-        SECRET, per_second=2, per_minute=100, second_window=0.2, arrival_margin=0.005, storage="memory://"
-    )
+    limiter = TokenRateLimiter(SECRET, per_second=2, per_minute=100, second_window=0.2, storage="memory://")
     start = time.monotonic()
     await grant_times(limiter, 2)
     assert time.monotonic() - start >= 0.18
 
 
 async def test_background_gets_half_and_never_starves_live_callers() -> None:
-    limiter = TokenRateLimiter(
-        SECRET, per_second=11, per_minute=1000, second_window=0.4, arrival_margin=0.005
-    )
+    limiter = TokenRateLimiter(SECRET, per_second=11, per_minute=1000, second_window=0.4)
     assert limiter.limits == (10, 999) and limiter.background_limits == (5, 499)
     background: list[float] = []
 
     async def sync_job() -> None:
-        await limiter.acquire(background=True)
-        background.append(time.monotonic())
+        async with limiter.slot(background=True):
+            background.append(time.monotonic())
 
     start = time.monotonic()
     jobs = [asyncio.create_task(sync_job()) for _ in range(12)]

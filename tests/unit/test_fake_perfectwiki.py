@@ -1,0 +1,158 @@
+"""The fake Perfect Wiki server speaks the documented wire protocol (raw httpx, sync, no kbbot code)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.fakes.perfectwiki import FakePerfectWiki
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=5.0) as c:
+        yield c
+
+
+def api(fake: FakePerfectWiki, path: str) -> str:
+    return f"{fake.url}/public-api/v1{path}"
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_url_shape_and_common_fields(client: httpx.Client, fake_pw: FakePerfectWiki) -> None:
+    assert fake_pw.url.startswith("http://127.0.0.1:") and fake_pw.url.endswith("/api")
+    body = client.get(api(fake_pw, "/knowledgebase"), headers=auth(fake_pw.token)).json()
+    assert body == {
+        "knowledgebase": {"name": "Engineering Docs"},
+        "pages": [],
+        "rateLimit": {"requestsLeftSecond": 9, "requestsLeftMinute": 59},
+    }
+
+
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Basic abc", "Bearer wrong", "Token " + "x" * 40])
+def test_bad_or_missing_token_is_401_json(
+    client: httpx.Client, fake_pw: FakePerfectWiki, header: str | None
+) -> None:
+    headers = {} if header is None else {"Authorization": header}
+    response = client.get(api(fake_pw, "/knowledgebase"), headers=headers)
+    assert response.status_code == 401
+    assert "error" in response.json()
+
+
+def test_list_shows_id_title_tags_only(client: httpx.Client, fake_pw: FakePerfectWiki) -> None:
+    fake_pw.seed_pages([{"id": "abc123", "title": "Getting Started", "content": "<p>hi</p>", "tags": ["x"]}])
+    pages = client.get(api(fake_pw, "/knowledgebase"), headers=auth(fake_pw.token)).json()["pages"]
+    assert pages == [{"id": "abc123", "title": "Getting Started", "tags": ["x"]}]
+
+
+def test_create_and_update_shapes(client: httpx.Client, fake_pw: FakePerfectWiki) -> None:
+    created = client.post(api(fake_pw, "/page"), headers=auth(fake_pw.token), json={"title": "T"}).json()
+    assert created["message"] == "acknowledged" and set(created["page"]) == {"id"}
+    page_id = created["page"]["id"]
+    updated = client.post(api(fake_pw, f"/page/{page_id}"), headers=auth(fake_pw.token), json={"tags": ["a"]})
+    assert updated.json()["message"] == "acknowledged" and "page" not in updated.json()
+    assert fake_pw.page(page_id) == {"id": page_id, "title": "T", "content": "", "tags": ["a"]}
+    missing = client.post(api(fake_pw, "/page/nope"), headers=auth(fake_pw.token), json={"title": "x"})
+    assert missing.status_code == 404
+
+
+def test_unknown_routes_and_methods_are_404(client: httpx.Client, fake_pw: FakePerfectWiki) -> None:
+    for method, path in [
+        ("GET", "/nothing"),
+        ("PUT", "/page/1"),
+        ("GET", "/page"),
+        ("DELETE", "/knowledgebase"),
+    ]:
+        assert client.request(method, api(fake_pw, path), headers=auth(fake_pw.token)).status_code == 404
+
+
+def test_sliding_window_429_and_recovery(client: httpx.Client) -> None:
+    with FakePerfectWiki(per_second=3, second_window=0.6) as fake:
+        statuses = [
+            client.get(api(fake, "/knowledgebase"), headers=auth(fake.token)).status_code for _ in range(4)
+        ]
+        assert statuses == [200, 200, 200, 429]
+        limited = client.get(api(fake, "/knowledgebase"), headers=auth(fake.token))
+        assert limited.status_code == 429 and "error" in limited.json()
+        assert "Retry-After" not in limited.headers  # not promised by the documentation
+        time.sleep(0.62)
+        assert client.get(api(fake, "/knowledgebase"), headers=auth(fake.token)).status_code == 200
+        assert fake.stats().rate_limited == 2
+
+
+def test_retry_after_header_when_configured(client: httpx.Client) -> None:
+    with FakePerfectWiki() as fake:
+        fake.set_rate_limits(1, 100, retry_after=2)
+        client.get(api(fake, "/knowledgebase"), headers=auth(fake.token))
+        assert client.get(api(fake, "/knowledgebase"), headers=auth(fake.token)).headers["Retry-After"] == "2"
+
+
+def test_unauthenticated_requests_do_not_use_the_budget(client: httpx.Client) -> None:
+    with FakePerfectWiki(per_second=1) as fake:
+        for _ in range(3):
+            client.get(api(fake, "/knowledgebase"))
+        assert client.get(api(fake, "/knowledgebase"), headers=auth(fake.token)).status_code == 200
+
+
+def test_seeded_failure_rate_is_reproducible(client: httpx.Client) -> None:
+    def run() -> list[int]:
+        with FakePerfectWiki(per_second=1000, per_minute=1000) as fake:
+            fake.set_failure_rate(0.5, seed=42)
+            return [
+                client.get(api(fake, "/knowledgebase"), headers=auth(fake.token)).status_code
+                for _ in range(20)
+            ]
+
+    first, second = run(), run()
+    assert first == second
+    assert 3 <= first.count(500) <= 17 and 200 in first
+
+
+def test_latency_per_endpoint(client: httpx.Client, fake_pw: FakePerfectWiki) -> None:
+    fake_pw.set_latency(0.2, endpoint="query")
+    start = time.monotonic()
+    client.get(api(fake_pw, "/knowledgebase"), headers=auth(fake_pw.token))
+    assert time.monotonic() - start < 0.15
+    start = time.monotonic()
+    client.post(api(fake_pw, "/knowledgebase/query"), headers=auth(fake_pw.token), json={"q": "x"})
+    assert time.monotonic() - start >= 0.2
+
+
+def test_query_validation_and_counting(client: httpx.Client, fake_pw: FakePerfectWiki) -> None:
+    for body in ({}, {"q": ""}, {"q": 5}):
+        response = client.post(api(fake_pw, "/knowledgebase/query"), headers=auth(fake_pw.token), json=body)
+        assert response.status_code == 400
+    fake_pw.set_ai_quota(0)
+    response = client.post(
+        api(fake_pw, "/knowledgebase/query"), headers=auth(fake_pw.token), json={"q": "hi"}
+    )
+    assert response.status_code == 402
+    stats = fake_pw.stats()
+    assert (stats.queries, stats.billed_queries, stats.quota_exceeded) == (1, 0, 1)
+    assert [entry.status for entry in stats.log] == [400, 400, 400, 402]
+
+
+def test_regenerate_invalidates_only_that_token(client: httpx.Client) -> None:
+    with FakePerfectWiki(extra_tokens=["other"]) as fake:
+        old = fake.token
+        new = fake.regenerate()
+        assert fake.token == new != old
+        assert client.get(api(fake, "/knowledgebase"), headers=auth(old)).status_code == 401
+        assert client.get(api(fake, "/knowledgebase"), headers=auth(new)).status_code == 200
+        assert client.get(api(fake, "/knowledgebase"), headers=auth("other")).status_code == 200
+
+
+def test_stop_does_not_wait_for_stalled_requests(client: httpx.Client) -> None:
+    fake = FakePerfectWiki().start()
+    fake.stall(30, count=None)
+    with pytest.raises(httpx.HTTPError):
+        client.get(api(fake, "/knowledgebase"), headers=auth(fake.token), timeout=0.1)
+    start = time.monotonic()
+    fake.stop()
+    assert time.monotonic() - start < 2
