@@ -113,36 +113,37 @@ async def test_with_redis_url_shared_stores(redis_server: RedisServer, tmp_path:
 
 @pytest.mark.redis
 async def test_rate_limit_both_windows_are_one_budget_for_all_replicas(redis_server: RedisServer) -> None:
-    """Two replicas' limiters, 40 eager callers: 9 per second (10 minus headroom) and 11 per minute in total."""
+    """Three replicas' limiters (own Redis connections, own locks), 45 eager callers: 9 per second (10 minus
+    headroom) and 11 per minute in total. Each replica looking, then taking, would let them share a last slot."""
     settings = Settings(
         redis_url=redis_server.url,
         perfectwiki_api_token=TOKEN,
         perfectwiki_rate_per_second=10,
         perfectwiki_rate_per_minute=12,
     )
-    one, two = await build_stores(settings), await build_stores(settings)
+    replicas = [await build_stores(settings) for _ in range(3)]
     try:
-        limiters = [one.rate_limiter(settings), two.rate_limiter(settings)]
+        limiters = [stores.rate_limiter(settings) for stores in replicas]
         assert all(limiters)
         started = time.monotonic()
         granted: list[float] = []
 
         async def call(i: int) -> None:
-            limiter = limiters[i % 2]
+            limiter = limiters[i % 3]
             assert limiter is not None
             await limiter.acquire()
             granted.append(time.monotonic() - started)
 
-        tasks = [asyncio.create_task(call(i)) for i in range(40)]
+        tasks = [asyncio.create_task(call(i)) for i in range(45)]
         await asyncio.wait(tasks, timeout=2.5)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         granted.sort()
-        # Second window: never more than 9 grants within any one second, across both replicas.
+        # Second window: never more than 9 grants within any one second, across all replicas.
         assert all(later - earlier >= 0.8 for earlier, later in zip(granted, granted[9:], strict=False))
         # Minute window: 11 in total, however many replicas ask, until the minute is over.
         assert len(granted) == 11
     finally:
-        await one.aclose()
-        await two.aclose()
+        for stores in replicas:
+            await stores.aclose()
