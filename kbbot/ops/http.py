@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from kbbot.errors import KbbotError, Unauthorized
+from kbbot.ops.logging import request_context
 from kbbot.ops.metrics import Metrics, Refresher
 
 if TYPE_CHECKING:
@@ -113,6 +114,17 @@ class ReadinessCheck:
             # Library exceptions may quote URLs or headers: name the type only.
             return False, f"{what} is unreachable ({type(exc).__name__})"
         return True, "ok"
+
+
+@web.middleware
+async def request_id_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every HTTP request (e.g. a Slack event) gets a request id for its log lines: the caller's
+    ``X-Request-Id`` when sane, else a fresh one. Tasks started while handling it (Bolt runs listeners as
+    tasks after the ack) inherit the id, so the whole answer is traceable."""
+    with request_context(request.headers.get("X-Request-Id")):
+        return await handler(request)
 
 
 def add_ops_routes(

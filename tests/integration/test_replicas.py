@@ -2,7 +2,8 @@
 
 - 200 questions (with duplicates, in varied spellings) split across both → upstream AI calls = distinct
   questions, and zero 429s although both replicas ask at full speed (one rate budget in Redis);
-- the same platform event delivered to both → one answer (the shared deduper, as the Slack adapter uses it);
+- the same Slack event delivered to both (and redelivered) → one answer: the real Slack adapter in HTTP mode,
+  signed Events API requests, answers posted to the fake Slack Web API, dedupe through Redis;
 - a 402 seen by one → the other stops asking too, and its /metrics shows the pause;
 - /readyz and /metrics answer on both; every log line (JSON) of the whole run is free of every secret;
 - SIGTERM → both exit 0.
@@ -25,11 +26,12 @@ import pytest
 
 from tests.fakes.perfectwiki import FakePerfectWiki
 from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session  # noqa: F401
+from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, FakeSlack, SlackSigner, event_envelope, mention_event
 
 pytestmark = pytest.mark.redis
 
 ROOT = Path(__file__).resolve().parents[2]
-SLACK_TOKEN = "xoxb-111111111-222222222-ReplicaTestSecretAbc"
+ALICE, GENERAL = "U0ALICE01", "C0GENERAL"
 DISCORD_TOKEN = "MTExMTExMTExMTExMTExMTExMQ.AbCdEf.ReplicaTestDiscordSecret0123456789"
 TOPICS = [
     "vpn setup", "expense reports", "holiday calendar", "deploy pipeline", "oncall rotation",
@@ -47,6 +49,14 @@ class Replica:
     proc: asyncio.subprocess.Process
     url: str
     stderr_path: Path
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as slack:
+        slack.add_user(ALICE, "alice", real_name="Alice Adams")
+        slack.add_channel(GENERAL, "general", members=[ALICE])
+        yield slack
 
 
 @pytest.fixture
@@ -75,7 +85,7 @@ async def _start(name: str, env: dict[str, str], tmp_path: Path) -> Replica:
 
 @pytest.fixture
 async def replicas(
-    redis_server: RedisServer, fake_pw: FakePerfectWiki, tmp_path: Path
+    redis_server: RedisServer, fake_pw: FakePerfectWiki, fake_slack: FakeSlack, tmp_path: Path
 ) -> AsyncIterator[tuple[Replica, Replica]]:
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -83,7 +93,9 @@ async def replicas(
         "PERFECTWIKI_API_TOKEN": fake_pw.token,
         "PERFECTWIKI_BASE_URL": fake_pw.url,
         "REDIS_URL": redis_server.url,
-        "SLACK_BOT_TOKEN": SLACK_TOKEN,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
         "DISCORD_BOT_TOKEN": DISCORD_TOKEN,
         "HTTP_HOST": "127.0.0.1",
         "HTTP_PORT": "0",
@@ -112,7 +124,7 @@ def _spellings(topic: str) -> list[str]:
 
 
 async def test_two_replicas_behave_like_one_bot(
-    replicas: tuple[Replica, Replica], fake_pw: FakePerfectWiki, tmp_path: Path
+    replicas: tuple[Replica, Replica], fake_pw: FakePerfectWiki, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     a, b = replicas
     rng = random.Random(8)
@@ -161,11 +173,18 @@ async def test_two_replicas_behave_like_one_bot(
         ]
         assert sum(hits) >= 2 * len(TOPICS)
 
-        # --- the same event delivered to both (Slack retries, or two replicas behind the LB) -------------
-        event = {"event_id": "Ev0REPLICA1", "text": "how does vpn setup work"}
-        deliveries = await asyncio.gather(*(http.post(f"{r.url}/event", json=event) for r in (a, b, a, b, a, b)))
-        assert [d.status_code for d in deliveries] == [200] * 6
-        assert sum(bool(d.json()["answered"]) for d in deliveries) == 1
+        # --- the same Slack event delivered to both replicas, and redelivered (X-Slack-Retry-Num) ----------
+        signer = SlackSigner(SIGNING_SECRET)
+        event = mention_event(GENERAL, ALICE, "how does vpn setup work?", "1700009000.000100")
+        envelope = event_envelope(event, event_id="Ev0REPLICA01")
+        deliveries = []
+        for n, replica in enumerate((a, b, a, b, b, a)):
+            body, headers = signer.event(envelope, retry_num=n or None)
+            deliveries.append(http.post(f"{replica.url}/slack/events", content=body, headers=headers))
+        acks = await asyncio.gather(*deliveries)
+        assert [ack.status_code for ack in acks] == [200] * 6  # every delivery is acked (Slack stops retrying)
+        (posted,) = await fake_slack.await_for("chat.postMessage", channel=GENERAL)
+        assert posted.params.get("thread_ts") == "1700009000.000100"
 
         # --- a 402 seen by one replica pauses the other --------------------------------------------------
         fake_pw.set_ai_quota(fake_pw.stats().billed_queries)  # the monthly quota is used up from now on
@@ -187,8 +206,11 @@ async def test_two_replicas_behave_like_one_bot(
     codes = await asyncio.wait_for(asyncio.gather(a.proc.wait(), b.proc.wait()), timeout=30)
     assert codes == [0, 0]
 
+    # Both drained: still exactly one answer in the channel for the six deliveries.
+    assert len(fake_slack.calls("chat.postMessage")) == 1
+
     # --- no secret in any log line of the whole run ----------------------------------------------------
-    secrets = [fake_pw.token, SLACK_TOKEN, DISCORD_TOKEN]
+    secrets = [fake_pw.token, BOT_TOKEN, SIGNING_SECRET, DISCORD_TOKEN]
     lines = [line for r in (a, b) for line in r.stderr_path.read_text().splitlines() if line.strip()]
     assert len(lines) > 200
     for line in lines:
@@ -198,4 +220,5 @@ async def test_two_replicas_behave_like_one_bot(
             assert secret not in line
     assert any("[REDACTED]" in line for line in lines)  # the careless debug line was scrubbed, not lost
     answered = [json.loads(line) for line in lines if '"answered"' in line]
-    assert answered and all(record["request_id"] for record in answered)
+    assert {record["platform"] for record in answered} == {"cli", "slack"}
+    assert all(record["request_id"] for record in answered)  # Slack's too: set per HTTP request, inherited

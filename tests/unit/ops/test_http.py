@@ -188,9 +188,7 @@ async def test_metrics_exposition(serve: Serve) -> None:
     async def counts() -> FeedbackCounts:
         return FeedbackCounts(helpful=7, not_helpful=2)
 
-    client, _ = await serve(
-        ReadinessCheck(FakeInfo()), metrics, [quota_refresher(state), feedback_refresher(counts)]
-    )
+    client, _ = await serve(ReadinessCheck(FakeInfo()), metrics, [quota_refresher(state), feedback_refresher(counts)])
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -216,9 +214,7 @@ async def test_metrics_exposition(serve: Serve) -> None:
         ]
         == 1
     )
-    assert s[("kbbot_upstream_request_duration_seconds_sum", (("endpoint", "ai_query"),))] == pytest.approx(
-        2.5
-    )
+    assert s[("kbbot_upstream_request_duration_seconds_sum", (("endpoint", "ai_query"),))] == pytest.approx(2.5)
     assert "<script>" not in response.text
 
 
@@ -235,9 +231,7 @@ async def test_metrics_refresher_failure_still_serves(serve: Serve) -> None:
 
 
 @pytest.mark.redis
-async def test_metrics_quota_gauge_follows_shared_redis_state(
-    serve: Serve, redis_server: RedisServer
-) -> None:
+async def test_metrics_quota_gauge_follows_shared_redis_state(serve: Serve, redis_server: RedisServer) -> None:
     """Replica B's /metrics shows the pause that replica A tripped."""
     a, b = await connect_redis(redis_server.url), await connect_redis(redis_server.url)
     try:
@@ -293,3 +287,28 @@ async def test_mount_ops_with_embedded_stores(tmp_path: Path) -> None:
         assert 'kbbot_feedback_votes{verdict="not_helpful"} 1.0' in text
         assert "kbbot_quota_paused 1.0" in text
     await stores.aclose()
+
+
+async def test_request_id_middleware_tags_the_handler_and_its_tasks() -> None:
+    from kbbot.ops.http import request_id_middleware
+    from kbbot.ops.logging import request_id_var
+
+    seen: list[str | None] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request_id_var.get())
+        task = asyncio.create_task(asyncio.sleep(0, result=request_id_var.get()))  # like Bolt's listener tasks
+        seen.append(await task)
+        return web.Response(text="ok")
+
+    app = web.Application(middlewares=[request_id_middleware])
+    app.router.add_post("/slack/events", handler)
+    async with HttpServer(app, "127.0.0.1", 0) as server, httpx.AsyncClient(base_url=server.url) as client:
+        await client.post("/slack/events", headers={"X-Request-Id": "Ev0ABC"})
+        await client.post("/slack/events", headers={"X-Request-Id": 'bad id"<script>' + "x" * 200})
+        await client.post("/slack/events")
+    assert seen[0] == seen[1] == "Ev0ABC"
+    assert (
+        seen[2] == seen[3] and seen[2] is not None and len(seen[2]) <= 64 and '"' not in seen[2] and " " not in seen[2]
+    )
+    assert seen[4] == seen[5] and seen[4] not in (None, "Ev0ABC", seen[2])
