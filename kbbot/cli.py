@@ -65,7 +65,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _log_level(args: argparse.Namespace, settings: Settings) -> str:
+    """The long-running bot logs at LOG_LEVEL; one-shot commands and the chat keep the terminal to their own
+    output (retries in progress are noise there; the final error is printed anyway) unless LOG_LEVEL=DEBUG."""
+    if args.command == "run" or settings.log_level == "DEBUG":
+        return settings.log_level
+    return "ERROR"
+
+
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    logging.basicConfig(level=_log_level(args, settings), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     async with open_runtime(settings) as rt:
         result: int = await args.handler(args, rt)
         return result

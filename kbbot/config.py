@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     discord_save_roles: CommaList = ()
     discord_auto_channels: CommaIntList = ()
     discord_shard_count: int | None = Field(None, ge=1)
+    #: Discord REST base (change only for testing: the gateway URL is then taken from its /gateway/bot).
+    discord_api_url: str | None = None
 
     # --- HTTP server, logging ------------------------------------------------------------------
     http_host: str = "127.0.0.1"
@@ -90,12 +92,18 @@ class Settings(BaseSettings):
         "save_default_tags", "discord_guild_ids", "discord_save_roles", "discord_auto_channels", mode="before"
     )(_split_commas)
 
+    @field_validator("discord_api_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # "DISCORD_API_URL=" (blank, as in a copied .env.example) means discord.py's built-in default.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("perfectwiki_base_url", "mathub_base_url", "slack_api_url")
+    @field_validator("perfectwiki_base_url", "mathub_base_url", "slack_api_url", "discord_api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:

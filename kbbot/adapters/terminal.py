@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from rich.console import Console
 
 from kbbot.commands.output import print_answer
-from kbbot.core.ask import AskService
+from kbbot.core.ask import AskService, QueuePosition
 from kbbot.core.models import Answer, Question, Thread, ThreadMessage
 from kbbot.core.replies import error_reply
 from kbbot.core.threads import ThreadSaver
@@ -87,13 +87,16 @@ class TerminalChat:
     async def _question(self, text: str) -> None:
         try:
             with self._console.status("thinking…"):
-                answer = await self._ask.ask(Question(text=text, platform="terminal"))
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one friendly line; the chat goes on
+                answer = await self._ask.ask(Question(text=text, platform="terminal"), on_queued=self._queued)
+        except Exception as exc:  # every failure becomes one friendly line; the chat goes on
             self._console.print(f"[red]{error_reply(exc)}[/red]", markup=True, highlight=False)
             return
         print_answer(self._console, answer)
         self._messages.append(ThreadMessage(self._user, "terminal-user", _now(), text))
         self._messages.append(ThreadMessage("kbbot", "kbbot", _now(), _answer_markdown(answer)))
+
+    async def _queued(self, position: QueuePosition) -> None:
+        self._console.print(position.message(), style="yellow", markup=False)
 
     async def _save(self, title: str | None) -> None:
         if not self._messages:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import string
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -22,6 +22,10 @@ from kbbot.backends.http import RetryPolicy, limiter_slot, parse_json, send_with
 from kbbot.core.models import PageRef
 from kbbot.core.ports import RateLimiter
 from kbbot.errors import BadRequest, BadResponse, ConfigError, NotFound
+from kbbot.store.limiter import TokenRateLimiter
+
+if TYPE_CHECKING:
+    from kbbot.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +135,25 @@ class PerfectWikiBackend:
         self._limiter = limiter
         self._retry = retry or RetryPolicy()
         self._timeout = timeout
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, client: httpx.AsyncClient, *, limiter: RateLimiter | None = None
+    ) -> PerfectWikiBackend:
+        """The backend for ``PERFECTWIKI_*`` settings; ``limiter`` defaults to the token's limiter from
+        :meth:`TokenRateLimiter.from_settings` (pass the one shared limiter when something else uses it)."""
+        if settings.perfectwiki_api_token is None:
+            raise ConfigError("KB_BACKEND=perfectwiki needs PERFECTWIKI_API_TOKEN")
+        if limiter is None:
+            limiter = TokenRateLimiter.from_settings(settings)
+        return cls(
+            client,
+            settings.perfectwiki_api_token,
+            limiter=limiter,
+            base_url=settings.perfectwiki_base_url,
+            page_url_template=settings.perfectwiki_page_url_template,
+            timeout=settings.request_timeout_seconds,
+        )
 
     # --- KnowledgeBase --------------------------------------------------------------------------------------
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from kbbot.commands import ask, check, pages
+from kbbot.commands import ask, chat, check, index, pages, run, save
 
-COMMANDS = (ask.register, pages.register, check.register)
+COMMANDS = (run.register, chat.register, ask.register, pages.register, index.register, save.register, check.register)

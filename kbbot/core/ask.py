@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from kbbot.backends.base import KnowledgeBase
@@ -25,6 +26,21 @@ QUOTA_NOTICE = (
     "AI answers are paused: the knowledgebase's monthly AI quota is used up. "
     "Here is what the wiki's own pages say."
 )
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePosition:
+    """Where a question stands while the token's rate budget is used up: shown so nobody thinks the bot hung."""
+
+    position: int
+    wait_seconds: float
+
+    def message(self) -> str:
+        wait = max(1, round(self.wait_seconds))
+        return f"Lots of questions right now: you're #{self.position} in line, about {wait} s."
+
+
+QueueListener = Callable[[QueuePosition], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +77,11 @@ class AskService:
         self._max_chars = max_chars
         self._kb_name: str | None = None
 
-    async def ask(self, question: Question) -> Answer:
+    async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer:
         """Answer one question. Raises ``InvalidQuestion`` for empty/oversized text and ``KnowledgeBaseError``
         when the wiki cannot be asked (after the backend's bounded retries). A 402 never raises: it pauses AI
-        answers and returns the search fallback."""
+        answers and returns the search fallback. ``on_queued`` hears the asker's place in line when the
+        token's rate budget is used up and the question has to wait."""
         text = clean_question(question.text, max_chars=self._max_chars)
         key = normalize_question(text)
         cached = await self._cache.get(key)
@@ -72,6 +89,8 @@ class AskService:
             return replace(cached, source=Source.CACHE)
         if not self._kb.supports_ai:
             return await self._fallback.answer(text)
+        if on_queued is not None and self._limiter is not None and (ahead := self._limiter.queued()) > 0:
+            await on_queued(QueuePosition(ahead + 1, self._limiter.estimate_wait(ahead + 1)))
         return await self._flights.run(key, lambda: self._ask_ai(key, text))
 
     async def _ask_ai(self, key: str, text: str) -> Answer:

@@ -79,6 +79,10 @@ class RateLimiter(Protocol):
         """How many callers are waiting for a slot right now."""
         ...
 
+    def estimate_wait(self, position: int) -> float:
+        """Seconds until a caller at ``position`` in the queue gets its slot (an upper bound)."""
+        ...
+
 
 class Answerer(Protocol):
     """Answers without the AI (full-text search, title match). Used for no-AI backends and the 402 fallback."""

@@ -195,9 +195,14 @@ class TokenRateLimiter:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, storage: Storage | str | None = None) -> TokenRateLimiter:
-        """The limiter for ``PERFECTWIKI_API_TOKEN``; pass ``storage`` (e.g. the Redis URI) to share it."""
+        """The limiter for ``PERFECTWIKI_API_TOKEN``, shared through ``REDIS_URL`` when that is set.
+
+        Build it once at startup and hand the same object to everything that uses the token.
+        """
         if settings.perfectwiki_api_token is None:
             raise ValueError("no PERFECTWIKI_API_TOKEN configured")
+        if storage is None and settings.redis_url is not None:
+            storage = settings.redis_url.get_secret_value()
         return cls(
             settings.perfectwiki_api_token,
             per_second=settings.perfectwiki_rate_per_second,
@@ -216,6 +221,12 @@ class TokenRateLimiter:
 
     def queued(self) -> int:
         return self._waiting
+
+    def estimate_wait(self, position: int) -> float:
+        """Seconds until the caller at ``position`` in the queue is sent, at the sustained (per-minute) rate.
+
+        An upper bound: a backlog drains at the per-minute rate once the first minute's budget is spent."""
+        return position * self.minute_window / self.limits[1]
 
     # --- taking a slot --------------------------------------------------------------------------------------
 
@@ -317,7 +328,8 @@ class TokenRateLimiter:
     async def _sleep_or_returned(self, wait: float) -> None:
         """Sleep ``wait`` seconds, or until an in-flight request is answered if that is sooner."""
         self._returned.clear()
-        timeout = None if wait == float("inf") else wait
+        # "Until an answer" is still rechecked every window, as a guard against a missed wake-up.
+        timeout = min(wait, max(self.second_window, 0.01))
         try:
             await asyncio.wait_for(self._returned.wait(), timeout)
         except TimeoutError:

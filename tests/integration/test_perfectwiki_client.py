@@ -523,6 +523,9 @@ async def test_built_from_settings(fake_pw: FakePerfectWiki, http: httpx.AsyncCl
         timeout=settings.request_timeout_seconds,
     )
     assert (await kb.info()).name == "Engineering Docs"
+    shortcut = PerfectWikiBackend.from_settings(settings, http)
+    ref = await shortcut.create_page("From settings", "<p>x</p>")
+    assert ref.url == f"https://wiki.example.com/{ref.id}"
 
 
 # --- the limiter against the server ---------------------------------------------------------------

@@ -297,6 +297,18 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.mark.redis
+async def test_from_settings_uses_redis_url(redis_url: str) -> None:
+    settings = Settings(perfectwiki_api_token=SecretStr(SECRET), redis_url=SecretStr(redis_url))
+    first = TokenRateLimiter.from_settings(settings)
+    second = TokenRateLimiter.from_settings(settings)
+    await first.acquire()
+    # The second limiter (another replica, say) sees the first one's request in Redis.
+    assert second._strategy_now() is not first._strategy_now()
+    stats = await second._strategy_now().get_window_stats(second._live.windows[1], token_key(SECRET))
+    assert stats.remaining == 100_000 - 1
+
+
+@pytest.mark.redis
 async def test_redis_storage_shares_budget_between_limiters(redis_url: str) -> None:
     a = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, storage=redis_url)
     b = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, storage=redis_url)

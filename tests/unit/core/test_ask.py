@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from kbbot.backends.base import AiAnswer, KbInfo, Page, PageChange, PageSummary
-from kbbot.core.ask import QUOTA_NOTICE, AskService
+from kbbot.core.ask import QUOTA_NOTICE, AskService, QueuePosition
 from kbbot.core.models import Answer, PageRef, Question, Source
 from kbbot.errors import InvalidQuestion, QuotaExceeded, Unavailable
 from kbbot.store.memory import LocalSingleFlight, MemoryQuotaGate, TTLAnswerCache
@@ -206,3 +206,41 @@ async def test_status_reports_cache_and_name() -> None:
     status = await service.status()
     assert status.kb_name == "Engineering Docs"
     assert status.cache.size == 1 and status.cache.hits == 1 and status.cache.hit_rate == 0.5
+
+
+class BusyLimiter:
+    """A limiter with four callers already waiting."""
+
+    async def acquire(self, *, background: bool = False) -> None:
+        return None
+
+    def observe(self, left_second: int | None, left_minute: int | None) -> None:
+        return None
+
+    def queued(self) -> int:
+        return 4
+
+    def estimate_wait(self, position: int) -> float:
+        return position * 60 / 59
+
+
+async def test_queued_askers_hear_their_place_in_line() -> None:
+    kb = FakeKB()
+    service = AskService(
+        kb=kb,  # type: ignore[arg-type]
+        cache=TTLAnswerCache(ttl_seconds=60, max_entries=10),
+        flights=LocalSingleFlight(),
+        quota=MemoryQuotaGate(probe_seconds=60),
+        fallback=FakeSearch(),
+        limiter=BusyLimiter(),
+    )
+    heard: list[str] = []
+
+    async def listener(position: QueuePosition) -> None:
+        heard.append(position.message())
+
+    await service.ask(Question("deploys?"), on_queued=listener)
+    assert heard == ["Lots of questions right now: you're #5 in line, about 5 s."]
+    await service.ask(Question("deploys"), on_queued=listener)  # cached: no wait, no message
+    assert len(heard) == 1
+    assert (await service.status()).queued == 4

@@ -1,0 +1,11 @@
+"""Discord adapter (discord.py 2.x): answers on @mention, DM and ``/ask``; saves threads with ``/save-thread``
+and the "Save thread to wiki" message command. Entry point: :func:`build_discord_client`."""
+
+from kbbot.adapters.discord.client import (
+    REQUIRED_PERMISSIONS,
+    build_discord_client,
+    invite_url,
+    run_discord_client,
+)
+
+__all__ = ["REQUIRED_PERMISSIONS", "build_discord_client", "invite_url", "run_discord_client"]

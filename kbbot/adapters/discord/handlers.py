@@ -1,0 +1,239 @@
+"""What the bot does with Discord events: answer questions, save threads.
+
+Every path ends in exactly one user-visible reply, including failures (through ``error_reply``), and every
+send disables mentions. Interactions are acknowledged first — a defer (type 5) — because Discord drops an
+interaction that gets no response within 3 seconds and a wiki AI answer can take longer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Protocol
+
+import discord
+from discord.utils import MISSING
+
+from kbbot.adapters.discord.feedback import answer_buttons
+from kbbot.adapters.discord.history import read_thread, thread_to_neutral
+from kbbot.adapters.discord.permissions import denied_text, may_save
+from kbbot.adapters.discord.render import OutgoingMessage, render_answer, render_text, safe
+from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
+from kbbot.core.ports import FeedbackStore
+from kbbot.core.replies import error_reply
+from kbbot.errors import KbbotError
+
+log = logging.getLogger(__name__)
+
+NONE = discord.AllowedMentions.none()
+
+NOT_IN_THREAD = (
+    "Saving works inside a thread or forum post: open the thread you want to keep and run `/save-thread` "
+    "there (or right-click a message in it → Apps → Save thread to wiki)."
+)
+EMPTY_THREAD = "There is nothing in this thread to save yet."
+NO_HISTORY_ACCESS = (
+    "I can't read this thread's history. Please give the bot the **Read Message History** and "
+    "**View Channel** permissions here, then try again."
+)
+
+
+class Asking(Protocol):
+    """The part of ``AskService`` the adapter uses."""
+
+    async def ask(self, question: Question) -> Answer: ...
+
+
+class Saving(Protocol):
+    """The part of ``ThreadSaver`` the adapter uses."""
+
+    async def save(
+        self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None
+    ) -> SavedPage: ...
+
+
+Interaction = discord.Interaction[discord.Client]
+
+
+class DiscordHandlers:
+    """Holds the injected services; the client wiring (``client.py``) routes events here."""
+
+    def __init__(
+        self,
+        *,
+        client: discord.Client,
+        ask: Asking,
+        saver: Saving,
+        feedback: FeedbackStore,
+        save_roles: Sequence[str] = (),
+        auto_channels: Sequence[int] = (),
+    ) -> None:
+        self._client = client
+        self._ask = ask
+        self._saver = saver
+        self._feedback = feedback
+        self._save_roles = tuple(save_roles)
+        self._auto_channels = frozenset(auto_channels)
+
+    # ------------------------------------------------------------------------------------------ asking
+
+    def question_text(self, message: discord.Message) -> str | None:
+        """The question in ``message``, or None when the bot should stay quiet.
+
+        Answered: DMs, messages that @mention the bot, and (with the Message Content intent) messages with a
+        ``?`` in the auto-answer channels or in threads/forum posts under them.
+        """
+        me = self._client.user
+        if me is None or message.author.bot or message.webhook_id is not None or message.author.id == me.id:
+            return None
+        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return None
+        content = message.content or ""
+        # "@kbbot" typed in a server often autocompletes to the bot's managed role rather than its user.
+        self_role = message.guild.self_role if message.guild is not None else None
+        own = re.compile(rf"<@!?{me.id}>" + (rf"|<@&{self_role.id}>" if self_role is not None else ""))
+        mentioned = bool(own.search(content))
+        if message.guild is not None and not mentioned and not self._auto_answers(message, content):
+            return None
+        text = own.sub(" ", content)
+        # Other mentions → names, so the wiki AI sees "@Ana", not "<@1234>".
+        for user in message.mentions:
+            text = re.sub(rf"<@!?{user.id}>", "@" + user.display_name, text)
+        for role in message.role_mentions:
+            text = text.replace(f"<@&{role.id}>", "@" + role.name)
+        for channel in message.channel_mentions:
+            text = text.replace(f"<#{channel.id}>", "#" + channel.name)
+        return text.strip()
+
+    def _auto_answers(self, message: discord.Message, content: str) -> bool:
+        if not self._auto_channels or "?" not in content:
+            return False
+        channel = message.channel
+        parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
+        return channel.id in self._auto_channels or parent_id in self._auto_channels
+
+    async def on_message(self, message: discord.Message) -> None:
+        text = self.question_text(message)
+        if text is None:
+            return
+        question = Question(
+            text=text,
+            asker=Asker(id=str(message.author.id), name=message.author.display_name),
+            conversation_key=f"{message.channel.id}:{message.id}",
+            platform="discord",
+        )
+        try:
+            async with message.channel.typing():
+                answer = await self._ask.ask(question)
+        except Exception as exc:
+            await self._reply_text(message, self._describe(exc))
+            return
+        await self._reply_answer(message, answer, question.text)
+
+    async def ask_interaction(self, interaction: Interaction, question_text: str) -> None:
+        """``/ask``: defer at once ("thinking…"), then answer in follow-ups."""
+        await interaction.response.defer(thinking=True)
+        question = Question(
+            text=question_text,
+            asker=Asker(id=str(interaction.user.id), name=interaction.user.display_name),
+            conversation_key=f"{interaction.channel_id}:{interaction.id}",
+            platform="discord",
+        )
+        try:
+            answer = await self._ask.ask(question)
+        except Exception as exc:
+            await self._followup_text(interaction, self._describe(exc))
+            return
+        await self._followup_answer(interaction, render_answer(answer, question=question_text))
+
+    # ------------------------------------------------------------------------------------------ saving
+
+    async def save_interaction(
+        self, interaction: Interaction, *, title: str | None = None, tags: str | None = None
+    ) -> None:
+        """``/save-thread`` and the "Save thread to wiki" message command."""
+        thread = interaction.channel
+        if not isinstance(thread, discord.Thread):
+            await interaction.response.send_message(NOT_IN_THREAD, ephemeral=True, allowed_mentions=NONE)
+            return
+        if not may_save(
+            thread=thread, user=interaction.user, permissions=interaction.permissions, save_roles=self._save_roles
+        ):
+            await interaction.response.send_message(
+                denied_text(self._save_roles), ephemeral=True, allowed_mentions=NONE
+            )
+            return
+        await interaction.response.defer(thinking=True)
+        try:
+            messages = await read_thread(thread)
+            neutral = thread_to_neutral(thread, messages)
+            if not neutral.messages:
+                await self._followup_text(interaction, EMPTY_THREAD)
+                return
+            tag_list = [t.strip() for t in (tags or "").split(",") if t.strip()] or None
+            saved = await self._saver.save(neutral, title=(title or "").strip() or None, tags=tag_list)
+        except discord.Forbidden:
+            log.warning("no access to the history of Discord thread %s", thread.id)
+            await self._followup_text(interaction, NO_HISTORY_ACCESS)
+            return
+        except Exception as exc:
+            await self._followup_text(interaction, self._describe(exc))
+            return
+        await self._followup_text(interaction, saved_text(saved, count=len(neutral.messages)))
+
+    # ------------------------------------------------------------------------------------------ sending
+
+    def _describe(self, exc: BaseException) -> str:
+        if isinstance(exc, KbbotError):
+            log.info("Discord request failed: %s: %s", type(exc).__name__, exc)
+        elif isinstance(exc, discord.HTTPException):
+            log.error("Discord API error %s while handling a request", exc.status)
+        else:
+            log.exception("unexpected error while handling a Discord request", exc_info=exc)
+        return error_reply(exc)
+
+    async def _reply_answer(self, message: discord.Message, answer: Answer, question: str) -> None:
+        parts = render_answer(answer, question=question)
+        for index, part in enumerate(parts):
+            view = answer_buttons(self._feedback) if index == len(parts) - 1 else discord.ui.View()
+            if index == 0:
+                await message.reply(
+                    part.content, embeds=list(part.embeds), view=view, allowed_mentions=NONE, mention_author=False
+                )
+            else:
+                await message.channel.send(
+                    part.content, embeds=list(part.embeds), view=view, allowed_mentions=NONE
+                )
+
+    async def _reply_text(self, message: discord.Message, text: str) -> None:
+        for index, chunk in enumerate(render_text(text)):
+            if index == 0:
+                await message.reply(chunk, allowed_mentions=NONE, mention_author=False)
+            else:
+                await message.channel.send(chunk, allowed_mentions=NONE)
+
+    async def _followup_answer(self, interaction: Interaction, parts: list[OutgoingMessage]) -> None:
+        for index, part in enumerate(parts):
+            view = answer_buttons(self._feedback) if index == len(parts) - 1 else MISSING
+            await interaction.followup.send(
+                part.content or MISSING, embeds=list(part.embeds), view=view, allowed_mentions=NONE
+            )
+
+    async def _followup_text(self, interaction: Interaction, text: str) -> None:
+        for chunk in render_text(text):
+            await interaction.followup.send(chunk, allowed_mentions=NONE)
+
+
+def saved_text(saved: SavedPage, *, count: int) -> str:
+    """The confirmation after a save: a link when the wiki has one, or that the save is queued for retry."""
+    if saved.pending:
+        return (
+            f"The wiki isn't reachable right now, so I queued this thread ({count} messages); "
+            "it will be saved automatically as soon as the wiki is back."
+        )
+    verb = "Saved" if saved.created else "Updated"
+    title = safe(saved.title.replace("[", "(").replace("]", ")")) or "the page"
+    if saved.url:
+        return f"{verb} {count} messages to the wiki: [{title}]({saved.url})"
+    return f"{verb} {count} messages to the wiki as “{title}”."

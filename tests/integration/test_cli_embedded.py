@@ -1,0 +1,54 @@
+"""The embedded default: no configuration at all → the sample knowledgebase, `ask` and the terminal chat."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.integration.cli_support import ROOT, run_kbbot
+
+
+def test_ask_with_no_configuration_answers_from_the_sample(tmp_path: Path) -> None:
+    result = run_kbbot("ask", "how do I set up the VPN", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["source"] == "search" and not data["empty"]
+    assert data["answer"].startswith("From the wiki")
+    assert "vpn" in data["related_pages"][0]["title"].lower()
+
+
+def test_chat_end_to_end_with_save(tmp_path: Path) -> None:
+    script = "how do I reset my password?\n/help\n/save Password help\nwhat about expenses\n/save\n/bogus\n/quit\n"
+    result = run_kbbot("chat", cwd=tmp_path, stdin=script)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "From the wiki" in out and "Password reset" in out
+    assert "/save [title]" in out  # help
+    assert "Saved: Password help" in out
+    assert "Updated:" in out  # the second /save updates the same page
+    assert "Unknown command '/bogus'" in out
+
+    saved = list((tmp_path / ".kbbot" / "pages").glob("*.md"))
+    assert len(saved) == 1
+    text = saved[0].read_text()
+    assert "how do I reset my password?" in text and "what about expenses" in text
+    assert not list((ROOT / "kbbot" / "sample_kb").glob("password-help*"))  # never written into the package
+
+    # The saved conversation is now part of the knowledgebase.
+    found = run_kbbot("ask", "what about expenses password help", "--json", cwd=tmp_path)
+    titles = [p["title"] for p in json.loads(found.stdout)["related_pages"]]
+    assert any("reset my password" in t.lower() or "password help" in t.lower() for t in titles)
+
+
+def test_chat_survives_hostile_input(tmp_path: Path) -> None:
+    lines = ["", "   ", "\x00\x1b[31m", "x" * 5000, '"NEAR( * - : ) 🤖', "<script>alert(1)</script>", "/quit"]
+    script = "\n".join(lines)
+    result = run_kbbot("chat", cwd=tmp_path, stdin=script + "\n")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "keep it under 2,000" in result.stdout
+
+
+def test_chat_ends_cleanly_on_eof(tmp_path: Path) -> None:
+    result = run_kbbot("chat", cwd=tmp_path, stdin="")
+    assert result.returncode == 0 and "Traceback" not in result.stderr
