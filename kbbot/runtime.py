@@ -21,14 +21,13 @@ from kbbot.core.ask import AskService
 from kbbot.core.ports import Deduper, FeedbackStore, RateLimiter
 from kbbot.core.threads import ThreadSaver
 from kbbot.search.answerer import SearchAnswerer
-from kbbot.search.index import SearchIndex
+from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
 from kbbot.store.limiter import TokenRateLimiter
 from kbbot.store.memory import LocalSingleFlight, MemoryDeduper, MemoryQuotaGate, TTLAnswerCache
 from kbbot.store.sqlite_feedback import SqliteFeedbackStore
 from kbbot.store.sqlite_threads import DEFAULT_FILENAME, SqliteOutbox, SqliteSavedThreadMap
 
-INDEX_FILENAME = "index.sqlite3"
 FEEDBACK_FILENAME = "feedback.sqlite3"
 
 
@@ -92,7 +91,7 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
         kb = build_knowledgebase(settings, http, limiter)
         stack.push_async_callback(kb.aclose)
 
-        index = await SearchIndex(data / INDEX_FILENAME).open()
+        index = await SearchIndex(index_path(data, settings.backend)).open()
         stack.push_async_callback(index.aclose)
         syncer = IndexSyncer(kb, index)
         if kb.kind == "local":

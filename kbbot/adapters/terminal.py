@@ -15,7 +15,7 @@ from rich.console import Console
 
 from kbbot.commands.output import print_answer
 from kbbot.core.ask import AskService, QueuePosition
-from kbbot.core.models import Answer, Question, Thread, ThreadMessage
+from kbbot.core.models import Answer, Question, SavedPage, Thread, ThreadMessage
 from kbbot.core.replies import error_reply
 from kbbot.core.threads import ThreadSaver
 from kbbot.errors import KbbotError
@@ -27,6 +27,7 @@ Type a question and press Enter. Commands:
   /quit           leave (Ctrl-D works too)"""
 
 InputFn = Callable[[str], Awaitable[str]]
+SavedHook = Callable[[SavedPage], Awaitable[object]]
 
 
 def _now() -> str:
@@ -50,14 +51,17 @@ class TerminalChat:
         console: Console,
         user_name: str = "you",
         read_line: InputFn | None = None,
+        after_save: SavedHook | None = None,
     ) -> None:
         self._ask = ask
         self._saver = saver
         self._console = console
         self._user = user_name
         self._read_line = read_line or self._stdin_line
+        self._after_save = after_save
         self._key = f"terminal:{uuid.uuid4().hex}"
         self._messages: list[ThreadMessage] = []
+        self._title: str | None = None  # kept so that `/save` after `/save My title` keeps "My title"
 
     async def _stdin_line(self, prompt: str) -> str:
         # input() blocks; run it in a thread so background work (index refresh, outbox) keeps going.
@@ -99,6 +103,7 @@ class TerminalChat:
         self._console.print(position.message(), style="yellow", markup=False)
 
     async def _save(self, title: str | None) -> None:
+        title = title or self._title
         if not self._messages:
             self._console.print("Nothing to save yet: ask a question first.", markup=False)
             return
@@ -117,6 +122,9 @@ class TerminalChat:
         if saved.pending:
             self._console.print("Saving — the wiki is busy; it will be retried in the background.", markup=False)
             return
+        self._title = title
+        if self._after_save is not None:
+            await self._after_save(saved)
         verb = "Saved" if saved.created else "Updated"
         where = saved.url or saved.id
         self._console.print(f"[green]{verb}:[/green] {saved.title} — {where}", markup=True, highlight=False)

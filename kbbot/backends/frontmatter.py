@@ -1,8 +1,8 @@
 """The small YAML subset Markdown front matter uses, without a YAML dependency at runtime.
 
 Reads ``title`` and ``tags`` from a leading ``---`` block: plain or quoted scalars, and tags as a flow list
-(``[a, "b c"]``), a comma list (``a, b``) or a block list (``- a``). Other keys are kept as raw strings. Writes
-JSON-quoted values, which are valid YAML, so any title round-trips.
+(``[a, "b c"]``), a comma list (``a, b``) or a block list (``- a``). Other keys are kept as raw strings.
+Writes JSON-quoted values, which are valid YAML, so any title round-trips.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def split(text: str) -> tuple[FrontMatter, str]:
         if key:
             current = key.group(1).lower()
             values[current] = key.group(2)
-    body = text[match.end():]
+    body = text[match.end() :]
     title_raw = values.pop("title", "")
     title = _CONTROL.sub(" ", _scalar(title_raw)).strip() or None
     tags_raw = values.pop("tags", "").strip()

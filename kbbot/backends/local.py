@@ -1,23 +1,27 @@
-"""A knowledgebase that is a folder of Markdown files — the embedded default, over the bundled sample handbook.
+"""A knowledgebase that is a folder of Markdown files — the embedded default, over the bundled sample
+handbook.
 
 A page's id is its path relative to the folder, without ``.md`` (``it/vpn-setup``). Title and tags come from
-optional front matter (``title:``, ``tags:``); without a title, the first ``# heading`` or the file name is used.
+optional front matter (``title:``, ``tags:``); without a title, the first ``# heading`` or the file name is
+used.
 
 Two folders are merged: the *source* folder (``LOCAL_KB_DIR``, or the sample handbook inside the installed
-package) is only read; every write goes to the *writable* folder (``KBBOT_DATA_DIR/pages``), where a file shadows
-the source file with the same id. So the installed package is never written to, and editing a sample page keeps
-the original intact. Deleting a page that exists in the source folder leaves a ``<id>.deleted`` tombstone.
+package) is only read; every write goes to the *writable* folder (``KBBOT_DATA_DIR/pages``), where a file
+shadows the source file with the same id. So the installed package is never written to, and editing a sample
+page keeps the original intact. Deleting a page that exists in the source folder leaves a ``<id>.deleted``
+tombstone.
 
 Files are written atomically (temporary file, then ``os.replace``/``os.link``), so a reader never sees half a
-page and a crash never leaves one. ``page_url`` returns the file's ``file://`` URI: clickable in a terminal, and
-it tells a user of the local backend which file to edit. There is no AI: :meth:`query` raises ``Unsupported``
-and answers come from the search index.
+page and a crash never leaves one. ``page_url`` returns the file's ``file://`` URI: clickable in a terminal,
+and it tells a user of the local backend which file to edit. There is no AI: :meth:`query` raises
+``Unsupported`` and answers come from the search index.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import tempfile
@@ -30,6 +34,8 @@ from kbbot.backends import frontmatter
 from kbbot.backends.base import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageSummary
 from kbbot.core.models import PageRef
 from kbbot.errors import BadRequest, ConfigError, NotFound, Unsupported
+
+log = logging.getLogger(__name__)
 
 _SUFFIX = ".md"
 _TOMBSTONE = ".deleted"
@@ -89,15 +95,14 @@ class LocalBackend:
     def __init__(self, source_dir: Path | None, writable_dir: Path, *, name: str | None = None) -> None:
         self.source_dir = (source_dir or sample_kb_dir()).resolve()
         self.writable_dir = writable_dir.resolve()
+        if not self.source_dir.is_dir():
+            raise ConfigError(f"LOCAL_KB_DIR {self.source_dir} is not a folder; point it at a folder of .md files")
         pkg = package_dir()
         if self.writable_dir == pkg or pkg in self.writable_dir.parents:
             raise ConfigError(
                 f"KBBOT_DATA_DIR must not be inside the installed kbbot package ({pkg}); pick another folder"
             )
-        if source_dir is None:
-            default_name = "Acme Robotics handbook (sample)"
-        else:
-            default_name = self.source_dir.name
+        default_name = "Acme Robotics handbook (sample)" if source_dir is None else self.source_dir.name
         self.name = name or default_name
 
     # --- reading -----------------------------------------------------------------------------
@@ -111,10 +116,14 @@ class LocalBackend:
     def _list_sync(self) -> list[PageSummary]:
         summaries = []
         for page_id, path in sorted(self._files().items()):
-            title, tags, _ = self._read_meta(page_id, path)
-            summaries.append(
-                PageSummary(id=page_id, title=title, tags=tags, slug=page_id, updated_at=_iso_mtime(path))
-            )
+            try:
+                title, tags, _ = self._read_meta(page_id, path)
+                updated = _iso_mtime(path)
+            except OSError as exc:
+                # Deleted while we listed, or unreadable: one bad file must not hide every other page.
+                log.warning("skipping %s: %s", path, exc.strerror or exc)
+                continue
+            summaries.append(PageSummary(id=page_id, title=title, tags=tags, slug=page_id, updated_at=updated))
         return summaries
 
     def _files(self) -> dict[str, Path]:
@@ -247,7 +256,8 @@ class LocalBackend:
         or link is atomic) and flush it to disk."""
         fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=".md", dir=directory)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            # errors="replace": a lone surrogate (from JSON "\\ud800") becomes "?" instead of losing the page.
+            with os.fdopen(fd, "w", encoding="utf-8", errors="replace", newline="\n") as handle:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())

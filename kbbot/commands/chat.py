@@ -7,6 +7,7 @@ import getpass
 from typing import TYPE_CHECKING
 
 from kbbot.adapters.terminal import TerminalChat
+from kbbot.core.models import SavedPage
 
 if TYPE_CHECKING:
     from kbbot.runtime import Runtime
@@ -31,5 +32,13 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
 
 async def run_chat(rt: Runtime) -> None:
     """The chat with the save retry worker running, so a save queued while the wiki is down still lands."""
+    async def make_answerable(saved: SavedPage) -> None:
+        # The saved conversation is a page now: index it at once so the next question can find it.
+        if saved.id is not None:
+            await rt.syncer.index_page(saved.id)
+
     async with rt.saver:
-        await TerminalChat(ask=rt.ask, saver=rt.saver, console=rt.console, user_name=_user_name()).run()
+        chat = TerminalChat(
+            ask=rt.ask, saver=rt.saver, console=rt.console, user_name=_user_name(), after_save=make_answerable
+        )
+        await chat.run()

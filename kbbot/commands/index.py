@@ -1,8 +1,8 @@
 """``kbbot index sync`` and ``kbbot index search "…" [--json] [--limit N]``.
 
 ``register(subparsers)`` adds the ``index`` command group; each leaf parser carries its coroutine in
-``args.handler``, called as ``await args.handler(args, rt)`` with the runtime built by the one startup function.
-The handlers only need the four attributes of :class:`IndexRuntime`.
+``args.handler``, called as ``await args.handler(args, rt)`` with the runtime built by the one startup
+function. The handlers only need the four attributes of :class:`IndexRuntime`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ from typing import Any, Protocol
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.text import Text
 
 from kbbot.backends.base import KnowledgeBase
@@ -24,7 +31,8 @@ from kbbot.search.sync import IndexSyncer, SyncReport
 
 
 class IndexRuntime(Protocol):
-    """What the index commands need from the runtime: settings, the knowledgebase, its index, a stdout console."""
+    """What the index commands need from the runtime: settings, the knowledgebase, its index, a stdout
+    console."""
 
     @property
     def settings(self) -> Any: ...
@@ -88,8 +96,12 @@ async def sync_handler(args: argparse.Namespace, rt: IndexRuntime) -> int:
     report = await _sync_with_progress(rt, stderr if args.json else rt.console, full=args.full)
     if args.json:
         payload = {
-            "listed": report.listed, "fetched": report.fetched, "changed": report.changed,
-            "deleted": report.deleted, "failed": report.failed, "aborted": report.aborted,
+            "listed": report.listed,
+            "fetched": report.fetched,
+            "changed": report.changed,
+            "deleted": report.deleted,
+            "failed": report.failed,
+            "aborted": report.aborted,
         }
         _print_plain(rt.console, json.dumps(payload))
     else:
@@ -103,8 +115,11 @@ async def search_handler(args: argparse.Namespace, rt: IndexRuntime) -> int:
     """Exit 0 with results (or none found), 2 when the query has no searchable words."""
     stderr = Console(stderr=True)
     if not query_terms(args.query):
-        stderr.print("Nothing to search for: type some words, e.g. `kbbot index search \"vpn setup\"`.",
-                     markup=False, highlight=False)
+        stderr.print(
+            'Nothing to search for: type some words, e.g. `kbbot index search "vpn setup"`.',
+            markup=False,
+            highlight=False,
+        )
         return 2
     if await rt.index.count() == 0:
         # A fresh install: fill the index once instead of answering "nothing found".

@@ -1,7 +1,7 @@
 """Extractive answers from the index: the best passages of the best pages, quoted, with the pages linked.
 
-Used when there is no AI to ask (MatHub, local folders) and when Perfect Wiki's AI quota is gone. The wording is
-deliberately plain — "From the wiki:" and quotes — so nobody mistakes a search result for an AI answer.
+Used when there is no AI to ask (MatHub, local folders) and when Perfect Wiki's AI quota is gone. The wording
+is deliberately plain — "From the wiki:" and quotes — so nobody mistakes a search result for an AI answer.
 """
 
 from __future__ import annotations
@@ -12,24 +12,14 @@ from dataclasses import dataclass
 from kbbot.core.models import Answer, PageRef, Source
 from kbbot.core.text import neutralize_mentions
 from kbbot.search.index import PageText, SearchIndex
-from kbbot.search.query import query_terms
+from kbbot.search.query import matched_terms, query_terms, stem, term_hits
 
 NOTHING_FOUND = (
     "I couldn't find anything about that in the wiki. Try other words — a product name, a tool or an error "
     "message usually works best."
 )
 
-_WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s")
-
-
-def _stem(word: str) -> str:
-    """A crude suffix strip, enough to match "deploying" with "deploy" when choosing passages."""
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +57,7 @@ class SearchAnswerer:
             return Answer(text=NOTHING_FOUND, source=Source.SEARCH, empty=True)
         # Pages far below the best one matched a stray word; quoting them adds noise, not answers.
         hits = [hit for hit in hits if hit.score >= hits[0].score * self.min_relative_score]
-        terms = {_stem(t) for t in query_terms(question)}
+        terms = {stem(t) for t in query_terms(question)}
         pages = await self.index.texts([hit.id for hit in hits[:limit]])
         passages = [p for p in (self._best_passage(page, terms) for page in pages) if p is not None]
         if not passages and pages:
@@ -78,23 +68,32 @@ class SearchAnswerer:
         related = tuple(PageRef(id=h.id, title=h.title, url=h.url) for h in hits[:limit])
         if not passages:
             titles = ", ".join(_link(ref.title, ref.url) for ref in related)
-            return Answer(text=f"From the wiki: these pages look related: {titles}.", related_pages=related,
-                          source=Source.SEARCH)
+            return Answer(
+                text=f"From the wiki: these pages look related: {titles}.",
+                related_pages=related,
+                source=Source.SEARCH,
+            )
         blocks = ["From the wiki:"]
         for passage in passages:
-            quoted = "\n".join("> " + line if line.strip() else ">" for line in passage.text.split("\n"))
-            blocks.append(f"{quoted}\n— {_link(passage.page.title, passage.page.url)}")
-        return Answer(
-            text=neutralize_mentions("\n\n".join(blocks)),
-            related_pages=related,
-            source=Source.SEARCH,
-        )
+            lines = [line.rstrip() for line in _escape(neutralize_mentions(passage.text)).split("\n")]
+            # Two trailing spaces are a CommonMark hard break: each line of the page stays a line when the
+            # answer is rendered (Slack and Discord keep newlines anyway and ignore the spaces).
+            quoted = "  \n".join("> " + line if line else ">" for line in lines)
+            blocks.append(f"{quoted}\n\n— {_link(passage.page.title, passage.page.url)}")
+        return Answer(text="\n\n".join(blocks), related_pages=related, source=Source.SEARCH)
 
     def _best_passage(self, page: PageText, terms: set[str]) -> Passage | None:
+        # Words of the question that the page title already matches say which page, not which passage:
+        # "set up the VPN on linux" on the page "VPN setup" should quote the Linux steps, not the intro.
+        focus = (terms - matched_terms(page.title, terms)) or terms
         best: Passage | None = None
         for paragraph in self._paragraphs(page.text):
-            score = _score(paragraph, terms)
-            if score > 0 and (best is None or score > best.score):
+            counts = term_hits(paragraph, terms)
+            if not counts:
+                continue
+            focused = {term: n for term, n in counts.items() if term in focus}
+            score = _score(focused, len(paragraph)) + 0.1 * _score(counts, len(paragraph))
+            if best is None or score > best.score:
                 best = Passage(page, paragraph, score)
         if best is None:
             return None
@@ -102,24 +101,29 @@ class SearchAnswerer:
 
     @staticmethod
     def _paragraphs(text: str) -> list[str]:
-        """Paragraphs, with a short heading-like line joined to the paragraph under it (a heading alone is no
-        answer, and the paragraph alone loses its context)."""
+        """Paragraphs, with a heading-like line or a lead-in ending in ":" joined to the paragraph under it
+        (a heading alone is no answer; "Sign your commits with your SSH key:" is nothing without the command
+        that follows)."""
         raw = [p.strip() for p in text.split("\n\n") if p.strip()]
         merged: list[str] = []
         carry = ""
         for paragraph in raw:
-            if "\n" not in paragraph and len(paragraph) < 60 and not paragraph.endswith((".", ":", "!", "?")):
-                carry = f"{carry}\n{paragraph}" if carry else paragraph
+            heading = "\n" not in paragraph and len(paragraph) < 60 and not paragraph.endswith((".", "!", "?"))
+            lead_in = len(paragraph) < 200 and paragraph.endswith(":")
+            joined = f"{carry}\n{paragraph}" if carry else paragraph
+            if (heading or lead_in) and len(joined) < 400:
+                carry = joined
                 continue
-            merged.append(f"{carry}\n{paragraph}" if carry else paragraph)
+            merged.append(joined)
             carry = ""
         if carry:
             merged.append(carry)
         return merged
 
     def _trim(self, paragraph: str, terms: set[str]) -> str:
-        """Cut a long paragraph to about ``max_passage_chars`` on line or sentence breaks, starting at the first
-        line or sentence that mentions a query term. Lines stay lines (lists and code keep their shape)."""
+        """Cut a long paragraph to about ``max_passage_chars`` on line or sentence breaks, starting at the
+        first line or sentence that mentions a query term. Lines stay lines (lists and code keep their
+        shape)."""
         limit = self.max_passage_chars
         if len(paragraph) <= limit:
             return paragraph
@@ -127,7 +131,7 @@ class SearchAnswerer:
         for line_no, line in enumerate(paragraph.split("\n")):
             for sentence_no, sentence in enumerate(s for s in _SENTENCE_END.split(line) if s.strip()):
                 units.append((sentence, "\n" if line_no and not sentence_no else " "))
-        start = next((i for i, (unit, _) in enumerate(units) if _score(unit, terms) > 0), 0)
+        start = next((i for i, (unit, _) in enumerate(units) if term_hits(unit, terms)), 0)
         out = ""
         end = start
         for unit, sep in units[start:]:
@@ -142,26 +146,31 @@ class SearchAnswerer:
         return ("… " if start > 0 else "") + out + (" …" if end != len(units) else "")
 
 
-def _score(text: str, terms: set[str]) -> float:
+def _score(counts: dict[str, int], length: int) -> float:
     """Distinct query terms matched (squared, so covering more of the question wins), plus a little for
     repeats, minus a little for length."""
-    if not terms:
+    if not counts:
         return 0.0
-    words = [_stem(w) for w in _WORD.findall(text.casefold())]
-    matched: set[str] = set()
-    hits = 0
-    for word in words:
-        for term in terms:
-            if word == term or (len(term) >= 4 and word.startswith(term)):
-                matched.add(term)
-                hits += 1
-                break
-    if not matched:
-        return 0.0
-    return len(matched) ** 2 + min(hits, 6) * 0.25 - len(text) / 4000
+    return len(counts) ** 2 + min(sum(counts.values()), 6) * 0.25 - length / 4000
+
+
+# Quoted page text stays verbatim — commands, paths and ``$…$`` LaTeX must read exactly as in the wiki, and
+# each platform's renderer escapes for itself (backslash escapes would show up literally in Slack). Only a line
+# starting with "#" (a shell comment in a code sample) gets an invisible zero-width space in front, so no
+# Markdown renderer turns it into a heading.
+_LINE_START_HASH = re.compile(r"^(\s*)#", re.MULTILINE)
+
+
+def _escape(text: str) -> str:
+    return _LINE_START_HASH.sub("\\1\u200b#", text)
 
 
 def _link(title: str, url: str | None) -> str:
     """``[title](url)`` or ``**title**`` when the wiki has no page URLs configured."""
-    safe = title.replace("[", "(").replace("]", ")").strip() or "Untitled"
-    return f"[{safe}]({url})" if url else f"**{safe}**"
+    # Brackets would end the link text early; a title is one line.
+    safe = neutralize_mentions(" ".join(title.split())).replace("[", "(").replace("]", ")") or "Untitled"
+    if url:
+        # Percent-encode what would end or break a Markdown link destination.
+        safe_url = url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+        return f"[{safe}]({safe_url})"
+    return f"**{safe}**"

@@ -1,8 +1,8 @@
 """Page content → plain text for the index: HTML (Perfect Wiki) via selectolax, Markdown (MatHub, local) via
 markdown-it-py's token stream.
 
-The text keeps paragraph breaks (blank lines) so the answerer can quote whole passages, keeps code lines, and keeps
-``$…$`` LaTeX verbatim so a formula stays readable instead of being eaten as Markdown emphasis.
+The text keeps paragraph breaks (blank lines) so the answerer can quote whole passages, keeps code lines,
+and keeps ``$…$`` LaTeX verbatim so a formula stays readable instead of being eaten as Markdown emphasis.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ _SPACE_AROUND_BREAK = re.compile(r" *\n *")
 
 
 def html_to_text(html: str) -> str:
-    """Readable plain text of an HTML page: blocks become paragraphs, list items lines, ``<pre>`` keeps lines."""
+    """Readable plain text of an HTML page: blocks become paragraphs, list items lines, ``<pre>`` keeps
+    lines."""
     if not html or not html.strip():
         return ""
     tree = LexborHTMLParser(html)
@@ -90,8 +91,9 @@ def _markdown() -> MarkdownIt:
 def markdown_to_text(markdown: str, *, resolve_link: LinkResolver | None = None) -> str:
     """Readable plain text of a Markdown (+ LaTeX) page.
 
-    ``[[slug]]`` becomes the linked page's title (via ``resolve_link``) or the slug in words; ``[[slug|label]]``
-    becomes the label. A leading YAML front matter block is dropped (its title/tags are indexed separately).
+    ``[[slug]]`` becomes the linked page's title (via ``resolve_link``) or the slug in words;
+    ``[[slug|label]]`` becomes the label. A leading YAML front matter block is dropped (its title/tags are
+    indexed separately).
     """
     if not markdown or not markdown.strip():
         return ""

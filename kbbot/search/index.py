@@ -3,10 +3,10 @@
 Why SQLite FTS5: it ships with Python, ranks with ``bm25()``, cuts excerpts with ``snippet()``, and answers a
 search over 10,000 pages in a few milliseconds from a file, with no server to run.
 
-sqlite3 blocks, so every statement runs on one dedicated worker thread (``ThreadPoolExecutor(max_workers=1)``):
-the event loop never waits on the disk, the connection is only ever used from the thread that opened it, and
-statements are serialized without locks. Writes are small transactions (a page, or a small batch), so a search
-never queues behind a whole sync.
+sqlite3 blocks, so every statement runs on one dedicated worker thread
+(``ThreadPoolExecutor(max_workers=1)``): the event loop never waits on the disk, the connection is only ever
+used from the thread that opened it, and statements are serialized without locks. Writes are small
+transactions (a page, or a small batch), so a search never queues behind a whole sync.
 
 The index is a cache of the wiki: when its file is from an older schema or is corrupt, it is rebuilt empty and
 the next sync fills it again.
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kbbot.search.query import build_match, query_terms
+from kbbot.errors import KbbotError
+from kbbot.search.query import build_match, matched_terms, query_terms, stem
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,17 @@ T = TypeVar("T")
 SCHEMA_VERSION = "1"
 #: bm25 column weights: a word in the title counts most, then tags, then the body.
 TITLE_WEIGHT, TAGS_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
-#: Snippet highlight markers (control characters never found in extracted text); see :attr:`SearchHit.snippet`.
+#: Snippet highlight markers (control characters never found in extracted text); see
+#: :attr:`SearchHit.snippet`.
 MARK_OPEN, MARK_CLOSE = "\x02", "\x03"
 #: Bodies longer than this are cut: the index is for finding pages, not for storing huge ones twice.
 MAX_BODY_CHARS = 500_000
+#: A page whose title holds every term of the question scores (1 + TITLE_BOOST) times its bm25 score.
+TITLE_BOOST = 2.0
+#: How many bm25-ranked pages are re-ranked by title match before the best ``limit`` are returned.
+_CANDIDATES = 10
 
+# Both f-strings interpolate module constants only; every value from outside is a bound parameter.
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pages (
@@ -74,20 +81,21 @@ CREATE TRIGGER IF NOT EXISTS pages_au AFTER UPDATE OF title, tags, body ON pages
     INSERT INTO pages_fts(rowid, title, tags, body) VALUES (new.rowid, new.title, new.tags, new.body);
 END;
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
-"""
+"""  # noqa: S608
 
 # Ranking and excerpts are two steps: snippet() in the ranking query would run for every matching row before
 # the sort (thousands for a common word), so excerpts are cut afterwards, only for the rows returned.
 _RANK = f"""
 SELECT rowid, -bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) FROM pages_fts
 WHERE pages_fts MATCH ? ORDER BY bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) LIMIT ?
-"""
+"""  # noqa: S608
+_ROWS = "SELECT rowid, id, title, url, tags FROM pages WHERE rowid IN ({marks})"
 _SNIPPET = "SELECT snippet(pages_fts, 2, char(2), char(3), '…', ?) FROM pages_fts WHERE pages_fts MATCH ? AND rowid = ?"
-_ROW = "SELECT id, title, url, tags FROM pages WHERE rowid = ?"
 
 
 def index_path(data_dir: Path, backend: str) -> Path:
-    """Where the index of ``backend`` lives: one file per backend, so switching wikis never mixes their pages."""
+    """Where the index of ``backend`` lives: one file per backend, so switching wikis never mixes their
+    pages."""
     return data_dir / f"index-{backend}.sqlite3"
 
 
@@ -132,8 +140,8 @@ class PageState:
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    """One ranked page. ``score`` is the negated bm25 (higher is better); ``marked_snippet`` wraps matched terms
-    in :data:`MARK_OPEN`/:data:`MARK_CLOSE` so each renderer can highlight them its own way."""
+    """One ranked page. ``score`` is the negated bm25 (higher is better); ``marked_snippet`` wraps matched
+    terms in :data:`MARK_OPEN`/:data:`MARK_CLOSE` so each renderer can highlight them its own way."""
 
     id: str
     title: str
@@ -168,6 +176,19 @@ class PageText:
     text: str
 
 
+class SearchIndexError(KbbotError):
+    """The index file could not be opened, read or written. ``str()`` names the file and the fix."""
+
+
+def _clean(text: str) -> str:
+    """Lone surrogates (from a JSON ``"\\ud800"``) cannot be stored as UTF-8: replace them, keep the rest."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 class SearchIndex:
     """The FTS5 index of one knowledgebase. Open with ``async with SearchIndex(path) as index`` (or
     :meth:`open`/:meth:`aclose`). Every method is a coroutine that runs its SQL on the index's own thread."""
@@ -182,9 +203,21 @@ class SearchIndex:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def open(self) -> SearchIndex:
+        """Create or open the index file. Raises :class:`SearchIndexError` when it cannot (a folder that is
+        not writable, a full disk), naming the file."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbbot-index")
-            await self._run(self._open_sync)
+            try:
+                await self._run(self._open_sync)
+            except SearchIndexError:
+                await self.aclose()
+                raise
+            except OSError as exc:
+                await self.aclose()
+                raise SearchIndexError(
+                    f"Cannot open the search index at {self.path} ({exc.strerror or exc}); "
+                    "check that KBBOT_DATA_DIR is a writable folder."
+                ) from None
         return self
 
     async def __aenter__(self) -> SearchIndex:
@@ -204,14 +237,22 @@ class SearchIndex:
     async def _run(self, fn: Callable[[], T]) -> T:
         if self._executor is None:
             raise RuntimeError("SearchIndex is not open (use `async with SearchIndex(path)`)")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        except sqlite3.Error as exc:
+            # Disk full, a file broken while open, a lock held too long by another process: one clear error
+            # in kbbot's tree instead of a sqlite3 traceback. The index is a cache, so deleting it is safe.
+            raise SearchIndexError(
+                f"The search index at {self.path} failed ({exc}); delete the file to rebuild it."
+            ) from exc
 
     def _open_sync(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = self._connect()
         except sqlite3.DatabaseError as exc:
-            # A cache is worth nothing if it cannot be opened: keep the broken file for inspection, start over.
+            # A cache is worth nothing if it cannot be opened: keep the broken file for inspection, start
+            # over.
             broken = self.path.with_name(self.path.name + f".broken-{int(self._clock())}")
             log.warning("search index %s is unreadable (%s); rebuilding it empty", self.path, exc)
             self.path.replace(broken)
@@ -274,12 +315,13 @@ class SearchIndex:
         changed = 0
         with _transaction(db):
             for page in pages:
-                body = page.text[:MAX_BODY_CHARS]
-                tags = json.dumps(list(page.tags), ensure_ascii=False)
-                fingerprint = page.content_hash or content_hash(page.title, tags, body)
+                body = _clean(page.text[:MAX_BODY_CHARS])
+                title = _clean(page.title)
+                tags = json.dumps([_clean(tag) for tag in page.tags], ensure_ascii=False)
+                fingerprint = page.content_hash or content_hash(title, tags, body)
                 row = db.execute("SELECT content_hash, title, tags FROM pages WHERE id = ?", (page.id,)).fetchone()
                 meta = (page.url, page.slug, page.version, page.updated_at, now)
-                if row is not None and tuple(row) == (fingerprint, page.title, tags):
+                if row is not None and tuple(row) == (fingerprint, title, tags):
                     # Same content: refresh the bookkeeping only, leave the FTS rows alone.
                     db.execute(
                         "UPDATE pages SET url=?, slug=?, version=?, updated_at=?, last_fetched=? WHERE id=?",
@@ -291,11 +333,12 @@ class SearchIndex:
                     """INSERT INTO pages(id, title, tags, body, content_hash, url, slug, version, updated_at,
                                          last_fetched)
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                       ON CONFLICT(id) DO UPDATE SET title=excluded.title, tags=excluded.tags, body=excluded.body,
+                       ON CONFLICT(id) DO UPDATE SET title=excluded.title, tags=excluded.tags,
+                       body=excluded.body,
                            content_hash=excluded.content_hash, url=excluded.url, slug=excluded.slug,
                            version=excluded.version, updated_at=excluded.updated_at,
                            last_fetched=excluded.last_fetched""",
-                    (page.id, page.title, tags, body, fingerprint, *meta),
+                    (page.id, title, tags, body, fingerprint, *meta),
                 )
         return changed
 
@@ -317,18 +360,15 @@ class SearchIndex:
 
     def _delete_sync(self, ids: list[str]) -> int:
         with _transaction(self._db) as db:
-            before = db.total_changes
-            db.executemany("DELETE FROM pages WHERE id = ?", [(pid,) for pid in ids])
-            return db.total_changes - before
+            # rowcount (sqlite3_changes) counts the pages rows only, not the FTS rows the trigger deletes.
+            return db.executemany("DELETE FROM pages WHERE id = ?", [(pid,) for pid in ids]).rowcount
 
     async def optimize(self) -> None:
         """Merge FTS5's b-trees after many changes so searches stay fast."""
         await self._run(lambda: self._db.execute("INSERT INTO pages_fts(pages_fts) VALUES ('optimize')"))
 
     async def set_meta(self, key: str, value: str) -> None:
-        await self._run(
-            lambda: self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
-        )
+        await self._run(lambda: self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value)))
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -352,38 +392,66 @@ class SearchIndex:
         )
         return {
             row[0]: PageState(
-                title=row[1], tags=_tags(row[2]), url=row[3], slug=row[4], version=row[5],
-                updated_at=row[6], content_hash=row[7], last_fetched=row[8],
+                title=row[1],
+                tags=_tags(row[2]),
+                url=row[3],
+                slug=row[4],
+                version=row[5],
+                updated_at=row[6],
+                content_hash=row[7],
+                last_fetched=row[8],
             )
             for row in rows
         }
 
     async def search(self, question: str, *, limit: int = 10) -> list[SearchHit]:
-        """Pages ranked for ``question`` (any text: it is never parsed as FTS5 syntax). Empty when the question
-        has no searchable words or nothing matches."""
-        match = build_match(query_terms(question))
+        """Pages ranked for ``question`` (any text: it is never parsed as FTS5 syntax). Empty when the
+        question has no searchable words or nothing matches."""
+        terms = query_terms(question)
+        match = build_match(terms)
         if match is None or limit <= 0:
             return []
-        return await self._run(lambda: self._search_sync(match, min(limit, 100)))
+        stemmed = {stem(term) for term in terms}
+        return await self._run(lambda: self._search_sync(match, stemmed, min(limit, 100)))
 
-    def _search_sync(self, match: str, limit: int) -> list[SearchHit]:
+    def _search_sync(self, match: str, stemmed: set[str], limit: int) -> list[SearchHit]:
         db = self._db
         try:
-            ranked = db.execute(_RANK, (match, limit)).fetchall()
-            hits = []
+            ranked = db.execute(_RANK, (match, max(limit * 3, _CANDIDATES))).fetchall()
+            if not ranked:
+                return []
+            marks = ",".join("?" * len(ranked))
+            rows = {r[0]: r[1:] for r in db.execute(_ROWS.format(marks=marks), [r[0] for r in ranked])}
+            # FTS5's bm25 counts a title hit as a few body hits, and a body that mentions a word often
+            # saturates to nearly the same score. A page whose title says what was asked is what people
+            # want, so the score grows with the share of the question's terms found in the title.
+            scored = []
             for rowid, score in ranked:
-                row = db.execute(_ROW, (rowid,)).fetchone()
-                snippet = db.execute(_SNIPPET, (self._snippet_tokens, match, rowid)).fetchone()
-                if row is None:  # pragma: no cover - the FTS rows follow the pages table in one transaction
+                row = rows.get(rowid)
+                if row is None:  # pragma: no cover - FTS rows follow the pages table in one transaction
                     continue
+                title_terms = matched_terms(row[1], stemmed)
+                boost = 1.0 + TITLE_BOOST * len(title_terms) / max(1, len(stemmed))
+                scored.append((float(score) * boost, rowid, row))
+            scored.sort(key=lambda item: -item[0])
+            hits = []
+            for score, rowid, (page_id, title, url, tags) in scored[:limit]:
+                snippet = db.execute(_SNIPPET, (self._snippet_tokens, match, rowid)).fetchone()
                 hits.append(
                     SearchHit(
-                        id=row[0], title=row[1], url=row[2], tags=_tags(row[3]), score=float(score),
+                        id=page_id,
+                        title=title,
+                        url=url,
+                        tags=_tags(tags),
+                        score=score,
                         marked_snippet=(snippet[0] if snippet else "") or "",
                     )
                 )
-        except sqlite3.OperationalError as exc:  # pragma: no cover - build_match only emits quoted terms
-            log.warning("search query rejected by FTS5: %s", exc)
+        except sqlite3.Error as exc:
+            # A search must not take the answer pipeline down (it is the fallback when the AI is gone):
+            # log it and find nothing. build_match only emits quoted terms, so this is a broken file, not
+            # a query.
+            log.warning("search failed in %s: %s", self.path, exc)
             return []
         return hits
 
@@ -396,8 +464,8 @@ class SearchIndex:
 
     def _texts_sync(self, ids: list[str]) -> list[PageText]:
         marks = ",".join("?" * len(ids))
-        rows = self._db.execute(f"SELECT id, title, url, body FROM pages WHERE id IN ({marks})", ids)  # noqa: S608
-        by_id = {r[0]: PageText(id=r[0], title=r[1], url=r[2], text=r[3]) for r in rows}
+        sql = f"SELECT id, title, url, body FROM pages WHERE id IN ({marks})"  # noqa: S608 - only "?"s
+        by_id = {r[0]: PageText(id=r[0], title=r[1], url=r[2], text=r[3]) for r in self._db.execute(sql, ids)}
         return [by_id[pid] for pid in ids if pid in by_id]
 
 

@@ -1,10 +1,10 @@
 """Keeping the index in step with the wiki, from any :class:`~kbbot.backends.base.KnowledgeBase`.
 
 Backends whose listing carries ``version``/``updated_at`` (MatHub, local folders) get exact incremental syncs:
-only pages whose version changed are fetched. Perfect Wiki lists only id/title/tags, so a sync fetches new pages
-and pages whose title or tags changed, and refreshes a bounded number of the others per run, least recently
-fetched first: over a few runs every page is re-read without ever spending the whole rate budget at once.
-Pages gone from the listing are dropped.
+only pages whose version changed are fetched. Perfect Wiki lists only id/title/tags, so a sync fetches new
+pages and pages whose title or tags changed, and refreshes a bounded number of the others per run, least
+recently fetched first: over a few runs every page is re-read without ever spending the whole rate budget at
+once. Pages gone from the listing are dropped.
 
 Sync calls ``list_pages``/``get_page`` with ``background=True`` when the backend accepts it, so its requests
 take at most half of the rate budget and live questions always go first.
@@ -52,10 +52,7 @@ class SyncReport:
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        text = (
-            f"{self.listed} pages listed, {self.fetched} fetched, {self.changed} changed, "
-            f"{self.deleted} removed"
-        )
+        text = f"{self.listed} pages listed, {self.fetched} fetched, {self.changed} changed, {self.deleted} removed"
         if self.failed:
             text += f", {self.failed} failed"
         if self.aborted:
@@ -110,7 +107,12 @@ class IndexSyncer:
         report.listed = len(listed)
         states = await self.index.states()
 
-        report.deleted = await self.index.delete(pid for pid in states if pid not in listed)
+        if listed or full:
+            report.deleted = await self.index.delete(pid for pid in states if pid not in listed)
+        elif states:
+            # An empty listing is far more often a glitch (or a token for another, empty knowledgebase) than a
+            # wiki whose every page was deleted; keep answering from what we have. `index sync --full` clears.
+            log.warning("the knowledgebase listed no pages; keeping the %d indexed ones", len(states))
         to_fetch = self._plan(listed, states, full=full)
         await self._refresh_urls(listed, states, set(to_fetch))
 
@@ -138,7 +140,7 @@ class IndexSyncer:
             else:
                 failures_in_a_row = 0
                 report.fetched += 1
-                batch.append(self._to_indexed(page, listed.get(page_id), titles_by_slug))
+                batch.append(await self._extract(page, listed.get(page_id), titles_by_slug))
                 if len(batch) >= self.write_batch:
                     report.changed += await self.index.upsert_many(batch)
                     batch = []
@@ -174,20 +176,27 @@ class IndexSyncer:
     async def _refresh_urls(
         self, listed: dict[str, PageSummary], states: dict[str, PageState], fetching: set[str]
     ) -> None:
-        """Keep stored links current when the URL template changes, without fetching pages again."""
-        changed: dict[str, str | None] = {}
-        for pid, state in states.items():
-            summary = listed.get(pid)
-            if summary is None or pid in fetching:
-                continue
-            url = self.kb.page_url(pid, summary.title, summary.slug)
-            if url != state.url:
-                changed[pid] = url
-        await self.index.set_urls(changed)
+        """Keep stored links current when the URL template changes, without fetching pages again. Computed in
+        a thread: for 10,000 pages (and a local folder's page_url, which stats files) it is not nothing."""
 
-    def _to_indexed(
-        self, page: Page, summary: PageSummary | None, titles_by_slug: dict[str, str]
-    ) -> IndexedPage:
+        def compute() -> dict[str, str | None]:
+            changed: dict[str, str | None] = {}
+            for pid, state in states.items():
+                summary = listed.get(pid)
+                if summary is None or pid in fetching:
+                    continue
+                url = self.kb.page_url(pid, summary.title, summary.slug)
+                if url != state.url:
+                    changed[pid] = url
+            return changed
+
+        await self.index.set_urls(await asyncio.to_thread(compute))
+
+    async def _extract(self, page: Page, summary: PageSummary | None, titles_by_slug: dict[str, str]) -> IndexedPage:
+        # HTML/Markdown parsing of a big page takes milliseconds of CPU: off the event loop, like the SQL.
+        return await asyncio.to_thread(self._to_indexed, page, summary, titles_by_slug)
+
+    def _to_indexed(self, page: Page, summary: PageSummary | None, titles_by_slug: dict[str, str]) -> IndexedPage:
         text = to_text(page.content, self.kb.content_format, resolve_link=titles_by_slug.get)
         return IndexedPage(
             id=page.id,
@@ -210,16 +219,16 @@ class IndexSyncer:
         except NotFound:
             await self.index.delete([page_id])
             return False
-        await self.index.upsert(self._to_indexed(page, None, {}))
+        await self.index.upsert(await self._extract(page, None, {}))
         return True
 
 
 class IndexRefresher:
     """Runs incremental syncs in the background every ``interval_seconds`` (0 = never) while the bot runs.
 
-    ``start()`` schedules the loop (first sync at once when ``sync_at_start``); ``stop()`` cancels it and waits,
-    so shutdown is clean even in the middle of a sync (each page write is its own transaction). A failing sync
-    is logged and retried at the next interval; it never kills the loop.
+    ``start()`` schedules the loop (first sync at once when ``sync_at_start``); ``stop()`` cancels it and
+    waits, so shutdown is clean even in the middle of a sync (each page write is its own transaction). A
+    failing sync is logged and retried at the next interval; it never kills the loop.
     """
 
     def __init__(

@@ -18,14 +18,17 @@ def test_ask_with_no_configuration_answers_from_the_sample(tmp_path: Path) -> No
 
 
 def test_chat_end_to_end_with_save(tmp_path: Path) -> None:
-    script = "how do I reset my password?\n/help\n/save Password help\nwhat about expenses\n/save\n/bogus\n/quit\n"
+    script = (
+        "how do I reset my password?\n/help\n/save Password help\nwhat about expenses\n/save\n/bogus\n"
+        "password help conversation\n/quit\n"
+    )
     result = run_kbbot("chat", cwd=tmp_path, stdin=script)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "From the wiki" in out and "Password reset" in out
     assert "/save [title]" in out  # help
     assert "Saved: Password help" in out
-    assert "Updated:" in out  # the second /save updates the same page
+    assert "Updated: Password help" in out  # the second /save updates the same page, keeping its title
     assert "Unknown command '/bogus'" in out
 
     saved = list((tmp_path / ".kbbot" / "pages").glob("*.md"))
@@ -34,10 +37,11 @@ def test_chat_end_to_end_with_save(tmp_path: Path) -> None:
     assert "how do I reset my password?" in text and "what about expenses" in text
     assert not list((ROOT / "kbbot" / "sample_kb").glob("password-help*"))  # never written into the package
 
-    # The saved conversation is now part of the knowledgebase.
-    found = run_kbbot("ask", "what about expenses password help", "--json", cwd=tmp_path)
-    titles = [p["title"] for p in json.loads(found.stdout)["related_pages"]]
-    assert any("reset my password" in t.lower() or "password help" in t.lower() for t in titles)
+    # The saved conversation is part of the knowledgebase at once (same chat) and after a restart.
+    last_answer = out.rsplit("Unknown command", 1)[1]
+    assert "• Password help" in last_answer
+    found = run_kbbot("index", "search", "what about expenses", "--json", cwd=tmp_path)
+    assert "Password help" in [p["title"] for p in json.loads(found.stdout)]
 
 
 def test_chat_survives_hostile_input(tmp_path: Path) -> None:

@@ -1,0 +1,99 @@
+"""Burst: 300 questions from 50 users within 5 s against the fake Perfect Wiki server with the real limits
+(10/s, 60/min per token) and 200 ms of AI latency, through the real stack (AskService → PerfectWikiBackend →
+TokenRateLimiter → httpx).
+
+Reports upstream 429s (goal 0), the upstream rate while the backlog lasts (goal ≥ 95 % of 60/min, measured over
+the first full minute), and what queued users are told (their place in line and expected wait).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from typing import Any
+
+import httpx
+
+from benchmarks.workload import zipf_stream
+from kbbot.backends.perfectwiki import PerfectWikiBackend
+from kbbot.core.ask import AskService, QueuePosition
+from kbbot.core.models import Answer, Question, Source
+from kbbot.core.text import normalize_question
+from kbbot.store.limiter import TokenRateLimiter
+from kbbot.store.memory import LocalSingleFlight, MemoryQuotaGate, TTLAnswerCache
+from tests.fakes.perfectwiki import FakePerfectWiki
+
+USERS = 50
+QUESTIONS = 300
+SPREAD_SECONDS = 5.0
+DISTINCT = 110
+
+
+class _NoSearch:
+    async def answer(self, question: str, *, limit: int = 3) -> Answer:
+        return Answer(text="", source=Source.SEARCH, empty=True)
+
+
+async def _run() -> dict[str, Any]:
+    rng = random.Random(17)
+    stream = zipf_stream(QUESTIONS, DISTINCT, seed=19)
+    with FakePerfectWiki(per_second=10, per_minute=60) as fake:
+        fake.seed_pages([{"title": f"Page {i}", "content": f"<p>Team {i} handbook</p>"} for i in range(20)])
+        fake.set_latency(0.2, endpoint="query")
+        async with httpx.AsyncClient(timeout=30) as http:
+            limiter = TokenRateLimiter(fake.token, per_second=10, per_minute=60)
+            kb = PerfectWikiBackend(http, fake.token, limiter=limiter, base_url=fake.url)
+            ask = AskService(
+                kb=kb,
+                cache=TTLAnswerCache(ttl_seconds=3600, max_entries=1000),
+                flights=LocalSingleFlight(),
+                quota=MemoryQuotaGate(probe_seconds=3600),
+                fallback=_NoSearch(),
+                limiter=limiter,
+            )
+            told: list[QueuePosition] = []
+            latencies: list[float] = []
+
+            async def listener(position: QueuePosition) -> None:
+                told.append(position)
+
+            async def user_question(text: str, at: float) -> None:
+                await asyncio.sleep(at)
+                started = time.perf_counter()
+                await ask.ask(Question(text, platform="bench"), on_queued=listener)
+                latencies.append(time.perf_counter() - started)
+
+            started = time.monotonic()
+            await asyncio.gather(*(user_question(q, rng.uniform(0, SPREAD_SECONDS)) for q in stream))
+            elapsed = time.monotonic() - started
+            stats = fake.stats()
+
+    query_times = sorted(e.arrived for e in stats.log if e.endpoint == "query" and e.status == 200)
+    first = query_times[0]
+    in_first_minute = sum(1 for t in query_times if t < first + 60)
+    sample = max(told, key=lambda p: p.position) if told else None
+    return {
+        "questions": QUESTIONS,
+        "distinct": len({normalize_question(q) for q in stream}),
+        "upstream_queries": stats.queries,
+        "upstream_429s": stats.rate_limited,
+        "first_minute_queries": in_first_minute,
+        "utilization_first_minute": in_first_minute / 60,
+        "seconds_to_last_answer": elapsed,
+        "answer_p50_s": statistics.median(latencies),
+        "answer_max_s": max(latencies),
+        "users_told_queue_position": len(told),
+        "longest_queue_message": sample.message() if sample else None,
+    }
+
+
+def run() -> dict[str, Any]:
+    return asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2))

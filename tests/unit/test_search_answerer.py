@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from kbbot.backends.local import LocalBackend
+from kbbot.core.models import Source
+from kbbot.core.ports import Answerer
+from kbbot.search.answerer import NOTHING_FOUND, SearchAnswerer
+from kbbot.search.index import IndexedPage, SearchIndex
+from kbbot.search.sync import IndexSyncer
+
+
+@pytest.fixture
+async def index(tmp_path: Path) -> AsyncIterator[SearchIndex]:
+    async with SearchIndex(tmp_path / "index.sqlite3") as idx:
+        yield idx
+
+
+@pytest.fixture
+async def sample(index: SearchIndex, tmp_path: Path) -> SearchIndex:
+    await IndexSyncer(LocalBackend(None, tmp_path / "pages"), index).sync()
+    return index
+
+
+async def test_vpn_question_quotes_the_vpn_page(sample: SearchIndex) -> None:
+    answerer: Answerer = SearchAnswerer(sample)
+    answer = await answerer.answer("How do I set up the VPN?")
+    assert answer.source is Source.SEARCH and not answer.empty
+    assert answer.text.startswith("From the wiki:\n\n> ")
+    assert answer.related_pages[0].id == "vpn-setup"
+    assert answer.related_pages[0].title == "VPN setup"
+    assert answer.related_pages[0].url and answer.related_pages[0].url.startswith("file://")
+    assert f"— [VPN setup]({answer.related_pages[0].url})" in answer.text
+    assert "VPN" in answer.text.split("—")[0]
+    assert len(answer.related_pages) <= 3
+
+
+async def test_passages_are_quoted_line_by_line(sample: SearchIndex) -> None:
+    answer = await SearchAnswerer(sample).answer("can I deploy to production on a friday", limit=2)
+    head, *blocks = answer.text.split("\n\n")
+    assert head == "From the wiki:"
+    assert blocks and len(blocks) % 2 == 0 and len(blocks) <= 4
+    for quote, source in zip(blocks[::2], blocks[1::2], strict=True):
+        lines = quote.split("\n")
+        assert all(line.startswith(">") for line in lines)
+        assert all(line.endswith("  ") for line in lines[:-1])  # hard breaks keep the page's lines
+        assert source.startswith("— [") and "](file://" in source
+    assert "Fridays" in answer.text
+    assert answer.related_pages[0].id == "deploys"
+
+
+async def test_the_passage_answers_what_the_title_does_not(sample: SearchIndex) -> None:
+    answer = await SearchAnswerer(sample).answer("how do I set up the VPN on linux")
+    assert answer.related_pages[0].id == "vpn-setup"
+    assert "> sudo apt install wireguard" in answer.text
+
+
+async def test_nothing_matches(sample: SearchIndex) -> None:
+    for question in ("zzqx flibbertigibbet", "how do I", "🤖", '"NEAR(*'):
+        answer = await SearchAnswerer(sample).answer(question)
+        assert answer.empty and answer.source is Source.SEARCH
+        assert answer.text == NOTHING_FOUND and answer.related_pages == ()
+
+
+async def test_empty_index(index: SearchIndex) -> None:
+    answer = await SearchAnswerer(index).answer("vpn")
+    assert answer.empty
+
+
+async def test_long_paragraph_is_trimmed_around_the_match(index: SearchIndex) -> None:
+    filler = " ".join(f"Sentence number {n} talks about nothing in particular." for n in range(60))
+    text = filler + " The flux capacitor needs 1.21 gigawatts. " + filler
+    await index.upsert(IndexedPage(id="long", title="Long page", text=text, url="https://w.example/long"))
+    answer = await SearchAnswerer(index, max_passage_chars=200).answer("flux capacitor")
+    quote = answer.text.split("\n\n")[1]
+    assert "flux capacitor" in quote
+    assert quote.startswith("> … ") and quote.split("\n")[0].endswith("…")
+    assert len(quote) < 300
+    assert "— [Long page](https://w.example/long)" in answer.text
+
+
+async def test_title_only_match_quotes_the_page_start(index: SearchIndex) -> None:
+    await index.upsert(IndexedPage(id="x", title="Kubernetes", text="Our cluster runs three nodes."))
+    answer = await SearchAnswerer(index).answer("kubernetes")
+    assert "> Our cluster runs three nodes." in answer.text
+    assert "— **Kubernetes**" in answer.text  # no URL configured: the title, unlinked
+
+
+async def test_mentions_in_pages_are_neutralized(index: SearchIndex) -> None:
+    await index.upsert(IndexedPage(id="x", title="Pager policy", text="Ping @everyone and <!channel> for the pager."))
+    answer = await SearchAnswerer(index).answer("pager policy")
+    assert "@everyone" not in answer.text and "<!channel>" not in answer.text
+    assert "@\u200beveryone" in answer.text
+
+
+async def test_weak_matches_are_left_out(index: SearchIndex) -> None:
+    await index.upsert_many(
+        [
+            IndexedPage(id="vpn", title="VPN setup", tags=("vpn",), text="Install the VPN client. VPN VPN."),
+            IndexedPage(id="other", title="Cafeteria", text="The menu mentions setup of tables once."),
+        ]
+    )
+    answer = await SearchAnswerer(index).answer("vpn setup")
+    assert [p.id for p in answer.related_pages] == ["vpn"]
+
+
+async def test_huge_and_hostile_questions(sample: SearchIndex) -> None:
+    answerer = SearchAnswerer(sample)
+    answer = await answerer.answer("vpn " + '🤖 NEAR( " * - : ^ ((' * 10_000)
+    assert not answer.empty and answer.related_pages[0].id == "vpn-setup"
+    answer = await answerer.answer("password reset", limit=0)  # at least one page, whatever the caller asks
+    assert len(answer.related_pages) == 1
+
+
+async def test_quoted_text_is_verbatim_but_never_a_heading(index: SearchIndex) -> None:
+    text = "Run ls *.txt in my_dir and $K(\\mathbb{Z}, 2)$.\n# start it at boot\n  # indented comment"
+    await index.upsert(IndexedPage(id="x", title="Shell [tips] (v2)", text=text, url="file:///kb/shell tips (v2).md"))
+    answer = await SearchAnswerer(index).answer("shell tips txt boot comment")
+    assert "> Run ls *.txt in my_dir and $K(\\mathbb{Z}, 2)$.  \n" in answer.text
+    assert "> \u200b# start it at boot  \n>   \u200b# indented comment" in answer.text
+    assert "— [Shell (tips) (v2)](file:///kb/shell%20tips%20%28v2%29.md)" in answer.text
+    assert answer.related_pages[0].url == "file:///kb/shell tips (v2).md"  # the PageRef keeps the real URL

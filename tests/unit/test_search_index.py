@@ -1,0 +1,239 @@
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from kbbot.search.index import (
+    MARK_CLOSE,
+    MARK_OPEN,
+    IndexedPage,
+    SearchIndex,
+    SearchIndexError,
+    index_path,
+)
+
+
+@pytest.fixture
+async def index(tmp_path: Path) -> AsyncIterator[SearchIndex]:
+    async with SearchIndex(tmp_path / "data" / "index.sqlite3") as idx:
+        yield idx
+
+
+PAGES = [
+    IndexedPage(id="vpn", title="VPN setup", tags=("network",), text="Install WireGuard and import the config."),
+    IndexedPage(
+        id="travel",
+        title="Business travel",
+        tags=("travel",),
+        text="Hotel Wi-Fi may block UDP. Use the VPN profile over TCP when travelling. " * 3,
+    ),
+    IndexedPage(
+        id="deploy",
+        title="Deploying services",
+        tags=("deploys", "kubernetes"),
+        text="Merge to main, then promote with ./scripts/promote. Rollback by reverting the promotion.",
+    ),
+]
+
+
+async def test_title_outranks_body_and_tags_outrank_body(index: SearchIndex) -> None:
+    await index.upsert_many(PAGES)
+    hits = await index.search("vpn")
+    assert [h.id for h in hits] == ["vpn", "travel"]  # title match first, though the body mentions it 3x
+    hits = await index.search("kubernetes")
+    assert [h.id for h in hits] == ["deploy"]
+    assert hits[0].score > 0
+    assert hits[0].tags == ("deploys", "kubernetes")
+
+
+async def test_snippet_marks_matches(index: SearchIndex) -> None:
+    await index.upsert_many(PAGES)
+    [hit] = await index.search("rollback")
+    assert f"{MARK_OPEN}Rollback{MARK_CLOSE}" in hit.marked_snippet
+    assert MARK_OPEN not in hit.snippet and "Rollback by reverting" in hit.snippet
+    assert hit.to_json() == {
+        "id": "deploy",
+        "title": "Deploying services",
+        "url": None,
+        "score": round(hit.score, 4),
+        "snippet": hit.snippet,
+    }
+
+
+async def test_stemming_and_last_term_prefix(index: SearchIndex) -> None:
+    await index.upsert_many(PAGES)
+    assert [h.id for h in await index.search("deploying")] == ["deploy"]
+    assert [h.id for h in await index.search("how to promo")] == ["deploy"]  # last word as typed so far
+
+
+HOSTILE = [
+    '"',
+    '""',
+    "*",
+    "vpn*",
+    "NEAR(",
+    "NEAR(vpn travel, 2)",
+    "-",
+    "-vpn",
+    ":",
+    "title:vpn",
+    "^vpn",
+    "(",
+    ")",
+    "((vpn",
+    "vpn))",
+    "AND",
+    "OR",
+    "NOT",
+    "vpn AND",
+    "OR vpn NOT",
+    "🤖",
+    "vpn 🚀🔥",
+    "'; DROP TABLE pages; --",
+    "\x00\x01vpn\x7f",
+    "\u202evpn\u202c",
+    "ｖｐｎ",
+    "{col1 col2}: vpn",
+    "vpn + travel",
+    "",
+    "   ",
+    "?",
+    "a" * 5000,
+    "vpn " * 25_000,
+]
+
+
+@pytest.mark.parametrize("question", HOSTILE, ids=range(len(HOSTILE)))
+async def test_hostile_questions_never_raise(index: SearchIndex, question: str) -> None:
+    await index.upsert_many(PAGES)
+    hits = await index.search(question)
+    if "vpn" in question.casefold() and "title:" not in question:
+        assert "vpn" in [h.id for h in hits]
+
+
+async def test_100kb_question(index: SearchIndex) -> None:
+    await index.upsert_many(PAGES)
+    hits = await index.search("rollback " + "lorem ipsum dolor " * 6000)
+    assert [h.id for h in hits] == ["deploy"]
+
+
+async def test_unchanged_page_is_not_rewritten(index: SearchIndex) -> None:
+    assert await index.upsert(PAGES[0]) is True
+    assert await index.upsert(PAGES[0]) is False
+    changed = IndexedPage(id="vpn", title="VPN setup", tags=("network",), text="Now with OpenVPN too.")
+    assert await index.upsert(changed) is True
+    assert [h.id for h in await index.search("openvpn")] == ["vpn"]
+    assert await index.search("wireguard") == []  # old text gone from FTS
+    assert await index.count() == 1
+
+
+async def test_delete_states_texts_urls_meta(index: SearchIndex) -> None:
+    await index.upsert_many(PAGES)
+    states = await index.states()
+    assert set(states) == {"vpn", "travel", "deploy"}
+    assert states["deploy"].tags == ("deploys", "kubernetes")
+    await index.set_urls({"vpn": "https://wiki.example/vpn"})
+    [text] = await index.texts(["vpn"])
+    assert text.url == "https://wiki.example/vpn" and text.text.startswith("Install WireGuard")
+    assert [t.id for t in await index.texts(["deploy", "missing", "vpn"])] == ["deploy", "vpn"]
+    assert await index.delete(["vpn", "missing"]) == 1
+    assert await index.search("wireguard") == []
+    await index.set_meta("last_sync", "123")
+    assert await index.get_meta("last_sync") == "123"
+    assert await index.get_meta("nope") is None
+
+
+async def test_survives_reopen(tmp_path: Path) -> None:
+    path = index_path(tmp_path, "local")
+    async with SearchIndex(path) as first:
+        await first.upsert_many(PAGES)
+    async with SearchIndex(path) as second:
+        assert await second.count() == 3
+
+
+async def test_corrupt_file_is_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    async with SearchIndex(path) as index:
+        assert await index.count() == 0
+        await index.upsert(PAGES[0])
+    assert list(tmp_path.glob("index.sqlite3.broken-*"))
+
+
+async def test_old_schema_is_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT); "
+        "INSERT INTO meta VALUES ('schema_version', '0'); CREATE TABLE pages(x);"
+    )
+    conn.close()
+    async with SearchIndex(path) as index:
+        await index.upsert(PAGES[0])
+        assert [h.id for h in await index.search("vpn")] == ["vpn"]
+
+
+async def test_runs_off_the_event_loop_thread(index: SearchIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: set[str] = set()
+    original = SearchIndex._search_sync
+
+    def spy(self: SearchIndex, *args: object):  # type: ignore[no-untyped-def]
+        threads.add(threading.current_thread().name)
+        return original(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SearchIndex, "_search_sync", spy)
+    await index.upsert_many(PAGES)
+    await asyncio.gather(*(index.search("vpn") for _ in range(5)))
+    assert threads and all(name.startswith("kbbot-index") for name in threads)
+
+
+async def test_closed_index_refuses(tmp_path: Path) -> None:
+    index = SearchIndex(tmp_path / "i.sqlite3")
+    with pytest.raises(RuntimeError):
+        await index.search("vpn")
+    await index.open()
+    await index.aclose()
+    await index.aclose()  # idempotent
+    with pytest.raises(RuntimeError):
+        await index.count()
+
+
+async def test_unicode_and_diacritics(index: SearchIndex) -> None:
+    await index.upsert(IndexedPage(id="cafe", title="Café opening hours", text="Das Café öffnet um 8 Uhr. 日本語"))
+    assert [h.id for h in await index.search("cafe")] == ["cafe"]
+    assert [h.id for h in await index.search("offnet")] == ["cafe"]
+
+
+async def test_lone_surrogates_are_stored_not_fatal(index: SearchIndex) -> None:
+    await index.upsert(IndexedPage(id="s", title="Broken \ud800 title", tags=("t\udfff",), text="zebra \ud83d"))
+    [hit] = await index.search("zebra")
+    assert hit.title == "Broken ? title" and hit.tags == ("t?",)
+
+
+async def test_unwritable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data folder should be")
+    with pytest.raises(SearchIndexError) as caught:
+        await SearchIndex(blocker / "index.sqlite3").open()
+    assert "KBBOT_DATA_DIR" in str(caught.value) and str(blocker) in str(caught.value)
+
+
+async def test_broken_file_while_open_degrades_search_and_names_the_file(
+    index: SearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await index.upsert_many(PAGES)
+
+    def broken(*args: object) -> None:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(SearchIndex, "_states_sync", broken)
+    with pytest.raises(SearchIndexError) as caught:
+        await index.states()
+    assert str(index.path) in str(caught.value) and "delete the file" in str(caught.value)
+    await index._run(lambda: index._db.execute("DROP TABLE pages_fts"))
+    assert await index.search("vpn") == []  # the answer pipeline keeps going

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from kbbot.search.query import MAX_TERMS, build_match, matched_terms, query_terms, stem, term_hits
+
+
+def test_terms_drop_stopwords_punctuation_and_duplicates() -> None:
+    assert query_terms("How do I set up the VPN? The VPN!") == ["set", "setup", "vpn"]
+    assert query_terms("log in, roll back") == ["log", "login", "roll", "rollback", "back"]
+
+
+@pytest.mark.parametrize("text", ["", "   ", "?!", "how do I", "🤖🚀", '"*:^()-'])
+def test_no_terms(text: str) -> None:
+    assert query_terms(text) == []
+    assert build_match(query_terms(text)) is None
+
+
+def test_syntax_characters_never_reach_the_query() -> None:
+    match = build_match(query_terms('NEAR(deploy rollback) title:vpn -foo "bar* AND OR NOT ^x'))
+    assert match == '"near" OR "deploy" OR "rollback" OR "title" OR "vpn" OR "foo" OR "bar"*'
+
+
+def test_only_the_last_term_is_a_prefix_and_short_terms_are_exact() -> None:
+    assert build_match(["deploy", "kube"]) == '"deploy" OR "kube"*'
+    assert build_match(["deploy", "ci"]) == '"deploy" OR "ci"'
+
+
+def test_huge_questions_are_bounded() -> None:
+    words = " ".join(f"word{n}" for n in range(50_000))
+    assert len(query_terms(words)) <= MAX_TERMS
+    assert query_terms("x" * 100_000) == []  # one absurd "word" is not a search term
+
+
+def test_term_hits_stem_and_prefix() -> None:
+    assert stem("deploying") == "deploy" and stem("policies") == "polic" and stem("ssh") == "ssh"
+    counts = term_hits("Deploying deploys; kubectl and kube, not ku.", {"deploy", "kube", "ku"})
+    assert counts == {"deploy": 2, "kube": 2, "ku": 1}
+    assert matched_terms("VPN setup", {"vpn", "linux"}) == {"vpn"}
+    assert term_hits("anything", set()) == {}
