@@ -134,7 +134,7 @@ async def _run() -> dict[str, Any]:
     return {
         "cache_hit_median_us": await _hit_median_us(),
         "miss_0ms": await _miss_overhead(0.0, 2000),
-        "miss_200ms": await _miss_overhead(0.2, 25),
+        "miss_200ms": await _miss_overhead(0.2, 20),
         "cost_0ms": await _stream_cost(0.0, stream),
         "cost_200ms": await _stream_cost(0.2, stream),
     }

@@ -173,10 +173,7 @@ def transport_error(exc: httpx.HTTPError, *, service: str = "the knowledgebase")
     kind = type(exc).__name__
     not_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     timed_out = isinstance(exc, httpx.TimeoutException)
-    if timed_out:
-        message = f"{service} did not answer in time ({kind})"
-    else:
-        message = f"could not reach {service} ({kind})"
+    message = f"{service} did not answer in time ({kind})" if timed_out else f"could not reach {service} ({kind})"
     return TransportFailure(message, request_sent=not not_sent, timed_out=timed_out)
 
 
