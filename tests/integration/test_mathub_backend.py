@@ -135,18 +135,25 @@ async def test_list_pages_stops_when_the_server_ignores_offset(http: httpx.Async
 @pytest.mark.parametrize("wrap", [False, True])
 async def test_get_page_wrapped_or_not(http: httpx.AsyncClient, wrap: bool) -> None:
     with FakeMatHub(wrap_pages=wrap) as server:
-        made = server.add_page("Serre Spectral Sequence", "# Serre\n\n$E_2^{p,q}$ [[fibration]]", slug="serre")
+        made = server.add_page(
+            "Serre Spectral Sequence", "# Serre\n\n$E_2^{p,q}$ [[fibration]]", slug="serre"
+        )
         page = await make_backend(server, http).get_page(made.id)
         assert (page.id, page.title, page.slug, page.version) == (made.id, made.title, "serre", 1)
         assert page.content == made.content and page.updated_at == made.updated_at
 
 
-async def test_page_url_uses_the_template_and_learned_slugs(fake_mathub: FakeMatHub, http: httpx.AsyncClient) -> None:
+async def test_page_url_uses_the_template_and_learned_slugs(
+    fake_mathub: FakeMatHub, http: httpx.AsyncClient
+) -> None:
     made = fake_mathub.add_page("Serre", slug="serre-spectral-sequence")
     backend = make_backend(fake_mathub, http)
     assert backend.page_url(made.id) is None  # slug not known yet, template needs it: no broken link
     await backend.list_pages()
-    assert backend.page_url(made.id) == "https://mathub.example/p/algebraic-topology/wiki/serre-spectral-sequence"
+    assert (
+        backend.page_url(made.id)
+        == "https://mathub.example/p/algebraic-topology/wiki/serre-spectral-sequence"
+    )
     by_id = MatHubBackend(
         http, api_key=DEFAULT_KEY, base_url=fake_mathub.url, project=fake_mathub.project,
         write_limiter=NoLimiter(), page_url_template="https://m.example/wiki/{id}",
@@ -212,7 +219,9 @@ async def test_400_is_not_retried_and_says_why(fake_mathub: FakeMatHub, http: ht
         await make_backend(fake_mathub, http).create_page("   ", "content")
 
 
-async def test_429_honours_retry_after_then_succeeds(fake_mathub: FakeMatHub, http: httpx.AsyncClient) -> None:
+async def test_429_honours_retry_after_then_succeeds(
+    fake_mathub: FakeMatHub, http: httpx.AsyncClient
+) -> None:
     sleeps = Sleeps()
     fake_mathub.fail_next(1, 429, retry_after="7")
     ref = await make_backend(fake_mathub, http, sleeps=sleeps).create_page("Rate limited once", "x")
@@ -220,7 +229,9 @@ async def test_429_honours_retry_after_then_succeeds(fake_mathub: FakeMatHub, ht
     assert fake_mathub.page(ref.id).title == "Rate limited once"
 
 
-async def test_429_with_a_long_retry_after_is_not_waited_out(fake_mathub: FakeMatHub, http: httpx.AsyncClient) -> None:
+async def test_429_with_a_long_retry_after_is_not_waited_out(
+    fake_mathub: FakeMatHub, http: httpx.AsyncClient
+) -> None:
     sleeps = Sleeps()
     fake_mathub.fail_next(1, 429, retry_after="600")
     with pytest.raises(RateLimited) as caught:
@@ -289,7 +300,9 @@ async def test_malformed_list_is_bad_response(
     "body",
     ['{"id": "x", "title": "T"}', '{"data": {"id": "x"}}', "null", '{"id": "x", "title": "T", "content": 5}'],
 )
-async def test_malformed_page_is_bad_response(fake_mathub: FakeMatHub, http: httpx.AsyncClient, body: str) -> None:
+async def test_malformed_page_is_bad_response(
+    fake_mathub: FakeMatHub, http: httpx.AsyncClient, body: str
+) -> None:
     page = fake_mathub.add_page("P", "x")
     fake_mathub.set_raw_response(body, route="/wiki/")
     with pytest.raises(BadResponse):
@@ -321,7 +334,9 @@ async def test_409_refetches_reapplies_and_keeps_the_other_editors_text(
 ) -> None:
     page = fake_mathub.add_page("Team notes", "# Notes\n\nfirst")
     fake_mathub.inject_concurrent_edit(page.id, "\n\nAlice's paragraph.")
-    change = PageChange(rewrite=lambda content: content + "\n\n## Saved thread\n\nBob: hi", summary="Saved thread")
+    change = PageChange(
+        rewrite=lambda content: content + "\n\n## Saved thread\n\nBob: hi", summary="Saved thread"
+    )
     await make_backend(fake_mathub, http).update_page(page.id, change)
     final = fake_mathub.page(page.id)
     assert final.content == "# Notes\n\nfirst\n\nAlice's paragraph.\n\n## Saved thread\n\nBob: hi"
@@ -340,7 +355,9 @@ async def test_three_conflicts_then_success(fake_mathub: FakeMatHub, http: httpx
     assert fake_mathub.page(page.id).content == "base+other+other+other+mine"
 
 
-async def test_four_conflicts_fail_clearly_and_lose_nothing(fake_mathub: FakeMatHub, http: httpx.AsyncClient) -> None:
+async def test_four_conflicts_fail_clearly_and_lose_nothing(
+    fake_mathub: FakeMatHub, http: httpx.AsyncClient
+) -> None:
     page = fake_mathub.add_page("P", "base")
     fake_mathub.inject_concurrent_edit(page.id, "+other", times=4)
     change = PageChange(rewrite=lambda c: c + "+mine")
@@ -474,7 +491,9 @@ async def test_concurrent_writers_share_one_budget(fast_mathub: FakeMatHub, http
     assert sorted(p.title for p in fast_mathub.pages()) == sorted(titles)
 
 
-async def test_without_the_limiter_the_server_refuses(fake_mathub: FakeMatHub, http: httpx.AsyncClient) -> None:
+async def test_without_the_limiter_the_server_refuses(
+    fake_mathub: FakeMatHub, http: httpx.AsyncClient
+) -> None:
     # The control experiment: the same burst with no limiter draws 429s (here against the real 60 s window, so
     # it cannot depend on how fast this machine is); the retry policy honours Retry-After, then gives up.
     sleeps = Sleeps()

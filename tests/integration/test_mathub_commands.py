@@ -55,7 +55,9 @@ async def rt(fake_mathub: FakeMatHub) -> AsyncIterator[Runtime]:
         httpx.AsyncClient(timeout=settings.request_timeout_seconds) as http,
         SearchIndex(index_path(settings.kbbot_data_dir, settings.backend)) as index,
     ):
-        yield Runtime(settings, MatHubBackend.from_settings(settings, http), index, Console(file=out, width=300), out)
+        yield Runtime(
+            settings, MatHubBackend.from_settings(settings, http), index, Console(file=out, width=300), out
+        )
 
 
 async def run(rt: Runtime, *argv: str) -> tuple[int, Any]:
@@ -76,7 +78,9 @@ async def test_pages_commands(rt: Runtime, fake_mathub: FakeMatHub) -> None:
     assert code == 0 and len(listed) == 120
     assert listed[0]["slug"] == "lemma-0" and listed[0]["url"] == "https://mathub.example/wiki/lemma-0"
 
-    code, created = await run(rt, "pages", "create", "--title", "Lemma 0", "--content", "Again: $x^2$", "--json")
+    code, created = await run(
+        rt, "pages", "create", "--title", "Lemma 0", "--content", "Again: $x^2$", "--json"
+    )
     assert code == 0 and created["url"] == "https://mathub.example/wiki/lemma-0-2"
     code, page = await run(rt, "pages", "get", created["id"], "--json")
     assert page["content"] == "Again: $x^2$" and page["version"] == 1 and page["slug"] == "lemma-0-2"

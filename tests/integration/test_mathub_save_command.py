@@ -83,7 +83,9 @@ async def test_kbbot_save_creates_then_updates_with_version(fake_mathub: FakeMat
             await outbox.aclose()
 
 
-async def test_kbbot_save_with_a_read_only_key_says_which_scope(fake_mathub: FakeMatHub, tmp_path: Path) -> None:
+async def test_kbbot_save_with_a_read_only_key_says_which_scope(
+    fake_mathub: FakeMatHub, tmp_path: Path
+) -> None:
     fake_mathub.add_key("bot_reader", {"wiki.read"})
     transcript = tmp_path / "t.txt"
     transcript.write_text("Ana: hello\n")

@@ -128,7 +128,9 @@ async def test_outage_on_first_save_is_retried_from_the_outbox(env: Env) -> None
 
 async def test_twelve_saves_in_a_row_none_draws_a_429(env: Env) -> None:
     results = [
-        await env.saver.save(thread(f"Exercise {n}", "solution", key=f"C1:{n}"), title="Exercise on cohomology")
+        await env.saver.save(
+            thread(f"Exercise {n}", "solution", key=f"C1:{n}"), title="Exercise on cohomology"
+        )
         for n in range(12)
     ]
     assert [(r.pending, r.created) for r in results] == [(False, True)] * 12

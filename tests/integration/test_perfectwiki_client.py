@@ -69,7 +69,9 @@ def backend_for(
 # --- the six endpoints ---------------------------------------------------------------------------
 
 
-async def test_implements_the_knowledgebase_protocol(fake_pw: FakePerfectWiki, http: httpx.AsyncClient) -> None:
+async def test_implements_the_knowledgebase_protocol(
+    fake_pw: FakePerfectWiki, http: httpx.AsyncClient
+) -> None:
     kb = backend_for(fake_pw, http)
     assert isinstance(kb, KnowledgeBase)
     assert (kb.kind, kb.content_format, kb.supports_ai) == ("perfectwiki", "html", True)
@@ -153,7 +155,9 @@ async def test_fake_rejects_empty_update_with_400(fake_pw: FakePerfectWiki, http
         assert response.status_code == 400, bad
 
 
-async def test_query_answers_with_related_page_links(fake_pw: FakePerfectWiki, http: httpx.AsyncClient) -> None:
+async def test_query_answers_with_related_page_links(
+    fake_pw: FakePerfectWiki, http: httpx.AsyncClient
+) -> None:
     vpn, _ = fake_pw.seed_pages(
         [
             {"title": "VPN für Büro/Home", "content": "<p>Install WireGuard, then import the profile.</p>"},
@@ -164,7 +168,10 @@ async def test_query_answers_with_related_page_links(fake_pw: FakePerfectWiki, h
     assert not answer.empty
     assert "WireGuard" in answer.text
     assert [(p.id, p.title) for p in answer.related_pages] == [(vpn, "VPN für Büro/Home")]
-    assert answer.related_pages[0].url == f"https://wiki.example.com/page/{vpn}?t=VPN%20f%C3%BCr%20B%C3%BCro%2FHome"
+    assert (
+        answer.related_pages[0].url
+        == f"https://wiki.example.com/page/{vpn}?t=VPN%20f%C3%BCr%20B%C3%BCro%2FHome"
+    )
     assert fake_pw.stats().queries == 1
 
 
@@ -189,7 +196,9 @@ async def test_page_url_needs_a_template(fake_pw: FakePerfectWiki, http: httpx.A
     )
 
 
-async def test_adversarial_content_roundtrips_unchanged(fake_pw: FakePerfectWiki, http: httpx.AsyncClient) -> None:
+async def test_adversarial_content_roundtrips_unchanged(
+    fake_pw: FakePerfectWiki, http: httpx.AsyncClient
+) -> None:
     kb = backend_for(fake_pw, http)
     title = "Ünïcödé 🚀 <script>alert(1)</script> @everyone <!channel>\u202e"
     content = "<p>" + ("x\u0000y\u200b " * 20_000) + "</p><script>alert('x')</script>"
@@ -199,7 +208,9 @@ async def test_adversarial_content_roundtrips_unchanged(fake_pw: FakePerfectWiki
 
 
 @pytest.mark.parametrize("page_id", ["../knowledgebase", "a/b", "a?b=c", "%2F", "   ", "💥"])
-async def test_odd_page_ids_stay_page_ids(fake_pw: FakePerfectWiki, http: httpx.AsyncClient, page_id: str) -> None:
+async def test_odd_page_ids_stay_page_ids(
+    fake_pw: FakePerfectWiki, http: httpx.AsyncClient, page_id: str
+) -> None:
     kb = backend_for(fake_pw, http)
     with pytest.raises((NotFound, BadRequest)):
         await kb.get_page(page_id)
@@ -277,7 +288,9 @@ async def test_several_tokens_have_separate_rate_windows(http: httpx.AsyncClient
         assert info.requests_left_second == 9  # the first token's request is not counted against it
 
 
-async def test_402_is_quota_exceeded_and_never_retried(fake_pw: FakePerfectWiki, http: httpx.AsyncClient) -> None:
+async def test_402_is_quota_exceeded_and_never_retried(
+    fake_pw: FakePerfectWiki, http: httpx.AsyncClient
+) -> None:
     fake_pw.set_ai_quota(1)
     kb = backend_for(fake_pw, http)
     await kb.query("first")
@@ -338,7 +351,9 @@ async def test_real_429s_honour_retry_after(http: httpx.AsyncClient) -> None:
         limiter = TokenRateLimiter(
             fake.token, per_second=1000, per_minute=10_000, second_window=0.2, storage=MemoryStorage()
         )
-        kb = backend_for(fake, http, limiter=limiter, retry=RetryPolicy(backoff_base=0.005, rate_limit_attempts=8))
+        kb = backend_for(
+            fake, http, limiter=limiter, retry=RetryPolicy(backoff_base=0.005, rate_limit_attempts=8)
+        )
         start = time.monotonic()
         results = await asyncio.gather(*(kb.list_pages() for _ in range(5)))
         assert len(results) == 5
@@ -346,7 +361,9 @@ async def test_real_429s_honour_retry_after(http: httpx.AsyncClient) -> None:
         assert time.monotonic() - start >= 0.35  # waited as told (2 per 0.2 s for 5 calls)
 
 
-async def test_500_retried_with_backoff_then_success(fake_pw: FakePerfectWiki, http: httpx.AsyncClient) -> None:
+async def test_500_retried_with_backoff_then_success(
+    fake_pw: FakePerfectWiki, http: httpx.AsyncClient
+) -> None:
     fake_pw.seed_pages([{"title": "A"}])
     fake_pw.fail_next(2, status=500)
     pages = await backend_for(fake_pw, http).list_pages()
@@ -394,7 +411,9 @@ async def test_timeouts_are_unavailable_after_bounded_retries(
     assert fake_pw.stats().total_requests == 3
 
 
-async def test_ai_query_not_retried_after_a_timeout(fake_pw: FakePerfectWiki, http: httpx.AsyncClient) -> None:
+async def test_ai_query_not_retried_after_a_timeout(
+    fake_pw: FakePerfectWiki, http: httpx.AsyncClient
+) -> None:
     fake_pw.stall(0.4, endpoint="query")
     with pytest.raises(Unavailable):
         await backend_for(fake_pw, http, timeout=0.1).query("anything")
@@ -432,7 +451,9 @@ async def test_non_json_is_bad_response(
 
 
 @pytest.mark.parametrize("call", ["list", "get", "create", "query"])
-async def test_wrong_shape_is_bad_response(fake_pw: FakePerfectWiki, http: httpx.AsyncClient, call: str) -> None:
+async def test_wrong_shape_is_bad_response(
+    fake_pw: FakePerfectWiki, http: httpx.AsyncClient, call: str
+) -> None:
     (page_id,) = fake_pw.seed_pages([{"title": "A"}])
     fake_pw.set_malformed("wrong_shape")
     with pytest.raises(BadResponse, match="unexpected shape"):
@@ -466,7 +487,9 @@ async def _call(kb: PerfectWikiBackend, call: str, page_id: str) -> object:
 async def test_response_models(body: dict[str, Any], ok: bool) -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
     async with httpx.AsyncClient(transport=transport) as client:
-        kb = PerfectWikiBackend(client, "t", limiter=TokenRateLimiter("t", storage=MemoryStorage()), retry=FAST)
+        kb = PerfectWikiBackend(
+            client, "t", limiter=TokenRateLimiter("t", storage=MemoryStorage()), retry=FAST
+        )
         if ok:
             await kb.list_pages()
         else:
@@ -555,7 +578,9 @@ async def test_burst_of_100_concurrent_calls_draws_no_429(http: httpx.AsyncClien
             minute_window=1.2,
             storage=MemoryStorage(),
         )
-        kb = backend_for(fake, http, limiter=limiter, retry=RetryPolicy(rate_limit_attempts=1, error_attempts=1))
+        kb = backend_for(
+            fake, http, limiter=limiter, retry=RetryPolicy(rate_limit_attempts=1, error_attempts=1)
+        )
         results = await asyncio.gather(*(kb.list_pages() for _ in range(100)))
         stats = fake.stats()
         assert len(results) == 100

@@ -29,13 +29,8 @@ def _client(slack: FakeSlack) -> AsyncWebClient:
 
 
 async def test_reads_all_pages_once_each_and_converts(slack: FakeSlack) -> None:
-    messages = [
-        {
-            "user": "U1",
-            "text": "Root *bold* <@U2> in <#C1|general> &lt;tag&gt;",
-            "files": [{"name": "log.txt", "permalink": "https://acme.slack.com/files/U1/F1/log.txt"}],
-        }
-    ]
+    messages = [{"user": "U1", "text": "Root *bold* <@U2> in <#C1|general> &lt;tag&gt;",
+                 "files": [{"name": "log.txt", "permalink": "https://acme.slack.com/files/U1/F1/log.txt"}]}]
     messages += [{"user": "U2", "text": f"reply {i}"} for i in range(249)]
     messages.append({"bot_id": "B9", "username": "deploybot", "text": "deployed", "edited": {"user": "B9"}})
     messages.append({"user": "U1", "subtype": "tombstone", "text": "This message was deleted."})
@@ -74,13 +69,8 @@ async def test_link_to_a_reply_reads_its_thread(slack: FakeSlack) -> None:
 
 @pytest.mark.parametrize(
     ("error", "message"),
-    [
-        ("not_in_channel", "invite me"),
-        ("channel_not_found", "invite me"),
-        ("thread_not_found", "doesn't exist"),
-        ("ratelimited", "rate-limiting"),
-        ("fatal_error", "couldn't read"),
-    ],
+    [("not_in_channel", "invite me"), ("channel_not_found", "invite me"), ("thread_not_found", "doesn't exist"),
+     ("ratelimited", "rate-limiting"), ("fatal_error", "couldn't read")],
 )
 async def test_history_errors_become_save_errors(slack: FakeSlack, error: str, message: str) -> None:
     root = slack.add_thread("C1", [{"user": "U1", "text": "root"}])

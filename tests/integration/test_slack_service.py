@@ -44,7 +44,8 @@ def _deps() -> dict:
 async def test_http_mode_routes_serve_signed_events() -> None:
     with FakeSlack() as slack:
         slack.add_channel("C1", "general")
-        settings = Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url)
+        settings = Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
+                            slack_api_url=slack.api_url)
         assert slack_configured(settings)
         async with slack_service(settings, **_deps()) as service:
             assert service.mode == "http" and len(service.routes) == 1
