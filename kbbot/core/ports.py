@@ -193,3 +193,51 @@ class FeedbackStore(Protocol):
         ...
 
     async def counts(self) -> FeedbackCounts: ...
+
+
+class MetricsSink(Protocol):
+    """Hooks the core, backends and adapters call to count what happens; ``kbbot.ops.metrics`` exports them.
+
+    Plain synchronous calls with plain values, so that nothing outside ``kbbot.ops`` imports prometheus.
+    Label values must come from small fixed sets (platform names, endpoint names, status codes), never from
+    user text.
+    """
+
+    def question(self, platform: str, source: str, seconds: float) -> None:
+        """One answered question: ``source`` is ``ai`` | ``cache`` | ``search`` | ``error``."""
+        ...
+
+    def cache(self, hit: bool) -> None:
+        """One answer-cache lookup."""
+        ...
+
+    def upstream(self, endpoint: str, status: int | str, seconds: float) -> None:
+        """One knowledgebase API call: ``status`` is the HTTP status, or ``error``/``timeout`` without one."""
+        ...
+
+    def save(self, outcome: str, seconds: float | None = None) -> None:
+        """One thread save: ``created`` | ``updated`` | ``queued`` | ``failed``."""
+        ...
+
+    def quota_paused(self, paused: bool) -> None:
+        """The 402 breaker opened (True) or closed again (False)."""
+        ...
+
+
+class NullMetrics:
+    """The default :class:`MetricsSink`: counts nothing, so metrics stay optional everywhere."""
+
+    def question(self, platform: str, source: str, seconds: float) -> None:
+        return None
+
+    def cache(self, hit: bool) -> None:
+        return None
+
+    def upstream(self, endpoint: str, status: int | str, seconds: float) -> None:
+        return None
+
+    def save(self, outcome: str, seconds: float | None = None) -> None:
+        return None
+
+    def quota_paused(self, paused: bool) -> None:
+        return None

@@ -46,10 +46,10 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from limits import RateLimitItem
-from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import MemoryStorage, MovingWindowSupport, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.limits import Granularity
 from limits.storage import storage_from_string
@@ -271,18 +271,34 @@ class TokenRateLimiter:
                     async with self._take:
                         wait = await self._room(strategy, budgets)
                         if wait is None:
-                            return await self._take_now(strategy, budgets)
+                            sent = await self._take_now(strategy, budgets)
+                            if sent is not None:
+                                return sent
+                            # Another process took the last slot between our look and our take: look again
+                            # in a moment (not at once, so a window edge cannot make us spin).
+                            wait = 0.005
                     await self._sleep_or_returned(wait)
         finally:
             self._waiting -= 1
 
-    async def _take_now(self, strategy: MovingWindowRateLimiter, budgets: tuple[_Budget, ...]) -> _Sent:
-        """Count the request in the shared windows (other processes see it from now) and locally."""
+    async def _take_now(self, strategy: MovingWindowRateLimiter, budgets: tuple[_Budget, ...]) -> _Sent | None:
+        """Count the request in the shared windows (other processes see it from now) and locally; None when
+        another process took the last slot since :meth:`_room` looked.
+
+        Each window is taken with the storage's atomic check-and-add (a Lua script in Redis), limited to what
+        our own lingering requests leave: with several replicas a plain "look, then record" lets two of them
+        take the same last slot. A refusal after an earlier window accepted leaves one extra entry there,
+        which only errs on the safe side (it occupies a slot until it expires).
+        """
         # Stamped before the storage stamps its entries, so no moment has the request in neither count.
         sent = _Sent(time.time())
+        storage = cast(MovingWindowSupport, strategy.storage)
         for budget in budgets:
-            for window in budget.windows:
-                await strategy.hit(window, self._key)
+            for window, limit in zip(budget.windows, budget.limits, strict=True):
+                room = limit - budget.lingering(window.window, sent.sent)
+                key = window.key_for(self._key)
+                if room < 1 or not await storage.acquire_entry(key, room, window.get_expiry()):
+                    return None
         for budget in budgets:  # a background request counts against the live budget too
             budget.requests.append(sent)
         self._last_grant = time.monotonic()

@@ -1,0 +1,236 @@
+"""``/healthz``, ``/readyz`` and ``/metrics`` on aiohttp, to mount next to the Slack HTTP events endpoint.
+
+- ``/healthz`` (liveness): the event loop answers. Never touches the network, so a slow wiki never gets the
+  pod killed.
+- ``/readyz`` (readiness): the knowledgebase is reachable and the token valid (``kb.info()``), and Redis
+  answers when configured; 503 while shutting down so the load balancer drains the replica. The
+  knowledgebase result is cached (longer when healthy), so frequent probes do not spend the per-token API
+  budget.
+- ``/metrics``: Prometheus exposition of :class:`~kbbot.ops.metrics.Metrics`, after refreshing shared state.
+
+Bodies never carry exception text from libraries (which may echo URLs or headers): only our own words and the
+user-safe messages of :mod:`kbbot.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from kbbot.errors import KbbotError, Unauthorized
+from kbbot.ops.logging import request_context
+from kbbot.ops.metrics import Metrics, Refresher
+
+if TYPE_CHECKING:
+    from kbbot.backends.base import KnowledgeBase
+    from kbbot.store.factory import Stores
+
+log = logging.getLogger(__name__)
+
+Probe = Callable[[], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    ready: bool
+    checks: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ready": self.ready, "checks": self.checks}
+
+
+class ReadinessCheck:
+    """Answers "can this replica serve questions?" without spending the API budget on every probe.
+
+    ``kb_info`` is ``kb.info`` (one cheap authenticated call); its outcome is reused for ``ok_cache_seconds``
+    when healthy and ``fail_cache_seconds`` when not, and concurrent probes share one call. ``redis_ping``
+    costs nothing upstream and is checked on every probe.
+    """
+
+    def __init__(
+        self,
+        kb_info: Probe,
+        *,
+        redis_ping: Probe | None = None,
+        draining: Callable[[], bool] = lambda: False,
+        timeout_seconds: float = 3.0,
+        ok_cache_seconds: float = 60.0,
+        fail_cache_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._kb_info = kb_info
+        self._redis_ping = redis_ping
+        self._draining = draining
+        self._timeout = timeout_seconds
+        self._ok_ttl = ok_cache_seconds
+        self._fail_ttl = fail_cache_seconds
+        self._clock = clock
+        self._kb_result: tuple[bool, str] | None = None
+        self._kb_expires = 0.0
+        self._lock = asyncio.Lock()
+        self.kb_calls = 0
+
+    async def check(self) -> Readiness:
+        checks: dict[str, str] = {}
+        ok = True
+        if self._draining():
+            ok = False
+            checks["shutdown"] = "draining"
+        kb_ok, kb_text = await self._knowledgebase()
+        checks["knowledgebase"] = kb_text
+        ok = ok and kb_ok
+        if self._redis_ping is not None:
+            redis_ok, redis_text = await self._run(self._redis_ping, "Redis")
+            checks["redis"] = redis_text
+            ok = ok and redis_ok
+        return Readiness(ready=ok, checks=checks)
+
+    async def _knowledgebase(self) -> tuple[bool, str]:
+        async with self._lock:
+            if self._kb_result is not None and self._clock() < self._kb_expires:
+                return self._kb_result
+            self.kb_calls += 1
+            result = await self._run(self._kb_info, "the knowledgebase")
+            self._kb_result = result
+            self._kb_expires = self._clock() + (self._ok_ttl if result[0] else self._fail_ttl)
+            return result
+
+    async def _run(self, probe: Probe, what: str) -> tuple[bool, str]:
+        try:
+            await asyncio.wait_for(probe(), timeout=self._timeout)
+        except TimeoutError:
+            return False, f"{what} did not answer within {self._timeout:g} s"
+        except Unauthorized:
+            return False, "the API token was rejected (401): regenerate it and update the secret"
+        except KbbotError as exc:
+            return False, str(exc)
+        except Exception as exc:
+            # Library exceptions may quote URLs or headers: name the type only.
+            return False, f"{what} is unreachable ({type(exc).__name__})"
+        return True, "ok"
+
+
+@web.middleware
+async def request_id_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every HTTP request (e.g. a Slack event) gets a request id for its log lines: the caller's
+    ``X-Request-Id`` when sane, else a fresh one. Tasks started while handling it (Bolt runs listeners as
+    tasks after the ack) inherit the id, so the whole answer is traceable."""
+    with request_context(request.headers.get("X-Request-Id")):
+        return await handler(request)
+
+
+def add_ops_routes(
+    app: web.Application,
+    *,
+    readiness: ReadinessCheck,
+    metrics: Metrics | None = None,
+    refreshers: Sequence[Refresher] = (),
+    refresh_timeout_seconds: float = 2.0,
+) -> None:
+    """Mount ``/healthz``, ``/readyz`` and ``/metrics`` on ``app`` (the same app that serves Slack events)."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        result = await readiness.check()
+        return web.json_response(result.to_json(), status=200 if result.ready else 503)
+
+    async def metrics_handler(request: web.Request) -> web.Response:
+        if metrics is None:
+            raise web.HTTPNotFound()
+        for refresh in refreshers:
+            try:
+                await asyncio.wait_for(refresh(metrics), timeout=refresh_timeout_seconds)
+            except Exception:
+                log.warning("a metrics refresher failed; serving the last values", exc_info=True)
+        body, content_type = metrics.render()
+        # aiohttp wants the charset separate from the media type.
+        media_type, _, params = content_type.partition(";")
+        charset = params.split("charset=")[-1].strip() if "charset=" in params else None
+        return web.Response(body=body, content_type=media_type.strip(), charset=charset)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
+
+
+class HttpServer:
+    """Serves an aiohttp app on ``host:port`` (port 0 picks a free one, see :attr:`port`)."""
+
+    def __init__(self, app: web.Application, host: str, port: int, *, shutdown_timeout_seconds: float = 5.0):
+        self.app = app
+        self._host = host
+        self._port = port
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout_seconds)
+        self.port = port
+
+    async def start(self) -> HttpServer:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        addresses = self._runner.addresses
+        if addresses:
+            self.port = int(addresses[0][1])
+        log.info("HTTP server listening on %s:%d", self._host, self.port)
+        return self
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self._host in ("0.0.0.0", "") else self._host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    async def __aenter__(self) -> HttpServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def quota_refresher(state: Callable[[], Awaitable[Any]]) -> Refresher:
+    """Copies the (maybe Redis-shared) 402 state into the gauge per scrape; ``state`` is ``gate.state``."""
+
+    async def refresh(metrics: Metrics) -> None:
+        metrics.quota_state(await state())
+
+    return refresh
+
+
+def feedback_refresher(counts: Callable[[], Awaitable[Any]]) -> Refresher:
+    """Copies the feedback totals into the gauge at each scrape. ``counts`` is ``feedback_store.counts``."""
+
+    async def refresh(metrics: Metrics) -> None:
+        metrics.feedback_counts(await counts())
+
+    return refresh
+
+
+def mount_ops(
+    app: web.Application,
+    *,
+    kb: KnowledgeBase,
+    stores: Stores,
+    metrics: Metrics,
+    draining: Callable[[], bool] = lambda: False,
+) -> ReadinessCheck:
+    """The usual wiring in one call: readiness from ``kb.info`` and the shared store's ping, ``/metrics`` with
+    the shared 402 state and feedback totals refreshed per scrape. Returns the readiness check."""
+    readiness = ReadinessCheck(kb.info, redis_ping=stores.ping, draining=draining)
+    add_ops_routes(
+        app,
+        readiness=readiness,
+        metrics=metrics,
+        refreshers=[quota_refresher(stores.quota.state), feedback_refresher(stores.feedback.counts)],
+    )
+    return readiness

@@ -1,0 +1,132 @@
+"""Prometheus metrics behind the :class:`~kbbot.core.ports.MetricsSink` hooks.
+
+:class:`Metrics` owns its own ``CollectorRegistry`` (never the process-global one), so that tests and
+several bots in one process never collide, and it is handed in like every other dependency. The core and the
+backends only see the ``MetricsSink`` protocol and never import prometheus.
+
+Label values are bounded: anything that is not a short, plain token is folded into ``other`` so that a bug (or
+user text sneaking into a label) cannot explode the number of series.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from kbbot.core.ports import FeedbackCounts, QuotaState
+
+_LABEL = re.compile(r"^[A-Za-z0-9_.:/ -]{1,40}$")
+
+#: Seconds. Answers from the cache take milliseconds, AI answers several seconds.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
+
+
+def _label(value: object) -> str:
+    text = str(value)
+    return text if _LABEL.match(text) else "other"
+
+
+class Metrics:
+    """Counters and histograms for questions, cache, upstream calls, 429s, the 402 breaker and saves."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, namespace: str = "kbbot") -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        reg, ns = self.registry, namespace
+        self.questions = Counter(
+            "questions", "Questions answered, by platform and answer source.", ["platform", "source"],
+            namespace=ns, registry=reg,
+        )
+        self.question_seconds = Histogram(
+            "question_duration_seconds", "Time from question to answer.", ["platform", "source"],
+            namespace=ns, registry=reg, buckets=LATENCY_BUCKETS,
+        )
+        self.cache_hits = Counter("cache_hits", "Answer-cache hits.", namespace=ns, registry=reg)
+        self.cache_misses = Counter("cache_misses", "Answer-cache misses.", namespace=ns, registry=reg)
+        self.upstream_calls = Counter(
+            "upstream_requests", "Knowledgebase API calls, by endpoint and HTTP status.",
+            ["endpoint", "status"],
+            namespace=ns, registry=reg,
+        )
+        self.upstream_seconds = Histogram(
+            "upstream_request_duration_seconds", "Knowledgebase API call latency.", ["endpoint"],
+            namespace=ns, registry=reg, buckets=LATENCY_BUCKETS,
+        )
+        self.rate_limited = Counter(
+            "upstream_rate_limited", "429 responses from the knowledgebase API.", ["endpoint"],
+            namespace=ns, registry=reg,
+        )
+        self.quota_paused_gauge = Gauge(
+            "quota_paused", "1 while AI answers are paused after a 402 (monthly AI quota used up).",
+            namespace=ns, registry=reg,
+        )
+        self.quota_next_probe = Gauge(
+            "quota_next_probe_timestamp_seconds",
+            "Unix time of the next allowed AI probe while paused (0 when not paused).",
+            namespace=ns, registry=reg,
+        )
+        self.saves = Counter(
+            "thread_saves", "Thread saves, by outcome.", ["outcome"], namespace=ns, registry=reg
+        )
+        self.save_seconds = Histogram(
+            "thread_save_duration_seconds", "Time to save a thread as a page.", ["outcome"],
+            namespace=ns, registry=reg, buckets=LATENCY_BUCKETS,
+        )
+        self.feedback = Gauge(
+            "feedback_votes", "Answer feedback votes, by verdict.", ["verdict"], namespace=ns, registry=reg
+        )
+
+    # --- MetricsSink ----------------------------------------------------------------------------------------
+
+    def question(self, platform: str, source: str, seconds: float) -> None:
+        labels = (_label(platform), _label(source))
+        self.questions.labels(*labels).inc()
+        self.question_seconds.labels(*labels).observe(max(0.0, seconds))
+
+    def cache(self, hit: bool) -> None:
+        (self.cache_hits if hit else self.cache_misses).inc()
+
+    def upstream(self, endpoint: str, status: int | str, seconds: float) -> None:
+        endpoint_label = _label(endpoint)
+        self.upstream_calls.labels(endpoint_label, _label(status)).inc()
+        self.upstream_seconds.labels(endpoint_label).observe(max(0.0, seconds))
+        if str(status) == "429":
+            self.rate_limited.labels(endpoint_label).inc()
+
+    def save(self, outcome: str, seconds: float | None = None) -> None:
+        label = _label(outcome)
+        self.saves.labels(label).inc()
+        if seconds is not None:
+            self.save_seconds.labels(label).observe(max(0.0, seconds))
+
+    def quota_paused(self, paused: bool) -> None:
+        self.quota_paused_gauge.set(1 if paused else 0)
+        if not paused:
+            self.quota_next_probe.set(0)
+
+    # --- shared state, refreshed at scrape time ------------------------------------------------------------
+
+    def quota_state(self, state: QuotaState) -> None:
+        """With Redis another replica may have tripped the breaker: the scrape reads the shared state."""
+        self.quota_paused(state.paused)
+        self.quota_next_probe.set(state.next_probe_at or 0 if state.paused else 0)
+
+    def feedback_counts(self, counts: FeedbackCounts) -> None:
+        self.feedback.labels("helpful").set(counts.helpful)
+        self.feedback.labels("not_helpful").set(counts.not_helpful)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+#: Something to run before each scrape (e.g. copy the shared 402 state into the gauge).
+Refresher = Callable[[Metrics], Awaitable[None]]

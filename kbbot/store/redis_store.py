@@ -1,0 +1,661 @@
+"""Redis implementations of the store protocols, for running several replicas that must behave like one bot.
+
+Every replica talks to the same Redis, so the answer cache, the single-flight lease, the 402 breaker, event
+dedupe and feedback are shared: one replica's 402 pauses all of them, and a question asked on two replicas at
+once costs one upstream AI call. The ``redis`` package is an optional extra (``pip install kbbot[redis]``): it
+is imported only by :func:`connect_redis`, so the base install never needs it.
+
+Every multi-step change is a Lua script so that it is atomic across replicas without WATCH/retry loops. Keys
+share the ``prefix`` (default ``kbbot:``) so several bots can share one Redis; each family of keys carries a
+hash tag (``{…}``) so a script's keys land in one slot on Redis Cluster too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from kbbot import errors
+from kbbot.core.models import Answer, PageRef, Source
+from kbbot.core.ports import CacheStats, FeedbackCounts, OutboxItem, OutboxPart, QuotaState
+from kbbot.errors import ConfigError, KbbotError, Unavailable
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "kbbot:"
+
+
+async def connect_redis(url: str, *, timeout_seconds: float = 5.0) -> Redis:
+    """Open a client for ``url`` and check it answers. The URL itself is a secret (it may hold a password)."""
+    try:
+        import redis.asyncio as aioredis
+    except ImportError:  # pragma: no cover - exercised by the base-install test with redis hidden
+        raise ConfigError(
+            "REDIS_URL is set but the redis package is missing: pip install 'kbbot[redis]'"
+        ) from None
+    client = aioredis.Redis.from_url(
+        url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds, health_check_interval=30
+    )
+    try:
+        await client.ping()
+    except Exception as exc:
+        await client.aclose()
+        # Never echo the URL: it may carry a password.
+        raise Unavailable(f"cannot reach Redis at REDIS_URL ({type(exc).__name__})") from None
+    return client
+
+
+def _digest(text: str) -> str:
+    """Fixed-length key part for arbitrary user text (questions can be kilobytes of unicode)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)
+
+
+# --- answer (de)serialization -------------------------------------------------------------------------------
+
+
+def encode_answer(answer: Answer) -> str:
+    """JSON for an :class:`Answer`; every field, so a cached answer renders exactly like a fresh one."""
+    return json.dumps(
+        {
+            "text": answer.text,
+            "related_pages": [page.to_json() for page in answer.related_pages],
+            "source": answer.source.value,
+            "empty": answer.empty,
+            "notice": answer.notice,
+        },
+        ensure_ascii=False,
+    )
+
+
+def decode_answer(payload: str | bytes) -> Answer:
+    data = json.loads(payload)
+    return Answer(
+        text=str(data["text"]),
+        related_pages=tuple(
+            PageRef(id=str(p["id"]), title=str(p["title"]), url=p.get("url"))
+            for p in data.get("related_pages", ())
+        ),
+        source=Source(data.get("source", Source.AI.value)),
+        empty=bool(data.get("empty", False)),
+        notice=data.get("notice"),
+    )
+
+
+# --- answer cache -------------------------------------------------------------------------------------------
+
+# KEYS[1] entry, KEYS[2] recency zset; ARGV[1] payload, ARGV[2] ttl milliseconds, ARGV[3] max entries.
+# Scores are the last write/read time (server clock, so replicas' clocks do not matter). An entry whose score
+# is older than the TTL has certainly expired, so those members are dropped first; then the least recently
+# used entries beyond the bound are evicted.
+_CACHE_SET = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local ttl = tonumber(ARGV[2]) / 1000
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], now, KEYS[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
+local n = redis.call('ZCARD', KEYS[2])
+local excess = n - tonumber(ARGV[3])
+if excess > 0 then
+  local old = redis.call('ZPOPMIN', KEYS[2], excess)
+  for i = 1, #old, 2 do redis.call('DEL', old[i]) end
+  n = n - excess
+end
+return n
+"""
+
+# KEYS[1] entry, KEYS[2] recency zset. Returns the payload (refreshing its recency) or nil (forgetting it).
+_CACHE_GET = """
+local v = redis.call('GET', KEYS[1])
+local t = redis.call('TIME')
+if v then
+  redis.call('ZADD', KEYS[2], 'XX', tonumber(t[1]) + tonumber(t[2]) / 1000000, KEYS[1])
+else
+  redis.call('ZREM', KEYS[2], KEYS[1])
+end
+return v
+"""
+
+
+class RedisAnswerCache:
+    """Shared answer cache: entries expire after ``ttl_seconds``; past ``max_entries`` the least used go.
+
+    ``stats()`` must answer synchronously, so hits/misses are this replica's own and ``size`` is the shared
+    size as last seen by this replica's reads and writes.
+    """
+
+    def __init__(
+        self, redis: Redis, *, ttl_seconds: float, max_entries: int, prefix: str = DEFAULT_PREFIX
+    ) -> None:
+        self._redis = redis
+        self._ttl_ms = int(ttl_seconds * 1000)
+        self._max = max_entries
+        self._prefix = f"{prefix}{{cache}}:"
+        self._lru = f"{self._prefix}lru"
+        self._set = redis.register_script(_CACHE_SET)
+        self._get = redis.register_script(_CACHE_GET)
+        self._hits = 0
+        self._misses = 0
+        self._size = 0
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}a:{_digest(key)}"
+
+    async def get(self, key: str) -> Answer | None:
+        payload = await self._get(keys=[self._key(key), self._lru])
+        if payload is None:
+            self._misses += 1
+            return None
+        try:
+            answer = decode_answer(payload)
+        except (ValueError, KeyError, TypeError):
+            # A foreign or corrupt value under our key: treat as a miss rather than failing the question.
+            log.warning("ignoring an unreadable cache entry")
+            self._misses += 1
+            return None
+        self._hits += 1
+        return answer
+
+    async def set(self, key: str, answer: Answer) -> None:
+        if self._ttl_ms <= 0:  # CACHE_TTL_SECONDS=0 turns caching off
+            return
+        args: list[str | int] = [encode_answer(answer), self._ttl_ms, self._max]
+        self._size = int(await self._set(keys=[self._key(key), self._lru], args=args))
+
+    async def size(self) -> int:
+        """The shared number of entries right now (a round trip, unlike :meth:`stats`)."""
+        self._size = int(await self._redis.zcard(self._lru))
+        return self._size
+
+    def stats(self) -> CacheStats:
+        return CacheStats(size=self._size, hits=self._hits, misses=self._misses)
+
+    async def aclose(self) -> None:
+        # The client is shared by every Redis store and closed once, by the Stores bundle.
+        return None
+
+
+# --- single flight ------------------------------------------------------------------------------------------
+
+# KEYS[1] lock, KEYS[2] recent result; ARGV[1] token, ARGV[2] lease ms.
+# {0} we got the lease; {1, holder token} another flight is running; {2, payload} one just finished.
+_LEASE_TAKE = """
+local recent = redis.call('GET', KEYS[2])
+if recent then return {2, recent} end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+return {1, redis.call('GET', KEYS[1]) or ''}
+"""
+
+# KEYS[1] lock; ARGV[1] token, ARGV[2] lease ms. Extends the lease only if we still hold it.
+_LEASE_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+# KEYS[1] lock, KEYS[2] this flight's result, KEYS[3] the key's recent result; ARGV[1] token, ARGV[2]
+# payload ('' = none), ARGV[3] result ttl seconds, ARGV[4] recent ms (0 = off), ARGV[5] '1' if a success.
+# Publishing the result and releasing the lease in one step means a waiter never sees "released, no result"
+# for a flight that did produce one.
+_LEASE_FINISH = """
+if ARGV[2] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+  if ARGV[5] == '1' and tonumber(ARGV[4]) > 0 then redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[4]) end
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+_RETRY = object()
+
+
+class RedisSingleFlight:
+    """One replica asks upstream per key at a time; the others wait for its result.
+
+    The leader takes a lease (``SET NX PX`` with a random token) and renews it while ``fn`` runs. Then, in one
+    script, it publishes the result (or the :class:`KbbotError` it raised) under a key named by its token and
+    releases the lease. Followers poll for that result. When the lease vanishes without a result (the leader
+    crashed, or failed unexpectedly), one follower takes over. Waiting is bounded by ``wait_seconds``. Within
+    one process, concurrent callers for a key share one flight: fifty local callers make one poller.
+
+    A caller that arrives within ``recent_seconds`` after a flight succeeded gets that result instead of
+    starting another flight: it checked the answer cache one round trip before the leader filled it, and
+    without this window each such near-miss would be another billed upstream call.
+
+    Results cross process boundaries, so they are encoded with ``encode``/``decode`` (default: an Answer).
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        lease_seconds: float = 15.0,
+        wait_seconds: float = 120.0,
+        poll_seconds: float = 0.05,
+        result_ttl_seconds: int = 60,
+        recent_seconds: float = 5.0,
+        encode: Callable[[Any], str] = encode_answer,
+        decode: Callable[[str | bytes], Any] = decode_answer,
+    ) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}{{flight}}:"
+        self._lease_ms = max(1, int(lease_seconds * 1000))
+        self._wait = wait_seconds
+        self._poll = poll_seconds
+        self._result_ttl = result_ttl_seconds
+        self._recent_ms = max(0, int(recent_seconds * 1000))
+        self._encode = encode
+        self._decode = decode
+        self._take = redis.register_script(_LEASE_TAKE)
+        self._renew = redis.register_script(_LEASE_RENEW)
+        self._finish = redis.register_script(_LEASE_FINISH)
+        self._local: dict[str, asyncio.Task[Any]] = {}
+
+    async def run(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
+        task = self._local.get(key)
+        if task is None:
+            task = asyncio.create_task(self._flight(key, fn), name=f"single-flight {_digest(key)[:8]}")
+            self._local[key] = task
+            task.add_done_callback(functools.partial(self._forget, key))
+        # shield: one caller giving up must not cancel the flight the others (and other replicas) wait for.
+        return cast(T, await asyncio.shield(task))
+
+    def _forget(self, key: str, task: asyncio.Task[Any]) -> None:
+        if self._local.get(key) is task:
+            del self._local[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here so an un-awaited failure is not reported as "never retrieved"
+
+    async def _flight(self, key: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        digest = _digest(key)
+        lock, recent = f"{self._prefix}lock:{digest}", f"{self._prefix}recent:{digest}"
+        deadline = time.monotonic() + self._wait
+        while True:
+            token = uuid.uuid4().hex
+            reply = await self._take(keys=[lock, recent], args=[token, self._lease_ms])
+            if int(reply[0]) == 0:
+                return await self._lead(lock, recent, token, fn)
+            if int(reply[0]) == 2:
+                return self._unpack(reply[1])
+            outcome = await self._follow(lock, _text(reply[1]) or "", deadline)
+            if outcome is not _RETRY:
+                return outcome
+            if time.monotonic() >= deadline:
+                raise Unavailable("another replica is still answering this question; try again shortly")
+
+    async def _lead(self, lock: str, recent: str, token: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        renewer = asyncio.create_task(self._keep_lease(lock, token))
+        payload, success = "", "0"
+        try:
+            try:
+                result = await fn()
+            except KbbotError as exc:
+                payload = json.dumps({"error": type(exc).__name__, "message": str(exc), **_error_fields(exc)})
+                raise
+            try:
+                payload, success = json.dumps({"ok": self._encode(result)}), "1"
+            except Exception:
+                # Not encodable: followers will take over and run fn themselves; correct, just not shared.
+                log.warning("single-flight result could not be shared across replicas", exc_info=True)
+            return result
+        finally:
+            renewer.cancel()
+            try:
+                keys = [lock, self._result_key(token), recent]
+                finish: list[str | int] = [token, payload, self._result_ttl, self._recent_ms, success]
+                await asyncio.shield(self._finish(keys=keys, args=finish))
+            except Exception:
+                # The lease expires by itself; followers then take over.
+                log.warning("could not release a single-flight lease", exc_info=True)
+
+    async def _keep_lease(self, lock: str, token: str) -> None:
+        interval = self._lease_ms / 3000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await self._renew(keys=[lock], args=[token, self._lease_ms]):
+                    return  # lost it (expired during a Redis outage); nothing left to renew
+            except Exception:
+                log.warning("could not renew a single-flight lease", exc_info=True)
+
+    def _result_key(self, token: str) -> str:
+        return f"{self._prefix}result:{token}"
+
+    async def _follow(self, lock: str, holder: str, deadline: float) -> Any:
+        result_key = self._result_key(holder)
+        while True:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.get(result_key)
+                pipe.get(lock)
+                payload, current = await pipe.execute()
+            if payload is not None:
+                return self._unpack(payload)
+            if _text(current) != holder:
+                return _RETRY  # the leader is gone without a result: take over
+            if time.monotonic() >= deadline:
+                raise Unavailable("another replica is still answering this question; try again shortly")
+            await asyncio.sleep(self._poll)
+
+    def _unpack(self, payload: str | bytes) -> Any:
+        data = json.loads(payload)
+        if "ok" in data:
+            return self._decode(data["ok"])
+        raise _rebuild_error(data)
+
+
+def _error_fields(exc: KbbotError) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):
+        fields["status"] = status
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float):
+        fields["retry_after"] = retry_after
+    return fields
+
+
+def _rebuild_error(data: dict[str, Any]) -> KbbotError:
+    """The leader's error, as the same class from the error tree (its message is user-safe by contract)."""
+    cls = getattr(errors, str(data.get("error")), None)
+    message = str(data.get("message", "the knowledgebase request failed"))
+    if not (isinstance(cls, type) and issubclass(cls, KbbotError)):
+        return Unavailable(message)
+    if issubclass(cls, errors.RateLimited):
+        return cls(message, retry_after=data.get("retry_after"))
+    if issubclass(cls, errors.KnowledgeBaseError):
+        return cls(message, status=data.get("status"))
+    return cls(message)
+
+
+# --- 402 breaker --------------------------------------------------------------------------------------------
+
+
+class RedisQuotaGate:
+    """The shared 402 breaker: one replica's 402 pauses every replica; one probe per interval across them all.
+
+    ``paused`` has no expiry: the monthly quota comes back only when a probe succeeds (the caller then
+    :meth:`reset`\\ s). The probe slot is a ``SET NX EX`` key, so exactly one replica wins it per interval.
+    """
+
+    def __init__(self, redis: Redis, *, probe_seconds: float, prefix: str = DEFAULT_PREFIX) -> None:
+        self._redis = redis
+        self._probe_ms = max(1, int(probe_seconds * 1000))
+        self._paused = f"{prefix}{{quota}}:paused"
+        self._probe = f"{prefix}{{quota}}:probe"
+
+    async def allow(self) -> bool:
+        if not await self._redis.exists(self._paused):
+            return True
+        return bool(await self._redis.set(self._probe, "1", nx=True, px=self._probe_ms))
+
+    async def trip(self) -> None:
+        # The call that saw the 402 was this interval's call: the next probe is one interval from now.
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._paused, str(time.time()))
+            pipe.set(self._probe, "1", px=self._probe_ms)
+            await pipe.execute()
+
+    async def reset(self) -> None:
+        await self._redis.delete(self._paused, self._probe)
+
+    async def state(self) -> QuotaState:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.exists(self._paused)
+            pipe.pttl(self._probe)
+            paused, pttl = await pipe.execute()
+        if not paused:
+            return QuotaState(paused=False)
+        wait = max(0, int(pttl)) / 1000
+        return QuotaState(paused=True, next_probe_at=time.time() + wait)
+
+
+# --- dedupe -------------------------------------------------------------------------------------------------
+
+
+class RedisDeduper:
+    """``first_seen`` is a ``SET NX EX``: exactly one replica sees a redelivered event as new."""
+
+    def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}seen:"
+
+    async def first_seen(self, key: str, ttl_seconds: float = 3600) -> bool:
+        ttl_ms = max(1, int(ttl_seconds * 1000))
+        return bool(await self._redis.set(f"{self._prefix}{_digest(key)}", "1", nx=True, px=ttl_ms))
+
+
+# --- feedback -----------------------------------------------------------------------------------------------
+
+# KEYS[1] votes hash, KEYS[2] counters hash; ARGV[1] voter field, ARGV[2] '1' helpful | '0' not.
+# One vote per user per question: a repeat vote moves the count instead of adding one.
+_FEEDBACK_RECORD = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if old then redis.call('HINCRBY', KEYS[2], old, -1) end
+redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+return 1
+"""
+
+
+class RedisFeedbackStore:
+    """👍/👎 per (platform, question, user), counted atomically so every replica reports the same totals."""
+
+    def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self._redis = redis
+        self._votes = f"{prefix}{{feedback}}:votes"
+        self._counts = f"{prefix}{{feedback}}:counts"
+        self._record = redis.register_script(_FEEDBACK_RECORD)
+
+    async def record(self, *, platform: str, question: str, user_id: str, helpful: bool) -> None:
+        voter = _digest(json.dumps([platform, question, user_id], ensure_ascii=False))
+        await self._record(keys=[self._votes, self._counts], args=[voter, "1" if helpful else "0"])
+
+    async def counts(self) -> FeedbackCounts:
+        helpful, not_helpful = await self._redis.hmget(self._counts, ["1", "0"])
+        return FeedbackCounts(helpful=int(helpful or 0), not_helpful=int(not_helpful or 0))
+
+
+# --- saved threads ------------------------------------------------------------------------------------------
+
+
+class RedisSavedThreadMap:
+    """Thread key → page ids, shared: a thread saved on one replica is updated (not duplicated) by another.
+
+    No expiry: the map is what makes a re-save next month update the same page. One small string per thread.
+    """
+
+    def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}thread:"
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}{_digest(key)}"
+
+    async def get(self, key: str) -> tuple[str, ...] | None:
+        value = await self._redis.get(self._key(key))
+        if value is None:
+            return None
+        return tuple(str(page_id) for page_id in json.loads(value))
+
+    async def put(self, key: str, page_ids: Sequence[str]) -> None:
+        await self._redis.set(self._key(key), json.dumps([str(page_id) for page_id in page_ids]))
+
+    async def delete(self, key: str) -> None:
+        await self._redis.delete(self._key(key))
+
+    async def aclose(self) -> None:
+        return None
+
+
+# --- outbox ---------------------------------------------------------------------------------------------------
+
+# One hash per entry (payload, revision, attempts, next_attempt_at, claimed_until, last_error) and a sorted set
+# of keys by due time, so ``pending`` lists earliest first. Each script touches only the {outbox} slot.
+
+# KEYS[1] entry hash, KEYS[2] due zset; ARGV[1] key, ARGV[2] payload, ARGV[3] now. Keeps attempts, lease and
+# last error, exactly like a re-queued SQLite row; returns the new revision.
+_OUTBOX_ADD = """
+local revision = redis.call('HINCRBY', KEYS[1], 'revision', 1)
+redis.call('HSET', KEYS[1], 'key', ARGV[1], 'payload', ARGV[2], 'next_attempt_at', ARGV[3])
+redis.call('HSETNX', KEYS[1], 'attempts', 0)
+redis.call('HSETNX', KEYS[1], 'claimed_until', 0)
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return revision
+"""
+
+# KEYS[1] entry hash; ARGV[1] now, ARGV[2] lease seconds. Returns the entry's fields with the counted attempt,
+# or nil when there is no entry or another holder's lease is still running.
+_OUTBOX_CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if tonumber(redis.call('HGET', KEYS[1], 'claimed_until') or '0') > tonumber(ARGV[1]) then return false end
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'claimed_until', tonumber(ARGV[1]) + tonumber(ARGV[2]))
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# KEYS[1] entry hash, KEYS[2] due zset; ARGV[1] key, ARGV[2] next attempt at, ARGV[3] error ('' = none).
+_OUTBOX_RELEASE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'claimed_until', 0, 'next_attempt_at', ARGV[2])
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], 'last_error')
+else
+  redis.call('HSET', KEYS[1], 'last_error', ARGV[3])
+end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
+# KEYS[1] entry hash, KEYS[2] due zset; ARGV[1] key, ARGV[2] revision.
+_OUTBOX_REMOVE = """
+if redis.call('HGET', KEYS[1], 'revision') ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+class RedisOutbox:
+    """The durable outbox of saves (:class:`kbbot.core.ports.Outbox`), shared by every replica.
+
+    With replicas on Kubernetes a pod's disk is not durable, so a save queued while the wiki was down must
+    outlive the pod: it waits in Redis and any replica's worker sends it. The lease in :meth:`claim` keeps
+    two replicas from sending one save at the same time.
+    """
+
+    def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}{{outbox}}:"
+        self._due = f"{self._prefix}due"
+        self._add = redis.register_script(_OUTBOX_ADD)
+        self._claim = redis.register_script(_OUTBOX_CLAIM)
+        self._release = redis.register_script(_OUTBOX_RELEASE)
+        self._remove = redis.register_script(_OUTBOX_REMOVE)
+
+    def _entry(self, key: str) -> str:
+        return f"{self._prefix}item:{_digest(key)}"
+
+    async def add(self, item: OutboxItem, *, now: float) -> int:
+        args: list[str | float] = [item.key, _dump_outbox(item), now]
+        return int(await self._add(keys=[self._entry(item.key), self._due], args=args))
+
+    async def claim(self, key: str, *, now: float, lease_seconds: float) -> OutboxItem | None:
+        reply = await self._claim(keys=[self._entry(key)], args=[now, lease_seconds])
+        if not reply:
+            return None
+        flat = [_text(v) or "" for v in reply]
+        return _load_outbox(dict(zip(flat[::2], flat[1::2], strict=True)))
+
+    async def release(self, key: str, *, next_attempt_at: float, error: str | None) -> None:
+        args: list[str | float] = [key, next_attempt_at, error or ""]
+        await self._release(keys=[self._entry(key), self._due], args=args)
+
+    async def remove(self, key: str, revision: int) -> bool:
+        return bool(await self._remove(keys=[self._entry(key), self._due], args=[key, revision]))
+
+    async def pending(self) -> list[OutboxItem]:
+        keys = [_text(k) or "" for k in await self._redis.zrange(self._due, 0, -1)]
+        if not keys:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hgetall(self._entry(key))
+            rows = await pipe.execute()
+        items = []
+        for row in rows:
+            if row:  # removed between the two reads
+                items.append(_load_outbox({_text(k) or "": _text(v) or "" for k, v in row.items()}))
+        return sorted(items, key=lambda item: (item.next_attempt_at, item.key))
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _dump_outbox(item: OutboxItem) -> str:
+    return json.dumps(
+        {
+            "key": item.key,
+            "platform": item.platform,
+            "conversation_key": item.conversation_key,
+            "digest": item.digest,
+            "title": item.title,
+            "tags": list(item.tags),
+            "parts": [{"title": part.title, "content": part.content} for part in item.parts],
+        },
+        ensure_ascii=False,
+    )
+
+
+def _load_outbox(fields: dict[str, str]) -> OutboxItem:
+    data = json.loads(fields["payload"])
+    return OutboxItem(
+        key=data["key"],
+        platform=data["platform"],
+        conversation_key=data["conversation_key"],
+        digest=data["digest"],
+        title=data["title"],
+        tags=tuple(data["tags"]),
+        parts=tuple(OutboxPart(part["title"], part["content"]) for part in data["parts"]),
+        revision=int(fields.get("revision") or 0),
+        attempts=int(fields.get("attempts") or 0),
+        next_attempt_at=float(fields.get("next_attempt_at") or 0),
+        last_error=fields.get("last_error") or None,
+    )
+
+
+# --- rate limiter storage -----------------------------------------------------------------------------------
+
+
+def limits_storage_uri(redis_url: str) -> str:
+    """The ``limits`` async storage URI for ``redis_url``: both rate windows become one budget for all.
+
+    ``redis://`` → ``async+redis://``, ``rediss://`` → ``async+rediss://``, ``unix://`` →
+    ``async+redis+unix://``.
+    """
+    scheme, sep, rest = redis_url.partition("://")
+    if not sep:
+        raise ConfigError("REDIS_URL must look like redis://host:6379/0")
+    mapping = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
+    if scheme not in mapping:
+        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+    return f"{mapping[scheme]}://{rest}"

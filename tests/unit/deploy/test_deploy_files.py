@@ -1,0 +1,210 @@
+"""deploy/: every file parses, and the facts that must agree with the code do (port, probe paths, env names,
+non-root, drain bounds). `docker compose config` and `systemd-analyze verify` run where they work."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kbbot.config import Settings
+
+ROOT = Path(__file__).resolve().parents[3]
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
+HTTP_PORT = Settings.model_fields["http_port"].default
+DRAIN_SECONDS = 25  # GracefulShutdown's default grace_seconds
+
+
+def load_all(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def k8s_docs() -> dict[tuple[str, str], dict[str, Any]]:
+    docs = {}
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in load_all(path):
+            assert {"apiVersion", "kind"} <= doc.keys(), path
+            docs[(doc["kind"], doc.get("metadata", {}).get("name", ""))] = doc
+    return docs
+
+
+def test_http_port_default_is_3000() -> None:
+    assert HTTP_PORT == 3000
+    from kbbot.ops.shutdown import GracefulShutdown, TaskTracker
+
+    assert GracefulShutdown(TaskTracker())._grace == DRAIN_SECONDS
+
+
+def test_every_yaml_file_parses() -> None:
+    files = [*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml")]
+    assert len(files) >= 8
+    for path in files:
+        assert load_all(path), path
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    (kustomization,) = load_all(K8S / "kustomization.yaml")
+    listed = set(kustomization["resources"])
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk
+
+
+def test_deployment_probes_port_and_security() -> None:
+    docs = k8s_docs()
+    deployment = docs[("Deployment", "kbbot")]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": HTTP_PORT}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    # SIGTERM drain (25 s) plus preStop (5 s) must fit before SIGKILL.
+    assert pod["terminationGracePeriodSeconds"] > DRAIN_SECONDS + 5
+    refs = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
+    assert ("ConfigMap", "kbbot") in docs and ("Secret", "kbbot") in docs and refs == {"kbbot"}
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(HTTP_PORT) and annotations["prometheus.io/path"] == "/metrics"
+
+
+def test_configmap_and_secret_use_only_real_settings() -> None:
+    docs = k8s_docs()
+    config = docs[("ConfigMap", "kbbot")]["data"]
+    secret = docs[("Secret", "kbbot")]["stringData"]
+    assert set(config) <= SETTINGS_ENV, set(config) - SETTINGS_ENV
+    assert set(secret) <= SETTINGS_ENV, set(secret) - SETTINGS_ENV
+    assert config["HTTP_HOST"] == "0.0.0.0" and config["HTTP_PORT"] == str(HTTP_PORT)
+    assert config["LOG_FORMAT"] == "json"
+    # Secrets only in the Secret; nothing secret in the ConfigMap.
+    secret_names = {"PERFECTWIKI_API_TOKEN", "MATHUB_API_KEY", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET",
+                    "SLACK_APP_TOKEN", "DISCORD_BOT_TOKEN", "REDIS_URL"}  # fmt: skip
+    assert not set(config) & secret_names
+    assert "REDIS_URL" in secret
+    # Every value must be a string for Kubernetes to accept it.
+    assert all(isinstance(v, str) for v in [*config.values(), *secret.values()])
+    # The values load as real Settings (types and validators agree).
+    Settings(**{k.lower(): v for k, v in {**config, **secret}.items() if v})
+
+
+def test_service_and_hpa_point_at_the_deployment() -> None:
+    docs = k8s_docs()
+    service = docs[("Service", "kbbot")]
+    deployment = docs[("Deployment", "kbbot")]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    hpa = docs[("HorizontalPodAutoscaler", "kbbot")]
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "kbbot"}
+    assert 2 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    redis_service = docs[("Service", "kbbot-redis")]
+    secret_url = docs[("Secret", "kbbot")]["stringData"]["REDIS_URL"]
+    assert f"//{redis_service['metadata']['name']}:{redis_service['spec']['ports'][0]['port']}/" in secret_url
+
+
+def test_compose_file() -> None:
+    (compose,) = load_all(DEPLOY / "docker-compose.yml")
+    services = compose["services"]
+    assert set(services) == {"kbbot", "redis"}
+    bot = services["kbbot"]
+    assert bot["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+    assert (DEPLOY / ".." / bot["build"]["dockerfile"]).resolve() == DEPLOY / "Dockerfile"
+    assert bot["env_file"] == ["../.env"] and (ROOT / ".env.example").exists()
+    env = bot["environment"]
+    assert set(env) <= SETTINGS_ENV
+    assert env["REDIS_URL"] == "redis://redis:6379/0" and env["HTTP_HOST"] == "0.0.0.0"
+    assert bot["ports"] == [f"{HTTP_PORT}:{HTTP_PORT}"] and env["HTTP_PORT"] == str(HTTP_PORT)
+    assert bot["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "healthcheck" in services["redis"]
+    grace = int(re.fullmatch(r"(\d+)s", bot["stop_grace_period"]).group(1))  # type: ignore[union-attr]
+    assert grace > DRAIN_SECONDS
+    assert bot["read_only"] is True and bot["cap_drop"] == ["ALL"]
+
+
+def test_dockerfile() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    froms = [line for line in lines if line.startswith("FROM ")]
+    assert froms and all(line.split()[1] == "python:3.11-slim" for line in froms)
+    assert 'pip install --prefix=/install ".[redis]"' in text
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert re.search(r"HTTP_HOST=0\.0\.0\.0", text)
+    assert f"HTTP_PORT={HTTP_PORT}" in text and f"EXPOSE {HTTP_PORT}" in text
+    healthcheck = text[text.index("HEALTHCHECK") :]
+    assert "/healthz" in healthcheck.split("\n\n")[0] or "/healthz" in healthcheck.splitlines()[1]
+    env_names = set(re.findall(r"\b([A-Z][A-Z0-9_]+)=", text))
+    assert {"HTTP_HOST", "HTTP_PORT", "KBBOT_DATA_DIR", "LOG_FORMAT"} <= env_names
+    assert (env_names - {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR",
+                         "PIP_DISABLE_PIP_VERSION_CHECK"}) <= SETTINGS_ENV  # fmt: skip
+    assert lines[-2:] == ['ENTRYPOINT ["kbbot"]', 'CMD ["run"]']
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text()
+    assert "!kbbot/**" in ignore and "!pyproject.toml" in ignore
+
+
+def test_systemd_unit() -> None:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(DEPLOY / "kbbot.service")
+    service = parser["Service"]
+    assert service["ExecStart"].endswith("kbbot run")
+    assert service["User"] not in ("root", "0")
+    assert service["KillSignal"] == "SIGTERM" and int(service["TimeoutStopSec"]) > DRAIN_SECONDS
+    for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
+                       "PrivateTmp": "yes", "CapabilityBoundingSet": ""}.items():  # fmt: skip
+        assert service[key] == value, key
+    env = dict(item.split("=", 1) for item in service["Environment"].split())
+    assert set(env) <= SETTINGS_ENV and env["HTTP_PORT"] == str(HTTP_PORT)
+    assert parser["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_systemd_analyze_verify(tmp_path: Path) -> None:
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        pytest.skip("systemd-analyze not installed")
+    # The unit names a binary that only exists after installation; check everything else.
+    unit = tmp_path / "kbbot.service"
+    unit.write_text((DEPLOY / "kbbot.service").read_text().replace("/opt/kbbot/venv/bin/kbbot run", "/bin/true"))
+    result = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    complaints = [line for line in (result.stdout + result.stderr).splitlines() if "kbbot.service" in line]
+    assert result.returncode == 0 and not complaints, complaints
+
+
+def _docker_compose() -> list[str] | None:
+    for cmd in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(cmd[0]) is None:
+            continue
+        try:
+            probe = subprocess.run([*cmd, "version"], capture_output=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            return cmd
+    return None
+
+
+def test_docker_compose_config(tmp_path: Path) -> None:
+    cmd = _docker_compose()
+    if cmd is None:
+        pytest.skip("docker compose is not available on this machine")
+    # A copy with an empty .env next to it, so the check never touches the developer's real .env.
+    shutil.copytree(DEPLOY, tmp_path / "deploy")
+    (tmp_path / ".env").write_text("PERFECTWIKI_API_TOKEN=placeholder\n")
+    result = subprocess.run(
+        [*cmd, "-f", str(tmp_path / "deploy" / "docker-compose.yml"), "config", "--quiet"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,149 @@
+"""build_stores: memory/SQLite without REDIS_URL, Redis with it; same protocols, metered, closable."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kbbot.config import Settings
+from kbbot.core.models import Answer
+from kbbot.errors import ConfigError, Unavailable
+from kbbot.store.factory import Stores, build_stores, open_stores
+from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session, free_port  # noqa: F401
+
+TOKEN = "pw_token_for_factory_tests_123"
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.lookups: list[bool] = []
+        self.paused: list[bool] = []
+
+    def question(self, platform: str, source: str, seconds: float) -> None: ...
+
+    def upstream(self, endpoint: str, status: int | str, seconds: float) -> None: ...
+
+    def save(self, outcome: str, seconds: float | None = None) -> None: ...
+
+    def cache(self, hit: bool) -> None:
+        self.lookups.append(hit)
+
+    def quota_paused(self, paused: bool) -> None:
+        self.paused.append(paused)
+
+
+async def _exercise(stores: Stores, sink: Sink) -> None:
+    """The same calls on either kind: the caller cannot tell which it got."""
+    assert await stores.cache.get("q") is None
+    await stores.cache.set("q", Answer(text="a"))
+    assert await stores.cache.get("q") == Answer(text="a")
+    assert sink.lookups == [False, True]
+
+    async def fn() -> Answer:
+        return Answer(text="flown")
+
+    assert (await stores.flights.run("k", fn)).text == "flown"
+    assert await stores.quota.allow()
+    await stores.quota.trip()
+    assert not await stores.quota.allow() and (await stores.quota.state()).paused
+    await stores.quota.reset()
+    assert sink.paused == [True, False]
+    assert await stores.deduper.first_seen("Ev1") and not await stores.deduper.first_seen("Ev1")
+    await stores.feedback.record(platform="slack", question="q", user_id="U1", helpful=True)
+    assert (await stores.feedback.counts()).helpful == 1
+    await stores.thread_map.put("slack:C1:1", ["p1"])
+    assert await stores.thread_map.get("slack:C1:1") == ("p1",)
+    assert await stores.outbox.pending() == []
+
+
+async def test_without_redis_url_embedded_stores(tmp_path: Path) -> None:
+    settings = Settings(kbbot_data_dir=tmp_path / "data")
+    sink = Sink()
+    async with await build_stores(settings, metrics=sink) as stores:  # type: ignore[arg-type]
+        assert stores.kind == "memory" and stores.limiter_storage is None and stores.ping is None
+        await _exercise(stores, sink)
+    assert (tmp_path / "data" / "feedback.sqlite3").exists()
+    assert (tmp_path / "data" / "threads.sqlite3").exists()
+    assert stores.rate_limiter(settings) is None  # no Perfect Wiki token, no limiter
+
+
+async def test_base_install_without_redis_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`pip install kbbot` (no extra): everything works without REDIS_URL, and REDIS_URL says what to install."""
+    for name in [m for m in sys.modules if m == "redis" or m.startswith(("redis.", "kbbot.store.redis_store"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "redis", None)  # import redis → ImportError
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    async with open_stores(Settings(kbbot_data_dir=tmp_path)) as stores:
+        assert stores.kind == "memory"
+    with pytest.raises(ConfigError, match=r"pip install 'kbbot\[redis\]'"):
+        await build_stores(Settings(redis_url="redis://127.0.0.1:1/0", kbbot_data_dir=tmp_path))
+
+
+async def test_redis_url_unreachable_fails_loudly_without_leaking() -> None:
+    url = f"redis://:s3cret-pass@127.0.0.1:{free_port()}/0"
+    with pytest.raises(Unavailable) as info:
+        await build_stores(Settings(redis_url=url))
+    assert "s3cret-pass" not in str(info.value)
+
+
+async def test_redis_url_bad_scheme() -> None:
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        await build_stores(Settings(redis_url="http://127.0.0.1:6379"))
+
+
+@pytest.mark.redis
+async def test_with_redis_url_shared_stores(redis_server: RedisServer, tmp_path: Path) -> None:
+    settings = Settings(redis_url=redis_server.url, kbbot_data_dir=tmp_path / "data")
+    sink = Sink()
+    async with await build_stores(settings, metrics=sink) as one, await build_stores(settings) as two:  # type: ignore[arg-type]
+        assert one.kind == "redis" and one.ping is not None and await one.ping()
+        assert one.limiter_storage == "async+" + redis_server.url
+        await _exercise(one, sink)
+        # The second replica sees the first one's state.
+        assert await two.cache.get("q") == Answer(text="a")
+        assert not await two.deduper.first_seen("Ev1")
+        assert await two.thread_map.get("slack:C1:1") == ("p1",)
+        assert (await two.feedback.counts()).helpful == 1
+    assert not (tmp_path / "data").exists()  # nothing written locally in Redis mode
+
+
+@pytest.mark.redis
+async def test_rate_limit_both_windows_are_one_budget_for_all_replicas(redis_server: RedisServer) -> None:
+    """Three replicas' limiters (own Redis connections, own locks), 45 eager callers: 9 per second (10 minus
+    headroom) and 11 per minute in total. Each replica looking, then taking, would let them share a last slot."""
+    settings = Settings(
+        redis_url=redis_server.url,
+        perfectwiki_api_token=TOKEN,
+        perfectwiki_rate_per_second=10,
+        perfectwiki_rate_per_minute=12,
+    )
+    replicas = [await build_stores(settings) for _ in range(3)]
+    try:
+        limiters = [stores.rate_limiter(settings) for stores in replicas]
+        assert all(limiters)
+        started = time.monotonic()
+        granted: list[float] = []
+
+        async def call(i: int) -> None:
+            limiter = limiters[i % 3]
+            assert limiter is not None
+            await limiter.acquire()
+            granted.append(time.monotonic() - started)
+
+        tasks = [asyncio.create_task(call(i)) for i in range(45)]
+        await asyncio.wait(tasks, timeout=2.5)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        granted.sort()
+        # Second window: never more than 9 grants within any one second, across all replicas.
+        assert all(later - earlier >= 0.8 for earlier, later in zip(granted, granted[9:], strict=False))
+        # Minute window: 11 in total, however many replicas ask, until the minute is over.
+        assert len(granted) == 11
+    finally:
+        for stores in replicas:
+            await stores.aclose()
