@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -26,9 +25,8 @@ from kbbot.errors import (
     Unauthorized,
     Unavailable,
 )
+from kbbot.ops.logging import setup_logging
 from kbbot.runtime import open_runtime
-
-log = logging.getLogger("kbbot")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +72,7 @@ def _log_level(args: argparse.Namespace, settings: Settings) -> str:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    logging.basicConfig(level=_log_level(args, settings), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(_log_level(args, settings), settings.log_format, settings.secrets())
     async with open_runtime(settings) as rt:
         result: int = await args.handler(args, rt)
         return result

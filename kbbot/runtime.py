@@ -18,17 +18,13 @@ from kbbot import __version__
 from kbbot.backends.base import KnowledgeBase
 from kbbot.config import Settings
 from kbbot.core.ask import AskService
-from kbbot.core.ports import Deduper, FeedbackStore, RateLimiter
+from kbbot.core.ports import MetricsSink, RateLimiter
 from kbbot.core.threads import ThreadSaver
+from kbbot.ops.metrics import Metrics
 from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
-from kbbot.store.limiter import TokenRateLimiter
-from kbbot.store.memory import LocalSingleFlight, MemoryDeduper, MemoryQuotaGate, TTLAnswerCache
-from kbbot.store.sqlite_feedback import SqliteFeedbackStore
-from kbbot.store.sqlite_threads import DEFAULT_FILENAME, SqliteOutbox, SqliteSavedThreadMap
-
-FEEDBACK_FILENAME = "feedback.sqlite3"
+from kbbot.store.factory import Stores, build_stores
 
 
 @dataclass
@@ -38,14 +34,14 @@ class Runtime:
     settings: Settings
     console: Console
     http: httpx.AsyncClient
+    stores: Stores
+    metrics: Metrics
     kb: KnowledgeBase
     limiter: RateLimiter | None
     index: SearchIndex
     syncer: IndexSyncer
     ask: AskService
     saver: ThreadSaver
-    feedback: FeedbackStore
-    deduper: Deduper
 
     def configured_adapters(self) -> list[str]:
         s = self.settings
@@ -57,21 +53,27 @@ class Runtime:
         return adapters
 
 
-def build_knowledgebase(settings: Settings, http: httpx.AsyncClient, limiter: RateLimiter | None) -> KnowledgeBase:
-    """The backend ``settings.backend`` names (credentials were validated by Settings)."""
+def build_knowledgebase(
+    settings: Settings, http: httpx.AsyncClient, stores: Stores, metrics: MetricsSink
+) -> tuple[KnowledgeBase, RateLimiter | None]:
+    """The backend ``settings.backend`` names (credentials were validated by Settings), and its token's
+    rate limiter (one per process, on the shared storage when Redis is configured)."""
     backend = settings.backend
     if backend == "perfectwiki":
         from kbbot.backends.perfectwiki import PerfectWikiBackend
 
-        assert limiter is not None
-        return PerfectWikiBackend.from_settings(settings, http, limiter=limiter)
+        limiter = stores.rate_limiter(settings)
+        return PerfectWikiBackend.from_settings(settings, http, limiter=limiter, metrics=metrics), limiter
     if backend == "mathub":
         from kbbot.backends.mathub import MatHubBackend
 
-        return MatHubBackend.from_settings(settings, http)
+        return (
+            MatHubBackend.from_settings(settings, http, limiter_storage=stores.limiter_storage, metrics=metrics),
+            None,
+        )
     from kbbot.backends.local import LocalBackend
 
-    return LocalBackend(settings.local_kb_dir, settings.kbbot_data_dir / "pages")
+    return LocalBackend(settings.local_kb_dir, settings.kbbot_data_dir / "pages"), None
 
 
 @asynccontextmanager
@@ -87,8 +89,11 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
                 follow_redirects=False,
             )
         )
-        limiter = TokenRateLimiter.from_settings(settings) if settings.backend == "perfectwiki" else None
-        kb = build_knowledgebase(settings, http, limiter)
+        metrics = Metrics()
+        # Memory/SQLite, or Redis with REDIS_URL (then every replica shares them); pinged once when Redis.
+        stores = await build_stores(settings, metrics=metrics)
+        stack.push_async_callback(stores.aclose)
+        kb, limiter = build_knowledgebase(settings, http, stores, metrics)
         stack.push_async_callback(kb.aclose)
 
         index = await SearchIndex(index_path(data, settings.backend)).open()
@@ -98,40 +103,34 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
             # Reading a folder of Markdown is cheap and local: keep the index current on every start.
             await syncer.sync()
 
-        cache = TTLAnswerCache(ttl_seconds=settings.cache_ttl_seconds, max_entries=settings.cache_max_entries)
         ask = AskService(
             kb=kb,
-            cache=cache,
-            flights=LocalSingleFlight(),
-            quota=MemoryQuotaGate(probe_seconds=settings.quota_probe_seconds),
+            cache=stores.cache,
+            flights=stores.flights,
+            quota=stores.quota,
             fallback=SearchAnswerer(index),
             limiter=limiter,
             max_chars=settings.question_max_chars,
+            metrics=metrics,
         )
-        thread_map = SqliteSavedThreadMap(data / DEFAULT_FILENAME)
-        stack.push_async_callback(thread_map.aclose)
-        outbox = SqliteOutbox(data / DEFAULT_FILENAME)
-        stack.push_async_callback(outbox.aclose)
         saver = ThreadSaver(
             kb,
-            thread_map,
-            outbox,
+            stores.thread_map,
+            stores.outbox,
             page_max_chars=settings.page_max_chars,
             default_tags=settings.save_default_tags,
+            metrics=metrics,
         )
-        feedback = SqliteFeedbackStore(data / FEEDBACK_FILENAME)
-        stack.push_async_callback(feedback.aclose)
-
         yield Runtime(
             settings=settings,
             console=console or Console(),
             http=http,
+            stores=stores,
+            metrics=metrics,
             kb=kb,
             limiter=limiter,
             index=index,
             syncer=syncer,
             ask=ask,
             saver=saver,
-            feedback=feedback,
-            deduper=MemoryDeduper(),
         )

@@ -34,7 +34,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from kbbot.core.ports import RateLimiter
+from kbbot.core.ports import MetricsSink, RateLimiter
 from kbbot.errors import (
     BadRequest,
     BadResponse,
@@ -265,22 +265,34 @@ async def send_with_retries(
     unauthorized_hint: str | None = None,
     what: str = "request",
     sleep: Callable[[float], Awaitable[None]] | None = None,
+    metrics: MetricsSink | None = None,
 ) -> httpx.Response:
     """Call ``send`` (which must do the whole attempt: rate limiter, then the request) until it gives a 2xx.
 
     Returns the successful response; raises the error tree otherwise. ``retry_timeouts`` defaults to
     ``idempotent``; pass False for calls that are safe to repeat but expensive (a billed AI query that timed
-    out probably ran). ``what`` names the call in log lines (never include ids that could be secret).
+    out probably ran). ``what`` names the call in log lines and is the ``endpoint`` label of every attempt reported
+    to ``metrics`` (so it must be one of a few fixed names, never an id).
     """
     if retry_timeouts is None:
         retry_timeouts = idempotent
     budget = _Budget(policy, idempotent=idempotent, retry_timeouts=retry_timeouts)
 
     async def attempt() -> httpx.Response:
+        started = time.perf_counter()
         try:
             response = await send()
         except httpx.HTTPError as exc:
-            raise transport_error(exc, service=service) from None
+            failure = transport_error(exc, service=service)
+            if metrics is not None:
+                metrics.upstream(what, "timeout" if failure.timed_out else "error", time.perf_counter() - started)
+            raise failure from None
+        except KnowledgeBaseError as exc:  # a send() that maps statuses itself (MatHub) still counts its attempt
+            if metrics is not None:
+                metrics.upstream(what, exc.status or "error", time.perf_counter() - started)
+            raise
+        if metrics is not None:
+            metrics.upstream(what, response.status_code, time.perf_counter() - started)
         raise_for_status(response, service=service, unauthorized_hint=unauthorized_hint)
         return response
 

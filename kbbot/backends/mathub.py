@@ -37,6 +37,7 @@ from kbbot.backends.http import RetryPolicy, parse_json, send_with_retries
 from kbbot.backends.mathub_models import CreatedPage, ErrorBody, WikiPage, WikiPageList
 from kbbot.backends.slugs import slugify, unique_slug, with_suffix
 from kbbot.core.models import PageRef
+from kbbot.core.ports import MetricsSink
 from kbbot.errors import (
     BadRequest,
     ConfigError,
@@ -129,6 +130,7 @@ class MatHubBackend:
         max_slug_attempts: int = 10,
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self._http = MatHubHttp(
             client,
@@ -137,6 +139,7 @@ class MatHubBackend:
             write_limiter=write_limiter,
             policy=retry_policy,
             sleep=sleep,
+            metrics=metrics,
         )
         self.project = project
         self._project_path = f"/projects/{quote(project, safe='')}/wiki"
@@ -154,6 +157,7 @@ class MatHubBackend:
         *,
         write_limiter: WriteLimiter | None = None,
         limiter_storage: Storage | str | None = None,
+        metrics: MetricsSink | None = None,
     ) -> MatHubBackend:
         """The backend for ``MATHUB_*`` settings (validated by Settings when ``KB_BACKEND=mathub``)."""
         if settings.mathub_api_key is None or not settings.mathub_base_url or not settings.mathub_project:
@@ -167,6 +171,7 @@ class MatHubBackend:
             page_url_template=settings.mathub_page_url_template,
             write_limiter=write_limiter
             or build_write_limiter(api_key, settings.mathub_writes_per_minute, storage=limiter_storage),
+            metrics=metrics,
         )
 
     # ------------------------------------------------------------------ reading
@@ -409,8 +414,10 @@ class MatHubHttp:
         write_limiter: WriteLimiter,
         policy: RetryPolicy,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self._client = client
+        self._metrics = metrics
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         self._base = base_url.rstrip("/")
         self._writes = write_limiter
@@ -449,6 +456,7 @@ class MatHubHttp:
             unauthorized_hint="check MATHUB_API_KEY (it may have been revoked or regenerated)",
             what=f"{method} {path.split('/')[1] if '/' in path else path}",
             sleep=self._sleep,
+            metrics=self._metrics,
         )
 
 

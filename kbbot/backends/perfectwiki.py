@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from kbbot.backends.base import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageSummary
 from kbbot.backends.http import RetryPolicy, limiter_slot, parse_json, send_with_retries
 from kbbot.core.models import PageRef
-from kbbot.core.ports import RateLimiter
+from kbbot.core.ports import MetricsSink, RateLimiter
 from kbbot.errors import BadRequest, BadResponse, ConfigError, NotFound
 from kbbot.store.limiter import TokenRateLimiter
 
@@ -125,6 +125,7 @@ class PerfectWikiBackend:
         page_url_template: str | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self._client = client
         self._token = token if isinstance(token, SecretStr) else SecretStr(token)
@@ -135,10 +136,16 @@ class PerfectWikiBackend:
         self._limiter = limiter
         self._retry = retry or RetryPolicy()
         self._timeout = timeout
+        self._metrics = metrics
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, client: httpx.AsyncClient, *, limiter: RateLimiter | None = None
+        cls,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        *,
+        limiter: RateLimiter | None = None,
+        metrics: MetricsSink | None = None,
     ) -> PerfectWikiBackend:
         """The backend for ``PERFECTWIKI_*`` settings; ``limiter`` defaults to the token's limiter from
         :meth:`TokenRateLimiter.from_settings` (pass the one shared limiter when something else uses it)."""
@@ -153,6 +160,7 @@ class PerfectWikiBackend:
             base_url=settings.perfectwiki_base_url,
             page_url_template=settings.perfectwiki_page_url_template,
             timeout=settings.request_timeout_seconds,
+            metrics=metrics,
         )
 
     # --- KnowledgeBase --------------------------------------------------------------------------------------
@@ -286,6 +294,7 @@ class PerfectWikiBackend:
             service=SERVICE,
             unauthorized_hint=UNAUTHORIZED_HINT,
             what=what,
+            metrics=self._metrics,
         )
         data = parse_json(response, model, service=SERVICE)
         if data.rateLimit is not None:

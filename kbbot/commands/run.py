@@ -1,23 +1,33 @@
-"""`kbbot run`: start every adapter whose credentials are set; with none, the terminal chat."""
+"""`kbbot run`: start every adapter whose credentials are set; with none, the terminal chat.
+
+The long-running bot also serves ``/healthz``, ``/readyz`` and ``/metrics`` (and Slack's ``/slack/events`` in
+HTTP mode) on ``HTTP_HOST:HTTP_PORT``, refreshes the search index in the background, retries queued saves, and
+on SIGTERM/SIGINT stops taking work, finishes what is in flight (bounded) and closes everything in order.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
-import signal
+from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from kbbot.commands.chat import run_chat
+from kbbot.ops.http import HttpServer, mount_ops, request_id_middleware
+from kbbot.ops.shutdown import GracefulShutdown, TaskTracker
 from kbbot.search.sync import IndexRefresher
 
 if TYPE_CHECKING:
     from kbbot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+#: How long in-flight answers and saves may take to finish after SIGTERM (k8s default grace is 30 s).
+GRACE_SECONDS = 25.0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,36 +39,73 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     if not rt.configured_adapters():
         await run_chat(rt)
         return 0
-    await serve(rt)
-    return 0
+    report = await serve(rt)
+    return 0 if not report else 1
 
 
-async def serve(rt: Runtime) -> None:
-    """Run the platform adapters and the HTTP server until SIGTERM/SIGINT, then shut down in order."""
+async def serve(
+    rt: Runtime,
+    *,
+    extra_routes: Iterable[web.RouteDef] = (),
+    on_ready: Callable[[int], object] | None = None,
+) -> tuple[str, ...]:
+    """Run until a stop signal; returns the names of shutdown steps that failed (empty when clean).
+
+    ``extra_routes`` and ``on_ready`` (called with the bound port, e.g. for ``HTTP_PORT=0``) let a test
+    harness drive the real startup path; the bot itself uses neither.
+    """
     settings = rt.settings
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-
+    tracker = TaskTracker()
+    shutdown = GracefulShutdown(tracker, grace_seconds=GRACE_SECONDS)
+    shutdown.install()
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(rt.saver)  # outbox retry worker
+        await stack.enter_async_context(rt.saver)  # the outbox retry worker
         await stack.enter_async_context(IndexRefresher(rt.syncer, settings.index_refresh_seconds))
-        web_app = web.Application()
-        if "slack" in rt.configured_adapters():
+        app = web.Application(middlewares=[request_id_middleware])
+        app.add_routes(list(extra_routes))
+        mount_ops(app, kb=rt.kb, stores=rt.stores, metrics=rt.metrics, draining=lambda: shutdown.draining)
+
+        adapters = rt.configured_adapters()
+        discord_task: asyncio.Task[None] | None = None
+        if "slack" in adapters:
             from kbbot.adapters.slack import slack_service
 
             slack = await stack.enter_async_context(
-                slack_service(settings, ask=rt.ask, saver=rt.saver, feedback=rt.feedback, deduper=rt.deduper)
+                slack_service(
+                    settings, ask=rt.ask, saver=rt.saver, feedback=rt.stores.feedback, deduper=rt.stores.deduper
+                )
             )
-            web_app.add_routes(slack.routes)
+            app.add_routes(slack.routes)
             rt.saver.listen("slack", slack.bot.on_saved)
-        runner = web.AppRunner(web_app)
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, settings.http_host, settings.http_port)
-        await site.start()
-        log.info("kbbot running: %s; HTTP on %s:%s", ", ".join(rt.configured_adapters()), settings.http_host,
-                 settings.http_port)
-        await stop.wait()
-        log.info("shutting down: finishing in-flight work")
+            shutdown.on_stop_intake(slack.stop_intake)
+            shutdown.on_stop_intake(slack.drain)
+        if "discord" in adapters:
+            from kbbot.adapters.discord import build_discord_client, run_discord_client
+
+            assert settings.discord_bot_token is not None
+            discord_client = build_discord_client(
+                ask=rt.ask, saver=rt.saver, feedback=rt.stores.feedback, settings=settings
+            )
+            discord_task = asyncio.create_task(
+                run_discord_client(discord_client, settings.discord_bot_token.get_secret_value())
+            )
+            discord_task.add_done_callback(lambda task: _stop_if_failed(task, shutdown))
+            shutdown.on_stop_intake(discord_client.close)
+
+        server = await HttpServer(app, settings.http_host, settings.http_port).start()
+        shutdown.on_close(server.stop)
+        log.info("kbbot running: %s; HTTP on %s:%s", ", ".join(adapters), settings.http_host, server.port)
+        if on_ready is not None:
+            on_ready(server.port)
+        await shutdown.wait()
+        report = await shutdown.run()
+        if discord_task is not None and discord_task.done() and not discord_task.cancelled():
+            discord_task.result()  # re-raise a ConfigError so the CLI prints it and exits non-zero
+    return report.failed_steps
+
+
+def _stop_if_failed(task: asyncio.Task[None], shutdown: GracefulShutdown) -> None:
+    """A rejected Discord token or a missing intent ends the client with a ConfigError: stop the whole bot
+    (the error is re-raised after shutdown, so the CLI prints it and exits non-zero)."""
+    if not task.cancelled() and task.exception() is not None:
+        shutdown.request()

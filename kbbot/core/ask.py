@@ -16,7 +16,17 @@ from dataclasses import dataclass, replace
 
 from kbbot.backends.base import KnowledgeBase
 from kbbot.core.models import Answer, Question, Source
-from kbbot.core.ports import AnswerCache, Answerer, CacheStats, QuotaGate, QuotaState, RateLimiter, SingleFlight
+from kbbot.core.ports import (
+    AnswerCache,
+    Answerer,
+    CacheStats,
+    MetricsSink,
+    NullMetrics,
+    QuotaGate,
+    QuotaState,
+    RateLimiter,
+    SingleFlight,
+)
 from kbbot.core.text import DEFAULT_MAX_CHARS, clean_question, normalize_question
 from kbbot.errors import KbbotError, QuotaExceeded
 
@@ -67,6 +77,7 @@ class AskService:
         fallback: Answerer,
         limiter: RateLimiter | None = None,
         max_chars: int = DEFAULT_MAX_CHARS,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self._kb = kb
         self._cache = cache
@@ -75,6 +86,7 @@ class AskService:
         self._fallback = fallback
         self._limiter = limiter
         self._max_chars = max_chars
+        self._metrics: MetricsSink = metrics or NullMetrics()
         self._kb_name: str | None = None
 
     async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer:
@@ -82,6 +94,18 @@ class AskService:
         when the wiki cannot be asked (after the backend's bounded retries). A 402 never raises: it pauses AI
         answers and returns the search fallback. ``on_queued`` hears the asker's place in line when the
         token's rate budget is used up and the question has to wait."""
+        started = time.perf_counter()
+        source = "error"
+        try:
+            answer = await self._answer(question, on_queued)
+            source = answer.source.value
+            # One structured line per answer (never the question text: it may be personal).
+            log.info("answered", extra={"platform": question.platform, "source": source})
+            return answer
+        finally:
+            self._metrics.question(question.platform, source, time.perf_counter() - started)
+
+    async def _answer(self, question: Question, on_queued: QueueListener | None) -> Answer:
         text = clean_question(question.text, max_chars=self._max_chars)
         key = normalize_question(text)
         cached = await self._cache.get(key)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from kbbot.backends.base import KnowledgeBase, PageChange, PageSummary
 from kbbot.core.models import SavedPage, Thread
 from kbbot.core.page_render import PageRenderer, clean_title, find_marker, thread_digest
-from kbbot.core.ports import Outbox, OutboxItem, OutboxPart, SavedThreadMap
+from kbbot.core.ports import MetricsSink, NullMetrics, Outbox, OutboxItem, OutboxPart, SavedThreadMap
 from kbbot.core.text import neutralize_mentions
 from kbbot.errors import (
     BadRequest,
@@ -108,8 +108,10 @@ class ThreadSaver:
         retry: SaveRetryPolicy | None = None,
         on_saved: SavedCallback | None = None,
         clock: Callable[[], float] = time.time,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self._kb = kb
+        self._metrics: MetricsSink = metrics or NullMetrics()
         self._map = thread_map
         self._outbox = outbox
         self._renderer = PageRenderer(kb.content_format, max_chars=page_max_chars)
@@ -129,6 +131,16 @@ class ThreadSaver:
     ) -> SavedPage:
         """Save (or re-save) ``thread``. Returns ``pending=True`` when the wiki is unavailable and the save
         was queued; raises :class:`SaveError` when it cannot be saved at all."""
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            saved = await self._save(thread, title, tags)
+            outcome = "queued" if saved.pending else "created" if saved.created else "updated"
+            return saved
+        finally:
+            self._metrics.save(outcome, time.perf_counter() - started)
+
+    async def _save(self, thread: Thread, title: str | None, tags: Iterable[str] | None) -> SavedPage:
         if not thread.messages:
             raise SaveError("There is nothing to save: the thread has no messages.")
         page_title = self.title_for(thread, title)

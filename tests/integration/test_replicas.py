@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.perfectwiki import FakePerfectWiki
 from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session  # noqa: F401
 from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, FakeSlack, SlackSigner, event_envelope, mention_event
@@ -84,8 +85,20 @@ async def _start(name: str, env: dict[str, str], tmp_path: Path) -> Replica:
 
 
 @pytest.fixture
+def fake_discord() -> Iterator[FakeDiscord]:
+    """Both replicas run the real Discord adapter too (as `kbbot run` does); it must only ever talk to loopback."""
+    with FakeDiscord() as fake:
+        fake.token = DISCORD_TOKEN
+        yield fake
+
+
+@pytest.fixture
 async def replicas(
-    redis_server: RedisServer, fake_pw: FakePerfectWiki, fake_slack: FakeSlack, tmp_path: Path
+    redis_server: RedisServer,
+    fake_pw: FakePerfectWiki,
+    fake_slack: FakeSlack,
+    fake_discord: FakeDiscord,
+    tmp_path: Path,
 ) -> AsyncIterator[tuple[Replica, Replica]]:
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -97,6 +110,7 @@ async def replicas(
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": fake_slack.api_url,
         "DISCORD_BOT_TOKEN": DISCORD_TOKEN,
+        "DISCORD_API_URL": fake_discord.api_url,
         "HTTP_HOST": "127.0.0.1",
         "HTTP_PORT": "0",
         "LOG_FORMAT": "json",
