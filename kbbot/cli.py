@@ -64,9 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _log_level(args: argparse.Namespace, settings: Settings) -> str:
-    """The long-running bot logs at LOG_LEVEL; one-shot commands and the chat keep the terminal to their own
-    output (retries in progress are noise there; the final error is printed anyway) unless LOG_LEVEL=DEBUG."""
-    if args.command == "run" or settings.log_level == "DEBUG":
+    """The long-running bot logs at LOG_LEVEL; one-shot commands and the chat (also `run` without adapters)
+    keep the terminal to their own output (retries in progress are noise there; the final error is printed
+    anyway) unless LOG_LEVEL=DEBUG."""
+    serving = args.command == "run" and (settings.slack_bot_token or settings.discord_bot_token)
+    if serving or settings.log_level == "DEBUG":
         return settings.log_level
     return "ERROR"
 

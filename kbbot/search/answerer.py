@@ -166,10 +166,13 @@ def _escape(text: str) -> str:
 
 
 def _link(title: str, url: str | None) -> str:
-    """``[title](url)`` or ``**title**`` when the wiki has no page URLs configured."""
+    """``[title](url)``, or ``**title**`` when the wiki has no web URL for the page.
+
+    Only http(s) links: Markdown renderers and the page sanitizer refuse ``file:`` (the local backend's URLs)
+    and other schemes and would show the raw link; the answer's related pages still carry every URL."""
     # Brackets would end the link text early; a title is one line.
     safe = neutralize_mentions(" ".join(title.split())).replace("[", "(").replace("]", ")") or "Untitled"
-    if url:
+    if url and url.startswith(("https://", "http://")):
         # Percent-encode what would end or break a Markdown link destination.
         safe_url = url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
         return f"[{safe}]({safe_url})"

@@ -33,7 +33,8 @@ async def test_vpn_question_quotes_the_vpn_page(sample: SearchIndex) -> None:
     assert answer.related_pages[0].id == "vpn-setup"
     assert answer.related_pages[0].title == "VPN setup"
     assert answer.related_pages[0].url and answer.related_pages[0].url.startswith("file://")
-    assert f"— [VPN setup]({answer.related_pages[0].url})" in answer.text
+    # file: URLs are not linked in the text (renderers refuse them); the related pages keep them.
+    assert "— **VPN setup**" in answer.text and "file://" not in answer.text
     assert "VPN" in answer.text.split("—")[0]
     assert len(answer.related_pages) <= 3
 
@@ -47,7 +48,7 @@ async def test_passages_are_quoted_line_by_line(sample: SearchIndex) -> None:
         lines = quote.split("\n")
         assert all(line.startswith(">") for line in lines)
         assert all(line.endswith("  ") for line in lines[:-1])  # hard breaks keep the page's lines
-        assert source.startswith("— [") and "](file://" in source
+        assert source.startswith("— **") and source.endswith("**")
     assert "Fridays" in answer.text
     assert answer.related_pages[0].id == "deploys"
 
@@ -117,9 +118,10 @@ async def test_huge_and_hostile_questions(sample: SearchIndex) -> None:
 
 async def test_quoted_text_is_verbatim_but_never_a_heading(index: SearchIndex) -> None:
     text = "Run ls *.txt in my_dir and $K(\\mathbb{Z}, 2)$.\n# start it at boot\n  # indented comment"
-    await index.upsert(IndexedPage(id="x", title="Shell [tips] (v2)", text=text, url="file:///kb/shell tips (v2).md"))
+    url = "https://kb.example/shell tips (v2)"
+    await index.upsert(IndexedPage(id="x", title="Shell [tips] (v2)", text=text, url=url))
     answer = await SearchAnswerer(index).answer("shell tips txt boot comment")
     assert "> Run ls *.txt in my_dir and $K(\\mathbb{Z}, 2)$.  \n" in answer.text
     assert "> \u200b# start it at boot  \n>   \u200b# indented comment" in answer.text
-    assert "— [Shell (tips) (v2)](file:///kb/shell%20tips%20%28v2%29.md)" in answer.text
-    assert answer.related_pages[0].url == "file:///kb/shell tips (v2).md"  # the PageRef keeps the real URL
+    assert "— [Shell (tips) (v2)](https://kb.example/shell%20tips%20%28v2%29)" in answer.text
+    assert answer.related_pages[0].url == "https://kb.example/shell tips (v2)"  # the PageRef keeps the real URL
