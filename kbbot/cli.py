@@ -1,7 +1,8 @@
 """The `kbbot` command line. Parses arguments, loads settings once, opens the runtime, runs one command.
 
-Exit codes: 0 done; 1 the knowledgebase said no (bad request, not found, conflict…); 2 bad usage or settings;
-3 the token was rejected or lacks a scope; 4 the knowledgebase could not be reached (network, 5xx, rate limit).
+Exit codes: 0 done; 1 the knowledgebase said no (bad request, not found, conflict…); 2 bad usage, settings or
+input file; 3 the token was rejected or lacks a scope; 4 the knowledgebase could not be reached (network, 5xx,
+rate limit); 75 (`kbbot save`) the wiki is busy and the save was queued for retry.
 Errors are one line on stderr, never a traceback and never a token.
 """
 
@@ -27,6 +28,7 @@ from kbbot.errors import (
 )
 from kbbot.ops.logging import setup_logging
 from kbbot.runtime import open_runtime
+from kbbot.transcripts import TranscriptError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def exit_code(exc: KbbotError) -> int:
-    if isinstance(exc, ConfigError | InvalidQuestion):
+    if isinstance(exc, ConfigError | InvalidQuestion | TranscriptError):
         return 2
     if isinstance(exc, Unauthorized | Forbidden):
         return 3
