@@ -56,3 +56,30 @@ def test_chat_survives_hostile_input(tmp_path: Path) -> None:
 def test_chat_ends_cleanly_on_eof(tmp_path: Path) -> None:
     result = run_kbbot("chat", cwd=tmp_path, stdin="")
     assert result.returncode == 0 and "Traceback" not in result.stderr
+
+
+def test_save_transcript_then_resave_updates(tmp_path: Path) -> None:
+    transcript = tmp_path / "t.txt"
+    transcript.write_text(
+        "Ann: how do we rotate the API key?\n"
+        "Bob: run `make rotate`, then <script>alert(1)</script> [x](javascript:alert(1))\n"
+        "Ann: thanks <!channel> @everyone\n"
+    )
+    first = run_kbbot(
+        "save", str(transcript), "--title", "Key rotation", "--tags", "ops,security", "--json", cwd=tmp_path
+    )
+    assert first.returncode == 0, first.stderr
+    saved = json.loads(first.stdout)
+    assert set(saved) == {"id", "url", "created"} and saved["created"] is True
+    again = json.loads(run_kbbot("save", str(transcript), "--title", "Key rotation", "--json", cwd=tmp_path).stdout)
+    assert again["id"] == saved["id"] and again["created"] is False
+    pages = list((tmp_path / ".kbbot" / "pages").glob("*.md"))
+    assert len(pages) == 1
+    text = pages[0].read_text()
+    assert "<script>" not in text and "javascript:" not in text
+    assert "<!channel>" not in text and "@everyone" not in text  # made inert (zero-width space after the @)
+
+
+def test_save_unreadable_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_kbbot("save", str(tmp_path / "missing.json"), "--title", "x", cwd=tmp_path)
+    assert result.returncode == 2 and "missing.json" in result.stderr and "Traceback" not in result.stderr
