@@ -94,6 +94,9 @@ async def serve(
 
         server = await HttpServer(app, settings.http_host, settings.http_port).start()
         shutdown.on_close(server.stop)
+        # Closers run last-registered first: one last pass over the outbox before the server goes away. What
+        # is still queued after it stays in the durable outbox and is sent after the next start.
+        shutdown.on_close(rt.saver.retry_due, name="flush the save outbox")
         log.info("kbbot running: %s; HTTP on %s:%s", ", ".join(adapters), settings.http_host, server.port)
         if on_ready is not None:
             on_ready(server.port)
