@@ -43,6 +43,7 @@ from typing import Any
 
 from aiohttp import web
 
+from kbbot.config import Settings, load_settings
 from tests.fakes.background import BackgroundServer
 
 API_PREFIX = "/api/bot/v1"
@@ -468,6 +469,17 @@ class FakeMatHub:
         stamp = _now_iso()
         page.updated_at = stamp if stamp > page.updated_at else _bump(page.updated_at)
         page.history.append((page.version, content, summary))
+
+
+def mathub_settings(fake: FakeMatHub, **overrides: Any) -> Settings:
+    """Settings for ``KB_BACKEND=mathub`` pointed at ``fake`` (its key and project); ``overrides`` win."""
+    values: dict[str, Any] = {
+        "kb_backend": "mathub",
+        "mathub_api_key": fake.api_key,
+        "mathub_base_url": fake.url,
+        "mathub_project": fake.project,
+    }
+    return load_settings(**{**values, **overrides})
 
 
 def _bump(stamp: str) -> str:
