@@ -6,11 +6,9 @@ MatHub has no AI endpoint, so this is the whole answering path for MatHub: list 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from kbbot.backends.mathub import MatHubBackend
 from kbbot.core.models import Source
@@ -20,12 +18,6 @@ from kbbot.search.sync import IndexSyncer
 from tests.fakes.mathub import FakeMatHub, mathub_settings
 
 TEMPLATE = "https://mathub.example/p/algebraic-topology/wiki/{slug}"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        yield client
 
 
 def seed(server: FakeMatHub) -> None:

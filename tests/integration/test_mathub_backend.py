@@ -50,12 +50,6 @@ class NoLimiter:
         return None
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        yield client
-
-
 def make_backend(
     server: FakeMatHub,
     client: httpx.AsyncClient,
