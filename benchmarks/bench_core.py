@@ -14,53 +14,11 @@ import time
 from typing import Any
 
 from benchmarks.workload import distinct_questions, zipf_stream
-from kbbot.backends.base import AiAnswer, KbInfo, Page, PageChange, PageSummary
 from kbbot.core.ask import AskService
-from kbbot.core.models import Answer, PageRef, Question, Source
+from kbbot.core.models import Answer, Question, Source
 from kbbot.core.text import normalize_question
 from kbbot.store.memory import LocalSingleFlight, MemoryQuotaGate, TTLAnswerCache
-
-
-class InProcessKB:
-    """A backend that answers after ``latency`` seconds and counts its (billed) queries."""
-
-    kind = "bench"
-    content_format = "html"
-    supports_ai = True
-
-    def __init__(self, latency: float) -> None:
-        self.latency = latency
-        self.queries = 0
-
-    async def query(self, question: str) -> AiAnswer:
-        self.queries += 1
-        if self.latency:
-            await asyncio.sleep(self.latency)
-        return AiAnswer(text=f"answer: {question}", related_pages=(PageRef("p1", "Page", "https://w/p1"),), empty=False)
-
-    async def info(self) -> KbInfo:
-        return KbInfo(name="bench")
-
-    async def list_pages(self) -> list[PageSummary]:
-        return []
-
-    async def get_page(self, page_id: str) -> Page:
-        raise NotImplementedError
-
-    async def create_page(self, title: str, content: str, tags: tuple[str, ...] = ()) -> PageRef:
-        raise NotImplementedError
-
-    async def update_page(self, page_id: str, change: PageChange) -> None:
-        raise NotImplementedError
-
-    async def delete_page(self, page_id: str) -> None:
-        raise NotImplementedError
-
-    def page_url(self, page_id: str, title: str = "", slug: str | None = None) -> str | None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
+from tests.fakes.ai_kb import AiKnowledgeBase
 
 
 class NoSearch:
@@ -68,7 +26,7 @@ class NoSearch:
         return Answer(text="", source=Source.SEARCH, empty=True)
 
 
-def service(kb: InProcessKB) -> AskService:
+def service(kb: AiKnowledgeBase) -> AskService:
     return AskService(
         kb=kb,  # type: ignore[arg-type]
         cache=TTLAnswerCache(ttl_seconds=3600, max_entries=10_000),
@@ -79,7 +37,7 @@ def service(kb: InProcessKB) -> AskService:
 
 
 async def _stream_cost(latency: float, stream: list[str], concurrency: int = 50) -> dict[str, Any]:
-    kb = InProcessKB(latency)
+    kb = AiKnowledgeBase(delay=latency)
     svc = service(kb)
     queue = iter(stream)
 
@@ -91,11 +49,12 @@ async def _stream_cost(latency: float, stream: list[str], concurrency: int = 50)
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     distinct = len({normalize_question(q) for q in stream})
-    return {"upstream_calls": kb.queries, "distinct": distinct, "ratio": kb.queries / distinct, "seconds": elapsed}
+    calls = len(kb.queries)
+    return {"upstream_calls": calls, "distinct": distinct, "ratio": calls / distinct, "seconds": elapsed}
 
 
 async def _hit_median_us(samples: int = 10_000) -> float:
-    svc = service(InProcessKB(0))
+    svc = service(AiKnowledgeBase())
     await svc.ask(Question("How do I set up the VPN?"))
     variants = ["how do i set up the vpn", "How do I set up the VPN??", "  HOW DO I SET UP THE VPN "]
     timings = []
@@ -109,7 +68,7 @@ async def _hit_median_us(samples: int = 10_000) -> float:
 async def _miss_overhead(latency: float, n: int) -> dict[str, float]:
     """Sequential misses through AskService vs the same number of direct backend calls (interleaved)."""
     questions = distinct_questions(n * 2)
-    direct_kb, svc_kb = InProcessKB(latency), InProcessKB(latency)
+    direct_kb, svc_kb = AiKnowledgeBase(delay=latency), AiKnowledgeBase(delay=latency)
     svc = service(svc_kb)
     direct: list[float] = []
     through: list[float] = []

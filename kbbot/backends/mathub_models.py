@@ -24,6 +24,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
 
+class _SingleObject(_Model):
+    """A single page object: the API text shows it bare, some deployments wrap it as ``{"data": {...}}``
+    like the list; both are accepted."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "id" not in value and isinstance(value.get("data"), dict):
+            return value["data"]
+        return value
+
+
 class WikiPageSummary(_Model):
     """A page as ``GET /projects/:slug/wiki`` lists it (no content)."""
 
@@ -44,12 +56,8 @@ class WikiPageList(_Model):
     offset: int | None = None
 
 
-class WikiPage(_Model):
-    """The full page object of ``GET /wiki/:id`` (and, we assume, of create/edit responses).
-
-    The API text shows it unwrapped; some deployments wrap single objects as ``{"data": {...}}`` like the
-    list, so both are accepted.
-    """
+class WikiPage(_SingleObject):
+    """The full page object of ``GET /wiki/:id`` (and, we assume, of create/edit responses)."""
 
     id: PageId
     slug: str | None = None
@@ -61,27 +69,13 @@ class WikiPage(_Model):
     created_at: str | None = Field(None, alias="createdAt")
     updated_at: str | None = Field(None, alias="updatedAt")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _unwrap(cls, value: Any) -> Any:
-        if isinstance(value, dict) and "id" not in value and isinstance(value.get("data"), dict):
-            return value["data"]
-        return value
 
-
-class CreatedPage(_Model):
+class CreatedPage(_SingleObject):
     """What create needs back: the new page's id (the rest is optional, we know what we sent)."""
 
     id: PageId
     slug: str | None = None
     version: int | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _unwrap(cls, value: Any) -> Any:
-        if isinstance(value, dict) and "id" not in value and isinstance(value.get("data"), dict):
-            return value["data"]
-        return value
 
 
 class ErrorBody(_Model):

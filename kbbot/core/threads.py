@@ -36,6 +36,7 @@ from kbbot.backends.base import KnowledgeBase, PageChange, PageSummary
 from kbbot.core.models import SavedPage, Thread
 from kbbot.core.page_render import PageRenderer, clean_title, find_marker, thread_digest
 from kbbot.core.ports import MetricsSink, NullMetrics, Outbox, OutboxItem, OutboxPart, SavedThreadMap
+from kbbot.core.tasks import cancel_and_wait
 from kbbot.core.text import neutralize_mentions
 from kbbot.errors import (
     BadRequest,
@@ -210,10 +211,7 @@ class ThreadSaver:
     async def stop(self) -> None:
         """Stop the worker; a save in flight stays in the outbox and is retried by the next run."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def __aenter__(self) -> ThreadSaver:
         self.start()

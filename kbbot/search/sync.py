@@ -13,7 +13,6 @@ take at most half of the rate budget and live questions always go first.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import time
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbbot.backends.base import KnowledgeBase, Page, PageSummary
+from kbbot.core.tasks import cancel_and_wait
 from kbbot.errors import Forbidden, KnowledgeBaseError, NotFound, Unauthorized
 from kbbot.search.extract import to_text
 from kbbot.search.index import IndexedPage, PageState, SearchIndex, content_hash
@@ -258,11 +258,7 @@ class IndexRefresher:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
     async def __aenter__(self) -> IndexRefresher:
         self.start()

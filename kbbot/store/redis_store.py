@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from kbbot import errors
 from kbbot.core.models import Answer, PageRef, Source
-from kbbot.core.ports import CacheStats, FeedbackCounts, OutboxItem, OutboxPart, QuotaState
+from kbbot.core.ports import CacheStats, FeedbackCounts, OutboxItem, QuotaState
 from kbbot.errors import ConfigError, KbbotError, Unavailable
+from kbbot.store.outbox_codec import dump_payload, load_item
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -576,7 +577,7 @@ class RedisOutbox:
         return f"{self._prefix}item:{_digest(key)}"
 
     async def add(self, item: OutboxItem, *, now: float) -> int:
-        args: list[str | float] = [item.key, _dump_outbox(item), now]
+        args: list[str | float] = [item.key, dump_payload(item), now]
         return int(await self._add(keys=[self._entry(item.key), self._due], args=args))
 
     async def claim(self, key: str, *, now: float, lease_seconds: float) -> OutboxItem | None:
@@ -611,31 +612,9 @@ class RedisOutbox:
         return None
 
 
-def _dump_outbox(item: OutboxItem) -> str:
-    return json.dumps(
-        {
-            "key": item.key,
-            "platform": item.platform,
-            "conversation_key": item.conversation_key,
-            "digest": item.digest,
-            "title": item.title,
-            "tags": list(item.tags),
-            "parts": [{"title": part.title, "content": part.content} for part in item.parts],
-        },
-        ensure_ascii=False,
-    )
-
-
 def _load_outbox(fields: dict[str, str]) -> OutboxItem:
-    data = json.loads(fields["payload"])
-    return OutboxItem(
-        key=data["key"],
-        platform=data["platform"],
-        conversation_key=data["conversation_key"],
-        digest=data["digest"],
-        title=data["title"],
-        tags=tuple(data["tags"]),
-        parts=tuple(OutboxPart(part["title"], part["content"]) for part in data["parts"]),
+    return load_item(
+        fields["payload"],
         revision=int(fields.get("revision") or 0),
         attempts=int(fields.get("attempts") or 0),
         next_attempt_at=float(fields.get("next_attempt_at") or 0),

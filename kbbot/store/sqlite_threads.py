@@ -19,7 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kbbot.core.ports import OutboxItem, OutboxPart
+from kbbot.core.ports import OutboxItem
+from kbbot.store.outbox_codec import dump_payload, load_item
 
 __all__ = ["DEFAULT_FILENAME", "SqliteOutbox", "SqliteSavedThreadMap"]
 
@@ -111,7 +112,7 @@ class SqliteOutbox:
         self._db = _Database(path)
 
     async def add(self, item: OutboxItem, *, now: float) -> int:
-        payload = _dump(item)
+        payload = dump_payload(item)
 
         def fn(conn: sqlite3.Connection) -> int:
             conn.execute("BEGIN IMMEDIATE")
@@ -185,32 +186,10 @@ class SqliteOutbox:
 _COLUMNS = "payload, revision, attempts, next_attempt_at, last_error"
 
 
-def _dump(item: OutboxItem) -> str:
-    return json.dumps(
-        {
-            "key": item.key,
-            "platform": item.platform,
-            "conversation_key": item.conversation_key,
-            "digest": item.digest,
-            "title": item.title,
-            "tags": list(item.tags),
-            "parts": [{"title": part.title, "content": part.content} for part in item.parts],
-        },
-        ensure_ascii=False,
-    )
-
-
 def _load(row: tuple[Any, ...]) -> OutboxItem:
     payload, revision, attempts, next_attempt_at, last_error = row
-    data = json.loads(payload)
-    return OutboxItem(
-        key=data["key"],
-        platform=data["platform"],
-        conversation_key=data["conversation_key"],
-        digest=data["digest"],
-        title=data["title"],
-        tags=tuple(data["tags"]),
-        parts=tuple(OutboxPart(part["title"], part["content"]) for part in data["parts"]),
+    return load_item(
+        payload,
         revision=int(revision),
         attempts=int(attempts),
         next_attempt_at=float(next_attempt_at),

@@ -28,6 +28,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.background import BackgroundServer
+
 DISCORD_EPOCH_MS = 1420070400000
 API_PREFIX = "/api/v10"
 
@@ -84,10 +86,7 @@ class FakeDiscord:
         self.heartbeat_interval_ms = 41250
         #: Privileged intents switched on in the "Developer Portal"; others in IDENTIFY get close code 4014.
         self.privileged_intents = PRIVILEGED_INTENTS
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
+        self._server = BackgroundServer(self._build_app, name="fake-discord", on_shutdown=self._close_sockets)
         self.fail_routes: dict[str, tuple[int, dict[str, Any]]] = {}  # "METHOD /path" → (status, body)
         self._fail_next: dict[str, list[tuple[int, dict[str, Any]]]] = {}
 
@@ -438,9 +437,7 @@ class FakeDiscord:
                 self._channels.setdefault(
                     data["channel_id"], data.get("channel") or {"id": data["channel_id"]}
                 )
-        assert self._loop is not None
-        future = asyncio.run_coroutine_threadsafe(self._send_dispatch(shard_id, event, data), self._loop)
-        future.result(timeout=5)
+        self._server.call(self._send_dispatch(shard_id, event, data), timeout=5)
 
     async def _send_dispatch(self, shard_id: int, event: str, data: dict[str, Any]) -> None:
         ws = self._sockets.get(shard_id)
@@ -728,44 +725,27 @@ class FakeDiscord:
     def gateway_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/gateway"
 
+    @property
+    def port(self) -> int:
+        return self._server.port
+
     def start(self) -> FakeDiscord:
-        started = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application()
-            app.router.add_get("/gateway", self._gateway)
-            app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
-            self._runner = web.AppRunner(app)
-            loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            loop.run_until_complete(site.start())
-            server = site._server
-            assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self._shutdown())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-discord", daemon=True)
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("fake Discord did not start")
+        self._server.start()
         return self
 
-    async def _shutdown(self) -> None:
+    def _build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
+        return app
+
+    async def _close_sockets(self) -> None:
         for ws in list(self._sockets.values()):
             with contextlib.suppress(Exception):
                 await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+        self._server.stop()
 
     def __enter__(self) -> FakeDiscord:
         return self.start()

@@ -43,6 +43,9 @@ from typing import Any
 
 from aiohttp import web
 
+from kbbot.config import Settings, load_settings
+from tests.fakes.background import BackgroundServer
+
 API_PREFIX = "/api/bot/v1"
 READ = "wiki.read"
 WRITE = "wiki.write"
@@ -142,10 +145,7 @@ class FakeMatHub:
         self._log: list[LoggedRequest] = []
         self._max_concurrent = 0
         self._in_flight = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
+        self._server = BackgroundServer(self._build_app, name="fake-mathub")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -153,51 +153,24 @@ class FakeMatHub:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}{API_PREFIX}"
 
+    @property
+    def port(self) -> int:
+        return self._server.port
+
     def start(self) -> FakeMatHub:
-        ready = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._serve())
-            except BaseException as exc:  # pragma: no cover - surfaced to the starter
-                errors.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup() if self._runner else asyncio.sleep(0))
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-mathub", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if errors:
-            raise errors[0]
+        self._server.start()
         return self
 
-    async def _serve(self) -> None:
+    def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
         app.router.add_get(API_PREFIX + "/projects/{slug}/wiki", self._list)
         app.router.add_post(API_PREFIX + "/projects/{slug}/wiki", self._create)
         app.router.add_get(API_PREFIX + "/wiki/{id}", self._get)
         app.router.add_patch(API_PREFIX + "/wiki/{id}", self._patch)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return app
 
     def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop = None
+        self._server.stop()
 
     def __enter__(self) -> FakeMatHub:
         return self.start()
@@ -496,6 +469,17 @@ class FakeMatHub:
         stamp = _now_iso()
         page.updated_at = stamp if stamp > page.updated_at else _bump(page.updated_at)
         page.history.append((page.version, content, summary))
+
+
+def mathub_settings(fake: FakeMatHub, **overrides: Any) -> Settings:
+    """Settings for ``KB_BACKEND=mathub`` pointed at ``fake`` (its key and project); ``overrides`` win."""
+    values: dict[str, Any] = {
+        "kb_backend": "mathub",
+        "mathub_api_key": fake.api_key,
+        "mathub_base_url": fake.url,
+        "mathub_project": fake.project,
+    }
+    return load_settings(**{**values, **overrides})
 
 
 def _bump(stamp: str) -> str:

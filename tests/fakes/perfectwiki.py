@@ -37,6 +37,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from tests.fakes.background import BackgroundServer
+
 DEFAULT_TOKEN = "pw-test-token-5f1c9a"
 API_PREFIX = "/api/public-api/v1"
 Endpoint = Literal["list", "get", "create", "update", "delete", "query"]
@@ -163,11 +165,8 @@ class FakePerfectWiki:
         self.set_rate_limits(per_second, per_minute, second_window=second_window, minute_window=minute_window)
         self._s.ai_quota = ai_quota
         self._s.retry_after = retry_after
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self._closing: asyncio.Event | None = None
-        self.port = 0
+        self._server = BackgroundServer(self._build_app, name="fake-perfectwiki", on_shutdown=self._wake_sleepers)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -175,56 +174,27 @@ class FakePerfectWiki:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
+    @property
+    def port(self) -> int:
+        return self._server.port
+
     def start(self) -> FakePerfectWiki:
-        ready = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._serve())
-            except BaseException as exc:  # surfaced to start()
-                errors.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-perfectwiki", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if errors:
-            raise errors[0]
+        self._server.start()
         return self
 
-    async def _serve(self) -> None:
+    def _build_app(self) -> web.Application:
         self._closing = asyncio.Event()
         app = web.Application(middlewares=[self._middleware])
         app.router.add_route("*", "/{tail:.*}", self._route)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        return app
+
+    async def _wake_sleepers(self) -> None:
+        """Stalled and slow responses end at once on stop, so shutdown never waits for them."""
+        assert self._closing is not None
+        self._closing.set()
 
     def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-
-        async def shutdown() -> None:
-            assert self._closing is not None and self._runner is not None
-            self._closing.set()
-            await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        self._loop = self._thread = None
+        self._server.stop()
 
     def __enter__(self) -> FakePerfectWiki:
         return self.start()

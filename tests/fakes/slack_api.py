@@ -42,6 +42,8 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 from aiohttp import WSMsgType, web
 
+from tests.fakes.background import BackgroundServer
+
 BOT_TOKEN = "xoxb-test-bot-token-7d1e"
 APP_TOKEN = "xapp-1-test-app-token-42"
 SIGNING_SECRET = "test-signing-secret-0f3a9c"
@@ -84,12 +86,9 @@ class FakeSlack:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._s = _State()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
+        self._server = BackgroundServer(self._build_app, name="fake-slack", on_shutdown=self._close_sockets)
         self._sockets: list[web.WebSocketResponse] = []
         self._ts = itertools.count(1)
-        self.port = 0
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -102,61 +101,28 @@ class FakeSlack:
         """What ``SLACK_API_URL`` / ``AsyncWebClient(base_url=…)`` should be (with the trailing slash)."""
         return f"{self.url}/api/"
 
+    @property
+    def port(self) -> int:
+        return self._server.port
+
     def start(self) -> FakeSlack:
-        ready = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._serve())
-            except BaseException as exc:
-                errors.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-slack", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if errors:
-            raise errors[0]
+        self._server.start()
         return self
 
-    async def _serve(self) -> None:
+    def _build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/response/{rid}", self._response)
         app.router.add_get("/socket", self._socket)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return app
+
+    async def _close_sockets(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
 
     def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-
-        async def shutdown() -> None:
-            for ws in list(self._sockets):
-                await ws.close()
-            assert self._runner is not None
-            await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        self._loop = self._thread = None
+        self._server.stop()
 
     def __enter__(self) -> FakeSlack:
         return self.start()
@@ -277,14 +243,13 @@ class FakeSlack:
             "retry_attempt": retry_attempt,
             "retry_reason": "timeout" if retry_attempt else "",
         }
-        assert self._loop is not None
 
         async def send() -> None:
             if not self._sockets:
                 raise AssertionError("no Socket Mode client connected")
             await self._sockets[-1].send_str(json.dumps(message))
 
-        asyncio.run_coroutine_threadsafe(send(), self._loop).result(5)
+        self._server.call(send(), timeout=5)
         return envelope_id
 
     def wait_socket(self, timeout: float = 10.0) -> None:

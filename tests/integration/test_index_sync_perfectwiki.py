@@ -54,12 +54,6 @@ class RecordingLimiter:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        yield client
-
-
-@pytest.fixture
 async def index(tmp_path: Path) -> AsyncIterator[SearchIndex]:
     async with SearchIndex(tmp_path / "index-perfectwiki.sqlite3") as idx:
         yield idx

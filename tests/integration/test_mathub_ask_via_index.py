@@ -6,27 +6,18 @@ MatHub has no AI endpoint, so this is the whole answering path for MatHub: list 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from kbbot.backends.mathub import MatHubBackend
-from kbbot.config import load_settings
 from kbbot.core.models import Source
 from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
-from tests.fakes.mathub import DEFAULT_KEY, FakeMatHub
+from tests.fakes.mathub import FakeMatHub, mathub_settings
 
 TEMPLATE = "https://mathub.example/p/algebraic-topology/wiki/{slug}"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        yield client
 
 
 def seed(server: FakeMatHub) -> None:
@@ -51,13 +42,7 @@ async def test_ask_via_index_with_kb_backend_mathub(
     fake_mathub: FakeMatHub, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     seed(fake_mathub)
-    settings = load_settings(
-        kb_backend="mathub",
-        mathub_api_key=DEFAULT_KEY,
-        mathub_base_url=fake_mathub.url,
-        mathub_project=fake_mathub.project,
-        mathub_page_url_template=TEMPLATE,
-    )
+    settings = mathub_settings(fake_mathub, mathub_page_url_template=TEMPLATE)
     assert settings.backend == "mathub"
     backend = MatHubBackend.from_settings(settings, http)
     async with SearchIndex(index_path(settings.kbbot_data_dir, settings.backend)) as index:
@@ -99,15 +84,7 @@ async def test_nothing_found_is_an_empty_answer(
     fake_mathub: FakeMatHub, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     seed(fake_mathub)
-    backend = MatHubBackend.from_settings(
-        load_settings(
-            kb_backend="mathub",
-            mathub_api_key=DEFAULT_KEY,
-            mathub_base_url=fake_mathub.url,
-            mathub_project="algebraic-topology",
-        ),
-        http,
-    )
+    backend = MatHubBackend.from_settings(mathub_settings(fake_mathub, mathub_project="algebraic-topology"), http)
     async with SearchIndex(tmp_path / "idx.sqlite3") as index:
         await IndexSyncer(backend, index).sync()
         answer = await SearchAnswerer(index).answer("quarterly sales forecast")

@@ -12,7 +12,6 @@ import pytest
 from kbbot.backends.base import KnowledgeBase, PageChange
 from kbbot.backends.http import RetryPolicy
 from kbbot.backends.mathub import MatHubBackend, build_write_limiter
-from kbbot.config import load_settings
 from kbbot.errors import (
     BadRequest,
     BadResponse,
@@ -25,7 +24,7 @@ from kbbot.errors import (
     Unsupported,
     VersionConflict,
 )
-from tests.fakes.mathub import DEFAULT_KEY, READ, FakeMatHub
+from tests.fakes.mathub import DEFAULT_KEY, READ, FakeMatHub, mathub_settings
 
 # Fast windows for tests that write more than 5 times. The fake counts 5 writes per FAST_SERVER_WINDOW; the
 # client's limiter uses a longer window, like production's 62 s against the server's 60 s (see
@@ -49,12 +48,6 @@ class Sleeps:
 class NoLimiter:
     async def acquire(self, *, background: bool = False) -> None:
         return None
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        yield client
 
 
 def make_backend(
@@ -507,12 +500,8 @@ async def test_without_the_limiter_the_server_refuses(
 
 
 async def test_from_settings(fake_mathub: FakeMatHub, http: httpx.AsyncClient) -> None:
-    settings = load_settings(
-        kb_backend="mathub",
-        mathub_api_key=DEFAULT_KEY,
-        mathub_base_url=fake_mathub.url + "/",
-        mathub_project=fake_mathub.project,
-        mathub_page_url_template="https://m.example/{slug}",
+    settings = mathub_settings(
+        fake_mathub, mathub_base_url=fake_mathub.url + "/", mathub_page_url_template="https://m.example/{slug}"
     )
     backend = MatHubBackend.from_settings(settings, http)
     ref = await backend.create_page("From settings", "x")

@@ -20,10 +20,10 @@ from rich.console import Console
 from kbbot.backends.mathub import MatHubBackend
 from kbbot.commands import index as index_command
 from kbbot.commands import pages
-from kbbot.config import Settings, load_settings
+from kbbot.config import Settings
 from kbbot.errors import Unsupported
 from kbbot.search.index import SearchIndex, index_path
-from tests.fakes.mathub import DEFAULT_KEY, FakeMatHub
+from tests.fakes.mathub import FakeMatHub, mathub_settings
 
 
 @dataclass
@@ -43,13 +43,7 @@ class Runtime:
 
 @pytest.fixture
 async def rt(fake_mathub: FakeMatHub) -> AsyncIterator[Runtime]:
-    settings = load_settings(
-        kb_backend="mathub",
-        mathub_api_key=DEFAULT_KEY,
-        mathub_base_url=fake_mathub.url,
-        mathub_project=fake_mathub.project,
-        mathub_page_url_template="https://mathub.example/wiki/{slug}",
-    )
+    settings = mathub_settings(fake_mathub, mathub_page_url_template="https://mathub.example/wiki/{slug}")
     out = io.StringIO()
     async with (
         httpx.AsyncClient(timeout=settings.request_timeout_seconds) as http,

@@ -20,11 +20,11 @@ from rich.console import Console
 
 from kbbot.backends.mathub import MatHubBackend, build_write_limiter
 from kbbot.commands import save
-from kbbot.config import Settings, load_settings
+from kbbot.config import Settings
 from kbbot.core.threads import ThreadSaver
 from kbbot.errors import SaveError
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
-from tests.fakes.mathub import DEFAULT_KEY, FakeMatHub
+from tests.fakes.mathub import DEFAULT_KEY, FakeMatHub, mathub_settings
 
 
 @dataclass
@@ -43,13 +43,7 @@ def parse(*argv: str) -> argparse.Namespace:
 async def test_kbbot_save_creates_then_updates_with_version(fake_mathub: FakeMatHub, tmp_path: Path) -> None:
     transcript = tmp_path / "thread.txt"
     transcript.write_text("Ana: How do we cite [[serre-spectral-sequence]]?\nBo: Use $E_2^{p,q}$ notation.\n")
-    settings = load_settings(
-        kb_backend="mathub",
-        mathub_api_key=DEFAULT_KEY,
-        mathub_base_url=fake_mathub.url,
-        mathub_project=fake_mathub.project,
-        mathub_page_url_template="https://mathub.example/wiki/{slug}",
-    )
+    settings = mathub_settings(fake_mathub, mathub_page_url_template="https://mathub.example/wiki/{slug}")
     out = io.StringIO()
     path = settings.kbbot_data_dir / "threads.sqlite3"
     async with httpx.AsyncClient(timeout=settings.request_timeout_seconds) as http:
@@ -89,12 +83,7 @@ async def test_kbbot_save_with_a_read_only_key_says_which_scope(
     fake_mathub.add_key("bot_reader", {"wiki.read"})
     transcript = tmp_path / "t.txt"
     transcript.write_text("Ana: hello\n")
-    settings = load_settings(
-        kb_backend="mathub",
-        mathub_api_key="bot_reader",
-        mathub_base_url=fake_mathub.url,
-        mathub_project=fake_mathub.project,
-    )
+    settings = mathub_settings(fake_mathub, mathub_api_key="bot_reader")
     path = settings.kbbot_data_dir / "threads.sqlite3"
     async with httpx.AsyncClient(timeout=5.0) as http:
         thread_map, outbox = SqliteSavedThreadMap(path), SqliteOutbox(path)

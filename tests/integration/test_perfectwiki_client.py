@@ -7,7 +7,6 @@ import logging
 import random
 import socket
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -35,12 +34,6 @@ from tests.fakes.perfectwiki import FakePerfectWiki
 
 FAST = RetryPolicy(backoff_base=0.005, backoff_max=0.02, rng=random.Random(7))
 TEMPLATE = "https://wiki.example.com/page/{id}?t={title}"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        yield client
 
 
 def backend_for(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -14,16 +13,17 @@ import pytest
 from kbbot.backends.http import RetryPolicy
 from kbbot.backends.mathub import MatHubBackend, build_write_limiter
 from kbbot.core.markup import discord_to_markdown
-from kbbot.core.models import SavedPage, Thread, ThreadMessage
+from kbbot.core.models import Thread, ThreadMessage
 from kbbot.core.page_render import find_marker, thread_digest
-from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
-from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
+from kbbot.core.threads import SaveRetryPolicy
 from tests.fakes.mathub import DEFAULT_KEY, FakeMatHub
 from tests.fakes.memory_kb import SimulatedCrash
-from tests.integration.test_save_perfectwiki import CrashingMap
+from tests.integration.saver_support import CrashingMap, SaverWiring
 
 KEY = "1180000000000000001"
 MAP_KEY = f"discord:{KEY}"
+RETRY = SaveRetryPolicy(first_delay=1, max_delay=5, lease_seconds=30)
+Wiring = SaverWiring[FakeMatHub, MatHubBackend]
 
 
 def thread(*texts: str) -> Thread:
@@ -42,39 +42,6 @@ def roomy_mathub() -> Iterator[FakeMatHub]:
         yield server
 
 
-@dataclass
-class Wiring:
-    fake: FakeMatHub
-    path: Path
-    kb: MatHubBackend
-    thread_map: SqliteSavedThreadMap
-    outbox: SqliteOutbox
-    saver: ThreadSaver
-    saved: list[SavedPage]
-    now: list[float]
-
-    def build_saver(self, thread_map: object | None = None, **kw: object) -> ThreadSaver:
-        async def on_saved(platform: str, key: str, page: SavedPage) -> None:
-            self.saved.append(page)
-
-        return ThreadSaver(
-            self.kb,
-            thread_map or self.thread_map,  # type: ignore[arg-type]
-            self.outbox,
-            retry=SaveRetryPolicy(first_delay=1, max_delay=5, lease_seconds=30),
-            on_saved=on_saved,
-            clock=lambda: self.now[0],
-            **kw,  # type: ignore[arg-type]
-        )
-
-    async def restart(self) -> None:
-        await self.thread_map.aclose()
-        await self.outbox.aclose()
-        self.thread_map = SqliteSavedThreadMap(self.path)
-        self.outbox = SqliteOutbox(self.path)
-        self.saver = self.build_saver()
-
-
 @pytest.fixture
 async def wiring(roomy_mathub: FakeMatHub, tmp_path: Path) -> AsyncIterator[Wiring]:
     path = tmp_path / "data" / "threads.sqlite3"
@@ -88,11 +55,9 @@ async def wiring(roomy_mathub: FakeMatHub, tmp_path: Path) -> AsyncIterator[Wiri
             page_url_template="https://mathub.example/wiki/{slug}",
             retry_policy=RetryPolicy(backoff_base=0.001, backoff_max=0.005, rng=random.Random(2)),
         )
-        w = Wiring(roomy_mathub, path, kb, SqliteSavedThreadMap(path), SqliteOutbox(path), None, [], [1e9])  # type: ignore[arg-type]
-        w.saver = w.build_saver()
+        w = Wiring(roomy_mathub, path, kb, RETRY)
         yield w
-        await w.thread_map.aclose()
-        await w.outbox.aclose()
+        await w.aclose()
 
 
 async def test_create_and_resave_keep_latex_and_bump_version(wiring: Wiring) -> None:

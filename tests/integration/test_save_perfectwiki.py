@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -15,16 +14,18 @@ import pytest
 from kbbot.backends.http import RetryPolicy
 from kbbot.backends.perfectwiki import PerfectWikiBackend
 from kbbot.core.markup import slack_to_markdown
-from kbbot.core.models import SavedPage, Thread, ThreadMessage
+from kbbot.core.models import Thread, ThreadMessage
 from kbbot.core.page_render import find_marker, thread_digest
-from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
+from kbbot.core.threads import SaveRetryPolicy
 from kbbot.store.limiter import TokenRateLimiter
-from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
 from tests.fakes.memory_kb import SimulatedCrash
 from tests.fakes.perfectwiki import FakePerfectWiki
+from tests.integration.saver_support import CrashingMap, SaverWiring
 
 KEY = "C1:1736067600.000100"
 MAP_KEY = f"slack:{KEY}"
+RETRY = SaveRetryPolicy(first_delay=0.05, max_delay=0.2, poll_interval=0.05, lease_seconds=30)
+Wiring = SaverWiring[FakePerfectWiki, PerfectWikiBackend]
 
 
 def thread(*texts: str) -> Thread:
@@ -33,63 +34,6 @@ def thread(*texts: str) -> Thread:
         for i, text in enumerate(texts)
     )
     return Thread("slack", KEY, messages, "https://team.slack.com/archives/C1/p1736067600000100", "ops")
-
-
-class CrashingMap:
-    """A map whose next ``put`` kills the "process": the wiki has the page, the map never learns its id."""
-
-    def __init__(self, inner: SqliteSavedThreadMap) -> None:
-        self.inner = inner
-        self.crash_next_put = True
-
-    async def get(self, key: str) -> tuple[str, ...] | None:
-        return await self.inner.get(key)
-
-    async def put(self, key: str, page_ids: Sequence[str]) -> None:
-        if self.crash_next_put:
-            self.crash_next_put = False
-            raise SimulatedCrash()
-        await self.inner.put(key, page_ids)
-
-    async def delete(self, key: str) -> None:
-        await self.inner.delete(key)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-@dataclass
-class Wiring:
-    fake: FakePerfectWiki
-    path: Path
-    http: httpx.AsyncClient
-    kb: PerfectWikiBackend
-    thread_map: SqliteSavedThreadMap
-    outbox: SqliteOutbox
-    saver: ThreadSaver
-    saved: list[SavedPage]
-    now: list[float]
-
-    def build_saver(self, thread_map: object | None = None) -> ThreadSaver:
-        async def on_saved(platform: str, key: str, page: SavedPage) -> None:
-            self.saved.append(page)
-
-        return ThreadSaver(
-            self.kb,
-            thread_map or self.thread_map,  # type: ignore[arg-type]
-            self.outbox,
-            retry=SaveRetryPolicy(first_delay=0.05, max_delay=0.2, poll_interval=0.05, lease_seconds=30),
-            on_saved=on_saved,
-            clock=lambda: self.now[0],
-        )
-
-    async def restart(self) -> None:
-        await self.saver.stop()
-        await self.thread_map.aclose()
-        await self.outbox.aclose()
-        self.thread_map = SqliteSavedThreadMap(self.path)
-        self.outbox = SqliteOutbox(self.path)
-        self.saver = self.build_saver()
 
 
 @pytest.fixture
@@ -104,12 +48,9 @@ async def wiring(fake_pw: FakePerfectWiki, tmp_path: Path) -> AsyncIterator[Wiri
             page_url_template="https://wiki.example.com/page/{id}",
             retry=RetryPolicy(backoff_base=0.001, backoff_max=0.005, rng=random.Random(1)),
         )
-        w = Wiring(fake_pw, path, http, kb, SqliteSavedThreadMap(path), SqliteOutbox(path), None, [], [1e9])  # type: ignore[arg-type]
-        w.saver = w.build_saver()
+        w = Wiring(fake_pw, path, kb, RETRY)
         yield w
-        await w.saver.stop()
-        await w.thread_map.aclose()
-        await w.outbox.aclose()
+        await w.aclose()
 
 
 async def test_create_then_resave_updates_without_duplicate(wiring: Wiring) -> None:

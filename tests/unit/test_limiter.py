@@ -6,12 +6,7 @@ Windows are shrunk (tenths of a second) so the same logic runs fast; the asserti
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from limits.aio.storage import MemoryStorage
@@ -20,6 +15,7 @@ from pydantic import SecretStr
 from kbbot.config import Settings
 from kbbot.core.ports import RateLimiter
 from kbbot.store.limiter import TokenRateLimiter, token_key
+from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session  # noqa: F401
 
 SECRET = "pw-secret-token-abcdef"
 
@@ -258,42 +254,9 @@ async def test_own_full_speed_traffic_does_not_trigger_a_pause() -> None:
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server not installed")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(5)
+def redis_url(redis_server: RedisServer) -> str:
+    """A real redis-server (tests/fakes/redis_server.py), emptied for this test."""
+    return redis_server.url
 
 
 @pytest.mark.redis

@@ -117,12 +117,7 @@ class DiscordHandlers:
         text = self.question_text(message)
         if text is None:
             return
-        question = Question(
-            text=text,
-            asker=Asker(id=str(message.author.id), name=message.author.display_name),
-            conversation_key=f"{message.channel.id}:{message.id}",
-            platform="discord",
-        )
+        question = _question(text, message.author, message.channel.id, message.id)
         try:
             async with message.channel.typing():
                 answer = await self._ask.ask(question)
@@ -134,12 +129,7 @@ class DiscordHandlers:
     async def ask_interaction(self, interaction: Interaction, question_text: str) -> None:
         """``/ask``: defer at once ("thinking…"), then answer in follow-ups."""
         await interaction.response.defer(thinking=True)
-        question = Question(
-            text=question_text,
-            asker=Asker(id=str(interaction.user.id), name=interaction.user.display_name),
-            conversation_key=f"{interaction.channel_id}:{interaction.id}",
-            platform="discord",
-        )
+        question = _question(question_text, interaction.user, interaction.channel_id, interaction.id)
         try:
             answer = await self._ask.ask(question)
         except Exception as exc:
@@ -237,3 +227,13 @@ def saved_text(saved: SavedPage, *, count: int) -> str:
     if saved.url:
         return f"{verb} {count} messages to the wiki: [{title}]({saved.url})"
     return f"{verb} {count} messages to the wiki as “{title}”."
+
+
+def _question(text: str, user: discord.abc.User, channel_id: int | None, event_id: int) -> Question:
+    """A Discord question: the asker by id and display name, one conversation per channel and message."""
+    return Question(
+        text=text,
+        asker=Asker(id=str(user.id), name=user.display_name),
+        conversation_key=f"{channel_id}:{event_id}",
+        platform="discord",
+    )

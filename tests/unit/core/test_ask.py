@@ -3,63 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 
 import pytest
 
-from kbbot.backends.base import AiAnswer, KbInfo, Page, PageChange, PageSummary
 from kbbot.core.ask import QUOTA_NOTICE, AskService, QueuePosition
 from kbbot.core.models import Answer, PageRef, Question, Source
 from kbbot.errors import InvalidQuestion, QuotaExceeded, Unavailable
 from kbbot.store.memory import LocalSingleFlight, MemoryQuotaGate, TTLAnswerCache
-
-
-@dataclass
-class FakeKB:
-    """Counts AI queries; behaviour switched per test."""
-
-    supports_ai: bool = True
-    kind: str = "fake"
-    content_format: str = "html"
-    delay: float = 0.0
-    fail_with: Exception | None = None
-    empty: bool = False
-    queries: list[str] = field(default_factory=list)
-
-    async def query(self, question: str) -> AiAnswer:
-        self.queries.append(question)
-        await asyncio.sleep(self.delay)
-        if self.fail_with is not None:
-            raise self.fail_with
-        return AiAnswer(
-            text="" if self.empty else f"Answer to {question}",
-            related_pages=(PageRef("p1", "Passwords", "https://wiki/p1"),),
-            empty=self.empty,
-        )
-
-    async def info(self) -> KbInfo:
-        return KbInfo(name="Engineering Docs")
-
-    async def list_pages(self) -> list[PageSummary]:
-        return []
-
-    async def get_page(self, page_id: str) -> Page:
-        raise NotImplementedError
-
-    async def create_page(self, title: str, content: str, tags: tuple[str, ...] = ()) -> PageRef:
-        raise NotImplementedError
-
-    async def update_page(self, page_id: str, change: PageChange) -> None:
-        raise NotImplementedError
-
-    async def delete_page(self, page_id: str) -> None:
-        raise NotImplementedError
-
-    def page_url(self, page_id: str, title: str = "", slug: str | None = None) -> str | None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
+from tests.fakes.ai_kb import AiKnowledgeBase
 
 
 class FakeSearch:
@@ -80,7 +31,7 @@ class Clock:
 
 
 def make_service(
-    kb: FakeKB, clock: Clock | None = None, ttl: float = 60, probe: float = 3600
+    kb: AiKnowledgeBase, clock: Clock | None = None, ttl: float = 60, probe: float = 3600
 ) -> tuple[AskService, FakeSearch]:
     clock = clock or Clock()
     search = FakeSearch()
@@ -96,7 +47,7 @@ def make_service(
 
 
 async def test_variants_share_one_cached_answer() -> None:
-    kb = FakeKB()
+    kb = AiKnowledgeBase()
     service, _ = make_service(kb)
     first = await service.ask(Question("How do I reset my password?"))
     second = await service.ask(Question("  how do i RESET my password "))
@@ -106,7 +57,7 @@ async def test_variants_share_one_cached_answer() -> None:
 
 
 async def test_single_flight_50_concurrent_identical_questions_one_upstream_call() -> None:
-    kb = FakeKB(delay=0.05)
+    kb = AiKnowledgeBase(delay=0.05)
     service, _ = make_service(kb)
     answers = await asyncio.gather(*(service.ask(Question(f"What is the VPN{'?' * (i % 3)}")) for i in range(50)))
     assert len(kb.queries) == 1
@@ -114,7 +65,7 @@ async def test_single_flight_50_concurrent_identical_questions_one_upstream_call
 
 
 async def test_single_flight_shares_failure_and_caches_nothing() -> None:
-    kb = FakeKB(delay=0.02, fail_with=Unavailable("down"))
+    kb = AiKnowledgeBase(delay=0.02, fail_with=Unavailable("down"))
     service, _ = make_service(kb)
     results = await asyncio.gather(*(service.ask(Question("q?")) for _ in range(10)), return_exceptions=True)
     assert all(isinstance(r, Unavailable) for r in results)
@@ -124,7 +75,7 @@ async def test_single_flight_shares_failure_and_caches_nothing() -> None:
 
 
 async def test_cache_expires_after_ttl() -> None:
-    kb, clock = FakeKB(), Clock()
+    kb, clock = AiKnowledgeBase(), Clock()
     service, _ = make_service(kb, clock, ttl=60)
     await service.ask(Question("ttl?"))
     clock.now += 59
@@ -135,7 +86,7 @@ async def test_cache_expires_after_ttl() -> None:
 
 
 async def test_empty_answers_are_not_cached() -> None:
-    kb = FakeKB(empty=True)
+    kb = AiKnowledgeBase(empty=True)
     service, _ = make_service(kb)
     first = await service.ask(Question("unknown thing"))
     await service.ask(Question("unknown thing"))
@@ -144,7 +95,7 @@ async def test_empty_answers_are_not_cached() -> None:
 
 
 async def test_quota_breaker_one_probe_per_interval() -> None:
-    kb, clock = FakeKB(fail_with=QuotaExceeded("quota", status=402)), Clock()
+    kb, clock = AiKnowledgeBase(fail_with=QuotaExceeded("quota", status=402)), Clock()
     service, search = make_service(kb, clock, probe=3600)
     first = await service.ask(Question("q0"))
     assert first.source is Source.SEARCH and first.notice == QUOTA_NOTICE
@@ -167,7 +118,7 @@ async def test_quota_breaker_one_probe_per_interval() -> None:
 
 
 async def test_cached_answers_still_served_while_paused() -> None:
-    kb = FakeKB()
+    kb = AiKnowledgeBase()
     service, _ = make_service(kb)
     await service.ask(Question("cached one"))
     kb.fail_with = QuotaExceeded("quota", status=402)
@@ -176,7 +127,7 @@ async def test_cached_answers_still_served_while_paused() -> None:
 
 
 async def test_backend_without_ai_answers_from_search() -> None:
-    kb = FakeKB(supports_ai=False)
+    kb = AiKnowledgeBase(supports_ai=False)
     service, search = make_service(kb)
     answer = await service.ask(Question("vpn"))
     assert answer.source is Source.SEARCH and answer.notice is None
@@ -185,7 +136,7 @@ async def test_backend_without_ai_answers_from_search() -> None:
 
 @pytest.mark.parametrize("text", ["", "   ", "?", "\x00\x07", "x" * 100_000])
 async def test_hostile_questions_rejected_without_upstream_call(text: str) -> None:
-    kb = FakeKB()
+    kb = AiKnowledgeBase()
     service, _ = make_service(kb)
     with pytest.raises(InvalidQuestion):
         await service.ask(Question(text))
@@ -193,14 +144,14 @@ async def test_hostile_questions_rejected_without_upstream_call(text: str) -> No
 
 
 async def test_control_characters_are_stripped_before_upstream() -> None:
-    kb = FakeKB()
+    kb = AiKnowledgeBase()
     service, _ = make_service(kb)
     await service.ask(Question("how\x00 do\x1b[31m I\u202e deploy?"))
     assert kb.queries == ["how do[31m I deploy?"]
 
 
 async def test_status_reports_cache_and_name() -> None:
-    service, _ = make_service(FakeKB())
+    service, _ = make_service(AiKnowledgeBase())
     await service.ask(Question("a"))
     await service.ask(Question("a"))
     status = await service.status()
@@ -225,7 +176,7 @@ class BusyLimiter:
 
 
 async def test_queued_askers_hear_their_place_in_line() -> None:
-    kb = FakeKB()
+    kb = AiKnowledgeBase()
     service = AskService(
         kb=kb,  # type: ignore[arg-type]
         cache=TTLAnswerCache(ttl_seconds=60, max_entries=10),
