@@ -80,12 +80,13 @@ async def serve(
             shutdown.on_stop_intake(slack.stop_intake)
             shutdown.on_stop_intake(slack.drain)
         if "discord" in adapters:
-            from kbbot.adapters.discord import build_discord_client, run_discord_client
+            from kbbot.adapters.discord import build_discord_client, run_discord_client, saved_poster
 
             assert settings.discord_bot_token is not None
             discord_client = build_discord_client(
                 ask=rt.ask, saver=rt.saver, feedback=rt.stores.feedback, settings=settings
             )
+            rt.saver.listen("discord", saved_poster(discord_client))
             discord_task = asyncio.create_task(
                 run_discord_client(discord_client, settings.discord_bot_token.get_secret_value())
             )
