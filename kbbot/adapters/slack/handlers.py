@@ -26,7 +26,7 @@ from kbbot.adapters.slack.history import Membership, ThreadReader, UserDirectory
 from kbbot.adapters.slack.parsing import ThreadRef
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import save_modal
-from kbbot.core.ask import AskStatus
+from kbbot.core.ask import AskStatus, QueueListener, QueuePosition
 from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
 from kbbot.core.ports import Deduper, FeedbackStore
 from kbbot.core.replies import error_reply
@@ -45,7 +45,7 @@ Reply = Callable[[Message], Awaitable[None]]
 class AskPort(Protocol):
     """The part of :class:`kbbot.core.ask.AskService` the adapter uses."""
 
-    async def ask(self, question: Question) -> Answer: ...
+    async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer: ...
 
     async def status(self) -> AskStatus: ...
 
@@ -141,10 +141,11 @@ class SlackHandlers:
     def _question(self, text: str, user_id: str, conversation: str) -> Question:
         return Question(text=text, asker=Asker(id=user_id), conversation_key=conversation, platform=PLATFORM)
 
-    async def _answer(self, question: Question) -> tuple[str, Answer]:
-        """(cleaned question, answer). Exceptions propagate for the caller's error path."""
+    async def _answer(self, question: Question, notify: Reply) -> tuple[str, Answer]:
+        """(cleaned question, answer). Exceptions propagate for the caller's error path. ``notify`` tells the
+        asker their place in line when the wiki token's rate budget makes the question wait."""
         cleaned = clean_question(question.text, max_chars=self.options.question_max_chars)
-        answer = await self._ask.ask(question)
+        answer = await self._ask.ask(question, on_queued=queue_notice(notify))
         return cleaned, answer
 
     async def answer_message(
@@ -155,7 +156,10 @@ class SlackHandlers:
         try:
             conversation = f"{channel}:{thread_ts or ts}"
             try:
-                cleaned, answer = await self._answer(self._question(text, user_id, conversation))
+                cleaned, answer = await self._answer(
+                    self._question(text, user_id, conversation),
+                    lambda m: self.tell_user(channel, user_id, m, thread_ts=thread_ts),
+                )
             except Exception as exc:
                 self._log_failure("answering", exc)
                 await self.tell_user(channel, user_id, rendering.render_error(error_reply(exc)), thread_ts=thread_ts)
@@ -169,7 +173,7 @@ class SlackHandlers:
     async def answer_command(self, *, text: str, user_id: str, channel: str, reply: Reply) -> None:
         """``/kb <question>``: an ephemeral answer with "Share in channel"."""
         try:
-            cleaned, answer = await self._answer(self._question(text, user_id, f"{channel}:command"))
+            cleaned, answer = await self._answer(self._question(text, user_id, f"{channel}:command"), reply)
         except Exception as exc:
             self._log_failure("answering /kb", exc)
             await reply(rendering.render_error(error_reply(exc)))
@@ -191,7 +195,7 @@ class SlackHandlers:
             cleaned, answer = kept
         else:
             try:
-                cleaned, answer = await self._answer(self._question(question, user_id, "share"))
+                cleaned, answer = await self._answer(self._question(question, user_id, "share"), reply_private)
             except Exception as exc:
                 self._log_failure("re-asking for share", exc)
                 await reply_private(rendering.render_error(error_reply(exc)))
@@ -303,6 +307,26 @@ class SlackHandlers:
             log.info("%s failed: %s: %s", what, type(exc).__name__, exc)
         else:
             log.exception("%s failed unexpectedly", what)
+
+
+def queue_notice(send: Reply) -> QueueListener:
+    """An ``on_queued`` listener that shows the asker their place in line, at most once per question.
+
+    The notice is a courtesy: failing to post it is logged and never stops the answer.
+    """
+    sent = False
+
+    async def notify(position: QueuePosition) -> None:
+        nonlocal sent
+        if sent:
+            return
+        sent = True
+        try:
+            await send(rendering.render_text(":hourglass_flowing_sand: " + position.message()))
+        except Exception as exc:
+            log.info("could not show the queue position: %s", type(exc).__name__)
+
+    return notify
 
 
 def _share_value(share_id: str, question: str) -> str:
