@@ -22,7 +22,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack import rendering
-from kbbot.adapters.slack.history import Membership, ThreadReader, UserDirectory, title_hint
+from kbbot.adapters.slack.history import (
+    DEFAULT_MAX_MESSAGES,
+    Membership,
+    ThreadReader,
+    UserDirectory,
+    title_hint,
+    truncation_text,
+)
 from kbbot.adapters.slack.parsing import ThreadRef
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import save_modal
@@ -69,6 +76,9 @@ class SlackOptions:
     dedupe_ttl_seconds: int = 3600
     share_ttl_seconds: int = 3600
     history_page_size: int = 100
+    #: The most messages read from one thread when saving; a longer thread is saved up to here, with a note on
+    #: the page and to the requester (see :mod:`kbbot.adapters.slack.history`).
+    history_max_messages: int = DEFAULT_MAX_MESSAGES
     users_cache_seconds: float = 3600
     #: How long :meth:`SlackHandlers.drain` waits for in-flight answers at shutdown.
     drain_seconds: float = 20.0
@@ -94,7 +104,9 @@ class SlackHandlers:
         self._feedback = feedback
         self._deduper = deduper
         self.users = UserDirectory(client, ttl_seconds=options.users_cache_seconds)
-        self._reader = ThreadReader(client, self.users, page_size=options.history_page_size)
+        self._reader = ThreadReader(
+            client, self.users, page_size=options.history_page_size, max_messages=options.history_max_messages
+        )
         self._membership = Membership(client)
         # Answers shown ephemerally, kept so "Share in channel" posts the very same answer without re-asking.
         # Another replica (or an expired entry) falls back to asking again, which the answer cache absorbs.
@@ -245,7 +257,8 @@ class SlackHandlers:
         """
         try:
             info = await self._membership.check(ref.channel, user_id)
-            thread = await self._reader.read(ref, channel_name=_channel_name(info))
+            read = await self._reader.read_capped(ref, channel_name=_channel_name(info))
+            thread = read.thread
             # No tags given → None, so the saver applies its defaults (channel name + SAVE_DEFAULT_TAGS).
             saved = await self._saver.save(thread, title=title or None, tags=tuple(tags) or None)
         except Exception as exc:
@@ -254,7 +267,8 @@ class SlackHandlers:
             return
         name = await self.users.name(user_id)
         shown_title = title or saved.title or thread.title_hint or "Slack thread"
-        message = rendering.render_saved(saved, title=shown_title, saved_by=name)
+        note = truncation_text(read.max_messages) if read.truncated else None
+        message = rendering.render_saved(saved, title=shown_title, saved_by=name, note=note)
         try:
             await self.post(ref.channel, message, thread_ts=_thread_key_ts(thread, ref))
         except SlackApiError as exc:
