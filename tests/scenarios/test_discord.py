@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,7 @@ async def running(
     saver: Any = None,
     feedback: Any = None,
     data_dir: Path,
+    before_start: Callable[[discord.Client], None] | None = None,
     **settings: Any,
 ) -> AsyncIterator[discord.Client]:
     client = build_discord_client(
@@ -138,6 +139,8 @@ async def running(
         """discord.py waits 5 s between shard IDENTIFYs (Discord's rate); the fake has no such limit."""
 
     client.before_identify_hook = identify_at_once  # type: ignore[method-assign]
+    if before_start is not None:
+        before_start(client)
     task = asyncio.create_task(client.start(world.fake.token))
     ready = asyncio.create_task(client.wait_until_ready())
     try:
@@ -1153,6 +1156,33 @@ async def test_saved_poster_ignores_other_platforms_and_bad_keys(world: World, t
         await post("discord", world.thread["id"], saved)
     [_refused, ok] = message_posts(fake, world.thread)
     assert ok.body["content"] == "Saved: [T](https://wiki.example/7) — the wiki is back and this thread is now a page."
+
+
+async def test_a_save_that_lands_before_discord_is_connected_is_linked_once_it_is(
+    world: World, tmp_path: Path
+) -> None:
+    fake = world.fake
+    saved = SavedPage(id="9", url="https://wiki.example/9", created=True, title="Early")
+    early: list[asyncio.Task[None]] = []
+
+    def save_lands_now(client: discord.Client) -> None:
+        # The outbox worker starts with the process: its first retry can finish before the client logs in.
+        early.append(asyncio.create_task(saved_poster(client, ready_timeout=10)("discord", world.thread["id"], saved)))
+
+    async with running(world, data_dir=tmp_path, before_start=save_lands_now):
+        await asyncio.wait_for(early[0], 10)
+    [post] = message_posts(fake, world.thread)
+    assert "https://wiki.example/9" in post.body["content"]
+
+
+async def test_saved_poster_gives_up_quietly_when_discord_never_connects(world: World, tmp_path: Path) -> None:
+    client = build_discord_client(
+        ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(), settings=Settings(),
+        data_dir=tmp_path,
+    )
+    saved = SavedPage(id="9", url="https://wiki.example/9", created=True, title="Early")
+    await asyncio.wait_for(saved_poster(client, ready_timeout=0.2)("discord", world.thread["id"], saved), 5)
+    assert message_posts(world.fake, world.thread) == []
 
 
 async def test_discord_429_on_reply_is_waited_out_and_the_answer_still_arrives(

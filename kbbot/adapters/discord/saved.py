@@ -10,6 +10,7 @@ the callback once at startup::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import discord
@@ -31,11 +32,13 @@ def retried_saved_text(saved: SavedPage) -> str:
     return f"Saved to the wiki as “{title}” — the wiki is back and this thread is now a page."
 
 
-def saved_poster(client: discord.Client) -> SavedCallback:
+def saved_poster(client: discord.Client, *, ready_timeout: float = 30.0) -> SavedCallback:
     """``ThreadSaver`` callback ``(platform, conversation_key, saved)``: the key of a Discord thread is its id.
 
-    A partial messageable avoids a channel fetch (the thread may not be in the cache after a restart); a
-    failure to post is logged, never raised, because the save itself has succeeded.
+    The outbox worker starts with the process and may finish a queued save before the client has logged in;
+    the callback then waits for the client (at most ``ready_timeout`` seconds) rather than lose the link. A
+    partial messageable avoids a channel fetch (the thread may not be in the cache after a restart). A failure
+    to post is logged, never raised: the save itself has succeeded.
     """
 
     async def on_saved(platform: str, conversation_key: str, saved: SavedPage) -> None:
@@ -46,6 +49,12 @@ def saved_poster(client: discord.Client) -> SavedCallback:
         except ValueError:
             log.warning("retried Discord save has a conversation key that is not a thread id")
             return
+        try:
+            async with asyncio.timeout(ready_timeout):
+                await _ready(client)
+        except TimeoutError:
+            log.warning("Discord is not connected; the link to a retried save was not posted in %s", thread_id)
+            return
         channel = client.get_partial_messageable(thread_id)
         try:
             await channel.send(retried_saved_text(saved), allowed_mentions=discord.AllowedMentions.none())
@@ -53,3 +62,10 @@ def saved_poster(client: discord.Client) -> SavedCallback:
             log.warning("could not post the saved-page link into Discord thread %s (HTTP %s)", thread_id, exc.status)
 
     return on_saved
+
+
+async def _ready(client: discord.Client) -> None:
+    """Return once the client is connected. Polled on purpose: discord.py's ``wait_until_ready`` raises
+    RuntimeError when called before the client has started, which is exactly the case this waits out."""
+    while not client.is_ready():  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
