@@ -59,7 +59,6 @@ async def serve(
     shutdown = GracefulShutdown(tracker, grace_seconds=GRACE_SECONDS)
     shutdown.install()
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(rt.saver)  # the outbox retry worker
         await stack.enter_async_context(IndexRefresher(rt.syncer, settings.index_refresh_seconds))
         app = web.Application(middlewares=[request_id_middleware])
         app.add_routes(list(extra_routes))
@@ -80,18 +79,22 @@ async def serve(
             shutdown.on_stop_intake(slack.stop_intake)
             shutdown.on_stop_intake(slack.drain)
         if "discord" in adapters:
-            from kbbot.adapters.discord import build_discord_client, run_discord_client
+            from kbbot.adapters.discord import build_discord_client, run_discord_client, saved_poster
 
             assert settings.discord_bot_token is not None
             discord_client = build_discord_client(
                 ask=rt.ask, saver=rt.saver, feedback=rt.stores.feedback, settings=settings
             )
+            rt.saver.listen("discord", saved_poster(discord_client))
             discord_task = asyncio.create_task(
                 run_discord_client(discord_client, settings.discord_bot_token.get_secret_value())
             )
             discord_task.add_done_callback(lambda task: _stop_if_failed(task, shutdown))
             shutdown.on_stop_intake(discord_client.close)
 
+        # The outbox retry worker starts after the adapters registered their listeners, so a save retried in
+        # its first pass still gets its link posted.
+        await stack.enter_async_context(rt.saver)
         server = await HttpServer(app, settings.http_host, settings.http_port).start()
         shutdown.on_close(server.stop)
         # Closers run last-registered first: one last pass over the outbox before the server goes away. What

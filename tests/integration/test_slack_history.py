@@ -7,7 +7,14 @@ from collections.abc import Iterator
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from kbbot.adapters.slack.history import Membership, ThreadReader, UserDirectory, title_hint
+from kbbot.adapters.slack.history import (
+    DEFAULT_MAX_MESSAGES,
+    Membership,
+    ThreadReader,
+    UserDirectory,
+    title_hint,
+    truncation_text,
+)
 from kbbot.adapters.slack.parsing import ThreadRef
 from kbbot.errors import SaveError
 from tests.fakes.slack_api import BOT_TOKEN, FakeSlack
@@ -106,3 +113,41 @@ def test_title_hint() -> None:
     assert title_hint("\n\n  ## *How to deploy*  \nmore") == "How to deploy"
     assert title_hint("") == "Slack thread"
     assert len(title_hint("x" * 500)) == 120
+
+
+def _long_thread(slack: FakeSlack, count: int) -> str:
+    return slack.add_thread("C1", [{"user": "U1" if i % 2 else "U2", "text": f"msg {i:04d}"} for i in range(count)])
+
+
+async def test_a_thread_longer_than_the_cap_is_cut_with_a_note_on_the_page(slack: FakeSlack) -> None:
+    root = _long_thread(slack, 250)
+    reader = ThreadReader(_client(slack), UserDirectory(_client(slack)), page_size=100, max_messages=150)
+    read = await reader.read_capped(ThreadRef("C1", root))
+
+    assert read.truncated and read.max_messages == 150
+    texts = [m.text for m in read.thread.messages]
+    assert texts[:150] == [f"msg {i:04d}" for i in range(150)]
+    assert len(texts) == 151 and texts[-1] == truncation_text(150)
+    assert "more than 150 messages; only the first 150 were saved" in texts[-1]
+    assert read.thread.messages[-1].author_name == "kbbot"
+    assert read.thread.messages[-1].timestamp == read.thread.messages[-2].timestamp  # stays last when sorted
+    # Paging stops at the cap instead of reading the whole thread: the second call asks only for what is left.
+    calls = slack.calls("conversations.replies")
+    assert len(calls) == 2 and int(calls[1].params["limit"]) <= 51
+
+
+async def test_a_thread_of_exactly_the_cap_is_complete_and_has_no_note(slack: FakeSlack) -> None:
+    root = _long_thread(slack, 150)
+    reader = ThreadReader(_client(slack), UserDirectory(_client(slack)), page_size=100, max_messages=150)
+    read = await reader.read_capped(ThreadRef("C1", root))
+    assert not read.truncated
+    assert [m.text for m in read.thread.messages] == [f"msg {i:04d}" for i in range(150)]
+
+
+async def test_the_default_cap_is_ten_thousand_messages(slack: FakeSlack) -> None:
+    client = _client(slack)
+    assert DEFAULT_MAX_MESSAGES == 10_000
+    assert ThreadReader(client, UserDirectory(client)).max_messages == 10_000
+    assert truncation_text(10_000).startswith("This thread has more than 10,000 messages")
+    with pytest.raises(ValueError):
+        ThreadReader(client, UserDirectory(client), max_messages=0)

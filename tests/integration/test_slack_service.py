@@ -10,6 +10,7 @@ from aiohttp import web
 
 from kbbot.adapters.slack import slack_configured, slack_service
 from kbbot.config import Settings
+from kbbot.core.ask import QueueListener
 from kbbot.core.models import Answer, Question, SavedPage, Thread
 from kbbot.errors import ConfigError
 from kbbot.store.memory import MemoryDeduper, MemoryFeedbackStore
@@ -25,7 +26,7 @@ from tests.fakes.slack_api import (
 
 
 class EchoAsk:
-    async def ask(self, question: Question) -> Answer:
+    async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer:
         return Answer(text=f"echo: {question.text}")
 
     async def status(self):  # type: ignore[no-untyped-def]

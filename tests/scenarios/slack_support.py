@@ -21,7 +21,7 @@ from aiohttp import web
 from kbbot.adapters.slack import SlackBot, SlackOptions, build_slack, slack_web_app, slack_web_client
 from kbbot.backends.perfectwiki import PerfectWikiBackend
 from kbbot.config import Settings
-from kbbot.core.ask import AskService
+from kbbot.core.ask import AskService, QueueListener
 from kbbot.core.models import Answer, PageRef, Question, SavedPage, Source, Thread
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.store.limiter import TokenRateLimiter
@@ -76,7 +76,7 @@ class ScriptedAsk:
         self.answer = answer
         self.questions: list[Question] = []
 
-    async def ask(self, question: Question) -> Answer:
+    async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer:
         self.questions.append(question)
         return self.answer
 
@@ -94,6 +94,7 @@ class Rig:
     feedback: MemoryFeedbackStore
     ask: AskService
     saver: RecordingSaver
+    limiter: TokenRateLimiter
     signer: SlackSigner = field(default_factory=SlackSigner)
 
     async def event(self, event: dict[str, Any], *, event_id: str | None = None,
@@ -145,15 +146,20 @@ FAST_RETRY = SaveRetryPolicy(first_delay=0.05, max_delay=0.2, jitter=0.0, poll_i
 
 @asynccontextmanager
 async def slack_rig(
-    *, options: SlackOptions | None = None, scripted: Answer | None = None, data_dir: Path | None = None
+    *,
+    options: SlackOptions | None = None,
+    scripted: Answer | None = None,
+    data_dir: Path | None = None,
+    limiter: TokenRateLimiter | None = None,
 ) -> AsyncIterator[Rig]:
+    """``limiter`` replaces the (practically unlimited) default budget, e.g. to make questions queue."""
     # The autouse clean_env fixture runs each test in its own tmp dir, so the default lands there.
     db = (data_dir or Path.cwd()) / "slack-threads.sqlite3"
     with FakeSlack() as slack, FakePerfectWiki() as pw:
         seed_workspace(slack)
         seed_wiki(pw)
         async with httpx.AsyncClient(timeout=30) as http:
-            limiter = TokenRateLimiter(pw.token, per_second=1000, per_minute=100_000)
+            limiter = limiter or TokenRateLimiter(pw.token, per_second=1000, per_minute=100_000)
             kb = PerfectWikiBackend(http, pw.token, limiter=limiter, base_url=pw.url,
                                     page_url_template="https://wiki.example/page/{id}")
             ask = AskService(
@@ -179,7 +185,7 @@ async def slack_rig(
             port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             try:
                 yield Rig(slack=slack, pw=pw, bot=bot, events_url=f"http://127.0.0.1:{port}/slack/events",
-                          http=http, feedback=feedback, ask=ask, saver=saver)
+                          http=http, feedback=feedback, ask=ask, saver=saver, limiter=limiter)
                 await bot.drain()
             finally:
                 await runner.cleanup()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,16 +19,17 @@ import httpx
 import pytest
 from limits.aio.storage import MemoryStorage
 
-from kbbot.adapters.discord import build_discord_client, run_discord_client
+from kbbot.adapters.discord import build_discord_client, run_discord_client, saved_poster
 from kbbot.adapters.discord.feedback import DOWN_ID, UP_ID
 from kbbot.adapters.discord.handlers import NO_HISTORY_ACCESS, NOT_IN_THREAD
 from kbbot.adapters.discord.render import CONTENT_LIMIT, DESCRIPTION_LIMIT, MESSAGE_EMBED_TOTAL
+from kbbot.backends.base import AiAnswer
 from kbbot.backends.http import RetryPolicy
 from kbbot.backends.perfectwiki import PerfectWikiBackend
 from kbbot.config import Settings
-from kbbot.core.ask import QUOTA_NOTICE, AskService
+from kbbot.core.ask import QUOTA_NOTICE, AskService, QueueListener, QueuePosition
 from kbbot.core.models import Answer, PageRef, Question, SavedPage, Source, Thread
-from kbbot.core.threads import ThreadSaver
+from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.errors import ConfigError, QuotaExceeded, Unavailable
 from kbbot.store.limiter import TokenRateLimiter
 from kbbot.store.memory import LocalSingleFlight, MemoryFeedbackStore, MemoryQuotaGate, TTLAnswerCache
@@ -53,10 +54,15 @@ class ScriptedAsk:
     )
     delay: float = 0.0
     error: Exception | None = None
+    #: Reported to ``on_queued`` twice (a noisy core): the adapter must still show it once.
+    queue: QueuePosition | None = None
     questions: list[Question] = field(default_factory=list)
 
-    async def ask(self, question: Question) -> Answer:
+    async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer:
         self.questions.append(question)
+        if self.queue is not None and on_queued is not None:
+            await on_queued(self.queue)
+            await on_queued(self.queue)
         await asyncio.sleep(self.delay)
         if self.error is not None:
             raise self.error
@@ -117,6 +123,7 @@ async def running(
     saver: Any = None,
     feedback: Any = None,
     data_dir: Path,
+    before_start: Callable[[discord.Client], None] | None = None,
     **settings: Any,
 ) -> AsyncIterator[discord.Client]:
     client = build_discord_client(
@@ -132,6 +139,8 @@ async def running(
         """discord.py waits 5 s between shard IDENTIFYs (Discord's rate); the fake has no such limit."""
 
     client.before_identify_hook = identify_at_once  # type: ignore[method-assign]
+    if before_start is not None:
+        before_start(client)
     task = asyncio.create_task(client.start(world.fake.token))
     ready = asyncio.create_task(client.wait_until_ready())
     try:
@@ -338,6 +347,183 @@ async def test_feedback_buttons_are_recorded_and_counted_after_a_restart(
         2,
         1,
     )  # Kim's 👎 replaced her 👍; Bob's second 👍 his first
+
+
+# --------------------------------------------------------------------------------------------- queue position
+
+
+class BusyLimiter:
+    """A rate limiter double with callers already waiting for the token's budget (it never makes anyone wait)."""
+
+    def __init__(self, waiting: int) -> None:
+        self.waiting = waiting
+
+    async def acquire(self, *, background: bool = False) -> None:
+        return None
+
+    def observe(self, left_second: int | None, left_minute: int | None) -> None:
+        return None
+
+    def queued(self) -> int:
+        return self.waiting
+
+    def estimate_wait(self, position: int) -> float:
+        return position * 1.0
+
+
+class SlowKB:
+    kind = "perfectwiki"
+    supports_ai = True
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+
+    async def query(self, question: str) -> AiAnswer:
+        await asyncio.sleep(self.delay)
+        return AiAnswer(text="Use the VPN portal.", related_pages=(), empty=False)
+
+
+def busy_service(limiter: Any, kb: Any = None) -> AskService:
+    return AskService(
+        kb=kb or SlowKB(),
+        cache=TTLAnswerCache(ttl_seconds=60, max_entries=10),
+        flights=LocalSingleFlight(),
+        quota=MemoryQuotaGate(probe_seconds=3600),
+        fallback=ScriptedAsk(),  # type: ignore[arg-type]  # never reached: the KB answers
+        limiter=limiter,
+    )
+
+
+def original_edits(fake: FakeDiscord, interaction: dict[str, Any]) -> list[Call]:
+    return fake.calls_to("PATCH", f"/webhooks/{fake.app_id}/{interaction['token']}/messages/@original")
+
+
+async def test_slash_ask_shows_the_queue_position_then_the_answer_replaces_it(
+    world: World, tmp_path: Path
+) -> None:
+    """The real limiter, the real backend and the fake Perfect Wiki: the token's budget is used up and another
+    caller is already waiting, so the asker is #2 in line."""
+    fake = world.fake
+    limiter = TokenRateLimiter(
+        "queue-test", per_second=2, per_minute=2, headroom=1, second_window=0.25, minute_window=0.5,
+        storage=MemoryStorage(),
+    )
+    async with perfect_wiki(tmp_path, limiter=limiter) as (wiki, backend, _saver):
+        service = busy_service(limiter, backend)
+        async with running(world, ask=service, data_dir=tmp_path):
+            await limiter.acquire()  # another question just used the budget…
+            other = asyncio.create_task(limiter.acquire())  # …and one more is already waiting for it
+            await fake.await_for(lambda: limiter.queued() == 1)
+            interaction = fake.interaction_payload(
+                channel=world.general, member=world.ana, data=fake.slash("ask", question="What is our VPN?")
+            )
+            fake.dispatch("INTERACTION_CREATE", interaction)
+            edits = await fake.await_for(
+                lambda: (found := original_edits(fake, interaction)) and len(found) >= 2 and found, timeout=10
+            )
+            await other
+        assert wiki.stats().queries == 1
+    [callback] = callbacks(fake, interaction)
+    assert callback.body["type"] == 5
+    notice, answer = edits
+    assert notice.body["content"] == "⏳ Lots of questions right now: you're #2 in line, about 1 s."
+    assert notice.body["allowed_mentions"]["parse"] == []
+    assert callback.at < notice.at < answer.at
+    # The answer replaces the notice (which would otherwise linger above it); nothing else is sent.
+    assert answer.body["content"] is None
+    assert answer.body["embeds"][0]["footer"]["text"] == "Answered by the wiki's AI"
+    assert [c["custom_id"] for row in answer.body["components"] for c in row["components"]] == [UP_ID, DOWN_ID]
+    assert_no_ping(answer.body)
+    assert followups(fake, interaction) == []
+
+
+async def test_slash_ask_with_a_queue_and_a_long_answer_continues_in_follow_ups(
+    world: World, tmp_path: Path
+) -> None:
+    fake = world.fake
+    long_answer = Answer(text=("word " * 300 + "\n\n") * 10)
+    async with running(world, ask=ScriptedAsk(answer=long_answer, queue=QueuePosition(3, 2.0)), data_dir=tmp_path):
+        interaction = fake.interaction_payload(
+            channel=world.general, member=world.ana, data=fake.slash("ask", question="everything?")
+        )
+        fake.dispatch("INTERACTION_CREATE", interaction)
+        follows = await fake.await_for(lambda: followups(fake, interaction))
+        await asyncio.sleep(0.2)
+    notice, first = original_edits(fake, interaction)
+    assert "#3 in line, about 2 s" in notice.body["content"]  # told once, although the core said it twice
+    assert first.body["embeds"] and first.body.get("components", []) == []  # the buttons go on the last part
+    [*_, last] = followups(fake, interaction)
+    assert [c["custom_id"] for row in last.body["components"] for c in row["components"]] == [UP_ID, DOWN_ID]
+    assert len(follows) >= 1
+
+
+async def test_slash_ask_error_after_a_queue_notice_replaces_the_notice(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    ask = ScriptedAsk(error=Unavailable("wiki down"), queue=QueuePosition(2, 1.0))
+    async with running(world, ask=ask, data_dir=tmp_path):
+        interaction = fake.interaction_payload(
+            channel=world.general, member=world.ana, data=fake.slash("ask", question="vpn?")
+        )
+        fake.dispatch("INTERACTION_CREATE", interaction)
+        edits = await fake.await_for(
+            lambda: (found := original_edits(fake, interaction)) and len(found) >= 2 and found
+        )
+    notice, error = edits
+    assert "#2 in line" in notice.body["content"]
+    assert "in line" not in error.body["content"] and error.body["content"]
+    assert error.body["embeds"] == [] and error.body["allowed_mentions"]["parse"] == []
+    assert followups(fake, interaction) == []
+
+
+async def test_mention_and_dm_get_one_short_queue_reply_before_the_answer(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    service = busy_service(BusyLimiter(waiting=4))
+    dm = fake.dm_channel(world.bob["user"])
+    async with running(world, ask=service, data_dir=tmp_path):
+        msg = fake.message_payload(
+            world.general, world.ana, f"<@{fake.app_id}> vpn? @everyone", mentions=[fake.bot_user]
+        )
+        fake.dispatch("MESSAGE_CREATE", msg)
+        fake.dispatch("MESSAGE_CREATE", fake.message_payload(dm, world.bob["user"], "expenses?"))
+        await fake.await_for(lambda: len(message_posts(fake, world.general)) >= 2 and len(message_posts(fake, dm)) >= 2)
+        await asyncio.sleep(0.2)
+    for channel, replied_to in ((world.general, msg["id"]), (dm, None)):
+        notice, answer = message_posts(fake, channel)
+        assert notice.body["content"] == "⏳ Lots of questions right now: you're #5 in line, about 5 s."
+        assert_no_ping(notice.body)
+        assert notice.body.get("embeds") in (None, [])
+        assert answer.body["embeds"][0]["description"] == "Use the VPN portal."
+        if replied_to is not None:
+            assert notice.body["message_reference"]["message_id"] == int(replied_to)
+
+
+async def test_no_queue_notice_when_nobody_waits_or_the_answer_is_cached(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    limiter = BusyLimiter(waiting=0)
+    service = busy_service(limiter)
+    async with running(world, ask=service, data_dir=tmp_path):
+        for n, waiting in enumerate((0, 3)):  # the second ask is a cache hit: it never waits for the budget
+            limiter.waiting = waiting
+            interaction = fake.interaction_payload(
+                channel=world.general, member=world.ana, data=fake.slash("ask", question="vpn?")
+            )
+            fake.dispatch("INTERACTION_CREATE", interaction)
+            await fake.await_for(lambda i=interaction: followups(fake, i))
+            assert original_edits(fake, interaction) == [], n
+
+
+async def test_a_failing_queue_notice_does_not_stop_the_answer(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    service = busy_service(BusyLimiter(waiting=1))
+    fake.fail_next(f"POST /channels/{world.general['id']}/messages", status=403,
+                   body={"message": "Missing Permissions", "code": 50013})
+    async with running(world, ask=service, data_dir=tmp_path):
+        msg = fake.message_payload(world.general, world.ana, f"<@{fake.app_id}> vpn?", mentions=[fake.bot_user])
+        fake.dispatch("MESSAGE_CREATE", msg)
+        await fake.await_for(lambda: len(message_posts(fake, world.general)) >= 2)
+    refused, answer = message_posts(fake, world.general)
+    assert "in line" in refused.body["content"]
+    assert answer.body["embeds"][0]["description"] == "Use the VPN portal."
 
 
 # --------------------------------------------------------------------------------------------- answers
@@ -652,7 +838,49 @@ async def test_commands_sync_only_when_changed(world: World, tmp_path: Path) -> 
         pass
     guild_puts = fake.calls_to("PUT", f"/applications/{fake.app_id}/guilds/{gid}/commands")
     assert len(guild_puts) == 1
-    assert len(fake.calls_to("PUT", f"/applications/{fake.app_id}/commands")) == 1  # no extra global sync
+    # The global set synced by the first runs would show twice next to the guild's: cleared once, after the
+    # guild sync, and not again on the next start.
+    global_puts = fake.calls_to("PUT", f"/applications/{fake.app_id}/commands")
+    assert len(global_puts) == 2
+    assert global_puts[1].body == [] and global_puts[1].at > guild_puts[0].at
+    assert fake.commands("global") == []
+    assert {c["name"] for c in fake.commands(f"guild:{gid}")} == {"ask", "save-thread", "Save thread to wiki"}
+
+    # Back to global commands (guild ids unset): the global set is synced again, as it is no longer there.
+    async with running(world, data_dir=tmp_path):
+        pass
+    assert len(fake.calls_to("PUT", f"/applications/{fake.app_id}/commands")) == 3
+    assert {c["name"] for c in fake.commands("global")} == {"ask", "save-thread", "Save thread to wiki"}
+
+
+async def test_global_commands_are_left_alone_when_we_never_synced_them(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    gid = world.guild["id"]
+    async with running(world, data_dir=tmp_path, discord_guild_ids=gid):
+        pass
+    assert fake.calls_to("PUT", f"/applications/{fake.app_id}/guilds/{gid}/commands")
+    assert fake.calls_to("PUT", f"/applications/{fake.app_id}/commands") == []  # not ours to clear
+
+
+async def test_stale_global_commands_are_kept_while_a_guild_sync_fails(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    gid = world.guild["id"]
+    async with running(world, data_dir=tmp_path):
+        pass
+    # 403 Missing Access: the bot was added to the guild without the applications.commands scope.
+    fake.fail_next(
+        f"PUT /applications/{fake.app_id}/guilds/{gid}/commands",
+        status=403,
+        body={"message": "Missing Access", "code": 50001},
+    )
+    async with running(world, data_dir=tmp_path, discord_guild_ids=gid):
+        pass
+    # The guild has no commands yet, so clearing the global ones would leave users with none.
+    assert len(fake.calls_to("PUT", f"/applications/{fake.app_id}/commands")) == 1
+    assert fake.commands("global")
+    async with running(world, data_dir=tmp_path, discord_guild_ids=gid):
+        pass
+    assert fake.commands("global") == [] and fake.commands(f"guild:{gid}")
 
 
 async def test_intents_and_auto_answer_channels(world: World, tmp_path: Path) -> None:
@@ -687,22 +915,28 @@ async def test_sharded_client_connects_every_shard(world: World, tmp_path: Path)
 
 @contextlib.asynccontextmanager
 async def perfect_wiki(
-    data_dir: Path, **fake_options: Any
+    data_dir: Path,
+    *,
+    retry: SaveRetryPolicy | None = None,
+    limiter: TokenRateLimiter | None = None,
+    **fake_options: Any,
 ) -> AsyncIterator[tuple[FakePerfectWiki, Any, Any]]:
-    """The fake Perfect Wiki, the real PerfectWikiBackend (httpx) and a real ThreadSaver with SQLite stores."""
+    """The fake Perfect Wiki, the real PerfectWikiBackend (httpx) and a real ThreadSaver with SQLite stores.
+
+    ``limiter`` is built against the fake's token when None; ``retry`` times the saver's outbox worker."""
     with FakePerfectWiki(**fake_options) as wiki:
         async with httpx.AsyncClient(timeout=5.0) as http:
             backend = PerfectWikiBackend(
                 http,
                 wiki.token,
-                limiter=TokenRateLimiter(wiki.token, storage=MemoryStorage()),
+                limiter=limiter or TokenRateLimiter(wiki.token, storage=MemoryStorage()),
                 base_url=wiki.url,
                 page_url_template="https://wiki.example/pages/{id}",
                 retry=RetryPolicy(backoff_base=0.001, backoff_max=0.01),
             )
             path = data_dir / "threads.sqlite"
             thread_map, outbox = SqliteSavedThreadMap(path), SqliteOutbox(path)
-            saver = ThreadSaver(backend, thread_map, outbox)
+            saver = ThreadSaver(backend, thread_map, outbox, retry=retry)
             try:
                 yield wiki, backend, saver
             finally:
@@ -876,6 +1110,79 @@ async def test_save_while_the_wiki_is_down_is_queued_and_says_so(world: World, t
         assert wiki.pages() == []
     assert "queued this thread (5 messages)" in follow.body["content"]
     assert "saved automatically" in follow.body["content"]
+
+
+async def test_queued_save_posts_the_link_into_the_thread_when_the_retry_lands(
+    world: World, tmp_path: Path
+) -> None:
+    fake = world.fake
+    seed_thread(world, world.thread, 5)
+    fast = SaveRetryPolicy(first_delay=0.05, max_delay=0.2, jitter=0.0, poll_interval=0.05, lease_seconds=30)
+    async with perfect_wiki(tmp_path, retry=fast) as (wiki, _backend, saver):
+        wiki.set_failure_rate(1.0, status=503)  # the wiki is down
+        async with saver, running(world, saver=saver, data_dir=tmp_path) as client:
+            saver.listen("discord", saved_poster(client))
+            interaction = fake.interaction_payload(
+                channel=world.thread, member=world.ana, data=fake.slash("save-thread", title="VPN @everyone")
+            )
+            fake.dispatch("INTERACTION_CREATE", interaction)
+            [follow] = await fake.await_for(lambda: followups(fake, interaction), timeout=10)
+            assert "saved automatically" in follow.body["content"]
+            assert "post the link in this thread" in follow.body["content"]
+            await asyncio.sleep(0.2)  # the worker keeps retrying while the wiki is down: no page, no link yet
+            assert wiki.pages() == [] and message_posts(fake, world.thread) == []
+
+            wiki.clear_faults()  # the wiki is back; the outbox worker's next retry goes through
+            [post] = await fake.await_for(lambda: message_posts(fake, world.thread), timeout=10)
+            [page] = wiki.pages()
+            await asyncio.sleep(0.3)  # and the link is posted once, not on every later worker pass
+        assert len(message_posts(fake, world.thread)) == 1
+    assert post.body["content"].startswith("Saved: ")
+    assert f"https://wiki.example/pages/{page['id']}" in post.body["content"]
+    assert_no_ping(post.body)
+    assert all(f"message {i:03d}" in page["content"] for i in range(5))
+
+
+async def test_saved_poster_ignores_other_platforms_and_bad_keys(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    saved = SavedPage(id="7", url="https://wiki.example/7", created=True, title="T")
+    async with running(world, data_dir=tmp_path) as client:
+        post = saved_poster(client)
+        await post("slack", world.thread["id"], saved)
+        await post("discord", "not-a-thread-id", saved)
+        fake.fail_next(f"POST /channels/{world.thread['id']}/messages", status=403,
+                       body={"message": "Missing Access", "code": 50001})
+        await post("discord", world.thread["id"], saved)  # logged, not raised: the save itself succeeded
+        await post("discord", world.thread["id"], saved)
+    [_refused, ok] = message_posts(fake, world.thread)
+    assert ok.body["content"] == "Saved: [T](https://wiki.example/7) — the wiki is back and this thread is now a page."
+
+
+async def test_a_save_that_lands_before_discord_is_connected_is_linked_once_it_is(
+    world: World, tmp_path: Path
+) -> None:
+    fake = world.fake
+    saved = SavedPage(id="9", url="https://wiki.example/9", created=True, title="Early")
+    early: list[asyncio.Task[None]] = []
+
+    def save_lands_now(client: discord.Client) -> None:
+        # The outbox worker starts with the process: its first retry can finish before the client logs in.
+        early.append(asyncio.create_task(saved_poster(client, ready_timeout=10)("discord", world.thread["id"], saved)))
+
+    async with running(world, data_dir=tmp_path, before_start=save_lands_now):
+        await asyncio.wait_for(early[0], 10)
+    [post] = message_posts(fake, world.thread)
+    assert "https://wiki.example/9" in post.body["content"]
+
+
+async def test_saved_poster_gives_up_quietly_when_discord_never_connects(world: World, tmp_path: Path) -> None:
+    client = build_discord_client(
+        ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(), settings=Settings(),
+        data_dir=tmp_path,
+    )
+    saved = SavedPage(id="9", url="https://wiki.example/9", created=True, title="Early")
+    await asyncio.wait_for(saved_poster(client, ready_timeout=0.2)("discord", world.thread["id"], saved), 5)
+    assert message_posts(world.fake, world.thread) == []
 
 
 async def test_discord_429_on_reply_is_waited_out_and_the_answer_still_arrives(

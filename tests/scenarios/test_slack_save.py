@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from kbbot.adapters.slack import SlackOptions
 from tests.fakes.slack_api import mention_event, message_shortcut_payload, view_submission_payload
 from tests.scenarios.slack_support import ALICE, BOB, GENERAL, MALLORY, SECRET, Rig, slack_rig
 
@@ -125,6 +126,24 @@ async def test_mention_save_inside_a_thread() -> None:
         await rig.event(mention_event(GENERAL, ALICE, "save", "1700000901.000900"))
         [hint] = await rig.slack.await_for("chat.postEphemeral")
         assert "inside a thread" in hint.params["text"] and hint.params["user"] == ALICE
+
+
+async def test_thread_longer_than_the_cap_is_saved_up_to_it_and_says_so() -> None:
+    async with slack_rig(options=SlackOptions(history_max_messages=120)) as rig:
+        root = _seed_long_thread(rig, replies=199)  # 200 messages, 120 kept
+        await rig.event(mention_event(GENERAL, ALICE, "save Password rotation", "1700000990.000100",
+                                      thread_ts=root))
+        [note] = await rig.slack.await_for("chat.postMessage", thread_ts=root)
+        # The requester (and the thread) learn the page is partial, next to the link.
+        assert "<https://wiki.example/page/" in note.params["text"]
+        assert "more than 120 messages; only the first 120 were saved" in note.params["text"]
+        page = _page_with_title(rig, "Password rotation")
+        assert "step 118: do the thing" in page["content"] and "step 119: do the thing" not in page["content"]
+        # The page itself says so too, at its end.
+        assert "only the first 120 were saved" in page["content"]
+        assert page["content"].rfind("only the first 120") > page["content"].rfind("step 118")
+        [thread] = rig.saver.saved
+        assert len(thread.messages) == 121
 
 
 async def test_private_channel_only_members_can_save() -> None:

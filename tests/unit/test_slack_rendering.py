@@ -195,3 +195,14 @@ def test_status_and_help() -> None:
     assert "paused" in text and "00:00 UTC" in text and "3 request(s)" in text and "👍 5 · 👎 2" in text
     assert "/kb save" in render_help().blocks[0]["text"]["text"]
     assert render_error("nope <!channel>").text == ":warning: nope @\u200bchannel"
+
+
+def test_saved_note_is_a_second_escaped_line() -> None:
+    saved = SavedPage(id="1", url="https://w.example/1", created=True)
+    plain = render_saved(saved, title="T", saved_by="Al")
+    noted = render_saved(saved, title="T", saved_by="Al", note="only the first 10 <!channel> & more")
+    assert ":warning:" not in plain.text
+    first, second = noted.text.split("\n")
+    assert first == plain.text
+    assert second.startswith(":warning: only the first 10 ") and second.endswith(" &amp; more")
+    assert "<!channel>" not in noted.text and "<!channel>" not in json.dumps(noted.blocks)  # escaped, inert

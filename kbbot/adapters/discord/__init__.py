@@ -7,5 +7,6 @@ from kbbot.adapters.discord.client import (
     invite_url,
     run_discord_client,
 )
+from kbbot.adapters.discord.saved import saved_poster
 
-__all__ = ["REQUIRED_PERMISSIONS", "build_discord_client", "invite_url", "run_discord_client"]
+__all__ = ["REQUIRED_PERMISSIONS", "build_discord_client", "invite_url", "run_discord_client", "saved_poster"]

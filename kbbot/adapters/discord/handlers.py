@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import discord
@@ -19,6 +19,7 @@ from kbbot.adapters.discord.feedback import answer_buttons
 from kbbot.adapters.discord.history import read_thread, thread_to_neutral
 from kbbot.adapters.discord.permissions import denied_text, may_save
 from kbbot.adapters.discord.render import OutgoingMessage, render_answer, render_text, safe
+from kbbot.core.ask import QueueListener, QueuePosition
 from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
 from kbbot.core.ports import FeedbackStore
 from kbbot.core.replies import error_reply
@@ -42,7 +43,7 @@ NO_HISTORY_ACCESS = (
 class Asking(Protocol):
     """The part of ``AskService`` the adapter uses."""
 
-    async def ask(self, question: Question) -> Answer: ...
+    async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer: ...
 
 
 class Saving(Protocol):
@@ -118,24 +119,38 @@ class DiscordHandlers:
         if text is None:
             return
         question = _question(text, message.author, message.channel.id, message.id)
+        notice = queue_notice(lambda text: self._reply_text(message, text))
         try:
             async with message.channel.typing():
-                answer = await self._ask.ask(question)
+                answer = await self._ask.ask(question, on_queued=notice)
         except Exception as exc:
             await self._reply_text(message, self._describe(exc))
             return
         await self._reply_answer(message, answer, question.text)
 
     async def ask_interaction(self, interaction: Interaction, question_text: str) -> None:
-        """``/ask``: defer at once ("thinking…"), then answer in follow-ups."""
+        """``/ask``: defer at once ("thinking…"), then answer in follow-ups.
+
+        When the question has to wait for the wiki token's rate budget, the "thinking…" response is edited
+        to show the asker's place in line, and the answer later replaces that notice (so it never lingers).
+        """
         await interaction.response.defer(thinking=True)
         question = _question(question_text, interaction.user, interaction.channel_id, interaction.id)
+        shown = False
+
+        async def show(text: str) -> None:
+            nonlocal shown
+            await interaction.edit_original_response(content=render_text(text)[0], allowed_mentions=NONE)
+            shown = True
+
         try:
-            answer = await self._ask.ask(question)
+            answer = await self._ask.ask(question, on_queued=queue_notice(show))
         except Exception as exc:
-            await self._followup_text(interaction, self._describe(exc))
+            await self._followup_text(interaction, self._describe(exc), replace_original=shown)
             return
-        await self._followup_answer(interaction, render_answer(answer, question=question_text))
+        await self._followup_answer(
+            interaction, render_answer(answer, question=question_text), replace_original=shown
+        )
 
     # ------------------------------------------------------------------------------------------ saving
 
@@ -203,16 +218,54 @@ class DiscordHandlers:
             else:
                 await message.channel.send(chunk, allowed_mentions=NONE)
 
-    async def _followup_answer(self, interaction: Interaction, parts: list[OutgoingMessage]) -> None:
+    async def _followup_answer(
+        self, interaction: Interaction, parts: list[OutgoingMessage], *, replace_original: bool = False
+    ) -> None:
+        """Send ``parts`` as follow-ups; with ``replace_original`` the first one replaces the (queue notice in
+        the) original response instead."""
         for index, part in enumerate(parts):
-            view = answer_buttons(self._feedback) if index == len(parts) - 1 else MISSING
+            last = index == len(parts) - 1
+            if index == 0 and replace_original:
+                await interaction.edit_original_response(
+                    content=part.content,
+                    embeds=list(part.embeds),
+                    view=answer_buttons(self._feedback) if last else None,
+                    allowed_mentions=NONE,
+                )
+                continue
             await interaction.followup.send(
-                part.content or MISSING, embeds=list(part.embeds), view=view, allowed_mentions=NONE
+                part.content or MISSING,
+                embeds=list(part.embeds),
+                view=answer_buttons(self._feedback) if last else MISSING,
+                allowed_mentions=NONE,
             )
 
-    async def _followup_text(self, interaction: Interaction, text: str) -> None:
-        for chunk in render_text(text):
-            await interaction.followup.send(chunk, allowed_mentions=NONE)
+    async def _followup_text(self, interaction: Interaction, text: str, *, replace_original: bool = False) -> None:
+        for index, chunk in enumerate(render_text(text)):
+            if index == 0 and replace_original:
+                await interaction.edit_original_response(content=chunk, embeds=[], view=None, allowed_mentions=NONE)
+            else:
+                await interaction.followup.send(chunk, allowed_mentions=NONE)
+
+
+def queue_notice(send: Callable[[str], Awaitable[None]]) -> QueueListener:
+    """An ``on_queued`` listener that shows the asker their place in line, at most once per question.
+
+    The notice is a courtesy: failing to post it is logged and never stops the answer.
+    """
+    sent = False
+
+    async def notify(position: QueuePosition) -> None:
+        nonlocal sent
+        if sent:
+            return
+        sent = True
+        try:
+            await send("⏳ " + position.message())
+        except discord.HTTPException as exc:
+            log.info("could not show the queue position (HTTP %s)", exc.status)
+
+    return notify
 
 
 def saved_text(saved: SavedPage, *, count: int) -> str:
@@ -220,7 +273,7 @@ def saved_text(saved: SavedPage, *, count: int) -> str:
     if saved.pending:
         return (
             f"The wiki isn't reachable right now, so I queued this thread ({count} messages); "
-            "it will be saved automatically as soon as the wiki is back."
+            "it will be saved automatically as soon as the wiki is back, and I'll post the link in this thread."
         )
     verb = "Saved" if saved.created else "Updated"
     title = safe(saved.title.replace("[", "(").replace("]", ")")) or "the page"

@@ -22,11 +22,18 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack import rendering
-from kbbot.adapters.slack.history import Membership, ThreadReader, UserDirectory, title_hint
+from kbbot.adapters.slack.history import (
+    DEFAULT_MAX_MESSAGES,
+    Membership,
+    ThreadReader,
+    UserDirectory,
+    title_hint,
+    truncation_text,
+)
 from kbbot.adapters.slack.parsing import ThreadRef
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import save_modal
-from kbbot.core.ask import AskStatus
+from kbbot.core.ask import AskStatus, QueueListener, QueuePosition
 from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
 from kbbot.core.ports import Deduper, FeedbackStore
 from kbbot.core.replies import error_reply
@@ -45,7 +52,7 @@ Reply = Callable[[Message], Awaitable[None]]
 class AskPort(Protocol):
     """The part of :class:`kbbot.core.ask.AskService` the adapter uses."""
 
-    async def ask(self, question: Question) -> Answer: ...
+    async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer: ...
 
     async def status(self) -> AskStatus: ...
 
@@ -69,6 +76,9 @@ class SlackOptions:
     dedupe_ttl_seconds: int = 3600
     share_ttl_seconds: int = 3600
     history_page_size: int = 100
+    #: The most messages read from one thread when saving; a longer thread is saved up to here, with a note on
+    #: the page and to the requester (see :mod:`kbbot.adapters.slack.history`).
+    history_max_messages: int = DEFAULT_MAX_MESSAGES
     users_cache_seconds: float = 3600
     #: How long :meth:`SlackHandlers.drain` waits for in-flight answers at shutdown.
     drain_seconds: float = 20.0
@@ -94,7 +104,9 @@ class SlackHandlers:
         self._feedback = feedback
         self._deduper = deduper
         self.users = UserDirectory(client, ttl_seconds=options.users_cache_seconds)
-        self._reader = ThreadReader(client, self.users, page_size=options.history_page_size)
+        self._reader = ThreadReader(
+            client, self.users, page_size=options.history_page_size, max_messages=options.history_max_messages
+        )
         self._membership = Membership(client)
         # Answers shown ephemerally, kept so "Share in channel" posts the very same answer without re-asking.
         # Another replica (or an expired entry) falls back to asking again, which the answer cache absorbs.
@@ -141,10 +153,11 @@ class SlackHandlers:
     def _question(self, text: str, user_id: str, conversation: str) -> Question:
         return Question(text=text, asker=Asker(id=user_id), conversation_key=conversation, platform=PLATFORM)
 
-    async def _answer(self, question: Question) -> tuple[str, Answer]:
-        """(cleaned question, answer). Exceptions propagate for the caller's error path."""
+    async def _answer(self, question: Question, notify: Reply) -> tuple[str, Answer]:
+        """(cleaned question, answer). Exceptions propagate for the caller's error path. ``notify`` tells the
+        asker their place in line when the wiki token's rate budget makes the question wait."""
         cleaned = clean_question(question.text, max_chars=self.options.question_max_chars)
-        answer = await self._ask.ask(question)
+        answer = await self._ask.ask(question, on_queued=queue_notice(notify))
         return cleaned, answer
 
     async def answer_message(
@@ -155,7 +168,10 @@ class SlackHandlers:
         try:
             conversation = f"{channel}:{thread_ts or ts}"
             try:
-                cleaned, answer = await self._answer(self._question(text, user_id, conversation))
+                cleaned, answer = await self._answer(
+                    self._question(text, user_id, conversation),
+                    lambda m: self.tell_user(channel, user_id, m, thread_ts=thread_ts),
+                )
             except Exception as exc:
                 self._log_failure("answering", exc)
                 await self.tell_user(channel, user_id, rendering.render_error(error_reply(exc)), thread_ts=thread_ts)
@@ -169,7 +185,7 @@ class SlackHandlers:
     async def answer_command(self, *, text: str, user_id: str, channel: str, reply: Reply) -> None:
         """``/kb <question>``: an ephemeral answer with "Share in channel"."""
         try:
-            cleaned, answer = await self._answer(self._question(text, user_id, f"{channel}:command"))
+            cleaned, answer = await self._answer(self._question(text, user_id, f"{channel}:command"), reply)
         except Exception as exc:
             self._log_failure("answering /kb", exc)
             await reply(rendering.render_error(error_reply(exc)))
@@ -191,7 +207,7 @@ class SlackHandlers:
             cleaned, answer = kept
         else:
             try:
-                cleaned, answer = await self._answer(self._question(question, user_id, "share"))
+                cleaned, answer = await self._answer(self._question(question, user_id, "share"), reply_private)
             except Exception as exc:
                 self._log_failure("re-asking for share", exc)
                 await reply_private(rendering.render_error(error_reply(exc)))
@@ -241,7 +257,8 @@ class SlackHandlers:
         """
         try:
             info = await self._membership.check(ref.channel, user_id)
-            thread = await self._reader.read(ref, channel_name=_channel_name(info))
+            read = await self._reader.read_capped(ref, channel_name=_channel_name(info))
+            thread = read.thread
             # No tags given → None, so the saver applies its defaults (channel name + SAVE_DEFAULT_TAGS).
             saved = await self._saver.save(thread, title=title or None, tags=tuple(tags) or None)
         except Exception as exc:
@@ -250,7 +267,8 @@ class SlackHandlers:
             return
         name = await self.users.name(user_id)
         shown_title = title or saved.title or thread.title_hint or "Slack thread"
-        message = rendering.render_saved(saved, title=shown_title, saved_by=name)
+        note = truncation_text(read.max_messages) if read.truncated else None
+        message = rendering.render_saved(saved, title=shown_title, saved_by=name, note=note)
         try:
             await self.post(ref.channel, message, thread_ts=_thread_key_ts(thread, ref))
         except SlackApiError as exc:
@@ -303,6 +321,26 @@ class SlackHandlers:
             log.info("%s failed: %s: %s", what, type(exc).__name__, exc)
         else:
             log.exception("%s failed unexpectedly", what)
+
+
+def queue_notice(send: Reply) -> QueueListener:
+    """An ``on_queued`` listener that shows the asker their place in line, at most once per question.
+
+    The notice is a courtesy: failing to post it is logged and never stops the answer.
+    """
+    sent = False
+
+    async def notify(position: QueuePosition) -> None:
+        nonlocal sent
+        if sent:
+            return
+        sent = True
+        try:
+            await send(rendering.render_text(":hourglass_flowing_sand: " + position.message()))
+        except Exception as exc:
+            log.info("could not show the queue position: %s", type(exc).__name__)
+
+    return notify
 
 
 def _share_value(share_id: str, question: str) -> str:

@@ -3,12 +3,19 @@
 ``conversations.replies`` is paged with a cursor (Slack returns at most ``limit`` messages a call and a
 ``response_metadata.next_cursor``); user ids are turned into names with ``users.info``, cached because the same
 few people write most messages and Slack rate-limits ``users.info`` (tier 4).
+
+**How much is read**: at most ``max_messages`` (``SlackOptions.history_max_messages``, 10,000 by default).
+``conversations.replies`` is rate-limited (tier 3, ~50 calls a minute), so 10,000 messages are already ~100
+calls and a couple of minutes of reading, and the page grows to several wiki pages. A longer thread is
+not cut silently: the saved page ends with a note saying it holds only the first N messages, and the requester
+is told the same (:attr:`ReadThread.truncated`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +27,9 @@ from kbbot.adapters.slack.parsing import ThreadRef
 from kbbot.core.markup import slack_to_markdown
 from kbbot.core.models import Attachment, Thread, ThreadMessage
 from kbbot.errors import SaveError
+
+#: Default cap on the messages read from one thread (see the module docstring).
+DEFAULT_MAX_MESSAGES = 10_000
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)\|([^>]*)>")
@@ -55,23 +65,43 @@ class UserDirectory:
         return {uid: await self.name(uid) for uid in sorted(user_ids)}
 
 
+@dataclass(frozen=True, slots=True)
+class ReadThread:
+    """A thread as read, and whether it was longer than the reader's ``max_messages`` (then the Thread holds the
+    first ``max_messages`` and a closing note saying so)."""
+
+    thread: Thread
+    truncated: bool
+    max_messages: int
+
+
 class ThreadReader:
-    """Fetches a whole thread (all pages) and converts it for the ThreadSaver."""
+    """Fetches a whole thread (every page, up to ``max_messages``) and converts it for the ThreadSaver."""
 
     def __init__(
-        self, client: AsyncWebClient, users: UserDirectory, *, page_size: int = 100, max_pages: int = 100
+        self,
+        client: AsyncWebClient,
+        users: UserDirectory,
+        *,
+        page_size: int = 100,
+        max_messages: int = DEFAULT_MAX_MESSAGES,
     ) -> None:
+        if page_size < 1 or max_messages < 1:
+            raise ValueError("page_size and max_messages must be at least 1")
         self._client = client
         self._users = users
         self._page_size = page_size
-        self._max_pages = max_pages
+        self.max_messages = max_messages
 
-    async def raw_messages(self, ref: ThreadRef) -> list[dict[str, Any]]:
-        """Every message of the thread, root first. Raises :class:`SaveError` with a user-fit reason."""
+    async def raw_messages(self, ref: ThreadRef) -> tuple[list[dict[str, Any]], bool]:
+        """The thread's messages, root first, at most ``max_messages``; and whether more were left unread.
+        Raises :class:`SaveError` with a user-fit reason."""
         messages: list[dict[str, Any]] = []
         cursor: str | None = None
-        for _ in range(self._max_pages):
-            kwargs: dict[str, Any] = {"channel": ref.channel, "ts": ref.thread_ts, "limit": self._page_size}
+        more = False
+        while True:
+            wanted = min(self._page_size, self.max_messages - len(messages) + (1 if messages else 0))
+            kwargs: dict[str, Any] = {"channel": ref.channel, "ts": ref.thread_ts, "limit": max(wanted, 1)}
             if cursor:
                 kwargs["cursor"] = cursor
             try:
@@ -84,19 +114,30 @@ class ThreadReader:
             # Every page repeats the root message first; keep it once.
             messages.extend(m for m in page if isinstance(m, dict) and not (messages and m.get("ts") == ref.thread_ts))
             cursor = ((response.get("response_metadata") or {}).get("next_cursor")) or None
-            if not cursor or not response.get("has_more", True):
+            more = bool(cursor) and bool(response.get("has_more", True))
+            if len(messages) >= self.max_messages:
+                more = more or len(messages) > self.max_messages
+                del messages[self.max_messages :]
+                break
+            if not more:
                 break
         if not messages:
             raise SaveError("That thread is empty or no longer exists.")
-        return messages
+        return messages, more
 
     async def read(self, ref: ThreadRef, *, channel_name: str | None = None, follow: bool = True) -> Thread:
-        raw = await self.raw_messages(ref)
+        """The thread (see :meth:`read_capped` for whether it was cut at ``max_messages``)."""
+        return (await self.read_capped(ref, channel_name=channel_name, follow=follow)).thread
+
+    async def read_capped(
+        self, ref: ThreadRef, *, channel_name: str | None = None, follow: bool = True
+    ) -> ReadThread:
+        raw, truncated = await self.raw_messages(ref)
         root = raw[0]
         if follow and root.get("thread_ts") and root.get("thread_ts") != ref.thread_ts:
             # The link pointed at a reply: read the thread it belongs to (once; never loop).
             parent = ThreadRef(ref.channel, str(root["thread_ts"]))
-            return await self.read(parent, channel_name=channel_name, follow=False)
+            return await self.read_capped(parent, channel_name=channel_name, follow=False)
         ids: set[str] = set()
         channels: dict[str, str] = {}
         for message in raw:
@@ -107,7 +148,10 @@ class ThreadReader:
             channels.update(dict(_CHANNEL.findall(text)))
         names = await self._users.names(ids)
         messages = tuple(_to_message(m, names, channels) for m in raw)
-        return Thread(
+        if truncated:
+            # Said on the page itself, so a reader of the wiki knows the conversation went on.
+            messages = (*messages, _truncation_note(self.max_messages, messages[-1].timestamp))
+        thread = Thread(
             platform="slack",
             key=ref.key,
             messages=messages,
@@ -115,6 +159,7 @@ class ThreadReader:
             channel_name=channel_name,
             title_hint=title_hint(messages[0].text) if messages else None,
         )
+        return ReadThread(thread=thread, truncated=truncated, max_messages=self.max_messages)
 
     async def _permalink(self, ref: ThreadRef) -> str | None:
         try:
@@ -145,6 +190,18 @@ def _to_message(raw: Mapping[str, Any], names: Mapping[str, str], channels: Mapp
         edited=bool(raw.get("edited")),
         deleted=deleted,
     )
+
+
+def truncation_text(max_messages: int) -> str:
+    """The sentence that says a saved thread was cut (on the page and to the requester)."""
+    return (
+        f"This thread has more than {max_messages:,} messages; only the first {max_messages:,} were saved. "
+        "Open the thread in Slack for the rest."
+    )
+
+
+def _truncation_note(max_messages: int, timestamp: str) -> ThreadMessage:
+    return ThreadMessage(author_name="kbbot", author_id="", timestamp=timestamp, text=truncation_text(max_messages))
 
 
 def _iso(ts: str) -> str:

@@ -286,8 +286,9 @@ def render_text(text: str) -> Message:
     return Message(text=_fallback(escape(text)))
 
 
-def render_saved(saved: SavedPage, *, title: str, saved_by: str) -> Message:
-    """The note posted in a thread after saving it (or queueing the save)."""
+def render_saved(saved: SavedPage, *, title: str, saved_by: str, note: str | None = None) -> Message:
+    """The note posted in a thread after saving it (or queueing the save); ``note`` adds a caveat line (e.g.
+    that only the first N messages of a very long thread were saved)."""
     by = f" (by {escape(saved_by)})" if saved_by else ""
     name = title or saved.title or "this thread"
     if saved.pending:
@@ -295,6 +296,8 @@ def render_saved(saved: SavedPage, *, title: str, saved_by: str) -> Message:
     else:
         verb = "Saved" if saved.created else "Updated"
         text = f":white_check_mark: {verb} this thread to the wiki: {link(saved.url, name)}{by}"
+    if note:
+        text += f"\n:warning: {escape(note)}"
     return Message(text=_fallback(text), blocks=[section(_fit(text))])
 
 
