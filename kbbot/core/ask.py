@@ -53,6 +53,24 @@ class QueuePosition:
 QueueListener = Callable[[QueuePosition], Awaitable[None]]
 
 
+def queue_notice(send: Callable[[str], Awaitable[object]]) -> QueueListener:
+    """An ``on_queued`` listener for adapters: sends ``position.message()`` through ``send`` at most once per
+    question. The notice is a courtesy: failing to post it is logged and never stops the answer."""
+    sent = False
+
+    async def notify(position: QueuePosition) -> None:
+        nonlocal sent
+        if sent:
+            return
+        sent = True
+        try:
+            await send(position.message())
+        except Exception as exc:  # the platform refused the notice; the answer still comes
+            log.info("could not show the queue position: %s", type(exc).__name__)
+
+    return notify
+
+
 @dataclass(frozen=True, slots=True)
 class AskStatus:
     """What `/kb status` and `kbbot check` show."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import discord
@@ -19,7 +19,7 @@ from kbbot.adapters.discord.feedback import answer_buttons
 from kbbot.adapters.discord.history import read_thread, thread_to_neutral
 from kbbot.adapters.discord.permissions import denied_text, may_save
 from kbbot.adapters.discord.render import OutgoingMessage, render_answer, render_text, safe
-from kbbot.core.ask import QueueListener, QueuePosition
+from kbbot.core.ask import QueueListener, queue_notice
 from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
 from kbbot.core.ports import FeedbackStore
 from kbbot.core.replies import error_reply
@@ -119,7 +119,7 @@ class DiscordHandlers:
         if text is None:
             return
         question = _question(text, message.author, message.channel.id, message.id)
-        notice = queue_notice(lambda text: self._reply_text(message, text))
+        notice = queue_notice(lambda text: self._reply_text(message, "⏳ " + text))
         try:
             async with message.channel.typing():
                 answer = await self._ask.ask(question, on_queued=notice)
@@ -140,7 +140,7 @@ class DiscordHandlers:
 
         async def show(text: str) -> None:
             nonlocal shown
-            await interaction.edit_original_response(content=render_text(text)[0], allowed_mentions=NONE)
+            await interaction.edit_original_response(content=render_text("⏳ " + text)[0], allowed_mentions=NONE)
             shown = True
 
         try:
@@ -246,26 +246,6 @@ class DiscordHandlers:
                 await interaction.edit_original_response(content=chunk, embeds=[], view=None, allowed_mentions=NONE)
             else:
                 await interaction.followup.send(chunk, allowed_mentions=NONE)
-
-
-def queue_notice(send: Callable[[str], Awaitable[None]]) -> QueueListener:
-    """An ``on_queued`` listener that shows the asker their place in line, at most once per question.
-
-    The notice is a courtesy: failing to post it is logged and never stops the answer.
-    """
-    sent = False
-
-    async def notify(position: QueuePosition) -> None:
-        nonlocal sent
-        if sent:
-            return
-        sent = True
-        try:
-            await send("⏳ " + position.message())
-        except discord.HTTPException as exc:
-            log.info("could not show the queue position (HTTP %s)", exc.status)
-
-    return notify
 
 
 def saved_text(saved: SavedPage, *, count: int) -> str:

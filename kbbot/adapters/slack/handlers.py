@@ -33,7 +33,7 @@ from kbbot.adapters.slack.history import (
 from kbbot.adapters.slack.parsing import ThreadRef
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import save_modal
-from kbbot.core.ask import AskStatus, QueueListener, QueuePosition
+from kbbot.core.ask import AskStatus, QueueListener, queue_notice
 from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
 from kbbot.core.ports import Deduper, FeedbackStore
 from kbbot.core.replies import error_reply
@@ -157,7 +157,8 @@ class SlackHandlers:
         """(cleaned question, answer). Exceptions propagate for the caller's error path. ``notify`` tells the
         asker their place in line when the wiki token's rate budget makes the question wait."""
         cleaned = clean_question(question.text, max_chars=self.options.question_max_chars)
-        answer = await self._ask.ask(question, on_queued=queue_notice(notify))
+        notice = queue_notice(lambda text: notify(rendering.render_text(":hourglass_flowing_sand: " + text)))
+        answer = await self._ask.ask(question, on_queued=notice)
         return cleaned, answer
 
     async def answer_message(
@@ -321,26 +322,6 @@ class SlackHandlers:
             log.info("%s failed: %s: %s", what, type(exc).__name__, exc)
         else:
             log.exception("%s failed unexpectedly", what)
-
-
-def queue_notice(send: Reply) -> QueueListener:
-    """An ``on_queued`` listener that shows the asker their place in line, at most once per question.
-
-    The notice is a courtesy: failing to post it is logged and never stops the answer.
-    """
-    sent = False
-
-    async def notify(position: QueuePosition) -> None:
-        nonlocal sent
-        if sent:
-            return
-        sent = True
-        try:
-            await send(rendering.render_text(":hourglass_flowing_sand: " + position.message()))
-        except Exception as exc:
-            log.info("could not show the queue position: %s", type(exc).__name__)
-
-    return notify
 
 
 def _share_value(share_id: str, question: str) -> str:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from kbbot.core.ask import QUOTA_NOTICE, AskService, QueuePosition
+from kbbot.core.ask import QUOTA_NOTICE, AskService, QueuePosition, queue_notice
 from kbbot.core.models import Answer, PageRef, Question, Source
 from kbbot.errors import InvalidQuestion, QuotaExceeded, Unavailable
 from kbbot.store.memory import LocalSingleFlight, MemoryQuotaGate, TTLAnswerCache
@@ -195,3 +195,16 @@ async def test_queued_askers_hear_their_place_in_line() -> None:
     await service.ask(Question("deploys"), on_queued=listener)  # cached: no wait, no message
     assert len(heard) == 1
     assert (await service.status()).queued == 4
+
+
+async def test_queue_notice_is_sent_once_and_never_fails_the_answer() -> None:
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+        raise RuntimeError("platform refused the message")
+
+    notify = queue_notice(send)
+    await notify(QueuePosition(3, 2.4))  # the failure is swallowed (logged)
+    await notify(QueuePosition(2, 1.0))  # a second report for the same question is not shown
+    assert sent == ["Lots of questions right now: you're #3 in line, about 2 s."]
