@@ -37,6 +37,7 @@ from markdown_it import MarkdownIt
 from kbbot.backends.base import ContentFormat
 from kbbot.core.markup import outside_code
 from kbbot.core.models import Attachment, Thread, ThreadMessage
+from kbbot.core.page_links import flatten_markdown_links, is_allowed_url
 from kbbot.core.text import neutralize_mentions
 from kbbot.errors import SaveError
 
@@ -65,10 +66,6 @@ _MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]<>&~]|^[ \t]*(?:[-+=>#]|\d{1,9}[.)])|^
 _BLOCK_START = re.compile(r"[-+*][ \t]|[-*_](?:[ \t]*[-*_]){2,}[ \t]*$|[=>#~`]|\d{1,9}[.)]")
 _PARAGRAPHS = re.compile(r"\n[ \t]*\n\s*")
 _RAW_LT = re.compile(r"<(?!(?:https?|mailto):[^\s<>]*>)")
-_BAD_LINK = re.compile(r"\]\(\s*<?\s*(?:javascript|vbscript|data|file):", re.I)
-_BAD_REFERENCE = re.compile(
-    r"^([ \t]{0,3}\[[^\]\n]+\]:[ \t]*<?[ \t]*)(?=(?:javascript|vbscript|data|file):)", re.I | re.M
-)
 _MATH = re.compile(r"\$\$[\s\S]+?\$\$|\$(?=\S)[^$\n]+?(?<=\S)\$")
 _FENCE_LINE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})", re.M)
 _MD_ESCAPE = re.compile(r"([\\`*_\[\]<>#~|$&!])")
@@ -120,16 +117,35 @@ def _markdown_it() -> MarkdownIt:
     # markdown-it's default normalizer (punycode + percent-encoding) is most of its link cost; a plain
     # percent-encode is enough because validateLink still refuses javascript:/data: and nh3 re-checks schemes.
     md.normalizeLink = lambda url: quote(url, safe="/:?#[]@!$&'()*+,;=%~")  # type: ignore[method-assign]
+    # Every link is parsed as a link (markdown-it would leave a refused one as its raw source text,
+    # ``[x](file:///…)``); the render rules below then show a refused one as its text alone.
+    md.validateLink = lambda url: True  # type: ignore[method-assign]
     default_link_open = getattr(md.renderer, "rules", {}).get("link_open")
+    default_link_close = getattr(md.renderer, "rules", {}).get("link_close")
 
     def link_open(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+        token = tokens[idx]
+        if not is_allowed_url(str(token.attrGet("href") or ""), markdown=False, percent=True):
+            for later in tokens[idx + 1 :]:  # links do not nest: the next close is this link's
+                if later.type == "link_close":
+                    later.meta = {**(later.meta or {}), "kbbot_drop": True}
+                    break
+            return ""
         # Emit the rel nh3 will set anyway, so sanitizing does not grow the page past its measured size.
-        tokens[idx].attrSet("rel", _LINK_REL)
+        token.attrSet("rel", _LINK_REL)
         if default_link_open is not None:
             return str(default_link_open(tokens, idx, options, env))
         return str(self.renderToken(tokens, idx, options, env))
 
+    def link_close(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+        if (tokens[idx].meta or {}).get("kbbot_drop"):
+            return ""
+        if default_link_close is not None:
+            return str(default_link_close(tokens, idx, options, env))
+        return str(self.renderToken(tokens, idx, options, env))
+
     md.add_render_rule("link_open", link_open)
+    md.add_render_rule("link_close", link_close)
     return md
 
 
@@ -331,6 +347,9 @@ def _body_markdown(text: str) -> str:
         out.append(_markdown_prose(part[pos:]))
         return "".join(out)
 
+    # Links first, over the whole body, code included: our code-span detection is simpler than CommonMark's
+    # (an escaped backtick), so a refused link must not be able to hide from this pass inside "code".
+    text = flatten_markdown_links(text)
     body = (outside_code(text, prose) if "`" in text else prose(text)).strip("\n")
     if len(_FENCE_LINE.findall(body)) % 2 == 1:
         body += "\n```"  # an unclosed fence would swallow every later message of the page
@@ -347,9 +366,7 @@ def _inert(text: str) -> str:
 def _markdown_prose(part: str) -> str:
     if "@" in part or "<" in part:
         part = neutralize_mentions(part)
-    part = _RAW_LT.sub("&lt;", part)
-    part = _BAD_REFERENCE.sub(r"\1#blocked:", part)
-    return _BAD_LINK.sub("](#blocked:", part)
+    return _RAW_LT.sub("&lt;", part)
 
 
 def _attachments(attachments: tuple[Attachment, ...], is_html: bool) -> str:
