@@ -37,11 +37,20 @@ from markdown_it import MarkdownIt
 from kbbot.backends.base import ContentFormat
 from kbbot.core.markup import outside_code
 from kbbot.core.models import Attachment, Thread, ThreadMessage
+from kbbot.core.page_block import begin_marker_text, find_marker, marker_text, neutralize_markers
 from kbbot.core.page_links import flatten_markdown_links, is_allowed_url
 from kbbot.core.text import neutralize_mentions
 from kbbot.errors import SaveError
 
-__all__ = ["PageRenderer", "RenderedPart", "clean_title", "find_marker", "marker_text", "thread_digest"]
+__all__ = [
+    "PageRenderer",
+    "RenderedPart",
+    "begin_marker_text",
+    "clean_title",
+    "find_marker",
+    "marker_text",
+    "thread_digest",
+]
 
 #: The smallest page cap that leaves room for messages after the header and footer.
 _MIN_PAGE_CHARS = 8_000
@@ -49,8 +58,6 @@ _MAX_PARTICIPANTS = 25
 _MAX_ATTACHMENTS = 50
 _DELETED_HTML = "<p><em>This message was deleted.</em></p>\n"
 _DELETED_MD = "*This message was deleted.*\n\n"
-_MARKER_TAIL = 2_000
-_MARKER_PREFIX = "kbbot-thread: "
 
 _ALLOWED_TAGS = {
     "h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "hr", "a", "em", "strong", "code", "pre", "blockquote",
@@ -79,23 +86,6 @@ _INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u
 def thread_digest(platform: str, key: str) -> str:
     """A short, stable, non-reversible id for a conversation; what the page marker carries."""
     return hashlib.sha256(f"{platform}:{key}".encode()).hexdigest()[:20]
-
-
-def marker_text(digest: str, part: int) -> str:
-    return f"{_MARKER_PREFIX}{digest}-{part}"
-
-
-def find_marker(content: str, digest: str, part: int) -> bool:
-    """True when the last marker in ``content`` is this thread's marker for ``part``.
-
-    Only the last one counts, and only near the end: the marker is the footer line, so a user quoting some
-    marker in a message body cannot make a page look like another thread's.
-    """
-    tail = content[-_MARKER_TAIL:]
-    start = tail.rfind(_MARKER_PREFIX)
-    if start < 0:
-        return False
-    return re.match(re.escape(marker_text(digest, part)) + r"(?![\w-])", tail[start:]) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +160,7 @@ class PageRenderer:
             + len(self._header(thread))
             + len(self._note(f"Part 999 of 999 of “{title}”."))
             + len(self._footer(marker_text(digest, 999)))
+            + len(self._begin(begin_marker_text(digest, 999)))
         )
         budget = max(self.max_chars - fixed - 200, self.max_chars // 4)
         authors: dict[str, str] = {}  # per call, so one renderer can serve several threads at once
@@ -190,8 +181,27 @@ class PageRenderer:
         )
 
     def note(self, text: str) -> str:
-        """A one-line page body in this format, with ``text`` escaped (e.g. for a retired part page)."""
+        """A one-line page body in this format, with ``text`` escaped."""
         return self._note(text)
+
+    def marked_note(self, text: str, digest: str, part: int) -> str:
+        """A kbbot block (begin and end markers) holding only a note, e.g. for a part page no longer needed.
+
+        Marked, so that replacing it again (a retried save) replaces the note instead of stacking another.
+        """
+        return (
+            self._begin(begin_marker_text(digest, part))
+            + self._note(text)
+            + self._footer(marker_text(digest, part))
+        )
+
+    def kept_note(self) -> str:
+        """The line above a page's previous content kept by a re-save that could not find its block."""
+        return self._note(
+            "Kept from this page's previous version: kbbot re-saved the thread above but could not find its "
+            "markers (kbbot-thread-begin / kbbot-thread lines) to replace only its own part, so nothing "
+            "below was removed. Delete what is no longer needed."
+        )
 
     # --- pieces --------------------------------------------------------------------------------------------
 
@@ -207,10 +217,14 @@ class PageRenderer:
             if total > 1:
                 body.append(self._note(f"Part {number} of {total} of “{title}”."))
             body.extend(group)
-            body.append(self._footer(marker_text(digest, number)))
-            content = "".join(body)
+            inner = "".join(body)
             if self._md is not None:
-                content = _sanitize(content)
+                inner = _sanitize(inner)
+            # After sanitizing (nh3 decodes entities): no user text may carry a marker of its own.
+            inner = neutralize_markers(inner)
+            content = (
+                self._begin(begin_marker_text(digest, number)) + inner + self._footer(marker_text(digest, number))
+            )
             parts.append(RenderedPart(part_title, content, number, total))
         return parts
 
@@ -223,6 +237,11 @@ class PageRenderer:
         if self._md is not None:
             return f"<p><em>{_html_text(text)}</em></p>\n"
         return f"*{_md_text(text)}*\n\n"
+
+    def _begin(self, marker: str) -> str:
+        if self._md is not None:
+            return f"<p><small>{marker}</small></p>\n"
+        return f"{marker}\n\n"
 
     def _footer(self, marker: str) -> str:
         if self._md is not None:

@@ -103,7 +103,7 @@ async def test_create_and_resave_keep_latex_and_bump_version(wiring: Wiring) -> 
     [page] = wiring.fake.pages()
     assert "$\\pi_1(S^1) \\cong \\mathbb{Z}$" in page.content
     assert "$$p: \\mathbb{R} \\to S^1$$" in page.content
-    assert page.content.startswith("# Why is")
+    assert page.content.startswith("kbbot-thread-begin: ") and "\n\n# Why is" in page.content
     second = await wiring.saver.save(thread("Why is $\\pi_1(S^1) \\cong \\mathbb{Z}$?", "covering spaces", "thanks"))
     assert second.id == first.id and not second.created
     [page] = wiring.fake.pages()
