@@ -1,15 +1,19 @@
 """Render a :class:`Thread` as wiki page content: HTML for Perfect Wiki, Markdown for MatHub and local.
 
-A page is: the title, one header line (channel, date range, participants, link back to the original thread),
-every message as author + time + body (attachments as links, deleted messages as a placeholder, edits marked),
-and a footer line ``kbbot-thread: <digest>-<part>`` that lets the saver recognise, after a crash, a page it
-created but never recorded. The marker is plain visible text because sanitizers and wikis drop HTML comments.
+A page is kbbot's *block* (see :mod:`kbbot.core.page_block`): a first line ``kbbot-thread-begin: <digest>-<part>``,
+the title, one header line (channel, date range, participants, link back to the original thread), every message
+as author + time + body (attachments as links, deleted messages as a placeholder, edits marked), and a last line
+``kbbot-thread: <digest>-<part>``. The two markers let a re-save replace only the block (people may write around
+it) and let the saver recognise, after a crash, a page it created but never recorded. They are plain visible
+text because sanitizers and wikis drop HTML comments and unknown attributes; user text cannot contain them (a
+zero-width space is put into any ``kbbot-thread`` it has).
 
 Safety: every piece of user text (names, bodies, file names, URLs) is escaped; HTML bodies go through
 markdown-it-py with raw HTML disabled, and the whole page is then sanitized by nh3 (no scripts, no event
 handlers, only http/https/mailto links). Broadcast mentions become inert (``@\\u200beveryone``). Markdown
-output keeps ``$…$`` and ``$$…$$`` LaTeX untouched for MatHub, escapes raw ``<`` outside code and math, and
-blocks ``javascript:``/``data:`` link targets.
+output keeps ``$…$`` and ``$$…$$`` LaTeX untouched for MatHub and escapes raw ``<`` outside code and math.
+Links whose target is not http/https/mailto/relative (``javascript:``, ``data:``, ``file:``…) are shown as
+their plain text in both formats (:mod:`kbbot.core.page_links`).
 
 Size policy: a page longer than ``max_chars`` is **split into parts** ("Title (part 2/3)"), each a complete
 page with its own header and marker; a single message longer than a part is truncated with a visible note.
@@ -354,7 +358,7 @@ def _sanitize(content: str) -> str:
 
 
 def _body_markdown(text: str) -> str:
-    """User Markdown made safe to store: mentions inert, raw HTML escaped, bad links blocked, fences shut."""
+    """User Markdown made safe to store: mentions inert, raw HTML escaped, refused links flattened, fences shut."""
 
     def prose(part: str) -> str:
         out: list[str] = []

@@ -3,10 +3,16 @@
 How a save goes (``save`` and the background worker share :meth:`ThreadSaver._attempt`)::
 
     render (page_render) ─► outbox.add ─► outbox.claim (attempts += 1, lease)
-        ─► for each part: mapped id? update it (404 → treat as unmapped)
+        ─► for each part: mapped id? rewrite only kbbot's block in it (404 → treat as unmapped)
                           unmapped and attempts > 1? look for our marker in pages with this title, adopt it
                           else create, and record the id in the map at once
         ─► delete surplus parts of an earlier, longer save ─► outbox.remove
+
+A re-save never sends the whole page: it sends ``PageChange(rewrite=…)``, which replaces only the block between
+the page's ``kbbot-thread-begin``/``kbbot-thread`` marker lines in the page's *latest* content
+(:func:`kbbot.core.page_block.replace_block`), so text people wrote around it survives, and MatHub's backend can
+re-apply it after a version conflict instead of overwriting the other edit. Markers removed by a person: the new
+block goes on top and the whole previous page is kept below it (never a silent loss, never a refusal).
 
 The outbox entry is written *before* the first API call, so a crash or an outage never loses a save. A crash
 after the wiki created a page but before the map recorded it is the dangerous case: the retry would create a
