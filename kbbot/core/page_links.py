@@ -18,6 +18,10 @@ For Markdown pages (MatHub, local) :func:`flatten_markdown_links` rewrites the t
 2. a backstop for what pass 1 could not take apart (nested brackets, very long targets, reference
    definitions ``[id]: target``): a ``](`` or ``]:`` followed by a refused target gets a backslash
    (``]\\(``, ``]\\:``), which no CommonMark renderer reads as a link or a definition; the text stays visible.
+   A target padded past what the backstop reads (4,000 characters before its scheme could end) is treated as
+   refused.
+
+Both passes are linear (possessive quantifiers, bounded reads), so a 1 MB hostile message stays cheap.
 
 For HTML pages the renderer (markdown-it) lets every link through its parser and drops the ``<a>`` of a
 refused target when rendering (see ``page_render``); nh3 then re-checks the schemes of whatever is left.
@@ -38,15 +42,21 @@ _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 # are invisible, so a scheme hidden by them must not count as "no scheme".
 _URL_JUNK = re.compile(r"[\x00-\x20\x7f-\x9f\u00ad\u200b-\u200f\u2028\u2029\u2060-\u2064\ufeff]")
 _SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
-_WINDOW = 256
 
+# Possessive quantifiers (``*+``, ``{m,n}+``) everywhere: no piece can give back what it matched, so a long run
+# of spaces or brackets costs one pass, not a backtracking search (a 1 MB message must stay cheap).
 _LINK = re.compile(
-    r"(!?)\[((?:[^\[\]\\]|\\[\s\S]){0,2000})\]\([ \t]*\n?[ \t]*"
-    r"(<[^<>\n]{0,4000}>|(?:[^\s()\\]|\\\S|\((?:[^\s()\\]|\\\S){0,4000}\)){0,4000})"
-    r"(?:\s+(?:\"(?:[^\"\\]|\\[\s\S]){0,2000}\"|'(?:[^'\\]|\\[\s\S]){0,2000}'|\((?:[^()\\]|\\[\s\S]){0,2000}\)))?"
-    r"[ \t]*\n?[ \t]*\)"
+    r"(!?)\[((?:[^\[\]\\]|\\[\s\S]){0,2000}+)\]\([ \t]*+\n?+[ \t]*+"
+    r"(<[^<>\n]{0,4000}+>|(?:[^\s()\\]|\\\S|\((?:[^\s()\\]|\\\S){0,4000}+\)){0,4000}+)"
+    r"(?:\s++(?:\"(?:[^\"\\]|\\[\s\S]){0,2000}+\"|'(?:[^'\\]|\\[\s\S]){0,2000}+'|\((?:[^()\\]|\\[\s\S]){0,2000}+\)))?"
+    r"[ \t]*+\n?+[ \t]*+\)"
 )
 _LINK_OPENER = re.compile(r"\](?=\(|:)")
+# What may follow ``](`` / ``]:`` up to where a scheme must have ended: a scheme is letters, digits and ``+.-``
+# (here possibly as entities or escapes), never whitespace, brackets or parentheses. Stopping there keeps the
+# backstop linear on input like ``](](](…``, and no padding can push the colon out of sight.
+_MAX_HEAD = 4000
+_TARGET_HEAD = re.compile(rf"[ \t]*+\n?+[ \t]*+<?+([^\s()<>\[\]]{{0,{_MAX_HEAD}}}+)")
 _AUTOLINK = re.compile(r"<([A-Za-z][A-Za-z0-9+.\-]{1,31}:[^\s<>]{0,4000})>")
 
 
@@ -84,6 +94,10 @@ def _flatten_one(match: re.Match[str]) -> str:
 
 
 def _backstop(text: str, match: re.Match[str]) -> str:
-    start = match.end() + 1  # past the "(" or ":"
-    window = text[start : start + _WINDOW]
-    return "]" if is_allowed_url(window.lstrip()) else "]\\"
+    head = _TARGET_HEAD.match(text, match.end() + 1)  # past the "(" or ":"; always matches
+    target = head.group(1) if head else ""
+    if len(target) >= _MAX_HEAD:  # padded beyond what we read: assume the worst (a backslash costs nothing)
+        return "]\\"
+    if ":" not in target and "&" not in target:  # no scheme, not even an encoded one: the common case
+        return "]"
+    return "]" if is_allowed_url(target) else "]\\"

@@ -74,6 +74,8 @@ def test_flatten_markdown_links(text: str, expected: str) -> None:
         "[x](\njavascript:y)",
         "[x](" + "(" * 50 + "javascript:y" + ")" * 50 + ")",
         "[x](java&#x09;script:y)",
+        "[a [b] c](java" + "&#9;" * 2_000 + "script:alert(1))",  # padded past what pass 1 and the backstop read
+        "[" + "a" * 3_000 + "](javascript:alert(1))",  # link text longer than pass 1 reads
     ],
 )
 def test_no_refused_link_survives_a_commonmark_renderer(text: str) -> None:
@@ -106,7 +108,14 @@ def test_html_autolink_to_a_refused_scheme_is_its_text() -> None:
 
 
 def test_flattening_is_linear_on_hostile_input() -> None:
-    hostile = ("](javascript:" * 40_000) + ("[a](" * 40_000) + ("[x](file:///" + "(" * 30) * 2_000
+    hostile = (
+        ("](javascript:" * 40_000)
+        + ("[a](" * 40_000)
+        + ("[x](file:///" + "(" * 30) * 2_000
+        + ("[a](b " + " " * 50_000)
+        + ("](a:" * 40_000)
+        + ("](" * 100_000)
+    )
     started = time.perf_counter()
     out = flatten_markdown_links(hostile)
     assert time.perf_counter() - started < 5.0
