@@ -1,15 +1,19 @@
 """Render a :class:`Thread` as wiki page content: HTML for Perfect Wiki, Markdown for MatHub and local.
 
-A page is: the title, one header line (channel, date range, participants, link back to the original thread),
-every message as author + time + body (attachments as links, deleted messages as a placeholder, edits marked),
-and a footer line ``kbbot-thread: <digest>-<part>`` that lets the saver recognise, after a crash, a page it
-created but never recorded. The marker is plain visible text because sanitizers and wikis drop HTML comments.
+A page is kbbot's *block* (see :mod:`kbbot.core.page_block`): a first line ``kbbot-thread-begin: <digest>-<part>``,
+the title, one header line (channel, date range, participants, link back to the original thread), every message
+as author + time + body (attachments as links, deleted messages as a placeholder, edits marked), and a last line
+``kbbot-thread: <digest>-<part>``. The two markers let a re-save replace only the block (people may write around
+it) and let the saver recognise, after a crash, a page it created but never recorded. They are plain visible
+text because sanitizers and wikis drop HTML comments and unknown attributes; user text cannot contain them (a
+zero-width space is put into any ``kbbot-thread`` it has).
 
 Safety: every piece of user text (names, bodies, file names, URLs) is escaped; HTML bodies go through
 markdown-it-py with raw HTML disabled, and the whole page is then sanitized by nh3 (no scripts, no event
 handlers, only http/https/mailto links). Broadcast mentions become inert (``@\\u200beveryone``). Markdown
-output keeps ``$…$`` and ``$$…$$`` LaTeX untouched for MatHub, escapes raw ``<`` outside code and math, and
-blocks ``javascript:``/``data:`` link targets.
+output keeps ``$…$`` and ``$$…$$`` LaTeX untouched for MatHub and escapes raw ``<`` outside code and math.
+Links whose target is not http/https/mailto/relative (``javascript:``, ``data:``, ``file:``…) are shown as
+their plain text in both formats (:mod:`kbbot.core.page_links`).
 
 Size policy: a page longer than ``max_chars`` is **split into parts** ("Title (part 2/3)"), each a complete
 page with its own header and marker; a single message longer than a part is truncated with a visible note.
@@ -37,10 +41,20 @@ from markdown_it import MarkdownIt
 from kbbot.backends.base import ContentFormat
 from kbbot.core.markup import outside_code
 from kbbot.core.models import Attachment, Thread, ThreadMessage
+from kbbot.core.page_block import begin_marker_text, find_marker, marker_text, neutralize_markers
+from kbbot.core.page_links import flatten_markdown_links, is_allowed_url
 from kbbot.core.text import neutralize_mentions
 from kbbot.errors import SaveError
 
-__all__ = ["PageRenderer", "RenderedPart", "clean_title", "find_marker", "marker_text", "thread_digest"]
+__all__ = [
+    "PageRenderer",
+    "RenderedPart",
+    "begin_marker_text",
+    "clean_title",
+    "find_marker",
+    "marker_text",
+    "thread_digest",
+]
 
 #: The smallest page cap that leaves room for messages after the header and footer.
 _MIN_PAGE_CHARS = 8_000
@@ -48,8 +62,6 @@ _MAX_PARTICIPANTS = 25
 _MAX_ATTACHMENTS = 50
 _DELETED_HTML = "<p><em>This message was deleted.</em></p>\n"
 _DELETED_MD = "*This message was deleted.*\n\n"
-_MARKER_TAIL = 2_000
-_MARKER_PREFIX = "kbbot-thread: "
 
 _ALLOWED_TAGS = {
     "h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "hr", "a", "em", "strong", "code", "pre", "blockquote",
@@ -65,10 +77,6 @@ _MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]<>&~]|^[ \t]*(?:[-+=>#]|\d{1,9}[.)])|^
 _BLOCK_START = re.compile(r"[-+*][ \t]|[-*_](?:[ \t]*[-*_]){2,}[ \t]*$|[=>#~`]|\d{1,9}[.)]")
 _PARAGRAPHS = re.compile(r"\n[ \t]*\n\s*")
 _RAW_LT = re.compile(r"<(?!(?:https?|mailto):[^\s<>]*>)")
-_BAD_LINK = re.compile(r"\]\(\s*<?\s*(?:javascript|vbscript|data|file):", re.I)
-_BAD_REFERENCE = re.compile(
-    r"^([ \t]{0,3}\[[^\]\n]+\]:[ \t]*<?[ \t]*)(?=(?:javascript|vbscript|data|file):)", re.I | re.M
-)
 _MATH = re.compile(r"\$\$[\s\S]+?\$\$|\$(?=\S)[^$\n]+?(?<=\S)\$")
 _FENCE_LINE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})", re.M)
 _MD_ESCAPE = re.compile(r"([\\`*_\[\]<>#~|$&!])")
@@ -82,23 +90,6 @@ _INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u
 def thread_digest(platform: str, key: str) -> str:
     """A short, stable, non-reversible id for a conversation; what the page marker carries."""
     return hashlib.sha256(f"{platform}:{key}".encode()).hexdigest()[:20]
-
-
-def marker_text(digest: str, part: int) -> str:
-    return f"{_MARKER_PREFIX}{digest}-{part}"
-
-
-def find_marker(content: str, digest: str, part: int) -> bool:
-    """True when the last marker in ``content`` is this thread's marker for ``part``.
-
-    Only the last one counts, and only near the end: the marker is the footer line, so a user quoting some
-    marker in a message body cannot make a page look like another thread's.
-    """
-    tail = content[-_MARKER_TAIL:]
-    start = tail.rfind(_MARKER_PREFIX)
-    if start < 0:
-        return False
-    return re.match(re.escape(marker_text(digest, part)) + r"(?![\w-])", tail[start:]) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,16 +111,35 @@ def _markdown_it() -> MarkdownIt:
     # markdown-it's default normalizer (punycode + percent-encoding) is most of its link cost; a plain
     # percent-encode is enough because validateLink still refuses javascript:/data: and nh3 re-checks schemes.
     md.normalizeLink = lambda url: quote(url, safe="/:?#[]@!$&'()*+,;=%~")  # type: ignore[method-assign]
+    # Every link is parsed as a link (markdown-it would leave a refused one as its raw source text,
+    # ``[x](file:///…)``); the render rules below then show a refused one as its text alone.
+    md.validateLink = lambda url: True  # type: ignore[method-assign]
     default_link_open = getattr(md.renderer, "rules", {}).get("link_open")
+    default_link_close = getattr(md.renderer, "rules", {}).get("link_close")
 
     def link_open(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+        token = tokens[idx]
+        if not is_allowed_url(str(token.attrGet("href") or ""), markdown=False, percent=True):
+            for later in tokens[idx + 1 :]:  # links do not nest: the next close is this link's
+                if later.type == "link_close":
+                    later.meta = {**(later.meta or {}), "kbbot_drop": True}
+                    break
+            return ""
         # Emit the rel nh3 will set anyway, so sanitizing does not grow the page past its measured size.
-        tokens[idx].attrSet("rel", _LINK_REL)
+        token.attrSet("rel", _LINK_REL)
         if default_link_open is not None:
             return str(default_link_open(tokens, idx, options, env))
         return str(self.renderToken(tokens, idx, options, env))
 
+    def link_close(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+        if (tokens[idx].meta or {}).get("kbbot_drop"):
+            return ""
+        if default_link_close is not None:
+            return str(default_link_close(tokens, idx, options, env))
+        return str(self.renderToken(tokens, idx, options, env))
+
     md.add_render_rule("link_open", link_open)
+    md.add_render_rule("link_close", link_close)
     return md
 
 
@@ -154,6 +164,7 @@ class PageRenderer:
             + len(self._header(thread))
             + len(self._note(f"Part 999 of 999 of “{title}”."))
             + len(self._footer(marker_text(digest, 999)))
+            + len(self._begin(begin_marker_text(digest, 999)))
         )
         budget = max(self.max_chars - fixed - 200, self.max_chars // 4)
         authors: dict[str, str] = {}  # per call, so one renderer can serve several threads at once
@@ -174,8 +185,27 @@ class PageRenderer:
         )
 
     def note(self, text: str) -> str:
-        """A one-line page body in this format, with ``text`` escaped (e.g. for a retired part page)."""
+        """A one-line page body in this format, with ``text`` escaped."""
         return self._note(text)
+
+    def marked_note(self, text: str, digest: str, part: int) -> str:
+        """A kbbot block (begin and end markers) holding only a note, e.g. for a part page no longer needed.
+
+        Marked, so that replacing it again (a retried save) replaces the note instead of stacking another.
+        """
+        return (
+            self._begin(begin_marker_text(digest, part))
+            + self._note(text)
+            + self._footer(marker_text(digest, part))
+        )
+
+    def kept_note(self) -> str:
+        """The line above a page's previous content kept by a re-save that could not find its block."""
+        return self._note(
+            "Kept from this page's previous version: kbbot re-saved the thread above but could not find its "
+            "markers (kbbot-thread-begin / kbbot-thread lines) to replace only its own part, so nothing "
+            "below was removed. Delete what is no longer needed."
+        )
 
     # --- pieces --------------------------------------------------------------------------------------------
 
@@ -191,10 +221,14 @@ class PageRenderer:
             if total > 1:
                 body.append(self._note(f"Part {number} of {total} of “{title}”."))
             body.extend(group)
-            body.append(self._footer(marker_text(digest, number)))
-            content = "".join(body)
+            inner = "".join(body)
             if self._md is not None:
-                content = _sanitize(content)
+                inner = _sanitize(inner)
+            # After sanitizing (nh3 decodes entities): no user text may carry a marker of its own.
+            inner = neutralize_markers(inner)
+            content = (
+                self._begin(begin_marker_text(digest, number)) + inner + self._footer(marker_text(digest, number))
+            )
             parts.append(RenderedPart(part_title, content, number, total))
         return parts
 
@@ -207,6 +241,11 @@ class PageRenderer:
         if self._md is not None:
             return f"<p><em>{_html_text(text)}</em></p>\n"
         return f"*{_md_text(text)}*\n\n"
+
+    def _begin(self, marker: str) -> str:
+        if self._md is not None:
+            return f"<p><small>{marker}</small></p>\n"
+        return f"{marker}\n\n"
 
     def _footer(self, marker: str) -> str:
         if self._md is not None:
@@ -319,7 +358,7 @@ def _sanitize(content: str) -> str:
 
 
 def _body_markdown(text: str) -> str:
-    """User Markdown made safe to store: mentions inert, raw HTML escaped, bad links blocked, fences shut."""
+    """User Markdown made safe to store: mentions inert, raw HTML escaped, refused links flattened, fences shut."""
 
     def prose(part: str) -> str:
         out: list[str] = []
@@ -331,6 +370,9 @@ def _body_markdown(text: str) -> str:
         out.append(_markdown_prose(part[pos:]))
         return "".join(out)
 
+    # Links first, over the whole body, code included: our code-span detection is simpler than CommonMark's
+    # (an escaped backtick), so a refused link must not be able to hide from this pass inside "code".
+    text = flatten_markdown_links(text)
     body = (outside_code(text, prose) if "`" in text else prose(text)).strip("\n")
     if len(_FENCE_LINE.findall(body)) % 2 == 1:
         body += "\n```"  # an unclosed fence would swallow every later message of the page
@@ -347,9 +389,7 @@ def _inert(text: str) -> str:
 def _markdown_prose(part: str) -> str:
     if "@" in part or "<" in part:
         part = neutralize_mentions(part)
-    part = _RAW_LT.sub("&lt;", part)
-    part = _BAD_REFERENCE.sub(r"\1#blocked:", part)
-    return _BAD_LINK.sub("](#blocked:", part)
+    return _RAW_LT.sub("&lt;", part)
 
 
 def _attachments(attachments: tuple[Attachment, ...], is_html: bool) -> str:

@@ -3,10 +3,16 @@
 How a save goes (``save`` and the background worker share :meth:`ThreadSaver._attempt`)::
 
     render (page_render) ─► outbox.add ─► outbox.claim (attempts += 1, lease)
-        ─► for each part: mapped id? update it (404 → treat as unmapped)
+        ─► for each part: mapped id? rewrite only kbbot's block in it (404 → treat as unmapped)
                           unmapped and attempts > 1? look for our marker in pages with this title, adopt it
                           else create, and record the id in the map at once
         ─► delete surplus parts of an earlier, longer save ─► outbox.remove
+
+A re-save never sends the whole page: it sends ``PageChange(rewrite=…)``, which replaces only the block between
+the page's ``kbbot-thread-begin``/``kbbot-thread`` marker lines in the page's *latest* content
+(:func:`kbbot.core.page_block.replace_block`), so text people wrote around it survives, and MatHub's backend can
+re-apply it after a version conflict instead of overwriting the other edit. Markers removed by a person: the new
+block goes on top and the whole previous page is kept below it (never a silent loss, never a refusal).
 
 The outbox entry is written *before* the first API call, so a crash or an outage never loses a save. A crash
 after the wiki created a page but before the map recorded it is the dangerous case: the retry would create a
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import re
@@ -34,6 +41,7 @@ from dataclasses import dataclass, field
 
 from kbbot.backends.base import KnowledgeBase, PageChange, PageSummary
 from kbbot.core.models import SavedPage, Thread
+from kbbot.core.page_block import replace_block
 from kbbot.core.page_render import PageRenderer, clean_title, find_marker, thread_digest
 from kbbot.core.ports import MetricsSink, NullMetrics, Outbox, OutboxItem, OutboxPart, SavedThreadMap
 from kbbot.core.tasks import cancel_and_wait
@@ -314,7 +322,12 @@ class ThreadSaver:
         ids: list[str] = []
         for number, part in enumerate(item.parts, start=1):
             page_id = mapped[number - 1] if number <= len(mapped) else None
-            change = PageChange(title=part.title, content=part.content, tags=item.tags)
+            change = PageChange(
+                title=part.title,
+                rewrite=self._rewriter(part.content, item.digest, number),
+                tags=item.tags,
+                summary=f"kbbot: saved thread “{item.title[:200]}”",
+            )
             if page_id is not None:
                 try:
                     await self._kb.update_page(page_id, change)
@@ -336,25 +349,47 @@ class ThreadSaver:
             created = created or number == 1
             ids.append(page_id)
             await self._map.put(item.key, ids + mapped[len(ids) :])  # record each part as soon as it exists
-        for stale in mapped[len(item.parts) :]:  # the thread got shorter: drop parts that no longer exist
-            await self._retire(stale, item)
+        for number, stale in enumerate(mapped[len(item.parts) :], start=len(item.parts) + 1):
+            await self._retire(stale, number, item)  # the thread got shorter: parts that no longer exist
         await self._map.put(item.key, ids)
         return self._result(ids, item.title, created=created, part_titles=[p.title for p in item.parts])
 
-    async def _retire(self, page_id: str, item: OutboxItem) -> None:
+    def _rewriter(self, block: str, digest: str, part: int) -> Callable[[str], str]:
+        """``PageChange.rewrite`` for a re-save: replace only our block in the page's latest content.
+
+        A rewrite rather than the whole page as ``content``: text people added around the block stays, and a
+        wiki with optimistic locking (MatHub) re-applies it on top of a concurrent edit instead of refusing
+        or overwriting. See :mod:`kbbot.core.page_block` for what happens when the markers are gone.
+        """
+        kept_note = self._renderer.kept_note()
+        return functools.partial(replace_block, block=block, digest=digest, part=part, kept_note=kept_note)
+
+    async def _retire(self, page_id: str, number: int, item: OutboxItem) -> None:
         """Remove a part page the thread no longer needs; where the wiki cannot delete (MatHub), point it at
-        the first part instead, so nobody reads a stale half of the conversation."""
+        the first part instead, so nobody reads a stale half of the conversation.
+
+        Never fatal to the save: "cannot delete" and "cannot edit" are expected answers here, and a busy wiki
+        (429, 5xx, a version conflict) raises a transient error that keeps the save in the outbox for a retry,
+        which replaces the (marked) note again rather than stacking a second one.
+        """
         try:
             await self._kb.delete_page(page_id)
         except NotFound:
             return
         except Unsupported:
-            note = self._renderer.note(
-                f"This page used to hold part of the saved conversation “{item.title}”, which now fits on "
-                f"fewer pages: see “{item.parts[0].title}”."
+            note = self._renderer.marked_note(
+                f"This page used to hold part {number} of the saved conversation “{item.title}”, which now "
+                f"fits on fewer pages: see “{item.parts[0].title}”.",
+                item.digest,
+                number,
             )
-            with contextlib.suppress(NotFound, Unsupported):
-                await self._kb.update_page(page_id, PageChange(content=note))
+            change = PageChange(
+                rewrite=self._rewriter(note, item.digest, number), summary="kbbot: part no longer needed"
+            )
+            try:
+                await self._kb.update_page(page_id, change)
+            except (NotFound, Unsupported, BadRequest) as exc:
+                log.info("could not mark retired part page %s: %s", page_id, exc)
 
     async def _find_orphan(
         self, listing: list[PageSummary], item: OutboxItem, number: int, title: str

@@ -97,23 +97,35 @@ async def test_resave_edits_the_same_page_with_its_version(env: Env) -> None:
     assert env.server.count("POST") == 0 and len(env.server.pages()) == 1
 
 
-async def test_conflict_on_resave_keeps_the_save_queued_and_loses_nothing(env: Env) -> None:
+async def test_concurrent_edit_during_resave_keeps_both(env: Env) -> None:
     first = await env.saver.save(thread("Spectral sequences", "first answer"))
     page_id = first.id or ""
-    # Another editor saves between the backend's read and its PATCH. ThreadSaver sends the whole page
-    # (``PageChange.content``), which the backend will not re-send over someone else's newer version: the
-    # save fails with VersionConflict and ThreadSaver keeps it in its outbox.
+    # Another editor saves between the backend's read and its PATCH: MatHub answers 409, the backend
+    # re-fetches and re-applies ThreadSaver's rewrite (replace only kbbot's block) on top of their edit.
     env.server.inject_concurrent_edit(page_id, "\n\nAn editor's note.")
-    pending = await env.saver.save(thread("Spectral sequences", "first answer", "second answer"))
-    assert pending.pending and pending.id == page_id
-    assert len(await env.outbox.pending()) == 1  # the save is kept, not dropped
-    assert env.server.page(page_id).content.endswith("An editor's note.")
-    # The outbox worker's next pass lands it on the latest version.
+    second = await env.saver.save(thread("Spectral sequences", "first answer", "second answer"))
+    assert not second.pending and second.id == page_id
+    content = env.server.page(page_id).content
+    assert "second answer" in content and content.endswith("An editor's note.")
+    assert await env.outbox.pending() == []
+    patches = [(r.status, r.body["version"]) for r in env.server.requests if r.method == "PATCH"]
+    assert patches == [(409, 1), (200, 2)]
+
+
+async def test_conflicts_beyond_the_retries_stay_queued_and_never_overwrite(env: Env) -> None:
+    first = await env.saver.save(thread("Chern classes", "first answer"))
+    page_id = first.id or ""
+    env.server.inject_concurrent_edit(page_id, "\n\nNote {n}.", times=4)  # every in-line attempt loses
+    pending = await env.saver.save(thread("Chern classes", "first answer", "second answer"))
+    assert pending.pending and len(await env.outbox.pending()) == 1
+    content = env.server.page(page_id).content
+    assert "second answer" not in content and content.count("Note {n}.") == 4
+    # The outbox worker's later pass lands it on top of all four edits.
     env.clock.now += 1000
     await env.saver.retry_due()
-    assert "second answer" in env.server.page(page_id).content
+    content = env.server.page(page_id).content
+    assert "second answer" in content and content.count("Note {n}.") == 4
     assert await env.outbox.pending() == []
-    assert [r.body["version"] for r in env.server.requests if r.method == "PATCH"] == [1, 2]
 
 
 async def test_outage_on_first_save_is_retried_from_the_outbox(env: Env) -> None:

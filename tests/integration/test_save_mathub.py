@@ -68,7 +68,7 @@ async def test_create_and_resave_keep_latex_and_bump_version(wiring: Wiring) -> 
     [page] = wiring.fake.pages()
     assert "$\\pi_1(S^1) \\cong \\mathbb{Z}$" in page.content
     assert "$$p: \\mathbb{R} \\to S^1$$" in page.content
-    assert page.content.startswith("# Why is")
+    assert page.content.startswith("kbbot-thread-begin: ") and "\n\n# Why is" in page.content
     second = await wiring.saver.save(thread("Why is $\\pi_1(S^1) \\cong \\mathbb{Z}$?", "covering spaces", "thanks"))
     assert second.id == first.id and not second.created
     [page] = wiring.fake.pages()
@@ -142,3 +142,47 @@ async def test_shrinking_thread_retires_parts_mathub_cannot_delete(wiring: Wirin
     assert await wiring.thread_map.get(MAP_KEY) == (ids[0],)
     retired = wiring.fake.page(ids[1])
     assert "now fits on fewer pages" in retired.content and "part message" not in retired.content
+
+
+def long_thread(count: int) -> Thread:
+    # Each message fills most of a 20,000-character part, so the thread needs one part per message.
+    return thread(*(f"part message {i} " + "homotopy " * 1_500 for i in range(count)))
+
+
+async def test_five_parts_shrinking_to_three_keeps_the_save_and_marks_the_rest(wiring: Wiring) -> None:
+    saver = wiring.build_saver(page_max_chars=20_000)
+    first = await saver.save(long_thread(5), title="Long")
+    ids = await wiring.thread_map.get(MAP_KEY)
+    assert ids is not None and len(ids) == 5 and first.extra["parts"]
+    wiring.fake.reset_log()
+    second = await saver.save(long_thread(3), title="Long")  # MatHub cannot delete parts 4 and 5
+    assert not second.pending and second.id == ids[0]
+    assert await wiring.thread_map.get(MAP_KEY) == ids[:3]
+    assert await wiring.outbox.pending() == []
+    assert wiring.fake.count("DELETE") == 0 and len(wiring.fake.pages()) == 5
+    for number, page_id in enumerate(ids[3:], start=4):
+        content = wiring.fake.page(page_id).content
+        assert f"part {number} of the saved conversation" in content and "part message" not in content
+        assert find_marker(content, thread_digest("discord", KEY), number)  # a retry replaces, never stacks
+    assert "part message 2" in wiring.fake.page(ids[2]).content
+
+
+async def test_busy_wiki_while_retiring_parts_keeps_the_save_queued(wiring: Wiring) -> None:
+    saver = wiring.build_saver(page_max_chars=20_000)
+    await saver.save(long_thread(5), title="Long")
+    ids = await wiring.thread_map.get(MAP_KEY)
+    assert ids is not None and len(ids) == 5
+    # Someone edits part 5 just before each of kbbot's PATCHes: every in-line attempt loses the race.
+    wiring.fake.inject_concurrent_edit(ids[4], "\n\nA reader's note.", times=4)
+    pending = await saver.save(long_thread(3), title="Long")
+    assert pending.pending  # a VersionConflict is transient: queued, not a SaveError, nothing dropped
+    [item] = await wiring.outbox.pending()
+    assert len(item.parts) == 3
+    wiring.now[0] += 10
+    await saver.retry_due()
+    assert await wiring.outbox.pending() == [] and await wiring.thread_map.get(MAP_KEY) == ids[:3]
+    part4, part5 = wiring.fake.page(ids[3]).content, wiring.fake.page(ids[4]).content
+    for content in (part4, part5):
+        assert content.count("now fits on fewer pages") == 1 and "part message" not in content
+    assert part5.count("A reader's note.") == 4  # the other editor's text is kept
+

@@ -7,7 +7,14 @@ import pytest
 
 from benchmarks.bench_render import make_thread
 from kbbot.core.models import Attachment, Thread, ThreadMessage
-from kbbot.core.page_render import PageRenderer, clean_title, find_marker, marker_text, thread_digest
+from kbbot.core.page_render import (
+    PageRenderer,
+    begin_marker_text,
+    clean_title,
+    find_marker,
+    marker_text,
+    thread_digest,
+)
 
 Z = "\u200b"
 
@@ -46,7 +53,8 @@ def test_html_page_has_title_header_messages_and_marker() -> None:
         msg("see file", attachments=(Attachment("log.txt", "https://files.example.com/log.txt"),)),
     )
     page = html_page(t)
-    assert page.startswith("<h1>Deploy failed</h1>")
+    digest = thread_digest("slack", "C1:1736067600.000100")
+    assert page.startswith(f"<p><small>{begin_marker_text(digest, 1)}</small></p>\n<h1>Deploy failed</h1>")
     assert "Saved from #ops on Slack" in page
     assert "2026-01-05 09:00 – 2026-01-06 10:30 UTC" in page
     assert "3 participants: Ada, Grace, Linus" in page
@@ -59,7 +67,6 @@ def test_html_page_has_title_header_messages_and_marker() -> None:
     assert (
         '<a href="https://files.example.com/log.txt" rel="noopener noreferrer nofollow">log.txt</a>' in page
     )
-    digest = thread_digest("slack", "C1:1736067600.000100")
     assert find_marker(page, digest, 1)
     assert not find_marker(page, digest, 2)
 
@@ -70,7 +77,8 @@ def test_markdown_page_layout_and_latex_kept() -> None:
         msg("```python\nif a < b:\n    print('<@U1>')\n```", author="Grace"),
     )
     page = md_page(t)
-    assert page.startswith("# Deploy failed\n")
+    begin = begin_marker_text(thread_digest("slack", t.key), 1)
+    assert page.startswith(f"{begin}\n\n# Deploy failed\n")
     assert "$E = mc^2$" in page
     assert "$$\\int_0^1 x<y\\,dx$$" in page
     assert "a&lt;b outside" in page

@@ -8,10 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from kbbot.backends.base import PageChange
 from kbbot.core.models import SavedPage, Thread, ThreadMessage
 from kbbot.core.page_render import find_marker, thread_digest
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver, slugify
-from kbbot.errors import BadRequest, BadResponse, NotFound, RateLimited, SaveError, Unauthorized, Unavailable
+from kbbot.errors import (
+    BadRequest,
+    BadResponse,
+    NotFound,
+    RateLimited,
+    SaveError,
+    Unauthorized,
+    Unavailable,
+    Unsupported,
+)
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
 from tests.fakes.memory_kb import MemoryKnowledgeBase, SimulatedCrash
 
@@ -278,7 +288,7 @@ async def test_markdown_backend_gets_markdown(tmp_path: Path, env: Env) -> None:
     saver = new_saver(kb, env.thread_map, env.outbox, env.clock, env.saved)
     await saver.save(make_thread("Energy $E=mc^2$ **now**"))
     content = kb.pages["p1"].content
-    assert content.startswith("# Energy $E=mc^2$ now") or content.startswith("# Energy")
+    assert content.startswith("kbbot-thread-begin: ") and "\n\n# Energy " in content
     assert "$E=mc^2$ **now**" in content and "<p>" not in content
 
 
@@ -344,3 +354,33 @@ async def test_listeners_by_platform(env: Env) -> None:
     env.clock.now += 10
     await env.saver.retry_due()
     assert heard == ["slack:C1:1700000000.000100:p1"] and len(env.saved) == 1
+
+
+@pytest.mark.parametrize("edit_error", [None, Unsupported("read-only page"), NotFound("gone", status=404)])
+async def test_surplus_parts_a_wiki_cannot_delete_never_fail_the_save(
+    env: Env, edit_error: Exception | None
+) -> None:
+    saver = new_saver(env.kb, env.thread_map, env.outbox, env.clock, env.saved, page_max_chars=20_000)
+    long_texts = [f"message {i} " + "lorem ipsum " * 1_200 for i in range(5)]  # one part each
+    await saver.save(make_thread(*long_texts), title="Long")
+    ids = await env.thread_map.get("slack:C1:1700000000.000100")
+    assert ids is not None and len(ids) == 5
+    env.kb.fail_next("delete_page", Unsupported("this wiki cannot delete pages"), times=2)
+    if edit_error is not None:
+        # The three remaining parts update fine; the first retired part cannot be edited either.
+        real_update = env.kb.update_page
+
+        async def update(page_id: str, change: PageChange) -> None:
+            if page_id == ids[3]:
+                raise edit_error
+            await real_update(page_id, change)
+
+        env.kb.update_page = update  # type: ignore[method-assign]
+    page = await saver.save(make_thread(*long_texts[:3]), title="Long")
+    assert not page.pending and page.id == ids[0]
+    assert await env.thread_map.get("slack:C1:1700000000.000100") == ids[:3]
+    assert await env.outbox.pending() == []
+    assert set(env.kb.pages) == set(ids)  # nothing deleted
+    assert "now fits on fewer pages" in env.kb.pages[ids[4]].content
+    if edit_error is None:
+        assert "now fits on fewer pages" in env.kb.pages[ids[3]].content
