@@ -141,6 +141,9 @@ class OutboxItem:
     title: str
     tags: tuple[str, ...]
     parts: tuple[OutboxPart, ...]
+    #: Whether an update replaces the page's tags. False when the tags are only the defaults: a re-save then
+    #: keeps whatever tags the page has (people may have tagged it in the wiki); new pages get the defaults.
+    retag: bool = True
     revision: int = 0
     attempts: int = 0
     next_attempt_at: float = 0.0

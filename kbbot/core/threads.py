@@ -166,6 +166,7 @@ class ThreadSaver:
             digest=thread_digest(thread.platform, thread.key),
             title=page_title,
             tags=page_tags,
+            retag=tags is not None,
             parts=tuple(OutboxPart(part.title, part.content) for part in parts),
         )
         async with self._lock(map_key):
@@ -325,7 +326,7 @@ class ThreadSaver:
             change = PageChange(
                 title=part.title,
                 rewrite=self._rewriter(part.content, item.digest, number),
-                tags=item.tags,
+                tags=item.tags if item.retag else None,
                 summary=f"kbbot: saved thread “{item.title[:200]}”",
             )
             if page_id is not None:

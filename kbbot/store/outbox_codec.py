@@ -22,6 +22,7 @@ def dump_payload(item: OutboxItem) -> str:
             "digest": item.digest,
             "title": item.title,
             "tags": list(item.tags),
+            "retag": item.retag,
             "parts": [{"title": part.title, "content": part.content} for part in item.parts],
         },
         ensure_ascii=False,
@@ -40,6 +41,7 @@ def load_item(
         digest=data["digest"],
         title=data["title"],
         tags=tuple(data["tags"]),
+        retag=data.get("retag", True),  # items queued before the field existed replaced tags
         parts=tuple(OutboxPart(part["title"], part["content"]) for part in data["parts"]),
         revision=revision,
         attempts=attempts,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -113,6 +113,17 @@ async def test_explicit_title_and_tags(env: Env) -> None:
     stored = env.kb.pages["p1"]
     assert stored.title == "VPN keys"
     assert stored.tags == ("ops-team",)
+
+
+async def test_resave_keeps_the_pages_tags_unless_tags_are_given(env: Env) -> None:
+    await env.saver.save(make_thread("question"))
+    page = env.kb.pages["p1"]
+    assert page.tags == ("dev-ops", "saved", "chat")  # defaults on a new page
+    env.kb.pages["p1"] = replace(page, tags=("dev-ops", "runbook"))  # someone tags it in the wiki
+    await env.saver.save(make_thread("question", "answer"))
+    assert env.kb.pages["p1"].tags == ("dev-ops", "runbook")  # a re-save without tags keeps theirs
+    await env.saver.save(make_thread("question", "answer"), tags=["Incident"])
+    assert env.kb.pages["p1"].tags == ("incident",)  # explicit tags replace them
 
 
 async def test_title_hint_and_fallbacks(env: Env) -> None:

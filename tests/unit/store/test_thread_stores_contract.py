@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -84,13 +85,20 @@ async def test_outbox_add_claim_remove(stores: Factory) -> None:
     claimed = await o2.claim("slack:C1:1.2", now=100.0, lease_seconds=30)
     assert claimed is not None
     assert claimed.attempts == 1 and claimed.revision == 1 and claimed.title == "Deploy notes"
-    assert claimed.parts == item(n_parts=2).parts and claimed.tags == ("saved", "ünï")
+    assert claimed.parts == item(n_parts=2).parts and claimed.tags == ("saved", "ünï") and claimed.retag
     # Leased: nobody else may send it until the lease runs out.
     assert await o1.claim("slack:C1:1.2", now=110.0, lease_seconds=30) is None
     assert await o2.remove("slack:C1:1.2", 1) is True
     assert await o1.pending() == []
     assert await o1.claim("slack:C1:1.2", now=200.0, lease_seconds=30) is None
     assert await o1.claim("unknown", now=200.0, lease_seconds=30) is None
+
+
+async def test_outbox_keeps_whether_tags_replace_the_pages(stores: Factory) -> None:
+    (_, o1), (_, o2) = await stores(), await stores()
+    await o1.add(replace(item(), retag=False), now=100.0)
+    claimed = await o2.claim("slack:C1:1.2", now=100.0, lease_seconds=30)
+    assert claimed is not None and claimed.retag is False
 
 
 async def test_outbox_expired_lease_can_be_claimed_again(stores: Factory) -> None:
