@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from kbbot.adapters.slack.app import SlackBot, build_slack, build_slack_app
+from kbbot.adapters.slack.app import SlackBot, build_slack
 from kbbot.adapters.slack.handlers import SlackOptions
 from kbbot.adapters.slack.server import slack_routes, slack_web_app, socket_mode_handler
 from kbbot.adapters.slack.service import SlackService, slack_configured, slack_service, slack_web_client
@@ -22,7 +22,6 @@ __all__ = [
     "SlackOptions",
     "SlackService",
     "build_slack",
-    "build_slack_app",
     "slack_configured",
     "slack_routes",
     "slack_service",

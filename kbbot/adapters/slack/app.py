@@ -30,24 +30,6 @@ SAVE_SHORTCUT_CALLBACK = "save_thread"
 Body = dict[str, Any]
 
 
-def build_slack_app(
-    *,
-    client: AsyncWebClient,
-    ask: AskPort,
-    saver: SaverPort,
-    feedback: FeedbackStore,
-    deduper: Deduper,
-    signing_secret: str | None,
-    options: SlackOptions | None = None,
-) -> AsyncApp:
-    """The Bolt app with every listener registered; see :func:`build_slack` for the version that also hands
-    back the handlers (to drain in-flight answers at shutdown)."""
-    return build_slack(
-        client=client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
-        signing_secret=signing_secret, options=options,
-    ).app
-
-
 @dataclass(frozen=True, slots=True)
 class SlackBot:
     """The Bolt app and the handlers behind it."""
