@@ -20,6 +20,7 @@ from kbbot.config import Settings
 from kbbot.core.ask import AskService
 from kbbot.core.ports import MetricsSink, RateLimiter
 from kbbot.core.threads import ThreadSaver
+from kbbot.errors import ConfigError
 from kbbot.ops.metrics import Metrics
 from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.index import SearchIndex, index_path
@@ -80,7 +81,12 @@ def build_knowledgebase(
 async def open_runtime(settings: Settings, *, console: Console | None = None) -> AsyncIterator[Runtime]:
     """Build and open every part; close them in reverse order on exit (also on errors and Ctrl-C)."""
     data = settings.kbbot_data_dir
-    data.mkdir(parents=True, exist_ok=True)
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"KBBOT_DATA_DIR {data} cannot be used as a folder ({exc.strerror or type(exc).__name__})"
+        ) from None
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(
             httpx.AsyncClient(
@@ -134,3 +140,4 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
             ask=ask,
             saver=saver,
         )
+

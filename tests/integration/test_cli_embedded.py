@@ -83,3 +83,12 @@ def test_save_transcript_then_resave_updates(tmp_path: Path) -> None:
 def test_save_unreadable_file_is_a_usage_error(tmp_path: Path) -> None:
     result = run_kbbot("save", str(tmp_path / "missing.json"), "--title", "x", cwd=tmp_path)
     assert result.returncode == 2 and "missing.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_data_dir_that_is_a_file_is_a_settings_error(tmp_path: Path) -> None:
+    (tmp_path / "not-a-dir").write_text("x")
+    result = run_kbbot("ask", "vpn", cwd=tmp_path, env={"KBBOT_DATA_DIR": str(tmp_path / "not-a-dir")})
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "KBBOT_DATA_DIR" in result.stderr
+
