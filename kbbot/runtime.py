@@ -7,9 +7,11 @@ Opening the runtime makes no network call (a local knowledgebase is re-indexed f
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from rich.console import Console
@@ -97,7 +99,10 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
         )
         metrics = Metrics()
         # Memory/SQLite, or Redis with REDIS_URL (then every replica shares them); pinged once when Redis.
-        stores = await build_stores(settings, metrics=metrics)
+        try:
+            stores = await build_stores(settings, metrics=metrics)
+        except sqlite3.DatabaseError as exc:
+            raise _unusable_database(data, exc) from None
         stack.push_async_callback(stores.aclose)
         kb, limiter = build_knowledgebase(settings, http, stores, metrics)
         stack.push_async_callback(kb.aclose)
@@ -141,3 +146,7 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
             saver=saver,
         )
 
+
+def _unusable_database(data: Path, exc: sqlite3.DatabaseError) -> ConfigError:
+    """A damaged, foreign or unwritable SQLite file under the data dir: one clear line instead of a traceback."""
+    return ConfigError(f"a database file in KBBOT_DATA_DIR {data} cannot be used ({exc}); move it away to start afresh")

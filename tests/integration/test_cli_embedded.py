@@ -92,3 +92,20 @@ def test_data_dir_that_is_a_file_is_a_settings_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "KBBOT_DATA_DIR" in result.stderr
 
+
+def test_damaged_database_files_are_a_settings_error(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {"KBBOT_DATA_DIR": str(data)}
+    assert run_kbbot("ask", "vpn", cwd=tmp_path, env=env).returncode == 0
+    files = sorted(file for file in data.glob("*.sqlite3") if not file.name.startswith("index-"))
+    assert files  # the feedback and saved-thread stores (the search index is a cache: it rebuilds itself)
+    for damaged in files:  # each in turn: they hold data (queued saves), so they are never silently replaced
+        for file in files:
+            file.unlink(missing_ok=True)
+            for extra in data.glob(file.name + "-*"):
+                extra.unlink()
+        damaged.write_bytes(b"this is not a database " * 200)
+        result = run_kbbot("ask", "vpn", cwd=tmp_path, env=env)
+        assert result.returncode == 2, (damaged.name, result.stderr)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert "KBBOT_DATA_DIR" in result.stderr
