@@ -28,6 +28,7 @@ from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
 from kbbot.store.factory import Stores, build_stores
+from kbbot.store.limiter import TokenRateLimiter
 
 
 @dataclass
@@ -105,6 +106,8 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
             raise _unusable_database(data, exc) from None
         stack.push_async_callback(stores.aclose)
         kb, limiter = build_knowledgebase(settings, http, stores, metrics)
+        if isinstance(limiter, TokenRateLimiter):
+            stack.push_async_callback(limiter.aclose)  # its own Redis connection, when REDIS_URL is set
         stack.push_async_callback(kb.aclose)
 
         index = await SearchIndex(index_path(data, settings.backend)).open()
