@@ -10,6 +10,7 @@ import redis
 from kbbot.config import load_settings
 from kbbot.core.models import Question
 from kbbot.runtime import open_runtime
+from tests.fakes.mathub import FakeMatHub
 from tests.fakes.perfectwiki import FakePerfectWiki
 from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session  # noqa: F401
 
@@ -36,5 +37,22 @@ async def test_closing_the_runtime_closes_every_redis_connection(
     async with open_runtime(settings) as rt:
         answer = await rt.ask.ask(Question(text="vpn setup", platform="cli"))  # the limiter talks to Redis too
         assert "VPN" in answer.text
+        assert _other_clients(redis_server.url)
+    assert _other_clients(redis_server.url) == []
+
+
+async def test_closing_the_runtime_closes_the_mathub_write_limiters_redis_connection(
+    fake_mathub: FakeMatHub, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    settings = load_settings(
+        _env_file=None,
+        mathub_api_key=fake_mathub.api_key,
+        mathub_base_url=fake_mathub.url,
+        mathub_project=fake_mathub.project,
+        redis_url=redis_server.url,
+        kbbot_data_dir=tmp_path / "data",
+    )
+    async with open_runtime(settings) as rt:
+        await rt.kb.create_page("Runbook", "Restart the service.")  # a write: the writes limiter uses Redis
         assert _other_clients(redis_server.url)
     assert _other_clients(redis_server.url) == []
