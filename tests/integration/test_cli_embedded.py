@@ -109,3 +109,13 @@ def test_damaged_database_files_are_a_settings_error(tmp_path: Path) -> None:
         assert result.returncode == 2, (damaged.name, result.stderr)
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
         assert "KBBOT_DATA_DIR" in result.stderr
+
+
+def test_command_line_text_that_is_not_utf8_is_a_usage_error(tmp_path: Path) -> None:
+    # "\udcff" reaches the process as the raw byte 0xff (a Latin-1 terminal): it used to end in a
+    # UnicodeEncodeError traceback when the text was sent to the knowledgebase.
+    for args in (("pages", "create", "--title", "caf\udcff", "--content", "x"), ("pages", "get", "\udcff")):
+        result = run_kbbot(*args, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert "UTF-8" in result.stderr
