@@ -56,6 +56,7 @@ def exit_code(exc: KbbotError) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_text_arguments(args)
         settings = load_settings()
         return asyncio.run(_run(args, settings))
     except KbbotError as exc:
@@ -63,6 +64,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_code(exc)
     except KeyboardInterrupt:
         return 130
+
+
+def _check_text_arguments(args: argparse.Namespace) -> None:
+    """Text typed in a terminal that is not UTF-8 arrives with its undecodable bytes as lone surrogates, which
+    cannot be sent anywhere (file paths are fine: they go back to the file system as the same bytes)."""
+    for name, value in vars(args).items():
+        values = value if isinstance(value, list | tuple) else (value,)
+        for item in values:
+            if isinstance(item, str) and any("\ud800" <= char <= "\udfff" for char in item):
+                option = "--" + name.replace("_", "-") if name not in ("question", "query", "id") else name.upper()
+                raise ConfigError(f"{option} is not UTF-8 text; check the terminal's encoding (LANG, LC_ALL)")
 
 
 def _log_level(args: argparse.Namespace, settings: Settings) -> str:

@@ -98,6 +98,15 @@ class Settings(BaseSettings):
         # "DISCORD_API_URL=" (blank, as in a copied .env.example) means discord.py's built-in default.
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("perfectwiki_api_token", "mathub_api_key")
+    @classmethod
+    def _sendable_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # It travels in an HTTP header, which carries printable ASCII only: anything else (a stray space or
+        # newline, a look-alike letter) would fail on every request, with an error that quotes the character.
+        if value is not None and not all("!" <= char <= "~" for char in value.get_secret_value()):
+            raise ValueError("contains a space, line break or non-ASCII character; copy the token again")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:

@@ -7,9 +7,11 @@ Opening the runtime makes no network call (a local knowledgebase is re-indexed f
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from rich.console import Console
@@ -20,11 +22,13 @@ from kbbot.config import Settings
 from kbbot.core.ask import AskService
 from kbbot.core.ports import MetricsSink, RateLimiter
 from kbbot.core.threads import ThreadSaver
+from kbbot.errors import ConfigError
 from kbbot.ops.metrics import Metrics
 from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
 from kbbot.store.factory import Stores, build_stores
+from kbbot.store.limiter import TokenRateLimiter
 
 
 @dataclass
@@ -80,7 +84,12 @@ def build_knowledgebase(
 async def open_runtime(settings: Settings, *, console: Console | None = None) -> AsyncIterator[Runtime]:
     """Build and open every part; close them in reverse order on exit (also on errors and Ctrl-C)."""
     data = settings.kbbot_data_dir
-    data.mkdir(parents=True, exist_ok=True)
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"KBBOT_DATA_DIR {data} cannot be used as a folder ({exc.strerror or type(exc).__name__})"
+        ) from None
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(
             httpx.AsyncClient(
@@ -91,9 +100,14 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
         )
         metrics = Metrics()
         # Memory/SQLite, or Redis with REDIS_URL (then every replica shares them); pinged once when Redis.
-        stores = await build_stores(settings, metrics=metrics)
+        try:
+            stores = await build_stores(settings, metrics=metrics)
+        except sqlite3.DatabaseError as exc:
+            raise _unusable_database(data, exc) from None
         stack.push_async_callback(stores.aclose)
         kb, limiter = build_knowledgebase(settings, http, stores, metrics)
+        if isinstance(limiter, TokenRateLimiter):
+            stack.push_async_callback(limiter.aclose)  # its own Redis connection, when REDIS_URL is set
         stack.push_async_callback(kb.aclose)
 
         index = await SearchIndex(index_path(data, settings.backend)).open()
@@ -134,3 +148,8 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
             ask=ask,
             saver=saver,
         )
+
+
+def _unusable_database(data: Path, exc: sqlite3.DatabaseError) -> ConfigError:
+    """A damaged, foreign or unwritable SQLite file under the data dir: one clear line instead of a traceback."""
+    return ConfigError(f"a database file in KBBOT_DATA_DIR {data} cannot be used ({exc}); move it away to start afresh")

@@ -148,6 +148,7 @@ class MatHubBackend:
         self._max_slug_attempts = max_slug_attempts
         #: id → slug, learned from every list/get/create, so the sync ``page_url`` can fill ``{slug}``.
         self._slugs: dict[str, str] = {}
+        self._owned_limiter: TokenRateLimiter | None = None
 
     @classmethod
     def from_settings(
@@ -163,16 +164,23 @@ class MatHubBackend:
         if settings.mathub_api_key is None or not settings.mathub_base_url or not settings.mathub_project:
             raise ConfigError("MatHub needs MATHUB_API_KEY, MATHUB_BASE_URL and MATHUB_PROJECT.")
         api_key = settings.mathub_api_key.get_secret_value()
-        return cls(
+        owned: TokenRateLimiter | None = None
+        if write_limiter is None:
+            write_limiter = owned = build_write_limiter(
+                api_key, settings.mathub_writes_per_minute, storage=limiter_storage
+            )
+        backend = cls(
             client,
             api_key=api_key,
             base_url=settings.mathub_base_url,
             project=settings.mathub_project,
             page_url_template=settings.mathub_page_url_template,
-            write_limiter=write_limiter
-            or build_write_limiter(api_key, settings.mathub_writes_per_minute, storage=limiter_storage),
+            write_limiter=write_limiter,
             metrics=metrics,
         )
+        # A limiter built here is ours to close (with REDIS_URL it holds its own Redis connection).
+        backend._owned_limiter = owned
+        return backend
 
     # ------------------------------------------------------------------ reading
 
@@ -335,7 +343,10 @@ class MatHubBackend:
         raise Unsupported("MatHub's bot API cannot delete pages; delete it in MatHub.")
 
     async def aclose(self) -> None:
-        """The httpx client belongs to the caller (it is injected), so there is nothing of ours to close."""
+        """The httpx client belongs to the caller (it is injected); only a writes limiter that
+        :meth:`from_settings` built is ours to close."""
+        if self._owned_limiter is not None:
+            await self._owned_limiter.aclose()
 
     # ------------------------------------------------------------------ helpers
 

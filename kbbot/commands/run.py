@@ -77,7 +77,9 @@ async def serve(
             app.add_routes(slack.routes)
             rt.saver.listen("slack", slack.bot.on_saved)
             shutdown.on_stop_intake(slack.stop_intake)
-            shutdown.on_stop_intake(slack.drain)
+            # Bounded by SlackOptions.drain_seconds, not by the few seconds a close step gets: an AI answer
+            # in flight at SIGTERM often takes longer than that.
+            shutdown.on_stop_intake(slack.drain, timeout_seconds=GRACE_SECONDS)
         if "discord" in adapters:
             from kbbot.adapters.discord import build_discord_client, run_discord_client, saved_poster
 

@@ -10,8 +10,11 @@ from kbbot.errors import InvalidQuestion
 DEFAULT_MAX_CHARS = 2000
 
 # C0/C1 control characters except tab/newline, plus zero-width and bidi-override characters that make two
-# identical-looking questions differ or hide text.
-_INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# identical-looking questions differ or hide text, plus lone surrogates (an undecodable byte in a CLI argument,
+# a broken "\ud83d" in chat JSON), which UTF-8 cannot encode for the request upstream.
+_INVISIBLE = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\ud800-\udfff]"
+)
 _SPACES = re.compile(r"\s+")
 _EDGE_PUNCT = " \t\n\"'`“”‘’«»()[]{}<>.,;:!?¿¡…-–—*_~"
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from kbbot.errors import KbbotError, Unauthorized
+from kbbot.errors import ConfigError, KbbotError, Unauthorized
 from kbbot.ops.logging import request_context
 from kbbot.ops.metrics import Metrics, Refresher
 
@@ -176,7 +176,14 @@ class HttpServer:
     async def start(self) -> HttpServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # the port is taken, or the host is not an address of this machine
+            await self._runner.cleanup()
+            raise ConfigError(
+                f"cannot listen on {self._host}:{self._port} ({exc.strerror or type(exc).__name__}); "
+                "set HTTP_HOST/HTTP_PORT to a free address"
+            ) from None
         addresses = self._runner.addresses
         if addresses:
             self.port = int(addresses[0][1])

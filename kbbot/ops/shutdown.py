@@ -133,7 +133,7 @@ class GracefulShutdown:
         self._step_timeout = step_timeout_seconds
         self._requested = asyncio.Event()
         self._forced = asyncio.Event()
-        self._stop_intake: list[tuple[str, Callback]] = []
+        self._stop_intake: list[tuple[str, Callback, float | None]] = []
         self._closers: list[tuple[str, Callback]] = []
         self._installed: list[signal.Signals] = []
 
@@ -142,8 +142,12 @@ class GracefulShutdown:
         """True once a stop was requested: ``/readyz`` turns 503 so the load balancer stops sending work."""
         return self._requested.is_set()
 
-    def on_stop_intake(self, callback: Callback, name: str | None = None) -> None:
-        self._stop_intake.append((name or _name(callback), callback))
+    def on_stop_intake(
+        self, callback: Callback, name: str | None = None, *, timeout_seconds: float | None = None
+    ) -> None:
+        """``timeout_seconds`` (default: the step timeout) lets a step that drains in-flight work, bounded on
+        its own, take the time it needs."""
+        self._stop_intake.append((name or _name(callback), callback, timeout_seconds))
 
     def on_close(self, callback: Callback, name: str | None = None) -> None:
         self._closers.append((name or _name(callback), callback))
@@ -181,8 +185,8 @@ class GracefulShutdown:
         if not self._requested.is_set():
             self.request()
         failed: list[str] = []
-        for name, callback in self._stop_intake:
-            if not await self._step(name, callback):
+        for name, callback, timeout in self._stop_intake:
+            if not await self._step(name, callback, timeout):
                 failed.append(name)
         drain = asyncio.create_task(self.tracker.drain(self._grace))
         forced = asyncio.create_task(self._forced.wait())
@@ -200,9 +204,10 @@ class GracefulShutdown:
         log.info("stopped in %.1f s (%d task(s) cancelled)", elapsed, cancelled)
         return ShutdownReport(cancelled=cancelled, seconds=elapsed, failed_steps=tuple(failed))
 
-    async def _step(self, name: str, callback: Callback) -> bool:
+    async def _step(self, name: str, callback: Callback, limit_seconds: float | None = None) -> bool:
         try:
-            await asyncio.wait_for(callback(), timeout=self._step_timeout)
+            limit = self._step_timeout if limit_seconds is None else limit_seconds
+            await asyncio.wait_for(callback(), timeout=limit)
         except Exception:
             log.warning("shutdown step %s failed", name, exc_info=True)
             return False

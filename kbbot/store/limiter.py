@@ -390,4 +390,13 @@ class TokenRateLimiter:
         self._spacing = spacing
 
     async def aclose(self) -> None:
-        """Nothing to release for memory storage; a Redis storage passed in is closed by its owner."""
+        """Close the Redis connection of a storage this limiter opened from a URI. Nothing to release for
+        memory storage; a storage object passed in is closed by its owner."""
+        strategy, self._strategy = self._strategy, None
+        if strategy is None or not isinstance(self._storage_arg, str):
+            return
+        # ``limits`` has no close for its async Redis storage: close the redis-py client it holds.
+        client = getattr(getattr(strategy.storage, "bridge", None), "storage", None)
+        close = getattr(client, "aclose", None)
+        if close is not None:
+            await close()

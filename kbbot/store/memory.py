@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar, cast
@@ -51,24 +52,22 @@ class LocalSingleFlight:
         self._inflight: dict[str, asyncio.Future[object]] = {}
 
     async def run(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
-        existing = self._inflight.get(key)
-        if existing is not None:
-            # shield: one waiter being cancelled (a user gave up) must not cancel everybody else's answer.
-            return cast(T, await asyncio.shield(existing))
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            result = await fn()
-        except BaseException as exc:
-            future.set_exception(exc)
-            # Retrieve it so a flight nobody else joined does not log "exception was never retrieved".
-            future.exception()
-            raise
-        else:
-            future.set_result(result)
-            return result
-        finally:
+        flight = self._inflight.get(key)
+        if flight is None:
+            # The flight runs in its own task, so the first caller giving up (its listener cancelled) does not
+            # cancel the answer everybody who joined it is waiting for.
+            flight = cast("asyncio.Future[object]", asyncio.ensure_future(fn()))
+            self._inflight[key] = flight
+            flight.add_done_callback(functools.partial(self._forget, key))
+        # shield: one waiter being cancelled (a user gave up) must not cancel everybody else's answer.
+        return cast(T, await asyncio.shield(flight))
+
+    def _forget(self, key: str, flight: asyncio.Future[object]) -> None:
+        if self._inflight.get(key) is flight:
             del self._inflight[key]
+        if not flight.cancelled():
+            # Retrieved so a flight whose callers all gave up does not log "exception was never retrieved".
+            flight.exception()
 
 
 class MemoryQuotaGate:

@@ -83,3 +83,39 @@ def test_save_transcript_then_resave_updates(tmp_path: Path) -> None:
 def test_save_unreadable_file_is_a_usage_error(tmp_path: Path) -> None:
     result = run_kbbot("save", str(tmp_path / "missing.json"), "--title", "x", cwd=tmp_path)
     assert result.returncode == 2 and "missing.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_data_dir_that_is_a_file_is_a_settings_error(tmp_path: Path) -> None:
+    (tmp_path / "not-a-dir").write_text("x")
+    result = run_kbbot("ask", "vpn", cwd=tmp_path, env={"KBBOT_DATA_DIR": str(tmp_path / "not-a-dir")})
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "KBBOT_DATA_DIR" in result.stderr
+
+
+def test_damaged_database_files_are_a_settings_error(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {"KBBOT_DATA_DIR": str(data)}
+    assert run_kbbot("ask", "vpn", cwd=tmp_path, env=env).returncode == 0
+    files = sorted(file for file in data.glob("*.sqlite3") if not file.name.startswith("index-"))
+    assert files  # the feedback and saved-thread stores (the search index is a cache: it rebuilds itself)
+    for damaged in files:  # each in turn: they hold data (queued saves), so they are never silently replaced
+        for file in files:
+            file.unlink(missing_ok=True)
+            for extra in data.glob(file.name + "-*"):
+                extra.unlink()
+        damaged.write_bytes(b"this is not a database " * 200)
+        result = run_kbbot("ask", "vpn", cwd=tmp_path, env=env)
+        assert result.returncode == 2, (damaged.name, result.stderr)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert "KBBOT_DATA_DIR" in result.stderr
+
+
+def test_command_line_text_that_is_not_utf8_is_a_usage_error(tmp_path: Path) -> None:
+    # "\udcff" reaches the process as the raw byte 0xff (a Latin-1 terminal): it used to end in a
+    # UnicodeEncodeError traceback when the text was sent to the knowledgebase.
+    for args in (("pages", "create", "--title", "caf\udcff", "--content", "x"), ("pages", "get", "\udcff")):
+        result = run_kbbot(*args, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert "UTF-8" in result.stderr

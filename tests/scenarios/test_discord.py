@@ -205,6 +205,26 @@ async def test_mention_in_channel_is_answered_as_a_reply(world: World, tmp_path:
     assert fake.calls_to("POST", f"/channels/{world.general['id']}/typing"), "typing indicator while working"
 
 
+async def test_mention_of_someone_with_backslashes_in_their_name_is_answered(world: World, tmp_path: Path) -> None:
+    # Display names are chosen by users: a backslash in one (here a regex group reference and a trailing
+    # backslash) must neither crash the answer nor change the name the wiki AI sees.
+    fake = world.fake
+    ask = ScriptedAsk()
+    odd = fake.add_member(world.guild, "Odd", nick="C:\\new\\1 \\g<0> \\")
+    async with running(world, ask=ask, data_dir=tmp_path):
+        msg = fake.message_payload(
+            world.general,
+            world.ana,
+            f"<@{fake.app_id}> what did <@{odd['user']['id']}> set up?",
+            mentions=[fake.bot_user, odd],
+        )
+        fake.dispatch("MESSAGE_CREATE", msg)
+        [post] = await fake.await_for(lambda: message_posts(fake, world.general))
+
+    assert_no_ping(post.body)
+    assert ask.questions[0].text == "what did @C:\\new\\1 \\g<0> \\ set up?"
+
+
 async def test_mention_of_the_bots_managed_role_counts_as_a_mention(world: World, tmp_path: Path) -> None:
     fake = world.fake
     ask = ScriptedAsk()

@@ -176,6 +176,18 @@ async def test_knowledgebase_down_tells_only_the_asker() -> None:
         await rig.slack.await_for("reactions.remove")
 
 
+async def test_answer_that_cannot_be_posted_in_the_channel_reaches_the_asker_privately() -> None:
+    # E.g. a channel where only admins may post: the asker gets the answer for their eyes only, not silence.
+    async with slack_rig() as rig:
+        rig.slack.fail_next("chat.postMessage", "restricted_action")
+        await rig.event(mention_event(GENERAL, ALICE, "how do I set up the VPN?", "1700000750.000750"))
+        [eph] = await rig.slack.await_for("chat.postEphemeral")
+        assert eph.params["user"] == ALICE and eph.params["channel"] == GENERAL
+        assert eph.params["thread_ts"] == "1700000750.000750"
+        assert "VPN setup" in _all_text(eph.params["blocks"])
+        await rig.slack.await_for("reactions.remove")
+
+
 async def test_long_answer_is_split_into_sections_and_capped_at_50_blocks() -> None:
     paragraph = "Lorem **ipsum** dolor sit amet, " * 40  # ~1,300 chars
     long_text = "\n\n".join(f"## Part {i}\n{paragraph}" for i in range(120))  # ~160,000 chars

@@ -73,3 +73,19 @@ def test_env_example_lists_every_setting() -> None:
     example = (ROOT / ".env.example").read_text()
     listed = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", example, flags=re.MULTILINE))
     assert listed == {name.upper() for name in Settings.model_fields}
+
+
+@pytest.mark.parametrize("variable", ["PERFECTWIKI_API_TOKEN", "MATHUB_API_KEY"])
+@pytest.mark.parametrize("token", ["pw-søcret-123", "pw-secret 123", "pw-secret-123\n", "pw-\x7fsecret"])
+def test_wiki_token_that_cannot_be_sent_is_a_setting_error(
+    monkeypatch: pytest.MonkeyPatch, variable: str, token: str
+) -> None:
+    # An HTTP header carries printable ASCII only: such a token used to end in a traceback (whose
+    # UnicodeEncodeError quoted a character of the token) or a misleading "could not reach" on every request.
+    monkeypatch.setenv("MATHUB_BASE_URL", "http://127.0.0.1:1/api/bot/v1")
+    monkeypatch.setenv("MATHUB_PROJECT", "p")
+    monkeypatch.setenv(variable, token)
+    with pytest.raises(ConfigError, match=variable) as info:
+        load_settings(_env_file=None)
+    message = str(info.value)
+    assert "secret" not in message and "ø" not in message

@@ -48,3 +48,27 @@ async def test_sqlite_feedback_survives_restart(tmp_path: Path) -> None:
     await store.aclose()
     again = SqliteFeedbackStore(tmp_path / "fb.sqlite3")
     assert (await again.counts()).helpful == 1
+
+
+async def test_single_flight_cancelling_the_first_caller_does_not_cancel_the_others() -> None:
+    # The first caller runs the flight; when it gives up (its Slack/Discord task is cancelled), everybody who
+    # joined it must still get the answer, as with RedisSingleFlight.
+    flights = LocalSingleFlight()
+    calls = 0
+
+    async def work() -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return "done"
+
+    first = asyncio.create_task(flights.run("k", work))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(flights.run("k", work))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    assert await second == "done"
+    assert calls == 1
+    # The finished flight is forgotten: a later call runs again.
+    assert await flights.run("k", work) == "done"
+    assert calls == 2

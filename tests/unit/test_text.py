@@ -65,3 +65,14 @@ def test_split_text_reopens_code_fences() -> None:
     assert len(chunks) > 1
     assert all(c.count("```") % 2 == 0 for c in chunks)
     assert all(len(c) <= 300 for c in chunks)
+
+
+def test_clean_question_drops_lone_surrogates() -> None:
+    # An undecodable byte in a CLI argument arrives as a lone surrogate (surrogateescape), and JSON from chat
+    # platforms may carry one ("\ud83d"): UTF-8 cannot encode them, so the request upstream used to crash.
+    cleaned = clean_question("vpn \udcff setup \ud83d?")
+    assert cleaned == "vpn setup ?"
+    cleaned.encode("utf-8")
+    assert normalize_question("vpn \ud83d setup") == "vpn setup"
+    with pytest.raises(InvalidQuestion):
+        clean_question("\udcff\ud800")

@@ -100,7 +100,8 @@ class DiscordHandlers:
         text = own.sub(" ", content)
         # Other mentions → names, so the wiki AI sees "@Ana", not "<@1234>".
         for user in message.mentions:
-            text = re.sub(rf"<@!?{user.id}>", "@" + user.display_name, text)
+            # The name goes in as a replacement template: its backslashes are doubled to stay backslashes.
+            text = re.sub(rf"<@!?{user.id}>", ("@" + user.display_name).replace("\\", "\\\\"), text)
         for role in message.role_mentions:
             text = text.replace(f"<@&{role.id}>", "@" + role.name)
         for channel in message.channel_mentions:

@@ -179,7 +179,12 @@ class SlackHandlers:
                 return
             save_target = ThreadRef(channel, thread_ts or ts).key if offer_save else None
             message = rendering.render_answer(answer, question=cleaned, save_target=save_target)
-            await self.post(channel, message, thread_ts=thread_ts)
+            try:
+                await self.post(channel, message, thread_ts=thread_ts)
+            except SlackApiError as exc:
+                # E.g. only admins may post here: the asker still gets the answer, for their eyes only.
+                log.warning("could not post the answer in the channel: %s", _slack_error(exc))
+                await self.tell_user(channel, user_id, message, thread_ts=thread_ts)
         finally:
             await self._react("reactions_remove", channel, ts)
 

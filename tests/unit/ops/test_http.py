@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kbbot.backends.base import KbInfo
 from kbbot.core.ports import FeedbackCounts, QuotaState
-from kbbot.errors import Unauthorized, Unavailable
+from kbbot.errors import ConfigError, Unauthorized, Unavailable
 from kbbot.ops.http import HttpServer, ReadinessCheck, add_ops_routes, feedback_refresher, quota_refresher
 from kbbot.ops.metrics import Metrics
 from kbbot.store.redis_store import RedisQuotaGate, connect_redis
@@ -312,3 +312,11 @@ async def test_request_id_middleware_tags_the_handler_and_its_tasks() -> None:
         seen[2] == seen[3] and seen[2] is not None and len(seen[2]) <= 64 and '"' not in seen[2] and " " not in seen[2]
     )
     assert seen[4] == seen[5] and seen[4] not in (None, "Ev0ABC", seen[2])
+
+
+async def test_port_in_use_is_a_settings_error_naming_the_variables() -> None:
+    # `kbbot run` with HTTP_PORT taken by another process used to end in an OSError traceback.
+    async with HttpServer(web.Application(), "127.0.0.1", 0) as taken:
+        with pytest.raises(ConfigError, match="HTTP_PORT") as info:
+            await HttpServer(web.Application(), "127.0.0.1", taken.port).start()
+        assert str(taken.port) in str(info.value)

@@ -185,3 +185,23 @@ async def test_real_signal_in_a_subprocess(sig: signal.Signals) -> None:
     out = (await asyncio.wait_for(proc.stdout.read(), 10)).decode().splitlines()
     assert await proc.wait() == 0
     assert out == ["draining", "refused: ShuttingDown", "answer delivered", "outbox flushed", "exit 0"]
+
+
+async def test_a_drain_step_may_take_longer_than_the_step_timeout() -> None:
+    # `kbbot run` drains Slack's in-flight answers in a stop-intake step: an AI answer often takes longer than
+    # the few seconds a close step gets, and must not be cut off (nor the clean stop reported as failed).
+    shutdown = GracefulShutdown(TaskTracker(), grace_seconds=5, step_timeout_seconds=0.05)
+    events: list[str] = []
+
+    async def drain_answers() -> None:
+        await asyncio.sleep(0.3)
+        events.append("answers drained")
+
+    async def hung_intake() -> None:
+        await asyncio.sleep(10)
+
+    shutdown.on_stop_intake(drain_answers, name="drain", timeout_seconds=5)
+    shutdown.on_stop_intake(hung_intake, name="hung")  # the default step timeout still bounds the others
+    report = await asyncio.wait_for(shutdown.run(), 3)
+    assert events == ["answers drained"]
+    assert report.failed_steps == ("hung",)
