@@ -4,6 +4,7 @@
     ├── ConfigError                 a setting is missing or wrong (names the variable, says how to fix it)
     ├── InvalidQuestion             empty or oversized question
     ├── SaveError                   a thread could not be saved (and was not queued for retry)
+    ├── ShuttingDown                new work refused because the bot is stopping
     └── KnowledgeBaseError          the wiki API said no, or could not be reached
         ├── BadRequest              400
         ├── Unauthorized            401 (token wrong or regenerated)
@@ -37,6 +38,13 @@ class InvalidQuestion(KbbotError):
 
 class SaveError(KbbotError):
     """A thread could not be saved."""
+
+
+class ShuttingDown(KbbotError):
+    """New work was refused because the bot is stopping (SIGTERM); the asker should try again shortly."""
+
+    def __init__(self) -> None:
+        super().__init__("the bot is restarting; please ask again in a moment")
 
 
 class KnowledgeBaseError(KbbotError):

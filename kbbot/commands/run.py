@@ -85,14 +85,16 @@ async def serve(
 
             assert settings.discord_bot_token is not None
             discord_client = build_discord_client(
-                ask=rt.ask, saver=rt.saver, feedback=rt.stores.feedback, settings=settings
+                ask=rt.ask, saver=rt.saver, feedback=rt.stores.feedback, settings=settings, in_flight=tracker.work
             )
             rt.saver.listen("discord", saved_poster(discord_client))
             discord_task = asyncio.create_task(
                 run_discord_client(discord_client, settings.discord_bot_token.get_secret_value())
             )
             discord_task.add_done_callback(lambda task: _stop_if_failed(task, shutdown))
-            shutdown.on_stop_intake(discord_client.close)
+            # The connection stays open while in-flight answers drain (new ones are refused by the tracker),
+            # then closes with the other closers.
+            shutdown.on_close(discord_client.close)
 
         # The outbox retry worker starts after the adapters registered their listeners, so a save retried in
         # its first pass still gets its link posted.

@@ -18,19 +18,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kbbot.errors import KbbotError
+from kbbot.errors import ShuttingDown
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 Callback = Callable[[], Awaitable[Any]]
-
-
-class ShuttingDown(KbbotError):
-    """New work was refused because the bot is stopping."""
-
-    def __init__(self) -> None:
-        super().__init__("the bot is restarting; please ask again in a moment")
 
 
 class TaskTracker:

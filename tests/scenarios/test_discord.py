@@ -31,6 +31,7 @@ from kbbot.core.ask import QUOTA_NOTICE, AskService, QueueListener, QueuePositio
 from kbbot.core.models import Answer, PageRef, Question, SavedPage, Source, Thread
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.errors import ConfigError, QuotaExceeded, Unavailable
+from kbbot.ops.shutdown import TaskTracker
 from kbbot.store.limiter import TokenRateLimiter
 from kbbot.store.memory import LocalSingleFlight, MemoryFeedbackStore, MemoryQuotaGate, TTLAnswerCache
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
@@ -124,6 +125,7 @@ async def running(
     feedback: Any = None,
     data_dir: Path,
     before_start: Callable[[discord.Client], None] | None = None,
+    tracker: TaskTracker | None = None,
     **settings: Any,
 ) -> AsyncIterator[discord.Client]:
     client = build_discord_client(
@@ -133,6 +135,7 @@ async def running(
         settings=Settings(**settings),
         data_dir=data_dir,
         client_options={"guild_ready_timeout": 0.05},
+        **({"in_flight": tracker.work} if tracker is not None else {}),
     )
 
     async def identify_at_once(shard_id: int | None, *, initial: bool = False) -> None:
@@ -203,6 +206,28 @@ async def test_mention_in_channel_is_answered_as_a_reply(world: World, tmp_path:
     assert ask.questions[0].text == "how do I set up the @Bob VPN?"
     assert ask.questions[0].platform == "discord"
     assert fake.calls_to("POST", f"/channels/{world.general['id']}/typing"), "typing indicator while working"
+
+
+async def test_stopping_bot_finishes_answers_in_flight_and_refuses_new_ones(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    ask = ScriptedAsk(delay=0.5)
+    tracker = TaskTracker()
+    async with running(world, ask=ask, data_dir=tmp_path, tracker=tracker):
+        first = fake.message_payload(world.general, world.ana, f"<@{fake.app_id}> vpn?", mentions=[fake.bot_user])
+        fake.dispatch("MESSAGE_CREATE", first)
+        await fake.await_for(lambda: ask.questions)
+        tracker.close()  # SIGTERM: no new work from here on
+        late = fake.message_payload(world.general, world.ana, f"<@{fake.app_id}> wiki?", mentions=[fake.bot_user])
+        fake.dispatch("MESSAGE_CREATE", late)
+        assert await tracker.drain(5) == 0  # the answer in flight finished; nothing was cut off
+        await fake.await_for(lambda: len(message_posts(fake, world.general)) >= 2)
+    posts = message_posts(fake, world.general)
+    by_reply = {p.body["message_reference"]["message_id"]: p.body for p in posts}
+    assert by_reply[int(first["id"])]["embeds"][0]["description"] == "Use the VPN portal."
+    assert "restarting" in by_reply[int(late["id"])]["content"]
+    assert len(ask.questions) == 1
+    for body in by_reply.values():
+        assert_no_ping(body)
 
 
 async def test_mention_of_someone_with_backslashes_in_their_name_is_answered(world: World, tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ must then also be switched on in the Developer Portal. With ``DISCORD_SHARD_COUN
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import discord
@@ -30,7 +31,7 @@ from kbbot.adapters.discord.handlers import Asking, DiscordHandlers, Interaction
 from kbbot.adapters.discord.sync import CommandSync
 from kbbot.config import Settings
 from kbbot.core.ports import FeedbackStore
-from kbbot.errors import ConfigError
+from kbbot.errors import ConfigError, ShuttingDown
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +99,33 @@ async def point_gateway_from_rest(client: discord.Client) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
 
 
-def build_commands(tree: app_commands.CommandTree[discord.Client], handlers: DiscordHandlers) -> None:
-    """Register ``/ask``, ``/save-thread`` and the "Save thread to wiki" message command on ``tree``."""
+InFlight = Callable[[], AbstractAsyncContextManager[object]]
+
+
+@asynccontextmanager
+async def _untracked() -> AsyncIterator[None]:
+    yield
+
+
+def build_commands(
+    tree: app_commands.CommandTree[discord.Client], handlers: DiscordHandlers, in_flight: InFlight = _untracked
+) -> None:
+    """Register ``/ask``, ``/save-thread`` and the "Save thread to wiki" message command on ``tree``.
+
+    Each runs inside ``in_flight()`` so a stopping bot waits for it; once stopping, new commands are refused
+    with a short "restarting" message instead of being cut off halfway."""
+
+    async def tracked(interaction: Interaction, work: Callable[[], Awaitable[None]]) -> None:
+        try:
+            async with in_flight():
+                await work()
+        except ShuttingDown as exc:
+            await interaction.response.send_message(str(exc), ephemeral=True)
 
     @app_commands.command(name="ask", description="Ask the company knowledgebase a question")
     @app_commands.describe(question="What do you want to know?")
     async def ask(interaction: Interaction, question: app_commands.Range[str, 1, 2000]) -> None:
-        await handlers.ask_interaction(interaction, question)
+        await tracked(interaction, lambda: handlers.ask_interaction(interaction, question))
 
     @app_commands.command(name="save-thread", description="Save this thread or forum post as a wiki page")
     @app_commands.describe(title="Page title (default: the thread's name)", tags="Comma-separated tags")
@@ -113,10 +134,10 @@ def build_commands(tree: app_commands.CommandTree[discord.Client], handlers: Dis
         title: app_commands.Range[str, 1, 200] | None = None,
         tags: app_commands.Range[str, 1, 200] | None = None,
     ) -> None:
-        await handlers.save_interaction(interaction, title=title, tags=tags)
+        await tracked(interaction, lambda: handlers.save_interaction(interaction, title=title, tags=tags))
 
     async def save_from_message(interaction: Interaction, message: discord.Message) -> None:
-        await handlers.save_interaction(interaction)
+        await tracked(interaction, lambda: handlers.save_interaction(interaction))
 
     tree.add_command(ask)
     tree.add_command(save_thread)
@@ -132,10 +153,13 @@ def build_discord_client(
     data_dir: Path | None = None,
     sync_commands: bool = True,
     client_options: Mapping[str, object] | None = None,
+    in_flight: InFlight = _untracked,
 ) -> discord.Client:
     """The Discord adapter, ready for ``client.start(token)``. Call inside the running event loop.
 
-    ``client_options`` go to the discord.py client as is (tests shrink ``guild_ready_timeout``).
+    ``client_options`` go to the discord.py client as is (tests shrink ``guild_ready_timeout``). ``in_flight``
+    wraps every handled message and command (``TaskTracker.work`` in ``kbbot run``): a stopping bot finishes
+    those answers before it closes the connection, and refuses new ones with a "restarting" reply.
     """
     options: dict[str, object] = {
         "intents": intents_for(settings.discord_auto_channels),
@@ -158,7 +182,7 @@ def build_discord_client(
         auto_channels=settings.discord_auto_channels,
     )
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
-    build_commands(tree, handlers)
+    build_commands(tree, handlers, in_flight)
     syncer = CommandSync(
         tree, data_dir=data_dir or settings.kbbot_data_dir, guild_ids=settings.discord_guild_ids
     )
@@ -175,7 +199,11 @@ def build_discord_client(
             await syncer.sync(client.application_id)
 
     async def on_message(message: discord.Message) -> None:
-        await handlers.on_message(message)
+        try:
+            async with in_flight():
+                await handlers.on_message(message)
+        except ShuttingDown as exc:
+            await handlers.refuse(message, exc)
 
     async def on_ready() -> None:
         log.info("Discord: connected as %s to %d servers", client.user, len(client.guilds))

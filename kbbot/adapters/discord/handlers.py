@@ -129,6 +129,11 @@ class DiscordHandlers:
             return
         await self._reply_answer(message, answer, question.text)
 
+    async def refuse(self, message: discord.Message, exc: Exception) -> None:
+        """Tell the asker why their question was not taken (the bot is stopping); other messages stay silent."""
+        if self.question_text(message) is not None:
+            await self._reply_text(message, self._describe(exc))
+
     async def ask_interaction(self, interaction: Interaction, question_text: str) -> None:
         """``/ask``: defer at once ("thinking…"), then answer in follow-ups.
 
