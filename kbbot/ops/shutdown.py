@@ -181,7 +181,10 @@ class GracefulShutdown:
         for name, callback, timeout in self._stop_intake:
             if not await self._step(name, callback, timeout):
                 failed.append(name)
-        drain = asyncio.create_task(self.tracker.drain(self._grace))
+        # One grace period for all waiting: what stopping intake already waited (e.g. Slack's own drain) is
+        # taken off the tracker's drain, so the whole stop stays within grace_seconds plus the close steps.
+        remaining = self._grace - (time.monotonic() - started)
+        drain = asyncio.create_task(self.tracker.drain(remaining))
         forced = asyncio.create_task(self._forced.wait())
         await asyncio.wait({drain, forced}, return_when=asyncio.FIRST_COMPLETED)
         if not drain.done():

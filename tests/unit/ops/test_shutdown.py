@@ -205,3 +205,22 @@ async def test_a_drain_step_may_take_longer_than_the_step_timeout() -> None:
     report = await asyncio.wait_for(shutdown.run(), 3)
     assert events == ["answers drained"]
     assert report.failed_steps == ("hung",)
+
+
+async def test_one_grace_period_covers_intake_steps_and_the_drain() -> None:
+    # What stopping intake waited (Slack's own drain) is taken off the tracker's drain, so a stop never takes
+    # much longer than grace_seconds however the waiting is split.
+    tracker = TaskTracker()
+    shutdown = GracefulShutdown(tracker, grace_seconds=0.6, step_timeout_seconds=5)
+
+    async def slow_intake_drain() -> None:
+        await asyncio.sleep(0.5)
+
+    straggler = tracker.spawn(asyncio.sleep(10))
+    shutdown.on_stop_intake(slow_intake_drain, name="slack drain", timeout_seconds=5)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    report = await asyncio.wait_for(shutdown.run(), 5)
+    elapsed = loop.time() - started
+    assert straggler.cancelled() and report.cancelled == 1
+    assert 0.5 <= elapsed < 1.0  # not 0.5 s of intake + a fresh 0.6 s of drain
