@@ -5,7 +5,8 @@ Saving the same file again updates the page it created. When the wiki is unreach
 outbox under KBBOT_DATA_DIR (retried by the outbox worker of ``kbbot run``) and the exit code is 75
 (EX_TEMPFAIL).
 
-``--json`` prints exactly ``{"id", "url", "created"}`` (``id``/``url`` are null while pending).
+``--json`` prints exactly ``{"id", "url", "created"}`` (while pending, ``id``/``url`` are those of the page a
+re-save will update, or null for a thread never saved before).
 """
 
 from __future__ import annotations
