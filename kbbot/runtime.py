@@ -37,11 +37,9 @@ class Runtime:
 
     settings: Settings
     console: Console
-    http: httpx.AsyncClient
     stores: Stores
     metrics: Metrics
     kb: KnowledgeBase
-    limiter: RateLimiter | None
     index: SearchIndex
     syncer: IndexSyncer
     ask: AskService
@@ -138,11 +136,9 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
         yield Runtime(
             settings=settings,
             console=console or Console(),
-            http=http,
             stores=stores,
             metrics=metrics,
             kb=kb,
-            limiter=limiter,
             index=index,
             syncer=syncer,
             ask=ask,
