@@ -151,7 +151,10 @@ class FakeDiscord:
             "public_flags": 0,
         }
 
-    def add_guild(self, *, name: str = "Acme", owner_id: int | None = None) -> dict[str, Any]:
+    def add_guild(self, *, name: str = "Acme", owner_id: int | None = None, joined: bool = True) -> dict[str, Any]:
+        """A guild the bot is in (shape: developers/resources/guild.mdx "Example Guild" plus the GUILD_CREATE
+        extra fields of developers/events/gateway-events.mdx); ``joined=False``: added later by
+        :meth:`join_guild`."""
         gid = self.snowflake()
         guild: dict[str, Any] = {
             "id": str(gid),
@@ -200,6 +203,7 @@ class FakeDiscord:
         bot_role.update(managed=True, mentionable=True, tags={"bot_id": self.bot_user["id"]})
         guild["members"][0]["roles"] = [bot_role["id"]]
         self._guilds.append(guild)
+        guild["_joined"] = joined
         return guild
 
     @staticmethod
@@ -644,8 +648,12 @@ class FakeDiscord:
         await ws.send_str(json.dumps({"op": DISPATCH, "t": event, "s": next(self._seq), "d": data}))
 
     def join_guild(self, guild: dict[str, Any], *, shard_id: int = 0) -> None:
-        """Someone adds the bot to ``guild`` (made with :meth:`add_guild`) while it is connected: GUILD_CREATE."""
-        self._server.call(self._send_dispatch(shard_id, "GUILD_CREATE", guild), timeout=5)
+        """Someone adds the bot to ``guild`` (``add_guild(joined=False)``) while it is connected: GUILD_CREATE."""
+        guild["_joined"] = True
+        # A guild that was never unavailable to the bot comes without the "unavailable" field (that is how
+        # clients tell a join from a guild coming back).
+        joined = {k: v for k, v in _public(guild).items() if k != "unavailable"}
+        self._server.call(self._send_dispatch(shard_id, "GUILD_CREATE", joined), timeout=5)
 
     def connected_shards(self) -> list[int]:
         return sorted(sid for sid, ws in self._sockets.items() if not ws.closed)
@@ -676,7 +684,7 @@ class FakeDiscord:
                 self._sockets[shard_id] = ws
                 mine = [
                     g for g in self._guilds
-                    if (int(g["id"]) >> 22) % count == shard_id and g["id"] not in self.left_guilds
+                    if (int(g["id"]) >> 22) % count == shard_id and self._in_guild(g)
                 ]
                 ready = {
                     "v": 10,
@@ -694,7 +702,7 @@ class FakeDiscord:
                 )
                 for guild in mine:
                     await ws.send_str(
-                        json.dumps({"op": DISPATCH, "t": "GUILD_CREATE", "s": next(self._seq), "d": guild})
+                        json.dumps({"op": DISPATCH, "t": "GUILD_CREATE", "s": next(self._seq), "d": _public(guild)})
                     )
         return ws
 
@@ -814,7 +822,7 @@ class FakeDiscord:
                     [
                         {"id": g["id"], "name": g["name"], "icon": None, "owner": False, "permissions": "0",
                          "features": g["features"]}
-                        for g in self._guilds if g["id"] not in self.left_guilds
+                        for g in self._guilds if self._in_guild(g)
                     ]
                 )
             case ("DELETE", ["users", "@me", "guilds", gid]):
@@ -890,6 +898,9 @@ class FakeDiscord:
         else:
             page = messages[-limit:]
         return [self._rest_view(m) for m in reversed(page)]
+
+    def _in_guild(self, guild: dict[str, Any]) -> bool:
+        return bool(guild.get("_joined", True)) and guild["id"] not in self.left_guilds
 
     def _exists(self, cid: str, mid: str) -> bool:
         with self._lock:
@@ -1047,6 +1058,11 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 def _not_found(message: str, code: int) -> web.Response:
     return _json({"message": message, "code": code}, status=404)
+
+
+def _public(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` without the fake's own bookkeeping keys (``_joined``)."""
+    return {k: v for k, v in payload.items() if not k.startswith("_")}
 
 
 def _forbidden(message: str, code: int) -> web.Response:

@@ -137,9 +137,12 @@ class DiscordHandlers:
         return channel.id in self._auto_channels or parent_id in self._auto_channels
 
     async def on_message(self, message: discord.Message) -> None:
-        if message.guild is not None and not self._gate.allows(message.guild.id):
-            log.warning("Discord: ignored a message from server %s (not in DISCORD_ALLOWED_GUILDS)", message.guild.id)
-            await self._gate.leave_if_not_allowed(message.guild)
+        # A server the bot has just left is no longer cached: its messages have no ``guild`` and would look
+        # like DMs, but their (partial) channel still carries the guild id.
+        guild_id: int | None = message.guild.id if message.guild else getattr(message.channel, "guild_id", None)
+        if not self._gate.allows(guild_id):
+            log.warning("Discord: ignored a message from server %s (not in DISCORD_ALLOWED_GUILDS)", guild_id)
+            await self._gate.leave_if_not_allowed(discord.Object(id=guild_id or 0))
             return
         text = self.question_text(message)
         if text is None:
