@@ -818,11 +818,17 @@ class FakeDiscord:
                 member = self.member_of(gid, uid)
                 return _json(member) if member is not None else _not_found("Unknown Member", 10007)
             case ("GET", ["users", "@me", "guilds"]):
+                # developers/resources/user.mdx "Get Current User Guilds": partial guilds, ``limit`` ≤ 200,
+                # paged with ``after`` (ascending ids).
+                limit = max(1, min(200, int(call.query.get("limit", "200"))))
+                after = int(call.query.get("after", "0"))
+                mine = sorted((g for g in self._guilds if self._in_guild(g) and int(g["id"]) > after),
+                              key=lambda g: int(g["id"]))
                 return _json(
                     [
                         {"id": g["id"], "name": g["name"], "icon": None, "owner": False, "permissions": "0",
                          "features": g["features"]}
-                        for g in self._guilds if self._in_guild(g)
+                        for g in mine[:limit]
                     ]
                 )
             case ("DELETE", ["users", "@me", "guilds", gid]):
