@@ -25,7 +25,7 @@ from datetime import UTC
 
 import discord
 
-from kbbot.core.markup import discord_to_markdown
+from kbbot.adapters.markup import discord_to_markdown
 from kbbot.core.models import Attachment, Thread, ThreadMessage
 
 log = logging.getLogger(__name__)
