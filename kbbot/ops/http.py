@@ -163,32 +163,100 @@ def add_ops_routes(
     app.router.add_get("/metrics", metrics_handler)
 
 
-class HttpServer:
-    """Serves an aiohttp app on ``host:port`` (port 0 picks a free one, see :attr:`port`)."""
+#: A client gets this long to send its request line and headers (aiohttp's keep-alive timer also runs from the
+#: moment a connection opens, so it doubles as the header deadline); Slack sends a whole request at once.
+HEADER_TIMEOUT_SECONDS = 10.0
+#: Connections served at once; more are answered 503 and closed, so slow or idle clients cannot exhaust the
+#: process's file descriptors (the usual limit is 1024) and starve Slack's real requests.
+MAX_CONNECTIONS = 256
 
-    def __init__(self, app: web.Application, host: str, port: int, *, shutdown_timeout_seconds: float = 5.0):
+_BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
+
+
+class _Busy(asyncio.Protocol):
+    """What a connection past the bound gets: a 503 and the door shut, without reading a byte."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(_BUSY)
+        transport.close()
+
+
+class _BoundedSite(web.BaseSite):
+    """A TCP site that hands at most ``max_connections`` connections to aiohttp at a time (approximately: the
+    count is aiohttp's own list of open connections, which a connection joins as it is accepted)."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, *, max_connections: int) -> None:
+        super().__init__(runner)
+        self._host = host
+        self._port = port
+        self._max = max_connections
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+
+        def protocol() -> asyncio.Protocol:
+            return server() if len(server.connections) < self._max else _Busy()
+
+        self._server = await asyncio.get_running_loop().create_server(
+            protocol, self._host, self._port, reuse_address=True
+        )
+
+
+class HttpServer:
+    """Serves an aiohttp app on ``host:port`` (port 0 picks a free one, see :attr:`port`), with a deadline for
+    request headers and a bound on concurrent connections (the Slack route adds one for the body)."""
+
+    def __init__(
+        self,
+        app: web.Application,
+        host: str,
+        port: int,
+        *,
+        shutdown_timeout_seconds: float = 5.0,
+        header_timeout_seconds: float = HEADER_TIMEOUT_SECONDS,
+        max_connections: int = MAX_CONNECTIONS,
+        name: str = "HTTP",
+    ):
         self.app = app
         self._host = host
         self._port = port
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout_seconds)
+        self._max_connections = max_connections
+        self._name = name
+        self._runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=shutdown_timeout_seconds, keepalive_timeout=header_timeout_seconds
+        )
         self.port = port
 
     async def start(self) -> HttpServer:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site = _BoundedSite(self._runner, self._host, self._port, max_connections=self._max_connections)
         try:
             await site.start()
         except OSError as exc:  # the port is taken, or the host is not an address of this machine
             await self._runner.cleanup()
+            setting = "OPS_PORT" if self._name == "ops" else "HTTP_HOST/HTTP_PORT"
             raise ConfigError(
                 f"cannot listen on {self._host}:{self._port} ({exc.strerror or type(exc).__name__}); "
-                "set HTTP_HOST/HTTP_PORT to a free address"
+                f"set {setting} to a free address"
             ) from None
         addresses = self._runner.addresses
         if addresses:
             self.port = int(addresses[0][1])
-        log.info("HTTP server listening on %s:%d", self._host, self.port)
+        log.info("%s server listening on %s:%d", self._name, self._host, self.port)
         return self
+
+    @property
+    def connections(self) -> int:
+        """Connections open right now (for tests and diagnostics)."""
+        server = self._runner.server
+        return len(server.connections) if server is not None else 0
 
     async def stop(self) -> None:
         await self._runner.cleanup()

@@ -98,12 +98,16 @@ class SlackService:
     Leaving the ``slack_service`` block does both.
     """
 
-    def __init__(self, bot: SlackBot, mode: str, handler: AsyncSocketModeHandler | None = None) -> None:
+    def __init__(
+        self, bot: SlackBot, mode: str, handler: AsyncSocketModeHandler | None = None, *, signing_secret: str = ""
+    ) -> None:
         self.bot = bot
         self.mode = mode
         self._handler = handler
         self._open = True
-        self.routes: list[web.RouteDef] = [] if handler else slack_routes(bot.app, is_open=lambda: self._open)
+        self.routes: list[web.RouteDef] = (
+            [] if handler else slack_routes(bot.app, signing_secret=signing_secret, is_open=lambda: self._open)
+        )
 
     @property
     def accepting(self) -> bool:
@@ -142,7 +146,7 @@ async def slack_service(
     web_client = client or slack_web_client(settings)
     bot = build_slack(
         client=web_client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
-        signing_secret=None if app_token else secret, options=options or slack_options(settings),
+        options=options or slack_options(settings),
     )
     try:
         if app_token:
@@ -152,7 +156,7 @@ async def slack_service(
             service = SlackService(bot, "socket", handler)
         else:
             log.info("Slack: HTTP mode, events at /slack/events")
-            service = SlackService(bot, "http")
+            service = SlackService(bot, "http", signing_secret=secret)
         try:
             yield service
         finally:
