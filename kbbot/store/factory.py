@@ -17,19 +17,8 @@ from typing import Any, Literal
 from limits.aio.storage import Storage
 
 from kbbot.config import Settings
-from kbbot.core.ports import (
-    AnswerCache,
-    Deduper,
-    FeedbackStore,
-    MetricsSink,
-    NullMetrics,
-    Outbox,
-    QuotaGate,
-    SavedThreadMap,
-    SingleFlight,
-)
+from kbbot.core.ports import AnswerCache, Deduper, FeedbackStore, Outbox, QuotaGate, SavedThreadMap, SingleFlight
 from kbbot.store.limiter import TokenRateLimiter
-from kbbot.store.metered import MeteredAnswerCache, MeteredQuotaGate
 from kbbot.store.namespace import namespace_from_settings
 
 FEEDBACK_FILENAME = "feedback.sqlite3"
@@ -83,28 +72,21 @@ class Stores:
         await self.aclose()
 
 
-async def build_stores(
-    settings: Settings, *, metrics: MetricsSink | None = None, namespace: str | None = None
-) -> Stores:
+async def build_stores(settings: Settings, *, namespace: str | None = None) -> Stores:
     """Open the stores ``settings`` asks for. Raises ``ConfigError``/``Unavailable`` when Redis is set but
-    missing or unreachable (a replica must not silently fall back to private state).
+    missing or unreachable (a replica must not start with private state).
 
     ``namespace`` prefixes every Redis key: the composition root passes the knowledgebase's own
     (:func:`kbbot.store.namespace.namespace_from_settings`, the default)."""
-    sink = metrics if metrics is not None else NullMetrics()
     if settings.redis_url is not None and settings.redis_url.get_secret_value():
         prefix = namespace if namespace is not None else namespace_from_settings(settings)
-        stores = await _redis_stores(settings, settings.redis_url.get_secret_value(), prefix)
-    else:
-        stores = _embedded_stores(settings)
-    stores.cache = MeteredAnswerCache(stores.cache, sink)
-    stores.quota = MeteredQuotaGate(stores.quota, sink)
-    return stores
+        return await _redis_stores(settings, settings.redis_url.get_secret_value(), prefix)
+    return _embedded_stores(settings)
 
 
 @contextlib.asynccontextmanager
-async def open_stores(settings: Settings, *, metrics: MetricsSink | None = None) -> AsyncIterator[Stores]:
-    stores = await build_stores(settings, metrics=metrics)
+async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
+    stores = await build_stores(settings)
     try:
         yield stores
     finally:

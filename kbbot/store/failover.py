@@ -28,7 +28,6 @@ from limits.errors import StorageError
 from kbbot.core.models import Answer
 from kbbot.core.ports import (
     AnswerCache,
-    CacheStats,
     Deduper,
     FeedbackCounts,
     FeedbackStore,
@@ -142,8 +141,8 @@ class FailoverAnswerCache:
     async def set(self, key: str, answer: Answer) -> None:
         await self._health.guard(lambda: self._primary.set(key, answer), lambda: self._fallback.set(key, answer))
 
-    def stats(self) -> CacheStats:
-        return self._primary.stats() if self._health.up else self._fallback.stats()
+    async def size(self) -> int:
+        return await self._health.guard(self._primary.size, self._fallback.size)
 
     async def aclose(self) -> None:
         await self._fallback.aclose()
