@@ -234,3 +234,13 @@ def test_saved_note_is_a_second_escaped_line() -> None:
     assert first == plain.text
     assert second.startswith(":warning: only the first 10 ") and second.endswith(" &amp; more")
     assert "<!channel>" not in noted.text and "<!channel>" not in json.dumps(noted.blocks)  # escaped, inert
+
+
+def test_code_fenced_inside_a_quote_stays_code() -> None:
+    # How the search answerer quotes a page's code block (kbbot.search.answerer._quote).
+    text = "> Roll back:  \n> ```\n> ./scripts/promote <service> --rollback\n> # comment\n> ```\n\nafter **bold**"
+    assert markdown_to_mrkdwn(text) == (
+        "> Roll back:  \n> ```\n> ./scripts/promote &lt;service&gt; --rollback\n> # comment\n> ```\n\nafter *bold*"
+    )
+    # An unquoted fence keeps a quote-looking line as code.
+    assert markdown_to_mrkdwn("```\n> x\n```") == "```\n&gt; x\n```"

@@ -71,7 +71,8 @@ def blanked(messages: Iterable[discord.Message], *, bot_id: int) -> list[discord
     """The messages that came back emptied by the Message Content rule (see the module docstring)."""
     empty = []
     for message in _written(messages):
-        if message.guild is None or message.author.id == bot_id or any(u.id == bot_id for u in message.mentions):
+        # Threads live in servers, so only the bot's own messages and those mentioning it are exempt.
+        if message.author.id == bot_id or any(u.id == bot_id for u in message.mentions):
             continue
         has_body = (
             message.content

@@ -124,13 +124,17 @@ def markdown_to_mrkdwn(markdown: str) -> str:
     """
     out: list[str] = []
     in_fence = False
+    fence_quote = ""  # "> " while the open fence sits in a block quote (search answers quote code that way)
     for line in markdown.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        if _FENCE.match(line):
+        quoted = _QUOTE.match(line)
+        inner = quoted.group(1) if quoted and (fence_quote or not in_fence) else line
+        if _FENCE.match(inner):
             in_fence = not in_fence
-            out.append("```")
+            fence_quote = "> " if in_fence and quoted else ""
+            out.append(("> " if quoted else "") + "```")
             continue
         if in_fence:
-            out.append(escape(line))
+            out.append(fence_quote + escape(inner if fence_quote else line))
             continue
         out.append(_block_line(line))
     if in_fence:
