@@ -70,10 +70,11 @@ async def serve(
         await stack.enter_async_context(IndexRefresher(rt.syncer, settings.index_refresh_seconds))
         app = web.Application(middlewares=[request_id_middleware])
         app.add_routes(list(extra_routes))
-        mount_ops(app, kb=rt.kb, stores=rt.stores, metrics=rt.metrics, draining=lambda: shutdown.draining)
+        readiness = mount_ops(app, kb=rt.kb, stores=rt.stores, metrics=rt.metrics, draining=lambda: shutdown.draining)
 
         adapters = rt.configured_adapters()
         discord_task: asyncio.Task[None] | None = None
+        slack_task: asyncio.Task[None] | None = None
         if "slack" in adapters:
             from kbbot.adapters.slack import slack_service
 
@@ -83,6 +84,10 @@ async def serve(
                 )
             )
             app.add_routes(slack.routes)
+            readiness.add_state("slack", slack.problem)
+            # Start-up checks run in the background (SIGTERM works meanwhile); a rejected token stops the bot.
+            slack_task = slack.started
+            slack_task.add_done_callback(lambda task: _stop_if_failed(task, shutdown))
             rt.saver.listen("slack", slack.bot.on_saved)
             shutdown.on_stop_intake(slack.stop_intake)
             # Bounded by SlackOptions.drain_seconds, not by the few seconds a close step gets: an AI answer
@@ -117,13 +122,14 @@ async def serve(
             on_ready(server.port)
         await shutdown.wait()
         report = await shutdown.run()
-        if discord_task is not None and discord_task.done() and not discord_task.cancelled():
-            discord_task.result()  # re-raise a ConfigError so the CLI prints it and exits non-zero
+        for task in (slack_task, discord_task):
+            if task is not None and task.done() and not task.cancelled():
+                task.result()  # re-raise a ConfigError/Unauthorized so the CLI prints it and exits non-zero
     return report.failed_steps
 
 
 def _stop_if_failed(task: asyncio.Task[None], shutdown: GracefulShutdown) -> None:
-    """A rejected Discord token or a missing intent ends the client with a ConfigError: stop the whole bot
+    """A rejected Slack or Discord token or a missing intent ends that task with an error: stop the whole bot
     (the error is re-raised after shutdown, so the CLI prints it and exits non-zero)."""
     if not task.cancelled() and task.exception() is not None:
         shutdown.request()

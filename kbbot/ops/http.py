@@ -74,7 +74,13 @@ class ReadinessCheck:
         self._kb_result: tuple[bool, str] | None = None
         self._kb_expires = 0.0
         self._lock = asyncio.Lock()
+        self._states: dict[str, Callable[[], str | None]] = {}
         self.kb_calls = 0
+
+    def add_state(self, name: str, problem: Callable[[], str | None]) -> None:
+        """Another part that must be up, e.g. ``slack``: ``problem()`` says what is wrong (None when fine). It is
+        called on every probe, so it reads state and never calls the network."""
+        self._states[name] = problem
 
     async def check(self) -> Readiness:
         checks: dict[str, str] = {}
@@ -89,6 +95,10 @@ class ReadinessCheck:
             redis_ok, redis_text = await self._run(self._redis_ping, "Redis")
             checks["redis"] = redis_text
             ok = ok and redis_ok
+        for name, problem in self._states.items():
+            text = problem()
+            checks[name] = text or "ok"
+            ok = ok and text is None
         return Readiness(ready=ok, checks=checks)
 
     async def _knowledgebase(self) -> tuple[bool, str]:

@@ -25,6 +25,8 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from kbbot.adapters.slack.connection import socket_logger
+
 __all__ = ["EVENTS_PATH", "AsyncSocketModeHandler", "slack_routes", "slack_web_app", "socket_mode_handler"]
 
 log = logging.getLogger(__name__)
@@ -114,5 +116,6 @@ def socket_mode_handler(
     ``await handler.close_async()``. ``web_client`` (defaults to the app's) is used for
     ``apps.connections.open``, so ``SLACK_API_URL`` applies to it too."""
     return AsyncSocketModeHandler(
-        app, app_token=app_token, web_client=web_client or app.client, ping_interval=ping_interval
+        app, app_token=app_token, web_client=web_client or app.client, ping_interval=ping_interval,
+        logger=socket_logger(),
     )
