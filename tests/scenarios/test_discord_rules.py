@@ -309,3 +309,29 @@ async def test_eyes_while_working_then_removed_and_optional(world: World, tmp_pa
     path = f"/channels/{world.general['id']}/messages/{msg['id']}/reactions/"
     assert [c.method for c in fake.calls if c.path.startswith(path)] == ["PUT", "DELETE"]
     assert fake.reactions(world.general, second) == []
+
+
+async def test_hostile_forwards_and_nicknames_reach_the_page_inert(world: World, tmp_path: Path) -> None:
+    # Forwarded text, nicknames and mentions are chosen by users: @everyone, HTML/script, control characters,
+    # unicode and a huge forward must not ping, inject markup or drop the rest of the thread.
+    fake = world.fake
+    mallory = fake.add_member(world.guild, "Mallory", nick="<img src=x onerror=alert(1)> **M** \u202e")
+    hostile = fake.message_payload(
+        world.general, mallory, "@everyone <script>alert(1)</script> \x07 ünïcødé 🎉 " + "long " * 2000,
+        store=False,
+    )
+    fake.forward_payload(world.thread, mallory, hostile)
+    fake.message_payload(world.thread, world.ana, f"thanks <@{mallory['user']['id']}>", mentions=[mallory])
+    async with perfect_wiki(tmp_path) as (wiki, _backend, saver):
+        async with running(world, saver=saver, data_dir=tmp_path):
+            save = save_in(world, world.thread)
+            fake.dispatch("INTERACTION_CREATE", save)
+            [follow] = await fake.await_for(lambda: followups(fake, save), timeout=10)
+        [page] = wiki.pages()
+    html = page["content"]
+    assert "Saved 2 messages" in follow.body["content"]
+    assert "<script" not in html and "<img" not in html  # at most escaped text, never a tag
+    assert "@everyone" not in html  # made inert (a zero-width space after the @)
+    assert "ünïcødé 🎉" in html and html.count("long") >= 2000
+    assert "thanks @" in html
+    assert_no_ping(follow.body)
