@@ -61,7 +61,7 @@ def socket_logger() -> logging.Logger:
     return logger
 
 
-async def _call(method: Callable[..., Awaitable[Any]], setting: str, **kwargs: Any) -> Any:
+async def call(method: Callable[..., Awaitable[Any]], setting: str, **kwargs: Any) -> Any:
     """One Web API call; Slack's "no" becomes Unauthorized naming ``setting``, silence becomes Unreachable."""
     try:
         return await method(**kwargs)
@@ -123,12 +123,12 @@ class SlackConnection:
         return self._problem
 
     async def _run(self) -> None:
-        auth = await self._retrying(lambda: _call(self._client.auth_test, "SLACK_BOT_TOKEN"))
+        auth = await self._retrying(lambda: call(self._client.auth_test, "SLACK_BOT_TOKEN"))
         self.bot_user_id = str(auth.get("user_id") or "") or None
         if self._connect is not None:
             assert self._app_token is not None
             opened = await self._retrying(
-                lambda: _call(self._client.apps_connections_open, "SLACK_APP_TOKEN", app_token=self._app_token)
+                lambda: call(self._client.apps_connections_open, "SLACK_APP_TOKEN", app_token=self._app_token)
             )
             await self._connect(str(opened["url"]))
             log.info("Slack: Socket Mode connected")
@@ -136,7 +136,7 @@ class SlackConnection:
         while True:
             await self._sleep(self._recheck)
             try:
-                await _call(self._client.auth_test, "SLACK_BOT_TOKEN")
+                await call(self._client.auth_test, "SLACK_BOT_TOKEN")
             except Unreachable as exc:
                 self._problem = f"cannot reach Slack ({exc})"
                 log.warning("Slack: auth.test failed: cannot reach Slack (%s)", exc)
@@ -147,12 +147,13 @@ class SlackConnection:
             else:
                 self._problem = None
 
-    async def _retrying(self, call: Callable[[], Awaitable[Any]]) -> Any:
+    async def _retrying(self, attempt_once: Callable[[], Awaitable[Any]]) -> Any:
         def waiting(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
             delay = state.next_action.sleep if state.next_action else 0.0
             self._problem = f"cannot reach Slack ({error})"
-            log.warning("Slack: cannot reach Slack (%s); attempt %d, next in %.0f s", error, state.attempt_number, delay)
+            log.warning("Slack: cannot reach Slack (%s); attempt %d, next in %.0f s", error, state.attempt_number,
+                        delay)
 
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(Unreachable),
@@ -162,5 +163,5 @@ class SlackConnection:
             reraise=True,
         ):
             with attempt:
-                return await call()
+                return await attempt_once()
         raise AssertionError("unreachable")  # pragma: no cover - AsyncRetrying either returns or raises
