@@ -138,6 +138,15 @@ async def request_id_middleware(
         return await handler(request)
 
 
+def add_healthz(app: web.Application) -> None:
+    """``/healthz`` alone: the liveness probe, on every port the process serves."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app.router.add_get("/healthz", healthz)
+
+
 def add_ops_routes(
     app: web.Application,
     *,
@@ -147,9 +156,6 @@ def add_ops_routes(
     refresh_timeout_seconds: float = 2.0,
 ) -> None:
     """Mount ``/healthz``, ``/readyz`` and ``/metrics`` on ``app`` (the same app that serves Slack events)."""
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
         result = await readiness.check()
@@ -169,7 +175,7 @@ def add_ops_routes(
         charset = params.split("charset=")[-1].strip() if "charset=" in params else None
         return web.Response(body=body, content_type=media_type.strip(), charset=charset)
 
-    app.router.add_get("/healthz", healthz)
+    add_healthz(app)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
 
@@ -240,8 +246,11 @@ class HttpServer:
         self._port = port
         self._max_connections = max_connections
         self._name = name
+        # lingering_time=0: a request answered without reading its body (refused unsigned, too slow, too big) is
+        # closed at once instead of aiohttp reading and discarding what the client still sends for 10 s.
         self._runner = web.AppRunner(
-            app, access_log=None, shutdown_timeout=shutdown_timeout_seconds, keepalive_timeout=header_timeout_seconds
+            app, access_log=None, shutdown_timeout=shutdown_timeout_seconds, keepalive_timeout=header_timeout_seconds,
+            lingering_time=0,
         )
         self.port = port
 

@@ -115,3 +115,39 @@ def test_check_validates_both_tokens_and_names_the_mode(tmp_path: Path) -> None:
     assert rejected.returncode == 3 and "SLACK_APP_TOKEN was rejected" in _error_line(rejected.stderr)
     assert neither.returncode == 2 and "SLACK_SIGNING_SECRET" in _error_line(neither.stderr)
     assert opened == 2  # the app token is checked only when set
+
+
+def test_ops_port_serves_readyz_and_metrics_apart_from_the_public_port(tmp_path: Path) -> None:
+    ops_port = _closed_port()
+    with FakeSlack() as fake:
+        env = {
+            **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+            "PYTHONPATH": str(ROOT),
+            **_env(tmp_path, fake.api_url, SLACK_SIGNING_SECRET=SIGNING_SECRET, OPS_PORT=str(ops_port)),
+        }
+        log_path = tmp_path / "run.log"
+        with log_path.open("w") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "kbbot", "run"], cwd=tmp_path, env=env, stderr=log)
+        try:
+            deadline = time.monotonic() + 60  # a guard against a hang, not a timing assertion
+            found = None
+            while found is None and proc.poll() is None:
+                assert time.monotonic() < deadline, log_path.read_text()[-2000:]
+                found = re.search(r"HTTP on 127\.0\.0\.1:(\d+); ops \(/readyz, /metrics\) on port (\d+)",
+                                  log_path.read_text())
+                time.sleep(0.05)
+            assert found is not None and int(found.group(2)) == ops_port, log_path.read_text()[-2000:]
+            public, ops = f"http://127.0.0.1:{found.group(1)}", f"http://127.0.0.1:{ops_port}"
+            assert httpx.get(f"{public}/healthz").status_code == 200
+            assert httpx.get(f"{public}/readyz").status_code == 404
+            assert httpx.get(f"{public}/metrics").status_code == 404
+            assert httpx.get(f"{ops}/readyz").status_code in (200, 503)
+            assert "kbbot_questions_total" in httpx.get(f"{ops}/metrics").text
+            assert httpx.post(f"{ops}/slack/events", content="{}").status_code == 404  # Slack only on the public one
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert "Traceback" not in log_path.read_text()
