@@ -13,10 +13,7 @@ is told the same (:attr:`ReadThread.truncated`).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from cachetools import TTLCache
@@ -24,15 +21,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack.parsing import ThreadRef
-from kbbot.core.markup import slack_to_markdown
-from kbbot.core.models import Attachment, Thread, ThreadMessage
+from kbbot.core.models import Thread, ThreadMessage
 from kbbot.errors import SaveError
+from kbbot.formats.slack import referenced_ids, to_neutral, user_display_name
+from kbbot.formats.slack import title_hint as title_hint  # the modal's default title uses it too
 
 #: Default cap on the messages read from one thread (see the module docstring).
 DEFAULT_MAX_MESSAGES = 10_000
-
-_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
-_CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)\|([^>]*)>")
 
 
 class UserDirectory:
@@ -48,12 +43,8 @@ class UserDirectory:
             return cached
         try:
             response = await self._client.users_info(user=user_id)
-            user = response.get("user") or {}
-            profile = user.get("profile") or {}
-            name = str(
-                profile.get("display_name") or profile.get("real_name") or user.get("real_name")
-                or user.get("name") or user_id
-            )
+            user = response.get("user")
+            name = (user_display_name(user) if isinstance(user, dict) else "") or user_id
         except SlackApiError:
             # A deleted or external user: show the id rather than fail the whole save. Not cached, so a
             # transient error is retried next time.
@@ -138,16 +129,11 @@ class ThreadReader:
             # The link pointed at a reply: read the thread it belongs to (once; never loop).
             parent = ThreadRef(ref.channel, str(root["thread_ts"]))
             return await self.read_capped(parent, channel_name=channel_name, follow=False)
-        ids: set[str] = set()
-        channels: dict[str, str] = {}
-        for message in raw:
-            if message.get("user"):
-                ids.add(str(message["user"]))
-            text = str(message.get("text") or "")
-            ids.update(_MENTION.findall(text))
-            channels.update(dict(_CHANNEL.findall(text)))
+        ids, channels = referenced_ids(raw)
         names = await self._users.names(ids)
-        messages = tuple(_to_message(m, names, channels) for m in raw)
+        messages = tuple(m for m in (_convert(r, names, channels) for r in raw) if m is not None)
+        if not messages:
+            raise SaveError("That thread holds only Slack notices (joins, pins, topic changes): nothing to save.")
         if truncated:
             # Said on the page itself, so a reader of the wiki knows the conversation went on.
             messages = (*messages, _truncation_note(self.max_messages, messages[-1].timestamp))
@@ -170,26 +156,11 @@ class ThreadReader:
         return str(link) if isinstance(link, str) and link.startswith("https://") else None
 
 
-def _to_message(raw: Mapping[str, Any], names: Mapping[str, str], channels: Mapping[str, str]) -> ThreadMessage:
-    user_id = str(raw.get("user") or raw.get("bot_id") or "")
-    bot_name = (raw.get("bot_profile") or {}).get("name") or raw.get("username")
-    author = names.get(user_id) or (str(bot_name) if bot_name else "") or user_id or "unknown"
-    files = raw.get("files") or []
-    attachments = tuple(
-        Attachment(name=str(f.get("name") or f.get("title") or "file"), url=str(f["permalink"]))
-        for f in files
-        if isinstance(f, dict) and isinstance(f.get("permalink"), str)
-    )
-    deleted = raw.get("subtype") == "tombstone"
-    return ThreadMessage(
-        author_name=author,
-        author_id=user_id,
-        timestamp=_iso(str(raw.get("ts") or "0")),
-        text="" if deleted else slack_to_markdown(str(raw.get("text") or ""), users=names, channels=channels),
-        attachments=attachments,
-        edited=bool(raw.get("edited")),
-        deleted=deleted,
-    )
+def _convert(raw: dict[str, Any], names: dict[str, str], channels: dict[str, str]) -> ThreadMessage | None:
+    try:
+        return to_neutral(raw, users=names, channels=channels)
+    except ValueError:  # no usable ``ts``: Slack never sends that, but one odd message must not fail the save
+        return None
 
 
 def truncation_text(max_messages: int) -> str:
@@ -202,23 +173,6 @@ def truncation_text(max_messages: int) -> str:
 
 def _truncation_note(max_messages: int, timestamp: str) -> ThreadMessage:
     return ThreadMessage(author_name="kbbot", author_id="", timestamp=timestamp, text=truncation_text(max_messages))
-
-
-def _iso(ts: str) -> str:
-    try:
-        seconds = float(ts)
-    except ValueError:
-        seconds = 0.0
-    return datetime.fromtimestamp(seconds, tz=UTC).isoformat()
-
-
-def title_hint(text: str, *, max_chars: int = 120) -> str:
-    """The first non-empty line of the root message, trimmed to a title-sized length."""
-    for line in text.splitlines():
-        line = line.strip().strip("#*_>` ").strip()
-        if line:
-            return line if len(line) <= max_chars else line[: max_chars - 1].rstrip() + "…"
-    return "Slack thread"
 
 
 def _history_error(exc: SlackApiError) -> str:
