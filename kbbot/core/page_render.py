@@ -347,11 +347,8 @@ class PageRenderer:
 
 def masked_text(count: int) -> str:
     """The sentence on a page (and in the reply) saying how many secrets were masked before saving."""
-    noun = "secret" if count == 1 else "secrets"
-    return (
-        f"{count:,} {noun} (access tokens, keys or passwords) found in this thread "
-        f"{'was' if count == 1 else 'were'} masked before saving."
-    )
+    noun, verb = ("secret", "was") if count == 1 else ("secrets", "were")
+    return f"{count:,} {noun} (access tokens, keys or passwords) {verb} masked before saving."
 
 
 def _pack(chunks: Iterable[str], budget: int) -> list[list[str]]:
