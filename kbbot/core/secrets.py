@@ -4,7 +4,7 @@ Detection is detect-secrets' own regex detectors (AWS, GitHub, GitLab, Slack, Di
 keys, passwords in URLs, npm, PyPI, OpenAI, SendGrid, Twilio, …) — its entropy and keyword detectors are left
 out, because chat is full of hashes and the word "password" — plus the formats it does not know: Slack's newer
 tokens (``xoxe-``, ``xoxe.xoxp-``, ``xapp-``, ``xoxc-``/``xoxd-``), Discord tokens of the current length,
-Google Cloud API keys and OAuth tokens, and whole private key blocks (the detector only finds their first line).
+GitHub fine-grained tokens, Google Cloud API keys and OAuth tokens, whole JWTs, and whole private key blocks (the detector only finds their first line).
 
 Slack export file links carry the exporter's access token as a query parameter (``…?t=xoxe-…``); that parameter
 is removed outright (the link still opens for anyone signed in to Slack) rather than masked.
@@ -46,6 +46,8 @@ _OWN_PATTERNS = (
     r"(?<=://)[^:@/\s]+:[^@/\s]+(?=@)",
     # JWTs, all three parts (detect-secrets' own pattern stops lazily after the second).
     r"\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+",
+    # GitHub fine-grained personal access tokens (detect-secrets knows only the ghp_/gho_… family).
+    r"\bgithub_pat_[A-Za-z0-9_]{22,255}",
     # Google Cloud: API keys and OAuth access tokens.
     r"\bAIza[0-9A-Za-z_-]{35}",
     r"\bya29\.[0-9A-Za-z_-]{20,}",

@@ -362,10 +362,10 @@ def _rich_text(block: Mapping[str, Any], users: Mapping[str, str], channels: Map
             fence = "```"
             while fence in body:
                 fence += "`"
-            out.append(f"\n{fence}\n{body.strip(chr(10))}\n{fence}\n")
+            out.append(f"{fence}\n{body.strip(chr(10))}\n{fence}")
         elif kind == "rich_text_quote":
             quoted = _inline(el.get("elements"), users, channels)
-            out.append("\n".join("> " + line for line in quoted.split("\n")) + "\n")
+            out.append("\n".join("> " + line for line in quoted.split("\n")))
         elif kind == "rich_text_list":
             indent = "   " * int(el.get("indent") or 0) if isinstance(el.get("indent"), int) else ""
             ordered = el.get("style") == "ordered"
@@ -373,8 +373,10 @@ def _rich_text(block: Mapping[str, Any], users: Mapping[str, str], channels: Map
             items = [_inline(item.get("elements"), users, channels) for item in el.get("elements") or ()
                      if isinstance(item, dict)]
             marks = [f"{start + n}." if ordered else "-" for n in range(1, len(items) + 1)]
-            out.append("\n".join(f"{indent}{mark} {item}" for mark, item in zip(marks, items, strict=True)) + "\n")
-    return "".join(out).strip("\n")
+            out.append("\n".join(f"{indent}{mark} {item}" for mark, item in zip(marks, items, strict=True)))
+    # Each element is its own block (Slack draws them on their own lines); blank lines keep Markdown from
+    # gluing a quote or fence onto the list before it.
+    return "\n\n".join(part.strip("\n") for part in out if part.strip())
 
 
 # --- legacy attachments --------------------------------------------------------------------------------------
