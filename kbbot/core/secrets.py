@@ -4,7 +4,8 @@ Detection is detect-secrets' own regex detectors (AWS, GitHub, GitLab, Slack, Di
 keys, passwords in URLs, npm, PyPI, OpenAI, SendGrid, Twilio, …) — its entropy and keyword detectors are left
 out, because chat is full of hashes and the word "password" — plus the formats it does not know: Slack's newer
 tokens (``xoxe-``, ``xoxe.xoxp-``, ``xapp-``, ``xoxc-``/``xoxd-``), Discord tokens of the current length,
-GitHub fine-grained tokens, Google Cloud API keys and OAuth tokens, whole JWTs, and whole private key blocks (the detector only finds their first line).
+GitHub fine-grained tokens, Google Cloud API keys and OAuth tokens, whole JWTs, and whole private key blocks
+(the detector only finds their first line).
 
 Slack export file links carry the exporter's access token as a query parameter (``…?t=xoxe-…``); that parameter
 is removed outright (the link still opens for anyone signed in to Slack) rather than masked.

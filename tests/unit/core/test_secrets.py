@@ -24,7 +24,8 @@ PLANTED = {
     "aws": "AKIAIOSFODNN7EXAMPLE",
     "gcp": "AIzaSyA-1234567890abcdefghijklmnopqrstu",
     "gcp oauth": "ya29.a0AfH6SMBx-abcdefghijklmnopqrstuvwxyz0123456789",
-    "jwt": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "jwt": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+    "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
     "stripe": "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc",
     "private key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MaXw\n"
     "c2VjcmV0c2VjcmV0c2VjcmV0\n-----END RSA PRIVATE KEY-----",

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from kbbot.core.page_render import PageRenderer, clean_title
 from kbbot.core.models import Thread
+from kbbot.core.page_render import PageRenderer, clean_title
 from kbbot.formats.slack import referenced_ids, title_hint, to_neutral
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "exports" / "slack"
