@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -31,7 +32,10 @@ def _split_commas(value: Any) -> Any:
 class Settings(BaseSettings):
     """Every setting, with the default a fresh install should have. See ``.env.example``."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # env_ignore_empty: a blank variable in the environment is unset, so a value in .env still applies.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     # --- which knowledgebase -------------------------------------------------------------------
     kb_backend: Backend | None = None
@@ -50,7 +54,9 @@ class Settings(BaseSettings):
     mathub_writes_per_minute: int = Field(5, ge=1)
 
     local_kb_dir: Path | None = None
-    kbbot_data_dir: Path = Path(".kbbot")
+    #: Per-user by default (~/.local/share/kbbot on Linux), so the bot finds its saved pages and queued saves
+    #: whatever directory it is started from.
+    kbbot_data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("kbbot", appauthor=False)))
 
     # --- the question pipeline -----------------------------------------------------------------
     cache_ttl_seconds: int = Field(21600, ge=0)
@@ -66,6 +72,8 @@ class Settings(BaseSettings):
 
     # --- shared state --------------------------------------------------------------------------
     redis_url: SecretStr | None = None
+    #: Names this bot's keys in Redis (``kbbot:<REDIS_PREFIX>:…``); unset: derived from the knowledgebase.
+    redis_prefix: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
 
     # --- Slack ---------------------------------------------------------------------------------
     slack_bot_token: SecretStr | None = None
@@ -79,6 +87,12 @@ class Settings(BaseSettings):
     discord_save_roles: CommaList = ()
     discord_auto_channels: CommaIntList = ()
     discord_shard_count: int | None = Field(None, ge=1)
+    #: Servers the bot serves (default: DISCORD_GUILD_IDS); in any other it answers nothing and leaves.
+    discord_allowed_guilds: CommaIntList = ()
+    #: /save-thread and "Save thread to wiki"; needs the privileged Message Content intent.
+    discord_save_threads: bool = True
+    #: When the portal's Message Content switch is off: false = run without saving, true = refuse to start.
+    discord_require_message_content: bool = False
     #: Discord REST base (change only for testing: the gateway URL is then taken from its /gateway/bot).
     discord_api_url: str | None = None
 
@@ -89,14 +103,22 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
 
     _split = field_validator(
-        "save_default_tags", "discord_guild_ids", "discord_save_roles", "discord_auto_channels", mode="before"
+        "save_default_tags",
+        "discord_guild_ids",
+        "discord_save_roles",
+        "discord_auto_channels",
+        "discord_allowed_guilds",
+        mode="before",
     )(_split_commas)
 
-    @field_validator("discord_api_url", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
-        # "DISCORD_API_URL=" (blank, as in a copied .env.example) means discord.py's built-in default.
-        return None if isinstance(value, str) and not value.strip() else value
+    def _blank_is_unset(cls, values: Any) -> Any:
+        # "KB_BACKEND=" (blank, as in a copied .env.example) means the default, exactly as if the line were
+        # absent; whitespace-only counts as blank too (an invisible trailing space must not be an error).
+        if isinstance(values, dict):
+            return {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
+        return values
 
     @field_validator("perfectwiki_api_token", "mathub_api_key")
     @classmethod
@@ -159,6 +181,11 @@ class Settings(BaseSettings):
         if self.mathub_api_key is not None:
             return "mathub"
         return "local"
+
+    @property
+    def discord_guild_allowlist(self) -> tuple[int, ...]:
+        """The servers the Discord bot serves: DISCORD_ALLOWED_GUILDS, else DISCORD_GUILD_IDS; empty = any."""
+        return self.discord_allowed_guilds or self.discord_guild_ids
 
     def secrets(self) -> list[str]:
         """Every configured secret value, so that log redaction can scrub them."""

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from kbbot.core.markup import slack_to_markdown
+from kbbot.adapters.markup import slack_to_markdown
 from kbbot.core.models import Attachment, ThreadMessage
 from kbbot.core.page_render import clean_title
 from kbbot.core.secrets import strip_link_tokens

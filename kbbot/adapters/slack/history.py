@@ -13,6 +13,7 @@ is told the same (:attr:`ReadThread.truncated`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +21,14 @@ from cachetools import TTLCache
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from kbbot.adapters.slack.errors import describe, error_code, scope_hint
 from kbbot.adapters.slack.parsing import ThreadRef
 from kbbot.core.models import Thread, ThreadMessage
 from kbbot.errors import SaveError
 from kbbot.formats.slack import referenced_ids, to_neutral, user_display_name
 from kbbot.formats.slack import title_hint as title_hint  # the modal's default title uses it too
+
+log = logging.getLogger(__name__)
 
 #: Default cap on the messages read from one thread (see the module docstring).
 DEFAULT_MAX_MESSAGES = 10_000
@@ -37,23 +41,30 @@ class UserDirectory:
         self._client = client
         self._cache: TTLCache[str, str] = TTLCache(maxsize=max_entries, ttl=ttl_seconds)
 
-    async def name(self, user_id: str) -> str:
+    async def lookup(self, user_id: str) -> str | None:
+        """The user's display name, or None when ``users.info`` fails (logged; not cached, so a transient error
+        is retried next time)."""
         cached = self._cache.get(user_id)
         if cached is not None:
             return cached
         try:
             response = await self._client.users_info(user=user_id)
-            user = response.get("user")
-            name = (user_display_name(user) if isinstance(user, dict) else "") or user_id
-        except SlackApiError:
-            # A deleted or external user: show the id rather than fail the whole save. Not cached, so a
-            # transient error is retried next time.
-            return user_id
+        except SlackApiError as exc:
+            log.warning("users.info failed for %s: %s", user_id, describe(exc))
+            return None
+        user = response.get("user")
+        name = (user_display_name(user) if isinstance(user, dict) else "") or user_id
         self._cache[user_id] = name
         return name
 
+    async def name(self, user_id: str) -> str:
+        """The display name, or the id itself when Slack cannot tell (a deleted or external user)."""
+        return await self.lookup(user_id) or user_id
+
     async def names(self, user_ids: set[str]) -> dict[str, str]:
-        return {uid: await self.name(uid) for uid in sorted(user_ids)}
+        """The names Slack could tell; ids it could not are left out, so callers can use the message's own."""
+        found = {uid: await self.lookup(uid) for uid in sorted(user_ids)}
+        return {uid: name for uid, name in found.items() if name}
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +168,8 @@ class ThreadReader:
 
 
 def _convert(raw: dict[str, Any], names: dict[str, str], channels: dict[str, str]) -> ThreadMessage | None:
+    # The one Slack converter (kbbot.formats.slack), shared with export imports. A name users.info could not
+    # tell falls back to what the message carries (user_profile, bot_profile, username).
     try:
         return to_neutral(raw, users=names, channels=channels)
     except ValueError:  # no usable ``ts``: Slack never sends that, but one odd message must not fail the save
@@ -176,7 +189,11 @@ def _truncation_note(max_messages: int, timestamp: str) -> ThreadMessage:
 
 
 def _history_error(exc: SlackApiError) -> str:
-    code = str(exc.response.get("error", "")) if exc.response is not None else ""
+    code = error_code(exc)
+    log.warning("reading from Slack failed: %s", describe(exc))
+    hint = scope_hint(exc)
+    if hint:
+        return hint
     if code in ("not_in_channel", "channel_not_found"):
         return "I can't read that channel — invite me first (`/invite @kbbot`), then try again."
     if code == "thread_not_found":
