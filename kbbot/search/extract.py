@@ -1,11 +1,12 @@
 """Page content → plain text for the index: HTML (Perfect Wiki) via selectolax, Markdown (MatHub, local) via
 markdown-it-py's token stream.
 
-The text keeps paragraph breaks (blank lines) so the answerer can quote whole passages, keeps code lines,
-and keeps ``$…$`` LaTeX verbatim so a formula stays readable instead of being eaten as Markdown emphasis.
-A list stays one block, one line per item: bullets as ``- ``, numbered steps as ``1. ``, ``2. `` (the
-numbers are what makes "how do I…" steps readable), with code and paragraphs inside an item as indented
-lines of that block.
+The text keeps paragraph breaks (blank lines) so the answerer can quote whole passages, keeps code as
+Markdown code (fences, backticks: see :mod:`kbbot.search.fences`), and keeps ``$…$`` LaTeX verbatim so a formula
+stays readable instead of being eaten as Markdown emphasis. kbbot's own marker lines on saved-thread pages are
+bookkeeping, not content, and are dropped. A list stays one block, one line per item: bullets as ``- ``,
+numbered steps as ``1. ``, ``2. `` (the numbers are what makes "how do I…" steps readable), with code and
+paragraphs inside an item as lines of that block.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from markdown_it.token import Token
 from selectolax.lexbor import LexborHTMLParser
 from selectolax.lexbor import LexborNode as Node
 
+from kbbot.core.page_block import strip_markers
+from kbbot.search.fences import fence, inline_code
+
 #: ``slug → title`` for MatHub-style ``[[slug]]`` links; returns None for an unknown slug.
 LinkResolver = Callable[[str], str | None]
 
@@ -27,7 +31,8 @@ _PARA = "\ue000"
 _LINE = "\ue001"
 _MATH = "\ue002"
 _CELL = "\ue003"
-_ITEM = "\ue004"  # a list item's marker follows: breaks right after it are dropped
+_SPACE = "\ue004"  # a space inside <pre> that whitespace collapsing must keep (indentation)
+_ITEM = "\ue005"  # a list item's marker follows: breaks right after it are dropped
 
 _BLOCK_TAGS = (
     "p,div,h1,h2,h3,h4,h5,h6,blockquote,table,ul,ol,section,article,header,footer,aside,nav,figure,"
@@ -52,9 +57,10 @@ def html_to_text(html: str) -> str:
         return ""
     tree.strip_tags(_DROP_TAGS)
     for pre in root.css("pre"):
+        code = fence(pre.text(deep=True).strip("\n"))
         # Inside a list item a code sample is lines of the item, not a paragraph that would end the list.
         brk = _LINE if _in_list_item(pre) else _PARA
-        pre.replace_with(brk + pre.text(deep=True).strip("\n").replace("\n", _LINE) + brk)
+        pre.replace_with(brk + code.replace(" ", _SPACE).replace("\n", _LINE) + brk)
     markers = _item_markers(root)
     for node in root.css(_LINE_TAGS):
         item = node.tag == "li" and node.text(deep=True).strip()
@@ -111,7 +117,7 @@ def _finish(text: str) -> str:
     # separator at the end of a row is dropped.
     text = _BREAK_RUN.sub(lambda m: "\n\n" if _PARA in m.group(0) else "\n", text)
     text = _TRAILING_CELL.sub("", text).replace(_CELL, " | ")
-    text = _SPACE_AROUND_BREAK.sub("\n", text)
+    text = _SPACE_AROUND_BREAK.sub("\n", text).replace(_SPACE, " ")
     return _MANY_BREAKS.sub("\n\n", text).strip()
 
 
@@ -169,8 +175,7 @@ def _tokens_to_text(tokens: list[Token]) -> str:
         if kind == "inline":
             out.append(_inline_text(token.children or []))
         elif kind in ("fence", "code_block"):
-            code = token.content.strip("\n")
-            out.append(block_end + (_MANY_LINES.sub("\n", code) if lists else code) + block_end)
+            out.append(block_end + fence(token.content.strip("\n")) + block_end)
         elif kind == "html_block":
             out.append(block_end + html_to_text(token.content) + block_end)
         elif kind == "paragraph_close":
@@ -196,15 +201,16 @@ def _tokens_to_text(tokens: list[Token]) -> str:
 
 
 _LINE_RUN = re.compile(f"{_LINE}(?:[ \n]*{_LINE})*")
-_MANY_LINES = re.compile(r"\n{2,}")
 
 
 def _inline_text(children: list[Token]) -> str:
     parts: list[str] = []
     for child in children:
         kind = child.type
-        if kind in ("text", "code_inline"):
+        if kind == "text":
             parts.append(child.content)
+        elif kind == "code_inline":
+            parts.append(inline_code(child.content))
         elif kind == "softbreak":
             parts.append(" ")
         elif kind == "hardbreak":
@@ -218,6 +224,7 @@ def _inline_text(children: list[Token]) -> str:
 
 def to_text(content: str, content_format: str, *, resolve_link: LinkResolver | None = None) -> str:
     """Plain text of ``content`` in a backend's ``content_format`` (``html`` or ``markdown``)."""
+    content = strip_markers(content)
     if content_format == "html":
         return html_to_text(content)
     return markdown_to_text(content, resolve_link=resolve_link)

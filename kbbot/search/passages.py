@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from kbbot.search.fences import blocks as fenced_blocks
 from kbbot.search.query import QueryPlan, matched_terms, term_hits
 
 Kind = Literal["steps", "list", "lines", "table", "paragraph"]
@@ -69,7 +70,7 @@ def blocks(text: str, title: str = "") -> list[Block]:
     """The page's blocks in order, each with the heading above it; headings themselves are not blocks."""
     out: list[Block] = []
     heading: str | None = None
-    for raw in text.split("\n\n"):
+    for raw in fenced_blocks(text):  # a code block with blank lines inside stays one block
         block = raw.strip("\n")
         if not block.strip():
             continue

@@ -23,20 +23,20 @@ from kbbot.adapters.discord import build_discord_client, run_discord_client, sav
 from kbbot.adapters.discord.feedback import DOWN_ID, UP_ID
 from kbbot.adapters.discord.handlers import NO_HISTORY_ACCESS, NOT_IN_THREAD
 from kbbot.adapters.discord.render import CONTENT_LIMIT, DESCRIPTION_LIMIT, MESSAGE_EMBED_TOTAL
-from kbbot.backends.base import AiAnswer
 from kbbot.backends.http import RetryPolicy
 from kbbot.backends.perfectwiki import PerfectWikiBackend
 from kbbot.config import Settings
 from kbbot.core.ask import QUOTA_NOTICE, AskService, QueueListener, QueuePosition
-from kbbot.core.models import Answer, PageRef, Question, SavedPage, Source, Thread
+from kbbot.core.models import AiAnswer, Answer, PageRef, Question, SavedPage, Source, Thread
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
-from kbbot.errors import ConfigError, QuotaExceeded, Unavailable
+from kbbot.errors import ConfigError, QuotaExceeded, Unauthorized, Unavailable
 from kbbot.ops.shutdown import TaskTracker
 from kbbot.store.limiter import TokenRateLimiter
 from kbbot.store.memory import LocalSingleFlight, MemoryFeedbackStore, MemoryQuotaGate, TTLAnswerCache
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
-from tests.fakes.discord_api import GUILD_FORUM, Call, FakeDiscord, discord_pointed_at
+from tests.fakes.discord_api import GUILD_FORUM, MESSAGE_CONTENT, Call, FakeDiscord, discord_pointed_at
 from tests.fakes.perfectwiki import FakePerfectWiki
+from tests.limiting import FakeLimiter, take
 
 ZWSP = "\u200b"
 
@@ -397,25 +397,6 @@ async def test_feedback_buttons_are_recorded_and_counted_after_a_restart(
 # --------------------------------------------------------------------------------------------- queue position
 
 
-class BusyLimiter:
-    """A rate limiter double with callers already waiting for the token's budget (it never makes anyone wait)."""
-
-    def __init__(self, waiting: int) -> None:
-        self.waiting = waiting
-
-    async def acquire(self, *, background: bool = False) -> None:
-        return None
-
-    def observe(self, left_second: int | None, left_minute: int | None) -> None:
-        return None
-
-    def queued(self) -> int:
-        return self.waiting
-
-    def estimate_wait(self, position: int) -> float:
-        return position * 1.0
-
-
 class SlowKB:
     kind = "perfectwiki"
     supports_ai = True
@@ -456,8 +437,8 @@ async def test_slash_ask_shows_the_queue_position_then_the_answer_replaces_it(
     async with perfect_wiki(tmp_path, limiter=limiter) as (wiki, backend, _saver):
         service = busy_service(limiter, backend)
         async with running(world, ask=service, data_dir=tmp_path):
-            await limiter.acquire()  # another question just used the budget…
-            other = asyncio.create_task(limiter.acquire())  # …and one more is already waiting for it
+            await take(limiter)  # another question just used the budget…
+            other = asyncio.create_task(take(limiter))  # …and one more is already waiting for it
             await fake.await_for(lambda: limiter.queued() == 1)
             interaction = fake.interaction_payload(
                 channel=world.general, member=world.ana, data=fake.slash("ask", question="What is our VPN?")
@@ -522,7 +503,7 @@ async def test_slash_ask_error_after_a_queue_notice_replaces_the_notice(world: W
 
 async def test_mention_and_dm_get_one_short_queue_reply_before_the_answer(world: World, tmp_path: Path) -> None:
     fake = world.fake
-    service = busy_service(BusyLimiter(waiting=4))
+    service = busy_service(FakeLimiter(waiting=4))
     dm = fake.dm_channel(world.bob["user"])
     async with running(world, ask=service, data_dir=tmp_path):
         msg = fake.message_payload(
@@ -544,7 +525,7 @@ async def test_mention_and_dm_get_one_short_queue_reply_before_the_answer(world:
 
 async def test_no_queue_notice_when_nobody_waits_or_the_answer_is_cached(world: World, tmp_path: Path) -> None:
     fake = world.fake
-    limiter = BusyLimiter(waiting=0)
+    limiter = FakeLimiter(waiting=0)
     service = busy_service(limiter)
     async with running(world, ask=service, data_dir=tmp_path):
         for n, waiting in enumerate((0, 3)):  # the second ask is a cache hit: it never waits for the budget
@@ -559,7 +540,7 @@ async def test_no_queue_notice_when_nobody_waits_or_the_answer_is_cached(world: 
 
 async def test_a_failing_queue_notice_does_not_stop_the_answer(world: World, tmp_path: Path) -> None:
     fake = world.fake
-    service = busy_service(BusyLimiter(waiting=1))
+    service = busy_service(FakeLimiter(waiting=1))
     fake.fail_next(f"POST /channels/{world.general['id']}/messages", status=403,
                    body={"message": "Missing Permissions", "code": 50013})
     async with running(world, ask=service, data_dir=tmp_path):
@@ -932,10 +913,15 @@ async def test_intents_and_auto_answer_channels(world: World, tmp_path: Path) ->
     fake = world.fake
     message_content = 1 << 15
     ask = ScriptedAsk()
+    async with running(world, data_dir=tmp_path, discord_save_threads=False):
+        pass
+    assert not fake.identifies[-1]["intents"] & message_content  # answering by mention/DM/slash needs no intent
     async with running(world, data_dir=tmp_path):
         pass
-    assert not fake.identifies[-1]["intents"] & message_content
-    async with running(world, ask=ask, data_dir=tmp_path, discord_auto_channels=world.forum["id"]):
+    assert fake.identifies[-1]["intents"] & message_content  # saving (on by default) needs the text of messages
+    async with running(
+        world, ask=ask, data_dir=tmp_path, discord_auto_channels=world.forum["id"], discord_save_threads=False
+    ):
         fake.dispatch("MESSAGE_CREATE", fake.message_payload(world.post, world.bob, "thanks, all good"))
         fake.dispatch("MESSAGE_CREATE", fake.message_payload(world.post, world.bob, "how do I deploy?"))
         [post] = await fake.await_for(lambda: message_posts(fake, world.post))
@@ -1260,10 +1246,34 @@ async def test_setup_mistakes_become_clear_config_errors(world: World, tmp_path:
             data_dir=tmp_path,
         )
 
-    with pytest.raises(ConfigError, match="DISCORD_BOT_TOKEN was rejected") as rejected:
+    with pytest.raises(Unauthorized, match="DISCORD_BOT_TOKEN was rejected") as rejected:
         await asyncio.wait_for(run_discord_client(client(), "wrong-token"), 10)
     assert "wrong-token" not in str(rejected.value)
 
     fake.privileged_intents = 0  # Message Content not enabled in the portal
-    with pytest.raises(ConfigError, match="Message Content intent"):
-        await asyncio.wait_for(run_discord_client(client(discord_auto_channels="1"), fake.token), 10)
+    with pytest.raises(ConfigError) as refused:
+        await asyncio.wait_for(
+            run_discord_client(client(discord_require_message_content="true"), fake.token), 10
+        )
+    line = str(refused.value)
+    assert "\n" not in line and "Privileged Gateway Intents → MESSAGE CONTENT INTENT" in line
+    assert "DISCORD_SAVE_THREADS" in line and fake.identifies == []  # refused before connecting
+
+
+async def test_close_code_4014_is_one_line_naming_the_portal_switch(world: World, tmp_path: Path) -> None:
+    # The application's flags said the switch is on, but the gateway refuses the intent anyway (the switch was
+    # turned off in between): close code 4014 becomes the same one line.
+    fake = world.fake
+    fake.privileged_intents = 0
+    client = build_discord_client(
+        ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(), settings=Settings(),
+        data_dir=tmp_path,
+    )
+    client.setup_hook = _no_setup  # type: ignore[method-assign]  # skip the flag check: go straight to IDENTIFY
+    with pytest.raises(ConfigError, match="MESSAGE CONTENT INTENT"):
+        await asyncio.wait_for(run_discord_client(client, fake.token), 10)
+    assert fake.identifies[-1]["intents"] & MESSAGE_CONTENT
+
+
+async def _no_setup() -> None:
+    return None
