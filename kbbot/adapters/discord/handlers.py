@@ -147,6 +147,11 @@ class DiscordHandlers:
         text = self.question_text(message)
         if text is None:
             return
+        if guild_id is None and not await self._gate.serves(None, message.author.id):
+            log.warning(
+                "Discord: ignored a DM from user %s, who is in none of DISCORD_ALLOWED_GUILDS", message.author.id
+            )
+            return
         question = _question(text, message.author, message.channel.id, message.id)
         notice = queue_notice(lambda text: self._reply_text(message, "⏳ " + text))
         await self._react(message, add=True)
