@@ -144,11 +144,22 @@ async def test_a_server_outside_the_allowlist_gets_nothing_and_is_left(
             await fake.await_for(lambda: callbacks(fake, slash) and callbacks(fake, save))
             fake.join_guild(late)
             await fake.await_for(lambda: late["id"] in fake.left_guilds)
+            # A stranger's DM and /ask in a DM get nothing either; a member of our server is answered in a DM.
+            eve_dm = fake.dm_channel(eve["user"])
+            fake.dispatch("MESSAGE_CREATE", fake.message_payload(eve_dm, eve["user"], "what is in the wiki?"))
+            dm_slash = fake.interaction_payload(channel=eve_dm, member=eve, data=fake.slash("ask", question="x?"))
+            fake.dispatch("INTERACTION_CREATE", dm_slash)
+            await fake.await_for(lambda: callbacks(fake, dm_slash))
+            bob_dm = fake.dm_channel(world.bob["user"])
+            fake.dispatch("MESSAGE_CREATE", fake.message_payload(bob_dm, world.bob["user"], "dm ok?"))
+            await fake.await_for(lambda: message_posts(fake, bob_dm))
             # Our own server is still served (events are handled in order: the mention above was ignored).
             ours = fake.message_payload(world.general, world.ana, f"<@{fake.app_id}> ok?", mentions=[fake.bot_user])
             fake.dispatch("MESSAGE_CREATE", ours)
             await fake.await_for(lambda: message_posts(fake, world.general))
-    assert [q.text for q in ask.questions] == ["ok?"] and saver.threads == []
+    assert [q.text for q in ask.questions] == ["dm ok?", "ok?"] and saver.threads == []
+    assert message_posts(fake, eve_dm) == []
+    assert callbacks(fake, dm_slash)[0].body["data"]["content"] == REFUSED
     assert message_posts(fake, lobby) == [] and fake.calls_to("GET", f"/channels/{eve_thread['id']}/messages") == []
     for interaction in (slash, save):
         [callback] = callbacks(fake, interaction)
