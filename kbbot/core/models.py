@@ -56,6 +56,8 @@ class Answer:
 
     ``empty`` mirrors the API's ``isEmptyResult`` (nothing in the wiki matched). ``notice`` is an extra line the
     adapters show above the answer, e.g. that AI answers are paused because the quota is used up.
+    ``relevance`` (0–1) is how well a search answer's quote covers the question (None for AI answers): auto-answer
+    channels answer only above their own, higher threshold (:meth:`confident`).
     """
 
     text: str
@@ -63,6 +65,13 @@ class Answer:
     source: Source = Source.AI
     empty: bool = False
     notice: str | None = None
+    relevance: float | None = None
+
+    def confident(self, min_relevance: float) -> bool:
+        """Worth saying unasked: not empty, and a search answer at least ``min_relevance`` relevant."""
+        if self.empty or not self.text.strip():
+            return False
+        return self.relevance is None or self.relevance >= min_relevance
 
     def to_json(self) -> dict[str, Any]:
         """The ``kbbot ask --json`` contract: exactly these four keys."""
