@@ -257,3 +257,17 @@ def test_cli_import_zip_end_to_end(tmp_path: Path) -> None:
     assert again.returncode == 0 and "0 created, 7 updated" in again.stdout
     missing = run_kbbot("import", str(tmp_path / "nope.zip"), env=env, cwd=tmp_path)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+async def test_save_of_a_single_real_day_file_keeps_working(rt: Rt, tmp_path: Path) -> None:
+    folder = _unzipped(tmp_path)
+    code, out = await rt.run("save", str(folder / "B75B4C7" / "2025-01-11.json"))
+    assert code == 0 and "Created" in out
+    [page] = rt.pages().values()
+    # Names come from the export's users.json; the file-only message (no "text") and the tombstone are kept,
+    # the channel_join is not.
+    assert "**YTX35tuC1zyFhKZL**" in page and "*(deleted message)*" in page
+    assert "DazJQoOpCbNj33I" not in page
+    assert "befvnsUNVjwGzKFcKxuIlJ2dYo5z59neCfT8P2Y3t" in page
+    code, out = await rt.run("save", str(folder / "B75B4C7" / "2025-01-11.json"))
+    assert code == 0 and "Updated" in out and len(rt.pages()) == 1
