@@ -27,7 +27,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack.app import SlackBot, build_slack
-from kbbot.adapters.slack.handlers import AskPort, SaverPort, SlackOptions
+from kbbot.adapters.slack.handlers import AskPort, InFlight, SaverPort, SlackOptions
 from kbbot.adapters.slack.server import AsyncSocketModeHandler, slack_routes, socket_mode_handler
 from kbbot.config import Settings
 from kbbot.core.ports import Deduper, FeedbackStore
@@ -130,6 +130,7 @@ async def slack_service(
     deduper: Deduper,
     client: AsyncWebClient | None = None,
     options: SlackOptions | None = None,
+    in_flight: InFlight | None = None,
 ) -> AsyncIterator[SlackService]:
     """Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP mode (needs ``SLACK_SIGNING_SECRET``)."""
     app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
@@ -143,6 +144,7 @@ async def slack_service(
     bot = build_slack(
         client=web_client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
         signing_secret=None if app_token else secret, options=options or slack_options(settings),
+        in_flight=in_flight,
     )
     try:
         if app_token:
