@@ -28,7 +28,7 @@ from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
 from kbbot.store.ai_budget import LimitsAiBudget, parse_limit
 from kbbot.store.factory import Stores, build_stores
-from kbbot.store.limiter import token_key
+from kbbot.store.namespace import namespace_from_settings
 
 
 @dataclass
@@ -99,7 +99,7 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
         metrics = Metrics()
         # Memory/SQLite, or Redis with REDIS_URL (then every replica shares them); pinged once when Redis.
         try:
-            stores = await build_stores(settings)
+            stores = await build_stores(settings, namespace=namespace_from_settings(settings))
         except sqlite3.DatabaseError as exc:
             raise _unusable_database(data, exc) from None
         stack.push_async_callback(stores.aclose)
@@ -152,7 +152,7 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
 
 def _ai_budget(settings: Settings, stores: Stores) -> LimitsAiBudget | None:
     """Per-asker and per-channel limits on billed AI answers: only a Perfect Wiki token is billed. Counted per
-    token (one quota), in Redis when REDIS_URL is set so replicas share the counts."""
+    knowledgebase (one token, one quota), in Redis when REDIS_URL is set so replicas share the counts."""
     if settings.perfectwiki_api_token is None or settings.backend != "perfectwiki":
         return None
     user_limits = parse_limit(settings.ai_user_limit)
@@ -162,7 +162,7 @@ def _ai_budget(settings: Settings, stores: Stores) -> LimitsAiBudget | None:
         user_limits=user_limits,
         channel_per_day=settings.ai_channel_daily_limit,
         storage=stores.limiter_storage,
-        namespace=f"kbbot-ai-{token_key(settings.perfectwiki_api_token)}",
+        namespace=namespace_from_settings(settings) + "ai-budget",
     )
 
 
