@@ -42,19 +42,20 @@ def _hashed(kind: str, value: str) -> str:
 
 
 class LimitsAiBudget:
-    """``user_limits`` apply to each asker, ``channel_per_day`` (None: unlimited) to each channel."""
+    """``user_limits`` apply to each asker, ``channel_per_day`` (None: unlimited) to each channel. ``storage`` is a
+    ``limits`` storage (closed by its owner), a URI (opened and closed here), or None for process memory."""
 
     def __init__(
         self,
         *,
         user_limits: tuple[RateLimitItem, ...],
         channel_per_day: int | None = None,
-        storage: str | None = None,
+        storage: Storage | str | None = None,
         namespace: str = "kbbot-ai",
     ) -> None:
         self._user = tuple(_namespaced(item, namespace) for item in user_limits)
         self._channel = (_namespaced(RateLimitItemPerDay(channel_per_day), namespace),) if channel_per_day else ()
-        self._storage_uri = storage
+        self._storage_arg = storage
         self._storage: Storage | None = None
         self._limiter: MovingWindowRateLimiter | None = None
         # "Test every window, then count in every window" must not interleave between two questions.
@@ -62,7 +63,8 @@ class LimitsAiBudget:
 
     def _strategy(self) -> MovingWindowRateLimiter:
         if self._limiter is None:
-            self._storage = storage_from_uri(self._storage_uri) if self._storage_uri else MemoryStorage()
+            arg = self._storage_arg
+            self._storage = storage_from_uri(arg) if isinstance(arg, str) else arg or MemoryStorage()
             self._limiter = MovingWindowRateLimiter(self._storage)
         return self._limiter
 
@@ -84,7 +86,7 @@ class LimitsAiBudget:
 
     async def aclose(self) -> None:
         storage, self._storage, self._limiter = self._storage, None, None
-        if storage is not None and self._storage_uri:
+        if storage is not None and isinstance(self._storage_arg, str):
             await close_storage(storage)
 
 
