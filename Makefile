@@ -1,17 +1,27 @@
 # Two commands on a fresh machine with python3 and make: `make run` and `make test`.
 VENV ?= .venv
+PYTHON ?= python3
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
+
+# Refuses an old Python in one line before a .venv exists (pip would fail half-way, leaving a broken one).
+# Expanded only by the recipes that create the venv, so `make clean` works with any Python.
+python_version = $(or $(shell ($(PYTHON) -V) 2>&1 | grep '^Python'),not installed)
+python_new_enough = $(shell ($(PYTHON) -c 'import sys; print(sys.version_info >= (3, 11))') 2>/dev/null)
+python_ok = $(if $(filter True,$(python_new_enough)),,$(error kbbot needs Python 3.11 or newer; \
+  $(PYTHON) is $(python_version) (run: make PYTHON=python3.11)))
 
 .PHONY: run chat test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
+	$(python_ok)
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
 	$(PIP) install -e .
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml
-	python3 -m venv $(VENV)
+	$(python_ok)
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
 	$(PIP) install -e '.[dev,redis]'
 	touch $@ $(VENV)/.installed
 
@@ -31,5 +41,6 @@ lint: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed ## benchmarks, table + benchmarks/results.json
 	$(PY) -m benchmarks
 
+# Build and tool caches only: never a data folder (saved pages, queued saves), wherever KBBOT_DATA_DIR points.
 clean:
-	rm -rf $(VENV) .kbbot .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -31,7 +32,10 @@ def _split_commas(value: Any) -> Any:
 class Settings(BaseSettings):
     """Every setting, with the default a fresh install should have. See ``.env.example``."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # env_ignore_empty: a blank variable in the environment is unset, so a value in .env still applies.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     # --- which knowledgebase -------------------------------------------------------------------
     kb_backend: Backend | None = None
@@ -50,7 +54,9 @@ class Settings(BaseSettings):
     mathub_writes_per_minute: int = Field(5, ge=1)
 
     local_kb_dir: Path | None = None
-    kbbot_data_dir: Path = Path(".kbbot")
+    #: Per-user by default (~/.local/share/kbbot on Linux), so the bot finds its saved pages and queued saves
+    #: whatever directory it is started from.
+    kbbot_data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("kbbot", appauthor=False)))
 
     # --- the question pipeline -----------------------------------------------------------------
     cache_ttl_seconds: int = Field(21600, ge=0)
@@ -92,11 +98,14 @@ class Settings(BaseSettings):
         "save_default_tags", "discord_guild_ids", "discord_save_roles", "discord_auto_channels", mode="before"
     )(_split_commas)
 
-    @field_validator("discord_api_url", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
-        # "DISCORD_API_URL=" (blank, as in a copied .env.example) means discord.py's built-in default.
-        return None if isinstance(value, str) and not value.strip() else value
+    def _blank_is_unset(cls, values: Any) -> Any:
+        # "KB_BACKEND=" (blank, as in a copied .env.example) means the default, exactly as if the line were
+        # absent; whitespace-only counts as blank too (an invisible trailing space must not be an error).
+        if isinstance(values, dict):
+            return {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
+        return values
 
     @field_validator("perfectwiki_api_token", "mathub_api_key")
     @classmethod

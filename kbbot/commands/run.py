@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from kbbot.commands.chat import run_chat
+from kbbot.errors import ConfigError
 from kbbot.ops.http import HttpServer, mount_ops, request_id_middleware
 from kbbot.ops.shutdown import GracefulShutdown, TaskTracker
 from kbbot.search.sync import IndexRefresher
@@ -37,6 +39,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     if not rt.configured_adapters():
+        if not sys.stdin.isatty():
+            # Docker, systemd, k8s: a chat reading end-of-input would exit 0 at once, a silent restart loop.
+            raise ConfigError(
+                "nothing to run: set SLACK_BOT_TOKEN or DISCORD_BOT_TOKEN (see .env.example); "
+                "the terminal chat needs a terminal"
+            )
         await run_chat(rt)
         return 0
     report = await serve(rt)

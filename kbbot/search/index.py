@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kbbot.errors import KbbotError
-from kbbot.search.query import build_match, matched_terms, query_terms, stem
+from kbbot.search.query import QueryPlan, Term, matched_terms, plan_terms
+from kbbot.search.spelling import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,9 @@ CREATE TRIGGER IF NOT EXISTS pages_au AFTER UPDATE OF title, tags, body ON pages
     VALUES ('delete', old.rowid, old.title, old.tags, old.body);
     INSERT INTO pages_fts(rowid, title, tags, body) VALUES (new.rowid, new.title, new.tags, new.body);
 END;
+-- The index's own words (porter stems) with how many pages hold each: page frequencies for relevance, the
+-- dictionary for typo correction. A view over pages_fts: it costs nothing to build.
+CREATE VIRTUAL TABLE IF NOT EXISTS pages_vocab USING fts5vocab(pages_fts, 'row');
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
 """  # noqa: S608
 
@@ -91,6 +95,8 @@ WHERE pages_fts MATCH ? ORDER BY bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, 
 """  # noqa: S608
 _ROWS = "SELECT rowid, id, title, url, tags FROM pages WHERE rowid IN ({marks})"
 _SNIPPET = "SELECT snippet(pages_fts, 2, char(2), char(3), '…', ?) FROM pages_fts WHERE pages_fts MATCH ? AND rowid = ?"
+_TERM_DOCS = "SELECT term, doc FROM pages_vocab WHERE term IN ({marks})"
+_PREFIX_DOCS = "SELECT max(doc) FROM pages_vocab WHERE term >= ? AND term < ?"
 
 
 def index_path(data_dir: Path, backend: str) -> Path:
@@ -167,6 +173,14 @@ class SearchHit:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchResult:
+    """Ranked pages and the question as the index read it (page frequencies, typo corrections)."""
+
+    plan: QueryPlan
+    hits: list[SearchHit]
+
+
+@dataclass(frozen=True, slots=True)
 class PageText:
     """A page's stored plain text, for quoting passages."""
 
@@ -199,6 +213,12 @@ class SearchIndex:
         self._snippet_tokens = max(1, min(64, snippet_tokens))
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        # Page count and vocabulary, cached until the index changes: by this connection (_writes) or by
+        # another process (PRAGMA data_version).
+        self._writes = 0
+        self._stats_key: tuple[int, int] | None = None
+        self._total_docs = 0
+        self._vocab: Vocabulary | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -269,7 +289,8 @@ class SearchIndex:
             if version not in (None, SCHEMA_VERSION):
                 log.info("search index schema %s is outdated; rebuilding", version)
                 conn.executescript(
-                    "DROP TABLE IF EXISTS pages_fts; DROP TABLE IF EXISTS pages; DROP TABLE IF EXISTS meta;"
+                    "DROP TABLE IF EXISTS pages_vocab; DROP TABLE IF EXISTS pages_fts; DROP TABLE IF EXISTS pages;"
+                    " DROP TABLE IF EXISTS meta;"
                 )
             conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError:
@@ -312,6 +333,7 @@ class SearchIndex:
 
     def _upsert_sync(self, pages: list[IndexedPage], now: float) -> int:
         db = self._db
+        self._writes += 1
         changed = 0
         with _transaction(db):
             for page in pages:
@@ -359,6 +381,7 @@ class SearchIndex:
         return await self._run(lambda: self._delete_sync(id_list))
 
     def _delete_sync(self, ids: list[str]) -> int:
+        self._writes += 1
         with _transaction(self._db) as db:
             # rowcount (sqlite3_changes) counts the pages rows only, not the FTS rows the trigger deletes.
             return db.executemany("DELETE FROM pages WHERE id = ?", [(pid,) for pid in ids]).rowcount
@@ -407,12 +430,57 @@ class SearchIndex:
     async def search(self, question: str, *, limit: int = 10) -> list[SearchHit]:
         """Pages ranked for ``question`` (any text: it is never parsed as FTS5 syntax). Empty when the
         question has no searchable words or nothing matches."""
-        terms = query_terms(question)
-        match = build_match(terms)
-        if match is None or limit <= 0:
-            return []
-        stemmed = {stem(term) for term in terms}
-        return await self._run(lambda: self._search_sync(match, stemmed, min(limit, 100)))
+        return (await self.query(question, limit=limit)).hits
+
+    async def query(self, question: str, *, limit: int = 10) -> SearchResult:
+        """:meth:`search`, with the question as the index read it: each word's page frequency, and words the
+        index has never seen corrected to its closest word ("vacaton" → vacation)."""
+        terms = plan_terms(question)
+        if not terms or limit <= 0:
+            return SearchResult(QueryPlan((), 0), [])
+        return await self._run(lambda: self._query_sync(terms, min(limit, 100)))
+
+    def _query_sync(self, terms: list[tuple[str, str, bool]], limit: int) -> SearchResult:
+        try:
+            plan = self._plan_sync(terms)
+        except sqlite3.Error as exc:
+            log.warning("search failed in %s: %s", self.path, exc)
+            return SearchResult(QueryPlan((), 0), [])
+        match = plan.match()
+        hits = self._search_sync(match, plan.stems, limit) if match else []
+        return SearchResult(plan, hits)
+
+    def _plan_sync(self, terms: list[tuple[str, str, bool]]) -> QueryPlan:
+        db = self._db
+        key = (self._writes, int(db.execute("PRAGMA data_version").fetchone()[0]))
+        if key != self._stats_key:
+            self._stats_key, self._vocab = key, None
+            self._total_docs = int(db.execute("SELECT count(*) FROM pages").fetchone()[0])
+        stems = list({stem_ for _, stem_, _ in terms})
+        marks = ",".join("?" * len(stems))
+        docs = {str(term): int(n) for term, n in db.execute(_TERM_DOCS.format(marks=marks), stems)}
+        planned: list[Term] = []
+        for n, (word, stem_, compound) in enumerate(terms):
+            count = docs.get(stem_, 0)
+            if not count and n == len(terms) - 1 and len(word) >= 3:
+                # The last word may be a start still being typed ("kube"): it is searched as a prefix.
+                row = db.execute(_PREFIX_DOCS, (stem_, stem_ + "\U0010ffff")).fetchone()
+                count = int(row[0] or 0)
+            if count or compound:
+                planned.append(Term(word, stem_, count, compound=compound))
+                continue
+            corrected = self._vocabulary_sync().correct(word)
+            if corrected is None:
+                planned.append(Term(word, stem_, 0))
+            else:
+                planned.append(Term(word, corrected, self._vocabulary_sync().docs(corrected), corrected=True))
+        return QueryPlan(tuple(planned), self._total_docs)
+
+    def _vocabulary_sync(self) -> Vocabulary:
+        if self._vocab is None:
+            rows = self._db.execute("SELECT term, doc FROM pages_vocab")
+            self._vocab = Vocabulary({str(term): int(n) for term, n in rows})
+        return self._vocab
 
     def _search_sync(self, match: str, stemmed: set[str], limit: int) -> list[SearchHit]:
         db = self._db

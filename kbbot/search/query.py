@@ -1,19 +1,27 @@
-"""Safe FTS5 queries from arbitrary user text.
+"""Safe FTS5 queries from arbitrary user text, and the words of a question as the index sees them.
 
 FTS5 has its own query language (``"``, ``*``, ``NEAR(…)``, ``-``, ``:``, ``^``, ``AND``/``OR``/``NOT``,
 parentheses); a question typed by a person must never be parsed as that language. We keep only word
 characters, drop stopwords, and join the remaining terms as double-quoted strings with ``OR`` — a quoted
 string is always a plain term to FTS5, whatever it contains.
 
-The index stems (porter), so "deploying" finds "deploy". Only the *last* term is also matched as a prefix
-(someone typing "how to install kube" means kubectl): a prefix term expands to every indexed word it starts,
-and doing that for every term made searches over 10,000 pages several times slower for no better answers.
+The index stems with FTS5's ``porter`` tokenizer, so "deploying" finds "deploy". :func:`stem` is the same
+Porter algorithm (Snowball's, via PyStemmer) for matching in Python — titles, passages, the index's vocabulary —
+so both sides agree on what a word is. Only the *last* term is also matched as a prefix (someone typing "how to
+install kube" means kubectl): a prefix term expands to every indexed word it starts, and doing that for every
+term made searches over 10,000 pages several times slower for no better answers.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import threading
+import unicodedata
+from dataclasses import dataclass
 from functools import lru_cache
+
+import Stemmer
 
 #: More terms than this add noise and cost, not recall (a pasted 100 KB log is not a better question).
 MAX_TERMS = 24
@@ -45,20 +53,25 @@ _PARTICLES = frozenset(["up", "in", "out", "off", "down", "over", "back"])
 def query_terms(text: str) -> list[str]:
     """The distinct search terms of ``text``, in order: casefolded words, stopwords and 1-letter words
     dropped, plus the compound of a word and a following particle ("set up" → "setup")."""
-    terms: list[str] = []
+    return [word for word, _ in _terms(text)]
+
+
+def _terms(text: str) -> list[tuple[str, bool]]:
+    """(term, is a particle compound) pairs; see :func:`query_terms`."""
+    terms: list[tuple[str, bool]] = []
     seen: set[str] = set()
 
-    def add(word: str) -> None:
+    def add(word: str, compound: bool = False) -> None:
         if len(word) < 2 or len(word) > _MAX_TERM_CHARS or word in STOPWORDS or word in seen:
             return
         seen.add(word)
-        terms.append(word)
+        terms.append((word, compound))
 
     previous = ""
     for match in _WORD.finditer(text[:MAX_SCAN_CHARS].casefold()):
         word = match.group(0).strip("_")
         if word in _PARTICLES and previous and previous not in STOPWORDS and previous not in _PARTICLES:
-            add(previous + word)
+            add(previous + word, compound=True)
         add(word)
         previous = word
         if len(terms) >= MAX_TERMS:
@@ -70,23 +83,36 @@ def build_match(terms: list[str]) -> str | None:
     """An FTS5 MATCH expression for ``terms``, or None when there is nothing to search for."""
     if not terms:
         return None
-    parts = ['"' + term.replace('"', '""') + '"' for term in terms]
+    parts = [_quoted(term) for term in terms]
     if len(terms[-1]) >= 3:
         parts[-1] += "*"
     return " OR ".join(parts)
 
 
-_SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s")
+def _quoted(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
 
 
-@lru_cache(maxsize=16384)
+# PyStemmer's Stemmer objects must not be shared between threads (the index thread stems as well).
+_local = threading.local()
+
+
+def _stemmer() -> Stemmer.Stemmer:
+    stemmer: Stemmer.Stemmer | None = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = Stemmer.Stemmer("porter")
+    return stemmer
+
+
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A crude suffix strip for matching query terms against short texts in Python (titles, passages), where
-    FTS5's porter stemmer is not at hand: enough to match "deploying" with "deploy"."""
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
+    """The index's form of ``word``: casefolded, diacritics removed (FTS5's ``remove_diacritics 2``), Porter
+    stemmed. "Deploying" → "deploi", "policies" → "polici", "café" → "cafe"."""
+    word = word.casefold()
+    if not word.isascii():
+        word = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    result: str = _stemmer().stemWord(word)
+    return result
 
 
 def term_hits(text: str, stemmed_terms: set[str]) -> dict[str, int]:
@@ -112,3 +138,88 @@ def term_hits(text: str, stemmed_terms: set[str]) -> dict[str, int]:
 def matched_terms(text: str, stemmed_terms: set[str]) -> set[str]:
     """Which of ``stemmed_terms`` occur in ``text`` (see :func:`term_hits`)."""
     return set(term_hits(text, stemmed_terms))
+
+
+# --- the question as the index sees it ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One word of a question. ``stem`` is what is looked for: the word's own stem, or — for a word the index
+    has never seen (``corrected``) — the stem of the closest word it has. ``docs`` is how many pages hold
+    ``stem`` (0: none, the word cannot match; the last word counts as a prefix too). ``compound`` marks a
+    "set up" → "setup" extra term."""
+
+    word: str
+    stem: str
+    docs: int
+    corrected: bool = False
+    compound: bool = False
+
+
+#: A typo-corrected word counts this much of a word typed right: the guess may be wrong.
+CORRECTED_WEIGHT = 0.6
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPlan:
+    """The searchable words of a question, with how many of the index's ``total_docs`` pages hold each."""
+
+    terms: tuple[Term, ...]
+    total_docs: int
+
+    @property
+    def stems(self) -> set[str]:
+        """The stems to look for in titles and passages (words the index lacks are left out)."""
+        return {term.stem for term in self.terms if term.docs}
+
+    def match(self) -> str | None:
+        """The FTS5 MATCH expression: every word the index holds; the last word typed also as a prefix.
+        A corrected word is matched through its stem as a prefix (FTS5 stems a prefix too, so the stem
+        itself finds the pages)."""
+        parts: list[str] = []
+        for n, term in enumerate(self.terms):
+            if not term.docs:
+                continue  # no page has it
+            if term.corrected:
+                parts.append(_quoted(_prefix_for(term.stem)) + "*")
+            elif n == len(self.terms) - 1 and len(term.word) >= 3:
+                parts.append(_quoted(term.word) + "*")  # it may be a word still being typed: "kube"
+            else:
+                parts.append(_quoted(term.word))
+        return " OR ".join(parts) or None
+
+    def weight(self, term: Term) -> float:
+        """How much ``term`` says about what was asked: its inverse page frequency (a word on every page says
+        little; a word on no page says the most), less for a corrected guess."""
+        idf = math.log(1 + (self.total_docs + 1) / (term.docs + 0.5))
+        return idf * (CORRECTED_WEIGHT if term.corrected else 1.0)
+
+    def coverage(self, found: set[str]) -> float:
+        """The share of the question's weight whose stems are in ``found`` (0–1). A compound ("setup") counts
+        only when found: "set up" is also asked by whoever writes "set" and "up"."""
+        total = got = 0.0
+        for term in self.terms:
+            weight = self.weight(term)
+            hit = term.docs > 0 and term.stem in found
+            if term.compound and not hit:
+                continue
+            total += weight
+            if hit:
+                got += weight
+        return got / total if total else 0.0
+
+
+def _prefix_for(stem_: str) -> str:
+    """The longest start of ``stem_`` that FTS5 (stemming it again) keeps as is, so ``"…"*`` finds
+    ``stem_``: a stem re-stemmed can lose letters ("reimburs" → "reimbur") or change them ("deploy" →
+    "deploi")."""
+    prefix = stem_
+    while len(prefix) > 3 and not stem_.startswith(stem(prefix)):
+        prefix = prefix[:-1]
+    return prefix
+
+
+def plan_terms(text: str) -> list[tuple[str, str, bool]]:
+    """(word, stem, is a compound) for each search term of ``text``; the index adds page counts."""
+    return [(word, stem(word), compound) for word, compound in _terms(text)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.integration.cli_support import ROOT, run_kbbot
+from tests.integration.cli_support import ROOT, default_data_dir, run_kbbot
 
 
 def test_ask_with_no_configuration_answers_from_the_sample(tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ def test_chat_end_to_end_with_save(tmp_path: Path) -> None:
     assert "Updated: Password help" in out  # the second /save updates the same page, keeping its title
     assert "Unknown command '/bogus'" in out
 
-    saved = list((tmp_path / ".kbbot" / "pages").glob("*.md"))
+    saved = list((default_data_dir(tmp_path) / "pages").glob("*.md"))
     assert len(saved) == 1
     text = saved[0].read_text()
     assert "how do I reset my password?" in text and "what about expenses" in text
@@ -73,7 +73,7 @@ def test_save_transcript_then_resave_updates(tmp_path: Path) -> None:
     assert set(saved) == {"id", "url", "created"} and saved["created"] is True
     again = json.loads(run_kbbot("save", str(transcript), "--title", "Key rotation", "--json", cwd=tmp_path).stdout)
     assert again["id"] == saved["id"] and again["created"] is False
-    pages = list((tmp_path / ".kbbot" / "pages").glob("*.md"))
+    pages = list((default_data_dir(tmp_path) / "pages").glob("*.md"))
     assert len(pages) == 1
     text = pages[0].read_text()
     assert "<script>" not in text and "javascript:" not in text

@@ -89,3 +89,27 @@ def test_wiki_token_that_cannot_be_sent_is_a_setting_error(
         load_settings(_env_file=None)
     message = str(info.value)
     assert "secret" not in message and "ø" not in message
+
+
+def test_env_example_copied_as_is_equals_no_env_file(tmp_path: Path) -> None:
+    # The README's first step is `cp .env.example .env`: every blank value there must mean "unset".
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    assert load_settings().model_dump() == load_settings(_env_file=None).model_dump()
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t"])
+def test_blank_values_are_unset(monkeypatch: pytest.MonkeyPatch, blank: str) -> None:
+    for name in ("KB_BACKEND", "MATHUB_BASE_URL", "DISCORD_SHARD_COUNT", "CACHE_TTL_SECONDS", "DISCORD_API_URL"):
+        monkeypatch.setenv(name, blank)
+    settings = load_settings(_env_file=None)
+    assert settings.backend == "local" and settings.mathub_base_url is None
+    assert settings.discord_shard_count is None and settings.cache_ttl_seconds == 21600
+    assert settings.discord_api_url is None
+
+
+def test_blank_environment_variable_does_not_hide_the_dotenv_value(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("CACHE_MAX_ENTRIES=7\n")
+    monkeypatch.setenv("CACHE_MAX_ENTRIES", "")  # e.g. `environment: CACHE_MAX_ENTRIES: ""` in compose
+    assert load_settings().cache_max_entries == 7

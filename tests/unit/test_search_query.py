@@ -33,8 +33,32 @@ def test_huge_questions_are_bounded() -> None:
 
 
 def test_term_hits_stem_and_prefix() -> None:
-    assert stem("deploying") == "deploy" and stem("policies") == "polic" and stem("ssh") == "ssh"
-    counts = term_hits("Deploying deploys; kubectl and kube, not ku.", {"deploy", "kube", "ku"})
-    assert counts == {"deploy": 2, "kube": 2, "ku": 1}
+    # The same Porter stems as FTS5's porter tokenizer (y → i included), diacritics removed like unicode61's.
+    assert stem("deploying") == stem("deploys") == "deploi" and stem("policies") == "polici"
+    assert stem("ssh") == "ssh" and stem("Café") == "cafe"
+    counts = term_hits("Deploying deploys; kubectl and kube, not ku.", {"deploi", "kube", "ku"})
+    assert counts == {"deploi": 2, "kube": 2, "ku": 1}
     assert matched_terms("VPN setup", {"vpn", "linux"}) == {"vpn"}
     assert term_hits("anything", set()) == {}
+
+
+def test_plan_weights_rare_words_and_counts_compounds_only_when_found() -> None:
+    from kbbot.search.query import QueryPlan, Term
+
+    plan = QueryPlan(
+        (
+            Term("set", "set", 40),
+            Term("setup", "setup", 0, compound=True),
+            Term("vpn", "vpn", 2),
+            Term("vacaton", "vacat", 2, corrected=True),
+        ),
+        total_docs=100,
+    )
+    set_, _setup, vpn, vacaton = plan.terms
+    assert plan.weight(vpn) > plan.weight(set_)  # a rare word says more about the question
+    assert plan.weight(vacaton) < plan.weight(vpn)  # a corrected guess counts less than a word typed right
+    assert plan.stems == {"set", "vpn", "vacat"}
+    assert plan.coverage({"set", "vpn", "vacat"}) == 1.0  # the unfound compound is not held against it
+    assert 0 < plan.coverage({"set"}) < plan.coverage({"vpn"}) < 1.0
+    assert plan.match() == '"set" OR "vpn" OR "vacat"*'
+    assert QueryPlan((Term("zzzqqq", "zzzqqq", 0),), 10).match() is None  # nothing to look for

@@ -138,8 +138,9 @@ def test_dockerfile() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
     froms = [line for line in lines if line.startswith("FROM ")]
-    assert froms and all(line.split()[1] == "python:3.11-slim" for line in froms)
-    assert 'pip install --prefix=/install ".[redis]"' in text
+    assert froms and all(line.split()[1] == "${PYTHON_IMAGE}" for line in froms)
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+$", text, flags=re.MULTILINE)
+    assert 'pip install --prefix=/install --constraint constraints.txt ".[redis]"' in text
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert re.search(r"HTTP_HOST=0\.0\.0\.0", text)
@@ -149,10 +150,10 @@ def test_dockerfile() -> None:
     env_names = set(re.findall(r"\b([A-Z][A-Z0-9_]+)=", text))
     assert {"HTTP_HOST", "HTTP_PORT", "KBBOT_DATA_DIR", "LOG_FORMAT"} <= env_names
     assert (env_names - {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR",
-                         "PIP_DISABLE_PIP_VERSION_CHECK"}) <= SETTINGS_ENV  # fmt: skip
+                         "PIP_DISABLE_PIP_VERSION_CHECK", "PYTHON_IMAGE"}) <= SETTINGS_ENV  # fmt: skip
     assert lines[-2:] == ['ENTRYPOINT ["kbbot"]', 'CMD ["run"]']
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text()
-    assert "!kbbot/**" in ignore and "!pyproject.toml" in ignore
+    assert "!kbbot/**" in ignore and "!pyproject.toml" in ignore and "!deploy/constraints.txt" in ignore
 
 
 def test_systemd_unit() -> None:

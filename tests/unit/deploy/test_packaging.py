@@ -1,0 +1,68 @@
+"""Packaging facts a user or a packager relies on: the license, pyproject metadata, the image's exact
+versions, and a compose file that older docker-compose (1.29, still shipped by distributions) accepts."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parents[3]
+PYPROJECT: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def test_license_file_is_the_mit_license_pyproject_names() -> None:
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License") and "Permission is hereby granted, free of charge" in text
+    assert PYPROJECT["license"] == {"text": "MIT"}
+    assert "License :: OSI Approved :: MIT License" in PYPROJECT["classifiers"]
+
+
+def test_classifiers_match_requires_python_and_urls_are_absolute() -> None:
+    assert PYPROJECT["requires-python"] == ">=3.11"
+    versions = {c.rsplit(" :: ", 1)[1] for c in PYPROJECT["classifiers"] if re.fullmatch(r".*Python :: 3\.\d+", c)}
+    assert versions and min(versions, key=Version) == "3.11"
+    assert {"Homepage", "Source", "Issues"} <= set(PYPROJECT["urls"])
+    assert all(url.startswith("https://") for url in PYPROJECT["urls"].values())
+
+
+def test_image_constraints_pin_every_dependency_within_pyproject_bounds() -> None:
+    pins: dict[str, Version] = {}
+    for line in (ROOT / "deploy" / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"not an exact pin: {line}"
+            pins[_normalize(name)] = Version(version)
+    required = [Requirement(r) for r in PYPROJECT["dependencies"] + PYPROJECT["optional-dependencies"]["redis"]]
+    for requirement in required:
+        name = _normalize(requirement.name)
+        assert name in pins, f"{requirement.name} is not pinned in deploy/constraints.txt"
+        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} violates {requirement}"
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_compose_file_validates_with_docker_compose_1_29_schema() -> None:
+    # Source: docker/compose, tag 1.29.2, compose/config/compose_spec.json (copied verbatim); 1.29 validates
+    # with jsonschema's Draft4Validator (compose/config/validation.py, validate_against_config_schema).
+    schema = json.loads((Path(__file__).parent / "compose_spec_1.29.2.json").read_text())
+    compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
+    errors = [error.message for error in jsonschema.Draft4Validator(schema).iter_errors(compose)]
+    assert errors == []
+
+
+def test_the_schema_check_catches_what_docker_compose_1_29_rejects() -> None:
+    # docker-compose 1.29.2 itself: "'name' does not match any of the regexes: '^x-'".
+    schema = json.loads((Path(__file__).parent / "compose_spec_1.29.2.json").read_text())
+    compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
+    errors = [error.message for error in jsonschema.Draft4Validator(schema).iter_errors({"name": "kbbot", **compose})]
+    assert errors == ["'name' does not match any of the regexes: '^x-'"]

@@ -1,0 +1,94 @@
+"""Typo tolerance: words the index lacks are corrected to its closest word; words it has are left alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kbbot.search.index import IndexedPage, SearchIndex
+from kbbot.search.query import stem
+from kbbot.search.spelling import Vocabulary
+
+WORDS = ["vacation", "request", "reimbursement", "expense", "password", "laptop", "onboarding", "security"]
+WORDS += ["benefits", "wiki", "deploy"]
+
+
+@pytest.fixture
+def vocabulary() -> Vocabulary:
+    return Vocabulary({stem(word): 3 for word in WORDS} | {"2024": 5, "wiki": 9})
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("vacaton", "vacation"),  # 2 edits from the stem "vacat", but it starts with it
+        ("vaccation", "vacation"),
+        ("reqest", "request"),
+        ("expence", "expense"),
+        ("paswword", "password"),
+        ("pasword", "password"),
+        ("laptp", "laptop"),
+        ("onbording", "onboarding"),
+        ("benifits", "benefits"),
+        ("secuirty", "security"),  # a transposition is one edit
+    ],
+)
+def test_typos_are_corrected_to_the_indexed_stem(vocabulary: Vocabulary, typed: str, meant: str) -> None:
+    assert vocabulary.correct(typed) == stem(meant)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "wifi",  # 4 letters: one edit from "wiki", too short to guess
+        "zzzqqq",
+        "parking",  # nothing within reach
+        "2025",  # numbers are not misspelled words
+        "wacation",  # the first letter is trusted
+        "",
+    ],
+)
+def test_no_guess_when_nothing_is_close(vocabulary: Vocabulary, typed: str) -> None:
+    assert vocabulary.correct(typed) is None
+
+
+def test_ties_go_to_the_more_common_word() -> None:
+    vocabulary = Vocabulary({"carts": 1, "cards": 7})
+    assert vocabulary.correct("carbs") == "cards"
+
+
+async def test_the_index_finds_pages_through_a_typo_and_keeps_exact_words(tmp_path: Path) -> None:
+    pages = [
+        IndexedPage(id="leave", title="Leave", text="Request vacation in HRbox before you go."),
+        IndexedPage(id="laptop", title="Laptop", text="Every laptop is encrypted."),
+        # "reqest" is a real word here (a ticket field): it must find this page, not be "corrected".
+        IndexedPage(id="forms", title="Ticket fields", text="The reqest field holds the ticket number."),
+    ]
+    async with SearchIndex(tmp_path / "index.sqlite3") as index:
+        await index.upsert_many(pages)
+        result = await index.query("how do i reqest vacaton")
+        assert {h.id for h in result.hits} == {"forms", "leave"}
+        reqest, vacaton = result.plan.terms
+        assert (reqest.corrected, reqest.stem) == (False, "reqest")
+        assert (vacaton.corrected, vacaton.stem, vacaton.docs) == (True, "vacat", 1)
+        # Corrected words are found in passages through their stem.
+        assert "vacat" in result.plan.stems
+        assert [h.id for h in await index.search("laptpo encrypted")] == ["laptop"]
+        # The vocabulary follows the index: a new page's words are corrected to at once.
+        await index.upsert(IndexedPage(id="kb", title="Kubernetes", text="Clusters and namespaces."))
+        assert [h.id for h in await index.search("namespacs")] == ["kb"]
+
+
+async def test_unknown_words_stay_in_the_plan_with_no_pages(tmp_path: Path) -> None:
+    async with SearchIndex(tmp_path / "index.sqlite3") as index:
+        await index.upsert(IndexedPage(id="pw", title="Password reset", text="Reset your password in Okta."))
+        result = await index.query("wifi password")
+        assert [(t.word, t.docs, t.corrected) for t in result.plan.terms] == [
+            ("wifi", 0, False),
+            ("password", 1, False),
+        ]
+        assert [h.id for h in result.hits] == ["pw"]
+        assert result.plan.total_docs == 1
+        # "wifi" is what the question is about and no page has it: most of the weight is missing.
+        assert result.plan.coverage({stem("password")}) < 0.5
