@@ -52,13 +52,14 @@ class SearchAnswerer:
 
     async def answer(self, question: str, *, limit: int = 3) -> Answer:
         limit = max(1, limit)
-        hits = await self.index.search(question, limit=max(limit, self.candidates))
+        # The texts of the pages that may be quoted come with the ranking: one trip to the index thread.
+        hits = await self.index.search(question, limit=max(limit, self.candidates), texts=limit)
         if not hits:
             return Answer(text=NOTHING_FOUND, source=Source.SEARCH, empty=True)
         # Pages far below the best one matched a stray word; quoting them adds noise, not answers.
         hits = [hit for hit in hits if hit.score >= hits[0].score * self.min_relative_score]
         terms = {stem(t) for t in query_terms(question)}
-        pages = await self.index.texts([hit.id for hit in hits[:limit]])
+        pages = [hit.page_text() for hit in hits[:limit] if hit.text is not None]
         passages = [p for p in (self._best_passage(page, terms) for page in pages) if p is not None]
         if not passages and pages:
             # The words matched only titles or tags: quote how the top page begins.

@@ -22,7 +22,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -95,6 +95,7 @@ WHERE pages_fts MATCH ? ORDER BY bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, 
 """  # noqa: S608
 _ROWS = "SELECT rowid, id, title, url, tags FROM pages WHERE rowid IN ({marks})"
 _SNIPPET = "SELECT snippet(pages_fts, 2, char(2), char(3), '…', ?) FROM pages_fts WHERE pages_fts MATCH ? AND rowid = ?"
+_BODIES = "SELECT rowid, body FROM pages WHERE rowid IN ({marks})"
 _TERM_DOCS = "SELECT term, doc FROM pages_vocab WHERE term IN ({marks})"
 _PREFIX_DOCS = "SELECT max(doc) FROM pages_vocab WHERE term >= ? AND term < ?"
 
@@ -154,7 +155,15 @@ class SearchHit:
     url: str | None
     tags: tuple[str, ...]
     score: float
-    marked_snippet: str
+    #: Empty unless the search asked for excerpts (``snippets=True``): cutting one costs FTS5 a pass over the
+    #: page, which only `kbbot index search` shows.
+    marked_snippet: str = ""
+    #: The page's stored plain text, for the first ``texts`` hits of a search (None for the others).
+    text: str | None = None
+
+    def page_text(self) -> PageText:
+        """The hit as a :class:`PageText` (its ``text`` empty when the search did not load it)."""
+        return PageText(id=self.id, title=self.title, url=self.url, text=self.text or "")
 
     @property
     def snippet(self) -> str:
@@ -427,27 +436,36 @@ class SearchIndex:
             for row in rows
         }
 
-    async def search(self, question: str, *, limit: int = 10) -> list[SearchHit]:
+    async def search(
+        self, question: str, *, limit: int = 10, texts: int = 0, snippets: bool = False
+    ) -> list[SearchHit]:
         """Pages ranked for ``question`` (any text: it is never parsed as FTS5 syntax). Empty when the
-        question has no searchable words or nothing matches."""
-        return (await self.query(question, limit=limit)).hits
+        question has no searchable words or nothing matches. ``texts``: load the stored text of the first
+        that many hits (:attr:`SearchHit.text`) in the same trip to the index thread; ``snippets``: cut an
+        excerpt for every hit."""
+        return (await self.query(question, limit=limit, texts=texts, snippets=snippets)).hits
 
-    async def query(self, question: str, *, limit: int = 10) -> SearchResult:
+    async def query(
+        self, question: str, *, limit: int = 10, texts: int = 0, snippets: bool = False
+    ) -> SearchResult:
         """:meth:`search`, with the question as the index read it: each word's page frequency, and words the
         index has never seen corrected to its closest word ("vacaton" → vacation)."""
         terms = plan_terms(question)
         if not terms or limit <= 0:
             return SearchResult(QueryPlan((), 0), [])
-        return await self._run(lambda: self._query_sync(terms, min(limit, 100)))
+        limit = min(limit, 100)
+        return await self._run(lambda: self._query_sync(terms, limit, max(0, min(texts, limit)), snippets))
 
-    def _query_sync(self, terms: list[tuple[str, str, bool]], limit: int) -> SearchResult:
+    def _query_sync(
+        self, terms: list[tuple[str, str, bool]], limit: int, texts: int, snippets: bool
+    ) -> SearchResult:
         try:
             plan = self._plan_sync(terms)
         except sqlite3.Error as exc:
             log.warning("search failed in %s: %s", self.path, exc)
             return SearchResult(QueryPlan((), 0), [])
         match = plan.match()
-        hits = self._search_sync(match, plan.stems, limit) if match else []
+        hits = self._search_sync(match, _ranking_match(plan), plan.stems, limit, texts, snippets) if match else []
         return SearchResult(plan, hits)
 
     def _plan_sync(self, terms: list[tuple[str, str, bool]]) -> QueryPlan:
@@ -482,10 +500,17 @@ class SearchIndex:
             self._vocab = Vocabulary({str(term): int(n) for term, n in rows})
         return self._vocab
 
-    def _search_sync(self, match: str, stemmed: set[str], limit: int) -> list[SearchHit]:
+    def _search_sync(
+        self, match: str, cheap_match: str | None, stemmed: set[str], limit: int, texts: int, snippets: bool
+    ) -> list[SearchHit]:
         db = self._db
+        candidates = max(limit * 3, _CANDIDATES)
         try:
-            ranked = db.execute(_RANK, (match, max(limit * 3, _CANDIDATES))).fetchall()
+            ranked = db.execute(_RANK, (cheap_match, candidates)).fetchall() if cheap_match else []
+            if len(ranked) < candidates:
+                # Fewer pages hold the rarer words than we rank: the pages with only the common words are
+                # next in line (with a score of ~0), so rank them all.
+                ranked = db.execute(_RANK, (match, candidates)).fetchall()
             if not ranked:
                 return []
             marks = ",".join("?" * len(ranked))
@@ -502,9 +527,17 @@ class SearchIndex:
                 boost = 1.0 + TITLE_BOOST * len(title_terms) / max(1, len(stemmed))
                 scored.append((float(score) * boost, rowid, row))
             scored.sort(key=lambda item: -item[0])
+            best = scored[:limit]
+            bodies: dict[int, str] = {}
+            if texts:
+                wanted = [rowid for _, rowid, _ in best[:texts]]
+                sql = _BODIES.format(marks=",".join("?" * len(wanted)))
+                bodies = {int(r[0]): str(r[1]) for r in db.execute(sql, wanted)}
             hits = []
-            for score, rowid, (page_id, title, url, tags) in scored[:limit]:
-                snippet = db.execute(_SNIPPET, (self._snippet_tokens, match, rowid)).fetchone()
+            for score, rowid, (page_id, title, url, tags) in best:
+                snippet = None
+                if snippets:
+                    snippet = db.execute(_SNIPPET, (self._snippet_tokens, match, rowid)).fetchone()
                 hits.append(
                     SearchHit(
                         id=page_id,
@@ -513,6 +546,7 @@ class SearchIndex:
                         tags=_tags(tags),
                         score=score,
                         marked_snippet=(snippet[0] if snippet else "") or "",
+                        text=bodies.get(rowid),
                     )
                 )
         except sqlite3.Error as exc:
@@ -535,6 +569,19 @@ class SearchIndex:
         sql = f"SELECT id, title, url, body FROM pages WHERE id IN ({marks})"  # noqa: S608 - only "?"s
         by_id = {r[0]: PageText(id=r[0], title=r[1], url=r[2], text=r[3]) for r in self._db.execute(sql, ids)}
         return [by_id[pid] for pid in ids if pid in by_id]
+
+
+def _ranking_match(plan: QueryPlan) -> str | None:
+    """A cheaper MATCH expression that ranks the top pages the same, or None: the plan's, less the words on
+    more than half of the pages, when rarer words remain. FTS5's bm25 gives such a word an idf of 1e-6 (its
+    formula goes negative and is clamped), so it cannot change the order of pages that hold a rarer word,
+    yet ranking scores every page that holds it: for a word on every page of a 50,000-page wiki that is most
+    of the search's time. The word still counts for the title boost and for passages."""
+    common = {t.stem for t in plan.terms if t.docs * 2 > plan.total_docs}
+    if not common or not any(t.docs and t.stem not in common for t in plan.terms):
+        return None
+    # A word with no pages is left out of the expression, and the last word keeps its prefix star.
+    return QueryPlan(tuple(replace(t, docs=0) if t.stem in common else t for t in plan.terms), plan.total_docs).match()
 
 
 class _transaction:
