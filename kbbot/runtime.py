@@ -17,10 +17,9 @@ import httpx
 from rich.console import Console
 
 from kbbot import __version__
-from kbbot.backends.base import KnowledgeBase
 from kbbot.config import Settings
 from kbbot.core.ask import AskService
-from kbbot.core.ports import MetricsSink, RateLimiter
+from kbbot.core.ports import KnowledgeBase, MetricsSink, RateLimiter
 from kbbot.core.threads import ThreadSaver
 from kbbot.errors import ConfigError
 from kbbot.ops.metrics import Metrics
@@ -28,7 +27,6 @@ from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
 from kbbot.store.factory import Stores, build_stores
-from kbbot.store.limiter import TokenRateLimiter
 
 
 @dataclass
@@ -99,12 +97,12 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
         metrics = Metrics()
         # Memory/SQLite, or Redis with REDIS_URL (then every replica shares them); pinged once when Redis.
         try:
-            stores = await build_stores(settings, metrics=metrics)
+            stores = await build_stores(settings)
         except sqlite3.DatabaseError as exc:
             raise _unusable_database(data, exc) from None
         stack.push_async_callback(stores.aclose)
         kb, limiter = build_knowledgebase(settings, http, stores, metrics)
-        if isinstance(limiter, TokenRateLimiter):
+        if limiter is not None:
             stack.push_async_callback(limiter.aclose)  # its own Redis connection, when REDIS_URL is set
         stack.push_async_callback(kb.aclose)
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kbbot.core.markup import discord_to_markdown, slack_to_markdown
+from kbbot.adapters.markup import discord_to_markdown, slack_to_markdown
 from kbbot.core.models import Attachment, Thread, ThreadMessage
 from kbbot.errors import SaveError
 

@@ -25,16 +25,15 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from kbbot.core.ports import MetricsSink, RateLimiter
+from kbbot.core.ports import MetricsSink
 from kbbot.errors import (
     BadRequest,
     BadResponse,
@@ -175,27 +174,6 @@ def transport_error(exc: httpx.HTTPError, *, service: str = "the knowledgebase")
     timed_out = isinstance(exc, httpx.TimeoutException)
     message = f"{service} did not answer in time ({kind})" if timed_out else f"could not reach {service} ({kind})"
     return TransportFailure(message, request_sent=not not_sent, timed_out=timed_out)
-
-
-# --- rate limiter ---------------------------------------------------------------------------------
-
-
-@runtime_checkable
-class SlotLimiter(Protocol):
-    """A limiter that counts a request until its answer is back (``kbbot.store.limiter.TokenRateLimiter``)."""
-
-    def slot(self, *, background: bool = False) -> AbstractAsyncContextManager[None]: ...
-
-
-@asynccontextmanager
-async def limiter_slot(limiter: RateLimiter, *, background: bool = False) -> AsyncIterator[None]:
-    """Hold ``limiter``'s slot around one request: ``slot()`` when the limiter has it, else ``acquire()``."""
-    if isinstance(limiter, SlotLimiter):
-        async with limiter.slot(background=background):
-            yield
-    else:
-        await limiter.acquire(background=background)
-        yield
 
 
 # --- retries ----------------------------------------------------------------------------------

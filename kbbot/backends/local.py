@@ -30,9 +30,9 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 
 from kbbot.backends import frontmatter
-from kbbot.backends.base import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageSummary
 from kbbot.backends.slugs import slugify
-from kbbot.core.models import PageRef
+from kbbot.core.models import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageRef, PageSummary
+from kbbot.core.ports import Priority
 from kbbot.errors import BadRequest, ConfigError, NotFound, Unsupported
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def _iso_mtime(path: Path) -> str:
 
 
 class LocalBackend:
-    """:class:`~kbbot.backends.base.KnowledgeBase` over a read-only source folder plus a writable folder."""
+    """:class:`~kbbot.core.ports.KnowledgeBase` over a read-only source folder plus a writable folder."""
 
     kind = "local"
     content_format: ContentFormat = "markdown"
@@ -101,7 +101,7 @@ class LocalBackend:
     async def info(self) -> KbInfo:
         return KbInfo(name=self.name)
 
-    async def list_pages(self) -> list[PageSummary]:
+    async def list_pages(self, *, priority: Priority = Priority.LIVE) -> list[PageSummary]:
         return await asyncio.to_thread(self._list_sync)
 
     def _list_sync(self) -> list[PageSummary]:
@@ -160,7 +160,7 @@ class LocalBackend:
             title = heading.group(1).strip() if heading else PurePosixPath(page_id).name.replace("-", " ")
         return title, meta.tags, body.lstrip("\r\n")
 
-    async def get_page(self, page_id: str) -> Page:
+    async def get_page(self, page_id: str, *, priority: Priority = Priority.LIVE) -> Page:
         return await asyncio.to_thread(self._get_sync, page_id)
 
     def _get_sync(self, page_id: str) -> Page:

@@ -23,21 +23,21 @@ ids, never a header, so the API key cannot leak.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
 from kbbot.backends import mathub_links
-from kbbot.backends.base import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageSummary
 from kbbot.backends.http import RetryPolicy, parse_json, send_with_retries
 from kbbot.backends.mathub_models import CreatedPage, ErrorBody, WikiPage, WikiPageList
 from kbbot.backends.slugs import slugify, unique_slug, with_suffix
-from kbbot.core.models import PageRef
-from kbbot.core.ports import MetricsSink
+from kbbot.core.models import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageRef, PageSummary
+from kbbot.core.ports import MetricsSink, Priority, RateLimiter
 from kbbot.errors import (
     BadRequest,
     ConfigError,
@@ -73,12 +73,6 @@ WRITE_WINDOW_SECONDS = 62.0
 MAX_IDENTICAL_CHECKS = 20
 READ_SCOPE = "wiki.read"
 WRITE_SCOPE = "wiki.write"
-
-
-class WriteLimiter(Protocol):
-    """The part of a rate limiter the backend needs: wait for a write slot."""
-
-    async def acquire(self, *, background: bool = False) -> None: ...
 
 
 def build_write_limiter(
@@ -124,7 +118,7 @@ class MatHubBackend:
         api_key: str,
         base_url: str,
         project: str,
-        write_limiter: WriteLimiter,
+        write_limiter: RateLimiter,
         page_url_template: str | None = None,
         max_conflict_retries: int = 3,
         max_slug_attempts: int = 10,
@@ -156,7 +150,7 @@ class MatHubBackend:
         settings: Settings,
         client: httpx.AsyncClient,
         *,
-        write_limiter: WriteLimiter | None = None,
+        write_limiter: RateLimiter | None = None,
         limiter_storage: Storage | str | None = None,
         metrics: MetricsSink | None = None,
     ) -> MatHubBackend:
@@ -189,7 +183,7 @@ class MatHubBackend:
         await self._list_chunk(limit=1, offset=0)
         return KbInfo(name=f"MatHub project {self.project}")
 
-    async def list_pages(self) -> list[PageSummary]:
+    async def list_pages(self, *, priority: Priority = Priority.LIVE) -> list[PageSummary]:
         """Every page of the project, in the server's order, paging ``limit=100`` until a short page."""
         pages: dict[str, PageSummary] = {}
         offset = 0
@@ -223,7 +217,7 @@ class MatHubBackend:
             offset += len(chunk.data)
         return list(pages.values())
 
-    async def get_page(self, page_id: str) -> Page:
+    async def get_page(self, page_id: str, *, priority: Priority = Priority.LIVE) -> Page:
         wiki = await self._get_wiki(page_id)
         return _to_page(wiki)
 
@@ -422,7 +416,7 @@ class MatHubHttp:
         *,
         api_key: str,
         base_url: str,
-        write_limiter: WriteLimiter,
+        write_limiter: RateLimiter,
         policy: RetryPolicy,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         metrics: MetricsSink | None = None,
@@ -448,12 +442,11 @@ class MatHubHttp:
         write = scope == WRITE_SCOPE
 
         async def send() -> httpx.Response:
-            if write:
-                # Every attempt, retries included, spends a slot: the server counts each one.
-                await self._writes.acquire()
-            response = await self._client.request(
-                method, self._base + path, params=params, json=json, headers=self._headers
-            )
+            # Every write attempt, retries included, spends a slot: the server counts each one. Reads are free.
+            async with self._writes.slot(Priority.LIVE) if write else contextlib.nullcontext():
+                response = await self._client.request(
+                    method, self._base + path, params=params, json=json, headers=self._headers
+                )
             _raise_mathub_status(response, scope=scope, not_found=not_found)
             return response
 

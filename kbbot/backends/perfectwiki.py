@@ -17,10 +17,9 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from kbbot.backends.base import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageSummary
-from kbbot.backends.http import RetryPolicy, limiter_slot, parse_json, send_with_retries
-from kbbot.core.models import PageRef
-from kbbot.core.ports import MetricsSink, RateLimiter
+from kbbot.backends.http import RetryPolicy, parse_json, send_with_retries
+from kbbot.core.models import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageRef, PageSummary
+from kbbot.core.ports import MetricsSink, Priority, RateLimiter
 from kbbot.errors import BadRequest, BadResponse, ConfigError, NotFound
 from kbbot.store.limiter import TokenRateLimiter
 
@@ -177,15 +176,15 @@ class PerfectWikiBackend:
             requests_left_minute=rate.requestsLeftMinute,
         )
 
-    async def list_pages(self, *, background: bool = False) -> list[PageSummary]:
+    async def list_pages(self, *, priority: Priority = Priority.LIVE) -> list[PageSummary]:
         data = await self._call(
-            "GET", "/knowledgebase", ListResponse, what="list pages", background=background
+            "GET", "/knowledgebase", ListResponse, what="list pages", priority=priority
         )
         return [PageSummary(id=p.id, title=p.title, tags=tuple(p.tags)) for p in data.pages]
 
-    async def get_page(self, page_id: str, *, background: bool = False) -> Page:
+    async def get_page(self, page_id: str, *, priority: Priority = Priority.LIVE) -> Page:
         data = await self._call(
-            "GET", self._page_path(page_id), GetResponse, what="get page", background=background
+            "GET", self._page_path(page_id), GetResponse, what="get page", priority=priority
         )
         page = data.page
         return Page(id=page.id, title=page.title, content=page.content, tags=tuple(page.tags))
@@ -271,7 +270,7 @@ class PerfectWikiBackend:
         json: dict[str, Any] | None = None,
         idempotent: bool = True,
         retry_timeouts: bool | None = None,
-        background: bool = False,
+        priority: Priority = Priority.LIVE,
         what: str,
         on_attempt: Callable[[], Awaitable[None]] | None = None,
     ) -> M:
@@ -279,7 +278,7 @@ class PerfectWikiBackend:
         timeout: Any = self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT
 
         async def send() -> httpx.Response:
-            async with limiter_slot(self._limiter, background=background):
+            async with self._limiter.slot(priority):
                 if on_attempt is not None:
                     await on_attempt()
                 return await self._client.request(

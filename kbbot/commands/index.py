@@ -24,7 +24,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from kbbot.backends.base import KnowledgeBase
+from kbbot.core.ports import KnowledgeBase
 from kbbot.search.index import MARK_CLOSE, MARK_OPEN, SearchHit, SearchIndex
 from kbbot.search.query import query_terms
 from kbbot.search.sync import IndexSyncer, SyncReport

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from kbbot.backends.base import PageChange
 from kbbot.commands.output import print_json
+from kbbot.core.models import PageChange
 from kbbot.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -1,10 +1,13 @@
 """AskService: the question pipeline every adapter calls.
 
-    clean + normalize → answer cache → single-flight → 402 breaker → knowledgebase AI (rate-limited in the
-    backend) → cache the answer; on 402 or for backends without AI, the search answerer.
+    clean + normalize → answer cache → single-flight [answer cache again → 402 breaker → knowledgebase AI
+    (rate-limited in the backend) → cache the answer]; on 402 or for backends without AI, the search answerer.
 
 Every AI query is billed, so the pipeline's job is to ask upstream as rarely as possible: once per distinct
-normalized question per TTL, once per concurrent burst, and after a 402 at most once per probe interval.
+normalized question per TTL, once per concurrent burst, and after a 402 at most once per probe interval. The
+flight is the only way to the AI and looks in the cache again first, so an asker who missed the cache while
+an earlier flight was still running (held up posting its queue notice, say) gets that flight's answer from the
+cache instead of paying for another call, with every store.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from kbbot.backends.base import KnowledgeBase
 from kbbot.core.models import Answer, Question, Source
 from kbbot.core.ports import (
     AnswerCache,
     Answerer,
     CacheStats,
+    KnowledgeBase,
     MetricsSink,
     NullMetrics,
     QuotaGate,
@@ -106,6 +109,10 @@ class AskService:
         self._max_chars = max_chars
         self._metrics: MetricsSink = metrics or NullMetrics()
         self._kb_name: str | None = None
+        # Counted per question here (not per lookup in each cache): the flight's second look must not count
+        # a question's miss twice.
+        self._hits = 0
+        self._misses = 0
 
     async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer:
         """Answer one question. Raises ``InvalidQuestion`` for empty/oversized text and ``KnowledgeBaseError``
@@ -117,6 +124,7 @@ class AskService:
         try:
             answer = await self._answer(question, on_queued)
             source = answer.source.value
+            self._count_lookup(hit=answer.source is Source.CACHE)
             # One structured line per answer (never the question text: it may be personal).
             log.info("answered", extra={"platform": question.platform, "source": source})
             return answer
@@ -126,16 +134,30 @@ class AskService:
     async def _answer(self, question: Question, on_queued: QueueListener | None) -> Answer:
         text = clean_question(question.text, max_chars=self._max_chars)
         key = normalize_question(text)
-        cached = await self._cache.get(key)
-        if cached is not None:
-            return replace(cached, source=Source.CACHE)
+        if (cached := await self._cached(key)) is not None:
+            return cached
         if not self._kb.supports_ai:
             return await self._fallback.answer(text)
         if on_queued is not None and self._limiter is not None and (ahead := self._limiter.queued()) > 0:
             await on_queued(QueuePosition(ahead + 1, self._limiter.estimate_wait(ahead + 1)))
         return await self._flights.run(key, lambda: self._ask_ai(key, text))
 
+    async def _cached(self, key: str) -> Answer | None:
+        cached = await self._cache.get(key)
+        return None if cached is None else replace(cached, source=Source.CACHE)
+
+    def _count_lookup(self, *, hit: bool) -> None:
+        if hit:
+            self._hits += 1
+        else:
+            self._misses += 1
+        self._metrics.cache(hit)
+
     async def _ask_ai(self, key: str, text: str) -> Answer:
+        # Looked up again inside the flight: a flight for this key that finished after our first look has
+        # filled the cache by now (memory and Redis alike), and its answer must not be bought twice.
+        if (cached := await self._cached(key)) is not None:
+            return cached
         if not await self._quota.allow():
             return await self._paused(text)
         started = time.perf_counter()
@@ -144,8 +166,10 @@ class AskService:
         except QuotaExceeded:
             log.warning("AI quota exhausted (402); pausing AI answers and answering from the wiki's pages")
             await self._quota.trip()
+            self._metrics.quota_paused(True)
             return await self._paused(text)
         await self._quota.reset()
+        self._metrics.quota_paused(False)
         log.debug("AI answer in %.0f ms", (time.perf_counter() - started) * 1000)
         answer = Answer(text=ai.text, related_pages=ai.related_pages, source=Source.AI, empty=ai.empty)
         # Only useful answers are cached: an empty result may be fixed by a page written a minute later.
@@ -166,7 +190,7 @@ class AskService:
         return AskStatus(
             kb_kind=self._kb.kind,
             kb_name=self._kb_name,
-            cache=self._cache.stats(),
+            cache=CacheStats(size=await self._cache.size(), hits=self._hits, misses=self._misses),
             quota=await self._quota.state(),
             queued=self._limiter.queued() if self._limiter is not None else 0,
         )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 
 class Source(StrEnum):
@@ -127,3 +128,66 @@ class SavedPage:
     def to_json(self) -> dict[str, Any]:
         """The ``kbbot save --json`` contract."""
         return {"id": self.id, "url": self.url, "created": self.created}
+
+
+# --- pages, as backends list, return and change them ------------------------------------------------------
+
+ContentFormat = Literal["html", "markdown"]
+
+
+@dataclass(frozen=True, slots=True)
+class PageSummary:
+    """A page as listed. MatHub and local pages also carry ``version``/``updated_at``/``slug``."""
+
+    id: str
+    title: str
+    tags: tuple[str, ...] = ()
+    slug: str | None = None
+    version: int | None = None
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page with its full content in the backend's ``content_format``."""
+
+    id: str
+    title: str
+    content: str
+    tags: tuple[str, ...] = ()
+    slug: str | None = None
+    version: int | None = None
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageChange:
+    """A partial update. Fields left None stay as they are.
+
+    ``rewrite`` (instead of ``content``) computes new content from the page's latest content; backends with
+    optimistic locking re-fetch and re-apply it after a version conflict, so another editor's text is kept.
+    """
+
+    title: str | None = None
+    content: str | None = None
+    tags: tuple[str, ...] | None = None
+    rewrite: Callable[[str], str] | None = None
+    summary: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AiAnswer:
+    """The knowledgebase's own AI answer (Perfect Wiki ``aiBotResponse``)."""
+
+    text: str
+    related_pages: tuple[PageRef, ...]
+    empty: bool
+
+
+@dataclass(frozen=True, slots=True)
+class KbInfo:
+    """What ``kbbot check`` shows: the knowledgebase name and the rate budget left, when the API says."""
+
+    name: str
+    requests_left_second: int | None = None
+    requests_left_minute: int | None = None

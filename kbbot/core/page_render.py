@@ -38,12 +38,10 @@ from urllib.parse import quote
 import nh3
 from markdown_it import MarkdownIt
 
-from kbbot.backends.base import ContentFormat
-from kbbot.core.markup import outside_code
-from kbbot.core.models import Attachment, Thread, ThreadMessage
+from kbbot.core.models import Attachment, ContentFormat, Thread, ThreadMessage
 from kbbot.core.page_block import begin_marker_text, find_marker, marker_text, neutralize_markers
 from kbbot.core.page_links import flatten_markdown_links, is_allowed_url
-from kbbot.core.text import neutralize_mentions
+from kbbot.core.text import neutralize_mentions, outside_code
 from kbbot.errors import SaveError
 
 __all__ = [

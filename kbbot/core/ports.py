@@ -1,21 +1,25 @@
-"""The small protocols the core depends on. Implementations live in ``kbbot.store`` (memory/SQLite/Redis) and
-``kbbot.search``; the startup function picks one per protocol and hands it in, so the core never branches on
-which one it got.
+"""The small protocols the core depends on. Implementations live in ``kbbot.backends`` (knowledgebases),
+``kbbot.store`` (memory/SQLite/Redis) and ``kbbot.search``; the composition root picks one per protocol and hands
+it in, so the core never branches on which one it got.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from enum import StrEnum
+from typing import Protocol, TypeVar, runtime_checkable
 
-from kbbot.core.models import Answer
+from kbbot.core.models import AiAnswer, Answer, ContentFormat, KbInfo, Page, PageChange, PageRef, PageSummary
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class CacheStats:
+    """The answer cache's size and this process's hits and misses (counted per question by AskService)."""
+
     size: int
     hits: int
     misses: int
@@ -33,7 +37,7 @@ class AnswerCache(Protocol):
 
     async def set(self, key: str, answer: Answer) -> None: ...
 
-    def stats(self) -> CacheStats: ...
+    async def size(self) -> int: ...
 
     async def aclose(self) -> None: ...
 
@@ -63,13 +67,21 @@ class QuotaGate(Protocol):
     async def state(self) -> QuotaState: ...
 
 
+class Priority(StrEnum):
+    """Who waits for a request slot: a person (``live``) or the index sync (``background``), which gets at most
+    half of a token's budget so live questions are never starved."""
+
+    LIVE = "live"
+    BACKGROUND = "background"
+
+
 class RateLimiter(Protocol):
-    """The per-token request budget, shared by every caller (and, with Redis, every replica).
+    """One token's request budget, shared by every caller (and, with Redis, every replica)."""
 
-    ``background`` callers (index sync) get at most half the budget so live questions are never starved.
-    """
-
-    async def acquire(self, *, background: bool = False) -> None: ...
+    def slot(self, priority: Priority) -> AbstractAsyncContextManager[None]:
+        """``async with limiter.slot(priority): send`` — waits for room, and counts the request until its
+        answer is back."""
+        ...
 
     def observe(self, left_second: int | None, left_minute: int | None) -> None:
         """Server hint from a response's ``rateLimit``: slow down when the budget is nearly gone."""
@@ -82,6 +94,44 @@ class RateLimiter(Protocol):
     def estimate_wait(self, position: int) -> float:
         """Seconds until a caller at ``position`` in the queue gets its slot (an upper bound)."""
         ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class KnowledgeBase(Protocol):
+    """A wiki the bot reads, answers from and writes to. Backends own their HTTP client use, retries and rate
+    limiting, and translate every failure into ``kbbot.errors``. Page ``content`` is in ``content_format``."""
+
+    #: ``perfectwiki`` | ``mathub`` | ``local``
+    kind: str
+    content_format: ContentFormat
+    #: True when :meth:`query` asks the wiki's own (billed) AI; False → answers come from the search index.
+    supports_ai: bool
+
+    async def info(self) -> KbInfo: ...
+
+    async def list_pages(self, *, priority: Priority = Priority.LIVE) -> list[PageSummary]:
+        """Every page. ``priority`` says who waits for it when the backend rate-limits its reads."""
+        ...
+
+    async def get_page(self, page_id: str, *, priority: Priority = Priority.LIVE) -> Page: ...
+
+    async def create_page(self, title: str, content: str, tags: tuple[str, ...] = ()) -> PageRef: ...
+
+    async def update_page(self, page_id: str, change: PageChange) -> None: ...
+
+    async def delete_page(self, page_id: str) -> None: ...
+
+    async def query(self, question: str) -> AiAnswer:
+        """Ask the wiki's AI. Raises ``Unsupported`` when ``supports_ai`` is False."""
+        ...
+
+    def page_url(self, page_id: str, title: str = "", slug: str | None = None) -> str | None:
+        """The page's web URL from the configured template, or None when no template is set."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 class Answerer(Protocol):

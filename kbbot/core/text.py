@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 
 from kbbot.errors import InvalidQuestion
 
@@ -47,6 +48,8 @@ def normalize_question(text: str) -> str:
 _SLACK_SPECIAL = re.compile(r"<!(channel|here|everyone|subteam\^[A-Z0-9]+)(\|[^>]*)?>", re.IGNORECASE)
 _SLACK_USER = re.compile(r"<@([UW][A-Z0-9]+)(\|[^>]*)?>")
 _DISCORD_PING = re.compile(r"<@[!&]?(\d+)>")
+# Code: a closed ``` fence (may span lines) or a one-line inline span.
+_CODE = re.compile(r"```[\s\S]*?```|`[^`\n]+`")
 _AT_BROADCAST = re.compile(r"@(everyone|here|channel)\b", re.IGNORECASE)
 _ZWSP = "\u200b"
 
@@ -96,3 +99,16 @@ def split_text(text: str, limit: int) -> list[str]:
         rest = rest[cut:].lstrip("\n")
         reopen = "```\n" if open_fence else ""
     return chunks
+
+
+def outside_code(text: str, prose: Callable[[str], str], code: Callable[[str], str] = lambda span: span) -> str:
+    """Apply ``prose`` to Markdown text outside code spans and fenced blocks and ``code`` to each of those
+    (verbatim by default): mentions, emoji and emphasis are never rewritten inside code."""
+    out: list[str] = []
+    pos = 0
+    for match in _CODE.finditer(text):
+        out.append(prose(text[pos : match.start()]))
+        out.append(code(match.group(0)))
+        pos = match.end()
+    out.append(prose(text[pos:]))
+    return "".join(out)

@@ -39,11 +39,10 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from kbbot.backends.base import KnowledgeBase, PageChange, PageSummary
-from kbbot.core.models import SavedPage, Thread
+from kbbot.core.models import PageChange, PageSummary, SavedPage, Thread
 from kbbot.core.page_block import replace_block
 from kbbot.core.page_render import PageRenderer, clean_title, find_marker, thread_digest
-from kbbot.core.ports import MetricsSink, NullMetrics, Outbox, OutboxItem, OutboxPart, SavedThreadMap
+from kbbot.core.ports import KnowledgeBase, MetricsSink, NullMetrics, Outbox, OutboxItem, OutboxPart, SavedThreadMap
 from kbbot.core.tasks import cancel_and_wait
 from kbbot.core.text import neutralize_mentions
 from kbbot.errors import (

@@ -28,7 +28,7 @@ from kbbot.ops.logging import request_context
 from kbbot.ops.metrics import Metrics, Refresher
 
 if TYPE_CHECKING:
-    from kbbot.backends.base import KnowledgeBase
+    from kbbot.core.ports import KnowledgeBase
     from kbbot.store.factory import Stores
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Keeping the index in step with the wiki, from any :class:`~kbbot.backends.base.KnowledgeBase`.
+"""Keeping the index in step with the wiki, from any :class:`~kbbot.core.ports.KnowledgeBase`.
 
 Backends whose listing carries ``version``/``updated_at`` (MatHub, local folders) get exact incremental syncs:
 only pages whose version changed are fetched. Perfect Wiki lists only id/title/tags, so a sync fetches new
@@ -6,8 +6,8 @@ pages and pages whose title or tags changed, and refreshes a bounded number of t
 recently fetched first: over a few runs every page is re-read without ever spending the whole rate budget at
 once. Pages gone from the listing are dropped.
 
-Sync calls ``list_pages``/``get_page`` with ``background=True`` when the backend accepts it, so its requests
-take at most half of the rate budget and live questions always go first.
+Sync reads with ``Priority.BACKGROUND``, so on a rate-limited backend its requests take at most half of the
+budget and live questions always go first.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from kbbot.backends.base import KnowledgeBase, Page, PageSummary
+from kbbot.core.models import Page, PageSummary
+from kbbot.core.ports import KnowledgeBase, Priority
 from kbbot.core.tasks import cancel_and_wait
 from kbbot.errors import Forbidden, KnowledgeBaseError, NotFound, Unauthorized
 from kbbot.search.extract import to_text
@@ -60,15 +60,6 @@ class SyncReport:
         return text
 
 
-def _accepts_background(method: Callable[..., Any]) -> bool:
-    """True when ``method`` takes a ``background`` keyword (the Perfect Wiki client's half-budget mode)."""
-    try:
-        params = inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        return False
-    return "background" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
 def _versioned(summary: PageSummary) -> bool:
     return summary.version is not None or summary.updated_at is not None
 
@@ -91,8 +82,6 @@ class IndexSyncer:
         self.refresh_batch = max(0, refresh_batch)
         self.write_batch = max(1, write_batch)
         self._clock = clock
-        self._list_kwargs: dict[str, Any] = {"background": True} if _accepts_background(kb.list_pages) else {}
-        self._get_kwargs: dict[str, Any] = {"background": True} if _accepts_background(kb.get_page) else {}
         self._lock = asyncio.Lock()
 
     async def sync(self, *, full: bool = False, progress: Progress | None = None) -> SyncReport:
@@ -102,7 +91,7 @@ class IndexSyncer:
 
     async def _sync(self, *, full: bool, progress: Progress | None) -> SyncReport:
         report = SyncReport()
-        summaries = await self.kb.list_pages(**self._list_kwargs)
+        summaries = await self.kb.list_pages(priority=Priority.BACKGROUND)
         listed = {s.id: s for s in summaries}
         report.listed = len(listed)
         states = await self.index.states()
@@ -124,7 +113,7 @@ class IndexSyncer:
         failures_in_a_row = 0
         for done, page_id in enumerate(to_fetch, start=1):
             try:
-                page = await self.kb.get_page(page_id, **self._get_kwargs)
+                page = await self.kb.get_page(page_id, priority=Priority.BACKGROUND)
             except NotFound:
                 report.deleted += await self.index.delete([page_id])  # vanished between list and get
             except (Unauthorized, Forbidden):
@@ -215,7 +204,7 @@ class IndexSyncer:
         """Fetch and index one page now (e.g. right after the bot saved it), so it is answerable at once.
         Returns False when the page no longer exists (it is dropped from the index)."""
         try:
-            page = await self.kb.get_page(page_id, **self._get_kwargs)
+            page = await self.kb.get_page(page_id, priority=Priority.BACKGROUND)
         except NotFound:
             await self.index.delete([page_id])
             return False

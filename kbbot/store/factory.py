@@ -15,19 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kbbot.config import Settings
-from kbbot.core.ports import (
-    AnswerCache,
-    Deduper,
-    FeedbackStore,
-    MetricsSink,
-    NullMetrics,
-    Outbox,
-    QuotaGate,
-    SavedThreadMap,
-    SingleFlight,
-)
+from kbbot.core.ports import AnswerCache, Deduper, FeedbackStore, Outbox, QuotaGate, SavedThreadMap, SingleFlight
 from kbbot.store.limiter import TokenRateLimiter
-from kbbot.store.metered import MeteredAnswerCache, MeteredQuotaGate
 
 FEEDBACK_FILENAME = "feedback.sqlite3"
 
@@ -78,24 +67,17 @@ class Stores:
         await self.aclose()
 
 
-async def build_stores(
-    settings: Settings, *, metrics: MetricsSink | None = None, redis_prefix: str = "kbbot:"
-) -> Stores:
+async def build_stores(settings: Settings, *, redis_prefix: str = "kbbot:") -> Stores:
     """Open the stores ``settings`` asks for. Raises ``ConfigError``/``Unavailable`` when Redis is set but
     missing or unreachable (a replica must not silently fall back to private state)."""
-    sink = metrics if metrics is not None else NullMetrics()
     if settings.redis_url is not None and settings.redis_url.get_secret_value():
-        stores = await _redis_stores(settings, settings.redis_url.get_secret_value(), redis_prefix)
-    else:
-        stores = _embedded_stores(settings)
-    stores.cache = MeteredAnswerCache(stores.cache, sink)
-    stores.quota = MeteredQuotaGate(stores.quota, sink)
-    return stores
+        return await _redis_stores(settings, settings.redis_url.get_secret_value(), redis_prefix)
+    return _embedded_stores(settings)
 
 
 @contextlib.asynccontextmanager
-async def open_stores(settings: Settings, *, metrics: MetricsSink | None = None) -> AsyncIterator[Stores]:
-    stores = await build_stores(settings, metrics=metrics)
+async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
+    stores = await build_stores(settings)
     try:
         yield stores
     finally:

@@ -13,7 +13,7 @@ alone lets a fast batch overtake a slow one and land inside the server's window 
 So a request taken with :meth:`TokenRateLimiter.slot` occupies the budget from the moment it is sent until
 one window *after its answer came back*. The server's arrival time lies between those two, so every request
 the server counts in any of its windows is one we still count, whatever the delays: our own traffic cannot
-draw a 429. (:meth:`~TokenRateLimiter.acquire`, the bare protocol method, counts at send time only.)
+draw a 429.
 
 How that is stored: each request is counted in the shared ``limits`` windows when it is sent (so other
 processes see it at once); the process that sent it also remembers it until one window after its answer and
@@ -54,6 +54,8 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.limits import Granularity
 from limits.storage import storage_from_string
 from pydantic import SecretStr
+
+from kbbot.core.ports import Priority
 
 if TYPE_CHECKING:
     from kbbot.config import Settings
@@ -230,19 +232,12 @@ class TokenRateLimiter:
 
     # --- taking a slot --------------------------------------------------------------------------------------
 
-    async def acquire(self, *, background: bool = False) -> None:
-        """Wait (asleep) until one request fits every window, then count it as sent (and answered) now.
-
-        Prefer :meth:`slot`, which keeps counting the request until its answer is back.
-        """
-        sent = await self._wait_and_take(background)
-        sent.answered = sent.sent
-
     @asynccontextmanager
-    async def slot(self, *, background: bool = False) -> AsyncIterator[None]:
-        """``async with limiter.slot(): send the request`` — the request occupies the budget from now until
-        one window after the block ends (see module docstring)."""
-        sent = await self._wait_and_take(background)
+    async def slot(self, priority: Priority) -> AsyncIterator[None]:
+        """``async with limiter.slot(priority): send the request`` — waits (asleep) until one request fits
+        every window; the request occupies the budget from then until one window after the block ends (see
+        module docstring)."""
+        sent = await self._wait_and_take(priority is Priority.BACKGROUND)
         try:
             yield
         finally:

@@ -11,7 +11,7 @@ from typing import TypeVar, cast
 from cachetools import TTLCache
 
 from kbbot.core.models import Answer
-from kbbot.core.ports import CacheStats, FeedbackCounts, QuotaState
+from kbbot.core.ports import FeedbackCounts, QuotaState
 
 T = TypeVar("T")
 
@@ -23,23 +23,16 @@ class TTLAnswerCache:
         # ttl 0 disables caching; TTLCache needs a positive ttl, so keep a 1-entry cache that is never written.
         self._enabled = ttl_seconds > 0
         self._cache: TTLCache[str, Answer] = TTLCache(maxsize=max_entries, ttl=max(ttl_seconds, 1), timer=timer)
-        self._hits = 0
-        self._misses = 0
 
     async def get(self, key: str) -> Answer | None:
-        answer = self._cache.get(key)
-        if answer is None:
-            self._misses += 1
-        else:
-            self._hits += 1
-        return answer
+        return self._cache.get(key)
 
     async def set(self, key: str, answer: Answer) -> None:
         if self._enabled:
             self._cache[key] = answer
 
-    def stats(self) -> CacheStats:
-        return CacheStats(size=len(self._cache), hits=self._hits, misses=self._misses)
+    async def size(self) -> int:
+        return len(self._cache)
 
     async def aclose(self) -> None:
         self._cache.clear()

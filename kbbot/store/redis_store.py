@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from kbbot import errors
 from kbbot.core.models import Answer, PageRef, Source
-from kbbot.core.ports import CacheStats, FeedbackCounts, OutboxItem, QuotaState
+from kbbot.core.ports import FeedbackCounts, OutboxItem, QuotaState
 from kbbot.errors import ConfigError, KbbotError, Unavailable
 from kbbot.store.outbox_codec import dump_payload, load_item
 
@@ -138,11 +138,7 @@ return v
 
 
 class RedisAnswerCache:
-    """Shared answer cache: entries expire after ``ttl_seconds``; past ``max_entries`` the least used go.
-
-    ``stats()`` must answer synchronously, so hits/misses are this replica's own and ``size`` is the shared
-    size as last seen by this replica's reads and writes.
-    """
+    """Shared answer cache: entries expire after ``ttl_seconds``; past ``max_entries`` the least used go."""
 
     def __init__(
         self, redis: Redis, *, ttl_seconds: float, max_entries: int, prefix: str = DEFAULT_PREFIX
@@ -154,9 +150,6 @@ class RedisAnswerCache:
         self._lru = f"{self._prefix}lru"
         self._set = redis.register_script(_CACHE_SET)
         self._get = redis.register_script(_CACHE_GET)
-        self._hits = 0
-        self._misses = 0
-        self._size = 0
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}a:{_digest(key)}"
@@ -164,31 +157,22 @@ class RedisAnswerCache:
     async def get(self, key: str) -> Answer | None:
         payload = await self._get(keys=[self._key(key), self._lru])
         if payload is None:
-            self._misses += 1
             return None
         try:
-            answer = decode_answer(payload)
+            return decode_answer(payload)
         except (ValueError, KeyError, TypeError):
             # A foreign or corrupt value under our key: treat as a miss rather than failing the question.
             log.warning("ignoring an unreadable cache entry")
-            self._misses += 1
             return None
-        self._hits += 1
-        return answer
 
     async def set(self, key: str, answer: Answer) -> None:
         if self._ttl_ms <= 0:  # CACHE_TTL_SECONDS=0 turns caching off
             return
-        args: list[str | int] = [encode_answer(answer), self._ttl_ms, self._max]
-        self._size = int(await self._set(keys=[self._key(key), self._lru], args=args))
+        await self._set(keys=[self._key(key), self._lru], args=[encode_answer(answer), self._ttl_ms, self._max])
 
     async def size(self) -> int:
-        """The shared number of entries right now (a round trip, unlike :meth:`stats`)."""
-        self._size = int(await self._redis.zcard(self._lru))
-        return self._size
-
-    def stats(self) -> CacheStats:
-        return CacheStats(size=self._size, hits=self._hits, misses=self._misses)
+        """The shared number of entries right now."""
+        return int(await self._redis.zcard(self._lru))
 
     async def aclose(self) -> None:
         # The client is shared by every Redis store and closed once, by the Stores bundle.
@@ -197,11 +181,8 @@ class RedisAnswerCache:
 
 # --- single flight ------------------------------------------------------------------------------------------
 
-# KEYS[1] lock, KEYS[2] recent result; ARGV[1] token, ARGV[2] lease ms.
-# {0} we got the lease; {1, holder token} another flight is running; {2, payload} one just finished.
+# KEYS[1] lock; ARGV[1] token, ARGV[2] lease ms. {0} we got the lease; {1, holder token} another flight runs.
 _LEASE_TAKE = """
-local recent = redis.call('GET', KEYS[2])
-if recent then return {2, recent} end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
 return {1, redis.call('GET', KEYS[1]) or ''}
 """
@@ -212,15 +193,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 """
 
-# KEYS[1] lock, KEYS[2] this flight's result, KEYS[3] the key's recent result; ARGV[1] token, ARGV[2]
-# payload ('' = none), ARGV[3] result ttl seconds, ARGV[4] recent ms (0 = off), ARGV[5] '1' if a success.
-# Publishing the result and releasing the lease in one step means a waiter never sees "released, no result"
-# for a flight that did produce one.
+# KEYS[1] lock, KEYS[2] this flight's result; ARGV[1] token, ARGV[2] payload ('' = none), ARGV[3] result ttl
+# seconds. Publishing the result and releasing the lease in one step means a waiter never sees "released, no
+# result" for a flight that did produce one.
 _LEASE_FINISH = """
-if ARGV[2] ~= '' then
-  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
-  if ARGV[5] == '1' and tonumber(ARGV[4]) > 0 then redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[4]) end
-end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
@@ -237,9 +214,8 @@ class RedisSingleFlight:
     crashed, or failed unexpectedly), one follower takes over. Waiting is bounded by ``wait_seconds``. Within
     one process, concurrent callers for a key share one flight: fifty local callers make one poller.
 
-    A caller that arrives within ``recent_seconds`` after a flight succeeded gets that result instead of
-    starting another flight: it checked the answer cache one round trip before the leader filled it, and
-    without this window each such near-miss would be another billed upstream call.
+    A caller that arrives just after a flight finished starts a new one; the function it runs looks in the
+    shared answer cache first (``AskService`` does), so it is not billed again.
 
     Results cross process boundaries, so they are encoded with ``encode``/``decode`` (default: an Answer).
     """
@@ -253,7 +229,6 @@ class RedisSingleFlight:
         wait_seconds: float = 120.0,
         poll_seconds: float = 0.05,
         result_ttl_seconds: int = 60,
-        recent_seconds: float = 5.0,
         encode: Callable[[Any], str] = encode_answer,
         decode: Callable[[str | bytes], Any] = decode_answer,
     ) -> None:
@@ -263,7 +238,6 @@ class RedisSingleFlight:
         self._wait = wait_seconds
         self._poll = poll_seconds
         self._result_ttl = result_ttl_seconds
-        self._recent_ms = max(0, int(recent_seconds * 1000))
         self._encode = encode
         self._decode = decode
         self._take = redis.register_script(_LEASE_TAKE)
@@ -287,25 +261,22 @@ class RedisSingleFlight:
             task.exception()  # retrieved here so an un-awaited failure is not reported as "never retrieved"
 
     async def _flight(self, key: str, fn: Callable[[], Awaitable[Any]]) -> Any:
-        digest = _digest(key)
-        lock, recent = f"{self._prefix}lock:{digest}", f"{self._prefix}recent:{digest}"
+        lock = f"{self._prefix}lock:{_digest(key)}"
         deadline = time.monotonic() + self._wait
         while True:
             token = uuid.uuid4().hex
-            reply = await self._take(keys=[lock, recent], args=[token, self._lease_ms])
+            reply = await self._take(keys=[lock], args=[token, self._lease_ms])
             if int(reply[0]) == 0:
-                return await self._lead(lock, recent, token, fn)
-            if int(reply[0]) == 2:
-                return self._unpack(reply[1])
+                return await self._lead(lock, token, fn)
             outcome = await self._follow(lock, _text(reply[1]) or "", deadline)
             if outcome is not _RETRY:
                 return outcome
             if time.monotonic() >= deadline:
                 raise Unavailable("another replica is still answering this question; try again shortly")
 
-    async def _lead(self, lock: str, recent: str, token: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+    async def _lead(self, lock: str, token: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         renewer = asyncio.create_task(self._keep_lease(lock, token))
-        payload, success = "", "0"
+        payload = ""
         try:
             try:
                 result = await fn()
@@ -313,7 +284,7 @@ class RedisSingleFlight:
                 payload = json.dumps({"error": type(exc).__name__, "message": str(exc), **_error_fields(exc)})
                 raise
             try:
-                payload, success = json.dumps({"ok": self._encode(result)}), "1"
+                payload = json.dumps({"ok": self._encode(result)})
             except Exception:
                 # Not encodable: followers will take over and run fn themselves; correct, just not shared.
                 log.warning("single-flight result could not be shared across replicas", exc_info=True)
@@ -321,9 +292,8 @@ class RedisSingleFlight:
         finally:
             renewer.cancel()
             try:
-                keys = [lock, self._result_key(token), recent]
-                finish: list[str | int] = [token, payload, self._result_ttl, self._recent_ms, success]
-                await asyncio.shield(self._finish(keys=keys, args=finish))
+                finish: list[str | int] = [token, payload, self._result_ttl]
+                await asyncio.shield(self._finish(keys=[lock, self._result_key(token)], args=finish))
             except Exception:
                 # The lease expires by itself; followers then take over.
                 log.warning("could not release a single-flight lease", exc_info=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from kbbot.backends.base import AiAnswer, KbInfo, Page, PageChange, PageSummary
-from kbbot.core.models import PageRef
+from kbbot.core.models import AiAnswer, KbInfo, Page, PageChange, PageRef, PageSummary
+from kbbot.core.ports import Priority
 
 
 @dataclass
@@ -42,10 +42,10 @@ class AiKnowledgeBase:
     async def info(self) -> KbInfo:
         return KbInfo(name="Engineering Docs")
 
-    async def list_pages(self) -> list[PageSummary]:
+    async def list_pages(self, *, priority: Priority = Priority.LIVE) -> list[PageSummary]:
         return []
 
-    async def get_page(self, page_id: str) -> Page:
+    async def get_page(self, page_id: str, *, priority: Priority = Priority.LIVE) -> Page:
         raise NotImplementedError
 
     async def create_page(self, title: str, content: str, tags: tuple[str, ...] = ()) -> PageRef:

@@ -11,8 +11,8 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from kbbot.backends.base import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageSummary
-from kbbot.core.models import PageRef
+from kbbot.core.models import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageRef, PageSummary
+from kbbot.core.ports import Priority
 from kbbot.errors import KbbotError, NotFound, Unsupported
 
 
@@ -49,11 +49,11 @@ class MemoryKnowledgeBase:
         self._enter("info")
         return KbInfo(name="memory")
 
-    async def list_pages(self) -> list[PageSummary]:
+    async def list_pages(self, *, priority: Priority = Priority.LIVE) -> list[PageSummary]:
         self._enter("list_pages")
         return [PageSummary(p.id, p.title, p.tags) for p in self.pages.values()]
 
-    async def get_page(self, page_id: str) -> Page:
+    async def get_page(self, page_id: str, *, priority: Priority = Priority.LIVE) -> Page:
         self._enter("get_page")
         if page_id not in self.pages:
             raise NotFound("That page does not exist.", status=404)

@@ -1,8 +1,7 @@
 """A KnowledgeBase double for index sync tests: pages in memory, versioned or not, every call recorded.
 
 ``versioned=True`` lists ``version``/``updated_at`` like MatHub and local folders; ``versioned=False`` lists
-only id/title/tags like Perfect Wiki. ``accepts_background=True`` gives ``list_pages``/``get_page`` the
-Perfect Wiki client's ``background`` keyword, so tests can check that sync passes it.
+only id/title/tags like Perfect Wiki. Calls record their ``priority``, so tests can check what sync passes.
 """
 
 from __future__ import annotations
@@ -10,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kbbot.backends.base import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageSummary
-from kbbot.core.models import PageRef
+from kbbot.core.models import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageRef, PageSummary
+from kbbot.core.ports import Priority
 from kbbot.errors import NotFound, Unsupported
 
 
@@ -118,20 +117,8 @@ class _Base:
 
 
 class SyncKnowledgeBase(_Base):
-    """list_pages()/get_page(id) without a ``background`` keyword (like MatHub and local)."""
+    async def list_pages(self, *, priority: Priority = Priority.LIVE) -> list[PageSummary]:
+        return await self._list(priority=priority)
 
-    async def list_pages(self) -> list[PageSummary]:
-        return await self._list()
-
-    async def get_page(self, page_id: str) -> Page:
-        return await self._get(page_id)
-
-
-class BackgroundSyncKnowledgeBase(_Base):
-    """list_pages/get_page accepting ``background`` (like the Perfect Wiki client)."""
-
-    async def list_pages(self, *, background: bool = False) -> list[PageSummary]:
-        return await self._list(background=background)
-
-    async def get_page(self, page_id: str, *, background: bool = False) -> Page:
-        return await self._get(page_id, background=background)
+    async def get_page(self, page_id: str, *, priority: Priority = Priority.LIVE) -> Page:
+        return await self._get(page_id, priority=priority)

@@ -4,7 +4,6 @@ Wiki server on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import AsyncIterator
@@ -15,42 +14,20 @@ import pytest
 from limits.aio.storage import MemoryStorage
 from pydantic import SecretStr
 
-from kbbot.backends.base import PageChange
 from kbbot.backends.http import RetryPolicy
 from kbbot.backends.perfectwiki import PerfectWikiBackend
+from kbbot.core.models import PageChange
+from kbbot.core.ports import Priority
 from kbbot.errors import BadResponse, Unauthorized
 from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.index import SearchIndex
 from kbbot.search.sync import MAX_CONSECUTIVE_FAILURES, IndexSyncer
 from kbbot.store.limiter import TokenRateLimiter
 from tests.fakes.perfectwiki import FakePerfectWiki
+from tests.limiting import FakeLimiter
 
 FAST = RetryPolicy(backoff_base=0.005, backoff_max=0.02, rng=random.Random(3))
 TEMPLATE = "https://wiki.example.com/page/{id}"
-
-
-class RecordingLimiter:
-    """Delegates to the real limiter and records whether each request was background."""
-
-    def __init__(self, inner: TokenRateLimiter) -> None:
-        self.inner = inner
-        self.background: list[bool] = []
-
-    async def acquire(self, *, background: bool = False) -> None:
-        self.background.append(background)
-        await self.inner.acquire(background=background)
-
-    @contextlib.asynccontextmanager
-    async def slot(self, *, background: bool = False) -> AsyncIterator[None]:
-        self.background.append(background)
-        async with self.inner.slot(background=background):
-            yield
-
-    def observe(self, left_second: int | None, left_minute: int | None) -> None:
-        self.inner.observe(left_second, left_minute)
-
-    def queued(self) -> int:
-        return self.inner.queued()
 
 
 @pytest.fixture
@@ -59,13 +36,13 @@ async def index(tmp_path: Path) -> AsyncIterator[SearchIndex]:
         yield idx
 
 
-def roomy(fake: FakePerfectWiki) -> RecordingLimiter:
+def roomy(fake: FakePerfectWiki) -> FakeLimiter:
     """A generous budget on both sides, for tests that are not about rate limits."""
     fake.set_rate_limits(1000, 100_000)
-    return RecordingLimiter(TokenRateLimiter(fake.token, per_second=1000, per_minute=100_000, storage=MemoryStorage()))
+    return FakeLimiter(TokenRateLimiter(fake.token, per_second=1000, per_minute=100_000, storage=MemoryStorage()))
 
 
-def backend(fake: FakePerfectWiki, http: httpx.AsyncClient, limiter: RecordingLimiter) -> PerfectWikiBackend:
+def backend(fake: FakePerfectWiki, http: httpx.AsyncClient, limiter: FakeLimiter) -> PerfectWikiBackend:
     return PerfectWikiBackend(
         http,
         SecretStr(fake.token),
@@ -131,7 +108,8 @@ async def test_full_then_incremental_sync(
     report = await syncer.sync()
     assert (report.listed, report.fetched, report.changed, report.deleted) == (6, 6, 6, 0)
     assert fake_pw.stats().per_endpoint == {"list": 1, "get": 6}
-    assert limiter.background and all(limiter.background)  # every sync request took the background budget
+    # Every sync request took the background budget.
+    assert limiter.priorities and set(limiter.priorities) == {Priority.BACKGROUND}
     assert await hits(index, "wireguard") == ["vpn"]
     assert await hits(index, "steal") == []  # scripts are not text
     [hit] = await index.search("spendly receipts")
@@ -145,14 +123,14 @@ async def test_full_then_incremental_sync(
     await kb.delete_page("travel")
     await kb.update_page("expenses", PageChange(content="<p>File receipts in Concur now.</p>"))
     fake_pw.reset_stats()
-    limiter.background.clear()
+    limiter.priorities.clear()
 
     report = await syncer.sync()
     gets = [e.path.rsplit("/", 1)[1] for e in fake_pw.stats().log if e.endpoint == "get"]
     assert set(gets[:3]) == {"pto", "oncall", new.id}  # changed and new pages first
     assert len(gets) == 3 + 2  # plus the two least recently fetched of the rest
     assert report.deleted == 1
-    assert all(limiter.background)
+    assert set(limiter.priorities) == {Priority.BACKGROUND}
     assert (await hits(index, "vacation leave"))[:1] == ["pto"]
     assert await hits(index, "yubikey") == [new.id]
     assert await hits(index, "tripdesk") == []
@@ -235,7 +213,7 @@ async def test_sync_takes_half_the_budget_and_live_calls_go_first(
 ) -> None:
     # 7/window with headroom 1 → live 6, background 3 per 0.3 s window.
     fake_pw.set_rate_limits(7, 100_000, second_window=0.3)
-    limiter = RecordingLimiter(
+    limiter = FakeLimiter(
         TokenRateLimiter(
             fake_pw.token,
             per_second=7,
@@ -258,4 +236,4 @@ async def test_sync_takes_half_the_budget_and_live_calls_go_first(
     assert report.fetched == 11
     assert elapsed >= 0.8  # 12 background requests at 3 per 0.3 s window
     assert fake_pw.stats().rate_limited == 0
-    assert limiter.background.count(False) == 1
+    assert limiter.priorities.count(Priority.LIVE) == 1

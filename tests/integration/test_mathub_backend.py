@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from kbbot.backends.base import KnowledgeBase, PageChange
 from kbbot.backends.http import RetryPolicy
 from kbbot.backends.mathub import MatHubBackend, build_write_limiter
+from kbbot.core.models import PageChange
+from kbbot.core.ports import KnowledgeBase
 from kbbot.errors import (
     BadRequest,
     BadResponse,
@@ -25,6 +26,7 @@ from kbbot.errors import (
     VersionConflict,
 )
 from tests.fakes.mathub import DEFAULT_KEY, READ, FakeMatHub, mathub_settings
+from tests.limiting import FakeLimiter
 
 # Fast windows for tests that write more than 5 times. The fake counts 5 writes per FAST_SERVER_WINDOW; the
 # client's limiter uses a longer window, like production's 62 s against the server's 60 s (see
@@ -43,11 +45,6 @@ class Sleeps:
     async def __call__(self, seconds: float) -> None:
         self.calls.append(seconds)
         await asyncio.sleep(0)
-
-
-class NoLimiter:
-    async def acquire(self, *, background: bool = False) -> None:
-        return None
 
 
 def make_backend(
@@ -149,7 +146,7 @@ async def test_page_url_uses_the_template_and_learned_slugs(
     )
     by_id = MatHubBackend(
         http, api_key=DEFAULT_KEY, base_url=fake_mathub.url, project=fake_mathub.project,
-        write_limiter=NoLimiter(), page_url_template="https://m.example/wiki/{id}",
+        write_limiter=FakeLimiter(), page_url_template="https://m.example/wiki/{id}",
     )  # fmt: skip
     assert by_id.page_url("a/b") == "https://m.example/wiki/a%2Fb"
 
@@ -196,7 +193,7 @@ async def test_404_page_and_project(fake_mathub: FakeMatHub, http: httpx.AsyncCl
         api_key=DEFAULT_KEY,
         base_url=fake_mathub.url,
         project="no-such-project",
-        write_limiter=NoLimiter(),
+        write_limiter=FakeLimiter(),
     )
     with pytest.raises(NotFound, match="MATHUB_PROJECT"):
         await other.list_pages()
@@ -307,7 +304,7 @@ async def test_network_errors_and_timeouts_become_unavailable(http: httpx.AsyncC
     url = server.url
     server.stop()
     dead = MatHubBackend(
-        http, api_key=DEFAULT_KEY, base_url=url, project="p", write_limiter=NoLimiter(), sleep=Sleeps()
+        http, api_key=DEFAULT_KEY, base_url=url, project="p", write_limiter=FakeLimiter(), sleep=Sleeps()
     )
     with pytest.raises(Unavailable) as caught:
         await dead.list_pages()
@@ -490,7 +487,7 @@ async def test_without_the_limiter_the_server_refuses(
     # The control experiment: the same burst with no limiter draws 429s (here against the real 60 s window, so
     # it cannot depend on how fast this machine is); the retry policy honours Retry-After, then gives up.
     sleeps = Sleeps()
-    backend = make_backend(fake_mathub, http, sleeps=sleeps, write_limiter=NoLimiter())
+    backend = make_backend(fake_mathub, http, sleeps=sleeps, write_limiter=FakeLimiter())
     with pytest.raises(RateLimited) as caught:
         for n in range(6):
             await backend.create_page(f"Unlimited {n}", "x")

@@ -14,10 +14,11 @@ import pytest
 from limits.aio.storage import MemoryStorage
 from pydantic import SecretStr
 
-from kbbot.backends.base import KnowledgeBase, PageChange
 from kbbot.backends.http import RetryPolicy, TransportFailure
 from kbbot.backends.perfectwiki import PerfectWikiBackend
 from kbbot.config import Settings
+from kbbot.core.models import PageChange
+from kbbot.core.ports import KnowledgeBase, Priority
 from kbbot.errors import (
     BadRequest,
     BadResponse,
@@ -31,6 +32,7 @@ from kbbot.errors import (
 )
 from kbbot.store.limiter import TokenRateLimiter
 from tests.fakes.perfectwiki import FakePerfectWiki
+from tests.limiting import FakeLimiter
 
 FAST = RetryPolicy(backoff_base=0.005, backoff_max=0.02, rng=random.Random(7))
 TEMPLATE = "https://wiki.example.com/page/{id}?t={title}"
@@ -210,32 +212,18 @@ async def test_odd_page_ids_stay_page_ids(
     assert all(entry.endpoint == "get" for entry in fake_pw.stats().log)
 
 
-async def test_background_flag_and_rate_hints_reach_the_limiter(
+async def test_priority_and_rate_hints_reach_the_limiter(
     fake_pw: FakePerfectWiki, http: httpx.AsyncClient
 ) -> None:
-    class Recorder:
-        def __init__(self) -> None:
-            self.acquired: list[bool] = []
-            self.observed: list[tuple[int | None, int | None]] = []
-
-        async def acquire(self, *, background: bool = False) -> None:
-            self.acquired.append(background)
-
-        def observe(self, left_second: int | None, left_minute: int | None) -> None:
-            self.observed.append((left_second, left_minute))
-
-        def queued(self) -> int:
-            return 0
-
     (page_id,) = fake_pw.seed_pages([{"title": "A"}])
-    recorder = Recorder()
+    recorder = FakeLimiter()
     kb = backend_for(fake_pw, http, limiter=recorder)
-    await kb.list_pages(background=True)
-    await kb.get_page(page_id, background=True)
+    await kb.list_pages(priority=Priority.BACKGROUND)
+    await kb.get_page(page_id, priority=Priority.BACKGROUND)
     await kb.get_page(page_id)
     fake_pw.fail_next(1)
     await kb.list_pages()  # one 500, one retry: the retry passes the limiter too
-    assert recorder.acquired == [True, True, False, False, False]
+    assert recorder.priorities == [Priority.BACKGROUND] * 2 + [Priority.LIVE] * 3
     assert recorder.observed == [(9, 59), (8, 58), (7, 57), (5, 55)]
 
 

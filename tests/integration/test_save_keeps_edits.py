@@ -10,12 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kbbot.backends.base import KnowledgeBase
 from kbbot.backends.http import RetryPolicy
 from kbbot.backends.mathub import MatHubBackend, build_write_limiter
 from kbbot.backends.perfectwiki import PerfectWikiBackend
 from kbbot.core.models import Thread, ThreadMessage
 from kbbot.core.page_render import begin_marker_text, find_marker, marker_text, thread_digest
+from kbbot.core.ports import KnowledgeBase
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.store.limiter import TokenRateLimiter
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kbbot.adapters.markup import discord_to_markdown
 from kbbot.backends.http import RetryPolicy
 from kbbot.backends.mathub import MatHubBackend, build_write_limiter
-from kbbot.core.markup import discord_to_markdown
 from kbbot.core.models import Thread, ThreadMessage
 from kbbot.core.page_render import find_marker, thread_digest
 from kbbot.core.threads import SaveRetryPolicy

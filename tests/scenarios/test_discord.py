@@ -23,12 +23,11 @@ from kbbot.adapters.discord import build_discord_client, run_discord_client, sav
 from kbbot.adapters.discord.feedback import DOWN_ID, UP_ID
 from kbbot.adapters.discord.handlers import NO_HISTORY_ACCESS, NOT_IN_THREAD
 from kbbot.adapters.discord.render import CONTENT_LIMIT, DESCRIPTION_LIMIT, MESSAGE_EMBED_TOTAL
-from kbbot.backends.base import AiAnswer
 from kbbot.backends.http import RetryPolicy
 from kbbot.backends.perfectwiki import PerfectWikiBackend
 from kbbot.config import Settings
 from kbbot.core.ask import QUOTA_NOTICE, AskService, QueueListener, QueuePosition
-from kbbot.core.models import Answer, PageRef, Question, SavedPage, Source, Thread
+from kbbot.core.models import AiAnswer, Answer, PageRef, Question, SavedPage, Source, Thread
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.errors import ConfigError, QuotaExceeded, Unavailable
 from kbbot.ops.shutdown import TaskTracker
@@ -37,6 +36,7 @@ from kbbot.store.memory import LocalSingleFlight, MemoryFeedbackStore, MemoryQuo
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
 from tests.fakes.discord_api import GUILD_FORUM, Call, FakeDiscord, discord_pointed_at
 from tests.fakes.perfectwiki import FakePerfectWiki
+from tests.limiting import FakeLimiter, take
 
 ZWSP = "\u200b"
 
@@ -397,25 +397,6 @@ async def test_feedback_buttons_are_recorded_and_counted_after_a_restart(
 # --------------------------------------------------------------------------------------------- queue position
 
 
-class BusyLimiter:
-    """A rate limiter double with callers already waiting for the token's budget (it never makes anyone wait)."""
-
-    def __init__(self, waiting: int) -> None:
-        self.waiting = waiting
-
-    async def acquire(self, *, background: bool = False) -> None:
-        return None
-
-    def observe(self, left_second: int | None, left_minute: int | None) -> None:
-        return None
-
-    def queued(self) -> int:
-        return self.waiting
-
-    def estimate_wait(self, position: int) -> float:
-        return position * 1.0
-
-
 class SlowKB:
     kind = "perfectwiki"
     supports_ai = True
@@ -456,8 +437,8 @@ async def test_slash_ask_shows_the_queue_position_then_the_answer_replaces_it(
     async with perfect_wiki(tmp_path, limiter=limiter) as (wiki, backend, _saver):
         service = busy_service(limiter, backend)
         async with running(world, ask=service, data_dir=tmp_path):
-            await limiter.acquire()  # another question just used the budget…
-            other = asyncio.create_task(limiter.acquire())  # …and one more is already waiting for it
+            await take(limiter)  # another question just used the budget…
+            other = asyncio.create_task(take(limiter))  # …and one more is already waiting for it
             await fake.await_for(lambda: limiter.queued() == 1)
             interaction = fake.interaction_payload(
                 channel=world.general, member=world.ana, data=fake.slash("ask", question="What is our VPN?")
@@ -522,7 +503,7 @@ async def test_slash_ask_error_after_a_queue_notice_replaces_the_notice(world: W
 
 async def test_mention_and_dm_get_one_short_queue_reply_before_the_answer(world: World, tmp_path: Path) -> None:
     fake = world.fake
-    service = busy_service(BusyLimiter(waiting=4))
+    service = busy_service(FakeLimiter(waiting=4))
     dm = fake.dm_channel(world.bob["user"])
     async with running(world, ask=service, data_dir=tmp_path):
         msg = fake.message_payload(
@@ -544,7 +525,7 @@ async def test_mention_and_dm_get_one_short_queue_reply_before_the_answer(world:
 
 async def test_no_queue_notice_when_nobody_waits_or_the_answer_is_cached(world: World, tmp_path: Path) -> None:
     fake = world.fake
-    limiter = BusyLimiter(waiting=0)
+    limiter = FakeLimiter(waiting=0)
     service = busy_service(limiter)
     async with running(world, ask=service, data_dir=tmp_path):
         for n, waiting in enumerate((0, 3)):  # the second ask is a cache hit: it never waits for the budget
@@ -559,7 +540,7 @@ async def test_no_queue_notice_when_nobody_waits_or_the_answer_is_cached(world: 
 
 async def test_a_failing_queue_notice_does_not_stop_the_answer(world: World, tmp_path: Path) -> None:
     fake = world.fake
-    service = busy_service(BusyLimiter(waiting=1))
+    service = busy_service(FakeLimiter(waiting=1))
     fake.fail_next(f"POST /channels/{world.general['id']}/messages", status=403,
                    body={"message": "Missing Permissions", "code": 50013})
     async with running(world, ask=service, data_dir=tmp_path):

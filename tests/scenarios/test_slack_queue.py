@@ -18,6 +18,7 @@ from limits.aio.storage import MemoryStorage
 from kbbot.core.ask import QueuePosition
 from kbbot.store.limiter import TokenRateLimiter
 from tests.fakes.slack_api import mention_event, message_event
+from tests.limiting import take
 from tests.scenarios.slack_support import ALICE, DM, GENERAL, Rig, slack_rig
 
 NOTICE = "Lots of questions right now: you're #2 in line, about 1 s."
@@ -34,8 +35,8 @@ def tight_limiter() -> TokenRateLimiter:
 @asynccontextmanager
 async def backlog(limiter: TokenRateLimiter) -> AsyncIterator[None]:
     """The window's budget is spent and one more caller is waiting for it, as in a burst of questions."""
-    await limiter.acquire()
-    waiting = asyncio.create_task(limiter.acquire())
+    await take(limiter)
+    waiting = asyncio.create_task(take(limiter))
     deadline = time.monotonic() + 5
     while limiter.queued() < 1:
         assert time.monotonic() < deadline, "the second caller never queued"

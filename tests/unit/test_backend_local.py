@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 import kbbot
-from kbbot.backends.base import KnowledgeBase, PageChange
 from kbbot.backends.local import LocalBackend, sample_kb_dir, slugify
+from kbbot.core.models import PageChange
+from kbbot.core.ports import KnowledgeBase
 from kbbot.errors import BadRequest, ConfigError, NotFound, Unsupported
 
 

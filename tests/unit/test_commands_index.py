@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from kbbot.backends.base import KnowledgeBase
 from kbbot.backends.local import LocalBackend
 from kbbot.commands import index as index_cmd
+from kbbot.core.ports import KnowledgeBase
 from kbbot.errors import Unavailable
 from kbbot.search.index import SearchIndex
 from tests.fakes.sync_kb import SyncKnowledgeBase

@@ -13,9 +13,10 @@ from limits.aio.storage import MemoryStorage
 from pydantic import SecretStr
 
 from kbbot.config import Settings
-from kbbot.core.ports import RateLimiter
+from kbbot.core.ports import Priority, RateLimiter
 from kbbot.store.limiter import TokenRateLimiter, token_key
 from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session  # noqa: F401
+from tests.limiting import take
 
 SECRET = "pw-secret-token-abcdef"
 
@@ -33,7 +34,7 @@ async def grant_times(limiter: TokenRateLimiter, n: int, *, background: bool = F
     times: list[float] = []
 
     async def one() -> None:
-        async with limiter.slot(background=background):
+        async with limiter.slot(Priority.BACKGROUND if background else Priority.LIVE):
             times.append(time.monotonic())  # no await between the grant and this line
 
     await asyncio.gather(*(one() for _ in range(n)))
@@ -76,10 +77,10 @@ async def test_second_window_slides_and_never_overfills() -> None:
     assert max_in_window(times, 0.2 - 0.01) <= 4
 
 
-async def test_bare_acquire_counts_at_send_time() -> None:
+async def test_requests_answered_at_once_count_from_send_time() -> None:
     limiter = TokenRateLimiter(SECRET, per_second=4, per_minute=1000, second_window=0.2)
     start = time.monotonic()
-    await asyncio.gather(*(limiter.acquire() for _ in range(7)))
+    await asyncio.gather(*(take(limiter) for _ in range(7)))
     assert time.monotonic() - start >= 0.38  # 3 per window: 7 need three windows
     assert limiter.in_flight() == 0
 
@@ -115,14 +116,14 @@ async def test_slot_counts_a_request_until_its_answer_is_back() -> None:
     times: list[float] = []
 
     async def slow_request() -> None:
-        async with limiter.slot():
+        async with limiter.slot(Priority.LIVE):
             times.append(time.monotonic())
             await release.wait()
 
     slow = [asyncio.create_task(slow_request()) for _ in range(2)]
     await asyncio.sleep(0.3)  # longer than the window: with acquire() they would no longer count
     assert limiter.in_flight() == 2
-    third = asyncio.create_task(limiter.acquire())
+    third = asyncio.create_task(take(limiter))
     await asyncio.sleep(0.05)
     assert not third.done()  # both slots are still taken by requests in flight
     returned = time.monotonic()
@@ -137,7 +138,7 @@ async def test_slot_counts_a_request_until_its_answer_is_back() -> None:
 async def test_slot_is_given_back_when_the_request_fails() -> None:
     limiter = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, second_window=0.1)
     with pytest.raises(RuntimeError):
-        async with limiter.slot():
+        async with limiter.slot(Priority.LIVE):
             raise RuntimeError("network down")
     assert limiter.in_flight() == 0
     start = time.monotonic()
@@ -148,8 +149,8 @@ async def test_slot_is_given_back_when_the_request_fails() -> None:
 async def test_token_is_hashed_in_storage_keys() -> None:
     storage = MemoryStorage()
     limiter = TokenRateLimiter(SECRET, storage=storage)
-    await limiter.acquire()
-    await limiter.acquire(background=True)
+    await take(limiter)
+    await take(limiter, Priority.BACKGROUND)
     keys = list(storage.events)
     assert keys and all(SECRET not in key for key in keys)
     assert all(token_key(SECRET) in key for key in keys)
@@ -163,9 +164,9 @@ async def test_limiters_for_the_same_token_share_one_budget() -> None:
     other = TokenRateLimiter("another-token", per_second=4, per_minute=1000, second_window=0.3)
     await grant_times(a, 3)
     start = time.monotonic()
-    await other.acquire()  # a different token has its own budget
+    await take(other)  # a different token has its own budget
     assert time.monotonic() - start < 0.1
-    await b.acquire()  # same token: the window is full, b waits for it
+    await take(b)  # same token: the window is full, b waits for it
     assert time.monotonic() - start >= 0.2
 
 
@@ -182,7 +183,7 @@ async def test_background_gets_half_and_never_starves_live_callers() -> None:
     background: list[float] = []
 
     async def sync_job() -> None:
-        async with limiter.slot(background=True):
+        async with limiter.slot(Priority.BACKGROUND):
             background.append(time.monotonic())
 
     start = time.monotonic()
@@ -191,10 +192,10 @@ async def test_background_gets_half_and_never_starves_live_callers() -> None:
     assert len(background) == 5  # half the budget, the rest queued
     assert limiter.queued() == 7
     # A live question arriving now goes straight through, ahead of 7 queued background calls.
-    await limiter.acquire()
+    await take(limiter)
     assert time.monotonic() - start < 0.2
     for _ in range(4):
-        await limiter.acquire()
+        await take(limiter)
     assert time.monotonic() - start < 0.2  # live got the other half at once
     await asyncio.gather(*jobs)
     assert max_in_window(background, 0.4 - 0.02) <= 5
@@ -203,8 +204,8 @@ async def test_background_gets_half_and_never_starves_live_callers() -> None:
 
 async def test_queued_counts_waiters_and_cancelled_waiters_leave() -> None:
     limiter = TokenRateLimiter(SECRET, per_second=2, per_minute=1000, second_window=5)
-    await limiter.acquire()
-    waiters = [asyncio.create_task(limiter.acquire()) for _ in range(3)]
+    await take(limiter)
+    waiters = [asyncio.create_task(take(limiter)) for _ in range(3)]
     await asyncio.sleep(0.02)
     assert limiter.queued() == 3
     for task in waiters:
@@ -215,21 +216,21 @@ async def test_queued_counts_waiters_and_cancelled_waiters_leave() -> None:
 
 async def test_observe_zero_left_pauses_a_whole_window() -> None:
     limiter = TokenRateLimiter(SECRET, second_window=0.3, minute_window=0.6)
-    await limiter.acquire()
+    await take(limiter)
     limiter.observe(0, 40)
     start = time.monotonic()
-    await limiter.acquire()
+    await take(limiter)
     assert time.monotonic() - start >= 0.28
     limiter.observe(5, 0)
     start = time.monotonic()
-    await limiter.acquire()
+    await take(limiter)
     assert time.monotonic() - start >= 0.58
 
 
 async def test_observe_low_budget_spaces_requests_then_recovers() -> None:
     limiter = TokenRateLimiter(SECRET, per_second=10, per_minute=60, second_window=0.5, minute_window=600)
     limiter.observe(9, 3)  # minute nearly gone (someone else uses the token): 600 s / 60 = 10 s apart
-    await limiter.acquire()
+    await take(limiter)
     assert limiter._hint_delay() > 9
     limiter.observe(1, 50)  # second nearly gone: 0.5 s / 10 = 0.05 s apart
     times = await grant_times(limiter, 4)
@@ -264,7 +265,7 @@ async def test_from_settings_uses_redis_url(redis_url: str) -> None:
     settings = Settings(perfectwiki_api_token=SecretStr(SECRET), redis_url=SecretStr(redis_url))
     first = TokenRateLimiter.from_settings(settings)
     second = TokenRateLimiter.from_settings(settings)
-    await first.acquire()
+    await take(first)
     # The second limiter (another replica, say) sees the first one's request in Redis.
     assert second._strategy_now() is not first._strategy_now()
     stats = await second._strategy_now().get_window_stats(second._live.windows[1], token_key(SECRET))
@@ -276,7 +277,7 @@ async def test_redis_storage_shares_budget_between_limiters(redis_url: str) -> N
     a = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, storage=redis_url)
     b = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, storage=redis_url)
     start = time.monotonic()
-    await a.acquire()
-    await b.acquire()
-    await b.acquire(background=False)  # a third would exceed 2/s (3 minus headroom)
+    await take(a)
+    await take(b)
+    await take(b)  # a third would exceed 2/s (3 minus headroom)
     assert time.monotonic() - start >= 0.9

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from kbbot.core.markup import discord_to_markdown, slack_to_markdown
+from kbbot.adapters.markup import discord_to_markdown, slack_to_markdown
 
 Z = "\u200b"
 USERS = {"U1": "Ada Lovelace", "U2": "Bob"}

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 import kbbot.search.sync as sync_module
+from kbbot.core.ports import Priority
 from kbbot.errors import Unauthorized, Unavailable
 from kbbot.search.index import SearchIndex
-from kbbot.search.sync import MAX_CONSECUTIVE_FAILURES, IndexRefresher, IndexSyncer, _accepts_background
-from tests.fakes.sync_kb import BackgroundSyncKnowledgeBase, SyncKnowledgeBase
+from kbbot.search.sync import MAX_CONSECUTIVE_FAILURES, IndexRefresher, IndexSyncer
+from tests.fakes.sync_kb import SyncKnowledgeBase
 
 
 class Clock:
@@ -80,12 +81,12 @@ async def test_full_sync_refetches_everything(index: SearchIndex) -> None:
 
 
 async def test_unversioned_listing_refreshes_oldest_first(index: SearchIndex) -> None:
-    kb = BackgroundSyncKnowledgeBase(versioned=False, content_format="html")
+    kb = SyncKnowledgeBase(versioned=False, content_format="html")
     for i in range(6):
         kb.put(f"p{i}", f"Page {i}", f"<p>Body of page {i} about <b>topic{i}</b>.</p>")
     syncer = IndexSyncer(kb, index, refresh_batch=2)
     await syncer.sync()
-    assert all(call.kwargs == {"background": True} for call in kb.calls)
+    assert all(call.kwargs == {"priority": Priority.BACKGROUND} for call in kb.calls)
 
     # Perfect Wiki does not list content changes: an edit of p5's body is invisible to the listing...
     kb.put("p5", "Page 5", "<p>Edited body about <i>zebras</i>.</p>")
@@ -108,25 +109,7 @@ async def test_unversioned_listing_refreshes_oldest_first(index: SearchIndex) ->
     assert await ids(index, "zebras") == ["p5"]
     assert await ids(index, "evil") == []
     assert await ids(index, "seventh") == ["p7"]
-    assert all(call.kwargs == {"background": True} for call in kb.calls)
-
-
-async def test_without_background_keyword_none_is_passed(index: SearchIndex) -> None:
-    kb = SyncKnowledgeBase()
-    seed(kb, 1)
-    await IndexSyncer(kb, index).sync()
-    assert [call.kwargs for call in kb.calls] == [{}, {}]
-
-
-def test_accepts_background_detection() -> None:
-    async def plain(page_id: str) -> None: ...
-    async def keyword(page_id: str, *, background: bool = False) -> None: ...
-    async def var_kw(page_id: str, **kwargs: Any) -> None: ...
-
-    assert not _accepts_background(plain)
-    assert _accepts_background(keyword)
-    assert _accepts_background(var_kw)
-    assert not _accepts_background(print)  # builtins without a signature: play safe
+    assert all(call.kwargs == {"priority": Priority.BACKGROUND} for call in kb.calls)
 
 
 async def test_page_vanishing_between_list_and_get_is_dropped(index: SearchIndex) -> None:

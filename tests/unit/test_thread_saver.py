@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kbbot.backends.base import PageChange
-from kbbot.core.models import SavedPage, Thread, ThreadMessage
+from kbbot.core.models import PageChange, SavedPage, Thread, ThreadMessage
 from kbbot.core.page_render import find_marker, thread_digest
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver, slugify
 from kbbot.errors import (

@@ -13,7 +13,7 @@ from datetime import UTC
 
 import discord
 
-from kbbot.core.markup import discord_to_markdown
+from kbbot.adapters.markup import discord_to_markdown
 from kbbot.core.models import Attachment, Thread, ThreadMessage
 
 #: Message types that carry what people wrote (default, reply, slash-command output, context-menu output).

@@ -23,8 +23,8 @@ from cachetools import TTLCache
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from kbbot.adapters.markup import slack_to_markdown
 from kbbot.adapters.slack.parsing import ThreadRef
-from kbbot.core.markup import slack_to_markdown
 from kbbot.core.models import Attachment, Thread, ThreadMessage
 from kbbot.errors import SaveError
 

@@ -13,7 +13,7 @@ def plain_text(text: str, *, bot_user_id: str | None = None) -> str:
     """Slack message text → what the user meant, as plain text: the bot's own mention dropped, other tokens
     turned into their labels (``<#C1|general>`` → ``#general``, ``<https://x|x>`` → ``x``), entities decoded.
 
-    Only for questions and commands; thread history goes through :func:`kbbot.core.markup.slack_to_markdown`.
+    Only for questions and commands; thread history goes through :func:`kbbot.adapters.markup.slack_to_markdown`.
     """
 
     def token(match: re.Match[str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -11,6 +12,8 @@ from kbbot.core.models import Answer, PageRef, Question, Source
 from kbbot.errors import InvalidQuestion, QuotaExceeded, Unavailable
 from kbbot.store.memory import LocalSingleFlight, MemoryQuotaGate, TTLAnswerCache
 from tests.fakes.ai_kb import AiKnowledgeBase
+from tests.fakes.redis_server import _redis_server, _redis_server_session  # noqa: F401
+from tests.limiting import FakeLimiter
 
 
 class FakeSearch:
@@ -159,22 +162,6 @@ async def test_status_reports_cache_and_name() -> None:
     assert status.cache.size == 1 and status.cache.hits == 1 and status.cache.hit_rate == 0.5
 
 
-class BusyLimiter:
-    """A limiter with four callers already waiting."""
-
-    async def acquire(self, *, background: bool = False) -> None:
-        return None
-
-    def observe(self, left_second: int | None, left_minute: int | None) -> None:
-        return None
-
-    def queued(self) -> int:
-        return 4
-
-    def estimate_wait(self, position: int) -> float:
-        return position * 60 / 59
-
-
 async def test_queued_askers_hear_their_place_in_line() -> None:
     kb = AiKnowledgeBase()
     service = AskService(
@@ -183,7 +170,7 @@ async def test_queued_askers_hear_their_place_in_line() -> None:
         flights=LocalSingleFlight(),
         quota=MemoryQuotaGate(probe_seconds=60),
         fallback=FakeSearch(),
-        limiter=BusyLimiter(),
+        limiter=FakeLimiter(waiting=4, seconds_per_position=60 / 59),
     )
     heard: list[str] = []
 
@@ -208,3 +195,65 @@ async def test_queue_notice_is_sent_once_and_never_fails_the_answer() -> None:
     await notify(QueuePosition(3, 2.4))  # the failure is swallowed (logged)
     await notify(QueuePosition(2, 1.0))  # a second report for the same question is not shown
     assert sent == ["Lots of questions right now: you're #3 in line, about 2 s."]
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def two_services(
+    request: pytest.FixtureRequest, kb: AiKnowledgeBase
+) -> AsyncIterator[tuple[AskService, AskService]]:
+    """Two AskServices over one knowledgebase: the same process (memory stores), or two replicas sharing a real
+    redis-server (each with its own client, as two pods would)."""
+    if request.param == "memory":
+        cache, flights = TTLAnswerCache(ttl_seconds=60, max_entries=10), LocalSingleFlight()
+        parts = [(cache, flights), (cache, flights)]
+        clients = []
+    else:
+        from kbbot.store.redis_store import RedisAnswerCache, RedisSingleFlight, connect_redis
+
+        server = request.getfixturevalue("redis_server")
+        clients = [await connect_redis(server.url), await connect_redis(server.url)]
+        parts = [
+            (RedisAnswerCache(c, ttl_seconds=60, max_entries=10), RedisSingleFlight(c, poll_seconds=0.01))
+            for c in clients
+        ]
+    services = tuple(
+        AskService(
+            kb=kb,  # type: ignore[arg-type]
+            cache=cache,
+            flights=flights,
+            quota=MemoryQuotaGate(probe_seconds=60),
+            fallback=FakeSearch(),
+            limiter=FakeLimiter(waiting=4, seconds_per_position=60 / 59),
+        )
+        for cache, flights in parts
+    )
+    yield services[0], services[1]
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+def kb() -> AiKnowledgeBase:
+    return AiKnowledgeBase()
+
+
+async def test_asker_held_in_queue_notice_past_the_first_flight_is_not_billed_again(
+    kb: AiKnowledgeBase, two_services: tuple[AskService, AskService]
+) -> None:
+    """B misses the cache, then is held while its queue notice is posted; meanwhile A's flight for the same
+    question runs to the end. B must get A's answer from the cache, not start a second billed call."""
+    first, second = two_services
+    in_notice, first_done = asyncio.Event(), asyncio.Event()
+
+    async def slow_notice(position: QueuePosition) -> None:
+        in_notice.set()
+        await first_done.wait()
+
+    held = asyncio.create_task(second.ask(Question("How do I deploy?"), on_queued=slow_notice))
+    await in_notice.wait()  # B has looked in the cache (a miss) and is posting its notice
+    answer_a = await first.ask(Question("how do I deploy"))
+    first_done.set()
+    answer_b = await held
+    assert len(kb.queries) == 1
+    assert answer_a.source is Source.AI and answer_b.source is Source.CACHE
+    assert answer_b.text == answer_a.text

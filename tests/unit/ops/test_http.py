@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from kbbot.backends.base import KbInfo
+from kbbot.core.models import KbInfo
 from kbbot.core.ports import FeedbackCounts, QuotaState
 from kbbot.errors import ConfigError, Unauthorized, Unavailable
 from kbbot.ops.http import HttpServer, ReadinessCheck, add_ops_routes, feedback_refresher, quota_refresher
@@ -269,7 +269,7 @@ async def test_mount_ops_with_embedded_stores(tmp_path: Path) -> None:
     from kbbot.store.factory import build_stores
 
     metrics = Metrics()
-    stores = await build_stores(Settings(kbbot_data_dir=tmp_path), metrics=metrics)
+    stores = await build_stores(Settings(kbbot_data_dir=tmp_path))
     info = FakeInfo()
 
     class Kb:

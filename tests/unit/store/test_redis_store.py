@@ -87,8 +87,7 @@ async def test_cache_roundtrip_shared_between_replicas(replicas: Replicas) -> No
     assert await cb.get(key) is None
     await ca.set(key, ANSWER)
     assert await cb.get(key) == ANSWER
-    assert cb.stats().hits == 1 and cb.stats().misses == 1
-    assert ca.stats().size == 1
+    assert await ca.size() == 1
     assert all(len(k) < 100 for k in await a.keys("*"))
 
 
@@ -134,7 +133,6 @@ async def test_cache_corrupt_entry_is_a_miss(replicas: Replicas) -> None:
     (key,) = await a.keys("kbbot:{cache}:a:*")
     await a.set(key, b"\xff not json")
     assert await cache.get("q") is None
-    assert cache.stats().misses == 1
 
 
 async def test_cache_prefix_isolates_bots(replicas: Replicas) -> None:
@@ -189,7 +187,7 @@ async def test_single_flight_distinct_keys_run_separately(replicas: Replicas) ->
 async def test_single_flight_sequential_calls_run_again(replicas: Replicas) -> None:
     """A finished flight is not a cache: the next call after it runs fn again (the AnswerCache caches)."""
     a, _ = replicas
-    flight = RedisSingleFlight(a, poll_seconds=0.01, recent_seconds=0)
+    flight = RedisSingleFlight(a, poll_seconds=0.01)
     calls = 0
 
     async def fn() -> Answer:
@@ -483,37 +481,3 @@ async def test_feedback_concurrent_votes_are_counted_exactly(
     assert counts.helpful + counts.not_helpful == 30
 
 
-async def test_single_flight_late_joiner_shares_a_just_finished_result(replicas: Replicas) -> None:
-    """B missed the cache one round trip before A filled it: B reuses A's fresh result, no second call."""
-    a, b = replicas
-    fa = RedisSingleFlight(a, poll_seconds=0.01, recent_seconds=0.6)
-    fb = RedisSingleFlight(b, poll_seconds=0.01, recent_seconds=0.6)
-    calls = 0
-
-    async def fn() -> Answer:
-        nonlocal calls
-        calls += 1
-        return ANSWER
-
-    assert await fa.run("q", fn) == ANSWER
-    assert await fb.run("q", fn) == ANSWER
-    assert calls == 1
-    await asyncio.sleep(0.65)
-    assert await fb.run("q", fn) == ANSWER
-    assert calls == 2
-
-
-async def test_single_flight_errors_are_not_reused_by_late_joiners(replicas: Replicas) -> None:
-    a, b = replicas
-    fa = RedisSingleFlight(a, poll_seconds=0.01, recent_seconds=5)
-    fb = RedisSingleFlight(b, poll_seconds=0.01, recent_seconds=5)
-
-    async def fail() -> Answer:
-        raise QuotaExceeded("quota", status=402)
-
-    async def ok() -> Answer:
-        return ANSWER
-
-    with pytest.raises(QuotaExceeded):
-        await fa.run("q", fail)
-    assert await fb.run("q", ok) == ANSWER

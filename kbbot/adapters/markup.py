@@ -1,4 +1,4 @@
-"""Convert platform message markup into the neutral Markdown dialect of ``ThreadMessage.text``.
+"""Convert Slack and Discord message markup into the neutral Markdown dialect of ``ThreadMessage.text``.
 
 The neutral dialect is CommonMark + GFM strikethrough (``~~s~~``): what markdown-it-py renders for Perfect
 Wiki and what MatHub/local pages store as-is. Adapters call these pure functions while building a ``Thread``,
@@ -20,10 +20,12 @@ Both functions are linear in the length of the text (regex passes with no nested
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
-__all__ = ["EMOJI", "discord_to_markdown", "outside_code", "slack_to_markdown"]
+from kbbot.core.text import outside_code
+
+__all__ = ["EMOJI", "discord_to_markdown", "slack_to_markdown"]
 
 _ZWSP = "\u200b"
 _EMPTY: Mapping[str, str] = {}
@@ -40,8 +42,6 @@ EMOJI: Mapping[str, str] = {
     "sob": "😭", "cry": "😢", "rofl": "🤣", "slightly_frowning_face": "🙁", "muscle": "💪", "coffee": "☕",
 }
 
-# Code: a closed ``` fence (may span lines) or a one-line inline span.
-_CODE = re.compile(r"```[\s\S]*?```|`[^`\n]+`")
 _EMOJI = re.compile(r":([a-z0-9_+\-]+):")
 _SKIN_TONE = re.compile(r"(?<=:):skin-tone-[2-6]:")
 _BROADCAST = re.compile(r"(?<![\w@])@(everyone|here|channel)\b", re.IGNORECASE)
@@ -55,23 +55,6 @@ def _inert(word: str) -> str:
 def _emoji(text: str) -> str:
     # Skin-tone suffixes (":+1::skin-tone-3:") only modify the emoji before them; drop them.
     return _EMOJI.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), _SKIN_TONE.sub("", text))
-
-
-def _convert(text: str, prose: Callable[[str], str], code: Callable[[str], str]) -> str:
-    """Apply ``prose`` to everything outside code and ``code`` to each code span or block."""
-    out: list[str] = []
-    pos = 0
-    for match in _CODE.finditer(text):
-        out.append(prose(text[pos : match.start()]))
-        out.append(code(match.group(0)))
-        pos = match.end()
-    out.append(prose(text[pos:]))
-    return "".join(out)
-
-
-def outside_code(text: str, fn: Callable[[str], str]) -> str:
-    """Apply ``fn`` to neutral-Markdown text outside code spans and fenced blocks; code stays verbatim."""
-    return _convert(text, fn, lambda span: span)
 
 
 def _fence(body: str, *, lang_allowed: bool) -> str:
@@ -180,7 +163,7 @@ def slack_to_markdown(
             return _fence(_slack_unescape(span[3:-3]), lang_allowed=False)
         return _slack_unescape(span)
 
-    return _tidy(_convert(text, prose, code))
+    return _tidy(outside_code(text, prose, code))
 
 
 # --- Discord -----------------------------------------------------------------------------------------------
@@ -256,7 +239,7 @@ def discord_to_markdown(
             return _fence(span[3:-3], lang_allowed=True)
         return span
 
-    return _tidy(_quote_rest(_convert(text, prose, code)))
+    return _tidy(_quote_rest(outside_code(text, prose, code)))
 
 
 def _quote_rest(text: str) -> str:

@@ -1,0 +1,53 @@
+"""Rate limiters in tests: using up budget, and a recording double."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from kbbot.core.ports import Priority, RateLimiter
+
+
+async def take(limiter: RateLimiter, priority: Priority = Priority.LIVE) -> None:
+    """Take one slot for a request that is answered at once."""
+    async with limiter.slot(priority):
+        pass
+
+
+class FakeLimiter:
+    """A :class:`RateLimiter` double: records each slot's priority and every server hint, and either never
+    makes anyone wait (reporting ``waiting`` callers ahead) or delegates to a real ``inner`` limiter."""
+
+    def __init__(
+        self, inner: RateLimiter | None = None, *, waiting: int = 0, seconds_per_position: float = 1.0
+    ) -> None:
+        self.inner = inner
+        self.waiting = waiting
+        self.seconds_per_position = seconds_per_position
+        self.priorities: list[Priority] = []
+        self.observed: list[tuple[int | None, int | None]] = []
+
+    @contextlib.asynccontextmanager
+    async def slot(self, priority: Priority) -> AsyncIterator[None]:
+        self.priorities.append(priority)
+        if self.inner is None:
+            yield
+            return
+        async with self.inner.slot(priority):
+            yield
+
+    def observe(self, left_second: int | None, left_minute: int | None) -> None:
+        self.observed.append((left_second, left_minute))
+        if self.inner is not None:
+            self.inner.observe(left_second, left_minute)
+
+    def queued(self) -> int:
+        return self.inner.queued() if self.inner is not None else self.waiting
+
+    def estimate_wait(self, position: int) -> float:
+        if self.inner is not None:
+            return self.inner.estimate_wait(position)
+        return position * self.seconds_per_position
+
+    async def aclose(self) -> None:
+        return None
