@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,13 +132,20 @@ def generate_queries(count: int, seed: int = 11) -> list[str]:
 
 
 def known_item_queries(
-    pages: list[tuple[str, str, tuple[str, ...], str]], count: int, seed: int = 13
+    pages: Iterable[tuple[str, str, tuple[str, ...], str]], count: int, seed: int = 13
 ) -> list[tuple[str, str]]:
     """(question, the page it is about): two words of a page's title and one of its body, the way people
-    remember a page. Only pages whose title has two distinct searchable words take part."""
+    remember a page. Pages whose title has two distinct searchable words take part, from across the corpus
+    (a reservoir sample: the corpus is never held in memory, so it does not count in the peak RSS)."""
     rng = random.Random(seed)
+    sample: list[tuple[str, str, str]] = []
+    for n, (page_id, title, _tags, markdown) in enumerate(pages):
+        if len(sample) < count * 3:
+            sample.append((page_id, title, markdown))
+        elif (slot := rng.randrange(n + 1)) < count * 3:
+            sample[slot] = (page_id, title, markdown)
     chosen: list[tuple[str, str]] = []
-    for page_id, title, _tags, markdown in rng.sample(pages, min(len(pages), count * 3)):
+    for page_id, title, markdown in sample:
         title_words = list(dict.fromkeys(query_terms(title)))
         body_words = [w for w in query_terms(markdown[len(title) + 3 :]) if w not in title_words]
         if len(title_words) < 2 or not body_words:
@@ -179,7 +186,7 @@ class _Engine:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    async def build(self, pages: list[tuple[str, str, tuple[str, ...], str]]) -> float:
+    async def build(self, pages: Iterable[tuple[str, str, tuple[str, ...], str]]) -> float:
         """Index ``pages``; returns the seconds spent in the final optimize/merge (part of the build)."""
         raise NotImplementedError
 
@@ -205,7 +212,7 @@ class _Kbbot(_Engine):
     async def __aexit__(self, *exc: object) -> None:
         await self.index.aclose()
 
-    async def build(self, pages: list[tuple[str, str, tuple[str, ...], str]]) -> float:
+    async def build(self, pages: Iterable[tuple[str, str, tuple[str, ...], str]]) -> float:
         from kbbot.search.index import IndexedPage
 
         batch: list[IndexedPage] = []
@@ -242,7 +249,7 @@ class _Tantivy(_Engine):
         self._index = tantivy.Index(builder.build(), path=str(directory))
         self._searcher: Any = None
 
-    async def build(self, pages: list[tuple[str, str, tuple[str, ...], str]]) -> float:
+    async def build(self, pages: Iterable[tuple[str, str, tuple[str, ...], str]]) -> float:
         writer = self._index.writer(heap_size=50_000_000, num_threads=1)
         for page_id, title, tags, markdown in pages:
             body = markdown_to_text(markdown)
@@ -275,16 +282,14 @@ def _engine(name: str, directory: Path) -> _Engine:
 
 async def _measure(engine_name: str, pages: int, queries: int, directory: Path) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
-    corpus = list(generate_pages(pages))
-    known = known_item_queries(corpus, 200)
+    known = known_item_queries(generate_pages(pages), 200)
     questions = generate_queries(queries)
     rss_before = peak_rss_mb()
     async with _engine(engine_name, directory) as engine:
         start, cpu_start = time.perf_counter(), time.process_time()
-        optimize_seconds = await engine.build(corpus)
+        optimize_seconds = await engine.build(generate_pages(pages))
         build_seconds = time.perf_counter() - start
         build_cpu_seconds = time.process_time() - cpu_start
-        del corpus
 
         for question in questions[:20]:  # warm the page cache, as a running bot would be
             await engine.search(question, 5)
