@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     discord_save_roles: CommaList = ()
     discord_auto_channels: CommaIntList = ()
     discord_shard_count: int | None = Field(None, ge=1)
+    #: Servers the bot serves (default: DISCORD_GUILD_IDS); in any other it answers nothing and leaves.
+    discord_allowed_guilds: CommaIntList = ()
+    #: /save-thread and "Save thread to wiki"; needs the privileged Message Content intent.
+    discord_save_threads: bool = True
+    #: When the portal's Message Content switch is off: false = run without saving, true = refuse to start.
+    discord_require_message_content: bool = False
     #: Discord REST base (change only for testing: the gateway URL is then taken from its /gateway/bot).
     discord_api_url: str | None = None
 
@@ -95,7 +101,12 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
 
     _split = field_validator(
-        "save_default_tags", "discord_guild_ids", "discord_save_roles", "discord_auto_channels", mode="before"
+        "save_default_tags",
+        "discord_guild_ids",
+        "discord_save_roles",
+        "discord_auto_channels",
+        "discord_allowed_guilds",
+        mode="before",
     )(_split_commas)
 
     @model_validator(mode="before")
@@ -168,6 +179,11 @@ class Settings(BaseSettings):
         if self.mathub_api_key is not None:
             return "mathub"
         return "local"
+
+    @property
+    def discord_guild_allowlist(self) -> tuple[int, ...]:
+        """The servers the Discord bot serves: DISCORD_ALLOWED_GUILDS, else DISCORD_GUILD_IDS; empty = any."""
+        return self.discord_allowed_guilds or self.discord_guild_ids
 
     def secrets(self) -> list[str]:
         """Every configured secret value, so that log redaction can scrub them."""

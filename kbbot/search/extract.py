@@ -1,12 +1,14 @@
 """Page content → plain text for the index: HTML (Perfect Wiki) via selectolax, Markdown (MatHub, local) via
-markdown-it-pyrs (markdown-it's Rust port, by markdown-it-py's authors) to HTML, then the same HTML → text.
+the syntax tree of markdown-it-pyrs (markdown-it's Rust port, by markdown-it-py's authors).
 
-Markdown went through markdown-it-py's token stream before; being pure Python, that was two thirds of a full
-index build, and the Rust port parses the same CommonMark (tables and strikethrough included) about 15× faster.
-(cmarkgfm is as fast but its Python wrapper never frees the document or the HTML: 13 KB lost per page.)
+The Markdown went through markdown-it-py's token stream before; being pure Python, its parser was two thirds of
+a full index build. The Rust port parses the same CommonMark (tables and strikethrough included) to a tree
+with the same node kinds, and walking it is several times cheaper than markdown-it-py's parse.
 
-The text keeps paragraph breaks (blank lines) so the answerer can quote whole passages, keeps code lines,
-and keeps ``$…$`` LaTeX verbatim so a formula stays readable instead of being eaten as Markdown emphasis.
+The text keeps paragraph breaks (blank lines) so the answerer can quote whole passages, keeps code as
+Markdown code (fences, backticks: see :mod:`kbbot.search.fences`), and keeps ``$…$`` LaTeX verbatim so a formula
+stays readable instead of being eaten as Markdown emphasis. kbbot's own marker lines on saved-thread pages are
+bookkeeping, not content, and are dropped.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from markdown_it_pyrs import MarkdownIt
+from markdown_it_pyrs import MarkdownIt, Node
 from selectolax.lexbor import LexborHTMLParser
+
+from kbbot.core.page_block import strip_markers
+from kbbot.search.fences import fence, inline_code
 
 #: ``slug → title`` for MatHub-style ``[[slug]]`` links; returns None for an unknown slug.
 LinkResolver = Callable[[str], str | None]
@@ -25,6 +30,7 @@ _PARA = "\ue000"
 _LINE = "\ue001"
 _MATH = "\ue002"
 _CELL = "\ue003"
+_SPACE = "\ue004"  # a space inside <pre> that whitespace collapsing must keep (indentation)
 
 _BLOCK_TAGS = (
     "p,div,h1,h2,h3,h4,h5,h6,blockquote,table,ul,ol,section,article,header,footer,aside,nav,figure,"
@@ -49,7 +55,8 @@ def html_to_text(html: str) -> str:
         return ""
     tree.strip_tags(_DROP_TAGS)
     for pre in root.css("pre"):
-        pre.replace_with(_PARA + pre.text(deep=True).strip("\n").replace("\n", _LINE) + _PARA)
+        code = fence(pre.text(deep=True).strip("\n"))
+        pre.replace_with(_PARA + code.replace(" ", _SPACE).replace("\n", _LINE) + _PARA)
     for node in root.css(_LINE_TAGS):
         prefix = "- " if node.tag == "li" else ""
         node.insert_before(_LINE + prefix)
@@ -66,16 +73,14 @@ def html_to_text(html: str) -> str:
 
 _BREAK_RUN = re.compile(f"[ {_PARA}{_LINE}{_CELL}]*[{_PARA}{_LINE}][ {_PARA}{_LINE}{_CELL}]*")
 _TRAILING_CELL = re.compile(f" *{_CELL} *$")
-# Pretty-printed tables have whitespace between cells: one separator all the same.
-_CELL_GAP = re.compile(f" *{_CELL} *")
 
 
 def _finish(text: str) -> str:
     # A run of inserted breaks is one paragraph break if any block ended there, else one line break; a cell
     # separator at the end of a row is dropped.
     text = _BREAK_RUN.sub(lambda m: "\n\n" if _PARA in m.group(0) else "\n", text)
-    text = _CELL_GAP.sub(" | ", _TRAILING_CELL.sub("", text))
-    text = _SPACE_AROUND_BREAK.sub("\n", text)
+    text = _TRAILING_CELL.sub("", text).replace(_CELL, " | ")
+    text = _SPACE_AROUND_BREAK.sub("\n", text).replace(_SPACE, " ")
     return _MANY_BREAKS.sub("\n\n", text).strip()
 
 
@@ -87,13 +92,8 @@ _WIKI_LINK = re.compile(r"\[\[([^\[\]|\n]{1,200})(?:\|([^\[\]\n]{1,200}))?\]\]")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n---[ \t]*(?:\n|\Z)", re.DOTALL)
 
 
-#: CommonMark keeps raw HTML in a page for html_to_text (which drops scripts and styles). One parser for
-#: every thread: ``render`` keeps no state between calls.
+#: One parser for every thread: it keeps no state between documents.
 _MARKDOWN = MarkdownIt("commonmark").enable_many(["table", "strikethrough"])
-# A loose list wraps each item in <p>: one line per item all the same, like a tight list.
-_LOOSE_ITEM = re.compile(r"<li>\s*<p>|</p>\s*</li>")
-# An image says what it shows in its alt text; keep that as the image's text.
-_IMG = re.compile(r'<img [^>]*?alt="([^"]*)"[^>]*>')
 
 
 def markdown_to_text(markdown: str, *, resolve_link: LinkResolver | None = None) -> str:
@@ -121,16 +121,63 @@ def markdown_to_text(markdown: str, *, resolve_link: LinkResolver | None = None)
         return f"{_MATH}{len(maths) - 1}{_MATH}"
 
     source = _INLINE_MATH.sub(protect, _DISPLAY_MATH.sub(protect, source))
-    html = _MARKDOWN.render(source)
-    html = _IMG.sub(r"\1", _LOOSE_ITEM.sub(lambda m: "<li>" if m.group(0).startswith("<li") else "</li>", html))
-    text = html_to_text(html)
+    text = _tree_text(_MARKDOWN.tree(source))
     if maths:
         text = re.sub(f"{_MATH}(\\d+){_MATH}", lambda m: maths[int(m.group(1))], text)
     return text
 
 
+#: After these blocks comes a paragraph break. (Tight list items have no paragraph node: one line each.)
+_BLOCK_ENDS = frozenset(["paragraph", "heading", "blockquote", "table", "hr", "bullet_list", "ordered_list"])
+
+
+def _tree_text(root: Node) -> str:
+    out: list[str] = []
+    _walk(root, out)
+    text = "".join(out)
+    lines = [line.rstrip(" |").rstrip() if " | " in line else line.rstrip() for line in text.split("\n")]
+    return _MANY_BREAKS.sub("\n\n", "\n".join(lines)).strip()
+
+
+def _walk(node: Node, out: list[str]) -> None:
+    kind = node.name
+    if kind == "text":
+        out.append(node.meta["content"])
+        return
+    if kind == "code_inline":
+        out.append(inline_code("".join(child.meta.get("content", "") for child in node.children)))
+        return
+    if kind in ("fence", "code_block"):
+        out.append("\n\n" + fence(node.meta["content"].strip("\n")) + "\n\n")
+        return
+    if kind == "html_block":
+        out.append("\n\n" + html_to_text(node.meta["content"]) + "\n\n")
+        return
+    if kind == "html_inline":
+        if node.meta["content"].lower().startswith("<br"):
+            out.append("\n")
+        return
+    if kind == "softbreak":
+        out.append(" ")
+        return
+    if kind == "hardbreak":
+        out.append("\n")
+        return
+    if kind == "list_item":
+        out.append("\n- ")
+    for child in node.children:
+        _walk(child, out)
+    if kind in _BLOCK_ENDS:
+        out.append("\n\n")
+    elif kind == "trow":
+        out.append("\n")
+    elif kind == "tcell":
+        out.append(" | ")
+
+
 def to_text(content: str, content_format: str, *, resolve_link: LinkResolver | None = None) -> str:
     """Plain text of ``content`` in a backend's ``content_format`` (``html`` or ``markdown``)."""
+    content = strip_markers(content)
     if content_format == "html":
         return html_to_text(content)
     return markdown_to_text(content, resolve_link=resolve_link)

@@ -6,20 +6,24 @@ values; nothing here reads the environment. The startup code owns its lifecycle:
     client = build_discord_client(ask=ask, saver=saver, feedback=feedback, settings=settings)
     await run_discord_client(client, settings.discord_bot_token.get_secret_value())  # until client.close()
 
-Intents: the default intents, *without* the privileged Message Content intent: Discord still delivers the
-content of messages that mention the bot, of DMs, and every slash/context-menu command. Message Content is
-requested only when ``DISCORD_AUTO_CHANNELS`` is set (auto-answering ordinary messages needs their text), and
-must then also be switched on in the Developer Portal. With ``DISCORD_SHARD_COUNT`` the client is an
-``AutoShardedClient`` (Discord requires sharding from 2,500 guilds; from ~1,000 it is worth it).
+Intents: the default intents, plus the privileged Message Content intent when saving threads
+(``DISCORD_SAVE_THREADS``, on by default) or auto-answer channels are enabled. Without it Discord blanks the
+text of every message that does not mention the bot, in events *and* in REST history, so a saved page would be
+empty; questions by mention, DM and slash command work without it. The intent must also be switched on in the
+Developer Portal: before connecting, the application's flags say whether it is; when it is not, the bot either
+runs without those features (the default) or refuses to start (``DISCORD_REQUIRE_MESSAGE_CONTENT``). With
+``DISCORD_SHARD_COUNT`` the client is an ``AutoShardedClient`` (Discord requires sharding from 2,500 guilds;
+from ~1,000 it is worth it).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
+import aiohttp
 import discord
 import discord.gateway
 import discord.http
@@ -27,16 +31,17 @@ import yarl
 from discord import app_commands
 
 from kbbot.adapters.discord.feedback import feedback_view
+from kbbot.adapters.discord.guilds import GuildGate
 from kbbot.adapters.discord.handlers import Asking, DiscordHandlers, Interaction, Saving
 from kbbot.adapters.discord.sync import CommandSync
 from kbbot.config import Settings
 from kbbot.core.ports import FeedbackStore
-from kbbot.errors import ConfigError, ShuttingDown
+from kbbot.errors import ConfigError, ShuttingDown, Unauthorized, Unavailable
 
 log = logging.getLogger(__name__)
 
 #: What the bot needs in a channel: see it, read history (thread saving), answer (also in threads), embed
-#: answers, add reactions.
+#: answers, add reactions (👀 on a question while it works on the answer).
 REQUIRED_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
@@ -57,29 +62,65 @@ def invite_url(application_id: int | str) -> str:
     )
 
 
-def intents_for(auto_channels: Sequence[int]) -> discord.Intents:
+#: The one line for a Message Content intent the portal has not enabled (close code 4014 or the app's flags).
+INTENT_SWITCH = (
+    "Discord refused the Message Content intent: switch on Developer Portal → your app → Bot → Privileged "
+    "Gateway Intents → MESSAGE CONTENT INTENT (needed by {features})"
+)
+
+
+def content_features(settings: Settings) -> list[str]:
+    """What needs the Message Content intent, as the settings that turn it on."""
+    features = ["DISCORD_SAVE_THREADS"] if settings.discord_save_threads else []
+    return features + (["DISCORD_AUTO_CHANNELS"] if settings.discord_auto_channels else [])
+
+
+def intents_for(settings: Settings) -> discord.Intents:
     intents = discord.Intents.default()
-    intents.message_content = bool(auto_channels)
+    intents.message_content = bool(content_features(settings))
     return intents
 
 
 async def run_discord_client(client: discord.Client, token: str) -> None:
     """Run ``client`` until it is closed (``await client.close()`` from elsewhere, or cancellation).
 
-    Setup mistakes become a :class:`ConfigError` naming the setting to fix, instead of a discord.py traceback.
+    Setup problems become one line instead of a discord.py traceback: a rejected token is
+    :class:`Unauthorized` (exit 3), an unreachable Discord :class:`Unavailable` (exit 4), a Message Content
+    intent that is required but not enabled a :class:`ConfigError` (exit 2).
     """
     try:
         async with client:
             await client.start(token)
     except discord.LoginFailure:
-        raise ConfigError(
+        raise Unauthorized(
             "DISCORD_BOT_TOKEN was rejected by Discord: reset it in the Developer Portal (Bot → Reset Token)"
         ) from None
     except discord.PrivilegedIntentsRequired:
-        raise ConfigError(
-            "DISCORD_AUTO_CHANNELS needs the Message Content intent: enable it in the Developer Portal "
-            "(Bot → Privileged Gateway Intents) or unset DISCORD_AUTO_CHANNELS"
-        ) from None
+        raise ConfigError(INTENT_SWITCH.format(features="saving threads and auto-answer channels")) from None
+    except (aiohttp.ClientError, OSError, TimeoutError, discord.GatewayNotFound) as exc:
+        raise Unavailable(f"could not reach Discord ({type(exc).__name__}): check the network and proxy") from None
+    except discord.DiscordServerError as exc:
+        raise Unavailable(f"Discord is not answering properly (HTTP {exc.status}); try again shortly") from None
+
+
+def settle_message_content(client: discord.Client, settings: Settings) -> None:
+    """Before connecting: drop the Message Content intent when the portal switch is off (and it is not
+    required), so the bot still answers mentions, DMs and slash commands instead of failing with 4014.
+
+    The application's flags (GATEWAY_MESSAGE_CONTENT or its _LIMITED variant below 100 servers) are what
+    the portal switch sets; discord.py fetched them at login (``/oauth2/applications/@me``).
+    """
+    if not client.intents.message_content or client.application is None:
+        return
+    flags = client.application.flags
+    if flags.gateway_message_content or flags.gateway_message_content_limited:
+        return
+    line = INTENT_SWITCH.format(features=" and ".join(content_features(settings)))
+    if settings.discord_require_message_content:
+        raise ConfigError(line + "; or set DISCORD_REQUIRE_MESSAGE_CONTENT=false to run without saving")
+    log.warning("%s; running without saving and auto-answer until then", line)
+    # discord.py reads the intents from its connection state when it IDENTIFYs; there is no public setter.
+    client._connection._intents.message_content = False
 
 
 def point_rest_at(api_url: str) -> None:
@@ -108,9 +149,13 @@ async def _untracked() -> AsyncIterator[None]:
 
 
 def build_commands(
-    tree: app_commands.CommandTree[discord.Client], handlers: DiscordHandlers, in_flight: InFlight = _untracked
+    tree: app_commands.CommandTree[discord.Client],
+    handlers: DiscordHandlers,
+    in_flight: InFlight = _untracked,
+    *,
+    saving: bool = True,
 ) -> None:
-    """Register ``/ask``, ``/save-thread`` and the "Save thread to wiki" message command on ``tree``.
+    """Register ``/ask`` and (with ``saving``) ``/save-thread`` and the "Save thread to wiki" message command.
 
     Each runs inside ``in_flight()`` so a stopping bot waits for it; once stopping, new commands are refused
     with a short "restarting" message instead of being cut off halfway."""
@@ -137,11 +182,13 @@ def build_commands(
         await tracked(interaction, lambda: handlers.save_interaction(interaction, title=title, tags=tags))
 
     async def save_from_message(interaction: Interaction, message: discord.Message) -> None:
-        await tracked(interaction, lambda: handlers.save_interaction(interaction))
+        # The message the menu was used on arrives with its content even without the Message Content intent.
+        await tracked(interaction, lambda: handlers.save_interaction(interaction, target=message))
 
     tree.add_command(ask)
-    tree.add_command(save_thread)
-    tree.add_command(app_commands.ContextMenu(name=SAVE_MENU_NAME, callback=save_from_message))
+    if saving:
+        tree.add_command(save_thread)
+        tree.add_command(app_commands.ContextMenu(name=SAVE_MENU_NAME, callback=save_from_message))
 
 
 def build_discord_client(
@@ -162,7 +209,7 @@ def build_discord_client(
     those answers before it closes the connection, and refuses new ones with a "restarting" reply.
     """
     options: dict[str, object] = {
-        "intents": intents_for(settings.discord_auto_channels),
+        "intents": intents_for(settings),
         "allowed_mentions": discord.AllowedMentions.none(),
         "chunk_guilds_at_startup": False,
         **(client_options or {}),
@@ -173,16 +220,19 @@ def build_discord_client(
     else:
         client = discord.Client(**options)  # type: ignore[arg-type]
 
+    gate = GuildGate(client, settings.discord_guild_allowlist)
     handlers = DiscordHandlers(
         client=client,
         ask=ask,
         saver=saver,
         feedback=feedback,
+        gate=gate,
         save_roles=settings.discord_save_roles,
         auto_channels=settings.discord_auto_channels,
     )
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
-    build_commands(tree, handlers, in_flight)
+    tree.interaction_check = gate.interaction_check  # type: ignore[method-assign]
+    build_commands(tree, handlers, in_flight, saving=settings.discord_save_threads)
     syncer = CommandSync(
         tree, data_dir=data_dir or settings.kbbot_data_dir, guild_ids=settings.discord_guild_ids
     )
@@ -193,6 +243,8 @@ def build_discord_client(
     async def setup_hook() -> None:
         if settings.discord_api_url:
             await point_gateway_from_rest(client)
+        settle_message_content(client, settings)
+        gate.warn_if_public()
         # Registered before the gateway connects, so clicks on answers sent before a restart still work.
         client.add_view(feedback_view(feedback))
         if sync_commands and client.application_id is not None:
@@ -207,8 +259,13 @@ def build_discord_client(
 
     async def on_ready() -> None:
         log.info("Discord: connected as %s to %d servers", client.user, len(client.guilds))
+        await gate.leave_others()
+
+    async def on_guild_join(guild: discord.Guild) -> None:
+        await gate.leave_if_not_allowed(guild)
 
     client.setup_hook = setup_hook  # type: ignore[method-assign]
     client.event(on_message)
     client.event(on_ready)
+    client.event(on_guild_join)
     return client
