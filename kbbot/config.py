@@ -72,6 +72,8 @@ class Settings(BaseSettings):
 
     # --- shared state --------------------------------------------------------------------------
     redis_url: SecretStr | None = None
+    #: Names this bot's keys in Redis (``kbbot:<REDIS_PREFIX>:…``); unset: derived from the knowledgebase.
+    redis_prefix: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
 
     # --- Slack ---------------------------------------------------------------------------------
     slack_bot_token: SecretStr | None = None

@@ -27,6 +27,7 @@ from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
 from kbbot.store.factory import Stores, build_stores
+from kbbot.store.namespace import namespace_from_settings
 
 
 @dataclass
@@ -97,7 +98,7 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
         metrics = Metrics()
         # Memory/SQLite, or Redis with REDIS_URL (then every replica shares them); pinged once when Redis.
         try:
-            stores = await build_stores(settings)
+            stores = await build_stores(settings, namespace=namespace_from_settings(settings))
         except sqlite3.DatabaseError as exc:
             raise _unusable_database(data, exc) from None
         stack.push_async_callback(stores.aclose)
