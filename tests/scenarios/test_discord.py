@@ -916,6 +916,7 @@ async def test_intents_and_auto_answer_channels(world: World, tmp_path: Path) ->
     async with running(world, data_dir=tmp_path, discord_save_threads=False):
         pass
     assert not fake.identifies[-1]["intents"] & message_content  # answering by mention/DM/slash needs no intent
+    assert [c["name"] for c in fake.commands("global")] == ["ask"]  # no save commands when saving is off
     async with running(world, data_dir=tmp_path):
         pass
     assert fake.identifies[-1]["intents"] & message_content  # saving (on by default) needs the text of messages
@@ -1260,19 +1261,37 @@ async def test_setup_mistakes_become_clear_config_errors(world: World, tmp_path:
     assert "DISCORD_SAVE_THREADS" in line and fake.identifies == []  # refused before connecting
 
 
-async def test_close_code_4014_is_one_line_naming_the_portal_switch(world: World, tmp_path: Path) -> None:
+async def test_close_code_4014_falls_back_or_is_one_line_naming_the_portal_switch(
+    world: World, tmp_path: Path
+) -> None:
     # The application's flags said the switch is on, but the gateway refuses the intent anyway (the switch was
-    # turned off in between): close code 4014 becomes the same one line.
+    # turned off in between): by default the bot connects again without it; when it is required, close code
+    # 4014 becomes the same one line.
     fake = world.fake
     fake.privileged_intents = 0
-    client = build_discord_client(
-        ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(), settings=Settings(),
-        data_dir=tmp_path,
-    )
-    client.setup_hook = _no_setup  # type: ignore[method-assign]  # skip the flag check: go straight to IDENTIFY
+
+    def client(**settings: Any) -> discord.Client:
+        built = build_discord_client(
+            ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(), settings=Settings(**settings),
+            data_dir=tmp_path,
+        )
+        built.setup_hook = _no_setup  # type: ignore[method-assign]  # skip the flag check: straight to IDENTIFY
+        return built
+
     with pytest.raises(ConfigError, match="MESSAGE CONTENT INTENT"):
-        await asyncio.wait_for(run_discord_client(client, fake.token), 10)
+        await asyncio.wait_for(run_discord_client(client(discord_require_message_content=True), fake.token), 10)
     assert fake.identifies[-1]["intents"] & MESSAGE_CONTENT
+
+    fallback = client()
+    running_task = asyncio.create_task(run_discord_client(fallback, fake.token))
+    try:
+        await asyncio.wait_for(fallback.wait_until_ready(), 10)
+        refused, accepted = fake.identifies[-2:]
+        assert refused["intents"] & MESSAGE_CONTENT and not accepted["intents"] & MESSAGE_CONTENT
+        assert not fallback.intents.message_content  # saves now get the "saving is off" reply
+    finally:
+        await fallback.close()
+        await asyncio.wait_for(running_task, 10)
 
 
 async def _no_setup() -> None:

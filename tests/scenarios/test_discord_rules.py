@@ -144,11 +144,22 @@ async def test_a_server_outside_the_allowlist_gets_nothing_and_is_left(
             await fake.await_for(lambda: callbacks(fake, slash) and callbacks(fake, save))
             fake.join_guild(late)
             await fake.await_for(lambda: late["id"] in fake.left_guilds)
+            # A stranger's DM and /ask in a DM get nothing either; a member of our server is answered in a DM.
+            eve_dm = fake.dm_channel(eve["user"])
+            fake.dispatch("MESSAGE_CREATE", fake.message_payload(eve_dm, eve["user"], "what is in the wiki?"))
+            dm_slash = fake.interaction_payload(channel=eve_dm, member=eve, data=fake.slash("ask", question="x?"))
+            fake.dispatch("INTERACTION_CREATE", dm_slash)
+            await fake.await_for(lambda: callbacks(fake, dm_slash))
+            bob_dm = fake.dm_channel(world.bob["user"])
+            fake.dispatch("MESSAGE_CREATE", fake.message_payload(bob_dm, world.bob["user"], "dm ok?"))
+            await fake.await_for(lambda: message_posts(fake, bob_dm))
             # Our own server is still served (events are handled in order: the mention above was ignored).
             ours = fake.message_payload(world.general, world.ana, f"<@{fake.app_id}> ok?", mentions=[fake.bot_user])
             fake.dispatch("MESSAGE_CREATE", ours)
             await fake.await_for(lambda: message_posts(fake, world.general))
-    assert [q.text for q in ask.questions] == ["ok?"] and saver.threads == []
+    assert [q.text for q in ask.questions] == ["dm ok?", "ok?"] and saver.threads == []
+    assert message_posts(fake, eve_dm) == []
+    assert callbacks(fake, dm_slash)[0].body["data"]["content"] == REFUSED
     assert message_posts(fake, lobby) == [] and fake.calls_to("GET", f"/channels/{eve_thread['id']}/messages") == []
     for interaction in (slash, save):
         [callback] = callbacks(fake, interaction)
@@ -309,3 +320,29 @@ async def test_eyes_while_working_then_removed_and_optional(world: World, tmp_pa
     path = f"/channels/{world.general['id']}/messages/{msg['id']}/reactions/"
     assert [c.method for c in fake.calls if c.path.startswith(path)] == ["PUT", "DELETE"]
     assert fake.reactions(world.general, second) == []
+
+
+async def test_hostile_forwards_and_nicknames_reach_the_page_inert(world: World, tmp_path: Path) -> None:
+    # Forwarded text, nicknames and mentions are chosen by users: @everyone, HTML/script, control characters,
+    # unicode and a huge forward must not ping, inject markup or drop the rest of the thread.
+    fake = world.fake
+    mallory = fake.add_member(world.guild, "Mallory", nick="<img src=x onerror=alert(1)> **M** \u202e")
+    hostile = fake.message_payload(
+        world.general, mallory, "@everyone <script>alert(1)</script> \x07 ünïcødé 🎉 " + "long " * 2000,
+        store=False,
+    )
+    fake.forward_payload(world.thread, mallory, hostile)
+    fake.message_payload(world.thread, world.ana, f"thanks <@{mallory['user']['id']}>", mentions=[mallory])
+    async with perfect_wiki(tmp_path) as (wiki, _backend, saver):
+        async with running(world, saver=saver, data_dir=tmp_path):
+            save = save_in(world, world.thread)
+            fake.dispatch("INTERACTION_CREATE", save)
+            [follow] = await fake.await_for(lambda: followups(fake, save), timeout=10)
+        [page] = wiki.pages()
+    html = page["content"]
+    assert "Saved 2 messages" in follow.body["content"]
+    assert "<script" not in html and "<img" not in html  # at most escaped text, never a tag
+    assert "@everyone" not in html  # made inert (a zero-width space after the @)
+    assert "ünïcødé 🎉" in html and html.count("long") >= 2000
+    assert "thanks @" in html
+    assert_no_ping(follow.body)

@@ -23,6 +23,7 @@ from kbbot.adapters.discord.render import (
     render_text,
 )
 from kbbot.adapters.discord.sync import payload_hash
+from kbbot.config import Settings
 from kbbot.core.models import Answer, PageRef, SavedPage, Source
 
 ZWSP = "\u200b"
@@ -183,7 +184,9 @@ def test_permissions_integer_and_invite_url() -> None:
     )
 
 
-def test_message_content_intent_only_with_auto_channels() -> None:
-    assert not intents_for(()).message_content
-    assert intents_for((1,)).message_content
-    assert intents_for(()).guild_messages and intents_for(()).dm_messages and not intents_for(()).members
+def test_message_content_intent_only_for_saving_or_auto_channels() -> None:
+    plain = Settings(discord_save_threads=False)
+    assert not intents_for(plain).message_content  # mentions, DMs and slash commands need no privileged intent
+    assert intents_for(Settings()).message_content  # saving (on by default) reads other people's messages
+    assert intents_for(Settings(discord_save_threads=False, discord_auto_channels="1")).message_content
+    assert intents_for(plain).guild_messages and intents_for(plain).dm_messages and not intents_for(plain).members

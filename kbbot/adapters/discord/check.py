@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-import aiohttp
 import discord
 import discord.http
 
+from kbbot.adapters.discord.failures import startup_errors
 from kbbot.config import Settings
-from kbbot.errors import Unauthorized, Unavailable
 
 _GUILDS_PAGE = 200  # the endpoint's maximum
 
@@ -32,23 +31,16 @@ class DiscordStatus:
 
 
 async def discord_status(settings: Settings) -> DiscordStatus:
-    """Ask Discord. Raises :class:`Unauthorized` for a rejected token, :class:`Unavailable` when unreachable."""
+    """Ask Discord. A rejected token or an unreachable Discord raise one-line errors (see ``failures.py``)."""
     assert settings.discord_bot_token is not None
     if settings.discord_api_url:
         discord.http.Route.BASE = settings.discord_api_url
     http = discord.http.HTTPClient(asyncio.get_running_loop())
     try:
-        user = await http.static_login(settings.discord_bot_token.get_secret_value())
-        app = await http.application_info()
-        guilds = await _all_guilds(http)
-    except discord.LoginFailure:
-        raise Unauthorized(
-            "DISCORD_BOT_TOKEN was rejected by Discord: reset it in the Developer Portal (Bot → Reset Token)"
-        ) from None
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise Unavailable(f"could not reach Discord ({type(exc).__name__}): check the network and proxy") from None
-    except discord.DiscordServerError as exc:
-        raise Unavailable(f"Discord is not answering properly (HTTP {exc.status}); try again shortly") from None
+        with startup_errors():
+            user = await http.static_login(settings.discord_bot_token.get_secret_value())
+            app = await http.application_info()
+            guilds = await _all_guilds(http)
     finally:
         await http.close()
     flags = discord.ApplicationFlags._from_value(int(app.get("flags", 0)))

@@ -23,20 +23,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
-import aiohttp
 import discord
 import discord.gateway
 import discord.http
 import yarl
 from discord import app_commands
 
+from kbbot.adapters.discord.failures import INTENT_SWITCH, startup_errors
 from kbbot.adapters.discord.feedback import feedback_view
 from kbbot.adapters.discord.guilds import GuildGate
 from kbbot.adapters.discord.handlers import Asking, DiscordHandlers, Interaction, Saving
 from kbbot.adapters.discord.sync import CommandSync
 from kbbot.config import Settings
 from kbbot.core.ports import FeedbackStore
-from kbbot.errors import ConfigError, ShuttingDown, Unauthorized, Unavailable
+from kbbot.errors import ConfigError, ShuttingDown
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +62,6 @@ def invite_url(application_id: int | str) -> str:
     )
 
 
-#: The one line for a Message Content intent the portal has not enabled (close code 4014 or the app's flags).
-INTENT_SWITCH = (
-    "Discord refused the Message Content intent: switch on Developer Portal → your app → Bot → Privileged "
-    "Gateway Intents → MESSAGE CONTENT INTENT (needed by {features})"
-)
-
-
 def content_features(settings: Settings) -> list[str]:
     """What needs the Message Content intent, as the settings that turn it on."""
     features = ["DISCORD_SAVE_THREADS"] if settings.discord_save_threads else []
@@ -88,19 +81,9 @@ async def run_discord_client(client: discord.Client, token: str) -> None:
     :class:`Unauthorized` (exit 3), an unreachable Discord :class:`Unavailable` (exit 4), a Message Content
     intent that is required but not enabled a :class:`ConfigError` (exit 2).
     """
-    try:
+    with startup_errors():
         async with client:
             await client.start(token)
-    except discord.LoginFailure:
-        raise Unauthorized(
-            "DISCORD_BOT_TOKEN was rejected by Discord: reset it in the Developer Portal (Bot → Reset Token)"
-        ) from None
-    except discord.PrivilegedIntentsRequired:
-        raise ConfigError(INTENT_SWITCH.format(features="saving threads and auto-answer channels")) from None
-    except (aiohttp.ClientError, OSError, TimeoutError, discord.GatewayNotFound) as exc:
-        raise Unavailable(f"could not reach Discord ({type(exc).__name__}): check the network and proxy") from None
-    except discord.DiscordServerError as exc:
-        raise Unavailable(f"Discord is not answering properly (HTTP {exc.status}); try again shortly") from None
 
 
 def settle_message_content(client: discord.Client, settings: Settings) -> None:
@@ -119,8 +102,32 @@ def settle_message_content(client: discord.Client, settings: Settings) -> None:
     if settings.discord_require_message_content:
         raise ConfigError(line + "; or set DISCORD_REQUIRE_MESSAGE_CONTENT=false to run without saving")
     log.warning("%s; running without saving and auto-answer until then", line)
+    _drop_message_content(client)
+
+
+def _drop_message_content(client: discord.Client) -> None:
     # discord.py reads the intents from its connection state when it IDENTIFYs; there is no public setter.
     client._connection._intents.message_content = False
+
+
+def fall_back_on_4014(client: discord.Client, settings: Settings) -> None:
+    """When the gateway still refuses the intent (close code 4014: the switch was turned off after the flags
+    were read), connect again without it — unless it is required. A single-connection client is still open
+    after a 4014; a sharded one has closed itself, so it stops with the one-line error."""
+    connect = client.connect
+
+    async def connect_or_fall_back(*, reconnect: bool = True) -> None:
+        try:
+            await connect(reconnect=reconnect)
+        except discord.PrivilegedIntentsRequired:
+            if settings.discord_require_message_content or client.is_closed():
+                raise
+            line = INTENT_SWITCH.format(features=" and ".join(content_features(settings)))
+            log.warning("%s; connecting again without it: saving and auto-answer are off", line)
+            _drop_message_content(client)
+            await connect(reconnect=reconnect)
+
+    client.connect = connect_or_fall_back  # type: ignore[method-assign]
 
 
 def point_rest_at(api_url: str) -> None:
@@ -265,6 +272,7 @@ def build_discord_client(
         await gate.leave_if_not_allowed(guild)
 
     client.setup_hook = setup_hook  # type: ignore[method-assign]
+    fall_back_on_4014(client, settings)
     client.event(on_message)
     client.event(on_ready)
     client.event(on_guild_join)

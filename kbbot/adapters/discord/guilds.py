@@ -5,6 +5,10 @@ its answers and saves reach *your* knowledgebase. With an allowlist, the bot ign
 servers (no answer, no save), logs it, and leaves them — on connect and whenever it is added to one. An
 interaction from elsewhere gets one short ephemeral refusal, because Discord would otherwise show "The
 application did not respond". Without an allowlist every server is served, and a public bot says so at start.
+
+DMs and commands in DMs come from no server; with an allowlist they are served only to members of an allowed
+server (the member cache, else ``GET /guilds/{id}/members/{user}``; remembered for 10 minutes), so a stranger
+who once shared a server with the bot cannot keep asking in private.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 from collections.abc import Sequence
 
 import discord
+from cachetools import TTLCache
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +28,51 @@ class GuildGate:
     def __init__(self, client: discord.Client, allowed: Sequence[int]) -> None:
         self._client = client
         self._allowed = frozenset(allowed)
+        self._members: TTLCache[int, bool] = TTLCache(maxsize=10_000, ttl=600)
 
     def allows(self, guild_id: int | None) -> bool:
-        """Whether a message or interaction from ``guild_id`` (None: a DM) is served."""
+        """Whether a message or interaction from ``guild_id`` is served (None, a DM: see :meth:`serves`)."""
         return not self._allowed or guild_id is None or guild_id in self._allowed
 
+    async def serves(self, guild_id: int | None, user_id: int) -> bool:
+        """Whether to serve ``user_id`` here: in an allowed server, or in a DM when they are a member of one."""
+        if not self._allowed:
+            return True
+        if guild_id is not None:
+            return guild_id in self._allowed
+        known = self._members.get(user_id)
+        if known is None:
+            known = await self._member_of_an_allowed_server(user_id)
+            if known is not None:
+                self._members[user_id] = known
+        return bool(known)
+
+    async def _member_of_an_allowed_server(self, user_id: int) -> bool | None:
+        """True/False, or None when Discord could not say (not remembered; the DM is not served)."""
+        for guild_id in self._allowed:
+            guild = self._client.get_guild(guild_id)
+            if guild is None:
+                continue
+            if guild.get_member(user_id) is not None:
+                return True
+            try:
+                await guild.fetch_member(user_id)
+            except discord.NotFound:
+                continue
+            except discord.HTTPException as exc:
+                log.warning("Discord: could not check a DM sender's server membership (HTTP %s)", exc.status)
+                return None
+            return True
+        return False
+
     async def interaction_check(self, interaction: discord.Interaction[discord.Client]) -> bool:
-        """``CommandTree.interaction_check``: commands from other servers are refused before they run."""
-        if self.allows(interaction.guild_id):
+        """``CommandTree.interaction_check``: commands from other servers (or from strangers in DMs) are
+        refused before they run."""
+        if await self.serves(interaction.guild_id, interaction.user.id):
             return True
         log.warning(
-            "Discord: refused a command from server %s, which is not in DISCORD_ALLOWED_GUILDS", interaction.guild_id
+            "Discord: refused a command from %s, not in DISCORD_ALLOWED_GUILDS",
+            f"server {interaction.guild_id}" if interaction.guild_id else f"user {interaction.user.id} in a DM",
         )
         await interaction.response.send_message(
             REFUSED, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
