@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     # --- HTTP server, logging ------------------------------------------------------------------
     http_host: str = "127.0.0.1"
     http_port: int = Field(3000, ge=0, le=65535)
+    #: Serve /readyz and /metrics on this port instead of HTTP_PORT (keep it internal); blank = on HTTP_PORT.
+    ops_port: int | None = Field(None, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

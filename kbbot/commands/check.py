@@ -1,5 +1,6 @@
 """`kbbot check`: is everything set up? Settings, token validity, knowledgebase name, rate-limit headroom; with
-Discord configured, the bot token, the privileged intents switched on in the portal and the servers the bot is in."""
+Slack configured, its tokens and the mode `kbbot run` will use; with Discord configured, the bot token, the
+privileged intents switched on in the portal and the servers the bot is in."""
 
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     report["knowledgebase"] = info.name
     report["requests_left_second"] = info.requests_left_second
     report["requests_left_minute"] = info.requests_left_minute
+    if "slack" in report["adapters"]:
+        from kbbot.adapters.slack.check import slack_status
+
+        report["slack"] = asdict(await _within(deadline, "SLACK_API_URL", slack_status(s)))
     if "discord" in report["adapters"]:
         from kbbot.adapters.discord.check import discord_status
 
@@ -67,9 +72,20 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     rt.console.print(f"  data dir: {s.kbbot_data_dir}", markup=False, highlight=False)
     rt.console.print(f"  adapters: {', '.join(report['adapters']) or 'terminal only'}", markup=False)
     rt.console.print(f"  redis: {'on' if report['redis'] else 'off (single process)'}", markup=False)
+    if "slack" in report:
+        _print_slack(rt, report["slack"])
     if "discord" in report:
         _print_discord(rt, report["discord"])
     return 0
+
+
+def _print_slack(rt: Runtime, status: dict[str, Any]) -> None:
+    bot, team = escape(status["bot"]), escape(status["team"])
+    rt.console.print(f"[green]✓[/green] slack: bot [bold]{bot}[/bold] in {team}", markup=True, highlight=False)
+    mode = "Socket Mode (SLACK_APP_TOKEN)" if status["mode"] == "socket" else "HTTP mode, events at /slack/events"
+    rt.console.print(f"  kbbot run will use: {mode}", markup=False, highlight=False)
+    for warning in status["warnings"]:
+        rt.console.print(f"  ! {warning}", markup=False, highlight=False)
 
 
 async def _within(deadline: float, setting: str, call: Awaitable[T]) -> T:
