@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import bench_burst, bench_core, bench_index, bench_render
+from benchmarks import bench_answers, bench_burst, bench_core, bench_index, bench_render
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -31,7 +31,14 @@ def main() -> int:
     console = Console()
     started = time.monotonic()
     results: dict[str, Any] = {"python": sys.version.split()[0], "machine": platform.machine()}
-    for name, bench in (("core", bench_core), ("burst", bench_burst), ("index", bench_index), ("render", bench_render)):
+    benches = (
+        ("core", bench_core),
+        ("burst", bench_burst),
+        ("index", bench_index),
+        ("render", bench_render),
+        ("answers", bench_answers),
+    )
+    for name, bench in benches:
         console.print(f"running {name}…", style="dim")
         results[name] = bench.run()
     results["total_seconds"] = round(time.monotonic() - started, 1)
@@ -101,6 +108,8 @@ def main() -> int:
         "≤ 100 ms",
         render["markdown_ms"] <= 100,
     )
+    for what, value, goal, ok in bench_answers.rows(results["answers"]):
+        _row(table, what, value, goal, ok)
     console.print(table)
     console.print(f"total {results['total_seconds']} s; written to {RESULTS}", style="dim")
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
