@@ -26,6 +26,7 @@ from kbbot.ops.metrics import Metrics
 from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
+from kbbot.store.datadir import describe_failure, prepare_data_dir
 from kbbot.store.factory import Stores, build_stores
 from kbbot.store.namespace import namespace_from_settings
 
@@ -81,12 +82,7 @@ def build_knowledgebase(
 async def open_runtime(settings: Settings, *, console: Console | None = None) -> AsyncIterator[Runtime]:
     """Build and open every part; close them in reverse order on exit (also on errors and Ctrl-C)."""
     data = settings.kbbot_data_dir
-    try:
-        data.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"KBBOT_DATA_DIR {data} cannot be used as a folder ({exc.strerror or type(exc).__name__})"
-        ) from None
+    prepare_data_dir(data)  # owner-only, and a clear line now if it is full, read-only or not ours
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(
             httpx.AsyncClient(
@@ -100,7 +96,7 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
         try:
             stores = await build_stores(settings, namespace=namespace_from_settings(settings))
         except sqlite3.DatabaseError as exc:
-            raise _unusable_database(data, exc) from None
+            raise describe_failure(data, exc) or _unusable_database(data, exc) from None
         stack.push_async_callback(stores.aclose)
         kb, limiter = build_knowledgebase(settings, http, stores, metrics)
         if limiter is not None:
@@ -147,4 +143,5 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
 
 def _unusable_database(data: Path, exc: sqlite3.DatabaseError) -> ConfigError:
     """A damaged, foreign or unwritable SQLite file under the data dir: one clear line instead of a traceback."""
-    return ConfigError(f"a database file in KBBOT_DATA_DIR {data} cannot be used ({exc}); move it away to start afresh")
+    # Never "delete it" or "move it away": the file may hold queued saves.
+    return ConfigError(f"a database file in KBBOT_DATA_DIR {data} cannot be used ({exc}); keep it and check it")

@@ -13,6 +13,7 @@ cache instead of paying for another call, with every store.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -48,9 +49,12 @@ class QueuePosition:
     position: int
     wait_seconds: float
 
+    def told_seconds(self) -> int:
+        """The wait as the notice says it: whole seconds, rounded up (an answer in 2.2 s is "about 3 s")."""
+        return max(1, math.ceil(self.wait_seconds))
+
     def message(self) -> str:
-        wait = max(1, round(self.wait_seconds))
-        return f"Lots of questions right now: you're #{self.position} in line, about {wait} s."
+        return f"Lots of questions right now: you're #{self.position} in line, about {self.told_seconds()} s."
 
 
 QueueListener = Callable[[QueuePosition], Awaitable[None]]
@@ -113,6 +117,10 @@ class AskService:
         # a question's miss twice.
         self._hits = 0
         self._misses = 0
+        # Questions being asked in this process (askers per key), and the wait promised to each one's queued
+        # flight (position, due on the monotonic clock), so that those joining a flight hear its wait.
+        self._asking: dict[str, int] = {}
+        self._promised: dict[str, tuple[int, float]] = {}
 
     async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer:
         """Answer one question. Raises ``InvalidQuestion`` for empty/oversized text and ``KnowledgeBaseError``
@@ -138,9 +146,35 @@ class AskService:
             return cached
         if not self._kb.supports_ai:
             return await self._fallback.answer(text)
-        if on_queued is not None and self._limiter is not None and (ahead := self._limiter.queued()) > 0:
-            await on_queued(QueuePosition(ahead + 1, self._limiter.estimate_wait(ahead + 1)))
-        return await self._flights.run(key, lambda: self._ask_ai(key, text))
+        self._asking[key] = self._asking.get(key, 0) + 1
+        try:
+            if on_queued is not None and (position := self._queue_position(key)) is not None:
+                await on_queued(position)
+            return await self._flights.run(key, lambda: self._ask_ai(key, text))
+        finally:
+            self._asking[key] -= 1
+            if not self._asking[key]:
+                del self._asking[key]
+                self._promised.pop(key, None)
+
+    def _queue_position(self, key: str) -> QueuePosition | None:
+        """Where a new asker of ``key`` stands, or None when they will not wait. Someone here already asking the
+        same question shares its flight: they are told what is left of that flight's wait (nothing, when it
+        was not queued), not the end of the line."""
+        if self._limiter is None:
+            return None
+        now = time.monotonic()
+        if (promised := self._promised.get(key)) is not None:
+            position, due = promised
+            return QueuePosition(position, due - now) if due > now else None
+        if self._asking[key] > 1:
+            return None
+        ahead = self._limiter.queued()
+        if ahead <= 0:
+            return None
+        wait = self._limiter.estimate_wait(ahead + 1)
+        self._promised[key] = (ahead + 1, now + wait)
+        return QueuePosition(ahead + 1, wait)
 
     async def _cached(self, key: str) -> Answer | None:
         cached = await self._cache.get(key)

@@ -96,6 +96,8 @@ class ThreadMessage:
     """One chat message, its text already converted to the neutral Markdown dialect by the adapter.
 
     ``timestamp`` is a timezone-aware ISO 8601 string (UTC), so that rendering needs no platform knowledge.
+    ``id`` is the platform's message id (Slack ``ts``, Discord snowflake) when known: merging imports of the
+    same conversation keeps one copy of each message.
     """
 
     author_name: str
@@ -105,6 +107,7 @@ class ThreadMessage:
     attachments: tuple[Attachment, ...] = ()
     edited: bool = False
     deleted: bool = False
+    id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -177,12 +177,12 @@ async def slack_rig(
             client = slack_web_client(Settings(slack_bot_token=BOT_TOKEN, slack_api_url=slack.api_url))
             bot = build_slack(
                 client=client, ask=ScriptedAsk(ask, scripted) if scripted else ask, saver=saver,
-                feedback=feedback, deduper=MemoryDeduper(), signing_secret=SIGNING_SECRET,
+                feedback=feedback, deduper=MemoryDeduper(),
                 options=options or SlackOptions(),
             )
             thread_saver.on_saved = bot.on_saved
             thread_saver.start()
-            runner = web.AppRunner(slack_web_app(bot.app), access_log=None)
+            runner = web.AppRunner(slack_web_app(bot.app, signing_secret=SIGNING_SECRET), access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()

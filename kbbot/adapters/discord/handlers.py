@@ -23,7 +23,7 @@ from kbbot.adapters.discord.render import OutgoingMessage, render_answer, render
 from kbbot.core.ask import QueueListener, queue_notice
 from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
 from kbbot.core.ports import FeedbackStore
-from kbbot.core.replies import error_reply
+from kbbot.core.replies import error_reply, masked_note
 from kbbot.errors import KbbotError
 
 log = logging.getLogger(__name__)
@@ -363,9 +363,10 @@ def saved_text(saved: SavedPage, *, count: int) -> str:
         )
     verb = "Saved" if saved.created else "Updated"
     title = safe(saved.title.replace("[", "(").replace("]", ")")) or "the page"
+    masked = f"\n🔒 {masked_note(saved)}" if masked_note(saved) else ""
     if saved.url:
-        return f"{verb} {count} messages to the wiki: [{title}]({saved.url})"
-    return f"{verb} {count} messages to the wiki as “{title}”."
+        return f"{verb} {count} messages to the wiki: [{title}]({saved.url}){masked}"
+    return f"{verb} {count} messages to the wiki as “{title}”.{masked}"
 
 
 def _reply_to(message: discord.Message) -> discord.MessageReference:

@@ -27,6 +27,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack.app import SlackBot, build_slack
+from kbbot.adapters.slack.connection import SlackConnection
 from kbbot.adapters.slack.handlers import AskPort, SaverPort, SlackOptions
 from kbbot.adapters.slack.server import AsyncSocketModeHandler, slack_routes, socket_mode_handler
 from kbbot.config import Settings
@@ -98,20 +99,39 @@ class SlackService:
     Leaving the ``slack_service`` block does both.
     """
 
-    def __init__(self, bot: SlackBot, mode: str, handler: AsyncSocketModeHandler | None = None) -> None:
+    def __init__(
+        self,
+        bot: SlackBot,
+        mode: str,
+        connection: SlackConnection,
+        handler: AsyncSocketModeHandler | None = None,
+        *,
+        signing_secret: str = "",
+    ) -> None:
         self.bot = bot
         self.mode = mode
+        self.connection = connection
         self._handler = handler
         self._open = True
-        self.routes: list[web.RouteDef] = [] if handler else slack_routes(bot.app, is_open=lambda: self._open)
+        self.routes: list[web.RouteDef] = (
+            [] if handler else slack_routes(bot.app, signing_secret=signing_secret, is_open=lambda: self._open)
+        )
+        #: The start-up checks and the Socket Mode connection, running in the background. It ends with
+        #: Unauthorized (one line naming the token; exit 3) when Slack rejects a token: stop the bot then.
+        self.started = connection.start()
 
     @property
     def accepting(self) -> bool:
         return self._open
 
+    def problem(self) -> str | None:
+        """Why Slack is not ready (None when it is), for ``/readyz``."""
+        return self.connection.problem()
+
     async def stop_intake(self) -> None:
-        """Stop taking new Slack requests (idempotent)."""
+        """Stop taking new Slack requests (idempotent); also interrupts a start-up still connecting."""
         self._open = False
+        await self.connection.stop()
         handler, self._handler = self._handler, None
         if handler is not None:
             await handler.close_async()  # type: ignore[no-untyped-call]
@@ -142,17 +162,19 @@ async def slack_service(
     web_client = client or slack_web_client(settings)
     bot = build_slack(
         client=web_client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
-        signing_secret=None if app_token else secret, options=options or slack_options(settings),
+        options=options or slack_options(settings),
     )
     try:
         if app_token:
             handler = socket_mode_handler(bot.app, app_token=app_token, web_client=web_client)
-            await handler.connect_async()  # type: ignore[no-untyped-call]
-            log.info("Slack: Socket Mode connected")
-            service = SlackService(bot, "socket", handler)
+            connection = SlackConnection(
+                web_client, app_token=app_token, connect=lambda url: _connect(handler, url),
+                is_connected=lambda: _open(handler),
+            )
+            service = SlackService(bot, "socket", connection, handler)
         else:
             log.info("Slack: HTTP mode, events at /slack/events")
-            service = SlackService(bot, "http")
+            service = SlackService(bot, "http", SlackConnection(web_client), signing_secret=secret)
         try:
             yield service
         finally:
@@ -161,3 +183,14 @@ async def slack_service(
     finally:
         if client is None and web_client.session is not None:
             await web_client.session.close()
+
+
+async def _connect(handler: AsyncSocketModeHandler, url: str) -> None:
+    # The URL our own apps.connections.open got: slack_sdk uses it instead of asking again.
+    handler.client.wss_uri = url
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+
+
+def _open(handler: AsyncSocketModeHandler) -> bool:
+    session = handler.client.current_session
+    return session is not None and not session.closed
