@@ -27,7 +27,7 @@ from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
 from kbbot.store.ai_budget import LimitsAiBudget, parse_limit
-from kbbot.store.datadir import describe_failure, prepare_data_dir
+from kbbot.store.datadir import describe_failure, prepare_data_dir, warn_if_old_default_left_behind
 from kbbot.store.factory import Stores, build_stores
 from kbbot.store.namespace import namespace_from_settings
 
@@ -84,6 +84,7 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
     """Build and open every part; close them in reverse order on exit (also on errors and Ctrl-C)."""
     data = settings.kbbot_data_dir
     prepare_data_dir(data)  # owner-only, and a clear line now if it is full, read-only or not ours
+    warn_if_old_default_left_behind(data, explicit="kbbot_data_dir" in settings.model_fields_set)
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(
             httpx.AsyncClient(
