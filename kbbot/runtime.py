@@ -121,7 +121,7 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
             cache=stores.cache,
             flights=stores.flights,
             quota=stores.quota,
-            fallback=SearchAnswerer(index),
+            fallback=SearchAnswerer(index, min_relevance=settings.search_min_relevance),
             limiter=limiter,
             max_chars=settings.question_max_chars,
             metrics=metrics,
