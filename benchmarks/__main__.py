@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import bench_burst, bench_check, bench_cli, bench_core, bench_index, bench_render
+from benchmarks import bench_answers, bench_burst, bench_check, bench_cli, bench_core, bench_index, bench_render
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -80,7 +80,7 @@ def main() -> int:
     results: dict[str, Any] = {"python": sys.version.split()[0], "machine": platform.machine()}
     benches = (
         ("core", bench_core), ("burst", bench_burst), ("index", bench_index), ("render", bench_render),
-        ("check", bench_check), ("cli", bench_cli),
+        ("check", bench_check), ("answers", bench_answers), ("cli", bench_cli),
     )  # fmt: skip
     for name, bench in benches:
         console.print(f"running {name}…", style="dim")
@@ -161,6 +161,8 @@ def main() -> int:
         "≤ 15 s",
         check["hung_wiki_seconds"] <= 15 and check["exit_code"] == 4 and check["stderr_lines"] == 1,
     )
+    for what, value, goal, ok in bench_answers.rows(results["answers"]):
+        _row(table, what, value, goal, ok)
     cli = results["cli"]
     base = f"python -c pass {cli['median_ms']['python_pass']} ms"
     for what, key, ratio, goal in (

@@ -391,7 +391,7 @@ def _child(engine: str, pages: int, queries: int) -> dict[str, Any]:
 
 
 def available(engine: str) -> bool:
-    """The peer is an optional dependency (``pip install 'kbbot[bench]'``; ``make bench`` has it)."""
+    """The peer is an optional dependency (the ``bench`` extra, which ``make bench`` installs)."""
     if engine != PEER:
         return True
     try:

@@ -26,7 +26,8 @@ from kbbot.ops.metrics import Metrics
 from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
-from kbbot.store.datadir import describe_failure, prepare_data_dir
+from kbbot.store.ai_budget import LimitsAiBudget, parse_limit
+from kbbot.store.datadir import describe_failure, prepare_data_dir, warn_if_old_default_left_behind
 from kbbot.store.factory import Stores, build_stores
 from kbbot.store.namespace import namespace_from_settings
 
@@ -83,6 +84,7 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
     """Build and open every part; close them in reverse order on exit (also on errors and Ctrl-C)."""
     data = settings.kbbot_data_dir
     prepare_data_dir(data)  # owner-only, and a clear line now if it is full, read-only or not ours
+    warn_if_old_default_left_behind(data, explicit="kbbot_data_dir" in settings.model_fields_set)
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(
             httpx.AsyncClient(
@@ -110,12 +112,16 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
             # Reading a folder of Markdown is cheap and local: keep the index current on every start.
             await syncer.sync()
 
+        budget = _ai_budget(settings, stores)
+        if budget is not None:
+            stack.push_async_callback(budget.aclose)
         ask = AskService(
             kb=kb,
+            budget=budget,
             cache=stores.cache,
             flights=stores.flights,
             quota=stores.quota,
-            fallback=SearchAnswerer(index),
+            fallback=SearchAnswerer(index, min_relevance=settings.search_min_relevance),
             limiter=limiter,
             max_chars=settings.question_max_chars,
             metrics=metrics,
@@ -139,6 +145,22 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
             ask=ask,
             saver=saver,
         )
+
+
+def _ai_budget(settings: Settings, stores: Stores) -> LimitsAiBudget | None:
+    """Per-asker and per-channel limits on billed AI answers: only a Perfect Wiki token is billed. Counted per
+    knowledgebase (one token, one quota), in Redis when REDIS_URL is set so replicas share the counts."""
+    if settings.perfectwiki_api_token is None or settings.backend != "perfectwiki":
+        return None
+    user_limits = parse_limit(settings.ai_user_limit)
+    if not user_limits and settings.ai_channel_daily_limit is None:
+        return None
+    return LimitsAiBudget(
+        user_limits=user_limits,
+        channel_per_day=settings.ai_channel_daily_limit,
+        storage=stores.limiter_storage,
+        namespace=namespace_from_settings(settings) + "ai-budget",
+    )
 
 
 def _unusable_database(data: Path, exc: sqlite3.DatabaseError) -> ConfigError:

@@ -394,15 +394,7 @@ class TokenRateLimiter:
             if isinstance(self._storage_arg, Storage):
                 storage = self._storage_arg
             elif isinstance(self._storage_arg, str):
-                uri = self._storage_arg
-                if not uri.startswith("async+"):
-                    uri = "async+" + uri
-                # kbbot's optional Redis dependency is redis-py, not limits' default (coredis).
-                options = {"implementation": "redispy"} if uri.startswith("async+redis") else {}
-                built = storage_from_string(uri, **options)
-                if not isinstance(built, Storage):  # pragma: no cover - async+ schemes give async storages
-                    raise ValueError("rate limiter storage must be an async limits storage")
-                storage = built
+                storage = storage_from_uri(self._storage_arg)
             else:
                 loop = asyncio.get_running_loop()
                 storage = _memory_storages.get(loop) or _memory_storages.setdefault(loop, MemoryStorage())
@@ -447,8 +439,25 @@ class TokenRateLimiter:
         strategy, self._strategy = self._strategy, None
         if strategy is None or not isinstance(self._storage_arg, str):
             return
-        # ``limits`` has no close for its async Redis storage: close the redis-py client it holds.
-        client = getattr(getattr(strategy.storage, "bridge", None), "storage", None)
-        close = getattr(client, "aclose", None)
-        if close is not None:
-            await close()
+        await close_storage(strategy.storage)
+
+
+def storage_from_uri(uri: str) -> Storage:
+    """An async ``limits`` storage from ``async+memory://``, ``async+redis://…`` or a plain ``redis://`` URI."""
+    if not uri.startswith("async+"):
+        uri = "async+" + uri
+    # kbbot's optional Redis dependency is redis-py, not limits' default (coredis).
+    options = {"implementation": "redispy"} if uri.startswith("async+redis") else {}
+    built = storage_from_string(uri, **options)
+    if not isinstance(built, Storage):  # pragma: no cover - async+ schemes give async storages
+        raise ValueError("rate limiter storage must be an async limits storage")
+    return built
+
+
+async def close_storage(storage: Storage) -> None:
+    """Close the Redis connection of a storage from :func:`storage_from_uri` (``limits`` has no close for its
+    async Redis storage: close the redis-py client it holds). Nothing to do for memory storage."""
+    client = getattr(getattr(storage, "bridge", None), "storage", None)
+    close = getattr(client, "aclose", None)
+    if close is not None:
+        await close()
