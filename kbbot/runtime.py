@@ -26,6 +26,8 @@ from kbbot.ops.metrics import Metrics
 from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
+from kbbot.store.ai_budget import LimitsAiBudget, parse_limit
+from kbbot.store.datadir import describe_failure, prepare_data_dir, warn_if_old_default_left_behind
 from kbbot.store.factory import Stores, build_stores
 from kbbot.store.namespace import namespace_from_settings
 
@@ -81,12 +83,8 @@ def build_knowledgebase(
 async def open_runtime(settings: Settings, *, console: Console | None = None) -> AsyncIterator[Runtime]:
     """Build and open every part; close them in reverse order on exit (also on errors and Ctrl-C)."""
     data = settings.kbbot_data_dir
-    try:
-        data.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"KBBOT_DATA_DIR {data} cannot be used as a folder ({exc.strerror or type(exc).__name__})"
-        ) from None
+    prepare_data_dir(data)  # owner-only, and a clear line now if it is full, read-only or not ours
+    warn_if_old_default_left_behind(data, explicit="kbbot_data_dir" in settings.model_fields_set)
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(
             httpx.AsyncClient(
@@ -100,7 +98,7 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
         try:
             stores = await build_stores(settings, namespace=namespace_from_settings(settings))
         except sqlite3.DatabaseError as exc:
-            raise _unusable_database(data, exc) from None
+            raise describe_failure(data, exc) or _unusable_database(data, exc) from None
         stack.push_async_callback(stores.aclose)
         kb, limiter = build_knowledgebase(settings, http, stores, metrics)
         if limiter is not None:
@@ -114,12 +112,16 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
             # Reading a folder of Markdown is cheap and local: keep the index current on every start.
             await syncer.sync()
 
+        budget = _ai_budget(settings, stores)
+        if budget is not None:
+            stack.push_async_callback(budget.aclose)
         ask = AskService(
             kb=kb,
+            budget=budget,
             cache=stores.cache,
             flights=stores.flights,
             quota=stores.quota,
-            fallback=SearchAnswerer(index),
+            fallback=SearchAnswerer(index, min_relevance=settings.search_min_relevance),
             limiter=limiter,
             max_chars=settings.question_max_chars,
             metrics=metrics,
@@ -145,6 +147,23 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
         )
 
 
+def _ai_budget(settings: Settings, stores: Stores) -> LimitsAiBudget | None:
+    """Per-asker and per-channel limits on billed AI answers: only a Perfect Wiki token is billed. Counted per
+    knowledgebase (one token, one quota), in Redis when REDIS_URL is set so replicas share the counts."""
+    if settings.perfectwiki_api_token is None or settings.backend != "perfectwiki":
+        return None
+    user_limits = parse_limit(settings.ai_user_limit)
+    if not user_limits and settings.ai_channel_daily_limit is None:
+        return None
+    return LimitsAiBudget(
+        user_limits=user_limits,
+        channel_per_day=settings.ai_channel_daily_limit,
+        storage=stores.limiter_storage,
+        namespace=namespace_from_settings(settings) + "ai-budget",
+    )
+
+
 def _unusable_database(data: Path, exc: sqlite3.DatabaseError) -> ConfigError:
     """A damaged, foreign or unwritable SQLite file under the data dir: one clear line instead of a traceback."""
-    return ConfigError(f"a database file in KBBOT_DATA_DIR {data} cannot be used ({exc}); move it away to start afresh")
+    # Never "delete it" or "move it away": the file may hold queued saves.
+    return ConfigError(f"a database file in KBBOT_DATA_DIR {data} cannot be used ({exc}); keep it and check it")

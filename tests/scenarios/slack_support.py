@@ -55,6 +55,10 @@ class TitleSearch:
         refs = tuple(PageRef(p.id, p.title, self._kb.page_url(p.id, p.title)) for p in pages)
         return Answer(text=f"These pages may help: {pages[0].title}", related_pages=refs, source=Source.SEARCH)
 
+    async def not_found(self, question: str) -> Answer:
+        related = (await self.answer(question)).related_pages
+        return Answer(text="I couldn't find this in the wiki.", related_pages=related, empty=True)
+
 
 class RecordingSaver:
     """The real ThreadSaver, remembering each Thread it was handed so tests can inspect what Slack produced."""

@@ -236,6 +236,7 @@ def build_discord_client(
         gate=gate,
         save_roles=settings.discord_save_roles,
         auto_channels=settings.discord_auto_channels,
+        auto_min_relevance=settings.auto_answer_min_relevance,
     )
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
     tree.interaction_check = gate.interaction_check  # type: ignore[method-assign]

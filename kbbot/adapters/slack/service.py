@@ -28,7 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack.app import SlackBot, build_slack
 from kbbot.adapters.slack.connection import SlackConnection
-from kbbot.adapters.slack.handlers import AskPort, SaverPort, SlackOptions
+from kbbot.adapters.slack.handlers import AskPort, InFlight, SaverPort, SlackOptions
 from kbbot.adapters.slack.server import AsyncSocketModeHandler, slack_routes, socket_mode_handler
 from kbbot.config import Settings
 from kbbot.core.ports import Deduper, FeedbackStore
@@ -150,6 +150,7 @@ async def slack_service(
     deduper: Deduper,
     client: AsyncWebClient | None = None,
     options: SlackOptions | None = None,
+    in_flight: InFlight | None = None,
 ) -> AsyncIterator[SlackService]:
     """Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP mode (needs ``SLACK_SIGNING_SECRET``)."""
     app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
@@ -162,7 +163,7 @@ async def slack_service(
     web_client = client or slack_web_client(settings)
     bot = build_slack(
         client=web_client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
-        options=options or slack_options(settings),
+        options=options or slack_options(settings), in_flight=in_flight,
     )
     try:
         if app_token:
