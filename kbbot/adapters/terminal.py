@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from rich.console import Console
 
 from kbbot.commands.output import print_answer
-from kbbot.core.ask import AskService, QueuePosition
+from kbbot.core.ask import QueuePosition
 from kbbot.core.models import Answer, Question, SavedPage, Thread, ThreadMessage
+from kbbot.core.ports import Asking, Saving
 from kbbot.core.replies import error_reply
-from kbbot.core.threads import ThreadSaver
 from kbbot.errors import KbbotError
 
 HELP = """\
@@ -46,8 +46,8 @@ class TerminalChat:
     def __init__(
         self,
         *,
-        ask: AskService,
-        saver: ThreadSaver,
+        ask: Asking,
+        saver: Saving,
         console: Console,
         user_name: str = "you",
         read_line: InputFn | None = None,

@@ -75,27 +75,20 @@ async def serve(
         adapters = rt.configured_adapters()
         discord_task: asyncio.Task[None] | None = None
         if "slack" in adapters:
-            from kbbot.adapters.slack import slack_service
+            from kbbot.runtime import open_slack
 
-            slack = await stack.enter_async_context(
-                slack_service(
-                    settings, ask=rt.ask, saver=rt.saver, feedback=rt.stores.feedback, deduper=rt.stores.deduper
-                )
-            )
+            slack = await stack.enter_async_context(open_slack(rt))
             app.add_routes(slack.routes)
-            rt.saver.listen("slack", slack.bot.on_saved)
             shutdown.on_stop_intake(slack.stop_intake)
             # Bounded by SlackOptions.drain_seconds, not by the few seconds a close step gets: an AI answer
             # in flight at SIGTERM often takes longer than that.
             shutdown.on_stop_intake(slack.drain, timeout_seconds=GRACE_SECONDS)
         if "discord" in adapters:
-            from kbbot.adapters.discord import build_discord_client, run_discord_client, saved_poster
+            from kbbot.adapters.discord import run_discord_client
+            from kbbot.runtime import discord_client as build_discord
 
             assert settings.discord_bot_token is not None
-            discord_client = build_discord_client(
-                ask=rt.ask, saver=rt.saver, feedback=rt.stores.feedback, settings=settings, in_flight=tracker.work
-            )
-            rt.saver.listen("discord", saved_poster(discord_client))
+            discord_client = build_discord(rt, in_flight=tracker.work)
             discord_task = asyncio.create_task(
                 run_discord_client(discord_client, settings.discord_bot_token.get_secret_value())
             )

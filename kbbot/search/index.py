@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kbbot.errors import KbbotError
+from kbbot.errors import SearchIndexError
 from kbbot.search.query import QueryPlan, Term, matched_terms, plan_terms
 from kbbot.search.spelling import Vocabulary
 
@@ -188,10 +188,6 @@ class PageText:
     title: str
     url: str | None
     text: str
-
-
-class SearchIndexError(KbbotError):
-    """The index file could not be opened, read or written. ``str()`` names the file and the fix."""
 
 
 def _clean(text: str) -> str:

@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 from kbbot.config import Settings
 from kbbot.core.ports import AnswerCache, Deduper, FeedbackStore, Outbox, QuotaGate, SavedThreadMap, SingleFlight
-from kbbot.store.limiter import TokenRateLimiter
 
 FEEDBACK_FILENAME = "feedback.sqlite3"
 
@@ -35,18 +34,12 @@ class Stores:
     feedback: FeedbackStore
     thread_map: SavedThreadMap
     outbox: Outbox
-    #: ``limits`` storage for :class:`TokenRateLimiter` (and any other per-token limiter): None keeps the
+    #: ``limits`` storage for every per-token :class:`TokenRateLimiter`: None keeps the
     #: windows in process memory; a Redis URI makes both windows one budget for every replica.
     limiter_storage: str | None = None
     #: Cheap liveness check of the shared store for ``/readyz`` (None: nothing to check).
     ping: Callable[[], Awaitable[Any]] | None = None
     _closers: list[Closer] = field(default_factory=list, repr=False)
-
-    def rate_limiter(self, settings: Settings) -> TokenRateLimiter | None:
-        """The Perfect Wiki token's limiter on this bundle's storage (None without a Perfect Wiki token)."""
-        if settings.perfectwiki_api_token is None:
-            return None
-        return TokenRateLimiter.from_settings(settings, storage=self.limiter_storage)
 
     async def aclose(self) -> None:
         """Close everything once, last opened first; one failing close does not skip the others."""

@@ -1,10 +1,10 @@
 """Building the discord.py client: intents, commands, the persistent feedback view, command sync.
 
-The client is assembled from injected services (AskService, ThreadSaver, FeedbackStore) and plain settings
-values; nothing here reads the environment. The startup code owns its lifecycle::
+The client is assembled from injected services (AskService, ThreadSaver, FeedbackStore) and plain
+:class:`DiscordOptions`; nothing here reads settings. The composition root owns its lifecycle::
 
-    client = build_discord_client(ask=ask, saver=saver, feedback=feedback, settings=settings)
-    await run_discord_client(client, settings.discord_bot_token.get_secret_value())  # until client.close()
+    client = build_discord_client(ask=ask, saver=saver, feedback=feedback, options=options)
+    await run_discord_client(client, token)  # until client.close()
 
 Intents: the default intents, *without* the privileged Message Content intent: Discord still delivers the
 content of messages that mention the bot, of DMs, and every slash/context-menu command. Message Content is
@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import discord
@@ -27,10 +28,9 @@ import yarl
 from discord import app_commands
 
 from kbbot.adapters.discord.feedback import feedback_view
-from kbbot.adapters.discord.handlers import Asking, DiscordHandlers, Interaction, Saving
+from kbbot.adapters.discord.handlers import DiscordHandlers, Interaction
 from kbbot.adapters.discord.sync import CommandSync
-from kbbot.config import Settings
-from kbbot.core.ports import FeedbackStore
+from kbbot.core.ports import Asking, FeedbackStore, Saving
 from kbbot.errors import ConfigError, ShuttingDown
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,19 @@ async def point_gateway_from_rest(client: discord.Client) -> None:
 InFlight = Callable[[], AbstractAsyncContextManager[object]]
 
 
+@dataclass(frozen=True, slots=True)
+class DiscordOptions:
+    """The ``DISCORD_*`` settings the adapter uses. ``data_dir`` keeps the command-sync fingerprint;
+    ``api_url`` points REST and the gateway at a fake (tests)."""
+
+    data_dir: Path
+    guild_ids: Sequence[int] = ()
+    save_roles: Sequence[str] = ()
+    auto_channels: Sequence[int] = ()
+    shard_count: int | None = None
+    api_url: str | None = None
+
+
 @asynccontextmanager
 async def _untracked() -> AsyncIterator[None]:
     yield
@@ -149,8 +162,7 @@ def build_discord_client(
     ask: Asking,
     saver: Saving,
     feedback: FeedbackStore,
-    settings: Settings,
-    data_dir: Path | None = None,
+    options: DiscordOptions,
     sync_commands: bool = True,
     client_options: Mapping[str, object] | None = None,
     in_flight: InFlight = _untracked,
@@ -161,37 +173,35 @@ def build_discord_client(
     wraps every handled message and command (``TaskTracker.work`` in ``kbbot run``): a stopping bot finishes
     those answers before it closes the connection, and refuses new ones with a "restarting" reply.
     """
-    options: dict[str, object] = {
-        "intents": intents_for(settings.discord_auto_channels),
+    client_kwargs: dict[str, object] = {
+        "intents": intents_for(options.auto_channels),
         "allowed_mentions": discord.AllowedMentions.none(),
         "chunk_guilds_at_startup": False,
         **(client_options or {}),
     }
     client: discord.Client
-    if settings.discord_shard_count:
-        client = discord.AutoShardedClient(shard_count=settings.discord_shard_count, **options)  # type: ignore[arg-type]
+    if options.shard_count:
+        client = discord.AutoShardedClient(shard_count=options.shard_count, **client_kwargs)  # type: ignore[arg-type]
     else:
-        client = discord.Client(**options)  # type: ignore[arg-type]
+        client = discord.Client(**client_kwargs)  # type: ignore[arg-type]
 
     handlers = DiscordHandlers(
         client=client,
         ask=ask,
         saver=saver,
         feedback=feedback,
-        save_roles=settings.discord_save_roles,
-        auto_channels=settings.discord_auto_channels,
+        save_roles=options.save_roles,
+        auto_channels=options.auto_channels,
     )
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
     build_commands(tree, handlers, in_flight)
-    syncer = CommandSync(
-        tree, data_dir=data_dir or settings.kbbot_data_dir, guild_ids=settings.discord_guild_ids
-    )
+    syncer = CommandSync(tree, data_dir=options.data_dir, guild_ids=options.guild_ids)
 
-    if settings.discord_api_url:
-        point_rest_at(settings.discord_api_url)
+    if options.api_url:
+        point_rest_at(options.api_url)
 
     async def setup_hook() -> None:
-        if settings.discord_api_url:
+        if options.api_url:
             await point_gateway_from_rest(client)
         # Registered before the gateway connects, so clicks on answers sent before a restart still work.
         client.add_view(feedback_view(feedback))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import Protocol
 
 import discord
 from discord.utils import MISSING
@@ -19,9 +18,9 @@ from kbbot.adapters.discord.feedback import answer_buttons
 from kbbot.adapters.discord.history import read_thread, thread_to_neutral
 from kbbot.adapters.discord.permissions import denied_text, may_save
 from kbbot.adapters.discord.render import OutgoingMessage, render_answer, render_text, safe
-from kbbot.core.ask import QueueListener, queue_notice
-from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
-from kbbot.core.ports import FeedbackStore
+from kbbot.core.ask import queue_notice
+from kbbot.core.models import Answer, Asker, Question, SavedPage
+from kbbot.core.ports import Asking, FeedbackStore, Saving
 from kbbot.core.replies import error_reply
 from kbbot.errors import KbbotError
 
@@ -38,20 +37,6 @@ NO_HISTORY_ACCESS = (
     "I can't read this thread's history. Please give the bot the **Read Message History** and "
     "**View Channel** permissions here, then try again."
 )
-
-
-class Asking(Protocol):
-    """The part of ``AskService`` the adapter uses."""
-
-    async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer: ...
-
-
-class Saving(Protocol):
-    """The part of ``ThreadSaver`` the adapter uses."""
-
-    async def save(
-        self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None
-    ) -> SavedPage: ...
 
 
 Interaction = discord.Interaction[discord.Client]

@@ -1,6 +1,6 @@
-"""One call for the startup code: build the Slack adapter from Settings and run it in the right mode.
+"""One call for the composition root: build the Slack adapter and run it in the right mode.
 
-    async with slack_service(settings, ask=…, saver=…, feedback=…, deduper=…) as slack:
+    async with slack_service(connection, ask=…, saver=…, feedback=…, deduper=…, options=…) as slack:
         web_app.add_routes(slack.routes)      # HTTP mode: /slack/events (empty list in Socket Mode)
         saver.on_saved = slack.bot.on_saved   # or dispatch to it by platform
         ...serve HTTP_HOST:HTTP_PORT with /healthz and /metrics, until shutdown...
@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from aiohttp import web
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -23,37 +24,38 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack.app import SlackBot, build_slack
-from kbbot.adapters.slack.handlers import AskPort, SaverPort, SlackOptions
+from kbbot.adapters.slack.handlers import SlackOptions
 from kbbot.adapters.slack.server import AsyncSocketModeHandler, slack_routes, socket_mode_handler
-from kbbot.config import Settings
-from kbbot.core.ports import Deduper, FeedbackStore
+from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-def slack_configured(settings: Settings) -> bool:
-    """True when Slack should start: a bot token is set."""
-    return settings.slack_bot_token is not None and bool(settings.slack_bot_token.get_secret_value())
+@dataclass(frozen=True, slots=True)
+class SlackConnection:
+    """How to reach Slack (``SLACK_*``): an empty ``app_token`` means HTTP mode, which needs the
+    ``signing_secret``."""
+
+    bot_token: str
+    app_token: str = ""
+    signing_secret: str = ""
+    api_url: str = "https://slack.com/api/"
+    timeout_seconds: float = 30.0
 
 
-def slack_web_client(settings: Settings) -> AsyncWebClient:
-    """The Web API client: bot token, ``SLACK_API_URL`` and the request timeout from Settings."""
-    if not slack_configured(settings):
+def slack_web_client(connection: SlackConnection) -> AsyncWebClient:
+    """The Web API client: bot token, API URL and request timeout."""
+    if not connection.bot_token:
         raise ConfigError("SLACK_BOT_TOKEN is not set (Slack app → OAuth & Permissions → Bot User OAuth Token)")
-    assert settings.slack_bot_token is not None
     return AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        timeout=int(max(1, settings.request_timeout_seconds)),
+        token=connection.bot_token,
+        base_url=connection.api_url,
+        timeout=int(max(1, connection.timeout_seconds)),
         # Slack answers bursts with HTTP 429 + Retry-After (e.g. users.info while saving a long thread):
         # wait and retry a couple of times rather than lose an answer.
         retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
     )
-
-
-def slack_options(settings: Settings) -> SlackOptions:
-    return SlackOptions(default_tags=tuple(settings.save_default_tags), question_max_chars=settings.question_max_chars)
 
 
 class SlackService:
@@ -88,27 +90,26 @@ class SlackService:
 
 @asynccontextmanager
 async def slack_service(
-    settings: Settings,
+    connection: SlackConnection,
     *,
-    ask: AskPort,
-    saver: SaverPort,
+    ask: Asking,
+    saver: Saving,
     feedback: FeedbackStore,
     deduper: Deduper,
     client: AsyncWebClient | None = None,
     options: SlackOptions | None = None,
 ) -> AsyncIterator[SlackService]:
     """Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP mode (needs ``SLACK_SIGNING_SECRET``)."""
-    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
-    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    app_token, secret = connection.app_token, connection.signing_secret
     if not app_token and not secret:
         raise ConfigError(
             "Slack needs SLACK_SIGNING_SECRET (HTTP mode: Basic Information → Signing Secret) "
             "or SLACK_APP_TOKEN (Socket Mode: an xapp- token with connections:write)"
         )
-    web_client = client or slack_web_client(settings)
+    web_client = client or slack_web_client(connection)
     bot = build_slack(
         client=web_client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
-        signing_secret=None if app_token else secret, options=options or slack_options(settings),
+        signing_secret=None if app_token else secret, options=options or SlackOptions(),
     )
     try:
         if app_token:
