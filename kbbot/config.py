@@ -72,6 +72,8 @@ class Settings(BaseSettings):
 
     # --- shared state --------------------------------------------------------------------------
     redis_url: SecretStr | None = None
+    #: Names this bot's keys in Redis (``kbbot:<REDIS_PREFIX>:…``); unset: derived from the knowledgebase.
+    redis_prefix: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
 
     # --- Slack ---------------------------------------------------------------------------------
     slack_bot_token: SecretStr | None = None
@@ -85,6 +87,12 @@ class Settings(BaseSettings):
     discord_save_roles: CommaList = ()
     discord_auto_channels: CommaIntList = ()
     discord_shard_count: int | None = Field(None, ge=1)
+    #: Servers the bot serves (default: DISCORD_GUILD_IDS); in any other it answers nothing and leaves.
+    discord_allowed_guilds: CommaIntList = ()
+    #: /save-thread and "Save thread to wiki"; needs the privileged Message Content intent.
+    discord_save_threads: bool = True
+    #: When the portal's Message Content switch is off: false = run without saving, true = refuse to start.
+    discord_require_message_content: bool = False
     #: Discord REST base (change only for testing: the gateway URL is then taken from its /gateway/bot).
     discord_api_url: str | None = None
 
@@ -95,7 +103,12 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
 
     _split = field_validator(
-        "save_default_tags", "discord_guild_ids", "discord_save_roles", "discord_auto_channels", mode="before"
+        "save_default_tags",
+        "discord_guild_ids",
+        "discord_save_roles",
+        "discord_auto_channels",
+        "discord_allowed_guilds",
+        mode="before",
     )(_split_commas)
 
     @model_validator(mode="before")
@@ -168,6 +181,11 @@ class Settings(BaseSettings):
         if self.mathub_api_key is not None:
             return "mathub"
         return "local"
+
+    @property
+    def discord_guild_allowlist(self) -> tuple[int, ...]:
+        """The servers the Discord bot serves: DISCORD_ALLOWED_GUILDS, else DISCORD_GUILD_IDS; empty = any."""
+        return self.discord_allowed_guilds or self.discord_guild_ids
 
     def secrets(self) -> list[str]:
         """Every configured secret value, so that log redaction can scrub them."""

@@ -37,6 +37,7 @@ from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
 from kbbot.store.factory import Stores, build_stores
+from kbbot.store.namespace import namespace_from_settings
 
 if TYPE_CHECKING:
     import discord
@@ -129,7 +130,7 @@ async def open_runtime(
         metrics = Metrics()
         # Memory/SQLite, or Redis with REDIS_URL (then every replica shares them); pinged once when Redis.
         try:
-            stores = await build_stores(settings)
+            stores = await build_stores(settings, namespace=namespace_from_settings(settings))
         except sqlite3.DatabaseError as exc:
             raise _unusable_database(data, exc) from None
         exit_stack.push_async_callback(stores.aclose)
@@ -295,12 +296,15 @@ def discord_options(settings: Settings) -> DiscordOptions:
     from kbbot.adapters.discord.client import DiscordOptions
 
     return DiscordOptions(
+        data_dir=settings.kbbot_data_dir,
         guild_ids=settings.discord_guild_ids,
+        guild_allowlist=settings.discord_guild_allowlist,
         save_roles=settings.discord_save_roles,
+        save_threads=settings.discord_save_threads,
         auto_channels=settings.discord_auto_channels,
+        require_message_content=settings.discord_require_message_content,
         shard_count=settings.discord_shard_count,
         api_url=settings.discord_api_url,
-        data_dir=settings.kbbot_data_dir,
     )
 
 

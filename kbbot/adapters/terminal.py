@@ -1,19 +1,26 @@
 """The terminal chat: the embedded default, so anyone can try ask → answer → save in a minute.
 
-Reads one question per line (works interactively and with piped stdin), prints answers with rich, and records
-the conversation so ``/save [title]`` can turn it into a wiki page (saving again updates the same page).
+Reads one question per line (line editing and history on a terminal, plain lines from a pipe: see
+:mod:`kbbot.adapters.terminal_input`), prints answers with rich, and records the conversation so
+``/save [title]`` can turn it into a wiki page (saving again updates the same page).
+
+Ctrl-C works as in a shell: at the prompt it drops the line being typed and a second one in a row leaves;
+while an answer is on its way it gives up waiting for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 
 from rich.console import Console
 
-from kbbot.commands.output import print_answer
+from kbbot.adapters.terminal_input import LineReader
+from kbbot.adapters.terminal_render import print_answer
 from kbbot.core.ask import QueuePosition
 from kbbot.core.models import Answer, Question, SavedPage, Thread, ThreadMessage
 from kbbot.core.ports import Asking, Saving
@@ -21,10 +28,13 @@ from kbbot.core.replies import error_reply
 from kbbot.errors import KbbotError
 
 HELP = """\
-Type a question and press Enter. Commands:
+Type a question and press Enter (↑ brings back earlier ones). Commands:
   /save [title]   save this conversation as a wiki page (saving again updates it)
   /help           this help
-  /quit           leave (Ctrl-D works too)"""
+  /quit           leave (Ctrl-D, or Ctrl-C twice, works too)
+Ctrl-C clears the line you are typing, or stops waiting for an answer."""
+
+PROMPT = "you › "
 
 InputFn = Callable[[str], Awaitable[str]]
 SavedHook = Callable[[SavedPage], Awaitable[object]]
@@ -57,41 +67,51 @@ class TerminalChat:
         self._saver = saver
         self._console = console
         self._user = user_name
-        self._read_line = read_line or self._stdin_line
+        self._read_line = read_line or LineReader(console)
         self._after_save = after_save
         self._key = f"terminal:{uuid.uuid4().hex}"
         self._messages: list[ThreadMessage] = []
         self._title: str | None = None  # kept so that `/save` after `/save My title` keeps "My title"
 
-    async def _stdin_line(self, prompt: str) -> str:
-        # input() blocks; run it in a thread so background work (index refresh, outbox) keeps going.
-        return await asyncio.to_thread(self._console.input, prompt)
-
     async def run(self) -> None:
         self._console.print("[bold]kbbot[/bold] — ask the knowledgebase. /help for commands.", markup=True)
+        interrupted = False
         while True:
             try:
-                line = (await self._read_line("[bold cyan]you ›[/bold cyan] ")).strip()
-            except (EOFError, KeyboardInterrupt):
+                line = (await self._read_line(PROMPT)).strip()
+            except EOFError:
                 self._console.print()
                 return
+            except KeyboardInterrupt:
+                if interrupted:
+                    return
+                interrupted = True
+                self._console.print("(Ctrl-C again to leave, or type a question)", style="dim", markup=False)
+                continue
+            interrupted = False
             if not line:
                 continue
-            if line in ("/quit", "/exit", "/q"):
+            command = line.split()[0] if line.startswith("/") else ""
+            if command in ("/quit", "/exit", "/q"):
                 return
-            if line == "/help":
+            if command == "/help":  # "/help save", "/help me": whatever follows, the help is what was asked for
                 self._console.print(HELP, markup=False, highlight=False)
-            elif line == "/save" or line.startswith("/save "):
+            elif command == "/save":
                 await self._save(line[len("/save") :].strip() or None)
             elif line.startswith("/"):
-                self._console.print(f"Unknown command {line.split()[0]!r}. /help lists the commands.", markup=False)
+                self._console.print(f"Unknown command {command!r}. /help lists the commands.", markup=False)
             else:
                 await self._question(line)
 
     async def _question(self, text: str) -> None:
         try:
-            with self._console.status("thinking…"):
+            with self._console.status("thinking…"), _cancel_on_ctrl_c() as cancelled:
                 answer = await self._ask.ask(Question(text=text, platform="terminal"), on_queued=self._queued)
+        except asyncio.CancelledError:
+            if not cancelled.is_set():
+                raise
+            self._console.print("Stopped waiting for that answer.", style="dim", markup=False)
+            return
         except Exception as exc:  # every failure becomes one friendly line; the chat goes on
             self._console.print(f"[red]{error_reply(exc)}[/red]", markup=True, highlight=False)
             return
@@ -128,3 +148,31 @@ class TerminalChat:
         verb = "Saved" if saved.created else "Updated"
         where = saved.url or saved.id
         self._console.print(f"[green]{verb}:[/green] {saved.title} — {where}", markup=True, highlight=False)
+
+
+@contextlib.contextmanager
+def _cancel_on_ctrl_c() -> Iterator[asyncio.Event]:
+    """While the block runs, Ctrl-C (SIGINT) cancels the current task instead of ending the program; the
+    event tells the caller it was that. The previous SIGINT handler is back afterwards."""
+    cancelled = asyncio.Event()
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    previous = signal.getsignal(signal.SIGINT) or signal.default_int_handler
+
+    def on_sigint() -> None:
+        cancelled.set()
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+        yield cancelled
+        return
+    try:
+        yield cancelled
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, previous)
+        if cancelled.is_set() and task is not None:
+            task.uncancel()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from kbbot.commands.output import print_answer, print_json
+from kbbot.adapters.terminal_render import print_answer
+from kbbot.commands.output import print_json
 from kbbot.core.models import Question
 
 if TYPE_CHECKING:

@@ -7,6 +7,7 @@ import getpass
 from typing import TYPE_CHECKING
 
 from kbbot.adapters.terminal import TerminalChat
+from kbbot.adapters.terminal_input import HISTORY_FILE, LineReader
 from kbbot.core.models import SavedPage
 
 if TYPE_CHECKING:
@@ -39,6 +40,11 @@ async def run_chat(rt: Runtime) -> None:
 
     async with rt.saver:
         chat = TerminalChat(
-            ask=rt.ask, saver=rt.saver, console=rt.console, user_name=_user_name(), after_save=make_answerable
+            ask=rt.ask,
+            saver=rt.saver,
+            console=rt.console,
+            user_name=_user_name(),
+            read_line=LineReader(rt.console, history=rt.settings.kbbot_data_dir / HISTORY_FILE),
+            after_save=make_answerable,
         )
         await chat.run()

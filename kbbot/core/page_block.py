@@ -42,6 +42,7 @@ __all__ = [
     "marker_text",
     "neutralize_markers",
     "replace_block",
+    "strip_markers",
 ]
 
 BEGIN_PREFIX = "kbbot-thread-begin: "
@@ -55,6 +56,9 @@ _WRAPPERS = r"(?:p|small|span|div|em|i|strong|b|font|section)"
 _CLOSING_TAGS = re.compile(rf"(?:[ \t\r\n]*</{_WRAPPERS}[ \t]*>)*\r?\n?", re.I)
 _OPENING_TAG = re.compile(rf"<{_WRAPPERS}(?:\s[^<>]*)?>[ \t\r\n]*", re.I)
 _MAX_WRAPPING_TAGS = 8
+# A marker as it appears anywhere: in page content, in indexed text, or quoted back by the wiki's AI.
+_ANY_MARKER = re.compile(r"kbbot-thread(?:-begin)?: [0-9a-f]{6,64}-\d+(?![\w-])")
+_EMPTY_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 
 
 def marker_text(digest: str, part: int) -> str:
@@ -70,6 +74,14 @@ def begin_marker_text(digest: str, part: int) -> str:
 def neutralize_markers(text: str) -> str:
     """User text that cannot be mistaken for a marker (a zero-width space after ``kbbot-``)."""
     return text.replace(_MARKER_ROOT, _MARKER_ROOT_INERT) if _MARKER_ROOT in text else text
+
+
+def strip_markers(text: str) -> str:
+    """``text`` without kbbot's marker lines: they are bookkeeping for re-saves, never something to show in an
+    answer or to index (the block's content between them stays)."""
+    if _MARKER_ROOT not in text:
+        return text
+    return _EMPTY_LINES.sub("\n\n", _ANY_MARKER.sub("", text))
 
 
 def find_marker(content: str, digest: str, part: int) -> bool:

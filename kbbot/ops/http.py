@@ -103,7 +103,7 @@ class ReadinessCheck:
 
     async def _run(self, probe: Probe, what: str) -> tuple[bool, str]:
         try:
-            await asyncio.wait_for(probe(), timeout=self._timeout)
+            outcome = await asyncio.wait_for(probe(), timeout=self._timeout)
         except TimeoutError:
             return False, f"{what} did not answer within {self._timeout:g} s"
         except Unauthorized:
@@ -113,7 +113,8 @@ class ReadinessCheck:
         except Exception as exc:
             # Library exceptions may quote URLs or headers: name the type only.
             return False, f"{what} is unreachable ({type(exc).__name__})"
-        return True, "ok"
+        # A probe may describe a state that still serves: "degraded: …" (Redis down, per-process state).
+        return True, outcome if isinstance(outcome, str) else "ok"
 
 
 @web.middleware

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from kbbot.core.models import Answer, PageRef, Source
 from kbbot.core.text import neutralize_mentions
+from kbbot.search.fences import blocks, close_open_fence, code_lines
 from kbbot.search.index import PageText, SearchIndex
 from kbbot.search.query import matched_terms, query_terms, stem, term_hits
 
@@ -73,14 +74,11 @@ class SearchAnswerer:
                 related_pages=related,
                 source=Source.SEARCH,
             )
-        blocks = ["From the wiki:"]
+        parts = ["From the wiki:"]
         for passage in passages:
-            lines = [line.rstrip() for line in _escape(neutralize_mentions(passage.text)).split("\n")]
-            # Two trailing spaces are a CommonMark hard break: each line of the page stays a line when the
-            # answer is rendered (Slack and Discord keep newlines anyway and ignore the spaces).
-            quoted = "  \n".join("> " + line if line else ">" for line in lines)
-            blocks.append(f"{quoted}\n\n— {_link(passage.page.title, passage.page.url)}")
-        return Answer(text="\n\n".join(blocks), related_pages=related, source=Source.SEARCH)
+            quoted = _quote(neutralize_mentions(passage.text))
+            parts.append(f"{quoted}\n\n— {_link(passage.page.title, passage.page.url)}")
+        return Answer(text="\n\n".join(parts), related_pages=related, source=Source.SEARCH)
 
     def _best_passage(self, page: PageText, terms: set[str]) -> Passage | None:
         # Words of the question that the page title already matches say which page, not which passage:
@@ -104,7 +102,7 @@ class SearchAnswerer:
         """Paragraphs, with a heading-like line or a lead-in ending in ":" joined to the paragraph under it
         (a heading alone is no answer; "Sign your commits with your SSH key:" is nothing without the command
         that follows)."""
-        raw = [p.strip() for p in text.split("\n\n") if p.strip()]
+        raw = [p.strip() for p in blocks(text) if p.strip()]
         merged: list[str] = []
         carry = ""
         for paragraph in raw:
@@ -127,14 +125,23 @@ class SearchAnswerer:
         limit = self.max_passage_chars
         if len(paragraph) <= limit:
             return paragraph
-        units: list[tuple[str, str]] = []  # (text, separator before it)
-        for line_no, line in enumerate(paragraph.split("\n")):
-            for sentence_no, sentence in enumerate(s for s in _SENTENCE_END.split(line) if s.strip()):
-                units.append((sentence, "\n" if line_no and not sentence_no else " "))
-        start = next((i for i, (unit, _) in enumerate(units) if term_hits(unit, terms)), 0)
+        # (text, separator before it, the fence line that opened the code block it is inside, or "")
+        units: list[tuple[str, str, str]] = []
+        opener = ""
+        for line_no, (line, in_code) in enumerate(code_lines(paragraph)):
+            if not in_code:
+                opener = ""
+                sentences = [s for s in _SENTENCE_END.split(line) if s.strip()]
+            else:
+                sentences = [line]  # a code line is one unit: a command is never cut at a "." inside it
+            for sentence_no, sentence in enumerate(sentences):
+                units.append((sentence, "\n" if line_no and not sentence_no else " ", opener))
+            if in_code:
+                opener = "" if opener and line.strip().startswith("`") else (opener or line.strip())
+        start = next((i for i, (unit, _, _) in enumerate(units) if term_hits(unit, terms)), 0)
         out = ""
         end = start
-        for unit, sep in units[start:]:
+        for unit, sep, _ in units[start:]:
             piece = unit if not out else sep + unit
             if out and len(out) + len(piece) > limit:
                 break
@@ -143,7 +150,15 @@ class SearchAnswerer:
         if len(out) > limit:
             out = out[: limit - 1].rsplit(" ", 1)[0]
             end = -1
-        return ("… " if start > 0 else "") + out + (" …" if end != len(units) else "")
+        # A passage that starts or ends inside a code block gets its fence back; next to a fence the ellipsis
+        # goes on a line of its own (text on a fence line would break the fence).
+        if units[start][2]:
+            out = units[start][2] + "\n" + out
+        out = close_open_fence(out)
+        lines = code_lines(out)
+        head = ("…\n" if lines[0][1] else "… ") if start > 0 else ""
+        tail = ("\n…" if lines[-1][1] else " …") if end != len(units) else ""
+        return head + out + tail
 
 
 def _score(counts: dict[str, int], length: int) -> float:
@@ -155,14 +170,24 @@ def _score(counts: dict[str, int], length: int) -> float:
 
 
 # Quoted page text stays verbatim — commands, paths and ``$…$`` LaTeX must read exactly as in the wiki, and
-# each platform's renderer escapes for itself (backslash escapes would show up literally in Slack). Only a line
-# starting with "#" (a shell comment in a code sample) gets an invisible zero-width space in front, so no
+# each platform's renderer escapes for itself (backslash escapes would show up literally in Slack). Code sits in
+# fences, untouched. Only a prose line starting with "#" gets an invisible zero-width space in front, so no
 # Markdown renderer turns it into a heading.
-_LINE_START_HASH = re.compile(r"^(\s*)#", re.MULTILINE)
+_LINE_START_HASH = re.compile(r"^(\s*)#")
 
 
-def _escape(text: str) -> str:
-    return _LINE_START_HASH.sub("\\1\u200b#", text)
+def _quote(text: str) -> str:
+    """``text`` as a Markdown block quote: code lines as they are, prose lines ending in a hard break (two
+    spaces, so each line of the page stays a line; Slack and Discord keep newlines anyway)."""
+    out: list[str] = []
+    for line, in_code in code_lines(text):
+        if in_code:
+            out.append(f"> {line}".rstrip() + "\n")
+        elif line.strip():
+            out.append("> " + _LINE_START_HASH.sub("\\1\u200b#", line.rstrip()) + "  \n")
+        else:
+            out.append(">\n")
+    return "".join(out).rstrip(" \n")
 
 
 def _link(title: str, url: str | None) -> str:

@@ -1,8 +1,10 @@
 """Page content → plain text for the index: HTML (Perfect Wiki) via selectolax, Markdown (MatHub, local) via
 markdown-it-py's token stream.
 
-The text keeps paragraph breaks (blank lines) so the answerer can quote whole passages, keeps code lines,
-and keeps ``$…$`` LaTeX verbatim so a formula stays readable instead of being eaten as Markdown emphasis.
+The text keeps paragraph breaks (blank lines) so the answerer can quote whole passages, keeps code as
+Markdown code (fences, backticks: see :mod:`kbbot.search.fences`), and keeps ``$…$`` LaTeX verbatim so a formula
+stays readable instead of being eaten as Markdown emphasis. kbbot's own marker lines on saved-thread pages are
+bookkeeping, not content, and are dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from selectolax.lexbor import LexborHTMLParser
 
+from kbbot.core.page_block import strip_markers
+from kbbot.search.fences import fence, inline_code
+
 #: ``slug → title`` for MatHub-style ``[[slug]]`` links; returns None for an unknown slug.
 LinkResolver = Callable[[str], str | None]
 
@@ -23,6 +28,7 @@ _PARA = "\ue000"
 _LINE = "\ue001"
 _MATH = "\ue002"
 _CELL = "\ue003"
+_SPACE = "\ue004"  # a space inside <pre> that whitespace collapsing must keep (indentation)
 
 _BLOCK_TAGS = (
     "p,div,h1,h2,h3,h4,h5,h6,blockquote,table,ul,ol,section,article,header,footer,aside,nav,figure,"
@@ -47,7 +53,8 @@ def html_to_text(html: str) -> str:
         return ""
     tree.strip_tags(_DROP_TAGS)
     for pre in root.css("pre"):
-        pre.replace_with(_PARA + pre.text(deep=True).strip("\n").replace("\n", _LINE) + _PARA)
+        code = fence(pre.text(deep=True).strip("\n"))
+        pre.replace_with(_PARA + code.replace(" ", _SPACE).replace("\n", _LINE) + _PARA)
     for node in root.css(_LINE_TAGS):
         prefix = "- " if node.tag == "li" else ""
         node.insert_before(_LINE + prefix)
@@ -71,7 +78,7 @@ def _finish(text: str) -> str:
     # separator at the end of a row is dropped.
     text = _BREAK_RUN.sub(lambda m: "\n\n" if _PARA in m.group(0) else "\n", text)
     text = _TRAILING_CELL.sub("", text).replace(_CELL, " | ")
-    text = _SPACE_AROUND_BREAK.sub("\n", text)
+    text = _SPACE_AROUND_BREAK.sub("\n", text).replace(_SPACE, " ")
     return _MANY_BREAKS.sub("\n\n", text).strip()
 
 
@@ -126,7 +133,7 @@ def _tokens_to_text(tokens: list[Token]) -> str:
         if kind == "inline":
             out.append(_inline_text(token.children or []))
         elif kind in ("fence", "code_block"):
-            out.append("\n\n" + token.content.strip("\n") + "\n\n")
+            out.append("\n\n" + fence(token.content.strip("\n")) + "\n\n")
         elif kind == "html_block":
             out.append("\n\n" + html_to_text(token.content) + "\n\n")
         elif kind == "paragraph_close":
@@ -151,8 +158,10 @@ def _inline_text(children: list[Token]) -> str:
     parts: list[str] = []
     for child in children:
         kind = child.type
-        if kind in ("text", "code_inline"):
+        if kind == "text":
             parts.append(child.content)
+        elif kind == "code_inline":
+            parts.append(inline_code(child.content))
         elif kind == "softbreak":
             parts.append(" ")
         elif kind == "hardbreak":
@@ -166,6 +175,7 @@ def _inline_text(children: list[Token]) -> str:
 
 def to_text(content: str, content_format: str, *, resolve_link: LinkResolver | None = None) -> str:
     """Plain text of ``content`` in a backend's ``content_format`` (``html`` or ``markdown``)."""
+    content = strip_markers(content)
     if content_format == "html":
         return html_to_text(content)
     return markdown_to_text(content, resolve_link=resolve_link)

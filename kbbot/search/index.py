@@ -28,13 +28,14 @@ from typing import Any, TypeVar
 
 from kbbot.errors import SearchIndexError
 from kbbot.search.query import QueryPlan, Term, matched_terms, plan_terms
+from kbbot.search.saved_chats import below_their_sources
 from kbbot.search.spelling import Vocabulary
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: saved_chat
 #: bm25 column weights: a word in the title counts most, then tags, then the body.
 TITLE_WEIGHT, TAGS_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
 #: Snippet highlight markers (control characters never found in extracted text); see
@@ -61,7 +62,8 @@ CREATE TABLE IF NOT EXISTS pages (
     version INTEGER,
     updated_at TEXT,
     content_hash TEXT NOT NULL,
-    last_fetched REAL NOT NULL
+    last_fetched REAL NOT NULL,
+    saved_chat INTEGER NOT NULL DEFAULT 0  -- a thread kbbot saved (see kbbot.search.saved_chats)
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(
     title, tags, body,
@@ -93,7 +95,7 @@ _RANK = f"""
 SELECT rowid, -bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) FROM pages_fts
 WHERE pages_fts MATCH ? ORDER BY bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) LIMIT ?
 """  # noqa: S608
-_ROWS = "SELECT rowid, id, title, url, tags FROM pages WHERE rowid IN ({marks})"
+_ROWS = "SELECT rowid, id, title, url, tags, saved_chat FROM pages WHERE rowid IN ({marks})"
 _SNIPPET = "SELECT snippet(pages_fts, 2, char(2), char(3), '…', ?) FROM pages_fts WHERE pages_fts MATCH ? AND rowid = ?"
 _TERM_DOCS = "SELECT term, doc FROM pages_vocab WHERE term IN ({marks})"
 _PREFIX_DOCS = "SELECT max(doc) FROM pages_vocab WHERE term >= ? AND term < ?"
@@ -128,6 +130,8 @@ class IndexedPage:
     updated_at: str | None = None
     #: Fingerprint of the source content; computed from title, tags and text when empty.
     content_hash: str = ""
+    #: A conversation kbbot saved as a page: it never ranks above the pages it quotes.
+    saved_chat: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,14 +353,14 @@ class SearchIndex:
                 changed += 1
                 db.execute(
                     """INSERT INTO pages(id, title, tags, body, content_hash, url, slug, version, updated_at,
-                                         last_fetched)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                         last_fetched, saved_chat)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                        ON CONFLICT(id) DO UPDATE SET title=excluded.title, tags=excluded.tags,
                        body=excluded.body,
                            content_hash=excluded.content_hash, url=excluded.url, slug=excluded.slug,
                            version=excluded.version, updated_at=excluded.updated_at,
-                           last_fetched=excluded.last_fetched""",
-                    (page.id, title, tags, body, fingerprint, *meta),
+                           last_fetched=excluded.last_fetched, saved_chat=excluded.saved_chat""",
+                    (page.id, title, tags, body, fingerprint, *meta, int(page.saved_chat)),
                 )
         return changed
 
@@ -498,8 +502,9 @@ class SearchIndex:
                 boost = 1.0 + TITLE_BOOST * len(title_terms) / max(1, len(stemmed))
                 scored.append((float(score) * boost, rowid, row))
             scored.sort(key=lambda item: -item[0])
+            scored = below_their_sources(scored, self._chat_bodies([r for _, r, row in scored if row[4]]))
             hits = []
-            for score, rowid, (page_id, title, url, tags) in scored[:limit]:
+            for score, rowid, (page_id, title, url, tags, _) in scored[:limit]:
                 snippet = db.execute(_SNIPPET, (self._snippet_tokens, match, rowid)).fetchone()
                 hits.append(
                     SearchHit(
@@ -518,6 +523,13 @@ class SearchIndex:
             log.warning("search failed in %s: %s", self.path, exc)
             return []
         return hits
+
+    def _chat_bodies(self, rowids: list[int]) -> dict[int, str]:
+        if not rowids:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        sql = f"SELECT rowid, body FROM pages WHERE rowid IN ({marks})"  # noqa: S608 - only "?"s
+        return {int(r[0]): str(r[1]) for r in self._db.execute(sql, rowids)}
 
     async def texts(self, ids: Sequence[str]) -> list[PageText]:
         """The stored plain text of ``ids``, in the given order (missing ids are skipped)."""

@@ -25,6 +25,7 @@ from kbbot.core.tasks import cancel_and_wait
 from kbbot.errors import Forbidden, KnowledgeBaseError, NotFound, Unauthorized
 from kbbot.search.extract import to_text
 from kbbot.search.index import IndexedPage, PageState, SearchIndex, content_hash
+from kbbot.search.saved_chats import is_saved_chat
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,7 @@ class IndexSyncer:
             version=summary.version if summary and summary.version is not None else page.version,
             updated_at=summary.updated_at if summary and summary.updated_at is not None else page.updated_at,
             content_hash=content_hash(page.title, "\x1f".join(page.tags), page.content),
+            saved_chat=is_saved_chat(page.content),
         )
 
     async def index_page(self, page_id: str) -> bool:

@@ -14,8 +14,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from limits.aio.storage import Storage
+
 from kbbot.config import Settings
 from kbbot.core.ports import AnswerCache, Deduper, FeedbackStore, Outbox, QuotaGate, SavedThreadMap, SingleFlight
+from kbbot.store.namespace import namespace_from_settings
 
 FEEDBACK_FILENAME = "feedback.sqlite3"
 
@@ -34,11 +37,13 @@ class Stores:
     feedback: FeedbackStore
     thread_map: SavedThreadMap
     outbox: Outbox
-    #: ``limits`` storage for every per-token :class:`TokenRateLimiter`: None keeps the
-    #: windows in process memory; a Redis URI makes both windows one budget for every replica.
-    limiter_storage: str | None = None
+    #: ``limits`` storage for every per-token :class:`TokenRateLimiter`: None keeps the windows in process
+    #: memory; the Redis one makes both windows one budget for every replica.
+    limiter_storage: Storage | str | None = None
     #: Cheap liveness check of the shared store for ``/readyz`` (None: nothing to check).
     ping: Callable[[], Awaitable[Any]] | None = None
+    #: The knowledgebase's key prefix in Redis (None: embedded stores).
+    namespace: str | None = None
     _closers: list[Closer] = field(default_factory=list, repr=False)
 
     async def aclose(self) -> None:
@@ -60,11 +65,15 @@ class Stores:
         await self.aclose()
 
 
-async def build_stores(settings: Settings, *, redis_prefix: str = "kbbot:") -> Stores:
+async def build_stores(settings: Settings, *, namespace: str | None = None) -> Stores:
     """Open the stores ``settings`` asks for. Raises ``ConfigError``/``Unavailable`` when Redis is set but
-    missing or unreachable (a replica must not silently fall back to private state)."""
+    missing or unreachable (a replica must not start with private state).
+
+    ``namespace`` prefixes every Redis key: the composition root passes the knowledgebase's own
+    (:func:`kbbot.store.namespace.namespace_from_settings`, the default)."""
     if settings.redis_url is not None and settings.redis_url.get_secret_value():
-        return await _redis_stores(settings, settings.redis_url.get_secret_value(), redis_prefix)
+        prefix = namespace if namespace is not None else namespace_from_settings(settings)
+        return await _redis_stores(settings, settings.redis_url.get_secret_value(), prefix)
     return _embedded_stores(settings)
 
 
@@ -102,23 +111,66 @@ def _embedded_stores(settings: Settings) -> Stores:
 
 async def _redis_stores(settings: Settings, url: str, prefix: str) -> Stores:
     # Imported here: the base install (no redis package) never reaches this module's redis import.
-    from kbbot.store import redis_store as rs
+    from limits.aio.storage import RedisStorage
 
-    storage = rs.limits_storage_uri(url)  # validates the scheme before connecting
+    from kbbot.store import redis_store as rs
+    from kbbot.store.failover import (
+        FailoverAnswerCache,
+        FailoverDeduper,
+        FailoverFeedbackStore,
+        FailoverLimiterStorage,
+        FailoverQuotaGate,
+        FailoverSingleFlight,
+        RedisHealth,
+        RequiredOutbox,
+        RequiredSavedThreadMap,
+    )
+    from kbbot.store.memory import (
+        LocalSingleFlight,
+        MemoryDeduper,
+        MemoryFeedbackStore,
+        MemoryQuotaGate,
+        TTLAnswerCache,
+    )
+
+    limits_uri = rs.limits_storage_uri(url)  # validates the scheme before connecting
     client = await rs.connect_redis(url)
-    return Stores(
-        kind="redis",
-        cache=rs.RedisAnswerCache(
+    # While Redis is down each store falls back to this process's own state (see kbbot.store.failover).
+    health = RedisHealth()
+    cache = FailoverAnswerCache(
+        rs.RedisAnswerCache(
             client, ttl_seconds=settings.cache_ttl_seconds, max_entries=settings.cache_max_entries, prefix=prefix
         ),
+        TTLAnswerCache(ttl_seconds=settings.cache_ttl_seconds, max_entries=settings.cache_max_entries),
+        health,
+    )
+    limiter_windows = RedisStorage(
+        limits_uri,
+        implementation="redispy",
+        wrap_exceptions=True,
+        key_prefix=f"{prefix}limits",
+        connection_pool=client.connection_pool,  # type: ignore[arg-type]  # one pool, closed with the client
+    )
+    return Stores(
+        kind="redis",
+        cache=cache,
         # Waiters give up after a bit more than one upstream call's worst case (timeout plus retries).
-        flights=rs.RedisSingleFlight(client, prefix=prefix, wait_seconds=settings.request_timeout_seconds * 4),
-        quota=rs.RedisQuotaGate(client, probe_seconds=settings.quota_probe_seconds, prefix=prefix),
-        deduper=rs.RedisDeduper(client, prefix=prefix),
-        feedback=rs.RedisFeedbackStore(client, prefix=prefix),
-        thread_map=rs.RedisSavedThreadMap(client, prefix=prefix),
-        outbox=rs.RedisOutbox(client, prefix=prefix),
-        limiter_storage=storage,
-        ping=client.ping,
-        _closers=[client.aclose],
+        flights=FailoverSingleFlight(
+            rs.RedisSingleFlight(client, prefix=prefix, wait_seconds=settings.request_timeout_seconds * 4),
+            LocalSingleFlight(),
+            health,
+        ),
+        quota=FailoverQuotaGate(
+            rs.RedisQuotaGate(client, probe_seconds=settings.quota_probe_seconds, prefix=prefix),
+            MemoryQuotaGate(probe_seconds=settings.quota_probe_seconds),
+            health,
+        ),
+        deduper=FailoverDeduper(rs.RedisDeduper(client, prefix=prefix), MemoryDeduper(), health),
+        feedback=FailoverFeedbackStore(rs.RedisFeedbackStore(client, prefix=prefix), MemoryFeedbackStore(), health),
+        thread_map=RequiredSavedThreadMap(rs.RedisSavedThreadMap(client, prefix=prefix), health),
+        outbox=RequiredOutbox(rs.RedisOutbox(client, prefix=prefix), health),
+        limiter_storage=FailoverLimiterStorage(limiter_windows, health),
+        ping=health.probe(client.ping),
+        namespace=prefix,
+        _closers=[client.aclose, cache.aclose],
     )

@@ -40,12 +40,23 @@ async def connect_redis(url: str, *, timeout_seconds: float = 5.0) -> Redis:
     """Open a client for ``url`` and check it answers. The URL itself is a secret (it may hold a password)."""
     try:
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
     except ImportError:  # pragma: no cover - exercised by the base-install test with redis hidden
         raise ConfigError(
             "REDIS_URL is set but the redis package is missing: pip install 'kbbot[redis]'"
         ) from None
+    # One immediate retry on a connection error: after Redis restarts, every pooled connection is dead, and
+    # the first command on each would fail; the retry runs on a fresh connection. Timeouts are not retried
+    # (that would double the wait when Redis hangs).
     client = aioredis.Redis.from_url(
-        url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds, health_check_interval=30
+        url,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        health_check_interval=30,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
     )
     try:
         await client.ping()

@@ -10,6 +10,26 @@ Gateway (``fake.gateway_url``; point ``DiscordWebSocket.DEFAULT_GATEWAY`` at it)
 IDENTIFY → READY (+ ``shard``) → GUILD_CREATE with channels, threads, members and roles; then tests inject
 dispatches (MESSAGE_CREATE, INTERACTION_CREATE) with :meth:`FakeDiscord.dispatch`.
 
+Discord's rules the fake applies (each has a test in tests/unit/test_fake_discord.py that quotes the doc):
+
+- Message Content (discord-api-docs developers/events/gateway.mdx "Message Content Intent", and
+  developers/resources/message.mdx footnote [2]): without the privileged intent, ``content``, ``embeds``,
+  ``attachments`` and ``components`` (and forwarded ``message_snapshots``) of guild messages that neither
+  mention the bot nor are the bot's own come back empty and ``poll`` is omitted — in MESSAGE_CREATE (by the
+  intents sent in IDENTIFY) and in REST history (by the Developer Portal switch, :attr:`privileged_intents`).
+  The target of a message context-menu command in ``data.resolved.messages`` keeps its content.
+- IDENTIFY with a privileged intent the portal has not enabled: close code 4014 "Disallowed intent(s)"
+  (developers/topics/opcodes-and-status-codes.mdx).
+- Permissions (developers/topics/permissions.mdx ``compute_permissions``; developers/resources/message.mdx
+  "Get Channel Messages", "Create Reaction"): the bot's and members' permissions are computed from roles and
+  channel overwrites (a thread uses its parent's); history without View Channel is 403 Missing Access (50001),
+  without Read Message History an empty list; private threads (type 12) are visible only to their members and
+  to members with Manage Threads (developers/topics/threads.mdx).
+- REST messages carry no ``member`` (only MESSAGE_CREATE does: developers/events/gateway-events.mdx "Message
+  Create Extra Fields"); names come from ``GET /guilds/{id}/members/{user}``.
+- A reply to a deleted message fails with 400 unless ``fail_if_not_exists`` is false, then it is sent as a
+  normal message (developers/resources/message.mdx "Message Reference Structure").
+
 The server runs on its own event loop in a background thread; every inspection method is thread-safe.
 """
 
@@ -39,13 +59,28 @@ DISPATCH, HEARTBEAT, IDENTIFY, HELLO, HEARTBEAT_ACK = 0, 1, 2, 10, 11
 # Privileged intents: GUILD_MEMBERS, GUILD_PRESENCES, MESSAGE_CONTENT
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)
 
+MESSAGE_CONTENT = 1 << 15
+#: Application flags (developers/resources/application.mdx "Application Flags") for the portal switches.
+APP_FLAG_MEMBERS_LIMITED, APP_FLAG_MESSAGE_CONTENT_LIMITED = 1 << 15, 1 << 19
+
 # Channel types
-GUILD_TEXT, DM, GUILD_FORUM, PUBLIC_THREAD = 0, 1, 15, 11
+GUILD_TEXT, DM, GUILD_FORUM, PUBLIC_THREAD, PRIVATE_THREAD = 0, 1, 15, 11, 12
+
+# Permission bits (developers/topics/permissions.mdx "Bitwise Permission Flags")
+ADMINISTRATOR = 1 << 3
+ADD_REACTIONS = 1 << 6
+VIEW_CHANNEL = 1 << 10
+SEND_MESSAGES = 1 << 11
+READ_MESSAGE_HISTORY = 1 << 16
+MANAGE_THREADS = 1 << 34
+SEND_MESSAGES_IN_THREADS = 1 << 38
+USE_APPLICATION_COMMANDS = 1 << 31
 
 ALL_PERMISSIONS = str((1 << 50) - 1)
 MEMBER_PERMISSIONS = str(
-    1024 | 2048 | 65536 | (1 << 38) | (1 << 31)
-)  # view, send, history, in threads, app cmds
+    VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | SEND_MESSAGES_IN_THREADS | USE_APPLICATION_COMMANDS
+    | ADD_REACTIONS
+)
 
 
 @dataclass
@@ -85,7 +120,13 @@ class FakeDiscord:
         self._seq = itertools.count(1)
         self.heartbeat_interval_ms = 41250
         #: Privileged intents switched on in the "Developer Portal"; others in IDENTIFY get close code 4014.
+        #: Also what REST applies the Message Content rule by (HTTP is not bound to the IDENTIFY intents).
         self.privileged_intents = PRIVILEGED_INTENTS
+        self.bot_public = True
+        self._identified_intents: dict[int, int] = {}  # shard id → intents sent in its IDENTIFY
+        self._thread_members: dict[str, set[str]] = {}  # private thread id → member user ids
+        self._deleted: set[str] = set()  # ids of deleted messages
+        self.left_guilds: list[str] = []
         self._server = BackgroundServer(self._build_app, name="fake-discord", on_shutdown=self._close_sockets)
         self.fail_routes: dict[str, tuple[int, dict[str, Any]]] = {}  # "METHOD /path" → (status, body)
         self._fail_next: dict[str, list[tuple[int, dict[str, Any]]]] = {}
@@ -110,7 +151,10 @@ class FakeDiscord:
             "public_flags": 0,
         }
 
-    def add_guild(self, *, name: str = "Acme", owner_id: int | None = None) -> dict[str, Any]:
+    def add_guild(self, *, name: str = "Acme", owner_id: int | None = None, joined: bool = True) -> dict[str, Any]:
+        """A guild the bot is in (shape: developers/resources/guild.mdx "Example Guild" plus the GUILD_CREATE
+        extra fields of developers/events/gateway-events.mdx); ``joined=False``: added later by
+        :meth:`join_guild`."""
         gid = self.snowflake()
         guild: dict[str, Any] = {
             "id": str(gid),
@@ -159,6 +203,7 @@ class FakeDiscord:
         bot_role.update(managed=True, mentionable=True, tags={"bot_id": self.bot_user["id"]})
         guild["members"][0]["roles"] = [bot_role["id"]]
         self._guilds.append(guild)
+        guild["_joined"] = joined
         return guild
 
     @staticmethod
@@ -182,6 +227,7 @@ class FakeDiscord:
 
     @staticmethod
     def _member(user: dict[str, Any], roles: list[str], nick: str | None = None) -> dict[str, Any]:
+        # Shape: developers/resources/guild.mdx "Example Guild Member".
         return {
             "user": user,
             "nick": nick,
@@ -233,12 +279,21 @@ class FakeDiscord:
         return channel
 
     def add_thread(
-        self, guild: dict[str, Any], parent: dict[str, Any], name: str, *, owner: dict[str, Any]
+        self,
+        guild: dict[str, Any],
+        parent: dict[str, Any],
+        name: str,
+        *,
+        owner: dict[str, Any],
+        private_members: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """A public thread (or forum post when ``parent`` is a forum) owned by member ``owner``."""
+        """A public thread (or forum post when ``parent`` is a forum) owned by member ``owner``; with
+        ``private_members`` a private thread that only those members (plus the owner) belong to.
+
+        Shape: developers/resources/channel.mdx "Example Thread Channel"."""
         thread = {
             "id": str(self.snowflake()),
-            "type": PUBLIC_THREAD,
+            "type": PUBLIC_THREAD if private_members is None else PRIVATE_THREAD,
             "guild_id": guild["id"],
             "parent_id": parent["id"],
             "owner_id": owner["user"]["id"],
@@ -257,10 +312,14 @@ class FakeDiscord:
                 "create_timestamp": _iso(int(time.time() * 1000)),
             },
         }
-        guild["threads"].append(thread)
         with self._lock:
             self._channels[thread["id"]] = thread
             self._messages[thread["id"]] = []
+            if private_members is not None:
+                ids = {owner["user"]["id"], *(m.get("user", m)["id"] for m in private_members)}
+                self._thread_members[thread["id"]] = ids
+        if self.can(thread, self.bot_user["id"], VIEW_CHANNEL):
+            guild["threads"].append(thread)  # GUILD_CREATE lists only the threads the bot can view
         return thread
 
     def dm_channel(self, user: dict[str, Any]) -> dict[str, Any]:
@@ -283,6 +342,8 @@ class FakeDiscord:
     ) -> dict[str, Any]:
         """A MESSAGE_CREATE-shaped message. ``author`` is a member payload in guilds, a user payload in DMs.
 
+        Shape: developers/resources/message.mdx "Example Message" plus the MESSAGE_CREATE extra fields
+        (``guild_id``, ``member``, mentions with partial ``member``) of developers/events/gateway-events.mdx.
         ``store`` also files it in the channel's history (what ``GET /channels/{id}/messages`` returns).
         """
         user = author.get("user", author)
@@ -319,6 +380,131 @@ class FakeDiscord:
                 self._messages.setdefault(channel["id"], []).append(message)
         return message
 
+    def forward_payload(
+        self, channel: dict[str, Any], author: dict[str, Any], original: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A forwarded message (stored): empty content of its own, ``message_reference`` of type 1 (FORWARD)
+        and one ``message_snapshots`` entry with the documented subset of the original's fields
+        (developers/resources/message.mdx "Message Snapshot Object" — ``author`` is excluded)."""
+        message = self.message_payload(channel, author, "")
+        subset = (
+            "type", "content", "embeds", "attachments", "timestamp", "edited_timestamp", "flags", "mentions",
+            "mention_roles", "stickers", "sticker_items", "components",
+        )
+        message["message_reference"] = {
+            "type": 1,
+            "message_id": original["id"],
+            "channel_id": original["channel_id"],
+            **({"guild_id": original["guild_id"]} if "guild_id" in original else {}),
+        }
+        message["message_snapshots"] = [{"message": {k: original[k] for k in subset if k in original}}]
+        message["flags"] = 1 << 14  # HAS_SNAPSHOT
+        return message
+
+    def delete_message(self, channel: dict[str, Any], message: dict[str, Any]) -> None:
+        """The author deleted ``message`` (it leaves the history; replies to it now fail or lose the reference)."""
+        with self._lock:
+            self._deleted.add(message["id"])
+            stored = self._messages.get(channel["id"], [])
+            stored[:] = [m for m in stored if m["id"] != message["id"]]
+
+    # ------------------------------------------------------------------ permissions
+
+    def member_of(self, guild_id: str, user_id: str) -> dict[str, Any] | None:
+        guild = next((g for g in self._guilds if g["id"] == guild_id), None)
+        if guild is None:
+            return None
+        return next((m for m in guild["members"] if m["user"]["id"] == user_id), None)
+
+    def permissions(self, channel: dict[str, Any], user_id: str) -> int:
+        """``compute_permissions`` of developers/topics/permissions.mdx; a thread takes its parent's
+        overwrites, and a private thread hides itself from non-members without Manage Threads."""
+        guild = next((g for g in self._guilds if g["id"] == channel.get("guild_id")), None)
+        member = self.member_of(guild["id"], user_id) if guild is not None else None
+        if guild is None or member is None:
+            return 0
+        if guild["owner_id"] == user_id:
+            return (1 << 50) - 1
+        roles = {r["id"]: r for r in guild["roles"]}
+        permissions = int(roles[guild["id"]]["permissions"])
+        for role_id in member["roles"]:
+            permissions |= int(roles[role_id]["permissions"]) if role_id in roles else 0
+        if permissions & ADMINISTRATOR:
+            return (1 << 50) - 1
+        is_thread = channel.get("type") in (PUBLIC_THREAD, PRIVATE_THREAD)
+        source = self._channels.get(channel.get("parent_id") or "", channel) if is_thread else channel
+        overwrites = {o["id"]: o for o in source.get("permission_overwrites", [])}
+        everyone = overwrites.get(guild["id"])
+        if everyone:
+            permissions = (permissions & ~int(everyone["deny"])) | int(everyone["allow"])
+        allow = deny = 0
+        for role_id in member["roles"]:
+            if role_id in overwrites:
+                allow |= int(overwrites[role_id]["allow"])
+                deny |= int(overwrites[role_id]["deny"])
+        permissions = (permissions & ~deny) | allow
+        own = overwrites.get(user_id)
+        if own:
+            permissions = (permissions & ~int(own["deny"])) | int(own["allow"])
+        if channel.get("type") == PRIVATE_THREAD and not permissions & MANAGE_THREADS:
+            with self._lock:
+                joined = user_id in self._thread_members.get(channel["id"], set())
+            if not joined:
+                permissions &= ~VIEW_CHANNEL
+        if not permissions & VIEW_CHANNEL:
+            return 0  # "Implicit Permissions": without View Channel nothing else applies
+        return permissions
+
+    def can(self, channel: dict[str, Any], user_id: str, permission: int) -> bool:
+        if not channel.get("guild_id"):
+            return True  # DMs have no permissions to check
+        return self.permissions(channel, user_id) & permission == permission
+
+    @staticmethod
+    def overwrite(channel: dict[str, Any], target_id: str, *, deny: int = 0, allow: int = 0, kind: int = 1) -> None:
+        """Add a permission overwrite (``kind`` 0 = role, 1 = member) to ``channel``."""
+        channel["permission_overwrites"].append(
+            {"id": target_id, "type": kind, "allow": str(allow), "deny": str(deny)}
+        )
+
+    def add_to_thread(self, thread: dict[str, Any], member: dict[str, Any]) -> None:
+        with self._lock:
+            self._thread_members.setdefault(thread["id"], set()).add(member.get("user", member)["id"])
+
+    # ------------------------------------------------------------------ the Message Content rule
+
+    def sees_content(self, message: dict[str, Any], *, granted: bool) -> bool:
+        """Whether the bot gets ``message``'s content: with the intent, or in the documented exceptions
+        (its own messages, DMs, messages that mention it)."""
+        if granted or not message.get("guild_id"):
+            return True
+        if message.get("author", {}).get("id") == self.bot_user["id"]:
+            return True
+        return any(m.get("id") == self.bot_user["id"] for m in message.get("mentions", []))
+
+    def as_seen(self, message: dict[str, Any], *, granted: bool) -> dict[str, Any]:
+        """``message`` as the bot receives it: blanked per the Message Content rule (also the message a
+        reply or thread starter carries along)."""
+        seen = dict(message)
+        if not self.sees_content(message, granted=granted):
+            seen.update(content="", embeds=[], attachments=[], components=[])
+            seen.pop("poll", None)
+            if "message_snapshots" in seen:
+                seen["message_snapshots"] = [
+                    {"message": dict(s["message"], content="", embeds=[], attachments=[], components=[])}
+                    for s in seen["message_snapshots"]
+                ]
+        if isinstance(seen.get("referenced_message"), dict):
+            seen["referenced_message"] = self.as_seen(seen["referenced_message"], granted=granted)
+        return seen
+
+    def _rest_view(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A message as REST returns it: by the portal's switch, and without the gateway-only ``member``."""
+        seen = self.as_seen(message, granted=bool(self.privileged_intents & MESSAGE_CONTENT))
+        seen.pop("member", None)
+        seen["mentions"] = [{k: v for k, v in m.items() if k != "member"} for m in seen.get("mentions", [])]
+        return seen
+
     def interaction_payload(
         self,
         *,
@@ -327,10 +513,16 @@ class FakeDiscord:
         data: dict[str, Any],
         kind: int = 2,
         message: dict[str, Any] | None = None,
-        permissions: str = MEMBER_PERMISSIONS,
+        permissions: str | None = None,
     ) -> dict[str, Any]:
-        """INTERACTION_CREATE: ``kind`` 2 = application command, 3 = component. ``member`` as from add_member."""
+        """INTERACTION_CREATE: ``kind`` 2 = application command, 3 = component. ``member`` as from add_member.
+
+        Shape: developers/interactions/application-commands.mdx "Example Interaction" (slash and message
+        command), fields per developers/interactions/receiving-and-responding.mdx. ``member.permissions`` and
+        ``app_permissions`` are computed in the channel (overwrites included) unless ``permissions`` is given.
+        """
         iid = self.snowflake()
+        user_id = member.get("user", member)["id"]
         payload: dict[str, Any] = {
             "id": str(iid),
             "application_id": str(self.app_id),
@@ -341,7 +533,9 @@ class FakeDiscord:
             "token": f"itoken-{iid}",
             "version": 1,
             "locale": "en-US",
-            "app_permissions": ALL_PERMISSIONS,
+            "app_permissions": (
+                str(self.permissions(channel, self.bot_user["id"])) if channel.get("guild_id") else ALL_PERMISSIONS
+            ),
             "entitlements": [],
             "authorizing_integration_owners": {"0": channel.get("guild_id") or "0"},
             "context": 0 if channel.get("guild_id") else 1,
@@ -350,7 +544,8 @@ class FakeDiscord:
         if channel.get("guild_id"):
             payload["guild_id"] = channel["guild_id"]
             payload["guild_locale"] = "en-US"
-            payload["member"] = dict(member, permissions=permissions)
+            computed = str(self.permissions(channel, user_id)) if permissions is None else permissions
+            payload["member"] = dict(member, permissions=computed)
         else:
             payload["user"] = member.get("user", member)
         if message is not None:
@@ -429,7 +624,14 @@ class FakeDiscord:
     # ------------------------------------------------------------------ gateway control
 
     def dispatch(self, event: str, data: dict[str, Any], *, shard_id: int = 0) -> None:
-        """Send a DISPATCH to the connected client (thread-safe; returns once it is on the wire)."""
+        """Send a DISPATCH to the connected client (thread-safe; returns once it is on the wire).
+
+        MESSAGE_CREATE goes out as the bot is allowed to see it (the Message Content rule, by the intents
+        the shard identified with)."""
+        if event == "MESSAGE_CREATE":
+            with self._lock:
+                intents = self._identified_intents.get(shard_id, 0)
+            data = self.as_seen(data, granted=bool(intents & MESSAGE_CONTENT))
         if event == "INTERACTION_CREATE":
             with self._lock:
                 self.dispatched_at[data["id"]] = time.monotonic()
@@ -444,6 +646,14 @@ class FakeDiscord:
         if ws is None or ws.closed:
             raise RuntimeError(f"no gateway connection for shard {shard_id}")
         await ws.send_str(json.dumps({"op": DISPATCH, "t": event, "s": next(self._seq), "d": data}))
+
+    def join_guild(self, guild: dict[str, Any], *, shard_id: int = 0) -> None:
+        """Someone adds the bot to ``guild`` (``add_guild(joined=False)``) while it is connected: GUILD_CREATE."""
+        guild["_joined"] = True
+        # A guild that was never unavailable to the bot comes without the "unavailable" field (that is how
+        # clients tell a join from a guild coming back).
+        joined = {k: v for k, v in _public(guild).items() if k != "unavailable"}
+        self._server.call(self._send_dispatch(shard_id, "GUILD_CREATE", joined), timeout=5)
 
     def connected_shards(self) -> list[int]:
         return sorted(sid for sid, ws in self._sockets.items() if not ws.closed)
@@ -468,9 +678,14 @@ class FakeDiscord:
                     await ws.close(code=4014, message=b"Disallowed intent(s).")
                     break
                 shard_id, count = d.get("shard", [0, 1])
+                with self._lock:
+                    self._identified_intents[shard_id] = d.get("intents", 0)
                 self._shard_count = count
                 self._sockets[shard_id] = ws
-                mine = [g for g in self._guilds if (int(g["id"]) >> 22) % count == shard_id]
+                mine = [
+                    g for g in self._guilds
+                    if (int(g["id"]) >> 22) % count == shard_id and self._in_guild(g)
+                ]
                 ready = {
                     "v": 10,
                     "user": dict(self.bot_user, verified=True, mfa_enabled=False, flags=0),
@@ -487,7 +702,7 @@ class FakeDiscord:
                 )
                 for guild in mine:
                     await ws.send_str(
-                        json.dumps({"op": DISPATCH, "t": "GUILD_CREATE", "s": next(self._seq), "d": guild})
+                        json.dumps({"op": DISPATCH, "t": "GUILD_CREATE", "s": next(self._seq), "d": _public(guild)})
                     )
         return ws
 
@@ -568,15 +783,60 @@ class FakeDiscord:
                 channel = self._channels.get(cid)
                 if channel is None:
                     return _not_found("Unknown Channel", 10003)
+                if not self.can(channel, self.bot_user["id"], VIEW_CHANNEL):
+                    return _forbidden("Missing Access", 50001)
                 return _json(channel)
             case ("POST", ["channels", cid, "typing"]):
                 return web.Response(status=204)
             case ("POST", ["channels", cid, "messages"]):
                 if cid not in self._channels:
                     return _not_found("Unknown Channel", 10003)
-                return _json(self._bot_message(self._channels[cid], body))
+                channel = self._channels[cid]
+                in_thread = channel.get("type") in (PUBLIC_THREAD, PRIVATE_THREAD)
+                if not self.can(channel, self.bot_user["id"], VIEW_CHANNEL):
+                    return _forbidden("Missing Access", 50001)
+                if not self.can(channel, self.bot_user["id"], SEND_MESSAGES_IN_THREADS if in_thread else SEND_MESSAGES):
+                    return _forbidden("Missing Permissions", 50013)
+                reference = body.get("message_reference") or {}
+                if reference and not self._exists(cid, str(reference.get("message_id"))):
+                    if reference.get("fail_if_not_exists", True):
+                        return _json(REPLY_TO_UNKNOWN_MESSAGE, status=400)
+                    body = {k: v for k, v in body.items() if k != "message_reference"}
+                return _json(self._bot_message(channel, body))
             case ("GET", ["channels", cid, "messages"]):
+                channel = self._channels.get(cid)
+                if channel is None:
+                    return _not_found("Unknown Channel", 10003)
+                if not self.can(channel, self.bot_user["id"], VIEW_CHANNEL):
+                    return _forbidden("Missing Access", 50001)
+                if not self.can(channel, self.bot_user["id"], READ_MESSAGE_HISTORY):
+                    return _json([])  # "no messages will be returned"
                 return _json(self._history(cid, call.query))
+            case ("PUT" | "DELETE", ["channels", cid, "messages", mid, "reactions", emoji, "@me"]):
+                return self._react(method, cid, mid, emoji)
+            case ("GET", ["guilds", gid, "members", uid]):
+                member = self.member_of(gid, uid)
+                return _json(member) if member is not None else _not_found("Unknown Member", 10007)
+            case ("GET", ["users", "@me", "guilds"]):
+                # developers/resources/user.mdx "Get Current User Guilds": partial guilds, ``limit`` ≤ 200,
+                # paged with ``after`` (ascending ids).
+                limit = max(1, min(200, int(call.query.get("limit", "200"))))
+                after = int(call.query.get("after", "0"))
+                mine = sorted((g for g in self._guilds if self._in_guild(g) and int(g["id"]) > after),
+                              key=lambda g: int(g["id"]))
+                return _json(
+                    [
+                        {"id": g["id"], "name": g["name"], "icon": None, "owner": False, "permissions": "0",
+                         "features": g["features"]}
+                        for g in mine[:limit]
+                    ]
+                )
+            case ("DELETE", ["users", "@me", "guilds", gid]):
+                with self._lock:
+                    self.left_guilds.append(gid)
+                with contextlib.suppress(RuntimeError):
+                    await self._send_dispatch(0, "GUILD_DELETE", {"id": gid})
+                return web.Response(status=204)
             case ("POST", ["interactions", iid, _token, "callback"]):
                 return self._callback(iid, body)
             case ("POST", ["webhooks", app_id, token]):
@@ -599,10 +859,12 @@ class FakeDiscord:
             "name": self.bot_user["global_name"],
             "icon": None,
             "description": "",
-            "bot_public": True,
+            "bot_public": self.bot_public,
             "bot_require_code_grant": False,
             "verify_key": "0" * 64,
-            "flags": 0,
+            # The portal's intent switches show as application flags (GATEWAY_*_LIMITED below 100 servers).
+            "flags": (APP_FLAG_MESSAGE_CONTENT_LIMITED if self.privileged_intents & MESSAGE_CONTENT else 0)
+            | (APP_FLAG_MEMBERS_LIMITED if self.privileged_intents & (1 << 1) else 0),
             "owner": self.user_payload(self.snowflake(), "owner"),
             "team": None,
             "interactions_endpoint_url": None,
@@ -641,7 +903,48 @@ class FakeDiscord:
             page = [m for m in messages if int(m["id"]) < before][-limit:]
         else:
             page = messages[-limit:]
-        return list(reversed(page))
+        return [self._rest_view(m) for m in reversed(page)]
+
+    def _in_guild(self, guild: dict[str, Any]) -> bool:
+        return bool(guild.get("_joined", True)) and guild["id"] not in self.left_guilds
+
+    def _exists(self, cid: str, mid: str) -> bool:
+        with self._lock:
+            return mid not in self._deleted and any(m["id"] == mid for m in self._messages.get(cid, []))
+
+    def _react(self, method: str, cid: str, mid: str, emoji: str) -> web.Response:
+        """Create / delete own reaction (developers/resources/message.mdx "Create Reaction"): needs Read
+        Message History, and Add Reactions unless someone already reacted with that emoji."""
+        channel = self._channels.get(cid)
+        if channel is None:
+            return _not_found("Unknown Channel", 10003)
+        if not self._exists(cid, mid):
+            return _not_found("Unknown Message", 10008)
+        with self._lock:
+            message = next(m for m in self._messages[cid] if m["id"] == mid)
+            reactions = message.setdefault("reactions", [])
+            existing = next((r for r in reactions if r["emoji"]["name"] == emoji), None)
+        if method == "PUT":
+            needed = READ_MESSAGE_HISTORY | (0 if existing else ADD_REACTIONS)
+            if not self.can(channel, self.bot_user["id"], needed):
+                return _forbidden("Missing Permissions", 50013)
+            with self._lock:
+                if existing is None:
+                    reactions.append({"count": 1, "me": True, "emoji": {"id": None, "name": emoji}})
+                elif not existing["me"]:
+                    existing.update(count=existing["count"] + 1, me=True)
+        elif existing is not None and existing["me"]:
+            with self._lock:
+                existing.update(count=existing["count"] - 1, me=False)
+                if existing["count"] == 0:
+                    reactions.remove(existing)
+        return web.Response(status=204)
+
+    def reactions(self, channel: dict[str, Any], message: dict[str, Any]) -> list[str]:
+        """The emoji the bot currently has on ``message``."""
+        with self._lock:
+            stored = next((m for m in self._messages.get(channel["id"], []) if m["id"] == message["id"]), {})
+            return [r["emoji"]["name"] for r in stored.get("reactions", []) if r["me"]]
 
     def _callback(self, iid: str, body: dict[str, Any]) -> web.Response:
         kind = body.get("type")
@@ -761,6 +1064,24 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 def _not_found(message: str, code: int) -> web.Response:
     return _json({"message": message, "code": code}, status=404)
+
+
+def _public(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` without the fake's own bookkeeping keys (``_joined``)."""
+    return {k: v for k, v in payload.items() if not k.startswith("_")}
+
+
+def _forbidden(message: str, code: int) -> web.Response:
+    # developers/topics/opcodes-and-status-codes.mdx: 50001 Missing access, 50013 Missing permissions.
+    return _json({"message": message, "code": code}, status=403)
+
+
+#: A reply to a deleted message: 50035 Invalid Form Body with the field error Discord sends for it.
+REPLY_TO_UNKNOWN_MESSAGE = {
+    "code": 50035,
+    "errors": {"message_reference": {"_errors": [{"code": "REPLIES_UNKNOWN_MESSAGE", "message": "Unknown message"}]}},
+    "message": "Invalid Form Body",
+}
 
 
 @contextlib.contextmanager

@@ -42,30 +42,45 @@ class RedisServer:
     def start(self) -> RedisServer:
         for _ in range(5):  # a random port can be taken between choosing and binding; try a few
             self.port = free_port()
-            self._proc = subprocess.Popen(
-                [
-                    self._binary,
-                    "--port",
-                    str(self.port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    self._dir.name,
-                    "--protected-mode",
-                    "yes",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            if self._wait_ready():
+            if self._spawn():
                 return self
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        """Stop the server abruptly (an outage); :meth:`restart` brings it back on the same port, empty."""
+        if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
-        raise RuntimeError("redis-server did not start")
+
+    def restart(self) -> None:
+        if not self._spawn():
+            raise RuntimeError(f"redis-server did not restart on port {self.port}")
+
+    def _spawn(self) -> bool:
+        self._proc = subprocess.Popen(
+            [
+                self._binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self._dir.name,
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if self._wait_ready():
+            return True
+        self._proc.kill()
+        self._proc.wait()
+        return False
 
     def _wait_ready(self, timeout: float = 10.0) -> bool:
         assert self._proc is not None

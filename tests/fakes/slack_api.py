@@ -2,9 +2,20 @@
 
 The client under test is the real ``slack_sdk`` ``AsyncWebClient(base_url=fake.api_url)``. Every call is recorded
 with its merged parameters (query string, form body or JSON body) so tests assert on what the bot really sent.
-Methods answer like Slack does: ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}`` with HTTP 200, a bad
-token is ``invalid_auth``, ``conversations.replies``/``conversations.members`` page with
-``response_metadata.next_cursor``.
+Methods answer like Slack does: ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}`` with HTTP 200. The
+rules it enforces (each has a test in tests/unit/test_fake_slack.py saying where the rule comes from):
+
+- a bad token is ``invalid_auth``; a token of the wrong kind (a bot ``xoxb-`` token for ``apps.connections.open``,
+  an app-level ``xapp-`` token for anything else) is ``not_allowed_token_type``;
+- a method whose scope the token lacks answers ``missing_scope`` with ``needed`` and ``provided``
+  (:meth:`FakeSlack.revoke_scope`);
+- ``chat.postMessage``/``chat.postEphemeral``: more than 50 blocks or a section text over 3000 characters is
+  ``invalid_blocks``; more than 12,000 characters of text in all blocks together is ``msg_blocks_too_long``
+  (slackapi/bolt-js#2509, #2867: Slack sums the blocks' text strings); ``text`` over 40,000 is ``msg_too_long``;
+- ``ratelimited`` comes with HTTP 429 and ``Retry-After``; 5xx failures come with an HTML-ish body as Slack's
+  load balancers send (:meth:`FakeSlack.fail_next` with ``status``);
+- ``conversations.replies`` repeats the thread's root message first on *every* page, as Slack does;
+  ``conversations.replies``/``conversations.members`` page with ``response_metadata.next_cursor``.
 
 Also here:
 - ``response_url`` endpoints (slash commands and interactions reply to them): :meth:`FakeSlack.response_url`.
@@ -51,6 +62,24 @@ TEAM_ID = "T0TEAM001"
 BOT_USER_ID = "U0KBBOT01"
 BOT_ID = "B0KBBOT01"
 APP_ID = "A0KBBOT01"
+ENTERPRISE_ID = "E0GRID001"
+
+#: The bot scopes of deploy/slack/manifest.yml (what an installed kbbot has).
+BOT_SCOPES = (
+    "app_mentions:read", "channels:history", "channels:read", "chat:write", "commands", "groups:history",
+    "groups:read", "im:history", "im:read", "im:write", "mpim:history", "mpim:read", "reactions:write", "users:read",
+)
+#: Scope each Web API method needs, from its page on docs.slack.dev/reference/methods (conversations.* need the
+#: read/history scope of the channel's kind; the fake checks the public-channel one, which kbbot's seeds use).
+METHOD_SCOPES = {
+    "chat.postMessage": "chat:write", "chat.postEphemeral": "chat:write", "chat.update": "chat:write",
+    "reactions.add": "reactions:write", "reactions.remove": "reactions:write", "users.info": "users:read",
+    "conversations.info": "channels:read", "conversations.members": "channels:read",
+    "conversations.replies": "channels:history",
+}
+#: Block-text budget of one message (see the module docstring).
+MAX_BLOCK_TEXT = 12_000
+MAX_TEXT = 40_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +100,8 @@ class _State:
     members: dict[str, list[str]] = field(default_factory=dict)
     # channel -> list of messages (root and replies, in ts order)
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    failures: dict[str, list[str]] = field(default_factory=dict)
+    failures: dict[str, list[tuple[str, int, dict[str, Any]]]] = field(default_factory=dict)
+    scopes: set[str] = field(default_factory=lambda: set(BOT_SCOPES))
     latency: dict[str, float] = field(default_factory=dict)
     responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     acks: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -178,11 +208,17 @@ class FakeSlack:
             self._s.messages.setdefault(channel, []).extend(out)
             return root
 
-    def fail_next(self, method: str, error: str, count: int = 1) -> None:
-        """The next ``count`` calls of ``method`` answer ``{"ok": false, "error": error}`` (``ratelimited``:
-        with HTTP 429 and ``Retry-After: 0``, as Slack does)."""
+    def fail_next(self, method: str, error: str, count: int = 1, *, status: int = 200, **fields: Any) -> None:
+        """The next ``count`` calls of ``method`` answer ``{"ok": false, "error": error, **fields}``
+        (``ratelimited``: with HTTP 429 and ``Retry-After: 0``, as Slack does). ``status`` 5xx sends a server
+        error instead."""
         with self._lock:
-            self._s.failures.setdefault(method, []).extend([error] * count)
+            self._s.failures.setdefault(method, []).extend([(error, status, fields)] * count)
+
+    def revoke_scope(self, *scopes: str) -> None:
+        """The bot token no longer has ``scopes``: methods needing one answer ``missing_scope``."""
+        with self._lock:
+            self._s.scopes.difference_update(scopes)
 
     def set_latency(self, method: str, seconds: float) -> None:
         with self._lock:
@@ -309,18 +345,39 @@ class FakeSlack:
         if delay:
             await asyncio.sleep(delay)
         token = (request.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
-        expected = self.app_token if method == "apps.connections.open" else self.bot_token
-        if token != expected:
-            return web.json_response({"ok": False, "error": "invalid_auth"})
-        if failure == "ratelimited":  # Slack says this with HTTP 429 and Retry-After
-            return web.json_response({"ok": False, "error": failure}, status=429, headers={"Retry-After": "0"})
-        if failure:
-            return web.json_response({"ok": False, "error": failure})
+        refused = self._refuse_token(method, token)
+        if refused is not None:
+            return web.json_response(refused)
+        if failure is not None:
+            error, status, fields = failure
+            if status >= 500:  # Slack's edge answers 5xx with a non-JSON body
+                return web.Response(status=status, text="<html><body>Service Unavailable</body></html>")
+            if error == "ratelimited":  # Slack says this with HTTP 429 and Retry-After
+                return web.json_response({"ok": False, "error": error}, status=429, headers={"Retry-After": "0"})
+            return web.json_response({"ok": False, "error": error, **fields})
+        with self._lock:
+            needed, provided = METHOD_SCOPES.get(method), ",".join(sorted(self._s.scopes))
+            missing = needed is not None and needed not in self._s.scopes
+        if missing:
+            # Shape: docs.slack.dev/reference/methods/* "missing_scope"; `needed`/`provided` as slack_sdk models
+            # them (python-slack-sdk slack_sdk/audit_logs/v1/logs.py LogsResponse: error, needed, provided).
+            return web.json_response({"ok": False, "error": "missing_scope", "needed": needed, "provided": provided})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
         result: dict[str, Any] = handler(params)
         return web.json_response(result)
+
+    def _refuse_token(self, method: str, token: str) -> dict[str, Any] | None:
+        """Slack's answer to a bad or wrong-kind token (None when the token is right for ``method``)."""
+        app_method = method == "apps.connections.open"
+        if token == (self.app_token if app_method else self.bot_token):
+            return None
+        if token.startswith("xoxb-" if app_method else "xapp-"):
+            # An app-level token only opens connections, a bot token cannot (docs.slack.dev/reference/methods/
+            # apps.connections.open: "not_allowed_token_type").
+            return {"ok": False, "error": "not_allowed_token_type"}
+        return {"ok": False, "error": "invalid_auth"}
 
     async def _response(self, request: web.Request) -> web.Response:
         rid = request.match_info["rid"]
@@ -330,6 +387,9 @@ class FakeSlack:
         except ValueError:
             return web.Response(status=400, text="invalid_payload")
         self._record("response_url", {"rid": rid, **payload}, body)
+        refused = message_error(payload) if isinstance(payload, dict) and not payload.get("delete_original") else None
+        if refused:  # response_url answers like an incoming webhook: HTTP 400 with the error as plain text
+            return web.Response(status=400, text=refused)
         with self._lock:
             self._s.responses.setdefault(rid, []).append(payload)
         return web.Response(text="ok")
@@ -372,15 +432,10 @@ class FakeSlack:
         channel = str(params.get("channel") or "")
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
-        if not params.get("text") and not params.get("blocks"):
-            return {"ok": False, "error": "no_text"}
+        refused = message_error(params)
+        if refused:
+            return {"ok": False, "error": refused}
         blocks = params.get("blocks") or []
-        if len(blocks) > 50:
-            return {"ok": False, "error": "invalid_blocks"}
-        for block in blocks:
-            text = (block.get("text") or {}).get("text") if isinstance(block, dict) else None
-            if isinstance(text, str) and len(text) > 3000:
-                return {"ok": False, "error": "invalid_blocks"}
         with self._lock:
             if channel.startswith("U"):  # posting to a user id opens the app DM
                 channel = "D" + channel[1:]
@@ -398,6 +453,9 @@ class FakeSlack:
     def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("user"):
             return {"ok": False, "error": "user_not_in_channel"}
+        refused = message_error(params)
+        if refused:
+            return {"ok": False, "error": refused}
         with self._lock:
             if str(params.get("channel")) not in self._s.channels:
                 return {"ok": False, "error": "channel_not_found"}
@@ -453,12 +511,15 @@ class FakeSlack:
             target = next((m for m in history if m["ts"] == ts), None)
             if target is None:
                 return {"ok": False, "error": "thread_not_found"}
-            if target.get("thread_ts", ts) == ts:
-                thread = [dict(m) for m in history if m.get("thread_ts", m["ts"]) == ts]
-            else:  # a reply's ts: Slack answers with just that reply
-                thread = [dict(target)]
-        page, cursor = _page(thread, params, default_limit=1000)
-        return {"ok": True, "messages": page, "has_more": bool(cursor),
+            if target.get("thread_ts", ts) != ts:  # a reply's ts: Slack answers with just that reply
+                return {"ok": True, "messages": [dict(target)], "has_more": False,
+                        "response_metadata": {"next_cursor": ""}}
+            root = dict(target)
+            replies = [dict(m) for m in history if m.get("thread_ts") == ts and m["ts"] != ts]
+        # Slack puts the parent message first on every page, whatever the cursor (as observed in real workspaces,
+        # issue #13 item 10); `limit` counts the replies.
+        page, cursor = _page(replies, params, default_limit=1000)
+        return {"ok": True, "messages": [root, *page], "has_more": bool(cursor),
                 "response_metadata": {"next_cursor": cursor}}
 
 
@@ -472,6 +533,33 @@ def _page(items: list[Any], params: Mapping[str, Any], *, default_limit: int) ->
     page = items[offset : offset + limit]
     following = offset + limit
     return page, (base64.b64encode(f"offset:{following}".encode()).decode() if following < len(items) else "")
+
+
+def block_text_chars(value: Any) -> int:
+    """The characters Slack counts against a message's block budget: every ``text`` string in the block tree."""
+    if isinstance(value, dict):
+        return sum(len(v) if k == "text" and isinstance(v, str) else block_text_chars(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(block_text_chars(v) for v in value)
+    return 0
+
+
+def message_error(params: Mapping[str, Any]) -> str | None:
+    """Slack's error for a message that breaks its limits (None when it is fine)."""
+    blocks = params.get("blocks") or []
+    if not params.get("text") and not blocks:
+        return "no_text"
+    if len(str(params.get("text") or "")) > MAX_TEXT:
+        return "msg_too_long"
+    if not isinstance(blocks, list) or len(blocks) > 50:
+        return "invalid_blocks"
+    for block in blocks:
+        text = (block.get("text") or {}).get("text") if isinstance(block, dict) else None
+        if isinstance(text, str) and len(text) > 3000:
+            return "invalid_blocks"
+    if block_text_chars(blocks) > MAX_BLOCK_TEXT:
+        return "msg_blocks_too_long"
+    return None
 
 
 def _matches(params: Mapping[str, Any], match: Mapping[str, Any]) -> bool:
@@ -513,29 +601,46 @@ class SlackSigner:
 
 _event_ids = itertools.count(1)
 
+# The builders below fill Slack's real payload shapes with this workspace's ids. The shapes are copied from
+# slackapi/bolt-python's test suite, including the Enterprise Grid fields (``enterprise_id``,
+# ``team.enterprise_id``/``enterprise_name``, ``authorizations``) a Grid workspace sends:
+#   event_callback + app_mention: tests/scenario_tests_async/test_events_shared_channels.py (app_mention_body)
+#   message events and subtypes:  tests/scenario_tests_async/test_message_bot.py, test_message_deleted.py,
+#                                 test_message_changed.py, test_message_file_share.py
+#   message_action (shortcut):    tests/scenario_tests_async/test_shortcut.py (message_shortcut_body)
+#   block_actions:                tests/scenario_tests_async/test_block_actions.py (body)
+#   view_submission:              tests/scenario_tests_async/test_view_submission.py (body)
+#   slash command:                tests/scenario_tests_async/test_slash_command.py (slash_command_body)
+
 
 def event_envelope(event: Mapping[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
-    """The Events API ``event_callback`` wrapper around ``event``."""
+    """The Events API ``event_callback`` wrapper around ``event`` (Enterprise Grid workspace)."""
     return {
-        "token": "legacy-verification-token",
+        "token": "verification_token",
         "team_id": TEAM_ID,
+        "enterprise_id": ENTERPRISE_ID,
         "api_app_id": APP_ID,
         "event": dict(event),
         "type": "event_callback",
         "event_id": event_id or f"Ev{next(_event_ids):08d}",
         "event_time": int(time.time()),
-        "authorizations": [{"enterprise_id": None, "team_id": TEAM_ID, "user_id": BOT_USER_ID,
+        "authorizations": [{"enterprise_id": ENTERPRISE_ID, "team_id": TEAM_ID, "user_id": BOT_USER_ID,
                             "is_bot": True, "is_enterprise_install": False}],
         "is_ext_shared_channel": False,
-        "event_context": "4-eyJldCI6ImFwcF9tZW50aW9uIn0",
+        "event_context": f"1-message-{TEAM_ID}-C111",
     }
+
+
+def _rich_text(text: str) -> list[dict[str, Any]]:
+    """The ``blocks`` Slack adds to a typed message (bolt-python test_message_bot.py user_message_event_payload)."""
+    return [{"type": "rich_text", "block_id": "bN8",
+             "elements": [{"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}]}]
 
 
 def mention_event(channel: str, user: str, text: str, ts: str, *, thread_ts: str | None = None) -> dict[str, Any]:
     event: dict[str, Any] = {
         "client_msg_id": str(uuid.uuid4()), "type": "app_mention", "text": f"<@{BOT_USER_ID}> {text}",
-        "user": user, "ts": ts, "team": TEAM_ID, "channel": channel, "event_ts": ts,
-        "blocks": [{"type": "rich_text", "block_id": "b1", "elements": []}],
+        "user": user, "ts": ts, "team": TEAM_ID, "blocks": _rich_text(text), "channel": channel, "event_ts": ts,
     }
     if thread_ts:
         event["thread_ts"] = thread_ts
@@ -547,20 +652,71 @@ def message_event(channel: str, user: str, text: str, ts: str, *, channel_type: 
                   thread_ts: str | None = None) -> dict[str, Any]:
     event: dict[str, Any] = {
         "client_msg_id": str(uuid.uuid4()), "type": "message", "text": text, "user": user, "ts": ts,
-        "team": TEAM_ID, "channel": channel, "event_ts": ts, "channel_type": channel_type,
+        "team": TEAM_ID, "blocks": _rich_text(text), "channel": channel, "event_ts": ts, "channel_type": channel_type,
     }
     if thread_ts:
         event["thread_ts"] = thread_ts
     return event
 
 
+def bot_message_event(channel: str, text: str, ts: str, *, channel_type: str = "im") -> dict[str, Any]:
+    """Another app's post (bolt-python test_message_bot.py bot_message_event_payload)."""
+    return {
+        "bot_id": "B999", "type": "message", "text": text, "user": "UB111", "ts": ts, "team": TEAM_ID,
+        "bot_profile": {"id": "B999", "deleted": False, "name": "other-app", "updated": 1607307935, "app_id": "A222",
+                        "icons": {"image_36": "https://a.slack-edge.com/80588/img/plugins/app/bot_36.png"},
+                        "team_id": TEAM_ID},
+        "channel": channel, "event_ts": ts, "channel_type": channel_type,
+    }
+
+
+def classic_bot_message_event(channel: str, text: str, ts: str, *, channel_type: str = "im") -> dict[str, Any]:
+    """A legacy integration's post (bolt-python test_message_bot.py classic_bot_message_event_payload)."""
+    return {"type": "message", "subtype": "bot_message", "text": text, "ts": ts, "username": "classic-bot",
+            "bot_id": "B888", "channel": channel, "event_ts": ts, "channel_type": channel_type}
+
+
+def message_changed_event(channel: str, user: str, text: str, ts: str, *, channel_type: str = "im") -> dict[str, Any]:
+    """An edit (bolt-python test_message_changed.py event_payload)."""
+    return {
+        "type": "message", "subtype": "message_changed",
+        "message": {"type": "message", "text": text, "user": user, "team": TEAM_ID,
+                    "edited": {"user": user, "ts": ts}, "blocks": _rich_text(text)},
+        "previous_message": {"type": "message", "text": "original message", "user": user, "team": TEAM_ID,
+                             "ts": "1665102338.901939", "blocks": _rich_text("original message")},
+        "channel": channel, "hidden": True, "ts": ts, "event_ts": ts, "channel_type": channel_type,
+    }
+
+
+def message_deleted_event(channel: str, user: str, ts: str, *, channel_type: str = "im") -> dict[str, Any]:
+    """A deletion (bolt-python test_message_deleted.py event_payload)."""
+    return {
+        "type": "message", "subtype": "message_deleted",
+        "previous_message": {"type": "message", "text": "Delete this message", "user": user, "team": TEAM_ID,
+                             "ts": "1665368619.804829"},
+        "channel": channel, "hidden": True, "deleted_ts": "1665368619.804829", "event_ts": ts, "ts": ts,
+        "channel_type": channel_type,
+    }
+
+
+def app_rate_limited_payload() -> dict[str, Any]:
+    """Sent unasked when the app gets more than 30,000 events an hour from a workspace; no inner event
+    (docs.slack.dev/reference/events/app_rate_limited, the JSON example there)."""
+    return {"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "type": "app_rate_limited", "team_id": TEAM_ID,
+            "minute_rate_limited": 1518467820, "api_app_id": APP_ID}
+
+
 def command_payload(text: str, *, user: str, channel: str, response_url: str, command: str = "/kb") -> dict[str, str]:
     return {
-        "token": "legacy-verification-token", "team_id": TEAM_ID, "team_domain": "acme",
-        "channel_id": channel, "channel_name": "general", "user_id": user, "user_name": "alice",
-        "command": command, "text": text, "api_app_id": APP_ID, "is_enterprise_install": "false",
-        "response_url": response_url, "trigger_id": f"trig.{uuid.uuid4().hex}",
+        "token": "verification_token", "team_id": TEAM_ID, "team_domain": "acme", "enterprise_id": ENTERPRISE_ID,
+        "enterprise_name": "Acme Org", "channel_id": channel, "channel_name": "general", "user_id": user,
+        "user_name": "alice", "command": command, "text": text, "api_app_id": APP_ID,
+        "is_enterprise_install": "false", "response_url": response_url, "trigger_id": f"111.222.{uuid.uuid4().hex}",
     }
+
+
+def _team() -> dict[str, Any]:
+    return {"id": TEAM_ID, "domain": "acme", "enterprise_id": ENTERPRISE_ID, "enterprise_name": "Acme Org"}
 
 
 def block_action_payload(
@@ -571,17 +727,18 @@ def block_action_payload(
     payload: dict[str, Any] = {
         "type": "block_actions",
         "user": {"id": user, "username": "alice", "name": "alice", "team_id": TEAM_ID},
-        "api_app_id": APP_ID, "token": "legacy-verification-token", "container": container,
-        "trigger_id": f"trig.{uuid.uuid4().hex}", "team": {"id": TEAM_ID, "domain": "acme"},
-        "enterprise": None, "is_enterprise_install": False,
+        "api_app_id": APP_ID, "token": "verification_token", "container": container,
+        "trigger_id": f"111.222.{uuid.uuid4().hex}", "team": _team(),
         "channel": {"id": channel, "name": "general"}, "response_url": response_url,
-        "actions": [{"action_id": action_id, "block_id": "kb_answer_actions", "value": value, "type": "button",
-                     "text": {"type": "plain_text", "text": "x"}, "action_ts": f"{time.time():.6f}"}],
-        "state": {"values": {}},
+        "actions": [{"action_id": action_id, "block_id": "kb_answer_actions",
+                     "text": {"type": "plain_text", "text": "Button", "emoji": True}, "value": value,
+                     "type": "button", "action_ts": f"{time.time():.6f}"}],
     }
     if message_ts and not ephemeral:
         container["message_ts"] = message_ts
         payload["message"] = {"type": "message", "ts": message_ts, "user": BOT_USER_ID, "bot_id": BOT_ID, "text": "…"}
+    elif message_ts:
+        container["message_ts"] = message_ts
     return payload
 
 
@@ -589,15 +746,15 @@ def message_shortcut_payload(
     *, user: str, channel: str, message_ts: str, text: str, thread_ts: str | None = None,
     callback_id: str = "save_thread",
 ) -> dict[str, Any]:
-    message: dict[str, Any] = {"type": "message", "user": user, "ts": message_ts, "text": text}
+    message: dict[str, Any] = {"client_msg_id": str(uuid.uuid4()), "type": "message", "text": text, "user": user,
+                               "ts": message_ts, "team": TEAM_ID, "blocks": _rich_text(text)}
     if thread_ts:
         message["thread_ts"] = thread_ts
     return {
-        "type": "message_action", "token": "legacy-verification-token", "action_ts": f"{time.time():.6f}",
-        "team": {"id": TEAM_ID, "domain": "acme"}, "user": {"id": user, "username": "alice", "team_id": TEAM_ID},
-        "channel": {"id": channel, "name": "general"}, "is_enterprise_install": False, "enterprise": None,
-        "callback_id": callback_id, "trigger_id": f"trig.{uuid.uuid4().hex}", "message_ts": message_ts,
-        "message": message, "response_url": f"https://hooks.slack.invalid/{uuid.uuid4().hex}",
+        "type": "message_action", "token": "verification_token", "action_ts": f"{time.time():.6f}",
+        "team": _team(), "user": {"id": user, "name": "alice"}, "channel": {"id": channel, "name": "general"},
+        "callback_id": callback_id, "trigger_id": f"111.222.{uuid.uuid4().hex}", "message_ts": message_ts,
+        "message": message, "response_url": f"https://hooks.slack.invalid/app/{TEAM_ID}/111/{uuid.uuid4().hex}",
     }
 
 
@@ -609,13 +766,17 @@ def view_submission_payload(
         block: {action: {"type": "plain_text_input", "value": text} for action, text in actions.items()}
         for block, actions in values.items()
     }
-    submitted = {**dict(view), "id": "V0VIEW0001", "team_id": TEAM_ID, "state": {"values": state},
-                 "hash": "1700000000.abcdef", "app_id": APP_ID, "bot_id": BOT_ID}
+    submitted = {
+        "id": "V0VIEW0001", "team_id": TEAM_ID, "clear_on_close": False, "notify_on_close": False,
+        "external_id": "", **dict(view), "state": {"values": state}, "hash": "1596530361.3wRYuk3R",
+        "previous_view_id": None, "root_view_id": "V0VIEW0001", "app_id": APP_ID, "app_installed_team_id": TEAM_ID,
+        "bot_id": BOT_ID,
+    }
     return {
-        "type": "view_submission", "team": {"id": TEAM_ID, "domain": "acme"},
+        "type": "view_submission", "team": _team(),
         "user": {"id": user, "username": "alice", "name": "alice", "team_id": TEAM_ID},
-        "api_app_id": APP_ID, "token": "legacy-verification-token", "trigger_id": f"trig.{uuid.uuid4().hex}",
-        "view": submitted, "response_urls": [], "is_enterprise_install": False, "enterprise": None,
+        "api_app_id": APP_ID, "token": "verification_token", "trigger_id": f"111.222.{uuid.uuid4().hex}",
+        "view": submitted, "response_urls": [],
     }
 
 

@@ -151,3 +151,47 @@ async def test_the_default_cap_is_ten_thousand_messages(slack: FakeSlack) -> Non
     assert truncation_text(10_000).startswith("This thread has more than 10,000 messages")
     with pytest.raises(ValueError):
         ThreadReader(client, UserDirectory(client), max_messages=0)
+
+
+async def test_failed_users_info_falls_back_to_the_names_in_the_message(
+    slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    # user_profile as Slack attaches it to user messages in conversations.replies; bot_profile and the classic
+    # bot_message's username as in bolt-python tests/scenario_tests_async/test_message_bot.py.
+    root = slack.add_thread("C1", [
+        {"user": "U0GONE001", "text": "who rotates the keys?",
+         "user_profile": {"display_name": "Gone Guest", "real_name": "Gone G", "name": "gone"}},
+        {"user": "UB111", "bot_id": "B999", "text": "Deploy finished",
+         "bot_profile": {"id": "B999", "deleted": False, "name": "other-app", "app_id": "A222"}},
+        {"subtype": "bot_message", "bot_id": "B888", "username": "classic-bot", "text": "CI green"},
+    ])
+    client = _client(slack)
+    with caplog.at_level("WARNING"):
+        thread = await ThreadReader(client, UserDirectory(client)).read(ThreadRef("C1", root))
+    assert [m.author_name for m in thread.messages] == ["Gone Guest", "other-app", "classic-bot"]
+    assert "users.info failed for U0GONE001: users.info: user_not_found" in caplog.text
+
+
+async def test_pages_never_repeat_the_root(slack: FakeSlack) -> None:
+    root = slack.add_thread("C1", [{"user": "U1", "text": f"m{i}"} for i in range(25)])
+    client = _client(slack)
+    thread = await ThreadReader(client, UserDirectory(client), page_size=4).read(ThreadRef("C1", root))
+    assert [m.text for m in thread.messages] == [f"m{i}" for i in range(25)]
+    pages = slack.calls("conversations.replies")
+    assert len(pages) == 6  # 24 replies, 4 a page, the root repeated first on each
+
+
+async def test_reads_are_retried_after_a_server_error(slack: FakeSlack) -> None:
+    from kbbot.adapters.slack.service import retry_handlers
+
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url, retry_handlers=retry_handlers())
+    slack.fail_next("users.info", "internal_error", status=503)
+    assert await UserDirectory(client).name("U1") == "alice"
+    assert len(slack.calls("users.info")) == 2
+    # A post is not repeated after a 5xx: it may have landed.
+    slack.fail_next("chat.postMessage", "internal_error", status=500)
+    with pytest.raises(Exception, match="500"):
+        await client.chat_postMessage(channel="C1", text="hi")
+    assert len(slack.calls("chat.postMessage")) == 1
+    if client.session is not None:
+        await client.session.close()

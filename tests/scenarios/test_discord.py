@@ -29,13 +29,13 @@ from kbbot.config import Settings
 from kbbot.core.ask import QUOTA_NOTICE, AskService, QueueListener, QueuePosition
 from kbbot.core.models import AiAnswer, Answer, PageRef, Question, SavedPage, Source, Thread
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
-from kbbot.errors import ConfigError, QuotaExceeded, Unavailable
+from kbbot.errors import ConfigError, QuotaExceeded, Unauthorized, Unavailable
 from kbbot.ops.shutdown import TaskTracker
 from kbbot.runtime import discord_options
 from kbbot.store.limiter import TokenRateLimiter
 from kbbot.store.memory import LocalSingleFlight, MemoryFeedbackStore, MemoryQuotaGate, TTLAnswerCache
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
-from tests.fakes.discord_api import GUILD_FORUM, Call, FakeDiscord, discord_pointed_at
+from tests.fakes.discord_api import GUILD_FORUM, MESSAGE_CONTENT, Call, FakeDiscord, discord_pointed_at
 from tests.fakes.perfectwiki import FakePerfectWiki
 from tests.limiting import FakeLimiter, take
 
@@ -913,10 +913,15 @@ async def test_intents_and_auto_answer_channels(world: World, tmp_path: Path) ->
     fake = world.fake
     message_content = 1 << 15
     ask = ScriptedAsk()
+    async with running(world, data_dir=tmp_path, discord_save_threads=False):
+        pass
+    assert not fake.identifies[-1]["intents"] & message_content  # answering by mention/DM/slash needs no intent
     async with running(world, data_dir=tmp_path):
         pass
-    assert not fake.identifies[-1]["intents"] & message_content
-    async with running(world, ask=ask, data_dir=tmp_path, discord_auto_channels=world.forum["id"]):
+    assert fake.identifies[-1]["intents"] & message_content  # saving (on by default) needs the text of messages
+    async with running(
+        world, ask=ask, data_dir=tmp_path, discord_auto_channels=world.forum["id"], discord_save_threads=False
+    ):
         fake.dispatch("MESSAGE_CREATE", fake.message_payload(world.post, world.bob, "thanks, all good"))
         fake.dispatch("MESSAGE_CREATE", fake.message_payload(world.post, world.bob, "how do I deploy?"))
         [post] = await fake.await_for(lambda: message_posts(fake, world.post))
@@ -1240,10 +1245,52 @@ async def test_setup_mistakes_become_clear_config_errors(world: World, tmp_path:
             options=discord_options(Settings(**settings, kbbot_data_dir=tmp_path)),
         )
 
-    with pytest.raises(ConfigError, match="DISCORD_BOT_TOKEN was rejected") as rejected:
+    with pytest.raises(Unauthorized, match="DISCORD_BOT_TOKEN was rejected") as rejected:
         await asyncio.wait_for(run_discord_client(client(), "wrong-token"), 10)
     assert "wrong-token" not in str(rejected.value)
 
     fake.privileged_intents = 0  # Message Content not enabled in the portal
-    with pytest.raises(ConfigError, match="Message Content intent"):
-        await asyncio.wait_for(run_discord_client(client(discord_auto_channels="1"), fake.token), 10)
+    with pytest.raises(ConfigError) as refused:
+        await asyncio.wait_for(
+            run_discord_client(client(discord_require_message_content="true"), fake.token), 10
+        )
+    line = str(refused.value)
+    assert "\n" not in line and "Privileged Gateway Intents → MESSAGE CONTENT INTENT" in line
+    assert "DISCORD_SAVE_THREADS" in line and fake.identifies == []  # refused before connecting
+
+
+async def test_close_code_4014_falls_back_or_is_one_line_naming_the_portal_switch(
+    world: World, tmp_path: Path
+) -> None:
+    # The application's flags said the switch is on, but the gateway refuses the intent anyway (the switch was
+    # turned off in between): by default the bot connects again without it; when it is required, close code
+    # 4014 becomes the same one line.
+    fake = world.fake
+    fake.privileged_intents = 0
+
+    def client(**settings: Any) -> discord.Client:
+        built = build_discord_client(
+            ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(),
+            options=discord_options(Settings(**settings, kbbot_data_dir=tmp_path)),
+        )
+        built.setup_hook = _no_setup  # type: ignore[method-assign]  # skip the flag check: straight to IDENTIFY
+        return built
+
+    with pytest.raises(ConfigError, match="MESSAGE CONTENT INTENT"):
+        await asyncio.wait_for(run_discord_client(client(discord_require_message_content=True), fake.token), 10)
+    assert fake.identifies[-1]["intents"] & MESSAGE_CONTENT
+
+    fallback = client()
+    running_task = asyncio.create_task(run_discord_client(fallback, fake.token))
+    try:
+        await asyncio.wait_for(fallback.wait_until_ready(), 10)
+        refused, accepted = fake.identifies[-2:]
+        assert refused["intents"] & MESSAGE_CONTENT and not accepted["intents"] & MESSAGE_CONTENT
+        assert not fallback.intents.message_content  # saves now get the "saving is off" reply
+    finally:
+        await fallback.close()
+        await asyncio.wait_for(running_task, 10)
+
+
+async def _no_setup() -> None:
+    return None

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 from kbbot.core.models import Answer, Source
-from tests.fakes.slack_api import BOT_USER_ID, block_action_payload, mention_event, message_event
+from tests.fakes.slack_api import BOT_USER_ID, block_action_payload, mention_event, message_error, message_event
 from tests.scenarios.slack_support import ALICE, BOB, DM, GENERAL, slack_rig
 
 
@@ -188,28 +188,48 @@ async def test_answer_that_cannot_be_posted_in_the_channel_reaches_the_asker_pri
         await rig.slack.await_for("reactions.remove")
 
 
-async def test_long_answer_is_split_into_sections_and_capped_at_50_blocks() -> None:
+async def test_long_answer_is_split_over_messages_each_within_slacks_limits() -> None:
     paragraph = "Lorem **ipsum** dolor sit amet, " * 40  # ~1,300 chars
-    long_text = "\n\n".join(f"## Part {i}\n{paragraph}" for i in range(120))  # ~160,000 chars
-    async with slack_rig(scripted=Answer(text=long_text, source=Source.AI)) as rig:
-        await rig.event(mention_event(GENERAL, ALICE, "tell me everything", "1700000800.000800"))
-        [post] = await rig.slack.await_for("chat.postMessage")
-        blocks = post.params["blocks"]
-        assert len(blocks) <= 50
-        sections = [b for b in blocks if b["type"] == "section"]
-        assert len(sections) > 10
-        assert all(len(b["text"]["text"]) <= 3000 for b in sections)
-        assert "answer truncated" in sections[-1]["text"]["text"]
-        assert 0 < len(post.params["text"]) <= 3000
-
-        short = "\n\n".join(f"## Part {i}\n{paragraph}" for i in range(5))  # ~6,600 chars: 3+ sections, all kept
-        rig.bot.handlers._ask.answer = Answer(text=short, source=Source.AI)  # type: ignore[attr-defined]
+    medium = "\n\n".join(f"## Part {i}\n{paragraph}" for i in range(12))  # ~15,600 chars: over 12,000 in one
+    async with slack_rig(scripted=Answer(text=medium, source=Source.AI)) as rig:
         await rig.event(mention_event(GENERAL, ALICE, "tell me some", "1700000801.000800"))
-        posts = await rig.slack.await_for("chat.postMessage", 2)
-        sections = [b for b in posts[1].params["blocks"] if b["type"] == "section"]
-        assert len(sections) >= 3
-        assert "Part 4" in sections[-1]["text"]["text"]
-        assert "*Part 0*" in sections[0]["text"]["text"]
+        await rig.slack.await_for("chat.postMessage", 2)
+        await rig.bot.drain()
+        posts = rig.slack.calls("chat.postMessage")
+        assert [message_error(p.params) for p in posts] == [None] * len(posts)  # every one accepted by Slack
+        assert all(p.params["thread_ts"] == "1700000801.000800" for p in posts)
+        shown = "\n".join(b["text"]["text"] for p in posts for b in p.params["blocks"] if b["type"] == "section")
+        assert all(f"*Part {i}*" in shown for i in range(12))  # nothing dropped, in order
+        assert shown.index("*Part 3*") < shown.index("*Part 11*")
+        assert "actions" in [b["type"] for b in posts[-1].params["blocks"]]  # buttons once, on the last part
+        assert sum("actions" in [b["type"] for b in p.params["blocks"]] for p in posts) == 1
+        assert rig.slack.calls("chat.postEphemeral") == []
+
+
+async def test_huge_answer_is_capped_with_a_note() -> None:
+    paragraph = "Lorem **ipsum** dolor sit amet, " * 40
+    huge = "\n\n".join(f"## Part {i}\n{paragraph}" for i in range(120))  # ~160,000 chars
+    async with slack_rig(scripted=Answer(text=huge, source=Source.AI)) as rig:
+        await rig.event(mention_event(GENERAL, ALICE, "tell me everything", "1700000800.000800"))
+        await rig.slack.await_for("chat.postMessage", 2)
+        await rig.bot.drain()
+        posts = rig.slack.calls("chat.postMessage")
+        assert 2 <= len(posts) <= 6
+        assert [message_error(p.params) for p in posts] == [None] * len(posts)
+        assert all(0 < len(p.params["text"]) <= 3000 for p in posts)
+        shown = "\n".join(b["text"]["text"] for p in posts for b in p.params["blocks"] if b["type"] == "section")
+        assert "answer truncated" in shown
+
+
+async def test_blocks_slack_still_refuses_go_out_as_plain_text() -> None:
+    answer = Answer(text="## VPN\nInstall **WireGuard**, then import the profile.", source=Source.AI)
+    async with slack_rig(scripted=answer) as rig:
+        rig.slack.fail_next("chat.postMessage", "msg_blocks_too_long")
+        await rig.event(mention_event(GENERAL, ALICE, "vpn?", "1700000802.000800"))
+        first, second = await rig.slack.await_for("chat.postMessage", 2)
+        assert "blocks" in first.params
+        assert "blocks" not in second.params and "WireGuard" in second.params["text"]
+        assert second.params["thread_ts"] == "1700000802.000800"
 
 
 async def test_share_survives_a_long_unicode_question_and_a_lost_cache() -> None:

@@ -8,7 +8,9 @@ def test_html_blocks_become_paragraphs_and_lists_lines() -> None:
         "<h1>VPN &amp; network</h1><p>Use <b>WireGuard</b>\n   now.</p>"
         "<ul><li>one</li><li>two</li></ul><pre>sudo wg-quick up acme\nwg show</pre>"
     )
-    assert html_to_text(html) == "VPN & network\n\nUse WireGuard now.\n\n- one\n- two\n\nsudo wg-quick up acme\nwg show"
+    assert html_to_text(html) == (
+        "VPN & network\n\nUse WireGuard now.\n\n- one\n- two\n\n```\nsudo wg-quick up acme\nwg show\n```"
+    )
 
 
 def test_html_drops_scripts_styles_and_keeps_table_cells_apart() -> None:

@@ -8,11 +8,15 @@ import re
 import pytest
 
 from kbbot.adapters.slack.rendering import (
+    MAX_ANSWER_MESSAGES,
     MAX_BLOCKS,
+    MAX_MESSAGE_BLOCK_TEXT,
     MAX_SECTION_CHARS,
+    block_text_chars,
     escape,
     link,
     markdown_to_mrkdwn,
+    plain_parts,
     render_answer,
     render_error,
     render_help,
@@ -67,7 +71,7 @@ def test_no_mention_survives(hostile: str) -> None:
     assert not PINGS.search(out), out
     rendered = json.dumps(render_answer(Answer(text=hostile, notice=hostile,
                                                related_pages=(PageRef("1", hostile, "https://x.example"),)),
-                                        question=hostile).blocks)
+                                        question=hostile)[0].blocks)
     assert not PINGS.search(rendered)
 
 
@@ -101,7 +105,7 @@ def test_answer_blocks_have_sources_related_pages_and_feedback() -> None:
         related_pages=(PageRef("1", "VPN setup", "https://wiki.example/1"), PageRef("2", "No link page")),
         source=Source.CACHE,
     )
-    message = render_answer(answer, question="vpn?")
+    [message] = render_answer(answer, question="vpn?")
     kinds = [b["type"] for b in message.blocks]
     assert kinds == ["section", "section", "context", "actions"]
     assert message.blocks[0]["text"]["text"] == "Use *WireGuard*."
@@ -116,49 +120,73 @@ def test_answer_blocks_have_sources_related_pages_and_feedback() -> None:
 
 @pytest.mark.parametrize(("source", "label"), [(Source.AI, "AI answer"), (Source.SEARCH, "Wiki search")])
 def test_source_labels(source: Source, label: str) -> None:
-    message = render_answer(Answer(text="x", source=source), question="q")
+    [message] = render_answer(Answer(text="x", source=source), question="q")
     assert label in json.dumps(message.blocks)
 
 
 def test_quota_notice_comes_first_and_in_fallback() -> None:
-    message = render_answer(Answer(text="From the pages", source=Source.SEARCH, notice="AI paused"), question="q")
+    [message] = render_answer(Answer(text="From the pages", source=Source.SEARCH, notice="AI paused"), question="q")
     assert message.blocks[0]["type"] == "context" and "AI paused" in message.blocks[0]["elements"][0]["text"]
     assert message.text.startswith("AI paused")
 
 
 def test_empty_answer_offers_save_only_with_a_thread() -> None:
     empty = Answer(text="", empty=True)
-    with_thread = render_answer(empty, question="q", save_target="C1:1700000000.000100")
+    [with_thread] = render_answer(empty, question="q", save_target="C1:1700000000.000100")
     assert "couldn't find anything" in with_thread.blocks[0]["text"]["text"]
     ids = [b["action_id"] for b in with_thread.blocks[-1]["elements"]]
     assert ids[0] == "kb_save_thread"
     value = json.loads(with_thread.blocks[-1]["elements"][0]["value"])
     assert value == {"ref": "C1:1700000000.000100", "title": "q"}
-    without = render_answer(empty, question="q")
+    [without] = render_answer(empty, question="q")
     assert "kb_save_thread" not in json.dumps(without.blocks)
 
 
 def test_share_button_for_ephemeral_answers() -> None:
-    message = render_answer(Answer(text="a"), question="q", share_id="abc")
+    [message] = render_answer(Answer(text="a"), question="q", share_id="abc")
     assert message.blocks[-1]["elements"][0]["action_id"] == "kb_share"
     assert message.blocks[-1]["elements"][0]["value"] == "abc"
 
 
 def test_huge_answer_respects_slack_limits() -> None:
     text = "\n\n".join(f"Paragraph {i} " + "word & <x> " * 400 for i in range(200))
-    message = render_answer(
+    messages = render_answer(
         Answer(text=text, related_pages=tuple(PageRef(str(i), f"P{i}", None) for i in range(30)), notice="n"),
         question="q" * 5000,
     )
-    assert len(message.blocks) == MAX_BLOCKS
-    for block in message.blocks:
-        if block["type"] == "section":
-            assert len(block["text"]["text"]) <= MAX_SECTION_CHARS
-        if block["type"] == "actions":
-            assert all(len(e["value"]) <= 2000 for e in block["elements"])
-    assert "answer truncated" in json.dumps(message.blocks)
-    assert "…and 20 more" in json.dumps(message.blocks, ensure_ascii=False)
-    assert len(message.text) <= 3000
+    assert 1 < len(messages) <= MAX_ANSWER_MESSAGES + 1
+    for message in messages:
+        assert len(message.blocks) <= MAX_BLOCKS
+        assert block_text_chars(message.blocks) <= MAX_MESSAGE_BLOCK_TEXT + 200
+        assert 0 < len(message.text) <= 3000
+        for block in message.blocks:
+            if block["type"] == "section":
+                assert len(block["text"]["text"]) <= MAX_SECTION_CHARS
+            if block["type"] == "actions":
+                assert all(len(e["value"]) <= 2000 for e in block["elements"])
+    everything = json.dumps([m.blocks for m in messages], ensure_ascii=False)
+    assert "answer truncated" in everything
+    assert "…and 20 more" in everything
+    assert messages[0].blocks[0]["type"] == "context"  # the notice leads the first part only
+    assert everything.count("kb_feedback_up") == 1
+
+
+@pytest.mark.parametrize("paragraphs", [3, 9, 10, 11, 12, 20, 25])
+def test_every_part_fits_and_nothing_is_lost(paragraphs: int) -> None:
+    text = "\n\n".join(f"P{i:03d} " + "x" * 1290 for i in range(paragraphs))
+    messages = render_answer(Answer(text=text), question="q")
+    for message in messages:
+        assert block_text_chars(message.blocks) <= MAX_MESSAGE_BLOCK_TEXT + 200 and len(message.blocks) <= MAX_BLOCKS
+    shown = " ".join(b["text"]["text"] for m in messages for b in m.blocks if b["type"] == "section")
+    assert all(f"P{i:03d}" in shown for i in range(paragraphs))
+
+
+def test_plain_parts_carry_the_words_without_blocks() -> None:
+    [message] = render_answer(Answer(text="Use **WireGuard**.", notice="AI paused"), question="q")
+    parts = plain_parts(message)
+    assert all(not p.blocks and len(p.text) <= MAX_SECTION_CHARS for p in parts)
+    joined = "\n".join(p.text for p in parts)
+    assert "WireGuard" in joined and "AI paused" in joined
 
 
 def test_split_never_cuts_inside_a_link() -> None:
@@ -172,9 +200,9 @@ def test_split_never_cuts_inside_a_link() -> None:
 
 
 def test_unicode_and_whitespace_answers() -> None:
-    message = render_answer(Answer(text="   "), question="q")
+    [message] = render_answer(Answer(text="   "), question="q")
     assert "couldn't find anything" in message.blocks[0]["text"]["text"]
-    emoji = render_answer(Answer(text="Привет 👋 **мир**"), question="q")
+    [emoji] = render_answer(Answer(text="Привет 👋 **мир**"), question="q")
     assert emoji.blocks[0]["text"]["text"] == "Привет 👋 *мир*"
 
 
@@ -206,3 +234,13 @@ def test_saved_note_is_a_second_escaped_line() -> None:
     assert first == plain.text
     assert second.startswith(":warning: only the first 10 ") and second.endswith(" &amp; more")
     assert "<!channel>" not in noted.text and "<!channel>" not in json.dumps(noted.blocks)  # escaped, inert
+
+
+def test_code_fenced_inside_a_quote_stays_code() -> None:
+    # How the search answerer quotes a page's code block (kbbot.search.answerer._quote).
+    text = "> Roll back:  \n> ```\n> ./scripts/promote <service> --rollback\n> # comment\n> ```\n\nafter **bold**"
+    assert markdown_to_mrkdwn(text) == (
+        "> Roll back:  \n> ```\n> ./scripts/promote &lt;service&gt; --rollback\n> # comment\n> ```\n\nafter *bold*"
+    )
+    # An unquoted fence keeps a quote-looking line as code.
+    assert markdown_to_mrkdwn("```\n> x\n```") == "```\n&gt; x\n```"

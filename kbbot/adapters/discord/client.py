@@ -6,11 +6,14 @@ The client is assembled from injected services (AskService, ThreadSaver, Feedbac
     client = build_discord_client(ask=ask, saver=saver, feedback=feedback, options=options)
     await run_discord_client(client, token)  # until client.close()
 
-Intents: the default intents, *without* the privileged Message Content intent: Discord still delivers the
-content of messages that mention the bot, of DMs, and every slash/context-menu command. Message Content is
-requested only when ``DISCORD_AUTO_CHANNELS`` is set (auto-answering ordinary messages needs their text), and
-must then also be switched on in the Developer Portal. With ``DISCORD_SHARD_COUNT`` the client is an
-``AutoShardedClient`` (Discord requires sharding from 2,500 guilds; from ~1,000 it is worth it).
+Intents: the default intents, plus the privileged Message Content intent when saving threads
+(``DISCORD_SAVE_THREADS``, on by default) or auto-answer channels are enabled. Without it Discord blanks the
+text of every message that does not mention the bot, in events *and* in REST history, so a saved page would be
+empty; questions by mention, DM and slash command work without it. The intent must also be switched on in the
+Developer Portal: before connecting, the application's flags say whether it is; when it is not, the bot either
+runs without those features (the default) or refuses to start (``DISCORD_REQUIRE_MESSAGE_CONTENT``). With
+``DISCORD_SHARD_COUNT`` the client is an ``AutoShardedClient`` (Discord requires sharding from 2,500 guilds;
+from ~1,000 it is worth it).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import discord.http
 import yarl
 from discord import app_commands
 
+from kbbot.adapters.discord.failures import INTENT_SWITCH, startup_errors
 from kbbot.adapters.discord.feedback import feedback_view
+from kbbot.adapters.discord.guilds import GuildGate
 from kbbot.adapters.discord.handlers import DiscordHandlers, Interaction
 from kbbot.adapters.discord.sync import CommandSync
 from kbbot.core.ports import Asking, FeedbackStore, Saving
@@ -36,7 +41,7 @@ from kbbot.errors import ConfigError, ShuttingDown
 log = logging.getLogger(__name__)
 
 #: What the bot needs in a channel: see it, read history (thread saving), answer (also in threads), embed
-#: answers, add reactions.
+#: answers, add reactions (👀 on a question while it works on the answer).
 REQUIRED_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
@@ -57,29 +62,88 @@ def invite_url(application_id: int | str) -> str:
     )
 
 
-def intents_for(auto_channels: Sequence[int]) -> discord.Intents:
+@dataclass(frozen=True, slots=True)
+class DiscordOptions:
+    """The ``DISCORD_*`` settings the adapter uses, as plain values. ``data_dir`` keeps the command-sync
+    fingerprint; ``api_url`` points REST and the gateway at a fake (tests)."""
+
+    data_dir: Path
+    guild_ids: Sequence[int] = ()
+    guild_allowlist: Sequence[int] = ()
+    save_roles: Sequence[str] = ()
+    save_threads: bool = True
+    auto_channels: Sequence[int] = ()
+    require_message_content: bool = False
+    shard_count: int | None = None
+    api_url: str | None = None
+
+
+def content_features(options: DiscordOptions) -> list[str]:
+    """What needs the Message Content intent, as the settings that turn it on."""
+    features = ["DISCORD_SAVE_THREADS"] if options.save_threads else []
+    return features + (["DISCORD_AUTO_CHANNELS"] if options.auto_channels else [])
+
+
+def intents_for(options: DiscordOptions) -> discord.Intents:
     intents = discord.Intents.default()
-    intents.message_content = bool(auto_channels)
+    intents.message_content = bool(content_features(options))
     return intents
 
 
 async def run_discord_client(client: discord.Client, token: str) -> None:
     """Run ``client`` until it is closed (``await client.close()`` from elsewhere, or cancellation).
 
-    Setup mistakes become a :class:`ConfigError` naming the setting to fix, instead of a discord.py traceback.
+    Setup problems become one line instead of a discord.py traceback: a rejected token is
+    :class:`Unauthorized` (exit 3), an unreachable Discord :class:`Unavailable` (exit 4), a Message Content
+    intent that is required but not enabled a :class:`ConfigError` (exit 2).
     """
-    try:
+    with startup_errors():
         async with client:
             await client.start(token)
-    except discord.LoginFailure:
-        raise ConfigError(
-            "DISCORD_BOT_TOKEN was rejected by Discord: reset it in the Developer Portal (Bot → Reset Token)"
-        ) from None
-    except discord.PrivilegedIntentsRequired:
-        raise ConfigError(
-            "DISCORD_AUTO_CHANNELS needs the Message Content intent: enable it in the Developer Portal "
-            "(Bot → Privileged Gateway Intents) or unset DISCORD_AUTO_CHANNELS"
-        ) from None
+
+
+def settle_message_content(client: discord.Client, options: DiscordOptions) -> None:
+    """Before connecting: drop the Message Content intent when the portal switch is off (and it is not
+    required), so the bot still answers mentions, DMs and slash commands instead of failing with 4014.
+
+    The application's flags (GATEWAY_MESSAGE_CONTENT or its _LIMITED variant below 100 servers) are what
+    the portal switch sets; discord.py fetched them at login (``/oauth2/applications/@me``).
+    """
+    if not client.intents.message_content or client.application is None:
+        return
+    flags = client.application.flags
+    if flags.gateway_message_content or flags.gateway_message_content_limited:
+        return
+    line = INTENT_SWITCH.format(features=" and ".join(content_features(options)))
+    if options.require_message_content:
+        raise ConfigError(line + "; or set DISCORD_REQUIRE_MESSAGE_CONTENT=false to run without saving")
+    log.warning("%s; running without saving and auto-answer until then", line)
+    _drop_message_content(client)
+
+
+def _drop_message_content(client: discord.Client) -> None:
+    # discord.py reads the intents from its connection state when it IDENTIFYs; there is no public setter.
+    client._connection._intents.message_content = False
+
+
+def fall_back_on_4014(client: discord.Client, options: DiscordOptions) -> None:
+    """When the gateway still refuses the intent (close code 4014: the switch was turned off after the flags
+    were read), connect again without it — unless it is required. A single-connection client is still open
+    after a 4014; a sharded one has closed itself, so it stops with the one-line error."""
+    connect = client.connect
+
+    async def connect_or_fall_back(*, reconnect: bool = True) -> None:
+        try:
+            await connect(reconnect=reconnect)
+        except discord.PrivilegedIntentsRequired:
+            if options.require_message_content or client.is_closed():
+                raise
+            line = INTENT_SWITCH.format(features=" and ".join(content_features(options)))
+            log.warning("%s; connecting again without it: saving and auto-answer are off", line)
+            _drop_message_content(client)
+            await connect(reconnect=reconnect)
+
+    client.connect = connect_or_fall_back  # type: ignore[method-assign]
 
 
 def point_rest_at(api_url: str) -> None:
@@ -102,28 +166,19 @@ async def point_gateway_from_rest(client: discord.Client) -> None:
 InFlight = Callable[[], AbstractAsyncContextManager[object]]
 
 
-@dataclass(frozen=True, slots=True)
-class DiscordOptions:
-    """The ``DISCORD_*`` settings the adapter uses. ``data_dir`` keeps the command-sync fingerprint;
-    ``api_url`` points REST and the gateway at a fake (tests)."""
-
-    data_dir: Path
-    guild_ids: Sequence[int] = ()
-    save_roles: Sequence[str] = ()
-    auto_channels: Sequence[int] = ()
-    shard_count: int | None = None
-    api_url: str | None = None
-
-
 @asynccontextmanager
 async def _untracked() -> AsyncIterator[None]:
     yield
 
 
 def build_commands(
-    tree: app_commands.CommandTree[discord.Client], handlers: DiscordHandlers, in_flight: InFlight = _untracked
+    tree: app_commands.CommandTree[discord.Client],
+    handlers: DiscordHandlers,
+    in_flight: InFlight = _untracked,
+    *,
+    saving: bool = True,
 ) -> None:
-    """Register ``/ask``, ``/save-thread`` and the "Save thread to wiki" message command on ``tree``.
+    """Register ``/ask`` and (with ``saving``) ``/save-thread`` and the "Save thread to wiki" message command.
 
     Each runs inside ``in_flight()`` so a stopping bot waits for it; once stopping, new commands are refused
     with a short "restarting" message instead of being cut off halfway."""
@@ -150,11 +205,13 @@ def build_commands(
         await tracked(interaction, lambda: handlers.save_interaction(interaction, title=title, tags=tags))
 
     async def save_from_message(interaction: Interaction, message: discord.Message) -> None:
-        await tracked(interaction, lambda: handlers.save_interaction(interaction))
+        # The message the menu was used on arrives with its content even without the Message Content intent.
+        await tracked(interaction, lambda: handlers.save_interaction(interaction, target=message))
 
     tree.add_command(ask)
-    tree.add_command(save_thread)
-    tree.add_command(app_commands.ContextMenu(name=SAVE_MENU_NAME, callback=save_from_message))
+    if saving:
+        tree.add_command(save_thread)
+        tree.add_command(app_commands.ContextMenu(name=SAVE_MENU_NAME, callback=save_from_message))
 
 
 def build_discord_client(
@@ -174,7 +231,7 @@ def build_discord_client(
     those answers before it closes the connection, and refuses new ones with a "restarting" reply.
     """
     client_kwargs: dict[str, object] = {
-        "intents": intents_for(options.auto_channels),
+        "intents": intents_for(options),
         "allowed_mentions": discord.AllowedMentions.none(),
         "chunk_guilds_at_startup": False,
         **(client_options or {}),
@@ -185,16 +242,19 @@ def build_discord_client(
     else:
         client = discord.Client(**client_kwargs)  # type: ignore[arg-type]
 
+    gate = GuildGate(client, options.guild_allowlist)
     handlers = DiscordHandlers(
         client=client,
         ask=ask,
         saver=saver,
         feedback=feedback,
+        gate=gate,
         save_roles=options.save_roles,
         auto_channels=options.auto_channels,
     )
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
-    build_commands(tree, handlers, in_flight)
+    tree.interaction_check = gate.interaction_check  # type: ignore[method-assign]
+    build_commands(tree, handlers, in_flight, saving=options.save_threads)
     syncer = CommandSync(tree, data_dir=options.data_dir, guild_ids=options.guild_ids)
 
     if options.api_url:
@@ -203,6 +263,8 @@ def build_discord_client(
     async def setup_hook() -> None:
         if options.api_url:
             await point_gateway_from_rest(client)
+        settle_message_content(client, options)
+        gate.warn_if_public()
         # Registered before the gateway connects, so clicks on answers sent before a restart still work.
         client.add_view(feedback_view(feedback))
         if sync_commands and client.application_id is not None:
@@ -217,8 +279,14 @@ def build_discord_client(
 
     async def on_ready() -> None:
         log.info("Discord: connected as %s to %d servers", client.user, len(client.guilds))
+        await gate.leave_others()
+
+    async def on_guild_join(guild: discord.Guild) -> None:
+        await gate.leave_if_not_allowed(guild)
 
     client.setup_hook = setup_hook  # type: ignore[method-assign]
+    fall_back_on_4014(client, options)
     client.event(on_message)
     client.event(on_ready)
+    client.event(on_guild_join)
     return client

@@ -15,8 +15,9 @@ import discord
 from discord.utils import MISSING
 
 from kbbot.adapters.discord.feedback import answer_buttons
-from kbbot.adapters.discord.history import read_thread, thread_to_neutral
-from kbbot.adapters.discord.permissions import denied_text, may_save
+from kbbot.adapters.discord.guilds import GuildGate
+from kbbot.adapters.discord.history import blanked, display_names, read_thread, thread_to_neutral
+from kbbot.adapters.discord.permissions import can_read_history, denied_text, may_save
 from kbbot.adapters.discord.render import OutgoingMessage, render_answer, render_text, safe
 from kbbot.core.ask import queue_notice
 from kbbot.core.models import Answer, Asker, Question, SavedPage
@@ -37,6 +38,26 @@ NO_HISTORY_ACCESS = (
     "I can't read this thread's history. Please give the bot the **Read Message History** and "
     "**View Channel** permissions here, then try again."
 )
+ADD_BOT_TO_THREAD = (
+    "This is a private thread and I'm not in it, so I can't read it. Add me first (mention me in the thread, "
+    "or thread menu → Add Members), then save again."
+)
+USER_CANNOT_READ = (
+    "Saving publishes this thread's whole history, so only people who can read it may save it: you need "
+    "**View Channel** and **Read Message History** here."
+)
+SAVING_OFF = (
+    "Saving is off: Discord does not send this bot the text of messages, because its **Message Content "
+    "intent** is not switched on. An admin can turn it on in the Developer Portal (Bot → Privileged Gateway "
+    "Intents) and restart the bot."
+)
+BLANK_HISTORY = (
+    "Not saved: Discord sent {count} of these messages without their text (the bot's **Message Content "
+    "intent** is off in the Developer Portal), and a page without them would be wrong. An admin can switch it "
+    "on (Bot → Privileged Gateway Intents); then save again."
+)
+#: Put on a question while the answer is being worked on (the invite's Add Reactions permission), as in Slack.
+WORKING = "👀"
 
 
 Interaction = discord.Interaction[discord.Client]
@@ -52,10 +73,12 @@ class DiscordHandlers:
         ask: Asking,
         saver: Saving,
         feedback: FeedbackStore,
+        gate: GuildGate | None = None,
         save_roles: Sequence[str] = (),
         auto_channels: Sequence[int] = (),
     ) -> None:
         self._client = client
+        self._gate = gate or GuildGate(client, ())
         self._ask = ask
         self._saver = saver
         self._feedback = feedback
@@ -101,18 +124,44 @@ class DiscordHandlers:
         return channel.id in self._auto_channels or parent_id in self._auto_channels
 
     async def on_message(self, message: discord.Message) -> None:
+        # A server the bot has just left is no longer cached: its messages have no ``guild`` and would look
+        # like DMs, but their (partial) channel still carries the guild id.
+        guild_id: int | None = message.guild.id if message.guild else getattr(message.channel, "guild_id", None)
+        if not self._gate.allows(guild_id):
+            log.warning("Discord: ignored a message from server %s (not in DISCORD_ALLOWED_GUILDS)", guild_id)
+            await self._gate.leave_if_not_allowed(discord.Object(id=guild_id or 0))
+            return
         text = self.question_text(message)
         if text is None:
             return
+        if guild_id is None and not await self._gate.serves(None, message.author.id):
+            log.warning(
+                "Discord: ignored a DM from user %s, who is in none of DISCORD_ALLOWED_GUILDS", message.author.id
+            )
+            return
         question = _question(text, message.author, message.channel.id, message.id)
         notice = queue_notice(lambda text: self._reply_text(message, "⏳ " + text))
+        await self._react(message, add=True)
         try:
             async with message.channel.typing():
                 answer = await self._ask.ask(question, on_queued=notice)
         except Exception as exc:
             await self._reply_text(message, self._describe(exc))
+            await self._react(message, add=False)
             return
         await self._reply_answer(message, answer, question.text)
+        await self._react(message, add=False)
+
+    async def _react(self, message: discord.Message, *, add: bool) -> None:
+        """👀 on the question while working; a missing permission or a deleted question only skips it."""
+        me = self._client.user
+        try:
+            if add:
+                await message.add_reaction(WORKING)
+            elif me is not None:
+                await message.remove_reaction(WORKING, me)
+        except discord.HTTPException as exc:
+            log.debug("Discord: could not %s the working reaction (HTTP %s)", "add" if add else "remove", exc.status)
 
     async def refuse(self, message: discord.Message, exc: Exception) -> None:
         """Tell the asker why their question was not taken (the bot is stopping); other messages stay silent."""
@@ -139,31 +188,42 @@ class DiscordHandlers:
         except Exception as exc:
             await self._followup_text(interaction, self._describe(exc), replace_original=shown)
             return
-        await self._followup_answer(
-            interaction, render_answer(answer, question=question_text), replace_original=shown
-        )
+        await self._followup_answer(interaction, render_answer(answer, question=question_text), replace_original=shown)
 
     # ------------------------------------------------------------------------------------------ saving
 
     async def save_interaction(
-        self, interaction: Interaction, *, title: str | None = None, tags: str | None = None
+        self,
+        interaction: Interaction,
+        *,
+        title: str | None = None,
+        tags: str | None = None,
+        target: discord.Message | None = None,
     ) -> None:
-        """``/save-thread`` and the "Save thread to wiki" message command."""
+        """``/save-thread`` and the "Save thread to wiki" message command (``target``: the message it was
+        used on, which Discord sends with its content even without the Message Content intent)."""
         thread = interaction.channel
-        if not isinstance(thread, discord.Thread):
-            await interaction.response.send_message(NOT_IN_THREAD, ephemeral=True, allowed_mentions=NONE)
+        refusal = self._save_refusal(interaction, thread)
+        if refusal is not None:
+            await interaction.response.send_message(refusal, ephemeral=True, allowed_mentions=NONE)
             return
-        if not may_save(
-            thread=thread, user=interaction.user, permissions=interaction.permissions, save_roles=self._save_roles
-        ):
-            await interaction.response.send_message(
-                denied_text(self._save_roles), ephemeral=True, allowed_mentions=NONE
-            )
-            return
+        assert isinstance(thread, discord.Thread)
         await interaction.response.defer(thinking=True)
         try:
-            messages = await read_thread(thread)
-            neutral = thread_to_neutral(thread, messages)
+            messages = await read_thread(thread, target=target)
+            me = self._client.user
+            empty = blanked(messages, bot_id=me.id if me is not None else 0)
+            if empty:
+                log.warning(
+                    "Discord: save of thread %s refused: %d of %d messages came without their text (the "
+                    "Message Content intent is off in the Developer Portal)",
+                    thread.id,
+                    len(empty),
+                    len(messages),
+                )
+                await self._followup_text(interaction, BLANK_HISTORY.format(count=len(empty)))
+                return
+            neutral = thread_to_neutral(thread, messages, await display_names(thread.guild, messages))
             if not neutral.messages:
                 await self._followup_text(interaction, EMPTY_THREAD)
                 return
@@ -171,12 +231,32 @@ class DiscordHandlers:
             saved = await self._saver.save(neutral, title=(title or "").strip() or None, tags=tag_list)
         except discord.Forbidden:
             log.warning("no access to the history of Discord thread %s", thread.id)
-            await self._followup_text(interaction, NO_HISTORY_ACCESS)
+            private = thread.type == discord.ChannelType.private_thread
+            await self._followup_text(interaction, ADD_BOT_TO_THREAD if private else NO_HISTORY_ACCESS)
             return
         except Exception as exc:
             await self._followup_text(interaction, self._describe(exc))
             return
         await self._followup_text(interaction, saved_text(saved, count=len(neutral.messages)))
+
+    def _save_refusal(self, interaction: Interaction, thread: object) -> str | None:
+        """Why this save cannot start, checked before anything is read; None when it can."""
+        if not isinstance(thread, discord.Thread):
+            return NOT_IN_THREAD
+        if not self._client.intents.message_content:
+            log.warning("Discord: save refused: the Message Content intent is off (switch it on in the portal)")
+            return SAVING_OFF
+        if not may_save(
+            thread=thread, user=interaction.user, permissions=interaction.permissions, save_roles=self._save_roles
+        ):
+            return denied_text(self._save_roles)
+        if not can_read_history(interaction.permissions):
+            return USER_CANNOT_READ
+        if not can_read_history(interaction.app_permissions):
+            # Without Read Message History Discord returns an empty history rather than an error.
+            private = thread.type == discord.ChannelType.private_thread
+            return ADD_BOT_TO_THREAD if private and not interaction.app_permissions.view_channel else NO_HISTORY_ACCESS
+        return None
 
     # ------------------------------------------------------------------------------------------ sending
 
@@ -194,18 +274,23 @@ class DiscordHandlers:
         for index, part in enumerate(parts):
             view = answer_buttons(self._feedback) if index == len(parts) - 1 else discord.ui.View()
             if index == 0:
-                await message.reply(
-                    part.content, embeds=list(part.embeds), view=view, allowed_mentions=NONE, mention_author=False
+                await message.channel.send(
+                    part.content,
+                    embeds=list(part.embeds),
+                    view=view,
+                    allowed_mentions=NONE,
+                    reference=_reply_to(message),
+                    mention_author=False,
                 )
             else:
-                await message.channel.send(
-                    part.content, embeds=list(part.embeds), view=view, allowed_mentions=NONE
-                )
+                await message.channel.send(part.content, embeds=list(part.embeds), view=view, allowed_mentions=NONE)
 
     async def _reply_text(self, message: discord.Message, text: str) -> None:
         for index, chunk in enumerate(render_text(text)):
             if index == 0:
-                await message.reply(chunk, allowed_mentions=NONE, mention_author=False)
+                await message.channel.send(
+                    chunk, allowed_mentions=NONE, reference=_reply_to(message), mention_author=False
+                )
             else:
                 await message.channel.send(chunk, allowed_mentions=NONE)
 
@@ -251,6 +336,12 @@ def saved_text(saved: SavedPage, *, count: int) -> str:
     if saved.url:
         return f"{verb} {count} messages to the wiki: [{title}]({saved.url})"
     return f"{verb} {count} messages to the wiki as “{title}”."
+
+
+def _reply_to(message: discord.Message) -> discord.MessageReference:
+    """A reply that Discord sends as a plain message when the question was deleted in the meantime
+    (``fail_if_not_exists=False``), instead of rejecting it and losing the answer."""
+    return message.to_reference(fail_if_not_exists=False)
 
 
 def _question(text: str, user: discord.abc.User, channel_id: int | None, event_id: int) -> Question:

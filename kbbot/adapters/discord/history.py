@@ -3,18 +3,32 @@
 Discord hands out history newest-first in pages of at most 100; ``history(oldest_first=True)`` walks it with
 ``after=`` so the page reads top to bottom. Mentions become display names here, because a wiki reader cannot
 resolve ``<@1234>``; attachments become links and embeds/stickers a one-line summary, so nothing silently
-disappears from the saved page.
+disappears from the saved page. Forwarded messages carry their text in ``message_snapshots`` (the forward
+itself is empty) and are saved as a quote.
+
+Names: REST history has no ``member`` objects (only gateway MESSAGE_CREATE does), so a message's author is a
+plain user with their global name. The page shows what people see in the server — their nickname — so the
+names are looked up per author: the member cache first, else ``GET /guilds/{id}/members/{user}`` (one call
+per distinct author; no privileged intent needed).
+
+Blank messages: without the Message Content intent, Discord sends the messages of a thread with empty
+``content``, ``embeds``, ``attachments`` and ``components`` (except the bot's own, ones that mention it, and
+the message a context-menu command was used on). A real message is never empty, so :func:`blanked` finds
+them and the save is refused instead of publishing a page of empty quotes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Mapping
 from datetime import UTC
 
 import discord
 
 from kbbot.adapters.markup import discord_to_markdown
 from kbbot.core.models import Attachment, Thread, ThreadMessage
+
+log = logging.getLogger(__name__)
 
 #: Message types that carry what people wrote (default, reply, slash-command output, context-menu output).
 _CONTENT_TYPES = {
@@ -24,57 +38,137 @@ _CONTENT_TYPES = {
     discord.MessageType.context_menu_command,
 }
 
-
-async def read_thread(thread: discord.Thread) -> list[discord.Message]:
-    """Every message of ``thread``, oldest first (discord.py fetches 100 per request, the API maximum)."""
-    return [message async for message in thread.history(limit=None, oldest_first=True)]
+Names = Mapping[int, str]
+_NO_NAMES: Names = {}
 
 
-def thread_to_neutral(thread: discord.Thread, messages: Iterable[discord.Message]) -> Thread:
-    """Build the neutral thread. Keyed by the Discord thread id so a second save updates the same page."""
-    converted: list[ThreadMessage] = []
+async def read_thread(thread: discord.Thread, *, target: discord.Message | None = None) -> list[discord.Message]:
+    """Every message of ``thread``, oldest first (discord.py fetches 100 per request, the API maximum).
+
+    ``target`` — the message a context-menu command was used on — replaces its copy from the history: Discord
+    always sends it with its content."""
+    messages = [message async for message in thread.history(limit=None, oldest_first=True)]
+    if target is not None:
+        messages = [target if message.id == target.id else message for message in messages]
+    return messages
+
+
+def _written(messages: Iterable[discord.Message]) -> list[discord.Message]:
+    """The messages that go on the page, with a thread's starter message (type 21) replaced by the channel
+    message it points to (Discord sends that along as the referenced message)."""
+    kept: list[discord.Message] = []
     for message in messages:
         if message.type == discord.MessageType.thread_starter_message:
-            # A thread started from a channel message: the starter lives in the parent channel and Discord
-            # sends it along as the referenced message.
             starter = message.reference.resolved if message.reference is not None else None
             if isinstance(starter, discord.Message):
-                converted.append(message_to_neutral(starter))
+                kept.append(starter)
+        elif message.type in _CONTENT_TYPES:
+            kept.append(message)  # joins, pins, renames: noise on a wiki page
+    return kept
+
+
+def blanked(messages: Iterable[discord.Message], *, bot_id: int) -> list[discord.Message]:
+    """The messages that came back emptied by the Message Content rule (see the module docstring)."""
+    empty = []
+    for message in _written(messages):
+        # Threads live in servers, so only the bot's own messages and those mentioning it are exempt.
+        if message.author.id == bot_id or any(u.id == bot_id for u in message.mentions):
             continue
-        if message.type not in _CONTENT_TYPES:
-            continue  # joins, pins, renames: noise on a wiki page
-        converted.append(message_to_neutral(message))
+        has_body = (
+            message.content
+            or message.embeds
+            or message.attachments
+            or message.stickers
+            or message.components
+            or message.poll is not None
+            or any(s.content or s.embeds or s.attachments or s.stickers for s in message.message_snapshots)
+        )
+        if not has_body:
+            empty.append(message)
+    return empty
+
+
+async def display_names(guild: discord.Guild | None, messages: Iterable[discord.Message]) -> dict[int, str]:
+    """Server display names (nickname, else global name) of every author and mentioned user."""
+    users: dict[int, discord.abc.User | None] = {}
+    for message in _written(messages):
+        users.setdefault(message.author.id, message.author)
+        for mentioned in message.mentions:
+            users.setdefault(mentioned.id, mentioned)
+        for snapshot in message.message_snapshots:
+            for user_id in snapshot.raw_mentions:
+                users.setdefault(user_id, None)  # a forward sends mention ids only
+    names: dict[int, str] = {}
+    for user_id, user in users.items():
+        if isinstance(user, discord.Member) or guild is None:
+            if user is not None:
+                names[user_id] = user.display_name
+            continue
+        member = guild.get_member(user_id)
+        if member is None:
+            try:
+                member = await guild.fetch_member(user_id)
+            except discord.NotFound:
+                pass  # left the server: the global name is all there is
+            except discord.HTTPException as exc:
+                log.warning("could not look up a Discord member's nickname (HTTP %s)", exc.status)
+        known: discord.abc.User | None = member or user
+        if known is not None:
+            names[user_id] = known.display_name
+    return names
+
+
+def thread_to_neutral(thread: discord.Thread, messages: Iterable[discord.Message], names: Names = _NO_NAMES) -> Thread:
+    """Build the neutral thread. Keyed by the Discord thread id so a second save updates the same page."""
     parent = thread.parent
     return Thread(
         platform="discord",
         key=str(thread.id),
-        messages=tuple(converted),
+        messages=tuple(message_to_neutral(message, names) for message in _written(messages)),
         permalink=thread.jump_url,
         channel_name=parent.name if parent is not None else None,
         title_hint=thread.name,
     )
 
 
-def message_to_neutral(message: discord.Message) -> ThreadMessage:
-    users = {str(user.id): user.display_name for user in message.mentions}
-    roles = {str(role.id): role.name for role in message.role_mentions}
-    channels = {str(channel.id): channel.name for channel in message.channel_mentions}
-    text = discord_to_markdown(message.content or "", users=users, roles=roles, channels=channels)
+def message_to_neutral(message: discord.Message, names: Names = _NO_NAMES) -> ThreadMessage:
+    users = {str(user.id): names.get(user.id, user.display_name) for user in message.mentions}
+    text = _markdown(message.content, users, message)
     # A bot's embed is usually its whole message (e.g. kbbot's own answers): keep it; trim link previews.
     limit = 4096 if message.author.bot else 500
     extras = [_summarize_embed(embed, limit=limit) for embed in message.embeds]
     extras += [f"*(sticker: {sticker.name})*" for sticker in message.stickers]
+    attachments = [Attachment(name=a.filename, url=a.url) for a in message.attachments]
+    for snapshot in message.message_snapshots:
+        extras.append(_forwarded(snapshot, names, message, limit=limit))
+        attachments += [Attachment(name=a.filename, url=a.url) for a in snapshot.attachments]
     if extras:
         text = "\n\n".join(part for part in (text, *[e for e in extras if e]) if part)
     created = message.created_at.astimezone(UTC)
     return ThreadMessage(
-        author_name=message.author.display_name,
+        author_name=names.get(message.author.id, message.author.display_name),
         author_id=str(message.author.id),
         timestamp=created.isoformat(),
         text=text,
-        attachments=tuple(Attachment(name=a.filename, url=a.url) for a in message.attachments),
+        attachments=tuple(attachments),
         edited=message.edited_at is not None,
     )
+
+
+def _markdown(content: str, users: Mapping[str, str], message: discord.Message) -> str:
+    roles = {str(role.id): role.name for role in message.role_mentions}
+    channels = {str(channel.id): channel.name for channel in message.channel_mentions}
+    return discord_to_markdown(content or "", users=users, roles=roles, channels=channels)
+
+
+def _forwarded(snapshot: discord.MessageSnapshot, names: Names, message: discord.Message, *, limit: int) -> str:
+    """A forwarded message as a quote: its text, embeds and stickers (its author is not sent by Discord)."""
+    users = {str(user_id): names[user_id] for user_id in snapshot.raw_mentions if user_id in names}
+    parts = [_markdown(snapshot.content, users, message)]
+    parts += [_summarize_embed(embed, limit=limit) for embed in snapshot.embeds]
+    parts += [f"*(sticker: {sticker.name})*" for sticker in snapshot.stickers]
+    body = "\n\n".join(part for part in parts if part)
+    return "*Forwarded message:*\n> " + body.replace("\n", "\n> ") if body else "*Forwarded message*"
 
 
 def _summarize_embed(embed: discord.Embed, *, limit: int) -> str:

@@ -7,11 +7,14 @@ Socket Mode ack leaves within milliseconds regardless of how long the knowledgeb
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -72,21 +75,65 @@ def build_slack(
         # Our own posts come back as events; answering them would loop.
         ignoring_self_events_enabled=True,
     )
+    app.middleware(_app_rate_limited)
     _register(app, handlers)
     return SlackBot(app=app, handlers=handlers)
 
 
+async def _app_rate_limited(body: Body, next: Callable[[], Awaitable[None]]) -> BoltResponse | None:
+    """Slack sends ``app_rate_limited`` unasked when the workspace's events exceed 30,000 an hour
+    (docs.slack.dev/reference/events/app_rate_limited). It has no inner event, so no listener matches and Bolt
+    would answer 404, which counts as a failed delivery and can get the subscriptions disabled: say 200, and
+    warn the operator (events in that minute were dropped by Slack)."""
+    if isinstance(body, dict) and body.get("type") == "app_rate_limited":
+        log.warning(
+            "Slack rate-limited this app's events (team %s, minute %s): events of that minute were not delivered",
+            body.get("team_id"), body.get("minute_rate_limited"),
+        )
+        return BoltResponse(status=200, body="")
+    await next()
+    return None
+
+
 def _responder(respond: AsyncRespond, **fixed: Any) -> Any:
+    """Replies through ``response_url``; blocks Slack refuses (it answers HTTP 400 there) go again as plain text."""
+
     async def send(message: Message) -> None:
-        await respond(**message.kwargs(), **fixed)
+        response = await respond(**message.kwargs(), **fixed)
+        if response.status_code == 200 or not message.blocks:
+            return
+        log.warning("Slack refused a reply (HTTP %s, %s); sending it as plain text", response.status_code,
+                    str(response.body)[:80])
+        for part in rendering.plain_parts(message):
+            await respond(**part.kwargs(), **fixed)
 
     return send
+
+
+Listener = Callable[..., Awaitable[None]]
+
+
+def _guarded(listener: Listener) -> Listener:
+    """Keeps a listener's failure inside it. Bolt clears the ack when a listener raises soon after acking, then
+    reports "didn't call ack()" and answers 404, so Slack shows the user "app did not respond"; the flows tell
+    the user about failures themselves, and what still escapes is a bug worth its traceback in the log.
+    ``functools.wraps`` keeps the signature Bolt reads to pass the listener its arguments."""
+
+    @functools.wraps(listener)
+    async def run(**kwargs: Any) -> None:
+        try:
+            await listener(**kwargs)
+        except Exception:
+            log.exception("Slack listener %s failed", listener.__name__)
+
+    return run
 
 
 def _register(app: AsyncApp, h: SlackHandlers) -> None:
     command = h.options.command
 
     @app.event("app_mention")
+    @_guarded
     async def on_mention(body: Body, event: Body, context: AsyncBoltContext) -> None:
         if event.get("bot_id") or event.get("subtype"):
             return  # other bots mentioning us: answering could start a bot-to-bot loop
@@ -116,6 +163,7 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
                 )
 
     @app.event("message")
+    @_guarded
     async def on_message(body: Body, event: Body, context: AsyncBoltContext) -> None:
         # Only direct messages: channel messages reach us as app_mention. Edits, deletions, joins and bot posts
         # are ignored; a question typed along with an uploaded file (file_share) is still a question.
@@ -142,6 +190,7 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
                 )
 
     @app.command(command)
+    @_guarded
     async def on_command(ack: AsyncAck, command: Body, respond: AsyncRespond) -> None:
         raw = str(command.get("text", ""))
         user, channel = str(command.get("user_id", "")), str(command.get("channel_id", ""))
@@ -177,14 +226,21 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
                 await h.answer_command(text=cmd.arg, user_id=user, channel=channel, reply=private)
 
     @app.action(rendering.ACTION_SHARE)
+    @_guarded
     async def on_share(ack: AsyncAck, body: Body, action: Body, respond: AsyncRespond) -> None:
         await ack()
         async with h.tracked():
             user = str((body.get("user") or {}).get("id", ""))
 
+            shown = _responder(respond, response_type="in_channel", replace_original=False)
+            deleted = False
+
             async def public(message: Message) -> None:
-                await respond(delete_original=True)
-                await respond(**message.kwargs(), response_type="in_channel", replace_original=False)
+                nonlocal deleted
+                if not deleted:  # the ephemeral copy goes once, before the first public part
+                    deleted = True
+                    await respond(delete_original=True)
+                await shown(message)
 
             await h.share(
                 value=str(action.get("value", "")), user_id=user, reply_public=public,
@@ -201,10 +257,11 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
                 reply=_responder(respond, response_type="ephemeral", replace_original=False),
             )
 
-    app.action(rendering.ACTION_FEEDBACK_UP)(on_feedback)
-    app.action(rendering.ACTION_FEEDBACK_DOWN)(on_feedback)
+    app.action(rendering.ACTION_FEEDBACK_UP)(_guarded(on_feedback))
+    app.action(rendering.ACTION_FEEDBACK_DOWN)(_guarded(on_feedback))
 
     @app.action(rendering.ACTION_SAVE_THREAD)
+    @_guarded
     async def on_save_button(ack: AsyncAck, body: Body, action: Body, respond: AsyncRespond) -> None:
         await ack()
         try:
@@ -217,9 +274,11 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             await respond(text="That button is broken; use *Save thread to wiki* from the message menu instead.",
                           response_type="ephemeral", replace_original=False)
             return
-        await h.open_save_modal(trigger_id=str(body.get("trigger_id", "")), ref=ref, title=title)
+        user = str((body.get("user") or {}).get("id", ""))
+        await h.open_save_modal(trigger_id=str(body.get("trigger_id", "")), ref=ref, title=title, user_id=user)
 
     @app.shortcut(SAVE_SHORTCUT_CALLBACK)
+    @_guarded
     async def on_save_shortcut(ack: AsyncAck, shortcut: Body, context: AsyncBoltContext) -> None:
         await ack()
         message = shortcut.get("message") or {}
@@ -230,9 +289,11 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             log.warning("save shortcut without a usable channel/message")
             return
         title = plain_text(str(message.get("text", "")), bot_user_id=context.bot_user_id)
-        await h.open_save_modal(trigger_id=str(shortcut.get("trigger_id", "")), ref=ref, title=title)
+        user = str((shortcut.get("user") or {}).get("id", ""))
+        await h.open_save_modal(trigger_id=str(shortcut.get("trigger_id", "")), ref=ref, title=title, user_id=user)
 
     @app.view(SAVE_VIEW_CALLBACK)
+    @_guarded
     async def on_save_submit(ack: AsyncAck, body: Body, view: Body) -> None:
         try:
             request = parse_submission(view)

@@ -21,7 +21,7 @@ from cachetools import TTLCache
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from kbbot.adapters.slack import rendering
+from kbbot.adapters.slack import errors, rendering
 from kbbot.adapters.slack.history import (
     DEFAULT_MAX_MESSAGES,
     Membership,
@@ -162,13 +162,13 @@ class SlackHandlers:
                 await self.tell_user(channel, user_id, rendering.render_error(error_reply(exc)), thread_ts=thread_ts)
                 return
             save_target = ThreadRef(channel, thread_ts or ts).key if offer_save else None
-            message = rendering.render_answer(answer, question=cleaned, save_target=save_target)
-            try:
-                await self.post(channel, message, thread_ts=thread_ts)
-            except SlackApiError as exc:
-                # E.g. only admins may post here: the asker still gets the answer, for their eyes only.
-                log.warning("could not post the answer in the channel: %s", _slack_error(exc))
-                await self.tell_user(channel, user_id, message, thread_ts=thread_ts)
+            for message in rendering.render_answer(answer, question=cleaned, save_target=save_target):
+                try:
+                    await self.post(channel, message, thread_ts=thread_ts)
+                except SlackApiError as exc:
+                    # E.g. only admins may post here: the asker still gets the answer, for their eyes only.
+                    log.warning("could not post the answer in the channel: %s", errors.describe(exc))
+                    await self.tell_user(channel, user_id, message, thread_ts=thread_ts)
         finally:
             await self._react("reactions_remove", channel, ts)
 
@@ -182,7 +182,8 @@ class SlackHandlers:
             return
         share_id = uuid.uuid4().hex
         self._shared[share_id] = (cleaned, answer)
-        await reply(rendering.render_answer(answer, question=cleaned, share_id=_share_value(share_id, cleaned)))
+        for message in rendering.render_answer(answer, question=cleaned, share_id=_share_value(share_id, cleaned)):
+            await reply(message)
 
     async def share(self, *, value: str, user_id: str, reply_public: Reply, reply_private: Reply) -> None:
         """"Share in channel": post the ephemeral answer publicly, then remove the ephemeral copy."""
@@ -203,10 +204,12 @@ class SlackHandlers:
                 await reply_private(rendering.render_error(error_reply(exc)))
                 return
         name = await self.users.name(user_id)
-        message = rendering.render_answer(answer, question=cleaned)
+        first, *rest = rendering.render_answer(answer, question=cleaned)
         asked = rendering.escape(cleaned[:200])
         shared_by = rendering.context(f"Shared by {rendering.escape(name)} · asked: “{asked}”")
-        await reply_public(Message(text=message.text, blocks=[shared_by, *message.blocks]))
+        await reply_public(Message(text=first.text, blocks=[shared_by, *first.blocks]))
+        for message in rest:
+            await reply_public(message)
 
     async def record_feedback(self, *, question: str, user_id: str, helpful: bool, reply: Reply) -> None:
         await self._feedback.record(platform=PLATFORM, question=question, user_id=user_id, helpful=helpful)
@@ -235,10 +238,21 @@ class SlackHandlers:
 
     # --- saving ---------------------------------------------------------------------------------
 
-    async def open_save_modal(self, *, trigger_id: str, ref: ThreadRef, title: str) -> None:
-        """Open the modal first thing: ``trigger_id`` expires 3 s after the click."""
+    async def open_save_modal(self, *, trigger_id: str, ref: ThreadRef, title: str, user_id: str) -> None:
+        """Open the modal first thing: ``trigger_id`` expires 3 s after the click. When Slack refuses, the user is
+        told why (ephemeral), so a click never ends in silence."""
         view = save_modal(ref, title=title_hint(title) if title else "", tags=self.options.default_tags)
-        await self.client.views_open(trigger_id=trigger_id, view=view)
+        try:
+            await self.client.views_open(trigger_id=trigger_id, view=view)
+        except SlackApiError as exc:
+            log.warning("could not open the save form: %s", errors.describe(exc))
+            if errors.error_code(exc) in errors.TRIGGER_ERRORS:
+                reason = "Slack took too long to open the save form. Please try again."
+            else:
+                code = errors.error_code(exc)
+                reason = errors.scope_hint(exc) or f"I couldn't open the save form (Slack said `{code}`)."
+            hint = f" You can also use `{self.options.command} save <message link>`."
+            await self.tell_user(ref.channel, user_id, rendering.render_error(reason + hint), thread_ts=ref.thread_ts)
 
     async def save(self, *, ref: ThreadRef, user_id: str, title: str | None, tags: Sequence[str], fail: Reply) -> None:
         """Check membership, read the whole thread, save it, and post the page link in the thread.
@@ -262,7 +276,7 @@ class SlackHandlers:
         try:
             await self.post(ref.channel, message, thread_ts=_thread_key_ts(thread, ref))
         except SlackApiError as exc:
-            log.warning("could not post the saved-page link in the thread: %s", _slack_error(exc))
+            log.warning("could not post the saved-page link in the thread: %s", errors.describe(exc))
             await fail(message)
 
     async def on_saved(self, platform: str, conversation_key: str, saved: SavedPage) -> None:
@@ -274,36 +288,38 @@ class SlackHandlers:
         try:
             await self.post(ref.channel, message, thread_ts=ref.thread_ts)
         except SlackApiError as exc:
-            log.warning("could not post the saved-page link for a retried save: %s", _slack_error(exc))
+            log.warning("could not post the saved-page link for a retried save: %s", errors.describe(exc))
 
     # --- sending --------------------------------------------------------------------------------
 
     async def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> None:
-        kwargs: dict[str, Any] = {"channel": channel, **message.kwargs(), "unfurl_links": False, "unfurl_media": False}
+        kwargs: dict[str, Any] = {"channel": channel, "unfurl_links": False, "unfurl_media": False}
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
-        await self.client.chat_postMessage(**kwargs)
+        await _send(self.client.chat_postMessage, message, **kwargs)
 
     async def tell_user(self, channel: str, user_id: str, message: Message, *, thread_ts: str | None = None) -> None:
         """Ephemeral to one user; if Slack refuses (e.g. the bot left the channel), a DM instead."""
-        kwargs: dict[str, Any] = {"channel": channel, "user": user_id, **message.kwargs()}
+        kwargs: dict[str, Any] = {"channel": channel, "user": user_id}
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
         try:
-            await self.client.chat_postEphemeral(**kwargs)
+            await _send(self.client.chat_postEphemeral, message, **kwargs)
         except SlackApiError as exc:
-            log.info("ephemeral message refused (%s); sending a DM instead", _slack_error(exc))
+            log.info("ephemeral message refused (%s); sending a DM instead", errors.describe(exc))
             try:
-                await self.client.chat_postMessage(channel=user_id, **message.kwargs())
+                await _send(self.client.chat_postMessage, message, channel=user_id)
             except SlackApiError as dm_exc:
-                log.warning("could not tell the user either: %s", _slack_error(dm_exc))
+                log.warning("could not tell the user either: %s", errors.describe(dm_exc))
 
     async def _react(self, method: str, channel: str, ts: str) -> None:
         # The 👀 is a courtesy: failing to add or remove it must never stop an answer.
         try:
             await getattr(self.client, method)(channel=channel, timestamp=ts, name=WORKING_REACTION)
         except SlackApiError as exc:
-            log.debug("%s failed: %s", method, _slack_error(exc))
+            # A missing reactions:write is worth an admin's attention; already_reacted and the like are not.
+            level = logging.WARNING if errors.needed_scope(exc) else logging.DEBUG
+            log.log(level, "%s failed: %s", method, errors.describe(exc))
 
     @staticmethod
     def _log_failure(what: str, exc: BaseException) -> None:
@@ -311,6 +327,22 @@ class SlackHandlers:
             log.info("%s failed: %s: %s", what, type(exc).__name__, exc)
         else:
             log.exception("%s failed unexpectedly", what)
+
+
+#: Slack's errors for blocks it will not show; the same words still go through as plain text.
+REFUSED_BLOCKS = frozenset({"msg_blocks_too_long", "invalid_blocks", "msg_too_long"})
+
+
+async def _send(method: Callable[..., Awaitable[Any]], message: Message, **kwargs: Any) -> None:
+    """One Web API post of ``message``; when Slack refuses its blocks, the text again as plain-text chunks."""
+    try:
+        await method(**kwargs, **message.kwargs())
+    except SlackApiError as exc:
+        if errors.error_code(exc) not in REFUSED_BLOCKS or not message.blocks:
+            raise
+        log.warning("Slack refused a message's blocks (%s); sending it as plain text", errors.describe(exc))
+        for part in rendering.plain_parts(message):
+            await method(**kwargs, **part.kwargs())
 
 
 def _share_value(share_id: str, question: str) -> str:
@@ -335,5 +367,3 @@ def _thread_key_ts(thread: Thread, ref: ThreadRef) -> str:
     return ts or ref.thread_ts
 
 
-def _slack_error(exc: SlackApiError) -> str:
-    return str(exc.response.get("error", "unknown")) if exc.response is not None else "unknown"

@@ -13,6 +13,7 @@ is told the same (:attr:`ReadThread.truncated`).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,9 +25,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.markup import slack_to_markdown
+from kbbot.adapters.slack.errors import describe, error_code, scope_hint
 from kbbot.adapters.slack.parsing import ThreadRef
 from kbbot.core.models import Attachment, Thread, ThreadMessage
 from kbbot.errors import SaveError
+
+log = logging.getLogger(__name__)
 
 #: Default cap on the messages read from one thread (see the module docstring).
 DEFAULT_MAX_MESSAGES = 10_000
@@ -42,27 +46,34 @@ class UserDirectory:
         self._client = client
         self._cache: TTLCache[str, str] = TTLCache(maxsize=max_entries, ttl=ttl_seconds)
 
-    async def name(self, user_id: str) -> str:
+    async def lookup(self, user_id: str) -> str | None:
+        """The user's display name, or None when ``users.info`` fails (logged; not cached, so a transient error
+        is retried next time)."""
         cached = self._cache.get(user_id)
         if cached is not None:
             return cached
         try:
             response = await self._client.users_info(user=user_id)
-            user = response.get("user") or {}
-            profile = user.get("profile") or {}
-            name = str(
-                profile.get("display_name") or profile.get("real_name") or user.get("real_name")
-                or user.get("name") or user_id
-            )
-        except SlackApiError:
-            # A deleted or external user: show the id rather than fail the whole save. Not cached, so a
-            # transient error is retried next time.
-            return user_id
+        except SlackApiError as exc:
+            log.warning("users.info failed for %s: %s", user_id, describe(exc))
+            return None
+        user = response.get("user") or {}
+        profile = user.get("profile") or {}
+        name = str(
+            profile.get("display_name") or profile.get("real_name") or user.get("real_name")
+            or user.get("name") or user_id
+        )
         self._cache[user_id] = name
         return name
 
+    async def name(self, user_id: str) -> str:
+        """The display name, or the id itself when Slack cannot tell (a deleted or external user)."""
+        return await self.lookup(user_id) or user_id
+
     async def names(self, user_ids: set[str]) -> dict[str, str]:
-        return {uid: await self.name(uid) for uid in sorted(user_ids)}
+        """The names Slack could tell; ids it could not are left out, so callers can use the message's own."""
+        found = {uid: await self.lookup(uid) for uid in sorted(user_ids)}
+        return {uid: name for uid, name in found.items() if name}
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +183,7 @@ class ThreadReader:
 
 def _to_message(raw: Mapping[str, Any], names: Mapping[str, str], channels: Mapping[str, str]) -> ThreadMessage:
     user_id = str(raw.get("user") or raw.get("bot_id") or "")
-    bot_name = (raw.get("bot_profile") or {}).get("name") or raw.get("username")
-    author = names.get(user_id) or (str(bot_name) if bot_name else "") or user_id or "unknown"
+    author = names.get(user_id) or _name_in_message(raw) or user_id or "unknown"
     files = raw.get("files") or []
     attachments = tuple(
         Attachment(name=str(f.get("name") or f.get("title") or "file"), url=str(f["permalink"]))
@@ -190,6 +200,21 @@ def _to_message(raw: Mapping[str, Any], names: Mapping[str, str], channels: Mapp
         edited=bool(raw.get("edited")),
         deleted=deleted,
     )
+
+
+def _name_in_message(raw: Mapping[str, Any]) -> str:
+    """The author's name as the message itself carries it, for when ``users.info`` could not tell: the
+    ``user_profile`` Slack attaches to user messages, a bot's ``bot_profile``, or the ``username`` of a
+    bot_message."""
+    profile: Mapping[str, Any] = raw.get("user_profile") or {}
+    bot: Mapping[str, Any] = raw.get("bot_profile") or {}
+    if not isinstance(profile, Mapping) or not isinstance(bot, Mapping):
+        return str(raw.get("username") or "")
+    for name in (profile.get("display_name"), profile.get("real_name"), profile.get("name"), bot.get("name"),
+                 raw.get("username")):
+        if isinstance(name, str) and name.strip():
+            return name.strip()
+    return ""
 
 
 def truncation_text(max_messages: int) -> str:
@@ -222,7 +247,11 @@ def title_hint(text: str, *, max_chars: int = 120) -> str:
 
 
 def _history_error(exc: SlackApiError) -> str:
-    code = str(exc.response.get("error", "")) if exc.response is not None else ""
+    code = error_code(exc)
+    log.warning("reading from Slack failed: %s", describe(exc))
+    hint = scope_hint(exc)
+    if hint:
+        return hint
     if code in ("not_in_channel", "channel_not_found"):
         return "I can't read that channel — invite me first (`/invite @kbbot`), then try again."
     if code == "thread_not_found":

@@ -1,10 +1,11 @@
 """Pure functions: the core's Markdown answers → Slack Block Kit + mrkdwn.
 
 Everything the bot posts goes through here, so this is where the platform facts are enforced: a section's text is
-at most 3000 characters, a message at most 50 blocks, every message has a plain ``text`` fallback (notifications
-and screen readers use it), ``& < >`` are escaped, links are ``<url|text>``, and nothing can ping anyone —
-mentions in answers or quoted content are neutralized *before* escaping, so neither ``<!channel>`` nor a link we
-build ourselves can smuggle one in.
+at most 3000 characters, a message at most 50 blocks and :data:`MAX_MESSAGE_BLOCK_TEXT` characters of block text
+(Slack refuses more with ``msg_blocks_too_long``, so a long answer is several messages), every message has a plain
+``text`` fallback (notifications and screen readers use it), ``& < >`` are escaped, links are ``<url|text>``, and
+nothing can ping anyone — mentions in answers or quoted content are neutralized *before* escaping, so neither
+``<!channel>`` nor a link we build ourselves can smuggle one in.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from kbbot.core.text import neutralize_mentions, split_text
 
 MAX_SECTION_CHARS = 3000
 MAX_BLOCKS = 50
+#: Text in one message's blocks. Slack refuses a message past ~12,000 (it sums the blocks' text strings, plus an
+#: undocumented allowance for the containers: slackapi/bolt-js#2509, #2867 saw refusals from 11,341), so stay
+#: well under it.
+MAX_MESSAGE_BLOCK_TEXT = 9000
+#: A longer answer is cut (with a note) rather than flooding the thread.
+MAX_ANSWER_MESSAGES = 5
 #: Slack caps a button ``value`` at 2000 characters.
 MAX_BUTTON_VALUE = 2000
 MAX_RELATED_PAGES = 10
@@ -117,13 +124,17 @@ def markdown_to_mrkdwn(markdown: str) -> str:
     """
     out: list[str] = []
     in_fence = False
+    fence_quote = ""  # "> " while the open fence sits in a block quote (search answers quote code that way)
     for line in markdown.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        if _FENCE.match(line):
+        quoted = _QUOTE.match(line)
+        inner = quoted.group(1) if quoted and (fence_quote or not in_fence) else line
+        if _FENCE.match(inner):
             in_fence = not in_fence
-            out.append("```")
+            fence_quote = "> " if in_fence and quoted else ""
+            out.append(("> " if quoted else "") + "```")
             continue
         if in_fence:
-            out.append(escape(line))
+            out.append(fence_quote + escape(inner if fence_quote else line))
             continue
         out.append(_block_line(line))
     if in_fence:
@@ -225,8 +236,9 @@ def render_answer(
     question: str,
     share_id: str | None = None,
     save_target: str | None = None,
-) -> Message:
-    """The whole answer message.
+) -> list[Message]:
+    """The answer as one or more messages (a long one is split, each within every Slack limit; the buttons and the
+    source line go on the last).
 
     ``share_id`` adds a "Share in channel" button (ephemeral ``/kb`` answers); ``save_target``
     (``channel:thread_ts``) adds "Save this thread to the wiki" when the wiki had nothing.
@@ -259,14 +271,61 @@ def render_answer(
     buttons.append(button("👎 Not helpful", ACTION_FEEDBACK_DOWN, feedback_value))
     tail.append({"type": "actions", "block_id": "kb_answer_actions", "elements": buttons})
 
-    room = MAX_BLOCKS - len(head) - len(tail)
-    if len(chunks) > room:
-        chunks = [*chunks[: room - 1], _fit(chunks[room - 1], "\n_…answer truncated; ask a narrower question._")]
-    blocks = head + [section(chunk) for chunk in chunks] + tail
+    groups = _pack(chunks, first_room=MAX_MESSAGE_BLOCK_TEXT - block_text_chars(head))
+    if len(groups) > MAX_ANSWER_MESSAGES:
+        groups = groups[:MAX_ANSWER_MESSAGES]
+        groups[-1][-1] = _fit(groups[-1][-1], "\n_…answer truncated; ask a narrower question._")
+    pages = [[section(chunk) for chunk in group] for group in groups]
+    pages[0][:0] = head
+    last = pages[-1]
+    if block_text_chars(last) + block_text_chars(tail) > MAX_MESSAGE_BLOCK_TEXT or len(last) + len(tail) > MAX_BLOCKS:
+        pages.append(tail)
+    else:
+        last.extend(tail)
 
-    fallback_parts = [escape(answer.notice)] if answer.notice else []
-    fallback_parts.append(chunks[0] if chunks else "")
-    return Message(text=_fallback("\n".join(fallback_parts)), blocks=blocks)
+    notice = [escape(answer.notice)] if answer.notice else []
+    messages = []
+    for index, (blocks, group) in enumerate(zip(pages, [*groups, []], strict=False)):
+        fallback = "\n".join([*(notice if index == 0 else []), *(group[:1] or ["…"])])
+        messages.append(Message(text=_fallback(fallback), blocks=blocks))
+    return messages
+
+
+def _pack(chunks: list[str], *, first_room: int) -> list[list[str]]:
+    """Sections' texts grouped into messages: each group within the block-text budget and the block count (room
+    for the tail is made by the caller)."""
+    groups: list[list[str]] = [[]]
+    room = first_room
+    for chunk in chunks:
+        current = groups[-1]
+        if current and (len(chunk) > room or len(current) >= MAX_BLOCKS - 5):
+            groups.append([])
+            room = MAX_MESSAGE_BLOCK_TEXT
+        groups[-1].append(chunk)
+        room -= len(chunk)
+    return groups
+
+
+def block_text_chars(blocks: Sequence[Block] | Block | Any) -> int:
+    """What Slack counts against a message's block budget: the length of every ``text`` string in the blocks."""
+    if isinstance(blocks, dict):
+        return sum(len(v) if k == "text" and isinstance(v, str) else block_text_chars(v) for k, v in blocks.items())
+    if isinstance(blocks, list | tuple):
+        return sum(block_text_chars(v) for v in blocks)
+    return 0
+
+
+def plain_parts(message: Message, limit: int = MAX_SECTION_CHARS) -> list[Message]:
+    """The message's words as plain-text messages (no blocks) of at most ``limit`` characters: what is left to
+    send when Slack refuses the blocks themselves."""
+    texts: list[str] = []
+    for block in message.blocks:
+        if block.get("type") == "section":
+            texts.append(str((block.get("text") or {}).get("text") or ""))
+        elif block.get("type") == "context":
+            texts.extend(str(e.get("text") or "") for e in block.get("elements") or [] if isinstance(e, dict))
+    joined = "\n\n".join(t for t in texts if t.strip()) or message.text
+    return [Message(text=chunk) for chunk in split_mrkdwn(joined, limit)]
 
 
 def _fit(text: str, suffix: str = "") -> str:

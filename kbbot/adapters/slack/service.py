@@ -15,12 +15,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack.app import SlackBot, build_slack
@@ -52,10 +56,40 @@ def slack_web_client(connection: SlackConnection) -> AsyncWebClient:
         token=connection.bot_token,
         base_url=connection.api_url,
         timeout=int(max(1, connection.timeout_seconds)),
-        # Slack answers bursts with HTTP 429 + Retry-After (e.g. users.info while saving a long thread):
-        # wait and retry a couple of times rather than lose an answer.
-        retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
+        retry_handlers=retry_handlers(),
     )
+
+
+#: Calls that may be repeated after a 5xx or a dropped connection: reads, and reactions (a repeat is refused as
+#: already_reacted). A post is not: it may have landed before the connection broke.
+IDEMPOTENT_METHODS = frozenset({
+    "apps.connections.open", "auth.test", "chat.getPermalink", "conversations.info", "conversations.members",
+    "conversations.replies", "reactions.add", "reactions.remove", "users.info",
+})
+
+
+def _idempotent(request: HttpRequest) -> bool:
+    return request.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] in IDEMPOTENT_METHODS
+
+
+class _IdempotentServerErrorRetry(AsyncServerErrorRetryHandler):
+    async def _can_retry_async(self, *, request: HttpRequest, **kwargs: Any) -> bool:
+        return _idempotent(request) and await super()._can_retry_async(request=request, **kwargs)
+
+
+class _IdempotentConnectionErrorRetry(AsyncConnectionErrorRetryHandler):
+    async def _can_retry_async(self, *, request: HttpRequest, **kwargs: Any) -> bool:
+        return _idempotent(request) and await super()._can_retry_async(request=request, **kwargs)
+
+
+def retry_handlers() -> list[AsyncRetryHandler]:
+    """slack_sdk's own retry handlers: 500/503 and connection errors for idempotent calls; HTTP 429 with
+    Retry-After for every call (Slack did not process it), e.g. users.info bursts while saving a long thread."""
+    return [
+        _IdempotentServerErrorRetry(max_retry_count=2),
+        _IdempotentConnectionErrorRetry(max_retry_count=2),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+    ]
 
 
 class SlackService:

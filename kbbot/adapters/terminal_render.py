@@ -1,0 +1,35 @@
+"""Answers drawn in a terminal with rich (``kbbot ask`` and the terminal chat): notice, Markdown, pages, source."""
+
+from __future__ import annotations
+
+from markdown_it import MarkdownIt
+from rich.console import Console
+from rich.markdown import Markdown
+
+from kbbot.core.models import Answer, Source
+
+SOURCE_LABEL = {Source.AI: "AI answer", Source.CACHE: "AI answer (cached)", Source.SEARCH: "wiki search"}
+
+
+class AnswerMarkdown(Markdown):
+    """rich's Markdown with raw HTML shown as the text it is: an answer saying ``run promote <service>``
+    must not lose ``<service>`` as an unknown HTML tag (rich drops HTML it cannot draw)."""
+
+    def __init__(self, markup: str) -> None:
+        super().__init__(markup)
+        self.parsed = MarkdownIt("commonmark", {"html": False}).enable("strikethrough").enable("table").parse(markup)
+
+
+def print_answer(console: Console, answer: Answer) -> None:
+    """An answer for a person: notice, Markdown body, related pages with links, and where it came from."""
+    if answer.notice:
+        console.print(f"[yellow]{answer.notice}[/yellow]", markup=True, highlight=False)
+    console.print(AnswerMarkdown(answer.text or "_No answer._"))
+    if answer.related_pages:
+        console.print("[bold]Related pages[/bold]", markup=True)
+        for page in answer.related_pages:
+            if page.url:
+                console.print(f"  • {page.title} — {page.url}", markup=False, highlight=False)
+            else:
+                console.print(f"  • {page.title}", markup=False, highlight=False)
+    console.print(f"[dim]source: {SOURCE_LABEL[answer.source]}[/dim]", markup=True)
