@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import bench_burst, bench_core, bench_index, bench_render
+from benchmarks import bench_burst, bench_check, bench_core, bench_index, bench_render
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -31,7 +31,11 @@ def main() -> int:
     console = Console()
     started = time.monotonic()
     results: dict[str, Any] = {"python": sys.version.split()[0], "machine": platform.machine()}
-    for name, bench in (("core", bench_core), ("burst", bench_burst), ("index", bench_index), ("render", bench_render)):
+    benches = (
+        ("core", bench_core), ("burst", bench_burst), ("index", bench_index), ("render", bench_render),
+        ("check", bench_check),
+    )  # fmt: skip
+    for name, bench in benches:
         console.print(f"running {name}…", style="dim")
         results[name] = bench.run()
     results["total_seconds"] = round(time.monotonic() - started, 1)
@@ -100,6 +104,14 @@ def main() -> int:
         f"{render['markdown_ms']} ms",
         "≤ 100 ms",
         render["markdown_ms"] <= 100,
+    )
+    check = results["check"]
+    _row(
+        table,
+        "kbbot check, hung wiki",
+        f"{check['hung_wiki_seconds']} s (exit {check['exit_code']}, {check['stderr_lines']} line)",
+        "≤ 15 s",
+        check["hung_wiki_seconds"] <= 15 and check["exit_code"] == 4 and check["stderr_lines"] == 1,
     )
     console.print(table)
     console.print(f"total {results['total_seconds']} s; written to {RESULTS}", style="dim")

@@ -7,6 +7,7 @@ never show up in a repr, a log line or an error message.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -99,6 +100,8 @@ class Settings(BaseSettings):
     # --- HTTP server, logging ------------------------------------------------------------------
     http_host: str = "127.0.0.1"
     http_port: int = Field(3000, ge=0, le=65535)
+    #: Serve /readyz and /metrics on this port instead of HTTP_PORT (keep it internal); blank = on HTTP_PORT.
+    ops_port: int | None = Field(None, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -199,6 +202,43 @@ class Settings(BaseSettings):
             self.discord_bot_token,
         )
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+
+    def placeholders(self) -> list[str]:
+        """Names of the variables still holding a template's placeholder (``replace-me``, ``xoxb-your-token``,
+        ``https://your-mathub.com/…``), for ``kbbot check``. Never the values: a false alarm on a real token
+        must not print it."""
+        found = []
+        for name, value in self:
+            values = value if isinstance(value, tuple) else (value,)
+            for item in values:
+                text = item.get_secret_value() if isinstance(item, SecretStr) else item
+                if isinstance(text, str) and looks_like_placeholder(text):
+                    found.append(name.upper())
+                    break
+        return found
+
+
+_PLACEHOLDER_WORDS = frozenset(
+    {
+        "changeme", "change-me", "change_me", "replaceme", "replace-me", "replace_me", "replace_this", "todo",
+        "tbd", "fixme", "placeholder", "dummy", "secret", "token", "password", "none", "null",
+    }
+)
+_PLACEHOLDER_PATTERN = re.compile(
+    r"""(?ix)
+    ^(?: x{3,} | \*{3,} | \.{3} | <[^>]*> | \{\{.*\}\} | \$\{[^}]*\} )$   # xxx, ***, ..., <token>, {{x}}, ${VAR}
+    | (?: ^ | [-_/.:@] ) (?: your [-_]? | replace [-_] | change [-_] ) (?: me | this | here | token | key
+        | secret | api | bot | signing | app | wiki | mathub | project | domain | company | workspace | team | host )
+    | :// (?: [^/]* \. )? example \. (?: com | org | net ) (?: [:/] | $ )    # RFC 2606 example domains
+    """
+)
+
+
+def looks_like_placeholder(value: str) -> bool:
+    """Whether ``value`` is a template's stand-in rather than a real setting."""
+    text = value.strip()
+    return text.lower() in _PLACEHOLDER_WORDS or bool(_PLACEHOLDER_PATTERN.search(text))
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import discord
 
     from kbbot.adapters.discord.client import DiscordOptions, InFlight
-    from kbbot.adapters.slack import SlackConnection, SlackOptions, SlackService
+    from kbbot.adapters.slack import SlackCredentials, SlackOptions, SlackService
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,14 +245,14 @@ def _unusable_database(data: Path, exc: sqlite3.DatabaseError) -> ConfigError:
 # --- adapters -------------------------------------------------------------------------------------------------
 
 
-def slack_connection(settings: Settings) -> SlackConnection:
+def slack_credentials(settings: Settings) -> SlackCredentials:
     """How to reach Slack, as plain values: tokens, mode, API URL, timeout."""
-    from kbbot.adapters.slack import SlackConnection
+    from kbbot.adapters.slack import SlackCredentials
 
     def secret(value: SecretStr | None) -> str:
         return value.get_secret_value() if value is not None else ""
 
-    return SlackConnection(
+    return SlackCredentials(
         bot_token=secret(settings.slack_bot_token),
         app_token=secret(settings.slack_app_token),
         signing_secret=secret(settings.slack_signing_secret),
@@ -280,7 +280,7 @@ async def open_slack(
     from kbbot.adapters.slack import slack_service
 
     async with slack_service(
-        slack_connection(rt.settings),
+        slack_credentials(rt.settings),
         ask=ask or rt.ask,
         saver=saver or rt.saver,
         feedback=rt.stores.feedback,

@@ -2,10 +2,10 @@
 
 Three formats, recognised by content (not by file name):
 
-* **Slack export JSON**: a list of message objects (``user``/``user_name``/``user_profile.real_name``,
-  ``text``, ``ts``; optional ``files``, ``edited``, ``subtype``), as in a Slack workspace export's per-day files.
-* **DiscordChatExporter JSON**: ``{"guild": …, "channel": …, "messages": [{"author": {…}, "timestamp",
-  "content", "attachments", "timestampEdited"}]}``.
+* **Slack export JSON**: one day file of a Slack workspace export (a list of messages), converted by the same
+  code as live saves (:mod:`kbbot.formats.slack`); names come from ``users.json`` when the file sits in an
+  unzipped export. A whole export (zip or folder) is ``kbbot import``'s job.
+* **DiscordChatExporter JSON** (:mod:`kbbot.formats.discord_export`).
 * **Plain text**: ``Name: message`` lines; a line without ``Name:`` continues the previous message.
 
 The conversation key is derived from the content (Slack: the first message's ``ts``; Discord: the channel id;
@@ -18,13 +18,13 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kbbot.adapters.markup import discord_to_markdown, slack_to_markdown
-from kbbot.core.models import Attachment, Thread, ThreadMessage
+from kbbot.core.models import Thread, ThreadMessage
 from kbbot.errors import TranscriptError
+from kbbot.formats.discord_export import parse_discord_export
+from kbbot.formats.slack import to_neutral, user_display_name
 
 __all__ = ["TranscriptError", "load_transcript", "parse_transcript"]
 
@@ -49,11 +49,15 @@ def load_transcript(path: Path, *, max_bytes: int = MAX_BYTES) -> Thread:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise TranscriptError(f"{path} is not UTF-8 text (is it a zip? unpack the export first)") from None
-    return parse_transcript(text, name=str(path), key_hint=str(path.resolve()))
+    users = _export_users(path) if text.lstrip().startswith("[") else {}
+    return parse_transcript(text, name=str(path), key_hint=str(path.resolve()), users=users)
 
 
-def parse_transcript(text: str, *, name: str = "transcript", key_hint: str | None = None) -> Thread:
-    """Parse transcript ``text``; ``name`` is used in error messages, ``key_hint`` keys plain-text files."""
+def parse_transcript(
+    text: str, *, name: str = "transcript", key_hint: str | None = None, users: Mapping[str, str] | None = None
+) -> Thread:
+    """Parse transcript ``text``; ``name`` is used in error messages, ``key_hint`` keys plain-text files,
+    ``users`` names Slack user ids (from the export's ``users.json``)."""
     if not text.strip():
         raise TranscriptError(f"{name} is empty")
     stripped = text.lstrip()
@@ -65,7 +69,7 @@ def parse_transcript(text: str, *, name: str = "transcript", key_hint: str | Non
         except RecursionError:
             raise TranscriptError(f"{name} is nested too deeply to be a chat export") from None
         if isinstance(data, list):
-            return _slack(data, name)
+            return _slack(data, name, users or {})
         if isinstance(data, dict) and isinstance(data.get("messages"), list):
             return _discord(data, name)
         raise TranscriptError(
@@ -78,41 +82,25 @@ def parse_transcript(text: str, *, name: str = "transcript", key_hint: str | Non
 # --- Slack ---------------------------------------------------------------------------------------------------
 
 
-def _slack(data: list[Any], name: str) -> Thread:
-    users: dict[str, str] = {}
+def _slack(data: list[Any], name: str, users: Mapping[str, str]) -> Thread:
     rows = [item for item in data if isinstance(item, dict)]
+    names = dict(users)
     for item in rows:  # names first, so <@U1> mentions resolve even before U1's first message
         uid = _str(item.get("user"))
         display = _slack_name(item)
         if uid and display:
-            users.setdefault(uid, display)
+            names.setdefault(uid, display)
     messages = []
     for index, item in enumerate(rows):
-        if item.get("subtype") in ("channel_join", "channel_leave"):
-            continue
         ts = _str(item.get("ts"))
-        text = item.get("text")
-        if not isinstance(text, str) or not ts:
-            raise TranscriptError(f"{name}: message {index + 1} has no 'text' or 'ts' (not a Slack export?)")
-        uid = _str(item.get("user")) or _str(item.get("bot_id"))
-        raw_files = item.get("files")
-        files: list[Any] = raw_files if isinstance(raw_files, list) else []
-        attachments = tuple(
-            Attachment(_str(f.get("name")) or _str(f.get("title")) or "file", _str(f.get("url_private")))
-            for f in files
-            if isinstance(f, dict) and _str(f.get("url_private"))
-        )
-        messages.append(
-            ThreadMessage(
-                author_name=_slack_name(item) or users.get(uid, "") or uid or "unknown",
-                author_id=uid,
-                timestamp=_from_epoch(ts, name, index),
-                text=slack_to_markdown(text, users=users),
-                attachments=attachments,
-                edited=isinstance(item.get("edited"), dict),
-                deleted=item.get("subtype") == "tombstone",
-            )
-        )
+        if not ts:
+            raise TranscriptError(f"{name}: message {index + 1} has no 'ts' (not a Slack export?)")
+        try:
+            message = to_neutral(item, users=names)
+        except ValueError:
+            raise TranscriptError(f"{name}: message {index + 1} has a bad 'ts' ({ts[:40]!r})") from None
+        if message is not None:
+            messages.append(message)
     if not messages:
         raise TranscriptError(f"{name} has no messages")
     first = rows[0]
@@ -122,82 +110,38 @@ def _slack(data: list[Any], name: str) -> Thread:
 
 def _slack_name(item: Mapping[str, Any]) -> str:
     profile = item.get("user_profile")
-    if isinstance(profile, dict):
-        for field in ("display_name", "real_name", "name"):
-            if value := _str(profile.get(field)):
-                return value
-    return _str(item.get("user_name")) or _str(item.get("username"))
+    shown = user_display_name({"profile": profile, "name": profile.get("name")}) if isinstance(profile, dict) else ""
+    return shown or _str(item.get("user_name")) or _str(item.get("username"))
 
 
-def _from_epoch(ts: str, name: str, index: int) -> str:
+def _export_users(path: Path) -> dict[str, str]:
+    """A day file inside an unzipped Slack export (``EXPORT/channel/2024-01-02.json``): the export's
+    ``users.json`` names people whose messages and mentions the day file only has ids for."""
+    users_file = path.parent.parent / "users.json"
     try:
-        return datetime.fromtimestamp(float(ts), tz=UTC).isoformat()
-    except (ValueError, OverflowError, OSError):
-        raise TranscriptError(f"{name}: message {index + 1} has a bad 'ts' ({ts[:40]!r})") from None
+        data = json.loads(users_file.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, list):
+        return {}
+    return {
+        user["id"]: shown
+        for user in data
+        if isinstance(user, dict) and isinstance(user.get("id"), str) and (shown := user_display_name(user))
+    }
 
 
 # --- Discord -------------------------------------------------------------------------------------------------
 
 
 def _discord(data: Mapping[str, Any], name: str) -> Thread:
-    channel = data.get("channel") if isinstance(data.get("channel"), dict) else {}
-    guild = data.get("guild") if isinstance(data.get("guild"), dict) else {}
-    assert isinstance(channel, dict) and isinstance(guild, dict)
-    raw_messages = [m for m in data["messages"] if isinstance(m, dict)]
-    users: dict[str, str] = {}
-    for item in raw_messages:
-        author = item.get("author") if isinstance(item.get("author"), dict) else {}
-        assert isinstance(author, dict)
-        if uid := _str(author.get("id")):
-            users.setdefault(uid, _str(author.get("nickname")) or _str(author.get("name")))
-        for mention in item.get("mentions") or ():
-            if isinstance(mention, dict) and (mid := _str(mention.get("id"))):
-                users.setdefault(mid, _str(mention.get("nickname")) or _str(mention.get("name")))
-    messages = []
-    for index, item in enumerate(raw_messages):
-        author = item.get("author") if isinstance(item.get("author"), dict) else {}
-        assert isinstance(author, dict)
-        stamp = _str(item.get("timestamp"))
-        if not stamp:
-            raise TranscriptError(
-                f"{name}: message {index + 1} has no 'timestamp' (not a DiscordChatExporter file?)"
-            )
-        attachments = tuple(
-            Attachment(_str(a.get("fileName")) or "file", _str(a.get("url")))
-            for a in item.get("attachments") or ()
-            if isinstance(a, dict) and _str(a.get("url"))
-        )
-        content = item.get("content")
-        messages.append(
-            ThreadMessage(
-                author_name=_str(author.get("nickname")) or _str(author.get("name")) or "unknown",
-                author_id=_str(author.get("id")),
-                timestamp=_iso(stamp),
-                text=discord_to_markdown(content if isinstance(content, str) else "", users=users),
-                attachments=attachments,
-                edited=bool(item.get("timestampEdited")),
-            )
-        )
-    if not messages:
-        raise TranscriptError(f"{name} has no messages")
-    channel_id = _str(channel.get("id")) or hashlib.sha256(name.encode()).hexdigest()[:16]
-    return Thread(
-        "discord",
-        f"export:{channel_id}",
-        tuple(messages),
-        channel_name=_str(channel.get("name")) or None,
-        title_hint=None,
-    )
-
-
-def _iso(stamp: str) -> str:
     try:
-        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return stamp  # shown as written
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat()
+        export = parse_discord_export(data, name)
+    except ValueError as exc:
+        raise TranscriptError(f"{exc} (not a DiscordChatExporter file?)") from None
+    if not export.thread.messages:
+        raise TranscriptError(f"{name} has no messages")
+    return export.thread
 
 
 # --- plain text ----------------------------------------------------------------------------------------------

@@ -46,6 +46,8 @@ _EMOJI = re.compile(r":([a-z0-9_+\-]+):")
 _SKIN_TONE = re.compile(r"(?<=:):skin-tone-[2-6]:")
 _BROADCAST = re.compile(r"(?<![\w@])@(everyone|here|channel)\b", re.IGNORECASE)
 _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
+# TeX math as the wiki renders it (the same spans the page renderer keeps verbatim).
+_MATH = re.compile(r"\$\$[\s\S]+?\$\$|\$(?=\S)[^$\n]+?(?<=\S)\$")
 
 
 def _inert(word: str) -> str:
@@ -53,7 +55,21 @@ def _inert(word: str) -> str:
 
 
 def _emoji(text: str) -> str:
-    # Skin-tone suffixes (":+1::skin-tone-3:") only modify the emoji before them; drop them.
+    # Skin-tone suffixes (":+1::skin-tone-3:") only modify the emoji before them; drop them. Math is left
+    # alone: "$1:100:1000$" is a ratio, not ":100:".
+    if ":" not in text:
+        return text
+    out: list[str] = []
+    pos = 0
+    for math in _MATH.finditer(text):
+        out.append(_shortcodes(text[pos : math.start()]))
+        out.append(math.group(0))
+        pos = math.end()
+    out.append(_shortcodes(text[pos:]))
+    return "".join(out)
+
+
+def _shortcodes(text: str) -> str:
     return _EMOJI.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), _SKIN_TONE.sub("", text))
 
 
@@ -99,6 +115,7 @@ def _link_url(url: str) -> str:
 # from Slack (it escapes a literal "<" as "&lt;"), and skipping it keeps hostile input like "<b>"*100000 fast.
 _SLACK_ANGLE = re.compile(r"<([@#!][^<>\n]{0,2000}|(?i:https?|mailto|ftp|tel|slack):[^<>\n]{0,2000})>")
 _SLACK_ENTITY = re.compile(r"&(amp|lt|gt);")
+_SLACK_CODE_LINK = re.compile(r"<((?i:https?|mailto|ftp):[^<>|\n]{1,2000})(?:\|[^<>\n]*)?>")
 _SLACK_BOLD = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
 _SLACK_ITALIC = re.compile(r"(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])")
 _SLACK_STRIKE = re.compile(r"(?<![\w~])~(?=\S)([^~\n]+?)(?<=\S)~(?![\w~])")
@@ -159,6 +176,8 @@ def slack_to_markdown(
         return stash.restore(part)
 
     def code(span: str) -> str:
+        # Slack wraps what looks like a link in <…> even inside code ("wget <http://x>"): unwrap it.
+        span = _SLACK_CODE_LINK.sub(lambda m: m.group(1), span)
         if span.startswith("```"):
             return _fence(_slack_unescape(span[3:-3]), lang_allowed=False)
         return _slack_unescape(span)

@@ -24,7 +24,7 @@ from kbbot.adapters.terminal_render import print_answer
 from kbbot.core.ask import QueuePosition
 from kbbot.core.models import Answer, Question, SavedPage, Thread, ThreadMessage
 from kbbot.core.ports import Asking, Saving
-from kbbot.core.replies import error_reply
+from kbbot.core.replies import error_reply, masked_note
 from kbbot.errors import KbbotError
 
 HELP = """\
@@ -148,6 +148,8 @@ class TerminalChat:
         verb = "Saved" if saved.created else "Updated"
         where = saved.url or saved.id
         self._console.print(f"[green]{verb}:[/green] {saved.title} — {where}", markup=True, highlight=False)
+        if masked := masked_note(saved):
+            self._console.print(masked, markup=False, highlight=False)
 
 
 @contextlib.contextmanager

@@ -1,18 +1,29 @@
 """`kbbot check`: is everything set up? Settings, token validity, knowledgebase name, rate-limit headroom; with
-Discord configured, the bot token, the privileged intents switched on in the portal and the servers the bot is in."""
+Slack configured, its tokens and the mode `kbbot run` will use; with Discord configured, the bot token, the
+privileged intents switched on in the portal and the servers the bot is in."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.markup import escape
 
 from kbbot.commands.output import print_json
+from kbbot.errors import ConfigError, Unavailable
 
 if TYPE_CHECKING:
+    from kbbot.config import Settings
     from kbbot.runtime import Runtime
+
+T = TypeVar("T")
+
+#: Every network call of the check together answers within this (a hung wiki used to take 3 attempts of
+#: REQUEST_TIMEOUT_SECONDS each, ~90 s); `kbbot check` as a whole stays under 15 s.
+CHECK_SECONDS = 10.0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,21 +34,37 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     s = rt.settings
+    placeholders = s.placeholders()
+    if placeholders:
+        # A template copied as is (deploy/k8s/secret.yaml says replace-me): say so, before a confusing 401.
+        raise ConfigError(
+            f"{', '.join(placeholders)} still {'holds' if len(placeholders) == 1 else 'hold'} a placeholder "
+            "(like replace-me or your-…): set the real value"
+        )
     report: dict[str, Any] = {
         "backend": s.backend,
         "data_dir": str(s.kbbot_data_dir),
         "adapters": rt.configured_adapters(),
         "redis": s.redis_url is not None,
     }
+    deadline = asyncio.get_running_loop().time() + CHECK_SECONDS
     # info() raises a KbbotError with a clear sentence (bad token, unreachable): the CLI prints it, exits non-zero.
-    info = await rt.kb.info()
+    info = await _within(deadline, _wiki_url_setting(s), rt.kb.info())
     report["knowledgebase"] = info.name
     report["requests_left_second"] = info.requests_left_second
     report["requests_left_minute"] = info.requests_left_minute
+    if "slack" in report["adapters"]:
+        from kbbot.adapters.slack.check import slack_status
+        from kbbot.runtime import slack_credentials
+
+        report["slack"] = asdict(await _within(deadline, "SLACK_API_URL", slack_status(slack_credentials(s))))
     if "discord" in report["adapters"]:
         from kbbot.adapters.discord.check import discord_status
+        from kbbot.runtime import discord_options
 
-        report["discord"] = asdict(await discord_status(s))
+        assert s.discord_bot_token is not None
+        status = discord_status(s.discord_bot_token.get_secret_value(), discord_options(s))
+        report["discord"] = asdict(await _within(deadline, "DISCORD_API_URL", status))
     if args.json:
         print_json(rt.console, report)
         return 0
@@ -49,9 +76,36 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     rt.console.print(f"  data dir: {s.kbbot_data_dir}", markup=False, highlight=False)
     rt.console.print(f"  adapters: {', '.join(report['adapters']) or 'terminal only'}", markup=False)
     rt.console.print(f"  redis: {'on' if report['redis'] else 'off (single process)'}", markup=False)
+    if "slack" in report:
+        _print_slack(rt, report["slack"])
     if "discord" in report:
         _print_discord(rt, report["discord"])
     return 0
+
+
+def _print_slack(rt: Runtime, status: dict[str, Any]) -> None:
+    bot, team = escape(status["bot"]), escape(status["team"])
+    rt.console.print(f"[green]✓[/green] slack: bot [bold]{bot}[/bold] in {team}", markup=True, highlight=False)
+    mode = "Socket Mode (SLACK_APP_TOKEN)" if status["mode"] == "socket" else "HTTP mode, events at /slack/events"
+    rt.console.print(f"  kbbot run will use: {mode}", markup=False, highlight=False)
+    for warning in status["warnings"]:
+        rt.console.print(f"  ! {warning}", markup=False, highlight=False)
+
+
+async def _within(deadline: float, setting: str, call: Awaitable[T]) -> T:
+    """``call``, cut off at ``deadline``: one clear line instead of the client's retries running on."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await call
+    except TimeoutError:
+        raise Unavailable(
+            f"no answer within {CHECK_SECONDS:g} s: check {setting} and the network (a proxy or firewall "
+            "that accepts connections but never answers)"
+        ) from None
+
+
+def _wiki_url_setting(s: Settings) -> str:
+    return {"perfectwiki": "PERFECTWIKI_BASE_URL", "mathub": "MATHUB_BASE_URL"}.get(s.backend, "LOCAL_KB_DIR")
 
 
 def _print_discord(rt: Runtime, status: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from kbbot.commands.chat import run_chat
 from kbbot.errors import ConfigError
-from kbbot.ops.http import HttpServer, mount_ops, request_id_middleware
+from kbbot.ops.http import HttpServer, add_healthz, mount_ops, request_id_middleware
 from kbbot.ops.shutdown import GracefulShutdown, TaskTracker
 from kbbot.search.sync import IndexRefresher
 
@@ -70,15 +70,26 @@ async def serve(
         await stack.enter_async_context(IndexRefresher(rt.syncer, settings.index_refresh_seconds))
         app = web.Application(middlewares=[request_id_middleware])
         app.add_routes(list(extra_routes))
-        mount_ops(app, kb=rt.kb, stores=rt.stores, metrics=rt.metrics, draining=lambda: shutdown.draining)
+        # With OPS_PORT, /readyz and /metrics move to an internal port; the public one keeps /healthz.
+        ops_app = app if settings.ops_port is None else web.Application(middlewares=[request_id_middleware])
+        readiness = mount_ops(
+            ops_app, kb=rt.kb, stores=rt.stores, metrics=rt.metrics, draining=lambda: shutdown.draining
+        )
+        if ops_app is not app:
+            add_healthz(app)
 
         adapters = rt.configured_adapters()
         discord_task: asyncio.Task[None] | None = None
+        slack_task: asyncio.Task[None] | None = None
         if "slack" in adapters:
             from kbbot.runtime import open_slack
 
             slack = await stack.enter_async_context(open_slack(rt))
             app.add_routes(slack.routes)
+            readiness.add_state("slack", slack.problem)
+            # Start-up checks run in the background (SIGTERM works meanwhile); a rejected token stops the bot.
+            slack_task = slack.started
+            slack_task.add_done_callback(lambda task: _stop_if_failed(task, shutdown))
             shutdown.on_stop_intake(slack.stop_intake)
             # Bounded by SlackOptions.drain_seconds, not by the few seconds a close step gets: an AI answer
             # in flight at SIGTERM often takes longer than that.
@@ -102,21 +113,27 @@ async def serve(
         await stack.enter_async_context(rt.saver)
         server = await HttpServer(app, settings.http_host, settings.http_port).start()
         shutdown.on_close(server.stop)
+        ops_note = ""
+        if settings.ops_port is not None:
+            ops_server = await HttpServer(ops_app, settings.http_host, settings.ops_port, name="ops").start()
+            shutdown.on_close(ops_server.stop)
+            ops_note = f"; ops (/readyz, /metrics) on port {ops_server.port}"
         # Closers run last-registered first: one last pass over the outbox before the server goes away. What
         # is still queued after it stays in the durable outbox and is sent after the next start.
         shutdown.on_close(rt.saver.retry_due, name="flush the save outbox")
-        log.info("kbbot running: %s; HTTP on %s:%s", ", ".join(adapters), settings.http_host, server.port)
+        log.info("kbbot running: %s; HTTP on %s:%s%s", ", ".join(adapters), settings.http_host, server.port, ops_note)
         if on_ready is not None:
             on_ready(server.port)
         await shutdown.wait()
         report = await shutdown.run()
-        if discord_task is not None and discord_task.done() and not discord_task.cancelled():
-            discord_task.result()  # re-raise a ConfigError so the CLI prints it and exits non-zero
+        for task in (slack_task, discord_task):
+            if task is not None and task.done() and not task.cancelled():
+                task.result()  # re-raise a ConfigError/Unauthorized so the CLI prints it and exits non-zero
     return report.failed_steps
 
 
 def _stop_if_failed(task: asyncio.Task[None], shutdown: GracefulShutdown) -> None:
-    """A rejected Discord token or a missing intent ends the client with a ConfigError: stop the whole bot
+    """A rejected Slack or Discord token or a missing intent ends that task with an error: stop the whole bot
     (the error is re-raised after shutdown, so the CLI prints it and exits non-zero)."""
     if not task.cancelled() and task.exception() is not None:
         shutdown.request()

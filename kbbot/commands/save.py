@@ -21,6 +21,8 @@ from rich.console import Console
 from kbbot.commands.output import print_json
 from kbbot.config import Settings
 from kbbot.core.models import SavedPage, Thread
+from kbbot.core.replies import masked_note
+from kbbot.store.transcript_archive import TranscriptArchive
 from kbbot.transcripts import load_transcript
 
 #: ``sysexits.h`` EX_TEMPFAIL: not saved yet, queued for retry.
@@ -46,6 +48,12 @@ class ThreadSaverLike(Protocol):
     ) -> SavedPage: ...
 
 
+def archive_for(settings: Settings) -> TranscriptArchive:
+    """What earlier saves and imports of each conversation held (``kbbot save`` and ``kbbot import``), so a
+    DiscordChatExporter part or an export of another range adds to its page instead of replacing it."""
+    return TranscriptArchive(settings.kbbot_data_dir / "imports")
+
+
 def _tags(value: str) -> tuple[str, ...]:
     return tuple(tag.strip() for tag in value.split(",") if tag.strip())
 
@@ -67,8 +75,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def handler(args: argparse.Namespace, rt: SaveRuntime) -> int:
-    thread = load_transcript(args.file)
-    page = await rt.saver.save(thread, title=args.title, tags=args.tags)
+    merged = archive_for(rt.settings).merge(load_transcript(args.file))
+    page = await rt.saver.save(merged.thread, title=args.title, tags=args.tags)
     if args.json:
         print_json(rt.console, page.to_json())
     elif page.pending:
@@ -85,4 +93,8 @@ async def handler(args: argparse.Namespace, rt: SaveRuntime) -> int:
         parts = page.extra.get("parts")
         if isinstance(parts, list) and len(parts) > 1:
             rt.console.print(f"  (split into {len(parts)} parts: the thread is longer than PAGE_MAX_CHARS)")
+        if merged.earlier:
+            rt.console.print(f"  (kept {merged.earlier} messages of earlier saves that this file does not hold)")
+        if masked := masked_note(page):
+            rt.console.print(f"  {masked}", markup=False, highlight=False)
     return EXIT_PENDING if page.pending else 0

@@ -56,6 +56,8 @@ class Answer:
 
     ``empty`` mirrors the API's ``isEmptyResult`` (nothing in the wiki matched). ``notice`` is an extra line the
     adapters show above the answer, e.g. that AI answers are paused because the quota is used up.
+    ``relevance`` (0–1) is how well a search answer's quote covers the question (None for AI answers): auto-answer
+    channels answer only above their own, higher threshold (:meth:`confident`).
     """
 
     text: str
@@ -63,6 +65,13 @@ class Answer:
     source: Source = Source.AI
     empty: bool = False
     notice: str | None = None
+    relevance: float | None = None
+
+    def confident(self, min_relevance: float) -> bool:
+        """Worth saying unasked: not empty, and a search answer at least ``min_relevance`` relevant."""
+        if self.empty or not self.text.strip():
+            return False
+        return self.relevance is None or self.relevance >= min_relevance
 
     def to_json(self) -> dict[str, Any]:
         """The ``kbbot ask --json`` contract: exactly these four keys."""
@@ -87,6 +96,8 @@ class ThreadMessage:
     """One chat message, its text already converted to the neutral Markdown dialect by the adapter.
 
     ``timestamp`` is a timezone-aware ISO 8601 string (UTC), so that rendering needs no platform knowledge.
+    ``id`` is the platform's message id (Slack ``ts``, Discord snowflake) when known: merging imports of the
+    same conversation keeps one copy of each message.
     """
 
     author_name: str
@@ -96,6 +107,7 @@ class ThreadMessage:
     attachments: tuple[Attachment, ...] = ()
     edited: bool = False
     deleted: bool = False
+    id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ __all__ = [
     "clean_title",
     "find_marker",
     "marker_text",
+    "masked_text",
     "thread_digest",
 ]
 
@@ -60,6 +61,9 @@ _MAX_PARTICIPANTS = 25
 _MAX_ATTACHMENTS = 50
 _DELETED_HTML = "<p><em>This message was deleted.</em></p>\n"
 _DELETED_MD = "*This message was deleted.*\n\n"
+# A deleted message whose author the platform no longer says (a Slack thread root kept for its replies).
+_DELETED_ANON_HTML = "<p><em>(deleted message)</em></p>\n"
+_DELETED_ANON_MD = "*(deleted message)*\n\n"
 
 _ALLOWED_TAGS = {
     "h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "hr", "a", "em", "strong", "code", "pre", "blockquote",
@@ -76,11 +80,13 @@ _BLOCK_START = re.compile(r"[-+*][ \t]|[-*_](?:[ \t]*[-*_]){2,}[ \t]*$|[=>#~`]|\
 _PARAGRAPHS = re.compile(r"\n[ \t]*\n\s*")
 _RAW_LT = re.compile(r"<(?!(?:https?|mailto):[^\s<>]*>)")
 _MATH = re.compile(r"\$\$[\s\S]+?\$\$|\$(?=\S)[^$\n]+?(?<=\S)\$")
+_MATH_TAG = re.compile(r"<(?=[A-Za-z/!?])")
 _FENCE_LINE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})", re.M)
 _MD_ESCAPE = re.compile(r"([\\`*_\[\]<>#~|$&!])")
 _TITLE_LINK = re.compile(r"\[([^\]\n]*)\]\([^)\n]*\)|<((?:https?|mailto):[^\s<>]*)>")
 _TITLE_JUNK = re.compile(r"[*~`#>|\[\]]+|(?<!\w)_+|_+(?!\w)")
 _SPACES = re.compile(r"\s+")
+_WORDY = re.compile(r"[^\W_]")  # a title has at least one letter or digit
 _UTC_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
 _INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 
@@ -153,14 +159,16 @@ class PageRenderer:
 
     # --- public --------------------------------------------------------------------------------------------
 
-    def render(self, thread: Thread, title: str) -> list[RenderedPart]:
-        """The thread as one or more pages, each at most ``max_chars`` characters."""
+    def render(self, thread: Thread, title: str, *, masked: int = 0) -> list[RenderedPart]:
+        """The thread as one or more pages, each at most ``max_chars`` characters. ``masked`` secrets were
+        removed from it before (:mod:`kbbot.core.secrets`): every part says how many."""
         digest = thread_digest(thread.platform, thread.key)
         # What every part repeats (title, header, part note, footer), measured at its largest, is off the budget.
         fixed = (
             len(self._title(f"{title} (part 999/999)"))
             + len(self._header(thread))
             + len(self._note(f"Part 999 of 999 of “{title}”."))
+            + len(self._note(masked_text(10**9)))
             + len(self._footer(marker_text(digest, 999)))
             + len(self._begin(begin_marker_text(digest, 999)))
         )
@@ -168,7 +176,7 @@ class PageRenderer:
         authors: dict[str, str] = {}  # per call, so one renderer can serve several threads at once
         chunks = [self._message_chunk(message, budget, authors) for message in thread.messages]
         for _ in range(6):
-            parts = self._assemble(thread, title, digest, _pack(chunks, budget))
+            parts = self._assemble(thread, title, digest, _pack(chunks, budget), masked)
             if all(len(part.content) <= self.max_chars for part in parts):
                 return parts
             # Sanitizing grew the HTML past the cap (rare: we already emit what nh3 would): pack tighter, and
@@ -208,7 +216,7 @@ class PageRenderer:
     # --- pieces --------------------------------------------------------------------------------------------
 
     def _assemble(
-        self, thread: Thread, title: str, digest: str, groups: list[list[str]]
+        self, thread: Thread, title: str, digest: str, groups: list[list[str]], masked: int = 0
     ) -> list[RenderedPart]:
         total = len(groups)
         header = self._header(thread)
@@ -218,6 +226,8 @@ class PageRenderer:
             body = [self._title(part_title), header]
             if total > 1:
                 body.append(self._note(f"Part {number} of {total} of “{title}”."))
+            if masked:
+                body.append(self._note(masked_text(masked)))
             body.extend(group)
             inner = "".join(body)
             if self._md is not None:
@@ -290,6 +300,8 @@ class PageRenderer:
 
     def _render_message(self, message: ThreadMessage, text: str, authors: dict[str, str]) -> str:
         is_html = self._md is not None
+        if message.deleted and not (message.author_name or message.author_id):
+            return _DELETED_ANON_HTML if is_html else _DELETED_ANON_MD
         name = message.author_name or message.author_id or "unknown"
         author = authors.get(name)
         if author is None:  # a thread has few authors and many messages: escape each name once
@@ -331,6 +343,12 @@ class PageRenderer:
         return rendered
 
 
+def masked_text(count: int) -> str:
+    """The sentence on a page (and in the reply) saying how many secrets were masked before saving."""
+    noun, verb = ("secret", "was") if count == 1 else ("secrets", "were")
+    return f"{count:,} {noun} (access tokens, keys or passwords) {verb} masked before saving."
+
+
 def _pack(chunks: Iterable[str], budget: int) -> list[list[str]]:
     """Greedy, in order: start a new part when the next message would overflow this one."""
     groups: list[list[str]] = [[]]
@@ -363,7 +381,7 @@ def _body_markdown(text: str) -> str:
         pos = 0
         for math in _MATH.finditer(part):
             out.append(_markdown_prose(part[pos : math.start()]))
-            out.append(math.group(0))
+            out.append(_inert_math(math.group(0)))
             pos = math.end()
         out.append(_markdown_prose(part[pos:]))
         return "".join(out)
@@ -382,6 +400,12 @@ def _inert(text: str) -> str:
     if "@" not in text and "<" not in text:
         return text
     return outside_code(text, neutralize_mentions) if "`" in text else neutralize_mentions(text)
+
+
+def _inert_math(tex: str) -> str:
+    """TeX kept as written, except a "<" that opens an HTML tag (``$<img src=x onerror=…>$``): a Markdown
+    renderer passes that through as HTML. ``\\lt`` is the same symbol to KaTeX/MathJax, and inert."""
+    return _MATH_TAG.sub(r"\\lt ", tex) if ">" in tex else tex
 
 
 def _markdown_prose(part: str) -> str:
@@ -472,11 +496,22 @@ def _participants(messages: tuple[ThreadMessage, ...]) -> list[str]:
 
 
 def clean_title(text: str, *, max_chars: int = 120) -> str:
-    """A page title from free text: the first non-empty line without Markdown symbols or invisible chars."""
+    """A page title from free text: the first line with words in it, without Markdown symbols or invisible
+    chars. Prose wins over code; a code line is used only when there is no prose, and a line of bare
+    punctuation (``{`` opening a JSON snippet) never is."""
+    prose: list[str] = []
+    code: list[str] = []
+    fence = ""
     for line in text.splitlines():
+        opened = _FENCE_LINE.match(line)
+        if opened and (not fence or opened.group(1).startswith(fence)):
+            fence = "" if fence else opened.group(1)[:3]
+            continue
+        (code if fence else prose).append(line)
+    for line in (*prose, *code):
         line = _TITLE_LINK.sub(lambda m: m.group(1) or m.group(2) or "", _INVISIBLE.sub("", line))
         cleaned = _SPACES.sub(" ", _TITLE_JUNK.sub("", line)).strip(" -:.")
-        if cleaned:
+        if cleaned and _WORDY.search(cleaned):
             if len(cleaned) > max_chars:
                 cleaned = cleaned[: max_chars - 1].rstrip() + "…"
             return cleaned

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kbbot.core.models import SavedPage
+from kbbot.core.page_render import masked_text
 from kbbot.errors import (
     BadResponse,
     ConfigError,
@@ -36,3 +38,9 @@ def error_reply(exc: BaseException) -> str:
     if isinstance(exc, KbbotError):
         return f"Sorry, that didn't work: {exc}"
     return "Sorry, something went wrong on my side. The error was logged for the bot's admins."
+
+
+def masked_note(saved: SavedPage) -> str:
+    """What a save reply adds when secrets were masked on the page ("" when none were)."""
+    count = saved.extra.get("masked")
+    return masked_text(count) if isinstance(count, int) and count > 0 else ""

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import random
@@ -43,6 +44,7 @@ from kbbot.core.models import PageChange, PageSummary, SavedPage, Thread
 from kbbot.core.page_block import replace_block
 from kbbot.core.page_render import PageRenderer, clean_title, find_marker, thread_digest
 from kbbot.core.ports import KnowledgeBase, MetricsSink, NullMetrics, Outbox, OutboxItem, OutboxPart, SavedThreadMap
+from kbbot.core.secrets import mask_thread
 from kbbot.core.tasks import cancel_and_wait
 from kbbot.core.text import neutralize_mentions
 from kbbot.errors import (
@@ -140,21 +142,24 @@ class ThreadSaver:
         started = time.perf_counter()
         outcome = "failed"
         try:
-            saved = await self._save(thread, title, tags)
+            masked, title = mask_thread(thread, title)  # before anything is rendered, queued or logged
+            saved = await self._save(masked.thread, title, tags, masked=masked.count)
+            if masked.count:  # the adapters' replies say it too (see kbbot.core.replies.masked_note)
+                saved = dataclasses.replace(saved, extra={**saved.extra, "masked": masked.count})
             outcome = "queued" if saved.pending else "created" if saved.created else "updated"
             return saved
         finally:
             self._metrics.save(outcome, time.perf_counter() - started)
 
-    async def _save(self, thread: Thread, title: str | None, tags: Iterable[str] | None) -> SavedPage:
+    async def _save(
+        self, thread: Thread, title: str | None, tags: Iterable[str] | None, *, masked: int
+    ) -> SavedPage:
         if not thread.messages:
             raise SaveError("There is nothing to save: the thread has no messages.")
         page_title = self.title_for(thread, title)
         page_tags = self.tags_for(thread, tags)
-        if len(thread.messages) > _RENDER_OFFLOAD_MESSAGES:
-            parts = await asyncio.to_thread(self._renderer.render, thread, page_title)
-        else:
-            parts = self._renderer.render(thread, page_title)
+        render = functools.partial(self._renderer.render, thread, page_title, masked=masked)
+        parts = await asyncio.to_thread(render) if len(thread.messages) > _RENDER_OFFLOAD_MESSAGES else render()
         map_key = f"{thread.platform}:{thread.key}"
         item = OutboxItem(
             key=map_key,

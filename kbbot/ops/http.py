@@ -74,7 +74,13 @@ class ReadinessCheck:
         self._kb_result: tuple[bool, str] | None = None
         self._kb_expires = 0.0
         self._lock = asyncio.Lock()
+        self._states: dict[str, Callable[[], str | None]] = {}
         self.kb_calls = 0
+
+    def add_state(self, name: str, problem: Callable[[], str | None]) -> None:
+        """Another part that must be up, e.g. ``slack``: ``problem()`` says what is wrong (None when fine). It is
+        called on every probe, so it reads state and never calls the network."""
+        self._states[name] = problem
 
     async def check(self) -> Readiness:
         checks: dict[str, str] = {}
@@ -89,6 +95,10 @@ class ReadinessCheck:
             redis_ok, redis_text = await self._run(self._redis_ping, "Redis")
             checks["redis"] = redis_text
             ok = ok and redis_ok
+        for name, problem in self._states.items():
+            text = problem()
+            checks[name] = text or "ok"
+            ok = ok and text is None
         return Readiness(ready=ok, checks=checks)
 
     async def _knowledgebase(self) -> tuple[bool, str]:
@@ -128,6 +138,15 @@ async def request_id_middleware(
         return await handler(request)
 
 
+def add_healthz(app: web.Application) -> None:
+    """``/healthz`` alone: the liveness probe, on every port the process serves."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app.router.add_get("/healthz", healthz)
+
+
 def add_ops_routes(
     app: web.Application,
     *,
@@ -137,9 +156,6 @@ def add_ops_routes(
     refresh_timeout_seconds: float = 2.0,
 ) -> None:
     """Mount ``/healthz``, ``/readyz`` and ``/metrics`` on ``app`` (the same app that serves Slack events)."""
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
         result = await readiness.check()
@@ -159,37 +175,108 @@ def add_ops_routes(
         charset = params.split("charset=")[-1].strip() if "charset=" in params else None
         return web.Response(body=body, content_type=media_type.strip(), charset=charset)
 
-    app.router.add_get("/healthz", healthz)
+    add_healthz(app)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
 
 
-class HttpServer:
-    """Serves an aiohttp app on ``host:port`` (port 0 picks a free one, see :attr:`port`)."""
+#: A client gets this long to send its request line and headers (aiohttp's keep-alive timer also runs from the
+#: moment a connection opens, so it doubles as the header deadline); Slack sends a whole request at once.
+HEADER_TIMEOUT_SECONDS = 10.0
+#: Connections served at once; more are answered 503 and closed, so slow or idle clients cannot exhaust the
+#: process's file descriptors (the usual limit is 1024) and starve Slack's real requests.
+MAX_CONNECTIONS = 256
 
-    def __init__(self, app: web.Application, host: str, port: int, *, shutdown_timeout_seconds: float = 5.0):
+_BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
+
+
+class _Busy(asyncio.Protocol):
+    """What a connection past the bound gets: a 503 and the door shut, without reading a byte."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(_BUSY)
+        transport.close()
+
+
+class _BoundedSite(web.BaseSite):
+    """A TCP site that hands at most ``max_connections`` connections to aiohttp at a time (approximately: the
+    count is aiohttp's own list of open connections, which a connection joins as it is accepted)."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, *, max_connections: int) -> None:
+        super().__init__(runner)
+        self._host = host
+        self._port = port
+        self._max = max_connections
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+
+        def protocol() -> asyncio.Protocol:
+            return server() if len(server.connections) < self._max else _Busy()
+
+        self._server = await asyncio.get_running_loop().create_server(
+            protocol, self._host, self._port, reuse_address=True
+        )
+
+
+class HttpServer:
+    """Serves an aiohttp app on ``host:port`` (port 0 picks a free one, see :attr:`port`), with a deadline for
+    request headers and a bound on concurrent connections (the Slack route adds one for the body)."""
+
+    def __init__(
+        self,
+        app: web.Application,
+        host: str,
+        port: int,
+        *,
+        shutdown_timeout_seconds: float = 5.0,
+        header_timeout_seconds: float = HEADER_TIMEOUT_SECONDS,
+        max_connections: int = MAX_CONNECTIONS,
+        name: str = "HTTP",
+    ):
         self.app = app
         self._host = host
         self._port = port
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout_seconds)
+        self._max_connections = max_connections
+        self._name = name
+        # lingering_time=0: a request answered without reading its body (refused unsigned, too slow, too big) is
+        # closed at once instead of aiohttp reading and discarding what the client still sends for 10 s.
+        self._runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=shutdown_timeout_seconds, keepalive_timeout=header_timeout_seconds,
+            lingering_time=0,
+        )
         self.port = port
 
     async def start(self) -> HttpServer:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site = _BoundedSite(self._runner, self._host, self._port, max_connections=self._max_connections)
         try:
             await site.start()
         except OSError as exc:  # the port is taken, or the host is not an address of this machine
             await self._runner.cleanup()
+            setting = "OPS_PORT" if self._name == "ops" else "HTTP_HOST/HTTP_PORT"
             raise ConfigError(
                 f"cannot listen on {self._host}:{self._port} ({exc.strerror or type(exc).__name__}); "
-                "set HTTP_HOST/HTTP_PORT to a free address"
+                f"set {setting} to a free address"
             ) from None
         addresses = self._runner.addresses
         if addresses:
             self.port = int(addresses[0][1])
-        log.info("HTTP server listening on %s:%d", self._host, self.port)
+        log.info("%s server listening on %s:%d", self._name, self._host, self.port)
         return self
+
+    @property
+    def connections(self) -> int:
+        """Connections open right now (for tests and diagnostics)."""
+        server = self._runner.server
+        return len(server.connections) if server is not None else 0
 
     async def stop(self) -> None:
         await self._runner.cleanup()

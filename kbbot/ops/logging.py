@@ -37,6 +37,15 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b[A-Za-z0-9_-]{23,28}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,40}\b"), REDACTED),
     # user:password@ in URLs (REDIS_URL, proxies)
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@"), rf"\1{REDACTED}@"),
+    # Slack response_url / incoming webhook secrets: hooks.slack.com/commands/T…/123/<secret> (also actions,
+    # services, workflows), plain or URL-encoded (a form body); anyone holding one can post as the app.
+    (
+        re.compile(r"(?i)((?:/|%2F)(?:commands|actions|services|workflows|triggers)(?:/|%2F)[A-Z0-9_]+"
+                   r"(?:/|%2F)[A-Z0-9_]+(?:/|%2F))[A-Za-z0-9_-]+"),
+        rf"\1{REDACTED}",
+    ),
+    # ...and whatever URL a "response_url" key or parameter holds, whatever its shape.
+    (re.compile(r"""(response_url\\?["']?\s*(?:[:=]|=>)\s*\\?["']?)[^"'\\&\s,}]+"""), rf"\1{REDACTED}"),
 )
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=`` and goes into JSON output.

@@ -1,7 +1,13 @@
-"""Extractive answers from the index: the best passages of the best pages, quoted, with the pages linked.
+"""Extractive answers from the index: the passage that answers the question, quoted, with its page linked —
+or an honest "I couldn't find this in the wiki" with the pages that may be related.
 
 Used when there is no AI to ask (MatHub, local folders) and when Perfect Wiki's AI quota is gone. The wording
 is deliberately plain — "From the wiki:" and quotes — so nobody mistakes a search result for an AI answer.
+
+Relevance is the share of the question the quoted passage and its page title hold, each word weighted by how
+rare it is in the wiki (a word on every page says little; a word on no page — "wifi" in a wiki without it —
+says the most). Below ``min_relevance`` nothing is quoted: a confident quote of unrelated text is worse than
+no answer. The defaults are calibrated on ``benchmarks/answers`` (``make bench`` prints the figures).
 """
 
 from __future__ import annotations
@@ -11,162 +17,216 @@ from dataclasses import dataclass
 
 from kbbot.core.models import Answer, PageRef, Source
 from kbbot.core.text import neutralize_mentions
-from kbbot.search.fences import blocks, close_open_fence, code_lines
-from kbbot.search.index import PageText, SearchIndex
-from kbbot.search.query import matched_terms, query_terms, stem, term_hits
+from kbbot.search.fences import close_open_fence, code_lines
+from kbbot.search.index import PageText, SearchHit, SearchIndex
+from kbbot.search.passages import Passage, best_passages, blocks, is_how_to
+from kbbot.search.query import QueryPlan, matched_terms
 
-NOTHING_FOUND = (
-    "I couldn't find anything about that in the wiki. Try other words — a product name, a tool or an error "
-    "message usually works best."
-)
+NOT_FOUND = "I couldn't find this in the wiki."
+MAYBE_RELATED = "I couldn't find this in the wiki. These pages may be related."
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+#: Below this relevance (0–1) the answer is "I couldn't find this"; see the module docstring.
+DEFAULT_MIN_RELEVANCE = 0.66
+#: Auto-answer channels (nobody asked the bot) speak only above this.
+DEFAULT_AUTO_MIN_RELEVANCE = 0.8
+#: Pages at least this relevant are offered as "maybe related" when nothing answers.
+MAYBE_RELATED_RELEVANCE = 0.25
+#: Ranking mixes the index's bm25 (normalized to the best page) with relevance: bm25 knows how often and
+#: where (title, tags) words occur; relevance knows whether one passage holds the question's words together.
+BM25_SHARE = 0.35
+#: Pages linked under an answer are at least this share as relevant as the quoted one, and rank as high.
+RELATED_SHARE = 0.5
+#: A second page is quoted only when it is about as relevant and ranks about as high as the first.
+SECOND_PAGE_SHARE = 0.9
 
 
 @dataclass(frozen=True, slots=True)
-class Passage:
+class _Candidate:
+    hit: SearchHit
     page: PageText
-    text: str
-    score: float
+    passages: list[Passage]
+    relevance: float
+    rank: float
+    stems: frozenset[str]
+    in_title: frozenset[str]
 
 
 class SearchAnswerer:
     """Implements :class:`kbbot.core.ports.Answerer` over a :class:`SearchIndex`.
 
-    ``max_passage_chars`` bounds each quote (long paragraphs are cut around the first match);
-    ``candidates`` is how many ranked pages are considered before the best ``limit`` are quoted;
-    pages scoring below ``min_relative_score`` times the best page's score are left out.
+    ``min_relevance`` is the don't-know threshold; ``max_passage_chars`` bounds each quote (long paragraphs
+    are cut around the first match); ``candidates`` is how many ranked pages are read to find the passage.
     """
 
     def __init__(
         self,
         index: SearchIndex,
         *,
-        max_passage_chars: int = 500,
-        candidates: int = 5,
-        min_relative_score: float = 0.3,
+        min_relevance: float = DEFAULT_MIN_RELEVANCE,
+        max_passage_chars: int = 700,
+        candidates: int = 8,
     ) -> None:
         self.index = index
-        self.min_relative_score = min_relative_score
+        self.min_relevance = min_relevance
         self.max_passage_chars = max(80, max_passage_chars)
         self.candidates = max(1, candidates)
 
     async def answer(self, question: str, *, limit: int = 3) -> Answer:
         limit = max(1, limit)
-        hits = await self.index.search(question, limit=max(limit, self.candidates))
-        if not hits:
-            return Answer(text=NOTHING_FOUND, source=Source.SEARCH, empty=True)
-        # Pages far below the best one matched a stray word; quoting them adds noise, not answers.
-        hits = [hit for hit in hits if hit.score >= hits[0].score * self.min_relative_score]
-        terms = {stem(t) for t in query_terms(question)}
-        pages = await self.index.texts([hit.id for hit in hits[:limit]])
-        passages = [p for p in (self._best_passage(page, terms) for page in pages) if p is not None]
-        if not passages and pages:
-            # The words matched only titles or tags: quote how the top page begins.
-            first = self._paragraphs(pages[0].text)
-            if first:
-                passages = [Passage(pages[0], self._trim(first[0], terms), 0.0)]
-        related = tuple(PageRef(id=h.id, title=h.title, url=h.url) for h in hits[:limit])
-        if not passages:
-            titles = ", ".join(_link(ref.title, ref.url) for ref in related)
-            return Answer(
-                text=f"From the wiki: these pages look related: {titles}.",
-                related_pages=related,
-                source=Source.SEARCH,
-            )
-        parts = ["From the wiki:"]
-        for passage in passages:
-            quoted = _quote(neutralize_mentions(passage.text))
-            parts.append(f"{quoted}\n\n— {_link(passage.page.title, passage.page.url)}")
-        return Answer(text="\n\n".join(parts), related_pages=related, source=Source.SEARCH)
-
-    def _best_passage(self, page: PageText, terms: set[str]) -> Passage | None:
-        # Words of the question that the page title already matches say which page, not which passage:
-        # "set up the VPN on linux" on the page "VPN setup" should quote the Linux steps, not the intro.
-        focus = (terms - matched_terms(page.title, terms)) or terms
-        best: Passage | None = None
-        for paragraph in self._paragraphs(page.text):
-            counts = term_hits(paragraph, terms)
-            if not counts:
-                continue
-            focused = {term: n for term, n in counts.items() if term in focus}
-            score = _score(focused, len(paragraph)) + 0.1 * _score(counts, len(paragraph))
-            if best is None or score > best.score:
-                best = Passage(page, paragraph, score)
-        if best is None:
-            return None
-        return Passage(page, self._trim(best.text, terms), best.score)
-
-    @staticmethod
-    def _paragraphs(text: str) -> list[str]:
-        """Paragraphs, with a heading-like line or a lead-in ending in ":" joined to the paragraph under it
-        (a heading alone is no answer; "Sign your commits with your SSH key:" is nothing without the command
-        that follows)."""
-        raw = [p.strip() for p in blocks(text) if p.strip()]
-        merged: list[str] = []
-        carry = ""
-        for paragraph in raw:
-            heading = "\n" not in paragraph and len(paragraph) < 60 and not paragraph.endswith((".", "!", "?"))
-            lead_in = len(paragraph) < 200 and paragraph.endswith(":")
-            joined = f"{carry}\n{paragraph}" if carry else paragraph
-            if (heading or lead_in) and len(joined) < 400:
-                carry = joined
-                continue
-            merged.append(joined)
-            carry = ""
-        if carry:
-            merged.append(carry)
-        return merged
-
-    def _trim(self, paragraph: str, terms: set[str]) -> str:
-        """Cut a long paragraph to about ``max_passage_chars`` on line or sentence breaks, starting at the
-        first line or sentence that mentions a query term. Lines stay lines (lists and code keep their
-        shape)."""
-        limit = self.max_passage_chars
-        if len(paragraph) <= limit:
-            return paragraph
-        # (text, separator before it, the fence line that opened the code block it is inside, or "")
-        units: list[tuple[str, str, str]] = []
-        opener = ""
-        for line_no, (line, in_code) in enumerate(code_lines(paragraph)):
-            if not in_code:
-                opener = ""
-                sentences = [s for s in _SENTENCE_END.split(line) if s.strip()]
+        ranked = await self._rank(question)
+        if not ranked or ranked[0].relevance < self.min_relevance:
+            return _dont_know(ranked, relevance=ranked[0].relevance if ranked else 0.0)
+        top = ranked[0]
+        quotes = [(top.page, top.passages[0] if top.passages else None)]
+        second = self._second(ranked)
+        if second is not None:
+            quotes.append(second)
+        # Other pages are linked when they are about as relevant; a stray word is no reason to link a page.
+        floor = max(MAYBE_RELATED_RELEVANCE, RELATED_SHARE * top.relevance)
+        related = tuple(
+            _ref(c) for c in ranked[:limit] if c is top or (c.relevance >= floor and c.rank >= RELATED_SHARE * top.rank)
+        )
+        stems = ranked[0].stems
+        blocks_ = ["From the wiki:"]
+        for page, passage in quotes:
+            if passage is None:
+                text = trim(_opening(page), self.max_passage_chars, stems)
             else:
-                sentences = [line]  # a code line is one unit: a command is never cut at a "." inside it
-            for sentence_no, sentence in enumerate(sentences):
-                units.append((sentence, "\n" if line_no and not sentence_no else " ", opener))
-            if in_code:
-                opener = "" if opener and line.strip().startswith("`") else (opener or line.strip())
-        start = next((i for i, (unit, _, _) in enumerate(units) if term_hits(unit, terms)), 0)
-        out = ""
-        end = start
-        for unit, sep, _ in units[start:]:
-            piece = unit if not out else sep + unit
-            if out and len(out) + len(piece) > limit:
-                break
-            out += piece
-            end += 1
-        if len(out) > limit:
-            out = out[: limit - 1].rsplit(" ", 1)[0]
-            end = -1
-        # A passage that starts or ends inside a code block gets its fence back; next to a fence the ellipsis
-        # goes on a line of its own (text on a fence line would break the fence).
-        if units[start][2]:
-            out = units[start][2] + "\n" + out
-        out = close_open_fence(out)
-        lines = code_lines(out)
-        head = ("…\n" if lines[0][1] else "… ") if start > 0 else ""
-        tail = ("\n…" if lines[-1][1] else " …") if end != len(units) else ""
-        return head + out + tail
+                body = trim(passage.text, self.max_passage_chars, stems)
+                # The section heading says what the passage is about ("How to request leave", "Linux").
+                text = f"{passage.heading}\n{body}" if passage.heading else body
+            blocks_.append(f"{_quote(text)}\n\n— {_link(page.title, page.url)}")
+        return Answer(text="\n\n".join(blocks_), related_pages=related, source=Source.SEARCH, relevance=top.relevance)
+
+    async def not_found(self, question: str) -> Answer:
+        """The honest reply when another answerer (Perfect Wiki's AI) found nothing: "I couldn't find this",
+        with the index's closest pages."""
+        ranked = await self._rank(question)
+        return _dont_know(ranked, relevance=0.0)
+
+    async def _rank(self, question: str) -> list[_Candidate]:
+        result = await self.index.query(question, limit=self.candidates)
+        if not result.hits:
+            return []
+        plan = result.plan
+        hits = {hit.id: hit for hit in result.hits}
+        pages = await self.index.texts(list(hits))
+        how_to = is_how_to(question)
+        best_bm25 = max(hit.score for hit in result.hits) or 1.0
+        ranked = []
+        for page in pages:
+            hit = hits[page.id]
+            passages = best_passages(
+                blocks(page.text, page.title),
+                plan,
+                title=page.title,
+                how_to=how_to,
+                max_chars=self.max_passage_chars,
+            )
+            relevance = _relevance(plan, page, hit, passages[0] if passages else None)
+            rank = BM25_SHARE * hit.score / best_bm25 + (1 - BM25_SHARE) * relevance
+            in_title = frozenset(matched_terms(page.title + "\n" + " ".join(hit.tags), plan.stems))
+            ranked.append(_Candidate(hit, page, passages, relevance, rank, frozenset(plan.stems), in_title))
+        ranked.sort(key=lambda c: -c.rank)
+        return ranked
+
+    def _second(self, ranked: list[_Candidate]) -> tuple[PageText, Passage] | None:
+        """A second quote, only when it holds words of the question the first lacks: from the next page when
+        that page is as relevant and ranks about as high, else from the same page."""
+        top = ranked[0]
+        if not top.passages:
+            return None
+        first = top.passages[0]
+        covered = first.found | top.in_title
+        for other in ranked[1:2]:
+            if (
+                other.passages
+                and other.relevance >= max(self.min_relevance, top.relevance)
+                and other.rank >= SECOND_PAGE_SHARE * top.rank
+                and other.passages[0].found - covered
+            ):
+                return other.page, other.passages[0]
+        for passage in top.passages[1:]:
+            if passage.found - covered and passage.text not in first.text and first.text not in passage.text:
+                return top.page, passage
+        return None
 
 
-def _score(counts: dict[str, int], length: int) -> float:
-    """Distinct query terms matched (squared, so covering more of the question wins), plus a little for
-    repeats, minus a little for length."""
-    if not counts:
-        return 0.0
-    return len(counts) ** 2 + min(sum(counts.values()), 6) * 0.25 - length / 4000
+def _relevance(plan: QueryPlan, page: PageText, hit: SearchHit, passage: Passage | None) -> float:
+    """The share of the question (by weight) that the quoted passage, its heading and the page's title and
+    tags hold."""
+    stems = plan.stems
+    found = matched_terms(page.title + "\n" + " ".join(hit.tags), stems)
+    if passage is not None:
+        found |= passage.found
+    return plan.coverage(found, matched_terms(page.text, stems - found))
+
+
+def _dont_know(ranked: list[_Candidate], *, relevance: float) -> Answer:
+    maybe = tuple(_ref(c) for c in ranked if c.relevance >= MAYBE_RELATED_RELEVANCE)[:3]
+    return Answer(
+        text=MAYBE_RELATED if maybe else NOT_FOUND,
+        related_pages=maybe,
+        source=Source.SEARCH,
+        empty=True,
+        relevance=relevance,
+    )
+
+
+def _ref(candidate: _Candidate) -> PageRef:
+    return PageRef(id=candidate.hit.id, title=candidate.hit.title, url=candidate.hit.url)
+
+
+def _opening(page: PageText) -> str:
+    """How the page begins: for a page found by its title or tags alone."""
+    first = blocks(page.text, page.title)
+    return first[0].text if first else page.text.strip()
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def trim(passage: str, limit: int, stems: frozenset[str] | set[str]) -> str:
+    """Cut a long passage to about ``limit`` characters on line or sentence breaks, starting at the first
+    line or sentence that mentions one of ``stems``. Lines stay lines (lists and code keep their shape), a code
+    line is never cut, and a cut inside a code block gets its fence back."""
+    if len(passage) <= limit:
+        return passage
+    # (text, separator before it, the fence line that opened the code block it is inside, or "")
+    units: list[tuple[str, str, str]] = []
+    opener = ""
+    for line_no, (line, in_code) in enumerate(code_lines(passage)):
+        if not in_code:
+            opener = ""
+            sentences = [s for s in _SENTENCE_END.split(line) if s.strip()]
+        else:
+            sentences = [line]  # a code line is one unit: a command is never cut at a "." inside it
+        for sentence_no, sentence in enumerate(sentences):
+            units.append((sentence, "\n" if line_no and not sentence_no else " ", opener))
+        if in_code:
+            opener = "" if opener and line.strip().startswith("`") else (opener or line.strip())
+    wanted = set(stems)
+    start = next((i for i, (unit, _, _) in enumerate(units) if matched_terms(unit, wanted)), 0)
+    out = ""
+    end = start
+    for unit, sep, _ in units[start:]:
+        piece = unit if not out else sep + unit
+        if out and len(out) + len(piece) > limit:
+            break
+        out += piece
+        end += 1
+    if len(out) > limit:
+        out = out[: limit - 1].rsplit(" ", 1)[0]
+        end = -1
+    # A passage that starts or ends inside a code block gets its fence back; next to a fence the ellipsis goes
+    # on a line of its own (text on a fence line would break the fence).
+    if units[start][2]:
+        out = units[start][2] + "\n" + out
+    out = close_open_fence(out)
+    lines = code_lines(out)
+    head = ("…\n" if lines[0][1] else "… ") if start > 0 else ""
+    tail = ("\n…" if lines[-1][1] else " …") if end != len(units) else ""
+    return head + out + tail
 
 
 # Quoted page text stays verbatim — commands, paths and ``$…$`` LaTeX must read exactly as in the wiki, and
@@ -180,7 +240,7 @@ def _quote(text: str) -> str:
     """``text`` as a Markdown block quote: code lines as they are, prose lines ending in a hard break (two
     spaces, so each line of the page stays a line; Slack and Discord keep newlines anyway)."""
     out: list[str] = []
-    for line, in_code in code_lines(text):
+    for line, in_code in code_lines(neutralize_mentions(text)):
         if in_code:
             out.append(f"> {line}".rstrip() + "\n")
         elif line.strip():

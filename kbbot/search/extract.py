@@ -4,7 +4,9 @@ markdown-it-py's token stream.
 The text keeps paragraph breaks (blank lines) so the answerer can quote whole passages, keeps code as
 Markdown code (fences, backticks: see :mod:`kbbot.search.fences`), and keeps ``$…$`` LaTeX verbatim so a formula
 stays readable instead of being eaten as Markdown emphasis. kbbot's own marker lines on saved-thread pages are
-bookkeeping, not content, and are dropped.
+bookkeeping, not content, and are dropped. A list stays one block, one line per item: bullets as ``- ``,
+numbered steps as ``1. ``, ``2. `` (the numbers are what makes "how do I…" steps readable), with code and
+paragraphs inside an item as lines of that block.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from functools import lru_cache
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from selectolax.lexbor import LexborHTMLParser
+from selectolax.lexbor import LexborNode as Node
 
 from kbbot.core.page_block import strip_markers
 from kbbot.search.fences import fence, inline_code
@@ -29,6 +32,7 @@ _LINE = "\ue001"
 _MATH = "\ue002"
 _CELL = "\ue003"
 _SPACE = "\ue004"  # a space inside <pre> that whitespace collapsing must keep (indentation)
+_ITEM = "\ue005"  # a list item's marker follows: breaks right after it are dropped
 
 _BLOCK_TAGS = (
     "p,div,h1,h2,h3,h4,h5,h6,blockquote,table,ul,ol,section,article,header,footer,aside,nav,figure,"
@@ -54,26 +58,61 @@ def html_to_text(html: str) -> str:
     tree.strip_tags(_DROP_TAGS)
     for pre in root.css("pre"):
         code = fence(pre.text(deep=True).strip("\n"))
-        pre.replace_with(_PARA + code.replace(" ", _SPACE).replace("\n", _LINE) + _PARA)
+        # Inside a list item a code sample is lines of the item, not a paragraph that would end the list.
+        brk = _LINE if _in_list_item(pre) else _PARA
+        pre.replace_with(brk + code.replace(" ", _SPACE).replace("\n", _LINE) + brk)
+    markers = _item_markers(root)
     for node in root.css(_LINE_TAGS):
-        prefix = "- " if node.tag == "li" else ""
-        node.insert_before(_LINE + prefix)
+        item = node.tag == "li" and node.text(deep=True).strip()
+        node.insert_before(_LINE + (_ITEM + markers.get(node.mem_id, "- ") if item else ""))
         if node.tag != "br":
             node.insert_after(_LINE)
     for node in root.css(_BLOCK_TAGS):
-        node.insert_before(_PARA)
-        node.insert_after(_PARA)
+        brk = _LINE if _in_list_item(node) else _PARA
+        node.insert_before(brk)
+        node.insert_after(brk)
     for cell in root.css("td,th"):
         cell.insert_after(_CELL)
     text = root.text(deep=True, separator="")
     return _finish(_WS.sub(" ", text))
 
 
+def _in_list_item(node: Node) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.tag == "li":
+            return True
+        parent = parent.parent
+    return False
+
+
+def _item_markers(root: Node) -> dict[int, str]:
+    """``3. `` for the third item of an ``<ol>`` (honouring ``start``), by node; other items are bullets."""
+    markers: dict[int, str] = {}
+    for ol in root.css("ol"):
+        try:
+            number = int(ol.attributes.get("start") or 1)
+        except ValueError:
+            number = 1
+        child = ol.child
+        while child is not None:
+            if child.tag == "li":
+                markers[child.mem_id] = f"{number}. "
+                number += 1
+            child = child.next
+    return markers
+
+
 _BREAK_RUN = re.compile(f"[ {_PARA}{_LINE}{_CELL}]*[{_PARA}{_LINE}][ {_PARA}{_LINE}{_CELL}]*")
 _TRAILING_CELL = re.compile(f" *{_CELL} *$")
 
 
+_AFTER_MARKER = re.compile(f"{_ITEM}(\\d+\\. |- )[ {_PARA}{_LINE}]*")
+
+
 def _finish(text: str) -> str:
+    # The first block inside a list item starts on the marker's line ("1. Open it", not "1.\nOpen it").
+    text = _AFTER_MARKER.sub(r"\1", text)
     # A run of inserted breaks is one paragraph break if any block ended there, else one line break; a cell
     # separator at the end of a row is dropped.
     text = _BREAK_RUN.sub(lambda m: "\n\n" if _PARA in m.group(0) else "\n", text)
@@ -128,30 +167,40 @@ def markdown_to_text(markdown: str, *, resolve_link: LinkResolver | None = None)
 
 def _tokens_to_text(tokens: list[Token]) -> str:
     out: list[str] = []
+    lists = 0  # open lists: inside one, blocks are lines of the item and the list stays one paragraph
     for token in tokens:
         kind = token.type
+        # Inside a list every break is a line break (the _LINE mark, runs of which become one "\n").
+        block_end = _LINE if lists else "\n\n"
         if kind == "inline":
             out.append(_inline_text(token.children or []))
         elif kind in ("fence", "code_block"):
-            out.append("\n\n" + fence(token.content.strip("\n")) + "\n\n")
+            out.append(block_end + fence(token.content.strip("\n")) + block_end)
         elif kind == "html_block":
-            out.append("\n\n" + html_to_text(token.content) + "\n\n")
+            out.append(block_end + html_to_text(token.content) + block_end)
         elif kind == "paragraph_close":
             # Tight list items hide their paragraphs: one line per item, not a blank line between.
-            out.append("" if token.hidden else "\n\n")
+            out.append("" if token.hidden else block_end)
         elif kind in ("heading_close", "blockquote_close", "table_close", "hr"):
-            out.append("\n\n")
+            out.append(block_end)
+        elif kind in ("bullet_list_open", "ordered_list_open"):
+            lists += 1
         elif kind == "list_item_open":
-            out.append("\n- ")
+            marker = f"{token.info}. " if token.info.isdigit() else "- "
+            out.append(_LINE + "  " * (lists - 1) + marker)
         elif kind in ("bullet_list_close", "ordered_list_close"):
-            out.append("\n\n")
+            lists -= 1
+            out.append(_LINE if lists else "\n\n")
         elif kind == "tr_close":
             out.append("\n")
         elif kind in ("th_close", "td_close"):
             out.append(" | ")
-    text = "".join(out)
+    text = _LINE_RUN.sub("\n", "".join(out))
     lines = [line.rstrip(" |").rstrip() if " | " in line else line.rstrip() for line in text.split("\n")]
     return _MANY_BREAKS.sub("\n\n", "\n".join(lines)).strip()
+
+
+_LINE_RUN = re.compile(f"{_LINE}(?:[ \n]*{_LINE})*")
 
 
 def _inline_text(children: list[Token]) -> str:

@@ -440,7 +440,7 @@ class SearchIndex:
             return SearchResult(QueryPlan((), 0), [])
         return await self._run(lambda: self._query_sync(terms, min(limit, 100)))
 
-    def _query_sync(self, terms: list[tuple[str, str, bool]], limit: int) -> SearchResult:
+    def _query_sync(self, terms: list[tuple[str, str, str]], limit: int) -> SearchResult:
         try:
             plan = self._plan_sync(terms)
         except sqlite3.Error as exc:
@@ -450,7 +450,7 @@ class SearchIndex:
         hits = self._search_sync(match, plan.stems, limit) if match else []
         return SearchResult(plan, hits)
 
-    def _plan_sync(self, terms: list[tuple[str, str, bool]]) -> QueryPlan:
+    def _plan_sync(self, terms: list[tuple[str, str, str]]) -> QueryPlan:
         db = self._db
         key = (self._writes, int(db.execute("PRAGMA data_version").fetchone()[0]))
         if key != self._stats_key:
@@ -460,20 +460,24 @@ class SearchIndex:
         marks = ",".join("?" * len(stems))
         docs = {str(term): int(n) for term, n in db.execute(_TERM_DOCS.format(marks=marks), stems)}
         planned: list[Term] = []
-        for n, (word, stem_, compound) in enumerate(terms):
+        for n, (word, stem_, joins) in enumerate(terms):
             count = docs.get(stem_, 0)
             if not count and n == len(terms) - 1 and len(word) >= 3:
                 # The last word may be a start still being typed ("kube"): it is searched as a prefix.
                 row = db.execute(_PREFIX_DOCS, (stem_, stem_ + "\U0010ffff")).fetchone()
                 count = int(row[0] or 0)
-            if count or compound:
-                planned.append(Term(word, stem_, count, compound=compound))
+            if count or joins:
+                planned.append(Term(word, stem_, count, joins=joins))
                 continue
-            corrected = self._vocabulary_sync().correct(word)
-            if corrected is None:
+            vocabulary = self._vocabulary_sync()
+            corrected = vocabulary.correct(word)
+            if corrected is not None:
+                planned.append(Term(word, corrected, vocabulary.docs(corrected), corrected=True))
+                continue
+            parts = vocabulary.split(word)  # "helpdesk" → help desk
+            planned += [Term(word, part, vocabulary.docs(part), corrected=True) for part in parts]
+            if not parts:
                 planned.append(Term(word, stem_, 0))
-            else:
-                planned.append(Term(word, corrected, self._vocabulary_sync().docs(corrected), corrected=True))
         return QueryPlan(tuple(planned), self._total_docs)
 
     def _vocabulary_sync(self) -> Vocabulary:

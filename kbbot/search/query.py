@@ -41,8 +41,14 @@ STOPWORDS = frozenset(
     up very was we were what when where which while who whom why will with would you your yours yourself
     yourselves anyone anybody anything someone something get got getting need needs want wants please thanks
     thank hi hello hey tell know find use uses using used way ways also may might must shall us via vs
+    ok okay today tomorrow yesterday allowed able possible happen happens happened exactly actually really
+    basically currently still ever else whats im ive id
     """.split()  # noqa: SIM905 - a word list reads best as words
 )
+
+#: "how long", "how much", "how many"… ask for a kind of answer; the second word is not the topic ("how long
+#: does a password have to be" is about passwords, not about things that are long).
+_HOW_WORDS = frozenset(["long", "much", "many", "often", "soon", "far", "big", "quickly", "fast", "old"])
 
 
 #: "set up" is also searched as "setup", "log in" as "login", "roll back" as "rollback": wikis title pages
@@ -56,23 +62,27 @@ def query_terms(text: str) -> list[str]:
     return [word for word, _ in _terms(text)]
 
 
-def _terms(text: str) -> list[tuple[str, bool]]:
-    """(term, is a particle compound) pairs; see :func:`query_terms`."""
-    terms: list[tuple[str, bool]] = []
+def _terms(text: str) -> list[tuple[str, str]]:
+    """(term, the word a particle compound joins — "set" for "setup" — or "") pairs; see
+    :func:`query_terms`."""
+    terms: list[tuple[str, str]] = []
     seen: set[str] = set()
 
-    def add(word: str, compound: bool = False) -> None:
+    def add(word: str, joins: str = "") -> None:
         if len(word) < 2 or len(word) > _MAX_TERM_CHARS or word in STOPWORDS or word in seen:
             return
         seen.add(word)
-        terms.append((word, compound))
+        terms.append((word, joins))
 
     previous = ""
     for match in _WORD.finditer(text[:MAX_SCAN_CHARS].casefold()):
         word = match.group(0).strip("_")
-        if word in _PARTICLES and previous and previous not in STOPWORDS and previous not in _PARTICLES:
-            add(previous + word, compound=True)
-        add(word)
+        if word in _PARTICLES and len(previous) > 1 and previous not in STOPWORDS and previous not in _PARTICLES:
+            add(previous + word, joins=previous)
+            if stem(previous) != previous:  # "rolling back" → "rollback" too
+                add(stem(previous) + word, joins=previous)
+        if not (previous == "how" and word in _HOW_WORDS):
+            add(word)
         previous = word
         if len(terms) >= MAX_TERMS:
             break
@@ -147,18 +157,28 @@ def matched_terms(text: str, stemmed_terms: set[str]) -> set[str]:
 class Term:
     """One word of a question. ``stem`` is what is looked for: the word's own stem, or — for a word the index
     has never seen (``corrected``) — the stem of the closest word it has. ``docs`` is how many pages hold
-    ``stem`` (0: none, the word cannot match; the last word counts as a prefix too). ``compound`` marks a
-    "set up" → "setup" extra term."""
+    ``stem`` (0: none, the word cannot match; the last word counts as a prefix too). ``joins`` is set on a
+    "set up" → "setup" extra term: the stem of the word it joins with its particle ("set")."""
 
     word: str
     stem: str
     docs: int
     corrected: bool = False
-    compound: bool = False
+    joins: str = ""
+
+    @property
+    def compound(self) -> bool:
+        return bool(self.joins)
 
 
 #: A typo-corrected word counts this much of a word typed right: the guess may be wrong.
 CORRECTED_WEIGHT = 0.6
+#: In :meth:`QueryPlan.coverage`: a word no page has counts this much against an answer (it may be the topic
+#: — "gym" — or just a word the wiki says differently), a word the wiki has but the passage lacks this much,
+#: and a word elsewhere on the passage's page this much in its favour. Calibrated on benchmarks/answers.
+UNKNOWN_SHARE = 0.2
+MISSING_SHARE = 0.8
+ON_PAGE_SHARE = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,19 +215,29 @@ class QueryPlan:
         idf = math.log(1 + (self.total_docs + 1) / (term.docs + 0.5))
         return idf * (CORRECTED_WEIGHT if term.corrected else 1.0)
 
-    def coverage(self, found: set[str]) -> float:
-        """The share of the question's weight whose stems are in ``found`` (0–1). A compound ("setup") counts
-        only when found: "set up" is also asked by whoever writes "set" and "up"."""
-        total = got = 0.0
+    def coverage(self, found: set[str] | frozenset[str], on_page: set[str] | frozenset[str] = frozenset()) -> float:
+        """How much of the question ``found`` (the stems of a passage and its page title) holds, 0–1: the
+        weight found over the weight asked, where words no page has and words found only elsewhere on the
+        page (``on_page``) count in part (see :data:`UNKNOWN_SHARE`). A compound ("setup") counts only when
+        found: "set up" is also asked by whoever writes "set" and "up"."""
+        # A compound found ("setup" on "VPN setup") answers for the word it joins ("set").
+        found = set(found) | {t.joins for t in self.terms if t.joins and t.docs and t.stem in found}
+        asked = got = 0.0
         for term in self.terms:
             weight = self.weight(term)
-            hit = term.docs > 0 and term.stem in found
-            if term.compound and not hit:
-                continue
-            total += weight
-            if hit:
+            if term.docs and term.stem in found:
+                asked += weight
                 got += weight
-        return got / total if total else 0.0
+            elif term.compound:
+                continue
+            elif not term.docs:
+                asked += UNKNOWN_SHARE * weight
+            elif term.stem in on_page:
+                asked += weight
+                got += ON_PAGE_SHARE * weight
+            else:
+                asked += MISSING_SHARE * weight
+        return got / asked if asked else 0.0
 
 
 def _prefix_for(stem_: str) -> str:
@@ -220,6 +250,7 @@ def _prefix_for(stem_: str) -> str:
     return prefix
 
 
-def plan_terms(text: str) -> list[tuple[str, str, bool]]:
-    """(word, stem, is a compound) for each search term of ``text``; the index adds page counts."""
-    return [(word, stem(word), compound) for word, compound in _terms(text)]
+def plan_terms(text: str) -> list[tuple[str, str, str]]:
+    """(word, stem, the stem a compound joins or "") for each search term of ``text``; the index adds page
+    counts."""
+    return [(word, stem(word), stem(joins) if joins else "") for word, joins in _terms(text)]

@@ -1,15 +1,19 @@
 """Typo tolerance against the index's own vocabulary: "vacaton" → vacation, "reqest" → request.
 
 Only words the index has never seen are corrected, so a word typed right always means itself and exact matches
-rank as before. The vocabulary is the index's stems (FTS5's ``fts5vocab``) with how many pages hold each; the
-closest stem by Damerau–Levenshtein distance wins (RapidFuzz), ties going to the more common word.
+rank as before; and only words that are not English words either (GCIDE's word list, via the english-words
+package): "passport" in a wiki without it is a question about passports, not a typo of "password". The
+vocabulary is the index's stems (FTS5's ``fts5vocab``) with how many pages hold each; the closest stem by
+Damerau–Levenshtein distance wins (RapidFuzz), ties going to the more common word.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
+from english_words import get_english_words_set
 from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein
 
@@ -23,6 +27,21 @@ MIN_WORD_CHARS = 5
 def max_edits(word: str) -> int:
     """Edits allowed for a word of this length: one up to 7 letters, two from 8."""
     return 1 if len(word) < 8 else 2
+
+
+_english: frozenset[str] | None = None
+_english_lock = threading.Lock()
+
+
+def is_english(word: str) -> bool:
+    """Whether ``word`` (or another form of it: same stem) is an English dictionary word. The list is loaded
+    on the first call (about 0.1 s, 10 MB), i.e. only once someone types a word the wiki does not have."""
+    global _english
+    if _english is None:
+        with _english_lock:
+            if _english is None:
+                _english = frozenset(stem(w) for w in get_english_words_set(["gcide"], lower=True, alpha=True))
+    return stem(word) in _english
 
 
 class Vocabulary:
@@ -51,7 +70,7 @@ class Vocabulary:
         The word and its stem are compared with the indexed stems; a stem may also match the start of the
         word, at one edit more: "vacaton" is 2 edits from "vacat" (the stem of "vacation"), but its first
         five letters are that stem."""
-        if len(word) < MIN_WORD_CHARS or not word.isalpha():
+        if len(word) < MIN_WORD_CHARS or not word.isalpha() or is_english(word):
             return None
         limit = max_edits(word)
         found: list[tuple[int, int, str]] = []  # (distance, -docs, stem): the smallest wins
@@ -62,6 +81,28 @@ class Vocabulary:
         for length in range(max(MIN_WORD_CHARS, len(word) - 3), len(word)):
             found += self._closest(word[:length], self._candidates(word[0], [length]), limit - 1, 1)
         return min(found)[2] if found else None
+
+    def split(self, word: str) -> list[str]:
+        """The stems of two indexed words that ``word`` runs together ("helpdesk" → help, desk; "401k" → 401),
+        or [] when there are none. Each part has 3+ characters, except a lone letter after digits, which is
+        dropped ("401k")."""
+        if len(word) < 4:
+            return []
+        digits = len(word) - len(word.lstrip("0123456789"))
+        if 0 < digits < len(word):
+            head, tail = word[:digits], word[digits:]
+            parts = [stem(part) for part in (head, tail) if len(part) > 1]
+            return parts if parts and all(self._docs.get(part) for part in parts) else []
+        if not word.isalpha() or len(word) < 6:
+            return []
+        best: list[str] = []
+        best_docs = 0
+        for cut in range(3, len(word) - 2):
+            head, tail = stem(word[:cut]), stem(word[cut:])
+            docs = min(self._docs.get(head, 0), self._docs.get(tail, 0))
+            if docs > best_docs:
+                best, best_docs = [head, tail], docs
+        return best
 
     def _candidates(self, initial: str, lengths: Iterable[int]) -> list[str]:
         return [term for length in lengths for term in self._buckets.get((initial, length), ())]

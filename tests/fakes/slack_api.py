@@ -143,7 +143,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
-        app.router.add_post("/response/{rid}", self._response)
+        app.router.add_post("/commands/{team}/{hook}/{rid}", self._response)
         app.router.add_get("/socket", self._socket)
         return app
 
@@ -225,8 +225,10 @@ class FakeSlack:
             self._s.latency[method] = seconds
 
     def response_url(self) -> str:
-        """A fresh ``response_url`` for a slash command or interaction payload."""
-        return f"{self.url}/response/{uuid.uuid4().hex}"
+        """A fresh ``response_url`` for a slash command or interaction payload, in Slack's shape
+        (``https://hooks.slack.com/commands/T1G0MJLK0/51806896453/20IxlWcF4iUiCdrXkXIFmc2u``, as in payloads
+        Slack sent to apps, e.g. quoted in public Slack app repositories): the last segment is the secret."""
+        return f"{self.url}/commands/{TEAM_ID}/{uuid.uuid4().int % 10**11:011d}/{uuid.uuid4().hex[:24]}"
 
     # --- inspection -------------------------------------------------------------------------------
 

@@ -51,7 +51,11 @@ def _run_and_stop(fake_pw: FakePerfectWiki, fake_slack: FakeSlack, tmp_path: Pat
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/healthz").status_code == 200
         ready = httpx.get(f"{base}/readyz")
+        while ready.status_code != 200 and "connecting to Slack" in ready.text and time.monotonic() < deadline:
+            time.sleep(0.05)  # the start-up auth.test runs in the background
+            ready = httpx.get(f"{base}/readyz")
         assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"]["slack"] == "ok"
         assert "kbbot_questions_total" in httpx.get(f"{base}/metrics").text
         unsigned = httpx.post(f"{base}/slack/events", json={"type": "url_verification", "challenge": "x"})
         assert unsigned.status_code == 401  # no valid signature, no entry

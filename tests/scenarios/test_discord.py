@@ -916,6 +916,7 @@ async def test_intents_and_auto_answer_channels(world: World, tmp_path: Path) ->
     async with running(world, data_dir=tmp_path, discord_save_threads=False):
         pass
     assert not fake.identifies[-1]["intents"] & message_content  # answering by mention/DM/slash needs no intent
+    assert [c["name"] for c in fake.commands("global")] == ["ask"]  # no save commands when saving is off
     async with running(world, data_dir=tmp_path):
         pass
     assert fake.identifies[-1]["intents"] & message_content  # saving (on by default) needs the text of messages

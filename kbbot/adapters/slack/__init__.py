@@ -15,11 +15,11 @@ from __future__ import annotations
 from kbbot.adapters.slack.app import SlackBot, build_slack
 from kbbot.adapters.slack.handlers import SlackOptions
 from kbbot.adapters.slack.server import slack_routes, slack_web_app, socket_mode_handler
-from kbbot.adapters.slack.service import SlackConnection, SlackService, slack_service, slack_web_client
+from kbbot.adapters.slack.service import SlackCredentials, SlackService, slack_service, slack_web_client
 
 __all__ = [
     "SlackBot",
-    "SlackConnection",
+    "SlackCredentials",
     "SlackOptions",
     "SlackService",
     "build_slack",

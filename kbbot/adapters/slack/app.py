@@ -56,21 +56,21 @@ def build_slack(
     saver: Saving,
     feedback: FeedbackStore,
     deduper: Deduper,
-    signing_secret: str | None,
     options: SlackOptions | None = None,
 ) -> SlackBot:
     """Build the handlers and the Bolt app.
 
-    ``client`` carries the bot token and ``base_url`` (``SLACK_API_URL``). ``signing_secret`` is required in HTTP
-    mode and may be None in Socket Mode (where Slack authenticates the websocket instead).
+    ``client`` carries the bot token and ``base_url`` (``SLACK_API_URL``). Requests are verified before they
+    reach this app: by :func:`~kbbot.adapters.slack.server.slack_routes` in HTTP mode, by the websocket Slack
+    authenticated in Socket Mode.
     """
     handlers = SlackHandlers(
         client=client, ask=ask, saver=saver, feedback=feedback, deduper=deduper, options=options or SlackOptions()
     )
     app = AsyncApp(
         client=client,
-        signing_secret=signing_secret or "",
-        request_verification_enabled=signing_secret is not None,
+        # HTTP requests are verified on their raw bytes before Bolt sees them (server.py); Socket Mode needs none.
+        request_verification_enabled=False,
         logger=logging.getLogger("kbbot.slack.bolt"),
         # Our own posts come back as events; answering them would loop.
         ignoring_self_events_enabled=True,

@@ -14,29 +14,24 @@ is told the same (:attr:`ReadThread.truncated`).
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from cachetools import TTLCache
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from kbbot.adapters.markup import slack_to_markdown
 from kbbot.adapters.slack.errors import describe, error_code, scope_hint
 from kbbot.adapters.slack.parsing import ThreadRef
-from kbbot.core.models import Attachment, Thread, ThreadMessage
+from kbbot.core.models import Thread, ThreadMessage
 from kbbot.errors import SaveError
+from kbbot.formats.slack import referenced_ids, to_neutral, user_display_name
+from kbbot.formats.slack import title_hint as title_hint  # the modal's default title uses it too
 
 log = logging.getLogger(__name__)
 
 #: Default cap on the messages read from one thread (see the module docstring).
 DEFAULT_MAX_MESSAGES = 10_000
-
-_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
-_CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)\|([^>]*)>")
 
 
 class UserDirectory:
@@ -57,12 +52,8 @@ class UserDirectory:
         except SlackApiError as exc:
             log.warning("users.info failed for %s: %s", user_id, describe(exc))
             return None
-        user = response.get("user") or {}
-        profile = user.get("profile") or {}
-        name = str(
-            profile.get("display_name") or profile.get("real_name") or user.get("real_name")
-            or user.get("name") or user_id
-        )
+        user = response.get("user")
+        name = (user_display_name(user) if isinstance(user, dict) else "") or user_id
         self._cache[user_id] = name
         return name
 
@@ -149,16 +140,11 @@ class ThreadReader:
             # The link pointed at a reply: read the thread it belongs to (once; never loop).
             parent = ThreadRef(ref.channel, str(root["thread_ts"]))
             return await self.read_capped(parent, channel_name=channel_name, follow=False)
-        ids: set[str] = set()
-        channels: dict[str, str] = {}
-        for message in raw:
-            if message.get("user"):
-                ids.add(str(message["user"]))
-            text = str(message.get("text") or "")
-            ids.update(_MENTION.findall(text))
-            channels.update(dict(_CHANNEL.findall(text)))
+        ids, channels = referenced_ids(raw)
         names = await self._users.names(ids)
-        messages = tuple(_to_message(m, names, channels) for m in raw)
+        messages = tuple(m for m in (_convert(r, names, channels) for r in raw) if m is not None)
+        if not messages:
+            raise SaveError("That thread holds only Slack notices (joins, pins, topic changes): nothing to save.")
         if truncated:
             # Said on the page itself, so a reader of the wiki knows the conversation went on.
             messages = (*messages, _truncation_note(self.max_messages, messages[-1].timestamp))
@@ -181,40 +167,13 @@ class ThreadReader:
         return str(link) if isinstance(link, str) and link.startswith("https://") else None
 
 
-def _to_message(raw: Mapping[str, Any], names: Mapping[str, str], channels: Mapping[str, str]) -> ThreadMessage:
-    user_id = str(raw.get("user") or raw.get("bot_id") or "")
-    author = names.get(user_id) or _name_in_message(raw) or user_id or "unknown"
-    files = raw.get("files") or []
-    attachments = tuple(
-        Attachment(name=str(f.get("name") or f.get("title") or "file"), url=str(f["permalink"]))
-        for f in files
-        if isinstance(f, dict) and isinstance(f.get("permalink"), str)
-    )
-    deleted = raw.get("subtype") == "tombstone"
-    return ThreadMessage(
-        author_name=author,
-        author_id=user_id,
-        timestamp=_iso(str(raw.get("ts") or "0")),
-        text="" if deleted else slack_to_markdown(str(raw.get("text") or ""), users=names, channels=channels),
-        attachments=attachments,
-        edited=bool(raw.get("edited")),
-        deleted=deleted,
-    )
-
-
-def _name_in_message(raw: Mapping[str, Any]) -> str:
-    """The author's name as the message itself carries it, for when ``users.info`` could not tell: the
-    ``user_profile`` Slack attaches to user messages, a bot's ``bot_profile``, or the ``username`` of a
-    bot_message."""
-    profile: Mapping[str, Any] = raw.get("user_profile") or {}
-    bot: Mapping[str, Any] = raw.get("bot_profile") or {}
-    if not isinstance(profile, Mapping) or not isinstance(bot, Mapping):
-        return str(raw.get("username") or "")
-    for name in (profile.get("display_name"), profile.get("real_name"), profile.get("name"), bot.get("name"),
-                 raw.get("username")):
-        if isinstance(name, str) and name.strip():
-            return name.strip()
-    return ""
+def _convert(raw: dict[str, Any], names: dict[str, str], channels: dict[str, str]) -> ThreadMessage | None:
+    # The one Slack converter (kbbot.formats.slack), shared with export imports. A name users.info could not
+    # tell falls back to what the message carries (user_profile, bot_profile, username).
+    try:
+        return to_neutral(raw, users=names, channels=channels)
+    except ValueError:  # no usable ``ts``: Slack never sends that, but one odd message must not fail the save
+        return None
 
 
 def truncation_text(max_messages: int) -> str:
@@ -227,23 +186,6 @@ def truncation_text(max_messages: int) -> str:
 
 def _truncation_note(max_messages: int, timestamp: str) -> ThreadMessage:
     return ThreadMessage(author_name="kbbot", author_id="", timestamp=timestamp, text=truncation_text(max_messages))
-
-
-def _iso(ts: str) -> str:
-    try:
-        seconds = float(ts)
-    except ValueError:
-        seconds = 0.0
-    return datetime.fromtimestamp(seconds, tz=UTC).isoformat()
-
-
-def title_hint(text: str, *, max_chars: int = 120) -> str:
-    """The first non-empty line of the root message, trimmed to a title-sized length."""
-    for line in text.splitlines():
-        line = line.strip().strip("#*_>` ").strip()
-        if line:
-            return line if len(line) <= max_chars else line[: max_chars - 1].rstrip() + "…"
-    return "Slack thread"
 
 
 def _history_error(exc: SlackApiError) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from kbbot.core.models import Answer, PageRef, SavedPage, Source
+from kbbot.core.replies import masked_note
 from kbbot.core.text import neutralize_mentions, split_text
 
 MAX_SECTION_CHARS = 3000
@@ -357,6 +358,8 @@ def render_saved(saved: SavedPage, *, title: str, saved_by: str, note: str | Non
         text = f":white_check_mark: {verb} this thread to the wiki: {link(saved.url, name)}{by}"
     if note:
         text += f"\n:warning: {escape(note)}"
+    if masked := masked_note(saved):
+        text += f"\n:lock: {escape(masked)}"
     return Message(text=_fallback(text), blocks=[section(_fit(text))])
 
 

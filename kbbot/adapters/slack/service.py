@@ -1,8 +1,8 @@
 """One call for the composition root: build the Slack adapter and run it in the right mode.
 
-    async with slack_service(connection, ask=…, saver=…, feedback=…, deduper=…, options=…) as slack:
+    async with slack_service(credentials, ask=…, saver=…, feedback=…, deduper=…, options=…) as slack:
         web_app.add_routes(slack.routes)      # HTTP mode: /slack/events (empty list in Socket Mode)
-        saver.on_saved = slack.bot.on_saved   # or dispatch to it by platform
+        saver.listen("slack", slack.bot.on_saved)
         ...serve HTTP_HOST:HTTP_PORT with /healthz and /metrics, until shutdown...
 
 On exit it stops intake (Socket Mode connection closed; HTTP requests get 503), lets in-flight answers finish
@@ -28,6 +28,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack.app import SlackBot, build_slack
+from kbbot.adapters.slack.connection import SlackConnection
 from kbbot.adapters.slack.handlers import SlackOptions
 from kbbot.adapters.slack.server import AsyncSocketModeHandler, slack_routes, socket_mode_handler
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class SlackConnection:
+class SlackCredentials:
     """How to reach Slack (``SLACK_*``): an empty ``app_token`` means HTTP mode, which needs the
     ``signing_secret``."""
 
@@ -48,14 +49,14 @@ class SlackConnection:
     timeout_seconds: float = 30.0
 
 
-def slack_web_client(connection: SlackConnection) -> AsyncWebClient:
+def slack_web_client(credentials: SlackCredentials) -> AsyncWebClient:
     """The Web API client: bot token, API URL and request timeout."""
-    if not connection.bot_token:
+    if not credentials.bot_token:
         raise ConfigError("SLACK_BOT_TOKEN is not set (Slack app → OAuth & Permissions → Bot User OAuth Token)")
     return AsyncWebClient(
-        token=connection.bot_token,
-        base_url=connection.api_url,
-        timeout=int(max(1, connection.timeout_seconds)),
+        token=credentials.bot_token,
+        base_url=credentials.api_url,
+        timeout=int(max(1, credentials.timeout_seconds)),
         retry_handlers=retry_handlers(),
     )
 
@@ -100,20 +101,39 @@ class SlackService:
     Leaving the ``slack_service`` block does both.
     """
 
-    def __init__(self, bot: SlackBot, mode: str, handler: AsyncSocketModeHandler | None = None) -> None:
+    def __init__(
+        self,
+        bot: SlackBot,
+        mode: str,
+        connection: SlackConnection,
+        handler: AsyncSocketModeHandler | None = None,
+        *,
+        signing_secret: str = "",
+    ) -> None:
         self.bot = bot
         self.mode = mode
+        self.connection = connection
         self._handler = handler
         self._open = True
-        self.routes: list[web.RouteDef] = [] if handler else slack_routes(bot.app, is_open=lambda: self._open)
+        self.routes: list[web.RouteDef] = (
+            [] if handler else slack_routes(bot.app, signing_secret=signing_secret, is_open=lambda: self._open)
+        )
+        #: The start-up checks and the Socket Mode connection, running in the background. It ends with
+        #: Unauthorized (one line naming the token; exit 3) when Slack rejects a token: stop the bot then.
+        self.started = connection.start()
 
     @property
     def accepting(self) -> bool:
         return self._open
 
+    def problem(self) -> str | None:
+        """Why Slack is not ready (None when it is), for ``/readyz``."""
+        return self.connection.problem()
+
     async def stop_intake(self) -> None:
-        """Stop taking new Slack requests (idempotent)."""
+        """Stop taking new Slack requests (idempotent); also interrupts a start-up still connecting."""
         self._open = False
+        await self.connection.stop()
         handler, self._handler = self._handler, None
         if handler is not None:
             await handler.close_async()  # type: ignore[no-untyped-call]
@@ -124,7 +144,7 @@ class SlackService:
 
 @asynccontextmanager
 async def slack_service(
-    connection: SlackConnection,
+    credentials: SlackCredentials,
     *,
     ask: Asking,
     saver: Saving,
@@ -134,26 +154,28 @@ async def slack_service(
     options: SlackOptions | None = None,
 ) -> AsyncIterator[SlackService]:
     """Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP mode (needs ``SLACK_SIGNING_SECRET``)."""
-    app_token, secret = connection.app_token, connection.signing_secret
+    app_token, secret = credentials.app_token, credentials.signing_secret
     if not app_token and not secret:
         raise ConfigError(
             "Slack needs SLACK_SIGNING_SECRET (HTTP mode: Basic Information → Signing Secret) "
             "or SLACK_APP_TOKEN (Socket Mode: an xapp- token with connections:write)"
         )
-    web_client = client or slack_web_client(connection)
+    web_client = client or slack_web_client(credentials)
     bot = build_slack(
         client=web_client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
-        signing_secret=None if app_token else secret, options=options or SlackOptions(),
+        options=options or SlackOptions(),
     )
     try:
         if app_token:
             handler = socket_mode_handler(bot.app, app_token=app_token, web_client=web_client)
-            await handler.connect_async()  # type: ignore[no-untyped-call]
-            log.info("Slack: Socket Mode connected")
-            service = SlackService(bot, "socket", handler)
+            connection = SlackConnection(
+                web_client, app_token=app_token, connect=lambda url: _connect(handler, url),
+                is_connected=lambda: _open(handler),
+            )
+            service = SlackService(bot, "socket", connection, handler)
         else:
             log.info("Slack: HTTP mode, events at /slack/events")
-            service = SlackService(bot, "http")
+            service = SlackService(bot, "http", SlackConnection(web_client), signing_secret=secret)
         try:
             yield service
         finally:
@@ -162,3 +184,14 @@ async def slack_service(
     finally:
         if client is None and web_client.session is not None:
             await web_client.session.close()
+
+
+async def _connect(handler: AsyncSocketModeHandler, url: str) -> None:
+    # The URL our own apps.connections.open got: slack_sdk uses it instead of asking again.
+    handler.client.wss_uri = url
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+
+
+def _open(handler: AsyncSocketModeHandler) -> bool:
+    session = handler.client.current_session
+    return session is not None and not session.closed

@@ -20,6 +20,7 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
 HTTP_PORT = Settings.model_fields["http_port"].default
+OPS_PORT = 9090  # the internal port every deploy file gives OPS_PORT
 DRAIN_SECONDS = 25  # GracefulShutdown's default grace_seconds
 
 
@@ -63,8 +64,8 @@ def test_deployment_probes_port_and_security() -> None:
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"http": HTTP_PORT}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert ports == {"http": HTTP_PORT, "ops": OPS_PORT}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ops"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
@@ -78,7 +79,7 @@ def test_deployment_probes_port_and_security() -> None:
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/port"] == str(HTTP_PORT) and annotations["prometheus.io/path"] == "/metrics"
+    assert annotations["prometheus.io/port"] == str(OPS_PORT) and annotations["prometheus.io/path"] == "/metrics"
 
 
 def test_configmap_and_secret_use_only_real_settings() -> None:
@@ -88,6 +89,7 @@ def test_configmap_and_secret_use_only_real_settings() -> None:
     assert set(config) <= SETTINGS_ENV, set(config) - SETTINGS_ENV
     assert set(secret) <= SETTINGS_ENV, set(secret) - SETTINGS_ENV
     assert config["HTTP_HOST"] == "0.0.0.0" and config["HTTP_PORT"] == str(HTTP_PORT)
+    assert config["OPS_PORT"] == str(OPS_PORT)
     assert config["LOG_FORMAT"] == "json"
     # Secrets only in the Secret; nothing secret in the ConfigMap.
     secret_names = {"PERFECTWIKI_API_TOKEN", "MATHUB_API_KEY", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET",
@@ -105,7 +107,7 @@ def test_service_and_hpa_point_at_the_deployment() -> None:
     service = docs[("Service", "kbbot")]
     deployment = docs[("Deployment", "kbbot")]
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
-    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]  # the ops port stays internal
     hpa = docs[("HorizontalPodAutoscaler", "kbbot")]
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "kbbot"}
@@ -127,6 +129,7 @@ def test_compose_file() -> None:
     assert set(env) <= SETTINGS_ENV
     assert env["REDIS_URL"] == "redis://redis:6379/0" and env["HTTP_HOST"] == "0.0.0.0"
     assert bot["ports"] == [f"{HTTP_PORT}:{HTTP_PORT}"] and env["HTTP_PORT"] == str(HTTP_PORT)
+    assert env["OPS_PORT"] == str(OPS_PORT)  # not published
     assert bot["depends_on"]["redis"]["condition"] == "service_healthy"
     assert "healthcheck" in services["redis"]
     grace = int(re.fullmatch(r"(\d+)s", bot["stop_grace_period"]).group(1))  # type: ignore[union-attr]
@@ -144,7 +147,8 @@ def test_dockerfile() -> None:
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert re.search(r"HTTP_HOST=0\.0\.0\.0", text)
-    assert f"HTTP_PORT={HTTP_PORT}" in text and f"EXPOSE {HTTP_PORT}" in text
+    assert f"HTTP_PORT={HTTP_PORT}" in text and f"OPS_PORT={OPS_PORT}" in text
+    assert f"EXPOSE {HTTP_PORT} {OPS_PORT}" in text
     healthcheck = text[text.index("HEALTHCHECK") :]
     assert "/healthz" in healthcheck.split("\n\n")[0] or "/healthz" in healthcheck.splitlines()[1]
     env_names = set(re.findall(r"\b([A-Z][A-Z0-9_]+)=", text))
@@ -168,7 +172,7 @@ def test_systemd_unit() -> None:
                        "PrivateTmp": "yes", "CapabilityBoundingSet": ""}.items():  # fmt: skip
         assert service[key] == value, key
     env = dict(item.split("=", 1) for item in service["Environment"].split())
-    assert set(env) <= SETTINGS_ENV and env["HTTP_PORT"] == str(HTTP_PORT)
+    assert set(env) <= SETTINGS_ENV and env["HTTP_PORT"] == str(HTTP_PORT) and env["OPS_PORT"] == str(OPS_PORT)
     assert parser["Install"]["WantedBy"] == "multi-user.target"
 
 

@@ -1,0 +1,64 @@
+"""The handbook evaluation: the bundled sample knowledgebase, indexed the way `make run` indexes it (local
+backend → IndexSyncer → SearchIndex), asked every question of ``handbook.yaml`` through the search answerer.
+
+    python -m benchmarks.answers.handbook [-v]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks.answers.scoring import Outcome, evaluate, load, score
+from kbbot.backends.local import LocalBackend
+from kbbot.search.answerer import SearchAnswerer
+from kbbot.search.index import SearchIndex
+from kbbot.search.sync import IndexSyncer
+
+EVAL_SET = Path(__file__).resolve().parent / "handbook.yaml"
+
+
+async def outcomes(directory: Path, **answerer_options: Any) -> list[Outcome]:
+    async with SearchIndex(directory / "index.sqlite3") as index:
+        kb = LocalBackend(None, directory / "saved")
+        try:
+            await IndexSyncer(kb, index).sync()
+        finally:
+            await kb.aclose()
+        answerer = SearchAnswerer(index, **answerer_options)
+        return await evaluate(load(EVAL_SET), answerer.answer)
+
+
+def figures(results: list[Outcome]) -> dict[str, Any]:
+    all_ = score(results)
+    return {
+        **all_.figures(),
+        "tune": score(results, holdout=False).figures(),
+        "holdout": score(results, holdout=True).figures(),
+        "misses": all_.misses,
+    }
+
+
+def run(**answerer_options: Any) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="kbbot-answers-") as tmp:
+        return figures(asyncio.run(outcomes(Path(tmp), **answerer_options)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="list every miss")
+    args = parser.parse_args(argv)
+    result = run()
+    misses = result.pop("misses")
+    print(json.dumps(result, indent=2))
+    if args.verbose:
+        print("\n".join(misses))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

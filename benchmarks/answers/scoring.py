@@ -1,0 +1,133 @@
+"""Scores the search answerer on an evaluation set: page@1, page@3, passage contains the fact, honest
+"don't know" on out-of-scope questions, and answerable questions wrongly told "don't know".
+
+An evaluation set is questions with the page ids that answer them and a fact the quoted passage must
+contain. Every third question is held out: thresholds are calibrated on the rest (``tune``) and both halves
+are reported, so an overfitted threshold shows as a gap between them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kbbot.core.models import Answer
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    question: str
+    pages: tuple[str, ...]  # empty: out of scope
+    facts: tuple[str, ...]
+    holdout: bool
+
+
+def load(path: Path) -> list[Case]:
+    """The answerable and out-of-scope questions of a YAML evaluation set; every third one of each is held
+    out."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    cases = []
+    for n, item in enumerate(data["answerable"]):
+        facts = item["fact"] if isinstance(item["fact"], list) else [item["fact"]]
+        cases.append(Case(item["q"], tuple(item["pages"]), tuple(facts), holdout=n % 3 == 2))
+    for n, question in enumerate(data.get("out_of_scope") or []):
+        cases.append(Case(question, (), (), holdout=n % 3 == 2))
+    return cases
+
+
+_QUOTE_MARK = re.compile(r"^>\s?", re.MULTILINE)
+
+
+def normalized(text: str) -> str:
+    """Casefolded, whitespace collapsed, quote marks and zero-width spaces removed: how a fact is found."""
+    return " ".join(_QUOTE_MARK.sub("", text.replace("\u200b", "")).casefold().split())
+
+
+@dataclass
+class Outcome:
+    case: Case
+    answer: Answer
+    ranked: list[str]  # page ids the answer names, best first
+
+    @property
+    def told_dont_know(self) -> bool:
+        return self.answer.empty
+
+    @property
+    def fact_quoted(self) -> bool:
+        text = normalized(self.answer.text)
+        return not self.answer.empty and any(normalized(fact) in text for fact in self.case.facts)
+
+    def page_at(self, k: int) -> bool:
+        return any(page in self.case.pages for page in self.ranked[:k])
+
+
+@dataclass
+class Score:
+    answerable: int = 0
+    out_of_scope: int = 0
+    page_at_1: int = 0
+    page_at_3: int = 0
+    fact: int = 0
+    wrongly_dont_know: int = 0
+    honest_dont_know: int = 0
+    misses: list[str] = field(default_factory=list)
+
+    def add(self, outcome: Outcome) -> None:
+        case = outcome.case
+        if not case.pages:
+            self.out_of_scope += 1
+            self.honest_dont_know += outcome.told_dont_know
+            if not outcome.told_dont_know:
+                self.misses.append(f"answered out-of-scope: {case.question!r} → {outcome.ranked[:1]}")
+            return
+        self.answerable += 1
+        self.page_at_1 += outcome.page_at(1)
+        self.page_at_3 += outcome.page_at(3)
+        self.fact += outcome.fact_quoted
+        self.wrongly_dont_know += outcome.told_dont_know
+        if outcome.told_dont_know:
+            self.misses.append(f"don't know: {case.question!r} (wanted {case.pages[0]})")
+        elif not outcome.page_at(1):
+            self.misses.append(f"page@1: {case.question!r} → {outcome.ranked[:3]} (wanted {list(case.pages)})")
+        elif not outcome.fact_quoted:
+            self.misses.append(f"fact: {case.question!r} (wanted {case.facts[0]!r})")
+
+    def figures(self) -> dict[str, Any]:
+        def pct(n: int, d: int) -> float | None:
+            return round(100 * n / d, 1) if d else None
+
+        return {
+            "answerable": self.answerable,
+            "out_of_scope": self.out_of_scope,
+            "page_at_1_pct": pct(self.page_at_1, self.answerable),
+            "page_at_3_pct": pct(self.page_at_3, self.answerable),
+            "fact_pct": pct(self.fact, self.answerable),
+            "wrongly_dont_know_pct": pct(self.wrongly_dont_know, self.answerable),
+            "honest_dont_know_pct": pct(self.honest_dont_know, self.out_of_scope),
+        }
+
+
+AnswerFn = Callable[[str], Awaitable[Answer]]
+
+
+async def evaluate(cases: Sequence[Case], answer: AnswerFn) -> list[Outcome]:
+    outcomes = []
+    for case in cases:
+        result = await answer(case.question)
+        outcomes.append(Outcome(case, result, [page.id for page in result.related_pages]))
+    return outcomes
+
+
+def score(outcomes: Sequence[Outcome], *, holdout: bool | None = None) -> Score:
+    """The figures over all outcomes, or over the held-out (``holdout=True``) or tuning half only."""
+    total = Score()
+    for outcome in outcomes:
+        if holdout is None or outcome.case.holdout == holdout:
+            total.add(outcome)
+    return total

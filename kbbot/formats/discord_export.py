@@ -1,0 +1,220 @@
+"""DiscordChatExporter JSON → the neutral :class:`Thread` of one channel.
+
+Shapes read (from DiscordChatExporter's ``JsonMessageWriter.cs``, across versions): ``guild``, ``channel``,
+``dateRange``, ``messages`` (``id``, ``type``, ``timestamp``, ``timestampEdited``, ``content``, ``author``
+with ``nickname``/``name``/``isBot``, ``attachments``, ``embeds``, ``stickers`` (absent before 2.27),
+``mentions``, ``reference`` (``messageId``; ``type`` ``Forward`` since 2.44), ``forwardedMessage``,
+``interaction``), ``messageCount``. Older versions lack the newer keys; every key is optional here except a
+message's ``timestamp``.
+
+A channel exported with a size or message-count limit arrives as ``Name [part 2].json``, ``[part 3]``…: each
+part is the same channel (same ``channel.id``), so they are one conversation; joining parts and separate
+exports of one channel is done by the transcript archive (``kbbot/store/transcript_archive.py``): no part
+replaces another's messages.
+
+Content is shown as the live bot shows it (``adapters/discord/history.py``): embeds and stickers as a one-line
+summary, attachments as links. System messages (joins — DiscordChatExporter writes "Joined the server." —,
+pins, renames, calls, thread-created notices) are events, not chat, and are skipped; a reply keeps a line
+quoting what it answers; a forwarded message keeps the forwarded text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from kbbot.adapters.markup import discord_to_markdown
+from kbbot.core.models import Attachment, Thread, ThreadMessage
+
+__all__ = [
+    "SYSTEM_TYPES",
+    "DiscordExport",
+    "embed_summary",
+    "is_discord_export",
+    "parse_discord_export",
+]
+
+#: DiscordChatExporter's names for Discord's system message types (MessageKind.cs): not conversation.
+SYSTEM_TYPES = frozenset({
+    "RecipientAdd", "RecipientRemove", "Call", "ChannelNameChange", "ChannelIconChange", "ChannelPinnedMessage",
+    "GuildMemberJoin", "ThreadCreated",
+})
+
+_REPLY_SNIPPET = 120
+
+
+@dataclass(frozen=True, slots=True)
+class DiscordExport:
+    """One export file as read: the channel's thread, and what the file said about itself."""
+
+    thread: Thread
+    channel_id: str
+    guild_name: str
+    skipped_system: int
+
+
+class ExportFormatError(ValueError):
+    """The data is not a DiscordChatExporter export (the message says what is missing)."""
+
+
+def is_discord_export(data: object) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("messages"), list)
+
+
+def embed_summary(title: str, url: str, description: str, *, limit: int) -> str:
+    """One quoted paragraph for an embed: its title, link and up to ``limit`` characters of its text.
+
+    The live bot (``adapters/discord/history.py``) and exports share it, so an embed reads the same both ways.
+    """
+    parts: list[str] = []
+    if title:
+        parts.append(f"**{discord_to_markdown(title)}**")
+    if url and url.startswith(("https://", "http://")) and not any(c in url for c in " <>\n"):
+        parts.append(f"<{url}>")
+    if description:
+        text = discord_to_markdown(description)
+        parts.append(text if len(text) <= limit else text[: limit - 1] + "…")
+    if not parts:
+        return ""
+    return "> Embed: " + " — ".join(parts).replace("\n", "\n> ")
+
+
+def parse_discord_export(
+    data: Mapping[str, Any], name: str, *, since: date | None = None, until: date | None = None
+) -> DiscordExport:
+    """Read one DiscordChatExporter file. ``since``/``until`` (inclusive, UTC dates) keep only those days."""
+    channel = _dict(data.get("channel"))
+    guild = _dict(data.get("guild"))
+    raw = [m for m in data.get("messages") or () if isinstance(m, dict)]
+    users: dict[str, str] = {}
+    by_id: dict[str, Mapping[str, Any]] = {}
+    for item in raw:
+        author = _dict(item.get("author"))
+        if uid := _str(author.get("id")):
+            users.setdefault(uid, _author_name(author))
+        for mention in item.get("mentions") or ():
+            if isinstance(mention, dict) and (mid := _str(mention.get("id"))):
+                users.setdefault(mid, _author_name(mention))
+        if mid := _str(item.get("id")):
+            by_id.setdefault(mid, item)
+    messages: dict[str, ThreadMessage] = {}
+    skipped = 0
+    for index, item in enumerate(raw):
+        stamp = _iso(_str(item.get("timestamp")))
+        if stamp is None:
+            raise ExportFormatError(f"{name}: message {index + 1} has no valid 'timestamp'")
+        if _str(item.get("type")) in SYSTEM_TYPES:
+            skipped += 1
+            continue
+        day = datetime.fromisoformat(stamp).date()
+        if (since and day < since) or (until and day > until):
+            continue
+        message = _message(item, stamp, users, by_id)
+        # Some exports repeat a message (an edit caught mid-export): keep one per id, the last one written.
+        messages[message.id or f"#{index}"] = message
+    channel_id = _str(channel.get("id")) or hashlib.sha256(name.encode()).hexdigest()[:16]
+    thread = Thread(
+        "discord",
+        f"export:{channel_id}",
+        _ordered(messages.values()),
+        channel_name=_str(channel.get("name")) or None,
+    )
+    return DiscordExport(thread, channel_id, _str(guild.get("name")), skipped)
+
+
+def _ordered(messages: Iterable[ThreadMessage]) -> tuple[ThreadMessage, ...]:
+    return tuple(sorted(messages, key=lambda m: (m.timestamp, int(m.id) if m.id.isdigit() else 0)))
+
+
+def _message(
+    item: Mapping[str, Any], stamp: str, users: Mapping[str, str], by_id: Mapping[str, Mapping[str, Any]]
+) -> ThreadMessage:
+    author = _dict(item.get("author"))
+    bot = bool(author.get("isBot"))
+    text = _content(item, users, bot=bot)
+    reference = _dict(item.get("reference"))
+    forwarded = _dict(item.get("forwardedMessage"))
+    attachments = _attachments(item.get("attachments"))
+    if forwarded or _str(reference.get("type")) == "Forward":
+        inner = _content(forwarded, users, bot=bot) if forwarded else ""
+        quoted = "\n".join("> " + line for line in inner.split("\n")) if inner else "> (content not exported)"
+        text = "\n\n".join(part for part in (text, "*Forwarded message:*\n" + quoted) if part)
+        attachments += _attachments(forwarded.get("attachments"))
+    elif ref_id := _str(reference.get("messageId")):
+        text = _reply_line(by_id.get(ref_id), users) + ("\n\n" + text if text else "")
+    interaction = _dict(item.get("interaction"))
+    if command := _str(interaction.get("name")):
+        by = _author_name(_dict(interaction.get("user")))
+        text = f"*(/{command}{' by ' + by if by else ''})*" + ("\n\n" + text if text else "")
+    return ThreadMessage(
+        author_name=_author_name(author) or "unknown",
+        author_id=_str(author.get("id")),
+        timestamp=stamp,
+        text=text,
+        attachments=attachments,
+        edited=bool(item.get("timestampEdited")),
+        id=_str(item.get("id")),
+    )
+
+
+def _content(item: Mapping[str, Any], users: Mapping[str, str], *, bot: bool) -> str:
+    content = item.get("content")
+    text = discord_to_markdown(content, users=users) if isinstance(content, str) else ""
+    # A bot's embed is usually its whole message: keep it; trim link previews (as the live bot does).
+    limit = 4096 if bot else 500
+    extras = [
+        embed_summary(_str(e.get("title")), _str(e.get("url")), _str(e.get("description")), limit=limit)
+        for e in item.get("embeds") or ()
+        if isinstance(e, dict)
+    ]
+    extras += [f"*(sticker: {_str(s.get('name'))})*" for s in item.get("stickers") or () if isinstance(s, dict)]
+    return "\n\n".join(part for part in (text, *extras) if part)
+
+
+def _reply_line(target: Mapping[str, Any] | None, users: Mapping[str, str]) -> str:
+    if target is None:
+        return "> ↪ *Reply to a message not in this export*"
+    who = _author_name(_dict(target.get("author"))) or "someone"
+    said = discord_to_markdown(_str(target.get("content")), users=users).replace("\n", " ")
+    if len(said) > _REPLY_SNIPPET:
+        said = said[: _REPLY_SNIPPET - 1] + "…"
+    return f"> ↪ *Replying to {who}*" + (f": {said}" if said else "")
+
+
+def _attachments(items: object) -> tuple[Attachment, ...]:
+    return tuple(
+        Attachment(_str(a.get("fileName")) or "file", _str(a.get("url")))
+        for a in (items if isinstance(items, list) else ())
+        if isinstance(a, dict) and _str(a.get("url"))
+    )
+
+
+def _author_name(author: Mapping[str, Any]) -> str:
+    return _str(author.get("nickname")) or _str(author.get("name"))
+
+
+def _iso(stamp: str) -> str | None:
+    if not stamp:
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: object) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""

@@ -1,0 +1,70 @@
+"""`kbbot check` is fast and strict: bounded on a hung wiki, placeholders named before any network call."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kbbot.commands import check
+from kbbot.config import load_settings
+from kbbot.errors import Unavailable
+from kbbot.runtime import open_runtime
+from tests.fakes.hung import HungServer
+from tests.fakes.perfectwiki import FakePerfectWiki
+from tests.integration.cli_support import ROOT, run_kbbot
+
+
+async def test_check_on_a_hung_wiki_stops_at_its_deadline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The real deadline is check.CHECK_SECONDS (10 s; benchmarks/bench_check.py measures a whole `kbbot check`
+    # process against this server); shortened here so the suite does not wait for it.
+    monkeypatch.setattr(check, "CHECK_SECONDS", 0.5)
+    with HungServer() as hung:
+        settings = load_settings(
+            _env_file=None,
+            perfectwiki_api_token="pw-hung-token",
+            perfectwiki_base_url=f"{hung.url}/api",
+            kbbot_data_dir=tmp_path / "data",
+        )
+        async with open_runtime(settings) as rt:
+            with pytest.raises(Unavailable) as caught:
+                await check.handle(argparse.Namespace(json=False), rt)
+        assert hung.accepted >= 1  # it connected and waited for an answer that never came
+    message = str(caught.value)
+    assert "no answer within 0.5 s" in message and "PERFECTWIKI_BASE_URL" in message
+    assert "pw-hung-token" not in message
+
+
+def test_placeholders_from_the_k8s_secret_are_named_before_any_request(
+    fake_pw: FakePerfectWiki, tmp_path: Path
+) -> None:
+    secret = yaml.safe_load((ROOT / "deploy" / "k8s" / "secret.yaml").read_text())["stringData"]
+    placeholders = sorted(name for name, value in secret.items() if value == "replace-me")
+    assert placeholders  # the template still ships them
+    env = {**dict.fromkeys(placeholders, "replace-me"), "PERFECTWIKI_BASE_URL": fake_pw.url}
+    result = run_kbbot("check", env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and all(name in lines[0] for name in placeholders), result.stderr
+    assert "placeholder" in lines[0]
+    assert fake_pw.stats().total_requests == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MATHUB_BASE_URL", "https://your-mathub.com/api/bot/v1"),  # .env.example's own example
+        ("SLACK_BOT_TOKEN", "xoxb-your-bot-token"),
+        ("DISCORD_BOT_TOKEN", "<your bot token>"),
+        ("PERFECTWIKI_API_TOKEN", "changeme"),
+    ],
+)
+def test_placeholder_values_are_flagged(tmp_path: Path, name: str, value: str) -> None:
+    env = {name: value}
+    if name == "MATHUB_BASE_URL":
+        env.update(KB_BACKEND="mathub", MATHUB_API_KEY="bot_0123456789abcdef", MATHUB_PROJECT="eng")
+    result = run_kbbot("check", env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert name in result.stderr and value not in result.stderr  # named, never echoed (it may be a real secret)

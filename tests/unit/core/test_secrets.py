@@ -1,0 +1,120 @@
+"""Secret masking (kbbot.core.secrets): every kind the issue names, link tokens, counts, no false alarms."""
+
+from __future__ import annotations
+
+import pytest
+
+from kbbot.core.models import Attachment, Thread, ThreadMessage
+from kbbot.core.secrets import MASK, mask_text, mask_thread, strip_link_tokens
+
+# One planted secret of each kind. Formats: Slack's token docs (xoxb/xoxp/xoxe/xapp), Discord's bot token
+# (base64 id . timestamp . hmac), GitHub's ghp_/github_pat_, AWS access key ids (AKIA…), Google API keys (AIza…),
+# a JWT (jwt.io's example), a PEM private key block, a password in a URL. All values are made up.
+PLANTED = {
+    "slack bot": "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+    "slack user": "xoxp-123456789012-123456789012-1234567890123-0123456789abcdef0123456789abcdef",
+    "slack refresh": "xoxe-1-My0xLTEyMzQ1Njc4OTAxMi0xMjM0NTY3ODkwMTIzLWFiY2RlZmdoaWprbG1ub3A",
+    "slack rotated": "xoxe.xoxp-1-Mi0yLTEyMzQ1Njc4OTAxMi0xMjM0NTY3ODkwMTIzLWFiY2Q",
+    "slack app": "xapp-1-A0123ABCDEF-1234567890123-0123456789abcdef0123456789abcdef0123456789abcdef",
+    "slack webhook": "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
+    "discord": "MTA4NzY1NDMyMTA5ODc2NTQzMg.GhIjKl.abcdefghijklmnopqrstuvwxyz0123456789AB",
+    "discord old": "NzkyNzE1NDU0MTk2MDg4ODQy.X-hvzA.Ovy4MCQywSkoMRRclStW4xAYK7I",
+    "github": "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
+    "github fine-grained": "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTU",
+    "aws": "AKIAIOSFODNN7EXAMPLE",
+    "gcp": "AIzaSyA-1234567890abcdefghijklmnopqrstu",
+    "gcp oauth": "ya29.a0AfH6SMBx-abcdefghijklmnopqrstuvwxyz0123456789",
+    "jwt": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+    "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "stripe": "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc",
+    "private key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MaXw\n"
+    "c2VjcmV0c2VjcmV0c2VjcmV0\n-----END RSA PRIVATE KEY-----",
+}
+#: Parts of each secret that must not survive anywhere (the whole value, or its secret half).
+LEAKS = {name: value.split("\n")[1] if "\n" in value else value for name, value in PLANTED.items()}
+
+
+@pytest.mark.parametrize("kind", sorted(PLANTED))
+def test_each_kind_is_masked(kind: str) -> None:
+    masked, count = mask_text(f"here it is: {PLANTED[kind]} — careful")
+    assert LEAKS[kind] not in masked
+    assert MASK in masked and count >= 1
+    assert masked.startswith("here it is: ") and masked.endswith(" — careful")
+
+
+def test_password_in_url_keeps_the_host() -> None:
+    masked, count = mask_text("clone https://deploy:hunter2hunter2@git.example.com/repo.git")
+    assert "hunter2" not in masked and count == 1
+    assert masked == f"clone https://{MASK}@git.example.com/repo.git"
+
+
+def test_slack_file_link_token_is_stripped_not_masked() -> None:
+    url = "https://files.slack.com/files-pri/T0AB-F0CD/report.pdf?t=xoxe-123456789012-abcdef0123456789"
+    assert strip_link_tokens(url) == ("https://files.slack.com/files-pri/T0AB-F0CD/report.pdf", 1)
+    assert strip_link_tokens("x?t=xoxe-1-a&dl=1 y?dl=1&t=xoxe-2-b&z=1 w?dl=1&t=xoxe-3-c") == (
+        "x?dl=1 y?dl=1&z=1 w?dl=1",
+        3,
+    )
+    masked, count = mask_text(f"see <{url}>")
+    assert masked == "see <https://files.slack.com/files-pri/T0AB-F0CD/report.pdf>" and count == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "commit 3f786850e387550fdab836ed7e6dc881de23001b fixed it",
+        "the password is in the vault, ask @ops",
+        "mail me at ada@example.com or see https://example.com/a@b",
+        "uuid 123e4567-e89b-12d3-a456-426614174000 and base64 aGVsbG8gd29ybGQ=",
+        "",
+        "ünïcødé 🎉 \x00\x1f",
+    ],
+)
+def test_ordinary_chat_is_left_alone(text: str) -> None:
+    assert mask_text(text) == (text, 0)
+
+
+def test_huge_text_is_linear_enough() -> None:
+    # Adversarial: a long run of token-ish characters must not blow up (regexes are bounded or linear).
+    text = ("xoxb-" + "1" * 50 + " ") * 2000 + "A" * 100_000
+    masked, count = mask_text(text)
+    assert count == 2000 and "xoxb-" not in masked
+
+
+def test_mask_thread_counts_messages_attachments_and_title() -> None:
+    thread = Thread(
+        "slack",
+        "C1:1.0",
+        (
+            ThreadMessage("ada", "U1", "2026-01-01T00:00:00+00:00", f"token {PLANTED['slack bot']}"),
+            ThreadMessage(
+                "bob",
+                "U2",
+                "2026-01-01T00:01:00+00:00",
+                "file attached",
+                attachments=(
+                    Attachment("log.txt", "https://files.slack.com/files-pri/T1-F1/log.txt?t=xoxe-1-abcdef0123"),
+                    Attachment(f"key {PLANTED['aws']}.txt", f"https://example.com/?key={PLANTED['github']}"),
+                ),
+            ),
+            ThreadMessage("cy", "U3", "2026-01-01T00:02:00+00:00", "nothing here"),
+        ),
+        title_hint=f"leaked {PLANTED['jwt']}",
+    )
+    masked, title = mask_thread(thread, f"title {PLANTED['gcp']}")
+    assert masked.count == 6
+    assert title is not None and PLANTED["gcp"] not in title
+    text = repr(masked.thread)
+    for secret in ("slack bot", "aws", "github", "jwt"):
+        assert LEAKS[secret] not in text
+    assert "xoxe" not in text
+    log, keyfile = masked.thread.messages[1].attachments
+    assert log.url == "https://files.slack.com/files-pri/T1-F1/log.txt"
+    assert keyfile.url == ""  # a link that held a secret is dropped, its (masked) name stays
+    assert masked.thread.messages[2] is thread.messages[2]
+
+
+def test_nothing_to_mask_returns_the_same_thread() -> None:
+    thread = Thread("text", "k", (ThreadMessage("a", "a", "", "hello"),))
+    masked, title = mask_thread(thread, None)
+    assert masked.thread is thread and masked.count == 0 and title is None
