@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -29,6 +31,7 @@ from kbbot.errors import (
 )
 from kbbot.ops.logging import setup_logging
 from kbbot.runtime import open_runtime
+from kbbot.store.datadir import PRIVATE_UMASK, describe_failure
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +58,10 @@ def exit_code(exc: KbbotError) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Everything kbbot creates (its data folder's databases, WAL files, pages) is owner-only, whatever the
+    # umask of the shell or service manager: it holds tokens' traces, private threads and queued saves.
+    os.umask(PRIVATE_UMASK)
+    settings: Settings | None = None
     try:
         _check_text_arguments(args)
         settings = load_settings()
@@ -62,6 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KbbotError as exc:
         print(f"kbbot: {exc}", file=sys.stderr)
         return exit_code(exc)
+    except (OSError, sqlite3.Error) as exc:
+        # A full disk or a folder turned read-only mid-command: one line, not a traceback.
+        problem = describe_failure(settings.kbbot_data_dir, exc) if settings is not None else None
+        if problem is None:
+            raise
+        print(f"kbbot: {problem}", file=sys.stderr)
+        return exit_code(problem)
     except KeyboardInterrupt:
         return 130
 

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     question_max_chars: int = Field(2000, ge=10)
     request_timeout_seconds: float = Field(30.0, gt=0)
     index_refresh_seconds: int = Field(900, ge=0)
+    #: Billed AI answers per person (``limits`` syntax, ``off`` for none); over it they get the search answer.
+    ai_user_limit: str = "5/minute;40/day"
+    #: Billed AI answers per channel and day (unset: no channel budget).
+    ai_channel_daily_limit: int | None = Field(None, ge=1)
 
     # --- saving threads ------------------------------------------------------------------------
     save_default_tags: CommaList = ()
@@ -104,6 +108,8 @@ class Settings(BaseSettings):
     ops_port: int | None = Field(None, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    #: SIGTERM → exit within this many seconds, everything included (orchestrators kill at 30 s).
+    shutdown_grace_seconds: float = Field(20.0, ge=5, le=600)
 
     _split = field_validator(
         "save_default_tags",
@@ -130,6 +136,17 @@ class Settings(BaseSettings):
         # newline, a look-alike letter) would fail on every request, with an error that quotes the character.
         if value is not None and not all("!" <= char <= "~" for char in value.get_secret_value()):
             raise ValueError("contains a space, line break or non-ASCII character; copy the token again")
+        return value
+
+    @field_validator("ai_user_limit")
+    @classmethod
+    def _limit_syntax(cls, value: str) -> str:
+        from kbbot.store.ai_budget import parse_limit
+
+        try:
+            parse_limit(value)
+        except ValueError:
+            raise ValueError("use e.g. 5/minute;40/day (or off)") from None
         return value
 
     @field_validator("log_level", mode="before")

@@ -63,7 +63,7 @@ class ShuttingDown(KbbotError):
     """New work was refused because the bot is stopping (SIGTERM); the asker should try again shortly."""
 
     def __init__(self) -> None:
-        super().__init__("the bot is restarting; please ask again in a moment")
+        super().__init__("The bot is restarting: please ask again in a minute.")
 
 
 class KnowledgeBaseError(KbbotError):

@@ -36,6 +36,8 @@ from kbbot.ops.metrics import Metrics
 from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
+from kbbot.store.ai_budget import LimitsAiBudget, parse_limit
+from kbbot.store.datadir import describe_failure, prepare_data_dir
 from kbbot.store.factory import Stores, build_stores
 from kbbot.store.namespace import namespace_from_settings
 
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 
     from kbbot.adapters.discord.client import DiscordOptions, InFlight
     from kbbot.adapters.slack import SlackCredentials, SlackOptions, SlackService
+    from kbbot.adapters.slack.handlers import InFlight as SlackInFlight
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +116,7 @@ async def open_runtime(
     retried within one.
     """
     data = settings.kbbot_data_dir
-    try:
-        data.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"KBBOT_DATA_DIR {data} cannot be used as a folder ({exc.strerror or type(exc).__name__})"
-        ) from None
+    prepare_data_dir(data)  # owner-only, and a clear line now if it is full, read-only or not ours
     async with AsyncExitStack() as exit_stack:
         http = await exit_stack.enter_async_context(
             httpx.AsyncClient(
@@ -132,7 +130,7 @@ async def open_runtime(
         try:
             stores = await build_stores(settings, namespace=namespace_from_settings(settings))
         except sqlite3.DatabaseError as exc:
-            raise _unusable_database(data, exc) from None
+            raise describe_failure(data, exc) or _unusable_database(data, exc) from None
         exit_stack.push_async_callback(stores.aclose)
         stack = await open_stack(
             settings, exit_stack, http=http, stores=stores, metrics=metrics, limiter=limiter, save_retry=save_retry
@@ -162,8 +160,12 @@ async def open_stack(
     if kb.kind == "local":
         # Reading a folder of Markdown is cheap and local: keep the index current on every start.
         await syncer.sync()
+    budget = _ai_budget(settings, stores)
+    if budget is not None:
+        exit_stack.push_async_callback(budget.aclose)
     ask = AskService(
         kb=kb,
+        budget=budget,
         cache=stores.cache,
         flights=stores.flights,
         quota=stores.quota,
@@ -237,9 +239,26 @@ def _knowledgebase(
     return LocalBackend(settings.local_kb_dir, settings.kbbot_data_dir / "pages"), None
 
 
+def _ai_budget(settings: Settings, stores: Stores) -> LimitsAiBudget | None:
+    """Per-asker and per-channel limits on billed AI answers: only a Perfect Wiki token is billed. Counted per
+    knowledgebase (one token, one quota), in Redis when REDIS_URL is set so replicas share the counts."""
+    if settings.perfectwiki_api_token is None or settings.backend != "perfectwiki":
+        return None
+    user_limits = parse_limit(settings.ai_user_limit)
+    if not user_limits and settings.ai_channel_daily_limit is None:
+        return None
+    return LimitsAiBudget(
+        user_limits=user_limits,
+        channel_per_day=settings.ai_channel_daily_limit,
+        storage=stores.limiter_storage,
+        namespace=namespace_from_settings(settings) + "ai-budget",
+    )
+
+
 def _unusable_database(data: Path, exc: sqlite3.DatabaseError) -> ConfigError:
     """A damaged, foreign or unwritable SQLite file under the data dir: one clear line instead of a traceback."""
-    return ConfigError(f"a database file in KBBOT_DATA_DIR {data} cannot be used ({exc}); move it away to start afresh")
+    # Never "delete it" or "move it away": the file may hold queued saves.
+    return ConfigError(f"a database file in KBBOT_DATA_DIR {data} cannot be used ({exc}); keep it and check it")
 
 
 # --- adapters -------------------------------------------------------------------------------------------------
@@ -274,9 +293,11 @@ async def open_slack(
     ask: Asking | None = None,
     saver: Saving | None = None,
     options: SlackOptions | None = None,
+    in_flight: SlackInFlight | None = None,
 ) -> AsyncIterator[SlackService]:
     """The Slack adapter over ``rt``'s stack, in Socket Mode or HTTP mode; saved pages get their link posted.
-    ``ask``/``saver``/``options`` let a test rig put a recorder in between."""
+    ``in_flight`` tracks every answer for the shutdown drain; ``ask``/``saver``/``options`` let a test rig put
+    a recorder in between."""
     from kbbot.adapters.slack import slack_service
 
     async with slack_service(
@@ -286,6 +307,7 @@ async def open_slack(
         feedback=rt.stores.feedback,
         deduper=rt.stores.deduper,
         options=options or slack_options(rt.settings),
+        in_flight=in_flight,
     ) as slack:
         rt.saver.listen("slack", slack.bot.on_saved)
         yield slack

@@ -124,7 +124,7 @@ async def search_handler(args: argparse.Namespace, rt: IndexRuntime) -> int:
     if await rt.index.count() == 0:
         # A fresh install: fill the index once instead of answering "nothing found".
         await _sync_with_progress(rt, stderr, full=False)
-    hits = await rt.index.search(args.query, limit=args.limit)
+    hits = await rt.index.search(args.query, limit=args.limit, snippets=True)
     if args.json:
         _print_plain(rt.console, json.dumps([hit.to_json() for hit in hits], ensure_ascii=False))
         return 0

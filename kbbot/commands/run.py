@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import sys
 from collections.abc import Callable, Iterable
@@ -28,8 +29,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: How long in-flight answers and saves may take to finish after SIGTERM (k8s default grace is 30 s).
-GRACE_SECONDS = 25.0
+#: What an AI answer takes once its turn comes: at SIGTERM, questions whose turn comes later than this before
+#: the drain ends are refused at once (their askers are told to ask again), the rest are answered.
+ANSWER_SECONDS = 5.0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,7 +66,7 @@ async def serve(
     """
     settings = rt.settings
     tracker = TaskTracker()
-    shutdown = GracefulShutdown(tracker, grace_seconds=GRACE_SECONDS)
+    shutdown = GracefulShutdown(tracker, grace_seconds=settings.shutdown_grace_seconds)
     shutdown.install()
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(IndexRefresher(rt.syncer, settings.index_refresh_seconds))
@@ -84,16 +86,16 @@ async def serve(
         if "slack" in adapters:
             from kbbot.runtime import open_slack
 
-            slack = await stack.enter_async_context(open_slack(rt))
+            # Slack's answers drain with everything else (once). An event acked before the stop still runs: its
+            # asker gets the answer, or "restarting" from the closed question pipeline.
+            in_flight = functools.partial(tracker.work, refuse_when_closed=False)
+            slack = await stack.enter_async_context(open_slack(rt, in_flight=in_flight))
             app.add_routes(slack.routes)
             readiness.add_state("slack", slack.problem)
             # Start-up checks run in the background (SIGTERM works meanwhile); a rejected token stops the bot.
             slack_task = slack.started
             slack_task.add_done_callback(lambda task: _stop_if_failed(task, shutdown))
             shutdown.on_stop_intake(slack.stop_intake)
-            # Bounded by SlackOptions.drain_seconds, not by the few seconds a close step gets: an AI answer
-            # in flight at SIGTERM often takes longer than that.
-            shutdown.on_stop_intake(slack.drain, timeout_seconds=GRACE_SECONDS)
         if "discord" in adapters:
             from kbbot.adapters.discord import run_discord_client
             from kbbot.runtime import discord_client as build_discord
@@ -121,6 +123,9 @@ async def serve(
         # Closers run last-registered first: one last pass over the outbox before the server goes away. What
         # is still queued after it stays in the durable outbox and is sent after the next start.
         shutdown.on_close(rt.saver.retry_due, name="flush the save outbox")
+        shutdown.on_stop_intake(
+            lambda: _stop_asking(rt, answer_within=shutdown.answer_seconds - ANSWER_SECONDS), name="stop asking"
+        )
         log.info("kbbot running: %s; HTTP on %s:%s%s", ", ".join(adapters), settings.http_host, server.port, ops_note)
         if on_ready is not None:
             on_ready(server.port)
@@ -130,6 +135,12 @@ async def serve(
             if task is not None and task.done() and not task.cancelled():
                 task.result()  # re-raise a ConfigError/Unauthorized so the CLI prints it and exits non-zero
     return report.failed_steps
+
+
+async def _stop_asking(rt: Runtime, *, answer_within: float) -> None:
+    """Questions that cannot be answered before the drain ends are refused now, the rest when it is time:
+    every waiting asker hears "restarting" while the bot can still post it."""
+    rt.ask.close(answer_within=max(0.0, answer_within))
 
 
 def _stop_if_failed(task: asyncio.Task[None], shutdown: GracefulShutdown) -> None:

@@ -1,26 +1,38 @@
 """AskService: the question pipeline every adapter calls.
 
-    clean + normalize → answer cache → single-flight [answer cache again → 402 breaker → knowledgebase AI
-    (rate-limited in the backend) → cache the answer]; on 402 or for backends without AI, the search answerer.
+    clean + normalize → answer cache → AI budget (per asker, per channel) → single-flight [answer cache again
+    → 402 breaker → the asker's turn (round robin by asker) → knowledgebase AI (rate-limited in the backend)
+    → cache the answer]; on 402, over budget, or for backends without AI, the search answerer.
 
 Every AI query is billed, so the pipeline's job is to ask upstream as rarely as possible: once per distinct
 normalized question per TTL, once per concurrent burst, and after a 402 at most once per probe interval. The
 flight is the only way to the AI and looks in the cache again first, so an asker who missed the cache while
 an earlier flight was still running (held up posting its queue notice, say) gets that flight's answer from the
 cache instead of paying for another call, with every store.
+
+Fairness: an asker over their AI budget gets the search answer and a notice to slow down (free, at once), and
+the questions that do go to the AI take turns by asker (:mod:`kbbot.core.fairness`), so one person's flood
+never puts everyone else at the back of the line. At shutdown :meth:`AskService.close` refuses what cannot be
+answered in time (``ShuttingDown``, which every adapter turns into "restarting, ask again in a minute").
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
+from kbbot.core.fairness import AskerQueue
 from kbbot.core.models import Answer, Question, Source
+from kbbot.core.page_block import strip_markers
 from kbbot.core.ports import (
+    AiBudget,
     AnswerCache,
     Answerer,
+    BudgetRefusal,
     CacheStats,
     KnowledgeBase,
     MetricsSink,
@@ -31,7 +43,7 @@ from kbbot.core.ports import (
     SingleFlight,
 )
 from kbbot.core.text import DEFAULT_MAX_CHARS, clean_question, normalize_question
-from kbbot.errors import KbbotError, QuotaExceeded
+from kbbot.errors import KbbotError, QuotaExceeded, ShuttingDown
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +53,28 @@ QUOTA_NOTICE = (
 )
 
 
+def _in_words(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{round(seconds / 3600)} h"
+
+
+def slow_down_notice(refusal: BudgetRefusal) -> str:
+    """What an asker over budget is told, above the search answer they get instead."""
+    again = _in_words(refusal.retry_after)
+    if refusal.scope == "channel":
+        return (
+            f"This channel has used today's AI answers ({refusal.limit}), so here is what the wiki's own pages "
+            f"say. AI answers again in about {again}."
+        )
+    return (
+        f"Please slow down: AI answers are limited to {refusal.limit} per person, so here is what the wiki's "
+        f"own pages say. AI answers again in about {again}."
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class QueuePosition:
     """Where a question stands while the token's rate budget is used up: shown so nobody thinks the bot hung."""
@@ -48,9 +82,12 @@ class QueuePosition:
     position: int
     wait_seconds: float
 
+    def told_seconds(self) -> int:
+        """The wait as the notice says it: whole seconds, rounded up (an answer in 2.2 s is "about 3 s")."""
+        return max(1, math.ceil(self.wait_seconds))
+
     def message(self) -> str:
-        wait = max(1, round(self.wait_seconds))
-        return f"Lots of questions right now: you're #{self.position} in line, about {wait} s."
+        return f"Lots of questions right now: you're #{self.position} in line, about {self.told_seconds()} s."
 
 
 QueueListener = Callable[[QueuePosition], Awaitable[None]]
@@ -99,6 +136,8 @@ class AskService:
         limiter: RateLimiter | None = None,
         max_chars: int = DEFAULT_MAX_CHARS,
         metrics: MetricsSink | None = None,
+        budget: AiBudget | None = None,
+        turns: AskerQueue | None = None,
     ) -> None:
         self._kb = kb
         self._cache = cache
@@ -109,10 +148,18 @@ class AskService:
         self._max_chars = max_chars
         self._metrics: MetricsSink = metrics or NullMetrics()
         self._kb_name: str | None = None
+        self._budget = budget
+        self._turns = turns or AskerQueue()
+        self._closed = False
+        self._last_call: asyncio.TimerHandle | None = None
         # Counted per question here (not per lookup in each cache): the flight's second look must not count
         # a question's miss twice.
         self._hits = 0
         self._misses = 0
+        # Questions being asked in this process (askers per key), and the wait promised to each one's queued
+        # flight (position, due on the monotonic clock), so that those joining a flight hear its wait.
+        self._asking: dict[str, int] = {}
+        self._promised: dict[str, tuple[int, float]] = {}
 
     async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer:
         """Answer one question. Raises ``InvalidQuestion`` for empty/oversized text and ``KnowledgeBaseError``
@@ -136,11 +183,56 @@ class AskService:
         key = normalize_question(text)
         if (cached := await self._cached(key)) is not None:
             return cached
+        if self._closed:
+            raise ShuttingDown()
         if not self._kb.supports_ai:
             return await self._fallback.answer(text)
-        if on_queued is not None and self._limiter is not None and (ahead := self._limiter.queued()) > 0:
-            await on_queued(QueuePosition(ahead + 1, self._limiter.estimate_wait(ahead + 1)))
-        return await self._flights.run(key, lambda: self._ask_ai(key, text))
+        asker = f"{question.platform}:{question.asker.id}" if question.asker and question.asker.id else None
+        if self._budget is not None:
+            channel = question.conversation_key.partition(":")[0] or None
+            refusal = await self._budget.spend(asker, channel)
+            if refusal is not None:
+                log.info("AI budget used up", extra={"platform": question.platform, "scope": refusal.scope})
+                answer = await self._fallback.answer(text)
+                return replace(answer, source=Source.SEARCH, notice=slow_down_notice(refusal))
+        self._asking[key] = self._asking.get(key, 0) + 1
+        try:
+            if on_queued is not None and (position := self._queue_position(key, asker)) is not None:
+                await on_queued(position)
+            return await self._flights.run(key, lambda: self._ask_ai(key, text, asker))
+        finally:
+            self._asking[key] -= 1
+            if not self._asking[key]:
+                del self._asking[key]
+                self._promised.pop(key, None)
+
+    def _queue_position(self, key: str, asker: str | None) -> QueuePosition | None:
+        """Where a new asker of ``key`` stands, or None when they will not wait. Someone here already asking the
+        same question shares its flight: they are told what is left of that flight's wait (nothing, when it
+        was not queued), not the end of the line."""
+        if self._limiter is None:
+            return None
+        now = time.monotonic()
+        if (promised := self._promised.get(key)) is not None:
+            position, due = promised
+            return QueuePosition(position, due - now) if due > now else None
+        if self._asking[key] > 1:
+            return None
+        ahead = self._ahead(asker)
+        if ahead <= 0:
+            return None
+        wait = self._wait_for(ahead + 1)
+        self._promised[key] = (ahead + 1, now + wait)
+        return QueuePosition(ahead + 1, wait)
+
+    def _ahead(self, asker: str | None) -> int:
+        """Questions that go upstream before a new one from ``asker``: its place among the turns (round robin
+        by asker, so not the whole line), plus what already waits at the rate limiter."""
+        at_limiter = self._limiter.queued() if self._limiter is not None else 0
+        return (self._turns.position(asker) - 1 if self._turns.busy() else 0) + at_limiter
+
+    def _wait_for(self, position: int) -> float:
+        return self._limiter.estimate_wait(position) if self._limiter is not None else 0.0
 
     async def _cached(self, key: str) -> Answer | None:
         cached = await self._cache.get(key)
@@ -153,7 +245,7 @@ class AskService:
             self._misses += 1
         self._metrics.cache(hit)
 
-    async def _ask_ai(self, key: str, text: str) -> Answer:
+    async def _ask_ai(self, key: str, text: str, asker: str | None) -> Answer:
         # Looked up again inside the flight: a flight for this key that finished after our first look has
         # filled the cache by now (memory and Redis alike), and its answer must not be bought twice.
         if (cached := await self._cached(key)) is not None:
@@ -162,7 +254,8 @@ class AskService:
             return await self._paused(text)
         started = time.perf_counter()
         try:
-            ai = await self._kb.query(text)
+            async with self._turns.turn(asker):
+                ai = await self._kb.query(text)
         except QuotaExceeded:
             log.warning("AI quota exhausted (402); pausing AI answers and answering from the wiki's pages")
             await self._quota.trip()
@@ -171,7 +264,8 @@ class AskService:
         await self._quota.reset()
         self._metrics.quota_paused(False)
         log.debug("AI answer in %.0f ms", (time.perf_counter() - started) * 1000)
-        answer = Answer(text=ai.text, related_pages=ai.related_pages, source=Source.AI, empty=ai.empty)
+        # The wiki's AI reads saved-thread pages too and may quote kbbot's marker lines: never show them.
+        answer = Answer(text=strip_markers(ai.text), related_pages=ai.related_pages, source=Source.AI, empty=ai.empty)
         # Only useful answers are cached: an empty result may be fixed by a page written a minute later.
         if not answer.empty and answer.text.strip():
             await self._cache.set(key, answer)
@@ -180,6 +274,19 @@ class AskService:
     async def _paused(self, text: str) -> Answer:
         answer = await self._fallback.answer(text)
         return replace(answer, source=Source.SEARCH, notice=QUOTA_NOTICE)
+
+    def close(self, *, answer_within: float) -> int:
+        """Stop taking questions (a cached answer is still given): questions waiting for their turn that are
+        not expected to be answered within ``answer_within`` seconds are refused now, the rest when that time
+        is up (both with ``ShuttingDown``). Returns how many were refused now."""
+        self._closed = True
+        at_limiter = self._limiter.queued() if self._limiter is not None else 0
+        refused = self._turns.close(answer_within=answer_within, estimate=lambda p: self._wait_for(p + at_limiter))
+        if self._last_call is None:
+            self._last_call = asyncio.get_running_loop().call_later(answer_within, self._turns.refuse_waiting)
+        if refused:
+            log.info("stopping: told %d waiting question(s) to ask again later", refused)
+        return refused
 
     async def status(self) -> AskStatus:
         if self._kb_name is None:
@@ -192,5 +299,5 @@ class AskService:
             kb_name=self._kb_name,
             cache=CacheStats(size=await self._cache.size(), hits=self._hits, misses=self._misses),
             quota=await self._quota.state(),
-            queued=self._limiter.queued() if self._limiter is not None else 0,
+            queued=self._turns.waiting() + (self._limiter.queued() if self._limiter is not None else 0),
         )

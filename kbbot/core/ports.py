@@ -267,6 +267,28 @@ class Outbox(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetRefusal:
+    """Why a billed AI answer was refused: ``scope`` is ``user`` (the asker's own limit) or ``channel`` (the
+    channel's daily budget); ``limit`` says it in words ("5 a minute"); ``retry_after`` is in seconds."""
+
+    scope: str
+    limit: str
+    retry_after: float
+
+
+class AiBudget(Protocol):
+    """How many billed AI answers each asker (and optionally each channel) may have: one spend per question
+    that would go to the AI. With Redis, every replica draws from the same counts."""
+
+    async def spend(self, asker: str | None, channel: str | None) -> BudgetRefusal | None:
+        """Count one AI answer for ``asker`` and ``channel`` (None: not limited), or say why not (then
+        nothing is counted)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
 class FeedbackCounts:
     helpful: int
     not_helpful: int

@@ -13,6 +13,7 @@ from kbbot.errors import (
     NotFound,
     RateLimited,
     SaveError,
+    ShuttingDown,
     Unauthorized,
     Unavailable,
     VersionConflict,
@@ -30,7 +31,7 @@ _BY_TYPE: tuple[tuple[type[KbbotError], str], ...] = (
 
 def error_reply(exc: BaseException) -> str:
     """A short, token-free message for the asker. Unknown errors get a generic line (details go to the log)."""
-    if isinstance(exc, InvalidQuestion | SaveError | VersionConflict | ConfigError):
+    if isinstance(exc, InvalidQuestion | SaveError | VersionConflict | ConfigError | ShuttingDown):
         return str(exc)
     for kind, message in _BY_TYPE:
         if isinstance(exc, kind):

@@ -16,7 +16,7 @@ Every replacement is counted, so the page and the reply can say how many were ma
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import cache
 
@@ -89,9 +89,44 @@ def _patterns() -> tuple[re.Pattern[str], ...]:
 
 def strip_link_tokens(text: str) -> tuple[str, int]:
     """Remove ``t=xox…`` access-token parameters from every link in ``text``; and how many there were."""
+    stripped, found = _strip(text)
+    return stripped, len(found)
+
+
+def mask_text(text: str) -> tuple[str, int]:
+    """``text`` with link tokens stripped and every secret replaced by :data:`MASK`; and how many distinct
+    secrets there were."""
+    masked, found = _mask(text)
+    return masked, len(found)
+
+
+def mask_thread(thread: Thread, title: str | None = None) -> tuple[Masked, str | None]:
+    """The thread (and a requested ``title``) with secrets masked in every message, attachment and hint.
+
+    The count is of distinct secrets: one token pasted in three messages (and again in the title derived from
+    the first) is one secret to rotate."""
+    found: set[str] = set()
+
+    def mask(value: str) -> str:
+        masked, seen = _mask(value)
+        found.update(seen)
+        return masked
+
+    messages = tuple(_mask_message(message, mask) for message in thread.messages)
+    hint = mask(thread.title_hint) if thread.title_hint else thread.title_hint
+    title = mask(title) if title else title
+    if not found:
+        return Masked(thread, 0), title
+    # A title cut to length holds the start of a secret the message holds whole: that is not another one.
+    distinct = {s for s in found if not any(s != other and s in other for other in found)}
+    return Masked(replace(thread, messages=messages, title_hint=hint), len(distinct)), title
+
+
+def _strip(text: str) -> tuple[str, set[str]]:
     if "t=xox" not in text:
-        return text, 0
-    return _LINK_TOKEN.subn(_drop_token, text)
+        return text, set()
+    found = {m.group(0).lstrip("?&").rstrip("&") for m in _LINK_TOKEN.finditer(text)}
+    return _LINK_TOKEN.sub(_drop_token, text), found
 
 
 def _drop_token(match: re.Match[str]) -> str:
@@ -116,61 +151,32 @@ def _spans(text: str, patterns: Iterable[re.Pattern[str]]) -> list[tuple[int, in
     return merged
 
 
-def mask_text(text: str) -> tuple[str, int]:
-    """``text`` with link tokens stripped and every secret replaced by :data:`MASK`; and how many were."""
-    stripped, count = strip_link_tokens(text)
+def _mask(text: str) -> tuple[str, set[str]]:
+    stripped, found = _strip(text)
     spans = _spans(stripped, _patterns())
     if not spans:
-        return stripped, count
+        return stripped, found
     out: list[str] = []
     pos = 0
     for start, end in spans:
         out.append(stripped[pos:start])
         out.append(MASK)
+        found.add(stripped[start:end])
         pos = end
     out.append(stripped[pos:])
-    return "".join(out), count + len(spans)
+    return "".join(out), found
 
 
-def _mask_attachment(item: Attachment) -> tuple[Attachment, int]:
-    name, in_name = mask_text(item.name)
-    url, stripped = strip_link_tokens(item.url)
-    url, in_url = mask_text(url)
-    if in_url:  # a link that still holds a secret is not worth keeping: show the file's name only
+def _mask_message(message: ThreadMessage, mask: Callable[[str], str]) -> ThreadMessage:
+    text = mask(message.text)
+    attachments = tuple(_mask_attachment(item, mask) for item in message.attachments)
+    if text == message.text and attachments == message.attachments:
+        return message
+    return replace(message, text=text, attachments=attachments)
+
+
+def _mask_attachment(item: Attachment, mask: Callable[[str], str]) -> Attachment:
+    url = mask(item.url)
+    if MASK in url:  # a link that still held a secret is not worth keeping: show the file's name only
         url = ""
-    return (Attachment(name=name, url=url), in_name + in_url + stripped) if (in_name or in_url or stripped) else (
-        item,
-        0,
-    )
-
-
-def _mask_message(message: ThreadMessage) -> tuple[ThreadMessage, int]:
-    text, count = mask_text(message.text)
-    attachments: list[Attachment] = []
-    for item in message.attachments:
-        masked, n = _mask_attachment(item)
-        attachments.append(masked)
-        count += n
-    if not count:
-        return message, 0
-    return replace(message, text=text, attachments=tuple(attachments)), count
-
-
-def mask_thread(thread: Thread, title: str | None = None) -> tuple[Masked, str | None]:
-    """The thread (and a requested ``title``) with secrets masked in every message, attachment and hint."""
-    total = 0
-    messages: list[ThreadMessage] = []
-    for message in thread.messages:
-        masked, n = _mask_message(message)
-        messages.append(masked)
-        total += n
-    hint = thread.title_hint
-    if hint:
-        hint, n = mask_text(hint)
-        total += n
-    if title:
-        title, n = mask_text(title)
-        total += n
-    if not total:
-        return Masked(thread, 0), title
-    return Masked(replace(thread, messages=tuple(messages), title_hint=hint), total), title
+    return Attachment(name=mask(item.name), url=url)

@@ -142,7 +142,12 @@ class ThreadSaver:
         started = time.perf_counter()
         outcome = "failed"
         try:
-            masked, title = mask_thread(thread, title)  # before anything is rendered, queued or logged
+            # Before anything is rendered, queued or logged. ~0.1 ms a message: a long thread goes to a worker
+            # thread, like its rendering, so the event loop keeps serving other users.
+            if len(thread.messages) > _RENDER_OFFLOAD_MESSAGES:
+                masked, title = await asyncio.to_thread(mask_thread, thread, title)
+            else:
+                masked, title = mask_thread(thread, title)
             saved = await self._save(masked.thread, title, tags, masked=masked.count)
             if masked.count:  # the adapters' replies say it too (see kbbot.core.replies.masked_note)
                 saved = dataclasses.replace(saved, extra={**saved.extra, "masked": masked.count})

@@ -140,8 +140,9 @@ def _message(
     attachments = _attachments(item.get("attachments"))
     if forwarded or _str(reference.get("type")) == "Forward":
         inner = _content(forwarded, users, bot=bot) if forwarded else ""
-        quoted = "\n".join("> " + line for line in inner.split("\n")) if inner else "> (content not exported)"
-        text = "\n\n".join(part for part in (text, "*Forwarded message:*\n" + quoted) if part)
+        # Worded as the live bot words a forward (adapters/discord/history.py).
+        shown = "*Forwarded message:*\n> " + inner.replace("\n", "\n> ") if inner else "*Forwarded message*"
+        text = "\n\n".join(part for part in (text, shown) if part)
         attachments += _attachments(forwarded.get("attachments"))
     elif ref_id := _str(reference.get("messageId")):
         text = _reply_line(by_id.get(ref_id), users) + ("\n\n" + text if text else "")

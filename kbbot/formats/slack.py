@@ -20,7 +20,7 @@ What a message holds, and where it goes on the page:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ __all__ = [
     "message_markdown",
     "referenced_ids",
     "thread_key",
+    "thread_title_hint",
     "title_hint",
     "to_neutral",
     "user_display_name",
@@ -154,6 +155,13 @@ def message_markdown(
 def title_hint(text: str, *, max_chars: int = 120) -> str:
     """A page title from the root message: its first line of words (never code), else ``Slack thread``."""
     return clean_title(text, max_chars=max_chars) or "Slack thread"
+
+
+def thread_title_hint(messages: Sequence[ThreadMessage]) -> str:
+    """A thread's default title: from its root, or the first reply that says something when the root was
+    deleted or holds only files (live saves and imports alike)."""
+    first = next((m for m in messages if not m.deleted and m.text.strip()), None)
+    return title_hint(first.text if first else "")
 
 
 # --- pieces ------------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kbbot.core.models import Thread, ThreadMessage
-from kbbot.formats.slack import referenced_ids, thread_key, title_hint, to_neutral, user_display_name
+from kbbot.formats.slack import referenced_ids, thread_key, thread_title_hint, to_neutral, user_display_name
 
 __all__ = ["ExportChannel", "SlackImport", "is_slack_export", "read_slack_export"]
 
@@ -285,7 +285,6 @@ def _threads(groups: list[_Group], users: Mapping[str, str], channel_names: Mapp
                 messages.append(message)
         if not messages:
             continue
-        first = next((m for m in messages if not m.deleted and m.text.strip()), messages[0])
         day_page = ":day:" in group.key
         threads.append(
             Thread(
@@ -294,7 +293,7 @@ def _threads(groups: list[_Group], users: Mapping[str, str], channel_names: Mapp
                 messages=tuple(messages),
                 channel_name=group.channel.name,
                 title_hint=(
-                    f"#{group.channel.name} {group.started.isoformat()}" if day_page else title_hint(first.text)
+                    f"#{group.channel.name} {group.started.isoformat()}" if day_page else thread_title_hint(messages)
                 ),
             )
         )

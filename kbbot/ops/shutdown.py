@@ -3,8 +3,10 @@
 
 Adapters run each handled event through a :class:`TaskTracker`, so shutdown knows what is in flight.
 Orchestrators (Kubernetes, systemd, docker) send SIGTERM and wait a grace period before SIGKILL;
-``grace_seconds`` must be shorter than that (the k8s manifest uses 25 s against
-``terminationGracePeriodSeconds: 30``).
+``grace_seconds`` bounds the whole stop and must be shorter than that: 20 s by default, against 30 s in
+deploy/ (docker-compose ``stop_grace_period``, k8s ``terminationGracePeriodSeconds`` with a 5 s preStop pause,
+systemd ``TimeoutStopSec``). Askers whose questions cannot be answered in time are told to ask again (see
+``AskService.close``), so nobody waits for an answer that never comes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 Callback = Callable[[], Awaitable[Any]]
+
+#: SIGTERM → exit within this many seconds, everything included (``SHUTDOWN_GRACE_SECONDS``). Docker compose,
+#: Kubernetes and systemd kill at 30 s (deploy/), which leaves room for k8s's 5 s preStop pause.
+DEFAULT_GRACE_SECONDS = 20.0
+#: Of the grace, what closing (last outbox pass, HTTP server, stores, connections) may take after the drain.
+CLOSE_RESERVE_SECONDS = 5.0
 
 
 class TaskTracker:
@@ -52,9 +60,13 @@ class TaskTracker:
         return task
 
     @contextlib.asynccontextmanager
-    async def work(self) -> AsyncIterator[None]:
-        """Track the current task for the duration of the block (for work done inline, not spawned)."""
-        if self._closed:
+    async def work(self, *, refuse_when_closed: bool = True) -> AsyncIterator[None]:
+        """Track the current task for the duration of the block (for work done inline, not spawned).
+
+        Raises ShuttingDown once closed, unless ``refuse_when_closed`` is False: for work the platform has
+        already handed over (a Slack event acked with 200 is never redelivered), which must still reach its
+        asker, if only with "restarting" (the question pipeline refuses it then)."""
+        if self._closed and refuse_when_closed:
             raise ShuttingDown()
         task = asyncio.current_task()
         if task is None or task in self._tasks:
@@ -107,7 +119,7 @@ class GracefulShutdown:
 
     Usage in the startup function::
 
-        shutdown = GracefulShutdown(tracker, grace_seconds=25)
+        shutdown = GracefulShutdown(tracker, grace_seconds=20)
         shutdown.install()                      # signal handlers on the running loop
         shutdown.on_stop_intake(server.stop)    # e.g. stop accepting Slack HTTP / socket events
         shutdown.on_close(saver.flush_outbox)   # then closers, in reverse order of registration
@@ -119,10 +131,16 @@ class GracefulShutdown:
     """
 
     def __init__(
-        self, tracker: TaskTracker, *, grace_seconds: float = 25.0, step_timeout_seconds: float = 5.0
+        self,
+        tracker: TaskTracker,
+        *,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+        close_reserve_seconds: float = CLOSE_RESERVE_SECONDS,
+        step_timeout_seconds: float = 5.0,
     ) -> None:
         self.tracker = tracker
         self._grace = grace_seconds
+        self._close_reserve = min(close_reserve_seconds, grace_seconds / 2)
         self._step_timeout = step_timeout_seconds
         self._requested = asyncio.Event()
         self._forced = asyncio.Event()
@@ -172,18 +190,24 @@ class GracefulShutdown:
     async def wait(self) -> None:
         await self._requested.wait()
 
+    @property
+    def answer_seconds(self) -> float:
+        """How long after the stop request work in flight may go on: the grace minus what closing needs."""
+        return self._grace - self._close_reserve
+
     async def run(self) -> ShutdownReport:
-        """Stop intake, drain (bounded by ``grace_seconds``, or until a second signal), then close."""
+        """Stop intake, drain once (until ``answer_seconds``, or a second signal), then close; the whole stop
+        stays within ``grace_seconds``."""
         started = time.monotonic()
+        deadline = started + self._grace
         if not self._requested.is_set():
             self.request()
         failed: list[str] = []
         for name, callback, timeout in self._stop_intake:
-            if not await self._step(name, callback, timeout):
+            if not await self._step(name, callback, timeout, deadline=deadline - self._close_reserve):
                 failed.append(name)
-        # One grace period for all waiting: what stopping intake already waited (e.g. Slack's own drain) is
-        # taken off the tracker's drain, so the whole stop stays within grace_seconds plus the close steps.
-        remaining = self._grace - (time.monotonic() - started)
+        # One drain, one deadline: whatever stopping intake took is off the drain's time.
+        remaining = self.answer_seconds - (time.monotonic() - started)
         drain = asyncio.create_task(self.tracker.drain(remaining))
         forced = asyncio.create_task(self._forced.wait())
         await asyncio.wait({drain, forced}, return_when=asyncio.FIRST_COMPLETED)
@@ -194,15 +218,19 @@ class GracefulShutdown:
             cancelled = drain.result()
         forced.cancel()
         for name, callback in reversed(self._closers):
-            if not await self._step(name, callback):
+            if not await self._step(name, callback, deadline=deadline):
                 failed.append(name)
         elapsed = time.monotonic() - started
         log.info("stopped in %.1f s (%d task(s) cancelled)", elapsed, cancelled)
         return ShutdownReport(cancelled=cancelled, seconds=elapsed, failed_steps=tuple(failed))
 
-    async def _step(self, name: str, callback: Callback, limit_seconds: float | None = None) -> bool:
+    async def _step(
+        self, name: str, callback: Callback, limit_seconds: float | None = None, *, deadline: float
+    ) -> bool:
         try:
             limit = self._step_timeout if limit_seconds is None else limit_seconds
+            # Never past the deadline, but a step always gets a moment (closing a store takes milliseconds).
+            limit = min(limit, max(0.5, deadline - time.monotonic()))
             await asyncio.wait_for(callback(), timeout=limit)
         except Exception:
             log.warning("shutdown step %s failed", name, exc_info=True)

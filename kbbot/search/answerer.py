@@ -105,12 +105,13 @@ class SearchAnswerer:
         return _dont_know(ranked, relevance=0.0)
 
     async def _rank(self, question: str) -> list[_Candidate]:
-        result = await self.index.query(question, limit=self.candidates)
+        # The candidates' texts come with the ranking: one trip to the index thread per answer.
+        result = await self.index.query(question, limit=self.candidates, texts=self.candidates)
         if not result.hits:
             return []
         plan = result.plan
         hits = {hit.id: hit for hit in result.hits}
-        pages = await self.index.texts(list(hits))
+        pages = [hit.page_text() for hit in result.hits if hit.text is not None]
         how_to = is_how_to(question)
         best_bm25 = max(hit.score for hit in result.hits) or 1.0
         ranked = []

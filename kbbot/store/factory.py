@@ -135,6 +135,7 @@ async def _redis_stores(settings: Settings, url: str, prefix: str) -> Stores:
 
     limits_uri = rs.limits_storage_uri(url)  # validates the scheme before connecting
     client = await rs.connect_redis(url)
+    await rs.adopt_legacy_keys(client, prefix)
     # While Redis is down each store falls back to this process's own state (see kbbot.store.failover).
     health = RedisHealth()
     cache = FailoverAnswerCache(

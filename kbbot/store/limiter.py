@@ -39,6 +39,7 @@ until an in-flight request comes back; never a busy loop.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
 import logging
 import time
@@ -128,6 +129,11 @@ class _Budget:
         self.requests = [r for r in self.requests if r.answered is None or r.answered > now - longest_window]
 
 
+def _nearly_used_up(limit: int) -> int:
+    """Requests left in a server window at which :meth:`TokenRateLimiter.observe` starts spacing (~10 %)."""
+    return max(2, limit // 10)
+
+
 def token_key(token: SecretStr | str) -> str:
     """A stable, non-reversible identifier of the token for storage keys."""
     raw = token.get_secret_value() if isinstance(token, SecretStr) else token
@@ -205,10 +211,62 @@ class TokenRateLimiter:
         return self._waiting
 
     def estimate_wait(self, position: int) -> float:
-        """Seconds until the caller at ``position`` in the queue is sent, at the sustained (per-minute) rate.
+        """Seconds until the live caller at ``position`` in the queue has its answer.
 
-        An upper bound: a backlog drains at the per-minute rate once the first minute's budget is spent."""
-        return position * self.minute_window / self.limits[1]
+        The windows are played forward from this process's own requests, each occupying the budget until one
+        window after its answer (see the module docstring; one still in flight is taken to be answered in
+        the usual time): the callers ahead take the slots as they free up, the server's hints (a pause, a
+        spacing) hold grants back, and the asker's own request then takes as long as answers usually take
+        (the 90th percentile of the recent ones). A backlog drains fast while the minute's budget lasts and
+        at the per-minute rate after that; a flat per-minute rate promised 23 s where 2 s came true. With
+        several replicas on one token (Redis) the others' requests are not seen: an estimate from below.
+        """
+        now, mono = time.time(), time.monotonic()
+        answer_time = self._answer_time()
+        budget = self._live
+        # Per window: when each counted request stops occupying it, ascending.
+        ends = [
+            sorted(
+                max(r.sent, r.answered if r.answered is not None else max(now, r.sent + answer_time)) + w.window
+                for r in budget.requests
+            )
+            for w in budget.windows
+        ]
+        at = now + max(self._not_before - mono, 0.0)
+        last = now + (self._last_grant - mono) if self._last_grant else None
+        spacing = self._spacing
+        for _ in range(max(1, position)):
+            if spacing and last is not None:
+                at = max(at, last + spacing)
+            moved = True
+            while moved:  # the first moment every window has room (a later one may close another again)
+                moved = False
+                for occupied, limit in zip(ends, budget.limits, strict=True):
+                    still = occupied[bisect.bisect_right(occupied, at) :]
+                    if len(still) >= limit:
+                        at, moved = still[len(still) - limit], True
+            for occupied, window in zip(ends, budget.windows, strict=True):
+                bisect.insort(occupied, at + answer_time + window.window)
+            last = at
+            # As the server's count nears its limit, observe() will space requests out (see there).
+            spacing = 0.0
+            for occupied, limit, length in zip(ends, self._server_limits, self._window_lengths, strict=True):
+                if limit - (len(occupied) - bisect.bisect_right(occupied, at)) <= _nearly_used_up(limit):
+                    spacing = max(spacing, length / limit)
+        return at - now + answer_time
+
+    @property
+    def _server_limits(self) -> tuple[int, int]:
+        return (self.per_second, self.per_minute)
+
+    @property
+    def _window_lengths(self) -> tuple[float, float]:
+        return (self.second_window, self.minute_window)
+
+    def _answer_time(self) -> float:
+        """How long answers take, from send to answer: the 90th percentile of this process's recent ones."""
+        took = sorted(r.answered - r.sent for r in self._live.requests if r.answered is not None)
+        return took[min(len(took) - 1, int(len(took) * 0.9))] if took else 0.0
 
     # --- taking a slot --------------------------------------------------------------------------------------
 
@@ -316,15 +374,7 @@ class TokenRateLimiter:
             if isinstance(self._storage_arg, Storage):
                 storage = self._storage_arg
             elif isinstance(self._storage_arg, str):
-                uri = self._storage_arg
-                if not uri.startswith("async+"):
-                    uri = "async+" + uri
-                # kbbot's optional Redis dependency is redis-py, not limits' default (coredis).
-                options = {"implementation": "redispy"} if uri.startswith("async+redis") else {}
-                built = storage_from_string(uri, **options)
-                if not isinstance(built, Storage):  # pragma: no cover - async+ schemes give async storages
-                    raise ValueError("rate limiter storage must be an async limits storage")
-                storage = built
+                storage = storage_from_uri(self._storage_arg)
             else:
                 loop = asyncio.get_running_loop()
                 storage = _memory_storages.get(loop) or _memory_storages.setdefault(loop, MemoryStorage())
@@ -348,9 +398,8 @@ class TokenRateLimiter:
             return
         now = time.monotonic()
         spacing = 0.0
-        for left, limit, window in (
-            (left_second, self.per_second, self.second_window),
-            (left_minute, self.per_minute, self.minute_window),
+        for left, limit, window in zip(
+            (left_second, left_minute), self._server_limits, self._window_lengths, strict=True
         ):
             if left is None:
                 continue
@@ -358,7 +407,7 @@ class TokenRateLimiter:
                 if self._not_before < now + window:
                     log.info("rate limit window used up by the server's count; pausing %.1f s", window)
                 self._not_before = max(self._not_before, now + window)
-            elif left <= max(2, limit // 10):
+            elif left <= _nearly_used_up(limit):
                 spacing = max(spacing, window / limit)
         if spacing and not self._spacing:
             log.info("rate limit nearly used up; spacing requests %.2f s apart", spacing)
@@ -370,8 +419,25 @@ class TokenRateLimiter:
         strategy, self._strategy = self._strategy, None
         if strategy is None or not isinstance(self._storage_arg, str):
             return
-        # ``limits`` has no close for its async Redis storage: close the redis-py client it holds.
-        client = getattr(getattr(strategy.storage, "bridge", None), "storage", None)
-        close = getattr(client, "aclose", None)
-        if close is not None:
-            await close()
+        await close_storage(strategy.storage)
+
+
+def storage_from_uri(uri: str) -> Storage:
+    """An async ``limits`` storage from ``async+memory://``, ``async+redis://…`` or a plain ``redis://`` URI."""
+    if not uri.startswith("async+"):
+        uri = "async+" + uri
+    # kbbot's optional Redis dependency is redis-py, not limits' default (coredis).
+    options = {"implementation": "redispy"} if uri.startswith("async+redis") else {}
+    built = storage_from_string(uri, **options)
+    if not isinstance(built, Storage):  # pragma: no cover - async+ schemes give async storages
+        raise ValueError("rate limiter storage must be an async limits storage")
+    return built
+
+
+async def close_storage(storage: Storage) -> None:
+    """Close the Redis connection of a storage from :func:`storage_from_uri` (``limits`` has no close for its
+    async Redis storage: close the redis-py client it holds). Nothing to do for memory storage."""
+    client = getattr(getattr(storage, "bridge", None), "storage", None)
+    close = getattr(client, "aclose", None)
+    if close is not None:
+        await close()

@@ -594,3 +594,44 @@ def limits_storage_uri(redis_url: str) -> str:
     if scheme not in mapping:
         raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
     return f"{mapping[scheme]}://{rest}"
+
+
+# --- keys of kbbot before namespacing ------------------------------------------------------------------------
+
+#: Durable key families an older kbbot kept directly under ``kbbot:`` (no knowledgebase namespace). Cache,
+#: single-flight, dedupe and quota keys are transient and simply expire; these hold queued saves, the
+#: saved-thread map (without it a re-save duplicates its page) and feedback totals.
+_LEGACY_DURABLE = ("kbbot:{outbox}:*", "kbbot:thread:*", "kbbot:{feedback}:*")
+
+# KEYS[1] legacy key, KEYS[2] its namespaced name. Moves it when the new name is free; merges the outbox's due
+# set (a replica of the old version may have queued more after a first adoption); else leaves it alone.
+_ADOPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('RENAME', KEYS[1], KEYS[2]) return 1 end
+if redis.call('TYPE', KEYS[1])['ok'] == 'zset' and redis.call('TYPE', KEYS[2])['ok'] == 'zset' then
+  redis.call('ZUNIONSTORE', KEYS[2], 2, KEYS[2], KEYS[1], 'AGGREGATE', 'MIN')
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+
+async def adopt_legacy_keys(redis: Redis, namespace: str) -> int:
+    """Move an older kbbot's un-namespaced durable keys into ``namespace``, so upgrading loses no queued save
+    and no saved-thread mapping. The first knowledgebase to start after the upgrade adopts them (before
+    namespacing, one Redis served one bot, or several bots that were already mixing their state). Returns
+    how many keys moved."""
+    if namespace == DEFAULT_PREFIX:
+        return 0
+    adopt = redis.register_script(_ADOPT)
+    moved = 0
+    for pattern in _LEGACY_DURABLE:
+        async for raw in redis.scan_iter(match=pattern, count=500):
+            key = _text(raw) or ""
+            if key.startswith(namespace):  # an explicit REDIS_PREFIX that happens to look like a family
+                continue
+            moved += int(await adopt(keys=[key, namespace + key.removeprefix(DEFAULT_PREFIX)]))
+    if moved:
+        log.warning("moved %d Redis keys of an older kbbot (queued saves, saved threads) into %s", moved, namespace)
+    return moved

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kbbot.core.ports import OutboxItem
+from kbbot.store.datadir import describe_failure
 from kbbot.store.outbox_codec import dump_payload, load_item
 
 __all__ = ["DEFAULT_FILENAME", "SqliteOutbox", "SqliteSavedThreadMap"]
@@ -49,6 +50,7 @@ class _Database:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -63,7 +65,14 @@ class _Database:
                     raise RuntimeError("the thread store is closed")
                 return fn(self._conn)
 
-        return await asyncio.to_thread(call)
+        try:
+            return await asyncio.to_thread(call)
+        except sqlite3.DatabaseError as exc:
+            # A full disk or a read-only folder: a clear error (the save is refused, not silently lost).
+            problem = describe_failure(self._path.parent, exc)
+            if problem is None:
+                raise
+            raise problem from exc
 
     async def close(self) -> None:
         def call() -> None:

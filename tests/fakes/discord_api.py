@@ -196,6 +196,25 @@ class FakeDiscord:
             "premium_tier": 0,
             "preferred_locale": "en-US",
             "system_channel_flags": 0,
+            # The rest of developers/resources/guild.mdx "Example Guild" (all nullable or defaults).
+            "description": None,
+            "splash": None,
+            "discovery_splash": None,
+            "banner": None,
+            "application_id": None,
+            "region": None,
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "system_channel_id": None,
+            "widget_enabled": False,
+            "widget_channel_id": None,
+            "max_presences": None,
+            "max_members": 250000,
+            "vanity_url_code": None,
+            "premium_subscription_count": 0,
+            "rules_channel_id": None,
+            "public_updates_channel_id": None,
+            "safety_alerts_channel_id": None,
             "joined_at": _iso(int(time.time() * 1000)),
         }
         # Discord gives every bot a managed role named after it, tagged with the bot's id.
@@ -302,6 +321,7 @@ class FakeDiscord:
             "message_count": 0,
             "member_count": 1,
             "rate_limit_per_user": 0,
+            "total_message_sent": 0,
             "flags": 0,
             "applied_tags": [],
             "thread_metadata": {

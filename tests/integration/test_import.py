@@ -257,3 +257,52 @@ def test_cli_import_zip_end_to_end(tmp_path: Path) -> None:
     assert again.returncode == 0 and "0 created, 7 updated" in again.stdout
     missing = run_kbbot("import", str(tmp_path / "nope.zip"), env=env, cwd=tmp_path)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+async def test_save_of_a_single_real_day_file_keeps_working(rt: Rt, tmp_path: Path) -> None:
+    folder = _unzipped(tmp_path)
+    code, out = await rt.run("save", str(folder / "B75B4C7" / "2025-01-11.json"))
+    assert code == 0 and "Created" in out
+    [page] = rt.pages().values()
+    # Names come from the export's users.json; the file-only message (no "text") and the tombstone are kept,
+    # the channel_join is not.
+    assert "**YTX35tuC1zyFhKZL**" in page and "*(deleted message)*" in page
+    assert "DazJQoOpCbNj33I" not in page
+    assert "befvnsUNVjwGzKFcKxuIlJ2dYo5z59neCfT8P2Y3t" in page
+    code, out = await rt.run("save", str(folder / "B75B4C7" / "2025-01-11.json"))
+    assert code == 0 and "Updated" in out and len(rt.pages()) == 1
+
+
+class FlakySaver:
+    """Refuses one thread, queues another, saves the rest: the import goes on and its exit code says so."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def title_for(self, thread: Any, title: str | None = None) -> str:
+        return str(thread.key)
+
+    async def save(self, thread: Any, title: str | None = None, tags: Any = None) -> Any:
+        from kbbot.core.models import SavedPage
+        from kbbot.errors import SaveError
+
+        self.calls += 1
+        if self.calls == 1:
+            raise SaveError("The wiki refused this page (bad request).")
+        if self.calls == 2:
+            return SavedPage(None, None, False, pending=True, title=str(thread.key))
+        return SavedPage(f"p{self.calls}", None, True, title=str(thread.key))
+
+
+@pytest.mark.parametrize(("refuse", "expected"), [(True, 1), (False, 75)])
+async def test_import_goes_on_after_a_refused_or_queued_page(tmp_path: Path, refuse: bool, expected: int) -> None:
+    saver = FlakySaver()
+    if not refuse:
+        saver.calls = 1  # the first page is queued, none refused
+    out = io.StringIO()
+    rt = Rt(saver, Console(file=out, width=200), Settings(kbbot_data_dir=tmp_path / "d"), out,  # type: ignore[arg-type]
+            LocalBackend(None, tmp_path / "pages"))
+    start = saver.calls
+    code, text = await rt.run("import", str(SLACK_ZIP))
+    assert code == expected and saver.calls - start == 7  # every thread was tried
+    assert ("1 failed" in text) == refuse and "queued for retry" in text

@@ -134,3 +134,42 @@ def test_redis_prefix_must_be_a_plain_name(prefix: str) -> None:
 
     with pytest.raises(ConfigError, match="REDIS_PREFIX"):
         load_settings(_env_file=None, redis_prefix=prefix)
+
+
+async def test_upgrade_keeps_the_queued_saves_and_saved_threads_of_an_older_kbbot(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    from kbbot.core.ports import OutboxItem, OutboxPart
+    from kbbot.store.factory import build_stores
+    from kbbot.store.redis_store import RedisOutbox, RedisSavedThreadMap, connect_redis
+
+    # What an older kbbot left in Redis: everything right under "kbbot:".
+    old = await connect_redis(redis_server.url)
+    try:
+        item = OutboxItem(key="slack:C1:1.2", platform="slack", conversation_key="C1:1.2", digest="d",
+                          title="Queued before the upgrade", tags=(), parts=(OutboxPart("t", "body"),))  # fmt: skip
+        await RedisOutbox(old, prefix="kbbot:").add(item, now=1.0)
+        await RedisSavedThreadMap(old, prefix="kbbot:").put("slack:C1:0.1", ["page-1"])
+    finally:
+        await old.aclose()
+
+    settings = _settings_for_redis(redis_server.url, tmp_path)
+    stores = await build_stores(settings, namespace=namespace_from_settings(settings))
+    try:
+        assert [queued.title for queued in await stores.outbox.pending()] == ["Queued before the upgrade"]
+        assert await stores.thread_map.get("slack:C1:0.1") == ("page-1",)
+    finally:
+        await stores.aclose()
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        leftovers = [key async for key in client.scan_iter(match="kbbot:{outbox}:*")]
+        leftovers += [key async for key in client.scan_iter(match="kbbot:thread:*")]
+    finally:
+        await client.aclose()
+    assert leftovers == []
+
+
+def _settings_for_redis(redis_url: str, tmp_path: Path) -> Settings:
+    return load_settings(
+        _env_file=None, perfectwiki_api_token="pw-token-upgrade", redis_url=redis_url, kbbot_data_dir=tmp_path
+    )

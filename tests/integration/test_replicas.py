@@ -114,6 +114,8 @@ async def replicas(
         "HTTP_HOST": "127.0.0.1",
         "HTTP_PORT": "0",
         "LOG_FORMAT": "json",
+        # Every question here comes from one asker; the per-person AI budget is not what this test is about.
+        "AI_USER_LIMIT": "off",
         "LOG_LEVEL": "DEBUG",
         # 7/s minus one slot of headroom = 6/s for the whole bot. Unshared, two replicas would send 12/s into
         # the fake's 10/s and draw 429s on the first burst; shared, there is room for scheduling jitter when

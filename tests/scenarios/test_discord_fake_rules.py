@@ -282,3 +282,58 @@ async def test_guilds_list_pages_and_leaving_a_guild(fake: FakeDiscord) -> None:
 
 def _params(*, content: str, message_reference: dict[str, Any]) -> Any:
     return discord.http.handle_message_parameters(content=content, message_reference=message_reference)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------- payload shapes
+
+def fields(names: str) -> set[str]:
+    return set(names.split())
+
+
+# The top-level fields of the examples in discord/discord-api-docs, copied from the files named. Optional
+# fields an example happens to show (a message's ``reactions``, a guild's ``features`` values) are left out.
+DOC_MESSAGE = fields(  # developers/resources/message.mdx "Example Message"
+    "attachments tts embeds timestamp mention_everyone id pinned edited_timestamp author mention_roles content "
+    "channel_id mentions type"
+)
+DOC_THREAD = fields(  # developers/resources/channel.mdx "Example Thread Channel"
+    "id guild_id parent_id owner_id name type last_message_id message_count member_count rate_limit_per_user "
+    "thread_metadata total_message_sent"
+)
+DOC_THREAD_METADATA = fields("archived auto_archive_duration archive_timestamp locked")
+DOC_GUILD = fields(  # developers/resources/guild.mdx "Example Guild"
+    "id name icon description splash discovery_splash features emojis banner owner_id application_id region "
+    "afk_channel_id afk_timeout system_channel_id widget_enabled widget_channel_id verification_level roles "
+    "default_message_notifications mfa_level explicit_content_filter max_presences max_members vanity_url_code "
+    "premium_tier premium_subscription_count system_channel_flags preferred_locale rules_channel_id "
+    "public_updates_channel_id safety_alerts_channel_id"
+)
+DOC_MEMBER = fields("user nick roles joined_at deaf mute")  # developers/resources/guild.mdx "Example Guild Member"
+DOC_SLASH = fields(  # developers/interactions/application-commands.mdx "Example Interaction" (slash command)
+    "type token member id guild_id app_permissions guild_locale locale data channel_id"
+)
+DOC_SLASH_DATA = fields("options type name id")
+DOC_MENU = fields(  # developers/interactions/application-commands.mdx "Example Interaction" (message command)
+    "application_id channel_id data guild_id guild_locale app_permissions id locale member token type version"
+)
+DOC_MENU_DATA = fields("id name resolved target_id type")
+DOC_GUILD_CREATE_EXTRA = fields(  # developers/events/gateway-events.mdx "Guild Create" extra fields
+    "joined_at large unavailable member_count voice_states members channels threads presences stage_instances "
+    "guild_scheduled_events soundboard_sounds"
+)
+
+
+def test_payloads_have_the_fields_of_the_doc_examples(fake: FakeDiscord) -> None:
+    guild, channel, ana, thread = guild_with_thread(fake)
+    message = fake.message_payload(channel, ana, "hello")
+    assert set(message) >= DOC_MESSAGE
+    assert {"guild_id", "member"} <= set(message)  # MESSAGE_CREATE extra fields in a guild
+    assert set(thread) >= DOC_THREAD and set(thread["thread_metadata"]) >= DOC_THREAD_METADATA
+    assert set(guild) >= DOC_GUILD and set(guild) >= DOC_GUILD_CREATE_EXTRA
+    assert set(ana) >= DOC_MEMBER
+    slash = fake.interaction_payload(channel=channel, member=ana, data=fake.slash("ask", question="q"))
+    assert set(slash) >= DOC_SLASH and set(slash["data"]) >= DOC_SLASH_DATA
+    assert "permissions" in slash["member"]
+    menu = fake.interaction_payload(channel=thread, member=ana, data=fake.message_command("Save", message))
+    assert set(menu) >= DOC_MENU and set(menu["data"]) >= DOC_MENU_DATA
+    assert set(menu["data"]["resolved"]["messages"][message["id"]]) >= DOC_MESSAGE

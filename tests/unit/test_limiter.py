@@ -284,3 +284,29 @@ async def test_rate_limit_both_windows_are_one_budget_for_all_replicas(redis_url
     finally:
         for limiter in limiters:
             await limiter.aclose()
+
+
+def test_wait_estimate_drains_the_minutes_budget_fast_then_at_the_minute_rate() -> None:
+    # An idle token (9/s, 59/min after headroom): a second's worth goes now, the next second's after it; as
+    # the server's counts near their limits, observe() spaces requests (0.1 s in a second, 1 s in the
+    # minute); the 60th waits for the first of the minute's 59 to leave the minute window.
+    limiter = TokenRateLimiter(SECRET, storage=MemoryStorage())
+    assert [limiter.estimate_wait(p) for p in (0, 1, 8)] == [0.0, 0.0, 0.0]
+    assert limiter.estimate_wait(9) == pytest.approx(0.1)
+    assert limiter.estimate_wait(10) == pytest.approx(1.0)
+    assert limiter.estimate_wait(56) - limiter.estimate_wait(55) == pytest.approx(1.0)
+    assert limiter.estimate_wait(60) == pytest.approx(60.0)
+
+
+async def test_wait_estimate_counts_what_was_sent_and_how_long_answers_take() -> None:
+    limiter = TokenRateLimiter(SECRET, per_second=3, per_minute=4, headroom=1, storage=MemoryStorage())
+    idle = limiter.estimate_wait(3)
+    for _ in range(2):
+        await take(limiter)  # answered at once: each occupies one window after its send
+    # 2 per second / 3 per minute: both slots of this second are used (free again one second after they
+    # were sent), one of the minute's is left; the next goes when the first send leaves the minute window.
+    # (Upper bounds: the time this test takes only brings those moments closer; the estimate adds the time
+    # answers take, here the moment between a slot's grant and its end.)
+    assert 0 <= limiter.estimate_wait(1) <= 1.5
+    assert 50 < limiter.estimate_wait(2) <= 60.5
+    assert limiter.estimate_wait(2) > idle

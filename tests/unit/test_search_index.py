@@ -53,7 +53,7 @@ async def test_title_outranks_body_and_tags_outrank_body(index: SearchIndex) -> 
 
 async def test_snippet_marks_matches(index: SearchIndex) -> None:
     await index.upsert_many(PAGES)
-    [hit] = await index.search("rollback")
+    [hit] = await index.search("rollback", snippets=True)
     assert f"{MARK_OPEN}Rollback{MARK_CLOSE}" in hit.marked_snippet
     assert MARK_OPEN not in hit.snippet and "Rollback by reverting" in hit.snippet
     assert hit.to_json() == {
@@ -63,6 +63,41 @@ async def test_snippet_marks_matches(index: SearchIndex) -> None:
         "score": round(hit.score, 4),
         "snippet": hit.snippet,
     }
+
+
+async def test_no_snippet_or_text_unless_asked(index: SearchIndex) -> None:
+    # The answer path quotes passages from the page text and never shows excerpts: cutting them was wasted.
+    await index.upsert_many(PAGES)
+    [hit] = await index.search("rollback")
+    assert hit.marked_snippet == "" and hit.text is None
+
+
+async def test_texts_come_with_the_first_hits(index: SearchIndex) -> None:
+    await index.upsert_many(PAGES)
+    hits = await index.search("vpn", texts=1)
+    assert [h.id for h in hits] == ["vpn", "travel"]
+    assert hits[0].text == "Install WireGuard and import the config." and hits[1].text is None
+    assert hits[0].page_text().text == hits[0].text and hits[0].page_text().title == "VPN setup"
+    assert [h.text is not None for h in await index.search("vpn", texts=99)] == [True, True]
+
+
+async def test_a_word_on_most_pages_does_not_change_the_ranking(index: SearchIndex) -> None:
+    # "guide" is on 5 of 8 pages: bm25 clamps its idf to ~0, so the pages with the rarer word are ranked by
+    # it alone (the title boost still counts "guide"), and the guide-only pages follow when there is room.
+    pages = [
+        IndexedPage(id="a", title="Guide", text="guide guide guide. nothing else"),
+        IndexedPage(id="b", title="Other", text="the wireguard guide for laptops"),
+        IndexedPage(id="c", title="Wireguard guide", text="wireguard setup"),
+        IndexedPage(id="e", title="Guide two", text="guide"),
+        IndexedPage(id="f", title="Guide three", text="guide"),
+        *(IndexedPage(id=f"x{n}", title="Unrelated", text="hotel booking") for n in range(3)),
+    ]
+    await index.upsert_many(pages)
+    hits = await index.search("wireguard guide")
+    assert [h.id for h in hits[:2]] == ["c", "b"] and {h.id for h in hits[2:]} == {"a", "e", "f"}
+    assert {h.id for h in await index.search("guide")} == {"a", "b", "c", "e", "f"}
+    # The common word is dropped from the middle; the last word keeps its prefix match.
+    assert [h.id for h in await index.search("guide wiregu", limit=2)] == ["c", "b"]
 
 
 async def test_stemming_and_last_term_prefix(index: SearchIndex) -> None:
@@ -237,3 +272,28 @@ async def test_broken_file_while_open_degrades_search_and_names_the_file(
     assert str(index.path) in str(caught.value) and "delete the file" in str(caught.value)
     await index._run(lambda: index._db.execute("DROP TABLE pages_fts"))
     assert await index.search("vpn") == []  # the answer pipeline keeps going
+
+
+async def test_ranking_without_the_common_words_is_the_full_rankings(
+    index: SearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Enough pages hold the rarer words for the cheaper expression to be used: same pages, same order, scores
+    # within the 1e-6 idf of each common word (pages of distinct lengths: a tie could go either way).
+    pages = [
+        IndexedPage(
+            id=f"w{n}",
+            title=f"Wireguard {'guide' if n % 3 else 'notes'} {n}",
+            text="wireguard " * (n % 5 + 1) + "guide " * (n % 4) + "laptop" + " filler" * n,  # no two alike
+        )
+        for n in range(20)
+    ] + [IndexedPage(id=f"g{n}", title="Guide", text="guide " * (n + 1)) for n in range(25)]
+    await index.upsert_many(pages)
+    questions = ["wireguard guide", "guide for a wireguard laptop", "guide wiregu", "laptop guide"]
+    cheap = [await index.search(q, limit=5) for q in questions]
+    monkeypatch.setattr("kbbot.search.index._ranking_match", lambda plan: None)
+    full = [await index.search(q, limit=5) for q in questions]
+    assert [[h.id for h in hits] for hits in cheap] == [[h.id for h in hits] for hits in full]
+    assert [h.score for hits in cheap for h in hits] == pytest.approx(
+        [h.score for hits in full for h in hits], abs=1e-4
+    )
+    assert all(len(hits) == 5 for hits in cheap)

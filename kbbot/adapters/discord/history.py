@@ -27,6 +27,7 @@ import discord
 
 from kbbot.adapters.markup import discord_to_markdown
 from kbbot.core.models import Attachment, Thread, ThreadMessage
+from kbbot.formats.discord_export import embed_summary
 
 log = logging.getLogger(__name__)
 
@@ -172,15 +173,5 @@ def _forwarded(snapshot: discord.MessageSnapshot, names: Names, message: discord
 
 
 def _summarize_embed(embed: discord.Embed, *, limit: int) -> str:
-    """One quoted paragraph per embed: its title, link and (up to ``limit`` characters of) its text."""
-    parts: list[str] = []
-    if embed.title:
-        parts.append(f"**{discord_to_markdown(embed.title)}**")
-    if embed.url and embed.url.startswith(("https://", "http://")) and not any(c in embed.url for c in " <>\n"):
-        parts.append(f"<{embed.url}>")
-    if embed.description:
-        description = discord_to_markdown(embed.description)
-        parts.append(description if len(description) <= limit else description[: limit - 1] + "…")
-    if not parts:
-        return ""
-    return "> Embed: " + " — ".join(parts).replace("\n", "\n> ")
+    """One quoted paragraph per embed; the same summary DiscordChatExporter imports get."""
+    return embed_summary(embed.title or "", embed.url or "", embed.description or "", limit=limit)

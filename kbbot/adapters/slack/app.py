@@ -19,7 +19,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack import rendering
-from kbbot.adapters.slack.handlers import SlackHandlers, SlackOptions
+from kbbot.adapters.slack.handlers import InFlight, SlackHandlers, SlackOptions
 from kbbot.adapters.slack.parsing import ThreadRef, parse_command, parse_permalink, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, parse_submission
@@ -57,6 +57,7 @@ def build_slack(
     feedback: FeedbackStore,
     deduper: Deduper,
     options: SlackOptions | None = None,
+    in_flight: InFlight | None = None,
 ) -> SlackBot:
     """Build the handlers and the Bolt app.
 
@@ -65,7 +66,13 @@ def build_slack(
     authenticated in Socket Mode.
     """
     handlers = SlackHandlers(
-        client=client, ask=ask, saver=saver, feedback=feedback, deduper=deduper, options=options or SlackOptions()
+        client=client,
+        ask=ask,
+        saver=saver,
+        feedback=feedback,
+        deduper=deduper,
+        options=options or SlackOptions(),
+        in_flight=in_flight,
     )
     app = AsyncApp(
         client=client,

@@ -9,11 +9,12 @@ on its way). Nothing here posts text that was not built by :mod:`kbbot.adapters.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
 WORKING_REACTION = "eyes"
+
+#: Tracks one listener's work in the bot's shutdown tracker (``TaskTracker.work``).
+InFlight = Callable[[], AbstractAsyncContextManager[None]]
 
 #: Sends a message back to whoever triggered a slash command or an interaction (Bolt's ``respond``).
 Reply = Callable[[Message], Awaitable[None]]
@@ -80,8 +84,10 @@ class SlackHandlers:
         feedback: FeedbackStore,
         deduper: Deduper,
         options: SlackOptions,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.client = client
+        self._in_flight = in_flight
         self.options = options
         self._ask = ask
         self._saver = saver
@@ -101,12 +107,14 @@ class SlackHandlers:
 
     @asynccontextmanager
     async def tracked(self) -> AsyncIterator[None]:
-        """Marks the running listener as in flight so :meth:`drain` can let it finish at shutdown."""
+        """Marks the running listener as in flight so :meth:`drain` can let it finish at shutdown, and in the
+        bot's one shutdown tracker when ``in_flight`` is given (``kbbot run``: one drain for every adapter)."""
         task = asyncio.current_task()
         if task is not None:
             self._inflight.add(task)
         try:
-            yield
+            async with self._in_flight() if self._in_flight is not None else contextlib.nullcontext():
+                yield
         finally:
             if task is not None:
                 self._inflight.discard(task)

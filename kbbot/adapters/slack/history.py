@@ -25,7 +25,7 @@ from kbbot.adapters.slack.errors import describe, error_code, scope_hint
 from kbbot.adapters.slack.parsing import ThreadRef
 from kbbot.core.models import Thread, ThreadMessage
 from kbbot.errors import SaveError
-from kbbot.formats.slack import referenced_ids, to_neutral, user_display_name
+from kbbot.formats.slack import referenced_ids, thread_title_hint, to_neutral, user_display_name
 from kbbot.formats.slack import title_hint as title_hint  # the modal's default title uses it too
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class ThreadReader:
             messages=messages,
             permalink=await self._permalink(ref),
             channel_name=channel_name,
-            title_hint=title_hint(messages[0].text) if messages else None,
+            title_hint=thread_title_hint(messages),
         )
         return ReadThread(thread=thread, truncated=truncated, max_messages=self.max_messages)
 

@@ -29,7 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack.app import SlackBot, build_slack
 from kbbot.adapters.slack.connection import SlackConnection
-from kbbot.adapters.slack.handlers import SlackOptions
+from kbbot.adapters.slack.handlers import InFlight, SlackOptions
 from kbbot.adapters.slack.server import AsyncSocketModeHandler, slack_routes, socket_mode_handler
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.errors import ConfigError
@@ -152,6 +152,7 @@ async def slack_service(
     deduper: Deduper,
     client: AsyncWebClient | None = None,
     options: SlackOptions | None = None,
+    in_flight: InFlight | None = None,
 ) -> AsyncIterator[SlackService]:
     """Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP mode (needs ``SLACK_SIGNING_SECRET``)."""
     app_token, secret = credentials.app_token, credentials.signing_secret
@@ -163,7 +164,7 @@ async def slack_service(
     web_client = client or slack_web_client(credentials)
     bot = build_slack(
         client=web_client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
-        options=options or SlackOptions(),
+        options=options or SlackOptions(), in_flight=in_flight,
     )
     try:
         if app_token:

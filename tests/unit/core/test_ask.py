@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -178,10 +179,102 @@ async def test_queued_askers_hear_their_place_in_line() -> None:
         heard.append(position.message())
 
     await service.ask(Question("deploys?"), on_queued=listener)
-    assert heard == ["Lots of questions right now: you're #5 in line, about 5 s."]
+    assert heard == ["Lots of questions right now: you're #5 in line, about 6 s."]  # 5.08 s, rounded up
     await service.ask(Question("deploys"), on_queued=listener)  # cached: no wait, no message
     assert len(heard) == 1
     assert (await service.status()).queued == 4
+
+
+class GatedKnowledgeBase(AiKnowledgeBase):
+    """Answers only once ``gate`` is set, so a flight stays open while others ask the same question."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.asked = asyncio.Event()
+
+    async def query(self, question: str) -> Any:
+        self.asked.set()
+        await self.gate.wait()
+        return await super().query(question)
+
+
+class CountingFlights(LocalSingleFlight):
+    """Tells when ``n`` askers have reached the flight (past the queue notice)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = 0
+        self.changed = asyncio.Event()
+
+    async def run(self, key: str, fn: Any) -> Any:
+        self.entered += 1
+        self.changed.set()
+        return await super().run(key, fn)
+
+    async def reached(self, n: int) -> None:
+        while self.entered < n:
+            self.changed.clear()
+            await self.changed.wait()
+
+
+def gated_service(limiter: FakeLimiter) -> tuple[AskService, GatedKnowledgeBase, CountingFlights]:
+    kb, flights = GatedKnowledgeBase(), CountingFlights()
+    service = AskService(
+        kb=kb,  # type: ignore[arg-type]
+        cache=TTLAnswerCache(ttl_seconds=60, max_entries=10),
+        flights=flights,
+        quota=MemoryQuotaGate(probe_seconds=60),
+        fallback=FakeSearch(),
+        limiter=limiter,
+    )
+    return service, kb, flights
+
+
+async def test_askers_joining_a_queued_flight_hear_its_wait_not_the_end_of_the_line() -> None:
+    limiter = FakeLimiter(waiting=4, seconds_per_position=2.0)
+    service, kb, flights = gated_service(limiter)
+    heard: dict[str, list[QueuePosition]] = {"first": [], "joiner": [], "other": []}
+
+    def listener(name: str) -> Any:
+        async def hear(position: QueuePosition) -> None:
+            heard[name].append(position)
+
+        return hear
+
+    first = asyncio.create_task(service.ask(Question("deploys?"), on_queued=listener("first")))
+    await kb.asked.wait()
+    limiter.waiting = 9  # more questions queued since
+    joiner = asyncio.create_task(service.ask(Question("Deploys"), on_queued=listener("joiner")))
+    other = asyncio.create_task(service.ask(Question("vpn?"), on_queued=listener("other")))
+    await flights.reached(3)
+    kb.gate.set()
+    await asyncio.gather(first, joiner, other)
+    [told_first], [told_joiner], [told_other] = heard["first"], heard["joiner"], heard["other"]
+    assert (told_first.position, told_first.wait_seconds) == (5, 10.0)
+    # Same flight: same place, and no more than what is left of its promise.
+    assert told_joiner.position == 5 and 0 < told_joiner.wait_seconds <= 10.0
+    assert (told_other.position, told_other.wait_seconds) == (10, 20.0)  # a different question: end of the line
+    assert len(kb.queries) == 2
+
+
+async def test_no_notice_for_an_asker_joining_a_flight_that_is_already_being_answered() -> None:
+    limiter = FakeLimiter(waiting=0)
+    service, kb, flights = gated_service(limiter)
+    heard: list[QueuePosition] = []
+
+    async def listener(position: QueuePosition) -> None:
+        heard.append(position)
+
+    first = asyncio.create_task(service.ask(Question("deploys?"), on_queued=listener))
+    await kb.asked.wait()  # sent at once: nobody was waiting
+    limiter.waiting = 3  # others queue up behind it
+    joiner = asyncio.create_task(service.ask(Question("deploys"), on_queued=listener))
+    await flights.reached(2)  # the joiner is past its notice and waits for the first flight
+    kb.gate.set()
+    await asyncio.gather(first, joiner)
+    assert heard == []  # the joiner's answer is the one on its way, not the end of the line
+    assert len(kb.queries) == 1
 
 
 async def test_queue_notice_is_sent_once_and_never_fails_the_answer() -> None:
@@ -194,7 +287,7 @@ async def test_queue_notice_is_sent_once_and_never_fails_the_answer() -> None:
     notify = queue_notice(send)
     await notify(QueuePosition(3, 2.4))  # the failure is swallowed (logged)
     await notify(QueuePosition(2, 1.0))  # a second report for the same question is not shown
-    assert sent == ["Lots of questions right now: you're #3 in line, about 2 s."]
+    assert sent == ["Lots of questions right now: you're #3 in line, about 3 s."]  # 2.4 s, rounded up
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])

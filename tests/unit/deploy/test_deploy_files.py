@@ -21,7 +21,9 @@ K8S = DEPLOY / "k8s"
 SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
 HTTP_PORT = Settings.model_fields["http_port"].default
 OPS_PORT = 9090  # the internal port every deploy file gives OPS_PORT
-DRAIN_SECONDS = 25  # GracefulShutdown's default grace_seconds
+DRAIN_SECONDS = Settings.model_fields["shutdown_grace_seconds"].default  # kbbot's whole stop
+#: What every orchestrator in deploy/ waits before SIGKILL: they agree with each other and with the README.
+KILL_SECONDS = 30
 
 
 def load_all(path: Path) -> list[dict[str, Any]]:
@@ -72,8 +74,8 @@ def test_deployment_probes_port_and_security() -> None:
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
-    # SIGTERM drain (25 s) plus preStop (5 s) must fit before SIGKILL.
-    assert pod["terminationGracePeriodSeconds"] > DRAIN_SECONDS + 5
+    # kbbot's whole stop plus preStop (5 s) must fit before SIGKILL.
+    assert pod["terminationGracePeriodSeconds"] == KILL_SECONDS > DRAIN_SECONDS + 5
     refs = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
     assert ("ConfigMap", "kbbot") in docs and ("Secret", "kbbot") in docs and refs == {"kbbot"}
     selector = deployment["spec"]["selector"]["matchLabels"]
@@ -133,7 +135,7 @@ def test_compose_file() -> None:
     assert bot["depends_on"]["redis"]["condition"] == "service_healthy"
     assert "healthcheck" in services["redis"]
     grace = int(re.fullmatch(r"(\d+)s", bot["stop_grace_period"]).group(1))  # type: ignore[union-attr]
-    assert grace > DRAIN_SECONDS
+    assert grace == KILL_SECONDS > DRAIN_SECONDS
     assert bot["read_only"] is True and bot["cap_drop"] == ["ALL"]
 
 
@@ -167,7 +169,7 @@ def test_systemd_unit() -> None:
     service = parser["Service"]
     assert service["ExecStart"].endswith("kbbot run")
     assert service["User"] not in ("root", "0")
-    assert service["KillSignal"] == "SIGTERM" and int(service["TimeoutStopSec"]) > DRAIN_SECONDS
+    assert service["KillSignal"] == "SIGTERM" and int(service["TimeoutStopSec"]) == KILL_SECONDS > DRAIN_SECONDS
     for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
                        "PrivateTmp": "yes", "CapabilityBoundingSet": ""}.items():  # fmt: skip
         assert service[key] == value, key
@@ -213,3 +215,12 @@ def test_docker_compose_config(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+def test_readmes_state_the_same_shutdown_numbers() -> None:
+    for readme in (ROOT / "README.md", DEPLOY / "README.md"):
+        text = " ".join(readme.read_text().split())
+        assert f"`SHUTDOWN_GRACE_SECONDS` ({DRAIN_SECONDS:g} s)" in text, readme
+        assert f"kills at {KILL_SECONDS} s" in text and f"`stop_grace_period: {KILL_SECONDS}s`" in text, readme
+        assert f"`terminationGracePeriodSeconds: {KILL_SECONDS}`" in text, readme
+        assert f"`TimeoutStopSec={KILL_SECONDS}`" in text, readme

@@ -1,0 +1,106 @@
+"""AskerQueue: turns round robin by asker, places in line, and refusing what cannot be answered at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kbbot.core.fairness import AskerQueue
+from kbbot.errors import ShuttingDown
+
+
+class Gate:
+    """Questions that hold their turn until released, recording the order in which turns were given."""
+
+    def __init__(self, queue: AskerQueue) -> None:
+        self.queue = queue
+        self.order: list[str] = []
+        self.release = asyncio.Event()
+
+    async def ask(self, asker: str | None, label: str) -> str:
+        async with self.queue.turn(asker):
+            self.order.append(label)
+            await self.release.wait()
+        return label
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_flood_does_not_hold_another_asker_up() -> None:
+    queue = AskerQueue(concurrency=1)
+    gate = Gate(queue)
+    flood = [asyncio.create_task(gate.ask("slack:U1", f"flood-{n}")) for n in range(50)]
+    await settle()
+    other = asyncio.create_task(gate.ask("slack:U2", "other"))
+    await settle()
+    assert queue.position("slack:U3") == 3  # a newcomer: after U1's next turn and U2's
+    assert queue.position("slack:U2") == 4  # U2's second: U1, U2, U1 again, then this one
+    gate.release.set()
+    await asyncio.gather(*flood, other)
+    # U1's first question was running; U2 got the very next turn, not the 51st.
+    assert gate.order[:3] == ["flood-0", "flood-1", "other"]
+
+
+async def test_round_robin_across_three_askers_and_fifo_within_one() -> None:
+    queue = AskerQueue(concurrency=1)
+    gate = Gate(queue)
+    tasks = [asyncio.create_task(gate.ask("a", "a0"))]
+    await settle()
+    tasks += [asyncio.create_task(gate.ask(asker, f"{asker}{n}")) for asker in "abc" for n in range(1, 3)]
+    await settle()
+    gate.release.set()
+    await asyncio.gather(*tasks)
+    assert gate.order == ["a0", "a1", "b1", "c1", "a2", "b2", "c2"]
+
+
+async def test_a_cancelled_waiter_gives_its_place_up_and_a_cancelled_grant_hands_the_turn_on() -> None:
+    queue = AskerQueue(concurrency=1)
+    gate = Gate(queue)
+    first = asyncio.create_task(gate.ask("a", "a0"))
+    await settle()
+    gone = asyncio.create_task(gate.ask("b", "b0"))
+    later = asyncio.create_task(gate.ask("c", "c0"))
+    await settle()
+    gone.cancel()
+    await settle()
+    assert queue.waiting() == 1
+    gate.release.set()
+    await asyncio.gather(first, later)
+    assert gate.order == ["a0", "c0"] and queue.waiting() == 0 and not queue.busy()
+
+
+async def test_close_refuses_what_cannot_be_answered_in_time_and_new_questions() -> None:
+    queue = AskerQueue(concurrency=1)
+    gate = Gate(queue)
+    running = asyncio.create_task(gate.ask("a", "a0"))
+    await settle()
+    waiting = [asyncio.create_task(gate.ask(f"u{n}", f"u{n}")) for n in range(10)]
+    await settle()
+    # One turn a second: within 3.5 s the next three can be answered; the seven after them cannot.
+    assert queue.close(answer_within=3.5, estimate=float) == 7
+    with pytest.raises(ShuttingDown):
+        await gate.ask("new", "new")
+    await settle()
+    refused = [t for t in waiting if t.done()]
+    assert len(refused) == 7 and all(isinstance(t.exception(), ShuttingDown) for t in refused)
+    assert queue.refuse_waiting() == 3  # the time is up for the rest
+    gate.release.set()
+    assert await running == "a0"  # what had its turn finishes
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, ShuttingDown) for r in results)
+
+
+async def test_anonymous_questions_each_take_their_own_turn() -> None:
+    queue = AskerQueue(concurrency=1)
+    gate = Gate(queue)
+    tasks = [asyncio.create_task(gate.ask(None, f"q{n}")) for n in range(3)]
+    await settle()
+    assert queue.waiting() == 2
+    gate.release.set()
+    assert await asyncio.gather(*tasks) == ["q0", "q1", "q2"]
+    with pytest.raises(ValueError):
+        AskerQueue(concurrency=0)
