@@ -37,7 +37,7 @@ from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
 from kbbot.store.ai_budget import LimitsAiBudget, parse_limit
-from kbbot.store.datadir import describe_failure, prepare_data_dir
+from kbbot.store.datadir import describe_failure, prepare_data_dir, warn_if_old_default_left_behind
 from kbbot.store.factory import Stores, build_stores
 from kbbot.store.namespace import namespace_from_settings
 
@@ -117,6 +117,7 @@ async def open_runtime(
     """
     data = settings.kbbot_data_dir
     prepare_data_dir(data)  # owner-only, and a clear line now if it is full, read-only or not ours
+    warn_if_old_default_left_behind(data, explicit="kbbot_data_dir" in settings.model_fields_set)
     async with AsyncExitStack() as exit_stack:
         http = await exit_stack.enter_async_context(
             httpx.AsyncClient(
@@ -169,7 +170,7 @@ async def open_stack(
         cache=stores.cache,
         flights=stores.flights,
         quota=stores.quota,
-        fallback=SearchAnswerer(index),
+        fallback=SearchAnswerer(index, min_relevance=settings.search_min_relevance),
         limiter=limiter if kb.supports_ai else None,
         max_chars=settings.question_max_chars,
         metrics=metrics,
@@ -324,6 +325,7 @@ def discord_options(settings: Settings) -> DiscordOptions:
         save_roles=settings.discord_save_roles,
         save_threads=settings.discord_save_threads,
         auto_channels=settings.discord_auto_channels,
+        auto_min_relevance=settings.auto_answer_min_relevance,
         require_message_content=settings.discord_require_message_content,
         shard_count=settings.discord_shard_count,
         api_url=settings.discord_api_url,

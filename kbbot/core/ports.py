@@ -154,6 +154,11 @@ class Answerer(Protocol):
 
     async def answer(self, question: str, *, limit: int = 3) -> Answer: ...
 
+    async def not_found(self, question: str) -> Answer:
+        """The honest "I couldn't find this in the wiki" (``empty``), with the closest pages it knows: the
+        reply when the knowledgebase's AI found nothing (Perfect Wiki's ``isEmptyResult``)."""
+        ...
+
 
 class Deduper(Protocol):
     """Remembers keys (e.g. Slack ``event_id``) for a while; shared across replicas with Redis."""

@@ -70,6 +70,10 @@ class ScriptedAsk:
             raise self.error
         return self.answer
 
+    async def not_found(self, question: str) -> Answer:
+        """As the search answerer's fallback: the reply when the wiki's AI found nothing."""
+        return Answer(text="I couldn't find this in the wiki.", related_pages=self.answer.related_pages, empty=True)
+
 
 @dataclass
 class RecordingSaver:
@@ -415,7 +419,7 @@ def busy_service(limiter: Any, kb: Any = None) -> AskService:
         cache=TTLAnswerCache(ttl_seconds=60, max_entries=10),
         flights=LocalSingleFlight(),
         quota=MemoryQuotaGate(probe_seconds=3600),
-        fallback=ScriptedAsk(),  # type: ignore[arg-type]  # never reached: the KB answers
+        fallback=ScriptedAsk(),  # type: ignore[arg-type]  # reached only when the wiki's AI finds nothing
         limiter=limiter,
     )
 
@@ -929,6 +933,44 @@ async def test_intents_and_auto_answer_channels(world: World, tmp_path: Path) ->
     assert fake.identifies[-1]["intents"] & message_content
     assert [q.text for q in ask.questions] == ["how do I deploy?"]
     assert_no_ping(post.body)
+
+
+@dataclass
+class RelevanceAsk(ScriptedAsk):
+    """Search answers whose relevance the question names ("weak" ones below the auto threshold)."""
+
+    async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer:
+        self.questions.append(question)
+        relevance = 0.5 if "weak" in question.text else 0.95
+        return Answer(text=f"From the wiki: {relevance}", source=Source.SEARCH, relevance=relevance)
+
+
+async def test_auto_answer_channels_answer_only_above_their_threshold(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    ask = RelevanceAsk()
+    async with running(
+        world,
+        ask=ask,
+        data_dir=tmp_path,
+        discord_auto_channels=world.forum["id"],
+        discord_save_threads=False,
+        auto_answer_min_relevance=0.8,
+    ):
+        weak = fake.message_payload(world.post, world.bob, "weak: what is the wifi password?")
+        fake.dispatch("MESSAGE_CREATE", weak)
+        # The handler is done when its 👀 is taken off again.
+        done = f"/channels/{world.post['id']}/messages/{weak['id']}/reactions/"
+        await fake.await_for(lambda: fake.calls_to("DELETE", done))
+        assert [q.text for q in ask.questions] == ["weak: what is the wifi password?"]
+        assert message_posts(fake, world.post) == []  # nobody asked the bot, and it had nothing good: quiet
+        # Asked by mention, the same weak answer is given; unasked, a confident one is too.
+        mention = f"<@{fake.app_id}> weak: and the guest network?"
+        fake.dispatch("MESSAGE_CREATE", fake.message_payload(world.post, world.bob, mention, mentions=[fake.bot_user]))
+        await fake.await_for(lambda: len(message_posts(fake, world.post)) == 1)
+        fake.dispatch("MESSAGE_CREATE", fake.message_payload(world.post, world.bob, "how do I deploy?"))
+        await fake.await_for(lambda: len(message_posts(fake, world.post)) == 2)
+    first, second = (post.body["embeds"][0]["description"] for post in message_posts(fake, world.post))
+    assert (first, second) == ("From the wiki: 0.5", "From the wiki: 0.95")
 
 
 async def test_sharded_client_connects_every_shard(world: World, tmp_path: Path) -> None:

@@ -73,6 +73,7 @@ class DiscordOptions:
     save_roles: Sequence[str] = ()
     save_threads: bool = True
     auto_channels: Sequence[int] = ()
+    auto_min_relevance: float = 0.8
     require_message_content: bool = False
     shard_count: int | None = None
     api_url: str | None = None
@@ -251,6 +252,7 @@ def build_discord_client(
         gate=gate,
         save_roles=options.save_roles,
         auto_channels=options.auto_channels,
+        auto_min_relevance=options.auto_min_relevance,
     )
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
     tree.interaction_check = gate.interaction_check  # type: ignore[method-assign]
