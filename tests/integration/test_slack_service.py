@@ -4,6 +4,7 @@ the fake Slack API."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
 import pytest
@@ -104,3 +105,16 @@ async def test_missing_settings_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
         async with slack_service(slack_credentials(Settings(slack_bot_token=BOT_TOKEN)), **_deps()):
             pass
+
+
+async def test_a_clean_start_logs_no_warnings(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # SLACK_BOT_TOKEN in the environment, as `kbbot run` has it: Bolt used to warn "token will be unused".
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    with FakeSlack() as slack, caplog.at_level("INFO"):
+        for extra in ({"slack_signing_secret": SIGNING_SECRET}, {"slack_app_token": APP_TOKEN}):
+            settings = Settings(slack_bot_token=BOT_TOKEN, slack_api_url=slack.api_url, **extra)
+            async with slack_service(settings, **_deps()) as service:
+                await service.connection.wait_ready()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

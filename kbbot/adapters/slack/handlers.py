@@ -31,7 +31,7 @@ from kbbot.adapters.slack.history import (
     title_hint,
     truncation_text,
 )
-from kbbot.adapters.slack.parsing import ThreadRef
+from kbbot.adapters.slack.parsing import ThreadRef, mentioned_users, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import save_modal
 from kbbot.core.ask import queue_notice
@@ -141,6 +141,21 @@ class SlackHandlers:
         return True
 
     # --- asking ---------------------------------------------------------------------------------
+
+    async def plain(self, text: str, *, bot_user_id: str | None = None, title: bool = False) -> str:
+        """What the user typed, as plain text with people's names instead of ``<@U…>`` ids (``users.info``,
+        cached) and without ``<!here>``-style broadcasts: what questions, commands and titles are made of.
+
+        ``title``: for the save modal, which must open within the 3 s of its trigger: names not found within a
+        second are left out rather than shown as ids."""
+        ids = mentioned_users(text) - {bot_user_id or ""}
+        names: dict[str, str] = {}
+        if ids:
+            try:
+                names = await asyncio.wait_for(self.users.names(ids), timeout=1.0 if title else None)
+            except TimeoutError:
+                names = {}
+        return plain_text(text, bot_user_id=bot_user_id, users=names, drop_unknown=title)
 
     def _question(self, text: str, user_id: str, conversation: str) -> Question:
         return Question(text=text, asker=Asker(id=user_id), conversation_key=conversation, platform=PLATFORM)
