@@ -20,12 +20,12 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack import rendering
-from kbbot.adapters.slack.handlers import AskPort, InFlight, SaverPort, SlackHandlers, SlackOptions
+from kbbot.adapters.slack.handlers import InFlight, SlackHandlers, SlackOptions
 from kbbot.adapters.slack.parsing import ThreadRef, parse_command, parse_permalink, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, parse_submission
 from kbbot.core.models import SavedPage
-from kbbot.core.ports import Deduper, FeedbackStore
+from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ class SlackBot:
 def build_slack(
     *,
     client: AsyncWebClient,
-    ask: AskPort,
-    saver: SaverPort,
+    ask: Asking,
+    saver: Saving,
     feedback: FeedbackStore,
     deduper: Deduper,
     options: SlackOptions | None = None,
