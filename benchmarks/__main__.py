@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import bench_burst, bench_check, bench_core, bench_index, bench_render
+from benchmarks import bench_burst, bench_check, bench_core, bench_index, bench_operations, bench_render
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -74,13 +74,41 @@ def _index_rows(table: Table, pages: int, row: dict[str, Any]) -> None:
     )
 
 
+def _operations_rows(table: Table, ops: dict[str, Any]) -> None:
+    """A real `kbbot run`: another person's answer during a flood, and SIGTERM with 300 waiting."""
+    for key, label in (("flood_default_budget", "default AI budget"), ("flood_no_budget", "no AI budget")):
+        flood = ops[key]
+        _row(
+            table,
+            f"other person's answer during a 300-question flood ({label})",
+            f"{flood['other_answer_seconds']} s",
+            "≤ 10 s",
+            flood["other_answer_seconds"] <= 10,
+        )
+    stop = ops["shutdown_300_queued"]
+    _row(
+        table,
+        "SIGTERM with 300 queued: time to exit",
+        f"{stop['exit_seconds']} s (exit {stop['exit_code']})",
+        "≤ 20 s",
+        stop["exit_seconds"] <= 20 and stop["exit_code"] == 0,
+    )
+    _row(
+        table,
+        "SIGTERM with 300 queued: askers never told",
+        f"{stop['never_told']} ({stop['answered']} answered, {stop['told_restarting']} told to ask again)",
+        "0",
+        stop["never_told"] == 0,
+    )
+
+
 def main() -> int:
     console = Console()
     started = time.monotonic()
     results: dict[str, Any] = {"python": sys.version.split()[0], "machine": platform.machine()}
     benches = (
         ("core", bench_core), ("burst", bench_burst), ("index", bench_index), ("render", bench_render),
-        ("check", bench_check),
+        ("check", bench_check), ("operations", bench_operations),
     )  # fmt: skip
     for name, bench in benches:
         console.print(f"running {name}…", style="dim")
@@ -161,6 +189,7 @@ def main() -> int:
         "≤ 15 s",
         check["hung_wiki_seconds"] <= 15 and check["exit_code"] == 4 and check["stderr_lines"] == 1,
     )
+    _operations_rows(table, results["operations"])
     console.print(table)
     console.print(f"total {results['total_seconds']} s; written to {RESULTS}", style="dim")
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
