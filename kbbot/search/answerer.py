@@ -104,6 +104,11 @@ class SearchAnswerer:
         ranked = await self._rank(question)
         return _dont_know(ranked, relevance=0.0)
 
+    async def ranking(self, question: str) -> list[PageRef]:
+        """The candidate pages for ``question``, best first, as the answer ranks them (benchmarks compare
+        this with other rankers)."""
+        return [_ref(c) for c in await self._rank(question)]
+
     async def _rank(self, question: str) -> list[_Candidate]:
         # The candidates' texts come with the ranking: one trip to the index thread per answer.
         result = await self.index.query(question, limit=self.candidates, texts=self.candidates)
