@@ -17,7 +17,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import bench_answers, bench_burst, bench_check, bench_core, bench_index, bench_render
+from benchmarks import (
+    bench_answers,
+    bench_burst,
+    bench_check,
+    bench_cli,
+    bench_core,
+    bench_import,
+    bench_index,
+    bench_render,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -80,7 +89,7 @@ def main() -> int:
     results: dict[str, Any] = {"python": sys.version.split()[0], "machine": platform.machine()}
     benches = (
         ("core", bench_core), ("burst", bench_burst), ("index", bench_index), ("render", bench_render),
-        ("check", bench_check), ("answers", bench_answers),
+        ("check", bench_check), ("answers", bench_answers), ("cli", bench_cli), ("import", bench_import),
     )  # fmt: skip
     for name, bench in benches:
         console.print(f"running {name}…", style="dim")
@@ -153,6 +162,21 @@ def main() -> int:
         "≤ 100 ms",
         render["markdown_ms"] <= 100,
     )
+    imported = results["import"]
+    _row(
+        table,
+        "mask secrets, 2,000 messages",
+        f"{imported['mask_ms_per_message']} ms a message (CPU {imported['mask_cpu_ms']} ms)",
+        f"≤ {bench_import.GOAL_MASK_MS_PER_MESSAGE} ms a message",
+        imported["mask_ms_per_message"] <= bench_import.GOAL_MASK_MS_PER_MESSAGE,
+    )
+    _row(
+        table,
+        f"read a Slack export, {imported['read_messages']:,} messages",
+        f"{imported['read_messages_per_second']:,} messages/s ({imported['read_threads']:,} pages)",
+        f"≥ {bench_import.GOAL_READ_MESSAGES_PER_SECOND:,} messages/s",
+        imported["read_messages_per_second"] >= bench_import.GOAL_READ_MESSAGES_PER_SECOND,
+    )
     check = results["check"]
     _row(
         table,
@@ -163,6 +187,19 @@ def main() -> int:
     )
     for what, value, goal, ok in bench_answers.rows(results["answers"]):
         _row(table, what, value, goal, ok)
+    cli = results["cli"]
+    base = f"python -c pass {cli['median_ms']['python_pass']} ms"
+    for what, key, ratio, goal in (
+        ("kbbot --version", "kbbot_version", "version_ratio", "goal_version_ratio"),
+        ("kbbot ask --json (embedded default)", "kbbot_ask_json", "ask_json_ratio", "goal_ask_ratio"),
+    ):
+        _row(
+            table,
+            f"start-up: {what}",
+            f"{cli[ratio]}× ({cli['median_ms'][key]} ms; {base})",
+            f"≤ {cli[goal]:g}×",
+            cli[ratio] <= cli[goal],
+        )
     console.print(table)
     console.print(f"total {results['total_seconds']} s; written to {RESULTS}", style="dim")
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

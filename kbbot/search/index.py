@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kbbot.errors import KbbotError
+from kbbot.errors import SearchIndexError
 from kbbot.search.query import QueryPlan, Term, matched_terms, plan_terms
 from kbbot.search.saved_chats import below_their_sources
 from kbbot.search.spelling import Vocabulary, is_english
@@ -201,10 +201,6 @@ class PageText:
     title: str
     url: str | None
     text: str
-
-
-class SearchIndexError(KbbotError):
-    """The index file could not be opened, read or written. ``str()`` names the file and the fix."""
 
 
 def _clean(text: str) -> str:
