@@ -9,9 +9,24 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
-from kbbot.core.models import AiAnswer, Answer, ContentFormat, KbInfo, Page, PageChange, PageRef, PageSummary
+from kbbot.core.models import (
+    AiAnswer,
+    Answer,
+    ContentFormat,
+    KbInfo,
+    Page,
+    PageChange,
+    PageRef,
+    PageSummary,
+    Question,
+    SavedPage,
+    Thread,
+)
+
+if TYPE_CHECKING:
+    from kbbot.core.ask import AskStatus, QueueListener
 
 T = TypeVar("T")
 
@@ -151,6 +166,25 @@ class Deduper(Protocol):
     async def first_seen(self, key: str, ttl_seconds: int = 3600) -> bool:
         """True the first time ``key`` is seen within ``ttl_seconds``; False for every repeat."""
         ...
+
+
+# --- what the core offers the adapters ----------------------------------------------------------------
+
+
+class Asking(Protocol):
+    """What every adapter (Slack, Discord, terminal, CLI) uses of :class:`kbbot.core.ask.AskService`."""
+
+    async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer: ...
+
+    async def status(self) -> AskStatus: ...
+
+
+class Saving(Protocol):
+    """What every adapter uses of :class:`kbbot.core.threads.ThreadSaver`."""
+
+    async def save(
+        self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None
+    ) -> SavedPage: ...
 
 
 # --- saving threads -----------------------------------------------------------------------------------

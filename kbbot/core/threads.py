@@ -116,7 +116,6 @@ class ThreadSaver:
         page_max_chars: int = 400_000,
         default_tags: Sequence[str] = (),
         retry: SaveRetryPolicy | None = None,
-        on_saved: SavedCallback | None = None,
         clock: Callable[[], float] = time.time,
         metrics: MetricsSink | None = None,
     ) -> None:
@@ -127,7 +126,6 @@ class ThreadSaver:
         self._renderer = PageRenderer(kb.content_format, max_chars=page_max_chars)
         self._default_tags = tuple(t for t in (slugify(tag) for tag in default_tags) if t)
         self._retry = retry or SaveRetryPolicy()
-        self.on_saved = on_saved
         self._listeners: dict[str, SavedCallback] = {}
         self._clock = clock
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
@@ -192,7 +190,8 @@ class ThreadSaver:
                 return await self._pending(map_key, page_title)
 
     def listen(self, platform: str, callback: SavedCallback) -> None:
-        """Call ``callback`` when a queued save of a ``platform`` thread completes (besides ``on_saved``).
+        """Call ``callback`` when a queued save of a ``platform`` thread completes (the asker was told "will
+        retry"; now they get the link). The one way to hear about saved pages.
 
         Each adapter registers for its own platform, so one shared saver can announce in Slack and Discord.
         """
@@ -262,9 +261,7 @@ class ThreadSaver:
                 except SaveError as exc:
                     log.warning("queued save of a %s thread failed: %s", item.platform, exc)
                     continue
-            for callback in (self.on_saved, self._listeners.get(item.platform)):
-                if callback is None:
-                    continue
+            if (callback := self._listeners.get(item.platform)) is not None:
                 try:
                     await callback(item.platform, item.conversation_key, page)
                 except Exception:

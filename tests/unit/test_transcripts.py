@@ -12,8 +12,8 @@ from rich.console import Console
 from kbbot.commands import save as save_cmd
 from kbbot.config import Settings
 from kbbot.core.models import SavedPage, Thread
-from kbbot.errors import KbbotError, SaveError
-from kbbot.transcripts import TranscriptError, load_transcript, parse_transcript
+from kbbot.errors import KbbotError, SaveError, TranscriptError
+from kbbot.transcripts import load_transcript, parse_transcript
 
 SLACK = [
     {
