@@ -25,6 +25,7 @@ from benchmarks import (
     bench_core,
     bench_import,
     bench_index,
+    bench_operations,
     bench_render,
     bench_slack,
 )
@@ -84,6 +85,34 @@ def _index_rows(table: Table, pages: int, row: dict[str, Any]) -> None:
     )
 
 
+def _operations_rows(table: Table, ops: dict[str, Any]) -> None:
+    """A real `kbbot run`: another person's answer during a flood, and SIGTERM with 300 waiting."""
+    for key, label in (("flood_default_budget", "default AI budget"), ("flood_no_budget", "no AI budget")):
+        flood = ops[key]
+        _row(
+            table,
+            f"other person's answer during a 300-question flood ({label})",
+            f"{flood['other_answer_seconds']} s",
+            "≤ 10 s",
+            flood["other_answer_seconds"] <= 10,
+        )
+    stop = ops["shutdown_300_queued"]
+    _row(
+        table,
+        "SIGTERM with 300 queued: time to exit",
+        f"{stop['exit_seconds']} s (exit {stop['exit_code']})",
+        "≤ 20 s",
+        stop["exit_seconds"] <= 20 and stop["exit_code"] == 0,
+    )
+    _row(
+        table,
+        "SIGTERM with 300 queued: askers never told",
+        f"{stop['never_told']} ({stop['answered']} answered, {stop['told_restarting']} told to ask again)",
+        "0",
+        stop["never_told"] == 0,
+    )
+
+
 def main() -> int:
     console = Console()
     started = time.monotonic()
@@ -91,7 +120,7 @@ def main() -> int:
     benches = (
         ("core", bench_core), ("burst", bench_burst), ("index", bench_index), ("render", bench_render),
         ("check", bench_check), ("answers", bench_answers), ("cli", bench_cli), ("import", bench_import),
-        ("slack", bench_slack),
+        ("operations", bench_operations), ("slack", bench_slack),
     )  # fmt: skip
     for name, bench in benches:
         console.print(f"running {name}…", style="dim")
@@ -211,6 +240,7 @@ def main() -> int:
             f"≤ {cli[goal]:g}×",
             cli[ratio] <= cli[goal],
         )
+    _operations_rows(table, results["operations"])
     console.print(table)
     console.print(f"total {results['total_seconds']} s; written to {RESULTS}", style="dim")
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
