@@ -29,6 +29,7 @@ from kbbot.errors import (
     Unauthorized,
     Unavailable,
 )
+from kbbot.knowledgebases import Knowledgebases, load_knowledgebases
 from kbbot.ops.logging import setup_logging
 from kbbot.runtime import open_runtime
 from kbbot.store.datadir import PRIVATE_UMASK, describe_failure
@@ -43,7 +44,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in COMMANDS:
         register(sub)
+    for name in KB_COMMANDS:
+        _add_kb_option(sub.choices[name])
     return parser
+
+
+#: The commands that work on one knowledgebase: ``--kb NAME`` picks it (default: the default route).
+KB_COMMANDS = ("ask", "chat", "pages", "index", "save", "import", "check")
+
+
+def _add_kb_option(parser: argparse.ArgumentParser) -> None:
+    """``--kb`` on the command and each of its subcommands (``kbbot pages list --kb eng`` and ``kbbot pages
+    --kb eng list`` alike); SUPPRESS keeps a subcommand's absent option from hiding the command's."""
+    parser.add_argument(
+        "--kb", metavar="NAME", default=argparse.SUPPRESS,
+        help="the knowledgebase of KBBOT_CONFIG to use (default: its default route)",
+    )
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                _add_kb_option(child)
 
 
 def exit_code(exc: KbbotError) -> int:
@@ -65,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_text_arguments(args)
         settings = load_settings()
-        return asyncio.run(_run(args, settings))
+        knowledgebases = load_knowledgebases(settings, os.environ)
+        return asyncio.run(_run(args, settings, knowledgebases))
     except KbbotError as exc:
         print(f"kbbot: {exc}", file=sys.stderr)
         return exit_code(exc)
@@ -101,8 +122,9 @@ def _log_level(args: argparse.Namespace, settings: Settings) -> str:
     return "ERROR"
 
 
-async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    setup_logging(_log_level(args, settings), settings.log_format, settings.secrets())
-    async with open_runtime(settings) as rt:
+async def _run(args: argparse.Namespace, settings: Settings, knowledgebases: Knowledgebases) -> int:
+    secrets = sorted({*settings.secrets(), *knowledgebases.secrets()})
+    setup_logging(_log_level(args, settings), settings.log_format, secrets)
+    async with open_runtime(settings, knowledgebases=knowledgebases, kb=getattr(args, "kb", None)) as rt:
         result: int = await args.handler(args, rt)
         return result

@@ -120,6 +120,8 @@ class AskStatus:
     cache: CacheStats
     quota: QuotaState
     queued: int
+    #: The configured name of the knowledgebase, when several are configured.
+    knowledgebase: str | None = None
 
 
 class AskService:
