@@ -200,6 +200,8 @@ def _knowledgebase(
     for key, value in table.items():
         if key in _SECRETS:
             value = _secret(value, f"{where}.{key}", environ, problem)
+        elif key == "folder" and isinstance(value, str):
+            value = problem.source.parent / Path(value).expanduser()  # relative to the file, not to the cwd
         elif key == "save_tags" and isinstance(value, list):
             value = tuple(str(tag) for tag in value)
         values[keys[key]] = value

@@ -94,6 +94,10 @@ class KnowledgebaseRouter:
 
     # --- choosing -----------------------------------------------------------------------------------------
 
+    async def chosen(self, platform: str, person: str) -> str:
+        """The knowledgebase ``person``'s direct messages ask."""
+        return await self.route(platform, (), person=person, direct=True)
+
     async def use(self, platform: str, person: str, argument: str) -> str:
         """`/kb use NAME` (Slack), `/use` (Discord): remember ``person``'s knowledgebase for direct messages and
         say so (Markdown); without a name, say which one they use and which there are."""
@@ -102,7 +106,7 @@ class KnowledgebaseRouter:
             return f"This bot answers from one knowledgebase only (`{self.default}`); there is nothing to choose."
         name = argument.strip()
         if not name:
-            current = await self.route(platform, (), person=person, direct=True)
+            current = await self.chosen(platform, person)
             return f"Your direct messages ask `{current}`. Knowledgebases: {names}."
         if name not in self._asks:
             shown = "".join(c for c in name[:40] if c.isalnum() or c in "-_.")
