@@ -19,6 +19,7 @@ from rich.console import Console
 from kbbot import __version__
 from kbbot.config import Settings
 from kbbot.core.ask import AskService
+from kbbot.core.outcomes import OutcomeRecorder, RecordingFeedback
 from kbbot.core.ports import KnowledgeBase, MetricsSink, RateLimiter
 from kbbot.core.threads import ThreadSaver
 from kbbot.errors import ConfigError
@@ -45,6 +46,7 @@ class Runtime:
     syncer: IndexSyncer
     ask: AskService
     saver: ThreadSaver
+    outcomes: OutcomeRecorder
 
     def configured_adapters(self) -> list[str]:
         s = self.settings
@@ -111,6 +113,15 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
             # Reading a folder of Markdown is cheap and local: keep the index current on every start.
             await syncer.sync()
 
+        namespace = namespace_from_settings(settings)
+        outcomes = OutcomeRecorder(
+            stores.outcomes,
+            knowledgebase=namespace.removeprefix("kbbot:").rstrip(":"),
+            retention_days=settings.gaps_retention_days,
+            quota_monthly=settings.perfectwiki_ai_quota_monthly if kb.supports_ai else None,
+        )
+        # Every adapter's 👎 also lands in the outcome log as "downvoted".
+        stores.feedback = RecordingFeedback(stores.feedback, outcomes)
         budget = _ai_budget(settings, stores)
         if budget is not None:
             stack.push_async_callback(budget.aclose)
@@ -124,6 +135,7 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
             limiter=limiter,
             max_chars=settings.question_max_chars,
             metrics=metrics,
+            outcomes=outcomes,
         )
         saver = ThreadSaver(
             kb,
@@ -143,6 +155,7 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
             syncer=syncer,
             ask=ask,
             saver=saver,
+            outcomes=outcomes,
         )
 
 

@@ -31,7 +31,9 @@ class SqliteFeedbackStore:
         self._db.execute(_SCHEMA)
         self._lock = asyncio.Lock()
 
-    async def record(self, *, platform: str, question: str, user_id: str, helpful: bool) -> None:
+    async def record(
+        self, *, platform: str, question: str, user_id: str, helpful: bool, channel: str = ""
+    ) -> None:
         async with self._lock:
             await asyncio.to_thread(
                 self._db.execute,
