@@ -38,7 +38,17 @@ lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check kbbot tests benchmarks
 	$(VENV)/bin/mypy
 
-bench: $(VENV)/.dev-installed ## benchmarks, table + benchmarks/results.json
+# The answer benchmark's extras: the BM25 peer (pip) and a real corpus, Debian's python3-doc. Either one
+# missing is skipped by the benchmark with a message saying how to get it.
+$(VENV)/.bench-installed: $(VENV)/.dev-installed
+	$(PIP) install -e '.[dev,redis,bench]' || echo "bench: could not install the [bench] extra; the BM25 peer is skipped"
+	@[ -d /usr/share/doc/python3-doc/html/library ] \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	       && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-doc >/dev/null 2>&1; } \
+	  || echo "bench: python3-doc is not installed (apt-get install python3-doc); the real-corpus set is skipped"
+	touch $@
+
+bench: $(VENV)/.bench-installed ## benchmarks, table + benchmarks/results.json
 	$(PY) -m benchmarks
 
 # Build and tool caches only: never a data folder (saved pages, queued saves), wherever KBBOT_DATA_DIR points.

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     question_max_chars: int = Field(2000, ge=10)
     request_timeout_seconds: float = Field(30.0, gt=0)
     index_refresh_seconds: int = Field(900, ge=0)
+    #: Search answers (no AI) below this relevance (0–1) say "I couldn't find this in the wiki" and link the
+    #: pages that may be related; auto-answer channels stay quiet below the second, higher one. The defaults
+    #: are kbbot.search.answerer's, calibrated on benchmarks/answers.
+    search_min_relevance: float = Field(0.62, ge=0, le=1)
+    auto_answer_min_relevance: float = Field(0.8, ge=0, le=1)
     #: Billed AI answers per person (``limits`` syntax, ``off`` for none); over it they get the search answer.
     ai_user_limit: str = "5/minute;40/day"
     #: Billed AI answers per channel and day (unset: no channel budget).

@@ -30,10 +30,11 @@ async def outcomes(directory: Path, **answerer_options: Any) -> list[Outcome]:
         finally:
             await kb.aclose()
         answerer = SearchAnswerer(index, **answerer_options)
-        return await evaluate(load(EVAL_SET), answerer.answer)
+        return await evaluate(load(EVAL_SET), answerer)
 
 
 def figures(results: list[Outcome]) -> dict[str, Any]:
+    """All figures, the tuning and held-out halves separately, and the misses (for -v)."""
     all_ = score(results)
     return {
         **all_.figures(),

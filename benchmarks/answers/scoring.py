@@ -9,14 +9,14 @@ are reported, so an overfitted threshold shows as a gap between them.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
-from kbbot.core.models import Answer
+from kbbot.core.models import Answer, PageRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,15 +113,29 @@ class Score:
         }
 
 
-AnswerFn = Callable[[str], Awaitable[Answer]]
+class Answering(Protocol):
+    async def answer(self, question: str, *, limit: int = 3) -> Answer: ...
+
+    async def ranking(self, question: str) -> list[PageRef]: ...
 
 
-async def evaluate(cases: Sequence[Case], answer: AnswerFn) -> list[Outcome]:
+async def evaluate(cases: Sequence[Case], answerer: Answering) -> list[Outcome]:
+    """Each case answered; page@k is judged on the answerer's full ranking (the answer itself links only the
+    pages that are about as relevant as the quoted one)."""
     outcomes = []
     for case in cases:
-        result = await answer(case.question)
-        outcomes.append(Outcome(case, result, [page.id for page in result.related_pages]))
+        result = await answerer.answer(case.question)
+        ranked = [page.id for page in await answerer.ranking(case.question)]
+        outcomes.append(Outcome(case, result, ranked))
     return outcomes
+
+
+def page_at(cases: Sequence[Case], rankings: Sequence[Sequence[str]], k: int) -> float | None:
+    """page@k in percent over the answerable ``cases``, for any ranker's page ids (e.g. a BM25 peer)."""
+    pairs = [(case, ranked) for case, ranked in zip(cases, rankings, strict=True) if case.pages]
+    if not pairs:
+        return None
+    return round(100 * sum(any(p in case.pages for p in ranked[:k]) for case, ranked in pairs) / len(pairs), 1)
 
 
 def score(outcomes: Sequence[Outcome], *, holdout: bool | None = None) -> Score:

@@ -46,6 +46,8 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
         "data_dir": str(s.kbbot_data_dir),
         "adapters": rt.configured_adapters(),
         "redis": s.redis_url is not None,
+        # The knowledgebase's key prefix in Redis (replicas of one bot show the same one; never the token).
+        "redis_namespace": rt.stores.namespace,
     }
     deadline = asyncio.get_running_loop().time() + CHECK_SECONDS
     # info() raises a KbbotError with a clear sentence (bad token, unreachable): the CLI prints it, exits non-zero.
@@ -55,12 +57,16 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     report["requests_left_minute"] = info.requests_left_minute
     if "slack" in report["adapters"]:
         from kbbot.adapters.slack.check import slack_status
+        from kbbot.runtime import slack_credentials
 
-        report["slack"] = asdict(await _within(deadline, "SLACK_API_URL", slack_status(s)))
+        report["slack"] = asdict(await _within(deadline, "SLACK_API_URL", slack_status(slack_credentials(s))))
     if "discord" in report["adapters"]:
         from kbbot.adapters.discord.check import discord_status
+        from kbbot.runtime import discord_options
 
-        report["discord"] = asdict(await _within(deadline, "DISCORD_API_URL", discord_status(s)))
+        assert s.discord_bot_token is not None
+        status = discord_status(s.discord_bot_token.get_secret_value(), discord_options(s))
+        report["discord"] = asdict(await _within(deadline, "DISCORD_API_URL", status))
     if args.json:
         print_json(rt.console, report)
         return 0
@@ -71,7 +77,8 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
         )
     rt.console.print(f"  data dir: {s.kbbot_data_dir}", markup=False, highlight=False)
     rt.console.print(f"  adapters: {', '.join(report['adapters']) or 'terminal only'}", markup=False)
-    rt.console.print(f"  redis: {'on' if report['redis'] else 'off (single process)'}", markup=False)
+    redis = f"on (keys under {rt.stores.namespace})" if report["redis"] else "off (single process)"
+    rt.console.print(f"  redis: {redis}", markup=False, highlight=False)
     if "slack" in report:
         _print_slack(rt, report["slack"])
     if "discord" in report:

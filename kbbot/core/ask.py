@@ -277,8 +277,8 @@ class AskService:
             return await self._paused(text)
         started = time.perf_counter()
         try:
-            async with self._turns.turn(asker):
-                ai = await self._kb.query(text)
+            await self._turns.admit(asker)
+            ai = await self._kb.query(text)
             if self._outcomes is not None:
                 await self._outcomes.ai_call()  # billed: counted per day for the quota forecast
         except QuotaExceeded:
@@ -289,6 +289,10 @@ class AskService:
         await self._quota.reset()
         self._metrics.quota_paused(False)
         log.debug("AI answer in %.0f ms", (time.perf_counter() - started) * 1000)
+        if ai.empty:
+            # The AI found nothing: the same honest reply as a search that finds nothing, with the closest
+            # pages of the index (never cached: a page written a minute later may answer it).
+            return replace(await self._fallback.not_found(text), source=Source.AI)
         # The wiki's AI reads saved-thread pages too and may quote kbbot's marker lines: never show them.
         answer = Answer(text=strip_markers(ai.text), related_pages=ai.related_pages, source=Source.AI, empty=ai.empty)
         # Only useful answers are cached: an empty result may be fixed by a page written a minute later.

@@ -28,8 +28,9 @@ __all__ = ["MASK", "Masked", "mask_text", "mask_thread", "strip_link_tokens"]
 MASK = "[secret masked]"
 
 #: detect-secrets modules whose detectors are pure token-format regexes (no keyword or entropy guessing).
+#: Artifactory's is left out too: "AP" + 9 letters matches plain words in chat ("APACHEKAFKA").
 _DETECTOR_MODULES = (
-    "artifactory", "aws", "azure_storage_key", "discord", "github_token", "gitlab_token", "jwt",
+    "aws", "azure_storage_key", "discord", "github_token", "gitlab_token", "jwt",
     "mailchimp", "npm", "openai", "private_key", "pypi_token", "sendgrid", "slack", "square_oauth", "stripe",
     "telegram_token", "twilio",
 )
@@ -39,7 +40,8 @@ _OWN_PATTERNS = (
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY"
     r"(?: BLOCK)?-----|\Z)",
     # Slack: bot/user/refresh/config/session tokens (xoxb, xoxp, xoxe, xoxe.xoxp, xoxc, xoxd …) and app tokens.
-    r"\bxox[a-z](?:\.xox[a-z])?-[A-Za-z0-9%-]{8,}",
+    # (A digit is required: every Slack token has one, "xoxo-see-you-all" has none.)
+    r"\bxox[abcdeoprs](?:\.xox[a-z])?-(?=[A-Za-z%-]*\d)[A-Za-z0-9%-]{8,}",
     r"\bxapp-\d-[A-Za-z0-9]+-\d+-[A-Za-z0-9]+",
     # Discord bot tokens: base64 user id . timestamp . HMAC (ids grew past detect-secrets' 23–25 characters).
     r"\b[MNO][A-Za-z\d_-]{23,27}\.[A-Za-z\d_-]{6}\.[A-Za-z\d_-]{27,38}\b",

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import sqlite3
 import tempfile
 from pathlib import Path
 
 from kbbot.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 #: The mode the data folder gets; files inside are created 0600 by the process umask.
 FOLDER_MODE = 0o700
@@ -52,6 +55,19 @@ def prepare_data_dir(path: Path) -> None:
             os.fsync(probe.fileno())
     except OSError as exc:
         raise _folder_error(path, exc) from None
+
+
+def warn_if_old_default_left_behind(data: Path, *, explicit: bool) -> None:
+    """Before the per-user default, kbbot kept its data in ``./.kbbot``. Started without ``KBBOT_DATA_DIR``
+    from such a folder, say where the queued saves and saved threads are instead of silently ignoring them."""
+    old = Path(".kbbot")
+    if explicit or not (old / "threads.sqlite3").is_file() or old.resolve() == data.resolve():
+        return
+    log.warning(
+        "found %s from an older kbbot (queued saves, saved threads) but the data folder is now %s: set "
+        "KBBOT_DATA_DIR=%s to keep using it, or move its files into %s",
+        old.resolve(), data, old.resolve(), data,
+    )
 
 
 def describe_failure(path: Path, exc: BaseException) -> DataDirError | None:

@@ -121,3 +121,15 @@ def test_full_disk_is_one_clear_line_and_keeps_the_queued_save(fake_pw: FakePerf
         finally:
             asyncio.run(outbox.aclose())
         assert [item.title for item in pending] == ["VPN guide"]
+
+
+def test_the_old_default_folder_is_pointed_out_not_silently_ignored(tmp_path: Path) -> None:
+    old = tmp_path / ".kbbot"
+    old.mkdir()
+    outbox = SqliteOutbox(old / DEFAULT_FILENAME)  # an older kbbot's store (its default was ./.kbbot)
+    asyncio.run(outbox.aclose())
+    warned = run_kbbot("ask", "vpn", env={"LOG_LEVEL": "DEBUG"}, cwd=tmp_path)
+    assert warned.returncode == 0, warned.stderr
+    assert "from an older kbbot" in warned.stderr and f"KBBOT_DATA_DIR={old}" in warned.stderr
+    chosen = run_kbbot("ask", "vpn", env={"LOG_LEVEL": "DEBUG", "KBBOT_DATA_DIR": str(old)}, cwd=tmp_path)
+    assert chosen.returncode == 0 and "older kbbot" not in chosen.stderr

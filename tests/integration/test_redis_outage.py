@@ -77,6 +77,7 @@ async def bot(
         "HTTP_PORT": "0",
         "LOG_FORMAT": "json",
         "INDEX_REFRESH_SECONDS": "0",
+        "AI_USER_LIMIT": "off",  # one test asker asks everything
         "KBBOT_DATA_DIR": str(tmp_path / "data"),
     }
     log_path = tmp_path / "bot.log"

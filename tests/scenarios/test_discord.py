@@ -31,6 +31,7 @@ from kbbot.core.models import AiAnswer, Answer, PageRef, Question, SavedPage, So
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.errors import ConfigError, QuotaExceeded, Unauthorized, Unavailable
 from kbbot.ops.shutdown import TaskTracker
+from kbbot.runtime import discord_options
 from kbbot.store.limiter import TokenRateLimiter
 from kbbot.store.memory import LocalSingleFlight, MemoryFeedbackStore, MemoryQuotaGate, TTLAnswerCache
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
@@ -68,6 +69,10 @@ class ScriptedAsk:
         if self.error is not None:
             raise self.error
         return self.answer
+
+    async def not_found(self, question: str) -> Answer:
+        """As the search answerer's fallback: the reply when the wiki's AI found nothing."""
+        return Answer(text="I couldn't find this in the wiki.", related_pages=self.answer.related_pages, empty=True)
 
 
 @dataclass
@@ -132,8 +137,7 @@ async def running(
         ask=ask or ScriptedAsk(),
         saver=saver or RecordingSaver(),
         feedback=feedback or MemoryFeedbackStore(),
-        settings=Settings(**settings),
-        data_dir=data_dir,
+        options=discord_options(Settings(**settings, kbbot_data_dir=data_dir)),
         client_options={"guild_ready_timeout": 0.05},
         **({"in_flight": tracker.work} if tracker is not None else {}),
     )
@@ -415,7 +419,7 @@ def busy_service(limiter: Any, kb: Any = None) -> AskService:
         cache=TTLAnswerCache(ttl_seconds=60, max_entries=10),
         flights=LocalSingleFlight(),
         quota=MemoryQuotaGate(probe_seconds=3600),
-        fallback=ScriptedAsk(),  # type: ignore[arg-type]  # never reached: the KB answers
+        fallback=ScriptedAsk(),  # type: ignore[arg-type]  # reached only when the wiki's AI finds nothing
         limiter=limiter,
     )
 
@@ -931,6 +935,44 @@ async def test_intents_and_auto_answer_channels(world: World, tmp_path: Path) ->
     assert_no_ping(post.body)
 
 
+@dataclass
+class RelevanceAsk(ScriptedAsk):
+    """Search answers whose relevance the question names ("weak" ones below the auto threshold)."""
+
+    async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer:
+        self.questions.append(question)
+        relevance = 0.5 if "weak" in question.text else 0.95
+        return Answer(text=f"From the wiki: {relevance}", source=Source.SEARCH, relevance=relevance)
+
+
+async def test_auto_answer_channels_answer_only_above_their_threshold(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    ask = RelevanceAsk()
+    async with running(
+        world,
+        ask=ask,
+        data_dir=tmp_path,
+        discord_auto_channels=world.forum["id"],
+        discord_save_threads=False,
+        auto_answer_min_relevance=0.8,
+    ):
+        weak = fake.message_payload(world.post, world.bob, "weak: what is the wifi password?")
+        fake.dispatch("MESSAGE_CREATE", weak)
+        # The handler is done when its 👀 is taken off again.
+        done = f"/channels/{world.post['id']}/messages/{weak['id']}/reactions/"
+        await fake.await_for(lambda: fake.calls_to("DELETE", done))
+        assert [q.text for q in ask.questions] == ["weak: what is the wifi password?"]
+        assert message_posts(fake, world.post) == []  # nobody asked the bot, and it had nothing good: quiet
+        # Asked by mention, the same weak answer is given; unasked, a confident one is too.
+        mention = f"<@{fake.app_id}> weak: and the guest network?"
+        fake.dispatch("MESSAGE_CREATE", fake.message_payload(world.post, world.bob, mention, mentions=[fake.bot_user]))
+        await fake.await_for(lambda: len(message_posts(fake, world.post)) == 1)
+        fake.dispatch("MESSAGE_CREATE", fake.message_payload(world.post, world.bob, "how do I deploy?"))
+        await fake.await_for(lambda: len(message_posts(fake, world.post)) == 2)
+    first, second = (post.body["embeds"][0]["description"] for post in message_posts(fake, world.post))
+    assert (first, second) == ("From the wiki: 0.5", "From the wiki: 0.95")
+
+
 async def test_sharded_client_connects_every_shard(world: World, tmp_path: Path) -> None:
     fake = world.fake
     async with running(world, data_dir=tmp_path, discord_shard_count=2) as client:
@@ -1209,8 +1251,8 @@ async def test_a_save_that_lands_before_discord_is_connected_is_linked_once_it_i
 
 async def test_saved_poster_gives_up_quietly_when_discord_never_connects(world: World, tmp_path: Path) -> None:
     client = build_discord_client(
-        ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(), settings=Settings(),
-        data_dir=tmp_path,
+        ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(),
+        options=discord_options(Settings(kbbot_data_dir=tmp_path)),
     )
     saved = SavedPage(id="9", url="https://wiki.example/9", created=True, title="Early")
     await asyncio.wait_for(saved_poster(client, ready_timeout=0.2)("discord", world.thread["id"], saved), 5)
@@ -1243,8 +1285,7 @@ async def test_setup_mistakes_become_clear_config_errors(world: World, tmp_path:
             ask=ScriptedAsk(),
             saver=RecordingSaver(),
             feedback=MemoryFeedbackStore(),
-            settings=Settings(**settings),
-            data_dir=tmp_path,
+            options=discord_options(Settings(**settings, kbbot_data_dir=tmp_path)),
         )
 
     with pytest.raises(Unauthorized, match="DISCORD_BOT_TOKEN was rejected") as rejected:
@@ -1272,8 +1313,8 @@ async def test_close_code_4014_falls_back_or_is_one_line_naming_the_portal_switc
 
     def client(**settings: Any) -> discord.Client:
         built = build_discord_client(
-            ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(), settings=Settings(**settings),
-            data_dir=tmp_path,
+            ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(),
+            options=discord_options(Settings(**settings, kbbot_data_dir=tmp_path)),
         )
         built.setup_hook = _no_setup  # type: ignore[method-assign]  # skip the flag check: straight to IDENTIFY
         return built

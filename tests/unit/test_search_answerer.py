@@ -8,7 +8,7 @@ import pytest
 from kbbot.backends.local import LocalBackend
 from kbbot.core.models import Source
 from kbbot.core.ports import Answerer
-from kbbot.search.answerer import NOT_FOUND, SearchAnswerer
+from kbbot.search.answerer import DEFAULT_AUTO_MIN_RELEVANCE, DEFAULT_MIN_RELEVANCE, NOT_FOUND, SearchAnswerer
 from kbbot.search.index import IndexedPage, SearchIndex
 from kbbot.search.sync import IndexSyncer
 
@@ -111,6 +111,9 @@ async def test_weak_matches_are_left_out(index: SearchIndex) -> None:
 async def test_huge_and_hostile_questions(sample: SearchIndex) -> None:
     answerer = SearchAnswerer(sample)
     answer = await answerer.answer("vpn setup " + '🤖 NEAR( " * - : ^ ((' * 10_000)
+    # "near" is a word the wiki lacks, so this may well be a don't-know; either way the VPN page is first.
+    assert answer.related_pages[0].id == "vpn-setup"
+    answer = await answerer.answer("vpn setup " + '🤖 " * - : ^ ((' * 10_000)
     assert not answer.empty and answer.related_pages[0].id == "vpn-setup"
     answer = await answerer.answer("password reset", limit=0)  # at least one page, whatever the caller asks
     assert len(answer.related_pages) == 1
@@ -125,3 +128,73 @@ async def test_quoted_text_is_verbatim_but_never_a_heading(index: SearchIndex) -
     assert "> \u200b# start it at boot  \n>   \u200b# indented comment" in answer.text
     assert "— [Shell (tips) (v2)](https://kb.example/shell%20tips%20%28v2%29)" in answer.text
     assert answer.related_pages[0].url == "https://kb.example/shell tips (v2)"  # the PageRef keeps the real URL
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "what's the wifi password in the office",
+        "zzzqqq nothing matches",
+        "how do I cook pasta",
+        "can I expense a gym membership",
+        "who is the CEO",
+    ],
+)
+async def test_out_of_scope_is_an_honest_dont_know(sample: SearchIndex, question: str) -> None:
+    answer = await SearchAnswerer(sample).answer(question)
+    assert answer.empty and answer.source is Source.SEARCH
+    assert answer.text.startswith(NOT_FOUND) and "From the wiki" not in answer.text and ">" not in answer.text
+    assert len(answer.related_pages) <= 3
+    assert answer.relevance is not None and answer.relevance < DEFAULT_MIN_RELEVANCE
+
+
+@pytest.mark.parametrize(
+    ("question", "page", "fact"),
+    [
+        ("how do i reqest vacaton", "leave-and-pto", "Time off → Request"),  # typos
+        ("parental leave in Germany", "leave-and-pto", "16 weeks"),  # not the sick leave next to it
+        ("rollback a bad deploy", "deploys", "--rollback"),  # the command under the lead-in
+        ("I forgot my pasword", "password-reset", "/recover"),
+    ],
+)
+async def test_the_quoted_passage_answers(sample: SearchIndex, question: str, page: str, fact: str) -> None:
+    answer = await SearchAnswerer(sample).answer(question)
+    assert not answer.empty and answer.related_pages[0].id == page
+    assert fact in answer.text
+    assert answer.text.count("\n— ") <= 2  # at most two passages
+
+
+async def test_the_threshold_is_a_setting(sample: SearchIndex) -> None:
+    question = "where is the Munich office"
+    assert (await SearchAnswerer(sample).answer(question)).empty
+    lenient = await SearchAnswerer(sample, min_relevance=0.0).answer(question)
+    assert not lenient.empty and lenient.text.startswith("From the wiki:")
+    strict = await SearchAnswerer(sample, min_relevance=0.99).answer("installing wireguard on my macbook")
+    assert strict.empty and strict.related_pages[0].id == "vpn-setup"  # the page is still offered
+
+
+async def test_not_found_offers_the_closest_pages(sample: SearchIndex) -> None:
+    # Perfect Wiki's AI said isEmptyResult: the honest reply, with what the index finds closest.
+    answer = await SearchAnswerer(sample).not_found("vpn handshake never completes")
+    assert answer.empty and answer.text.startswith(NOT_FOUND)
+    assert answer.related_pages[0].id == "vpn-setup" and len(answer.related_pages) <= 3
+    nothing = await SearchAnswerer(sample).not_found("zzzqqq")
+    assert nothing.empty and nothing.text == NOT_FOUND and nothing.related_pages == ()
+
+
+def test_auto_answers_need_the_higher_threshold() -> None:
+    from kbbot.core.models import Answer
+
+    assert Answer("From the wiki: …", source=Source.SEARCH, relevance=0.7).confident(0.66)
+    assert not Answer("From the wiki: …", source=Source.SEARCH, relevance=0.7).confident(0.8)
+    assert Answer("An AI answer.").confident(0.8)  # no relevance: the AI answered
+    assert not Answer(NOT_FOUND, empty=True, relevance=0.9).confident(0.0)
+    assert not Answer("   ").confident(0.0)
+
+
+def test_settings_defaults_are_the_calibrated_ones() -> None:
+    from kbbot.config import Settings
+
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.search_min_relevance == DEFAULT_MIN_RELEVANCE
+    assert settings.auto_answer_min_relevance == DEFAULT_AUTO_MIN_RELEVANCE

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import Protocol
 
 import discord
 from discord.utils import MISSING
@@ -20,9 +19,9 @@ from kbbot.adapters.discord.guilds import GuildGate
 from kbbot.adapters.discord.history import blanked, display_names, read_thread, thread_to_neutral
 from kbbot.adapters.discord.permissions import can_read_history, denied_text, may_save
 from kbbot.adapters.discord.render import OutgoingMessage, render_answer, render_text, safe
-from kbbot.core.ask import QueueListener, queue_notice
-from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
-from kbbot.core.ports import FeedbackStore
+from kbbot.core.ask import queue_notice
+from kbbot.core.models import Answer, Asker, Question, SavedPage
+from kbbot.core.ports import Asking, FeedbackStore, Saving
 from kbbot.core.replies import error_reply, masked_note
 from kbbot.errors import KbbotError
 
@@ -61,18 +60,6 @@ BLANK_HISTORY = (
 WORKING = "👀"
 
 
-class Asking(Protocol):
-    """The part of ``AskService`` the adapter uses."""
-
-    async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer: ...
-
-
-class Saving(Protocol):
-    """The part of ``ThreadSaver`` the adapter uses."""
-
-    async def save(self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None) -> SavedPage: ...
-
-
 Interaction = discord.Interaction[discord.Client]
 
 
@@ -89,6 +76,7 @@ class DiscordHandlers:
         gate: GuildGate | None = None,
         save_roles: Sequence[str] = (),
         auto_channels: Sequence[int] = (),
+        auto_min_relevance: float = 0.0,
     ) -> None:
         self._client = client
         self._gate = gate or GuildGate(client, ())
@@ -97,6 +85,7 @@ class DiscordHandlers:
         self._feedback = feedback
         self._save_roles = tuple(save_roles)
         self._auto_channels = frozenset(auto_channels)
+        self._auto_min_relevance = auto_min_relevance
 
     # ------------------------------------------------------------------------------------------ asking
 
@@ -112,11 +101,8 @@ class DiscordHandlers:
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return None
         content = message.content or ""
-        # "@kbbot" typed in a server often autocompletes to the bot's managed role rather than its user.
-        self_role = message.guild.self_role if message.guild is not None else None
-        own = re.compile(rf"<@!?{me.id}>" + (rf"|<@&{self_role.id}>" if self_role is not None else ""))
-        mentioned = bool(own.search(content))
-        if message.guild is not None and not mentioned and not self._auto_answers(message, content):
+        own = self._own_mention(message, me.id)
+        if self._unasked(message) and not self._auto_answers(message, content):
             return None
         text = own.sub(" ", content)
         # Other mentions → names, so the wiki AI sees "@Ana", not "<@1234>".
@@ -128,6 +114,19 @@ class DiscordHandlers:
         for channel in message.channel_mentions:
             text = text.replace(f"<#{channel.id}>", "#" + channel.name)
         return text.strip()
+
+    @staticmethod
+    def _own_mention(message: discord.Message, my_id: int) -> re.Pattern[str]:
+        # "@kbbot" typed in a server often autocompletes to the bot's managed role rather than its user.
+        self_role = message.guild.self_role if message.guild is not None else None
+        return re.compile(rf"<@!?{my_id}>" + (rf"|<@&{self_role.id}>" if self_role is not None else ""))
+
+    def _unasked(self, message: discord.Message) -> bool:
+        """A server message that does not mention the bot: answered only in auto-answer channels."""
+        me = self._client.user
+        if message.guild is None or me is None:
+            return False
+        return not self._own_mention(message, me.id).search(message.content or "")
 
     def _auto_answers(self, message: discord.Message, content: str) -> bool:
         if not self._auto_channels or "?" not in content:
@@ -161,6 +160,10 @@ class DiscordHandlers:
                     answer = await self._ask.ask(question, on_queued=notice)
             except Exception as exc:
                 await self._reply_text(message, self._describe(exc))
+                return
+            if self._unasked(message) and not answer.confident(self._auto_min_relevance):
+                # Nobody asked the bot: a "couldn't find it" or a weak quote would only be noise.
+                log.info("Discord: stayed quiet in an auto-answer channel (no confident answer)")
                 return
             await self._reply_answer(message, answer, question.text)
         finally:

@@ -25,6 +25,10 @@ class FakeSearch:
         self.calls.append(question)
         return Answer(text="From the wiki: …", related_pages=(PageRef("p9", "VPN"),), source=Source.SEARCH)
 
+    async def not_found(self, question: str) -> Answer:
+        self.calls.append(question)
+        return Answer(text="I couldn't find this in the wiki.", related_pages=(PageRef("p9", "VPN"),), empty=True)
+
 
 class Clock:
     def __init__(self) -> None:
@@ -96,6 +100,16 @@ async def test_empty_answers_are_not_cached() -> None:
     await service.ask(Question("unknown thing"))
     assert first.empty and first.source is Source.AI
     assert len(kb.queries) == 2
+
+
+async def test_empty_ai_result_gets_the_honest_reply_with_the_index_pages() -> None:
+    # Perfect Wiki's isEmptyResult: not its own wording, but the same reply as a search that finds nothing,
+    # with the index's closest pages.
+    service, search = make_service(AiKnowledgeBase(empty=True))
+    answer = await service.ask(Question("wifi password?"))
+    assert answer.empty and answer.source is Source.AI
+    assert answer.text == "I couldn't find this in the wiki." and [p.id for p in answer.related_pages] == ["p9"]
+    assert search.calls == ["wifi password?"]
 
 
 async def test_quota_breaker_one_probe_per_interval() -> None:

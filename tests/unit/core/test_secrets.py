@@ -43,6 +43,8 @@ def test_slack_file_link_token_is_stripped_not_masked() -> None:
         "uuid 123e4567-e89b-12d3-a456-426614174000 and base64 aGVsbG8gd29ybGQ=",
         "",
         "ünïcødé 🎉 \x00\x1f",
+        "xoxo-see-you-all and we use APACHEKAFKA2024 today",
+        "com.example.MyService.handleRequest(Request.java:42) and NodeJS.Timeout.refresh()",
     ],
 )
 def test_ordinary_chat_is_left_alone(text: str) -> None:

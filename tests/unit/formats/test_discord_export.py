@@ -135,3 +135,11 @@ def test_hostile_content_is_converted_not_trusted() -> None:
     assert "@\u200beveryone" in first.text and "javascript:" not in first.text
     assert first.text.startswith("> ↪ *Reply to a message not in this export*")
     assert second.author_name == "unknown" and second.text == ""
+
+
+def test_emoji_shortcodes_never_inside_math_or_code() -> None:
+    data = {"channel": {"id": "1"}, "messages": [
+        {"id": "1", "timestamp": "2026-01-01T00:00:00Z", "author": {"id": "2", "name": "a"},
+         "content": "ratio $1:100:1000$ is :100: but `:100:` stays"}]}
+    [message] = parse_discord_export(data, "x").thread.messages
+    assert message.text == "ratio $1:100:1000$ is 💯 but `:100:` stays"
