@@ -30,6 +30,9 @@ class Clock:
 
 class Search:
     async def answer(self, question: str, *, limit: int = 3) -> Answer:
+        return await self.not_found(question)
+
+    async def not_found(self, question: str) -> Answer:
         return Answer(text="I couldn't find this in the wiki.", source=Source.SEARCH, empty=True)
 
 
