@@ -30,9 +30,9 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 
 from kbbot.backends import frontmatter
-from kbbot.backends.slugs import slugify
 from kbbot.core.models import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageRef, PageSummary
 from kbbot.core.ports import Priority
+from kbbot.core.slugs import slugify
 from kbbot.errors import BadRequest, ConfigError, NotFound, Unsupported
 
 log = logging.getLogger(__name__)
