@@ -33,6 +33,7 @@ __all__ = ["ExportChannel", "SlackImport", "is_slack_export", "read_slack_export
 
 #: One day file bigger than this is not a day of chat (Slack's own day files are a few MB at most).
 MAX_FILE_BYTES = 64 * 1024 * 1024
+_MARKERS = ("users.json", "channels.json")
 _DAY_FILE = re.compile(r"(\d{4}-\d{2}-\d{2})\.json")
 _LISTS = (("channels.json", "channel"), ("groups.json", "private channel"), ("mpims.json", "group DM"),
           ("dms.json", "DM"))
@@ -68,11 +69,12 @@ class _Source:
         self._zip: zipfile.ZipFile | None = None
         self._root = PurePosixPath()
         if path.is_dir():
-            roots = [p.parent for p in path.glob("*/users.json")] if not (path / "users.json").exists() else []
-            if not (path / "users.json").exists() and not (path / "channels.json").exists():
+            if not any((path / marker).exists() for marker in _MARKERS):
+                # An export unzipped with its top folder ("Acme Slack export Jan 1 2024/users.json").
+                roots = {p.parent for marker in _MARKERS for p in path.glob(f"*/{marker}")}
                 if len(roots) != 1:
                     raise ExportError(f"{path} has no channels.json or users.json: not a Slack export folder")
-                self._root = PurePosixPath(roots[0].name)
+                self._root = PurePosixPath(roots.pop().name)
             self._names = sorted(
                 str(p.relative_to(path / self._root).as_posix()) for p in (path / self._root).rglob("*.json")
             )
@@ -82,7 +84,7 @@ class _Source:
         except (zipfile.BadZipFile, OSError) as exc:
             raise ExportError(f"{path} is neither a folder nor a readable zip file ({exc})") from None
         names = [n for n in self._zip.namelist() if not n.endswith("/")]
-        markers = [n for n in names if PurePosixPath(n).name in ("users.json", "channels.json")]
+        markers = [n for n in names if PurePosixPath(n).name in _MARKERS]
         if not markers:
             raise ExportError(f"{path} has no channels.json or users.json: not a Slack export")
         self._root = PurePosixPath(min(markers, key=len)).parent

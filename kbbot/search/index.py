@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from kbbot.errors import SearchIndexError
 from kbbot.search.query import QueryPlan, Term, matched_terms, plan_terms
 from kbbot.search.saved_chats import below_their_sources
-from kbbot.search.spelling import Vocabulary
+from kbbot.search.spelling import Vocabulary, is_english
 
 log = logging.getLogger(__name__)
 
@@ -495,7 +495,7 @@ class SearchIndex:
             parts = vocabulary.split(word)  # "helpdesk" → help desk
             planned += [Term(word, part, vocabulary.docs(part), corrected=True) for part in parts]
             if not parts:
-                planned.append(Term(word, stem_, 0))
+                planned.append(Term(word, stem_, 0, english=is_english(word)))
         return QueryPlan(tuple(planned), self._total_docs)
 
     def _vocabulary_sync(self) -> Vocabulary:

@@ -109,3 +109,9 @@ def test_export_without_lists_uses_its_folders(tmp_path: Path) -> None:
     [thread] = result.threads
     assert thread.channel_name == "random" and thread.messages[0].text == "hello"
     assert any("channels.json: skipped" in p for p in result.problems)
+
+
+def test_folder_unzipped_with_its_top_folder(tmp_path: Path) -> None:
+    _export(tmp_path / "Acme Slack export Mar 1 2024")
+    result = read_slack_export(tmp_path)
+    assert len(result.threads) == 4 and result.problems == []
