@@ -27,6 +27,7 @@ from benchmarks import (
     bench_index,
     bench_operations,
     bench_render,
+    bench_slack,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -119,7 +120,7 @@ def main() -> int:
     benches = (
         ("core", bench_core), ("burst", bench_burst), ("index", bench_index), ("render", bench_render),
         ("check", bench_check), ("answers", bench_answers), ("cli", bench_cli), ("import", bench_import),
-        ("operations", bench_operations),
+        ("operations", bench_operations), ("slack", bench_slack),
     )  # fmt: skip
     for name, bench in benches:
         console.print(f"running {name}…", style="dim")
@@ -214,6 +215,15 @@ def main() -> int:
         f"{check['hung_wiki_seconds']} s (exit {check['exit_code']}, {check['stderr_lines']} line)",
         "≤ 15 s",
         check["hung_wiki_seconds"] <= 15 and check["exit_code"] == 4 and check["stderr_lines"] == 1,
+    )
+    flood = results["slack"]
+    _row(
+        table,
+        f"Slack endpoint, {flood['attackers']} clients flooding unsigned 1 MiB bodies",
+        f"{flood['cpu_ms_per_refused_request']} ms CPU each ({flood['unsigned_1mib_refused']:,} refused); "
+        f"acks p95 {flood['ack_p95_ms']} ms, max {flood['ack_max_ms']} ms",
+        "≤ 10 ms CPU each (was 360 ms); acks < 3000 ms",
+        flood["cpu_ms_per_refused_request"] <= 10 and flood["ack_max_ms"] < 3000,
     )
     for what, value, goal, ok in bench_answers.rows(results["answers"]):
         _row(table, what, value, goal, ok)

@@ -233,6 +233,9 @@ class OutboxItem:
     #: Whether an update replaces the page's tags. False when the tags are only the defaults: a re-save then
     #: keeps whatever tags the page has (people may have tagged it in the wiki); new pages get the defaults.
     retag: bool = True
+    #: Whether the platform adapter posts the page's link in the conversation when a queued save lands. False
+    #: for imports: nobody in that (possibly years-old) Slack thread asked for the save.
+    announce: bool = True
     revision: int = 0
     attempts: int = 0
     next_attempt_at: float = 0.0

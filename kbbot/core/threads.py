@@ -135,10 +135,11 @@ class ThreadSaver:
     # --- saving --------------------------------------------------------------------------------------------
 
     async def save(
-        self, thread: Thread, title: str | None = None, tags: Iterable[str] | None = None
+        self, thread: Thread, title: str | None = None, tags: Iterable[str] | None = None, *, announce: bool = True
     ) -> SavedPage:
         """Save (or re-save) ``thread``. Returns ``pending=True`` when the wiki is unavailable and the save
-        was queued; raises :class:`SaveError` when it cannot be saved at all."""
+        was queued; raises :class:`SaveError` when it cannot be saved at all. ``announce=False`` (imports):
+        when a queued save lands later, nothing is posted in the conversation."""
         started = time.perf_counter()
         outcome = "failed"
         try:
@@ -148,7 +149,7 @@ class ThreadSaver:
                 masked, title = await asyncio.to_thread(mask_thread, thread, title)
             else:
                 masked, title = mask_thread(thread, title)
-            saved = await self._save(masked.thread, title, tags, masked=masked.count)
+            saved = await self._save(masked.thread, title, tags, masked=masked.count, announce=announce)
             if masked.count:  # the adapters' replies say it too (see kbbot.core.replies.masked_note)
                 saved = dataclasses.replace(saved, extra={**saved.extra, "masked": masked.count})
             outcome = "queued" if saved.pending else "created" if saved.created else "updated"
@@ -157,7 +158,7 @@ class ThreadSaver:
             self._metrics.save(outcome, time.perf_counter() - started)
 
     async def _save(
-        self, thread: Thread, title: str | None, tags: Iterable[str] | None, *, masked: int
+        self, thread: Thread, title: str | None, tags: Iterable[str] | None, *, masked: int, announce: bool
     ) -> SavedPage:
         if not thread.messages:
             raise SaveError("There is nothing to save: the thread has no messages.")
@@ -174,6 +175,7 @@ class ThreadSaver:
             title=page_title,
             tags=page_tags,
             retag=tags is not None,
+            announce=announce,
             parts=tuple(OutboxPart(part.title, part.content) for part in parts),
         )
         async with self._lock(map_key):
@@ -261,7 +263,7 @@ class ThreadSaver:
                 except SaveError as exc:
                     log.warning("queued save of a %s thread failed: %s", item.platform, exc)
                     continue
-            if (callback := self._listeners.get(item.platform)) is not None:
+            if claimed.announce and (callback := self._listeners.get(item.platform)) is not None:
                 try:
                     await callback(item.platform, item.conversation_key, page)
                 except Exception:

@@ -282,7 +282,8 @@ class FlakySaver:
     def title_for(self, thread: Any, title: str | None = None) -> str:
         return str(thread.key)
 
-    async def save(self, thread: Any, title: str | None = None, tags: Any = None) -> Any:
+    async def save(self, thread: Any, title: str | None = None, tags: Any = None, *, announce: bool = True) -> Any:
+        assert not announce  # an import is never announced in the conversation
         from kbbot.core.models import SavedPage
         from kbbot.errors import SaveError
 
