@@ -146,8 +146,8 @@ def _read(
     progress: Callable[[int, int], None] | None,
 ) -> SlackImport:
     result = SlackImport()
-    known = _channels(source, result)
     users = _users(source, result)
+    known = _channels(source, result, users)
     selected = _select(known, wanted)
     result.channels = selected
     names = {c.id: c.name for c in known}
@@ -186,7 +186,7 @@ def _load_list(source: _Source, name: str, result: SlackImport) -> list[Any] | N
     return data
 
 
-def _channels(source: _Source, result: SlackImport) -> list[ExportChannel]:
+def _channels(source: _Source, result: SlackImport, users: Mapping[str, str]) -> list[ExportChannel]:
     found: list[ExportChannel] = []
     for file, kind in _LISTS:
         if file not in source.names():
@@ -195,8 +195,10 @@ def _channels(source: _Source, result: SlackImport) -> list[ExportChannel]:
             if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
                 continue
             name = entry.get("name") if isinstance(entry.get("name"), str) else ""
-            # DMs have no name; their folder is the conversation id.
-            found.append(ExportChannel(entry["id"], name or entry["id"], name or entry["id"], kind))
+            # DMs have no name (their folder is the conversation id): a page says whose DM it was.
+            members = [users.get(m, m) for m in entry.get("members") or () if isinstance(m, str)]
+            shown = name or (f"DM {' and '.join(members)}" if members else entry["id"])
+            found.append(ExportChannel(entry["id"], shown, name or entry["id"], kind))
     if not found:  # an export whose lists were lost: every folder of day files is a channel, named as the folder
         days = (n.split("/") for n in source.names())
         folders = sorted({parts[0] for parts in days if len(parts) == 2 and _DAY_FILE.fullmatch(parts[1])})

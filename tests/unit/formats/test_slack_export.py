@@ -57,7 +57,8 @@ def test_every_conversation_kind_and_names_from_users_json(tmp_path: Path) -> No
     assert first.author_name == "Ada L" and first.text == "Ask @Grace Hopper or @linus in #general"
     assert reply.author_name == "Grace Hopper" and reply.text == "I can help"
     assert by_key["G0SECRET01:day:2024-03-01"].channel_name == "secret"
-    assert by_key["D0DIRECT01:day:2024-03-01"].messages[0].text == "hi grace"
+    dm = by_key["D0DIRECT01:day:2024-03-01"]
+    assert dm.messages[0].text == "hi grace" and dm.channel_name == "DM Ada L and Grace Hopper"
     assert by_key["G0MPIM0001:day:2024-03-01"].messages[0].author_name == "linus"
     assert result.problems == []
 
