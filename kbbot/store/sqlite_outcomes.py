@@ -1,22 +1,18 @@
 """The outcome log (:class:`kbbot.core.outcomes.OutcomeLog`) in SQLite under the data folder.
 
-One small row per question, no user id. The bot and a ``kbbot gaps`` run share the file (WAL mode). sqlite3
-blocks, so every statement runs in a worker thread on one connection guarded by a lock.
+One small row per question, no user id. The bot and a ``kbbot gaps`` run share the file (WAL mode); statements run
+off the event loop through the stores' one :class:`~kbbot.store.sqlite_threads.SqliteDatabase`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from kbbot.core.outcomes import Kind, Outcome, day_of
+from kbbot.store.sqlite_threads import SqliteDatabase
 
 DEFAULT_FILENAME = "outcomes.sqlite3"
-T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outcomes (
@@ -42,40 +38,29 @@ _KINDS = frozenset(kind.value for kind in Kind)
 
 class SqliteOutcomeLog:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_SCHEMA)
-        self._lock = threading.Lock()
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def locked() -> T:
-            with self._lock:
-                return fn(self._conn)
-
-        return await asyncio.to_thread(locked)
+        self._db = SqliteDatabase(path, _SCHEMA)
 
     async def record(self, outcome: Outcome) -> None:
         question = outcome.question[:MAX_QUESTION_CHARS] if outcome.question is not None else None
         row = (outcome.at, outcome.platform, outcome.channel, outcome.knowledgebase, outcome.kind.value,
                outcome.source, question)
-        await self._run(lambda db: db.execute("INSERT INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?)", row))
+        await self._db.run(lambda db: db.execute("INSERT INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?)", row))
 
     async def since(self, at: float) -> list[Outcome]:
-        rows = await self._run(
+        rows = await self._db.run(
             lambda db: db.execute("SELECT * FROM outcomes WHERE at >= ? ORDER BY at", (at,)).fetchall()
         )
         return [Outcome(r[0], r[1], r[2], r[3], Kind(r[4]), r[5], r[6]) for r in rows if r[4] in _KINDS]
 
     async def count_ai_call(self, day: str) -> None:
-        await self._run(
+        await self._db.run(
             lambda db: db.execute(
                 "INSERT INTO ai_calls VALUES (?, 1) ON CONFLICT(day) DO UPDATE SET calls = calls + 1", (day,)
             )
         )
 
     async def ai_calls(self, since_day: str) -> dict[str, int]:
-        rows = await self._run(
+        rows = await self._db.run(
             lambda db: db.execute("SELECT day, calls FROM ai_calls WHERE day >= ?", (since_day,)).fetchall()
         )
         return {str(day): int(calls) for day, calls in rows}
@@ -86,7 +71,7 @@ class SqliteOutcomeLog:
             db.execute("DELETE FROM ai_calls WHERE day < ?", (day_of(before),))
             return int(gone)
 
-        return await self._run(prune)
+        return await self._db.run(prune)
 
     async def aclose(self) -> None:
-        await self._run(lambda db: db.close())
+        await self._db.close()
