@@ -105,7 +105,7 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
             stack.push_async_callback(limiter.aclose)  # its own Redis connection, when REDIS_URL is set
         stack.push_async_callback(kb.aclose)
 
-        index = await SearchIndex(index_path(data, settings.backend)).open()
+        index = await SearchIndex(index_path(data, settings.backend), engine=settings.search_engine).open()
         stack.push_async_callback(index.aclose)
         syncer = IndexSyncer(kb, index)
         if kb.kind == "local":

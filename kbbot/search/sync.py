@@ -140,6 +140,7 @@ class IndexSyncer:
 
         if report.changed + report.deleted >= _OPTIMIZE_AFTER:
             await self.index.optimize()
+        await self.index.flush()
         await self.index.set_meta("last_sync", str(self._clock()))
         log.info("index sync: %s", report.summary())
         return report
