@@ -241,6 +241,7 @@ class SearchIndex:
         self.engine = engine
         #: With ``engine="tantivy"`` the ranking is tantivy's (see kbbot.search.tantivy_ranking); else FTS5's.
         self._ranking: TantivyRanking | None = None
+        self._ranking_seen: tuple[int, int] | None = None  # the _stats_key the ranking last looked at
         self._clock = clock
         self._snippet_tokens = max(1, min(64, snippet_tokens))
         self._executor: ThreadPoolExecutor | None = None
@@ -626,6 +627,9 @@ class SearchIndex:
         try:
             if words is not None and self._ranking is not None:
                 self._commit_ranking_sync()
+                if self._ranking_seen != self._stats_key:  # the file changed: maybe another process committed
+                    self._ranking.refresh()
+                    self._ranking_seen = self._stats_key
                 ranked = self._ranking.rank(words, candidates)
             else:
                 ranked = db.execute(_RANK, (cheap_match, candidates)).fetchall() if cheap_match else []

@@ -13,8 +13,8 @@ both engines see the same words.
 
 Every method runs on the index's own thread, like the SQL. tantivy allows one writer per index, so the writer
 is taken for a batch of writes and given back at the commit: the bot and a `kbbot index sync` can take turns;
-a process that finds it taken gets :class:`RankingBusy`. Readers look for other processes' commits before each
-search (a reload costs microseconds).
+a process that finds it taken gets :class:`RankingBusy`. Readers look for other processes' commits when the
+SQLite file changed (the writer clears a flag there after each commit).
 """
 
 from __future__ import annotations
@@ -75,8 +75,11 @@ class TantivyRanking:
     def count(self) -> int:
         return int(self._fresh_searcher().num_docs)
 
+    def refresh(self) -> None:
+        """Search what was last committed, by this process or another (call it when the index changed)."""
+        self._fresh_searcher()
+
     def _fresh_searcher(self) -> Any:
-        """The searcher over the last commit, this process's or another's."""
         self._index.reload()
         self._searcher = self._index.searcher()
         return self._searcher
@@ -141,7 +144,7 @@ class TantivyRanking:
     def rank(self, words: list[tuple[str, bool]], limit: int) -> list[tuple[int, float]]:
         """(rowid, score) of the best ``limit`` pages for ``words``: (stem, also as a prefix) pairs, any of
         which may match (OR), each weighted by field like FTS5's columns."""
-        t, searcher = self._t, self._fresh_searcher()
+        t, searcher = self._t, self._searcher
         stems: list[str] = []
         for word, prefix in words:
             stems.append(word)
