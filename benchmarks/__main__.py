@@ -17,7 +17,18 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import bench_answers, bench_burst, bench_check, bench_cli, bench_core, bench_index, bench_render
+from benchmarks import (
+    bench_answers,
+    bench_burst,
+    bench_check,
+    bench_cli,
+    bench_core,
+    bench_import,
+    bench_index,
+    bench_operations,
+    bench_render,
+    bench_slack,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -80,13 +91,42 @@ def _index_rows(table: Table, pages: int, row: dict[str, Any]) -> None:
         )
 
 
+def _operations_rows(table: Table, ops: dict[str, Any]) -> None:
+    """A real `kbbot run`: another person's answer during a flood, and SIGTERM with 300 waiting."""
+    for key, label in (("flood_default_budget", "default AI budget"), ("flood_no_budget", "no AI budget")):
+        flood = ops[key]
+        _row(
+            table,
+            f"other person's answer during a 300-question flood ({label})",
+            f"{flood['other_answer_seconds']} s",
+            "≤ 10 s",
+            flood["other_answer_seconds"] <= 10,
+        )
+    stop = ops["shutdown_300_queued"]
+    _row(
+        table,
+        "SIGTERM with 300 queued: time to exit",
+        f"{stop['exit_seconds']} s (exit {stop['exit_code']})",
+        "≤ 20 s",
+        stop["exit_seconds"] <= 20 and stop["exit_code"] == 0,
+    )
+    _row(
+        table,
+        "SIGTERM with 300 queued: askers never told",
+        f"{stop['never_told']} ({stop['answered']} answered, {stop['told_restarting']} told to ask again)",
+        "0",
+        stop["never_told"] == 0,
+    )
+
+
 def main() -> int:
     console = Console()
     started = time.monotonic()
     results: dict[str, Any] = {"python": sys.version.split()[0], "machine": platform.machine()}
     benches = (
         ("core", bench_core), ("burst", bench_burst), ("index", bench_index), ("render", bench_render),
-        ("check", bench_check), ("answers", bench_answers), ("cli", bench_cli),
+        ("check", bench_check), ("answers", bench_answers), ("cli", bench_cli), ("import", bench_import),
+        ("operations", bench_operations), ("slack", bench_slack),
     )  # fmt: skip
     for name, bench in benches:
         console.print(f"running {name}…", style="dim")
@@ -159,6 +199,21 @@ def main() -> int:
         "≤ 100 ms",
         render["markdown_ms"] <= 100,
     )
+    imported = results["import"]
+    _row(
+        table,
+        "mask secrets, 2,000 messages",
+        f"{imported['mask_ms_per_message']} ms a message (CPU {imported['mask_cpu_ms']} ms)",
+        f"≤ {bench_import.GOAL_MASK_MS_PER_MESSAGE} ms a message",
+        imported["mask_ms_per_message"] <= bench_import.GOAL_MASK_MS_PER_MESSAGE,
+    )
+    _row(
+        table,
+        f"read a Slack export, {imported['read_messages']:,} messages",
+        f"{imported['read_messages_per_second']:,} messages/s ({imported['read_threads']:,} pages)",
+        f"≥ {bench_import.GOAL_READ_MESSAGES_PER_SECOND:,} messages/s",
+        imported["read_messages_per_second"] >= bench_import.GOAL_READ_MESSAGES_PER_SECOND,
+    )
     check = results["check"]
     _row(
         table,
@@ -166,6 +221,15 @@ def main() -> int:
         f"{check['hung_wiki_seconds']} s (exit {check['exit_code']}, {check['stderr_lines']} line)",
         "≤ 15 s",
         check["hung_wiki_seconds"] <= 15 and check["exit_code"] == 4 and check["stderr_lines"] == 1,
+    )
+    flood = results["slack"]
+    _row(
+        table,
+        f"Slack endpoint, {flood['attackers']} clients flooding unsigned 1 MiB bodies",
+        f"{flood['cpu_ms_per_refused_request']} ms CPU each ({flood['unsigned_1mib_refused']:,} refused); "
+        f"acks p95 {flood['ack_p95_ms']} ms, max {flood['ack_max_ms']} ms",
+        "≤ 10 ms CPU each (was 360 ms); acks < 3000 ms",
+        flood["cpu_ms_per_refused_request"] <= 10 and flood["ack_max_ms"] < 3000,
     )
     for what, value, goal, ok in bench_answers.rows(results["answers"]):
         _row(table, what, value, goal, ok)
@@ -182,6 +246,7 @@ def main() -> int:
             f"≤ {cli[goal]:g}×",
             cli[ratio] <= cli[goal],
         )
+    _operations_rows(table, results["operations"])
     console.print(table)
     console.print(f"total {results['total_seconds']} s; written to {RESULTS}", style="dim")
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -25,13 +25,13 @@ from kbbot.errors import (
     InvalidQuestion,
     KbbotError,
     RateLimited,
+    TranscriptError,
     Unauthorized,
     Unavailable,
 )
 from kbbot.ops.logging import setup_logging
 from kbbot.runtime import open_runtime
 from kbbot.store.datadir import PRIVATE_UMASK, describe_failure
-from kbbot.transcripts import TranscriptError
 
 
 def build_parser() -> argparse.ArgumentParser:

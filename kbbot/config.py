@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     #: Search answers (no AI) below this relevance (0–1) say "I couldn't find this in the wiki" and link the
     #: pages that may be related; auto-answer channels stay quiet below the second, higher one. The defaults
     #: are kbbot.search.answerer's, calibrated on benchmarks/answers.
-    search_min_relevance: float = Field(0.66, ge=0, le=1)
+    search_min_relevance: float = Field(0.62, ge=0, le=1)
     auto_answer_min_relevance: float = Field(0.8, ge=0, le=1)
     #: Billed AI answers per person (``limits`` syntax, ``off`` for none); over it they get the search answer.
     ai_user_limit: str = "5/minute;40/day"

@@ -1,8 +1,16 @@
-"""The one startup function: builds every part from Settings, opens and closes them in order.
+"""The composition root: the one place that turns :class:`Settings` into running parts.
 
-Commands and adapters receive the :class:`Runtime` and never construct clients, stores or backends themselves,
-so there is exactly one ``httpx.AsyncClient``, one rate limiter per token and one set of stores per process.
-Opening the runtime makes no network call (a local knowledgebase is re-indexed from disk, which is cheap).
+`kbbot run`, every CLI command and the test rigs open the bot here. Settings are read here (and by the stores'
+factory) and nowhere else: backends, limiters and adapters get plain values. Everything opened is pushed on one
+``AsyncExitStack``, so it is closed exactly once, last opened first, also on errors and Ctrl-C::
+
+    Settings ─▶ httpx client · metrics · stores ─▶ KnowledgebaseStack ─▶ adapters (Slack, Discord), on demand
+                                                  (backend + its token's limiter, index, syncer, AskService,
+                                                   ThreadSaver)
+
+Settings name one knowledgebase today; serving several means one :func:`open_stack` per knowledgebase over
+the same client, stores and metrics. Opening the runtime makes no network call (a local knowledgebase is
+re-indexed from disk, which is cheap). Backends and adapters are imported only when configured.
 """
 
 from __future__ import annotations
@@ -12,15 +20,18 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+from pydantic import SecretStr
 from rich.console import Console
 
 from kbbot import __version__
 from kbbot.config import Settings
 from kbbot.core.ask import AskService
-from kbbot.core.ports import KnowledgeBase, MetricsSink, RateLimiter
-from kbbot.core.threads import ThreadSaver
+from kbbot.core.fairness import AskerQueue, pacer
+from kbbot.core.ports import Asking, KnowledgeBase, MetricsSink, RateLimiter, Saving
+from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.errors import ConfigError
 from kbbot.ops.metrics import Metrics
 from kbbot.search.answerer import SearchAnswerer
@@ -31,20 +42,56 @@ from kbbot.store.datadir import describe_failure, prepare_data_dir, warn_if_old_
 from kbbot.store.factory import Stores, build_stores
 from kbbot.store.namespace import namespace_from_settings
 
+if TYPE_CHECKING:
+    import discord
 
-@dataclass
+    from kbbot.adapters.discord.client import DiscordOptions, InFlight
+    from kbbot.adapters.slack import SlackCredentials, SlackOptions, SlackService
+    from kbbot.adapters.slack.handlers import InFlight as SlackInFlight
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgebaseStack:
+    """One knowledgebase and everything that serves it."""
+
+    kb: KnowledgeBase
+    #: The token's request budget (None: the backend has no rate limit worth queueing for).
+    limiter: RateLimiter | None
+    index: SearchIndex
+    syncer: IndexSyncer
+    ask: AskService
+    saver: ThreadSaver
+
+
+@dataclass(frozen=True)
 class Runtime:
-    """Everything a command or adapter needs, built once."""
+    """Everything a command or adapter needs, built once by :func:`open_runtime`."""
 
     settings: Settings
     console: Console
     stores: Stores
     metrics: Metrics
-    kb: KnowledgeBase
-    index: SearchIndex
-    syncer: IndexSyncer
-    ask: AskService
-    saver: ThreadSaver
+    stack: KnowledgebaseStack
+
+    @property
+    def kb(self) -> KnowledgeBase:
+        return self.stack.kb
+
+    @property
+    def index(self) -> SearchIndex:
+        return self.stack.index
+
+    @property
+    def syncer(self) -> IndexSyncer:
+        return self.stack.syncer
+
+    @property
+    def ask(self) -> AskService:
+        return self.stack.ask
+
+    @property
+    def saver(self) -> ThreadSaver:
+        return self.stack.saver
 
     def configured_adapters(self) -> list[str]:
         s = self.settings
@@ -56,37 +103,24 @@ class Runtime:
         return adapters
 
 
-def build_knowledgebase(
-    settings: Settings, http: httpx.AsyncClient, stores: Stores, metrics: MetricsSink
-) -> tuple[KnowledgeBase, RateLimiter | None]:
-    """The backend ``settings.backend`` names (credentials were validated by Settings), and its token's
-    rate limiter (one per process, on the shared storage when Redis is configured)."""
-    backend = settings.backend
-    if backend == "perfectwiki":
-        from kbbot.backends.perfectwiki import PerfectWikiBackend
-
-        limiter = stores.rate_limiter(settings)
-        return PerfectWikiBackend.from_settings(settings, http, limiter=limiter, metrics=metrics), limiter
-    if backend == "mathub":
-        from kbbot.backends.mathub import MatHubBackend
-
-        return (
-            MatHubBackend.from_settings(settings, http, limiter_storage=stores.limiter_storage, metrics=metrics),
-            None,
-        )
-    from kbbot.backends.local import LocalBackend
-
-    return LocalBackend(settings.local_kb_dir, settings.kbbot_data_dir / "pages"), None
-
-
 @asynccontextmanager
-async def open_runtime(settings: Settings, *, console: Console | None = None) -> AsyncIterator[Runtime]:
-    """Build and open every part; close them in reverse order on exit (also on errors and Ctrl-C)."""
+async def open_runtime(
+    settings: Settings,
+    *,
+    console: Console | None = None,
+    limiter: RateLimiter | None = None,
+    save_retry: SaveRetryPolicy | None = None,
+) -> AsyncIterator[Runtime]:
+    """Build and open every part; close them in reverse order on exit (also on errors and Ctrl-C).
+
+    ``limiter`` and ``save_retry`` are for test rigs: a budget with windows of a fraction of a second, saves
+    retried within one.
+    """
     data = settings.kbbot_data_dir
     prepare_data_dir(data)  # owner-only, and a clear line now if it is full, read-only or not ours
     warn_if_old_default_left_behind(data, explicit="kbbot_data_dir" in settings.model_fields_set)
-    async with AsyncExitStack() as stack:
-        http = await stack.enter_async_context(
+    async with AsyncExitStack() as exit_stack:
+        http = await exit_stack.enter_async_context(
             httpx.AsyncClient(
                 timeout=settings.request_timeout_seconds,
                 headers={"User-Agent": f"kbbot/{__version__}"},
@@ -99,52 +133,119 @@ async def open_runtime(settings: Settings, *, console: Console | None = None) ->
             stores = await build_stores(settings, namespace=namespace_from_settings(settings))
         except sqlite3.DatabaseError as exc:
             raise describe_failure(data, exc) or _unusable_database(data, exc) from None
-        stack.push_async_callback(stores.aclose)
-        kb, limiter = build_knowledgebase(settings, http, stores, metrics)
-        if limiter is not None:
-            stack.push_async_callback(limiter.aclose)  # its own Redis connection, when REDIS_URL is set
-        stack.push_async_callback(kb.aclose)
+        exit_stack.push_async_callback(stores.aclose)
+        stack = await open_stack(
+            settings, exit_stack, http=http, stores=stores, metrics=metrics, limiter=limiter, save_retry=save_retry
+        )
+        yield Runtime(settings=settings, console=console or Console(), stores=stores, metrics=metrics, stack=stack)
 
-        index = await SearchIndex(index_path(data, settings.backend), engine=settings.search_engine).open()
-        stack.push_async_callback(index.aclose)
-        syncer = IndexSyncer(kb, index)
-        if kb.kind == "local":
-            # Reading a folder of Markdown is cheap and local: keep the index current on every start.
-            await syncer.sync()
 
-        budget = _ai_budget(settings, stores)
-        if budget is not None:
-            stack.push_async_callback(budget.aclose)
-        ask = AskService(
-            kb=kb,
-            budget=budget,
-            cache=stores.cache,
-            flights=stores.flights,
-            quota=stores.quota,
-            fallback=SearchAnswerer(index, min_relevance=settings.search_min_relevance),
+async def open_stack(
+    settings: Settings,
+    exit_stack: AsyncExitStack,
+    *,
+    http: httpx.AsyncClient,
+    stores: Stores,
+    metrics: MetricsSink,
+    limiter: RateLimiter | None = None,
+    save_retry: SaveRetryPolicy | None = None,
+) -> KnowledgebaseStack:
+    """The backend ``settings.backend`` names (credentials were validated by Settings) and what serves it;
+    each part's close goes on ``exit_stack``."""
+    kb, limiter = _knowledgebase(settings, http, stores, metrics, limiter)
+    if limiter is not None:
+        exit_stack.push_async_callback(limiter.aclose)  # its own Redis connection, when REDIS_URL is set
+    exit_stack.push_async_callback(kb.aclose)
+    index = await SearchIndex(
+        index_path(settings.kbbot_data_dir, settings.backend), engine=settings.search_engine
+    ).open()
+    exit_stack.push_async_callback(index.aclose)
+    syncer = IndexSyncer(kb, index)
+    if kb.kind == "local":
+        # Reading a folder of Markdown is cheap and local: keep the index current on every start.
+        await syncer.sync()
+    budget = _ai_budget(settings, stores)
+    if budget is not None:
+        exit_stack.push_async_callback(budget.aclose)
+    ask = AskService(
+        kb=kb,
+        budget=budget,
+        # Turns paced a little under the token's live budget (the limiter keeps a request of headroom and
+        # counts each request until a window after its answer), so turns never queue at the limiter.
+        turns=AskerQueue(
+            pace=pacer(int((settings.perfectwiki_rate_per_minute - 1) * 0.9), settings.perfectwiki_rate_per_second - 1)
+        ),
+        cache=stores.cache,
+        flights=stores.flights,
+        quota=stores.quota,
+        fallback=SearchAnswerer(index, min_relevance=settings.search_min_relevance),
+        limiter=limiter if kb.supports_ai else None,
+        max_chars=settings.question_max_chars,
+        metrics=metrics,
+    )
+    saver = ThreadSaver(
+        kb,
+        stores.thread_map,
+        stores.outbox,
+        page_max_chars=settings.page_max_chars,
+        default_tags=settings.save_default_tags,
+        retry=save_retry,
+        metrics=metrics,
+    )
+    return KnowledgebaseStack(kb=kb, limiter=limiter, index=index, syncer=syncer, ask=ask, saver=saver)
+
+
+def _knowledgebase(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    stores: Stores,
+    metrics: MetricsSink,
+    limiter: RateLimiter | None,
+) -> tuple[KnowledgeBase, RateLimiter | None]:
+    """The backend and its token's one rate limiter, on the shared storage when Redis is configured."""
+    if settings.backend == "perfectwiki":
+        from kbbot.backends.perfectwiki import PerfectWikiBackend
+        from kbbot.store.limiter import TokenRateLimiter
+
+        assert settings.perfectwiki_api_token is not None  # Settings checked the backend's credentials
+        token = settings.perfectwiki_api_token.get_secret_value()
+        limiter = limiter or TokenRateLimiter(
+            token,
+            per_second=settings.perfectwiki_rate_per_second,
+            per_minute=settings.perfectwiki_rate_per_minute,
+            storage=stores.limiter_storage,
+        )
+        kb = PerfectWikiBackend(
+            http,
+            token,
             limiter=limiter,
-            max_chars=settings.question_max_chars,
+            base_url=settings.perfectwiki_base_url,
+            page_url_template=settings.perfectwiki_page_url_template,
+            timeout=settings.request_timeout_seconds,
             metrics=metrics,
         )
-        saver = ThreadSaver(
-            kb,
-            stores.thread_map,
-            stores.outbox,
-            page_max_chars=settings.page_max_chars,
-            default_tags=settings.save_default_tags,
+        return kb, limiter
+    if settings.backend == "mathub":
+        from kbbot.backends.mathub import MatHubBackend, build_write_limiter
+
+        assert settings.mathub_api_key is not None and settings.mathub_base_url and settings.mathub_project
+        api_key = settings.mathub_api_key.get_secret_value()
+        limiter = limiter or build_write_limiter(
+            api_key, settings.mathub_writes_per_minute, storage=stores.limiter_storage
+        )
+        mathub = MatHubBackend(
+            http,
+            api_key=api_key,
+            base_url=settings.mathub_base_url,
+            project=settings.mathub_project,
+            page_url_template=settings.mathub_page_url_template,
+            write_limiter=limiter,
             metrics=metrics,
         )
-        yield Runtime(
-            settings=settings,
-            console=console or Console(),
-            stores=stores,
-            metrics=metrics,
-            kb=kb,
-            index=index,
-            syncer=syncer,
-            ask=ask,
-            saver=saver,
-        )
+        return mathub, limiter
+    from kbbot.backends.local import LocalBackend
+
+    return LocalBackend(settings.local_kb_dir, settings.kbbot_data_dir / "pages"), None
 
 
 def _ai_budget(settings: Settings, stores: Stores) -> LimitsAiBudget | None:
@@ -167,3 +268,86 @@ def _unusable_database(data: Path, exc: sqlite3.DatabaseError) -> ConfigError:
     """A damaged, foreign or unwritable SQLite file under the data dir: one clear line instead of a traceback."""
     # Never "delete it" or "move it away": the file may hold queued saves.
     return ConfigError(f"a database file in KBBOT_DATA_DIR {data} cannot be used ({exc}); keep it and check it")
+
+
+# --- adapters -------------------------------------------------------------------------------------------------
+
+
+def slack_credentials(settings: Settings) -> SlackCredentials:
+    """How to reach Slack, as plain values: tokens, mode, API URL, timeout."""
+    from kbbot.adapters.slack import SlackCredentials
+
+    def secret(value: SecretStr | None) -> str:
+        return value.get_secret_value() if value is not None else ""
+
+    return SlackCredentials(
+        bot_token=secret(settings.slack_bot_token),
+        app_token=secret(settings.slack_app_token),
+        signing_secret=secret(settings.slack_signing_secret),
+        api_url=settings.slack_api_url,
+        timeout_seconds=settings.request_timeout_seconds,
+    )
+
+
+def slack_options(settings: Settings) -> SlackOptions:
+    from kbbot.adapters.slack import SlackOptions
+
+    return SlackOptions(default_tags=tuple(settings.save_default_tags), question_max_chars=settings.question_max_chars)
+
+
+@asynccontextmanager
+async def open_slack(
+    rt: Runtime,
+    *,
+    ask: Asking | None = None,
+    saver: Saving | None = None,
+    options: SlackOptions | None = None,
+    in_flight: SlackInFlight | None = None,
+) -> AsyncIterator[SlackService]:
+    """The Slack adapter over ``rt``'s stack, in Socket Mode or HTTP mode; saved pages get their link posted.
+    ``in_flight`` tracks every answer for the shutdown drain; ``ask``/``saver``/``options`` let a test rig put
+    a recorder in between."""
+    from kbbot.adapters.slack import slack_service
+
+    async with slack_service(
+        slack_credentials(rt.settings),
+        ask=ask or rt.ask,
+        saver=saver or rt.saver,
+        feedback=rt.stores.feedback,
+        deduper=rt.stores.deduper,
+        options=options or slack_options(rt.settings),
+        in_flight=in_flight,
+    ) as slack:
+        rt.saver.listen("slack", slack.bot.on_saved)
+        yield slack
+
+
+def discord_options(settings: Settings) -> DiscordOptions:
+    """The Discord adapter's settings as plain values."""
+    from kbbot.adapters.discord.client import DiscordOptions
+
+    return DiscordOptions(
+        data_dir=settings.kbbot_data_dir,
+        guild_ids=settings.discord_guild_ids,
+        guild_allowlist=settings.discord_guild_allowlist,
+        save_roles=settings.discord_save_roles,
+        save_threads=settings.discord_save_threads,
+        auto_channels=settings.discord_auto_channels,
+        auto_min_relevance=settings.auto_answer_min_relevance,
+        require_message_content=settings.discord_require_message_content,
+        shard_count=settings.discord_shard_count,
+        api_url=settings.discord_api_url,
+    )
+
+
+def discord_client(rt: Runtime, *, in_flight: InFlight) -> discord.Client:
+    """The Discord adapter over ``rt``'s stack, ready for ``run_discord_client``; saved pages get their link
+    posted."""
+    from kbbot.adapters.discord import build_discord_client, saved_poster
+
+    client = build_discord_client(
+        ask=rt.ask, saver=rt.saver, feedback=rt.stores.feedback, options=discord_options(rt.settings),
+        in_flight=in_flight,
+    )
+    rt.saver.listen("discord", saved_poster(client))
+    return client

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kbbot.core.models import Thread, ThreadMessage
-from kbbot.errors import SaveError
+from kbbot.errors import TranscriptError
 from kbbot.formats.discord_export import parse_discord_export
 from kbbot.formats.slack import to_neutral, user_display_name
 
@@ -31,10 +31,6 @@ __all__ = ["TranscriptError", "load_transcript", "parse_transcript"]
 #: Bigger than any sane transcript (10,000 long messages is ~20 MB); protects memory from a wrong file.
 MAX_BYTES = 64 * 1024 * 1024
 _TEXT_LINE = re.compile(r"^(?P<name>[^:\n]{1,80}?):[ \t](?P<text>.*)$")
-
-
-class TranscriptError(SaveError, ValueError):
-    """The file is not a transcript kbbot can read. The message says which file and what is wrong."""
 
 
 def load_transcript(path: Path, *, max_bytes: int = MAX_BYTES) -> Thread:

@@ -21,10 +21,10 @@ from rich.console import Console
 
 from kbbot.adapters.terminal_input import LineReader
 from kbbot.adapters.terminal_render import print_answer
-from kbbot.core.ask import AskService, QueuePosition
+from kbbot.core.ask import QueuePosition
 from kbbot.core.models import Answer, Question, SavedPage, Thread, ThreadMessage
+from kbbot.core.ports import Asking, Saving
 from kbbot.core.replies import error_reply, masked_note
-from kbbot.core.threads import ThreadSaver
 from kbbot.errors import KbbotError
 
 HELP = """\
@@ -56,8 +56,8 @@ class TerminalChat:
     def __init__(
         self,
         *,
-        ask: AskService,
-        saver: ThreadSaver,
+        ask: Asking,
+        saver: Saving,
         console: Console,
         user_name: str = "you",
         read_line: InputFn | None = None,

@@ -42,6 +42,7 @@ from kbbot.errors import (
     NotFound,
     QuotaExceeded,
     RateLimited,
+    TransportFailure,
     Unauthorized,
     Unavailable,
     VersionConflict,
@@ -50,16 +51,6 @@ from kbbot.errors import (
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class TransportFailure(Unavailable):
-    """The request failed below HTTP (network, timeout). ``request_sent`` is False when it provably never left
-    this process (connect error, connect/pool timeout), which is what makes retrying a POST safe."""
-
-    def __init__(self, message: str, *, request_sent: bool, timed_out: bool) -> None:
-        super().__init__(message, status=None)
-        self.request_sent = request_sent
-        self.timed_out = timed_out
 
 
 @dataclass(frozen=True, slots=True)

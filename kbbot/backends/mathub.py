@@ -40,7 +40,6 @@ from kbbot.core.models import AiAnswer, ContentFormat, KbInfo, Page, PageChange,
 from kbbot.core.ports import MetricsSink, Priority, RateLimiter
 from kbbot.errors import (
     BadRequest,
-    ConfigError,
     Forbidden,
     KnowledgeBaseError,
     NotFound,
@@ -52,7 +51,6 @@ from kbbot.store.limiter import TokenRateLimiter
 if TYPE_CHECKING:
     from limits.aio.storage import Storage
 
-    from kbbot.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -142,39 +140,6 @@ class MatHubBackend:
         self._max_slug_attempts = max_slug_attempts
         #: id → slug, learned from every list/get/create, so the sync ``page_url`` can fill ``{slug}``.
         self._slugs: dict[str, str] = {}
-        self._owned_limiter: TokenRateLimiter | None = None
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        client: httpx.AsyncClient,
-        *,
-        write_limiter: RateLimiter | None = None,
-        limiter_storage: Storage | str | None = None,
-        metrics: MetricsSink | None = None,
-    ) -> MatHubBackend:
-        """The backend for ``MATHUB_*`` settings (validated by Settings when ``KB_BACKEND=mathub``)."""
-        if settings.mathub_api_key is None or not settings.mathub_base_url or not settings.mathub_project:
-            raise ConfigError("MatHub needs MATHUB_API_KEY, MATHUB_BASE_URL and MATHUB_PROJECT.")
-        api_key = settings.mathub_api_key.get_secret_value()
-        owned: TokenRateLimiter | None = None
-        if write_limiter is None:
-            write_limiter = owned = build_write_limiter(
-                api_key, settings.mathub_writes_per_minute, storage=limiter_storage
-            )
-        backend = cls(
-            client,
-            api_key=api_key,
-            base_url=settings.mathub_base_url,
-            project=settings.mathub_project,
-            page_url_template=settings.mathub_page_url_template,
-            write_limiter=write_limiter,
-            metrics=metrics,
-        )
-        # A limiter built here is ours to close (with REDIS_URL it holds its own Redis connection).
-        backend._owned_limiter = owned
-        return backend
 
     # ------------------------------------------------------------------ reading
 
@@ -337,10 +302,9 @@ class MatHubBackend:
         raise Unsupported("MatHub's bot API cannot delete pages; delete it in MatHub.")
 
     async def aclose(self) -> None:
-        """The httpx client belongs to the caller (it is injected); only a writes limiter that
-        :meth:`from_settings` built is ours to close."""
-        if self._owned_limiter is not None:
-            await self._owned_limiter.aclose()
+        """Nothing of ours to close: the httpx client and the writes limiter are injected, and their owner
+        closes them."""
+        return None
 
     # ------------------------------------------------------------------ helpers
 

@@ -21,10 +21,9 @@ from kbbot.backends.http import RetryPolicy, parse_json, send_with_retries
 from kbbot.core.models import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageRef, PageSummary
 from kbbot.core.ports import MetricsSink, Priority, RateLimiter
 from kbbot.errors import BadRequest, BadResponse, ConfigError, NotFound
-from kbbot.store.limiter import TokenRateLimiter
 
 if TYPE_CHECKING:
-    from kbbot.config import Settings
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -136,31 +135,6 @@ class PerfectWikiBackend:
         self._retry = retry or RetryPolicy()
         self._timeout = timeout
         self._metrics = metrics
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        client: httpx.AsyncClient,
-        *,
-        limiter: RateLimiter | None = None,
-        metrics: MetricsSink | None = None,
-    ) -> PerfectWikiBackend:
-        """The backend for ``PERFECTWIKI_*`` settings; ``limiter`` defaults to the token's limiter from
-        :meth:`TokenRateLimiter.from_settings` (pass the one shared limiter when something else uses it)."""
-        if settings.perfectwiki_api_token is None:
-            raise ConfigError("KB_BACKEND=perfectwiki needs PERFECTWIKI_API_TOKEN")
-        if limiter is None:
-            limiter = TokenRateLimiter.from_settings(settings)
-        return cls(
-            client,
-            settings.perfectwiki_api_token,
-            limiter=limiter,
-            base_url=settings.perfectwiki_base_url,
-            page_url_template=settings.perfectwiki_page_url_template,
-            timeout=settings.request_timeout_seconds,
-            metrics=metrics,
-        )
 
     # --- KnowledgeBase --------------------------------------------------------------------------------------
 

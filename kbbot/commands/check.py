@@ -57,12 +57,16 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     report["requests_left_minute"] = info.requests_left_minute
     if "slack" in report["adapters"]:
         from kbbot.adapters.slack.check import slack_status
+        from kbbot.runtime import slack_credentials
 
-        report["slack"] = asdict(await _within(deadline, "SLACK_API_URL", slack_status(s)))
+        report["slack"] = asdict(await _within(deadline, "SLACK_API_URL", slack_status(slack_credentials(s))))
     if "discord" in report["adapters"]:
         from kbbot.adapters.discord.check import discord_status
+        from kbbot.runtime import discord_options
 
-        report["discord"] = asdict(await _within(deadline, "DISCORD_API_URL", discord_status(s)))
+        assert s.discord_bot_token is not None
+        status = discord_status(s.discord_bot_token.get_secret_value(), discord_options(s))
+        report["discord"] = asdict(await _within(deadline, "DISCORD_API_URL", status))
     if args.json:
         print_json(rt.console, report)
         return 0

@@ -116,7 +116,8 @@ async def handler(args: argparse.Namespace, rt: ImportRuntime) -> int:
                 row.title = rt.saver.title_for(merged.thread)
             else:
                 try:
-                    page = await rt.saver.save(merged.thread, tags=args.tags)
+                    # Not announced in Slack/Discord when a queued save lands: nobody there asked for it.
+                    page = await rt.saver.save(merged.thread, tags=args.tags, announce=False)
                 except SaveError as exc:
                     row.error = str(exc)
                 else:

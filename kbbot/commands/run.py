@@ -84,35 +84,24 @@ async def serve(
         discord_task: asyncio.Task[None] | None = None
         slack_task: asyncio.Task[None] | None = None
         if "slack" in adapters:
-            from kbbot.adapters.slack import slack_service
+            from kbbot.runtime import open_slack
 
-            slack = await stack.enter_async_context(
-                slack_service(
-                    settings,
-                    ask=rt.ask,
-                    saver=rt.saver,
-                    feedback=rt.stores.feedback,
-                    deduper=rt.stores.deduper,
-                    # Slack's answers drain with everything else (once). An event acked before the stop still
-                    # runs: its asker gets the answer, or "restarting" from the closed question pipeline.
-                    in_flight=functools.partial(tracker.work, refuse_when_closed=False),
-                )
-            )
+            # Slack's answers drain with everything else (once). An event acked before the stop still runs: its
+            # asker gets the answer, or "restarting" from the closed question pipeline.
+            in_flight = functools.partial(tracker.work, refuse_when_closed=False)
+            slack = await stack.enter_async_context(open_slack(rt, in_flight=in_flight))
             app.add_routes(slack.routes)
             readiness.add_state("slack", slack.problem)
             # Start-up checks run in the background (SIGTERM works meanwhile); a rejected token stops the bot.
             slack_task = slack.started
             slack_task.add_done_callback(lambda task: _stop_if_failed(task, shutdown))
-            rt.saver.listen("slack", slack.bot.on_saved)
             shutdown.on_stop_intake(slack.stop_intake)
         if "discord" in adapters:
-            from kbbot.adapters.discord import build_discord_client, run_discord_client, saved_poster
+            from kbbot.adapters.discord import run_discord_client
+            from kbbot.runtime import discord_client as build_discord
 
             assert settings.discord_bot_token is not None
-            discord_client = build_discord_client(
-                ask=rt.ask, saver=rt.saver, feedback=rt.stores.feedback, settings=settings, in_flight=tracker.work
-            )
-            rt.saver.listen("discord", saved_poster(discord_client))
+            discord_client = build_discord(rt, in_flight=tracker.work)
             discord_task = asyncio.create_task(
                 run_discord_client(discord_client, settings.discord_bot_token.get_secret_value())
             )

@@ -44,7 +44,7 @@ class SaveRuntime(Protocol):
 
 class ThreadSaverLike(Protocol):
     async def save(
-        self, thread: Thread, title: str | None = None, tags: Iterable[str] | None = None
+        self, thread: Thread, title: str | None = None, tags: Iterable[str] | None = None, *, announce: bool = True
     ) -> SavedPage: ...
 
 
@@ -76,7 +76,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def handler(args: argparse.Namespace, rt: SaveRuntime) -> int:
     merged = archive_for(rt.settings).merge(load_transcript(args.file))
-    page = await rt.saver.save(merged.thread, title=args.title, tags=args.tags)
+    # From a file, not a chat: a save queued now is not announced in the conversation when it lands later.
+    page = await rt.saver.save(merged.thread, title=args.title, tags=args.tags, announce=False)
     if args.json:
         print_json(rt.console, page.to_json())
     elif page.pending:

@@ -9,9 +9,24 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
-from kbbot.core.models import AiAnswer, Answer, ContentFormat, KbInfo, Page, PageChange, PageRef, PageSummary
+from kbbot.core.models import (
+    AiAnswer,
+    Answer,
+    ContentFormat,
+    KbInfo,
+    Page,
+    PageChange,
+    PageRef,
+    PageSummary,
+    Question,
+    SavedPage,
+    Thread,
+)
+
+if TYPE_CHECKING:
+    from kbbot.core.ask import AskStatus, QueueListener
 
 T = TypeVar("T")
 
@@ -153,6 +168,25 @@ class Deduper(Protocol):
         ...
 
 
+# --- what the core offers the adapters ----------------------------------------------------------------
+
+
+class Asking(Protocol):
+    """What every adapter (Slack, Discord, terminal, CLI) uses of :class:`kbbot.core.ask.AskService`."""
+
+    async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer: ...
+
+    async def status(self) -> AskStatus: ...
+
+
+class Saving(Protocol):
+    """What every adapter uses of :class:`kbbot.core.threads.ThreadSaver`."""
+
+    async def save(
+        self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None
+    ) -> SavedPage: ...
+
+
 # --- saving threads -----------------------------------------------------------------------------------
 
 
@@ -199,6 +233,9 @@ class OutboxItem:
     #: Whether an update replaces the page's tags. False when the tags are only the defaults: a re-save then
     #: keeps whatever tags the page has (people may have tagged it in the wiki); new pages get the defaults.
     retag: bool = True
+    #: Whether the platform adapter posts the page's link in the conversation when a queued save lands. False
+    #: for imports: nobody in that (possibly years-old) Slack thread asked for the save.
+    announce: bool = True
     revision: int = 0
     attempts: int = 0
     next_attempt_at: float = 0.0

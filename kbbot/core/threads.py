@@ -116,7 +116,6 @@ class ThreadSaver:
         page_max_chars: int = 400_000,
         default_tags: Sequence[str] = (),
         retry: SaveRetryPolicy | None = None,
-        on_saved: SavedCallback | None = None,
         clock: Callable[[], float] = time.time,
         metrics: MetricsSink | None = None,
     ) -> None:
@@ -127,7 +126,6 @@ class ThreadSaver:
         self._renderer = PageRenderer(kb.content_format, max_chars=page_max_chars)
         self._default_tags = tuple(t for t in (slugify(tag) for tag in default_tags) if t)
         self._retry = retry or SaveRetryPolicy()
-        self.on_saved = on_saved
         self._listeners: dict[str, SavedCallback] = {}
         self._clock = clock
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
@@ -137,10 +135,11 @@ class ThreadSaver:
     # --- saving --------------------------------------------------------------------------------------------
 
     async def save(
-        self, thread: Thread, title: str | None = None, tags: Iterable[str] | None = None
+        self, thread: Thread, title: str | None = None, tags: Iterable[str] | None = None, *, announce: bool = True
     ) -> SavedPage:
         """Save (or re-save) ``thread``. Returns ``pending=True`` when the wiki is unavailable and the save
-        was queued; raises :class:`SaveError` when it cannot be saved at all."""
+        was queued; raises :class:`SaveError` when it cannot be saved at all. ``announce=False`` (imports):
+        when a queued save lands later, nothing is posted in the conversation."""
         started = time.perf_counter()
         outcome = "failed"
         try:
@@ -150,7 +149,7 @@ class ThreadSaver:
                 masked, title = await asyncio.to_thread(mask_thread, thread, title)
             else:
                 masked, title = mask_thread(thread, title)
-            saved = await self._save(masked.thread, title, tags, masked=masked.count)
+            saved = await self._save(masked.thread, title, tags, masked=masked.count, announce=announce)
             if masked.count:  # the adapters' replies say it too (see kbbot.core.replies.masked_note)
                 saved = dataclasses.replace(saved, extra={**saved.extra, "masked": masked.count})
             outcome = "queued" if saved.pending else "created" if saved.created else "updated"
@@ -159,7 +158,7 @@ class ThreadSaver:
             self._metrics.save(outcome, time.perf_counter() - started)
 
     async def _save(
-        self, thread: Thread, title: str | None, tags: Iterable[str] | None, *, masked: int
+        self, thread: Thread, title: str | None, tags: Iterable[str] | None, *, masked: int, announce: bool
     ) -> SavedPage:
         if not thread.messages:
             raise SaveError("There is nothing to save: the thread has no messages.")
@@ -176,6 +175,7 @@ class ThreadSaver:
             title=page_title,
             tags=page_tags,
             retag=tags is not None,
+            announce=announce,
             parts=tuple(OutboxPart(part.title, part.content) for part in parts),
         )
         async with self._lock(map_key):
@@ -192,7 +192,8 @@ class ThreadSaver:
                 return await self._pending(map_key, page_title)
 
     def listen(self, platform: str, callback: SavedCallback) -> None:
-        """Call ``callback`` when a queued save of a ``platform`` thread completes (besides ``on_saved``).
+        """Call ``callback`` when a queued save of a ``platform`` thread completes (the asker was told "will
+        retry"; now they get the link). The one way to hear about saved pages.
 
         Each adapter registers for its own platform, so one shared saver can announce in Slack and Discord.
         """
@@ -262,9 +263,7 @@ class ThreadSaver:
                 except SaveError as exc:
                     log.warning("queued save of a %s thread failed: %s", item.platform, exc)
                     continue
-            for callback in (self.on_saved, self._listeners.get(item.platform)):
-                if callback is None:
-                    continue
+            if claimed.announce and (callback := self._listeners.get(item.platform)) is not None:
                 try:
                     await callback(item.platform, item.conversation_key, page)
                 except Exception:

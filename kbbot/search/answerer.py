@@ -26,14 +26,14 @@ NOT_FOUND = "I couldn't find this in the wiki."
 MAYBE_RELATED = "I couldn't find this in the wiki. These pages may be related."
 
 #: Below this relevance (0–1) the answer is "I couldn't find this"; see the module docstring.
-DEFAULT_MIN_RELEVANCE = 0.66
+DEFAULT_MIN_RELEVANCE = 0.62
 #: Auto-answer channels (nobody asked the bot) speak only above this.
 DEFAULT_AUTO_MIN_RELEVANCE = 0.8
 #: Pages at least this relevant are offered as "maybe related" when nothing answers.
 MAYBE_RELATED_RELEVANCE = 0.25
 #: Ranking mixes the index's bm25 (normalized to the best page) with relevance: bm25 knows how often and
 #: where (title, tags) words occur; relevance knows whether one passage holds the question's words together.
-BM25_SHARE = 0.35
+BM25_SHARE = 0.5
 #: Pages linked under an answer are at least this share as relevant as the quoted one, and rank as high.
 RELATED_SHARE = 0.5
 #: A second page is quoted only when it is about as relevant and ranks about as high as the first.

@@ -26,10 +26,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kbbot.errors import KbbotError
+from kbbot.errors import SearchIndexError
 from kbbot.search.query import QueryPlan, Term, matched_terms, plan_terms
 from kbbot.search.saved_chats import below_their_sources
-from kbbot.search.spelling import Vocabulary
+from kbbot.search.spelling import Vocabulary, is_english
 from kbbot.search.tantivy_ranking import RankingBusy, TantivyRanking
 from kbbot.search.tantivy_ranking import available as tantivy_available
 
@@ -208,10 +208,6 @@ class PageText:
     title: str
     url: str | None
     text: str
-
-
-class SearchIndexError(KbbotError):
-    """The index file could not be opened, read or written. ``str()`` names the file and the fix."""
 
 
 def _clean(text: str) -> str:
@@ -603,7 +599,7 @@ class SearchIndex:
             parts = vocabulary.split(word)  # "helpdesk" → help desk
             planned += [Term(word, part, vocabulary.docs(part), corrected=True) for part in parts]
             if not parts:
-                planned.append(Term(word, stem_, 0))
+                planned.append(Term(word, stem_, 0, english=is_english(word)))
         return QueryPlan(tuple(planned), self._total_docs)
 
     def _vocabulary_sync(self) -> Vocabulary:

@@ -125,6 +125,9 @@ def best_passages(
     block_hits = [term_hits(block.text, stems) for block in page_blocks]
     candidates: list[Passage] = []
     for start, first in enumerate(page_blocks):
+        previous = page_blocks[start - 1] if start else None
+        if previous is not None and previous.heading == first.heading and previous.text.endswith(":"):
+            continue  # a list without the lead-in that says what it lists ("Report immediately:")
         text = ""
         found: dict[str, int] = {}
         for end in range(start, min(start + MAX_BLOCKS, len(page_blocks))):

@@ -42,9 +42,13 @@ STOPWORDS = frozenset(
     yourselves anyone anybody anything someone something get got getting need needs want wants please thanks
     thank hi hello hey tell know find use uses using used way ways also may might must shall us via vs
     ok okay today tomorrow yesterday allowed able possible happen happens happened exactly actually really
-    basically currently still ever else whats im ive id
+    basically currently still ever else whats im ive id accidentally mistakenly recently usually typically
+    generally simply already maybe perhaps probably count counts mean means meant
     """.split()  # noqa: SIM905 - a word list reads best as words
 )
+
+#: Stopwords that are something else in capitals: "IT" (the department), "US" (the country).
+_ACRONYMS = frozenset(["IT", "US"])
 
 #: "how long", "how much", "how many"… ask for a kind of answer; the second word is not the topic ("how long
 #: does a password have to be" is about passwords, not about things that are long).
@@ -68,21 +72,24 @@ def _terms(text: str) -> list[tuple[str, str]]:
     terms: list[tuple[str, str]] = []
     seen: set[str] = set()
 
-    def add(word: str, joins: str = "") -> None:
-        if len(word) < 2 or len(word) > _MAX_TERM_CHARS or word in STOPWORDS or word in seen:
+    def add(word: str, joins: str = "", acronym: bool = False) -> None:
+        if len(word) < 2 or len(word) > _MAX_TERM_CHARS or (word in STOPWORDS and not acronym) or word in seen:
             return
         seen.add(word)
         terms.append((word, joins))
 
     previous = ""
-    for match in _WORD.finditer(text[:MAX_SCAN_CHARS].casefold()):
-        word = match.group(0).strip("_")
+    scanned = text[:MAX_SCAN_CHARS]
+    shouting = scanned.isupper()  # "HOW DO I…": capitals say nothing about one word
+    for match in _WORD.finditer(scanned):
+        typed = match.group(0).strip("_")
+        word = typed.casefold()
         if word in _PARTICLES and len(previous) > 1 and previous not in STOPWORDS and previous not in _PARTICLES:
             add(previous + word, joins=previous)
             if stem(previous) != previous:  # "rolling back" → "rollback" too
                 add(stem(previous) + word, joins=previous)
         if not (previous == "how" and word in _HOW_WORDS):
-            add(word)
+            add(word, acronym=not shouting and typed in _ACRONYMS)
         previous = word
         if len(terms) >= MAX_TERMS:
             break
@@ -165,6 +172,9 @@ class Term:
     docs: int
     corrected: bool = False
     joins: str = ""
+    #: For a word no page has: whether it is an English word (the wiki lacks the topic) rather than a typo
+    #: nobody could correct or a code ("401k").
+    english: bool = False
 
     @property
     def compound(self) -> bool:
@@ -173,12 +183,14 @@ class Term:
 
 #: A typo-corrected word counts this much of a word typed right: the guess may be wrong.
 CORRECTED_WEIGHT = 0.6
-#: In :meth:`QueryPlan.coverage`: a word no page has counts this much against an answer (it may be the topic
-#: — "gym" — or just a word the wiki says differently), a word the wiki has but the passage lacks this much,
+#: In :meth:`QueryPlan.coverage`: a word no page has counts this much against an answer (a typo or a code —
+#: "401k" — a little; an English word more: it may be the topic the wiki lacks — "gym" — or a word the wiki
+#: says differently), a word the wiki has but the passage lacks this much,
 #: and a word elsewhere on the passage's page this much in its favour. Calibrated on benchmarks/answers.
 UNKNOWN_SHARE = 0.2
+UNKNOWN_WORD_SHARE = 0.6
 MISSING_SHARE = 0.8
-ON_PAGE_SHARE = 0.25
+ON_PAGE_SHARE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +243,7 @@ class QueryPlan:
             elif term.compound:
                 continue
             elif not term.docs:
-                asked += UNKNOWN_SHARE * weight
+                asked += (UNKNOWN_WORD_SHARE if term.english else UNKNOWN_SHARE) * weight
             elif term.stem in on_page:
                 asked += weight
                 got += ON_PAGE_SHARE * weight

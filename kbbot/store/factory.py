@@ -18,7 +18,6 @@ from limits.aio.storage import Storage
 
 from kbbot.config import Settings
 from kbbot.core.ports import AnswerCache, Deduper, FeedbackStore, Outbox, QuotaGate, SavedThreadMap, SingleFlight
-from kbbot.store.limiter import TokenRateLimiter
 from kbbot.store.namespace import namespace_from_settings
 
 FEEDBACK_FILENAME = "feedback.sqlite3"
@@ -38,20 +37,14 @@ class Stores:
     feedback: FeedbackStore
     thread_map: SavedThreadMap
     outbox: Outbox
-    #: ``limits`` storage for :class:`TokenRateLimiter` (and any other per-token limiter): None keeps the
-    #: windows in process memory; the Redis one makes both windows one budget for every replica.
+    #: ``limits`` storage for every per-token :class:`TokenRateLimiter`: None keeps the windows in process
+    #: memory; the Redis one makes both windows one budget for every replica.
     limiter_storage: Storage | str | None = None
     #: Cheap liveness check of the shared store for ``/readyz`` (None: nothing to check).
     ping: Callable[[], Awaitable[Any]] | None = None
     #: The knowledgebase's key prefix in Redis (None: embedded stores).
     namespace: str | None = None
     _closers: list[Closer] = field(default_factory=list, repr=False)
-
-    def rate_limiter(self, settings: Settings) -> TokenRateLimiter | None:
-        """The Perfect Wiki token's limiter on this bundle's storage (None without a Perfect Wiki token)."""
-        if settings.perfectwiki_api_token is None:
-            return None
-        return TokenRateLimiter.from_settings(settings, storage=self.limiter_storage)
 
     async def aclose(self) -> None:
         """Close everything once, last opened first; one failing close does not skip the others."""

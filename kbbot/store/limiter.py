@@ -47,7 +47,7 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, MovingWindowSupport, Storage
@@ -57,9 +57,6 @@ from limits.storage import storage_from_string
 from pydantic import SecretStr
 
 from kbbot.core.ports import Priority
-
-if TYPE_CHECKING:
-    from kbbot.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -200,23 +197,6 @@ class TokenRateLimiter:
         self._not_before = 0.0
         self._spacing = 0.0
         self._last_grant = 0.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, storage: Storage | str | None = None) -> TokenRateLimiter:
-        """The limiter for ``PERFECTWIKI_API_TOKEN``, shared through ``REDIS_URL`` when that is set.
-
-        Build it once at startup and hand the same object to everything that uses the token.
-        """
-        if settings.perfectwiki_api_token is None:
-            raise ValueError("no PERFECTWIKI_API_TOKEN configured")
-        if storage is None and settings.redis_url is not None:
-            storage = settings.redis_url.get_secret_value()
-        return cls(
-            settings.perfectwiki_api_token,
-            per_second=settings.perfectwiki_rate_per_second,
-            per_minute=settings.perfectwiki_rate_per_minute,
-            storage=storage,
-        )
 
     @property
     def limits(self) -> tuple[int, int]:

@@ -22,10 +22,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from kbbot import errors
 from kbbot.core.models import Answer, PageRef, Source
 from kbbot.core.ports import FeedbackCounts, OutboxItem, QuotaState
-from kbbot.errors import ConfigError, KbbotError, Unavailable
+from kbbot.errors import ConfigError, KbbotError, Unavailable, error_payload, rebuild_error
 from kbbot.store.outbox_codec import dump_payload, load_item
 
 if TYPE_CHECKING:
@@ -292,7 +291,7 @@ class RedisSingleFlight:
             try:
                 result = await fn()
             except KbbotError as exc:
-                payload = json.dumps({"error": type(exc).__name__, "message": str(exc), **_error_fields(exc)})
+                payload = json.dumps({"error": error_payload(exc)})
                 raise
             try:
                 payload = json.dumps({"ok": self._encode(result)})
@@ -341,31 +340,7 @@ class RedisSingleFlight:
         data = json.loads(payload)
         if "ok" in data:
             return self._decode(data["ok"])
-        raise _rebuild_error(data)
-
-
-def _error_fields(exc: KbbotError) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    status = getattr(exc, "status", None)
-    if isinstance(status, int):
-        fields["status"] = status
-    retry_after = getattr(exc, "retry_after", None)
-    if isinstance(retry_after, int | float):
-        fields["retry_after"] = retry_after
-    return fields
-
-
-def _rebuild_error(data: dict[str, Any]) -> KbbotError:
-    """The leader's error, as the same class from the error tree (its message is user-safe by contract)."""
-    cls = getattr(errors, str(data.get("error")), None)
-    message = str(data.get("message", "the knowledgebase request failed"))
-    if not (isinstance(cls, type) and issubclass(cls, KbbotError)):
-        return Unavailable(message)
-    if issubclass(cls, errors.RateLimited):
-        return cls(message, retry_after=data.get("retry_after"))
-    if issubclass(cls, errors.KnowledgeBaseError):
-        return cls(message, status=data.get("status"))
-    return cls(message)
+        raise rebuild_error(data.get("error") or {})
 
 
 # --- 402 breaker --------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ class CrashingMap:
 @dataclass
 class SaverWiring(Generic[F, K]):
     """``fake`` and ``kb`` are the backend under test; ``now`` is the saver's clock (mutate ``now[0]``),
-    ``saved`` collects what ``on_saved`` reported."""
+    ``saved`` collects what the saved-page listener heard."""
 
     fake: F
     path: Path
@@ -70,15 +70,17 @@ class SaverWiring(Generic[F, K]):
         async def on_saved(platform: str, key: str, page: SavedPage) -> None:
             self.saved.append(page)
 
-        return ThreadSaver(
+        saver = ThreadSaver(
             self.kb,  # type: ignore[arg-type]
             thread_map or self.thread_map,  # type: ignore[arg-type]
             self.outbox,
             retry=self.retry,
-            on_saved=on_saved,
             clock=lambda: self.now[0],
             **kw,
         )
+        for platform in ("slack", "discord"):  # the Perfect Wiki tests save Slack threads, MatHub's Discord ones
+            saver.listen(platform, on_saved)
+        return saver
 
     async def restart(self) -> None:
         """What a new process sees: the saver stopped, the stores reopened from the same file."""

@@ -150,4 +150,6 @@ def test_ops_port_serves_readyz_and_metrics_apart_from_the_public_port(tmp_path:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    assert "Traceback" not in log_path.read_text()
+    output = log_path.read_text()
+    assert "Traceback" not in output
+    assert " WARNING " not in output and " ERROR " not in output, output  # a clean start says nothing alarming

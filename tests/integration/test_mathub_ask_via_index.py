@@ -10,11 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from kbbot.backends.mathub import MatHubBackend
 from kbbot.core.models import Source
+from kbbot.runtime import open_runtime
 from kbbot.search.answerer import SearchAnswerer
-from kbbot.search.index import SearchIndex, index_path
-from kbbot.search.sync import IndexSyncer
 from tests.fakes.mathub import FakeMatHub, mathub_settings
 
 TEMPLATE = "https://mathub.example/p/algebraic-topology/wiki/{slug}"
@@ -44,9 +42,9 @@ async def test_ask_via_index_with_kb_backend_mathub(
     seed(fake_mathub)
     settings = mathub_settings(fake_mathub, mathub_page_url_template=TEMPLATE)
     assert settings.backend == "mathub"
-    backend = MatHubBackend.from_settings(settings, http)
-    async with SearchIndex(index_path(settings.kbbot_data_dir, settings.backend)) as index:
-        report = await IndexSyncer(backend, index).sync()
+    async with open_runtime(settings) as rt:
+        index = rt.index
+        report = await rt.syncer.sync()
         assert (report.listed, report.fetched, report.failed) == (152, 152, 0)
 
         answer = await SearchAnswerer(index).answer("What is an Eilenberg-MacLane space?")
@@ -72,7 +70,7 @@ async def test_ask_via_index_with_kb_backend_mathub(
             target.content + "\n\nExample: $K(\\mathbb{Z}, 2)$ is infinite complex projective space.",
         )
         fake_mathub.reset_log()
-        again = await IndexSyncer(backend, index).sync()
+        again = await rt.syncer.sync()
         assert (again.listed, again.fetched, again.changed) == (152, 1, 1)
         assert fake_mathub.count("GET", path_contains="/wiki/") == 1
         updated = await SearchAnswerer(index).answer("infinite complex projective space")
@@ -84,8 +82,8 @@ async def test_nothing_found_is_an_empty_answer(
     fake_mathub: FakeMatHub, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     seed(fake_mathub)
-    backend = MatHubBackend.from_settings(mathub_settings(fake_mathub, mathub_project="algebraic-topology"), http)
-    async with SearchIndex(tmp_path / "idx.sqlite3") as index:
-        await IndexSyncer(backend, index).sync()
-        answer = await SearchAnswerer(index).answer("quarterly sales forecast")
+    settings = mathub_settings(fake_mathub, mathub_project="algebraic-topology", kbbot_data_dir=tmp_path)
+    async with open_runtime(settings) as rt:
+        await rt.syncer.sync()
+        answer = await SearchAnswerer(rt.index).answer("quarterly sales forecast")
         assert answer.empty and answer.related_pages == ()

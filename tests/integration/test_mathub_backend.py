@@ -25,7 +25,7 @@ from kbbot.errors import (
     Unsupported,
     VersionConflict,
 )
-from tests.fakes.mathub import DEFAULT_KEY, READ, FakeMatHub, mathub_settings
+from tests.fakes.mathub import DEFAULT_KEY, READ, FakeMatHub
 from tests.limiting import FakeLimiter
 
 # Fast windows for tests that write more than 5 times. The fake counts 5 writes per FAST_SERVER_WINDOW; the
@@ -494,16 +494,6 @@ async def test_without_the_limiter_the_server_refuses(
     assert fake_mathub.count(status=429) >= 1 and len(fake_mathub.pages()) == 5
     assert sleeps.calls and all(55 <= s <= 60 for s in sleeps.calls)  # Retry-After from the server's window
     assert caught.value.retry_after is not None and caught.value.retry_after > 50
-
-
-async def test_from_settings(fake_mathub: FakeMatHub, http: httpx.AsyncClient) -> None:
-    settings = mathub_settings(
-        fake_mathub, mathub_base_url=fake_mathub.url + "/", mathub_page_url_template="https://m.example/{slug}"
-    )
-    backend = MatHubBackend.from_settings(settings, http)
-    ref = await backend.create_page("From settings", "x")
-    assert ref.url == "https://m.example/from-settings"
-    assert DEFAULT_KEY not in repr(backend.__dict__.get("_http"))
 
 
 async def test_errors_are_all_knowledgebase_errors(fake_mathub: FakeMatHub, http: httpx.AsyncClient) -> None:

@@ -1,7 +1,7 @@
 """`kbbot pages …` and `kbbot index sync|search` with KB_BACKEND=mathub, at the command-handler level.
 
 Parsers come from each command's ``register`` and handlers are awaited as ``kbbot.cli`` does; the runtime is
-the few attributes those handlers use, built from Settings the way the startup function will for MatHub.
+the few attributes those handlers use, taken from the runtime the composition root builds for MatHub.
 """
 
 from __future__ import annotations
@@ -13,23 +13,23 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 from rich.console import Console
 
-from kbbot.backends.mathub import MatHubBackend
 from kbbot.commands import index as index_command
 from kbbot.commands import pages
 from kbbot.config import Settings
+from kbbot.core.ports import KnowledgeBase
 from kbbot.errors import Unsupported
-from kbbot.search.index import SearchIndex, index_path
+from kbbot.runtime import open_runtime
+from kbbot.search.index import SearchIndex
 from tests.fakes.mathub import FakeMatHub, mathub_settings
 
 
 @dataclass
 class Runtime:
     settings: Settings
-    kb: MatHubBackend
+    kb: KnowledgeBase
     index: SearchIndex
     console: Console
     out: io.StringIO
@@ -45,13 +45,9 @@ class Runtime:
 async def rt(fake_mathub: FakeMatHub) -> AsyncIterator[Runtime]:
     settings = mathub_settings(fake_mathub, mathub_page_url_template="https://mathub.example/wiki/{slug}")
     out = io.StringIO()
-    async with (
-        httpx.AsyncClient(timeout=settings.request_timeout_seconds) as http,
-        SearchIndex(index_path(settings.kbbot_data_dir, settings.backend)) as index,
-    ):
-        yield Runtime(
-            settings, MatHubBackend.from_settings(settings, http), index, Console(file=out, width=300), out
-        )
+    console = Console(file=out, width=300)
+    async with open_runtime(settings, console=console) as real:
+        yield Runtime(settings, real.kb, real.index, console, out)
 
 
 async def run(rt: Runtime, *argv: str) -> tuple[int, Any]:

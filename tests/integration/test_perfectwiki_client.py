@@ -14,9 +14,8 @@ import pytest
 from limits.aio.storage import MemoryStorage
 from pydantic import SecretStr
 
-from kbbot.backends.http import RetryPolicy, TransportFailure
+from kbbot.backends.http import RetryPolicy
 from kbbot.backends.perfectwiki import PerfectWikiBackend
-from kbbot.config import Settings
 from kbbot.core.models import PageChange
 from kbbot.core.ports import KnowledgeBase, Priority
 from kbbot.errors import (
@@ -27,6 +26,7 @@ from kbbot.errors import (
     NotFound,
     QuotaExceeded,
     RateLimited,
+    TransportFailure,
     Unauthorized,
     Unavailable,
 )
@@ -509,27 +509,6 @@ async def test_token_never_leaks_into_errors_or_logs(
 async def test_constructor_rejects_empty_token(http: httpx.AsyncClient) -> None:
     with pytest.raises(ConfigError):
         PerfectWikiBackend(http, "", limiter=TokenRateLimiter("x"))
-
-
-async def test_built_from_settings(fake_pw: FakePerfectWiki, http: httpx.AsyncClient) -> None:
-    settings = Settings(
-        perfectwiki_api_token=SecretStr(fake_pw.token),
-        perfectwiki_base_url=fake_pw.url + "/",
-        perfectwiki_page_url_template="https://wiki.example.com/{id}",
-    )
-    assert settings.perfectwiki_api_token is not None
-    kb = PerfectWikiBackend(
-        http,
-        settings.perfectwiki_api_token,
-        limiter=TokenRateLimiter.from_settings(settings),
-        base_url=settings.perfectwiki_base_url,
-        page_url_template=settings.perfectwiki_page_url_template,
-        timeout=settings.request_timeout_seconds,
-    )
-    assert (await kb.info()).name == "Engineering Docs"
-    shortcut = PerfectWikiBackend.from_settings(settings, http)
-    ref = await shortcut.create_page("From settings", "<p>x</p>")
-    assert ref.url == f"https://wiki.example.com/{ref.id}"
 
 
 # --- the limiter against the server ---------------------------------------------------------------

@@ -1,18 +1,21 @@
-"""slack_service(): Settings → the adapter in HTTP or Socket Mode, against the fake Slack API."""
+"""slack_service(): Settings (through the composition root's mapping) → the adapter in HTTP or Socket Mode, against
+the fake Slack API."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
 import pytest
 from aiohttp import web
 
-from kbbot.adapters.slack import slack_configured, slack_service
+from kbbot.adapters.slack import slack_service
 from kbbot.config import Settings
 from kbbot.core.ask import QueueListener
 from kbbot.core.models import Answer, Question, SavedPage, Thread
 from kbbot.errors import ConfigError
+from kbbot.runtime import slack_credentials
 from kbbot.store.memory import MemoryDeduper, MemoryFeedbackStore
 from tests.fakes.slack_api import (
     APP_TOKEN,
@@ -20,8 +23,10 @@ from tests.fakes.slack_api import (
     SIGNING_SECRET,
     FakeSlack,
     SlackSigner,
+    command_payload,
     event_envelope,
     mention_event,
+    message_shortcut_payload,
 )
 
 
@@ -47,8 +52,7 @@ async def test_http_mode_routes_serve_signed_events() -> None:
         slack.add_channel("C1", "general")
         settings = Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
                             slack_api_url=slack.api_url)
-        assert slack_configured(settings)
-        async with slack_service(settings, **_deps()) as service:
+        async with slack_service(slack_credentials(settings), **_deps()) as service:
             assert service.mode == "http" and len(service.routes) == 1
             app = web.Application()
             app.add_routes(service.routes)
@@ -85,7 +89,7 @@ async def test_socket_mode_when_app_token_is_set() -> None:
     with FakeSlack() as slack:
         slack.add_channel("C1", "general")
         settings = Settings(slack_bot_token=BOT_TOKEN, slack_app_token=APP_TOKEN, slack_api_url=slack.api_url)
-        async with slack_service(settings, **_deps()) as service:
+        async with slack_service(slack_credentials(settings), **_deps()) as service:
             assert service.mode == "socket" and service.routes == []
             await asyncio.to_thread(slack.wait_socket)
             envelope_id = slack.send_envelope("events_api", event_envelope(mention_event("C1", "U1", "yo", "1.000002")))
@@ -97,7 +101,46 @@ async def test_socket_mode_when_app_token_is_set() -> None:
 
 
 async def test_missing_settings_are_config_errors() -> None:
-    assert not slack_configured(Settings())
-    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
-        async with slack_service(Settings(slack_bot_token=BOT_TOKEN), **_deps()):
+    with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
+        async with slack_service(slack_credentials(Settings(slack_signing_secret=SIGNING_SECRET)), **_deps()):
             pass
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
+        async with slack_service(slack_credentials(Settings(slack_bot_token=BOT_TOKEN)), **_deps()):
+            pass
+
+
+async def test_a_clean_start_logs_no_warnings(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # SLACK_BOT_TOKEN in the environment, as `kbbot run` has it: Bolt used to warn "token will be unused".
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    with FakeSlack() as slack, caplog.at_level("INFO"):
+        for extra in ({"slack_signing_secret": SIGNING_SECRET}, {"slack_app_token": APP_TOKEN}):
+            settings = Settings(slack_bot_token=BOT_TOKEN, slack_api_url=slack.api_url, **extra)
+            async with slack_service(slack_credentials(settings), **_deps()) as service:
+                await service.connection.wait_ready()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_socket_mode_commands_and_shortcuts_in_slacks_envelopes() -> None:
+    # Envelopes as bolt-python tests/adapter_tests/socket_mode/mock_socket_mode_server.py sends them.
+    with FakeSlack() as slack:
+        slack.add_channel("C111", "general")
+        settings = Settings(slack_bot_token=BOT_TOKEN, slack_app_token=APP_TOKEN, slack_api_url=slack.api_url)
+        async with slack_service(slack_credentials(settings), **_deps()) as service:
+            await service.connection.wait_ready()
+            url = slack.response_url()
+            command = slack.send_envelope("slash_commands", command_payload("hi there", user="U1", channel="C111",
+                                                                            response_url=url))
+            ack = await asyncio.to_thread(slack.wait_ack, command)
+            assert ack["payload"]["text"] == ":mag: Looking that up…"  # the ack carries the reply
+            [reply] = await slack.await_for("response_url")
+            assert "echo: hi there" in reply.params["text"]
+
+            shortcut = message_shortcut_payload(user="U1", channel="C111", message_ts="1700000000.000100",
+                                                text="<!here> VPN notes")
+            envelope = slack.send_envelope("interactive", shortcut)
+            assert "payload" not in await asyncio.to_thread(slack.wait_ack, envelope)
+            [opened] = await slack.await_for("views.open")
+            assert opened.params["trigger_id"] == shortcut["trigger_id"]
+            assert opened.params["view"]["blocks"][0]["element"]["initial_value"] == "VPN notes"

@@ -1,8 +1,9 @@
-"""The Slack scenario rig: the real Bolt app served over real HTTP on 127.0.0.1, talking to the fake Slack Web
-API and — through the real AskService and Perfect Wiki backend — to the fake Perfect Wiki.
+"""The Slack scenario rig: the bot as `kbbot run` composes it (``open_runtime`` + ``open_slack``), served over
+real HTTP on 127.0.0.1, talking to the fake Slack Web API and the fake Perfect Wiki.
 
-Saving goes through the real ThreadSaver (SQLite map and outbox in the test's tmp dir). Only the search index's
-answerer (the 402 fallback) is a stand-in: a title match over the fake's pages.
+Everything is the real thing: AskService, the Perfect Wiki backend, the search index (synced at start, for the
+402 fallback), the ThreadSaver with SQLite map and outbox in the test's tmp dir. The rig only records what the
+adapter hands the saver, and can script an answer the fake wiki cannot produce.
 """
 
 from __future__ import annotations
@@ -18,15 +19,14 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from kbbot.adapters.slack import SlackBot, SlackOptions, build_slack, slack_web_app, slack_web_client
-from kbbot.backends.perfectwiki import PerfectWikiBackend
+from kbbot.adapters.slack import SlackBot, SlackOptions
 from kbbot.config import Settings
 from kbbot.core.ask import AskService, QueueListener
-from kbbot.core.models import Answer, PageRef, Question, SavedPage, Source, Thread
+from kbbot.core.models import Answer, Question, SavedPage, Thread
+from kbbot.core.ports import FeedbackStore, RateLimiter
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
+from kbbot.runtime import open_runtime, open_slack
 from kbbot.store.limiter import TokenRateLimiter
-from kbbot.store.memory import LocalSingleFlight, MemoryDeduper, MemoryFeedbackStore, MemoryQuotaGate, TTLAnswerCache
-from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
 from tests.fakes.perfectwiki import FakePerfectWiki
 from tests.fakes.slack_api import (
     BOT_TOKEN,
@@ -39,25 +39,6 @@ from tests.fakes.slack_api import (
 
 ALICE, BOB, MALLORY = "U0ALICE01", "U0BOB0001", "U0MALLORY"
 GENERAL, SECRET, DM = "C0GENERAL", "G0SECRET1", "D0ALICE01"
-
-
-class TitleSearch:
-    """Stand-in for the search index's answerer (the 402 fallback): pages whose title shares a word."""
-
-    def __init__(self, kb: PerfectWikiBackend) -> None:
-        self._kb = kb
-
-    async def answer(self, question: str, *, limit: int = 3) -> Answer:
-        words = {w.strip("?.,!").lower() for w in question.split() if len(w) > 3}
-        pages = [p for p in await self._kb.list_pages() if words & {w.lower() for w in p.title.split()}][:limit]
-        if not pages:
-            return Answer(text="", source=Source.SEARCH, empty=True)
-        refs = tuple(PageRef(p.id, p.title, self._kb.page_url(p.id, p.title)) for p in pages)
-        return Answer(text=f"These pages may help: {pages[0].title}", related_pages=refs, source=Source.SEARCH)
-
-    async def not_found(self, question: str) -> Answer:
-        related = (await self.answer(question)).related_pages
-        return Answer(text="I couldn't find this in the wiki.", related_pages=related, empty=True)
 
 
 class RecordingSaver:
@@ -95,10 +76,10 @@ class Rig:
     bot: SlackBot
     events_url: str
     http: httpx.AsyncClient
-    feedback: MemoryFeedbackStore
+    feedback: FeedbackStore
     ask: AskService
     saver: RecordingSaver
-    limiter: TokenRateLimiter
+    limiter: RateLimiter
     signer: SlackSigner = field(default_factory=SlackSigner)
 
     async def event(self, event: dict[str, Any], *, event_id: str | None = None,
@@ -156,43 +137,38 @@ async def slack_rig(
     data_dir: Path | None = None,
     limiter: TokenRateLimiter | None = None,
 ) -> AsyncIterator[Rig]:
-    """``limiter`` replaces the (practically unlimited) default budget, e.g. to make questions queue."""
-    # The autouse clean_env fixture runs each test in its own tmp dir, so the default lands there.
-    db = (data_dir or Path.cwd()) / "slack-threads.sqlite3"
+    """``limiter`` replaces the (practically unlimited) budget from the settings, e.g. to make questions queue."""
     with FakeSlack() as slack, FakePerfectWiki() as pw:
         seed_workspace(slack)
         seed_wiki(pw)
-        async with httpx.AsyncClient(timeout=30) as http:
-            limiter = limiter or TokenRateLimiter(pw.token, per_second=1000, per_minute=100_000)
-            kb = PerfectWikiBackend(http, pw.token, limiter=limiter, base_url=pw.url,
-                                    page_url_template="https://wiki.example/page/{id}")
-            ask = AskService(
-                kb=kb, cache=TTLAnswerCache(ttl_seconds=600, max_entries=100), flights=LocalSingleFlight(),
-                quota=MemoryQuotaGate(probe_seconds=3600), fallback=TitleSearch(kb), limiter=limiter,
-            )
-            thread_map, outbox = SqliteSavedThreadMap(db), SqliteOutbox(db)
-            thread_saver = ThreadSaver(kb, thread_map, outbox, retry=FAST_RETRY, default_tags=("slack",))
-            saver = RecordingSaver(thread_saver)
-            feedback = MemoryFeedbackStore()
-            client = slack_web_client(Settings(slack_bot_token=BOT_TOKEN, slack_api_url=slack.api_url))
-            bot = build_slack(
-                client=client, ask=ScriptedAsk(ask, scripted) if scripted else ask, saver=saver,
-                feedback=feedback, deduper=MemoryDeduper(),
-                options=options or SlackOptions(),
-            )
-            thread_saver.on_saved = bot.on_saved
-            thread_saver.start()
-            runner = web.AppRunner(slack_web_app(bot.app, signing_secret=SIGNING_SECRET), access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            try:
-                yield Rig(slack=slack, pw=pw, bot=bot, events_url=f"http://127.0.0.1:{port}/slack/events",
-                          http=http, feedback=feedback, ask=ask, saver=saver, limiter=limiter)
-                await bot.drain()
-            finally:
-                await runner.cleanup()
-                await thread_saver.stop()
-                await thread_map.aclose()
-                await outbox.aclose()
+        settings = Settings(
+            perfectwiki_api_token=pw.token, perfectwiki_base_url=pw.url,
+            perfectwiki_page_url_template="https://wiki.example/page/{id}",
+            perfectwiki_rate_per_second=1000, perfectwiki_rate_per_minute=100_000,
+            slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url,
+            # The autouse clean_env fixture runs each test in its own tmp dir, so the default lands there.
+            kbbot_data_dir=data_dir or Path.cwd() / ".kbbot", save_default_tags=("slack",), cache_ttl_seconds=600,
+        )
+        async with (
+            open_runtime(settings, limiter=limiter, save_retry=FAST_RETRY) as rt,
+            httpx.AsyncClient(timeout=30) as http,
+        ):
+            await rt.syncer.sync()
+            saver = RecordingSaver(rt.saver)
+            ask = ScriptedAsk(rt.ask, scripted) if scripted else rt.ask
+            async with open_slack(rt, ask=ask, saver=saver, options=options) as service, rt.saver:
+                app = web.Application()
+                app.add_routes(service.routes)
+                runner = web.AppRunner(app, access_log=None)
+                await runner.setup()
+                site = web.TCPSite(runner, "127.0.0.1", 0)
+                await site.start()
+                port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+                assert rt.stack.limiter is not None
+                try:
+                    yield Rig(slack=slack, pw=pw, bot=service.bot, events_url=f"http://127.0.0.1:{port}/slack/events",
+                              http=http, feedback=rt.stores.feedback, ask=rt.ask, saver=saver,
+                              limiter=rt.stack.limiter)
+                    await service.drain()
+                finally:
+                    await runner.cleanup()

@@ -31,6 +31,7 @@ from kbbot.core.models import AiAnswer, Answer, PageRef, Question, SavedPage, So
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.errors import ConfigError, QuotaExceeded, Unauthorized, Unavailable
 from kbbot.ops.shutdown import TaskTracker
+from kbbot.runtime import discord_options
 from kbbot.store.limiter import TokenRateLimiter
 from kbbot.store.memory import LocalSingleFlight, MemoryFeedbackStore, MemoryQuotaGate, TTLAnswerCache
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
@@ -136,8 +137,7 @@ async def running(
         ask=ask or ScriptedAsk(),
         saver=saver or RecordingSaver(),
         feedback=feedback or MemoryFeedbackStore(),
-        settings=Settings(**settings),
-        data_dir=data_dir,
+        options=discord_options(Settings(**settings, kbbot_data_dir=data_dir)),
         client_options={"guild_ready_timeout": 0.05},
         **({"in_flight": tracker.work} if tracker is not None else {}),
     )
@@ -1251,8 +1251,8 @@ async def test_a_save_that_lands_before_discord_is_connected_is_linked_once_it_i
 
 async def test_saved_poster_gives_up_quietly_when_discord_never_connects(world: World, tmp_path: Path) -> None:
     client = build_discord_client(
-        ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(), settings=Settings(),
-        data_dir=tmp_path,
+        ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(),
+        options=discord_options(Settings(kbbot_data_dir=tmp_path)),
     )
     saved = SavedPage(id="9", url="https://wiki.example/9", created=True, title="Early")
     await asyncio.wait_for(saved_poster(client, ready_timeout=0.2)("discord", world.thread["id"], saved), 5)
@@ -1285,8 +1285,7 @@ async def test_setup_mistakes_become_clear_config_errors(world: World, tmp_path:
             ask=ScriptedAsk(),
             saver=RecordingSaver(),
             feedback=MemoryFeedbackStore(),
-            settings=Settings(**settings),
-            data_dir=tmp_path,
+            options=discord_options(Settings(**settings, kbbot_data_dir=tmp_path)),
         )
 
     with pytest.raises(Unauthorized, match="DISCORD_BOT_TOKEN was rejected") as rejected:
@@ -1314,8 +1313,8 @@ async def test_close_code_4014_falls_back_or_is_one_line_naming_the_portal_switc
 
     def client(**settings: Any) -> discord.Client:
         built = build_discord_client(
-            ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(), settings=Settings(**settings),
-            data_dir=tmp_path,
+            ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(),
+            options=discord_options(Settings(**settings, kbbot_data_dir=tmp_path)),
         )
         built.setup_hook = _no_setup  # type: ignore[method-assign]  # skip the flag check: straight to IDENTIFY
         return built

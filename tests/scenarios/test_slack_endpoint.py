@@ -59,7 +59,8 @@ async def test_unsigned_or_badly_signed_requests_get_401_quietly(body: bytes, ca
         assert unsigned.status_code == 401 and forged.status_code == 401
         assert "Traceback" not in caplog.text and "ERROR" not in caplog.text
         assert "SECRET-MARKER" not in caplog.text  # the body is never logged
-        assert rig.slack.calls() == []  # nothing reached Bolt
+        # Nothing reached Bolt (auth.test is the adapter's own start-up check, as in `kbbot run`).
+        assert [call.method for call in rig.slack.calls()] in ([], ["auth.test"])
 
 
 async def test_a_signed_body_that_is_not_an_object_is_400_not_500(caplog: pytest.LogCaptureFixture) -> None:

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from kbbot.adapters.slack import rendering
+from kbbot.core.models import Answer, Source
 from tests.fakes.slack_api import (
     BOT_USER_ID,
     ENTERPRISE_ID,
@@ -107,3 +108,26 @@ async def test_message_subtypes_in_a_dm_are_not_questions(event: dict) -> None:
         await rig.bot.drain()
         assert len(rig.slack.calls("chat.postMessage")) == 1
         assert BOT_USER_ID not in post.params["text"]
+
+
+async def test_questions_and_titles_carry_names_not_ids_or_broadcasts() -> None:
+    async with slack_rig(scripted=Answer(text="Use WireGuard.", source=Source.AI)) as rig:
+        text = "<!here> how did <@U0BOB0001> set up the VPN for <@W0GRID001|grace>? <!channel>"
+        await rig.event(mention_event(GENERAL, ALICE, text, "1700009400.000100"))
+        await rig.slack.await_for("chat.postMessage")
+        [question] = rig.bot.handlers._ask.questions  # type: ignore[attr-defined]
+        assert question.text == "how did @bob set up the VPN for @grace?"
+
+        _, url = await rig.command("what does <@U0BOB0001> know about <!everyone> expenses?")
+        await rig.wait_responses(url)
+        asked = rig.bot.handlers._ask.questions[-1]  # type: ignore[attr-defined]
+        assert asked.text == "what does @bob know about expenses?"
+
+        said = "<!here> <@U0BOB0001> and <@U0NOBODY1> fixed it"
+        root = rig.slack.add_thread(GENERAL, [{"user": ALICE, "text": said}])
+        shortcut = message_shortcut_payload(user=ALICE, channel=GENERAL, message_ts=root, text=said)
+        await rig.interaction(shortcut)
+        [opened] = await rig.slack.await_for("views.open")
+        title = opened.params["view"]["blocks"][0]["element"]["initial_value"]
+        assert title == "@bob and fixed it"
+        assert "<" not in title and "here" not in title and "U0" not in title

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import discord
 import pytest
 
 from kbbot.adapters.discord import REQUIRED_PERMISSIONS, invite_url
-from kbbot.adapters.discord.client import intents_for
+from kbbot.adapters.discord.client import DiscordOptions, intents_for
 from kbbot.adapters.discord.handlers import saved_text
 from kbbot.adapters.discord.render import (
     CONTENT_LIMIT,
@@ -25,6 +26,7 @@ from kbbot.adapters.discord.render import (
 from kbbot.adapters.discord.sync import payload_hash
 from kbbot.config import Settings
 from kbbot.core.models import Answer, PageRef, SavedPage, Source
+from kbbot.runtime import discord_options
 
 ZWSP = "\u200b"
 PING = re.compile(r"@(everyone|here)|<@[!&]?\d+>")
@@ -185,8 +187,11 @@ def test_permissions_integer_and_invite_url() -> None:
 
 
 def test_message_content_intent_only_for_saving_or_auto_channels() -> None:
-    plain = Settings(discord_save_threads=False)
+    def options(**settings: Any) -> DiscordOptions:
+        return discord_options(Settings(**settings))
+
+    plain = options(discord_save_threads=False)
     assert not intents_for(plain).message_content  # mentions, DMs and slash commands need no privileged intent
-    assert intents_for(Settings()).message_content  # saving (on by default) reads other people's messages
-    assert intents_for(Settings(discord_save_threads=False, discord_auto_channels="1")).message_content
+    assert intents_for(options()).message_content  # saving (on by default) reads other people's messages
+    assert intents_for(options(discord_save_threads=False, discord_auto_channels="1")).message_content
     assert intents_for(plain).guild_messages and intents_for(plain).dm_messages and not intents_for(plain).members

@@ -12,7 +12,6 @@ import pytest
 from limits.aio.storage import MemoryStorage
 from pydantic import SecretStr
 
-from kbbot.config import Settings
 from kbbot.core.ports import Priority, RateLimiter
 from kbbot.store.limiter import TokenRateLimiter, token_key
 from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session  # noqa: F401
@@ -47,18 +46,6 @@ def test_defaults_keep_one_request_of_headroom() -> None:
     assert limiter.background_limits == (4, 29)
     port: RateLimiter = limiter  # structurally the core's protocol (checked by mypy)
     assert port.queued() == 0
-
-
-def test_from_settings_uses_the_configured_limits() -> None:
-    settings = Settings(
-        perfectwiki_api_token=SecretStr(SECRET),
-        perfectwiki_rate_per_second=20,
-        perfectwiki_rate_per_minute=600,
-    )
-    limiter = TokenRateLimiter.from_settings(settings)
-    assert limiter.limits == (19, 599)
-    with pytest.raises(ValueError, match="PERFECTWIKI_API_TOKEN"):
-        TokenRateLimiter.from_settings(Settings(kb_backend="local"))
 
 
 def test_bad_arguments_rejected() -> None:
@@ -261,18 +248,6 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.mark.redis
-async def test_from_settings_uses_redis_url(redis_url: str) -> None:
-    settings = Settings(perfectwiki_api_token=SecretStr(SECRET), redis_url=SecretStr(redis_url))
-    first = TokenRateLimiter.from_settings(settings)
-    second = TokenRateLimiter.from_settings(settings)
-    await take(first)
-    # The second limiter (another replica, say) sees the first one's request in Redis.
-    assert second._strategy_now() is not first._strategy_now()
-    stats = await second._strategy_now().get_window_stats(second._live.windows[1], token_key(SECRET))
-    assert stats.remaining == 100_000 - 1
-
-
-@pytest.mark.redis
 async def test_redis_storage_shares_budget_between_limiters(redis_url: str) -> None:
     a = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, storage=redis_url)
     b = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, storage=redis_url)
@@ -281,6 +256,34 @@ async def test_redis_storage_shares_budget_between_limiters(redis_url: str) -> N
     await take(b)
     await take(b)  # a third would exceed 2/s (3 minus headroom)
     assert time.monotonic() - start >= 0.9
+
+
+@pytest.mark.redis
+async def test_rate_limit_both_windows_are_one_budget_for_all_replicas(redis_url: str) -> None:
+    """Three replicas' limiters (own Redis connections, own locks), 45 eager callers: 9 per second (10 minus
+    headroom) and 11 per minute in total. Each replica looking, then taking, would let them share a last slot."""
+    limiters = [TokenRateLimiter(SECRET, per_second=10, per_minute=12, storage=redis_url) for _ in range(3)]
+    try:
+        started = time.monotonic()
+        granted: list[float] = []
+
+        async def call(i: int) -> None:
+            await take(limiters[i % 3])
+            granted.append(time.monotonic() - started)
+
+        tasks = [asyncio.create_task(call(i)) for i in range(45)]
+        await asyncio.wait(tasks, timeout=2.5)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        granted.sort()
+        # Second window: never more than 9 grants within any one second, across all replicas.
+        assert all(later - earlier >= 0.8 for earlier, later in zip(granted, granted[9:], strict=False))
+        # Minute window: 11 in total, however many replicas ask, until the minute is over.
+        assert len(granted) == 11
+    finally:
+        for limiter in limiters:
+            await limiter.aclose()
 
 
 def test_wait_estimate_drains_the_minutes_budget_fast_then_at_the_minute_rate() -> None:

@@ -111,6 +111,9 @@ async def test_weak_matches_are_left_out(index: SearchIndex) -> None:
 async def test_huge_and_hostile_questions(sample: SearchIndex) -> None:
     answerer = SearchAnswerer(sample)
     answer = await answerer.answer("vpn setup " + '🤖 NEAR( " * - : ^ ((' * 10_000)
+    # "near" is a word the wiki lacks, so this may well be a don't-know; either way the VPN page is first.
+    assert answer.related_pages[0].id == "vpn-setup"
+    answer = await answerer.answer("vpn setup " + '🤖 " * - : ^ ((' * 10_000)
     assert not answer.empty and answer.related_pages[0].id == "vpn-setup"
     answer = await answerer.answer("password reset", limit=0)  # at least one page, whatever the caller asks
     assert len(answer.related_pages) == 1
@@ -162,7 +165,7 @@ async def test_the_quoted_passage_answers(sample: SearchIndex, question: str, pa
 
 
 async def test_the_threshold_is_a_setting(sample: SearchIndex) -> None:
-    question = "is there parking at the Berlin office"
+    question = "where is the Munich office"
     assert (await SearchAnswerer(sample).answer(question)).empty
     lenient = await SearchAnswerer(sample, min_relevance=0.0).answer(question)
     assert not lenient.empty and lenient.text.startswith("From the wiki:")

@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from kbbot.adapters.slack.parsing import Command, ThreadRef, parse_command, parse_permalink, plain_text
+from kbbot.adapters.slack.parsing import (
+    Command,
+    ThreadRef,
+    mentioned_users,
+    parse_command,
+    parse_permalink,
+    plain_text,
+)
 from kbbot.adapters.slack.views import (
     InvalidSubmission,
     parse_submission,
@@ -22,13 +29,20 @@ from kbbot.adapters.slack.views import (
         ("<@UBOT> ask <@U2|bob> about <#C1|general>", "ask @bob about #general"),
         ("<@UBOT> see <https://x.example|the docs> &amp; <https://y.example>", "see the docs & https://y.example"),
         ("<@UBOT> a &lt;b&gt; c", "a <b> c"),
-        ("<!here> <@UBOT> hi", "@here  hi"),
+        ("<!here> <@UBOT> hi", "hi"),
+        ("<!channel> is the <!everyone> VPN <!here|here> down?", "is the VPN down?"),
         ("<!subteam^S1|@ops> help", "@ops help"),
+        ("due <!date^1392734382^{date}|Feb 18, 2014>", "due Feb 18, 2014"),
+        ("ask <@W0GRID1> and <@U2>", "ask @Grace Hopper and @U2"),
         ("", ""),
     ],
 )
 def test_plain_text(text: str, expected: str) -> None:
-    assert plain_text(text, bot_user_id="UBOT") == expected
+    assert plain_text(text, bot_user_id="UBOT", users={"W0GRID1": "Grace Hopper"}) == expected
+
+
+def test_mentioned_users() -> None:
+    assert mentioned_users("<@UBOT> ask <@W0GRID1> and <@U2|bob>, not <#C1|x> or <!here>") == {"UBOT", "W0GRID1", "U2"}
 
 
 @pytest.mark.parametrize(

@@ -67,16 +67,9 @@ def new_saver(kb, thread_map, outbox, clock, saved, **kw) -> ThreadSaver:  # typ
     async def on_saved(platform: str, key: str, page: SavedPage) -> None:
         saved.append((platform, key, page))
 
-    return ThreadSaver(
-        kb,
-        thread_map,
-        outbox,
-        retry=POLICY,
-        clock=clock,
-        on_saved=on_saved,
-        default_tags=("Saved", "chat"),
-        **kw,
-    )
+    saver = ThreadSaver(kb, thread_map, outbox, retry=POLICY, clock=clock, default_tags=("Saved", "chat"), **kw)
+    saver.listen("slack", on_saved)
+    return saver
 
 
 @pytest.fixture
@@ -326,7 +319,7 @@ async def test_worker_survives_callback_errors(env: Env) -> None:
     async def boom(platform: str, key: str, page: SavedPage) -> None:
         raise RuntimeError("adapter bug")
 
-    env.saver.on_saved = boom
+    env.saver.listen("slack", boom)
     env.kb.fail_next("create_page", Unavailable("down"))
     await env.saver.save(make_thread("q"))
     env.clock.now += 10
@@ -363,7 +356,8 @@ async def test_listeners_by_platform(env: Env) -> None:
     await env.saver.save(make_thread("q"))
     env.clock.now += 10
     await env.saver.retry_due()
-    assert heard == ["slack:C1:1700000000.000100:p1"] and len(env.saved) == 1
+    assert heard == ["slack:C1:1700000000.000100:p1"]
+    assert env.saved == []  # one listener per platform: the later one replaced the rig's
 
 
 @pytest.mark.parametrize("edit_error", [None, Unsupported("read-only page"), NotFound("gone", status=404)])

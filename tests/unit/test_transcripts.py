@@ -12,8 +12,8 @@ from rich.console import Console
 from kbbot.commands import save as save_cmd
 from kbbot.config import Settings
 from kbbot.core.models import SavedPage, Thread
-from kbbot.errors import KbbotError, SaveError
-from kbbot.transcripts import TranscriptError, load_transcript, parse_transcript
+from kbbot.errors import KbbotError, SaveError, TranscriptError
+from kbbot.transcripts import load_transcript, parse_transcript
 
 SLACK = [
     {
@@ -142,7 +142,9 @@ class StubSaver:
     result: SavedPage
     calls: list[tuple[Thread, str | None, tuple[str, ...] | None]] = field(default_factory=list)
 
-    async def save(self, thread: Thread, title: str | None = None, tags: object = None) -> SavedPage:
+    async def save(
+        self, thread: Thread, title: str | None = None, tags: object = None, *, announce: bool = True
+    ) -> SavedPage:
         self.calls.append((thread, title, tags))  # type: ignore[arg-type]
         return self.result
 

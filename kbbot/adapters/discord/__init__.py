@@ -3,10 +3,18 @@ and the "Save thread to wiki" message command. Entry point: :func:`build_discord
 
 from kbbot.adapters.discord.client import (
     REQUIRED_PERMISSIONS,
+    DiscordOptions,
     build_discord_client,
     invite_url,
     run_discord_client,
 )
 from kbbot.adapters.discord.saved import saved_poster
 
-__all__ = ["REQUIRED_PERMISSIONS", "build_discord_client", "invite_url", "run_discord_client", "saved_poster"]
+__all__ = [
+    "REQUIRED_PERMISSIONS",
+    "DiscordOptions",
+    "build_discord_client",
+    "invite_url",
+    "run_discord_client",
+    "saved_poster",
+]

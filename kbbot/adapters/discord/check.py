@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import discord
 import discord.http
 
+from kbbot.adapters.discord.client import DiscordOptions
 from kbbot.adapters.discord.failures import startup_errors
-from kbbot.config import Settings
 
 _GUILDS_PAGE = 200  # the endpoint's maximum
 
@@ -30,15 +30,14 @@ class DiscordStatus:
     warnings: list[str] = field(default_factory=list)
 
 
-async def discord_status(settings: Settings) -> DiscordStatus:
+async def discord_status(token: str, options: DiscordOptions) -> DiscordStatus:
     """Ask Discord. A rejected token or an unreachable Discord raise one-line errors (see ``failures.py``)."""
-    assert settings.discord_bot_token is not None
-    if settings.discord_api_url:
-        discord.http.Route.BASE = settings.discord_api_url
+    if options.api_url:
+        discord.http.Route.BASE = options.api_url
     http = discord.http.HTTPClient(asyncio.get_running_loop())
     try:
         with startup_errors():
-            user = await http.static_login(settings.discord_bot_token.get_secret_value())
+            user = await http.static_login(token)
             app = await http.application_info()
             guilds = await _all_guilds(http)
     finally:
@@ -49,11 +48,11 @@ async def discord_status(settings: Settings) -> DiscordStatus:
         "server_members": flags.gateway_guild_members or flags.gateway_guild_members_limited,
         "presence": flags.gateway_presence or flags.gateway_presence_limited,
     }
-    allowed = set(settings.discord_guild_allowlist)
+    allowed = set(options.guild_allowlist)
     outside = [g for g in guilds if allowed and g[0] not in allowed]
     public = bool(app.get("bot_public"))
     warnings = []
-    uses = (("saving threads", settings.discord_save_threads), ("auto-answer", settings.discord_auto_channels))
+    uses = (("saving threads", options.save_threads), ("auto-answer", options.auto_channels))
     needs_content = [name for name, on in uses if on]
     if needs_content and not intents["message_content"]:
         warnings.append(

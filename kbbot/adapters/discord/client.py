@@ -1,10 +1,10 @@
 """Building the discord.py client: intents, commands, the persistent feedback view, command sync.
 
-The client is assembled from injected services (AskService, ThreadSaver, FeedbackStore) and plain settings
-values; nothing here reads the environment. The startup code owns its lifecycle::
+The client is assembled from injected services (AskService, ThreadSaver, FeedbackStore) and plain
+:class:`DiscordOptions`; nothing here reads settings. The composition root owns its lifecycle::
 
-    client = build_discord_client(ask=ask, saver=saver, feedback=feedback, settings=settings)
-    await run_discord_client(client, settings.discord_bot_token.get_secret_value())  # until client.close()
+    client = build_discord_client(ask=ask, saver=saver, feedback=feedback, options=options)
+    await run_discord_client(client, token)  # until client.close()
 
 Intents: the default intents, plus the privileged Message Content intent when saving threads
 (``DISCORD_SAVE_THREADS``, on by default) or auto-answer channels are enabled. Without it Discord blanks the
@@ -19,8 +19,9 @@ from ~1,000 it is worth it).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import discord
@@ -32,10 +33,9 @@ from discord import app_commands
 from kbbot.adapters.discord.failures import INTENT_SWITCH, startup_errors
 from kbbot.adapters.discord.feedback import feedback_view
 from kbbot.adapters.discord.guilds import GuildGate
-from kbbot.adapters.discord.handlers import Asking, DiscordHandlers, Interaction, Saving
+from kbbot.adapters.discord.handlers import DiscordHandlers, Interaction
 from kbbot.adapters.discord.sync import CommandSync
-from kbbot.config import Settings
-from kbbot.core.ports import FeedbackStore
+from kbbot.core.ports import Asking, FeedbackStore, Saving
 from kbbot.errors import ConfigError, ShuttingDown
 
 log = logging.getLogger(__name__)
@@ -62,15 +62,32 @@ def invite_url(application_id: int | str) -> str:
     )
 
 
-def content_features(settings: Settings) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class DiscordOptions:
+    """The ``DISCORD_*`` settings the adapter uses, as plain values. ``data_dir`` keeps the command-sync
+    fingerprint; ``api_url`` points REST and the gateway at a fake (tests)."""
+
+    data_dir: Path
+    guild_ids: Sequence[int] = ()
+    guild_allowlist: Sequence[int] = ()
+    save_roles: Sequence[str] = ()
+    save_threads: bool = True
+    auto_channels: Sequence[int] = ()
+    auto_min_relevance: float = 0.8
+    require_message_content: bool = False
+    shard_count: int | None = None
+    api_url: str | None = None
+
+
+def content_features(options: DiscordOptions) -> list[str]:
     """What needs the Message Content intent, as the settings that turn it on."""
-    features = ["DISCORD_SAVE_THREADS"] if settings.discord_save_threads else []
-    return features + (["DISCORD_AUTO_CHANNELS"] if settings.discord_auto_channels else [])
+    features = ["DISCORD_SAVE_THREADS"] if options.save_threads else []
+    return features + (["DISCORD_AUTO_CHANNELS"] if options.auto_channels else [])
 
 
-def intents_for(settings: Settings) -> discord.Intents:
+def intents_for(options: DiscordOptions) -> discord.Intents:
     intents = discord.Intents.default()
-    intents.message_content = bool(content_features(settings))
+    intents.message_content = bool(content_features(options))
     return intents
 
 
@@ -86,7 +103,7 @@ async def run_discord_client(client: discord.Client, token: str) -> None:
             await client.start(token)
 
 
-def settle_message_content(client: discord.Client, settings: Settings) -> None:
+def settle_message_content(client: discord.Client, options: DiscordOptions) -> None:
     """Before connecting: drop the Message Content intent when the portal switch is off (and it is not
     required), so the bot still answers mentions, DMs and slash commands instead of failing with 4014.
 
@@ -98,8 +115,8 @@ def settle_message_content(client: discord.Client, settings: Settings) -> None:
     flags = client.application.flags
     if flags.gateway_message_content or flags.gateway_message_content_limited:
         return
-    line = INTENT_SWITCH.format(features=" and ".join(content_features(settings)))
-    if settings.discord_require_message_content:
+    line = INTENT_SWITCH.format(features=" and ".join(content_features(options)))
+    if options.require_message_content:
         raise ConfigError(line + "; or set DISCORD_REQUIRE_MESSAGE_CONTENT=false to run without saving")
     log.warning("%s; running without saving and auto-answer until then", line)
     _drop_message_content(client)
@@ -110,7 +127,7 @@ def _drop_message_content(client: discord.Client) -> None:
     client._connection._intents.message_content = False
 
 
-def fall_back_on_4014(client: discord.Client, settings: Settings) -> None:
+def fall_back_on_4014(client: discord.Client, options: DiscordOptions) -> None:
     """When the gateway still refuses the intent (close code 4014: the switch was turned off after the flags
     were read), connect again without it — unless it is required. A single-connection client is still open
     after a 4014; a sharded one has closed itself, so it stops with the one-line error."""
@@ -120,9 +137,9 @@ def fall_back_on_4014(client: discord.Client, settings: Settings) -> None:
         try:
             await connect(reconnect=reconnect)
         except discord.PrivilegedIntentsRequired:
-            if settings.discord_require_message_content or client.is_closed():
+            if options.require_message_content or client.is_closed():
                 raise
-            line = INTENT_SWITCH.format(features=" and ".join(content_features(settings)))
+            line = INTENT_SWITCH.format(features=" and ".join(content_features(options)))
             log.warning("%s; connecting again without it: saving and auto-answer are off", line)
             _drop_message_content(client)
             await connect(reconnect=reconnect)
@@ -203,8 +220,7 @@ def build_discord_client(
     ask: Asking,
     saver: Saving,
     feedback: FeedbackStore,
-    settings: Settings,
-    data_dir: Path | None = None,
+    options: DiscordOptions,
     sync_commands: bool = True,
     client_options: Mapping[str, object] | None = None,
     in_flight: InFlight = _untracked,
@@ -215,43 +231,41 @@ def build_discord_client(
     wraps every handled message and command (``TaskTracker.work`` in ``kbbot run``): a stopping bot finishes
     those answers before it closes the connection, and refuses new ones with a "restarting" reply.
     """
-    options: dict[str, object] = {
-        "intents": intents_for(settings),
+    client_kwargs: dict[str, object] = {
+        "intents": intents_for(options),
         "allowed_mentions": discord.AllowedMentions.none(),
         "chunk_guilds_at_startup": False,
         **(client_options or {}),
     }
     client: discord.Client
-    if settings.discord_shard_count:
-        client = discord.AutoShardedClient(shard_count=settings.discord_shard_count, **options)  # type: ignore[arg-type]
+    if options.shard_count:
+        client = discord.AutoShardedClient(shard_count=options.shard_count, **client_kwargs)  # type: ignore[arg-type]
     else:
-        client = discord.Client(**options)  # type: ignore[arg-type]
+        client = discord.Client(**client_kwargs)  # type: ignore[arg-type]
 
-    gate = GuildGate(client, settings.discord_guild_allowlist)
+    gate = GuildGate(client, options.guild_allowlist)
     handlers = DiscordHandlers(
         client=client,
         ask=ask,
         saver=saver,
         feedback=feedback,
         gate=gate,
-        save_roles=settings.discord_save_roles,
-        auto_channels=settings.discord_auto_channels,
-        auto_min_relevance=settings.auto_answer_min_relevance,
+        save_roles=options.save_roles,
+        auto_channels=options.auto_channels,
+        auto_min_relevance=options.auto_min_relevance,
     )
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
     tree.interaction_check = gate.interaction_check  # type: ignore[method-assign]
-    build_commands(tree, handlers, in_flight, saving=settings.discord_save_threads)
-    syncer = CommandSync(
-        tree, data_dir=data_dir or settings.kbbot_data_dir, guild_ids=settings.discord_guild_ids
-    )
+    build_commands(tree, handlers, in_flight, saving=options.save_threads)
+    syncer = CommandSync(tree, data_dir=options.data_dir, guild_ids=options.guild_ids)
 
-    if settings.discord_api_url:
-        point_rest_at(settings.discord_api_url)
+    if options.api_url:
+        point_rest_at(options.api_url)
 
     async def setup_hook() -> None:
-        if settings.discord_api_url:
+        if options.api_url:
             await point_gateway_from_rest(client)
-        settle_message_content(client, settings)
+        settle_message_content(client, options)
         gate.warn_if_public()
         # Registered before the gateway connects, so clicks on answers sent before a restart still work.
         client.add_view(feedback_view(feedback))
@@ -273,7 +287,7 @@ def build_discord_client(
         await gate.leave_if_not_allowed(guild)
 
     client.setup_hook = setup_hook  # type: ignore[method-assign]
-    fall_back_on_4014(client, settings)
+    fall_back_on_4014(client, options)
     client.event(on_message)
     client.event(on_ready)
     client.event(on_guild_join)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import Protocol
 
 import discord
 from discord.utils import MISSING
@@ -20,9 +19,9 @@ from kbbot.adapters.discord.guilds import GuildGate
 from kbbot.adapters.discord.history import blanked, display_names, read_thread, thread_to_neutral
 from kbbot.adapters.discord.permissions import can_read_history, denied_text, may_save
 from kbbot.adapters.discord.render import OutgoingMessage, render_answer, render_text, safe
-from kbbot.core.ask import QueueListener, queue_notice
-from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
-from kbbot.core.ports import FeedbackStore
+from kbbot.core.ask import queue_notice
+from kbbot.core.models import Answer, Asker, Question, SavedPage
+from kbbot.core.ports import Asking, FeedbackStore, Saving
 from kbbot.core.replies import error_reply, masked_note
 from kbbot.errors import KbbotError
 
@@ -59,18 +58,6 @@ BLANK_HISTORY = (
 )
 #: Put on a question while the answer is being worked on (the invite's Add Reactions permission), as in Slack.
 WORKING = "👀"
-
-
-class Asking(Protocol):
-    """The part of ``AskService`` the adapter uses."""
-
-    async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer: ...
-
-
-class Saving(Protocol):
-    """The part of ``ThreadSaver`` the adapter uses."""
-
-    async def save(self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None) -> SavedPage: ...
 
 
 Interaction = discord.Interaction[discord.Client]

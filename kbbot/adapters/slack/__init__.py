@@ -7,7 +7,7 @@
     parsing.py    pure: mention text → command, message permalink → thread
     views.py      the "Save thread to wiki" modal
     server.py     HTTP routes (/slack/events) and the Socket Mode handler
-    service.py    Settings → running adapter in the right mode (what the startup code calls)
+    service.py    connection values → running adapter in the right mode (what the composition root calls)
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from __future__ import annotations
 from kbbot.adapters.slack.app import SlackBot, build_slack
 from kbbot.adapters.slack.handlers import SlackOptions
 from kbbot.adapters.slack.server import slack_routes, slack_web_app, socket_mode_handler
-from kbbot.adapters.slack.service import SlackService, slack_configured, slack_service, slack_web_client
+from kbbot.adapters.slack.service import SlackCredentials, SlackService, slack_service, slack_web_client
 
 __all__ = [
     "SlackBot",
+    "SlackCredentials",
     "SlackOptions",
     "SlackService",
     "build_slack",
-    "slack_configured",
     "slack_routes",
     "slack_service",
     "slack_web_app",

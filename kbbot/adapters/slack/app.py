@@ -16,15 +16,16 @@ from typing import Any
 
 from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack import rendering
-from kbbot.adapters.slack.handlers import AskPort, InFlight, SaverPort, SlackHandlers, SlackOptions
+from kbbot.adapters.slack.handlers import InFlight, SlackHandlers, SlackOptions
 from kbbot.adapters.slack.parsing import ThreadRef, parse_command, parse_permalink, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, parse_submission
 from kbbot.core.models import SavedPage
-from kbbot.core.ports import Deduper, FeedbackStore
+from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,8 @@ class SlackBot:
 def build_slack(
     *,
     client: AsyncWebClient,
-    ask: AskPort,
-    saver: SaverPort,
+    ask: Asking,
+    saver: Saving,
     feedback: FeedbackStore,
     deduper: Deduper,
     options: SlackOptions | None = None,
@@ -75,10 +76,10 @@ def build_slack(
         in_flight=in_flight,
     )
     app = AsyncApp(
-        client=client,
+        client=client,  # carries SLACK_BOT_TOKEN (see _QuietStart)
         # HTTP requests are verified on their raw bytes before Bolt sees them (server.py); Socket Mode needs none.
         request_verification_enabled=False,
-        logger=logging.getLogger("kbbot.slack.bolt"),
+        logger=_bolt_logger(),
         # Our own posts come back as events; answering them would loop.
         ignoring_self_events_enabled=True,
     )
@@ -100,6 +101,21 @@ async def _app_rate_limited(body: Body, next: Callable[[], Awaitable[None]]) -> 
         return BoltResponse(status=200, body="")
     await next()
     return None
+
+
+class _QuietStart(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself and then warns, at every start, that the
+    ``client`` we pass wins over it; the client carries that very token, so the warning is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("kbbot.slack.bolt")
+    if not any(isinstance(f, _QuietStart) for f in logger.filters):
+        logger.addFilter(_QuietStart())
+    return logger
 
 
 def _responder(respond: AsyncRespond, **fixed: Any) -> Any:
@@ -149,7 +165,7 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             if not channel or not ts or not await h.first_delivery(body, channel, ts):
                 return
             thread_ts = str(event.get("thread_ts") or ts)
-            cmd = parse_command(plain_text(str(event.get("text", "")), bot_user_id=context.bot_user_id))
+            cmd = parse_command(await h.plain(str(event.get("text", "")), bot_user_id=context.bot_user_id))
             if cmd.name == "save":
                 if not event.get("thread_ts"):
                     hint = f"Mention me with `save` *inside a thread* to save it, or use `{command} save <link>`."
@@ -182,7 +198,7 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             channel, ts, user = str(event.get("channel", "")), str(event.get("ts", "")), str(event.get("user", ""))
             if not channel or not ts or not await h.first_delivery(body, channel, ts):
                 return
-            cmd = parse_command(plain_text(str(event.get("text", "")), bot_user_id=context.bot_user_id))
+            cmd = parse_command(await h.plain(str(event.get("text", "")), bot_user_id=context.bot_user_id))
             thread_ts = str(event["thread_ts"]) if event.get("thread_ts") else None
             if cmd.name == "help":
                 await h.post(channel, rendering.render_help(command), thread_ts=thread_ts)
@@ -201,7 +217,7 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
     async def on_command(ack: AsyncAck, command: Body, respond: AsyncRespond) -> None:
         raw = str(command.get("text", ""))
         user, channel = str(command.get("user_id", "")), str(command.get("channel_id", ""))
-        cmd = parse_command(plain_text(raw))
+        cmd = parse_command(plain_text(raw))  # names are looked up after the ack (Slack waits 3 s at most)
         private = _responder(respond, response_type="ephemeral", replace_original=False)
         if cmd.name == "help" or (not cmd.arg and cmd.name == "ask"):
             await ack(**rendering.render_help(h.options.command).kwargs(), response_type="ephemeral")
@@ -230,7 +246,8 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             if cmd.name == "status":
                 await private(await h.status())
             else:
-                await h.answer_command(text=cmd.arg, user_id=user, channel=channel, reply=private)
+                question = parse_command(await h.plain(raw)).arg
+                await h.answer_command(text=question, user_id=user, channel=channel, reply=private)
 
     @app.action(rendering.ACTION_SHARE)
     @_guarded
@@ -295,7 +312,7 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
         if ref is None:
             log.warning("save shortcut without a usable channel/message")
             return
-        title = plain_text(str(message.get("text", "")), bot_user_id=context.bot_user_id)
+        title = await h.plain(str(message.get("text", "")), bot_user_id=context.bot_user_id, title=True)
         user = str((shortcut.get("user") or {}).get("id", ""))
         await h.open_save_modal(trigger_id=str(shortcut.get("trigger_id", "")), ref=ref, title=title, user_id=user)
 

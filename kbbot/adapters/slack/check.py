@@ -7,8 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kbbot.adapters.slack.connection import Unreachable, call
-from kbbot.adapters.slack.service import slack_web_client
-from kbbot.config import Settings
+from kbbot.adapters.slack.service import SlackCredentials, slack_web_client
 from kbbot.errors import ConfigError, Unavailable
 
 
@@ -23,17 +22,16 @@ class SlackStatus:
     warnings: list[str] = field(default_factory=list)
 
 
-async def slack_status(settings: Settings) -> SlackStatus:
+async def slack_status(credentials: SlackCredentials) -> SlackStatus:
     """Ask Slack. Raises :class:`~kbbot.errors.Unauthorized` for a rejected token (naming it),
     :class:`Unavailable` when Slack cannot be reached, :class:`ConfigError` when neither mode is set up."""
-    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
-    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    app_token, secret = credentials.app_token, credentials.signing_secret
     if not app_token and not secret:
         raise ConfigError(
             "Slack needs SLACK_SIGNING_SECRET (HTTP mode: Basic Information → Signing Secret) "
             "or SLACK_APP_TOKEN (Socket Mode: an xapp- token with connections:write)"
         )
-    client = slack_web_client(settings)
+    client = slack_web_client(credentials)
     try:
         auth = await call(client.auth_test, "SLACK_BOT_TOKEN")
         if app_token:

@@ -99,6 +99,7 @@ class SlackConnection:
         self._sleep = sleep
         self._problem: str | None = "connecting to Slack"
         self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
         self.bot_user_id: str | None = None
 
     def start(self) -> asyncio.Task[None]:
@@ -115,6 +116,10 @@ class SlackConnection:
         if not task.done():
             task.cancel()
         await asyncio.gather(task, return_exceptions=True)  # also marks a failure as seen
+
+    async def wait_ready(self) -> None:
+        """Until the start-up checks passed (and Socket Mode connected) for the first time."""
+        await self._ready.wait()
 
     def problem(self) -> str | None:
         """Why Slack is not ready (None when it is): for ``/readyz``. Never calls the network."""
@@ -133,6 +138,7 @@ class SlackConnection:
             await self._connect(str(opened["url"]))
             log.info("Slack: Socket Mode connected")
         self._problem = None
+        self._ready.set()
         while True:
             await self._sleep(self._recheck)
             try:

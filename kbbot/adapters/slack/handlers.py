@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from cachetools import TTLCache
 from slack_sdk.errors import SlackApiError
@@ -31,12 +31,12 @@ from kbbot.adapters.slack.history import (
     title_hint,
     truncation_text,
 )
-from kbbot.adapters.slack.parsing import ThreadRef
+from kbbot.adapters.slack.parsing import ThreadRef, mentioned_users, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import save_modal
-from kbbot.core.ask import AskStatus, QueueListener, queue_notice
+from kbbot.core.ask import queue_notice
 from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
-from kbbot.core.ports import Deduper, FeedbackStore
+from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.replies import error_reply
 from kbbot.core.text import clean_question, neutralize_mentions
 from kbbot.errors import KbbotError
@@ -51,22 +51,6 @@ InFlight = Callable[[], AbstractAsyncContextManager[None]]
 
 #: Sends a message back to whoever triggered a slash command or an interaction (Bolt's ``respond``).
 Reply = Callable[[Message], Awaitable[None]]
-
-
-class AskPort(Protocol):
-    """The part of :class:`kbbot.core.ask.AskService` the adapter uses."""
-
-    async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer: ...
-
-    async def status(self) -> AskStatus: ...
-
-
-class SaverPort(Protocol):
-    """The part of the core ThreadSaver the adapter uses."""
-
-    async def save(
-        self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None
-    ) -> SavedPage: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +79,8 @@ class SlackHandlers:
         self,
         *,
         client: AsyncWebClient,
-        ask: AskPort,
-        saver: SaverPort,
+        ask: Asking,
+        saver: Saving,
         feedback: FeedbackStore,
         deduper: Deduper,
         options: SlackOptions,
@@ -157,6 +141,21 @@ class SlackHandlers:
         return True
 
     # --- asking ---------------------------------------------------------------------------------
+
+    async def plain(self, text: str, *, bot_user_id: str | None = None, title: bool = False) -> str:
+        """What the user typed, as plain text with people's names instead of ``<@U…>`` ids (``users.info``,
+        cached) and without ``<!here>``-style broadcasts: what questions, commands and titles are made of.
+
+        ``title``: for the save modal, which must open within the 3 s of its trigger: names not found within a
+        second are left out rather than shown as ids."""
+        ids = mentioned_users(text) - {bot_user_id or ""}
+        names: dict[str, str] = {}
+        if ids:
+            try:
+                names = await asyncio.wait_for(self.users.names(ids), timeout=1.0 if title else None)
+            except TimeoutError:
+                names = {}
+        return plain_text(text, bot_user_id=bot_user_id, users=names, drop_unknown=title)
 
     def _question(self, text: str, user_id: str, conversation: str) -> Question:
         return Question(text=text, asker=Asker(id=user_id), conversation_key=conversation, platform=PLATFORM)

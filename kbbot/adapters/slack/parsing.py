@@ -3,33 +3,56 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 _ANGLE = re.compile(r"<([^<>]*)>")
 
 
-def plain_text(text: str, *, bot_user_id: str | None = None) -> str:
-    """Slack message text → what the user meant, as plain text: the bot's own mention dropped, other tokens
-    turned into their labels (``<#C1|general>`` → ``#general``, ``<https://x|x>`` → ``x``), entities decoded.
+def plain_text(
+    text: str, *, bot_user_id: str | None = None, users: Mapping[str, str] | None = None, drop_unknown: bool = False
+) -> str:
+    """Slack message text → what the user meant, as plain text: the bot's own mention dropped, people's mentions
+    as their names (``users``: id → name, from ``users.info``; else the label or the id), ``<!here>``,
+    ``<!channel>`` and ``<!everyone>`` dropped (they address people, they are not part of a question), other
+    tokens turned into their labels (``<#C1|general>`` → ``#general``, ``<https://x|x>`` → ``x``), entities
+    decoded, runs of spaces collapsed. ``drop_unknown`` drops mentions of people whose name is not known (for
+    titles, which must not show raw ids).
 
-    Only for questions and commands; thread history goes through :func:`kbbot.adapters.markup.slack_to_markdown`.
+    Only for questions, commands and titles; thread history goes through :mod:`kbbot.formats.slack`.
     """
+    names = users or {}
 
     def token(match: re.Match[str]) -> str:
         target, _, label = match.group(1).partition("|")
         if target.startswith("@"):
             if bot_user_id and target[1:] == bot_user_id:
                 return ""
-            return "@" + (label.lstrip("@") or target[1:])
+            name = names.get(target[1:]) or label.lstrip("@")
+            return "@" + name if name else ("" if drop_unknown else "@" + target[1:])
         if target.startswith("#"):
             return "#" + (label or target[1:])
         if target.startswith("!"):
-            return "@" + (label.lstrip("@") or target[1:].split("^")[0])
+            special = target[1:].split("^")[0]
+            if special in _BROADCASTS:
+                return ""
+            return label if label and special == "date" else "@" + (label.lstrip("@") or special)
         return label or target
 
     out = _ANGLE.sub(token, text or "")
-    return out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
+    out = out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return _SPACES.sub(" ", out).strip()
+
+
+def mentioned_users(text: str) -> set[str]:
+    """The user ids ``<@U…>``/``<@W…>`` mentions in ``text`` name (Enterprise Grid ids start with W)."""
+    return set(_USER.findall(text or ""))
+
+
+_BROADCASTS = frozenset({"here", "channel", "everyone"})
+_SPACES = re.compile(r"[ \t]{2,}")
+_USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
-"""One call for the startup code: build the Slack adapter from Settings and run it in the right mode.
+"""One call for the composition root: build the Slack adapter and run it in the right mode.
 
-    async with slack_service(settings, ask=…, saver=…, feedback=…, deduper=…) as slack:
+    async with slack_service(credentials, ask=…, saver=…, feedback=…, deduper=…, options=…) as slack:
         web_app.add_routes(slack.routes)      # HTTP mode: /slack/events (empty list in Socket Mode)
-        saver.on_saved = slack.bot.on_saved   # or dispatch to it by platform
+        saver.listen("slack", slack.bot.on_saved)
         ...serve HTTP_HOST:HTTP_PORT with /healthz and /metrics, until shutdown...
 
 On exit it stops intake (Socket Mode connection closed; HTTP requests get 503), lets in-flight answers finish
@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -28,29 +29,34 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack.app import SlackBot, build_slack
 from kbbot.adapters.slack.connection import SlackConnection
-from kbbot.adapters.slack.handlers import AskPort, InFlight, SaverPort, SlackOptions
+from kbbot.adapters.slack.handlers import InFlight, SlackOptions
 from kbbot.adapters.slack.server import AsyncSocketModeHandler, slack_routes, socket_mode_handler
-from kbbot.config import Settings
-from kbbot.core.ports import Deduper, FeedbackStore
+from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-def slack_configured(settings: Settings) -> bool:
-    """True when Slack should start: a bot token is set."""
-    return settings.slack_bot_token is not None and bool(settings.slack_bot_token.get_secret_value())
+@dataclass(frozen=True, slots=True)
+class SlackCredentials:
+    """How to reach Slack (``SLACK_*``): an empty ``app_token`` means HTTP mode, which needs the
+    ``signing_secret``."""
+
+    bot_token: str
+    app_token: str = ""
+    signing_secret: str = ""
+    api_url: str = "https://slack.com/api/"
+    timeout_seconds: float = 30.0
 
 
-def slack_web_client(settings: Settings) -> AsyncWebClient:
-    """The Web API client: bot token, ``SLACK_API_URL`` and the request timeout from Settings."""
-    if not slack_configured(settings):
+def slack_web_client(credentials: SlackCredentials) -> AsyncWebClient:
+    """The Web API client: bot token, API URL and request timeout."""
+    if not credentials.bot_token:
         raise ConfigError("SLACK_BOT_TOKEN is not set (Slack app → OAuth & Permissions → Bot User OAuth Token)")
-    assert settings.slack_bot_token is not None
     return AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        timeout=int(max(1, settings.request_timeout_seconds)),
+        token=credentials.bot_token,
+        base_url=credentials.api_url,
+        timeout=int(max(1, credentials.timeout_seconds)),
         retry_handlers=retry_handlers(),
     )
 
@@ -85,10 +91,6 @@ def retry_handlers() -> list[AsyncRetryHandler]:
         _IdempotentConnectionErrorRetry(max_retry_count=2),
         AsyncRateLimitErrorRetryHandler(max_retry_count=2),
     ]
-
-
-def slack_options(settings: Settings) -> SlackOptions:
-    return SlackOptions(default_tags=tuple(settings.save_default_tags), question_max_chars=settings.question_max_chars)
 
 
 class SlackService:
@@ -142,10 +144,10 @@ class SlackService:
 
 @asynccontextmanager
 async def slack_service(
-    settings: Settings,
+    credentials: SlackCredentials,
     *,
-    ask: AskPort,
-    saver: SaverPort,
+    ask: Asking,
+    saver: Saving,
     feedback: FeedbackStore,
     deduper: Deduper,
     client: AsyncWebClient | None = None,
@@ -153,17 +155,16 @@ async def slack_service(
     in_flight: InFlight | None = None,
 ) -> AsyncIterator[SlackService]:
     """Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP mode (needs ``SLACK_SIGNING_SECRET``)."""
-    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
-    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    app_token, secret = credentials.app_token, credentials.signing_secret
     if not app_token and not secret:
         raise ConfigError(
             "Slack needs SLACK_SIGNING_SECRET (HTTP mode: Basic Information → Signing Secret) "
             "or SLACK_APP_TOKEN (Socket Mode: an xapp- token with connections:write)"
         )
-    web_client = client or slack_web_client(settings)
+    web_client = client or slack_web_client(credentials)
     bot = build_slack(
         client=web_client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
-        options=options or slack_options(settings), in_flight=in_flight,
+        options=options or SlackOptions(), in_flight=in_flight,
     )
     try:
         if app_token:

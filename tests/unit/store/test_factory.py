@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,9 +13,6 @@ from kbbot.errors import ConfigError, Unavailable
 from kbbot.store.factory import Stores, build_stores, open_stores
 from kbbot.store.failover import FailoverLimiterStorage
 from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session, free_port  # noqa: F401
-from tests.limiting import take
-
-TOKEN = "pw_token_for_factory_tests_123"
 
 
 async def _exercise(stores: Stores) -> None:
@@ -49,7 +44,6 @@ async def test_without_redis_url_embedded_stores(tmp_path: Path) -> None:
         await _exercise(stores)
     assert (tmp_path / "data" / "feedback.sqlite3").exists()
     assert (tmp_path / "data" / "threads.sqlite3").exists()
-    assert stores.rate_limiter(settings) is None  # no Perfect Wiki token, no limiter
 
 
 async def test_base_install_without_redis_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -89,41 +83,3 @@ async def test_with_redis_url_shared_stores(redis_server: RedisServer, tmp_path:
         assert await two.thread_map.get("slack:C1:1") == ("p1",)
         assert (await two.feedback.counts()).helpful == 1
     assert not (tmp_path / "data").exists()  # nothing written locally in Redis mode
-
-
-@pytest.mark.redis
-async def test_rate_limit_both_windows_are_one_budget_for_all_replicas(redis_server: RedisServer) -> None:
-    """Three replicas' limiters (own Redis connections, own locks), 45 eager callers: 9 per second (10 minus
-    headroom) and 11 per minute in total. Each replica looking, then taking, would let them share a last slot."""
-    settings = Settings(
-        redis_url=redis_server.url,
-        perfectwiki_api_token=TOKEN,
-        perfectwiki_rate_per_second=10,
-        perfectwiki_rate_per_minute=12,
-    )
-    replicas = [await build_stores(settings) for _ in range(3)]
-    try:
-        limiters = [stores.rate_limiter(settings) for stores in replicas]
-        assert all(limiters)
-        started = time.monotonic()
-        granted: list[float] = []
-
-        async def call(i: int) -> None:
-            limiter = limiters[i % 3]
-            assert limiter is not None
-            await take(limiter)
-            granted.append(time.monotonic() - started)
-
-        tasks = [asyncio.create_task(call(i)) for i in range(45)]
-        await asyncio.wait(tasks, timeout=2.5)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        granted.sort()
-        # Second window: never more than 9 grants within any one second, across all replicas.
-        assert all(later - earlier >= 0.8 for earlier, later in zip(granted, granted[9:], strict=False))
-        # Minute window: 11 in total, however many replicas ask, until the minute is over.
-        assert len(granted) == 11
-    finally:
-        for stores in replicas:
-            await stores.aclose()

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from kbbot.core.models import Answer, PageRef, Source
-from kbbot.errors import QuotaExceeded, RateLimited, Unavailable
+from kbbot.errors import KbbotError, QuotaExceeded, RateLimited, ShuttingDown, TransportFailure, Unavailable
 from kbbot.store.redis_store import (
     RedisAnswerCache,
     RedisDeduper,
@@ -322,20 +322,31 @@ async def test_single_flight_leader_error_reaches_other_replica(
     assert calls == 1  # a billed 402 is not repeated by every waiting replica
 
 
-async def test_single_flight_rate_limited_keeps_retry_after(replicas: Replicas) -> None:
+@pytest.mark.parametrize(
+    "error",
+    [
+        RateLimited("slow down", retry_after=7.5),
+        ShuttingDown(),
+        TransportFailure("could not reach the knowledgebase (ConnectError)", request_sent=False, timed_out=False),
+    ],
+    ids=type,
+)
+async def test_single_flight_error_is_rebuilt_faithfully_on_the_other_replica(
+    replicas: Replicas, error: KbbotError
+) -> None:
     a, b = replicas
     fa, fb = RedisSingleFlight(a, poll_seconds=0.01), RedisSingleFlight(b, poll_seconds=0.01)
 
-    async def limited() -> Answer:
+    async def fail() -> Answer:
         await asyncio.sleep(0.2)
-        raise RateLimited("slow down", retry_after=7.5)
+        raise error
 
-    first = asyncio.create_task(fa.run("q", limited))
+    first = asyncio.create_task(fa.run("q", fail))
     await _until_leased(a)
-    with pytest.raises(RateLimited) as info:
-        await fb.run("q", limited)
-    assert info.value.retry_after == 7.5
-    with pytest.raises(RateLimited):
+    with pytest.raises(type(error)) as info:
+        await fb.run("q", fail)
+    assert str(info.value) == str(error) and vars(info.value) == vars(error)
+    with pytest.raises(type(error)):
         await first
 
 
