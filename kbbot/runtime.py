@@ -35,6 +35,7 @@ from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.errors import ConfigError
 from kbbot.ops.metrics import Metrics
 from kbbot.search.answerer import SearchAnswerer
+from kbbot.search.fallback import IndexFallback
 from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
 from kbbot.store.ai_budget import LimitsAiBudget, parse_limit
@@ -178,7 +179,9 @@ async def open_stack(
         cache=stores.cache,
         flights=stores.flights,
         quota=stores.quota,
-        fallback=SearchAnswerer(index, min_relevance=settings.search_min_relevance),
+        fallback=IndexFallback(
+            SearchAnswerer(index, min_relevance=settings.search_min_relevance), index, syncer, kind=kb.kind
+        ),
         limiter=limiter if kb.supports_ai else None,
         max_chars=settings.question_max_chars,
         metrics=metrics,

@@ -194,7 +194,8 @@ class AskService:
             if refusal is not None:
                 log.info("AI budget used up", extra={"platform": question.platform, "scope": refusal.scope})
                 answer = await self._fallback.answer(text)
-                return replace(answer, source=Source.SEARCH, notice=slow_down_notice(refusal))
+                notice = slow_down_notice(refusal) + (f" {answer.notice}" if answer.notice else "")
+                return replace(answer, source=Source.SEARCH, notice=notice)
         self._asking[key] = self._asking.get(key, 0) + 1
         try:
             if on_queued is not None and (position := self._queue_position(key, asker)) is not None:
@@ -277,7 +278,9 @@ class AskService:
 
     async def _paused(self, text: str) -> Answer:
         answer = await self._fallback.answer(text)
-        return replace(answer, source=Source.SEARCH, notice=QUOTA_NOTICE)
+        # The search's own notice (e.g. only titles are indexed yet) stays: both are true.
+        notice = f"{QUOTA_NOTICE} {answer.notice}" if answer.notice else QUOTA_NOTICE
+        return replace(answer, source=Source.SEARCH, notice=notice)
 
     def close(self, *, answer_within: float) -> int:
         """Stop taking questions (a cached answer is still given): questions waiting for their turn that are

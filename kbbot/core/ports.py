@@ -180,10 +180,11 @@ class Asking(Protocol):
 
 
 class Saving(Protocol):
-    """What every adapter uses of :class:`kbbot.core.threads.ThreadSaver`."""
+    """What every adapter uses of :class:`kbbot.core.threads.ThreadSaver`. ``announce=False`` (imports, the
+    CLI): a save queued now is not announced in the conversation when it lands later."""
 
     async def save(
-        self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None
+        self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None, *, announce: bool = True
     ) -> SavedPage: ...
 
 

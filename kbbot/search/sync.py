@@ -36,6 +36,8 @@ Progress = Callable[[int, int], None]
 DEFAULT_REFRESH_BATCH = 25
 #: Give up a run after this many failures in a row (the wiki is down; the next run starts over).
 MAX_CONSECUTIVE_FAILURES = 5
+#: The fingerprint of a page indexed from the listing only (title and tags, no body yet): always fetched next.
+LISTED_ONLY = "listed-only"
 #: Optimize the FTS5 b-trees after a run that changed at least this many pages.
 _OPTIMIZE_AFTER = 200
 
@@ -84,11 +86,41 @@ class IndexSyncer:
         self.write_batch = max(1, write_batch)
         self._clock = clock
         self._lock = asyncio.Lock()
+        #: Why the last sync run could not read the wiki (None: it could, or none ran yet in this process).
+        self.last_failure: KnowledgeBaseError | None = None
 
     async def sync(self, *, full: bool = False, progress: Progress | None = None) -> SyncReport:
         """One sync run (``full`` re-fetches every page). Runs never overlap: a second caller waits."""
         async with self._lock:
-            return await self._sync(full=full, progress=progress)
+            try:
+                report = await self._sync(full=full, progress=progress)
+            except KnowledgeBaseError as exc:
+                self.last_failure = exc
+                raise
+            self.last_failure = None if not report.aborted else KnowledgeBaseError(report.errors[-1])
+            return report
+
+    async def index_titles(self) -> int:
+        """Index every listed page's title and tags now, from one listing and without page bodies, so a search
+        can find pages before the first full sync (e.g. the fallback after a 402 on a fresh install). The next
+        sync fetches those pages in full. Returns how many were added."""
+        async with self._lock:
+            summaries = await self.kb.list_pages(priority=Priority.LIVE)
+            states = await self.index.states()
+            pages = [
+                IndexedPage(
+                    id=s.id,
+                    title=s.title,
+                    text="",
+                    tags=tuple(s.tags),
+                    url=self.kb.page_url(s.id, s.title, s.slug),
+                    slug=s.slug,
+                    content_hash=LISTED_ONLY,
+                )
+                for s in summaries
+                if s.id not in states
+            ]
+            return await self.index.upsert_many(pages)
 
     async def _sync(self, *, full: bool, progress: Progress | None) -> SyncReport:
         report = SyncReport()
@@ -153,7 +185,12 @@ class IndexSyncer:
         stale: list[tuple[float, str]] = []
         for pid, summary in listed.items():
             state = states.get(pid)
-            if state is None or state.title != summary.title or state.tags != tuple(summary.tags):
+            if (
+                state is None
+                or state.content_hash == LISTED_ONLY
+                or state.title != summary.title
+                or state.tags != tuple(summary.tags)
+            ):
                 fetch.append(pid)
             elif _versioned(summary):
                 if (summary.version, summary.updated_at) != (state.version, state.updated_at):
