@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     question_max_chars: int = Field(2000, ge=10)
     request_timeout_seconds: float = Field(30.0, gt=0)
     index_refresh_seconds: int = Field(900, ge=0)
+    #: Who ranks search results: SQLite FTS5 (built in) or tantivy (``pip install 'kbbot[tantivy]'``), which
+    #: stays fast on wikis of tens of thousands of pages (see README, Performance).
+    search_engine: Literal["sqlite", "tantivy"] = "sqlite"
     #: Search answers (no AI) below this relevance (0–1) say "I couldn't find this in the wiki" and link the
     #: pages that may be related; auto-answer channels stay quiet below the second, higher one. The defaults
     #: are kbbot.search.answerer's, calibrated on benchmarks/answers.

@@ -166,7 +166,9 @@ async def open_stack(
     if limiter is not None:
         exit_stack.push_async_callback(limiter.aclose)  # its own Redis connection, when REDIS_URL is set
     exit_stack.push_async_callback(kb.aclose)
-    index = await SearchIndex(index_path(settings.kbbot_data_dir, settings.backend)).open()
+    index = await SearchIndex(
+        index_path(settings.kbbot_data_dir, settings.backend), engine=settings.search_engine
+    ).open()
     exit_stack.push_async_callback(index.aclose)
     syncer = IndexSyncer(kb, index)
     if kb.kind == "local":
