@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from kbbot.adapters.discord.client import DiscordOptions, InFlight
     from kbbot.adapters.slack import SlackCredentials, SlackOptions, SlackService
     from kbbot.adapters.slack.handlers import InFlight as SlackInFlight
+    from kbbot.ops.dashboard import Dashboard
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,15 @@ class Runtime:
     @property
     def outcomes(self) -> OutcomeRecorder:
         return self.stack.outcomes
+
+    def dashboard(self) -> Dashboard:
+        """What ``GET /admin`` shows, for this knowledgebase."""
+        from kbbot.ops.dashboard import Dashboard
+
+        return Dashboard(
+            outcomes=self.outcomes, feedback=self.stores.feedback, saves=self.metrics.save_counts,
+            title=f"kbbot ({self.kb.kind})",
+        )
 
     def configured_adapters(self) -> list[str]:
         s = self.settings

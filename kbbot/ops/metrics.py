@@ -10,6 +10,7 @@ user text sneaking into a label) cannot explode the number of series.
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Awaitable, Callable
 
@@ -23,6 +24,7 @@ from prometheus_client import (
 )
 
 from kbbot.core.ports import FeedbackCounts, QuotaState
+from kbbot.core.quota_forecast import QuotaForecast
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.:/ -]{1,40}$")
 
@@ -83,6 +85,16 @@ class Metrics:
         self.feedback = Gauge(
             "feedback_votes", "Answer feedback votes, by verdict.", ["verdict"], namespace=ns, registry=reg
         )
+        self.ai_quota_used = Gauge(
+            "ai_quota_used_ratio",
+            "Share of the month's billed AI quota used (PERFECTWIKI_AI_QUOTA_MONTHLY); alert at 0.8.",
+            namespace=ns, registry=reg,
+        )
+        self.ai_quota_runs_out = Gauge(
+            "ai_quota_runs_out_timestamp_seconds",
+            "Unix time (UTC midnight) of the day the AI quota runs out at the current rate (0: lasts the month).",
+            namespace=ns, registry=reg,
+        )
 
     # --- MetricsSink ----------------------------------------------------------------------------------------
 
@@ -122,6 +134,22 @@ class Metrics:
     def feedback_counts(self, counts: FeedbackCounts) -> None:
         self.feedback.labels("helpful").set(counts.helpful)
         self.feedback.labels("not_helpful").set(counts.not_helpful)
+
+    def ai_quota(self, forecast: QuotaForecast | None) -> None:
+        if forecast is None:
+            return
+        self.ai_quota_used.set(forecast.used_ratio)
+        day = forecast.runs_out
+        self.ai_quota_runs_out.set(calendar.timegm(day.timetuple()) if day is not None else 0)
+
+    def save_counts(self) -> dict[str, int]:
+        """This process's thread saves by outcome (for the dashboard)."""
+        counts = {}
+        name = next(iter(self.saves.describe())).name + "_total"
+        for outcome in ("created", "updated", "queued", "failed"):
+            value = self.registry.get_sample_value(name, {"outcome": outcome})
+            counts[outcome] = int(value or 0)
+        return counts
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
