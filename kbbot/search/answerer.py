@@ -34,6 +34,8 @@ MAYBE_RELATED_RELEVANCE = 0.25
 #: Ranking mixes the index's bm25 (normalized to the best page) with relevance: bm25 knows how often and
 #: where (title, tags) words occur; relevance knows whether one passage holds the question's words together.
 BM25_SHARE = 0.5
+#: …and with the share of the question the page's title and tags hold (a page titled with what was asked).
+TITLE_SHARE = 0.1
 #: Pages linked under an answer are at least this share as relevant as the quoted one, and rank as high.
 RELATED_SHARE = 0.5
 #: A second page is quoted only when it is about as relevant and ranks about as high as the first.
@@ -130,8 +132,12 @@ class SearchAnswerer:
                 max_chars=self.max_passage_chars,
             )
             relevance = _relevance(plan, page, hit, passages[0] if passages else None)
-            rank = BM25_SHARE * hit.score / best_bm25 + (1 - BM25_SHARE) * relevance
             in_title = frozenset(matched_terms(page.title + "\n" + " ".join(hit.tags), plan.stems))
+            rank = (
+                BM25_SHARE * hit.score / best_bm25
+                + (1 - BM25_SHARE - TITLE_SHARE) * relevance
+                + TITLE_SHARE * plan.coverage(in_title)
+            )
             ranked.append(_Candidate(hit, page, passages, relevance, rank, frozenset(plan.stems), in_title))
         ranked.sort(key=lambda c: -c.rank)
         return ranked
