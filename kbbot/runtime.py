@@ -29,6 +29,7 @@ from rich.console import Console
 from kbbot import __version__
 from kbbot.config import Settings
 from kbbot.core.ask import AskService
+from kbbot.core.fairness import AskerQueue, pacer
 from kbbot.core.ports import Asking, KnowledgeBase, MetricsSink, RateLimiter, Saving
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.errors import ConfigError
@@ -167,6 +168,11 @@ async def open_stack(
     ask = AskService(
         kb=kb,
         budget=budget,
+        # Turns paced a little under the token's live budget (the limiter keeps a request of headroom and
+        # counts each request until a window after its answer), so turns never queue at the limiter.
+        turns=AskerQueue(
+            pace=pacer(int((settings.perfectwiki_rate_per_minute - 1) * 0.9), settings.perfectwiki_rate_per_second - 1)
+        ),
         cache=stores.cache,
         flights=stores.flights,
         quota=stores.quota,

@@ -254,8 +254,8 @@ class AskService:
             return await self._paused(text)
         started = time.perf_counter()
         try:
-            async with self._turns.turn(asker):
-                ai = await self._kb.query(text)
+            await self._turns.admit(asker)
+            ai = await self._kb.query(text)
         except QuotaExceeded:
             log.warning("AI quota exhausted (402); pausing AI answers and answering from the wiki's pages")
             await self._quota.trip()

@@ -1,10 +1,16 @@
 """Fair turns at the wiki's AI: askers take turns, so one person's flood never holds everyone else up.
 
 The token's rate limiter (60 requests a minute) serves callers first come, first served: a user who sends 2,000
-questions would put everyone else behind all of them. :class:`AskerQueue` sits in front of it and lets only a
-few questions at a time go on to the limiter (``concurrency``, enough to use the whole rate), picking the next
-one round robin *by asker*: each asker with questions waiting gets one turn before anyone gets a second. Another
-user's question therefore waits for at most one question of each other asker, not for the whole flood.
+questions would put everyone else behind all of them. :class:`AskerQueue` sits in front of it and decides who is
+sent next, round robin *by asker*: each asker with questions waiting gets one turn before anyone gets a second.
+Another user's question therefore waits for at most one question of each other asker, not for the whole flood.
+
+**Pacing.** Turns are also paced (``pace``, an ``aiolimiter`` leaky bucket: a burst, then the sustained rate).
+Without it a flood spends the token's whole minute in its first seconds (59 requests in ~7 s at 10/s) and then
+*nobody* gets an answer until the window moves on, ~50 s later, however fair the order. Paced, a turn comes up
+every second or so for as long as the flood lasts, and the next one goes to someone else. Only the wait for the
+pace is a turn (``concurrency`` of them, 1 by default); the AI call itself runs after it, so slow answers never
+hold up the line.
 
 At shutdown :meth:`AskerQueue.close` refuses what cannot be answered in time with :class:`ShuttingDown`, so the
 adapter tells those askers at once instead of leaving them waiting for a bot that is gone.
@@ -20,12 +26,28 @@ import itertools
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Protocol
+
+from aiolimiter import AsyncLimiter
 
 from kbbot.errors import ShuttingDown
 
-#: Questions let through to the rate limiter at once. The limiter grants one a second at the sustained rate and
-#: an AI answer takes a few seconds, so four keep it busy; more would only queue there, first come first served.
-DEFAULT_CONCURRENCY = 4
+#: Questions waiting for the pace at once (more would only wait there, first come first served).
+DEFAULT_CONCURRENCY = 1
+
+
+class Pacer(Protocol):
+    """Spaces the turns out (``aiolimiter.AsyncLimiter`` in production)."""
+
+    async def acquire(self, amount: float = 1) -> None: ...
+
+
+def pacer(per_minute: int, burst: int) -> Pacer | None:
+    """At most ``burst`` turns at once, then (per_minute - burst) a minute: never more than ``per_minute`` in
+    any minute, evenly spread. None when there is nothing to pace."""
+    if burst < 1 or per_minute <= burst:
+        return None
+    return AsyncLimiter(burst, 60 * burst / (per_minute - burst))
 
 #: ``estimate(position)`` → seconds until the question at ``position`` (1 = next) is sent upstream.
 Estimate = Callable[[int], float]
@@ -34,10 +56,11 @@ Estimate = Callable[[int], float]
 class AskerQueue:
     """Round-robin turns by asker key. ``async with queue.turn(asker): ask upstream``."""
 
-    def __init__(self, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+    def __init__(self, *, concurrency: int = DEFAULT_CONCURRENCY, pace: Pacer | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._concurrency = concurrency
+        self._pace = pace
         self._running = 0
         # asker → its waiting questions (oldest first); the dict's order is the round robin.
         self._waiting: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
@@ -72,6 +95,13 @@ class AskerQueue:
         finally:
             self._running -= 1
             self._grant()
+
+    async def admit(self, asker: str | None) -> None:
+        """Wait for this asker's turn and the pace; then the question may go upstream (raises
+        :class:`ShuttingDown` once closed)."""
+        async with self.turn(asker):
+            if self._pace is not None:
+                await self._pace.acquire()
 
     async def _wait(self, asker: str) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -180,10 +180,11 @@ class Asking(Protocol):
 
 
 class Saving(Protocol):
-    """What every adapter uses of :class:`kbbot.core.threads.ThreadSaver`."""
+    """What every adapter uses of :class:`kbbot.core.threads.ThreadSaver`. ``announce=False`` (imports, the
+    CLI): a save queued now is not announced in the conversation when it lands later."""
 
     async def save(
-        self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None
+        self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None, *, announce: bool = True
     ) -> SavedPage: ...
 
 
@@ -233,6 +234,9 @@ class OutboxItem:
     #: Whether an update replaces the page's tags. False when the tags are only the defaults: a re-save then
     #: keeps whatever tags the page has (people may have tagged it in the wiki); new pages get the defaults.
     retag: bool = True
+    #: Whether the platform adapter posts the page's link in the conversation when a queued save lands. False
+    #: for imports: nobody in that (possibly years-old) Slack thread asked for the save.
+    announce: bool = True
     revision: int = 0
     attempts: int = 0
     next_attempt_at: float = 0.0

@@ -139,12 +139,13 @@ def message_markdown(
     only_rich = all(b.get("type") == "rich_text" for b in typed)
     if typed and not (body.strip() and only_rich):
         rendered = _blocks(typed, users, channels)
+        overlap = _overlap(body, rendered) if rendered and body.strip() else None
         if rendered and not body.strip():
             body = rendered
-        elif rendered and _same(body, rendered) == "longer-second":
+        elif overlap == "second":
             body = rendered  # the text was the notification fallback of the blocks
-        elif rendered and _same(body, rendered) is None:
-            body = f"{body}\n\n{rendered}"
+        elif rendered and overlap is None:
+            body = f"{body}\n\n{rendered}"  # both say something: keep both
     parts = [body] if body.strip() else []
     for attachment in raw.get("attachments") or ():
         if isinstance(attachment, dict) and (shown := _attachment(attachment, users, channels)):
@@ -226,10 +227,9 @@ def _texts(message: Mapping[str, Any]) -> Iterable[str]:
 
 
 def _block_texts(block: Mapping[str, Any]) -> Iterable[str]:
-    for key in ("text",):
-        obj = block.get(key)
-        if isinstance(obj, dict) and isinstance(obj.get("text"), str):
-            yield obj["text"]
+    obj = block.get("text")
+    if isinstance(obj, dict) and isinstance(obj.get("text"), str):
+        yield obj["text"]
     for key in ("fields", "elements"):
         for obj in block.get(key) or ():
             if isinstance(obj, dict) and obj.get("type") in ("mrkdwn", "plain_text") and isinstance(
@@ -250,15 +250,13 @@ def _rich_elements(blocks: object) -> Iterable[Mapping[str, Any]]:
             yield node
 
 
-def _same(first: str, second: str) -> str | None:
-    """Whether two renderings say the same: "same", "longer-first"/"longer-second" (one contains the other)."""
+def _overlap(first: str, second: str) -> str | None:
+    """Which rendering holds all the other says, word for word: "first" (also when equal), "second", or None."""
     a, b = _WORDS.sub(" ", first).strip().lower(), _WORDS.sub(" ", second).strip().lower()
-    if a == b:
-        return "same"
     if b in a:
-        return "longer-first"
+        return "first"
     if a in b:
-        return "longer-second"
+        return "second"
     return None
 
 

@@ -33,6 +33,7 @@ __all__ = ["ExportChannel", "SlackImport", "is_slack_export", "read_slack_export
 
 #: One day file bigger than this is not a day of chat (Slack's own day files are a few MB at most).
 MAX_FILE_BYTES = 64 * 1024 * 1024
+_MARKERS = ("users.json", "channels.json")
 _DAY_FILE = re.compile(r"(\d{4}-\d{2}-\d{2})\.json")
 _LISTS = (("channels.json", "channel"), ("groups.json", "private channel"), ("mpims.json", "group DM"),
           ("dms.json", "DM"))
@@ -68,11 +69,12 @@ class _Source:
         self._zip: zipfile.ZipFile | None = None
         self._root = PurePosixPath()
         if path.is_dir():
-            roots = [p.parent for p in path.glob("*/users.json")] if not (path / "users.json").exists() else []
-            if not (path / "users.json").exists() and not (path / "channels.json").exists():
+            if not any((path / marker).exists() for marker in _MARKERS):
+                # An export unzipped with its top folder ("Acme Slack export Jan 1 2024/users.json").
+                roots = {p.parent for marker in _MARKERS for p in path.glob(f"*/{marker}")}
                 if len(roots) != 1:
                     raise ExportError(f"{path} has no channels.json or users.json: not a Slack export folder")
-                self._root = PurePosixPath(roots[0].name)
+                self._root = PurePosixPath(roots.pop().name)
             self._names = sorted(
                 str(p.relative_to(path / self._root).as_posix()) for p in (path / self._root).rglob("*.json")
             )
@@ -82,7 +84,7 @@ class _Source:
         except (zipfile.BadZipFile, OSError) as exc:
             raise ExportError(f"{path} is neither a folder nor a readable zip file ({exc})") from None
         names = [n for n in self._zip.namelist() if not n.endswith("/")]
-        markers = [n for n in names if PurePosixPath(n).name in ("users.json", "channels.json")]
+        markers = [n for n in names if PurePosixPath(n).name in _MARKERS]
         if not markers:
             raise ExportError(f"{path} has no channels.json or users.json: not a Slack export")
         self._root = PurePosixPath(min(markers, key=len)).parent
@@ -144,8 +146,8 @@ def _read(
     progress: Callable[[int, int], None] | None,
 ) -> SlackImport:
     result = SlackImport()
-    known = _channels(source, result)
     users = _users(source, result)
+    known = _channels(source, result, users)
     selected = _select(known, wanted)
     result.channels = selected
     names = {c.id: c.name for c in known}
@@ -184,7 +186,7 @@ def _load_list(source: _Source, name: str, result: SlackImport) -> list[Any] | N
     return data
 
 
-def _channels(source: _Source, result: SlackImport) -> list[ExportChannel]:
+def _channels(source: _Source, result: SlackImport, users: Mapping[str, str]) -> list[ExportChannel]:
     found: list[ExportChannel] = []
     for file, kind in _LISTS:
         if file not in source.names():
@@ -193,8 +195,10 @@ def _channels(source: _Source, result: SlackImport) -> list[ExportChannel]:
             if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
                 continue
             name = entry.get("name") if isinstance(entry.get("name"), str) else ""
-            # DMs have no name; their folder is the conversation id.
-            found.append(ExportChannel(entry["id"], name or entry["id"], name or entry["id"], kind))
+            # DMs have no name (their folder is the conversation id): a page says whose DM it was.
+            members = [users.get(m, m) for m in entry.get("members") or () if isinstance(m, str)]
+            shown = name or (f"DM {' and '.join(members)}" if members else entry["id"])
+            found.append(ExportChannel(entry["id"], shown, name or entry["id"], kind))
     if not found:  # an export whose lists were lost: every folder of day files is a channel, named as the folder
         days = (n.split("/") for n in source.names())
         folders = sorted({parts[0] for parts in days if len(parts) == 2 and _DAY_FILE.fullmatch(parts[1])})

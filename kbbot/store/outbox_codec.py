@@ -23,6 +23,7 @@ def dump_payload(item: OutboxItem) -> str:
             "title": item.title,
             "tags": list(item.tags),
             "retag": item.retag,
+            "announce": item.announce,
             "parts": [{"title": part.title, "content": part.content} for part in item.parts],
         },
         ensure_ascii=False,
@@ -42,6 +43,7 @@ def load_item(
         title=data["title"],
         tags=tuple(data["tags"]),
         retag=data.get("retag", True),  # items queued before the field existed replaced tags
+        announce=data.get("announce", True),  # ... and were announced
         parts=tuple(OutboxPart(part["title"], part["content"]) for part in data["parts"]),
         revision=revision,
         attempts=attempts,

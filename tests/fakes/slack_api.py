@@ -272,15 +272,21 @@ class FakeSlack:
 
     def send_envelope(self, kind: str, payload: Mapping[str, Any], *, retry_attempt: int = 0) -> str:
         """Push a Socket Mode envelope (``events_api``, ``slash_commands``, ``interactive``) to the client."""
-        envelope_id = uuid.uuid4().hex
-        message = {
+        envelope_id = str(uuid.uuid4())
+        # Envelope shapes: bolt-python tests/adapter_tests/socket_mode/mock_socket_mode_server.py
+        # (socket_mode_envelopes): a shortcut does not accept a response payload, a slash command does; only
+        # events_api envelopes carry retry_attempt/retry_reason. A view submission's ack may carry
+        # response_action (errors), so it accepts one too.
+        accepts = kind == "slash_commands" or payload.get("type") in ("view_submission", "block_suggestion")
+        message: dict[str, Any] = {
             "envelope_id": envelope_id,
-            "type": kind,
             "payload": dict(payload),
-            "accepts_response_payload": kind != "events_api",
-            "retry_attempt": retry_attempt,
-            "retry_reason": "timeout" if retry_attempt else "",
+            "type": kind,
+            "accepts_response_payload": accepts,
         }
+        if kind == "events_api":
+            message["retry_attempt"] = retry_attempt
+            message["retry_reason"] = "timeout" if retry_attempt else ""
 
         async def send() -> None:
             if not self._sockets:

@@ -282,7 +282,8 @@ class FlakySaver:
     def title_for(self, thread: Any, title: str | None = None) -> str:
         return str(thread.key)
 
-    async def save(self, thread: Any, title: str | None = None, tags: Any = None) -> Any:
+    async def save(self, thread: Any, title: str | None = None, tags: Any = None, *, announce: bool = True) -> Any:
+        assert not announce  # an import is never announced in the conversation
         from kbbot.core.models import SavedPage
         from kbbot.errors import SaveError
 
@@ -306,3 +307,10 @@ async def test_import_goes_on_after_a_refused_or_queued_page(tmp_path: Path, ref
     code, text = await rt.run("import", str(SLACK_ZIP))
     assert code == expected and saver.calls - start == 7  # every thread was tried
     assert ("1 failed" in text) == refuse and "queued for retry" in text
+
+
+async def test_progress_bar_on_a_terminal(rt: Rt) -> None:
+    rt.console = Console(file=rt.out, width=100, force_terminal=True, color_system=None)
+    code, out = await rt.run("import", str(SLACK_ZIP))
+    assert code == 0 and "7 created" in out
+    assert "Reading files" in out or "Saving pages" in out  # rich drew the bar (transient: erased at the end)

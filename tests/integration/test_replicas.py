@@ -154,7 +154,7 @@ async def test_two_replicas_behave_like_one_bot(
         for replica in (a, b):
             ready = await http.get(f"{replica.url}/readyz")
             assert ready.status_code == 200, ready.text
-            assert ready.json()["checks"] == {"knowledgebase": "ok", "redis": "ok"}
+            assert ready.json()["checks"] == {"knowledgebase": "ok", "redis": "ok", "slack": "ok"}
         fake_pw.reset_stats()
 
         # --- 200 questions split across both, all at once --------------------------------------------------

@@ -23,8 +23,10 @@ from tests.fakes.slack_api import (
     SIGNING_SECRET,
     FakeSlack,
     SlackSigner,
+    command_payload,
     event_envelope,
     mention_event,
+    message_shortcut_payload,
 )
 
 
@@ -115,6 +117,30 @@ async def test_a_clean_start_logs_no_warnings(
     with FakeSlack() as slack, caplog.at_level("INFO"):
         for extra in ({"slack_signing_secret": SIGNING_SECRET}, {"slack_app_token": APP_TOKEN}):
             settings = Settings(slack_bot_token=BOT_TOKEN, slack_api_url=slack.api_url, **extra)
-            async with slack_service(settings, **_deps()) as service:
+            async with slack_service(slack_credentials(settings), **_deps()) as service:
                 await service.connection.wait_ready()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_socket_mode_commands_and_shortcuts_in_slacks_envelopes() -> None:
+    # Envelopes as bolt-python tests/adapter_tests/socket_mode/mock_socket_mode_server.py sends them.
+    with FakeSlack() as slack:
+        slack.add_channel("C111", "general")
+        settings = Settings(slack_bot_token=BOT_TOKEN, slack_app_token=APP_TOKEN, slack_api_url=slack.api_url)
+        async with slack_service(slack_credentials(settings), **_deps()) as service:
+            await service.connection.wait_ready()
+            url = slack.response_url()
+            command = slack.send_envelope("slash_commands", command_payload("hi there", user="U1", channel="C111",
+                                                                            response_url=url))
+            ack = await asyncio.to_thread(slack.wait_ack, command)
+            assert ack["payload"]["text"] == ":mag: Looking that up…"  # the ack carries the reply
+            [reply] = await slack.await_for("response_url")
+            assert "echo: hi there" in reply.params["text"]
+
+            shortcut = message_shortcut_payload(user="U1", channel="C111", message_ts="1700000000.000100",
+                                                text="<!here> VPN notes")
+            envelope = slack.send_envelope("interactive", shortcut)
+            assert "payload" not in await asyncio.to_thread(slack.wait_ack, envelope)
+            [opened] = await slack.await_for("views.open")
+            assert opened.params["trigger_id"] == shortcut["trigger_id"]
+            assert opened.params["view"]["blocks"][0]["element"]["initial_value"] == "VPN notes"

@@ -142,7 +142,9 @@ class StubSaver:
     result: SavedPage
     calls: list[tuple[Thread, str | None, tuple[str, ...] | None]] = field(default_factory=list)
 
-    async def save(self, thread: Thread, title: str | None = None, tags: object = None) -> SavedPage:
+    async def save(
+        self, thread: Thread, title: str | None = None, tags: object = None, *, announce: bool = True
+    ) -> SavedPage:
         self.calls.append((thread, title, tags))  # type: ignore[arg-type]
         return self.result
 

@@ -21,21 +21,23 @@ class Search:
         return Answer(text="From the wiki: …", related_pages=(PageRef("p9", "VPN"),), source=Source.SEARCH)
 
 
-class HeldKb(AiKnowledgeBase):
-    """Each AI query waits until released, so tests see who holds a turn."""
+class ManualPacer:
+    """The pace, opened by the test one turn at a time (production: an aiolimiter bucket)."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.release = asyncio.Event()
-        self.started: list[str] = []
+        self.permits = asyncio.Semaphore(0)
 
-    async def query(self, question: str):  # type: ignore[no-untyped-def]
-        self.started.append(question)
-        await self.release.wait()
-        return await super().query(question)
+    async def acquire(self, amount: float = 1) -> None:
+        await self.permits.acquire()
+
+    def open(self, turns: int = 1) -> None:
+        for _ in range(turns):
+            self.permits.release()
 
 
-def service(kb: AiKnowledgeBase, *, limit: str = "off", channel: int | None = None, turns: int = 4) -> AskService:
+def service(
+    kb: AiKnowledgeBase, *, limit: str = "off", channel: int | None = None, pace: ManualPacer | None = None
+) -> AskService:
     return AskService(
         kb=kb,  # type: ignore[arg-type]
         cache=TTLAnswerCache(ttl_seconds=60, max_entries=100),
@@ -43,7 +45,7 @@ def service(kb: AiKnowledgeBase, *, limit: str = "off", channel: int | None = No
         quota=MemoryQuotaGate(probe_seconds=3600),
         fallback=Search(),
         budget=LimitsAiBudget(user_limits=parse_limit(limit), channel_per_day=channel),
-        turns=AskerQueue(concurrency=turns),
+        turns=AskerQueue(pace=pace),
     )
 
 
@@ -80,37 +82,37 @@ def test_notice_wording_for_waits() -> None:
 
 
 async def test_another_askers_question_goes_before_the_rest_of_a_flood() -> None:
-    kb = HeldKb()
-    ask = service(kb, turns=1)
+    kb, pace = AiKnowledgeBase(), ManualPacer()
+    ask = service(kb, pace=pace)
     flood = [asyncio.create_task(ask.ask(q(f"flood {n}"))) for n in range(20)]
-    while not kb.started:
-        await asyncio.sleep(0)
+    await settle()
     other = asyncio.create_task(ask.ask(q("other question", user="U2")))
-    for _ in range(10):
-        await asyncio.sleep(0)
-    kb.release.set()
+    await settle()
+    pace.open(21)
     await asyncio.gather(*flood, other)
-    assert kb.started[:3] == ["flood 0", "flood 1", "other question"]
+    # flood 0 was already waiting for the pace; the other question got the very next turn, not the 21st.
+    assert kb.queries[:3] == ["flood 0", "flood 1", "other question"]
 
 
 async def test_close_refuses_waiting_questions_but_still_serves_cached_ones() -> None:
-    kb = HeldKb()
-    ask = service(kb, turns=1)
-    kb.release.set()
+    kb, pace = AiKnowledgeBase(), ManualPacer()
+    ask = service(kb, pace=pace)
+    pace.open()
     await ask.ask(q("cached one"))
-    kb.release.clear()
-    running = asyncio.create_task(ask.ask(q("running")))
-    while "running" not in kb.started:
-        await asyncio.sleep(0)
     waiting = [asyncio.create_task(ask.ask(q(f"waiting {n}", user=f"U{n}"))) for n in range(5)]
-    for _ in range(10):
-        await asyncio.sleep(0)
-    assert ask.close(answer_within=0) == 5  # no limiter: nothing waiting is expected in no time
-    results = await asyncio.gather(*waiting, return_exceptions=True)
-    assert all(isinstance(r, ShuttingDown) for r in results)
-    assert "ask again in a minute" in str(results[0])
+    await settle()
+    # One is at the pace (it has its turn), four wait for theirs; none is expected in no time.
+    assert ask.close(answer_within=0) == 4
     with pytest.raises(ShuttingDown):
         await ask.ask(q("new question"))
     assert (await ask.ask(q("cached one"))).source is Source.CACHE
-    kb.release.set()
-    assert (await running).source is Source.AI  # what was already being answered is answered
+    pace.open()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    refused = [r for r in results if isinstance(r, ShuttingDown)]
+    assert len(refused) == 4 and "ask again in a minute" in str(refused[0])
+    assert [r.source for r in results if isinstance(r, Answer)] == [Source.AI]  # the one with its turn
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiolimiter import AsyncLimiter
 
-from kbbot.core.fairness import AskerQueue
+from kbbot.core.fairness import AskerQueue, pacer
 from kbbot.errors import ShuttingDown
 
 
@@ -104,3 +105,11 @@ async def test_anonymous_questions_each_take_their_own_turn() -> None:
     assert await asyncio.gather(*tasks) == ["q0", "q1", "q2"]
     with pytest.raises(ValueError):
         AskerQueue(concurrency=0)
+
+
+def test_pacer_never_exceeds_the_minute_and_spreads_the_rest() -> None:
+    bucket = pacer(59, 9)
+    assert isinstance(bucket, AsyncLimiter)
+    # A burst of 9, then 50 more over the minute: 59 in any minute, one every 1.2 s once the burst is spent.
+    assert bucket.max_rate == 9 and bucket.time_period == 60 * 9 / 50
+    assert pacer(5, 5) is None and pacer(60, 0) is None

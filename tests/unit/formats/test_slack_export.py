@@ -57,7 +57,8 @@ def test_every_conversation_kind_and_names_from_users_json(tmp_path: Path) -> No
     assert first.author_name == "Ada L" and first.text == "Ask @Grace Hopper or @linus in #general"
     assert reply.author_name == "Grace Hopper" and reply.text == "I can help"
     assert by_key["G0SECRET01:day:2024-03-01"].channel_name == "secret"
-    assert by_key["D0DIRECT01:day:2024-03-01"].messages[0].text == "hi grace"
+    dm = by_key["D0DIRECT01:day:2024-03-01"]
+    assert dm.messages[0].text == "hi grace" and dm.channel_name == "DM Ada L and Grace Hopper"
     assert by_key["G0MPIM0001:day:2024-03-01"].messages[0].author_name == "linus"
     assert result.problems == []
 
@@ -109,3 +110,9 @@ def test_export_without_lists_uses_its_folders(tmp_path: Path) -> None:
     [thread] = result.threads
     assert thread.channel_name == "random" and thread.messages[0].text == "hello"
     assert any("channels.json: skipped" in p for p in result.problems)
+
+
+def test_folder_unzipped_with_its_top_folder(tmp_path: Path) -> None:
+    _export(tmp_path / "Acme Slack export Mar 1 2024")
+    result = read_slack_export(tmp_path)
+    assert len(result.threads) == 4 and result.problems == []

@@ -198,3 +198,12 @@ async def test_save_queued_on_one_replica_is_sent_by_another(redis_server: Redis
         assert await RedisOutbox(survivor).pending() == []
     finally:
         await survivor.aclose()
+
+
+async def test_outbox_keeps_whether_a_landed_save_is_announced(stores: Factory) -> None:
+    (_, o1), (_, o2) = await stores(), await stores()
+    await o1.add(replace(item(), announce=False), now=100.0)
+    claimed = await o2.claim("slack:C1:1.2", now=100.0, lease_seconds=30)
+    assert claimed is not None and claimed.announce is False
+    [pending] = await o1.pending()
+    assert pending.announce is False
