@@ -140,7 +140,7 @@ class SearchAnswerer:
             )
             ranked.append(_Candidate(hit, page, passages, relevance, rank, frozenset(plan.stems), in_title))
         ranked.sort(key=lambda c: -c.rank)
-        return ranked
+        return _chats_below_sources(ranked, [hit.id for hit in result.hits])
 
     def _second(self, ranked: list[_Candidate]) -> tuple[PageText, Passage] | None:
         """A second quote, only when it holds words of the question the first lacks: from the next page when
@@ -162,6 +162,21 @@ class SearchAnswerer:
             if passage.found - covered and passage.text not in first.text and first.text not in passage.text:
                 return top.page, passage
         return None
+
+
+def _chats_below_sources(ranked: list[_Candidate], order: list[str]) -> list[_Candidate]:
+    """The index ranks a saved chat just below the page it quotes (the source people should read): keep it
+    below that page (the nearest page above it in the index's order) however the passages score."""
+    by_id = {c.hit.id: c for c in ranked}
+    for n, page_id in enumerate(order):
+        chat = by_id.get(page_id)
+        if chat is None or not chat.hit.saved_chat:
+            continue
+        source = next((by_id[p] for p in reversed(order[:n]) if p in by_id and not by_id[p].hit.saved_chat), None)
+        if source is not None and ranked.index(chat) < ranked.index(source):
+            ranked.remove(chat)
+            ranked.insert(ranked.index(source) + 1, chat)
+    return ranked
 
 
 def _relevance(plan: QueryPlan, page: PageText, hit: SearchHit, passage: Passage | None) -> float:
