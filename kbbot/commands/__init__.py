@@ -23,6 +23,7 @@ COMMANDS = {
     "save": "kbbot.commands.save",
     "import": "kbbot.commands.imports",
     "check": "kbbot.commands.check",
+    "gaps": "kbbot.commands.gaps",
 }
 
 

@@ -171,6 +171,8 @@ class SearchHit:
     marked_snippet: str = ""
     #: The page's stored plain text, for the first ``texts`` hits of a search (None for the others).
     text: str | None = None
+    #: A thread kbbot saved (ranked just below the page it quotes, see :mod:`kbbot.search.saved_chats`).
+    saved_chat: bool = False
 
     def page_text(self) -> PageText:
         """The hit as a :class:`PageText` (its ``text`` empty when the search did not load it)."""
@@ -656,7 +658,7 @@ class SearchIndex:
                 wanted = [rowid for _, rowid, _ in best[:texts]]
                 bodies = self._bodies(wanted)
             hits = []
-            for score, rowid, (page_id, title, url, tags, _) in best:
+            for score, rowid, (page_id, title, url, tags, saved_chat) in best:
                 snippet = None
                 if snippets:
                     snippet = db.execute(_SNIPPET, (self._snippet_tokens, match, rowid)).fetchone()
@@ -669,6 +671,7 @@ class SearchIndex:
                         score=score,
                         marked_snippet=(snippet[0] if snippet else "") or "",
                         text=bodies.get(rowid),
+                        saved_chat=bool(saved_chat),
                     )
                 )
         except sqlite3.Error as exc:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kbbot.commands import COMMANDS
 from tests.integration.cli_support import ROOT
 
 # Runs the real entry point in a fresh interpreter, then lists every module that got imported.
@@ -63,4 +64,4 @@ def test_help_and_usage_errors_still_list_every_command(tmp_path: Path) -> None:
             env={**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME")}, "PYTHONPATH": str(ROOT)},
         )
         text = out.stdout + out.stderr
-        assert all(command in text for command in ("run", "chat", "ask", "pages", "index", "save", "import", "check"))
+        assert all(command in text for command in COMMANDS)
