@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 from pydantic import SecretStr
 from rich.console import Console
 
@@ -46,6 +45,7 @@ from kbbot.store.namespace import namespace_from_settings
 
 if TYPE_CHECKING:
     import discord
+    import httpx
 
     from kbbot.adapters.discord.client import DiscordOptions, InFlight
     from kbbot.adapters.slack import SlackCredentials, SlackOptions, SlackService
@@ -138,13 +138,8 @@ async def open_runtime(
     prepare_data_dir(data)  # owner-only, and a clear line now if it is full, read-only or not ours
     warn_if_old_default_left_behind(data, explicit="kbbot_data_dir" in settings.model_fields_set)
     async with AsyncExitStack() as exit_stack:
-        http = await exit_stack.enter_async_context(
-            httpx.AsyncClient(
-                timeout=settings.request_timeout_seconds,
-                headers={"User-Agent": f"kbbot/{__version__}"},
-                follow_redirects=False,
-            )
-        )
+        # The wikis' HTTP client; a local folder needs none (making one is a third of `kbbot ask`'s start-up).
+        http = None if settings.backend == "local" else await exit_stack.enter_async_context(_http_client(settings))
         metrics = Metrics()
         # Memory/SQLite, or Redis with REDIS_URL (then every replica shares them); pinged once when Redis.
         try:
@@ -160,11 +155,21 @@ async def open_runtime(
         yield Runtime(settings=settings, console=console or Console(), stores=stores, metrics=metrics, stack=stack)
 
 
+def _http_client(settings: Settings) -> httpx.AsyncClient:
+    import httpx
+
+    return httpx.AsyncClient(
+        timeout=settings.request_timeout_seconds,
+        headers={"User-Agent": f"kbbot/{__version__}"},
+        follow_redirects=False,
+    )
+
+
 async def open_stack(
     settings: Settings,
     exit_stack: AsyncExitStack,
     *,
-    http: httpx.AsyncClient,
+    http: httpx.AsyncClient | None,
     stores: Stores,
     metrics: MetricsSink,
     limiter: RateLimiter | None = None,
@@ -228,7 +233,7 @@ async def open_stack(
 
 def _knowledgebase(
     settings: Settings,
-    http: httpx.AsyncClient,
+    http: httpx.AsyncClient | None,
     stores: Stores,
     metrics: MetricsSink,
     limiter: RateLimiter | None,
@@ -237,6 +242,8 @@ def _knowledgebase(
     if settings.backend == "perfectwiki":
         from kbbot.backends.perfectwiki import PerfectWikiBackend
         from kbbot.store.limiter import TokenRateLimiter
+
+        assert http is not None  # every backend but a local folder has the client
 
         assert settings.perfectwiki_api_token is not None  # Settings checked the backend's credentials
         token = settings.perfectwiki_api_token.get_secret_value()
@@ -258,6 +265,8 @@ def _knowledgebase(
         return kb, limiter
     if settings.backend == "mathub":
         from kbbot.backends.mathub import MatHubBackend, build_write_limiter
+
+        assert http is not None
 
         assert settings.mathub_api_key is not None and settings.mathub_base_url and settings.mathub_project
         api_key = settings.mathub_api_key.get_secret_value()
