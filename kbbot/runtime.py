@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 from pydantic import SecretStr
 from rich.console import Console
 
@@ -32,6 +31,7 @@ from kbbot import __version__
 from kbbot.config import Settings
 from kbbot.core.ask import AskService
 from kbbot.core.fairness import AskerQueue, pacer
+from kbbot.core.outcomes import OutcomeRecorder, RecordingFeedback
 from kbbot.core.ports import Asking, KnowledgeBase, MetricsSink, RateLimiter, Saving
 from kbbot.core.routing import ChoiceStore, KnowledgebaseRouter
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
@@ -39,6 +39,7 @@ from kbbot.errors import ConfigError
 from kbbot.knowledgebases import Knowledgebases, single
 from kbbot.ops.metrics import Metrics
 from kbbot.search.answerer import SearchAnswerer
+from kbbot.search.fallback import IndexFallback
 from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
 from kbbot.store.ai_budget import LimitsAiBudget, parse_limit
@@ -48,10 +49,12 @@ from kbbot.store.namespace import namespace_from_settings
 
 if TYPE_CHECKING:
     import discord
+    import httpx
 
     from kbbot.adapters.discord.client import DiscordOptions, InFlight
     from kbbot.adapters.slack import SlackCredentials, SlackOptions, SlackService
     from kbbot.adapters.slack.handlers import InFlight as SlackInFlight
+    from kbbot.ops.dashboard import Dashboard
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,8 @@ class KnowledgebaseStack:
     syncer: IndexSyncer
     ask: AskService
     saver: ThreadSaver
+    #: What became of its questions, its billed AI calls and quota forecast (``kbbot gaps``, ``/admin``).
+    outcomes: OutcomeRecorder
     #: Its configured name (``default`` for the environment's one knowledgebase), its settings and stores.
     name: str = "default"
     settings: Settings | None = None
@@ -121,6 +126,19 @@ class Runtime:
     def saver(self) -> ThreadSaver:
         return self.stack.saver
 
+    @property
+    def outcomes(self) -> OutcomeRecorder:
+        return self.stack.outcomes
+
+    def dashboard(self) -> Dashboard:
+        """What ``GET /admin`` shows, for this knowledgebase."""
+        from kbbot.ops.dashboard import Dashboard
+
+        return Dashboard(
+            outcomes=self.outcomes, feedback=self.stores.feedback, saves=self.metrics.save_counts,
+            title=f"kbbot ({self.kb.kind})",
+        )
+
     def configured_adapters(self) -> list[str]:
         s = self.settings
         adapters = []
@@ -153,13 +171,9 @@ async def open_runtime(
     prepare_data_dir(data)  # owner-only, and a clear line now if it is full, read-only or not ours
     warn_if_old_default_left_behind(data, explicit="kbbot_data_dir" in settings.model_fields_set)
     async with AsyncExitStack() as exit_stack:
-        http = await exit_stack.enter_async_context(
-            httpx.AsyncClient(
-                timeout=settings.request_timeout_seconds,
-                headers={"User-Agent": f"kbbot/{__version__}"},
-                follow_redirects=False,
-            )
-        )
+        # The wikis' HTTP client; local folders need none (making one is a third of `kbbot ask`'s start-up).
+        local = all(s.backend == "local" for s in kbs.settings.values())
+        http = None if local else await exit_stack.enter_async_context(_http_client(settings))
         # The default first: the scrape-time refresh of the shared 402 state is the default's.
         names = tuple(dict.fromkeys([kbs.routes.default, *kbs.settings]))
         metrics = Metrics(knowledgebases=names if kbs.named else ())
@@ -178,7 +192,10 @@ async def open_runtime(
             stacks[name] = await open_stack(
                 kb_settings, exit_stack, http=http, stores=stores, metrics=metrics.for_kb(name),
                 limiter=limiter if name == selected else None, save_retry=save_retry, name=name, limiters=limiters,
+                named=kbs.named,
             )
+            # Every adapter's 👎 also lands in the outcome log as "downvoted".
+            stores.feedback = RecordingFeedback(stores.feedback, stacks[name].outcomes)
         choices = await _choices(settings, kbs, exit_stack) if len(stacks) > 1 else None
         router = KnowledgebaseRouter(
             {name: s.ask for name, s in stacks.items()},
@@ -218,17 +235,28 @@ async def _choices(settings: Settings, kbs: Knowledgebases, exit_stack: AsyncExi
     return store
 
 
+def _http_client(settings: Settings) -> httpx.AsyncClient:
+    import httpx
+
+    return httpx.AsyncClient(
+        timeout=settings.request_timeout_seconds,
+        headers={"User-Agent": f"kbbot/{__version__}"},
+        follow_redirects=False,
+    )
+
+
 async def open_stack(
     settings: Settings,
     exit_stack: AsyncExitStack,
     *,
-    http: httpx.AsyncClient,
+    http: httpx.AsyncClient | None,
     stores: Stores,
     metrics: MetricsSink,
     limiter: RateLimiter | None = None,
     save_retry: SaveRetryPolicy | None = None,
     name: str = "default",
     limiters: dict[tuple[str, str], RateLimiter] | None = None,
+    named: bool = False,
 ) -> KnowledgebaseStack:
     """The backend ``settings.backend`` names (credentials were validated by Settings) and what serves it;
     each part's close goes on ``exit_stack``. ``limiters`` are shared by the stacks of one runtime: two
@@ -242,7 +270,9 @@ async def open_stack(
         if token_key is not None:
             limiters[token_key] = limiter
     exit_stack.push_async_callback(kb.aclose)
-    index = await SearchIndex(index_path(settings.kbbot_data_dir, settings.backend)).open()
+    index = await SearchIndex(
+        index_path(settings.kbbot_data_dir, settings.backend), engine=settings.search_engine
+    ).open()
     exit_stack.push_async_callback(index.aclose)
     syncer = IndexSyncer(kb, index)
     if kb.kind == "local":
@@ -251,6 +281,13 @@ async def open_stack(
     budget = _ai_budget(settings, stores)
     if budget is not None:
         exit_stack.push_async_callback(budget.aclose)
+    outcomes = OutcomeRecorder(
+        stores.outcomes,
+        # The configured name when KBBOT_CONFIG names knowledgebases; else the one knowledgebase's identity.
+        knowledgebase=name if named else namespace_from_settings(settings).removeprefix("kbbot:").rstrip(":"),
+        retention_days=settings.gaps_retention_days,
+        quota_monthly=settings.perfectwiki_ai_quota_monthly if kb.supports_ai else None,
+    )
     ask = AskService(
         kb=kb,
         budget=budget,
@@ -262,10 +299,13 @@ async def open_stack(
         cache=stores.cache,
         flights=stores.flights,
         quota=stores.quota,
-        fallback=SearchAnswerer(index, min_relevance=settings.search_min_relevance),
+        fallback=IndexFallback(
+            SearchAnswerer(index, min_relevance=settings.search_min_relevance), index, syncer, kind=kb.kind
+        ),
         limiter=limiter if kb.supports_ai else None,
         max_chars=settings.question_max_chars,
         metrics=metrics,
+        outcomes=outcomes,
     )
     saver = ThreadSaver(
         kb,
@@ -277,8 +317,8 @@ async def open_stack(
         metrics=metrics,
     )
     return KnowledgebaseStack(
-        kb=kb, limiter=limiter, index=index, syncer=syncer, ask=ask, saver=saver, name=name, settings=settings,
-        stores=stores,
+        kb=kb, limiter=limiter, index=index, syncer=syncer, ask=ask, saver=saver, outcomes=outcomes, name=name,
+        settings=settings, stores=stores,
     )
 
 
@@ -295,7 +335,7 @@ def _token_key(settings: Settings) -> tuple[str, str] | None:
 
 def _knowledgebase(
     settings: Settings,
-    http: httpx.AsyncClient,
+    http: httpx.AsyncClient | None,
     stores: Stores,
     metrics: MetricsSink,
     limiter: RateLimiter | None,
@@ -304,6 +344,8 @@ def _knowledgebase(
     if settings.backend == "perfectwiki":
         from kbbot.backends.perfectwiki import PerfectWikiBackend
         from kbbot.store.limiter import TokenRateLimiter
+
+        assert http is not None  # every backend but a local folder has the client
 
         assert settings.perfectwiki_api_token is not None  # Settings checked the backend's credentials
         token = settings.perfectwiki_api_token.get_secret_value()
@@ -325,6 +367,8 @@ def _knowledgebase(
         return kb, limiter
     if settings.backend == "mathub":
         from kbbot.backends.mathub import MatHubBackend, build_write_limiter
+
+        assert http is not None
 
         assert settings.mathub_api_key is not None and settings.mathub_base_url and settings.mathub_project
         api_key = settings.mathub_api_key.get_secret_value()

@@ -11,6 +11,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from kbbot.core.text import clean_tags
+
 _BLOCK = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 _KEY = re.compile(r"^([A-Za-z_][\w-]*)[ \t]*:[ \t]*(.*)$")
 _ITEM = re.compile(r"^[ \t]+-[ \t]*(.*)$|^-[ \t]+(.*)$")
@@ -47,15 +49,6 @@ def _flow_list(raw: str) -> list[str]:
     return items
 
 
-def _clean_tags(values: list[str]) -> tuple[str, ...]:
-    seen: dict[str, None] = {}
-    for value in values:
-        tag = _CONTROL.sub("", value).strip()
-        if tag:
-            seen.setdefault(tag, None)
-    return tuple(seen)
-
-
 def split(text: str) -> tuple[FrontMatter, str]:
     """The front matter of ``text`` (empty when there is none or it is malformed) and the body after it."""
     match = _BLOCK.match(text)
@@ -80,11 +73,11 @@ def split(text: str) -> tuple[FrontMatter, str]:
     title = _CONTROL.sub(" ", _scalar(title_raw)).strip() or None
     tags_raw = values.pop("tags", "").strip()
     if tags_raw.startswith("[") and tags_raw.endswith("]"):
-        tags = _clean_tags(_flow_list(tags_raw))
+        tags = clean_tags(_flow_list(tags_raw))
     elif tags_raw:
-        tags = _clean_tags([_scalar(part) for part in tags_raw.split(",")])
+        tags = clean_tags([_scalar(part) for part in tags_raw.split(",")])
     else:
-        tags = _clean_tags(lists.get("tags", []))
+        tags = clean_tags(lists.get("tags", []))
     extra = {key: _scalar(value) for key, value in values.items()}
     return FrontMatter(title=title, tags=tags, extra=extra), body
 

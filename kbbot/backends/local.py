@@ -30,9 +30,10 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 
 from kbbot.backends import frontmatter
-from kbbot.backends.slugs import slugify
 from kbbot.core.models import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageRef, PageSummary
 from kbbot.core.ports import Priority
+from kbbot.core.slugs import slugify
+from kbbot.core.text import clean_tags
 from kbbot.errors import BadRequest, ConfigError, NotFound, Unsupported
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ class LocalBackend:
 
     def _create_sync(self, title: str, content: str, tags: tuple[str, ...]) -> PageRef:
         title = _clean_title(title)
-        text = frontmatter.render(title, _clean_tags(tags), content)
+        text = frontmatter.render(title, clean_tags(tags), content)
         self.writable_dir.mkdir(parents=True, exist_ok=True)
         stem = slugify(title)
         tmp = self._write_tmp(self.writable_dir, text)
@@ -214,7 +215,7 @@ class LocalBackend:
         rel = _valid_id(page_id)
         current = self._get_sync(page_id)
         title = _clean_title(change.title) if change.title is not None else current.title
-        tags = _clean_tags(change.tags) if change.tags is not None else current.tags
+        tags = clean_tags(change.tags) if change.tags is not None else current.tags
         if change.rewrite is not None:
             content = change.rewrite(current.content)
         elif change.content is not None:
@@ -265,12 +266,3 @@ class LocalBackend:
 
     async def aclose(self) -> None:
         return None
-
-
-def _clean_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
-    seen: dict[str, None] = {}
-    for tag in tags:
-        cleaned = _CONTROL.sub(" ", tag).strip()
-        if cleaned:
-            seen.setdefault(cleaned, None)
-    return tuple(seen)

@@ -11,7 +11,7 @@ What MatHub asks of a client, and where this module does it:
   409 the latest page is re-fetched, ``PageChange.rewrite`` is re-applied to *its* content (so another
   editor's text is kept) and the PATCH retried, at most ``max_conflict_retries`` times; then
   :class:`VersionConflict`: the change is never dropped silently and never overwrites someone else's edit.
-- **Slugs** (:meth:`MatHubBackend.create_page`): from the title (:func:`kbbot.backends.slugs.slugify`), made
+- **Slugs** (:meth:`MatHubBackend.create_page`): from the title (:func:`kbbot.core.slugs.slugify`), made
   unique against the project's slugs (``-2``, ``-3`` …); a create that still collides (a race, or a server
   that answers 400 instead of 409 for a taken slug) moves on to the next suffix, bounded.
 - **What the API cannot do**: no AI (``query`` → :class:`Unsupported`; answers come from the search index), no
@@ -35,9 +35,9 @@ from pydantic import BaseModel, ValidationError
 from kbbot.backends import mathub_links
 from kbbot.backends.http import RetryPolicy, parse_json, send_with_retries
 from kbbot.backends.mathub_models import CreatedPage, ErrorBody, WikiPage, WikiPageList
-from kbbot.backends.slugs import slugify, unique_slug, with_suffix
 from kbbot.core.models import AiAnswer, ContentFormat, KbInfo, Page, PageChange, PageRef, PageSummary
 from kbbot.core.ports import MetricsSink, Priority, RateLimiter
+from kbbot.core.slugs import slugify, unique_slug, with_suffix
 from kbbot.errors import (
     BadRequest,
     Forbidden,

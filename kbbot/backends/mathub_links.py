@@ -16,7 +16,7 @@ import string
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from kbbot.backends.slugs import SLUG_PATTERN
+from kbbot.core.slugs import SLUG_PATTERN
 
 # ``[[slug]]`` or ``[[slug|label]]``; the slug must look like a slug so nothing else (``[[../x]]``,
 # ``[[javascript:…]]``) is ever turned into a link.

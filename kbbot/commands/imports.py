@@ -24,10 +24,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from kbbot.commands.output import print_json
-from kbbot.commands.save import EXIT_PENDING, ThreadSaverLike, _tags, archive_for
+from kbbot.commands.save import EXIT_PENDING, archive_for
 from kbbot.config import Settings
 from kbbot.core.models import Thread
 from kbbot.core.page_render import masked_text
+from kbbot.core.ports import Saving
+from kbbot.core.text import parse_tags
 from kbbot.errors import SaveError
 from kbbot.formats.exports import ExportError, read_export
 from kbbot.transcripts import TranscriptError
@@ -35,7 +37,7 @@ from kbbot.transcripts import TranscriptError
 __all__ = ["register"]
 
 
-class ImportSaver(ThreadSaverLike, Protocol):
+class ImportSaver(Saving, Protocol):
     def title_for(self, thread: Thread, title: str | None = None) -> str: ...
 
 
@@ -72,7 +74,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--since", type=_date, metavar="DATE", help="only threads started on or after DATE")
     parser.add_argument("--until", type=_date, metavar="DATE", help="only threads started on or before DATE")
     parser.add_argument("--dry-run", action="store_true", help="list the pages it would write; write nothing")
-    parser.add_argument("--tags", type=_tags, help="comma-separated tags (default: channel name + defaults)")
+    parser.add_argument("--tags", type=parse_tags, help="comma-separated tags (default: channel name + defaults)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with every page")
     parser.set_defaults(handler=handler)
 

@@ -11,14 +11,11 @@ from rich.table import Table
 
 from kbbot.commands.output import print_json
 from kbbot.core.models import PageChange
+from kbbot.core.text import parse_tags
 from kbbot.errors import ConfigError
 
 if TYPE_CHECKING:
     from kbbot.runtime import Runtime
-
-
-def _tags(value: str) -> tuple[str, ...]:
-    return tuple(tag.strip() for tag in value.split(",") if tag.strip())
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,7 +53,7 @@ def _content_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--content", help="page content (HTML for Perfect Wiki, Markdown for MatHub/local)")
     group.add_argument("--file", type=Path, help="read the content from this file ('-' for stdin)")
-    parser.add_argument("--tags", type=_tags, help="comma-separated tags (replace the existing ones)")
+    parser.add_argument("--tags", type=parse_tags, help="comma-separated tags (replace the existing ones)")
 
 
 def _content(args: argparse.Namespace) -> str | None:

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from kbbot.commands.chat import run_chat
 from kbbot.errors import ConfigError
-from kbbot.ops.http import HttpServer, add_healthz, mount_ops, request_id_middleware
+from kbbot.ops.http import HttpServer, add_healthz, ai_quota_refresher, mount_ops, request_id_middleware
 from kbbot.ops.shutdown import GracefulShutdown, TaskTracker
 from kbbot.search.sync import IndexRefresher
 
@@ -77,8 +77,13 @@ async def serve(
         # With OPS_PORT, /readyz and /metrics move to an internal port; the public one keeps /healthz.
         ops_app = app if settings.ops_port is None else web.Application(middlewares=[request_id_middleware])
         readiness = mount_ops(
-            ops_app, kb=rt.kb, stores=rt.stores, metrics=rt.metrics, draining=lambda: shutdown.draining
+            ops_app, kb=rt.kb, stores=rt.stores, metrics=rt.metrics, draining=lambda: shutdown.draining,
+            refreshers=[ai_quota_refresher(rt.outcomes.quota)],
         )
+        if settings.kbbot_admin_token is not None:  # GET /admin, next to /metrics
+            from kbbot.ops.dashboard import mount_admin
+
+            mount_admin(ops_app, rt.dashboard(), token=settings.kbbot_admin_token.get_secret_value())
         if ops_app is not app:
             add_healthz(app)
 

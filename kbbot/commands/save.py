@@ -12,7 +12,6 @@ re-save will update, or null for a thread never saved before).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -20,8 +19,9 @@ from rich.console import Console
 
 from kbbot.commands.output import print_json
 from kbbot.config import Settings
-from kbbot.core.models import SavedPage, Thread
+from kbbot.core.ports import Saving
 from kbbot.core.replies import masked_note
+from kbbot.core.text import parse_tags
 from kbbot.store.transcript_archive import TranscriptArchive
 from kbbot.transcripts import load_transcript
 
@@ -33,7 +33,7 @@ class SaveRuntime(Protocol):
     """What this command needs from the runtime the CLI builds."""
 
     @property
-    def saver(self) -> ThreadSaverLike: ...
+    def saver(self) -> Saving: ...
 
     @property
     def console(self) -> Console: ...
@@ -42,20 +42,10 @@ class SaveRuntime(Protocol):
     def settings(self) -> Settings: ...
 
 
-class ThreadSaverLike(Protocol):
-    async def save(
-        self, thread: Thread, title: str | None = None, tags: Iterable[str] | None = None, *, announce: bool = True
-    ) -> SavedPage: ...
-
-
 def archive_for(settings: Settings) -> TranscriptArchive:
     """What earlier saves and imports of each conversation held (``kbbot save`` and ``kbbot import``), so a
     DiscordChatExporter part or an export of another range adds to its page instead of replacing it."""
     return TranscriptArchive(settings.kbbot_data_dir / "imports")
-
-
-def _tags(value: str) -> tuple[str, ...]:
-    return tuple(tag.strip() for tag in value.split(",") if tag.strip())
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -68,7 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("file", type=Path, metavar="FILE", help="the transcript file")
     parser.add_argument("--title", help="page title (default: the first line of the first message)")
     parser.add_argument(
-        "--tags", type=_tags, help="comma-separated tags (default: channel name + SAVE_DEFAULT_TAGS)"
+        "--tags", type=parse_tags, help="comma-separated tags (default: channel name + SAVE_DEFAULT_TAGS)"
     )
     parser.add_argument("--json", action="store_true", help='print {"id", "url", "created"}')
     parser.set_defaults(handler=handler)

@@ -180,10 +180,11 @@ class Asking(Protocol):
 
 
 class Saving(Protocol):
-    """What every adapter uses of :class:`kbbot.core.threads.ThreadSaver`."""
+    """What every adapter uses of :class:`kbbot.core.threads.ThreadSaver`. ``announce=False`` (imports, the
+    CLI): a save queued now is not announced in the conversation when it lands later."""
 
     async def save(
-        self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None
+        self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None, *, announce: bool = True
     ) -> SavedPage: ...
 
 
@@ -305,8 +306,11 @@ class FeedbackCounts:
 class FeedbackStore(Protocol):
     """👍/👎 on answers, kept durably and counted (shown in status, exported as metrics)."""
 
-    async def record(self, *, platform: str, question: str, user_id: str, helpful: bool) -> None:
-        """One vote per user per question: voting again replaces the earlier vote."""
+    async def record(
+        self, *, platform: str, question: str, user_id: str, helpful: bool, channel: str = ""
+    ) -> None:
+        """One vote per user per question: voting again replaces the earlier vote. ``channel`` (where the
+        answer was shown) is for the outcome log, which keeps no user id."""
         ...
 
     async def counts(self) -> FeedbackCounts: ...

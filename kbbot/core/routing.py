@@ -86,11 +86,13 @@ class KnowledgebaseRouter:
 
     # --- Saving -------------------------------------------------------------------------------------------
 
-    async def save(self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None) -> SavedPage:
+    async def save(
+        self, thread: Thread, title: str | None = None, tags: Sequence[str] | None = None, *, announce: bool = True
+    ) -> SavedPage:
         # A thread is saved where its channel's questions are answered; DMs go to the default, never to a
         # person's choice (the saver of a DM thread is not necessarily the one who chose).
         name = await self.route(thread.platform, thread.places, person=None, direct=False)
-        return await self._savers[name].save(thread, title=title, tags=tags)
+        return await self._savers[name].save(thread, title=title, tags=tags, announce=announce)
 
     # --- choosing -----------------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from kbbot.errors import InvalidQuestion
 
@@ -112,3 +112,24 @@ def outside_code(text: str, prose: Callable[[str], str], code: Callable[[str], s
         pos = match.end()
     out.append(prose(text[pos:]))
     return "".join(out)
+
+
+_TAG_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Longer tags are cut: a tag is a label, not a sentence.
+MAX_TAG_CHARS = 50
+
+
+def clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """The one tag cleaner: trimmed, control characters and a leading ``#`` dropped, at most
+    :data:`MAX_TAG_CHARS` each, no empty ones, no duplicates, order kept."""
+    seen: dict[str, None] = {}
+    for raw in tags:
+        tag = _TAG_CONTROL.sub(" ", raw).strip().lstrip("#").strip()[:MAX_TAG_CHARS].strip()
+        if tag:
+            seen.setdefault(tag, None)
+    return tuple(seen)
+
+
+def parse_tags(raw: str) -> tuple[str, ...]:
+    """``"a, b,,#c "`` → ``("a", "b", "c")``: tags typed as a comma (or line) separated list, cleaned."""
+    return clean_tags(raw.replace("\n", ",").split(","))

@@ -34,9 +34,7 @@ import dataclasses
 import functools
 import logging
 import random
-import re
 import time
-import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -45,6 +43,7 @@ from kbbot.core.page_block import replace_block
 from kbbot.core.page_render import PageRenderer, clean_title, find_marker, thread_digest
 from kbbot.core.ports import KnowledgeBase, MetricsSink, NullMetrics, Outbox, OutboxItem, OutboxPart, SavedThreadMap
 from kbbot.core.secrets import mask_thread
+from kbbot.core.slugs import slugify
 from kbbot.core.tasks import cancel_and_wait
 from kbbot.core.text import neutralize_mentions
 from kbbot.errors import (
@@ -59,7 +58,7 @@ from kbbot.errors import (
     VersionConflict,
 )
 
-__all__ = ["SaveRetryPolicy", "SavedCallback", "ThreadSaver", "slugify"]
+__all__ = ["SaveRetryPolicy", "SavedCallback", "ThreadSaver"]
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +123,7 @@ class ThreadSaver:
         self._map = thread_map
         self._outbox = outbox
         self._renderer = PageRenderer(kb.content_format, max_chars=page_max_chars)
-        self._default_tags = tuple(t for t in (slugify(tag) for tag in default_tags) if t)
+        self._default_tags = tuple(t for t in (_tag(tag) for tag in default_tags) if t)
         self._retry = retry or SaveRetryPolicy()
         self._listeners: dict[str, SavedCallback] = {}
         self._clock = clock
@@ -215,9 +214,9 @@ class ThreadSaver:
     def tags_for(self, thread: Thread, tags: Iterable[str] | None = None) -> tuple[str, ...]:
         """Given tags (slugified), else the channel name plus the configured defaults; no duplicates."""
         if tags is not None:
-            chosen: Iterable[str] = (slugify(tag) for tag in tags)
+            chosen: Iterable[str] = (_tag(tag) for tag in tags)
         else:
-            chosen = (slugify(thread.channel_name or ""), *self._default_tags)
+            chosen = (_tag(thread.channel_name or ""), *self._default_tags)
         return tuple(dict.fromkeys(tag for tag in chosen if tag))
 
     # --- the outbox worker ---------------------------------------------------------------------------------
@@ -449,10 +448,6 @@ def _title(text: str) -> str:
     return neutralize_mentions(clean_title(neutralize_mentions(text)))
 
 
-_SLUG_JUNK = re.compile(r"[^\w]+")
-
-
-def slugify(text: str, *, max_chars: int = 50) -> str:
-    """``#Dev Ops (EU)`` → ``dev-ops-eu``; unicode letters stay, so non-English channel names keep meaning."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return _SLUG_JUNK.sub("-", folded).replace("_", "-").strip("-")[:max_chars].strip("-")
+def _tag(text: str) -> str:
+    """``#Dev Ops (EU)`` → ``dev-ops-eu``: a tag from a channel name or a given tag."""
+    return slugify(text, max_length=50, fallback="", keep_unicode=True)

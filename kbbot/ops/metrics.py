@@ -10,6 +10,7 @@ user text sneaking into a label) cannot explode the number of series.
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Awaitable, Callable
 
@@ -23,6 +24,7 @@ from prometheus_client import (
 )
 
 from kbbot.core.ports import FeedbackCounts, MetricsSink, QuotaState
+from kbbot.core.quota_forecast import QuotaForecast
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.:/ -]{1,40}$")
 
@@ -98,6 +100,16 @@ class Metrics:
         self.feedback = Gauge(
             "feedback_votes", "Answer feedback votes, by verdict.", ["verdict"], namespace=ns, registry=reg
         )
+        self.ai_quota_used = Gauge(
+            "ai_quota_used_ratio",
+            "Share of the month's billed AI quota used (PERFECTWIKI_AI_QUOTA_MONTHLY); alert at 0.8.",
+            namespace=ns, registry=reg,
+        )
+        self.ai_quota_runs_out = Gauge(
+            "ai_quota_runs_out_timestamp_seconds",
+            "Unix time (UTC midnight) of the day the AI quota runs out at the current rate (0: lasts the month).",
+            namespace=ns, registry=reg,
+        )
 
     def for_kb(self, name: str) -> MetricsSink:
         """The sink one knowledgebase's parts report to (this one itself without knowledgebase labels)."""
@@ -154,6 +166,23 @@ class Metrics:
     def feedback_counts(self, counts: FeedbackCounts) -> None:
         self.feedback.labels("helpful").set(counts.helpful)
         self.feedback.labels("not_helpful").set(counts.not_helpful)
+
+    def ai_quota(self, forecast: QuotaForecast | None) -> None:
+        if forecast is None:
+            return
+        self.ai_quota_used.set(forecast.used_ratio)
+        day = forecast.runs_out
+        self.ai_quota_runs_out.set(calendar.timegm(day.timetuple()) if day is not None else 0)
+
+    def save_counts(self) -> dict[str, int]:
+        """This process's thread saves by outcome (for the dashboard)."""
+        counts = dict.fromkeys(("created", "updated", "queued", "failed"), 0)
+        for metric in self.saves.collect():  # summed over knowledgebases when they are labelled
+            for sample in metric.samples:
+                outcome = sample.labels.get("outcome", "")
+                if sample.name.endswith("_total") and outcome in counts:
+                    counts[outcome] += int(sample.value)
+        return counts
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""

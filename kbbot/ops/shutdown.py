@@ -92,6 +92,14 @@ class TaskTracker:
         """Stop accepting work; what is running keeps running."""
         self._closed = True
 
+    async def idle(self, timeout_seconds: float) -> None:
+        """Wait up to ``timeout_seconds`` for the work in flight now to finish, refusing and cancelling nothing
+        (an adapter's own drain; tests waiting for the work to be done instead of sleeping)."""
+        current = asyncio.current_task()
+        pending = [t for t in self._tasks if not t.done() and t is not current]
+        if pending:
+            await asyncio.wait(pending, timeout=max(0.0, timeout_seconds))
+
     async def drain(self, timeout_seconds: float) -> int:
         """Wait up to ``timeout_seconds`` for in-flight work, then cancel the rest; returns how many."""
         self.close()

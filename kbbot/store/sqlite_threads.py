@@ -23,7 +23,7 @@ from kbbot.core.ports import OutboxItem
 from kbbot.store.datadir import describe_failure
 from kbbot.store.outbox_codec import dump_payload, load_item
 
-__all__ = ["DEFAULT_FILENAME", "SqliteOutbox", "SqliteSavedThreadMap"]
+__all__ = ["DEFAULT_FILENAME", "SqliteDatabase", "SqliteOutbox", "SqliteSavedThreadMap"]
 
 DEFAULT_FILENAME = "threads.sqlite3"
 T = TypeVar("T")
@@ -45,16 +45,17 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 
 
-class _Database:
-    """One connection, serialized by a lock, used from worker threads."""
+class SqliteDatabase:
+    """One connection, serialized by a lock, used from worker threads (every SQLite store's way to stay off
+    the event loop)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, schema: str = _SCHEMA) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
+        self._conn.executescript(schema)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -88,7 +89,7 @@ class SqliteSavedThreadMap:
     """Thread key → page ids. ``path`` is usually ``settings.kbbot_data_dir / DEFAULT_FILENAME``."""
 
     def __init__(self, path: Path) -> None:
-        self._db = _Database(path)
+        self._db = SqliteDatabase(path)
 
     async def get(self, key: str) -> tuple[str, ...] | None:
         def fn(conn: sqlite3.Connection) -> tuple[str, ...] | None:
@@ -118,7 +119,7 @@ class SqliteOutbox:
     """The durable outbox of saves (see :class:`kbbot.core.ports.Outbox`)."""
 
     def __init__(self, path: Path) -> None:
-        self._db = _Database(path)
+        self._db = SqliteDatabase(path)
 
     async def add(self, item: OutboxItem, *, now: float) -> int:
         payload = dump_payload(item)

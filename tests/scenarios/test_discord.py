@@ -744,7 +744,7 @@ async def test_save_thread_reads_all_history_in_pages_and_links_the_page(
     assert thread.messages[0].author_name == "Ana B."  # display name (nick)
     assert thread.messages[0].text == "message 000 from @Bob"  # mention → display name
     assert thread.title_hint == "VPN trouble" and thread.channel_name == "general"
-    assert saver.calls == [("VPN fixes", ["vpn", "network"])]
+    assert saver.calls == [("VPN fixes", ("vpn", "network"))]
     assert "https://wiki.example/42" in follow.body["content"]
     assert "250 messages" in follow.body["content"]
     assert_no_ping(follow.body)

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 import kbbot
-from kbbot.backends.local import LocalBackend, sample_kb_dir, slugify
+from kbbot.backends.local import LocalBackend, sample_kb_dir
 from kbbot.core.models import PageChange
 from kbbot.core.ports import KnowledgeBase
+from kbbot.core.slugs import slugify
 from kbbot.errors import BadRequest, ConfigError, NotFound, Unsupported
 
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from kbbot.backends.mathub_links import linked_slugs, page_url, render_wiki_links
-from kbbot.backends.slugs import MAX_SLUG_LENGTH, slugify, unique_slug, with_suffix
+from kbbot.core.slugs import MAX_SLUG_LENGTH, slugify, unique_slug, with_suffix
 
 SAFE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 TEMPLATE = "https://mathub.example/p/topo/wiki/{slug}"

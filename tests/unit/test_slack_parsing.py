@@ -17,9 +17,9 @@ from kbbot.adapters.slack.parsing import (
 from kbbot.adapters.slack.views import (
     InvalidSubmission,
     parse_submission,
-    parse_tags,
     save_modal,
 )
+from kbbot.core.text import parse_tags
 
 
 @pytest.mark.parametrize(

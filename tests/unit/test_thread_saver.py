@@ -10,7 +10,8 @@ import pytest
 
 from kbbot.core.models import PageChange, SavedPage, Thread, ThreadMessage
 from kbbot.core.page_render import find_marker, thread_digest
-from kbbot.core.threads import SaveRetryPolicy, ThreadSaver, slugify
+from kbbot.core.slugs import slugify
+from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.errors import (
     BadRequest,
     BadResponse,
@@ -337,8 +338,8 @@ async def test_worker_survives_callback_errors(env: Env) -> None:
         ("a" * 80, "a" * 50),
     ],
 )
-def test_slugify(raw: str, slug: str) -> None:
-    assert slugify(raw) == slug
+def test_tags_are_unicode_slugs(raw: str, slug: str) -> None:
+    assert slugify(raw, max_length=50, fallback="", keep_unicode=True) == slug
 
 
 async def test_listeners_by_platform(env: Env) -> None:

@@ -24,6 +24,7 @@ from kbbot.core.ask import queue_notice
 from kbbot.core.models import Answer, Asker, Question, SavedPage
 from kbbot.core.ports import Asking, FeedbackStore, Saving
 from kbbot.core.replies import error_reply, masked_note
+from kbbot.core.text import parse_tags
 from kbbot.errors import KbbotError
 
 log = logging.getLogger(__name__)
@@ -248,7 +249,7 @@ class DiscordHandlers:
             if not neutral.messages:
                 await self._followup_text(interaction, EMPTY_THREAD)
                 return
-            tag_list = [t.strip() for t in (tags or "").split(",") if t.strip()] or None
+            tag_list = parse_tags(tags or "") or None
             saved = await self._saver.save(neutral, title=(title or "").strip() or None, tags=tag_list)
         except discord.Forbidden:
             log.warning("no access to the history of Discord thread %s", thread.id)

@@ -9,13 +9,13 @@ on its way). Nothing here posts text that was not built by :mod:`kbbot.adapters.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ from kbbot.core.replies import error_reply
 from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.core.text import clean_question, neutralize_mentions
 from kbbot.errors import KbbotError
+from kbbot.ops.shutdown import TaskTracker
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,10 @@ class SlackHandlers:
     ) -> None:
         self.client = client
         self._router = router
-        self._in_flight = in_flight
+        # Answers in flight: in the bot's one shutdown tracker when given (``kbbot run``: one drain for every
+        # adapter), else in this adapter's own, which :meth:`drain` waits for.
+        self._tracker = TaskTracker()
+        self._in_flight = in_flight or functools.partial(self._tracker.work, refuse_when_closed=False)
         self.options = options
         self._ask = ask
         self._saver = saver
@@ -105,29 +109,16 @@ class SlackHandlers:
         # Answers shown ephemerally, kept so "Share in channel" posts the very same answer without re-asking.
         # Another replica (or an expired entry) falls back to asking again, which the answer cache absorbs.
         self._shared: TTLCache[str, tuple[str, Answer]] = TTLCache(maxsize=2000, ttl=options.share_ttl_seconds)
-        self._inflight: set[asyncio.Task[Any]] = set()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def tracked(self) -> AsyncIterator[None]:
-        """Marks the running listener as in flight so :meth:`drain` can let it finish at shutdown, and in the
-        bot's one shutdown tracker when ``in_flight`` is given (``kbbot run``: one drain for every adapter)."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._inflight.add(task)
-        try:
-            async with self._in_flight() if self._in_flight is not None else contextlib.nullcontext():
-                yield
-        finally:
-            if task is not None:
-                self._inflight.discard(task)
+    def tracked(self) -> AbstractAsyncContextManager[None]:
+        """Marks the running listener as in flight, so a stopping bot lets it finish."""
+        return self._in_flight()
 
     async def drain(self) -> None:
         """Wait (bounded) for answers still being worked on, so a restart does not swallow them."""
-        pending = [t for t in self._inflight if not t.done() and t is not asyncio.current_task()]
-        if pending:
-            await asyncio.wait(pending, timeout=self.options.drain_seconds)
+        await self._tracker.idle(self.options.drain_seconds)
 
     # --- dedupe ---------------------------------------------------------------------------------
 

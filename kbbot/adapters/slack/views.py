@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kbbot.adapters.slack.parsing import ThreadRef
+from kbbot.core.text import parse_tags
 
 SAVE_VIEW_CALLBACK = "kb_save_modal"
 TITLE_BLOCK, TITLE_ACTION = "title", "title_input"
@@ -93,13 +94,3 @@ def parse_submission(view: dict[str, Any]) -> SaveRequest:
     if len(tags) > MAX_TAGS:
         raise InvalidSubmission({TAGS_BLOCK: f"At most {MAX_TAGS} tags, please."})
     return SaveRequest(ref=ref, title=title, tags=tags)
-
-
-def parse_tags(raw: str) -> tuple[str, ...]:
-    """"a, b,,#c " → ("a", "b", "c"): trimmed, ``#`` dropped, duplicates removed, order kept."""
-    seen: dict[str, None] = {}
-    for part in raw.replace("\n", ",").split(","):
-        tag = part.strip().lstrip("#").strip()[:50]
-        if tag:
-            seen.setdefault(tag, None)
-    return tuple(seen)

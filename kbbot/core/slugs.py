@@ -1,7 +1,8 @@
-"""URL-safe page slugs from titles, and the ``-2``, ``-3`` … suffixes that make them unique.
+"""The one slug function: URL-safe page slugs from titles (MatHub, local files) and page tags from channel
+names, plus the ``-2``, ``-3`` … suffixes that make slugs unique.
 
-Pure functions: MatHub needs a slug for every page it creates, and titles come from chat users, so any string
-(empty, emoji only, ``../``, thousands of characters) must give a short, safe, non-empty slug.
+Pure functions: titles and channel names come from chat users, so any string (empty, emoji only, ``../``,
+thousands of characters) must give a short, safe slug.
 """
 
 from __future__ import annotations
@@ -21,16 +22,24 @@ _FOLD = str.maketrans(
      "ł": "l", "Ł": "l", "þ": "th", "Þ": "th", "ð": "d", "Ð": "d", "ı": "i"}
 )  # fmt: skip
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
+_NOT_WORD = re.compile(r"[\W_]+")
 #: What a well-formed slug looks like (what we generate, and what we accept inside ``[[...]]``).
 SLUG_PATTERN = r"[a-z0-9](?:[a-z0-9_-]{0,198}[a-z0-9])?"
 
 
-def slugify(title: str, *, max_length: int = MAX_SLUG_LENGTH, fallback: str = FALLBACK_SLUG) -> str:
+def slugify(
+    title: str, *, max_length: int = MAX_SLUG_LENGTH, fallback: str = FALLBACK_SLUG, keep_unicode: bool = False
+) -> str:
     """``"Eilenberg–MacLane Spaces: K(G, n)"`` → ``"eilenberg-maclane-spaces-k-g-n"``.
 
     Lowercase, accents folded to ASCII, every other run of characters becomes one hyphen (so ``/`` and ``..``
     can never survive into a URL path), cut to ``max_length`` at a word boundary when possible.
+    ``keep_unicode`` keeps letters of every script (``#Équipe_été`` → ``équipe-été``): for tags, where a
+    non-English channel name should keep its meaning.
     """
+    if keep_unicode:
+        slug = _NOT_WORD.sub("-", unicodedata.normalize("NFKC", title).casefold()).strip("-")
+        return _cut(slug, max_length) or fallback
     # Drop only the combining accents NFKD splits off (é → e); any other non-ASCII character (dashes, emoji,
     # other scripts) separates words, so "Eilenberg–MacLane" keeps its hyphen.
     decomposed = unicodedata.normalize("NFKD", title.translate(_FOLD))
