@@ -214,3 +214,12 @@ def test_the_files_in_the_readme_and_deploy_parse_as_documented() -> None:
                                source=Path("/etc/kbbot/kbbot.toml"))
     assert list(kbs.settings) == ["engineering", "handbook", "maths"]
     assert set(secret["stringData"]) == {"PW_ENG_TOKEN", "PW_HR_TOKEN", "MATHUB_KEY"}
+
+
+def test_slack_use_is_a_command_only_when_there_is_a_choice() -> None:
+    from kbbot.adapters.slack.parsing import Command, parse_command
+
+    assert parse_command("use wireguard") == Command("ask", "use wireguard")  # one knowledgebase: a question
+    assert parse_command("use maths", choosing=True) == Command("use", "maths")
+    assert parse_command("use", choosing=True) == Command("use", "")
+    assert parse_command("use the VPN from a hotel?", choosing=True) == Command("ask", "use the VPN from a hotel?")
