@@ -34,6 +34,7 @@ from kbbot.core.ports import Asking, KnowledgeBase, MetricsSink, RateLimiter, Sa
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.errors import ConfigError
 from kbbot.ops.metrics import Metrics
+from kbbot.reports.digest import GapsReport
 from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.fallback import IndexFallback
 from kbbot.search.index import SearchIndex, index_path
@@ -332,7 +333,10 @@ def slack_credentials(settings: Settings) -> SlackCredentials:
 def slack_options(settings: Settings) -> SlackOptions:
     from kbbot.adapters.slack import SlackOptions
 
-    return SlackOptions(default_tags=tuple(settings.save_default_tags), question_max_chars=settings.question_max_chars)
+    return SlackOptions(
+        default_tags=tuple(settings.save_default_tags), question_max_chars=settings.question_max_chars,
+        admin_users=tuple(settings.slack_admin_users),
+    )
 
 
 @asynccontextmanager
@@ -357,6 +361,7 @@ async def open_slack(
         deduper=rt.stores.deduper,
         options=options or slack_options(rt.settings),
         in_flight=in_flight,
+        gaps=GapsReport(rt.outcomes),
     ) as slack:
         rt.saver.listen("slack", slack.bot.on_saved)
         yield slack
@@ -387,7 +392,7 @@ def discord_client(rt: Runtime, *, in_flight: InFlight) -> discord.Client:
 
     client = build_discord_client(
         ask=rt.ask, saver=rt.saver, feedback=rt.stores.feedback, options=discord_options(rt.settings),
-        in_flight=in_flight,
+        in_flight=in_flight, gaps=GapsReport(rt.outcomes),
     )
     rt.saver.listen("discord", saved_poster(client))
     return client

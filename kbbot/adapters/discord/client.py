@@ -32,11 +32,13 @@ from discord import app_commands
 
 from kbbot.adapters.discord.failures import INTENT_SWITCH, startup_errors
 from kbbot.adapters.discord.feedback import feedback_view
+from kbbot.adapters.discord.gaps import gaps_command
 from kbbot.adapters.discord.guilds import GuildGate
 from kbbot.adapters.discord.handlers import DiscordHandlers, Interaction
 from kbbot.adapters.discord.sync import CommandSync
 from kbbot.core.ports import Asking, FeedbackStore, Saving
 from kbbot.errors import ConfigError, ShuttingDown
+from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +180,7 @@ def build_commands(
     in_flight: InFlight = _untracked,
     *,
     saving: bool = True,
+    gaps: GapsReport | None = None,
 ) -> None:
     """Register ``/ask`` and (with ``saving``) ``/save-thread`` and the "Save thread to wiki" message command.
 
@@ -210,6 +213,8 @@ def build_commands(
         await tracked(interaction, lambda: handlers.save_interaction(interaction, target=message))
 
     tree.add_command(ask)
+    if gaps is not None:
+        tree.add_command(gaps_command(gaps))
     if saving:
         tree.add_command(save_thread)
         tree.add_command(app_commands.ContextMenu(name=SAVE_MENU_NAME, callback=save_from_message))
@@ -224,6 +229,7 @@ def build_discord_client(
     sync_commands: bool = True,
     client_options: Mapping[str, object] | None = None,
     in_flight: InFlight = _untracked,
+    gaps: GapsReport | None = None,
 ) -> discord.Client:
     """The Discord adapter, ready for ``client.start(token)``. Call inside the running event loop.
 
@@ -256,7 +262,7 @@ def build_discord_client(
     )
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
     tree.interaction_check = gate.interaction_check  # type: ignore[method-assign]
-    build_commands(tree, handlers, in_flight, saving=options.save_threads)
+    build_commands(tree, handlers, in_flight, saving=options.save_threads, gaps=gaps)
     syncer = CommandSync(tree, data_dir=options.data_dir, guild_ids=options.guild_ids)
 
     if options.api_url:

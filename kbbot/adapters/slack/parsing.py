@@ -57,13 +57,13 @@ _USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A bot command parsed from ``/kb …`` or ``@bot …``: ``name`` is ask/save/help/status, ``arg`` the rest."""
+    """A bot command parsed from ``/kb …`` or ``@bot …``: ``name`` is ask/save/help/status/gaps, ``arg`` the rest."""
 
     name: str
     arg: str
 
 
-_KEYWORDS = ("save", "help", "status")
+_KEYWORDS = ("save", "help", "status", "gaps")
 
 
 def parse_command(text: str) -> Command:
