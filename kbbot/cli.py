@@ -31,6 +31,7 @@ from kbbot.errors import (
 
 if TYPE_CHECKING:
     from kbbot.config import Settings
+    from kbbot.knowledgebases import Knowledgebases
 
 # Settings, the runtime, asyncio and each subcommand's libraries are imported only once it is known what runs
 # (see kbbot.commands): `kbbot --version` must not pay for pydantic, httpx and the chat SDKs.
@@ -47,7 +48,27 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in _commands_for(argv):
         registrar(command)(sub)
+    for name in KB_COMMANDS:
+        if name in sub.choices:
+            _add_kb_option(sub.choices[name])
     return parser
+
+
+#: The commands that work on one knowledgebase: ``--kb NAME`` picks it (default: the default route).
+KB_COMMANDS = ("ask", "chat", "pages", "index", "save", "import", "check")
+
+
+def _add_kb_option(parser: argparse.ArgumentParser) -> None:
+    """``--kb`` on the command and each of its subcommands (``kbbot pages list --kb eng`` and ``kbbot pages
+    --kb eng list`` alike); SUPPRESS keeps a subcommand's absent option from hiding the command's."""
+    parser.add_argument(
+        "--kb", metavar="NAME", default=argparse.SUPPRESS,
+        help="the knowledgebase of KBBOT_CONFIG to use (default: its default route)",
+    )
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                _add_kb_option(child)
 
 
 def _commands_for(argv: Sequence[str] | None) -> list[str]:
@@ -77,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import asyncio
 
     from kbbot.config import load_settings
+    from kbbot.knowledgebases import load_knowledgebases
     from kbbot.store.datadir import PRIVATE_UMASK, describe_failure
 
     # Everything kbbot creates (its data folder's databases, WAL files, pages) is owner-only, whatever the
@@ -86,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_text_arguments(args)
         settings = load_settings()
-        return asyncio.run(_run(args, settings))
+        knowledgebases = load_knowledgebases(settings, os.environ)
+        return asyncio.run(_run(args, settings, knowledgebases))
     except KbbotError as exc:
         print(f"kbbot: {exc}", file=sys.stderr)
         return exit_code(exc)
@@ -122,11 +145,12 @@ def _log_level(args: argparse.Namespace, settings: Settings) -> str:
     return "ERROR"
 
 
-async def _run(args: argparse.Namespace, settings: Settings) -> int:
+async def _run(args: argparse.Namespace, settings: Settings, knowledgebases: Knowledgebases) -> int:
     from kbbot.ops.logging import setup_logging
     from kbbot.runtime import open_runtime
 
-    setup_logging(_log_level(args, settings), settings.log_format, settings.secrets())
-    async with open_runtime(settings) as rt:
+    secrets = sorted({*settings.secrets(), *knowledgebases.secrets()})
+    setup_logging(_log_level(args, settings), settings.log_format, secrets)
+    async with open_runtime(settings, knowledgebases=knowledgebases, kb=getattr(args, "kb", None)) as rt:
         result: int = await args.handler(args, rt)
         return result
