@@ -464,7 +464,7 @@ async def open_slack(
         options=options or slack_options(rt.settings),
         in_flight=in_flight,
         router=rt.router,
-        gaps=GapsReport(rt.outcomes),
+        gaps=GapsReport(*(stack.outcomes for stack in rt.all_stacks)),
     ) as slack:
         for stack in rt.all_stacks:
             stack.saver.listen("slack", slack.bot.on_saved)
@@ -496,7 +496,8 @@ def discord_client(rt: Runtime, *, in_flight: InFlight) -> discord.Client:
 
     client = build_discord_client(
         ask=rt.asking, saver=rt.saving, feedback=rt.stores.feedback, options=discord_options(rt.settings),
-        in_flight=in_flight, router=rt.router, gaps=GapsReport(rt.outcomes),
+        in_flight=in_flight, router=rt.router,
+        gaps=GapsReport(*(stack.outcomes for stack in rt.all_stacks)),
     )
     poster = saved_poster(client)
     for stack in rt.all_stacks:

@@ -128,7 +128,10 @@ async def serve(
                 digest_posters.append(discord_digest(discord_client, settings.gaps_digest_discord_channel))
         # The weekly gaps digest (GAPS_DIGEST_*_CHANNEL): one replica posts it, claimed through the deduper.
         await stack.enter_async_context(
-            WeeklyDigest(GapsReport(rt.outcomes), digest_posters, rt.stores.deduper, clock=rt.outcomes.now)
+            WeeklyDigest(
+                GapsReport(*(s.outcomes for s in rt.all_stacks)), digest_posters, rt.stores.deduper,
+                clock=rt.outcomes.now,
+            )
         )
 
         # The outbox retry worker starts after the adapters registered their listeners, so a save retried in

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from kbbot.core.outcomes import OutcomeRecorder
+from kbbot.core.outcomes import Outcome, OutcomeRecorder
 from kbbot.core.ports import Deduper
 from kbbot.reports.gaps import Gap, find_gaps
 
@@ -34,12 +34,17 @@ class GapsSummary:
 
 
 class GapsReport:
-    def __init__(self, outcomes: OutcomeRecorder) -> None:
+    """The gaps of every knowledgebase the bot serves (each keeps its own outcome log)."""
+
+    def __init__(self, *outcomes: OutcomeRecorder) -> None:
         self._outcomes = outcomes
 
     async def top(self, *, days: int = DEFAULT_DAYS, limit: int = DEFAULT_LIMIT) -> GapsSummary:
-        since = self._outcomes.now() - days * 86400
-        gaps = find_gaps(await self._outcomes.store.since(since), limit=limit)
+        since = self._outcomes[0].now() - days * 86400
+        seen: list[Outcome] = []
+        for store in {id(o.store): o.store for o in self._outcomes}.values():
+            seen += await store.since(since)
+        gaps = find_gaps(sorted(seen, key=lambda o: o.at), limit=limit)
         return GapsSummary(days=days, since=since, gaps=gaps)
 
 
