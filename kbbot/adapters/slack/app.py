@@ -27,6 +27,7 @@ from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, pa
 from kbbot.core.models import SavedPage
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.routing import KnowledgebaseRouter
+from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def build_slack(
     options: SlackOptions | None = None,
     in_flight: InFlight | None = None,
     router: KnowledgebaseRouter | None = None,
+    gaps: GapsReport | None = None,
 ) -> SlackBot:
     """Build the handlers and the Bolt app.
 
@@ -77,6 +79,7 @@ def build_slack(
         options=options or SlackOptions(),
         in_flight=in_flight,
         router=router,
+        gaps=gaps,
     )
     app = AsyncApp(
         client=client,  # carries SLACK_BOT_TOKEN (see _QuietStart)
@@ -187,6 +190,8 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
                 await h.tell_user(channel, user, await h.status(channel, user), thread_ts=thread_ts)
             elif cmd.name == "use":
                 await h.tell_user(channel, user, await h.use(channel, user, cmd.arg), thread_ts=thread_ts)
+            elif cmd.name == "gaps":
+                await h.tell_user(channel, user, await h.gaps(user), thread_ts=thread_ts)
             else:
                 await h.answer_message(
                     channel=channel, ts=ts, user_id=user, text=cmd.arg, thread_ts=thread_ts, offer_save=True
@@ -259,6 +264,8 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
                 await private(await h.status(channel, user))
             elif cmd.name == "use":
                 await private(await h.use(channel, user, cmd.arg))
+            elif cmd.name == "gaps":
+                await private(await h.gaps(user))
             else:
                 question = parse_command(await h.plain(raw)).arg
                 await h.answer_command(text=question, user_id=user, channel=channel, reply=private)
@@ -292,6 +299,7 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
                 question=str(action.get("value", "")),
                 user_id=str((body.get("user") or {}).get("id", "")),
                 helpful=action.get("action_id") == rendering.ACTION_FEEDBACK_UP,
+                channel=str((body.get("channel") or {}).get("id", "")),
                 reply=_responder(respond, response_type="ephemeral", replace_original=False),
             )
 

@@ -57,13 +57,13 @@ _USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A bot command parsed from ``/kb …`` or ``@bot …``: ``name`` is ask/save/help/status, ``arg`` the rest."""
+    """A bot command parsed from ``/kb …`` or ``@bot …``: ``name`` is ask/save/help/status/gaps, ``arg`` the rest."""
 
     name: str
     arg: str
 
 
-_KEYWORDS = ("save", "help", "status", "use")
+_KEYWORDS = ("save", "help", "status", "use", "gaps")
 #: ``use NAME``: a knowledgebase name, so "use vpn on a plane?" stays a question.
 _KB_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
