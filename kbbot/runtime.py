@@ -196,7 +196,7 @@ async def open_runtime(
                 named=kbs.named,
             )
             # Every adapter's 👎 also lands in the outcome log as "downvoted".
-            stores.feedback = RecordingFeedback(stores.feedback, stacks[name].outcomes)
+            stores.feedback = RecordingFeedback(stores.feedback, stacks[name].outcomes, stores.deduper)
         choices = await _choices(settings, kbs, exit_stack) if len(stacks) > 1 else None
         router = KnowledgebaseRouter(
             {name: s.ask for name, s in stacks.items()},
