@@ -170,9 +170,12 @@ async def open_stack(
         kb=kb,
         budget=budget,
         # Turns paced a little under the token's live budget (the limiter keeps a request of headroom and
-        # counts each request until a window after its answer), so turns never queue at the limiter.
+        # counts each request until a window after its answer), so turns never queue at the limiter. Half the
+        # minute may go at once (an ordinary burst, other replicas, the index sync), the rest is spread out.
         turns=AskerQueue(
-            pace=pacer(int((settings.perfectwiki_rate_per_minute - 1) * 0.9), settings.perfectwiki_rate_per_second - 1)
+            pace=pacer(
+                int((settings.perfectwiki_rate_per_minute - 1) * 0.9), (settings.perfectwiki_rate_per_minute - 1) // 2
+            )
         ),
         cache=stores.cache,
         flights=stores.flights,
