@@ -145,7 +145,7 @@ class IndexSyncer:
         total = len(to_fetch)
         if progress:
             progress(total, 0)
-        batch: list[IndexedPage] = []
+        batch: list[tuple[Page, PageSummary | None]] = []
         failures_in_a_row = 0
         for done, page_id in enumerate(to_fetch, start=1):
             try:
@@ -165,16 +165,17 @@ class IndexSyncer:
             else:
                 failures_in_a_row = 0
                 report.fetched += 1
-                batch.append(await self._extract(page, listed.get(page_id), titles_by_slug))
+                batch.append((page, listed.get(page_id)))
                 if len(batch) >= self.write_batch:
-                    report.changed += await self.index.upsert_many(batch)
+                    report.changed += await self._write(batch, titles_by_slug, states)
                     batch = []
             if progress:
                 progress(total, done)
-        report.changed += await self.index.upsert_many(batch)
+        report.changed += await self._write(batch, titles_by_slug, states)
 
         if report.changed + report.deleted >= _OPTIMIZE_AFTER:
             await self.index.optimize()
+        await self.index.flush()
         await self.index.set_meta("last_sync", str(self._clock()))
         log.info("index sync: %s", report.summary())
         return report
@@ -222,12 +223,37 @@ class IndexSyncer:
 
         await self.index.set_urls(await asyncio.to_thread(compute))
 
-    async def _extract(self, page: Page, summary: PageSummary | None, titles_by_slug: dict[str, str]) -> IndexedPage:
-        # HTML/Markdown parsing of a big page takes milliseconds of CPU: off the event loop, like the SQL.
-        return await asyncio.to_thread(self._to_indexed, page, summary, titles_by_slug)
+    async def _write(
+        self,
+        batch: list[tuple[Page, PageSummary | None]],
+        titles_by_slug: dict[str, str],
+        states: dict[str, PageState],
+    ) -> int:
+        """Extract and store one batch; returns how many pages changed. HTML/Markdown parsing of a big page
+        takes milliseconds of CPU: off the event loop like the SQL, in one trip per batch."""
+        if not batch:
+            return 0
 
-    def _to_indexed(self, page: Page, summary: PageSummary | None, titles_by_slug: dict[str, str]) -> IndexedPage:
-        text = to_text(page.content, self.kb.content_format, resolve_link=titles_by_slug.get)
+        def extract() -> list[IndexedPage]:
+            return [self._to_indexed(page, summary, titles_by_slug, states.get(page.id)) for page, summary in batch]
+
+        return await self.index.upsert_many(await asyncio.to_thread(extract))
+
+    def _to_indexed(
+        self,
+        page: Page,
+        summary: PageSummary | None,
+        titles_by_slug: dict[str, str],
+        state: PageState | None = None,
+    ) -> IndexedPage:
+        fingerprint = content_hash(page.title, "\x1f".join(page.tags), page.content)
+        # The same content as indexed (a full sync, a periodic re-read): the index keeps the text it has and only
+        # refreshes the bookkeeping, so extracting it again would be wasted (most of a full sync's CPU).
+        unchanged = (
+            state is not None
+            and (state.content_hash, state.title, state.tags) == (fingerprint, page.title, tuple(page.tags))
+        )
+        text = "" if unchanged else to_text(page.content, self.kb.content_format, resolve_link=titles_by_slug.get)
         return IndexedPage(
             id=page.id,
             title=page.title,
@@ -238,7 +264,7 @@ class IndexSyncer:
             # The listing's version is what the next incremental run compares against.
             version=summary.version if summary and summary.version is not None else page.version,
             updated_at=summary.updated_at if summary and summary.updated_at is not None else page.updated_at,
-            content_hash=content_hash(page.title, "\x1f".join(page.tags), page.content),
+            content_hash=fingerprint,
             saved_chat=is_saved_chat(page.content),
         )
 
@@ -250,7 +276,7 @@ class IndexSyncer:
         except NotFound:
             await self.index.delete([page_id])
             return False
-        await self.index.upsert(await self._extract(page, None, {}))
+        await self.index.upsert(await asyncio.to_thread(self._to_indexed, page, None, {}))
         return True
 
 
