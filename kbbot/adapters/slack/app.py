@@ -26,6 +26,8 @@ from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, parse_submission
 from kbbot.core.models import SavedPage
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
+from kbbot.core.routing import KnowledgebaseRouter
+from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ def build_slack(
     deduper: Deduper,
     options: SlackOptions | None = None,
     in_flight: InFlight | None = None,
+    router: KnowledgebaseRouter | None = None,
+    gaps: GapsReport | None = None,
 ) -> SlackBot:
     """Build the handlers and the Bolt app.
 
@@ -74,6 +78,8 @@ def build_slack(
         deduper=deduper,
         options=options or SlackOptions(),
         in_flight=in_flight,
+        router=router,
+        gaps=gaps,
     )
     app = AsyncApp(
         client=client,  # carries SLACK_BOT_TOKEN (see _QuietStart)
@@ -179,7 +185,11 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             elif cmd.name == "help":
                 await h.tell_user(channel, user, rendering.render_help(command), thread_ts=thread_ts)
             elif cmd.name == "status":
-                await h.tell_user(channel, user, await h.status(), thread_ts=thread_ts)
+                await h.tell_user(channel, user, await h.status(channel, user), thread_ts=thread_ts)
+            elif cmd.name == "use":
+                await h.tell_user(channel, user, await h.use(channel, user, cmd.arg), thread_ts=thread_ts)
+            elif cmd.name == "gaps":
+                await h.tell_user(channel, user, await h.gaps(user), thread_ts=thread_ts)
             else:
                 await h.answer_message(
                     channel=channel, ts=ts, user_id=user, text=cmd.arg, thread_ts=thread_ts, offer_save=True
@@ -203,7 +213,9 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             if cmd.name == "help":
                 await h.post(channel, rendering.render_help(command), thread_ts=thread_ts)
             elif cmd.name == "status":
-                await h.post(channel, await h.status(), thread_ts=thread_ts)
+                await h.post(channel, await h.status(channel, user), thread_ts=thread_ts)
+            elif cmd.name == "use":
+                await h.post(channel, await h.use(channel, user, cmd.arg), thread_ts=thread_ts)
             elif cmd.name == "save":
                 hint = f"To save a thread, use *Save thread to wiki* from its message menu, or `{command} save <link>`."
                 await h.post(channel, rendering.render_text(hint), thread_ts=thread_ts)
@@ -244,7 +256,11 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             await ack()
         async with h.tracked():
             if cmd.name == "status":
-                await private(await h.status())
+                await private(await h.status(channel, user))
+            elif cmd.name == "use":
+                await private(await h.use(channel, user, cmd.arg))
+            elif cmd.name == "gaps":
+                await private(await h.gaps(user))
             else:
                 question = parse_command(await h.plain(raw)).arg
                 await h.answer_command(text=question, user_id=user, channel=channel, reply=private)
@@ -278,6 +294,7 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
                 question=str(action.get("value", "")),
                 user_id=str((body.get("user") or {}).get("id", "")),
                 helpful=action.get("action_id") == rendering.ACTION_FEEDBACK_UP,
+                channel=str((body.get("channel") or {}).get("id", "")),
                 reply=_responder(respond, response_type="ephemeral", replace_original=False),
             )
 

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from kbbot.core.models import Answer, PageRef, SavedPage, Source
+from kbbot.core.quota_forecast import QuotaForecast
 from kbbot.core.replies import masked_note
 from kbbot.core.text import neutralize_mentions, split_text
 
@@ -259,7 +260,8 @@ def render_answer(
     tail: list[Block] = []
     if answer.related_pages:
         tail.append(section(_fit(related_pages(answer.related_pages))))
-    tail.append(context(SOURCE_LABELS.get(answer.source, escape(str(answer.source)))))
+    source = SOURCE_LABELS.get(answer.source, escape(str(answer.source)))
+    tail.append(context(f"{source} · from `{escape(answer.knowledgebase)}`" if answer.knowledgebase else source))
 
     buttons: list[Block] = []
     if share_id is not None:
@@ -380,7 +382,7 @@ def render_help(command: str = "/kb") -> Message:
             f"• `{command} save <message link> [title]` — copy the thread's link with *Copy link*.",
             "• Inside the thread: `@kbbot save [title]`.",
             "",
-            f"*Other*: `{command} status` (knowledgebase, cache, quota), `{command} help`.",
+            f"*Other*: `{command} status` (knowledgebase, cache, quota), `{command} gaps` (admins), `{command} help`.",
         ]
     )
     return Message(text="How to use kbbot: mention me, DM me, or use " + command, blocks=[section(text)])
@@ -397,9 +399,13 @@ def render_status(
     queued: int,
     helpful: int,
     not_helpful: int,
+    knowledgebase: str | None = None,
+    ai_quota: QuotaForecast | None = None,
 ) -> Message:
     """``/kb status``: what an admin needs to know at a glance. Takes plain values so it stays pure."""
     name = f"{escape(kb_name)} ({escape(kb_kind)})" if kb_name else escape(kb_kind)
+    if knowledgebase:
+        name = f"`{escape(knowledgebase)}` — {name}"
     if quota_paused:
         when = ""
         if next_probe_at is not None:
@@ -414,5 +420,11 @@ def render_status(
         f"*Rate limit:* {queued} request(s) waiting for a slot",
         f"*Feedback:* 👍 {helpful} · 👎 {not_helpful}",
     ]
+    if ai_quota is not None:
+        warn = ":warning: " if ai_quota.used_ratio >= 0.8 else ""
+        lines.append(
+            f"*AI quota this month:* {warn}{ai_quota.used:,} of {ai_quota.quota:,} billed calls "
+            f"({ai_quota.used_ratio:.0%}), runs out {ai_quota.runs_out_text()}"
+        )
     text = "\n".join(lines)
     return Message(text=f"kbbot status: {name}", blocks=[section(text)])
