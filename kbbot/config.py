@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     question_max_chars: int = Field(2000, ge=10)
     request_timeout_seconds: float = Field(30.0, gt=0)
     index_refresh_seconds: int = Field(900, ge=0)
+    #: Who ranks search results: SQLite FTS5 (built in) or tantivy (``pip install 'kbbot[tantivy]'``), which
+    #: stays fast on wikis of tens of thousands of pages (see README, Performance).
+    search_engine: Literal["sqlite", "tantivy"] = "sqlite"
     #: Search answers (no AI) below this relevance (0–1) say "I couldn't find this in the wiki" and link the
     #: pages that may be related; auto-answer channels stay quiet below the second, higher one. The defaults
     #: are kbbot.search.answerer's, calibrated on benchmarks/answers.
@@ -106,6 +109,19 @@ class Settings(BaseSettings):
     #: Discord REST base (change only for testing: the gateway URL is then taken from its /gateway/bot).
     discord_api_url: str | None = None
 
+    # --- knowledge gaps, AI quota, admin dashboard ------------------------------------------------
+    #: Days question outcomes (what `kbbot gaps` and the dashboard show) are kept.
+    gaps_retention_days: int = Field(90, ge=1, le=3650)
+    #: Billed AI calls the Perfect Wiki plan allows a month: enables the run-out forecast and the 80 % warning.
+    perfectwiki_ai_quota_monthly: int | None = Field(None, ge=1)
+    #: Password of `GET /admin` (HTTP Basic, user `admin`); blank = no dashboard (404).
+    kbbot_admin_token: SecretStr | None = None
+    #: Slack user ids allowed to run `/kb gaps` (comma list); blank = nobody.
+    slack_admin_users: CommaList = ()
+    #: Weekly digest of the top gaps (Mondays, UTC), posted to this Slack channel id and/or Discord channel id.
+    gaps_digest_slack_channel: str | None = Field(None, pattern=r"^[CGD][A-Z0-9]{8,12}$")
+    gaps_digest_discord_channel: int | None = Field(None, ge=1)
+
     # --- HTTP server, logging ------------------------------------------------------------------
     http_host: str = "127.0.0.1"
     http_port: int = Field(3000, ge=0, le=65535)
@@ -122,6 +138,7 @@ class Settings(BaseSettings):
         "discord_save_roles",
         "discord_auto_channels",
         "discord_allowed_guilds",
+        "slack_admin_users",
         mode="before",
     )(_split_commas)
 
@@ -222,6 +239,7 @@ class Settings(BaseSettings):
             self.slack_signing_secret,
             self.slack_app_token,
             self.discord_bot_token,
+            self.kbbot_admin_token,
         )
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 

@@ -30,11 +30,13 @@ from kbbot import __version__
 from kbbot.config import Settings
 from kbbot.core.ask import AskService
 from kbbot.core.fairness import AskerQueue, pacer
+from kbbot.core.outcomes import OutcomeRecorder, RecordingFeedback
 from kbbot.core.ports import Asking, KnowledgeBase, MetricsSink, RateLimiter, Saving
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.errors import ConfigError
 from kbbot.ops.metrics import Metrics
 from kbbot.search.answerer import SearchAnswerer
+from kbbot.search.fallback import IndexFallback
 from kbbot.search.index import SearchIndex, index_path
 from kbbot.search.sync import IndexSyncer
 from kbbot.store.ai_budget import LimitsAiBudget, parse_limit
@@ -61,6 +63,8 @@ class KnowledgebaseStack:
     syncer: IndexSyncer
     ask: AskService
     saver: ThreadSaver
+    #: What became of its questions, its billed AI calls and quota forecast (``kbbot gaps``, ``/admin``).
+    outcomes: OutcomeRecorder
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,10 @@ class Runtime:
     @property
     def saver(self) -> ThreadSaver:
         return self.stack.saver
+
+    @property
+    def outcomes(self) -> OutcomeRecorder:
+        return self.stack.outcomes
 
     def configured_adapters(self) -> list[str]:
         s = self.settings
@@ -137,6 +145,8 @@ async def open_runtime(
         stack = await open_stack(
             settings, exit_stack, http=http, stores=stores, metrics=metrics, limiter=limiter, save_retry=save_retry
         )
+        # Every adapter's 👎 also lands in the outcome log as "downvoted".
+        stores.feedback = RecordingFeedback(stores.feedback, stack.outcomes)
         yield Runtime(settings=settings, console=console or Console(), stores=stores, metrics=metrics, stack=stack)
 
 
@@ -156,7 +166,9 @@ async def open_stack(
     if limiter is not None:
         exit_stack.push_async_callback(limiter.aclose)  # its own Redis connection, when REDIS_URL is set
     exit_stack.push_async_callback(kb.aclose)
-    index = await SearchIndex(index_path(settings.kbbot_data_dir, settings.backend)).open()
+    index = await SearchIndex(
+        index_path(settings.kbbot_data_dir, settings.backend), engine=settings.search_engine
+    ).open()
     exit_stack.push_async_callback(index.aclose)
     syncer = IndexSyncer(kb, index)
     if kb.kind == "local":
@@ -165,6 +177,12 @@ async def open_stack(
     budget = _ai_budget(settings, stores)
     if budget is not None:
         exit_stack.push_async_callback(budget.aclose)
+    outcomes = OutcomeRecorder(
+        stores.outcomes,
+        knowledgebase=namespace_from_settings(settings).removeprefix("kbbot:").rstrip(":"),
+        retention_days=settings.gaps_retention_days,
+        quota_monthly=settings.perfectwiki_ai_quota_monthly if kb.supports_ai else None,
+    )
     ask = AskService(
         kb=kb,
         budget=budget,
@@ -176,10 +194,13 @@ async def open_stack(
         cache=stores.cache,
         flights=stores.flights,
         quota=stores.quota,
-        fallback=SearchAnswerer(index, min_relevance=settings.search_min_relevance),
+        fallback=IndexFallback(
+            SearchAnswerer(index, min_relevance=settings.search_min_relevance), index, syncer, kind=kb.kind
+        ),
         limiter=limiter if kb.supports_ai else None,
         max_chars=settings.question_max_chars,
         metrics=metrics,
+        outcomes=outcomes,
     )
     saver = ThreadSaver(
         kb,
@@ -190,7 +211,9 @@ async def open_stack(
         retry=save_retry,
         metrics=metrics,
     )
-    return KnowledgebaseStack(kb=kb, limiter=limiter, index=index, syncer=syncer, ask=ask, saver=saver)
+    return KnowledgebaseStack(
+        kb=kb, limiter=limiter, index=index, syncer=syncer, ask=ask, saver=saver, outcomes=outcomes
+    )
 
 
 def _knowledgebase(

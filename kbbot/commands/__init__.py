@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from kbbot.commands import ask, chat, check, imports, index, pages, run, save
+from kbbot.commands import ask, chat, check, gaps, imports, index, pages, run, save
 
 COMMANDS = (
     run.register, chat.register, ask.register, pages.register, index.register, save.register, imports.register,
-    check.register,
+    check.register, gaps.register,
 )

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("ask", help="ask one question and print the answer")
     parser.add_argument("question", help="the question, in quotes")
-    parser.add_argument("--json", action="store_true", help='print {"answer", "related_pages", "source", "empty"}')
+    parser.add_argument(
+        "--json", action="store_true", help='print {"answer", "related_pages", "source", "empty", "notice"}'
+    )
     parser.set_defaults(handler=handle)
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 
 from kbbot.core.fairness import AskerQueue
 from kbbot.core.models import Answer, Question, Source
+from kbbot.core.outcomes import OutcomeRecorder
 from kbbot.core.page_block import strip_markers
 from kbbot.core.ports import (
     AiBudget,
@@ -42,8 +43,9 @@ from kbbot.core.ports import (
     RateLimiter,
     SingleFlight,
 )
+from kbbot.core.quota_forecast import QuotaForecast
 from kbbot.core.text import DEFAULT_MAX_CHARS, clean_question, normalize_question
-from kbbot.errors import KbbotError, QuotaExceeded, ShuttingDown
+from kbbot.errors import InvalidQuestion, KbbotError, QuotaExceeded, ShuttingDown
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,8 @@ class AskStatus:
     cache: CacheStats
     quota: QuotaState
     queued: int
+    #: This month's billed AI calls and when the quota runs out (None without PERFECTWIKI_AI_QUOTA_MONTHLY).
+    ai_quota: QuotaForecast | None = None
 
 
 class AskService:
@@ -138,6 +142,7 @@ class AskService:
         metrics: MetricsSink | None = None,
         budget: AiBudget | None = None,
         turns: AskerQueue | None = None,
+        outcomes: OutcomeRecorder | None = None,
     ) -> None:
         self._kb = kb
         self._cache = cache
@@ -150,6 +155,7 @@ class AskService:
         self._kb_name: str | None = None
         self._budget = budget
         self._turns = turns or AskerQueue()
+        self._outcomes = outcomes
         self._closed = False
         self._last_call: asyncio.TimerHandle | None = None
         # Counted per question here (not per lookup in each cache): the flight's second look must not count
@@ -174,9 +180,26 @@ class AskService:
             self._count_lookup(hit=answer.source is Source.CACHE)
             # One structured line per answer (never the question text: it may be personal).
             log.info("answered", extra={"platform": question.platform, "source": source})
+            await self._record(question, answer)
             return answer
+        except (InvalidQuestion, ShuttingDown):
+            raise  # nothing was asked
+        except Exception:
+            await self._record(question, None)
+            raise
         finally:
             self._metrics.question(question.platform, source, time.perf_counter() - started)
+
+    async def _record(self, question: Question, answer: Answer | None) -> None:
+        """The question's outcome for ``kbbot gaps`` and the dashboard (``answer`` None: it failed)."""
+        if self._outcomes is None:
+            return
+        text = clean_question(question.text, max_chars=self._max_chars)
+        channel = question.conversation_key.partition(":")[0]
+        if answer is None:
+            await self._outcomes.failed(platform=question.platform, channel=channel, question=text)
+        else:
+            await self._outcomes.answered(platform=question.platform, channel=channel, question=text, answer=answer)
 
     async def _answer(self, question: Question, on_queued: QueueListener | None) -> Answer:
         text = clean_question(question.text, max_chars=self._max_chars)
@@ -194,7 +217,8 @@ class AskService:
             if refusal is not None:
                 log.info("AI budget used up", extra={"platform": question.platform, "scope": refusal.scope})
                 answer = await self._fallback.answer(text)
-                return replace(answer, source=Source.SEARCH, notice=slow_down_notice(refusal))
+                notice = slow_down_notice(refusal) + (f" {answer.notice}" if answer.notice else "")
+                return replace(answer, source=Source.SEARCH, notice=notice)
         self._asking[key] = self._asking.get(key, 0) + 1
         try:
             if on_queued is not None and (position := self._queue_position(key, asker)) is not None:
@@ -256,6 +280,8 @@ class AskService:
         try:
             await self._turns.admit(asker)
             ai = await self._kb.query(text)
+            if self._outcomes is not None:
+                await self._outcomes.ai_call()  # billed: counted per day for the quota forecast
         except QuotaExceeded:
             log.warning("AI quota exhausted (402); pausing AI answers and answering from the wiki's pages")
             await self._quota.trip()
@@ -277,7 +303,9 @@ class AskService:
 
     async def _paused(self, text: str) -> Answer:
         answer = await self._fallback.answer(text)
-        return replace(answer, source=Source.SEARCH, notice=QUOTA_NOTICE)
+        # The search's own notice (e.g. only titles are indexed yet) stays: both are true.
+        notice = f"{QUOTA_NOTICE} {answer.notice}" if answer.notice else QUOTA_NOTICE
+        return replace(answer, source=Source.SEARCH, notice=notice)
 
     def close(self, *, answer_within: float) -> int:
         """Stop taking questions (a cached answer is still given): questions waiting for their turn that are
@@ -304,4 +332,14 @@ class AskService:
             cache=CacheStats(size=await self._cache.size(), hits=self._hits, misses=self._misses),
             quota=await self._quota.state(),
             queued=self._turns.waiting() + (self._limiter.queued() if self._limiter is not None else 0),
+            ai_quota=await self._ai_quota(),
         )
+
+    async def _ai_quota(self) -> QuotaForecast | None:
+        if self._outcomes is None:
+            return None
+        try:
+            return await self._outcomes.quota()
+        except Exception:  # the shared store is down: status still shows the rest
+            log.warning("AI quota forecast unavailable", exc_info=True)
+            return None

@@ -74,12 +74,14 @@ class Answer:
         return self.relevance is None or self.relevance >= min_relevance
 
     def to_json(self) -> dict[str, Any]:
-        """The ``kbbot ask --json`` contract: exactly these four keys."""
+        """The ``kbbot ask --json`` contract: exactly these five keys (``notice``: null or the line shown to
+        people above the answer, e.g. that AI answers are paused or that the wiki could not be searched)."""
         return {
             "answer": self.text,
             "related_pages": [page.to_json() for page in self.related_pages],
             "source": self.source.value,
             "empty": self.empty,
+            "notice": self.notice,
         }
 
 

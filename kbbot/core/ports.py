@@ -306,8 +306,11 @@ class FeedbackCounts:
 class FeedbackStore(Protocol):
     """👍/👎 on answers, kept durably and counted (shown in status, exported as metrics)."""
 
-    async def record(self, *, platform: str, question: str, user_id: str, helpful: bool) -> None:
-        """One vote per user per question: voting again replaces the earlier vote."""
+    async def record(
+        self, *, platform: str, question: str, user_id: str, helpful: bool, channel: str = ""
+    ) -> None:
+        """One vote per user per question: voting again replaces the earlier vote. ``channel`` (where the
+        answer was shown) is for the outcome log, which keeps no user id."""
         ...
 
     async def counts(self) -> FeedbackCounts: ...

@@ -34,6 +34,8 @@ MAYBE_RELATED_RELEVANCE = 0.25
 #: Ranking mixes the index's bm25 (normalized to the best page) with relevance: bm25 knows how often and
 #: where (title, tags) words occur; relevance knows whether one passage holds the question's words together.
 BM25_SHARE = 0.5
+#: …and with the share of the question the page's title and tags hold (a page titled with what was asked).
+TITLE_SHARE = 0.1
 #: Pages linked under an answer are at least this share as relevant as the quoted one, and rank as high.
 RELATED_SHARE = 0.5
 #: A second page is quoted only when it is about as relevant and ranks about as high as the first.
@@ -130,11 +132,15 @@ class SearchAnswerer:
                 max_chars=self.max_passage_chars,
             )
             relevance = _relevance(plan, page, hit, passages[0] if passages else None)
-            rank = BM25_SHARE * hit.score / best_bm25 + (1 - BM25_SHARE) * relevance
             in_title = frozenset(matched_terms(page.title + "\n" + " ".join(hit.tags), plan.stems))
+            rank = (
+                BM25_SHARE * hit.score / best_bm25
+                + (1 - BM25_SHARE - TITLE_SHARE) * relevance
+                + TITLE_SHARE * plan.coverage(in_title)
+            )
             ranked.append(_Candidate(hit, page, passages, relevance, rank, frozenset(plan.stems), in_title))
         ranked.sort(key=lambda c: -c.rank)
-        return ranked
+        return _chats_below_sources(ranked, [hit.id for hit in result.hits])
 
     def _second(self, ranked: list[_Candidate]) -> tuple[PageText, Passage] | None:
         """A second quote, only when it holds words of the question the first lacks: from the next page when
@@ -156,6 +162,21 @@ class SearchAnswerer:
             if passage.found - covered and passage.text not in first.text and first.text not in passage.text:
                 return top.page, passage
         return None
+
+
+def _chats_below_sources(ranked: list[_Candidate], order: list[str]) -> list[_Candidate]:
+    """The index ranks a saved chat just below the page it quotes (the source people should read): keep it
+    below that page (the nearest page above it in the index's order) however the passages score."""
+    by_id = {c.hit.id: c for c in ranked}
+    for n, page_id in enumerate(order):
+        chat = by_id.get(page_id)
+        if chat is None or not chat.hit.saved_chat:
+            continue
+        source = next((by_id[p] for p in reversed(order[:n]) if p in by_id and not by_id[p].hit.saved_chat), None)
+        if source is not None and ranked.index(chat) < ranked.index(source):
+            ranked.remove(chat)
+            ranked.insert(ranked.index(source) + 1, chat)
+    return ranked
 
 
 def _relevance(plan: QueryPlan, page: PageText, hit: SearchHit, passage: Passage | None) -> float:

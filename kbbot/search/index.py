@@ -30,10 +30,17 @@ from kbbot.errors import SearchIndexError
 from kbbot.search.query import QueryPlan, Term, matched_terms, plan_terms
 from kbbot.search.saved_chats import below_their_sources
 from kbbot.search.spelling import Vocabulary, is_english
+from kbbot.search.tantivy_ranking import RankingBusy, TantivyRanking
+from kbbot.search.tantivy_ranking import available as tantivy_available
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Who ranks the pages: SQLite FTS5's bm25 (built in, the default) or tantivy (optional, for big wikis).
+ENGINES = ("sqlite", "tantivy")
+#: The tantivy ranking commits at least every this many written pages (see _commit_ranking_sync).
+_RANKING_BATCH = 2000
 
 #: 2: saved_chat. 3: no FTS5 prefix index (measured at 10,000 pages: writes 27 % faster, the file 20 % smaller,
 #: search time and ranking the same; only the last word of a question is matched as a prefix).
@@ -164,6 +171,8 @@ class SearchHit:
     marked_snippet: str = ""
     #: The page's stored plain text, for the first ``texts`` hits of a search (None for the others).
     text: str | None = None
+    #: A thread kbbot saved (ranked just below the page it quotes, see :mod:`kbbot.search.saved_chats`).
+    saved_chat: bool = False
 
     def page_text(self) -> PageText:
         """The hit as a :class:`PageText` (its ``text`` empty when the search did not load it)."""
@@ -216,8 +225,21 @@ class SearchIndex:
     """The FTS5 index of one knowledgebase. Open with ``async with SearchIndex(path) as index`` (or
     :meth:`open`/:meth:`aclose`). Every method is a coroutine that runs its SQL on the index's own thread."""
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time, snippet_tokens: int = 24) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        snippet_tokens: int = 24,
+        engine: str = "sqlite",
+    ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown search engine {engine!r}")
         self.path = path
+        self.engine = engine
+        #: With ``engine="tantivy"`` the ranking is tantivy's (see kbbot.search.tantivy_ranking); else FTS5's.
+        self._ranking: TantivyRanking | None = None
+        self._ranking_seen: tuple[int, int] | None = None  # the _stats_key the ranking last looked at
         self._clock = clock
         self._snippet_tokens = max(1, min(64, snippet_tokens))
         self._executor: ThreadPoolExecutor | None = None
@@ -268,6 +290,11 @@ class SearchIndex:
             raise RuntimeError("SearchIndex is not open (use `async with SearchIndex(path)`)")
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        except RankingBusy:
+            raise SearchIndexError(
+                f"The search index at {self.path} is being written by another kbbot process (SEARCH_ENGINE=tantivy "
+                "takes one writer at a time); try again when it is done."
+            ) from None
         except sqlite3.Error as exc:
             # Disk full, a file broken while open, a lock held too long by another process: one clear error
             # in kbbot's tree instead of a sqlite3 traceback. The index is a cache, so deleting it is safe.
@@ -288,6 +315,40 @@ class SearchIndex:
             for suffix in ("-wal", "-shm"):
                 self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
             self._conn = self._connect()
+        if self.engine == "tantivy":
+            self._open_ranking_sync()
+
+    def _open_ranking_sync(self) -> None:
+        if not tantivy_available():
+            raise SearchIndexError(
+                "SEARCH_ENGINE=tantivy needs the tantivy library: pip install 'kbbot[tantivy]' (or leave "
+                "SEARCH_ENGINE unset for the built-in SQLite search)."
+            )
+        self._ranking = ranking = TantivyRanking(self.path.with_name(self.path.name + ".tantivy"))
+        db = self._db
+        pages = int(db.execute("SELECT count(*) FROM pages").fetchone()[0])
+        dirty = db.execute("SELECT 1 FROM meta WHERE key = 'tantivy_dirty'").fetchone()
+        if dirty or ranking.count() != pages:
+            # A write that did not reach the ranking (a crash between the two), a rebuilt or new SQLite file:
+            # the ranking is rebuilt from the pages, which SQLite holds, unless another process is writing
+            # it right now (its writes are on their way: it commits them).
+            log.info("rebuilding the tantivy ranking of %s from its %d pages", self.path, pages)
+            try:
+                ranking.clear()
+                ranking.put(db.execute("SELECT rowid, title, tags, body FROM pages"))
+            except RankingBusy:
+                log.info("the tantivy ranking of %s is being written by another process; using it", self.path)
+                return
+            self._commit_ranking_sync()
+
+    def _commit_ranking_sync(self, *, unless_fewer_than: int = 1) -> None:
+        """Commit what the ranking was given since its last commit, then clear the flag that says it lags
+        behind SQLite. A tantivy commit costs milliseconds, so a sync's writes are committed together: before
+        the next search (which must see them), every ``_RANKING_BATCH`` pages, on optimize and on close."""
+        ranking = self._ranking
+        if ranking is not None and ranking.pending >= unless_fewer_than:
+            ranking.commit()
+            self._db.execute("DELETE FROM meta WHERE key = 'tantivy_dirty'")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
@@ -317,6 +378,11 @@ class SearchIndex:
 
     def _close_sync(self) -> None:
         if self._conn is not None:
+            self._commit_ranking_sync()
+        ranking, self._ranking = self._ranking, None
+        if ranking is not None:
+            ranking.close()
+        if self._conn is not None:
             self._conn.close()
             self._conn = None
 
@@ -344,6 +410,9 @@ class SearchIndex:
         db = self._db
         self._writes += 1
         changed = 0
+        written: list[tuple[int, str, str, str]] = []  # for the tantivy ranking
+        if self._ranking is not None:
+            self._ranking.hold()  # busy elsewhere: nothing is written, neither here nor there
         with _transaction(db):
             for page in pages:
                 body = _clean(page.text[:MAX_BODY_CHARS])
@@ -360,7 +429,7 @@ class SearchIndex:
                     )
                     continue
                 changed += 1
-                db.execute(
+                (rowid,) = db.execute(
                     """INSERT INTO pages(id, title, tags, body, content_hash, url, slug, version, updated_at,
                                          last_fetched, saved_chat)
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -368,9 +437,17 @@ class SearchIndex:
                        body=excluded.body,
                            content_hash=excluded.content_hash, url=excluded.url, slug=excluded.slug,
                            version=excluded.version, updated_at=excluded.updated_at,
-                           last_fetched=excluded.last_fetched, saved_chat=excluded.saved_chat""",
+                           last_fetched=excluded.last_fetched, saved_chat=excluded.saved_chat
+                       RETURNING rowid""",
                     (page.id, title, tags, body, fingerprint, *meta, int(page.saved_chat)),
-                )
+                ).fetchone()
+                written.append((int(rowid), title, tags, body))
+            if written and self._ranking is not None:
+                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tantivy_dirty', '1')")
+        if self._ranking is not None:
+            self._ranking.put(written)
+            self._commit_ranking_sync(unless_fewer_than=_RANKING_BATCH)
+            self._ranking.release_if_idle()
         return changed
 
     async def set_urls(self, urls: dict[str, str | None]) -> None:
@@ -391,13 +468,37 @@ class SearchIndex:
 
     def _delete_sync(self, ids: list[str]) -> int:
         self._writes += 1
+        rowids: list[int] = []
+        if self._ranking is not None:
+            self._ranking.hold()
         with _transaction(self._db) as db:
+            if self._ranking is not None:
+                for pid in ids:
+                    rowids.extend(int(r[0]) for r in db.execute("SELECT rowid FROM pages WHERE id = ?", (pid,)))
+                if rowids:
+                    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tantivy_dirty', '1')")
             # rowcount (sqlite3_changes) counts the pages rows only, not the FTS rows the trigger deletes.
-            return db.executemany("DELETE FROM pages WHERE id = ?", [(pid,) for pid in ids]).rowcount
+            deleted = db.executemany("DELETE FROM pages WHERE id = ?", [(pid,) for pid in ids]).rowcount
+        if self._ranking is not None:
+            self._ranking.delete(rowids)
+            self._commit_ranking_sync(unless_fewer_than=_RANKING_BATCH)
+            self._ranking.release_if_idle()
+        return deleted
+
+    async def flush(self) -> None:
+        """Make every write searchable now, and (tantivy) give the writer back so another process can write;
+        nothing to do for SQLite, whose writes are committed as they happen. Sync calls it when it is done."""
+        if self._ranking is not None:
+            await self._run(self._commit_ranking_sync)
 
     async def optimize(self) -> None:
-        """Merge FTS5's b-trees after many changes so searches stay fast."""
-        await self._run(lambda: self._db.execute("INSERT INTO pages_fts(pages_fts) VALUES ('optimize')"))
+        """Merge FTS5's b-trees after many changes so searches stay fast (and commit the tantivy ranking)."""
+
+        def optimize() -> None:
+            self._db.execute("INSERT INTO pages_fts(pages_fts) VALUES ('optimize')")
+            self._commit_ranking_sync()
+
+        await self._run(optimize)
 
     async def set_meta(self, key: str, value: str) -> None:
         await self._run(lambda: self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value)))
@@ -465,7 +566,12 @@ class SearchIndex:
             log.warning("search failed in %s: %s", self.path, exc)
             return SearchResult(QueryPlan((), 0), [])
         match = plan.match()
-        hits = self._search_sync(match, _ranking_match(plan), plan.stems, limit, texts, snippets) if match else []
+        words = _ranking_words(plan) if self._ranking is not None else None
+        hits = (
+            self._search_sync(match, _ranking_match(plan), plan.stems, limit, texts, snippets, words)
+            if match
+            else []
+        )
         return SearchResult(plan, hits)
 
     def _plan_sync(self, terms: list[tuple[str, str, str]]) -> QueryPlan:
@@ -505,16 +611,30 @@ class SearchIndex:
         return self._vocab
 
     def _search_sync(
-        self, match: str, cheap_match: str | None, stemmed: set[str], limit: int, texts: int, snippets: bool
+        self,
+        match: str,
+        cheap_match: str | None,
+        stemmed: set[str],
+        limit: int,
+        texts: int,
+        snippets: bool,
+        words: list[tuple[str, bool]] | None = None,
     ) -> list[SearchHit]:
         db = self._db
         candidates = max(limit * 3, _CANDIDATES)
         try:
-            ranked = db.execute(_RANK, (cheap_match, candidates)).fetchall() if cheap_match else []
-            if len(ranked) < candidates:
-                # Fewer pages hold the rarer words than we rank: the pages with only the common words are
-                # next in line (with a score of ~0), so rank them all.
-                ranked = db.execute(_RANK, (match, candidates)).fetchall()
+            if words is not None and self._ranking is not None:
+                self._commit_ranking_sync()
+                if self._ranking_seen != self._stats_key:  # the file changed: maybe another process committed
+                    self._ranking.refresh()
+                    self._ranking_seen = self._stats_key
+                ranked = self._ranking.rank(words, candidates)
+            else:
+                ranked = db.execute(_RANK, (cheap_match, candidates)).fetchall() if cheap_match else []
+                if len(ranked) < candidates:
+                    # Fewer pages hold the rarer words than we rank: the pages with only the common words are
+                    # next in line (with a score of ~0), so rank them all.
+                    ranked = db.execute(_RANK, (match, candidates)).fetchall()
             if not ranked:
                 return []
             marks = ",".join("?" * len(ranked))
@@ -538,7 +658,7 @@ class SearchIndex:
                 wanted = [rowid for _, rowid, _ in best[:texts]]
                 bodies = self._bodies(wanted)
             hits = []
-            for score, rowid, (page_id, title, url, tags, _) in best:
+            for score, rowid, (page_id, title, url, tags, saved_chat) in best:
                 snippet = None
                 if snippets:
                     snippet = db.execute(_SNIPPET, (self._snippet_tokens, match, rowid)).fetchone()
@@ -551,6 +671,7 @@ class SearchIndex:
                         score=score,
                         marked_snippet=(snippet[0] if snippet else "") or "",
                         text=bodies.get(rowid),
+                        saved_chat=bool(saved_chat),
                     )
                 )
         except sqlite3.Error as exc:
@@ -580,6 +701,17 @@ class SearchIndex:
         sql = f"SELECT id, title, url, body FROM pages WHERE id IN ({marks})"  # noqa: S608 - only "?"s
         by_id = {r[0]: PageText(id=r[0], title=r[1], url=r[2], text=r[3]) for r in self._db.execute(sql, ids)}
         return [by_id[pid] for pid in ids if pid in by_id]
+
+
+def _ranking_words(plan: QueryPlan) -> list[tuple[str, bool]]:
+    """The plan's words for the tantivy ranking: (stem, also as a prefix), as :meth:`QueryPlan.match` puts
+    them to FTS5 — every word the index holds, the last one typed also as the start of a longer word."""
+    last = len(plan.terms) - 1
+    return [
+        (term.stem, n == last and not term.corrected and len(term.word) >= 3)
+        for n, term in enumerate(plan.terms)
+        if term.docs
+    ]
 
 
 def _ranking_match(plan: QueryPlan) -> str | None:

@@ -36,6 +36,8 @@ Progress = Callable[[int, int], None]
 DEFAULT_REFRESH_BATCH = 25
 #: Give up a run after this many failures in a row (the wiki is down; the next run starts over).
 MAX_CONSECUTIVE_FAILURES = 5
+#: The fingerprint of a page indexed from the listing only (title and tags, no body yet): always fetched next.
+LISTED_ONLY = "listed-only"
 #: Optimize the FTS5 b-trees after a run that changed at least this many pages.
 _OPTIMIZE_AFTER = 200
 
@@ -84,11 +86,41 @@ class IndexSyncer:
         self.write_batch = max(1, write_batch)
         self._clock = clock
         self._lock = asyncio.Lock()
+        #: Why the last sync run could not read the wiki (None: it could, or none ran yet in this process).
+        self.last_failure: KnowledgeBaseError | None = None
 
     async def sync(self, *, full: bool = False, progress: Progress | None = None) -> SyncReport:
         """One sync run (``full`` re-fetches every page). Runs never overlap: a second caller waits."""
         async with self._lock:
-            return await self._sync(full=full, progress=progress)
+            try:
+                report = await self._sync(full=full, progress=progress)
+            except KnowledgeBaseError as exc:
+                self.last_failure = exc
+                raise
+            self.last_failure = None if not report.aborted else KnowledgeBaseError(report.errors[-1])
+            return report
+
+    async def index_titles(self) -> int:
+        """Index every listed page's title and tags now, from one listing and without page bodies, so a search
+        can find pages before the first full sync (e.g. the fallback after a 402 on a fresh install). The next
+        sync fetches those pages in full. Returns how many were added."""
+        async with self._lock:
+            summaries = await self.kb.list_pages(priority=Priority.LIVE)
+            states = await self.index.states()
+            pages = [
+                IndexedPage(
+                    id=s.id,
+                    title=s.title,
+                    text="",
+                    tags=tuple(s.tags),
+                    url=self.kb.page_url(s.id, s.title, s.slug),
+                    slug=s.slug,
+                    content_hash=LISTED_ONLY,
+                )
+                for s in summaries
+                if s.id not in states
+            ]
+            return await self.index.upsert_many(pages)
 
     async def _sync(self, *, full: bool, progress: Progress | None) -> SyncReport:
         report = SyncReport()
@@ -110,7 +142,7 @@ class IndexSyncer:
         total = len(to_fetch)
         if progress:
             progress(total, 0)
-        batch: list[IndexedPage] = []
+        batch: list[tuple[Page, PageSummary | None]] = []
         failures_in_a_row = 0
         for done, page_id in enumerate(to_fetch, start=1):
             try:
@@ -130,16 +162,17 @@ class IndexSyncer:
             else:
                 failures_in_a_row = 0
                 report.fetched += 1
-                batch.append(await self._extract(page, listed.get(page_id), titles_by_slug))
+                batch.append((page, listed.get(page_id)))
                 if len(batch) >= self.write_batch:
-                    report.changed += await self.index.upsert_many(batch)
+                    report.changed += await self._write(batch, titles_by_slug, states)
                     batch = []
             if progress:
                 progress(total, done)
-        report.changed += await self.index.upsert_many(batch)
+        report.changed += await self._write(batch, titles_by_slug, states)
 
         if report.changed + report.deleted >= _OPTIMIZE_AFTER:
             await self.index.optimize()
+        await self.index.flush()
         await self.index.set_meta("last_sync", str(self._clock()))
         log.info("index sync: %s", report.summary())
         return report
@@ -152,7 +185,12 @@ class IndexSyncer:
         stale: list[tuple[float, str]] = []
         for pid, summary in listed.items():
             state = states.get(pid)
-            if state is None or state.title != summary.title or state.tags != tuple(summary.tags):
+            if (
+                state is None
+                or state.content_hash == LISTED_ONLY
+                or state.title != summary.title
+                or state.tags != tuple(summary.tags)
+            ):
                 fetch.append(pid)
             elif _versioned(summary):
                 if (summary.version, summary.updated_at) != (state.version, state.updated_at):
@@ -182,12 +220,37 @@ class IndexSyncer:
 
         await self.index.set_urls(await asyncio.to_thread(compute))
 
-    async def _extract(self, page: Page, summary: PageSummary | None, titles_by_slug: dict[str, str]) -> IndexedPage:
-        # HTML/Markdown parsing of a big page takes milliseconds of CPU: off the event loop, like the SQL.
-        return await asyncio.to_thread(self._to_indexed, page, summary, titles_by_slug)
+    async def _write(
+        self,
+        batch: list[tuple[Page, PageSummary | None]],
+        titles_by_slug: dict[str, str],
+        states: dict[str, PageState],
+    ) -> int:
+        """Extract and store one batch; returns how many pages changed. HTML/Markdown parsing of a big page
+        takes milliseconds of CPU: off the event loop like the SQL, in one trip per batch."""
+        if not batch:
+            return 0
 
-    def _to_indexed(self, page: Page, summary: PageSummary | None, titles_by_slug: dict[str, str]) -> IndexedPage:
-        text = to_text(page.content, self.kb.content_format, resolve_link=titles_by_slug.get)
+        def extract() -> list[IndexedPage]:
+            return [self._to_indexed(page, summary, titles_by_slug, states.get(page.id)) for page, summary in batch]
+
+        return await self.index.upsert_many(await asyncio.to_thread(extract))
+
+    def _to_indexed(
+        self,
+        page: Page,
+        summary: PageSummary | None,
+        titles_by_slug: dict[str, str],
+        state: PageState | None = None,
+    ) -> IndexedPage:
+        fingerprint = content_hash(page.title, "\x1f".join(page.tags), page.content)
+        # The same content as indexed (a full sync, a periodic re-read): the index keeps the text it has and only
+        # refreshes the bookkeeping, so extracting it again would be wasted (most of a full sync's CPU).
+        unchanged = (
+            state is not None
+            and (state.content_hash, state.title, state.tags) == (fingerprint, page.title, tuple(page.tags))
+        )
+        text = "" if unchanged else to_text(page.content, self.kb.content_format, resolve_link=titles_by_slug.get)
         return IndexedPage(
             id=page.id,
             title=page.title,
@@ -198,7 +261,7 @@ class IndexSyncer:
             # The listing's version is what the next incremental run compares against.
             version=summary.version if summary and summary.version is not None else page.version,
             updated_at=summary.updated_at if summary and summary.updated_at is not None else page.updated_at,
-            content_hash=content_hash(page.title, "\x1f".join(page.tags), page.content),
+            content_hash=fingerprint,
             saved_chat=is_saved_chat(page.content),
         )
 
@@ -210,7 +273,7 @@ class IndexSyncer:
         except NotFound:
             await self.index.delete([page_id])
             return False
-        await self.index.upsert(await self._extract(page, None, {}))
+        await self.index.upsert(await asyncio.to_thread(self._to_indexed, page, None, {}))
         return True
 
 

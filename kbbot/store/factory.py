@@ -17,6 +17,7 @@ from typing import Any, Literal
 from limits.aio.storage import Storage
 
 from kbbot.config import Settings
+from kbbot.core.outcomes import OutcomeLog
 from kbbot.core.ports import AnswerCache, Deduper, FeedbackStore, Outbox, QuotaGate, SavedThreadMap, SingleFlight
 from kbbot.store.namespace import namespace_from_settings
 
@@ -37,6 +38,8 @@ class Stores:
     feedback: FeedbackStore
     thread_map: SavedThreadMap
     outbox: Outbox
+    #: What became of each question and the billed AI calls per day (``kbbot gaps``, the dashboard).
+    outcomes: OutcomeLog
     #: ``limits`` storage for every per-token :class:`TokenRateLimiter`: None keeps the windows in process
     #: memory; the Redis one makes both windows one budget for every replica.
     limiter_storage: Storage | str | None = None
@@ -89,6 +92,8 @@ async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
 def _embedded_stores(settings: Settings) -> Stores:
     from kbbot.store.memory import LocalSingleFlight, MemoryDeduper, MemoryQuotaGate, TTLAnswerCache
     from kbbot.store.sqlite_feedback import SqliteFeedbackStore
+    from kbbot.store.sqlite_outcomes import DEFAULT_FILENAME as OUTCOMES_FILENAME
+    from kbbot.store.sqlite_outcomes import SqliteOutcomeLog
     from kbbot.store.sqlite_threads import DEFAULT_FILENAME, SqliteOutbox, SqliteSavedThreadMap
 
     data = settings.kbbot_data_dir
@@ -96,6 +101,7 @@ def _embedded_stores(settings: Settings) -> Stores:
     feedback = SqliteFeedbackStore(data / FEEDBACK_FILENAME)
     thread_map = SqliteSavedThreadMap(data / DEFAULT_FILENAME)
     outbox = SqliteOutbox(data / DEFAULT_FILENAME)
+    outcomes = SqliteOutcomeLog(data / OUTCOMES_FILENAME)
     return Stores(
         kind="memory",
         cache=cache,
@@ -105,7 +111,8 @@ def _embedded_stores(settings: Settings) -> Stores:
         feedback=feedback,
         thread_map=thread_map,
         outbox=outbox,
-        _closers=[cache.aclose, feedback.aclose, thread_map.aclose, outbox.aclose],
+        outcomes=outcomes,
+        _closers=[cache.aclose, feedback.aclose, thread_map.aclose, outbox.aclose, outcomes.aclose],
     )
 
 
@@ -132,6 +139,7 @@ async def _redis_stores(settings: Settings, url: str, prefix: str) -> Stores:
         MemoryQuotaGate,
         TTLAnswerCache,
     )
+    from kbbot.store.redis_outcomes import RedisOutcomeLog
 
     limits_uri = rs.limits_storage_uri(url)  # validates the scheme before connecting
     client = await rs.connect_redis(url)
@@ -170,6 +178,7 @@ async def _redis_stores(settings: Settings, url: str, prefix: str) -> Stores:
         feedback=FailoverFeedbackStore(rs.RedisFeedbackStore(client, prefix=prefix), MemoryFeedbackStore(), health),
         thread_map=RequiredSavedThreadMap(rs.RedisSavedThreadMap(client, prefix=prefix), health),
         outbox=RequiredOutbox(rs.RedisOutbox(client, prefix=prefix), health),
+        outcomes=RedisOutcomeLog(client, prefix=prefix),
         limiter_storage=FailoverLimiterStorage(limiter_windows, health),
         ping=health.probe(client.ping),
         namespace=prefix,

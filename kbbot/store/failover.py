@@ -192,7 +192,9 @@ class FailoverFeedbackStore:
     def __init__(self, primary: FeedbackStore, fallback: FeedbackStore, health: RedisHealth) -> None:
         self._primary, self._fallback, self._health = primary, fallback, health
 
-    async def record(self, *, platform: str, question: str, user_id: str, helpful: bool) -> None:
+    async def record(
+        self, *, platform: str, question: str, user_id: str, helpful: bool, channel: str = ""
+    ) -> None:
         await self._health.guard(
             lambda: self._primary.record(platform=platform, question=question, user_id=user_id, helpful=helpful),
             lambda: self._fallback.record(platform=platform, question=question, user_id=user_id, helpful=helpful),

@@ -112,7 +112,9 @@ class MemoryFeedbackStore:
     def __init__(self) -> None:
         self._votes: dict[tuple[str, str, str], bool] = {}
 
-    async def record(self, *, platform: str, question: str, user_id: str, helpful: bool) -> None:
+    async def record(
+        self, *, platform: str, question: str, user_id: str, helpful: bool, channel: str = ""
+    ) -> None:
         self._votes[(platform, question, user_id)] = helpful
 
     async def counts(self) -> FeedbackCounts:

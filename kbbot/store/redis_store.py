@@ -423,7 +423,9 @@ class RedisFeedbackStore:
         self._counts = f"{prefix}{{feedback}}:counts"
         self._record = redis.register_script(_FEEDBACK_RECORD)
 
-    async def record(self, *, platform: str, question: str, user_id: str, helpful: bool) -> None:
+    async def record(
+        self, *, platform: str, question: str, user_id: str, helpful: bool, channel: str = ""
+    ) -> None:
         voter = _digest(json.dumps([platform, question, user_id], ensure_ascii=False))
         await self._record(keys=[self._votes, self._counts], args=[voter, "1" if helpful else "0"])
 

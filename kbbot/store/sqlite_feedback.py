@@ -27,7 +27,9 @@ class SqliteFeedbackStore:
     def __init__(self, path: Path) -> None:
         self._db = SqliteDatabase(path, _SCHEMA)
 
-    async def record(self, *, platform: str, question: str, user_id: str, helpful: bool) -> None:
+    async def record(
+        self, *, platform: str, question: str, user_id: str, helpful: bool, channel: str = ""
+    ) -> None:
         vote = (platform, question[:2000], user_id, int(helpful), time.time())
         await self._db.run(lambda conn: conn.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?, ?)", vote))
 

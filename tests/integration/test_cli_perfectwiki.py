@@ -35,7 +35,7 @@ def test_ask_json_contract(env: dict[str, str], fake_pw: FakePerfectWiki, tmp_pa
     result = run_kbbot("ask", "How do I reset my password?", "--json", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert set(data) == {"answer", "related_pages", "source", "empty"}
+    assert set(data) == {"answer", "related_pages", "source", "empty", "notice"}
     assert data["source"] == "ai" and data["empty"] is False and data["answer"]
     assert data["related_pages"] and set(data["related_pages"][0]) == {"id", "title", "url"}
     page = data["related_pages"][0]

@@ -44,8 +44,11 @@ def test_peak_rss_is_the_processs_own_not_the_parents() -> None:
 
 
 def test_run_reports_every_number_from_a_child_process_per_engine() -> None:
-    result = bench_index.run(sizes=(150,), queries=20, engines=("kbbot",))
-    ours = result["sizes"]["150"]["engines"]["kbbot"]
+    result = bench_index.run(sizes=(150,), queries=20, engines=("kbbot", "kbbot-tantivy"))
+    row = result["sizes"]["150"]
+    assert set(row["ok"]) == {"kbbot", "kbbot-tantivy"}
+    assert row["engines"]["kbbot-tantivy"]["queries_with_results"] > 0
+    ours = row["engines"]["kbbot"]
     for key in (
         "build_seconds",
         "search_p50_ms",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from kbbot.search.index import (
+    ENGINES,
     MARK_CLOSE,
     MARK_OPEN,
     IndexedPage,
@@ -18,8 +19,16 @@ from kbbot.search.index import (
 )
 
 
+@pytest.fixture(params=ENGINES)
+async def index(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[SearchIndex]:
+    """Every test runs on both rankings: the contract is the same."""
+    async with SearchIndex(tmp_path / "data" / "index.sqlite3", engine=request.param) as idx:
+        yield idx
+
+
 @pytest.fixture
-async def index(tmp_path: Path) -> AsyncIterator[SearchIndex]:
+async def sqlite_index(tmp_path: Path) -> AsyncIterator[SearchIndex]:
+    """For what only FTS5's ranking does."""
     async with SearchIndex(tmp_path / "data" / "index.sqlite3") as idx:
         yield idx
 
@@ -81,7 +90,8 @@ async def test_texts_come_with_the_first_hits(index: SearchIndex) -> None:
     assert [h.text is not None for h in await index.search("vpn", texts=99)] == [True, True]
 
 
-async def test_a_word_on_most_pages_does_not_change_the_ranking(index: SearchIndex) -> None:
+async def test_a_word_on_most_pages_does_not_change_the_ranking(sqlite_index: SearchIndex) -> None:
+    index = sqlite_index
     # "guide" is on 5 of 8 pages: bm25 clamps its idf to ~0, so the pages with the rarer word are ranked by
     # it alone (the title boost still counts "guide"), and the guide-only pages follow when there is room.
     pages = [
@@ -275,8 +285,9 @@ async def test_broken_file_while_open_degrades_search_and_names_the_file(
 
 
 async def test_ranking_without_the_common_words_is_the_full_rankings(
-    index: SearchIndex, monkeypatch: pytest.MonkeyPatch
+    sqlite_index: SearchIndex, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    index = sqlite_index
     # Enough pages hold the rarer words for the cheaper expression to be used: same pages, same order, scores
     # within the 1e-6 idf of each common word (pages of distinct lengths: a tie could go either way).
     pages = [

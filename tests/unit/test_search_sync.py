@@ -80,6 +80,32 @@ async def test_full_sync_refetches_everything(index: SearchIndex) -> None:
     assert report.changed == 0  # same content: FTS rows untouched
 
 
+async def test_a_full_sync_extracts_only_pages_whose_content_changed(
+    index: SearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kb = SyncKnowledgeBase()
+    seed(kb, 4)
+    syncer = IndexSyncer(kb, index)
+    await syncer.sync()
+    extracted: list[str] = []
+    real = sync_module.to_text
+
+    def counting(content: str, *args: Any, **kwargs: Any) -> str:
+        extracted.append(content)
+        return real(content, *args, **kwargs)
+
+    monkeypatch.setattr(sync_module, "to_text", counting)
+    kb.put("p2", "Page 2", "Rewritten: now about quantum.", tags=("tag2",))
+    kb.put("p3", "Page 3 renamed", "Body of page 3 about topic3.", tags=("tag3",))
+    report = await syncer.sync(full=True)
+    assert report.fetched == 4 and report.changed == 2
+    assert sorted(extracted) == ["Body of page 3 about topic3.", "Rewritten: now about quantum."]
+    # The unchanged pages kept their text: found by body words, quotable.
+    assert await ids(index, "topic0") == ["p0"] and await ids(index, "quantum") == ["p2"]
+    [text] = await index.texts(["p1"])
+    assert text.text == "Body of page 1 about topic1."
+
+
 async def test_unversioned_listing_refreshes_oldest_first(index: SearchIndex) -> None:
     kb = SyncKnowledgeBase(versioned=False, content_format="html")
     for i in range(6):
