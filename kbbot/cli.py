@@ -9,15 +9,14 @@ Errors are one line on stderr, never a traceback and never a token.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sqlite3
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from kbbot import __version__
-from kbbot.commands import COMMANDS
-from kbbot.config import Settings, load_settings
+from kbbot.commands import COMMANDS, registrar
 from kbbot.errors import (
     BadResponse,
     ConfigError,
@@ -29,21 +28,58 @@ from kbbot.errors import (
     Unauthorized,
     Unavailable,
 )
-from kbbot.ops.logging import setup_logging
-from kbbot.runtime import open_runtime
-from kbbot.store.datadir import PRIVATE_UMASK, describe_failure
+
+if TYPE_CHECKING:
+    from kbbot.config import Settings
+    from kbbot.knowledgebases import Knowledgebases
+
+# Settings, the runtime, asyncio and each subcommand's libraries are imported only once it is known what runs
+# (see kbbot.commands): `kbbot --version` must not pay for pydantic, httpx and the chat SDKs.
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the subcommand it names is registered (none for a bare
+    ``--version``), so only that command's module is imported. Help and usage errors list every command."""
     parser = argparse.ArgumentParser(
         prog="kbbot",
         description="Answers questions from your knowledgebase in Slack, Discord and the terminal.",
     )
     parser.add_argument("--version", action="version", version=f"kbbot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in COMMANDS:
-        register(sub)
+    for command in _commands_for(argv):
+        registrar(command)(sub)
+    for name in KB_COMMANDS:
+        if name in sub.choices:
+            _add_kb_option(sub.choices[name])
     return parser
+
+
+#: The commands that work on one knowledgebase: ``--kb NAME`` picks it (default: the default route).
+KB_COMMANDS = ("ask", "chat", "pages", "index", "save", "import", "check")
+
+
+def _add_kb_option(parser: argparse.ArgumentParser) -> None:
+    """``--kb`` on the command and each of its subcommands (``kbbot pages list --kb eng`` and ``kbbot pages
+    --kb eng list`` alike); SUPPRESS keeps a subcommand's absent option from hiding the command's."""
+    parser.add_argument(
+        "--kb", metavar="NAME", default=argparse.SUPPRESS,
+        help="the knowledgebase of KBBOT_CONFIG to use (default: its default route)",
+    )
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                _add_kb_option(child)
+
+
+def _commands_for(argv: Sequence[str] | None) -> list[str]:
+    if argv is None:
+        return list(COMMANDS)
+    words = [arg for arg in argv if not arg.startswith("-")]
+    if words and words[0] in COMMANDS:
+        return [words[0]]  # the only options before a command are --version and --help, which take no value
+    if not words and "--version" in argv and "-h" not in argv and "--help" not in argv:
+        return []
+    return list(COMMANDS)
 
 
 def exit_code(exc: KbbotError) -> int:
@@ -57,7 +93,14 @@ def exit_code(exc: KbbotError) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
+    import asyncio
+
+    from kbbot.config import load_settings
+    from kbbot.knowledgebases import load_knowledgebases
+    from kbbot.store.datadir import PRIVATE_UMASK, describe_failure
+
     # Everything kbbot creates (its data folder's databases, WAL files, pages) is owner-only, whatever the
     # umask of the shell or service manager: it holds tokens' traces, private threads and queued saves.
     os.umask(PRIVATE_UMASK)
@@ -65,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_text_arguments(args)
         settings = load_settings()
-        return asyncio.run(_run(args, settings))
+        knowledgebases = load_knowledgebases(settings, os.environ)
+        return asyncio.run(_run(args, settings, knowledgebases))
     except KbbotError as exc:
         print(f"kbbot: {exc}", file=sys.stderr)
         return exit_code(exc)
@@ -101,8 +145,12 @@ def _log_level(args: argparse.Namespace, settings: Settings) -> str:
     return "ERROR"
 
 
-async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    setup_logging(_log_level(args, settings), settings.log_format, settings.secrets())
-    async with open_runtime(settings) as rt:
+async def _run(args: argparse.Namespace, settings: Settings, knowledgebases: Knowledgebases) -> int:
+    from kbbot.ops.logging import setup_logging
+    from kbbot.runtime import open_runtime
+
+    secrets = sorted({*settings.secrets(), *knowledgebases.secrets()})
+    setup_logging(_log_level(args, settings), settings.log_format, secrets)
+    async with open_runtime(settings, knowledgebases=knowledgebases, kb=getattr(args, "kb", None)) as rt:
         result: int = await args.handler(args, rt)
         return result

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     )
 
     # --- which knowledgebase -------------------------------------------------------------------
+    #: A TOML file of several knowledgebases and their routes (kbbot.knowledgebases); unset: ./kbbot.toml when
+    #: it exists, else the variables below configure the one knowledgebase.
+    kbbot_config: Path | None = None
     kb_backend: Backend | None = None
 
     perfectwiki_api_token: SecretStr | None = None

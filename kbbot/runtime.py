@@ -8,9 +8,11 @@ factory) and nowhere else: backends, limiters and adapters get plain values. Eve
                                                   (backend + its token's limiter, index, syncer, AskService,
                                                    ThreadSaver)
 
-Settings name one knowledgebase today; serving several means one :func:`open_stack` per knowledgebase over
-the same client, stores and metrics. Opening the runtime makes no network call (a local knowledgebase is
-re-indexed from disk, which is cheap). Backends and adapters are imported only when configured.
+The environment names one knowledgebase; a ``KBBOT_CONFIG`` file (:mod:`kbbot.knowledgebases`) several: then
+each gets its own :func:`open_stack` — and its own stores (cache, quota breaker, saved-thread map, outbox, Redis
+namespace) — over the one HTTP client and metrics, and the adapters talk to a :class:`KnowledgebaseRouter`.
+Opening the runtime makes no network call (a local knowledgebase is re-indexed from disk, which is cheap).
+Backends and adapters are imported only when configured.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 from pydantic import SecretStr
 from rich.console import Console
 
@@ -32,8 +33,10 @@ from kbbot.core.ask import AskService
 from kbbot.core.fairness import AskerQueue, pacer
 from kbbot.core.outcomes import OutcomeRecorder, RecordingFeedback
 from kbbot.core.ports import Asking, KnowledgeBase, MetricsSink, RateLimiter, Saving
+from kbbot.core.routing import ChoiceStore, KnowledgebaseRouter
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.errors import ConfigError
+from kbbot.knowledgebases import Knowledgebases, single
 from kbbot.ops.metrics import Metrics
 from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.fallback import IndexFallback
@@ -46,10 +49,12 @@ from kbbot.store.namespace import namespace_from_settings
 
 if TYPE_CHECKING:
     import discord
+    import httpx
 
     from kbbot.adapters.discord.client import DiscordOptions, InFlight
     from kbbot.adapters.slack import SlackCredentials, SlackOptions, SlackService
     from kbbot.adapters.slack.handlers import InFlight as SlackInFlight
+    from kbbot.ops.dashboard import Dashboard
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,17 +70,41 @@ class KnowledgebaseStack:
     saver: ThreadSaver
     #: What became of its questions, its billed AI calls and quota forecast (``kbbot gaps``, ``/admin``).
     outcomes: OutcomeRecorder
+    #: Its configured name (``default`` for the environment's one knowledgebase), its settings and stores.
+    name: str = "default"
+    settings: Settings | None = None
+    stores: Stores | None = None
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """Everything a command or adapter needs, built once by :func:`open_runtime`."""
+    """Everything a command or adapter needs, built once by :func:`open_runtime`.
+
+    ``stack`` (and ``settings``, ``stores``) are the knowledgebase a command works on: ``--kb NAME``, else the
+    default route. ``stacks`` are all of them; adapters ask and save through ``router``.
+    """
 
     settings: Settings
     console: Console
     stores: Stores
     metrics: Metrics
     stack: KnowledgebaseStack
+    stacks: dict[str, KnowledgebaseStack] | None = None
+    router: KnowledgebaseRouter | None = None
+    knowledgebases: Knowledgebases | None = None
+
+    @property
+    def all_stacks(self) -> list[KnowledgebaseStack]:
+        return list(self.stacks.values()) if self.stacks else [self.stack]
+
+    @property
+    def asking(self) -> Asking:
+        """What adapters ask: the router when several knowledgebases are configured."""
+        return self.router if self.router is not None and len(self.all_stacks) > 1 else self.stack.ask
+
+    @property
+    def saving(self) -> Saving:
+        return self.router if self.router is not None and len(self.all_stacks) > 1 else self.stack.saver
 
     @property
     def kb(self) -> KnowledgeBase:
@@ -101,6 +130,15 @@ class Runtime:
     def outcomes(self) -> OutcomeRecorder:
         return self.stack.outcomes
 
+    def dashboard(self) -> Dashboard:
+        """What ``GET /admin`` shows, for this knowledgebase."""
+        from kbbot.ops.dashboard import Dashboard
+
+        return Dashboard(
+            outcomes=self.outcomes, feedback=self.stores.feedback, saves=self.metrics.save_counts,
+            title=f"kbbot ({self.kb.kind})",
+        )
+
     def configured_adapters(self) -> list[str]:
         s = self.settings
         adapters = []
@@ -118,53 +156,119 @@ async def open_runtime(
     console: Console | None = None,
     limiter: RateLimiter | None = None,
     save_retry: SaveRetryPolicy | None = None,
+    knowledgebases: Knowledgebases | None = None,
+    kb: str | None = None,
 ) -> AsyncIterator[Runtime]:
     """Build and open every part; close them in reverse order on exit (also on errors and Ctrl-C).
 
-    ``limiter`` and ``save_retry`` are for test rigs: a budget with windows of a fraction of a second, saves
-    retried within one.
+    ``knowledgebases`` (default: the environment's one) are all opened; ``kb`` names the one a command works
+    on (``--kb``; default: the default route). ``limiter`` and ``save_retry`` are for test rigs: a budget with
+    windows of a fraction of a second (for the selected knowledgebase), saves retried within one.
     """
+    kbs = knowledgebases or single(settings)
+    selected = kbs.pick(kb)
     data = settings.kbbot_data_dir
     prepare_data_dir(data)  # owner-only, and a clear line now if it is full, read-only or not ours
     warn_if_old_default_left_behind(data, explicit="kbbot_data_dir" in settings.model_fields_set)
     async with AsyncExitStack() as exit_stack:
-        http = await exit_stack.enter_async_context(
-            httpx.AsyncClient(
-                timeout=settings.request_timeout_seconds,
-                headers={"User-Agent": f"kbbot/{__version__}"},
-                follow_redirects=False,
+        # The wikis' HTTP client; local folders need none (making one is a third of `kbbot ask`'s start-up).
+        local = all(s.backend == "local" for s in kbs.settings.values())
+        http = None if local else await exit_stack.enter_async_context(_http_client(settings))
+        # The default first: the scrape-time refresh of the shared 402 state is the default's.
+        names = tuple(dict.fromkeys([kbs.routes.default, *kbs.settings]))
+        metrics = Metrics(knowledgebases=names if kbs.named else ())
+        stacks: dict[str, KnowledgebaseStack] = {}
+        limiters: dict[tuple[str, str], RateLimiter] = {}
+        for name, kb_settings in kbs.settings.items():
+            kb_data = kb_settings.kbbot_data_dir
+            if kb_data != data:
+                prepare_data_dir(kb_data)
+            # Memory/SQLite, or Redis with REDIS_URL (then every replica shares them); pinged once when Redis.
+            try:
+                stores = await build_stores(kb_settings, namespace=namespace_from_settings(kb_settings))
+            except sqlite3.DatabaseError as exc:
+                raise describe_failure(kb_data, exc) or _unusable_database(kb_data, exc) from None
+            exit_stack.push_async_callback(stores.aclose)
+            stacks[name] = await open_stack(
+                kb_settings, exit_stack, http=http, stores=stores, metrics=metrics.for_kb(name),
+                limiter=limiter if name == selected else None, save_retry=save_retry, name=name, limiters=limiters,
+                named=kbs.named,
             )
+            # Every adapter's 👎 also lands in the outcome log as "downvoted".
+            stores.feedback = RecordingFeedback(stores.feedback, stacks[name].outcomes)
+        choices = await _choices(settings, kbs, exit_stack) if len(stacks) > 1 else None
+        router = KnowledgebaseRouter(
+            {name: s.ask for name, s in stacks.items()},
+            {name: s.saver for name, s in stacks.items()},
+            default=kbs.routes.default,
+            routes={"slack": kbs.routes.slack, "discord": kbs.routes.discord},
+            choices=choices,
+            named=kbs.named,
         )
-        metrics = Metrics()
-        # Memory/SQLite, or Redis with REDIS_URL (then every replica shares them); pinged once when Redis.
-        try:
-            stores = await build_stores(settings, namespace=namespace_from_settings(settings))
-        except sqlite3.DatabaseError as exc:
-            raise describe_failure(data, exc) or _unusable_database(data, exc) from None
-        exit_stack.push_async_callback(stores.aclose)
-        stack = await open_stack(
-            settings, exit_stack, http=http, stores=stores, metrics=metrics, limiter=limiter, save_retry=save_retry
+        stack = stacks[selected]
+        assert stack.settings is not None and stack.stores is not None
+        yield Runtime(
+            settings=stack.settings, console=console or Console(), stores=stack.stores, metrics=metrics,
+            stack=stack, stacks=stacks, router=router, knowledgebases=kbs,
         )
-        # Every adapter's 👎 also lands in the outcome log as "downvoted".
-        stores.feedback = RecordingFeedback(stores.feedback, stack.outcomes)
-        yield Runtime(settings=settings, console=console or Console(), stores=stores, metrics=metrics, stack=stack)
+
+
+async def _choices(settings: Settings, kbs: Knowledgebases, exit_stack: AsyncExitStack) -> ChoiceStore:
+    """Where people's `/kb use` choices live: Redis when REDIS_URL is set (every replica), else SQLite."""
+    import hashlib
+    import json
+
+    from kbbot.store import choices
+
+    store: ChoiceStore
+    if settings.redis_url is not None and settings.redis_url.get_secret_value():
+        from kbbot.store.namespace import ROOT
+        from kbbot.store.redis_store import connect_redis
+
+        # One hash per set of knowledgebases (a name means something only within its file).
+        identity = json.dumps([namespace_from_settings(s) for s in kbs.settings.values()])
+        key = f"{ROOT}routes-{hashlib.sha256(identity.encode()).hexdigest()[:16]}:choices"
+        store = choices.RedisChoices(await connect_redis(settings.redis_url.get_secret_value()), key)
+    else:
+        store = choices.SqliteChoices(settings.kbbot_data_dir / choices.FILENAME)
+    exit_stack.push_async_callback(store.aclose)
+    return store
+
+
+def _http_client(settings: Settings) -> httpx.AsyncClient:
+    import httpx
+
+    return httpx.AsyncClient(
+        timeout=settings.request_timeout_seconds,
+        headers={"User-Agent": f"kbbot/{__version__}"},
+        follow_redirects=False,
+    )
 
 
 async def open_stack(
     settings: Settings,
     exit_stack: AsyncExitStack,
     *,
-    http: httpx.AsyncClient,
+    http: httpx.AsyncClient | None,
     stores: Stores,
     metrics: MetricsSink,
     limiter: RateLimiter | None = None,
     save_retry: SaveRetryPolicy | None = None,
+    name: str = "default",
+    limiters: dict[tuple[str, str], RateLimiter] | None = None,
+    named: bool = False,
 ) -> KnowledgebaseStack:
     """The backend ``settings.backend`` names (credentials were validated by Settings) and what serves it;
-    each part's close goes on ``exit_stack``."""
-    kb, limiter = _knowledgebase(settings, http, stores, metrics, limiter)
-    if limiter is not None:
+    each part's close goes on ``exit_stack``. ``limiters`` are shared by the stacks of one runtime: two
+    knowledgebases with one token share that token's one budget."""
+    limiters = {} if limiters is None else limiters
+    token_key = _token_key(settings)
+    shared = limiters.get(token_key) if token_key is not None and limiter is None else None
+    kb, limiter = _knowledgebase(settings, http, stores, metrics, limiter or shared)
+    if limiter is not None and shared is None:
         exit_stack.push_async_callback(limiter.aclose)  # its own Redis connection, when REDIS_URL is set
+        if token_key is not None:
+            limiters[token_key] = limiter
     exit_stack.push_async_callback(kb.aclose)
     index = await SearchIndex(
         index_path(settings.kbbot_data_dir, settings.backend), engine=settings.search_engine
@@ -179,7 +283,8 @@ async def open_stack(
         exit_stack.push_async_callback(budget.aclose)
     outcomes = OutcomeRecorder(
         stores.outcomes,
-        knowledgebase=namespace_from_settings(settings).removeprefix("kbbot:").rstrip(":"),
+        # The configured name when KBBOT_CONFIG names knowledgebases; else the one knowledgebase's identity.
+        knowledgebase=name if named else namespace_from_settings(settings).removeprefix("kbbot:").rstrip(":"),
         retention_days=settings.gaps_retention_days,
         quota_monthly=settings.perfectwiki_ai_quota_monthly if kb.supports_ai else None,
     )
@@ -212,13 +317,25 @@ async def open_stack(
         metrics=metrics,
     )
     return KnowledgebaseStack(
-        kb=kb, limiter=limiter, index=index, syncer=syncer, ask=ask, saver=saver, outcomes=outcomes
+        kb=kb, limiter=limiter, index=index, syncer=syncer, ask=ask, saver=saver, outcomes=outcomes, name=name,
+        settings=settings, stores=stores,
     )
+
+
+def _token_key(settings: Settings) -> tuple[str, str] | None:
+    """What a rate budget belongs to: the backend and its token."""
+    from kbbot.store.namespace import fingerprint
+
+    if settings.backend == "perfectwiki":
+        return ("perfectwiki", fingerprint(settings.perfectwiki_api_token))
+    if settings.backend == "mathub":
+        return ("mathub", fingerprint(settings.mathub_api_key))
+    return None
 
 
 def _knowledgebase(
     settings: Settings,
-    http: httpx.AsyncClient,
+    http: httpx.AsyncClient | None,
     stores: Stores,
     metrics: MetricsSink,
     limiter: RateLimiter | None,
@@ -227,6 +344,8 @@ def _knowledgebase(
     if settings.backend == "perfectwiki":
         from kbbot.backends.perfectwiki import PerfectWikiBackend
         from kbbot.store.limiter import TokenRateLimiter
+
+        assert http is not None  # every backend but a local folder has the client
 
         assert settings.perfectwiki_api_token is not None  # Settings checked the backend's credentials
         token = settings.perfectwiki_api_token.get_secret_value()
@@ -248,6 +367,8 @@ def _knowledgebase(
         return kb, limiter
     if settings.backend == "mathub":
         from kbbot.backends.mathub import MatHubBackend, build_write_limiter
+
+        assert http is not None
 
         assert settings.mathub_api_key is not None and settings.mathub_base_url and settings.mathub_project
         api_key = settings.mathub_api_key.get_secret_value()
@@ -332,14 +453,16 @@ async def open_slack(
 
     async with slack_service(
         slack_credentials(rt.settings),
-        ask=ask or rt.ask,
-        saver=saver or rt.saver,
+        ask=ask or rt.asking,
+        saver=saver or rt.saving,
         feedback=rt.stores.feedback,
         deduper=rt.stores.deduper,
         options=options or slack_options(rt.settings),
         in_flight=in_flight,
+        router=rt.router,
     ) as slack:
-        rt.saver.listen("slack", slack.bot.on_saved)
+        for stack in rt.all_stacks:
+            stack.saver.listen("slack", slack.bot.on_saved)
         yield slack
 
 
@@ -367,8 +490,10 @@ def discord_client(rt: Runtime, *, in_flight: InFlight) -> discord.Client:
     from kbbot.adapters.discord import build_discord_client, saved_poster
 
     client = build_discord_client(
-        ask=rt.ask, saver=rt.saver, feedback=rt.stores.feedback, options=discord_options(rt.settings),
-        in_flight=in_flight,
+        ask=rt.asking, saver=rt.saving, feedback=rt.stores.feedback, options=discord_options(rt.settings),
+        in_flight=in_flight, router=rt.router,
     )
-    rt.saver.listen("discord", saved_poster(client))
+    poster = saved_poster(client)
+    for stack in rt.all_stacks:
+        stack.saver.listen("discord", poster)
     return client

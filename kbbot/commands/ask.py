@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from kbbot.adapters.terminal_render import print_answer
 from kbbot.commands.output import print_json
 from kbbot.core.models import Question
 
@@ -27,5 +26,7 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     if args.json:
         print_json(rt.console, answer.to_json())
     else:
+        from kbbot.adapters.terminal_render import print_answer  # rich's Markdown: not for --json
+
         print_answer(rt.console, answer)
     return 0

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rich.markup import escape
 
 from kbbot.commands.output import print_json
-from kbbot.errors import ConfigError, Unavailable
+from kbbot.errors import ConfigError, KbbotError, Unavailable
 
 if TYPE_CHECKING:
     from kbbot.config import Settings
@@ -50,6 +50,11 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
         "redis_namespace": rt.stores.namespace,
     }
     deadline = asyncio.get_running_loop().time() + CHECK_SECONDS
+    kbs = rt.knowledgebases
+    if kbs is not None and kbs.named and getattr(args, "kb", None) is None:
+        # Every knowledgebase of KBBOT_CONFIG (each route's target among them), all at once within the deadline.
+        report["knowledgebases"] = await _check_all(rt, deadline)
+        report["routes"] = {where: name for where, name in kbs.routes.targets()}
     # info() raises a KbbotError with a clear sentence (bad token, unreachable): the CLI prints it, exits non-zero.
     info = await _within(deadline, _wiki_url_setting(s), rt.kb.info())
     report["knowledgebase"] = info.name
@@ -70,7 +75,9 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     if args.json:
         print_json(rt.console, report)
         return 0
-    rt.console.print(f"[green]✓[/green] knowledgebase: [bold]{info.name}[/bold] ({s.backend})", markup=True)
+    if "knowledgebases" in report:
+        _print_knowledgebases(rt, report)
+    rt.console.print(f"[green]✓[/green] knowledgebase: [bold]{escape(info.name)}[/bold] ({s.backend})", markup=True)
     if info.requests_left_minute is not None:
         rt.console.print(
             f"  rate budget left: {info.requests_left_second}/s, {info.requests_left_minute}/min", markup=False
@@ -84,6 +91,40 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     if "discord" in report:
         _print_discord(rt, report["discord"])
     return 0
+
+
+async def _check_all(rt: Runtime, deadline: float) -> dict[str, dict[str, Any]]:
+    """``info()`` of every knowledgebase, concurrently; the first that fails names itself in the error."""
+
+    async def one(name: str) -> dict[str, Any]:
+        stack = (rt.stacks or {})[name]
+        assert stack.settings is not None
+        try:
+            info = await _within(deadline, _wiki_url_setting(stack.settings), stack.kb.info())
+        except KbbotError as exc:
+            exc.args = (f"knowledgebase {name}: {exc}",)  # same class (and exit code), named
+            raise
+        return {
+            "backend": stack.settings.backend,
+            "name": info.name,
+            "requests_left_second": info.requests_left_second,
+            "requests_left_minute": info.requests_left_minute,
+            "redis_namespace": stack.stores.namespace if stack.stores else None,
+        }
+
+    names = list(rt.stacks or {})
+    results = await asyncio.gather(*(one(name) for name in names))
+    return dict(zip(names, results, strict=True))
+
+
+def _print_knowledgebases(rt: Runtime, report: dict[str, Any]) -> None:
+    for name, kb in report["knowledgebases"].items():
+        rt.console.print(
+            f"[green]✓[/green] {escape(name)}: [bold]{escape(kb['name'])}[/bold] ({kb['backend']})",
+            markup=True, highlight=False,
+        )
+    for where, name in report["routes"].items():
+        rt.console.print(f"  {where} → {name}", markup=False, highlight=False)
 
 
 def _print_slack(rt: Runtime, status: dict[str, Any]) -> None:

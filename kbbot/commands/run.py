@@ -20,7 +20,7 @@ from aiohttp import web
 
 from kbbot.commands.chat import run_chat
 from kbbot.errors import ConfigError
-from kbbot.ops.http import HttpServer, add_healthz, mount_ops, request_id_middleware
+from kbbot.ops.http import HttpServer, add_healthz, ai_quota_refresher, mount_ops, request_id_middleware
 from kbbot.ops.shutdown import GracefulShutdown, TaskTracker
 from kbbot.search.sync import IndexRefresher
 
@@ -69,14 +69,21 @@ async def serve(
     shutdown = GracefulShutdown(tracker, grace_seconds=settings.shutdown_grace_seconds)
     shutdown.install()
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(IndexRefresher(rt.syncer, settings.index_refresh_seconds))
+        for kb in rt.all_stacks:  # each knowledgebase of KBBOT_CONFIG keeps its own index current
+            kb_settings = kb.settings or settings
+            await stack.enter_async_context(IndexRefresher(kb.syncer, kb_settings.index_refresh_seconds))
         app = web.Application(middlewares=[request_id_middleware])
         app.add_routes(list(extra_routes))
         # With OPS_PORT, /readyz and /metrics move to an internal port; the public one keeps /healthz.
         ops_app = app if settings.ops_port is None else web.Application(middlewares=[request_id_middleware])
         readiness = mount_ops(
-            ops_app, kb=rt.kb, stores=rt.stores, metrics=rt.metrics, draining=lambda: shutdown.draining
+            ops_app, kb=rt.kb, stores=rt.stores, metrics=rt.metrics, draining=lambda: shutdown.draining,
+            refreshers=[ai_quota_refresher(rt.outcomes.quota)],
         )
+        if settings.kbbot_admin_token is not None:  # GET /admin, next to /metrics
+            from kbbot.ops.dashboard import mount_admin
+
+            mount_admin(ops_app, rt.dashboard(), token=settings.kbbot_admin_token.get_secret_value())
         if ops_app is not app:
             add_healthz(app)
 
@@ -112,7 +119,8 @@ async def serve(
 
         # The outbox retry worker starts after the adapters registered their listeners, so a save retried in
         # its first pass still gets its link posted.
-        await stack.enter_async_context(rt.saver)
+        for kb in rt.all_stacks:
+            await stack.enter_async_context(kb.saver)
         server = await HttpServer(app, settings.http_host, settings.http_port).start()
         shutdown.on_close(server.stop)
         ops_note = ""
@@ -122,7 +130,8 @@ async def serve(
             ops_note = f"; ops (/readyz, /metrics) on port {ops_server.port}"
         # Closers run last-registered first: one last pass over the outbox before the server goes away. What
         # is still queued after it stays in the durable outbox and is sent after the next start.
-        shutdown.on_close(rt.saver.retry_due, name="flush the save outbox")
+        for kb in rt.all_stacks:
+            shutdown.on_close(kb.saver.retry_due, name="flush the save outbox" + _of(rt, kb.name))
         shutdown.on_stop_intake(
             lambda: _stop_asking(rt, answer_within=shutdown.answer_seconds - ANSWER_SECONDS), name="stop asking"
         )
@@ -140,7 +149,13 @@ async def serve(
 async def _stop_asking(rt: Runtime, *, answer_within: float) -> None:
     """Questions that cannot be answered before the drain ends are refused now, the rest when it is time:
     every waiting asker hears "restarting" while the bot can still post it."""
-    rt.ask.close(answer_within=max(0.0, answer_within))
+    for kb in rt.all_stacks:
+        kb.ask.close(answer_within=max(0.0, answer_within))
+
+
+def _of(rt: Runtime, name: str) -> str:
+    """`` of NAME`` when several knowledgebases are configured (names shutdown steps apart)."""
+    return f" of {name}" if len(rt.all_stacks) > 1 else ""
 
 
 def _stop_if_failed(task: asyncio.Task[None], shutdown: GracefulShutdown) -> None:

@@ -124,6 +124,8 @@ class AskStatus:
     queued: int
     #: This month's billed AI calls and when the quota runs out (None without PERFECTWIKI_AI_QUOTA_MONTHLY).
     ai_quota: QuotaForecast | None = None
+    #: The configured name of the knowledgebase, when several are configured.
+    knowledgebase: str | None = None
 
 
 class AskService:

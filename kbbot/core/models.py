@@ -29,13 +29,17 @@ class Question:
     """A question as an adapter hands it to the core.
 
     ``conversation_key`` identifies where the answer goes (e.g. Slack ``C1:1700000000.0001``); ``platform`` is
-    ``slack``, ``discord``, ``terminal`` or ``cli`` and only labels metrics and logs.
+    ``slack``, ``discord``, ``terminal`` or ``cli`` and only labels metrics and logs. ``places`` are where it
+    was asked, most specific first (Slack: the channel; Discord: channel, parent channel, server) and
+    ``direct`` marks a direct message: they pick the knowledgebase when several are configured.
     """
 
     text: str
     asker: Asker | None = None
     conversation_key: str = ""
     platform: str = "cli"
+    places: tuple[str, ...] = ()
+    direct: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ class Answer:
     empty: bool = False
     notice: str | None = None
     relevance: float | None = None
+    #: The knowledgebase that answered, when several are configured (shown in the answer's context line).
+    knowledgebase: str | None = None
 
     def confident(self, min_relevance: float) -> bool:
         """Worth saying unasked: not empty, and a search answer at least ``min_relevance`` relevant."""
@@ -126,6 +132,8 @@ class Thread:
     permalink: str | None = None
     channel_name: str | None = None
     title_hint: str | None = None
+    #: Where the thread is (as :attr:`Question.places`): its channel's knowledgebase keeps the page.
+    places: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

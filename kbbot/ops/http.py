@@ -311,6 +311,16 @@ def feedback_refresher(counts: Callable[[], Awaitable[Any]]) -> Refresher:
     return refresh
 
 
+def ai_quota_refresher(forecast: Callable[[], Awaitable[Any]]) -> Refresher:
+    """Copies this month's AI quota use (shared by replicas) into the gauges; ``forecast`` is
+    ``OutcomeRecorder.quota``."""
+
+    async def refresh(metrics: Metrics) -> None:
+        metrics.ai_quota(await forecast())
+
+    return refresh
+
+
 def mount_ops(
     app: web.Application,
     *,
@@ -318,6 +328,7 @@ def mount_ops(
     stores: Stores,
     metrics: Metrics,
     draining: Callable[[], bool] = lambda: False,
+    refreshers: Sequence[Refresher] = (),
 ) -> ReadinessCheck:
     """The usual wiring in one call: readiness from ``kb.info`` and the shared store's ping, ``/metrics`` with
     the shared 402 state and feedback totals refreshed per scrape. Returns the readiness check."""
@@ -326,6 +337,6 @@ def mount_ops(
         app,
         readiness=readiness,
         metrics=metrics,
-        refreshers=[quota_refresher(stores.quota.state), feedback_refresher(stores.feedback.counts)],
+        refreshers=[quota_refresher(stores.quota.state), feedback_refresher(stores.feedback.counts), *refreshers],
     )
     return readiness

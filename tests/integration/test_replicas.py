@@ -150,9 +150,12 @@ async def test_two_replicas_behave_like_one_bot(
     assert len(questions) == 200
 
     async with httpx.AsyncClient(timeout=60) as http:
-        # Both replicas ready: the wiki answers (token valid) and Redis answers.
+        # Both replicas ready: the wiki answers (token valid), Redis answers, Slack accepted the bot token.
         for replica in (a, b):
             ready = await http.get(f"{replica.url}/readyz")
+            while "connecting to Slack" in ready.text:  # the start-up auth.test runs in the background
+                await asyncio.sleep(0.05)
+                ready = await http.get(f"{replica.url}/readyz")
             assert ready.status_code == 200, ready.text
             assert ready.json()["checks"] == {"knowledgebase": "ok", "redis": "ok", "slack": "ok"}
         fake_pw.reset_stats()

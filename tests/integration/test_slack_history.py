@@ -195,3 +195,14 @@ async def test_reads_are_retried_after_a_server_error(slack: FakeSlack) -> None:
     assert len(slack.calls("chat.postMessage")) == 1
     if client.session is not None:
         await client.session.close()
+
+
+async def test_a_missing_users_read_scope_is_logged_once_with_the_scope(
+    slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack.revoke_scope("users:read")
+    users = UserDirectory(_client(slack))
+    with caplog.at_level("WARNING"):
+        assert await users.names({"U1", "U2"}) == {}
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "users.info: missing_scope (needed users:read)" in warnings[0]

@@ -33,9 +33,11 @@ from discord import app_commands
 from kbbot.adapters.discord.failures import INTENT_SWITCH, startup_errors
 from kbbot.adapters.discord.feedback import feedback_view
 from kbbot.adapters.discord.guilds import GuildGate
-from kbbot.adapters.discord.handlers import DiscordHandlers, Interaction
+from kbbot.adapters.discord.handlers import NONE, DiscordHandlers, Interaction
+from kbbot.adapters.discord.render import render_text
 from kbbot.adapters.discord.sync import CommandSync
 from kbbot.core.ports import Asking, FeedbackStore, Saving
+from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.errors import ConfigError, ShuttingDown
 
 log = logging.getLogger(__name__)
@@ -178,6 +180,7 @@ def build_commands(
     in_flight: InFlight = _untracked,
     *,
     saving: bool = True,
+    router: KnowledgebaseRouter | None = None,
 ) -> None:
     """Register ``/ask`` and (with ``saving``) ``/save-thread`` and the "Save thread to wiki" message command.
 
@@ -210,6 +213,15 @@ def build_commands(
         await tracked(interaction, lambda: handlers.save_interaction(interaction, target=message))
 
     tree.add_command(ask)
+    if router is not None and len(router.names) > 1:
+        # Only where there is something to choose: a one-knowledgebase bot keeps its command list.
+        @app_commands.command(name="use", description="Choose the knowledgebase your direct messages ask")
+        @app_commands.describe(knowledgebase="Its name (leave empty to see the choices)")
+        async def use(interaction: Interaction, knowledgebase: app_commands.Range[str, 0, 40] = "") -> None:
+            text = await router.use("discord", str(interaction.user.id), knowledgebase)
+            await interaction.response.send_message(render_text(text)[0], ephemeral=True, allowed_mentions=NONE)
+
+        tree.add_command(use)
     if saving:
         tree.add_command(save_thread)
         tree.add_command(app_commands.ContextMenu(name=SAVE_MENU_NAME, callback=save_from_message))
@@ -224,6 +236,7 @@ def build_discord_client(
     sync_commands: bool = True,
     client_options: Mapping[str, object] | None = None,
     in_flight: InFlight = _untracked,
+    router: KnowledgebaseRouter | None = None,
 ) -> discord.Client:
     """The Discord adapter, ready for ``client.start(token)``. Call inside the running event loop.
 
@@ -256,7 +269,7 @@ def build_discord_client(
     )
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
     tree.interaction_check = gate.interaction_check  # type: ignore[method-assign]
-    build_commands(tree, handlers, in_flight, saving=options.save_threads)
+    build_commands(tree, handlers, in_flight, saving=options.save_threads, router=router)
     syncer = CommandSync(tree, data_dir=options.data_dir, guild_ids=options.guild_ids)
 
     if options.api_url:

@@ -7,6 +7,7 @@ interaction that gets no response within 3 seconds and a wiki AI answer can take
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Sequence
@@ -152,7 +153,7 @@ class DiscordHandlers:
                 "Discord: ignored a DM from user %s, who is in none of DISCORD_ALLOWED_GUILDS", message.author.id
             )
             return
-        question = _question(text, message.author, message.channel.id, message.id)
+        question = _question(text, message.author, message.channel, message.id)
         notice = queue_notice(lambda text: self._reply_text(message, "⏳ " + text))
         await self._react(message, add=True)
         try:
@@ -193,7 +194,7 @@ class DiscordHandlers:
         to show the asker's place in line, and the answer later replaces that notice (so it never lingers).
         """
         await interaction.response.defer(thinking=True)
-        question = _question(question_text, interaction.user, interaction.channel_id, interaction.id)
+        question = _question(question_text, interaction.user, interaction.channel, interaction.id)
         shown = False
 
         async def show(text: str) -> None:
@@ -241,7 +242,10 @@ class DiscordHandlers:
                 )
                 await self._followup_text(interaction, BLANK_HISTORY.format(count=len(empty)))
                 return
-            neutral = thread_to_neutral(thread, messages, await display_names(thread.guild, messages))
+            neutral = dataclasses.replace(
+                thread_to_neutral(thread, messages, await display_names(thread.guild, messages)),
+                places=_places(thread),
+            )
             if not neutral.messages:
                 await self._followup_text(interaction, EMPTY_THREAD)
                 return
@@ -363,11 +367,26 @@ def _reply_to(message: discord.Message) -> discord.MessageReference:
     return message.to_reference(fail_if_not_exists=False)
 
 
-def _question(text: str, user: discord.abc.User, channel_id: int | None, event_id: int) -> Question:
-    """A Discord question: the asker by id and display name, one conversation per channel and message."""
+def _question(text: str, user: discord.abc.User, channel: object, event_id: int) -> Question:
+    """A Discord question: the asker by id and display name, one conversation per channel and message, and
+    where it was asked (channel, parent channel, server) for routing to a knowledgebase."""
+    places = _places(channel)
     return Question(
         text=text,
         asker=Asker(id=str(user.id), name=user.display_name),
-        conversation_key=f"{channel_id}:{event_id}",
+        conversation_key=f"{getattr(channel, 'id', None)}:{event_id}",
         platform="discord",
+        places=places,
+        direct=_guild_id(channel) is None,
     )
+
+
+def _places(channel: object) -> tuple[str, ...]:
+    """Channel, parent channel (threads, forum posts), server: most specific first."""
+    ids = (getattr(channel, "id", None), getattr(channel, "parent_id", None), _guild_id(channel))
+    return tuple(dict.fromkeys(str(i) for i in ids if i is not None))
+
+
+def _guild_id(channel: object) -> int | None:
+    guild = getattr(channel, "guild", None)
+    return getattr(guild, "id", None) if guild is not None else getattr(channel, "guild_id", None)

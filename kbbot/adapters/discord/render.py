@@ -84,6 +84,8 @@ def _plain_url(url: str) -> bool:
 
 def footer_text(answer: Answer, *, part: int = 1, parts: int = 1) -> str:
     label = SOURCE_LABEL.get(answer.source, str(answer.source))
+    if answer.knowledgebase:
+        label += f" · from {answer.knowledgebase}"
     return label + (f" · part {part}/{parts}" if parts > 1 else "")
 
 

@@ -6,7 +6,10 @@
     history.py    conversations.replies (paged) + users.info (cached) → neutral Thread; membership checks
     parsing.py    pure: mention text → command, message permalink → thread
     views.py      the "Save thread to wiki" modal
-    server.py     HTTP routes (/slack/events) and the Socket Mode handler
+    server.py     HTTP routes (/slack/events, signature checked on the raw bytes first) and the Socket Mode handler
+    connection.py start-up token checks, Socket Mode connect with backoff, the state /readyz shows
+    errors.py     Slack Web API errors read once: code, method, needed scope, what to tell the user
+    check.py      the Slack part of `kbbot check`
     service.py    connection values → running adapter in the right mode (what the composition root calls)
 """
 

@@ -26,6 +26,7 @@ from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, parse_submission
 from kbbot.core.models import SavedPage
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
+from kbbot.core.routing import KnowledgebaseRouter
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def build_slack(
     deduper: Deduper,
     options: SlackOptions | None = None,
     in_flight: InFlight | None = None,
+    router: KnowledgebaseRouter | None = None,
 ) -> SlackBot:
     """Build the handlers and the Bolt app.
 
@@ -74,6 +76,7 @@ def build_slack(
         deduper=deduper,
         options=options or SlackOptions(),
         in_flight=in_flight,
+        router=router,
     )
     app = AsyncApp(
         client=client,  # carries SLACK_BOT_TOKEN (see _QuietStart)
@@ -179,7 +182,9 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             elif cmd.name == "help":
                 await h.tell_user(channel, user, rendering.render_help(command), thread_ts=thread_ts)
             elif cmd.name == "status":
-                await h.tell_user(channel, user, await h.status(), thread_ts=thread_ts)
+                await h.tell_user(channel, user, await h.status(channel, user), thread_ts=thread_ts)
+            elif cmd.name == "use":
+                await h.tell_user(channel, user, await h.use(channel, user, cmd.arg), thread_ts=thread_ts)
             else:
                 await h.answer_message(
                     channel=channel, ts=ts, user_id=user, text=cmd.arg, thread_ts=thread_ts, offer_save=True
@@ -203,7 +208,9 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             if cmd.name == "help":
                 await h.post(channel, rendering.render_help(command), thread_ts=thread_ts)
             elif cmd.name == "status":
-                await h.post(channel, await h.status(), thread_ts=thread_ts)
+                await h.post(channel, await h.status(channel, user), thread_ts=thread_ts)
+            elif cmd.name == "use":
+                await h.post(channel, await h.use(channel, user, cmd.arg), thread_ts=thread_ts)
             elif cmd.name == "save":
                 hint = f"To save a thread, use *Save thread to wiki* from its message menu, or `{command} save <link>`."
                 await h.post(channel, rendering.render_text(hint), thread_ts=thread_ts)
@@ -244,7 +251,9 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             await ack()
         async with h.tracked():
             if cmd.name == "status":
-                await private(await h.status())
+                await private(await h.status(channel, user))
+            elif cmd.name == "use":
+                await private(await h.use(channel, user, cmd.arg))
             else:
                 question = parse_command(await h.plain(raw)).arg
                 await h.answer_command(text=question, user_id=user, channel=channel, reply=private)

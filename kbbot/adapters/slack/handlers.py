@@ -9,6 +9,7 @@ on its way). Nothing here posts text that was not built by :mod:`kbbot.adapters.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -38,6 +39,7 @@ from kbbot.core.ask import queue_notice
 from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.replies import error_reply
+from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.core.text import clean_question, neutralize_mentions
 from kbbot.errors import KbbotError
 from kbbot.ops.shutdown import TaskTracker
@@ -86,8 +88,10 @@ class SlackHandlers:
         deduper: Deduper,
         options: SlackOptions,
         in_flight: InFlight | None = None,
+        router: KnowledgebaseRouter | None = None,
     ) -> None:
         self.client = client
+        self._router = router
         # Answers in flight: in the bot's one shutdown tracker when given (``kbbot run``: one drain for every
         # adapter), else in this adapter's own, which :meth:`drain` waits for.
         self._tracker = TaskTracker()
@@ -149,7 +153,11 @@ class SlackHandlers:
         return plain_text(text, bot_user_id=bot_user_id, users=names, drop_unknown=title)
 
     def _question(self, text: str, user_id: str, conversation: str) -> Question:
-        return Question(text=text, asker=Asker(id=user_id), conversation_key=conversation, platform=PLATFORM)
+        channel = conversation.partition(":")[0] if ":" in conversation else ""
+        return Question(
+            text=text, asker=Asker(id=user_id), conversation_key=conversation, platform=PLATFORM,
+            places=(channel,) if channel else (), direct=channel.startswith("D"),
+        )
 
     async def _answer(self, question: Question, notify: Reply) -> tuple[str, Answer]:
         """(cleaned question, answer). Exceptions propagate for the caller's error path. ``notify`` tells the
@@ -230,10 +238,14 @@ class SlackHandlers:
         thanks = "Thanks — glad it helped!" if helpful else "Thanks — noted. The wiki's editors will see it."
         await reply(rendering.render_text(thanks))
 
-    async def status(self) -> Message:
-        """The ``status`` reply; a failure to gather it becomes the error message rather than silence."""
+    async def status(self, channel: str = "", user_id: str = "") -> Message:
+        """The ``status`` reply (of the knowledgebase that answers in ``channel``); a failure to gather it becomes
+        the error message rather than silence."""
         try:
-            status = await self._ask.status()
+            if self._router is not None:
+                status = await self._router.status(self._question("", user_id, f"{channel}:status"))
+            else:
+                status = await self._ask.status()
             counts = await self._feedback.counts()
         except Exception as exc:
             self._log_failure("gathering status", exc)
@@ -248,7 +260,14 @@ class SlackHandlers:
             queued=status.queued,
             helpful=counts.helpful,
             not_helpful=counts.not_helpful,
+            knowledgebase=status.knowledgebase,
         )
+
+    async def use(self, channel: str, user_id: str, name: str) -> Message:
+        """``use NAME``: the knowledgebase this person's direct messages ask."""
+        if self._router is None:
+            return rendering.render_text("This bot answers from one knowledgebase only; there is nothing to choose.")
+        return rendering.render_text(await self._router.use(PLATFORM, user_id, name))
 
     # --- saving ---------------------------------------------------------------------------------
 
@@ -276,7 +295,7 @@ class SlackHandlers:
         try:
             info = await self._membership.check(ref.channel, user_id)
             read = await self._reader.read_capped(ref, channel_name=_channel_name(info))
-            thread = read.thread
+            thread = dataclasses.replace(read.thread, places=(ref.channel,))
             # No tags given → None, so the saver applies its defaults (channel name + SAVE_DEFAULT_TAGS).
             saved = await self._saver.save(thread, title=title or None, tags=tuple(tags) or None)
         except Exception as exc:

@@ -23,7 +23,7 @@ from cachetools import TTLCache
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from kbbot.adapters.slack.errors import describe, error_code, scope_hint
+from kbbot.adapters.slack.errors import describe, error_code, needed_scope, scope_hint
 from kbbot.adapters.slack.parsing import ThreadRef
 from kbbot.core.models import Thread, ThreadMessage
 from kbbot.errors import SaveError
@@ -42,6 +42,7 @@ class UserDirectory:
     def __init__(self, client: AsyncWebClient, *, ttl_seconds: float = 3600, max_entries: int = 5000) -> None:
         self._client = client
         self._cache: TTLCache[str, str] = TTLCache(maxsize=max_entries, ttl=ttl_seconds)
+        self._scope_reported = False
 
     async def lookup(self, user_id: str) -> str | None:
         """The user's display name, or None when ``users.info`` fails (logged; not cached, so a transient error
@@ -52,7 +53,11 @@ class UserDirectory:
         try:
             response = await self._client.users_info(user=user_id)
         except SlackApiError as exc:
-            log.warning("users.info failed for %s: %s", user_id, describe(exc))
+            # A missing users:read fails every lookup the same way: say it once, not once per person.
+            repeated = needed_scope(exc) is not None and self._scope_reported
+            self._scope_reported = self._scope_reported or needed_scope(exc) is not None
+            log.log(logging.DEBUG if repeated else logging.WARNING, "users.info failed for %s: %s", user_id,
+                    describe(exc))
             return None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.warning("users.info failed for %s: cannot reach Slack (%s)", user_id, type(exc).__name__)

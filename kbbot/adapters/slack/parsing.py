@@ -63,7 +63,9 @@ class Command:
     arg: str
 
 
-_KEYWORDS = ("save", "help", "status")
+_KEYWORDS = ("save", "help", "status", "use")
+#: ``use NAME``: a knowledgebase name, so "use vpn on a plane?" stays a question.
+_KB_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
 def parse_command(text: str) -> Command:
@@ -72,6 +74,10 @@ def parse_command(text: str) -> Command:
     stripped = text.strip()
     first, _, rest = stripped.partition(" ")
     word = first.lower().rstrip(":,.!")
+    if word == "use":
+        if not rest.strip() or _KB_NAME.fullmatch(rest.strip()):
+            return Command(word, rest.strip())
+        return Command("ask", stripped)
     if word in _KEYWORDS and (word == "save" or not rest.strip()):
         return Command(word, rest.strip())
     return Command("ask", stripped)

@@ -259,7 +259,8 @@ def render_answer(
     tail: list[Block] = []
     if answer.related_pages:
         tail.append(section(_fit(related_pages(answer.related_pages))))
-    tail.append(context(SOURCE_LABELS.get(answer.source, escape(str(answer.source)))))
+    source = SOURCE_LABELS.get(answer.source, escape(str(answer.source)))
+    tail.append(context(f"{source} · from `{escape(answer.knowledgebase)}`" if answer.knowledgebase else source))
 
     buttons: list[Block] = []
     if share_id is not None:
@@ -397,9 +398,12 @@ def render_status(
     queued: int,
     helpful: int,
     not_helpful: int,
+    knowledgebase: str | None = None,
 ) -> Message:
     """``/kb status``: what an admin needs to know at a glance. Takes plain values so it stays pure."""
     name = f"{escape(kb_name)} ({escape(kb_kind)})" if kb_name else escape(kb_kind)
+    if knowledgebase:
+        name = f"`{escape(knowledgebase)}` — {name}"
     if quota_paused:
         when = ""
         if next_probe_at is not None:

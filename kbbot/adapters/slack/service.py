@@ -32,6 +32,7 @@ from kbbot.adapters.slack.connection import SlackConnection
 from kbbot.adapters.slack.handlers import InFlight, SlackOptions
 from kbbot.adapters.slack.server import AsyncSocketModeHandler, slack_routes, socket_mode_handler
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
+from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ async def slack_service(
     client: AsyncWebClient | None = None,
     options: SlackOptions | None = None,
     in_flight: InFlight | None = None,
+    router: KnowledgebaseRouter | None = None,
 ) -> AsyncIterator[SlackService]:
     """Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP mode (needs ``SLACK_SIGNING_SECRET``)."""
     app_token, secret = credentials.app_token, credentials.signing_secret
@@ -164,7 +166,7 @@ async def slack_service(
     web_client = client or slack_web_client(credentials)
     bot = build_slack(
         client=web_client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
-        options=options or SlackOptions(), in_flight=in_flight,
+        options=options or SlackOptions(), in_flight=in_flight, router=router,
     )
     try:
         if app_token:

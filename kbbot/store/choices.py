@@ -1,0 +1,68 @@
+"""Which knowledgebase each person chose for their direct messages (`/kb use NAME`, Discord `/use`).
+
+Durable: in SQLite under KBBOT_DATA_DIR, or in one Redis hash when REDIS_URL is set, so every replica and
+every restart knows the choice. A person is ``platform:user id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+FILENAME = "choices.sqlite3"
+
+_SCHEMA = "CREATE TABLE IF NOT EXISTS choices (person TEXT PRIMARY KEY, knowledgebase TEXT NOT NULL)"
+
+
+class SqliteChoices:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(_SCHEMA)
+        self._lock = asyncio.Lock()
+
+    async def get(self, person: str) -> str | None:
+        async with self._lock:
+            row = await asyncio.to_thread(
+                lambda: self._db.execute("SELECT knowledgebase FROM choices WHERE person = ?", (person,)).fetchone()
+            )
+        return str(row[0]) if row else None
+
+    async def set(self, person: str, knowledgebase: str | None) -> None:
+        async with self._lock:
+            if knowledgebase is None:
+                await asyncio.to_thread(self._db.execute, "DELETE FROM choices WHERE person = ?", (person,))
+            else:
+                await asyncio.to_thread(
+                    self._db.execute, "INSERT OR REPLACE INTO choices VALUES (?, ?)", (person, knowledgebase)
+                )
+
+    async def aclose(self) -> None:
+        self._db.close()
+
+
+class RedisChoices:
+    def __init__(self, client: Redis, key: str) -> None:
+        self._client = client
+        self._key = key
+
+    async def get(self, person: str) -> str | None:
+        value = await self._client.hget(self._key, person)
+        if value is None:
+            return None
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+    async def set(self, person: str, knowledgebase: str | None) -> None:
+        if knowledgebase is None:
+            await self._client.hdel(self._key, person)
+        else:
+            await self._client.hset(self._key, person, knowledgebase)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
