@@ -229,7 +229,10 @@ async def _choices(settings: Settings, kbs: Knowledgebases, exit_stack: AsyncExi
         # One hash per set of knowledgebases (a name means something only within its file).
         identity = json.dumps([namespace_from_settings(s) for s in kbs.settings.values()])
         key = f"{ROOT}routes-{hashlib.sha256(identity.encode()).hexdigest()[:16]}:choices"
-        store = choices.RedisChoices(await connect_redis(settings.redis_url.get_secret_value()), key)
+        from kbbot.store.failover import FailoverChoices, RedisHealth
+
+        client = await connect_redis(settings.redis_url.get_secret_value())
+        store = FailoverChoices(choices.RedisChoices(client, key), RedisHealth())  # a DM is answered in an outage
     else:
         store = choices.SqliteChoices(settings.kbbot_data_dir / choices.FILENAME)
     exit_stack.push_async_callback(store.aclose)
