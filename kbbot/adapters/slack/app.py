@@ -171,7 +171,9 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             if not channel or not ts or not await h.first_delivery(body, channel, ts):
                 return
             thread_ts = str(event.get("thread_ts") or ts)
-            cmd = parse_command(await h.plain(str(event.get("text", "")), bot_user_id=context.bot_user_id))
+            cmd = parse_command(
+                await h.plain(str(event.get("text", "")), bot_user_id=context.bot_user_id), choosing=h.choosing
+            )
             if cmd.name == "save":
                 if not event.get("thread_ts"):
                     hint = f"Mention me with `save` *inside a thread* to save it, or use `{command} save <link>`."
@@ -183,7 +185,7 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
                     fail=lambda m: h.tell_user(channel, user, m, thread_ts=thread_ts),
                 )
             elif cmd.name == "help":
-                await h.tell_user(channel, user, rendering.render_help(command), thread_ts=thread_ts)
+                await h.tell_user(channel, user, h.help(), thread_ts=thread_ts)
             elif cmd.name == "status":
                 await h.tell_user(channel, user, await h.status(channel, user), thread_ts=thread_ts)
             elif cmd.name == "use":
@@ -208,10 +210,12 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             channel, ts, user = str(event.get("channel", "")), str(event.get("ts", "")), str(event.get("user", ""))
             if not channel or not ts or not await h.first_delivery(body, channel, ts):
                 return
-            cmd = parse_command(await h.plain(str(event.get("text", "")), bot_user_id=context.bot_user_id))
+            cmd = parse_command(
+                await h.plain(str(event.get("text", "")), bot_user_id=context.bot_user_id), choosing=h.choosing
+            )
             thread_ts = str(event["thread_ts"]) if event.get("thread_ts") else None
             if cmd.name == "help":
-                await h.post(channel, rendering.render_help(command), thread_ts=thread_ts)
+                await h.post(channel, h.help(), thread_ts=thread_ts)
             elif cmd.name == "status":
                 await h.post(channel, await h.status(channel, user), thread_ts=thread_ts)
             elif cmd.name == "use":
@@ -229,10 +233,11 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
     async def on_command(ack: AsyncAck, command: Body, respond: AsyncRespond) -> None:
         raw = str(command.get("text", ""))
         user, channel = str(command.get("user_id", "")), str(command.get("channel_id", ""))
-        cmd = parse_command(plain_text(raw))  # names are looked up after the ack (Slack waits 3 s at most)
+        # Names are looked up after the ack (Slack waits 3 s at most).
+        cmd = parse_command(plain_text(raw), choosing=h.choosing)
         private = _responder(respond, response_type="ephemeral", replace_original=False)
         if cmd.name == "help" or (not cmd.arg and cmd.name == "ask"):
-            await ack(**rendering.render_help(h.options.command).kwargs(), response_type="ephemeral")
+            await ack(**h.help().kwargs(), response_type="ephemeral")
             return
         if cmd.name == "save":
             # Parse the raw text: plain_text() would have dropped the <…> around an escaped permalink.

@@ -286,10 +286,19 @@ class SlackHandlers:
             ai_quota=status.ai_quota,
         )
 
+    def help(self) -> Message:
+        """The help reply (with ``use NAME`` when there are knowledgebases to choose from)."""
+        names = self._router.names if self._router is not None else ()
+        return rendering.render_help(self.options.command, knowledgebases=names)
+
+    @property
+    def choosing(self) -> bool:
+        """Several knowledgebases: ``use NAME`` picks the one a person's direct messages ask."""
+        return self._router is not None and len(self._router.names) > 1
+
     async def use(self, channel: str, user_id: str, name: str) -> Message:
-        """``use NAME``: the knowledgebase this person's direct messages ask."""
-        if self._router is None:
-            return rendering.render_text("This bot answers from one knowledgebase only; there is nothing to choose.")
+        """``use NAME``: the knowledgebase this person's direct messages ask (only parsed when choosing)."""
+        assert self._router is not None
         return rendering.render_text(await self._router.use(PLATFORM, user_id, name))
 
     # --- saving ---------------------------------------------------------------------------------

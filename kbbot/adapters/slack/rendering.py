@@ -369,7 +369,13 @@ def render_error(message: str) -> Message:
     return render_text(":warning: " + message)
 
 
-def render_help(command: str = "/kb") -> Message:
+def render_help(command: str = "/kb", *, knowledgebases: Sequence[str] = ()) -> Message:
+    """``knowledgebases``: the names to choose from with ``use NAME``, when several are configured."""
+    choose = (
+        [f"• `{command} use NAME` — the knowledgebase your DMs ask: {', '.join(f'`{n}`' for n in knowledgebases)}."]
+        if len(knowledgebases) > 1
+        else []
+    )
     text = "\n".join(
         [
             "*Ask the wiki*",
@@ -383,6 +389,7 @@ def render_help(command: str = "/kb") -> Message:
             "• Inside the thread: `@kbbot save [title]`.",
             "",
             f"*Other*: `{command} status` (knowledgebase, cache, quota), `{command} gaps` (admins), `{command} help`.",
+            *choose,
         ]
     )
     return Message(text="How to use kbbot: mention me, DM me, or use " + command, blocks=[section(text)])
