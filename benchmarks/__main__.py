@@ -25,6 +25,7 @@ from benchmarks import (
     bench_core,
     bench_import,
     bench_index,
+    bench_knowledgebases,
     bench_operations,
     bench_render,
     bench_slack,
@@ -119,6 +120,26 @@ def _operations_rows(table: Table, ops: dict[str, Any]) -> None:
     )
 
 
+def _knowledgebases_rows(table: Table, kbs: dict[str, Any]) -> None:
+    """Ten knowledgebases in one bot (KBBOT_CONFIG), each figure from a fresh child process."""
+    count, goal = kbs["count"], bench_knowledgebases.GOAL_START_S
+    _row(
+        table,
+        f"{count} knowledgebases: start (first start / restart)",
+        f"{kbs['first_start_seconds']} s / {kbs['start_seconds']} s (open_runtime {kbs['open_runtime_seconds']} s)",
+        f"≤ {goal:g} s",
+        kbs["start_ok"],
+    )
+    _row(
+        table,
+        f"{count} knowledgebases: RSS ({kbs['pages_per_index']} pages each)",
+        f"{kbs['rss_ten_mb']} MB vs one {kbs['rss_one_mb']} MB, index {kbs['index_mb']} MB; "
+        f"empty indexes {kbs['memory_ratio_empty']}×",
+        f"≤ {bench_knowledgebases.GOAL_MEMORY_RATIO:g}× one + {count - 1} indexes = {kbs['allowed_mb']} MB",
+        kbs["memory_ok"],
+    )
+
+
 def main() -> int:
     console = Console()
     started = time.monotonic()
@@ -126,7 +147,7 @@ def main() -> int:
     benches = (
         ("core", bench_core), ("burst", bench_burst), ("index", bench_index), ("render", bench_render),
         ("check", bench_check), ("answers", bench_answers), ("cli", bench_cli), ("import", bench_import),
-        ("operations", bench_operations), ("slack", bench_slack),
+        ("operations", bench_operations), ("slack", bench_slack), ("knowledgebases", bench_knowledgebases),
     )  # fmt: skip
     for name, bench in benches:
         console.print(f"running {name}…", style="dim")
@@ -247,6 +268,7 @@ def main() -> int:
             cli[ratio] <= cli[goal],
         )
     _operations_rows(table, results["operations"])
+    _knowledgebases_rows(table, results["knowledgebases"])
     console.print(table)
     console.print(f"total {results['total_seconds']} s; written to {RESULTS}", style="dim")
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -38,6 +38,7 @@ from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.errors import ConfigError
 from kbbot.knowledgebases import Knowledgebases, single
 from kbbot.ops.metrics import Metrics
+from kbbot.reports.digest import GapsReport
 from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.fallback import IndexFallback
 from kbbot.search.index import SearchIndex, index_path
@@ -195,7 +196,7 @@ async def open_runtime(
                 named=kbs.named,
             )
             # Every adapter's 👎 also lands in the outcome log as "downvoted".
-            stores.feedback = RecordingFeedback(stores.feedback, stacks[name].outcomes)
+            stores.feedback = RecordingFeedback(stores.feedback, stacks[name].outcomes, stores.deduper)
         choices = await _choices(settings, kbs, exit_stack) if len(stacks) > 1 else None
         router = KnowledgebaseRouter(
             {name: s.ask for name, s in stacks.items()},
@@ -228,7 +229,10 @@ async def _choices(settings: Settings, kbs: Knowledgebases, exit_stack: AsyncExi
         # One hash per set of knowledgebases (a name means something only within its file).
         identity = json.dumps([namespace_from_settings(s) for s in kbs.settings.values()])
         key = f"{ROOT}routes-{hashlib.sha256(identity.encode()).hexdigest()[:16]}:choices"
-        store = choices.RedisChoices(await connect_redis(settings.redis_url.get_secret_value()), key)
+        from kbbot.store.failover import FailoverChoices, RedisHealth
+
+        client = await connect_redis(settings.redis_url.get_secret_value())
+        store = FailoverChoices(choices.RedisChoices(client, key), RedisHealth())  # a DM is answered in an outage
     else:
         store = choices.SqliteChoices(settings.kbbot_data_dir / choices.FILENAME)
     exit_stack.push_async_callback(store.aclose)
@@ -292,9 +296,12 @@ async def open_stack(
         kb=kb,
         budget=budget,
         # Turns paced a little under the token's live budget (the limiter keeps a request of headroom and
-        # counts each request until a window after its answer), so turns never queue at the limiter.
+        # counts each request until a window after its answer), so turns never queue at the limiter. Half the
+        # minute may go at once (an ordinary burst, other replicas, the index sync), the rest is spread out.
         turns=AskerQueue(
-            pace=pacer(int((settings.perfectwiki_rate_per_minute - 1) * 0.9), settings.perfectwiki_rate_per_second - 1)
+            pace=pacer(
+                int((settings.perfectwiki_rate_per_minute - 1) * 0.9), (settings.perfectwiki_rate_per_minute - 1) // 2
+            )
         ),
         cache=stores.cache,
         flights=stores.flights,
@@ -434,7 +441,10 @@ def slack_credentials(settings: Settings) -> SlackCredentials:
 def slack_options(settings: Settings) -> SlackOptions:
     from kbbot.adapters.slack import SlackOptions
 
-    return SlackOptions(default_tags=tuple(settings.save_default_tags), question_max_chars=settings.question_max_chars)
+    return SlackOptions(
+        default_tags=tuple(settings.save_default_tags), question_max_chars=settings.question_max_chars,
+        admin_users=tuple(settings.slack_admin_users),
+    )
 
 
 @asynccontextmanager
@@ -460,6 +470,7 @@ async def open_slack(
         options=options or slack_options(rt.settings),
         in_flight=in_flight,
         router=rt.router,
+        gaps=GapsReport(*(stack.outcomes for stack in rt.all_stacks)),
     ) as slack:
         for stack in rt.all_stacks:
             stack.saver.listen("slack", slack.bot.on_saved)
@@ -492,6 +503,7 @@ def discord_client(rt: Runtime, *, in_flight: InFlight) -> discord.Client:
     client = build_discord_client(
         ask=rt.asking, saver=rt.saving, feedback=rt.stores.feedback, options=discord_options(rt.settings),
         in_flight=in_flight, router=rt.router,
+        gaps=GapsReport(*(stack.outcomes for stack in rt.all_stacks)),
     )
     poster = saved_poster(client)
     for stack in rt.all_stacks:

@@ -22,6 +22,7 @@ from kbbot.commands.chat import run_chat
 from kbbot.errors import ConfigError
 from kbbot.ops.http import HttpServer, add_healthz, ai_quota_refresher, mount_ops, request_id_middleware
 from kbbot.ops.shutdown import GracefulShutdown, TaskTracker
+from kbbot.reports.digest import GapsReport, Poster, WeeklyDigest
 from kbbot.search.sync import IndexRefresher
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ async def serve(
             add_healthz(app)
 
         adapters = rt.configured_adapters()
+        digest_posters: list[Poster] = []
         discord_task: asyncio.Task[None] | None = None
         slack_task: asyncio.Task[None] | None = None
         if "slack" in adapters:
@@ -103,6 +105,10 @@ async def serve(
             slack_task = slack.started
             slack_task.add_done_callback(lambda task: _stop_if_failed(task, shutdown))
             shutdown.on_stop_intake(slack.stop_intake)
+            if settings.gaps_digest_slack_channel:
+                from kbbot.adapters.slack.gaps import digest_poster
+
+                digest_posters.append(digest_poster(slack.bot.handlers.client, settings.gaps_digest_slack_channel))
         if "discord" in adapters:
             from kbbot.adapters.discord import run_discord_client
             from kbbot.runtime import discord_client as build_discord
@@ -116,6 +122,17 @@ async def serve(
             # The connection stays open while in-flight answers drain (new ones are refused by the tracker),
             # then closes with the other closers.
             shutdown.on_close(discord_client.close)
+            if settings.gaps_digest_discord_channel:
+                from kbbot.adapters.discord.gaps import digest_poster as discord_digest
+
+                digest_posters.append(discord_digest(discord_client, settings.gaps_digest_discord_channel))
+        # The weekly gaps digest (GAPS_DIGEST_*_CHANNEL): one replica posts it, claimed through the deduper.
+        await stack.enter_async_context(
+            WeeklyDigest(
+                GapsReport(*(s.outcomes for s in rt.all_stacks)), digest_posters, rt.stores.deduper,
+                clock=rt.outcomes.now,
+            )
+        )
 
         # The outbox retry worker starts after the adapters registered their listeners, so a save retried in
         # its first pass still gets its link posted.

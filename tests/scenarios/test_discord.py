@@ -131,6 +131,7 @@ async def running(
     data_dir: Path,
     before_start: Callable[[discord.Client], None] | None = None,
     tracker: TaskTracker | None = None,
+    gaps: Any = None,
     **settings: Any,
 ) -> AsyncIterator[discord.Client]:
     client = build_discord_client(
@@ -139,6 +140,7 @@ async def running(
         feedback=feedback or MemoryFeedbackStore(),
         options=discord_options(Settings(**settings, kbbot_data_dir=data_dir)),
         client_options={"guild_ready_timeout": 0.05},
+        gaps=gaps,
         **({"in_flight": tracker.work} if tracker is not None else {}),
     )
 

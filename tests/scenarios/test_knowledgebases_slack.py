@@ -6,6 +6,7 @@ root over a parsed config file; events are signed and posted over HTTP like Slac
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from tests.fakes.slack_api import (
     SIGNING_SECRET,
     FakeSlack,
     SlackSigner,
+    command_payload,
     event_envelope,
     mention_event,
     message_event,
@@ -47,6 +49,23 @@ class Rig:
     http: httpx.AsyncClient
     url: str
     signer: SlackSigner
+
+    async def command(self, text: str, *, channel: str) -> tuple[dict[str, Any], str]:
+        """``/kb text`` in ``channel``: the ack's body and the response URL later replies go to."""
+        url = self.slack.response_url()
+        body, headers = self.signer.command(command_payload(text, user=ALICE, channel=channel, response_url=url))
+        response = await self.http.post(self.url, content=body, headers=headers)
+        assert response.status_code == 200
+        return (response.json() if response.content else {}), url
+
+    async def replies(self, url: str) -> list[dict[str, Any]]:
+        """What the bot sent to ``url``, once it sent something (Slack's fake records each POST)."""
+        for _ in range(500):
+            got = self.slack.responses(url)
+            if got:
+                return got
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"nothing was sent to {url}")
 
     async def event(self, event: dict[str, Any]) -> None:
         body, headers = self.signer.event(event_envelope(event))
@@ -177,3 +196,13 @@ async def test_kb_status_names_the_channels_knowledgebase(tmp_path: Path) -> Non
         [status] = await r.slack.await_for("chat.postEphemeral", channel=SLACK_ENG)
     assert "`engineering`" in status.params["text"] + _blocks(status)
     assert "Engineering" in _blocks(status)  # and the wiki's own name
+
+
+async def test_slash_use_and_help_list_the_knowledgebases(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        helped, _ = await r.command("help", channel=GENERAL)
+        assert "use NAME" in json.dumps(helped) and "`engineering`, `handbook`, `maths`" in json.dumps(helped)
+        _, url = await r.command("use engineering", channel=DM)
+        [reply] = await r.replies(url)
+        assert "now ask `engineering`" in json.dumps(reply)
+        assert await r.rt.router.chosen("slack", ALICE) == "engineering"  # type: ignore[union-attr]

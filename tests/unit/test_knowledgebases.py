@@ -10,7 +10,7 @@ import pytest
 from kbbot.cli import main
 from kbbot.config import Settings
 from kbbot.errors import ConfigError
-from kbbot.knowledgebases import load_knowledgebases, parse_knowledgebases
+from kbbot.knowledgebases import Knowledgebases, load_knowledgebases, parse_knowledgebases
 
 ENV = {"PW_ENG_TOKEN": "eng-token-1", "PW_HR_TOKEN": "hr-token-2", "MATHUB_KEY": "bot_key_3"}
 
@@ -39,7 +39,7 @@ discord = { "123456789012345678" = "engineering" }
 """
 
 
-def parse(text: str, base: Settings | None = None, env: dict[str, str] | None = None) -> object:
+def parse(text: str, base: Settings | None = None, env: dict[str, str] | None = None) -> Knowledgebases:
     return parse_knowledgebases(text, base or Settings(), ENV if env is None else env, source=Path("kbbot.toml"))
 
 
@@ -97,7 +97,7 @@ folder = "pages"
 
 def test_redis_prefix_of_the_bot_gives_each_knowledgebase_its_own_namespace() -> None:
     kbs = parse(EXAMPLE, Settings(redis_prefix="acme"))
-    assert [s.redis_prefix for s in kbs.settings.values()] == [  # type: ignore[attr-defined]
+    assert [s.redis_prefix for s in kbs.settings.values()] == [
         "acme.engineering", "acme.handbook", "acme.maths"
     ]
 
@@ -195,3 +195,31 @@ def test_cli_kb_picks_the_knowledgebase(
     assert main(["check", "--json"]) == 0
     out = capsys.readouterr().out
     assert '"knowledgebases": {"a": ' in out and '"routes.default": "b"' in out
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_files_in_the_readme_and_deploy_parse_as_documented() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Several knowledgebases", 1)[1]
+    block = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    shown, tested = parse(block), parse(EXAMPLE)  # the test above checks what the README shows
+    assert shown.routes == tested.routes
+    assert shown.settings == tested.settings
+    import yaml
+
+    (configmap, secret) = list(yaml.safe_load_all((ROOT / "deploy/k8s/knowledgebases.yaml").read_text()))
+    kbs = parse_knowledgebases(configmap["data"]["kbbot.toml"], Settings(), secret["stringData"],
+                               source=Path("/etc/kbbot/kbbot.toml"))
+    assert list(kbs.settings) == ["engineering", "handbook", "maths"]
+    assert set(secret["stringData"]) == {"PW_ENG_TOKEN", "PW_HR_TOKEN", "MATHUB_KEY"}
+
+
+def test_slack_use_is_a_command_only_when_there_is_a_choice() -> None:
+    from kbbot.adapters.slack.parsing import Command, parse_command
+
+    assert parse_command("use wireguard") == Command("ask", "use wireguard")  # one knowledgebase: a question
+    assert parse_command("use maths", choosing=True) == Command("use", "maths")
+    assert parse_command("use", choosing=True) == Command("use", "")
+    assert parse_command("use the VPN from a hotel?", choosing=True) == Command("ask", "use the VPN from a hotel?")

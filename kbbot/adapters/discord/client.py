@@ -32,6 +32,7 @@ from discord import app_commands
 
 from kbbot.adapters.discord.failures import INTENT_SWITCH, startup_errors
 from kbbot.adapters.discord.feedback import feedback_view
+from kbbot.adapters.discord.gaps import gaps_command
 from kbbot.adapters.discord.guilds import GuildGate
 from kbbot.adapters.discord.handlers import NONE, DiscordHandlers, Interaction
 from kbbot.adapters.discord.render import render_text
@@ -39,6 +40,7 @@ from kbbot.adapters.discord.sync import CommandSync
 from kbbot.core.ports import Asking, FeedbackStore, Saving
 from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.errors import ConfigError, ShuttingDown
+from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +183,7 @@ def build_commands(
     *,
     saving: bool = True,
     router: KnowledgebaseRouter | None = None,
+    gaps: GapsReport | None = None,
 ) -> None:
     """Register ``/ask`` and (with ``saving``) ``/save-thread`` and the "Save thread to wiki" message command.
 
@@ -222,6 +225,8 @@ def build_commands(
             await interaction.response.send_message(render_text(text)[0], ephemeral=True, allowed_mentions=NONE)
 
         tree.add_command(use)
+    if gaps is not None:
+        tree.add_command(gaps_command(gaps))
     if saving:
         tree.add_command(save_thread)
         tree.add_command(app_commands.ContextMenu(name=SAVE_MENU_NAME, callback=save_from_message))
@@ -237,6 +242,7 @@ def build_discord_client(
     client_options: Mapping[str, object] | None = None,
     in_flight: InFlight = _untracked,
     router: KnowledgebaseRouter | None = None,
+    gaps: GapsReport | None = None,
 ) -> discord.Client:
     """The Discord adapter, ready for ``client.start(token)``. Call inside the running event loop.
 
@@ -269,7 +275,7 @@ def build_discord_client(
     )
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
     tree.interaction_check = gate.interaction_check  # type: ignore[method-assign]
-    build_commands(tree, handlers, in_flight, saving=options.save_threads, router=router)
+    build_commands(tree, handlers, in_flight, saving=options.save_threads, router=router, gaps=gaps)
     syncer = CommandSync(tree, data_dir=options.data_dir, guild_ids=options.guild_ids)
 
     if options.api_url:

@@ -37,7 +37,8 @@ class VoteButton(discord.ui.Button[discord.ui.View]):
         question = question_of(interaction.message)
         try:
             await self._store.record(
-                platform="discord", question=question, user_id=str(interaction.user.id), helpful=self._helpful
+                platform="discord", question=question, user_id=str(interaction.user.id), helpful=self._helpful,
+                channel=str(interaction.channel_id or ""),
             )
         except Exception:
             log.exception("could not record feedback")

@@ -27,6 +27,7 @@ from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, pa
 from kbbot.core.models import SavedPage
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.routing import KnowledgebaseRouter
+from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def build_slack(
     options: SlackOptions | None = None,
     in_flight: InFlight | None = None,
     router: KnowledgebaseRouter | None = None,
+    gaps: GapsReport | None = None,
 ) -> SlackBot:
     """Build the handlers and the Bolt app.
 
@@ -77,6 +79,7 @@ def build_slack(
         options=options or SlackOptions(),
         in_flight=in_flight,
         router=router,
+        gaps=gaps,
     )
     app = AsyncApp(
         client=client,  # carries SLACK_BOT_TOKEN (see _QuietStart)
@@ -168,7 +171,9 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             if not channel or not ts or not await h.first_delivery(body, channel, ts):
                 return
             thread_ts = str(event.get("thread_ts") or ts)
-            cmd = parse_command(await h.plain(str(event.get("text", "")), bot_user_id=context.bot_user_id))
+            cmd = parse_command(
+                await h.plain(str(event.get("text", "")), bot_user_id=context.bot_user_id), choosing=h.choosing
+            )
             if cmd.name == "save":
                 if not event.get("thread_ts"):
                     hint = f"Mention me with `save` *inside a thread* to save it, or use `{command} save <link>`."
@@ -180,11 +185,13 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
                     fail=lambda m: h.tell_user(channel, user, m, thread_ts=thread_ts),
                 )
             elif cmd.name == "help":
-                await h.tell_user(channel, user, rendering.render_help(command), thread_ts=thread_ts)
+                await h.tell_user(channel, user, h.help(), thread_ts=thread_ts)
             elif cmd.name == "status":
                 await h.tell_user(channel, user, await h.status(channel, user), thread_ts=thread_ts)
             elif cmd.name == "use":
                 await h.tell_user(channel, user, await h.use(channel, user, cmd.arg), thread_ts=thread_ts)
+            elif cmd.name == "gaps":
+                await h.tell_user(channel, user, await h.gaps(user), thread_ts=thread_ts)
             else:
                 await h.answer_message(
                     channel=channel, ts=ts, user_id=user, text=cmd.arg, thread_ts=thread_ts, offer_save=True
@@ -203,10 +210,12 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
             channel, ts, user = str(event.get("channel", "")), str(event.get("ts", "")), str(event.get("user", ""))
             if not channel or not ts or not await h.first_delivery(body, channel, ts):
                 return
-            cmd = parse_command(await h.plain(str(event.get("text", "")), bot_user_id=context.bot_user_id))
+            cmd = parse_command(
+                await h.plain(str(event.get("text", "")), bot_user_id=context.bot_user_id), choosing=h.choosing
+            )
             thread_ts = str(event["thread_ts"]) if event.get("thread_ts") else None
             if cmd.name == "help":
-                await h.post(channel, rendering.render_help(command), thread_ts=thread_ts)
+                await h.post(channel, h.help(), thread_ts=thread_ts)
             elif cmd.name == "status":
                 await h.post(channel, await h.status(channel, user), thread_ts=thread_ts)
             elif cmd.name == "use":
@@ -224,10 +233,11 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
     async def on_command(ack: AsyncAck, command: Body, respond: AsyncRespond) -> None:
         raw = str(command.get("text", ""))
         user, channel = str(command.get("user_id", "")), str(command.get("channel_id", ""))
-        cmd = parse_command(plain_text(raw))  # names are looked up after the ack (Slack waits 3 s at most)
+        # Names are looked up after the ack (Slack waits 3 s at most).
+        cmd = parse_command(plain_text(raw), choosing=h.choosing)
         private = _responder(respond, response_type="ephemeral", replace_original=False)
         if cmd.name == "help" or (not cmd.arg and cmd.name == "ask"):
-            await ack(**rendering.render_help(h.options.command).kwargs(), response_type="ephemeral")
+            await ack(**h.help().kwargs(), response_type="ephemeral")
             return
         if cmd.name == "save":
             # Parse the raw text: plain_text() would have dropped the <…> around an escaped permalink.
@@ -254,6 +264,8 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
                 await private(await h.status(channel, user))
             elif cmd.name == "use":
                 await private(await h.use(channel, user, cmd.arg))
+            elif cmd.name == "gaps":
+                await private(await h.gaps(user))
             else:
                 question = parse_command(await h.plain(raw)).arg
                 await h.answer_command(text=question, user_id=user, channel=channel, reply=private)
@@ -287,6 +299,7 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
                 question=str(action.get("value", "")),
                 user_id=str((body.get("user") or {}).get("id", "")),
                 helpful=action.get("action_id") == rendering.ACTION_FEEDBACK_UP,
+                channel=str((body.get("channel") or {}).get("id", "")),
                 reply=_responder(respond, response_type="ephemeral", replace_original=False),
             )
 

@@ -24,6 +24,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack import errors, rendering
+from kbbot.adapters.slack.gaps import render_gaps
 from kbbot.adapters.slack.history import (
     DEFAULT_MAX_MESSAGES,
     Membership,
@@ -43,6 +44,7 @@ from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.core.text import clean_question, neutralize_mentions
 from kbbot.errors import KbbotError
 from kbbot.ops.shutdown import TaskTracker
+from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,8 @@ class SlackOptions:
     users_cache_seconds: float = 3600
     #: How long :meth:`SlackHandlers.drain` waits for in-flight answers at shutdown.
     drain_seconds: float = 20.0
+    #: Slack user ids allowed to see ``/kb gaps`` (SLACK_ADMIN_USERS).
+    admin_users: tuple[str, ...] = ()
 
 
 class SlackHandlers:
@@ -89,9 +93,11 @@ class SlackHandlers:
         options: SlackOptions,
         in_flight: InFlight | None = None,
         router: KnowledgebaseRouter | None = None,
+        gaps: GapsReport | None = None,
     ) -> None:
         self.client = client
         self._router = router
+        self._gaps = gaps
         # Answers in flight: in the bot's one shutdown tracker when given (``kbbot run``: one drain for every
         # adapter), else in this adapter's own, which :meth:`drain` waits for.
         self._tracker = TaskTracker()
@@ -233,10 +239,26 @@ class SlackHandlers:
         for message in rest:
             await reply_public(message)
 
-    async def record_feedback(self, *, question: str, user_id: str, helpful: bool, reply: Reply) -> None:
-        await self._feedback.record(platform=PLATFORM, question=question, user_id=user_id, helpful=helpful)
+    async def record_feedback(
+        self, *, question: str, user_id: str, helpful: bool, reply: Reply, channel: str = ""
+    ) -> None:
+        await self._feedback.record(
+            platform=PLATFORM, question=question, user_id=user_id, helpful=helpful, channel=channel
+        )
         thanks = "Thanks — glad it helped!" if helpful else "Thanks — noted. The wiki's editors will see it."
         await reply(rendering.render_text(thanks))
+
+    async def gaps(self, user_id: str) -> Message:
+        """``/kb gaps``: the week's top knowledge gaps, for SLACK_ADMIN_USERS only."""
+        if user_id not in self.options.admin_users:
+            return rendering.render_text("Only kbbot admins can see the knowledge gaps (SLACK_ADMIN_USERS).")
+        if self._gaps is None:
+            return rendering.render_text("Knowledge gaps are not recorded here.")
+        try:
+            return render_gaps(await self._gaps.top())
+        except Exception as exc:
+            self._log_failure("gathering gaps", exc)
+            return rendering.render_error(error_reply(exc))
 
     async def status(self, channel: str = "", user_id: str = "") -> Message:
         """The ``status`` reply (of the knowledgebase that answers in ``channel``); a failure to gather it becomes
@@ -261,12 +283,22 @@ class SlackHandlers:
             helpful=counts.helpful,
             not_helpful=counts.not_helpful,
             knowledgebase=status.knowledgebase,
+            ai_quota=status.ai_quota,
         )
 
+    def help(self) -> Message:
+        """The help reply (with ``use NAME`` when there are knowledgebases to choose from)."""
+        names = self._router.names if self._router is not None else ()
+        return rendering.render_help(self.options.command, knowledgebases=names)
+
+    @property
+    def choosing(self) -> bool:
+        """Several knowledgebases: ``use NAME`` picks the one a person's direct messages ask."""
+        return self._router is not None and len(self._router.names) > 1
+
     async def use(self, channel: str, user_id: str, name: str) -> Message:
-        """``use NAME``: the knowledgebase this person's direct messages ask."""
-        if self._router is None:
-            return rendering.render_text("This bot answers from one knowledgebase only; there is nothing to choose.")
+        """``use NAME``: the knowledgebase this person's direct messages ask (only parsed when choosing)."""
+        assert self._router is not None
         return rendering.render_text(await self._router.use(PLATFORM, user_id, name))
 
     # --- saving ---------------------------------------------------------------------------------

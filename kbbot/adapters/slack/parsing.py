@@ -57,25 +57,26 @@ _USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A bot command parsed from ``/kb …`` or ``@bot …``: ``name`` is ask/save/help/status, ``arg`` the rest."""
+    """A bot command parsed from ``/kb …`` or ``@bot …``: ``name`` is ask/save/help/status/gaps, ``arg`` the rest."""
 
     name: str
     arg: str
 
 
-_KEYWORDS = ("save", "help", "status", "use")
+_KEYWORDS = ("save", "help", "status", "use", "gaps")
 #: ``use NAME``: a knowledgebase name, so "use vpn on a plane?" stays a question.
 _KB_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
-def parse_command(text: str) -> Command:
+def parse_command(text: str, *, choosing: bool = False) -> Command:
     """``help`` / ``status`` / ``save …`` are commands when they are the first word; everything else is a
-    question (so "save me from VPN errors?" is still ``save`` — users get the help hint if it fails)."""
+    question (so "save me from VPN errors?" is still ``save`` — users get the help hint if it fails).
+    ``use NAME`` is one only when there are knowledgebases to choose from (``choosing``)."""
     stripped = text.strip()
     first, _, rest = stripped.partition(" ")
     word = first.lower().rstrip(":,.!")
     if word == "use":
-        if not rest.strip() or _KB_NAME.fullmatch(rest.strip()):
+        if choosing and (not rest.strip() or _KB_NAME.fullmatch(rest.strip())):
             return Command(word, rest.strip())
         return Command("ask", stripped)
     if word in _KEYWORDS and (word == "save" or not rest.strip()):

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from kbbot.core.models import Answer, PageRef, SavedPage, Source
+from kbbot.core.quota_forecast import QuotaForecast
 from kbbot.core.replies import masked_note
 from kbbot.core.text import neutralize_mentions, split_text
 
@@ -368,7 +369,13 @@ def render_error(message: str) -> Message:
     return render_text(":warning: " + message)
 
 
-def render_help(command: str = "/kb") -> Message:
+def render_help(command: str = "/kb", *, knowledgebases: Sequence[str] = ()) -> Message:
+    """``knowledgebases``: the names to choose from with ``use NAME``, when several are configured."""
+    choose = (
+        [f"• `{command} use NAME` — the knowledgebase your DMs ask: {', '.join(f'`{n}`' for n in knowledgebases)}."]
+        if len(knowledgebases) > 1
+        else []
+    )
     text = "\n".join(
         [
             "*Ask the wiki*",
@@ -381,7 +388,8 @@ def render_help(command: str = "/kb") -> Message:
             f"• `{command} save <message link> [title]` — copy the thread's link with *Copy link*.",
             "• Inside the thread: `@kbbot save [title]`.",
             "",
-            f"*Other*: `{command} status` (knowledgebase, cache, quota), `{command} help`.",
+            f"*Other*: `{command} status` (knowledgebase, cache, quota), `{command} gaps` (admins), `{command} help`.",
+            *choose,
         ]
     )
     return Message(text="How to use kbbot: mention me, DM me, or use " + command, blocks=[section(text)])
@@ -399,6 +407,7 @@ def render_status(
     helpful: int,
     not_helpful: int,
     knowledgebase: str | None = None,
+    ai_quota: QuotaForecast | None = None,
 ) -> Message:
     """``/kb status``: what an admin needs to know at a glance. Takes plain values so it stays pure."""
     name = f"{escape(kb_name)} ({escape(kb_kind)})" if kb_name else escape(kb_kind)
@@ -418,5 +427,11 @@ def render_status(
         f"*Rate limit:* {queued} request(s) waiting for a slot",
         f"*Feedback:* 👍 {helpful} · 👎 {not_helpful}",
     ]
+    if ai_quota is not None:
+        warn = ":warning: " if ai_quota.used_ratio >= 0.8 else ""
+        lines.append(
+            f"*AI quota this month:* {warn}{ai_quota.used:,} of {ai_quota.quota:,} billed calls "
+            f"({ai_quota.used_ratio:.0%}), runs out {ai_quota.runs_out_text()}"
+        )
     text = "\n".join(lines)
     return Message(text=f"kbbot status: {name}", blocks=[section(text)])

@@ -34,6 +34,7 @@ from kbbot.adapters.slack.server import AsyncSocketModeHandler, slack_routes, so
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.errors import ConfigError
+from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,7 @@ async def slack_service(
     options: SlackOptions | None = None,
     in_flight: InFlight | None = None,
     router: KnowledgebaseRouter | None = None,
+    gaps: GapsReport | None = None,
 ) -> AsyncIterator[SlackService]:
     """Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP mode (needs ``SLACK_SIGNING_SECRET``)."""
     app_token, secret = credentials.app_token, credentials.signing_secret
@@ -166,7 +168,7 @@ async def slack_service(
     web_client = client or slack_web_client(credentials)
     bot = build_slack(
         client=web_client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
-        options=options or SlackOptions(), in_flight=in_flight, router=router,
+        options=options or SlackOptions(), in_flight=in_flight, router=router, gaps=gaps,
     )
     try:
         if app_token:
