@@ -131,14 +131,19 @@ class Runtime:
     def outcomes(self) -> OutcomeRecorder:
         return self.stack.outcomes
 
-    def dashboard(self) -> Dashboard:
-        """What ``GET /admin`` shows, for this knowledgebase."""
+    def dashboards(self) -> dict[str, Dashboard]:
+        """What ``GET /admin`` shows, one per knowledgebase (the default first)."""
         from kbbot.ops.dashboard import Dashboard
 
-        return Dashboard(
-            outcomes=self.outcomes, feedback=self.stores.feedback, saves=self.metrics.save_counts,
-            title=f"kbbot ({self.kb.kind})",
-        )
+        stacks = [self.stack, *(s for s in self.all_stacks if s is not self.stack)]
+        return {
+            stack.name: Dashboard(
+                outcomes=stack.outcomes, feedback=(stack.stores or self.stores).feedback,
+                saves=self.metrics.save_counts,
+                title=f"kbbot ({stack.kb.kind})" if len(stacks) == 1 else f"kbbot: {stack.name} ({stack.kb.kind})",
+            )
+            for stack in stacks
+        }
 
     def configured_adapters(self) -> list[str]:
         s = self.settings
