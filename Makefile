@@ -31,8 +31,8 @@ run: $(VENV)/.installed ## start every configured adapter (terminal chat when no
 chat: $(VENV)/.installed ## terminal chat
 	$(VENV)/bin/kbbot chat
 
-test: $(VENV)/.dev-installed ## the whole suite
-	$(PY) -m pytest -q
+test: $(VENV)/.dev-installed ## the whole suite, one worker per core (the tests wait on servers, not on the CPU)
+	$(PY) -m pytest -q -n auto
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check kbbot tests benchmarks

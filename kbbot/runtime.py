@@ -131,14 +131,19 @@ class Runtime:
     def outcomes(self) -> OutcomeRecorder:
         return self.stack.outcomes
 
-    def dashboard(self) -> Dashboard:
-        """What ``GET /admin`` shows, for this knowledgebase."""
+    def dashboards(self) -> dict[str, Dashboard]:
+        """What ``GET /admin`` shows, one per knowledgebase (the default first)."""
         from kbbot.ops.dashboard import Dashboard
 
-        return Dashboard(
-            outcomes=self.outcomes, feedback=self.stores.feedback, saves=self.metrics.save_counts,
-            title=f"kbbot ({self.kb.kind})",
-        )
+        stacks = [self.stack, *(s for s in self.all_stacks if s is not self.stack)]
+        return {
+            stack.name: Dashboard(
+                outcomes=stack.outcomes, feedback=(stack.stores or self.stores).feedback,
+                saves=self.metrics.save_counts,
+                title=f"kbbot ({stack.kb.kind})" if len(stacks) == 1 else f"kbbot: {stack.name} ({stack.kb.kind})",
+            )
+            for stack in stacks
+        }
 
     def configured_adapters(self) -> list[str]:
         s = self.settings
@@ -196,7 +201,7 @@ async def open_runtime(
                 named=kbs.named,
             )
             # Every adapter's 👎 also lands in the outcome log as "downvoted".
-            stores.feedback = RecordingFeedback(stores.feedback, stacks[name].outcomes)
+            stores.feedback = RecordingFeedback(stores.feedback, stacks[name].outcomes, stores.deduper)
         choices = await _choices(settings, kbs, exit_stack) if len(stacks) > 1 else None
         router = KnowledgebaseRouter(
             {name: s.ask for name, s in stacks.items()},
@@ -229,7 +234,10 @@ async def _choices(settings: Settings, kbs: Knowledgebases, exit_stack: AsyncExi
         # One hash per set of knowledgebases (a name means something only within its file).
         identity = json.dumps([namespace_from_settings(s) for s in kbs.settings.values()])
         key = f"{ROOT}routes-{hashlib.sha256(identity.encode()).hexdigest()[:16]}:choices"
-        store = choices.RedisChoices(await connect_redis(settings.redis_url.get_secret_value()), key)
+        from kbbot.store.failover import FailoverChoices, RedisHealth
+
+        client = await connect_redis(settings.redis_url.get_secret_value())
+        store = FailoverChoices(choices.RedisChoices(client, key), RedisHealth())  # a DM is answered in an outage
     else:
         store = choices.SqliteChoices(settings.kbbot_data_dir / choices.FILENAME)
     exit_stack.push_async_callback(store.aclose)
@@ -293,9 +301,12 @@ async def open_stack(
         kb=kb,
         budget=budget,
         # Turns paced a little under the token's live budget (the limiter keeps a request of headroom and
-        # counts each request until a window after its answer), so turns never queue at the limiter.
+        # counts each request until a window after its answer), so turns never queue at the limiter. Half the
+        # minute may go at once (an ordinary burst, other replicas, the index sync), the rest is spread out.
         turns=AskerQueue(
-            pace=pacer(int((settings.perfectwiki_rate_per_minute - 1) * 0.9), settings.perfectwiki_rate_per_second - 1)
+            pace=pacer(
+                int((settings.perfectwiki_rate_per_minute - 1) * 0.9), (settings.perfectwiki_rate_per_minute - 1) // 2
+            )
         ),
         cache=stores.cache,
         flights=stores.flights,

@@ -1,9 +1,10 @@
-"""Rate limiters in tests: using up budget, and a recording double."""
+"""Rate limiters in tests: using up budget, a recording double, simulated time."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from kbbot.core.ports import Priority, RateLimiter
 
@@ -51,3 +52,30 @@ class FakeLimiter:
 
     async def aclose(self) -> None:
         return None
+
+
+class SimClock:
+    """Simulated time for a limiter (``clock=sim, sleep=sim.sleep``): sleeping moves the clock to the sleeper's
+    wake-up time (concurrent sleepers do not add up) after letting everything else that is ready run first."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        wake = self.now + seconds
+        await asyncio.sleep(0)
+        self.now = max(self.now, wake)
+
+
+async def settle(condition: Callable[[], bool], *, turns: int = 1000) -> None:
+    """Let the event loop run until ``condition()`` holds (no wall-clock wait: a bounded number of turns)."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")

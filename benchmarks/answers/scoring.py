@@ -75,6 +75,8 @@ class Score:
     page_at_3: int = 0
     fact: int = 0
     wrongly_dont_know: int = 0
+    #: Of those, how many still offered an answering page among the "maybe related" ones.
+    dont_know_offered_page: int = 0
     honest_dont_know: int = 0
     misses: list[str] = field(default_factory=list)
 
@@ -92,6 +94,7 @@ class Score:
         self.fact += outcome.fact_quoted
         self.wrongly_dont_know += outcome.told_dont_know
         if outcome.told_dont_know:
+            self.dont_know_offered_page += any(page.id in case.pages for page in outcome.answer.related_pages)
             self.misses.append(f"don't know: {case.question!r} (wanted {case.pages[0]})")
         elif not outcome.page_at(1):
             self.misses.append(f"page@1: {case.question!r} → {outcome.ranked[:3]} (wanted {list(case.pages)})")
@@ -109,6 +112,8 @@ class Score:
             "page_at_3_pct": pct(self.page_at_3, self.answerable),
             "fact_pct": pct(self.fact, self.answerable),
             "wrongly_dont_know_pct": pct(self.wrongly_dont_know, self.answerable),
+            "fact_of_answered_pct": pct(self.fact, self.answerable - self.wrongly_dont_know),
+            "dont_know_offered_page_pct": pct(self.dont_know_offered_page, self.wrongly_dont_know),
             "honest_dont_know_pct": pct(self.honest_dont_know, self.out_of_scope),
         }
 

@@ -82,8 +82,8 @@ def build_write_limiter(
 ) -> TokenRateLimiter:
     """The writes limiter of a MatHub key: ``writes_per_minute`` per (slightly widened) minute, nothing else.
 
-    Limiters built for the same key share their counts (same event loop with memory storage, every replica
-    with a Redis ``storage``), so every writer draws from one budget. ``window`` shrinks in tests.
+    Build it once per key (the composition root does) and hand it to every writer; with a Redis ``storage``
+    every replica's limiter for the key shares the counts. ``window`` shrinks in tests.
     """
     return TokenRateLimiter(
         api_key,

@@ -84,7 +84,7 @@ async def serve(
         if settings.kbbot_admin_token is not None:  # GET /admin, next to /metrics
             from kbbot.ops.dashboard import mount_admin
 
-            mount_admin(ops_app, rt.dashboard(), token=settings.kbbot_admin_token.get_secret_value())
+            mount_admin(ops_app, rt.dashboards(), token=settings.kbbot_admin_token.get_secret_value())
         if ops_app is not app:
             add_healthz(app)
 

@@ -10,6 +10,8 @@ data folder, Redis) live in :mod:`kbbot.store`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -19,7 +21,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from kbbot.core.models import Answer
-from kbbot.core.ports import FeedbackCounts, FeedbackStore
+from kbbot.core.ports import Deduper, FeedbackCounts, FeedbackStore
 from kbbot.core.quota_forecast import QuotaForecast, forecast, month_start
 
 log = logging.getLogger(__name__)
@@ -168,16 +170,25 @@ class OutcomeRecorder:
 
 class RecordingFeedback:
     """A :class:`FeedbackStore` that also records each 👎 as a ``downvoted`` outcome (the vote itself, with its
-    user id for one-vote-per-user, stays in the feedback store)."""
+    user id for one-vote-per-user, stays in the feedback store). With a ``deduper`` one person clicking 👎
+    twice on one answer is one downvote (the deduper sees a hash, never the user id, and forgets it after the
+    retention period)."""
 
-    def __init__(self, inner: FeedbackStore, recorder: OutcomeRecorder) -> None:
+    def __init__(self, inner: FeedbackStore, recorder: OutcomeRecorder, deduper: Deduper | None = None) -> None:
         self._inner = inner
         self._recorder = recorder
+        self._deduper = deduper
 
     async def record(self, *, platform: str, question: str, user_id: str, helpful: bool, channel: str = "") -> None:
         await self._inner.record(platform=platform, question=question, user_id=user_id, helpful=helpful)
-        if not helpful:
-            await self._recorder.downvoted(platform=platform, channel=channel, question=question)
+        if helpful:
+            return
+        if self._deduper is not None:
+            voter = hashlib.sha256(json.dumps([platform, question, user_id]).encode("utf-8", "replace")).hexdigest()
+            ttl = int(self._recorder.retention_seconds)
+            if not await self._deduper.first_seen(f"downvote:{voter[:32]}", ttl):
+                return
+        await self._recorder.downvoted(platform=platform, channel=channel, question=question)
 
     async def counts(self) -> FeedbackCounts:
         return await self._inner.counts()

@@ -103,7 +103,10 @@ class IndexSyncer:
     async def index_titles(self) -> int:
         """Index every listed page's title and tags now, from one listing and without page bodies, so a search
         can find pages before the first full sync (e.g. the fallback after a 402 on a fresh install). The next
-        sync fetches those pages in full. Returns how many were added."""
+        sync fetches those pages in full. Returns how many were added (0 while a sync is running: that one is
+        filling the index already, and a question must not wait for a whole sync)."""
+        if self._lock.locked():
+            return 0
         async with self._lock:
             summaries = await self.kb.list_pages(priority=Priority.LIVE)
             states = await self.index.states()

@@ -26,6 +26,7 @@ from limits.aio.storage import MemoryStorage, MovingWindowSupport, Storage
 from limits.errors import StorageError
 
 from kbbot.core.models import Answer
+from kbbot.core.outcomes import Outcome, OutcomeLog
 from kbbot.core.ports import (
     AnswerCache,
     Deduper,
@@ -38,6 +39,7 @@ from kbbot.core.ports import (
     SavedThreadMap,
     SingleFlight,
 )
+from kbbot.core.routing import ChoiceStore
 from kbbot.errors import SaveError
 
 T = TypeVar("T")
@@ -204,6 +206,51 @@ class FailoverFeedbackStore:
         return await self._health.guard(self._primary.counts, self._fallback.counts)
 
 
+class FailoverOutcomeLog:
+    """The outcome log (dashboard statistics) has no per-process substitute worth keeping: while Redis is down
+    outcomes are not recorded (the dashboard shows a gap), rather than a warning and traceback per question."""
+
+    def __init__(self, primary: OutcomeLog, health: RedisHealth) -> None:
+        self._primary, self._health = primary, health
+
+    async def record(self, outcome: Outcome) -> None:
+        await self._health.guard(lambda: self._primary.record(outcome), _nothing)
+
+    async def since(self, at: float) -> list[Outcome]:
+        return await self._health.guard(lambda: self._primary.since(at), _no_outcomes)
+
+    async def count_ai_call(self, day: str) -> None:
+        await self._health.guard(lambda: self._primary.count_ai_call(day), _nothing)
+
+    async def ai_calls(self, since_day: str) -> dict[str, int]:
+        return await self._health.guard(lambda: self._primary.ai_calls(since_day), _no_calls)
+
+    async def prune(self, before: float) -> int:
+        return await self._health.guard(lambda: self._primary.prune(before), _zero)
+
+    async def aclose(self) -> None:
+        await self._primary.aclose()
+
+
+class FailoverChoices:
+    """People's `/kb use` choices: while Redis is down a direct message goes to the default knowledgebase (it is
+    answered, not dropped); a new choice remembered during the outage lives in this process only."""
+
+    def __init__(self, primary: ChoiceStore, health: RedisHealth) -> None:
+        self._primary, self._health = primary, health
+        self._local: dict[str, str | None] = {}
+
+    async def get(self, person: str) -> str | None:
+        return await self._health.guard(lambda: self._primary.get(person), lambda: _value(self._local.get(person)))
+
+    async def set(self, person: str, knowledgebase: str | None) -> None:
+        self._local[person] = knowledgebase
+        await self._health.guard(lambda: self._primary.set(person, knowledgebase), _nothing)
+
+    async def aclose(self) -> None:
+        await self._primary.aclose()
+
+
 class RequiredSavedThreadMap:
     def __init__(self, primary: SavedThreadMap, health: RedisHealth) -> None:
         self._primary, self._health = primary, health
@@ -318,6 +365,18 @@ async def _false() -> bool:
 
 async def _no_items() -> list[OutboxItem]:
     return []
+
+
+async def _no_outcomes() -> list[Outcome]:
+    return []
+
+
+async def _no_calls() -> dict[str, int]:
+    return {}
+
+
+async def _zero() -> int:
+    return 0
 
 
 async def _value(value: T) -> T:

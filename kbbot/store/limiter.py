@@ -1,10 +1,11 @@
-"""The per-token request budget (:class:`kbbot.core.ports.RateLimiter`), built on the ``limits`` library.
+"""The per-token request budget (:class:`kbbot.core.ports.RateLimiter`).
 
 Perfect Wiki allows 10 requests per second and 60 per minute *per token*, counted in sliding windows. Every
 caller that uses the token (live questions, index sync, thread saving, and with Redis every replica) must draw
-from one budget, so the counts live in a ``limits`` storage (moving windows) under a key derived from a hash
-of the token (the token itself is never a key, a log line or a metric label). Memory storage by default,
-``async+redis://…`` when replicas share the token: the class is the same.
+from one budget. One process counts in its own windows on a monotonic clock (a wall-clock step cannot stall
+them); replicas share the windows in a ``limits`` storage (``async+redis://…``, moving windows) under a key
+derived from a hash of the token (the token itself is never a key, a log line or a metric label). The class
+is the same either way.
 
 **When a request counts.** The server counts a request when it *arrives*, which is somewhere between our
 sending it and our receiving the answer. Delays vary (a request that must first open a connection, or do a TLS
@@ -32,8 +33,8 @@ Live and background callers queue separately, so a waiting sync job never holds 
 see. The server's ``rateLimit`` numbers can: when a window is nearly used up we space requests out to the rate
 the window sustains, and when it is used up we wait a whole window before the next request.
 
-Waiting is ``asyncio.sleep`` until the oldest counted request leaves the window (``get_window_stats``), or
-until an in-flight request comes back; never a busy loop.
+Waiting is a sleep (``asyncio.sleep``, or a test's simulated one) until the oldest counted request leaves the
+window, or until an in-flight request comes back; never a busy loop.
 """
 
 from __future__ import annotations
@@ -43,14 +44,13 @@ import bisect
 import hashlib
 import logging
 import time
-import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, cast
 
 from limits import RateLimitItem
-from limits.aio.storage import MemoryStorage, MovingWindowSupport, Storage
+from limits.aio.storage import MovingWindowSupport, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.limits import Granularity
 from limits.storage import storage_from_string
@@ -59,12 +59,6 @@ from pydantic import SecretStr
 from kbbot.core.ports import Priority
 
 log = logging.getLogger(__name__)
-
-#: Process-wide memory storage, one per event loop: limiters built separately for the same token share counts,
-#: while tests (one loop each) stay isolated from one another.
-_memory_storages: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MemoryStorage] = (
-    weakref.WeakKeyDictionary()
-)
 
 #: Entries a window can record. We compare counts against our own limits (counting in-flight requests too),
 #: so the storage must never refuse to record a request that has already been sent.
@@ -92,10 +86,78 @@ class _Window(RateLimitItem):
         return int(self.window) if float(self.window).is_integer() else self.window  # type: ignore[return-value]
 
 
+class _Windows(Protocol):
+    """Where the moving windows are counted. ``now`` is their clock: every timestamp of a request is on it."""
+
+    now: Callable[[], float]
+
+    async def count(self, window: _Window, key: str) -> tuple[int, float]:
+        """Requests counted in ``window`` now, and when the oldest of them leaves it."""
+        ...
+
+    async def take(self, window: _Window, key: str, limit: int) -> bool:
+        """Count one more request if fewer than ``limit`` are counted (atomically); False when full."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class _OwnWindows:
+    """This process's windows, on its own clock (monotonic unless a test injects one): a wall-clock step
+    (NTP, a VM resumed, an admin's ``date -s``) cannot make old requests look young and stall the budget."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.now = clock
+        self._sent: dict[str, list[float]] = {}
+
+    def _live(self, window: _Window, key: str) -> list[float]:
+        edge = self.now() - window.window
+        entries = self._sent[window.key_for(key)] = [t for t in self._sent.get(window.key_for(key), ()) if t > edge]
+        return entries
+
+    async def count(self, window: _Window, key: str) -> tuple[int, float]:
+        entries = self._live(window, key)
+        return len(entries), (entries[0] + window.window if entries else self.now())
+
+    async def take(self, window: _Window, key: str, limit: int) -> bool:
+        entries = self._live(window, key)
+        if len(entries) >= limit:
+            return False
+        entries.append(self.now())
+        return True
+
+    async def aclose(self) -> None:
+        return None
+
+
+class _SharedWindows:
+    """Windows in a ``limits`` storage, which other processes see too (Redis, for replicas on one token). Its
+    timestamps are wall-clock time (``limits`` stamps entries with ``time.time()``), so ours are too."""
+
+    now = staticmethod(time.time)
+
+    def __init__(self, storage: Storage, *, owned: bool) -> None:
+        self._strategy = MovingWindowRateLimiter(storage)
+        self._owned = owned
+
+    async def count(self, window: _Window, key: str) -> tuple[int, float]:
+        stats = await self._strategy.get_window_stats(window, key)
+        return _RECORD_CAP - stats.remaining, stats.reset_time
+
+    async def take(self, window: _Window, key: str, limit: int) -> bool:
+        storage = cast(MovingWindowSupport, self._strategy.storage)
+        return await storage.acquire_entry(window.key_for(key), limit, window.get_expiry())
+
+    async def aclose(self) -> None:
+        # A storage passed in as an object is closed by its owner; one opened from a URI is ours.
+        if self._owned:
+            await close_storage(self._strategy.storage)
+
+
 @dataclass(slots=True)
 class _Sent:
     """One request of this process: sent at ``sent`` and answered at ``answered`` (None: still in flight),
-    in ``time.time()`` seconds like the storage's own timestamps."""
+    on the windows' clock."""
 
     sent: float
     answered: float | None = None
@@ -144,8 +206,10 @@ class TokenRateLimiter:
     """One token's budget: ``per_second`` and ``per_minute`` (the server's limits), minus ``headroom``.
 
     ``storage`` is a ``limits`` async storage or its URI (``async+memory://``, ``async+redis://host:6379``;
-    a plain ``redis://`` URI is accepted too). None shares one in-process memory storage per event loop.
-    ``second_window``/``minute_window`` exist so tests can run the same logic at a faster clock.
+    a plain ``redis://`` URI is accepted too), for a budget shared with other processes. None counts in this
+    process on ``clock`` (monotonic): the composition root builds exactly one limiter per token, so nothing
+    else in the process needs to see the counts. ``clock`` and ``sleep`` are injectable so tests run on
+    simulated time; ``second_window``/``minute_window`` shrink the windows.
     """
 
     def __init__(
@@ -160,6 +224,8 @@ class TokenRateLimiter:
         second_window: float = 1.0,
         minute_window: float = 60.0,
         namespace: str = "kbbot-pw",
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if per_second < 1 or per_minute < 1:
             raise ValueError("rate limits must be at least 1")
@@ -167,7 +233,9 @@ class TokenRateLimiter:
             raise ValueError("background_share must be in (0, 1]")
         self._key = token_key(token)
         self._storage_arg = storage
-        self._strategy: MovingWindowRateLimiter | None = None
+        self._windows: _Windows | None = None
+        self._clock = clock
+        self._sleep = sleep
         self.per_second = per_second
         self.per_minute = per_minute
         self.second_window = second_window
@@ -193,7 +261,7 @@ class TokenRateLimiter:
         self._take = asyncio.Lock()
         self._returned = asyncio.Event()
         self._waiting = 0
-        # observe() state, in time.monotonic() seconds.
+        # observe() state, on ``clock``.
         self._not_before = 0.0
         self._spacing = 0.0
         self._last_grant = 0.0
@@ -221,7 +289,7 @@ class TokenRateLimiter:
         at the per-minute rate after that; a flat per-minute rate promised 23 s where 2 s came true. With
         several replicas on one token (Redis) the others' requests are not seen: an estimate from below.
         """
-        now, mono = time.time(), time.monotonic()
+        now, mono = self._windows_now().now(), self._clock()
         answer_time = self._answer_time()
         budget = self._live
         # Per window: when each counted request stops occupying it, ascending.
@@ -279,7 +347,7 @@ class TokenRateLimiter:
         try:
             yield
         finally:
-            sent.answered = max(time.time(), sent.sent)
+            sent.answered = max(self._windows_now().now(), sent.sent)
             self._returned.set()
 
     def in_flight(self) -> int:
@@ -290,7 +358,7 @@ class TokenRateLimiter:
         return (self._live, self._bg) if background else (self._live,)
 
     async def _wait_and_take(self, background: bool) -> _Sent:
-        strategy = self._strategy_now()
+        windows = self._windows_now()
         queue = self._bg_queue if background else self._live_queue
         budgets = self._budgets(background)
         self._waiting += 1
@@ -299,12 +367,12 @@ class TokenRateLimiter:
                 while True:
                     delay = self._hint_delay()
                     if delay > 0:
-                        await asyncio.sleep(delay)
+                        await self._sleep(delay)
                         continue
                     async with self._take:
-                        wait = await self._room(strategy, budgets)
+                        wait = await self._room(windows, budgets)
                         if wait is None:
-                            sent = await self._take_now(strategy, budgets)
+                            sent = await self._take_now(windows, budgets)
                             if sent is not None:
                                 return sent
                             # Another process took the last slot between our look and our take: look again
@@ -314,7 +382,7 @@ class TokenRateLimiter:
         finally:
             self._waiting -= 1
 
-    async def _take_now(self, strategy: MovingWindowRateLimiter, budgets: tuple[_Budget, ...]) -> _Sent | None:
+    async def _take_now(self, windows: _Windows, budgets: tuple[_Budget, ...]) -> _Sent | None:
         """Count the request in the shared windows (other processes see it from now) and locally; None when
         another process took the last slot since :meth:`_room` looked.
 
@@ -324,32 +392,29 @@ class TokenRateLimiter:
         which only errs on the safe side (it occupies a slot until it expires).
         """
         # Stamped before the storage stamps its entries, so no moment has the request in neither count.
-        sent = _Sent(time.time())
-        storage = cast(MovingWindowSupport, strategy.storage)
+        sent = _Sent(windows.now())
         for budget in budgets:
             for window, limit in zip(budget.windows, budget.limits, strict=True):
                 room = limit - budget.lingering(window.window, sent.sent)
-                key = window.key_for(self._key)
-                if room < 1 or not await storage.acquire_entry(key, room, window.get_expiry()):
+                if room < 1 or not await windows.take(window, self._key, room):
                     return None
         for budget in budgets:  # a background request counts against the live budget too
             budget.requests.append(sent)
-        self._last_grant = time.monotonic()
+        self._last_grant = self._clock()
         return sent
 
-    async def _room(self, strategy: MovingWindowRateLimiter, budgets: tuple[_Budget, ...]) -> float | None:
+    async def _room(self, windows: _Windows, budgets: tuple[_Budget, ...]) -> float | None:
         """None when one more request fits every window of ``budgets``; else how long until that may change
         (inf: not before an in-flight request is answered)."""
         longest: float | None = None
         for budget in budgets:
-            now = time.time()
+            now = windows.now()
             budget.prune(max(w.window for w in budget.windows), now)
             for window, limit in zip(budget.windows, budget.limits, strict=True):
-                stats = await strategy.get_window_stats(window, self._key)
-                counted = _RECORD_CAP - stats.remaining
+                counted, reset_time = await windows.count(window, self._key)
                 if counted + budget.lingering(window.window, now) < limit:
                     continue
-                changes = [stats.reset_time - now] if counted else []
+                changes = [reset_time - now] if counted else []
                 release = budget.next_release(window.window, now)
                 if release is not None:
                     changes.append(release)
@@ -363,28 +428,28 @@ class TokenRateLimiter:
         self._returned.clear()
         # "Until an answer" is still rechecked every window, as a guard against a missed wake-up.
         timeout = min(wait, max(self.second_window, 0.01))
+        returned = asyncio.ensure_future(self._returned.wait())
+        slept = asyncio.ensure_future(self._sleep(timeout))
         try:
-            await asyncio.wait_for(self._returned.wait(), timeout)
-        except TimeoutError:
-            return
+            await asyncio.wait({returned, slept}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            returned.cancel()
+            slept.cancel()
 
-    def _strategy_now(self) -> MovingWindowRateLimiter:
-        if self._strategy is None:
-            storage: Storage
+    def _windows_now(self) -> _Windows:
+        if self._windows is None:
             if isinstance(self._storage_arg, Storage):
-                storage = self._storage_arg
+                self._windows = _SharedWindows(self._storage_arg, owned=False)
             elif isinstance(self._storage_arg, str):
-                storage = storage_from_uri(self._storage_arg)
+                self._windows = _SharedWindows(storage_from_uri(self._storage_arg), owned=True)
             else:
-                loop = asyncio.get_running_loop()
-                storage = _memory_storages.get(loop) or _memory_storages.setdefault(loop, MemoryStorage())
-            self._strategy = MovingWindowRateLimiter(storage)
-        return self._strategy
+                self._windows = _OwnWindows(self._clock)
+        return self._windows
 
     # --- server hints ---------------------------------------------------------------------------------------
 
     def _hint_delay(self) -> float:
-        now = time.monotonic()
+        now = self._clock()
         return max(self._not_before - now, self._last_grant + self._spacing - now, 0.0)
 
     def observe(self, left_second: int | None, left_minute: int | None) -> None:
@@ -396,7 +461,7 @@ class TokenRateLimiter:
         """
         if left_second is None and left_minute is None:
             return
-        now = time.monotonic()
+        now = self._clock()
         spacing = 0.0
         for left, limit, window in zip(
             (left_second, left_minute), self._server_limits, self._window_lengths, strict=True
@@ -414,12 +479,10 @@ class TokenRateLimiter:
         self._spacing = spacing
 
     async def aclose(self) -> None:
-        """Close the Redis connection of a storage this limiter opened from a URI. Nothing to release for
-        memory storage; a storage object passed in is closed by its owner."""
-        strategy, self._strategy = self._strategy, None
-        if strategy is None or not isinstance(self._storage_arg, str):
-            return
-        await close_storage(strategy.storage)
+        """Close the Redis connection of a storage this limiter opened from a URI (nothing else to release)."""
+        windows, self._windows = self._windows, None
+        if windows is not None:
+            await windows.aclose()
 
 
 def storage_from_uri(uri: str) -> Storage:

@@ -472,9 +472,11 @@ async def test_twelve_writes_in_a_row_draw_no_429(fast_mathub: FakeMatHub, http:
 
 
 async def test_concurrent_writers_share_one_budget(fast_mathub: FakeMatHub, http: httpx.AsyncClient) -> None:
-    # Two backends (e.g. Slack and Discord savers) on the same key: limiters for one key share their counts.
-    one = make_backend(fast_mathub, http)
-    two = make_backend(fast_mathub, http)
+    # Two writers on the same key (e.g. Slack's and Discord's saves) draw from the key's one limiter, as the
+    # composition root hands it out.
+    limiter = build_write_limiter(DEFAULT_KEY, 5, window=FAST_CLIENT_WINDOW)
+    one = make_backend(fast_mathub, http, write_limiter=limiter)
+    two = make_backend(fast_mathub, http, write_limiter=limiter)
     titles = [f"Concurrent {n}" for n in range(12)]
     await asyncio.gather(*((one if n % 2 else two).create_page(t, t) for n, t in enumerate(titles)))
     assert fast_mathub.count(status=429) == 0

@@ -97,6 +97,14 @@ class Rig:
         body, headers = self.signer.interaction(payload)
         return await self.http.post(self.events_url, content=body, headers=headers)
 
+    async def quiet(self) -> None:
+        """Wait until the work the test started is done: the listeners Bolt runs after its ack (a few loop
+        turns let those just created start), then the adapter's drain of everything in flight. "Nothing else
+        happened" is then a fact, not a hope after a sleep."""
+        for _ in range(20):
+            await asyncio.sleep(0)
+        await self.bot.drain()
+
     async def wait_responses(self, url: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:

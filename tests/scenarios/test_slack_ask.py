@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from kbbot.core.models import Answer, Source
@@ -59,7 +58,7 @@ async def test_direct_message_is_answered_in_the_dm_and_not_twice() -> None:
         assert post.params["channel"] == DM
         assert "thread_ts" not in post.params
         assert "Expense policy" in _all_text(post.params["blocks"])
-        await asyncio.sleep(0.3)
+        await rig.quiet()
         assert len(rig.slack.calls("chat.postMessage")) == 1
         assert rig.pw.stats().queries == 1
 
@@ -73,7 +72,7 @@ async def test_bot_own_messages_and_edits_are_ignored() -> None:
         own["bot_id"] = "B0KBBOT01"
         await rig.event(own)
         await rig.event(message_event(GENERAL, ALICE, "vpn?", "1700000301.000003", channel_type="channel"))
-        await asyncio.sleep(0.3)
+        await rig.quiet()
         assert rig.slack.calls("chat.postMessage") == []
         assert rig.pw.stats().queries == 0
 
@@ -262,7 +261,7 @@ async def test_mentions_from_other_bots_are_ignored() -> None:
         event = mention_event(GENERAL, "U0OTHERBOT", "vpn?", "1700000990.000100")
         event["bot_id"] = "B0OTHER01"
         await rig.event(event)
-        await asyncio.sleep(0.3)
+        await rig.quiet()
         assert rig.slack.calls("chat.postMessage") == [] and rig.pw.stats().queries == 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from tests.fakes.slack_api import (
@@ -31,7 +30,7 @@ async def test_garbage_bodies_are_refused_without_side_effects() -> None:
             headers = {"Content-Type": content_type, **rig.signer.sign(body)}
             response = await rig.http.post(rig.events_url, content=body, headers=headers)
             assert response.status_code < 500, (body, response.status_code, response.text)
-        await asyncio.sleep(0.3)
+        await rig.quiet()
         assert {c.method for c in rig.slack.calls()} <= {"auth.test"}
         assert rig.pw.stats().queries == 0
 
@@ -64,7 +63,7 @@ async def test_interactions_with_tampered_values() -> None:
             response = await rig.interaction(block_action_payload(action, value, user=ALICE, channel=GENERAL,
                                                                   response_url=url))
             assert response.status_code == 200
-        await asyncio.sleep(0.3)
+        await rig.quiet()
         assert rig.slack.calls("views.open") == []
         assert rig.slack.calls("chat.postMessage") == []
 

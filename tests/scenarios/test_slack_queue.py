@@ -71,7 +71,7 @@ async def test_mention_while_the_budget_is_used_up_tells_the_asker_once_then_ans
         assert "blocks" not in notice.params or not notice.params["blocks"]
         assert notice.at < post.at
         assert post.params["thread_ts"] == ts and "VPN setup" in str(post.params["blocks"])
-        await asyncio.sleep(0.2)
+        await rig.quiet()
         assert len(rig.slack.calls("chat.postEphemeral")) == 1  # one notice per question
         assert rig.pw.stats().queries == 1
 
@@ -86,7 +86,7 @@ async def test_slash_command_queue_notice_goes_to_the_response_url_before_the_an
         assert notice["response_type"] == "ephemeral" and NOTICE in notice["text"]
         assert notice.get("replace_original") is False
         assert answer["response_type"] == "ephemeral" and "Expense policy" in str(answer["blocks"])
-        await asyncio.sleep(0.2)
+        await rig.quiet()
         assert len(rig.slack.responses(url)) == 2
         assert rig.slack.calls("chat.postEphemeral") == []  # /kb replies through its response_url only
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from kbbot.adapters.slack import SlackOptions
 from tests.fakes.slack_api import mention_event, message_shortcut_payload, view_submission_payload
 from tests.scenarios.slack_support import ALICE, BOB, GENERAL, MALLORY, SECRET, Rig, slack_rig
@@ -172,7 +170,7 @@ async def test_save_errors_go_to_the_requester_only() -> None:
                                                       user=ALICE))
         [eph] = await rig.slack.await_for("chat.postEphemeral")
         assert eph.params["user"] == ALICE and "invite me" in eph.params["text"]
-        await asyncio.sleep(0.2)
+        await rig.quiet()
         assert rig.slack.calls("chat.postMessage") == []
 
         rig.pw.fail_next(10, status=401, endpoint="create")

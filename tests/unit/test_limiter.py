@@ -1,12 +1,15 @@
 """TokenRateLimiter: sliding windows with headroom, one budget per token, half for background, server hints.
 
-Windows are shrunk (tenths of a second) so the same logic runs fast; the assertions hold for any length.
+In-process windows run on simulated time (``SimClock``: exact, independent of the machine's speed); shared
+storage (``limits`` memory or Redis, wall-clock time) is checked by its effects, with lower bounds only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from typing import Any
 
 import pytest
 from limits.aio.storage import MemoryStorage
@@ -15,9 +18,11 @@ from pydantic import SecretStr
 from kbbot.core.ports import Priority, RateLimiter
 from kbbot.store.limiter import TokenRateLimiter, token_key
 from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session  # noqa: F401
-from tests.limiting import take
+from tests.limiting import SimClock, settle, take
 
 SECRET = "pw-secret-token-abcdef"
+#: Float rounding of simulated times.
+EPS = 1e-9
 
 
 def max_in_window(times: list[float], window: float) -> int:
@@ -29,15 +34,25 @@ def max_in_window(times: list[float], window: float) -> int:
     return best
 
 
-async def grant_times(limiter: TokenRateLimiter, n: int, *, background: bool = False) -> list[float]:
+async def grant_times(limiter: TokenRateLimiter, n: int, clock: SimClock, *, background: bool = False) -> list[float]:
     times: list[float] = []
 
     async def one() -> None:
         async with limiter.slot(Priority.BACKGROUND if background else Priority.LIVE):
-            times.append(time.monotonic())  # no await between the grant and this line
+            times.append(clock())  # no await between the grant and this line
 
     await asyncio.gather(*(one() for _ in range(n)))
     return times
+
+
+@pytest.fixture
+def clock() -> SimClock:
+    return SimClock()
+
+
+def limiter_on(clock: SimClock, **options: Any) -> TokenRateLimiter:
+    """A limiter counting in its own windows on simulated time: exact, and independent of the machine's speed."""
+    return TokenRateLimiter(SECRET, clock=clock, sleep=clock.sleep, **options)
 
 
 def test_defaults_keep_one_request_of_headroom() -> None:
@@ -55,82 +70,85 @@ def test_bad_arguments_rejected() -> None:
         TokenRateLimiter(SECRET, background_share=0)
 
 
-async def test_second_window_slides_and_never_overfills() -> None:
-    limiter = TokenRateLimiter(SECRET, per_second=5, per_minute=1000, second_window=0.2)
-    start = time.monotonic()
-    times = await grant_times(limiter, 12)
-    # 4 per window (5 minus headroom): 12 grants need three windows, i.e. at least two full waits.
-    assert time.monotonic() - start >= 0.38
-    assert max_in_window(times, 0.2 - 0.01) <= 4
+async def test_second_window_slides_and_never_overfills(clock: SimClock) -> None:
+    limiter = limiter_on(clock, per_second=5, per_minute=1000, second_window=0.2)
+    start = clock()
+    times = await grant_times(limiter, 12, clock)
+    # 4 per window (5 minus headroom): 12 grants need three windows, i.e. two full waits.
+    assert max(times) - start >= 0.4
+    assert max_in_window(times, 0.2) <= 4
 
 
-async def test_requests_answered_at_once_count_from_send_time() -> None:
-    limiter = TokenRateLimiter(SECRET, per_second=4, per_minute=1000, second_window=0.2)
-    start = time.monotonic()
+async def test_requests_answered_at_once_count_from_send_time(clock: SimClock) -> None:
+    limiter = limiter_on(clock, per_second=4, per_minute=1000, second_window=0.2)
+    start = clock()
     await asyncio.gather(*(take(limiter) for _ in range(7)))
-    assert time.monotonic() - start >= 0.38  # 3 per window: 7 need three windows
+    assert clock() - start >= 0.4  # 3 per window: 7 need three windows
     assert limiter.in_flight() == 0
 
 
-async def test_minute_window_binds_too() -> None:
-    limiter = TokenRateLimiter(SECRET, per_second=100, per_minute=6, second_window=0.05, minute_window=0.3)
-    start = time.monotonic()
-    times = await grant_times(limiter, 10)
-    assert time.monotonic() - start >= 0.28
-    assert max_in_window(times, 0.3 - 0.01) <= 5
+async def test_minute_window_binds_too(clock: SimClock) -> None:
+    limiter = limiter_on(clock, per_second=100, per_minute=6, second_window=0.05, minute_window=0.3)
+    start = clock()
+    times = await grant_times(limiter, 10, clock)
+    assert max(times) - start >= 0.3
+    assert max_in_window(times, 0.3) <= 5
 
 
-async def test_waiting_sleeps_instead_of_spinning(monkeypatch: pytest.MonkeyPatch) -> None:
-    limiter = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, second_window=0.3)
-    waits: list[float] = []
-    real = limiter._sleep_or_returned
-
-    async def recording(wait: float) -> None:
-        waits.append(wait)
-        await real(wait)
-
-    monkeypatch.setattr(limiter, "_sleep_or_returned", recording)
-    await grant_times(limiter, 6)
-    # 2 per window (3 minus headroom): 6 grants cross two window edges; each blocked caller sleeps about the
-    # rest of the window once, then finds its slot.
-    assert 2 <= len(waits) <= 4
-    assert all(wait > 0.1 for wait in waits)
+async def test_waiting_sleeps_instead_of_spinning(clock: SimClock) -> None:
+    limiter = limiter_on(clock, per_second=3, per_minute=1000, second_window=0.3)
+    await grant_times(limiter, 6, clock)
+    # 2 per window (3 minus headroom): 6 grants cross two window edges; each blocked caller sleeps the rest of
+    # the window once, then finds its slot.
+    assert len(clock.slept) == 2 and all(wait > 0.29 for wait in clock.slept)
 
 
-async def test_slot_counts_a_request_until_its_answer_is_back() -> None:
-    limiter = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, second_window=0.2)
+async def test_a_wall_clock_step_back_does_not_stall_the_budget(
+    clock: SimClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NTP or an admin sets the clock back 10 minutes while the window is full: the next request still waits
+    only for the window (the windows run on the monotonic clock), not for ten minutes."""
+    limiter = limiter_on(clock, per_second=3, per_minute=1000, second_window=1.0)
+    await grant_times(limiter, 2, clock)  # the window's two live slots
+    wall = time.time()
+    monkeypatch.setattr(time, "time", lambda: wall - 600)
+    start = clock()
+    await take(limiter)
+    assert 1.0 <= clock() - start <= 1.01 and sum(clock.slept) <= 1.01
+
+
+async def test_slot_counts_a_request_until_its_answer_is_back(clock: SimClock) -> None:
+    limiter = limiter_on(clock, per_second=3, per_minute=1000, second_window=0.2)
     release = asyncio.Event()
-    times: list[float] = []
 
     async def slow_request() -> None:
         async with limiter.slot(Priority.LIVE):
-            times.append(time.monotonic())
             await release.wait()
 
     slow = [asyncio.create_task(slow_request()) for _ in range(2)]
-    await asyncio.sleep(0.3)  # longer than the window: with acquire() they would no longer count
-    assert limiter.in_flight() == 2
+    await settle(lambda: limiter.in_flight() == 2)
+    clock.now += 0.3  # longer than the window: counted at send time only, they would no longer count
     third = asyncio.create_task(take(limiter))
-    await asyncio.sleep(0.05)
+    await settle(lambda: limiter.queued() == 1)
+    await settle(lambda: len(clock.slept) >= 3)  # it slept (three times) and still has no slot
     assert not third.done()  # both slots are still taken by requests in flight
-    returned = time.monotonic()
+    returned = clock()
     release.set()
     await asyncio.gather(*slow)
     await third
     # The answers came back at `returned`; they occupy the window until one window later.
-    assert time.monotonic() - returned >= 0.19
+    assert clock() - returned >= 0.2
     assert limiter.in_flight() == 0 and limiter.queued() == 0
 
 
-async def test_slot_is_given_back_when_the_request_fails() -> None:
-    limiter = TokenRateLimiter(SECRET, per_second=3, per_minute=1000, second_window=0.1)
+async def test_slot_is_given_back_when_the_request_fails(clock: SimClock) -> None:
+    limiter = limiter_on(clock, per_second=3, per_minute=1000, second_window=0.1)
     with pytest.raises(RuntimeError):
         async with limiter.slot(Priority.LIVE):
             raise RuntimeError("network down")
     assert limiter.in_flight() == 0
-    start = time.monotonic()
-    await grant_times(limiter, 1)
-    assert time.monotonic() - start < 0.05
+    await grant_times(limiter, 1, clock)
+    assert clock.slept == []
 
 
 async def test_token_is_hashed_in_storage_keys() -> None:
@@ -145,88 +163,87 @@ async def test_token_is_hashed_in_storage_keys() -> None:
     assert SECRET not in repr(limiter.__dict__)
 
 
-async def test_limiters_for_the_same_token_share_one_budget() -> None:
-    a = TokenRateLimiter(SECRET, per_second=4, per_minute=1000, second_window=0.3)
-    b = TokenRateLimiter(SecretStr(SECRET), per_second=4, per_minute=1000, second_window=0.3)
-    other = TokenRateLimiter("another-token", per_second=4, per_minute=1000, second_window=0.3)
-    await grant_times(a, 3)
-    start = time.monotonic()
+async def test_limiters_on_one_storage_share_the_tokens_budget() -> None:
+    storage = MemoryStorage()  # what Redis is for replicas
+    a = TokenRateLimiter(SECRET, per_second=4, per_minute=1000, second_window=30, storage=storage)
+    b = TokenRateLimiter(SecretStr(SECRET), per_second=4, per_minute=1000, second_window=30, storage=storage)
+    other = TokenRateLimiter("another-token", per_second=4, per_minute=1000, second_window=30, storage=storage)
+    for _ in range(3):
+        await take(a)
     await take(other)  # a different token has its own budget
-    assert time.monotonic() - start < 0.1
-    await take(b)  # same token: the window is full, b waits for it
-    assert time.monotonic() - start >= 0.2
+    waiting = asyncio.create_task(take(b))  # same token: the window is full, b waits for it
+    await settle(lambda: b.queued() == 1)
+    assert not waiting.done()
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
 
 
 async def test_storage_uri_accepted() -> None:
     limiter = TokenRateLimiter(SECRET, per_second=2, per_minute=100, second_window=0.2, storage="memory://")
     start = time.monotonic()
-    await grant_times(limiter, 2)
-    assert time.monotonic() - start >= 0.18
+    await take(limiter)
+    await take(limiter)
+    assert time.monotonic() - start >= 0.18  # 1 per window: the second waited for the first to leave it
+    await limiter.aclose()
 
 
-async def test_background_gets_half_and_never_starves_live_callers() -> None:
-    limiter = TokenRateLimiter(SECRET, per_second=11, per_minute=1000, second_window=0.4)
+async def test_background_gets_half_and_never_starves_live_callers(clock: SimClock) -> None:
+    limiter = limiter_on(clock, per_second=11, per_minute=1000, second_window=0.4)
     assert limiter.limits == (10, 999) and limiter.background_limits == (5, 499)
     background: list[float] = []
 
     async def sync_job() -> None:
         async with limiter.slot(Priority.BACKGROUND):
-            background.append(time.monotonic())
+            background.append(clock())
 
-    start = time.monotonic()
+    start = clock()
     jobs = [asyncio.create_task(sync_job()) for _ in range(12)]
-    await asyncio.sleep(0.05)
-    assert len(background) == 5  # half the budget, the rest queued
-    assert limiter.queued() == 7
-    # A live question arriving now goes straight through, ahead of 7 queued background calls.
-    await take(limiter)
-    assert time.monotonic() - start < 0.2
-    for _ in range(4):
+    await settle(lambda: len(background) == 5 and limiter.queued() == 7)  # half the budget, the rest queued
+    # Live questions arriving now go straight through, ahead of 7 queued background calls: the other half.
+    for _ in range(5):
         await take(limiter)
-    assert time.monotonic() - start < 0.2  # live got the other half at once
+    assert clock() - start < 0.4
     await asyncio.gather(*jobs)
-    assert max_in_window(background, 0.4 - 0.02) <= 5
+    assert max_in_window(background, 0.4) <= 5
     assert limiter.queued() == 0
 
 
-async def test_queued_counts_waiters_and_cancelled_waiters_leave() -> None:
-    limiter = TokenRateLimiter(SECRET, per_second=2, per_minute=1000, second_window=5)
+async def test_queued_counts_waiters_and_cancelled_waiters_leave(clock: SimClock) -> None:
+    limiter = limiter_on(clock, per_second=2, per_minute=1000, second_window=5)
     await take(limiter)
     waiters = [asyncio.create_task(take(limiter)) for _ in range(3)]
-    await asyncio.sleep(0.02)
-    assert limiter.queued() == 3
+    await settle(lambda: limiter.queued() == 3)
     for task in waiters:
         task.cancel()
     await asyncio.gather(*waiters, return_exceptions=True)
     assert limiter.queued() == 0
 
 
-async def test_observe_zero_left_pauses_a_whole_window() -> None:
-    limiter = TokenRateLimiter(SECRET, second_window=0.3, minute_window=0.6)
+async def test_observe_zero_left_pauses_a_whole_window(clock: SimClock) -> None:
+    limiter = limiter_on(clock, second_window=0.3, minute_window=0.6)
     await take(limiter)
     limiter.observe(0, 40)
-    start = time.monotonic()
+    start = clock()
     await take(limiter)
-    assert time.monotonic() - start >= 0.28
+    assert clock() - start >= 0.3 - EPS
     limiter.observe(5, 0)
-    start = time.monotonic()
+    start = clock()
     await take(limiter)
-    assert time.monotonic() - start >= 0.58
+    assert clock() - start >= 0.6 - EPS
 
 
-async def test_observe_low_budget_spaces_requests_then_recovers() -> None:
-    limiter = TokenRateLimiter(SECRET, per_second=10, per_minute=60, second_window=0.5, minute_window=600)
+async def test_observe_low_budget_spaces_requests_then_recovers(clock: SimClock) -> None:
+    limiter = limiter_on(clock, per_second=10, per_minute=60, second_window=0.5, minute_window=600)
     limiter.observe(9, 3)  # minute nearly gone (someone else uses the token): 600 s / 60 = 10 s apart
     await take(limiter)
     assert limiter._hint_delay() > 9
     limiter.observe(1, 50)  # second nearly gone: 0.5 s / 10 = 0.05 s apart
-    times = await grant_times(limiter, 4)
-    gaps = [b - a for a, b in zip(sorted(times), sorted(times)[1:], strict=False)]
-    assert all(gap >= 0.045 for gap in gaps)
+    times = sorted(await grant_times(limiter, 4, clock))
+    assert all(b - a >= 0.05 - EPS for a, b in itertools.pairwise(times))
     limiter.observe(8, 50)  # room again: no more spacing
-    start = time.monotonic()
-    await grant_times(limiter, 3)
-    assert time.monotonic() - start < 0.04
+    start = clock()
+    await grant_times(limiter, 3, clock)
+    assert clock() == start
     limiter.observe(None, None)  # responses without rateLimit change nothing
     assert limiter._hint_delay() == 0
 

@@ -68,3 +68,26 @@ async def test_synced_index_while_the_wiki_is_unreachable_names_its_age(index: S
     answer = await answerer.answer("computing homology")
     assert answer.notice == "MatHub isn't reachable right now: this answer comes from its pages, as indexed 2 h ago."
     assert answer.related_pages  # the indexed copy still answers
+
+
+async def test_a_question_never_waits_for_a_running_first_sync(index: SearchIndex) -> None:
+    import asyncio
+
+    class SlowListing(MemoryKnowledgeBase):
+        gate = asyncio.Event()
+        listing = asyncio.Event()
+
+        async def list_pages(self, **kwargs):  # type: ignore[no-untyped-def]
+            self.listing.set()
+            await self.gate.wait()
+            return await super().list_pages(**kwargs)
+
+    kb = SlowListing(content_format="markdown")
+    await kb.create_page("Spectral sequences", "A tool for computing homology.")
+    answerer, syncer = fallback(kb, index)
+    sync = asyncio.create_task(syncer.sync())
+    await kb.listing.wait()
+    answer = await answerer.answer("spectral sequences")  # answered now, from what the index has (nothing yet)
+    assert answer.notice == TITLES_ONLY_NOTICE and not sync.done()
+    kb.gate.set()
+    await sync

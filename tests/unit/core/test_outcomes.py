@@ -102,6 +102,16 @@ async def test_a_thumbs_down_is_a_downvoted_outcome(log_store: SqliteOutcomeLog)
     assert (down.platform, down.channel, down.kind, down.question) == ("discord", "77", Kind.DOWNVOTED, "parking?")
 
 
+async def test_one_person_clicking_thumbs_down_twice_is_one_downvote(log_store: SqliteOutcomeLog) -> None:
+    from kbbot.store.memory import MemoryDeduper
+
+    recorder = OutcomeRecorder(log_store, knowledgebase="kb1", clock=Clock())
+    feedback = RecordingFeedback(MemoryFeedbackStore(), recorder, MemoryDeduper())
+    for user in ("U1", "U1", "U2"):
+        await feedback.record(platform="slack", question="parking?", user_id=user, helpful=False, channel="C1")
+    assert [o.kind for o in await log_store.since(0)] == [Kind.DOWNVOTED, Kind.DOWNVOTED]
+
+
 async def test_a_broken_store_never_costs_an_answer(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     broken = BrokenLog(tmp_path / "o.sqlite3")
     ask = service(AiKnowledgeBase(), OutcomeRecorder(broken, knowledgebase="kb", quota_monthly=10))

@@ -79,3 +79,33 @@ async def test_redis_keys_are_namespaced(redis_server: RedisServer) -> None:
         assert len(await log.since(0)) == 1
     finally:
         await client.aclose()
+
+
+async def test_redis_outage_drops_statistics_quietly(tmp_path: Path) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from kbbot.store.failover import FailoverOutcomeLog, RedisHealth
+
+    class Down(SqliteOutcomeLog):
+        down = True
+
+        async def record(self, outcome: Outcome) -> None:
+            if self.down:
+                raise RedisConnectionError("Error 111 connecting to redis://:pw@10.0.0.1")
+            await super().record(outcome)
+
+        async def since(self, at: float) -> list[Outcome]:
+            if self.down:
+                raise RedisConnectionError("down")
+            return await super().since(at)
+
+    primary = Down(tmp_path / "o.sqlite3")
+    clock = [100.0]
+    log = FailoverOutcomeLog(primary, RedisHealth(retry_seconds=5, clock=lambda: clock[0]))
+    await log.record(outcome(T0))  # lost: statistics are not worth an error per question
+    assert await log.since(0) == []
+    primary.down = False
+    clock[0] += 5
+    await log.record(outcome(T0 + 1))
+    assert [o.at for o in await log.since(0)] == [T0 + 1]
+    await log.aclose()
