@@ -166,7 +166,7 @@ async def _redis_stores(settings: Settings, url: str, prefix: str) -> Stores:
         cache=cache,
         # Waiters give up after a bit more than one upstream call's worst case (timeout plus retries).
         flights=FailoverSingleFlight(
-            rs.RedisSingleFlight(client, prefix=prefix, wait_seconds=settings.request_timeout_seconds * 4),
+            rs.RedisSingleFlight(client, prefix=prefix),
             LocalSingleFlight(),
             health,
         ),
