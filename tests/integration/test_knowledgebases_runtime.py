@@ -65,6 +65,9 @@ async def test_every_knowledgebases_402_state_reaches_its_metrics_series(tmp_pat
         base = Settings(kbbot_data_dir=tmp_path / "data")
         async with open_runtime(base, knowledgebases=knowledgebases(wikis, base, tmp_path)) as rt:
             assert rt.stacks is not None and rt.stack.name == "handbook"  # the default route
+            # Each wiki its own connection pool: a slow wiki cannot take the connections the others need.
+            pools = {id(stack.kb._client) for stack in rt.stacks.values() if stack.kb.kind == "perfectwiki"}  # type: ignore[attr-defined]
+            assert len(pools) == 2
             await rt.stacks["engineering"].stores.quota.trip()  # type: ignore[union-attr]
             for refresh in _other_quota_refreshers(rt):
                 await refresh(rt.metrics)
