@@ -31,6 +31,7 @@ from rich.console import Console
 from kbbot import __version__
 from kbbot.config import Settings
 from kbbot.core.ask import AskService
+from kbbot.core.conversations import Conversations
 from kbbot.core.fairness import AskerQueue, pacer
 from kbbot.core.outcomes import OutcomeRecorder, RecordingFeedback
 from kbbot.core.ports import Asking, KnowledgeBase, MetricsSink, RateLimiter, Saving
@@ -127,6 +128,10 @@ class Runtime:
     @property
     def saver(self) -> ThreadSaver:
         return self.stack.saver
+
+    def conversations(self) -> Conversations:
+        """The threads kbbot answered in (follow-ups), in the stores of this runtime's knowledgebase."""
+        return Conversations(self.stores.conversations, self.stores.deduper)
 
     @property
     def outcomes(self) -> OutcomeRecorder:
@@ -490,6 +495,7 @@ async def open_slack(
         in_flight=in_flight,
         router=rt.router,
         gaps=GapsReport(*(stack.outcomes for stack in rt.all_stacks)),
+        conversations=rt.conversations(),
     ) as slack:
         for stack in rt.all_stacks:
             stack.saver.listen("slack", slack.bot.on_saved)
