@@ -127,7 +127,8 @@ def _knowledgebases_rows(table: Table, kbs: dict[str, Any]) -> None:
     _row(
         table,
         f"{count} knowledgebases: start (first start / restart)",
-        f"{kbs['first_start_seconds']} s / {kbs['start_seconds']} s (open_runtime {kbs['open_runtime_seconds']} s)",
+        f"{kbs['first_start_seconds']} s / {kbs['start_seconds']} s (open_runtime {kbs['open_runtime_seconds']} s; "
+        f"CPU {kbs['start_cpu_seconds']} s; one: {kbs['one_start_seconds']} s; load {kbs['load_average_1m']})",
         f"≤ {goal:g} s",
         kbs["start_ok"],
     )
