@@ -20,7 +20,7 @@ import httpx
 from aiohttp import web
 
 from kbbot.adapters.slack import build_slack, slack_routes, slack_web_client
-from kbbot.config import Settings
+from kbbot.adapters.slack.service import SlackCredentials
 from kbbot.core.models import Answer, Question
 from kbbot.ops.http import HttpServer
 from kbbot.store.memory import MemoryDeduper, MemoryFeedbackStore
@@ -68,7 +68,7 @@ def _until_flooding(sent: Any) -> None:
 async def _run() -> dict[str, Any]:
     with FakeSlack() as slack:
         slack.add_channel("C1", "general")
-        client = slack_web_client(Settings(slack_bot_token=BOT_TOKEN, slack_api_url=slack.api_url))
+        client = slack_web_client(SlackCredentials(bot_token=BOT_TOKEN, api_url=slack.api_url))
         bot = build_slack(client=client, ask=_Echo(), saver=_NoSave(), feedback=MemoryFeedbackStore(),
                           deduper=MemoryDeduper())
         app = web.Application()

@@ -70,7 +70,9 @@ class Served:
 
 
 @asynccontextmanager
-async def serve_dashboard(tmp_path: Path, *, seeded: bool = True, quota: int | None = 180) -> AsyncIterator[Served]:
+async def serve_dashboard(
+    tmp_path: Path, *, seeded: bool = True, quota: int | None = 180, second: bool = False
+) -> AsyncIterator[Served]:
     clock = Clock()
     store = SqliteOutcomeLog(tmp_path / "outcomes.sqlite3")
     recorder = OutcomeRecorder(store, knowledgebase="acme", quota_monthly=quota, clock=clock)
@@ -83,10 +85,17 @@ async def serve_dashboard(tmp_path: Path, *, seeded: bool = True, quota: int | N
     for outcome in ("created", "created", "updated", "queued"):
         metrics.save(outcome, 0.2)
     app = web.Application()
-    mount_admin(app, Dashboard(recorder, feedback, metrics.save_counts, title="Acme wiki"), token=TOKEN)
+    dashboards = {"acme": Dashboard(recorder, feedback, metrics.save_counts, title="Acme wiki")}
+    if second:
+        other = OutcomeRecorder(SqliteOutcomeLog(tmp_path / "hr.sqlite3"), knowledgebase="hr", clock=clock)
+        await other.failed(platform="slack", channel="C1", question="where is the HR wiki?")
+        dashboards["hr"] = Dashboard(other, MemoryFeedbackStore(), metrics.save_counts, title="HR wiki")
+    mount_admin(app, dashboards, token=TOKEN)
     server = await HttpServer(app, "127.0.0.1", 0).start()
     try:
         yield Served(server.url, recorder, feedback, clock)
     finally:
         await server.stop()
         await store.aclose()
+        if second:
+            await dashboards["hr"].outcomes.store.aclose()

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     s = rt.settings
-    placeholders = s.placeholders()
+    placeholders = rt.knowledgebases.placeholders(s) if rt.knowledgebases is not None else s.placeholders()
     if placeholders:
         # A template copied as is (deploy/k8s/secret.yaml says replace-me): say so, before a confusing 401.
         raise ConfigError(

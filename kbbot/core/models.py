@@ -31,7 +31,9 @@ class Question:
     ``conversation_key`` identifies where the answer goes (e.g. Slack ``C1:1700000000.0001``); ``platform`` is
     ``slack``, ``discord``, ``terminal`` or ``cli`` and only labels metrics and logs. ``places`` are where it
     was asked, most specific first (Slack: the channel; Discord: channel, parent channel, server) and
-    ``direct`` marks a direct message: they pick the knowledgebase when several are configured.
+    ``direct`` marks a direct message: they pick the knowledgebase when several are configured. ``earlier``
+    are the questions kbbot already answered in the same thread, oldest first: a follow-up that leans on them
+    goes upstream as a standalone question (:mod:`kbbot.core.followups`).
     """
 
     text: str
@@ -40,6 +42,7 @@ class Question:
     platform: str = "cli"
     places: tuple[str, ...] = ()
     direct: bool = False
+    earlier: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import base64
 import binascii
 import hmac
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,8 +99,11 @@ def _days(request: web.Request, retention_days: int) -> int:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def mount_admin(app: web.Application, dashboard: Dashboard, *, token: str) -> None:
-    """``/admin`` and ``/admin/fill`` (how to fill one gap) on ``app``, behind HTTP Basic auth."""
+def mount_admin(app: web.Application, dashboards: Mapping[str, Dashboard], *, token: str) -> None:
+    """``/admin`` and ``/admin/fill`` (how to fill one gap) on ``app``, behind HTTP Basic auth. ``dashboards``
+    has one entry per knowledgebase (by name; the first is the default, ``?kb=NAME`` picks another)."""
+    names = list(dashboards)
+    first = dashboards[names[0]]
 
     def guarded(handler: Handler) -> Handler:
         async def check(request: web.Request) -> web.StreamResponse:
@@ -114,14 +117,19 @@ def mount_admin(app: web.Application, dashboard: Dashboard, *, token: str) -> No
         return check
 
     async def page(request: web.Request) -> web.Response:
+        kb = request.query.get("kb", names[0])
+        dashboard = dashboards.get(kb)
+        if dashboard is None:
+            raise web.HTTPNotFound(text="404: no such knowledgebase\n", headers=HEADERS)
         days = _days(request, int(dashboard.outcomes.retention_seconds // 86400))
         usage = await dashboard.usage(days)
-        html = render_dashboard(usage, title=dashboard.title, days=days, now=dashboard.outcomes.now())
+        html = render_dashboard(usage, title=dashboard.title, days=days, now=dashboard.outcomes.now(),
+                                kb=kb, knowledgebases=names)
         return web.Response(text=html, content_type="text/html", charset="utf-8", headers=HEADERS)
 
     async def fill(request: web.Request) -> web.Response:
         question = " ".join(request.query.get("q", "").split())[:500]
-        html = _env.get_template("fill.html").render(title=dashboard.title, question=question)
+        html = _env.get_template("fill.html").render(title=first.title, question=question)
         return web.Response(text=html, content_type="text/html", charset="utf-8", headers=HEADERS)
 
     async def favicon(_: web.Request) -> web.Response:
@@ -132,10 +140,14 @@ def mount_admin(app: web.Application, dashboard: Dashboard, *, token: str) -> No
     app.router.add_get("/admin/favicon.svg", guarded(favicon))
 
 
-def render_dashboard(usage: Usage, *, title: str, days: int, now: float | None = None) -> str:
-    """The page as HTML (pure: the handler and the README screenshot use it)."""
+def render_dashboard(
+    usage: Usage, *, title: str, days: int, now: float | None = None, kb: str = "", knowledgebases: Sequence[str] = ()
+) -> str:
+    """The page as HTML (pure)."""
     context: dict[str, Any] = {
         "title": title,
+        "kb": kb,
+        "knowledgebases": list(knowledgebases),
         "days": days,
         "day_choices": DAY_CHOICES,
         "usage": usage,

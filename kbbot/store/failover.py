@@ -381,29 +381,3 @@ async def _zero() -> int:
 
 async def _value(value: T) -> T:
     return value
-
-
-class FailoverOutcomeLog:
-    """Question outcomes in Redis; while Redis is down they are not recorded (statistics, never worth an error
-    per question: the outage is logged once) and reports read as empty."""
-
-    def __init__(self, primary: OutcomeLog, health: RedisHealth) -> None:
-        self._primary, self._health = primary, health
-
-    async def record(self, outcome: Outcome) -> None:
-        await self._health.guard(lambda: self._primary.record(outcome), _nothing)
-
-    async def since(self, at: float) -> list[Outcome]:
-        return await self._health.guard(lambda: self._primary.since(at), lambda: _value([]))
-
-    async def count_ai_call(self, day: str) -> None:
-        await self._health.guard(lambda: self._primary.count_ai_call(day), _nothing)
-
-    async def ai_calls(self, since_day: str) -> dict[str, int]:
-        return await self._health.guard(lambda: self._primary.ai_calls(since_day), lambda: _value({}))
-
-    async def prune(self, before: float) -> int:
-        return await self._health.guard(lambda: self._primary.prune(before), lambda: _value(0))
-
-    async def aclose(self) -> None:
-        await self._primary.aclose()

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -221,7 +222,10 @@ class RedisSingleFlight:
     The leader takes a lease (``SET NX PX`` with a random token) and renews it while ``fn`` runs. Then, in one
     script, it publishes the result (or the :class:`KbbotError` it raised) under a key named by its token and
     releases the lease. Followers poll for that result. When the lease vanishes without a result (the leader
-    crashed, or failed unexpectedly), one follower takes over. Waiting is bounded by ``wait_seconds``. Within
+    crashed, or failed unexpectedly), one follower takes over. Followers wait as long as the leader renews its
+    lease: the leader may be waiting its fair turn at the rate limiter, and its own askers wait for it just as
+    long, so a fixed bound would turn a busy minute into errors on every other replica. ``wait_seconds`` (None
+    by default) adds an absolute bound for callers that want one. Within
     one process, concurrent callers for a key share one flight: fifty local callers make one poller.
 
     A caller that arrives just after a flight finished starts a new one; the function it runs looks in the
@@ -236,7 +240,7 @@ class RedisSingleFlight:
         *,
         prefix: str = DEFAULT_PREFIX,
         lease_seconds: float = 15.0,
-        wait_seconds: float = 120.0,
+        wait_seconds: float | None = None,
         poll_seconds: float = 0.05,
         result_ttl_seconds: int = 60,
         encode: Callable[[Any], str] = encode_answer,
@@ -272,7 +276,7 @@ class RedisSingleFlight:
 
     async def _flight(self, key: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         lock = f"{self._prefix}lock:{_digest(key)}"
-        deadline = time.monotonic() + self._wait
+        deadline = math.inf if self._wait is None else time.monotonic() + self._wait
         while True:
             token = uuid.uuid4().hex
             reply = await self._take(keys=[lock], args=[token, self._lease_ms])

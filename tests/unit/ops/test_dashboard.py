@@ -128,3 +128,16 @@ async def test_quota_gauge_and_save_counts_in_metrics(tmp_path: Path) -> None:
     assert samples["kbbot_ai_quota_used_ratio"] == pytest.approx(146 / 180)
     assert samples["kbbot_ai_quota_runs_out_timestamp_seconds"] == 1_766_188_800  # 2025-12-20T00:00:00Z
     assert metrics.save_counts() == {"created": 1, "updated": 0, "queued": 0, "failed": 0}
+
+
+async def test_one_dashboard_per_knowledgebase(tmp_path: Path) -> None:
+    async with serve_dashboard(tmp_path, second=True) as served, httpx.AsyncClient() as client:
+        default = await client.get(served.url + "/admin", headers=basic("admin", TOKEN))
+        hr = await client.get(served.url + "/admin", params={"kb": "hr", "days": "7"}, headers=basic("admin", TOKEN))
+        missing = await client.get(served.url + "/admin", params={"kb": "<x>"}, headers=basic("admin", TOKEN))
+    assert "meeting room" in default.text and "where is the HR wiki?" not in default.text
+    assert "where is the HR wiki?" in hr.text and "meeting room" not in hr.text
+    nav = HTMLParser(hr.text).css_first("#knowledgebases")
+    assert [a.attributes["href"] for a in nav.css("a")] == ["/admin?kb=acme&days=7"]
+    assert 'href="/admin?days=30&amp;kb=hr"' in hr.text
+    assert missing.status_code == 404 and "&lt;x&gt;" not in missing.text and "<x>" not in missing.text

@@ -1,5 +1,6 @@
-"""Several knowledgebases in one bot on one real redis-server (KBBOT_CONFIG): each keeps its own namespace, so
-caches, 402 state and outboxes stay apart; people's `/kb use` choices are shared by every replica."""
+"""Several knowledgebases in one runtime (KBBOT_CONFIG): on one real redis-server each keeps its own namespace,
+so caches, 402 state and outboxes stay apart, and people's `/kb use` choices are shared by every replica; each
+one's 402 state reaches its own metrics series."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ from kbbot.runtime import open_runtime
 from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session  # noqa: F401
 from tests.scenarios.knowledgebases_support import knowledgebases, three_wikis
 
-pytestmark = pytest.mark.redis
 
-
+@pytest.mark.redis
 async def test_each_knowledgebase_has_its_own_namespace_and_choices_are_shared(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -56,3 +56,21 @@ async def test_each_knowledgebase_has_its_own_namespace_and_choices_are_shared(
         owners = {key: [ns for ns in spaces.values() if ns and key.startswith(ns)] for key in keys}
         assert all(len(found) == 1 for key, found in owners.items() if ":choices" not in key), owners
         assert all(token not in key for key in keys for token in wikis.environ().values())
+
+
+async def test_every_knowledgebases_402_state_reaches_its_metrics_series(tmp_path: Path) -> None:
+    from kbbot.commands.run import _other_quota_refreshers
+
+    with three_wikis() as wikis:
+        base = Settings(kbbot_data_dir=tmp_path / "data")
+        async with open_runtime(base, knowledgebases=knowledgebases(wikis, base, tmp_path)) as rt:
+            assert rt.stacks is not None and rt.stack.name == "handbook"  # the default route
+            # Each wiki its own connection pool: a slow wiki cannot take the connections the others need.
+            pools = {id(stack.kb._client) for stack in rt.stacks.values() if stack.kb.kind == "perfectwiki"}  # type: ignore[attr-defined]
+            assert len(pools) == 2
+            await rt.stacks["engineering"].stores.quota.trip()  # type: ignore[union-attr]
+            for refresh in _other_quota_refreshers(rt):
+                await refresh(rt.metrics)
+            text = rt.metrics.render()[0].decode()
+    assert 'kbbot_quota_paused{kb="engineering"} 1.0' in text
+    assert 'kbbot_quota_paused{kb="maths"} 0.0' in text
