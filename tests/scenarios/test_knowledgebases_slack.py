@@ -24,6 +24,7 @@ from tests.fakes.slack_api import (
     SIGNING_SECRET,
     FakeSlack,
     SlackSigner,
+    block_action_payload,
     command_payload,
     event_envelope,
     mention_event,
@@ -205,3 +206,17 @@ async def test_slash_use_and_help_list_the_knowledgebases(tmp_path: Path) -> Non
         [reply] = await r.replies(url)
         assert "now ask `engineering`" in json.dumps(reply)
         assert await r.rt.router.chosen("slack", ALICE) == "engineering"
+
+
+async def test_share_asks_again_in_its_channels_knowledgebase_when_the_answer_was_forgotten(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        url = r.slack.response_url()
+        # Another replica showed this answer (or it expired here): the button carries the question only.
+        value = json.dumps({"id": "not-kept-here", "q": "how do I set up the VPN?"})
+        payload = block_action_payload("kb_share", value, user=ALICE, channel=SLACK_ENG, response_url=url,
+                                       ephemeral=True, message_ts="1700000600.000100")
+        body, headers = r.signer.interaction(payload)
+        assert (await r.http.post(r.url, content=body, headers=headers)).status_code == 200
+        shared = json.dumps(await r.replies(url))
+    assert "eng.example.com" in shared and "from `engineering`" in shared
+    assert r.wikis.eng.stats().billed_queries == 1 and r.wikis.hr.stats().billed_queries == 0
