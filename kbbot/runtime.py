@@ -527,7 +527,7 @@ def discord_client(rt: Runtime, *, in_flight: InFlight) -> discord.Client:
     client = build_discord_client(
         ask=rt.asking, saver=rt.saving, feedback=rt.stores.feedback, options=discord_options(rt.settings),
         in_flight=in_flight, router=rt.router,
-        gaps=GapsReport(*(stack.outcomes for stack in rt.all_stacks)),
+        gaps=GapsReport(*(stack.outcomes for stack in rt.all_stacks)), conversations=rt.conversations(),
     )
     poster = saved_poster(client)
     for stack in rt.all_stacks:
