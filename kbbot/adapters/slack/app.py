@@ -247,6 +247,8 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
                 await h.post(channel, await h.status(channel, user), thread_ts=thread_ts)
             elif cmd.name == "use":
                 await h.post(channel, await h.use(channel, user, cmd.arg), thread_ts=thread_ts)
+            elif cmd.name == "gaps":  # a DM is private: the reply can go in it
+                await h.post(channel, await h.gaps(user), thread_ts=thread_ts)
             elif cmd.name == "save":
                 hint = f"To save a thread, use *Save thread to wiki* from its message menu, or `{command} save <link>`."
                 await h.post(channel, rendering.render_text(hint), thread_ts=thread_ts)
