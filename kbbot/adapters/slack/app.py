@@ -247,6 +247,8 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
                 await h.post(channel, await h.status(channel, user), thread_ts=thread_ts)
             elif cmd.name == "use":
                 await h.post(channel, await h.use(channel, user, cmd.arg), thread_ts=thread_ts)
+            elif cmd.name == "gaps":  # a DM is private: the reply can go in it
+                await h.post(channel, await h.gaps(user), thread_ts=thread_ts)
             elif cmd.name == "save":
                 hint = f"To save a thread, use *Save thread to wiki* from its message menu, or `{command} save <link>`."
                 await h.post(channel, rendering.render_text(hint), thread_ts=thread_ts)
@@ -321,6 +323,7 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
 
             await h.share(
                 value=str(action.get("value", "")), user_id=user, reply_public=public,
+                channel=str((body.get("channel") or {}).get("id", "")),
                 reply_private=_responder(respond, response_type="ephemeral", replace_original=False),
             )
 
