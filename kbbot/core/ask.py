@@ -179,6 +179,10 @@ class AskService:
         source = "error"
         try:
             answer = await self._answer(question, on_queued)
+            if question.earlier and (standalone := self._standalone(question)) != clean_question(
+                question.text, max_chars=self._max_chars
+            ):
+                answer = replace(answer, asked=standalone)
             source = answer.source.value
             self._count_lookup(hit=answer.source is Source.CACHE)
             # One structured line per answer (never the question text: it may be personal).

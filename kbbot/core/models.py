@@ -75,6 +75,9 @@ class Answer:
     relevance: float | None = None
     #: The knowledgebase that answered, when several are configured (shown in the answer's context line).
     knowledgebase: str | None = None
+    #: The standalone question the wiki was asked, when it differs from what was typed: a follow-up carrying
+    #: its thread's topic (shown with the answer, so people see why it answered what it did).
+    asked: str | None = None
 
     def confident(self, min_relevance: float) -> bool:
         """Worth saying unasked: not empty, and a search answer at least ``min_relevance`` relevant."""

@@ -101,6 +101,7 @@ async def test_reply_to_the_answer_goes_upstream_with_the_topic(world: World, tm
         assert wiki.asked() == [VPN_Q, "and on a Mac (set up VPN)?"]
     second = message_posts(fake, world.general)[-1].body
     assert second["message_reference"]["message_id"] != int(answer["id"])  # a reply to the follow-up
+    assert "asked the wiki: “and on a Mac (set up VPN)?”" in second["embeds"][-1]["footer"]["text"]
 
 
 async def test_message_in_a_thread_kbbot_answered_is_a_follow_up(world: World, tmp_path: Path) -> None:

@@ -61,6 +61,8 @@ async def test_reply_without_mention_is_answered_in_the_thread_with_the_topic() 
         upstream = rig.pw.asked()[-1]
         assert "VPN" in upstream and "Mac" in upstream and "set up" in upstream
         assert rig.pw.asked() == [VPN_Q, "and on a Mac (set up VPN)?"]
+        # The answer says what the wiki was asked, so nobody wonders why it answered about the VPN.
+        assert "Asked the wiki: “and on a Mac (set up VPN)?”" in json.dumps(follow_up["blocks"], ensure_ascii=False)
 
 
 async def test_follow_ups_in_private_channels_too() -> None:
@@ -224,3 +226,23 @@ async def test_stop_outside_a_thread_explains_itself() -> None:
         [told] = await rig.slack.await_for("chat.postEphemeral")
         assert "in a thread where I answered" in told.params["text"]
         assert rig.pw.stats().queries == 0
+
+
+async def test_hostile_follow_ups() -> None:
+    async with slack_rig() as rig:
+        await ask_in_channel(rig, VPN_Q, T1)
+        # A broadcast and markup never reach the wiki or the thread as such.
+        hostile = "<!channel> and on a Mac <script>alert(1)</script>?"
+        await rig.event(reply(GENERAL, BOB, hostile, "1700001000.001200", T1))
+        await rig.slack.await_for("chat.postMessage", 2)
+        upstream = rig.pw.asked()[-1]
+        assert "<!channel>" not in upstream and "@channel" not in upstream and "VPN" in upstream
+        assert "<!channel>" not in json.dumps(posts_in(rig, T1)[-1])
+        # Far too long: the asker is told, privately; nothing is billed.
+        await rig.event(reply(GENERAL, BOB, "why " + "x" * 50_000, "1700001000.001201", T1))
+        [told] = await rig.slack.await_for("chat.postEphemeral")
+        assert told.params["user"] == BOB and "characters long" in told.params["text"]
+        # Control characters and unicode only: an acknowledgement, or cleaned.
+        await rig.event(reply(GENERAL, BOB, "\u200b\u202e🙏\x00", "1700001000.001202", T1))
+        await settled(rig)
+        assert rig.pw.stats().queries == 2 and len(rig.slack.calls("chat.postMessage")) == 2

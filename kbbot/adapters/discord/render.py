@@ -87,6 +87,8 @@ def footer_text(answer: Answer, *, part: int = 1, parts: int = 1, hint: str | No
     if answer.knowledgebase:
         label += f" · from {answer.knowledgebase}"
     label += f" · part {part}/{parts}" if parts > 1 else ""
+    if part == parts and answer.asked:
+        label += f" · asked the wiki: “{truncate(answer.asked, 200)}”"
     return label + (f" · {hint}" if hint and part == parts else "")
 
 

@@ -260,6 +260,8 @@ def render_answer(
     tail: list[Block] = []
     if answer.related_pages:
         tail.append(section(_fit(related_pages(answer.related_pages))))
+    if answer.asked:
+        tail.append(context(f"Asked the wiki: “{escape(answer.asked[:300])}”"))
     source = SOURCE_LABELS.get(answer.source, escape(str(answer.source)))
     tail.append(context(f"{source} · from `{escape(answer.knowledgebase)}`" if answer.knowledgebase else source))
 

@@ -384,3 +384,12 @@ async def test_follow_up_search_fallback_uses_the_standalone_form() -> None:
     service, search = make_service(kb)
     await service.ask(Question("and on a Mac?", earlier=("How do I set up the VPN?",)))
     assert search.calls == ["and on a Mac (set up VPN)?"]
+
+
+async def test_a_follow_up_answer_says_what_the_wiki_was_asked() -> None:
+    kb = AiKnowledgeBase()
+    service, _ = make_service(kb)
+    follow_up = await service.ask(Question("and on a Mac?", earlier=("How do I set up the VPN?",)))
+    standalone = await service.ask(Question("How do I submit expenses?", earlier=("How do I set up the VPN?",)))
+    assert follow_up.asked == "and on a Mac (set up VPN)?" and standalone.asked is None
+    assert (await service.ask(Question("vpn?"))).asked is None
