@@ -44,6 +44,7 @@ STOPWORDS = frozenset(
     ok okay today tomorrow yesterday allowed able possible happen happens happened exactly actually really
     basically currently still ever else whats im ive id accidentally mistakenly recently usually typically
     generally simply already maybe perhaps probably count counts mean means meant
+    isn aren wasn weren don doesn didn hasn haven hadn shouldn wouldn couldn mustn needn
     """.split()  # noqa: SIM905 - a word list reads best as words
 )
 
@@ -57,7 +58,7 @@ _HOW_WORDS = frozenset(["long", "much", "many", "often", "soon", "far", "big", "
 
 #: "set up" is also searched as "setup", "log in" as "login", "roll back" as "rollback": wikis title pages
 #: with the compound while people ask with the phrasal verb.
-_PARTICLES = frozenset(["up", "in", "out", "off", "down", "over", "back"])
+PARTICLES = ("up", "in", "out", "off", "down", "over", "back")
 
 
 def query_terms(text: str) -> list[str]:
@@ -84,7 +85,7 @@ def _terms(text: str) -> list[tuple[str, str]]:
     for match in _WORD.finditer(scanned):
         typed = match.group(0).strip("_")
         word = typed.casefold()
-        if word in _PARTICLES and len(previous) > 1 and previous not in STOPWORDS and previous not in _PARTICLES:
+        if word in PARTICLES and len(previous) > 1 and previous not in STOPWORDS and previous not in PARTICLES:
             add(previous + word, joins=previous)
             if stem(previous) != previous:  # "rolling back" → "rollback" too
                 add(stem(previous) + word, joins=previous)
@@ -128,6 +129,8 @@ def stem(word: str) -> str:
     word = word.casefold()
     if not word.isascii():
         word = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    if len(word) < 3:
+        return word  # FTS5's porter leaves tokens under 3 characters alone ("us" stays "us", not "u")
     result: str = _stemmer().stemWord(word)
     return result
 
