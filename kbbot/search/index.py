@@ -605,7 +605,10 @@ class SearchIndex:
             if english and not (parts and word.endswith(PARTICLES)):
                 parts = []
             planned += [Term(word, part, vocabulary.docs(part), corrected=True) for part in parts]
-            if not parts:
+            form = vocabulary.other_form(word) if english and not parts else None
+            if form is not None:
+                planned.append(Term(word, form, vocabulary.docs(form), corrected=True))
+            elif not parts:
                 planned.append(Term(word, stem_, 0, english=english))
         return QueryPlan(tuple(planned), self._total_docs)
 

@@ -62,3 +62,12 @@ def test_plan_weights_rare_words_and_counts_compounds_only_when_found() -> None:
     assert 0 < plan.coverage({"set"}) < plan.coverage({"vpn"}) < 1.0
     assert plan.match() == '"set" OR "vpn" OR "vacat"*'
     assert QueryPlan((Term("zzzqqq", "zzzqqq", 0),), 10).match() is None  # nothing to look for
+
+
+def test_short_words_keep_their_form_as_fts5_porter_does() -> None:
+    # FTS5's porter tokenizer leaves tokens under 3 characters alone: "US" is indexed as "us".
+    assert stem("US") == "us" and stem("is") == "is" and stem("buses") == "buse"
+
+
+def test_contraction_fragments_are_no_search_terms() -> None:
+    assert query_terms("the secondary isn't answering, I shouldn't ask") == ["secondary", "answering", "ask"]
