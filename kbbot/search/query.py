@@ -191,9 +191,9 @@ CORRECTED_WEIGHT = 0.6
 #: says differently), a word the wiki has but the passage lacks this much,
 #: and a word elsewhere on the passage's page this much in its favour. Calibrated on benchmarks/answers.
 UNKNOWN_SHARE = 0.2
-UNKNOWN_WORD_SHARE = 0.6
-MISSING_SHARE = 0.8
-ON_PAGE_SHARE = 0.5
+UNKNOWN_WORD_SHARE = 0.3
+MISSING_SHARE = 0.5
+ON_PAGE_SHARE = 0.2
 
 
 @dataclass(frozen=True, slots=True)
