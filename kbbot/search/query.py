@@ -186,10 +186,13 @@ class Term:
 
 #: A typo-corrected word counts this much of a word typed right: the guess may be wrong.
 CORRECTED_WEIGHT = 0.6
-#: In :meth:`QueryPlan.coverage`: a word no page has counts this much against an answer (a typo or a code —
-#: "401k" — a little; an English word more: it may be the topic the wiki lacks — "gym" — or a word the wiki
-#: says differently), a word the wiki has but the passage lacks this much,
-#: and a word elsewhere on the passage's page this much in its favour. Calibrated on benchmarks/answers.
+#: In :meth:`QueryPlan.coverage` the answer must be in the passage: a word no page has counts this share of its
+#: weight against it (a typo or a code — "401k" — a little; an English word a little more: it may be the topic
+#: the wiki lacks — "gym" — but as often a word the wiki says differently — "abroad" for "another country"), a
+#: word the wiki has but the passage's page lacks this share, and a word the page has in another section
+#: counts fully, this share of it in favour (the page treats it apart: "parking" in the US section, "Berlin
+#: office" in another). Calibrated on the tuning half of benchmarks/answers (calibrate.py; the held-out half
+#: agrees).
 UNKNOWN_SHARE = 0.2
 UNKNOWN_WORD_SHARE = 0.3
 MISSING_SHARE = 0.5

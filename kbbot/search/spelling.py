@@ -11,12 +11,15 @@ Damerau–Levenshtein distance wins (RapidFuzz), ties going to the more common w
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
+import msgpack
 from english_words import get_english_words_set
-from wordfreq import get_frequency_dict
 from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein
 
@@ -44,9 +47,24 @@ def is_english(word: str) -> bool:
         with _english_lock:
             if _english is None:
                 words = get_english_words_set(["gcide"], lower=True, alpha=True)
-                words.update(w for w in get_frequency_dict("en", wordlist="small") if w.isalpha())
+                words.update(w for w in _frequent_words() if w.isalpha())
                 _english = frozenset(stem(w) for w in words)
     return stem(word) in _english
+
+
+def _frequent_words() -> list[str]:
+    """wordfreq's small English list, read from the package's data file in its documented "cBpack" format
+    (gzipped msgpack: a header, then lists of words by frequency). Importing wordfreq itself would load its
+    text-cleaning libraries too: 14 MB more in every process that meets an unknown word."""
+    spec = importlib.util.find_spec("wordfreq")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("wordfreq is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "small_en.msgpack.gz"
+    with gzip.open(path, "rb") as data:
+        header, *buckets = msgpack.load(data, raw=False)
+    if not isinstance(header, dict) or header.get("format") != "cB":
+        raise ValueError(f"unexpected wordfreq data in {path}: {header!r}")
+    return [word for bucket in buckets for word in bucket]
 
 
 class Vocabulary:
