@@ -18,7 +18,16 @@ from limits.aio.storage import Storage
 
 from kbbot.config import Settings
 from kbbot.core.outcomes import OutcomeLog
-from kbbot.core.ports import AnswerCache, Deduper, FeedbackStore, Outbox, QuotaGate, SavedThreadMap, SingleFlight
+from kbbot.core.ports import (
+    AnswerCache,
+    ConversationStore,
+    Deduper,
+    FeedbackStore,
+    Outbox,
+    QuotaGate,
+    SavedThreadMap,
+    SingleFlight,
+)
 from kbbot.store.namespace import namespace_from_settings
 
 FEEDBACK_FILENAME = "feedback.sqlite3"
@@ -40,6 +49,8 @@ class Stores:
     outbox: Outbox
     #: What became of each question and the billed AI calls per day (``kbbot gaps``, the dashboard).
     outcomes: OutcomeLog
+    #: Threads kbbot answered in, for follow-ups (:mod:`kbbot.core.conversations`).
+    conversations: ConversationStore
     #: ``limits`` storage for every per-token :class:`TokenRateLimiter`: None keeps the windows in process
     #: memory; the Redis one makes both windows one budget for every replica.
     limiter_storage: Storage | str | None = None
@@ -90,6 +101,8 @@ async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
 
 
 def _embedded_stores(settings: Settings) -> Stores:
+    from kbbot.store.conversations import FILENAME as CONVERSATIONS_FILENAME
+    from kbbot.store.conversations import SqliteConversations
     from kbbot.store.memory import LocalSingleFlight, MemoryDeduper, MemoryQuotaGate, TTLAnswerCache
     from kbbot.store.sqlite_feedback import SqliteFeedbackStore
     from kbbot.store.sqlite_outcomes import DEFAULT_FILENAME as OUTCOMES_FILENAME
@@ -102,6 +115,7 @@ def _embedded_stores(settings: Settings) -> Stores:
     thread_map = SqliteSavedThreadMap(data / DEFAULT_FILENAME)
     outbox = SqliteOutbox(data / DEFAULT_FILENAME)
     outcomes = SqliteOutcomeLog(data / OUTCOMES_FILENAME)
+    conversations = SqliteConversations(data / CONVERSATIONS_FILENAME)
     return Stores(
         kind="memory",
         cache=cache,
@@ -112,7 +126,10 @@ def _embedded_stores(settings: Settings) -> Stores:
         thread_map=thread_map,
         outbox=outbox,
         outcomes=outcomes,
-        _closers=[cache.aclose, feedback.aclose, thread_map.aclose, outbox.aclose, outcomes.aclose],
+        conversations=conversations,
+        _closers=[
+            cache.aclose, feedback.aclose, thread_map.aclose, outbox.aclose, outcomes.aclose, conversations.aclose
+        ],
     )
 
 
@@ -121,6 +138,7 @@ async def _redis_stores(settings: Settings, url: str, prefix: str) -> Stores:
     from limits.aio.storage import RedisStorage
 
     from kbbot.store import redis_store as rs
+    from kbbot.store.conversations import RedisConversations
     from kbbot.store.failover import (
         FailoverAnswerCache,
         FailoverDeduper,
@@ -180,6 +198,7 @@ async def _redis_stores(settings: Settings, url: str, prefix: str) -> Stores:
         thread_map=RequiredSavedThreadMap(rs.RedisSavedThreadMap(client, prefix=prefix), health),
         outbox=RequiredOutbox(rs.RedisOutbox(client, prefix=prefix), health),
         outcomes=FailoverOutcomeLog(RedisOutcomeLog(client, prefix=prefix), health),
+        conversations=RedisConversations(client, prefix=prefix),
         limiter_storage=FailoverLimiterStorage(limiter_windows, health),
         ping=health.probe(client.ping),
         namespace=prefix,

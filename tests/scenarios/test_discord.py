@@ -132,6 +132,7 @@ async def running(
     before_start: Callable[[discord.Client], None] | None = None,
     tracker: TaskTracker | None = None,
     gaps: Any = None,
+    conversations: Any = None,
     **settings: Any,
 ) -> AsyncIterator[discord.Client]:
     client = build_discord_client(
@@ -141,6 +142,7 @@ async def running(
         options=discord_options(Settings(**settings, kbbot_data_dir=data_dir)),
         client_options={"guild_ready_timeout": 0.05},
         gaps=gaps,
+        conversations=conversations,
         **({"in_flight": tracker.work} if tracker is not None else {}),
     )
 
