@@ -23,6 +23,7 @@ from benchmarks import (
     bench_check,
     bench_cli,
     bench_core,
+    bench_gaps,
     bench_import,
     bench_index,
     bench_knowledgebases,
@@ -126,7 +127,8 @@ def _knowledgebases_rows(table: Table, kbs: dict[str, Any]) -> None:
     _row(
         table,
         f"{count} knowledgebases: start (first start / restart)",
-        f"{kbs['first_start_seconds']} s / {kbs['start_seconds']} s (open_runtime {kbs['open_runtime_seconds']} s)",
+        f"{kbs['first_start_seconds']} s / {kbs['start_seconds']} s (open_runtime {kbs['open_runtime_seconds']} s; "
+        f"CPU {kbs['start_cpu_seconds']} s; one: {kbs['one_start_seconds']} s; load {kbs['load_average_1m']})",
         f"≤ {goal:g} s",
         kbs["start_ok"],
     )
@@ -148,6 +150,7 @@ def main() -> int:
         ("core", bench_core), ("burst", bench_burst), ("index", bench_index), ("render", bench_render),
         ("check", bench_check), ("answers", bench_answers), ("cli", bench_cli), ("import", bench_import),
         ("operations", bench_operations), ("slack", bench_slack), ("knowledgebases", bench_knowledgebases),
+        ("gaps", bench_gaps),
     )  # fmt: skip
     for name, bench in benches:
         console.print(f"running {name}…", style="dim")
@@ -251,6 +254,21 @@ def main() -> int:
         f"acks p95 {flood['ack_p95_ms']} ms, max {flood['ack_max_ms']} ms",
         "≤ 10 ms CPU each (was 360 ms); acks < 3000 ms",
         flood["cpu_ms_per_refused_request"] <= 10 and flood["ack_max_ms"] < 3000,
+    )
+    gaps = results["gaps"]
+    _row(
+        table,
+        f"group {gaps['gap_questions']:,} gap questions ({gaps['topics']} topics × 5 phrasings)",
+        f"{gaps['group_seconds']} s → {gaps['gaps_found']} gaps, {gaps['wrong_merges']} topics merged",
+        f"≤ {bench_gaps.GOAL_GROUP_S:g} s, 0 merged",
+        gaps["group_seconds"] <= bench_gaps.GOAL_GROUP_S and gaps["wrong_merges"] == 0,
+    )
+    _row(
+        table,
+        f"dashboard page, 90 days of {gaps['outcomes']:,} outcomes",
+        f"{gaps['page_seconds']} s ({gaps['page_kib']} KiB); record an outcome {gaps['record_ms']} ms",
+        f"≤ {bench_gaps.GOAL_PAGE_S:g} s; ≤ {bench_gaps.GOAL_RECORD_MS:g} ms",
+        gaps["page_seconds"] <= bench_gaps.GOAL_PAGE_S and gaps["record_ms"] <= bench_gaps.GOAL_RECORD_MS,
     )
     for what, value, goal, ok in bench_answers.rows(results["answers"]):
         _row(table, what, value, goal, ok)

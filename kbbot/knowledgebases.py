@@ -120,6 +120,19 @@ class Knowledgebases:
     def secrets(self) -> list[str]:
         return sorted({secret for s in self.settings.values() for secret in s.secrets()})
 
+    def placeholders(self, settings: Settings) -> list[str]:
+        """What still holds a template's placeholder (``replace-me``, ``example.com``), for `kbbot check`, never
+        the values: the environment variables of ``settings`` (the bot's), and with a file each table's keys
+        (``knowledgebases.NAME.KEY``, also for a secret its ``env:`` reference reads)."""
+        if not self.named:
+            return settings.placeholders()
+        own = {f.upper() for f in _OWN_FIELDS}
+        keys = {field.upper(): key for keys in (_COMMON, *_BY_BACKEND.values()) for key, field in keys.items()}
+        found = [env for env in settings.placeholders() if env not in own]
+        for name, kb in self.settings.items():
+            found += [f"knowledgebases.{name}.{keys[env]}" for env in kb.placeholders() if env in own]
+        return found
+
 
 def single(settings: Settings) -> Knowledgebases:
     """The environment's one knowledgebase, as before there were files."""
@@ -192,6 +205,8 @@ def _knowledgebase(
 ) -> Settings:
     where = f"knowledgebases.{name}"
     backend = table.get("backend")
+    if "backend" not in table:
+        raise problem(f'[{where}] needs backend = "perfectwiki", "mathub" or "local"')
     if backend not in _BY_BACKEND:
         raise problem(f"[{where}] backend = {backend!r}: unknown backend (use perfectwiki, mathub or local)")
     keys = {**_COMMON, **_BY_BACKEND[backend]}

@@ -9,8 +9,9 @@ factory) and nowhere else: backends, limiters and adapters get plain values. Eve
                                                    ThreadSaver)
 
 The environment names one knowledgebase; a ``KBBOT_CONFIG`` file (:mod:`kbbot.knowledgebases`) several: then
-each gets its own :func:`open_stack` — and its own stores (cache, quota breaker, saved-thread map, outbox, Redis
-namespace) — over the one HTTP client and metrics, and the adapters talk to a :class:`KnowledgebaseRouter`.
+each gets its own :func:`open_stack` — and its own HTTP client and stores (cache, quota breaker, saved-thread
+map, outbox, Redis namespace) — reporting to the one metrics, and the adapters talk to a
+:class:`KnowledgebaseRouter`.
 Opening the runtime makes no network call (a local knowledgebase is re-indexed from disk, which is cheap).
 Backends and adapters are imported only when configured.
 """
@@ -18,6 +19,7 @@ Backends and adapters are imported only when configured.
 from __future__ import annotations
 
 import sqlite3
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from rich.console import Console
 from kbbot import __version__
 from kbbot.config import Settings
 from kbbot.core.ask import AskService
+from kbbot.core.conversations import Conversations
 from kbbot.core.fairness import AskerQueue, pacer
 from kbbot.core.outcomes import OutcomeRecorder, RecordingFeedback
 from kbbot.core.ports import Asking, KnowledgeBase, MetricsSink, RateLimiter, Saving
@@ -72,9 +75,9 @@ class KnowledgebaseStack:
     #: What became of its questions, its billed AI calls and quota forecast (``kbbot gaps``, ``/admin``).
     outcomes: OutcomeRecorder
     #: Its configured name (``default`` for the environment's one knowledgebase), its settings and stores.
-    name: str = "default"
-    settings: Settings | None = None
-    stores: Stores | None = None
+    name: str
+    settings: Settings
+    stores: Stores
 
 
 @dataclass(frozen=True)
@@ -90,22 +93,22 @@ class Runtime:
     stores: Stores
     metrics: Metrics
     stack: KnowledgebaseStack
-    stacks: dict[str, KnowledgebaseStack] | None = None
-    router: KnowledgebaseRouter | None = None
-    knowledgebases: Knowledgebases | None = None
+    stacks: dict[str, KnowledgebaseStack]
+    router: KnowledgebaseRouter
+    knowledgebases: Knowledgebases
 
     @property
     def all_stacks(self) -> list[KnowledgebaseStack]:
-        return list(self.stacks.values()) if self.stacks else [self.stack]
+        return list(self.stacks.values())
 
     @property
     def asking(self) -> Asking:
         """What adapters ask: the router when several knowledgebases are configured."""
-        return self.router if self.router is not None and len(self.all_stacks) > 1 else self.stack.ask
+        return self.router if len(self.stacks) > 1 else self.stack.ask
 
     @property
     def saving(self) -> Saving:
-        return self.router if self.router is not None and len(self.all_stacks) > 1 else self.stack.saver
+        return self.router if len(self.stacks) > 1 else self.stack.saver
 
     @property
     def kb(self) -> KnowledgeBase:
@@ -126,6 +129,10 @@ class Runtime:
     @property
     def saver(self) -> ThreadSaver:
         return self.stack.saver
+
+    def conversations(self) -> Conversations:
+        """The threads kbbot answered in (follow-ups), in the stores of this runtime's knowledgebase."""
+        return Conversations(self.stores.conversations, self.stores.deduper)
 
     @property
     def outcomes(self) -> OutcomeRecorder:
@@ -177,18 +184,22 @@ async def open_runtime(
     prepare_data_dir(data)  # owner-only, and a clear line now if it is full, read-only or not ours
     warn_if_old_default_left_behind(data, explicit="kbbot_data_dir" in settings.model_fields_set)
     async with AsyncExitStack() as exit_stack:
-        # The wikis' HTTP client; local folders need none (making one is a third of `kbbot ask`'s start-up).
-        local = all(s.backend == "local" for s in kbs.settings.values())
-        http = None if local else await exit_stack.enter_async_context(_http_client(settings))
         # The default first: the scrape-time refresh of the shared 402 state is the default's.
         names = tuple(dict.fromkeys([kbs.routes.default, *kbs.settings]))
         metrics = Metrics(knowledgebases=names if kbs.named else ())
         stacks: dict[str, KnowledgebaseStack] = {}
         limiters: dict[tuple[str, str], RateLimiter] = {}
+        tls: ssl.SSLContext | None = None
         for name, kb_settings in kbs.settings.items():
             kb_data = kb_settings.kbbot_data_dir
             if kb_data != data:
                 prepare_data_dir(kb_data)
+            # Each wiki its own HTTP client (connection pool), so one slow wiki cannot hold the connections the
+            # others need; a local folder needs none (making one is a third of `kbbot ask`'s start-up).
+            http = None
+            if kb_settings.backend != "local":
+                tls = tls or _tls_context()
+                http = await exit_stack.enter_async_context(_http_client(kb_settings, tls))
             # Memory/SQLite, or Redis with REDIS_URL (then every replica shares them); pinged once when Redis.
             try:
                 stores = await build_stores(kb_settings, namespace=namespace_from_settings(kb_settings))
@@ -212,7 +223,6 @@ async def open_runtime(
             named=kbs.named,
         )
         stack = stacks[selected]
-        assert stack.settings is not None and stack.stores is not None
         yield Runtime(
             settings=stack.settings, console=console or Console(), stores=stack.stores, metrics=metrics,
             stack=stack, stacks=stacks, router=router, knowledgebases=kbs,
@@ -244,10 +254,19 @@ async def _choices(settings: Settings, kbs: Knowledgebases, exit_stack: AsyncExi
     return store
 
 
-def _http_client(settings: Settings) -> httpx.AsyncClient:
+def _tls_context() -> ssl.SSLContext:
+    """What every httpx client verifies servers with by default (certifi; SSL_CERT_FILE/SSL_CERT_DIR honoured)."""
+    import httpx
+
+    return httpx.create_ssl_context()
+
+
+def _http_client(settings: Settings, tls: ssl.SSLContext | None = None) -> httpx.AsyncClient:
+    """``tls``: one certificate store for every client (loading it is most of a client's cost)."""
     import httpx
 
     return httpx.AsyncClient(
+        verify=tls if tls is not None else True,
         timeout=settings.request_timeout_seconds,
         headers={"User-Agent": f"kbbot/{__version__}"},
         follow_redirects=False,
@@ -476,6 +495,7 @@ async def open_slack(
         in_flight=in_flight,
         router=rt.router,
         gaps=GapsReport(*(stack.outcomes for stack in rt.all_stacks)),
+        conversations=rt.conversations(),
     ) as slack:
         for stack in rt.all_stacks:
             stack.saver.listen("slack", slack.bot.on_saved)
@@ -508,7 +528,7 @@ def discord_client(rt: Runtime, *, in_flight: InFlight) -> discord.Client:
     client = build_discord_client(
         ask=rt.asking, saver=rt.saving, feedback=rt.stores.feedback, options=discord_options(rt.settings),
         in_flight=in_flight, router=rt.router,
-        gaps=GapsReport(*(stack.outcomes for stack in rt.all_stacks)),
+        gaps=GapsReport(*(stack.outcomes for stack in rt.all_stacks)), conversations=rt.conversations(),
     )
     poster = saved_poster(client)
     for stack in rt.all_stacks:

@@ -26,7 +26,8 @@ from kbbot.reports.digest import GapsReport, Poster, WeeklyDigest
 from kbbot.search.sync import IndexRefresher
 
 if TYPE_CHECKING:
-    from kbbot.runtime import Runtime
+    from kbbot.ops.metrics import Metrics, Refresher
+    from kbbot.runtime import KnowledgebaseStack, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +72,14 @@ async def serve(
     shutdown.install()
     async with AsyncExitStack() as stack:
         for kb in rt.all_stacks:  # each knowledgebase of KBBOT_CONFIG keeps its own index current
-            kb_settings = kb.settings or settings
-            await stack.enter_async_context(IndexRefresher(kb.syncer, kb_settings.index_refresh_seconds))
+            await stack.enter_async_context(IndexRefresher(kb.syncer, kb.settings.index_refresh_seconds))
         app = web.Application(middlewares=[request_id_middleware])
         app.add_routes(list(extra_routes))
         # With OPS_PORT, /readyz and /metrics move to an internal port; the public one keeps /healthz.
         ops_app = app if settings.ops_port is None else web.Application(middlewares=[request_id_middleware])
         readiness = mount_ops(
             ops_app, kb=rt.kb, stores=rt.stores, metrics=rt.metrics, draining=lambda: shutdown.draining,
-            refreshers=[ai_quota_refresher(rt.outcomes.quota)],
+            refreshers=[ai_quota_refresher(rt.outcomes.quota), *_other_quota_refreshers(rt)],
         )
         if settings.kbbot_admin_token is not None:  # GET /admin, next to /metrics
             from kbbot.ops.dashboard import mount_admin
@@ -168,6 +168,19 @@ async def _stop_asking(rt: Runtime, *, answer_within: float) -> None:
     every waiting asker hears "restarting" while the bot can still post it."""
     for kb in rt.all_stacks:
         kb.ask.close(answer_within=max(0.0, answer_within))
+
+
+def _other_quota_refreshers(rt: Runtime) -> list[Refresher]:
+    """With several knowledgebases, each one's (maybe Redis-shared) 402 state goes into its ``kb`` series at
+    every scrape, as the default's does (mount_ops)."""
+
+    def refresher(stack: KnowledgebaseStack) -> Refresher:
+        async def refresh(metrics: Metrics) -> None:
+            metrics.quota_state(await stack.stores.quota.state(), kb=stack.name)
+
+        return refresh
+
+    return [refresher(stack) for stack in rt.all_stacks if stack is not rt.stack]
 
 
 def _of(rt: Runtime, name: str) -> str:

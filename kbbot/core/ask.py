@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from kbbot.core.fairness import AskerQueue
+from kbbot.core.followups import standalone_question
 from kbbot.core.models import Answer, Question, Source
 from kbbot.core.outcomes import OutcomeRecorder
 from kbbot.core.page_block import strip_markers
@@ -178,6 +179,10 @@ class AskService:
         source = "error"
         try:
             answer = await self._answer(question, on_queued)
+            if question.earlier and (standalone := self._standalone(question)) != clean_question(
+                question.text, max_chars=self._max_chars
+            ):
+                answer = replace(answer, asked=standalone)
             source = answer.source.value
             self._count_lookup(hit=answer.source is Source.CACHE)
             # One structured line per answer (never the question text: it may be personal).
@@ -196,15 +201,23 @@ class AskService:
         """The question's outcome for ``kbbot gaps`` and the dashboard (``answer`` None: it failed)."""
         if self._outcomes is None:
             return
-        text = clean_question(question.text, max_chars=self._max_chars)
+        text = self._standalone(question)
         channel = question.conversation_key.partition(":")[0]
         if answer is None:
             await self._outcomes.failed(platform=question.platform, channel=channel, question=text)
         else:
             await self._outcomes.answered(platform=question.platform, channel=channel, question=text, answer=answer)
 
-    async def _answer(self, question: Question, on_queued: QueueListener | None) -> Answer:
+    def _standalone(self, question: Question) -> str:
+        """The question as it goes upstream: cleaned, and a follow-up carrying its thread's topic. The cache
+        key, the flight, the AI and the search fallback all see this form, so the same follow-up in another
+        thread on the same topic costs no second billed call."""
         text = clean_question(question.text, max_chars=self._max_chars)
+        earlier = [e for e in question.earlier if e.strip()]
+        return standalone_question(text, earlier)[: self._max_chars] if earlier else text
+
+    async def _answer(self, question: Question, on_queued: QueueListener | None) -> Answer:
+        text = self._standalone(question)
         key = normalize_question(text)
         if (cached := await self._cached(key)) is not None:
             return cached

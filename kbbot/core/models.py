@@ -31,7 +31,9 @@ class Question:
     ``conversation_key`` identifies where the answer goes (e.g. Slack ``C1:1700000000.0001``); ``platform`` is
     ``slack``, ``discord``, ``terminal`` or ``cli`` and only labels metrics and logs. ``places`` are where it
     was asked, most specific first (Slack: the channel; Discord: channel, parent channel, server) and
-    ``direct`` marks a direct message: they pick the knowledgebase when several are configured.
+    ``direct`` marks a direct message: they pick the knowledgebase when several are configured. ``earlier``
+    are the questions kbbot already answered in the same thread, oldest first: a follow-up that leans on them
+    goes upstream as a standalone question (:mod:`kbbot.core.followups`).
     """
 
     text: str
@@ -40,6 +42,7 @@ class Question:
     platform: str = "cli"
     places: tuple[str, ...] = ()
     direct: bool = False
+    earlier: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,9 @@ class Answer:
     relevance: float | None = None
     #: The knowledgebase that answered, when several are configured (shown in the answer's context line).
     knowledgebase: str | None = None
+    #: The standalone question the wiki was asked, when it differs from what was typed: a follow-up carrying
+    #: its thread's topic (shown with the answer, so people see why it answered what it did).
+    asked: str | None = None
 
     def confident(self, min_relevance: float) -> bool:
         """Worth saying unasked: not empty, and a search answer at least ``min_relevance`` relevant."""

@@ -188,6 +188,38 @@ class Saving(Protocol):
     ) -> SavedPage: ...
 
 
+# --- conversations (follow-ups) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """What kbbot remembers of a thread it answered in (see :mod:`kbbot.core.conversations`)."""
+
+    #: The questions kbbot answered there, oldest first (the last few): the topic of follow-ups.
+    questions: tuple[str, ...] = ()
+    #: kbbot's last answer there was empty or got a 👎: the next person to answer may know better.
+    needs_help: bool = False
+    #: "@kbbot stop" or 🛑: replies there are no longer follow-ups.
+    stopped: bool = False
+
+
+class ConversationStore(Protocol):
+    """Threads kbbot answered in, by thread key (``platform:…``), and its answer messages' keys → their thread.
+    Durable (SQLite) or shared by every replica (Redis); entries expire after ``ttl_seconds`` untouched."""
+
+    async def get(self, key: str) -> Conversation | None: ...
+
+    async def put(self, key: str, conversation: Conversation, ttl_seconds: int) -> None: ...
+
+    async def link(self, message_key: str, key: str, ttl_seconds: int) -> None:
+        """Remember that the message ``message_key`` (one of kbbot's answers) belongs to thread ``key``."""
+        ...
+
+    async def thread_of(self, message_key: str) -> str | None: ...
+
+    async def aclose(self) -> None: ...
+
+
 # --- saving threads -----------------------------------------------------------------------------------
 
 

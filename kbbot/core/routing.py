@@ -111,7 +111,8 @@ class KnowledgebaseRouter:
             current = await self.chosen(platform, person)
             return f"Your direct messages ask `{current}`. Knowledgebases: {names}."
         if name not in self._asks:
-            shown = "".join(c for c in name[:40] if c.isalnum() or c in "-_.")
-            return f"There is no knowledgebase `{shown}`. Choose one of: {names}."
+            shown = "".join(c for c in name[:40] if c.isascii() and (c.isalnum() or c in "-_."))
+            which = f"`{shown}`" if shown else "of that name"
+            return f"There is no knowledgebase {which}. Choose one of: {names}."
         await self._choices.set(f"{platform}:{person}", name)
         return f"Your direct messages now ask `{name}`. Channels keep their own knowledgebase."

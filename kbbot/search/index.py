@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kbbot.errors import SearchIndexError
+from kbbot.errors import ConfigError, SearchIndexError
 from kbbot.search.query import QueryPlan, Term, matched_terms, plan_terms
 from kbbot.search.saved_chats import below_their_sources
 from kbbot.search.spelling import Vocabulary, is_english
@@ -272,7 +272,7 @@ class SearchIndex:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbbot-index")
             try:
                 await self._run(self._open_sync)
-            except SearchIndexError:
+            except (SearchIndexError, ConfigError):
                 await self.aclose()
                 raise
             except OSError as exc:
@@ -332,7 +332,8 @@ class SearchIndex:
 
     def _open_ranking_sync(self) -> None:
         if not tantivy_available():
-            raise SearchIndexError(
+            # A setting the installation cannot honour: exit 2 (fix the settings), like every other one.
+            raise ConfigError(
                 "SEARCH_ENGINE=tantivy needs the tantivy library: pip install 'kbbot[tantivy]' (or leave "
                 "SEARCH_ENGINE unset for the built-in SQLite search)."
             )

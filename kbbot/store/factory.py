@@ -1,6 +1,6 @@
 """One place that picks the store implementations: embedded (memory + SQLite) or shared (Redis).
 
-The startup function calls :func:`build_stores` (or ``async with open_stores(settings) as stores``) and hands
+The composition root calls :func:`build_stores` (``async with await build_stores(settings) as stores``) and hands
 the parts to the core. Without ``REDIS_URL`` one process keeps its state in memory and SQLite files under
 ``KBBOT_DATA_DIR``; with it, every replica shares cache, single-flight, the 402 breaker, dedupe, feedback, the
 saved-thread map, the save outbox and the rate-limit windows through Redis. The core sees the same protocols
@@ -9,8 +9,7 @@ either way and never asks which it got.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,7 +17,16 @@ from limits.aio.storage import Storage
 
 from kbbot.config import Settings
 from kbbot.core.outcomes import OutcomeLog
-from kbbot.core.ports import AnswerCache, Deduper, FeedbackStore, Outbox, QuotaGate, SavedThreadMap, SingleFlight
+from kbbot.core.ports import (
+    AnswerCache,
+    ConversationStore,
+    Deduper,
+    FeedbackStore,
+    Outbox,
+    QuotaGate,
+    SavedThreadMap,
+    SingleFlight,
+)
 from kbbot.store.namespace import namespace_from_settings
 
 FEEDBACK_FILENAME = "feedback.sqlite3"
@@ -40,6 +48,8 @@ class Stores:
     outbox: Outbox
     #: What became of each question and the billed AI calls per day (``kbbot gaps``, the dashboard).
     outcomes: OutcomeLog
+    #: Threads kbbot answered in, for follow-ups (:mod:`kbbot.core.conversations`).
+    conversations: ConversationStore
     #: ``limits`` storage for every per-token :class:`TokenRateLimiter`: None keeps the windows in process
     #: memory; the Redis one makes both windows one budget for every replica.
     limiter_storage: Storage | str | None = None
@@ -80,16 +90,9 @@ async def build_stores(settings: Settings, *, namespace: str | None = None) -> S
     return _embedded_stores(settings)
 
 
-@contextlib.asynccontextmanager
-async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
-    stores = await build_stores(settings)
-    try:
-        yield stores
-    finally:
-        await stores.aclose()
-
-
 def _embedded_stores(settings: Settings) -> Stores:
+    from kbbot.store.conversations import FILENAME as CONVERSATIONS_FILENAME
+    from kbbot.store.conversations import SqliteConversations
     from kbbot.store.memory import LocalSingleFlight, MemoryDeduper, MemoryQuotaGate, TTLAnswerCache
     from kbbot.store.sqlite_feedback import SqliteFeedbackStore
     from kbbot.store.sqlite_outcomes import DEFAULT_FILENAME as OUTCOMES_FILENAME
@@ -102,6 +105,7 @@ def _embedded_stores(settings: Settings) -> Stores:
     thread_map = SqliteSavedThreadMap(data / DEFAULT_FILENAME)
     outbox = SqliteOutbox(data / DEFAULT_FILENAME)
     outcomes = SqliteOutcomeLog(data / OUTCOMES_FILENAME)
+    conversations = SqliteConversations(data / CONVERSATIONS_FILENAME)
     return Stores(
         kind="memory",
         cache=cache,
@@ -112,7 +116,10 @@ def _embedded_stores(settings: Settings) -> Stores:
         thread_map=thread_map,
         outbox=outbox,
         outcomes=outcomes,
-        _closers=[cache.aclose, feedback.aclose, thread_map.aclose, outbox.aclose, outcomes.aclose],
+        conversations=conversations,
+        _closers=[
+            cache.aclose, feedback.aclose, thread_map.aclose, outbox.aclose, outcomes.aclose, conversations.aclose
+        ],
     )
 
 
@@ -121,6 +128,7 @@ async def _redis_stores(settings: Settings, url: str, prefix: str) -> Stores:
     from limits.aio.storage import RedisStorage
 
     from kbbot.store import redis_store as rs
+    from kbbot.store.conversations import RedisConversations
     from kbbot.store.failover import (
         FailoverAnswerCache,
         FailoverDeduper,
@@ -180,6 +188,7 @@ async def _redis_stores(settings: Settings, url: str, prefix: str) -> Stores:
         thread_map=RequiredSavedThreadMap(rs.RedisSavedThreadMap(client, prefix=prefix), health),
         outbox=RequiredOutbox(rs.RedisOutbox(client, prefix=prefix), health),
         outcomes=FailoverOutcomeLog(RedisOutcomeLog(client, prefix=prefix), health),
+        conversations=RedisConversations(client, prefix=prefix),
         limiter_storage=FailoverLimiterStorage(limiter_windows, health),
         ping=health.probe(client.ping),
         namespace=prefix,

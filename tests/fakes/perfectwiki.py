@@ -121,6 +121,8 @@ class _State:
     counts: Counter[str] = field(default_factory=Counter)
     total: int = 0
     queries: int = 0
+    #: The ``q`` of every AI query received, in order.
+    asked: list[str] = field(default_factory=list)
     billed: int = 0
     rate_limited: int = 0
     quota_exceeded: int = 0
@@ -317,6 +319,11 @@ class FakePerfectWiki:
         with self._lock:
             return [{**p, "tags": list(p["tags"])} for p in self._s.pages.values()]
 
+    def asked(self) -> list[str]:
+        """The ``q`` of every AI query received so far, in order (what kbbot sent upstream)."""
+        with self._lock:
+            return list(self._s.asked)
+
     def stats(self) -> Stats:
         with self._lock:
             s = self._s
@@ -337,6 +344,7 @@ class FakePerfectWiki:
             s.counts.clear()
             s.total = s.queries = s.billed = s.rate_limited = s.quota_exceeded = s.server_errors = 0
             s.log.clear()
+            s.asked.clear()
 
     # --- the server -------------------------------------------------------------------------------
 
@@ -517,6 +525,7 @@ class FakePerfectWiki:
                 raise _HttpError(400, "q is required")
             with self._lock:
                 self._s.queries += 1
+                self._s.asked.append(q)
                 if self._s.ai_quota is not None and self._s.billed >= self._s.ai_quota:
                     raise _HttpError(402, "Payment Required: AI query limit exceeded")
                 self._s.billed += 1

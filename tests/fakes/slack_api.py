@@ -667,6 +667,17 @@ def message_event(channel: str, user: str, text: str, ts: str, *, channel_type: 
     return event
 
 
+def reaction_event(
+    channel: str, user: str, reaction: str, item_ts: str, *, item_user: str = BOT_USER_ID
+) -> dict[str, Any]:
+    """``reaction_added`` as documented (docs.slack.dev/reference/events/reaction_added, the example payload:
+    ``user``, ``reaction``, ``item_user``, ``item`` {type message, channel, ts}, ``event_ts``)."""
+    return {
+        "type": "reaction_added", "user": user, "reaction": reaction, "item_user": item_user,
+        "item": {"type": "message", "channel": channel, "ts": item_ts}, "event_ts": f"{time.time():.6f}",
+    }
+
+
 def bot_message_event(channel: str, text: str, ts: str, *, channel_type: str = "im") -> dict[str, Any]:
     """Another app's post (bolt-python test_message_bot.py bot_message_event_payload)."""
     return {

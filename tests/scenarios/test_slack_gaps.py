@@ -58,3 +58,14 @@ def test_status_shows_the_ai_quota_forecast() -> None:
     text = _all_text(render_status(**common, ai_quota=QuotaForecast(10, 1000, 1.0, None)).blocks)
     assert "10 of 1,000 billed calls (1%), runs out after this month" in text and ":warning:" not in text
     assert "AI quota this month" not in _all_text(render_status(**common).blocks)
+
+
+async def test_gaps_in_a_direct_message() -> None:
+    from tests.fakes.slack_api import message_event
+    from tests.scenarios.slack_support import DM
+
+    async with slack_rig(options=SlackOptions(admin_users=(ALICE,))) as rig:
+        await rig.event(message_event(DM, ALICE, "gaps", "1700000700.000700"))
+        [post] = await rig.slack.await_for("chat.postMessage")
+        assert post.params["channel"] == DM and "Top knowledge gaps, last 7 days" in str(post.params["blocks"])
+        assert rig.pw.stats().queries == 0  # a command, not a question

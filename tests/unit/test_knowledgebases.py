@@ -107,6 +107,7 @@ def test_redis_prefix_of_the_bot_gives_each_knowledgebase_its_own_namespace() ->
     [
         ('[knowledgebases.a]\nbackend = "confluence"', "[knowledgebases.a] backend = 'confluence': unknown backend"),
         ('[knowledgebases.a]\nbackend = "local"\nfolderr = "x"', "[knowledgebases.a] unknown key 'folderr'"),
+        ('[knowledgebases.a]\nfolder = "x"', '[knowledgebases.a] needs backend = "perfectwiki", "mathub" or "local"'),
         ('[knowledgebases.a]\nbackend = "local"\nproject = "x"', "[knowledgebases.a] unknown key 'project'"),
         ('[knowledgebase.a]\nbackend = "local"', "unknown key 'knowledgebase'"),
         ('[knowledgebases.a]\nbackend = "perfectwiki"\napi_token = "env:NOPE"',
@@ -223,3 +224,25 @@ def test_slack_use_is_a_command_only_when_there_is_a_choice() -> None:
     assert parse_command("use maths", choosing=True) == Command("use", "maths")
     assert parse_command("use", choosing=True) == Command("use", "")
     assert parse_command("use the VPN from a hotel?", choosing=True) == Command("ask", "use the VPN from a hotel?")
+
+
+def test_a_secret_with_a_line_break_or_a_non_utf8_file_is_refused_without_echo(tmp_path: Path) -> None:
+    text = '[knowledgebases.a]\nbackend = "perfectwiki"\napi_token = "env:PW_ENG_TOKEN"\n'
+    with pytest.raises(ConfigError) as caught:
+        parse(text, env={"PW_ENG_TOKEN": "pw-secret\nsecond-line"})
+    assert "api_token: contains a space, line break" in str(caught.value) and "pw-secret" not in str(caught.value)
+    broken = tmp_path / "kbbot.toml"
+    broken.write_bytes(b'[knowledgebases.a]\nbackend = "local" # \xff\xfe\n')
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_knowledgebases(Settings(kbbot_config=broken), {})
+
+
+def test_check_names_the_table_keys_still_holding_placeholders() -> None:
+    kbs = parse(EXAMPLE, env={**ENV, "PW_HR_TOKEN": "replace-me"})
+    assert parse("[knowledgebases.a]\nbackend = 'local'").placeholders(Settings()) == []
+    assert kbs.placeholders(Settings(slack_bot_token="xoxb-your-token")) == [
+        "SLACK_BOT_TOKEN",
+        "knowledgebases.engineering.page_url_template",  # https://eng.example.com/{id}
+        "knowledgebases.handbook.api_token",
+        "knowledgebases.maths.base_url",
+    ]

@@ -17,9 +17,10 @@ SCOPES_BY_USE = {
     "chat.postMessage / chat.postEphemeral": "chat:write",
     "slash command + shortcut": "commands",
     "reactions.add / reactions.remove": "reactions:write",
+    "reaction_added event (🛑 ends follow-ups)": "reactions:read",
     "users.info": "users:read",
-    "conversations.replies (public)": "channels:history",
-    "conversations.replies (private)": "groups:history",
+    "conversations.replies (public) + message.channels (follow-ups)": "channels:history",
+    "conversations.replies (private) + message.groups (follow-ups)": "groups:history",
     "conversations.replies (DM) + message.im": "im:history",
     "conversations.replies (group DM)": "mpim:history",
     "conversations.info/members (public)": "channels:read",
@@ -39,7 +40,9 @@ def test_manifest_matches_the_code() -> None:
     [shortcut] = features["shortcuts"]
     assert (shortcut["type"], shortcut["callback_id"]) == ("message", SAVE_SHORTCUT_CALLBACK)
 
-    assert sorted(settings["event_subscriptions"]["bot_events"]) == ["app_mention", "message.im"]
+    assert sorted(settings["event_subscriptions"]["bot_events"]) == [
+        "app_mention", "message.channels", "message.groups", "message.im", "reaction_added",
+    ]
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted(set(SCOPES_BY_USE.values()))
     assert "user" not in manifest["oauth_config"]["scopes"]
 

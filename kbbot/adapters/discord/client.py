@@ -37,6 +37,7 @@ from kbbot.adapters.discord.guilds import GuildGate
 from kbbot.adapters.discord.handlers import NONE, DiscordHandlers, Interaction
 from kbbot.adapters.discord.render import render_text
 from kbbot.adapters.discord.sync import CommandSync
+from kbbot.core.conversations import Conversations
 from kbbot.core.ports import Asking, FeedbackStore, Saving
 from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.errors import ConfigError, ShuttingDown
@@ -243,6 +244,7 @@ def build_discord_client(
     in_flight: InFlight = _untracked,
     router: KnowledgebaseRouter | None = None,
     gaps: GapsReport | None = None,
+    conversations: Conversations | None = None,
 ) -> discord.Client:
     """The Discord adapter, ready for ``client.start(token)``. Call inside the running event loop.
 
@@ -272,6 +274,7 @@ def build_discord_client(
         save_roles=options.save_roles,
         auto_channels=options.auto_channels,
         auto_min_relevance=options.auto_min_relevance,
+        conversations=conversations,
     )
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
     tree.interaction_check = gate.interaction_check  # type: ignore[method-assign]
@@ -287,7 +290,7 @@ def build_discord_client(
         settle_message_content(client, options)
         gate.warn_if_public()
         # Registered before the gateway connects, so clicks on answers sent before a restart still work.
-        client.add_view(feedback_view(feedback))
+        client.add_view(feedback_view(feedback, on_vote=handlers.on_vote))
         if sync_commands and client.application_id is not None:
             await syncer.sync(client.application_id)
 
@@ -297,6 +300,10 @@ def build_discord_client(
                 await handlers.on_message(message)
         except ShuttingDown as exc:
             await handlers.refuse(message, exc)
+
+    async def on_raw_reaction_add(payload: discord.RawReactionActionEvent) -> None:
+        async with in_flight():
+            await handlers.on_reaction(payload)
 
     async def on_ready() -> None:
         log.info("Discord: connected as %s to %d servers", client.user, len(client.guilds))
@@ -309,5 +316,6 @@ def build_discord_client(
     fall_back_on_4014(client, options)
     client.event(on_message)
     client.event(on_ready)
+    client.event(on_raw_reaction_add)
     client.event(on_guild_join)
     return client

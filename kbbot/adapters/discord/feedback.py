@@ -8,12 +8,16 @@ Because nothing is kept in memory per message, the question is read back from th
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import discord
 
 from kbbot.core.ports import FeedbackStore
 
 log = logging.getLogger(__name__)
+
+#: Hears a recorded vote: the answer message voted on, and whether it was 👍.
+OnVote = Callable[[discord.Message | None, bool], Awaitable[None]]
 
 UP_ID = "kbbot:feedback:up"
 DOWN_ID = "kbbot:feedback:down"
@@ -24,7 +28,7 @@ THANKS = {True: "Thanks! Glad it helped.", False: "Thanks for telling us; the wi
 class VoteButton(discord.ui.Button[discord.ui.View]):
     """One of the two vote buttons; records the vote and answers the click ephemerally."""
 
-    def __init__(self, *, helpful: bool, store: FeedbackStore) -> None:
+    def __init__(self, *, helpful: bool, store: FeedbackStore, on_vote: OnVote | None = None) -> None:
         super().__init__(
             style=discord.ButtonStyle.secondary,
             emoji="👍" if helpful else "👎",
@@ -32,6 +36,7 @@ class VoteButton(discord.ui.Button[discord.ui.View]):
         )
         self._helpful = helpful
         self._store = store
+        self._on_vote = on_vote
 
     async def callback(self, interaction: discord.Interaction[discord.Client]) -> None:
         question = question_of(interaction.message)
@@ -49,6 +54,8 @@ class VoteButton(discord.ui.Button[discord.ui.View]):
         await interaction.response.send_message(
             THANKS[self._helpful], ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
+        if self._on_vote is not None:
+            await self._on_vote(interaction.message, self._helpful)
 
 
 def question_of(message: discord.Message | None) -> str:
@@ -61,11 +68,12 @@ def question_of(message: discord.Message | None) -> str:
     return f"message:{message.id}"
 
 
-def feedback_view(store: FeedbackStore) -> discord.ui.View:
-    """The view to attach to answers and to register once with ``client.add_view`` at startup."""
+def feedback_view(store: FeedbackStore, on_vote: OnVote | None = None) -> discord.ui.View:
+    """The view to attach to answers and to register once with ``client.add_view`` at startup (``on_vote``
+    hears each recorded vote: a 👎 makes the next human answer in that conversation worth saving)."""
     view = discord.ui.View(timeout=None)
-    view.add_item(VoteButton(helpful=True, store=store))
-    view.add_item(VoteButton(helpful=False, store=store))
+    view.add_item(VoteButton(helpful=True, store=store, on_vote=on_vote))
+    view.add_item(VoteButton(helpful=False, store=store, on_vote=on_vote))
     return view
 
 

@@ -21,6 +21,7 @@ from kbbot.adapters.discord.history import blanked, display_names, read_thread, 
 from kbbot.adapters.discord.permissions import can_read_history, denied_text, may_save
 from kbbot.adapters.discord.render import OutgoingMessage, render_answer, render_text, safe
 from kbbot.core.ask import queue_notice
+from kbbot.core.conversations import Conversations, Reply
 from kbbot.core.models import Answer, Asker, Question, SavedPage
 from kbbot.core.ports import Asking, FeedbackStore, Saving
 from kbbot.core.replies import error_reply, masked_note
@@ -60,6 +61,15 @@ BLANK_HISTORY = (
 )
 #: Put on a question while the answer is being worked on (the invite's Add Reactions permission), as in Slack.
 WORKING = "👀"
+#: Under answers when the Message Content intent is off: replies without a mention arrive without their text.
+FOLLOW_UP_HINT = "Mention me to ask a follow-up"
+STOP_EMOJI = frozenset({"🛑"})
+FOLLOWUPS_STOPPED = "OK, I'll stop answering replies here. Mention me if you need me again."
+FOLLOWUPS_NOT_FOLLOWING = "I'm not following this conversation: I only answer replies where I answered."
+SAVE_OFFER = (
+    "💡 I couldn't answer this from the wiki, but this thread looks like it has the answer now. Save it with "
+    "`/save-thread` (or right-click a message → Apps → Save thread to wiki), so the next person gets it from me."
+)
 
 
 Interaction = discord.Interaction[discord.Client]
@@ -79,6 +89,7 @@ class DiscordHandlers:
         save_roles: Sequence[str] = (),
         auto_channels: Sequence[int] = (),
         auto_min_relevance: float = 0.0,
+        conversations: Conversations | None = None,
     ) -> None:
         self._client = client
         self._gate = gate or GuildGate(client, ())
@@ -88,6 +99,8 @@ class DiscordHandlers:
         self._save_roles = tuple(save_roles)
         self._auto_channels = frozenset(auto_channels)
         self._auto_min_relevance = auto_min_relevance
+        #: Conversations kbbot answered in (follow-ups); None: only mentions, DMs and auto channels are answered.
+        self._conversations = conversations
 
     # ------------------------------------------------------------------------------------------ asking
 
@@ -102,11 +115,14 @@ class DiscordHandlers:
             return None
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return None
-        content = message.content or ""
-        own = self._own_mention(message, me.id)
-        if self._unasked(message) and not self._auto_answers(message, content):
+        if self._unasked(message) and not self._auto_answers(message, message.content or ""):
             return None
-        text = own.sub(" ", content)
+        return self._plain(message)
+
+    def _plain(self, message: discord.Message) -> str:
+        """The message's text for the wiki: without the bot's mention, other mentions as names."""
+        me = self._client.user
+        text = self._own_mention(message, me.id).sub(" ", message.content or "") if me else message.content or ""
         # Other mentions → names, so the wiki AI sees "@Ana", not "<@1234>".
         for user in message.mentions:
             # The name goes in as a replacement template: its backslashes are doubled to stay backslashes.
@@ -146,14 +162,25 @@ class DiscordHandlers:
             await self._gate.leave_if_not_allowed(discord.Object(id=guild_id))
             return
         text = self.question_text(message)
+        key = await self._conversation_of(message)
+        earlier: tuple[str, ...] = ()
+        followed = text is None
         if text is None:
-            return
+            follow_up = await self._follow_up(message, key) if key is not None else None
+            if follow_up is None:
+                return
+            text, earlier = follow_up
+        elif key is not None:
+            if text.strip().casefold().rstrip(".!") == "stop":
+                await self._stop(message, key)
+                return
+            earlier = await self._conversations.earlier(key) if self._conversations else ()
         if guild_id is None and not await self._gate.serves(None, message.author.id):
             log.warning(
                 "Discord: ignored a DM from user %s, who is in none of DISCORD_ALLOWED_GUILDS", message.author.id
             )
             return
-        question = _question(text, message.author, message.channel, message.id)
+        question = dataclasses.replace(_question(text, message.author, message.channel, message.id), earlier=earlier)
         notice = queue_notice(lambda text: self._reply_text(message, "⏳ " + text))
         await self._react(message, add=True)
         try:
@@ -163,13 +190,76 @@ class DiscordHandlers:
             except Exception as exc:
                 await self._reply_text(message, self._describe(exc))
                 return
-            if self._unasked(message) and not answer.confident(self._auto_min_relevance):
+            if self._unasked(message) and not followed and not answer.confident(self._auto_min_relevance):
                 # Nobody asked the bot: a "couldn't find it" or a weak quote would only be noise.
                 log.info("Discord: stayed quiet in an auto-answer channel (no confident answer)")
                 return
-            await self._reply_answer(message, answer, question.text)
+            sent = await self._reply_answer(message, answer, question.text)
+            if self._conversations is not None and sent:
+                await self._conversations.answered(
+                    key or _conversation_key(message), question.text, empty=answer.empty or not answer.text.strip(),
+                    messages=[_message_key(i) for i in sent],
+                )
         finally:
             await self._react(message, add=False)
+
+    # ------------------------------------------------------------------------------------------ follow-ups
+
+    async def _conversation_of(self, message: discord.Message) -> str | None:
+        """The conversation ``message`` continues: the one of kbbot's answer it replies to, else the thread it
+        is in (whether kbbot answered there is the conversation store's to say)."""
+        if self._conversations is None:
+            return None
+        ref = message.reference
+        if ref is not None and ref.message_id is not None:
+            key = await self._conversations.thread_of(_message_key(ref.message_id))
+            if key is not None:
+                return key
+        if isinstance(message.channel, discord.Thread):
+            return _thread_key(message.channel.id)
+        return None
+
+    async def _follow_up(self, message: discord.Message, key: str) -> tuple[str, tuple[str, ...]] | None:
+        """A person's message without a mention in conversation ``key``: (text, earlier questions) to answer,
+        or None (not a follow-up, an acknowledgement, or a save offer that was posted instead). Needs the
+        Message Content intent: without it Discord sends such messages without their text."""
+        me = self._client.user
+        if self._conversations is None or me is None or not self._client.intents.message_content:
+            return None
+        if message.author.bot or message.webhook_id is not None or message.author.id == me.id:
+            return None
+        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return None
+        text = self._plain(message)
+        decision = await self._conversations.decide(key, text)
+        if decision.reply is Reply.ANSWER:
+            return text, decision.earlier
+        if decision.reply is Reply.OFFER_SAVE and isinstance(message.channel, discord.Thread):
+            await message.channel.send(SAVE_OFFER, allowed_mentions=NONE)
+        elif decision.reply is Reply.ACKNOWLEDGED:
+            log.info("Discord: an acknowledgement in a conversation I answered; no answer needed")
+        return None
+
+    async def _stop(self, message: discord.Message, key: str) -> None:
+        stopped = self._conversations is not None and await self._conversations.stop(key)
+        await self._reply_text(message, FOLLOWUPS_STOPPED if stopped else FOLLOWUPS_NOT_FOLLOWING)
+
+    async def on_reaction(self, payload: discord.RawReactionActionEvent) -> None:
+        """🛑 on one of kbbot's answers ends follow-ups in its conversation."""
+        me = self._client.user
+        if self._conversations is None or str(payload.emoji) not in STOP_EMOJI or (me and payload.user_id == me.id):
+            return
+        key = await self._conversations.thread_of(_message_key(payload.message_id))
+        if key is not None and await self._conversations.stop(key):
+            log.info("Discord: follow-ups stopped by a 🛑 reaction")
+
+    async def on_vote(self, message: discord.Message | None, helpful: bool) -> None:
+        """A 👍/👎 on an answer: after a 👎, the next person answering in its conversation is offered a save."""
+        if helpful or message is None or self._conversations is None:
+            return
+        key = await self._conversations.thread_of(_message_key(message.id))
+        if key is not None:
+            await self._conversations.downvoted(key)
 
     async def _react(self, message: discord.Message, *, add: bool) -> None:
         """👀 on the question while working; a missing permission or a deleted question only skips it."""
@@ -291,12 +381,16 @@ class DiscordHandlers:
             log.exception("unexpected error while handling a Discord request", exc_info=exc)
         return error_reply(exc)
 
-    async def _reply_answer(self, message: discord.Message, answer: Answer, question: str) -> None:
-        parts = render_answer(answer, question=question)
+    async def _reply_answer(self, message: discord.Message, answer: Answer, question: str) -> list[int]:
+        """Send the answer as a reply; returns the ids of the messages sent."""
+        # Without the Message Content intent a reply without a mention reaches the bot without its text.
+        hint = None if self._client.intents.message_content else FOLLOW_UP_HINT
+        parts = render_answer(answer, question=question, hint=hint)
+        sent: list[int] = []
         for index, part in enumerate(parts):
             view = answer_buttons(self._feedback) if index == len(parts) - 1 else discord.ui.View()
             if index == 0:
-                await message.channel.send(
+                posted = await message.channel.send(
                     part.content,
                     embeds=list(part.embeds),
                     view=view,
@@ -305,7 +399,11 @@ class DiscordHandlers:
                     mention_author=False,
                 )
             else:
-                await message.channel.send(part.content, embeds=list(part.embeds), view=view, allowed_mentions=NONE)
+                posted = await message.channel.send(
+                    part.content, embeds=list(part.embeds), view=view, allowed_mentions=NONE
+                )
+            sent.append(posted.id)
+        return sent
 
     async def _reply_text(self, message: discord.Message, text: str) -> None:
         for index, chunk in enumerate(render_text(text)):
@@ -359,6 +457,22 @@ def saved_text(saved: SavedPage, *, count: int) -> str:
     if saved.url:
         return f"{verb} {count} messages to the wiki: [{title}]({saved.url}){masked}"
     return f"{verb} {count} messages to the wiki as “{title}”.{masked}"
+
+
+def _thread_key(thread_id: int) -> str:
+    return f"discord:thread:{thread_id}"
+
+
+def _message_key(message_id: int) -> str:
+    return f"discord:msg:{message_id}"
+
+
+def _conversation_key(message: discord.Message) -> str:
+    """Where an answer to ``message`` starts a conversation: its thread, else the question itself (replies to the
+    answer find it through the answer's message ids)."""
+    if isinstance(message.channel, discord.Thread):
+        return _thread_key(message.channel.id)
+    return f"discord:reply:{message.channel.id}:{message.id}"
 
 
 def _reply_to(message: discord.Message) -> discord.MessageReference:

@@ -82,20 +82,23 @@ def _plain_url(url: str) -> bool:
     return url.startswith(("https://", "http://")) and not any(c in url for c in " ()<>\n")
 
 
-def footer_text(answer: Answer, *, part: int = 1, parts: int = 1) -> str:
+def footer_text(answer: Answer, *, part: int = 1, parts: int = 1, hint: str | None = None) -> str:
     label = SOURCE_LABEL.get(answer.source, str(answer.source))
     if answer.knowledgebase:
         label += f" · from {answer.knowledgebase}"
-    return label + (f" · part {part}/{parts}" if parts > 1 else "")
+    label += f" · part {part}/{parts}" if parts > 1 else ""
+    if part == parts and answer.asked:
+        label += f" · asked the wiki: “{truncate(answer.asked, 200)}”"
+    return label + (f" · {hint}" if hint and part == parts else "")
 
 
-def render_answer(answer: Answer, *, question: str) -> list[OutgoingMessage]:
+def render_answer(answer: Answer, *, question: str, hint: str | None = None) -> list[OutgoingMessage]:
     """Lay out ``answer`` as one or more messages.
 
     Layout: the quota notice (if any) as the first message's content; the answer text in embed descriptions,
     split on paragraph/line/word boundaries; each message's first embed titled with the question; related pages
-    and the source in the last embed. Every message stays within 2000 content chars, 10 embeds and 6000 embed
-    chars; :func:`check_limits` asserts it.
+    and the source (and ``hint``) in the last embed. Every message stays within 2000 content chars, 10 embeds
+    and 6000 embed chars; :func:`check_limits` asserts it.
     """
     body = safe(answer.text.strip()) or EMPTY_TEXT
     chunks = split_text(body, _CHUNK)
@@ -109,7 +112,7 @@ def render_answer(answer: Answer, *, question: str) -> list[OutgoingMessage]:
 
     # Pack embeds greedily into messages, reserving room for the title on each message's first embed and the
     # footer on the very last one.
-    footer_room = len(footer_text(answer, part=99, parts=99))
+    footer_room = len(footer_text(answer, part=99, parts=99, hint=hint))
     messages: list[list[discord.Embed]] = [[]]
     size = 0
     for embed in embeds:
@@ -127,7 +130,7 @@ def render_answer(answer: Answer, *, question: str) -> list[OutgoingMessage]:
     notice = truncate(safe("⚠️ " + answer.notice), CONTENT_LIMIT) if answer.notice else None
     for index, group in enumerate(messages, 1):
         group[0].title = title
-        group[-1].set_footer(text=footer_text(answer, part=index, parts=len(messages)))
+        group[-1].set_footer(text=footer_text(answer, part=index, parts=len(messages), hint=hint))
         out.append(OutgoingMessage(content=notice if index == 1 else None, embeds=tuple(group)))
     return out
 

@@ -20,10 +20,12 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack import rendering
+from kbbot.adapters.slack.followups import SlackFollowUps
 from kbbot.adapters.slack.handlers import InFlight, SlackHandlers, SlackOptions
 from kbbot.adapters.slack.parsing import ThreadRef, parse_command, parse_permalink, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, parse_submission
+from kbbot.core.conversations import Conversations
 from kbbot.core.models import SavedPage
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.routing import KnowledgebaseRouter
@@ -63,12 +65,13 @@ def build_slack(
     in_flight: InFlight | None = None,
     router: KnowledgebaseRouter | None = None,
     gaps: GapsReport | None = None,
+    conversations: Conversations | None = None,
 ) -> SlackBot:
     """Build the handlers and the Bolt app.
 
     ``client`` carries the bot token and ``base_url`` (``SLACK_API_URL``). Requests are verified before they
     reach this app: by :func:`~kbbot.adapters.slack.server.slack_routes` in HTTP mode, by the websocket Slack
-    authenticated in Socket Mode.
+    authenticated in Socket Mode. ``conversations`` (the threads kbbot answered in) turns on follow-ups.
     """
     handlers = SlackHandlers(
         client=client,
@@ -80,6 +83,7 @@ def build_slack(
         in_flight=in_flight,
         router=router,
         gaps=gaps,
+        conversations=conversations,
     )
     app = AsyncApp(
         client=client,  # carries SLACK_BOT_TOKEN (see _QuietStart)
@@ -90,7 +94,8 @@ def build_slack(
         ignoring_self_events_enabled=True,
     )
     app.middleware(_app_rate_limited)
-    _register(app, handlers)
+    followups = SlackFollowUps(handlers, conversations) if conversations is not None else None
+    _register(app, handlers, followups)
     return SlackBot(app=app, handlers=handlers)
 
 
@@ -158,7 +163,14 @@ def _guarded(listener: Listener) -> Listener:
     return run
 
 
-def _register(app: AsyncApp, h: SlackHandlers) -> None:
+#: What "stop" outside a thread says.
+STOP_HINT = (
+    "`stop` works in a thread where I answered: mention me there with `stop`, or react :octagonal_sign: to my "
+    "answer."
+)
+
+
+def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None = None) -> None:
     command = h.options.command
 
     @app.event("app_mention")
@@ -192,16 +204,31 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
                 await h.tell_user(channel, user, await h.use(channel, user, cmd.arg), thread_ts=thread_ts)
             elif cmd.name == "gaps":
                 await h.tell_user(channel, user, await h.gaps(user), thread_ts=thread_ts)
+            elif cmd.name == "stop":
+                if followups is not None and event.get("thread_ts"):
+                    await followups.stop(channel=channel, thread_ts=thread_ts, user=user)
+                else:
+                    await h.tell_user(channel, user, rendering.render_text(STOP_HINT), thread_ts=thread_ts)
             else:
+                # A mention in a thread kbbot answered in is asked like a follow-up: with the thread's topic.
+                in_thread = followups is not None and event.get("thread_ts")
+                earlier = await followups.earlier(channel, thread_ts) if followups and in_thread else ()
                 await h.answer_message(
-                    channel=channel, ts=ts, user_id=user, text=cmd.arg, thread_ts=thread_ts, offer_save=True
+                    channel=channel, ts=ts, user_id=user, text=cmd.arg, thread_ts=thread_ts, offer_save=True,
+                    earlier=earlier,
                 )
 
     @app.event("message")
     @_guarded
     async def on_message(body: Body, event: Body, context: AsyncBoltContext) -> None:
-        # Only direct messages: channel messages reach us as app_mention. Edits, deletions, joins and bot posts
-        # are ignored; a question typed along with an uploaded file (file_share) is still a question.
+        # Direct messages, and (message.channels / message.groups) replies in threads kbbot answered in: other
+        # channel messages reach us as app_mention. Edits, deletions, joins and bot posts are ignored; a
+        # question typed along with an uploaded file (file_share) is still a question.
+        if event.get("channel_type") in ("channel", "group") and followups is not None:
+            if event.get("thread_ts"):  # top-level channel messages are never follow-ups: no store read
+                async with h.tracked():
+                    await followups.on_reply(body, event, context.bot_user_id)
+            return
         if event.get("channel_type") != "im" or event.get("bot_id"):
             return
         if event.get("subtype") not in (None, "file_share", "thread_broadcast"):
@@ -220,9 +247,13 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
                 await h.post(channel, await h.status(channel, user), thread_ts=thread_ts)
             elif cmd.name == "use":
                 await h.post(channel, await h.use(channel, user, cmd.arg), thread_ts=thread_ts)
+            elif cmd.name == "gaps":  # a DM is private: the reply can go in it
+                await h.post(channel, await h.gaps(user), thread_ts=thread_ts)
             elif cmd.name == "save":
                 hint = f"To save a thread, use *Save thread to wiki* from its message menu, or `{command} save <link>`."
                 await h.post(channel, rendering.render_text(hint), thread_ts=thread_ts)
+            elif cmd.name == "stop":
+                await h.post(channel, rendering.render_text(STOP_HINT), thread_ts=thread_ts)
             else:
                 await h.answer_message(
                     channel=channel, ts=ts, user_id=user, text=cmd.arg, thread_ts=thread_ts, offer_save=False
@@ -238,6 +269,9 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
         private = _responder(respond, response_type="ephemeral", replace_original=False)
         if cmd.name == "help" or (not cmd.arg and cmd.name == "ask"):
             await ack(**h.help().kwargs(), response_type="ephemeral")
+            return
+        if cmd.name == "stop":  # slash commands cannot be used in threads
+            await ack(text=STOP_HINT, response_type="ephemeral")
             return
         if cmd.name == "save":
             # Parse the raw text: plain_text() would have dropped the <…> around an escaped permalink.
@@ -289,6 +323,7 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
 
             await h.share(
                 value=str(action.get("value", "")), user_id=user, reply_public=public,
+                channel=str((body.get("channel") or {}).get("id", "")),
                 reply_private=_responder(respond, response_type="ephemeral", replace_original=False),
             )
 
@@ -302,6 +337,8 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
                 channel=str((body.get("channel") or {}).get("id", "")),
                 reply=_responder(respond, response_type="ephemeral", replace_original=False),
             )
+            if followups is not None and action.get("action_id") == rendering.ACTION_FEEDBACK_DOWN:
+                await followups.downvoted(body)
 
     app.action(rendering.ACTION_FEEDBACK_UP)(_guarded(on_feedback))
     app.action(rendering.ACTION_FEEDBACK_DOWN)(_guarded(on_feedback))
@@ -354,6 +391,13 @@ def _register(app: AsyncApp, h: SlackHandlers) -> None:
                 ref=ref, user_id=user, title=request.title, tags=request.tags,
                 fail=lambda m: h.tell_user(ref.channel, user, m, thread_ts=ref.thread_ts),
             )
+
+    @app.event("reaction_added")
+    @_guarded
+    async def on_reaction(event: Body) -> None:
+        if followups is not None:
+            async with h.tracked():
+                await followups.on_reaction(event)
 
     @app.error
     async def on_error(error: Exception, body: Body) -> None:

@@ -37,6 +37,7 @@ from kbbot.adapters.slack.parsing import ThreadRef, mentioned_users, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import save_modal
 from kbbot.core.ask import queue_notice
+from kbbot.core.conversations import Conversations
 from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.replies import error_reply
@@ -94,8 +95,11 @@ class SlackHandlers:
         in_flight: InFlight | None = None,
         router: KnowledgebaseRouter | None = None,
         gaps: GapsReport | None = None,
+        conversations: Conversations | None = None,
     ) -> None:
         self.client = client
+        #: Threads kbbot answered in (follow-ups); None: replies without a mention are never answered.
+        self.conversations = conversations
         self._router = router
         self._gaps = gaps
         # Answers in flight: in the bot's one shutdown tracker when given (``kbbot run``: one drain for every
@@ -174,29 +178,38 @@ class SlackHandlers:
         return cleaned, answer
 
     async def answer_message(
-        self, *, channel: str, ts: str, user_id: str, text: str, thread_ts: str | None, offer_save: bool
+        self, *, channel: str, ts: str, user_id: str, text: str, thread_ts: str | None, offer_save: bool,
+        earlier: tuple[str, ...] = (),
     ) -> None:
-        """Answer a mention or DM: 👀 while working, the answer in the thread (or DM), errors to the asker only."""
+        """Answer a mention, DM or follow-up: 👀 while working, the answer in the thread (or DM), errors to the
+        asker only. An answer in a channel thread is remembered, so replies there become follow-ups; ``earlier``
+        are the thread's questions before this one."""
         await self._react("reactions_add", channel, ts)
         try:
             conversation = f"{channel}:{thread_ts or ts}"
             try:
+                question = dataclasses.replace(self._question(text, user_id, conversation), earlier=earlier)
                 cleaned, answer = await self._answer(
-                    self._question(text, user_id, conversation),
-                    lambda m: self.tell_user(channel, user_id, m, thread_ts=thread_ts),
+                    question, lambda m: self.tell_user(channel, user_id, m, thread_ts=thread_ts)
                 )
             except Exception as exc:
                 self._log_failure("answering", exc)
                 await self.tell_user(channel, user_id, rendering.render_error(error_reply(exc)), thread_ts=thread_ts)
                 return
             save_target = ThreadRef(channel, thread_ts or ts).key if offer_save else None
+            posted: list[str] = []
             for message in rendering.render_answer(answer, question=cleaned, save_target=save_target):
                 try:
-                    await self.post(channel, message, thread_ts=thread_ts)
+                    posted += await self.post(channel, message, thread_ts=thread_ts)
                 except SlackApiError as exc:
                     # E.g. only admins may post here: the asker still gets the answer, for their eyes only.
                     log.warning("could not post the answer in the channel: %s", errors.describe(exc))
                     await self.tell_user(channel, user_id, message, thread_ts=thread_ts)
+            if self.conversations is not None and thread_ts and posted and not channel.startswith("D"):
+                await self.conversations.answered(
+                    thread_key(channel, thread_ts), cleaned, empty=answer.empty or not answer.text.strip(),
+                    messages=[message_key(channel, t) for t in posted],
+                )
         finally:
             await self._react("reactions_remove", channel, ts)
 
@@ -213,7 +226,9 @@ class SlackHandlers:
         for message in rendering.render_answer(answer, question=cleaned, share_id=_share_value(share_id, cleaned)):
             await reply(message)
 
-    async def share(self, *, value: str, user_id: str, reply_public: Reply, reply_private: Reply) -> None:
+    async def share(
+        self, *, value: str, user_id: str, reply_public: Reply, reply_private: Reply, channel: str = ""
+    ) -> None:
         """"Share in channel": post the ephemeral answer publicly, then remove the ephemeral copy."""
         try:
             data = json.loads(value)
@@ -226,7 +241,9 @@ class SlackHandlers:
             cleaned, answer = kept
         else:
             try:
-                cleaned, answer = await self._answer(self._question(question, user_id, "share"), reply_private)
+                # Asked again in its channel, so its knowledgebase answers (several are configured).
+                conversation = f"{channel}:share" if channel else "share"
+                cleaned, answer = await self._answer(self._question(question, user_id, conversation), reply_private)
             except Exception as exc:
                 self._log_failure("re-asking for share", exc)
                 await reply_private(rendering.render_error(error_reply(exc)))
@@ -357,11 +374,12 @@ class SlackHandlers:
 
     # --- sending --------------------------------------------------------------------------------
 
-    async def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> None:
+    async def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> list[str]:
+        """Post ``message``; returns the ``ts`` of what Slack posted (several when it went as plain parts)."""
         kwargs: dict[str, Any] = {"channel": channel, "unfurl_links": False, "unfurl_media": False}
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
-        await _send(self.client.chat_postMessage, message, **kwargs)
+        return await _send(self.client.chat_postMessage, message, **kwargs)
 
     async def tell_user(self, channel: str, user_id: str, message: Message, *, thread_ts: str | None = None) -> None:
         """Ephemeral to one user; if Slack refuses (e.g. the bot left the channel), a DM instead."""
@@ -398,16 +416,34 @@ class SlackHandlers:
 REFUSED_BLOCKS = frozenset({"msg_blocks_too_long", "invalid_blocks", "msg_too_long"})
 
 
-async def _send(method: Callable[..., Awaitable[Any]], message: Message, **kwargs: Any) -> None:
-    """One Web API post of ``message``; when Slack refuses its blocks, the text again as plain-text chunks."""
+async def _send(method: Callable[..., Awaitable[Any]], message: Message, **kwargs: Any) -> list[str]:
+    """One Web API post of ``message``; when Slack refuses its blocks, the text again as plain-text chunks.
+    Returns the posted messages' ``ts`` (none for ephemeral messages, which have no lasting ts)."""
     try:
-        await method(**kwargs, **message.kwargs())
+        return _posted_ts(await method(**kwargs, **message.kwargs()))
     except SlackApiError as exc:
         if errors.error_code(exc) not in REFUSED_BLOCKS or not message.blocks:
             raise
         log.warning("Slack refused a message's blocks (%s); sending it as plain text", errors.describe(exc))
+        posted: list[str] = []
         for part in rendering.plain_parts(message):
-            await method(**kwargs, **part.kwargs())
+            posted += _posted_ts(await method(**kwargs, **part.kwargs()))
+        return posted
+
+
+def _posted_ts(response: Any) -> list[str]:
+    ts = response.get("ts") if response is not None and hasattr(response, "get") else None
+    return [ts] if isinstance(ts, str) and ts else []
+
+
+def thread_key(channel: str, thread_ts: str) -> str:
+    """A Slack thread in :class:`~kbbot.core.conversations.Conversations`."""
+    return f"{PLATFORM}:{channel}:{thread_ts}"
+
+
+def message_key(channel: str, ts: str) -> str:
+    """One Slack message (one of kbbot's answers) in :class:`~kbbot.core.conversations.Conversations`."""
+    return f"{PLATFORM}:msg:{channel}:{ts}"
 
 
 def _share_value(share_id: str, question: str) -> str:

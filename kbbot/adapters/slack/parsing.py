@@ -63,7 +63,7 @@ class Command:
     arg: str
 
 
-_KEYWORDS = ("save", "help", "status", "use", "gaps")
+_KEYWORDS = ("save", "help", "status", "use", "gaps", "stop")
 #: ``use NAME``: a knowledgebase name, so "use vpn on a plane?" stays a question.
 _KB_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 

@@ -260,6 +260,8 @@ def render_answer(
     tail: list[Block] = []
     if answer.related_pages:
         tail.append(section(_fit(related_pages(answer.related_pages))))
+    if answer.asked:
+        tail.append(context(f"Asked the wiki: “{escape(answer.asked[:300])}”"))
     source = SOURCE_LABELS.get(answer.source, escape(str(answer.source)))
     tail.append(context(f"{source} · from `{escape(answer.knowledgebase)}`" if answer.knowledgebase else source))
 
@@ -435,3 +437,24 @@ def render_status(
         )
     text = "\n".join(lines)
     return Message(text=f"kbbot status: {name}", blocks=[section(text)])
+
+
+SAVE_OFFER_TEXT = (
+    ":bulb: I couldn't answer this from the wiki, but it looks like this thread has the answer now. "
+    "Save the thread to the wiki, so the next person who asks gets it from me?"
+)
+
+
+def render_save_offer(save_target: str, *, title: str) -> Message:
+    """The one-time offer, after kbbot's empty or 👎'd answer and a person's reply, to save the thread
+    (``save_target``: ``channel:thread_ts``); the button opens the save form."""
+    value = json.dumps({"ref": save_target, "title": neutralize_mentions(title)[:150]}, ensure_ascii=False)
+    actions = {
+        "type": "actions", "block_id": "kb_save_offer",
+        "elements": [button("Save this thread to the wiki", ACTION_SAVE_THREAD, value, style="primary")],
+    }
+    return Message(text=SAVE_OFFER_TEXT, blocks=[section(SAVE_OFFER_TEXT), actions])
+
+
+FOLLOWUPS_STOPPED = "OK, I'll stop answering replies in this thread. Mention me if you need me here again."
+FOLLOWUPS_NOT_FOLLOWING = "I'm not following this thread: I only answer replies in threads where I answered."

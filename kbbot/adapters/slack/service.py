@@ -31,6 +31,7 @@ from kbbot.adapters.slack.app import SlackBot, build_slack
 from kbbot.adapters.slack.connection import SlackConnection
 from kbbot.adapters.slack.handlers import InFlight, SlackOptions
 from kbbot.adapters.slack.server import AsyncSocketModeHandler, slack_routes, socket_mode_handler
+from kbbot.core.conversations import Conversations
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.errors import ConfigError
@@ -157,6 +158,7 @@ async def slack_service(
     in_flight: InFlight | None = None,
     router: KnowledgebaseRouter | None = None,
     gaps: GapsReport | None = None,
+    conversations: Conversations | None = None,
 ) -> AsyncIterator[SlackService]:
     """Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP mode (needs ``SLACK_SIGNING_SECRET``)."""
     app_token, secret = credentials.app_token, credentials.signing_secret
@@ -169,6 +171,7 @@ async def slack_service(
     bot = build_slack(
         client=web_client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
         options=options or SlackOptions(), in_flight=in_flight, router=router, gaps=gaps,
+        conversations=conversations,
     )
     try:
         if app_token:

@@ -364,3 +364,32 @@ async def test_asker_held_in_queue_notice_past_the_first_flight_is_not_billed_ag
     assert len(kb.queries) == 1
     assert answer_a.source is Source.AI and answer_b.source is Source.CACHE
     assert answer_b.text == answer_a.text
+
+
+async def test_follow_up_goes_upstream_standalone_and_is_cached_by_that_form() -> None:
+    kb = AiKnowledgeBase()
+    service, _ = make_service(kb)
+    vpn = ("How do I set up the VPN?",)
+    first = await service.ask(Question("and on a Mac?", conversation_key="C1:1", earlier=vpn))
+    again = await service.ask(Question("And on a Mac", conversation_key="C1:2", earlier=vpn))
+    assert kb.queries == ["and on a Mac (set up VPN)?"]
+    assert first.source is Source.AI and again.source is Source.CACHE
+    # Another topic is another standalone question.
+    await service.ask(Question("and on a Mac?", earlier=("Where is the printer?",)))
+    assert kb.queries[-1] == "and on a Mac (printer)?"
+
+
+async def test_follow_up_search_fallback_uses_the_standalone_form() -> None:
+    kb = AiKnowledgeBase(supports_ai=False)
+    service, search = make_service(kb)
+    await service.ask(Question("and on a Mac?", earlier=("How do I set up the VPN?",)))
+    assert search.calls == ["and on a Mac (set up VPN)?"]
+
+
+async def test_a_follow_up_answer_says_what_the_wiki_was_asked() -> None:
+    kb = AiKnowledgeBase()
+    service, _ = make_service(kb)
+    follow_up = await service.ask(Question("and on a Mac?", earlier=("How do I set up the VPN?",)))
+    standalone = await service.ask(Question("How do I submit expenses?", earlier=("How do I set up the VPN?",)))
+    assert follow_up.asked == "and on a Mac (set up VPN)?" and standalone.asked is None
+    assert (await service.ask(Question("vpn?"))).asked is None

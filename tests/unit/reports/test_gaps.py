@@ -52,3 +52,14 @@ def test_report_shape_and_limit() -> None:
     report = report_json(gaps, since=0)
     assert report["since"] == "1970-01-01T00:00:00Z" and len(report["gaps"]) == 2
     assert report["gaps"][0]["last_asked"].endswith("Z")
+
+
+def test_similar_words_that_are_different_things_stay_apart() -> None:
+    gaps = find_gaps(outcomes(
+        "how do I reset the cloud account", "how do I request the cloud account",
+        "share the mentor", "share the monitor", "rotate the ssh key", "rotate the ssl key",
+        "book a meeting rom", "book a meeting room",
+    ))
+    assert sorted(g.count for g in gaps) == [1, 1, 1, 1, 1, 1, 2]
+    [joined] = [g for g in gaps if g.count == 2]
+    assert set(joined.examples) == {"book a meeting rom", "book a meeting room"}

@@ -1,5 +1,6 @@
-"""Several knowledgebases in one bot on one real redis-server (KBBOT_CONFIG): each keeps its own namespace, so
-caches, 402 state and outboxes stay apart; people's `/kb use` choices are shared by every replica."""
+"""Several knowledgebases in one runtime (KBBOT_CONFIG): on one real redis-server each keeps its own namespace,
+so caches, 402 state and outboxes stay apart, and people's `/kb use` choices are shared by every replica; each
+one's 402 state reaches its own metrics series."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ from kbbot.runtime import open_runtime
 from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session  # noqa: F401
 from tests.scenarios.knowledgebases_support import knowledgebases, three_wikis
 
-pytestmark = pytest.mark.redis
 
-
+@pytest.mark.redis
 async def test_each_knowledgebase_has_its_own_namespace_and_choices_are_shared(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -27,7 +27,7 @@ async def test_each_knowledgebase_has_its_own_namespace_and_choices_are_shared(
             open_runtime(base, knowledgebases=knowledgebases(wikis, base, tmp_path)) as one,
             open_runtime(replica, knowledgebases=knowledgebases(wikis, replica, tmp_path)) as two,
         ):
-            assert one.stacks is not None and two.stacks is not None and one.router and two.router
+            assert one.router is not two.router
             spaces = {name: stack.stores.namespace for name, stack in one.stacks.items() if stack.stores}
             assert len(set(spaces.values())) == 3 and all(spaces.values())
             # Replicas of the bot (same file) use the same namespaces.
@@ -42,8 +42,8 @@ async def test_each_knowledgebase_has_its_own_namespace_and_choices_are_shared(
 
             wikis.hr.set_ai_quota(0)
             assert (await one.router.ask(Question("holiday days?", platform="slack"))).source is Source.SEARCH
-            assert (await two.stacks["handbook"].stores.quota.state()).paused  # type: ignore[union-attr]
-            assert not (await two.stacks["engineering"].stores.quota.state()).paused  # type: ignore[union-attr]
+            assert (await two.stacks["handbook"].stores.quota.state()).paused
+            assert not (await two.stacks["engineering"].stores.quota.state()).paused
 
             assert "now ask `maths`" in await one.router.use("slack", "U1", "maths")
             assert await two.router.chosen("slack", "U1") == "maths"  # every replica knows the choice
@@ -56,3 +56,21 @@ async def test_each_knowledgebase_has_its_own_namespace_and_choices_are_shared(
         owners = {key: [ns for ns in spaces.values() if ns and key.startswith(ns)] for key in keys}
         assert all(len(found) == 1 for key, found in owners.items() if ":choices" not in key), owners
         assert all(token not in key for key in keys for token in wikis.environ().values())
+
+
+async def test_every_knowledgebases_402_state_reaches_its_metrics_series(tmp_path: Path) -> None:
+    from kbbot.commands.run import _other_quota_refreshers
+
+    with three_wikis() as wikis:
+        base = Settings(kbbot_data_dir=tmp_path / "data")
+        async with open_runtime(base, knowledgebases=knowledgebases(wikis, base, tmp_path)) as rt:
+            assert rt.stack.name == "handbook"  # the default route
+            # Each wiki its own connection pool: a slow wiki cannot take the connections the others need.
+            pools = {id(stack.kb._client) for stack in rt.stacks.values() if stack.kb.kind == "perfectwiki"}  # type: ignore[attr-defined]
+            assert len(pools) == 2
+            await rt.stacks["engineering"].stores.quota.trip()
+            for refresh in _other_quota_refreshers(rt):
+                await refresh(rt.metrics)
+            text = rt.metrics.render()[0].decode()
+    assert 'kbbot_quota_paused{kb="engineering"} 1.0' in text
+    assert 'kbbot_quota_paused{kb="maths"} 0.0' in text
