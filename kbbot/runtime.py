@@ -9,8 +9,9 @@ factory) and nowhere else: backends, limiters and adapters get plain values. Eve
                                                    ThreadSaver)
 
 The environment names one knowledgebase; a ``KBBOT_CONFIG`` file (:mod:`kbbot.knowledgebases`) several: then
-each gets its own :func:`open_stack` — and its own stores (cache, quota breaker, saved-thread map, outbox, Redis
-namespace) — over the one HTTP client and metrics, and the adapters talk to a :class:`KnowledgebaseRouter`.
+each gets its own :func:`open_stack` — and its own HTTP client and stores (cache, quota breaker, saved-thread
+map, outbox, Redis namespace) — reporting to the one metrics, and the adapters talk to a
+:class:`KnowledgebaseRouter`.
 Opening the runtime makes no network call (a local knowledgebase is re-indexed from disk, which is cheap).
 Backends and adapters are imported only when configured.
 """
