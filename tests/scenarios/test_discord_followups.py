@@ -219,3 +219,11 @@ async def test_after_a_thumbs_down_a_person_answering_gets_the_save_hint(world: 
         await ask_and_wait(world, world.thread, correction, tracker)
     assert message_posts(fake, world.thread)[-1].body["content"] == SAVE_OFFER
     assert [q.text for q in ask.questions] == [VPN_Q]
+
+
+async def test_stop_where_kbbot_is_not_following_says_so(world: World, tmp_path: Path) -> None:
+    ask, tracker = ScriptedAsk(), TaskTracker()
+    async with bot(world, tmp_path, ask, tracker):
+        await ask_and_wait(world, world.general, mention(world, world.general, "stop"), tracker)
+    assert "not following" in message_posts(world.fake, world.general)[-1].body["content"]
+    assert ask.questions == []
