@@ -124,7 +124,7 @@ async def _measure(count: int, launched: float) -> dict[str, Any]:
         start_seconds = time.time() - launched
         usage = resource.getrusage(resource.RUSAGE_SELF)  # CPU: what the start costs whatever the machine's load
         rss_open = _rss_mb()
-        assert rt.stacks is not None and len(rt.stacks) == count
+        assert len(rt.stacks) == count
         for stack in rt.all_stacks:
             await stack.index.search("deploy checklist rollback", limit=5)
         rss_searched = _rss_mb()

@@ -205,6 +205,8 @@ def _knowledgebase(
 ) -> Settings:
     where = f"knowledgebases.{name}"
     backend = table.get("backend")
+    if "backend" not in table:
+        raise problem(f'[{where}] needs backend = "perfectwiki", "mathub" or "local"')
     if backend not in _BY_BACKEND:
         raise problem(f"[{where}] backend = {backend!r}: unknown backend (use perfectwiki, mathub or local)")
     keys = {**_COMMON, **_BY_BACKEND[backend]}

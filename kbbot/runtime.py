@@ -9,8 +9,9 @@ factory) and nowhere else: backends, limiters and adapters get plain values. Eve
                                                    ThreadSaver)
 
 The environment names one knowledgebase; a ``KBBOT_CONFIG`` file (:mod:`kbbot.knowledgebases`) several: then
-each gets its own :func:`open_stack` — and its own stores (cache, quota breaker, saved-thread map, outbox, Redis
-namespace) — over the one HTTP client and metrics, and the adapters talk to a :class:`KnowledgebaseRouter`.
+each gets its own :func:`open_stack` — and its own HTTP client and stores (cache, quota breaker, saved-thread
+map, outbox, Redis namespace) — reporting to the one metrics, and the adapters talk to a
+:class:`KnowledgebaseRouter`.
 Opening the runtime makes no network call (a local knowledgebase is re-indexed from disk, which is cheap).
 Backends and adapters are imported only when configured.
 """
@@ -74,9 +75,9 @@ class KnowledgebaseStack:
     #: What became of its questions, its billed AI calls and quota forecast (``kbbot gaps``, ``/admin``).
     outcomes: OutcomeRecorder
     #: Its configured name (``default`` for the environment's one knowledgebase), its settings and stores.
-    name: str = "default"
-    settings: Settings | None = None
-    stores: Stores | None = None
+    name: str
+    settings: Settings
+    stores: Stores
 
 
 @dataclass(frozen=True)
@@ -92,22 +93,22 @@ class Runtime:
     stores: Stores
     metrics: Metrics
     stack: KnowledgebaseStack
-    stacks: dict[str, KnowledgebaseStack] | None = None
-    router: KnowledgebaseRouter | None = None
-    knowledgebases: Knowledgebases | None = None
+    stacks: dict[str, KnowledgebaseStack]
+    router: KnowledgebaseRouter
+    knowledgebases: Knowledgebases
 
     @property
     def all_stacks(self) -> list[KnowledgebaseStack]:
-        return list(self.stacks.values()) if self.stacks else [self.stack]
+        return list(self.stacks.values())
 
     @property
     def asking(self) -> Asking:
         """What adapters ask: the router when several knowledgebases are configured."""
-        return self.router if self.router is not None and len(self.all_stacks) > 1 else self.stack.ask
+        return self.router if len(self.stacks) > 1 else self.stack.ask
 
     @property
     def saving(self) -> Saving:
-        return self.router if self.router is not None and len(self.all_stacks) > 1 else self.stack.saver
+        return self.router if len(self.stacks) > 1 else self.stack.saver
 
     @property
     def kb(self) -> KnowledgeBase:
@@ -222,7 +223,6 @@ async def open_runtime(
             named=kbs.named,
         )
         stack = stacks[selected]
-        assert stack.settings is not None and stack.stores is not None
         yield Runtime(
             settings=stack.settings, console=console or Console(), stores=stack.stores, metrics=metrics,
             stack=stack, stacks=stacks, router=router, knowledgebases=kbs,

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     s = rt.settings
-    placeholders = rt.knowledgebases.placeholders(s) if rt.knowledgebases is not None else s.placeholders()
+    placeholders = rt.knowledgebases.placeholders(s)
     if placeholders:
         # A template copied as is (deploy/k8s/secret.yaml says replace-me): say so, before a confusing 401.
         raise ConfigError(
@@ -51,7 +51,7 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     }
     deadline = asyncio.get_running_loop().time() + CHECK_SECONDS
     kbs = rt.knowledgebases
-    if kbs is not None and kbs.named and getattr(args, "kb", None) is None:
+    if kbs.named and getattr(args, "kb", None) is None:
         # Every knowledgebase of KBBOT_CONFIG (each route's target among them), all at once within the deadline.
         report["knowledgebases"] = await _check_all(rt, deadline)
         report["routes"] = {where: name for where, name in kbs.routes.targets()}
@@ -97,8 +97,7 @@ async def _check_all(rt: Runtime, deadline: float) -> dict[str, dict[str, Any]]:
     """``info()`` of every knowledgebase, concurrently; the first that fails names itself in the error."""
 
     async def one(name: str) -> dict[str, Any]:
-        stack = (rt.stacks or {})[name]
-        assert stack.settings is not None
+        stack = rt.stacks[name]
         try:
             info = await _within(deadline, _wiki_url_setting(stack.settings), stack.kb.info())
         except KbbotError as exc:
@@ -109,10 +108,10 @@ async def _check_all(rt: Runtime, deadline: float) -> dict[str, dict[str, Any]]:
             "name": info.name,
             "requests_left_second": info.requests_left_second,
             "requests_left_minute": info.requests_left_minute,
-            "redis_namespace": stack.stores.namespace if stack.stores else None,
+            "redis_namespace": stack.stores.namespace,
         }
 
-    names = list(rt.stacks or {})
+    names = list(rt.stacks)
     results = await asyncio.gather(*(one(name) for name in names))
     return dict(zip(names, results, strict=True))
 

@@ -72,8 +72,7 @@ async def serve(
     shutdown.install()
     async with AsyncExitStack() as stack:
         for kb in rt.all_stacks:  # each knowledgebase of KBBOT_CONFIG keeps its own index current
-            kb_settings = kb.settings or settings
-            await stack.enter_async_context(IndexRefresher(kb.syncer, kb_settings.index_refresh_seconds))
+            await stack.enter_async_context(IndexRefresher(kb.syncer, kb.settings.index_refresh_seconds))
         app = web.Application(middlewares=[request_id_middleware])
         app.add_routes(list(extra_routes))
         # With OPS_PORT, /readyz and /metrics move to an internal port; the public one keeps /healthz.
@@ -177,12 +176,11 @@ def _other_quota_refreshers(rt: Runtime) -> list[Refresher]:
 
     def refresher(stack: KnowledgebaseStack) -> Refresher:
         async def refresh(metrics: Metrics) -> None:
-            assert stack.stores is not None
             metrics.quota_state(await stack.stores.quota.state(), kb=stack.name)
 
         return refresh
 
-    return [refresher(stack) for stack in rt.all_stacks if stack is not rt.stack and stack.stores is not None]
+    return [refresher(stack) for stack in rt.all_stacks if stack is not rt.stack]
 
 
 def _of(rt: Runtime, name: str) -> str:

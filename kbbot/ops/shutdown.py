@@ -180,12 +180,6 @@ class GracefulShutdown:
                 continue
             self._installed.append(sig)
 
-    def uninstall(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in self._installed:
-            loop.remove_signal_handler(sig)
-        self._installed.clear()
-
     def request(self, sig: signal.Signals | None = None) -> None:
         if self._requested.is_set():
             log.warning("second stop signal: no longer waiting for in-flight work")

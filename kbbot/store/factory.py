@@ -1,6 +1,6 @@
 """One place that picks the store implementations: embedded (memory + SQLite) or shared (Redis).
 
-The startup function calls :func:`build_stores` (or ``async with open_stores(settings) as stores``) and hands
+The composition root calls :func:`build_stores` (``async with await build_stores(settings) as stores``) and hands
 the parts to the core. Without ``REDIS_URL`` one process keeps its state in memory and SQLite files under
 ``KBBOT_DATA_DIR``; with it, every replica shares cache, single-flight, the 402 breaker, dedupe, feedback, the
 saved-thread map, the save outbox and the rate-limit windows through Redis. The core sees the same protocols
@@ -9,8 +9,7 @@ either way and never asks which it got.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -89,15 +88,6 @@ async def build_stores(settings: Settings, *, namespace: str | None = None) -> S
         prefix = namespace if namespace is not None else namespace_from_settings(settings)
         return await _redis_stores(settings, settings.redis_url.get_secret_value(), prefix)
     return _embedded_stores(settings)
-
-
-@contextlib.asynccontextmanager
-async def open_stores(settings: Settings) -> AsyncIterator[Stores]:
-    stores = await build_stores(settings)
-    try:
-        yield stores
-    finally:
-        await stores.aclose()
 
 
 def _embedded_stores(settings: Settings) -> Stores:

@@ -40,3 +40,18 @@ async def test_no_token_no_dashboard(tmp_path: Path) -> None:
             assert (await http.get(bot.base + "/admin", headers=AUTH)).status_code == 404
             assert (await http.get(bot.base + "/healthz")).status_code == 200
         bot.stop()
+
+
+async def test_with_ops_port_the_dashboard_is_only_on_the_internal_port(tmp_path: Path) -> None:
+    import re
+
+    with running_bot(tmp_path, env={"KBBOT_ADMIN_TOKEN": TOKEN, "OPS_PORT": "0"}, ai_latency=0) as bot:
+        await wait_until(lambda: "on port" in bot.log.read_text(), what="the ops port in the log")
+        found = re.search(r"ops \(/readyz, /metrics\) on port (\d+)", bot.log.read_text())
+        assert found is not None
+        ops = f"http://127.0.0.1:{found.group(1)}"
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(bot.base + "/admin", headers=AUTH)).status_code == 404  # the public port
+            assert (await http.get(ops + "/admin")).status_code == 401
+            assert (await http.get(ops + "/admin", headers=AUTH)).status_code == 200
+        bot.stop()

@@ -27,7 +27,7 @@ async def test_each_knowledgebase_has_its_own_namespace_and_choices_are_shared(
             open_runtime(base, knowledgebases=knowledgebases(wikis, base, tmp_path)) as one,
             open_runtime(replica, knowledgebases=knowledgebases(wikis, replica, tmp_path)) as two,
         ):
-            assert one.stacks is not None and two.stacks is not None and one.router and two.router
+            assert one.router is not two.router
             spaces = {name: stack.stores.namespace for name, stack in one.stacks.items() if stack.stores}
             assert len(set(spaces.values())) == 3 and all(spaces.values())
             # Replicas of the bot (same file) use the same namespaces.
@@ -42,8 +42,8 @@ async def test_each_knowledgebase_has_its_own_namespace_and_choices_are_shared(
 
             wikis.hr.set_ai_quota(0)
             assert (await one.router.ask(Question("holiday days?", platform="slack"))).source is Source.SEARCH
-            assert (await two.stacks["handbook"].stores.quota.state()).paused  # type: ignore[union-attr]
-            assert not (await two.stacks["engineering"].stores.quota.state()).paused  # type: ignore[union-attr]
+            assert (await two.stacks["handbook"].stores.quota.state()).paused
+            assert not (await two.stacks["engineering"].stores.quota.state()).paused
 
             assert "now ask `maths`" in await one.router.use("slack", "U1", "maths")
             assert await two.router.chosen("slack", "U1") == "maths"  # every replica knows the choice
@@ -64,11 +64,11 @@ async def test_every_knowledgebases_402_state_reaches_its_metrics_series(tmp_pat
     with three_wikis() as wikis:
         base = Settings(kbbot_data_dir=tmp_path / "data")
         async with open_runtime(base, knowledgebases=knowledgebases(wikis, base, tmp_path)) as rt:
-            assert rt.stacks is not None and rt.stack.name == "handbook"  # the default route
+            assert rt.stack.name == "handbook"  # the default route
             # Each wiki its own connection pool: a slow wiki cannot take the connections the others need.
             pools = {id(stack.kb._client) for stack in rt.stacks.values() if stack.kb.kind == "perfectwiki"}  # type: ignore[attr-defined]
             assert len(pools) == 2
-            await rt.stacks["engineering"].stores.quota.trip()  # type: ignore[union-attr]
+            await rt.stacks["engineering"].stores.quota.trip()
             for refresh in _other_quota_refreshers(rt):
                 await refresh(rt.metrics)
             text = rt.metrics.render()[0].decode()

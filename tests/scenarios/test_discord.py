@@ -476,13 +476,15 @@ async def test_slash_ask_with_a_queue_and_a_long_answer_continues_in_follow_ups(
 ) -> None:
     fake = world.fake
     long_answer = Answer(text=("word " * 300 + "\n\n") * 10)
-    async with running(world, ask=ScriptedAsk(answer=long_answer, queue=QueuePosition(3, 2.0)), data_dir=tmp_path):
+    tracker = TaskTracker()
+    ask = ScriptedAsk(answer=long_answer, queue=QueuePosition(3, 2.0))
+    async with running(world, ask=ask, data_dir=tmp_path, tracker=tracker):
         interaction = fake.interaction_payload(
             channel=world.general, member=world.ana, data=fake.slash("ask", question="everything?")
         )
         fake.dispatch("INTERACTION_CREATE", interaction)
         follows = await fake.await_for(lambda: followups(fake, interaction))
-        await asyncio.sleep(0.2)
+        await tracker.idle(10)  # the command's work is done: nothing more will be sent
     notice, first = original_edits(fake, interaction)
     assert "#3 in line, about 2 s" in notice.body["content"]  # told once, although the core said it twice
     assert first.body["embeds"] and first.body.get("components", []) == []  # the buttons go on the last part
@@ -513,14 +515,15 @@ async def test_mention_and_dm_get_one_short_queue_reply_before_the_answer(world:
     fake = world.fake
     service = busy_service(FakeLimiter(waiting=4))
     dm = fake.dm_channel(world.bob["user"])
-    async with running(world, ask=service, data_dir=tmp_path):
+    tracker = TaskTracker()
+    async with running(world, ask=service, data_dir=tmp_path, tracker=tracker):
         msg = fake.message_payload(
             world.general, world.ana, f"<@{fake.app_id}> vpn? @everyone", mentions=[fake.bot_user]
         )
         fake.dispatch("MESSAGE_CREATE", msg)
         fake.dispatch("MESSAGE_CREATE", fake.message_payload(dm, world.bob["user"], "expenses?"))
         await fake.await_for(lambda: len(message_posts(fake, world.general)) >= 2 and len(message_posts(fake, dm)) >= 2)
-        await asyncio.sleep(0.2)
+        await tracker.idle(10)  # both answers are done: nothing more will be sent
     for channel, replied_to in ((world.general, msg["id"]), (dm, None)):
         notice, answer = message_posts(fake, channel)
         assert notice.body["content"] == "⏳ Lots of questions right now: you're #5 in line, about 5 s."

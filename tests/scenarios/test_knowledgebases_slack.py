@@ -24,6 +24,7 @@ from tests.fakes.slack_api import (
     SIGNING_SECRET,
     FakeSlack,
     SlackSigner,
+    block_action_payload,
     command_payload,
     event_envelope,
     mention_event,
@@ -131,8 +132,8 @@ async def test_a_402_on_one_wiki_leaves_the_other_answering_with_ai(tmp_path: Pa
         [hr_post] = await r.slack.await_for("chat.postMessage", channel=GENERAL)
         await r.event(mention_event(SLACK_ENG, ALICE, "what is in the deploy checklist?", "1700000201.000100"))
         [eng_post] = await r.slack.await_for("chat.postMessage", channel=SLACK_ENG)
-        hr_status = await r.rt.stacks["handbook"].ask.status()  # type: ignore[index]
-        eng_status = await r.rt.stacks["engineering"].ask.status()  # type: ignore[index]
+        hr_status = await r.rt.stacks["handbook"].ask.status()
+        eng_status = await r.rt.stacks["engineering"].ask.status()
 
     assert "30 holiday days" in _blocks(hr_post) and "AI answers are paused" in _blocks(hr_post)
     assert "AI answer from the wiki" not in _blocks(hr_post)  # answered from search
@@ -185,7 +186,6 @@ async def test_kb_use_in_a_dm_is_remembered_per_person(tmp_path: Path) -> None:
     # Remembered durably: a restarted bot (same data folder) still knows; opening it makes no network call.
     restarted = Settings(kbbot_data_dir=tmp_path / "data")
     async with open_runtime(restarted, knowledgebases=knowledgebases(r.wikis, restarted, tmp_path)) as again:
-        assert again.router is not None
         assert await again.router.chosen("slack", ALICE) == "maths"
         assert await again.router.chosen("slack", BOB) == "handbook"
 
@@ -205,4 +205,18 @@ async def test_slash_use_and_help_list_the_knowledgebases(tmp_path: Path) -> Non
         _, url = await r.command("use engineering", channel=DM)
         [reply] = await r.replies(url)
         assert "now ask `engineering`" in json.dumps(reply)
-        assert await r.rt.router.chosen("slack", ALICE) == "engineering"  # type: ignore[union-attr]
+        assert await r.rt.router.chosen("slack", ALICE) == "engineering"
+
+
+async def test_share_asks_again_in_its_channels_knowledgebase_when_the_answer_was_forgotten(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        url = r.slack.response_url()
+        # Another replica showed this answer (or it expired here): the button carries the question only.
+        value = json.dumps({"id": "not-kept-here", "q": "how do I set up the VPN?"})
+        payload = block_action_payload("kb_share", value, user=ALICE, channel=SLACK_ENG, response_url=url,
+                                       ephemeral=True, message_ts="1700000600.000100")
+        body, headers = r.signer.interaction(payload)
+        assert (await r.http.post(r.url, content=body, headers=headers)).status_code == 200
+        shared = json.dumps(await r.replies(url))
+    assert "eng.example.com" in shared and "from `engineering`" in shared
+    assert r.wikis.eng.stats().billed_queries == 1 and r.wikis.hr.stats().billed_queries == 0

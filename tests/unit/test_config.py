@@ -91,6 +91,47 @@ def test_wiki_token_that_cannot_be_sent_is_a_setting_error(
     assert "secret" not in message and "ø" not in message
 
 
+def _readme_settings_rows() -> list[tuple[str, str]]:
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in table.splitlines():
+        if line.startswith("| `"):
+            names, default = (cell.strip() for cell in line.strip("|").split("|")[:2])
+            rows.append((names, default))
+    return rows
+
+
+def _variables(cell: str) -> list[str]:
+    names: list[str] = []
+    for name in re.findall(r"`([A-Z_][A-Z0-9_]+)`", cell):
+        if name.startswith("_"):  # `PERFECTWIKI_RATE_PER_SECOND` / `_PER_MINUTE`
+            previous = names[-1]
+            name = previous[: previous.rfind(name[: name.index("_", 1) + 1])] + name
+        names.append(name)
+    return names
+
+
+def test_readme_settings_table_lists_every_setting_with_its_default() -> None:
+    rows = [(_variables(cell), cell, default) for cell, default in _readme_settings_rows()]
+    listed = {name for names, _, _ in rows for name in names}
+    assert listed == {name.upper() for name in Settings.model_fields}
+    for names, cell, default in rows:
+        fields = [Settings.model_fields[name.lower()] for name in names]
+        values = re.findall(r"`([^`]*)`", default)
+        if default == "—":  # none, unless the row gives one inline: `DISCORD_SAVE_THREADS` (true)
+            inline = dict(re.findall(r"`([A-Z][A-Z0-9_]+)` \((true|false)\)", cell))
+            for name, field in zip(names, fields, strict=True):
+                if name in inline:
+                    assert str(field.default).lower() == inline[name], f"README's default of {name}"
+                else:
+                    assert field.default in (None, ()), f"README says {name} has no default"
+        elif re.fullmatch(r"`[^`]*`((, | / )`[^`]*`)*", default):  # `10` / `60`: one per variable
+            assert len(values) == len(names), f"README's defaults of {names}"
+            for name, field, value in zip(names, fields, values, strict=True):
+                assert value == str(field.default).removesuffix(".0"), f"README's default of {name}: {value}"
+
+
 def test_env_example_copied_as_is_equals_no_env_file(tmp_path: Path) -> None:
     # The README's first step is `cp .env.example .env`: every blank value there must mean "unset".
     (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())

@@ -107,6 +107,7 @@ def test_redis_prefix_of_the_bot_gives_each_knowledgebase_its_own_namespace() ->
     [
         ('[knowledgebases.a]\nbackend = "confluence"', "[knowledgebases.a] backend = 'confluence': unknown backend"),
         ('[knowledgebases.a]\nbackend = "local"\nfolderr = "x"', "[knowledgebases.a] unknown key 'folderr'"),
+        ('[knowledgebases.a]\nfolder = "x"', '[knowledgebases.a] needs backend = "perfectwiki", "mathub" or "local"'),
         ('[knowledgebases.a]\nbackend = "local"\nproject = "x"', "[knowledgebases.a] unknown key 'project'"),
         ('[knowledgebase.a]\nbackend = "local"', "unknown key 'knowledgebase'"),
         ('[knowledgebases.a]\nbackend = "perfectwiki"\napi_token = "env:NOPE"',

@@ -164,6 +164,18 @@ async def test_the_quoted_passage_answers(sample: SearchIndex, question: str, pa
     assert answer.text.count("\n— ") <= 2  # at most two passages
 
 
+async def test_two_passages_that_answer_about_as_well_are_both_quoted(index: SearchIndex) -> None:
+    text = (
+        "Severity levels\n\nSEV1 and SEV2 need a status page update within 30 minutes.\n\n"
+        "Examples\n\nSeverity | Meaning\nSEV1 | Robots stopped\nSEV2 | Major feature broken\n\n"
+        "Tools\n\nThe incident bot opens a channel."
+    )
+    await index.upsert(IndexedPage(id="inc", title="Incidents", text=text))
+    answer = await SearchAnswerer(index).answer("what counts as sev2")
+    assert "status page update" in answer.text and "Major feature broken" in answer.text
+    assert answer.text.count("\n— ") == 2 and "incident bot" not in answer.text
+
+
 async def test_the_threshold_is_a_setting(sample: SearchIndex) -> None:
     question = "where is the Munich office"
     assert (await SearchAnswerer(sample).answer(question)).empty

@@ -308,3 +308,42 @@ async def test_ranking_without_the_common_words_is_the_full_rankings(
         [h.score for hits in full for h in hits], abs=1e-4
     )
     assert all(len(hits) == 5 for hits in cheap)
+
+
+async def test_a_question_on_many_pages_ranks_a_smaller_set_first(
+    sqlite_index: SearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first pass for big wikis, at a budget small enough for a test: the pages holding every word come
+    # first (FTS5's AND, with their full bm25), then the pages of the rarest word; pages that hold only the
+    # commoner words are not scored.
+    index = sqlite_index
+    monkeypatch.setattr("kbbot.search.index._EXACT_PAGES", 5)
+    pages = (
+        [IndexedPage(id=f"a{n}", title=f"Alpha notes {n}", text="alpha " * (n + 1)) for n in range(8)]
+        + [IndexedPage(id=f"b{n}", title=f"Beta notes {n}", text="beta " * (n + 1)) for n in range(8)]
+        + [IndexedPage(id="all", title="Reference", text="alpha beta gamma")]
+        + [IndexedPage(id="g", title="Gamma", text="gamma rays")]
+        + [IndexedPage(id=f"f{n}", title=f"Filler {n}", text="nothing to see") for n in range(20)]
+    )
+    await index.upsert_many(pages)
+    statements: list[str] = []
+    await index._run(lambda: index._db.set_trace_callback(statements.append))
+    hits = await index.search("alpha beta gamma", limit=2)
+    assert {h.id for h in hits} == {"all", "g"}
+    ranked = [sql for sql in statements if "bm25" in sql]
+    assert len(ranked) == 2 and '"gamma"* AND "alpha" AND "beta"' in ranked[0]  # rarest first
+    assert "MATCH '\"gamma\"*'" in ranked[1]  # the 16 alpha or beta pages are never scored
+    # Too few pages for the limit: the full ranking, as on a small wiki.
+    statements.clear()
+    hits = await index.search("alpha beta gamma", limit=5)
+    assert {h.id for h in hits[:2]} == {"all", "g"} and len(hits) == 5
+    assert any('"alpha" OR "beta" OR "gamma"' in sql for sql in statements)
+
+
+async def test_cached_word_counts_follow_writes(index: SearchIndex) -> None:
+    await index.upsert_many(PAGES)
+    assert await index.search("zeppelin") == []
+    await index.upsert(IndexedPage(id="z", title="Airships", text="The zeppelin hangar."))
+    assert [h.id for h in await index.search("zeppelin")] == ["z"]
+    await index.delete(["z"])
+    assert await index.search("zeppelin") == []

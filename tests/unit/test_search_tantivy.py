@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from kbbot.cli import exit_code
+from kbbot.errors import ConfigError
 from kbbot.search.index import IndexedPage, SearchIndex, SearchIndexError
 from kbbot.search.sync import IndexSyncer
 from tests.fakes.sync_kb import SyncKnowledgeBase
@@ -47,8 +49,9 @@ async def test_the_ranking_is_rebuilt_from_sqlite_when_it_missed_writes(tmp_path
 
 async def test_a_missing_library_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("kbbot.search.index.tantivy_available", lambda: False)
-    with pytest.raises(SearchIndexError, match=r"pip install 'kbbot\[tantivy\]'"):
+    with pytest.raises(ConfigError, match=r"pip install 'kbbot\[tantivy\]'") as raised:
         await SearchIndex(tmp_path / "index.sqlite3", engine="tantivy").open()
+    assert exit_code(raised.value) == 2  # a setting to fix, like every other settings error
 
 
 def test_an_unknown_engine_is_refused(tmp_path: Path) -> None:

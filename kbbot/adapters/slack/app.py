@@ -323,6 +323,7 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
 
             await h.share(
                 value=str(action.get("value", "")), user_id=user, reply_public=public,
+                channel=str((body.get("channel") or {}).get("id", "")),
                 reply_private=_responder(respond, response_type="ephemeral", replace_original=False),
             )
 

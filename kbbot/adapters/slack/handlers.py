@@ -226,7 +226,9 @@ class SlackHandlers:
         for message in rendering.render_answer(answer, question=cleaned, share_id=_share_value(share_id, cleaned)):
             await reply(message)
 
-    async def share(self, *, value: str, user_id: str, reply_public: Reply, reply_private: Reply) -> None:
+    async def share(
+        self, *, value: str, user_id: str, reply_public: Reply, reply_private: Reply, channel: str = ""
+    ) -> None:
         """"Share in channel": post the ephemeral answer publicly, then remove the ephemeral copy."""
         try:
             data = json.loads(value)
@@ -239,7 +241,9 @@ class SlackHandlers:
             cleaned, answer = kept
         else:
             try:
-                cleaned, answer = await self._answer(self._question(question, user_id, "share"), reply_private)
+                # Asked again in its channel, so its knowledgebase answers (several are configured).
+                conversation = f"{channel}:share" if channel else "share"
+                cleaned, answer = await self._answer(self._question(question, user_id, conversation), reply_private)
             except Exception as exc:
                 self._log_failure("re-asking for share", exc)
                 await reply_private(rendering.render_error(error_reply(exc)))

@@ -10,7 +10,7 @@ import pytest
 from kbbot.config import Settings
 from kbbot.core.models import Answer
 from kbbot.errors import ConfigError, Unavailable
-from kbbot.store.factory import Stores, build_stores, open_stores
+from kbbot.store.factory import Stores, build_stores
 from kbbot.store.failover import FailoverLimiterStorage
 from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session, free_port  # noqa: F401
 
@@ -52,7 +52,7 @@ async def test_base_install_without_redis_package(monkeypatch: pytest.MonkeyPatc
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "redis", None)  # import redis → ImportError
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
-    async with open_stores(Settings(kbbot_data_dir=tmp_path)) as stores:
+    async with await build_stores(Settings(kbbot_data_dir=tmp_path)) as stores:
         assert stores.kind == "memory"
     with pytest.raises(ConfigError, match=r"pip install 'kbbot\[redis\]'"):
         await build_stores(Settings(redis_url="redis://127.0.0.1:1/0", kbbot_data_dir=tmp_path))
