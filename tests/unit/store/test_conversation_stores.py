@@ -78,3 +78,21 @@ async def test_redis_keys_are_under_the_knowledgebase_prefix(redis_server: Redis
         assert await RedisConversations(client, prefix="kbbot:kb-b:").get("slack:C1:1.1") is None
     finally:
         await client.aclose()
+
+
+async def test_while_redis_is_down_no_thread_is_known_and_nothing_raises(redis_server: RedisServer) -> None:
+    from kbbot.store.failover import FailoverConversations, RedisHealth
+
+    client = await connect_redis(redis_server.url)
+    store = FailoverConversations(RedisConversations(client, prefix="kbbot:t:"), RedisHealth())
+    try:
+        await store.put("k", Conversation(questions=("vpn?",)), 60)
+        assert await store.get("k") == Conversation(questions=("vpn?",))
+        redis_server.kill()
+        assert await store.get("k") is None  # a reply there is left alone
+        await store.put("k", Conversation(), 60)
+        await store.link("m", "k", 60)
+        assert await store.thread_of("m") is None
+    finally:
+        redis_server.restart()
+        await client.aclose()
