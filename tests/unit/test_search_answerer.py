@@ -130,6 +130,13 @@ async def test_quoted_text_is_verbatim_but_never_a_heading(index: SearchIndex) -
     assert answer.related_pages[0].url == "https://kb.example/shell tips (v2)"  # the PageRef keeps the real URL
 
 
+async def test_a_numbered_heading_is_not_read_as_the_first_step(sample: SearchIndex) -> None:
+    # vpn-setup.md: "## 1. Get your configuration" over steps 1-3; Markdown renderers showed it as step 1 and
+    # the real steps as 2, 3, 4.
+    answer = await SearchAnswerer(sample).answer("How do I set up the VPN?")
+    assert "> \u200b1. Get your configuration  \n> 1. Open the Access Portal" in answer.text
+
+
 @pytest.mark.parametrize(
     "question",
     [
