@@ -27,7 +27,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 async def test_round_trip_with_unicode(store: ConversationStore) -> None:
-    kept = Conversation(questions=("Wie geht das VPN? 🙂", "<script>x</script>"), needs_help=True)
+    kept = Conversation(questions=("Wie geht das VPN? 🙂", "<script>x</script>"), needs_help=True, save_offered=True)
     await store.put("slack:C1:1.1", kept, 60)
     assert await store.get("slack:C1:1.1") == kept
     assert await store.get("slack:C1:2.2") is None
