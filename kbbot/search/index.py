@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
 import json
 import logging
 import sqlite3
@@ -684,18 +685,7 @@ class SearchIndex:
                 return []
             marks = ",".join("?" * len(ranked))
             rows = {r[0]: r[1:] for r in db.execute(_ROWS.format(marks=marks), [r[0] for r in ranked])}
-            # FTS5's bm25 counts a title hit as a few body hits, and a body that mentions a word often
-            # saturates to nearly the same score. A page whose title says what was asked is what people
-            # want, so the score grows with the share of the question's terms found in the title.
-            scored = []
-            for rowid, score in ranked:
-                row = rows.get(rowid)
-                if row is None:  # pragma: no cover - FTS rows follow the pages table in one transaction
-                    continue
-                title_terms = matched_terms(row[1], stemmed)
-                boost = 1.0 + TITLE_BOOST * len(title_terms) / max(1, len(stemmed))
-                scored.append((float(score) * boost, rowid, row))
-            scored.sort(key=lambda item: -item[0])
+            scored = _title_boosted(ranked, rows, stemmed, limit)
             scored = below_their_sources(scored, self._bodies([r for _, r, row in scored if row[4]]))
             best = scored[:limit]
             bodies: dict[int, str] = {}
@@ -757,6 +747,36 @@ def _ranking_words(plan: QueryPlan) -> list[tuple[str, bool]]:
         for n, term in enumerate(plan.terms)
         if term.docs
     ]
+
+
+def _title_boosted(
+    ranked: list[tuple[int, float]], rows: dict[int, tuple[Any, ...]], stemmed: set[str], limit: int
+) -> list[tuple[float, int, tuple[Any, ...]]]:
+    """(score, rowid, row) best first, each score grown by the share of the question's terms in the page's
+    title: FTS5's bm25 counts a title hit as a few body hits, and a body that mentions a word often saturates
+    to nearly the same score, but a page whose title says what was asked is what people want.
+
+    A boost is at most 1 + TITLE_BOOST, so once a page's score times that cannot reach the ``limit``-th boosted
+    score, no page after it can: their titles are not read (except when a saved chat is among the candidates,
+    whose place depends on every page, see :func:`below_their_sources`)."""
+    every = any(row[4] for row in rows.values())
+    best: list[float] = []  # a heap of the ``limit`` best boosted scores so far
+    scored = []
+    for rowid, score in sorted(ranked, key=lambda item: -item[1]):
+        row = rows.get(rowid)
+        if row is None:  # pragma: no cover - FTS rows follow the pages table in one transaction
+            continue
+        if not every and len(best) == limit and max(score, score * (1 + TITLE_BOOST)) < best[0]:
+            break
+        title_terms = matched_terms(row[1], stemmed)
+        boosted = float(score) * (1.0 + TITLE_BOOST * len(title_terms) / max(1, len(stemmed)))
+        scored.append((boosted, rowid, row))
+        if len(best) < limit:
+            heapq.heappush(best, boosted)
+        else:
+            heapq.heappushpop(best, boosted)
+    scored.sort(key=lambda item: -item[0])
+    return scored
 
 
 def _docs(term: Term) -> int:
