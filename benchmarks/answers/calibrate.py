@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             tag = "OOS" if not o.case.pages else ("ok " if o.page_at(1) else "P@1")
             print(f"{_relevance(o):.3f} {tag} {'H' if o.case.holdout else ' '} {o.case.question}  → {o.ranked[:1]}")
     print("threshold  tune: honest  wrong   holdout: honest  wrong")
-    for threshold, th, tw, hh, hw in sweep(results, [x / 100 for x in range(20, 91, 5)]):
+    for threshold, th, tw, hh, hw in sweep(results, [x / 100 for x in range(40, 81, 2)]):
         print(f"{threshold:9.2f}  {th:12.1f}  {tw:5.1f}   {hh:15.1f}  {hw:5.1f}")
     return 0
 

@@ -19,7 +19,7 @@ from kbbot.core.models import Answer, PageRef, Source
 from kbbot.core.text import neutralize_mentions
 from kbbot.search.fences import close_open_fence, code_lines
 from kbbot.search.index import PageText, SearchHit, SearchIndex
-from kbbot.search.passages import Passage, best_passages, blocks, is_how_to
+from kbbot.search.passages import Passage, asks_quantity, best_passages, blocks, is_how_to, literals
 from kbbot.search.query import QueryPlan, matched_terms
 
 NOT_FOUND = "I couldn't find this in the wiki."
@@ -40,6 +40,8 @@ TITLE_SHARE = 0.1
 RELATED_SHARE = 0.5
 #: A second page is quoted only when it is about as relevant and ranks about as high as the first.
 SECOND_PAGE_SHARE = 0.9
+#: A second passage of the same page is quoted when it scores at least this share of the first.
+SECOND_PASSAGE_SHARE = 0.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +98,11 @@ class SearchAnswerer:
             else:
                 body = trim(passage.text, self.max_passage_chars, stems)
                 # The section heading says what the passage is about ("How to request leave", "Linux").
-                text = f"{passage.heading}\n{body}" if passage.heading else body
-            blocks_.append(f"{_quote(text)}\n\n— {_link(page.title, page.url)}")
+                text = f"{_heading_line(passage.heading)}\n{body}" if passage.heading else body
+            if text.strip():  # a page known by its title alone (never synced) has nothing to quote
+                blocks_.append(f"{_quote(text)}\n\n— {_link(page.title, page.url)}")
+        if len(blocks_) == 1:
+            return _dont_know(ranked, relevance=top.relevance)
         return Answer(text="\n\n".join(blocks_), related_pages=related, source=Source.SEARCH, relevance=top.relevance)
 
     async def not_found(self, question: str) -> Answer:
@@ -119,7 +124,7 @@ class SearchAnswerer:
         plan = result.plan
         hits = {hit.id: hit for hit in result.hits}
         pages = [hit.page_text() for hit in result.hits if hit.text is not None]
-        how_to = is_how_to(question)
+        how_to, quantity, exact = is_how_to(question), asks_quantity(question), literals(question)
         best_bm25 = max(hit.score for hit in result.hits) or 1.0
         ranked = []
         for page in pages:
@@ -130,6 +135,8 @@ class SearchAnswerer:
                 title=page.title,
                 how_to=how_to,
                 max_chars=self.max_passage_chars,
+                quantity=quantity,
+                exact=exact,
             )
             relevance = _relevance(plan, page, hit, passages[0] if passages else None)
             in_title = frozenset(matched_terms(page.title + "\n" + " ".join(hit.tags), plan.stems))
@@ -159,9 +166,23 @@ class SearchAnswerer:
             ):
                 return other.page, other.passages[0]
         for passage in top.passages[1:]:
-            if passage.found - covered and passage.text not in first.text and first.text not in passage.text:
+            if _overlap(first, passage):
+                continue
+            if passage.found - covered:
                 return top.page, passage
+            if passage.score >= SECOND_PASSAGE_SHARE * first.score:
+                # Another passage answers about as well ("Severity levels" has a rule and a table): both are
+                # quoted rather than a guess between them.
+                return top.page, passage
+            if passage.score < SECOND_PASSAGE_SHARE * first.score:
+                break
         return None
+
+
+def _overlap(a: Passage, b: Passage) -> bool:
+    """Whether two passages share a block (a window of blocks and one block of it)."""
+    blocks_a, blocks_b = set(a.text.split("\n\n")), set(b.text.split("\n\n"))
+    return bool(blocks_a & blocks_b)
 
 
 def _chats_below_sources(ranked: list[_Candidate], order: list[str]) -> list[_Candidate]:
@@ -261,6 +282,15 @@ def trim(passage: str, limit: int, stems: frozenset[str] | set[str]) -> str:
 # fences, untouched. Only a prose line starting with "#" gets an invisible zero-width space in front, so no
 # Markdown renderer turns it into a heading.
 _LINE_START_HASH = re.compile(r"^(\s*)#")
+
+
+# A numbered heading ("## 1. Get your configuration") quoted above its steps would read as step 1 of them, and
+# renderers would renumber the real steps 2, 3, 4; the same zero-width space keeps it a line of its own.
+_LIST_MARKER = re.compile(r"^(\d{1,9}[.)]|[-*+])(\s|$)")
+
+
+def _heading_line(heading: str) -> str:
+    return "\u200b" + heading if _LIST_MARKER.match(heading) else heading
 
 
 def _quote(text: str) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kbbot.errors import ConfigError, SearchIndexError
-from kbbot.search.query import QueryPlan, Term, matched_terms, plan_terms
+from kbbot.search.query import PARTICLES, QueryPlan, Term, matched_terms, plan_terms
 from kbbot.search.saved_chats import below_their_sources
 from kbbot.search.spelling import Vocabulary, is_english
 from kbbot.search.tantivy_ranking import RankingBusy, TantivyRanking
@@ -668,10 +668,18 @@ class SearchIndex:
             if corrected is not None:
                 planned.append(Term(word, corrected, vocabulary.docs(corrected), corrected=True))
                 continue
-            parts = vocabulary.split(word)  # "helpdesk" → help desk
+            english = is_english(word)
+            # "helpdesk" → help desk; but an English word is itself ("passport" is no pass and port) unless
+            # it is a verb and its particle ("handover" → hand over), as "hand over" is searched as "handover".
+            parts = vocabulary.split(word)
+            if english and not (parts and word.endswith(PARTICLES)):
+                parts = []
             planned += [Term(word, part, vocabulary.docs(part), corrected=True) for part in parts]
-            if not parts:
-                planned.append(Term(word, stem_, 0, english=is_english(word)))
+            form = vocabulary.other_form(word) if english and not parts else None
+            if form is not None:
+                planned.append(Term(word, form, vocabulary.docs(form), corrected=True))
+            elif not parts:
+                planned.append(Term(word, stem_, 0, english=english))
         return QueryPlan(tuple(planned), self._total_docs)
 
     def _vocabulary_sync(self) -> Vocabulary:

@@ -37,6 +37,19 @@ _HOW_TO = re.compile(
     r"|\bwhat\s+(?:do|should|can)\s+i\s+do\b|\bwhat\s+now\b",
     re.IGNORECASE,
 )
+#: "how long / much / many / often…" asks for an amount, a duration or a frequency: a passage that states one
+#: holds what is asked as surely as one more word of the question would (see :func:`best_passages`).
+_QUANTITY_QUESTION = re.compile(
+    r"\bhow\s+(?:long|much|many|often|soon|far|big|quickly|fast|old|large|small)\b", re.IGNORECASE
+)
+_QUANTITY = re.compile(
+    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|once|twice|every|daily|weekly"
+    r"|monthly|quarterly|yearly|annually|hourly)\b",
+    re.IGNORECASE,
+)
+#: A word typed with its symbols ("@channel", "--rollback", "sev-2", "gpg.format"): a passage holding it
+#: exactly counts the word twice.
+_LITERAL = re.compile(r"(?<!\S)[@#$~./-]*\w[\w@#./:+-]*[@#./:+-][\w@#./:+-]*\w|(?<!\S)(?:--?|[@#])\w[\w-]*")
 _STEP_LINE = re.compile(r"\s*\d{1,3}[.)]\s")
 _SENTENCE_END = (".", "!", "?", ":", ";", ",")
 _CODE_CHARS = re.compile(r"[/\\<>=$`{}|~@#_*\[\]]| --?\w")
@@ -64,6 +77,16 @@ class Passage:
 def is_how_to(question: str) -> bool:
     """A question asking for a procedure ("how do I…", "steps to…", "set up…")."""
     return bool(_HOW_TO.search(question))
+
+
+def asks_quantity(question: str) -> bool:
+    """A question asking how long, how much, how many, how often…"""
+    return bool(_QUANTITY_QUESTION.search(question))
+
+
+def literals(question: str) -> frozenset[str]:
+    """The question's words typed with symbols in them ("@channel", "--rollback"), casefolded."""
+    return frozenset(m.group(0).casefold() for m in _LITERAL.finditer(question[:4000]))
 
 
 def blocks(text: str, title: str = "") -> list[Block]:
@@ -109,12 +132,26 @@ def _kind(block: str) -> Kind:
 
 
 def best_passages(
-    page_blocks: list[Block], plan: QueryPlan, *, title: str, how_to: bool, max_chars: int
+    page_blocks: list[Block],
+    plan: QueryPlan,
+    *,
+    title: str,
+    how_to: bool,
+    max_chars: int,
+    quantity: bool = False,
+    exact: frozenset[str] = frozenset(),
 ) -> list[Passage]:
-    """Every candidate passage of the page that holds at least one of the question's words, best first."""
+    """Every candidate passage of the page that holds at least one of the question's words, best first.
+
+    ``quantity``: the question asks for an amount (:func:`asks_quantity`); a passage stating one scores as if
+    it held one more word of average weight. ``exact``: the question's :func:`literals`; a passage holding
+    one exactly scores its words again."""
     stems = plan.stems
     if not stems or not page_blocks:
         return []
+    known = [plan.weight(t) for t in plan.terms if t.docs and not t.compound]
+    answer_type_weight = sum(known) / len(known) if quantity and known else 0.0
+    literal_weight = {lit: sum(plan.weight(t) for t in plan.terms if t.docs and t.word in lit) for lit in exact}
     in_title = matched_terms(title, stems)
     focus = stems - in_title
     weights = {t.stem: plan.weight(t) for t in plan.terms if t.docs}
@@ -149,6 +186,11 @@ def best_passages(
             # A little for repeats, a little against length: of two passages with the same words, the
             # shorter one says it more plainly.
             score += 0.03 * min(sum(found.values()), 8) - len(text) / 3000
+            if answer_type_weight and _QUANTITY.search(text):
+                score += answer_type_weight
+            if literal_weight:
+                folded = text.casefold()
+                score += sum(w for lit, w in literal_weight.items() if lit in folded)
             kind = block.kind if start == end else _window_kind(page_blocks[start : end + 1])
             if how_to:
                 score *= HOW_TO_BONUS.get(kind, 1.0)

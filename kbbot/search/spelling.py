@@ -1,18 +1,24 @@
 """Typo tolerance against the index's own vocabulary: "vacaton" → vacation, "reqest" → request.
 
 Only words the index has never seen are corrected, so a word typed right always means itself and exact matches
-rank as before; and only words that are not English words either (GCIDE's word list, via the english-words
-package): "passport" in a wiki without it is a question about passports, not a typo of "password". The
+rank as before; and only words that are not English words either: "passport" in a wiki without it is a question
+about passports, not a typo of "password". English is GCIDE's dictionary (via the english-words package) and the
+~30,000 most frequent words of today's English (wordfreq's small list), which has what a 1913 dictionary lacks:
+"wifi", "cryptocurrency", "Munich", "latest". The
 vocabulary is the index's stems (FTS5's ``fts5vocab``) with how many pages hold each; the closest stem by
 Damerau–Levenshtein distance wins (RapidFuzz), ties going to the more common word.
 """
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
+import msgpack
 from english_words import get_english_words_set
 from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein
@@ -34,14 +40,31 @@ _english_lock = threading.Lock()
 
 
 def is_english(word: str) -> bool:
-    """Whether ``word`` (or another form of it: same stem) is an English dictionary word. The list is loaded
-    on the first call (about 0.1 s, 10 MB), i.e. only once someone types a word the wiki does not have."""
+    """Whether ``word`` (or another form of it: same stem) is an English word. The lists are loaded on the
+    first call (about 0.3 s, 15 MB), i.e. only once someone types a word the wiki does not have."""
     global _english
     if _english is None:
         with _english_lock:
             if _english is None:
-                _english = frozenset(stem(w) for w in get_english_words_set(["gcide"], lower=True, alpha=True))
+                words = get_english_words_set(["gcide"], lower=True, alpha=True)
+                words.update(w for w in _frequent_words() if w.isalpha())
+                _english = frozenset(stem(w) for w in words)
     return stem(word) in _english
+
+
+def _frequent_words() -> list[str]:
+    """wordfreq's small English list, read from the package's data file in its documented "cBpack" format
+    (gzipped msgpack: a header, then lists of words by frequency). Importing wordfreq itself would load its
+    text-cleaning libraries too: 14 MB more in every process that meets an unknown word."""
+    spec = importlib.util.find_spec("wordfreq")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("wordfreq is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "small_en.msgpack.gz"
+    with gzip.open(path, "rb") as data:
+        header, *buckets = msgpack.load(data, raw=False)
+    if not isinstance(header, dict) or header.get("format") != "cB":
+        raise ValueError(f"unexpected wordfreq data in {path}: {header!r}")
+    return [word for bucket in buckets for word in bucket]
 
 
 class Vocabulary:
@@ -81,6 +104,18 @@ class Vocabulary:
         for length in range(max(MIN_WORD_CHARS, len(word) - 3), len(word)):
             found += self._closest(word[:length], self._candidates(word[0], [length]), limit - 1, 1)
         return min(found)[2] if found else None
+
+    def other_form(self, word: str) -> str | None:
+        """The stem of an indexed word that is another form of the English ``word`` — the same word up to
+        its last letter or two, which Porter does not always reduce alike ("respond" → response) — or None.
+        The most common one wins."""
+        base = stem(word)
+        if len(base) < MIN_WORD_CHARS or not base.isalpha():
+            return None
+        start = base[: max(MIN_WORD_CHARS, len(base) - 1)]
+        lengths = range(len(start), len(base) + 3)
+        forms = [t for t in self._candidates(base[0], lengths) if t != base and t.startswith(start)]
+        return max(forms, key=lambda t: (self._docs[t], t)) if forms else None
 
     def split(self, word: str) -> list[str]:
         """The stems of two indexed words that ``word`` runs together ("helpdesk" → help, desk; "401k" → 401),

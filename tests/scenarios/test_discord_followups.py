@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from kbbot.adapters.discord.feedback import DOWN_ID
 from kbbot.adapters.discord.handlers import FOLLOW_UP_HINT, SAVE_OFFER
 from kbbot.core.ask import AskService
 from kbbot.core.conversations import Conversations
@@ -200,3 +201,29 @@ async def test_bots_are_never_follow_ups(world: World, tmp_path: Path) -> None:
         world.fake.dispatch("MESSAGE_CREATE", world.fake.message_payload(world.thread, other_bot, "and on a Mac?"))
         await settle(world, tracker)
     assert [q.text for q in ask.questions] == [VPN_Q, "sentinel question?"]
+
+
+async def test_after_a_thumbs_down_a_person_answering_gets_the_save_hint(world: World, tmp_path: Path) -> None:
+    fake, ask, tracker = world.fake, ScriptedAsk(), TaskTracker()
+    async with bot(world, tmp_path, ask, tracker):
+        await ask_and_wait(world, world.thread, mention(world, world.thread, VPN_Q), tracker)
+        [answer] = answers_in(world, world.thread)
+        click = fake.interaction_payload(
+            channel=world.thread, member=world.ana, kind=3, message=answer,
+            data={"custom_id": DOWN_ID, "component_type": 2},
+        )
+        fake.dispatch("INTERACTION_CREATE", click)
+        # Answered once the vote has taken effect (see VoteButton.callback).
+        await fake.await_for(lambda: fake.calls_to("POST", f"/interactions/{click['id']}/"))
+        correction = fake.message_payload(world.thread, world.bob, "That page is old: use the new portal")
+        await ask_and_wait(world, world.thread, correction, tracker)
+    assert message_posts(fake, world.thread)[-1].body["content"] == SAVE_OFFER
+    assert [q.text for q in ask.questions] == [VPN_Q]
+
+
+async def test_stop_where_kbbot_is_not_following_says_so(world: World, tmp_path: Path) -> None:
+    ask, tracker = ScriptedAsk(), TaskTracker()
+    async with bot(world, tmp_path, ask, tracker):
+        await ask_and_wait(world, world.general, mention(world, world.general, "stop"), tracker)
+    assert "not following" in message_posts(world.fake, world.general)[-1].body["content"]
+    assert ask.questions == []

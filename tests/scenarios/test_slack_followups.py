@@ -182,6 +182,7 @@ async def test_after_a_thumbs_down_a_person_answering_gets_the_save_offer() -> N
                                     message_ts=answer["ts"])
         await rig.interaction(down)
         await rig.wait_responses(url)
+        await settled(rig)  # the vote's listener is done (it marks the thread after thanking)
         correction = "That page is old, use the new portal at vpn.example"
         await rig.event(reply(GENERAL, BOB, correction, "1700001000.000800", T1))
         await rig.slack.await_for("chat.postMessage", 2)

@@ -154,3 +154,16 @@ def test_blank_environment_variable_does_not_hide_the_dotenv_value(
     (tmp_path / ".env").write_text("CACHE_MAX_ENTRIES=7\n")
     monkeypatch.setenv("CACHE_MAX_ENTRIES", "")  # e.g. `environment: CACHE_MAX_ENTRIES: ""` in compose
     assert load_settings().cache_max_entries == 7
+
+
+@pytest.mark.parametrize("name", ["#general", "general", "c0123abcde"])
+def test_digest_channel_name_instead_of_id_says_what_to_copy(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv("GAPS_DIGEST_SLACK_CHANNEL", name)
+    with pytest.raises(ConfigError, match=r"GAPS_DIGEST_SLACK_CHANNEL: needs the channel's id, like C0123ABCDE") as e:
+        load_settings(_env_file=None)
+    assert "pattern" not in str(e.value)
+
+
+def test_digest_channel_id_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GAPS_DIGEST_SLACK_CHANNEL", "C0123ABCDE")
+    assert load_settings(_env_file=None).gaps_digest_slack_channel == "C0123ABCDE"

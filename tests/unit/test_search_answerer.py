@@ -8,7 +8,13 @@ import pytest
 from kbbot.backends.local import LocalBackend
 from kbbot.core.models import Source
 from kbbot.core.ports import Answerer
-from kbbot.search.answerer import DEFAULT_AUTO_MIN_RELEVANCE, DEFAULT_MIN_RELEVANCE, NOT_FOUND, SearchAnswerer
+from kbbot.search.answerer import (
+    DEFAULT_AUTO_MIN_RELEVANCE,
+    DEFAULT_MIN_RELEVANCE,
+    MAYBE_RELATED,
+    NOT_FOUND,
+    SearchAnswerer,
+)
 from kbbot.search.index import IndexedPage, SearchIndex
 from kbbot.search.sync import IndexSyncer
 
@@ -130,6 +136,22 @@ async def test_quoted_text_is_verbatim_but_never_a_heading(index: SearchIndex) -
     assert answer.related_pages[0].url == "https://kb.example/shell tips (v2)"  # the PageRef keeps the real URL
 
 
+async def test_a_page_known_by_its_title_alone_is_maybe_related_not_an_empty_quote(index: SearchIndex) -> None:
+    # Before the first sync the fallback indexes titles only (IndexSyncer.index_titles): the answer used to be
+    # "From the wiki:" over an empty quote.
+    await index.upsert(IndexedPage(id="fg", title="Fundamental group", text=""))
+    answer = await SearchAnswerer(index).answer("what is the fundamental group")
+    assert answer.empty and answer.text == MAYBE_RELATED
+    assert [page.id for page in answer.related_pages] == ["fg"]
+
+
+async def test_a_numbered_heading_is_not_read_as_the_first_step(sample: SearchIndex) -> None:
+    # vpn-setup.md: "## 1. Get your configuration" over steps 1-3; Markdown renderers showed it as step 1 and
+    # the real steps as 2, 3, 4.
+    answer = await SearchAnswerer(sample).answer("How do I set up the VPN?")
+    assert "> \u200b1. Get your configuration  \n> 1. Open the Access Portal" in answer.text
+
+
 @pytest.mark.parametrize(
     "question",
     [
@@ -162,6 +184,18 @@ async def test_the_quoted_passage_answers(sample: SearchIndex, question: str, pa
     assert not answer.empty and answer.related_pages[0].id == page
     assert fact in answer.text
     assert answer.text.count("\n— ") <= 2  # at most two passages
+
+
+async def test_two_passages_that_answer_about_as_well_are_both_quoted(index: SearchIndex) -> None:
+    text = (
+        "Severity levels\n\nSEV1 and SEV2 need a status page update within 30 minutes.\n\n"
+        "Examples\n\nSeverity | Meaning\nSEV1 | Robots stopped\nSEV2 | Major feature broken\n\n"
+        "Tools\n\nThe incident bot opens a channel."
+    )
+    await index.upsert(IndexedPage(id="inc", title="Incidents", text=text))
+    answer = await SearchAnswerer(index).answer("what counts as sev2")
+    assert "status page update" in answer.text and "Major feature broken" in answer.text
+    assert answer.text.count("\n— ") == 2 and "incident bot" not in answer.text
 
 
 async def test_the_threshold_is_a_setting(sample: SearchIndex) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kbbot.search.passages import best_passages, blocks, is_how_to
+from kbbot.search.passages import asks_quantity, best_passages, blocks, is_how_to, literals
 from kbbot.search.query import QueryPlan, Term, stem
 
 PAGE = """VPN setup
@@ -96,3 +96,56 @@ def test_words_the_title_holds_count_less_than_the_others() -> None:
 def test_no_passage_without_a_matching_word() -> None:
     assert best_passages(blocks(PAGE), plan("zzzqqq", docs=0), title="", how_to=False, max_chars=700) == []
     assert best_passages([], plan("vpn"), title="", how_to=False, max_chars=700) == []
+
+
+RULES = """Release process
+
+Firmware releases for the Picker and Hauler robots are planned, tested on real hardware and signed.
+
+Cadence
+
+A firmware release every four weeks.
+
+Announcements
+
+Use @channel only for urgent things. Otherwise mention the channel name in the thread."""
+
+
+@pytest.mark.parametrize(
+    ("question", "quantity"),
+    [("how often do we release", True), ("how long is the link valid", True), ("how do I release", False)],
+)
+def test_quantity_questions(question: str, quantity: bool) -> None:
+    assert asks_quantity(question) is quantity
+
+
+def test_a_how_often_question_gets_the_passage_with_the_frequency() -> None:
+    page = blocks(RULES, "Release process")
+    # "robots" is on most pages of a robotics wiki: it says little.
+    words = QueryPlan((Term("release", "releas", 4), Term("robots", "robot", 16), Term("firmware", "firmwar", 6)), 20)
+    [best, *_] = best_passages(page, words, title="", how_to=False, max_chars=700)
+    assert best.heading is None  # without the answer type: the intro, which has all three words
+    [best, *_] = best_passages(page, words, title="", how_to=False, max_chars=700, quantity=True)
+    assert "every four weeks" in best.text
+
+
+@pytest.mark.parametrize(
+    ("question", "found"),
+    [
+        ("when is it ok to use @channel", {"@channel"}),
+        ("rollback with --rollback or -n", {"--rollback", "-n"}),
+        ("set gpg.format ssh in #general", {"gpg.format", "#general"}),
+        ("a - b, is it ok? - yes.", set()),
+    ],
+)
+def test_literals_are_words_typed_with_their_symbols(question: str, found: set[str]) -> None:
+    assert literals(question) == found
+
+
+def test_a_passage_with_the_literal_word_beats_one_with_the_plain_word() -> None:
+    page = blocks(RULES + "\n\nChannels\n\nPrefer public channels; a channel per team, a channel per topic.", "")
+    words = plan("channel")
+    [best, *_] = best_passages(page, words, title="", how_to=False, max_chars=700)
+    assert best.heading == "Channels"
+    [best, *_] = best_passages(page, words, title="", how_to=False, max_chars=700, exact=literals("use @channel?"))
+    assert "@channel only for urgent things" in best.text

@@ -62,3 +62,25 @@ def test_plan_weights_rare_words_and_counts_compounds_only_when_found() -> None:
     assert 0 < plan.coverage({"set"}) < plan.coverage({"vpn"}) < 1.0
     assert plan.match() == '"set" OR "vpn" OR "vacat"*'
     assert QueryPlan((Term("zzzqqq", "zzzqqq", 0),), 10).match() is None  # nothing to look for
+
+
+def test_short_words_keep_their_form_as_fts5_porter_does() -> None:
+    # FTS5's porter tokenizer leaves tokens under 3 characters alone: "US" is indexed as "us".
+    assert stem("US") == "us" and stem("is") == "is" and stem("buses") == "buse"
+
+
+def test_contraction_fragments_are_no_search_terms() -> None:
+    assert query_terms("the secondary isn't answering, I shouldn't ask") == ["secondary", "answering", "ask"]
+
+
+def test_a_word_elsewhere_on_the_page_is_no_answer() -> None:
+    from kbbot.search.query import QueryPlan, Term
+
+    # "is there parking at the Berlin office" on a 20-page wiki: the passage has "Berlin office", the page has
+    # "parking" only in another section (commuter benefits in the US).
+    plan = QueryPlan((Term("parking", "park", 2), Term("berlin", "berlin", 9), Term("office", "offic", 10)), 20)
+    in_passage = {"berlin", "offic"}
+    assert plan.coverage(in_passage | {"park"}) == 1.0
+    assert plan.coverage(in_passage, on_page={"park"}) < 0.62  # below the default don't-know threshold
+    # …and lower than with "parking" on no page of the wiki's at all: the page has a place for it, elsewhere.
+    assert plan.coverage(in_passage, on_page={"park"}) < plan.coverage(in_passage)

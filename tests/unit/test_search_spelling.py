@@ -8,7 +8,7 @@ import pytest
 
 from kbbot.search.index import IndexedPage, SearchIndex
 from kbbot.search.query import stem
-from kbbot.search.spelling import Vocabulary
+from kbbot.search.spelling import Vocabulary, is_english
 
 WORDS = ["vacation", "request", "reimbursement", "expense", "password", "laptop", "onboarding", "security"]
 WORDS += ["benefits", "wiki", "deploy", "incident"]
@@ -56,8 +56,8 @@ def test_no_guess_when_nothing_is_close(vocabulary: Vocabulary, typed: str) -> N
 
 
 def test_ties_go_to_the_more_common_word() -> None:
-    vocabulary = Vocabulary({"carts": 1, "cards": 7})
-    assert vocabulary.correct("carbs") == "cards"
+    vocabulary = Vocabulary({"plonts": 1, "plonds": 7})  # made-up words: a real one ("carbs") is not corrected
+    assert vocabulary.correct("plonxs") == "plonds"
 
 
 async def test_the_index_finds_pages_through_a_typo_and_keeps_exact_words(tmp_path: Path) -> None:
@@ -94,3 +94,38 @@ async def test_unknown_words_stay_in_the_plan_with_no_pages(tmp_path: Path) -> N
         assert result.plan.total_docs == 1
         # "wifi" is what the question is about and no page has it: the answer covers only part of it.
         assert result.plan.coverage({stem("password")}) < 0.8
+
+
+def test_another_form_of_an_english_word() -> None:
+    # Porter stems "response" to "respons" but "respond" to "respond": the same word up to its last letter.
+    vocabulary = Vocabulary({stem("response"): 2, stem("responsible"): 1, stem("password"): 5})
+    assert vocabulary.other_form("respond") == stem("response")
+    assert vocabulary.other_form("passport") is None  # "pass…" is too short a common start
+    assert vocabulary.other_form("dog") is None
+
+
+@pytest.mark.parametrize("word", ["wifi", "cryptocurrency", "munich", "latest", "passport", "bereavement"])
+def test_english_knows_todays_words_and_the_dictionarys(word: str) -> None:
+    assert is_english(word)
+
+
+@pytest.mark.parametrize("word", ["vacaton", "reqest", "zzzqqq", "deploymnet"])
+def test_typos_are_not_english(word: str) -> None:
+    assert not is_english(word)
+
+
+async def test_an_english_word_is_not_split_into_two_indexed_words(tmp_path: Path) -> None:
+    pages = [
+        IndexedPage(id="vpn", title="VPN", text="Pass the port number to the client."),
+        IndexedPage(id="oncall", title="On-call", text="Hand over the pager on Mondays. The help desk helps."),
+    ]
+    async with SearchIndex(tmp_path / "index.sqlite3") as index:
+        await index.upsert_many(pages)
+        passport = (await index.query("renew my passport")).plan.terms[-1]
+        assert (passport.stem, passport.docs, passport.english) == ("passport", 0, True)
+        # …unless it ends in a particle: "handover" is asked by whoever means "hand over".
+        handover = (await index.query("handover")).plan.terms
+        assert [t.stem for t in handover] == ["hand", "over"]
+        assert [t.stem for t in (await index.query("helpdesk")).plan.terms] == ["help", "desk"]
+        respond = (await index.query("respond")).plan.terms
+        assert [(t.stem, t.corrected) for t in respond] == [("respond", False)] or respond[0].docs == 0

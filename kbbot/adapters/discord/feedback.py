@@ -51,11 +51,13 @@ class VoteButton(discord.ui.Button[discord.ui.View]):
                 "Sorry, I couldn't record that vote.", ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
             )
             return
+        if self._on_vote is not None:
+            # Before the thanks (a few ms of store writes, well within the 3 s): once the click is answered,
+            # the vote has taken effect on the conversation too.
+            await self._on_vote(interaction.message, self._helpful)
         await interaction.response.send_message(
             THANKS[self._helpful], ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
-        if self._on_vote is not None:
-            await self._on_vote(interaction.message, self._helpful)
 
 
 def question_of(message: discord.Message | None) -> str:

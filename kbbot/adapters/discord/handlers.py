@@ -170,11 +170,11 @@ class DiscordHandlers:
             if follow_up is None:
                 return
             text, earlier = follow_up
-        elif key is not None:
-            if text.strip().casefold().rstrip(".!") == "stop":
-                await self._stop(message, key)
-                return
-            earlier = await self._conversations.earlier(key) if self._conversations else ()
+        elif self._conversations is not None and text.strip().casefold().rstrip(".!") == "stop":
+            await self._stop(message, key)
+            return
+        elif key is not None and self._conversations is not None:
+            earlier = await self._conversations.earlier(key)
         if guild_id is None and not await self._gate.serves(None, message.author.id):
             log.warning(
                 "Discord: ignored a DM from user %s, who is in none of DISCORD_ALLOWED_GUILDS", message.author.id
@@ -240,8 +240,8 @@ class DiscordHandlers:
             log.info("Discord: an acknowledgement in a conversation I answered; no answer needed")
         return None
 
-    async def _stop(self, message: discord.Message, key: str) -> None:
-        stopped = self._conversations is not None and await self._conversations.stop(key)
+    async def _stop(self, message: discord.Message, key: str | None) -> None:
+        stopped = self._conversations is not None and key is not None and await self._conversations.stop(key)
         await self._reply_text(message, FOLLOWUPS_STOPPED if stopped else FOLLOWUPS_NOT_FOLLOWING)
 
     async def on_reaction(self, payload: discord.RawReactionActionEvent) -> None:
