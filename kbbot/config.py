@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     #: Slack user ids allowed to run `/kb gaps` (comma list); blank = nobody.
     slack_admin_users: CommaList = ()
     #: Weekly digest of the top gaps (Mondays, UTC), posted to this Slack channel id and/or Discord channel id.
-    gaps_digest_slack_channel: str | None = Field(None, pattern=r"^[CGD][A-Z0-9]{8,12}$")
+    gaps_digest_slack_channel: str | None = None
     gaps_digest_discord_channel: int | None = Field(None, ge=1)
 
     # --- HTTP server, logging ------------------------------------------------------------------
@@ -172,6 +172,18 @@ class Settings(BaseSettings):
             parse_limit(value)
         except ValueError:
             raise ValueError("use e.g. 5/minute;40/day (or off)") from None
+        return value
+
+    @field_validator("gaps_digest_slack_channel")
+    @classmethod
+    def _slack_channel_id(cls, value: str | None) -> str | None:
+        # People write the name they see ("#general"); the API needs the id, and pydantic's own message
+        # would only quote the regular expression.
+        if value is not None and not re.fullmatch(r"[CGD][A-Z0-9]{8,12}", value):
+            raise ValueError(
+                "needs the channel's id, like C0123ABCDE, not its name "
+                "(Slack: channel name → About → Channel ID at the bottom)"
+            )
         return value
 
     @field_validator("log_level", mode="before")
@@ -290,6 +302,11 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    except UnicodeDecodeError as exc:
+        # pydantic-settings reads ./.env as UTF-8; a file saved as UTF-16 or Latin-1 was a traceback.
+        raise ConfigError(
+            f".env is not UTF-8 text (byte {exc.start}); save it as UTF-8 and run again"
+        ) from None
 
 
 def _describe(exc: ValidationError) -> str:

@@ -45,7 +45,7 @@ class Reply(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Decision:
     reply: Reply
-    #: For ``ANSWER``: the thread's earlier questions (``Question.earlier``).
+    #: For ``ANSWER``: the thread's earlier questions (``Question.earlier``); for ``OFFER_SAVE``: its questions.
     earlier: tuple[str, ...] = ()
 
 
@@ -80,8 +80,13 @@ class Conversations:
         if is_acknowledgement(text):
             return Decision(Reply.ACKNOWLEDGED)
         if conversation.needs_help and not is_question(text):
-            first = await self._deduper.first_seen(f"followups:offer:{key}", self._ttl)
-            return Decision(Reply.OFFER_SAVE if first else Reply.QUIET)
+            if conversation.save_offered:
+                return Decision(Reply.QUIET)
+            # The deduper settles a race between replicas; the stored flag keeps it once across restarts.
+            if not await self._deduper.first_seen(f"followups:offer:{key}", self._ttl):
+                return Decision(Reply.QUIET)
+            await self._update(key, lambda c: dataclasses.replace(c, save_offered=True))
+            return Decision(Reply.OFFER_SAVE, conversation.questions)
         return Decision(Reply.ANSWER, conversation.questions)
 
     async def answered(

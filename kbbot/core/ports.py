@@ -201,6 +201,8 @@ class Conversation:
     needs_help: bool = False
     #: "@kbbot stop" or 🛑: replies there are no longer follow-ups.
     stopped: bool = False
+    #: kbbot offered to save the thread (once per thread, also across restarts).
+    save_offered: bool = False
 
 
 class ConversationStore(Protocol):

@@ -98,8 +98,11 @@ class SearchAnswerer:
             else:
                 body = trim(passage.text, self.max_passage_chars, stems)
                 # The section heading says what the passage is about ("How to request leave", "Linux").
-                text = f"{passage.heading}\n{body}" if passage.heading else body
-            blocks_.append(f"{_quote(text)}\n\n— {_link(page.title, page.url)}")
+                text = f"{_heading_line(passage.heading)}\n{body}" if passage.heading else body
+            if text.strip():  # a page known by its title alone (never synced) has nothing to quote
+                blocks_.append(f"{_quote(text)}\n\n— {_link(page.title, page.url)}")
+        if len(blocks_) == 1:
+            return _dont_know(ranked, relevance=top.relevance)
         return Answer(text="\n\n".join(blocks_), related_pages=related, source=Source.SEARCH, relevance=top.relevance)
 
     async def not_found(self, question: str) -> Answer:
@@ -275,6 +278,15 @@ def trim(passage: str, limit: int, stems: frozenset[str] | set[str]) -> str:
 # fences, untouched. Only a prose line starting with "#" gets an invisible zero-width space in front, so no
 # Markdown renderer turns it into a heading.
 _LINE_START_HASH = re.compile(r"^(\s*)#")
+
+
+# A numbered heading ("## 1. Get your configuration") quoted above its steps would read as step 1 of them, and
+# renderers would renumber the real steps 2, 3, 4; the same zero-width space keeps it a line of its own.
+_LIST_MARKER = re.compile(r"^(\d{1,9}[.)]|[-*+])(\s|$)")
+
+
+def _heading_line(heading: str) -> str:
+    return "\u200b" + heading if _LIST_MARKER.match(heading) else heading
 
 
 def _quote(text: str) -> str:

@@ -33,7 +33,10 @@ _LINK = "link\x00"
 
 def _dump(conversation: Conversation) -> str:
     return json.dumps(
-        {"q": list(conversation.questions), "help": conversation.needs_help, "stop": conversation.stopped},
+        {
+            "q": list(conversation.questions), "help": conversation.needs_help, "stop": conversation.stopped,
+            "offered": conversation.save_offered,
+        },
         ensure_ascii=False,
     )
 
@@ -44,7 +47,10 @@ def _load(raw: str | bytes | None) -> Conversation | None:
     try:
         data = json.loads(raw)
         questions = tuple(str(q) for q in data.get("q", ()))
-        return Conversation(questions=questions, needs_help=bool(data.get("help")), stopped=bool(data.get("stop")))
+        return Conversation(
+            questions=questions, needs_help=bool(data.get("help")), stopped=bool(data.get("stop")),
+            save_offered=bool(data.get("offered")),
+        )
     except (ValueError, TypeError, AttributeError):
         return None  # a damaged entry is a thread kbbot does not know, not a crash
 

@@ -131,6 +131,7 @@ async def _redis_stores(settings: Settings, url: str, prefix: str) -> Stores:
     from kbbot.store.conversations import RedisConversations
     from kbbot.store.failover import (
         FailoverAnswerCache,
+        FailoverConversations,
         FailoverDeduper,
         FailoverFeedbackStore,
         FailoverLimiterStorage,
@@ -188,7 +189,7 @@ async def _redis_stores(settings: Settings, url: str, prefix: str) -> Stores:
         thread_map=RequiredSavedThreadMap(rs.RedisSavedThreadMap(client, prefix=prefix), health),
         outbox=RequiredOutbox(rs.RedisOutbox(client, prefix=prefix), health),
         outcomes=FailoverOutcomeLog(RedisOutcomeLog(client, prefix=prefix), health),
-        conversations=RedisConversations(client, prefix=prefix),
+        conversations=FailoverConversations(RedisConversations(client, prefix=prefix), health),
         limiter_storage=FailoverLimiterStorage(limiter_windows, health),
         ping=health.probe(client.ping),
         namespace=prefix,

@@ -29,6 +29,8 @@ from kbbot.core.models import Answer
 from kbbot.core.outcomes import Outcome, OutcomeLog
 from kbbot.core.ports import (
     AnswerCache,
+    Conversation,
+    ConversationStore,
     Deduper,
     FeedbackCounts,
     FeedbackStore,
@@ -381,3 +383,27 @@ async def _zero() -> int:
 
 async def _value(value: T) -> T:
     return value
+
+
+class FailoverConversations:
+    """The threads kbbot answered in, in Redis. While Redis is down no thread is known (replies there are left
+    alone rather than answered by a replica that cannot tell) and nothing is remembered: the outage is logged
+    once, not per message."""
+
+    def __init__(self, primary: ConversationStore, health: RedisHealth) -> None:
+        self._primary, self._health = primary, health
+
+    async def get(self, key: str) -> Conversation | None:
+        return await self._health.guard(lambda: self._primary.get(key), lambda: _value(None))
+
+    async def put(self, key: str, conversation: Conversation, ttl_seconds: int) -> None:
+        await self._health.guard(lambda: self._primary.put(key, conversation, ttl_seconds), _nothing)
+
+    async def link(self, message_key: str, key: str, ttl_seconds: int) -> None:
+        await self._health.guard(lambda: self._primary.link(message_key, key, ttl_seconds), _nothing)
+
+    async def thread_of(self, message_key: str) -> str | None:
+        return await self._health.guard(lambda: self._primary.thread_of(message_key), lambda: _value(None))
+
+    async def aclose(self) -> None:
+        await self._primary.aclose()

@@ -154,3 +154,24 @@ def test_blank_environment_variable_does_not_hide_the_dotenv_value(
     (tmp_path / ".env").write_text("CACHE_MAX_ENTRIES=7\n")
     monkeypatch.setenv("CACHE_MAX_ENTRIES", "")  # e.g. `environment: CACHE_MAX_ENTRIES: ""` in compose
     assert load_settings().cache_max_entries == 7
+
+
+@pytest.mark.parametrize("name", ["#general", "general", "c0123abcde"])
+def test_digest_channel_name_instead_of_id_says_what_to_copy(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv("GAPS_DIGEST_SLACK_CHANNEL", name)
+    with pytest.raises(ConfigError, match=r"GAPS_DIGEST_SLACK_CHANNEL: needs the channel's id, like C0123ABCDE") as e:
+        load_settings(_env_file=None)
+    assert "pattern" not in str(e.value)
+
+
+def test_digest_channel_id_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GAPS_DIGEST_SLACK_CHANNEL", "C0123ABCDE")
+    assert load_settings(_env_file=None).gaps_digest_slack_channel == "C0123ABCDE"
+
+
+def test_env_file_that_is_not_utf8_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A .env saved by an editor as UTF-16 (BOM ff fe) was a UnicodeDecodeError traceback.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_bytes("KB_BACKEND=local\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match=r"^\.env is not UTF-8 text \(byte 0\); save it as UTF-8 and run again$"):
+        load_settings()

@@ -8,7 +8,13 @@ import pytest
 from kbbot.backends.local import LocalBackend
 from kbbot.core.models import Source
 from kbbot.core.ports import Answerer
-from kbbot.search.answerer import DEFAULT_AUTO_MIN_RELEVANCE, DEFAULT_MIN_RELEVANCE, NOT_FOUND, SearchAnswerer
+from kbbot.search.answerer import (
+    DEFAULT_AUTO_MIN_RELEVANCE,
+    DEFAULT_MIN_RELEVANCE,
+    MAYBE_RELATED,
+    NOT_FOUND,
+    SearchAnswerer,
+)
 from kbbot.search.index import IndexedPage, SearchIndex
 from kbbot.search.sync import IndexSyncer
 
@@ -128,6 +134,22 @@ async def test_quoted_text_is_verbatim_but_never_a_heading(index: SearchIndex) -
     assert "> \u200b# start it at boot  \n>   \u200b# indented comment" in answer.text
     assert "— [Shell (tips) (v2)](https://kb.example/shell%20tips%20%28v2%29)" in answer.text
     assert answer.related_pages[0].url == "https://kb.example/shell tips (v2)"  # the PageRef keeps the real URL
+
+
+async def test_a_page_known_by_its_title_alone_is_maybe_related_not_an_empty_quote(index: SearchIndex) -> None:
+    # Before the first sync the fallback indexes titles only (IndexSyncer.index_titles): the answer used to be
+    # "From the wiki:" over an empty quote.
+    await index.upsert(IndexedPage(id="fg", title="Fundamental group", text=""))
+    answer = await SearchAnswerer(index).answer("what is the fundamental group")
+    assert answer.empty and answer.text == MAYBE_RELATED
+    assert [page.id for page in answer.related_pages] == ["fg"]
+
+
+async def test_a_numbered_heading_is_not_read_as_the_first_step(sample: SearchIndex) -> None:
+    # vpn-setup.md: "## 1. Get your configuration" over steps 1-3; Markdown renderers showed it as step 1 and
+    # the real steps as 2, 3, 4.
+    answer = await SearchAnswerer(sample).answer("How do I set up the VPN?")
+    assert "> \u200b1. Get your configuration  \n> 1. Open the Access Portal" in answer.text
 
 
 @pytest.mark.parametrize(

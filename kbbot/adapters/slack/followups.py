@@ -53,7 +53,7 @@ class SlackFollowUps:
         if not await self._h.first_delivery(body, channel, ts):
             return
         if decision.reply is Reply.OFFER_SAVE:
-            title = next(iter(decision.earlier), "") or await self._first_question(channel, thread_ts)
+            title = decision.earlier[0] if decision.earlier else ""  # the thread's first question
             await self._h.post(
                 channel, rendering.render_save_offer(ThreadRef(channel, thread_ts).key, title=title),
                 thread_ts=thread_ts,
@@ -63,10 +63,6 @@ class SlackFollowUps:
             channel=channel, ts=ts, user_id=user, text=text, thread_ts=thread_ts, offer_save=True,
             earlier=decision.earlier,
         )
-
-    async def _first_question(self, channel: str, thread_ts: str) -> str:
-        questions = await self._conversations.earlier(thread_key(channel, thread_ts))
-        return questions[0] if questions else ""
 
     async def stop(self, *, channel: str, thread_ts: str | None, user: str) -> None:
         """"@kbbot stop" in a thread: no more follow-ups there (mentions are still answered)."""

@@ -86,3 +86,14 @@ async def test_a_store_outage_leaves_replies_alone_and_never_raises() -> None:
     assert (await conversations.decide(T, "and on a Mac?")).reply is Reply.IGNORE
     assert await conversations.thread_of("x") is None
     assert not await conversations.stop(T)
+
+
+async def test_the_save_offer_stays_made_across_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    store = SqliteConversations(path)
+    await Conversations(store, MemoryDeduper()).answered(T, "Where is the printer?", empty=True)
+    assert (await Conversations(store, MemoryDeduper()).decide(T, "Third floor")).reply is Reply.OFFER_SAVE
+    await store.aclose()
+    again = SqliteConversations(path)  # a restart: the in-memory deduper is new
+    assert (await Conversations(again, MemoryDeduper()).decide(T, "Next to the kitchen")).reply is Reply.QUIET
+    await again.aclose()

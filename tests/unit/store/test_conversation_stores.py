@@ -27,7 +27,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 async def test_round_trip_with_unicode(store: ConversationStore) -> None:
-    kept = Conversation(questions=("Wie geht das VPN? 🙂", "<script>x</script>"), needs_help=True)
+    kept = Conversation(questions=("Wie geht das VPN? 🙂", "<script>x</script>"), needs_help=True, save_offered=True)
     await store.put("slack:C1:1.1", kept, 60)
     assert await store.get("slack:C1:1.1") == kept
     assert await store.get("slack:C1:2.2") is None
@@ -77,4 +77,22 @@ async def test_redis_keys_are_under_the_knowledgebase_prefix(redis_server: Redis
         assert keys and all(k.startswith("kbbot:kb-a:conversation:") and "C1" not in k for k in keys)
         assert await RedisConversations(client, prefix="kbbot:kb-b:").get("slack:C1:1.1") is None
     finally:
+        await client.aclose()
+
+
+async def test_while_redis_is_down_no_thread_is_known_and_nothing_raises(redis_server: RedisServer) -> None:
+    from kbbot.store.failover import FailoverConversations, RedisHealth
+
+    client = await connect_redis(redis_server.url)
+    store = FailoverConversations(RedisConversations(client, prefix="kbbot:t:"), RedisHealth())
+    try:
+        await store.put("k", Conversation(questions=("vpn?",)), 60)
+        assert await store.get("k") == Conversation(questions=("vpn?",))
+        redis_server.kill()
+        assert await store.get("k") is None  # a reply there is left alone
+        await store.put("k", Conversation(), 60)
+        await store.link("m", "k", 60)
+        assert await store.thread_of("m") is None
+    finally:
+        redis_server.restart()
         await client.aclose()
