@@ -302,6 +302,11 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    except UnicodeDecodeError as exc:
+        # pydantic-settings reads ./.env as UTF-8; a file saved as UTF-16 or Latin-1 was a traceback.
+        raise ConfigError(
+            f".env is not UTF-8 text (byte {exc.start}); save it as UTF-8 and run again"
+        ) from None
 
 
 def _describe(exc: ValidationError) -> str:
