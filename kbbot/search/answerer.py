@@ -151,7 +151,8 @@ class SearchAnswerer:
 
     def _second(self, ranked: list[_Candidate]) -> tuple[PageText, Passage] | None:
         """A second quote, only when it holds words of the question the first lacks: from the next page when
-        that page is as relevant and ranks about as high, else from the same page."""
+        that page is as relevant and ranks about as high, else from the same page — where a passage that scores
+        nearly as well as the first is quoted too."""
         top = ranked[0]
         if not top.passages:
             return None
@@ -166,16 +167,11 @@ class SearchAnswerer:
             ):
                 return other.page, other.passages[0]
         for passage in top.passages[1:]:
-            if _overlap(first, passage):
-                continue
-            if passage.found - covered:
+            # Another passage answers about as well ("Severity levels" has a rule and a table): both are quoted
+            # rather than a guess between them.
+            close = passage.score >= SECOND_PASSAGE_SHARE * first.score
+            if (passage.found - covered or close) and not _overlap(first, passage):
                 return top.page, passage
-            if passage.score >= SECOND_PASSAGE_SHARE * first.score:
-                # Another passage answers about as well ("Severity levels" has a rule and a table): both are
-                # quoted rather than a guess between them.
-                return top.page, passage
-            if passage.score < SECOND_PASSAGE_SHARE * first.score:
-                break
         return None
 
 

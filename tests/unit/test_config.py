@@ -167,3 +167,11 @@ def test_digest_channel_name_instead_of_id_says_what_to_copy(monkeypatch: pytest
 def test_digest_channel_id_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GAPS_DIGEST_SLACK_CHANNEL", "C0123ABCDE")
     assert load_settings(_env_file=None).gaps_digest_slack_channel == "C0123ABCDE"
+
+
+def test_env_file_that_is_not_utf8_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A .env saved by an editor as UTF-16 (BOM ff fe) was a UnicodeDecodeError traceback.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_bytes("KB_BACKEND=local\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match=r"^\.env is not UTF-8 text \(byte 0\); save it as UTF-8 and run again$"):
+        load_settings()
