@@ -685,10 +685,12 @@ async def test_backend_error_becomes_a_short_reply(world: World, tmp_path: Path)
         )
         fake.dispatch("INTERACTION_CREATE", interaction)
         [post] = await fake.await_for(lambda: message_posts(fake, world.general))
-        [follow] = await fake.await_for(lambda: followups(fake, interaction))
-    for body in (post.body, follow.body):
+        # The error takes the deferred "thinking…" placeholder's place (what a first follow-up would do).
+        [edit] = await fake.await_for(lambda: original_edits(fake, interaction))
+    for body in (post.body, edit.body):
         assert body["content"] == "The knowledgebase isn't reachable right now. Please try again shortly."
         assert_no_ping(body)
+    assert followups(fake, interaction) == []
 
 
 async def test_empty_mention_gets_the_invalid_question_message(world: World, tmp_path: Path) -> None:
