@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     import asyncio
 
-    from kbbot.config import load_settings
+    from kbbot.config import environment, load_settings
     from kbbot.knowledgebases import load_knowledgebases
     from kbbot.store.datadir import PRIVATE_UMASK, describe_failure
 
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_text_arguments(args)
         settings = load_settings()
-        knowledgebases = load_knowledgebases(settings, os.environ)
+        knowledgebases = load_knowledgebases(settings, environment())
         return asyncio.run(_run(args, settings, knowledgebases))
     except KbbotError as exc:
         print(f"kbbot: {exc}", file=sys.stderr)

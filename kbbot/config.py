@@ -1,12 +1,13 @@
 """Settings: every environment variable kbbot reads, read once at startup and passed in.
 
-Only :func:`load_settings` (called by the one startup function in ``kbbot.cli``) touches the environment; every
-other module receives a :class:`Settings` or the plain values it needs. Secrets are ``SecretStr`` so that they
-never show up in a repr, a log line or an error message.
+Only :func:`load_settings` and :func:`environment` (called by the one startup function in ``kbbot.cli``) touch
+the environment; every other module receives a :class:`Settings` or the plain values it needs. Secrets are
+``SecretStr`` so that they never show up in a repr, a log line or an error message.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -307,6 +308,19 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(
             f".env is not UTF-8 text (byte {exc.start}); save it as UTF-8 and run again"
         ) from None
+
+
+def environment() -> dict[str, str]:
+    """Where KBBOT_CONFIG's ``env:NAME`` secrets are looked up: the process environment over ``./.env``, the
+    precedence every setting has, so a token kept in .env (as .env.example suggests) is found too."""
+    from dotenv import dotenv_values
+
+    merged = dict(os.environ)
+    for name, value in dotenv_values(".env", encoding="utf-8").items():
+        # As for settings, a blank variable in the environment does not hide the file's value.
+        if value and not merged.get(name, "").strip():
+            merged[name] = value
+    return merged
 
 
 def _describe(exc: ValidationError) -> str:

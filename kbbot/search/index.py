@@ -4,8 +4,9 @@ Why SQLite FTS5: it ships with Python, ranks with ``bm25()``, cuts excerpts with
 search over 10,000 pages in a few milliseconds from a file, with no server to run.
 
 sqlite3 blocks, so every statement runs on one dedicated worker thread
-(``ThreadPoolExecutor(max_workers=1)``): the event loop never waits on the disk, the connection is only ever
-used from the thread that opened it, and statements are serialized without locks. Writes are small
+(``ThreadPoolExecutor(max_workers=1)``): the event loop never waits on the disk. One exception: a tantivy search
+of words the index is known to hold takes less than the hand-over to that thread and back, so when the thread
+is idle it runs on the caller's (a lock keeps the connection to one user at a time). Writes are small
 transactions (a page, or a small batch), so a search never queues behind a whole sync.
 
 The index is a cache of the wiki: when its file is from an older schema or is corrupt, it is rebuilt empty and
@@ -15,12 +16,15 @@ the next sync fills it again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import heapq
 import json
 import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -252,6 +256,9 @@ class SearchIndex:
         self._clock = clock
         self._snippet_tokens = max(1, min(64, snippet_tokens))
         self._executor: ThreadPoolExecutor | None = None
+        #: Held while the connection or the ranking is in use: by the index thread, or by a cheap search on
+        #: the caller's thread.
+        self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         # Page count and vocabulary, cached until the index changes: by this connection (_writes) or by
         # another process (PRAGMA data_version).
@@ -300,8 +307,30 @@ class SearchIndex:
     async def _run(self, fn: Callable[[], T]) -> T:
         if self._executor is None:
             raise RuntimeError("SearchIndex is not open (use `async with SearchIndex(path)`)")
+
+        def locked() -> T:
+            with self._lock:
+                return fn()
+
+        with self._errors():
+            return await asyncio.get_running_loop().run_in_executor(self._executor, locked)
+
+    def _run_here_if_cheap(self, fn: Callable[[], T], cheap: Callable[[], bool]) -> T | None:
+        """``fn()`` on the caller's thread, when the index thread is idle and ``cheap()`` (asked with the index
+        to itself) says it is quick; else None (then :meth:`_run` it). A tantivy search of known words takes
+        a fraction of a millisecond, about what handing it to the index thread and back costs."""
+        if self._executor is None or not self._lock.acquire(blocking=False):
+            return None
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+            with self._errors():
+                return fn() if cheap() else None
+        finally:
+            self._lock.release()
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
         except RankingBusy:
             raise SearchIndexError(
                 f"The search index at {self.path} is being written by another kbbot process (SEARCH_ENGINE=tantivy "
@@ -364,7 +393,9 @@ class SearchIndex:
             self._db.execute("DELETE FROM meta WHERE key = 'tantivy_dirty'")
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+        # Used from the index thread, and by cheap searches from the caller's (see _run_here_if_cheap): one
+        # at a time, under self._lock.
+        conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA journal_mode=WAL")  # the CLI can search while the bot syncs
             conn.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the last commit on power loss is fine
@@ -390,6 +421,10 @@ class SearchIndex:
         return str(row[0]) if row else None
 
     def _close_sync(self) -> None:
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
         if self._conn is not None:
             self._commit_ranking_sync()
         ranking, self._ranking = self._ranking, None
@@ -568,7 +603,27 @@ class SearchIndex:
         if not terms or limit <= 0:
             return SearchResult(QueryPlan((), 0), [])
         limit = min(limit, 100)
-        return await self._run(lambda: self._query_sync(terms, limit, max(0, min(texts, limit)), snippets))
+        texts = max(0, min(texts, limit))
+
+        def search() -> SearchResult:
+            return self._query_sync(terms, limit, texts, snippets)
+
+        if not texts and not snippets:  # reading page bodies is for the index thread
+            result = self._run_here_if_cheap(search, lambda: self._is_cheap_sync(terms))
+            if result is not None:
+                return result
+        return await self._run(search)
+
+    def _is_cheap_sync(self, terms: list[tuple[str, str, str]]) -> bool:
+        """Whether a search for ``terms`` is quick wherever it runs: tantivy ranks, nothing waits to be
+        committed, and every word is one the index was last seen to hold (no typo correction, no prefix
+        lookup: those read the whole vocabulary the first time)."""
+        ranking = self._ranking
+        return (
+            ranking is not None
+            and not ranking.pending
+            and all(self._word_docs.get((stem_, False)) for _, stem_, _ in terms)
+        )
 
     def _query_sync(
         self, terms: list[tuple[str, str, str]], limit: int, texts: int, snippets: bool
@@ -692,18 +747,7 @@ class SearchIndex:
                 return []
             marks = ",".join("?" * len(ranked))
             rows = {r[0]: r[1:] for r in db.execute(_ROWS.format(marks=marks), [r[0] for r in ranked])}
-            # FTS5's bm25 counts a title hit as a few body hits, and a body that mentions a word often
-            # saturates to nearly the same score. A page whose title says what was asked is what people
-            # want, so the score grows with the share of the question's terms found in the title.
-            scored = []
-            for rowid, score in ranked:
-                row = rows.get(rowid)
-                if row is None:  # pragma: no cover - FTS rows follow the pages table in one transaction
-                    continue
-                title_terms = matched_terms(row[1], stemmed)
-                boost = 1.0 + TITLE_BOOST * len(title_terms) / max(1, len(stemmed))
-                scored.append((float(score) * boost, rowid, row))
-            scored.sort(key=lambda item: -item[0])
+            scored = _title_boosted(ranked, rows, stemmed, limit)
             scored = below_their_sources(scored, self._bodies([r for _, r, row in scored if row[4]]))
             best = scored[:limit]
             bodies: dict[int, str] = {}
@@ -765,6 +809,36 @@ def _ranking_words(plan: QueryPlan) -> list[tuple[str, bool]]:
         for n, term in enumerate(plan.terms)
         if term.docs
     ]
+
+
+def _title_boosted(
+    ranked: list[tuple[int, float]], rows: dict[int, tuple[Any, ...]], stemmed: set[str], limit: int
+) -> list[tuple[float, int, tuple[Any, ...]]]:
+    """(score, rowid, row) best first, each score grown by the share of the question's terms in the page's
+    title: FTS5's bm25 counts a title hit as a few body hits, and a body that mentions a word often saturates
+    to nearly the same score, but a page whose title says what was asked is what people want.
+
+    A boost is at most 1 + TITLE_BOOST, so once a page's score times that cannot reach the ``limit``-th boosted
+    score, no page after it can: their titles are not read (except when a saved chat is among the candidates,
+    whose place depends on every page, see :func:`below_their_sources`)."""
+    every = any(row[4] for row in rows.values())
+    best: list[float] = []  # a heap of the ``limit`` best boosted scores so far
+    scored = []
+    for rowid, score in sorted(ranked, key=lambda item: -item[1]):
+        row = rows.get(rowid)
+        if row is None:  # pragma: no cover - FTS rows follow the pages table in one transaction
+            continue
+        if not every and len(best) == limit and max(score, score * (1 + TITLE_BOOST)) < best[0]:
+            break
+        title_terms = matched_terms(row[1], stemmed)
+        boosted = float(score) * (1.0 + TITLE_BOOST * len(title_terms) / max(1, len(stemmed)))
+        scored.append((boosted, rowid, row))
+        if len(best) < limit:
+            heapq.heappush(best, boosted)
+        else:
+            heapq.heappushpop(best, boosted)
+    scored.sort(key=lambda item: -item[0])
+    return scored
 
 
 def _docs(term: Term) -> int:

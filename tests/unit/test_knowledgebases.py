@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kbbot.cli import main
-from kbbot.config import Settings
+from kbbot.config import Settings, environment, load_settings
 from kbbot.errors import ConfigError
 from kbbot.knowledgebases import Knowledgebases, load_knowledgebases, parse_knowledgebases
 
@@ -246,3 +246,22 @@ def test_check_names_the_table_keys_still_holding_placeholders() -> None:
         "knowledgebases.handbook.api_token",
         "knowledgebases.maths.base_url",
     ]
+
+
+def test_env_references_are_found_in_dot_env_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # .env.example: secrets in the file are "env:NAME" references to variables set in .env. Only the process
+    # environment was searched, so `kbbot check` said "PW_ENG_TOKEN is not set" with the token in .env.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kbbot.toml").write_text(
+        '[knowledgebases.eng]\nbackend = "perfectwiki"\napi_token = "env:PW_ENG_TOKEN"\n'
+        '[knowledgebases.hr]\nbackend = "perfectwiki"\napi_token = "env:PW_HR_TOKEN"\n',
+        encoding="utf-8",
+    )
+    (tmp_path / ".env").write_text("PW_ENG_TOKEN=from-dotenv\nPW_HR_TOKEN=hidden\n", encoding="utf-8")
+    monkeypatch.setenv("PW_HR_TOKEN", "from-environment")  # the environment wins, as for every setting
+    kbs = load_knowledgebases(load_settings(), environment())
+    tokens = {name: s.perfectwiki_api_token for name, s in kbs.settings.items()}
+    assert {name: t.get_secret_value() for name, t in tokens.items() if t} == {
+        "eng": "from-dotenv",
+        "hr": "from-environment",
+    }

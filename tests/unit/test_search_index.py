@@ -347,3 +347,31 @@ async def test_cached_word_counts_follow_writes(index: SearchIndex) -> None:
     assert [h.id for h in await index.search("zeppelin")] == ["z"]
     await index.delete(["z"])
     assert await index.search("zeppelin") == []
+
+
+def test_title_boost_reads_only_the_titles_that_can_reach_the_top(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    from kbbot.search import index as index_module
+    from kbbot.search.query import matched_terms
+
+    rng = random.Random(5)
+    words = ["vpn", "laptop", "deploy", "guide", "notes"]
+    stemmed = {"vpn", "laptop"}
+    for _ in range(50):
+        ranked = [(n, rng.uniform(0.1, 10.0) / (n + 1)) for n in range(30)]
+        rows: dict[int, tuple[object, ...]] = {
+            n: (f"p{n}", " ".join(rng.sample(words, 2)), None, "[]", 0) for n in range(30)
+        }
+
+        def boosted(rowid: int, score: float, titles: dict[int, tuple[object, ...]] = rows) -> float:
+            found = matched_terms(str(titles[rowid][1]), stemmed)
+            return score * (1 + index_module.TITLE_BOOST * len(found) / len(stemmed))
+
+        every = sorted(((boosted(r, s), r) for r, s in ranked), reverse=True)[:5]
+        read: list[str] = []
+        monkeypatch.setattr(index_module, "matched_terms", lambda t, s, r=read: r.append(t) or matched_terms(t, s))
+        got = index_module._title_boosted(ranked, rows, stemmed, 5)[:5]
+        monkeypatch.undo()
+        assert [(round(score, 9), rowid) for score, rowid, _ in got] == [(round(s, 9), r) for s, r in every]
+        assert len(read) < len(ranked)  # the tail's titles are never read

@@ -4,6 +4,7 @@ clearly when the library is missing. (The shared contract runs on both engines i
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,50 @@ async def test_a_finished_sync_or_an_idle_write_leaves_the_writer_free(tmp_path:
         await bot.upsert(IndexedPage(id="a", title="Expenses", text="Receipts go to finance."))  # unchanged
         await cli.delete(["nothing-here"])
         assert await found(bot, "hotels") == ["p1"] and await found(cli, "receipts") == ["a"]
+
+
+async def test_a_search_of_known_words_runs_here_when_the_index_thread_is_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Handing a tantivy search to the index thread costs about what the search does; reading page texts, a
+    # word to correct or writes to commit go to the index thread as before.
+    threads: list[str] = []
+    original = SearchIndex._search_sync
+
+    def spy(self: SearchIndex, *args: object):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread().name)
+        return original(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SearchIndex, "_search_sync", spy)
+    here = threading.current_thread().name
+    async with SearchIndex(tmp_path / "index.sqlite3", engine="tantivy") as index:
+        await index.upsert_many([IndexedPage(id="v", title="VPN setup", text="Install WireGuard.")])
+        assert await found(index, "vpn setup") == ["v"]  # writes to commit, words not yet seen
+        assert await found(index, "vpn setup") == ["v"]
+        assert await found(index, "wireguad") == ["v"]  # a typo
+        assert [h.id for h in await index.search("vpn", texts=1)] == ["v"]
+        await index.upsert(IndexedPage(id="w", title="VPN on Windows", text="Install the client."))
+        assert set(await found(index, "vpn")) == {"v", "w"}  # the write is committed first
+        assert set(await found(index, "vpn")) == {"v", "w"}
+    where = ["index" if name.startswith("kbbot-index") else "here" if name == here else name for name in threads]
+    assert where == ["index", "here", "index", "index", "index", "here"]
+
+
+def test_tantivy_threads_share_two_malloc_arenas(monkeypatch: pytest.MonkeyPatch) -> None:
+    # glibc's per-thread arenas kept what tantivy's finished writers freed (214 MB peak at 50,000 pages in
+    # make bench, 117 MB with two arenas): the ranking limits them before tantivy starts a thread.
+    from kbbot.search import tantivy_ranking
+
+    calls: list[tuple[int, int]] = []
+
+    class Libc:
+        def mallopt(self, option: int, value: int) -> int:
+            calls.append((option, value))
+            return 1
+
+    monkeypatch.setattr(tantivy_ranking.sys, "platform", "linux")
+    monkeypatch.setattr(tantivy_ranking.ctypes, "CDLL", lambda name: Libc())
+    tantivy_ranking._limit_malloc_arenas()
+    assert calls == [(-8, 2)]  # M_ARENA_MAX (glibc malloc.h), 2
+    monkeypatch.setattr(tantivy_ranking.ctypes, "CDLL", lambda name: object())  # no mallopt: musl
+    tantivy_ranking._limit_malloc_arenas()
