@@ -54,15 +54,18 @@ class RecordingSaver:
 
 
 class ScriptedAsk:
-    """An AskService stand-in for answers the fake wiki cannot produce (e.g. 20,000 characters)."""
+    """An AskService stand-in for answers the fake wiki cannot produce (e.g. 20,000 characters), or an error
+    every question raises."""
 
-    def __init__(self, real: AskService, answer: Answer) -> None:
+    def __init__(self, real: AskService, answer: Answer | Exception) -> None:
         self._real = real
         self.answer = answer
         self.questions: list[Question] = []
 
     async def ask(self, question: Question, *, on_queued: QueueListener | None = None) -> Answer:
         self.questions.append(question)
+        if isinstance(self.answer, Exception):
+            raise self.answer
         return self.answer
 
     async def status(self) -> Any:
@@ -141,7 +144,7 @@ FAST_RETRY = SaveRetryPolicy(first_delay=0.05, max_delay=0.2, jitter=0.0, poll_i
 async def slack_rig(
     *,
     options: SlackOptions | None = None,
-    scripted: Answer | None = None,
+    scripted: Answer | Exception | None = None,
     data_dir: Path | None = None,
     limiter: TokenRateLimiter | None = None,
 ) -> AsyncIterator[Rig]:
@@ -163,7 +166,7 @@ async def slack_rig(
         ):
             await rt.syncer.sync()
             saver = RecordingSaver(rt.saver)
-            ask = ScriptedAsk(rt.ask, scripted) if scripted else rt.ask
+            ask = ScriptedAsk(rt.ask, scripted) if scripted is not None else rt.ask
             async with open_slack(rt, ask=ask, saver=saver, options=options) as service, rt.saver:
                 app = web.Application()
                 app.add_routes(service.routes)

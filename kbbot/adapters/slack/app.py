@@ -28,7 +28,9 @@ from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, pa
 from kbbot.core.conversations import Conversations
 from kbbot.core.models import SavedPage
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
+from kbbot.core.replies import error_reply
 from kbbot.core.routing import KnowledgebaseRouter
+from kbbot.errors import KbbotError
 from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
@@ -147,18 +149,67 @@ def _responder(respond: AsyncRespond, **fixed: Any) -> Any:
 Listener = Callable[..., Awaitable[None]]
 
 
-def _guarded(listener: Listener) -> Listener:
-    """Keeps a listener's failure inside it. Bolt clears the ack when a listener raises soon after acking, then
-    reports "didn't call ack()" and answers 404, so Slack shows the user "app did not respond"; the flows tell
-    the user about failures themselves, and what still escapes is a bug worth its traceback in the log.
-    ``functools.wraps`` keeps the signature Bolt reads to pass the listener its arguments."""
+ErrorHook = Callable[[Exception, Body, AsyncRespond | None], Awaitable[None]]
+
+
+def error_hook(h: SlackHandlers) -> ErrorHook:
+    """The one place a failed interaction becomes a message: Bolt's error handler (``app.error``) and every
+    listener (through :func:`_guarded`) end here. The flows raise; this logs once (a :class:`KbbotError` as one
+    line, anything else with its traceback), words it with :func:`error_reply` (a bug gets a generic line,
+    never its details) and tells the person who triggered the request, privately, where they were: the
+    command's or button's ``response_url``, the event's channel and thread, or the saved thread of a modal."""
+
+    async def on_error(error: Exception, body: Body, respond: AsyncRespond | None = None) -> None:
+        # Slash commands have no "type": their command ("/kb") names them.
+        kind = (body.get("type") or body.get("command")) if isinstance(body, dict) else None
+        if isinstance(error, KbbotError):
+            log.info("Slack %s failed: %s: %s", kind, type(error).__name__, error)
+        else:
+            log.error("Slack %s failed unexpectedly", kind, exc_info=error)
+        message = rendering.render_error(error_reply(error))
+        try:
+            if respond is not None and isinstance(body, dict) and body.get("response_url"):
+                await _responder(respond, response_type="ephemeral", replace_original=False)(message)
+                return
+            where = _asker(body if isinstance(body, dict) else {})
+            if where is not None:
+                channel, user, thread_ts = where
+                await h.tell_user(channel, user, message, thread_ts=thread_ts)
+        except Exception as exc:  # telling failed too (Slack down): the first error is logged already
+            log.warning("could not tell the user about a failure: %s", type(exc).__name__)
+
+    return on_error
+
+
+def _asker(body: Body) -> tuple[str, str, str | None] | None:
+    """(channel, user, thread) where the person behind an event or a save-modal submission saw the bot: a
+    mention's thread (the answer starts one), a DM's or a follow-up's own thread."""
+    event = body.get("event")
+    if isinstance(event, dict) and event.get("channel") and event.get("user"):
+        thread_ts = event.get("thread_ts") or (event.get("ts") if event.get("type") == "app_mention" else None)
+        return str(event["channel"]), str(event["user"]), str(thread_ts) if thread_ts else None
+    user = str((body.get("user") or {}).get("id", ""))
+    if body.get("type") == "view_submission" and user:
+        try:
+            ref = parse_submission(body.get("view") or {}).ref
+        except InvalidSubmission:
+            return None
+        return ref.channel, user, ref.thread_ts
+    return None
+
+
+def _guarded(listener: Listener, on_error: ErrorHook) -> Listener:
+    """Hands a listener's failure to the error hook itself instead of raising it to Bolt: Bolt clears the ack
+    when a listener raises soon after acking, then reports "didn't call ack()" and answers 404, so Slack would
+    show "app did not respond" on top of our message. Every listener takes ``body`` (and ``respond`` where
+    Slack gives one) for the hook. ``functools.wraps`` keeps the signature Bolt reads to pass the arguments."""
 
     @functools.wraps(listener)
     async def run(**kwargs: Any) -> None:
         try:
             await listener(**kwargs)
-        except Exception:
-            log.exception("Slack listener %s failed", listener.__name__)
+        except Exception as exc:
+            await on_error(exc, kwargs["body"], kwargs.get("respond"))
 
     return run
 
@@ -172,9 +223,14 @@ STOP_HINT = (
 
 def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None = None) -> None:
     command = h.options.command
+    on_error = error_hook(h)
+    app.error(on_error)
+
+    def guarded(listener: Listener) -> Listener:
+        return _guarded(listener, on_error)
 
     @app.event("app_mention")
-    @_guarded
+    @guarded
     async def on_mention(body: Body, event: Body, context: AsyncBoltContext) -> None:
         if event.get("bot_id") or event.get("subtype"):
             return  # other bots mentioning us: answering could start a bot-to-bot loop
@@ -219,7 +275,7 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
                 )
 
     @app.event("message")
-    @_guarded
+    @guarded
     async def on_message(body: Body, event: Body, context: AsyncBoltContext) -> None:
         # Direct messages, and (message.channels / message.groups) replies in threads kbbot answered in: other
         # channel messages reach us as app_mention. Edits, deletions, joins and bot posts are ignored; a
@@ -260,8 +316,8 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
                 )
 
     @app.command(command)
-    @_guarded
-    async def on_command(ack: AsyncAck, command: Body, respond: AsyncRespond) -> None:
+    @guarded
+    async def on_command(ack: AsyncAck, body: Body, command: Body, respond: AsyncRespond) -> None:
         raw = str(command.get("text", ""))
         user, channel = str(command.get("user_id", "")), str(command.get("channel_id", ""))
         # Names are looked up after the ack (Slack waits 3 s at most).
@@ -305,7 +361,7 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
                 await h.answer_command(text=question, user_id=user, channel=channel, reply=private)
 
     @app.action(rendering.ACTION_SHARE)
-    @_guarded
+    @guarded
     async def on_share(ack: AsyncAck, body: Body, action: Body, respond: AsyncRespond) -> None:
         await ack()
         async with h.tracked():
@@ -340,11 +396,11 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
             if followups is not None and action.get("action_id") == rendering.ACTION_FEEDBACK_DOWN:
                 await followups.downvoted(body)
 
-    app.action(rendering.ACTION_FEEDBACK_UP)(_guarded(on_feedback))
-    app.action(rendering.ACTION_FEEDBACK_DOWN)(_guarded(on_feedback))
+    app.action(rendering.ACTION_FEEDBACK_UP)(guarded(on_feedback))
+    app.action(rendering.ACTION_FEEDBACK_DOWN)(guarded(on_feedback))
 
     @app.action(rendering.ACTION_SAVE_THREAD)
-    @_guarded
+    @guarded
     async def on_save_button(ack: AsyncAck, body: Body, action: Body, respond: AsyncRespond) -> None:
         await ack()
         try:
@@ -361,8 +417,8 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
         await h.open_save_modal(trigger_id=str(body.get("trigger_id", "")), ref=ref, title=title, user_id=user)
 
     @app.shortcut(SAVE_SHORTCUT_CALLBACK)
-    @_guarded
-    async def on_save_shortcut(ack: AsyncAck, shortcut: Body, context: AsyncBoltContext) -> None:
+    @guarded
+    async def on_save_shortcut(ack: AsyncAck, body: Body, shortcut: Body, context: AsyncBoltContext) -> None:
         await ack()
         message = shortcut.get("message") or {}
         channel = str((shortcut.get("channel") or {}).get("id", ""))
@@ -376,7 +432,7 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
         await h.open_save_modal(trigger_id=str(shortcut.get("trigger_id", "")), ref=ref, title=title, user_id=user)
 
     @app.view(SAVE_VIEW_CALLBACK)
-    @_guarded
+    @guarded
     async def on_save_submit(ack: AsyncAck, body: Body, view: Body) -> None:
         try:
             request = parse_submission(view)
@@ -393,13 +449,9 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
             )
 
     @app.event("reaction_added")
-    @_guarded
-    async def on_reaction(event: Body) -> None:
+    @guarded
+    async def on_reaction(body: Body, event: Body) -> None:
         if followups is not None:
             async with h.tracked():
                 await followups.on_reaction(event)
 
-    @app.error
-    async def on_error(error: Exception, body: Body) -> None:
-        kind = body.get("type") if isinstance(body, dict) else None
-        log.error("Slack listener failed (%s): %s", kind, type(error).__name__, exc_info=error)

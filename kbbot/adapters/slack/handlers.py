@@ -40,10 +40,8 @@ from kbbot.core.ask import queue_notice
 from kbbot.core.conversations import Conversations
 from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
-from kbbot.core.replies import error_reply
 from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.core.text import clean_question, neutralize_mentions
-from kbbot.errors import KbbotError
 from kbbot.ops.shutdown import TaskTracker
 from kbbot.reports.digest import GapsReport
 
@@ -170,7 +168,7 @@ class SlackHandlers:
         )
 
     async def _answer(self, question: Question, notify: Reply) -> tuple[str, Answer]:
-        """(cleaned question, answer). Exceptions propagate for the caller's error path. ``notify`` tells the
+        """(cleaned question, answer). Exceptions propagate to the app's one error hook. ``notify`` tells the
         asker their place in line when the wiki token's rate budget makes the question wait."""
         cleaned = clean_question(question.text, max_chars=self.options.question_max_chars)
         notice = queue_notice(lambda text: notify(rendering.render_text(":hourglass_flowing_sand: " + text)))
@@ -187,15 +185,10 @@ class SlackHandlers:
         await self._react("reactions_add", channel, ts)
         try:
             conversation = f"{channel}:{thread_ts or ts}"
-            try:
-                question = dataclasses.replace(self._question(text, user_id, conversation), earlier=earlier)
-                cleaned, answer = await self._answer(
-                    question, lambda m: self.tell_user(channel, user_id, m, thread_ts=thread_ts)
-                )
-            except Exception as exc:
-                self._log_failure("answering", exc)
-                await self.tell_user(channel, user_id, rendering.render_error(error_reply(exc)), thread_ts=thread_ts)
-                return
+            question = dataclasses.replace(self._question(text, user_id, conversation), earlier=earlier)
+            cleaned, answer = await self._answer(
+                question, lambda m: self.tell_user(channel, user_id, m, thread_ts=thread_ts)
+            )
             save_target = ThreadRef(channel, thread_ts or ts).key if offer_save else None
             posted: list[str] = []
             for message in rendering.render_answer(answer, question=cleaned, save_target=save_target):
@@ -215,12 +208,7 @@ class SlackHandlers:
 
     async def answer_command(self, *, text: str, user_id: str, channel: str, reply: Reply) -> None:
         """``/kb <question>``: an ephemeral answer with "Share in channel"."""
-        try:
-            cleaned, answer = await self._answer(self._question(text, user_id, f"{channel}:command"), reply)
-        except Exception as exc:
-            self._log_failure("answering /kb", exc)
-            await reply(rendering.render_error(error_reply(exc)))
-            return
+        cleaned, answer = await self._answer(self._question(text, user_id, f"{channel}:command"), reply)
         share_id = uuid.uuid4().hex
         self._shared[share_id] = (cleaned, answer)
         for message in rendering.render_answer(answer, question=cleaned, share_id=_share_value(share_id, cleaned)):
@@ -240,14 +228,9 @@ class SlackHandlers:
         if kept is not None:
             cleaned, answer = kept
         else:
-            try:
-                # Asked again in its channel, so its knowledgebase answers (several are configured).
-                conversation = f"{channel}:share" if channel else "share"
-                cleaned, answer = await self._answer(self._question(question, user_id, conversation), reply_private)
-            except Exception as exc:
-                self._log_failure("re-asking for share", exc)
-                await reply_private(rendering.render_error(error_reply(exc)))
-                return
+            # Asked again in its channel, so its knowledgebase answers (several are configured).
+            conversation = f"{channel}:share" if channel else "share"
+            cleaned, answer = await self._answer(self._question(question, user_id, conversation), reply_private)
         name = await self.users.name(user_id)
         first, *rest = rendering.render_answer(answer, question=cleaned)
         asked = rendering.escape(cleaned[:200])
@@ -271,24 +254,15 @@ class SlackHandlers:
             return rendering.render_text("Only kbbot admins can see the knowledge gaps (SLACK_ADMIN_USERS).")
         if self._gaps is None:
             return rendering.render_text("Knowledge gaps are not recorded here.")
-        try:
-            return render_gaps(await self._gaps.top())
-        except Exception as exc:
-            self._log_failure("gathering gaps", exc)
-            return rendering.render_error(error_reply(exc))
+        return render_gaps(await self._gaps.top())
 
     async def status(self, channel: str = "", user_id: str = "") -> Message:
-        """The ``status`` reply (of the knowledgebase that answers in ``channel``); a failure to gather it becomes
-        the error message rather than silence."""
-        try:
-            if self._router is not None:
-                status = await self._router.status(self._question("", user_id, f"{channel}:status"))
-            else:
-                status = await self._ask.status()
-            counts = await self._feedback.counts()
-        except Exception as exc:
-            self._log_failure("gathering status", exc)
-            return rendering.render_error(error_reply(exc))
+        """The ``status`` reply (of the knowledgebase that answers in ``channel``)."""
+        if self._router is not None:
+            status = await self._router.status(self._question("", user_id, f"{channel}:status"))
+        else:
+            status = await self._ask.status()
+        counts = await self._feedback.counts()
         return rendering.render_status(
             kb_kind=status.kb_kind,
             kb_name=status.kb_name,
@@ -339,18 +313,14 @@ class SlackHandlers:
     async def save(self, *, ref: ThreadRef, user_id: str, title: str | None, tags: Sequence[str], fail: Reply) -> None:
         """Check membership, read the whole thread, save it, and post the page link in the thread.
 
-        Errors go to ``fail`` (the requester only). A save queued for retry is announced as such.
+        A save queued for retry is announced as such; ``fail`` (the requester only) gets the link when it cannot
+        go in the thread.
         """
-        try:
-            info = await self._membership.check(ref.channel, user_id)
-            read = await self._reader.read_capped(ref, channel_name=_channel_name(info))
-            thread = dataclasses.replace(read.thread, places=(ref.channel,))
-            # No tags given → None, so the saver applies its defaults (channel name + SAVE_DEFAULT_TAGS).
-            saved = await self._saver.save(thread, title=title or None, tags=tuple(tags) or None)
-        except Exception as exc:
-            self._log_failure("saving a thread", exc)
-            await fail(rendering.render_error(error_reply(exc)))
-            return
+        info = await self._membership.check(ref.channel, user_id)
+        read = await self._reader.read_capped(ref, channel_name=_channel_name(info))
+        thread = dataclasses.replace(read.thread, places=(ref.channel,))
+        # No tags given → None, so the saver applies its defaults (channel name + SAVE_DEFAULT_TAGS).
+        saved = await self._saver.save(thread, title=title or None, tags=tuple(tags) or None)
         name = await self.users.name(user_id)
         shown_title = title or saved.title or thread.title_hint or "Slack thread"
         note = truncation_text(read.max_messages) if read.truncated else None
@@ -403,13 +373,6 @@ class SlackHandlers:
             # A missing reactions:write is worth an admin's attention; already_reacted and the like are not.
             level = logging.WARNING if errors.needed_scope(exc) else logging.DEBUG
             log.log(level, "%s failed: %s", method, errors.describe(exc))
-
-    @staticmethod
-    def _log_failure(what: str, exc: BaseException) -> None:
-        if isinstance(exc, KbbotError):
-            log.info("%s failed: %s: %s", what, type(exc).__name__, exc)
-        else:
-            log.exception("%s failed unexpectedly", what)
 
 
 #: Slack's errors for blocks it will not show; the same words still go through as plain text.
