@@ -99,10 +99,9 @@ class SearchAnswerer:
                 body = trim(passage.text, self.max_passage_chars, stems)
                 # The section heading says what the passage is about ("How to request leave", "Linux").
                 text = f"{_heading_line(passage.heading)}\n{body}" if passage.heading else body
-            if text.strip():  # a page known by its title alone (never synced) has nothing to quote
-                blocks_.append(f"{_quote(text)}\n\n— {_link(page.title, page.url)}")
-        if len(blocks_) == 1:
-            return _dont_know(ranked, relevance=top.relevance)
+            # A page known by its title alone (never synced; the answer's notice says so) is named, not quoted.
+            quote = f"{_quote(text)}\n\n" if text.strip() else ""
+            blocks_.append(f"{quote}— {_link(page.title, page.url)}")
         return Answer(text="\n\n".join(blocks_), related_pages=related, source=Source.SEARCH, relevance=top.relevance)
 
     async def not_found(self, question: str) -> Answer:

@@ -8,13 +8,7 @@ import pytest
 from kbbot.backends.local import LocalBackend
 from kbbot.core.models import Source
 from kbbot.core.ports import Answerer
-from kbbot.search.answerer import (
-    DEFAULT_AUTO_MIN_RELEVANCE,
-    DEFAULT_MIN_RELEVANCE,
-    MAYBE_RELATED,
-    NOT_FOUND,
-    SearchAnswerer,
-)
+from kbbot.search.answerer import DEFAULT_AUTO_MIN_RELEVANCE, DEFAULT_MIN_RELEVANCE, NOT_FOUND, SearchAnswerer
 from kbbot.search.index import IndexedPage, SearchIndex
 from kbbot.search.sync import IndexSyncer
 
@@ -136,12 +130,12 @@ async def test_quoted_text_is_verbatim_but_never_a_heading(index: SearchIndex) -
     assert answer.related_pages[0].url == "https://kb.example/shell tips (v2)"  # the PageRef keeps the real URL
 
 
-async def test_a_page_known_by_its_title_alone_is_maybe_related_not_an_empty_quote(index: SearchIndex) -> None:
-    # Before the first sync the fallback indexes titles only (IndexSyncer.index_titles): the answer used to be
-    # "From the wiki:" over an empty quote.
+async def test_a_page_known_by_its_title_alone_is_named_not_an_empty_quote(index: SearchIndex) -> None:
+    # Before the first sync the fallback indexes titles only (IndexSyncer.index_titles; its notice says so):
+    # the answer used to be "From the wiki:" over an empty quote (">").
     await index.upsert(IndexedPage(id="fg", title="Fundamental group", text=""))
     answer = await SearchAnswerer(index).answer("what is the fundamental group")
-    assert answer.empty and answer.text == MAYBE_RELATED
+    assert not answer.empty and answer.text == "From the wiki:\n\n— **Fundamental group**"
     assert [page.id for page in answer.related_pages] == ["fg"]
 
 

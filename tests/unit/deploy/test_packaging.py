@@ -71,3 +71,10 @@ def test_the_schema_check_catches_what_docker_compose_1_29_rejects() -> None:
     compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
     errors = [error.message for error in jsonschema.Draft4Validator(schema).iter_errors({"name": "kbbot", **compose})]
     assert errors == ["'name' does not match any of the regexes: '^x-'"]
+
+
+def test_the_kubernetes_image_is_a_placeholder_not_an_invented_registry() -> None:
+    # ghcr.io/kbbot/kbbot was never published; the manifest names an RFC 2606 host to be replaced.
+    deployment = yaml.safe_load((ROOT / "deploy" / "k8s" / "deployment.yaml").read_text())
+    images = [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]]
+    assert images == ["registry.example.com/kbbot:0.1.0"]
