@@ -685,10 +685,12 @@ async def test_backend_error_becomes_a_short_reply(world: World, tmp_path: Path)
         )
         fake.dispatch("INTERACTION_CREATE", interaction)
         [post] = await fake.await_for(lambda: message_posts(fake, world.general))
-        [follow] = await fake.await_for(lambda: followups(fake, interaction))
-    for body in (post.body, follow.body):
+        # The error takes the deferred "thinking…" placeholder's place (what a first follow-up would do).
+        [edit] = await fake.await_for(lambda: original_edits(fake, interaction))
+    for body in (post.body, edit.body):
         assert body["content"] == "The knowledgebase isn't reachable right now. Please try again shortly."
         assert_no_ping(body)
+    assert followups(fake, interaction) == []
 
 
 async def test_empty_mention_gets_the_invalid_question_message(world: World, tmp_path: Path) -> None:
@@ -1210,13 +1212,18 @@ async def test_queued_save_posts_the_link_into_the_thread_when_the_retry_lands(
             [follow] = await fake.await_for(lambda: followups(fake, interaction), timeout=10)
             assert "saved automatically" in follow.body["content"]
             assert "post the link in this thread" in follow.body["content"]
-            await asyncio.sleep(0.2)  # the worker keeps retrying while the wiki is down: no page, no link yet
+            # The worker keeps retrying while the wiki is down (its next attempt reaches the wiki): no page, no
+            # link yet.
+            asked = wiki.stats().total_requests
+            await fake.await_for(lambda: wiki.stats().total_requests > asked, timeout=10)
             assert wiki.pages() == [] and message_posts(fake, world.thread) == []
 
             wiki.clear_faults()  # the wiki is back; the outbox worker's next retry goes through
             [post] = await fake.await_for(lambda: message_posts(fake, world.thread), timeout=10)
             [page] = wiki.pages()
-            await asyncio.sleep(0.3)  # and the link is posted once, not on every later worker pass
+            for _ in range(2):  # and the link is posted once, not on every later pass over the outbox
+                await saver.retry_due()
+            assert await saver.queued() == 0
         assert len(message_posts(fake, world.thread)) == 1
     assert post.body["content"].startswith("Saved: ")
     assert f"https://wiki.example/pages/{page['id']}" in post.body["content"]

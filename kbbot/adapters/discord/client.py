@@ -30,6 +30,7 @@ import discord.http
 import yarl
 from discord import app_commands
 
+from kbbot.adapters.discord.error_hook import on_app_command_error
 from kbbot.adapters.discord.failures import INTENT_SWITCH, startup_errors
 from kbbot.adapters.discord.feedback import feedback_view
 from kbbot.adapters.discord.gaps import gaps_command
@@ -189,14 +190,13 @@ def build_commands(
     """Register ``/ask`` and (with ``saving``) ``/save-thread`` and the "Save thread to wiki" message command.
 
     Each runs inside ``in_flight()`` so a stopping bot waits for it; once stopping, new commands are refused
-    with a short "restarting" message instead of being cut off halfway."""
+    (``ShuttingDown``) with a short "restarting" message by the tree's error hook instead of being cut off
+    halfway. Every failure of a command ends there: :func:`on_app_command_error`."""
+    tree.error(on_app_command_error)
 
     async def tracked(interaction: Interaction, work: Callable[[], Awaitable[None]]) -> None:
-        try:
-            async with in_flight():
-                await work()
-        except ShuttingDown as exc:
-            await interaction.response.send_message(str(exc), ephemeral=True)
+        async with in_flight():
+            await work()
 
     @app_commands.command(name="ask", description="Ask the company knowledgebase a question")
     @app_commands.describe(question="What do you want to know?")

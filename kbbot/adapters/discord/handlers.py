@@ -1,8 +1,10 @@
 """What the bot does with Discord events: answer questions, save threads.
 
-Every path ends in exactly one user-visible reply, including failures (through ``error_reply``), and every
-send disables mentions. Interactions are acknowledged first — a defer (type 5) — because Discord drops an
-interaction that gets no response within 3 seconds and a wiki AI answer can take longer.
+Every path ends in exactly one user-visible reply, and every send disables mentions. Failures are worded in
+one place (:mod:`kbbot.adapters.discord.error_hook`): app commands raise to the command tree's error handler;
+a question's failure goes through :meth:`DiscordHandlers.failed`. Interactions are acknowledged first — a
+defer (type 5) — because Discord drops an interaction that gets no response within 3 seconds and a wiki AI
+answer can take longer.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 import discord
 from discord.utils import MISSING
 
+from kbbot.adapters.discord.error_hook import failure_text
 from kbbot.adapters.discord.feedback import answer_buttons
 from kbbot.adapters.discord.guilds import GuildGate
 from kbbot.adapters.discord.history import blanked, display_names, read_thread, thread_to_neutral
@@ -24,9 +27,8 @@ from kbbot.core.ask import queue_notice
 from kbbot.core.conversations import Conversations, Reply
 from kbbot.core.models import Answer, Asker, Question, SavedPage
 from kbbot.core.ports import Asking, FeedbackStore, Saving
-from kbbot.core.replies import error_reply, masked_note
+from kbbot.core.replies import masked_note
 from kbbot.core.text import parse_tags
-from kbbot.errors import KbbotError
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +190,7 @@ class DiscordHandlers:
                 async with message.channel.typing():
                     answer = await self._ask.ask(question, on_queued=notice)
             except Exception as exc:
-                await self._reply_text(message, self._describe(exc))
+                await self.failed(message, exc)
                 return
             if self._unasked(message) and not followed and not answer.confident(self._auto_min_relevance):
                 # Nobody asked the bot: a "couldn't find it" or a weak quote would only be noise.
@@ -275,7 +277,11 @@ class DiscordHandlers:
     async def refuse(self, message: discord.Message, exc: Exception) -> None:
         """Tell the asker why their question was not taken (the bot is stopping); other messages stay silent."""
         if self.question_text(message) is not None:
-            await self._reply_text(message, self._describe(exc))
+            await self.failed(message, exc)
+
+    async def failed(self, message: discord.Message, exc: Exception) -> None:
+        """The one reply to a question that failed, worded like an app command's (``error_hook``)."""
+        await self._reply_text(message, failure_text(exc))
 
     async def ask_interaction(self, interaction: Interaction, question_text: str) -> None:
         """``/ask``: defer at once ("thinking…"), then answer in follow-ups.
@@ -292,11 +298,7 @@ class DiscordHandlers:
             await interaction.edit_original_response(content=render_text("⏳ " + text)[0], allowed_mentions=NONE)
             shown = True
 
-        try:
-            answer = await self._ask.ask(question, on_queued=queue_notice(show))
-        except Exception as exc:
-            await self._followup_text(interaction, self._describe(exc), replace_original=shown)
-            return
+        answer = await self._ask.ask(question, on_queued=queue_notice(show))
         await self._followup_answer(interaction, render_answer(answer, question=question_text), replace_original=shown)
 
     # ------------------------------------------------------------------------------------------ saving
@@ -346,9 +348,6 @@ class DiscordHandlers:
             private = thread.type == discord.ChannelType.private_thread
             await self._followup_text(interaction, ADD_BOT_TO_THREAD if private else NO_HISTORY_ACCESS)
             return
-        except Exception as exc:
-            await self._followup_text(interaction, self._describe(exc))
-            return
         await self._followup_text(interaction, saved_text(saved, count=len(neutral.messages)))
 
     def _save_refusal(self, interaction: Interaction, thread: object) -> str | None:
@@ -371,15 +370,6 @@ class DiscordHandlers:
         return None
 
     # ------------------------------------------------------------------------------------------ sending
-
-    def _describe(self, exc: BaseException) -> str:
-        if isinstance(exc, KbbotError):
-            log.info("Discord request failed: %s: %s", type(exc).__name__, exc)
-        elif isinstance(exc, discord.HTTPException):
-            log.error("Discord API error %s while handling a request", exc.status)
-        else:
-            log.exception("unexpected error while handling a Discord request", exc_info=exc)
-        return error_reply(exc)
 
     async def _reply_answer(self, message: discord.Message, answer: Answer, question: str) -> list[int]:
         """Send the answer as a reply; returns the ids of the messages sent."""

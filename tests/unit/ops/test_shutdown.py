@@ -128,10 +128,18 @@ async def test_second_signal_stops_waiting() -> None:
     async def slow() -> None:
         await asyncio.sleep(60)
 
+    intake_stopped = asyncio.Event()
+
+    async def stop_intake() -> None:
+        intake_stopped.set()
+
     tracker.spawn(slow())
+    shutdown.on_stop_intake(stop_intake)
     shutdown.request()
     runner = asyncio.create_task(shutdown.run())
-    await asyncio.sleep(0.1)
+    await intake_stopped.wait()  # the last step before the drain; a few loop turns later run() waits in it
+    for _ in range(20):
+        await asyncio.sleep(0)
     assert not runner.done()
     shutdown.request()  # impatient operator: second Ctrl-C
     report = await asyncio.wait_for(runner, 2)

@@ -43,6 +43,31 @@ async def _until_leased(client: aioredis.Redis) -> None:
     raise AssertionError("no lease was taken")
 
 
+async def _lapse(client: aioredis.Redis, pattern: str, *, ttl_seconds: float) -> None:
+    """Time passing, without waiting for it: each key matching ``pattern`` must carry the TTL the store was
+    given; then Redis expires it now (1 ms left), as it would once that TTL ran out, and we wait for it to go."""
+    keys = await client.keys(pattern)
+    assert keys, f"no key matches {pattern}"
+    for key in keys:
+        assert 0 < await client.pttl(key) <= int(ttl_seconds * 1000)
+        await client.pexpire(key, 1)
+    while await client.exists(*keys):
+        await asyncio.sleep(0.001)
+
+
+async def _renewed(client: aioredis.Redis, pattern: str, *, times: int) -> None:
+    """Wait until the lease key matching ``pattern`` has been extended ``times`` times by its holder (its TTL
+    went up), all the while held by the same token: the holder outlived several leases."""
+    [key] = await client.keys(pattern)
+    token, last, seen = await client.get(key), await client.pttl(key), 0
+    while seen < times:
+        await asyncio.sleep(0.01)
+        assert await client.get(key) == token, "the lease changed hands"
+        ttl = await client.pttl(key)
+        seen += ttl > last
+        last = ttl
+
+
 @pytest.fixture
 async def replicas(redis_server: RedisServer) -> AsyncIterator[Replicas]:
     a = await connect_redis(redis_server.url)
@@ -93,11 +118,11 @@ async def test_cache_roundtrip_shared_between_replicas(replicas: Replicas) -> No
 
 async def test_cache_ttl_expires(replicas: Replicas) -> None:
     a, b = replicas
-    ca = RedisAnswerCache(a, ttl_seconds=0.6, max_entries=100)
-    cb = RedisAnswerCache(b, ttl_seconds=0.6, max_entries=100)
+    ca = RedisAnswerCache(a, ttl_seconds=60, max_entries=100)
+    cb = RedisAnswerCache(b, ttl_seconds=60, max_entries=100)
     await ca.set("q", ANSWER)
     assert await cb.get("q") == ANSWER
-    await asyncio.sleep(0.7)
+    await _lapse(a, "*{cache}:a:*", ttl_seconds=60)
     assert await cb.get("q") is None
     assert await cb.size() == 0  # the recency index forgets expired entries too
 
@@ -268,7 +293,9 @@ async def test_single_flight_holder_process_killed_mid_call(replicas: Replicas, 
 
         follower = RedisSingleFlight(b, poll_seconds=0.01)
         waiting = asyncio.create_task(follower.run("q", fn))
-        await asyncio.sleep(1.5)  # the live holder keeps renewing its 1 s lease: nobody takes over
+        # The live holder keeps renewing its 1 s lease (every third of it): after four renewals it has held
+        # the flight for more than a lease, and nobody took over.
+        await _renewed(b, "*{flight}:lock:*", times=4)
         assert not waiting.done() and calls == 0
         proc.send_signal(signal.SIGKILL)
         answer = await asyncio.wait_for(waiting, timeout=5)
@@ -409,7 +436,7 @@ async def test_single_flight_one_local_caller_cancelled_others_still_served(
 
 async def test_quota_gate_one_402_pauses_every_replica(replicas: Replicas) -> None:
     a, b = replicas
-    ga, gb = RedisQuotaGate(a, probe_seconds=0.8), RedisQuotaGate(b, probe_seconds=0.8)
+    ga, gb = RedisQuotaGate(a, probe_seconds=60), RedisQuotaGate(b, probe_seconds=60)
     assert await ga.allow() and await gb.allow()
     assert (await gb.state()).paused is False
     await ga.trip()
@@ -417,11 +444,11 @@ async def test_quota_gate_one_402_pauses_every_replica(replicas: Replicas) -> No
     assert state.paused and state.next_probe_at is not None and state.next_probe_at > time.time()
     # Within the interval nobody asks (the 402 itself was this interval's call).
     assert [await g.allow() for g in (ga, gb, ga, gb)] == [False] * 4
-    await asyncio.sleep(0.85)
+    await _lapse(a, "*{quota}:probe", ttl_seconds=60)
     # Next interval: exactly one probe across both replicas, however many ask at once.
     allowed = await asyncio.gather(*(g.allow() for g in (ga, gb) * 10))
     assert sum(allowed) == 1
-    await asyncio.sleep(0.85)
+    await _lapse(a, "*{quota}:probe", ttl_seconds=60)
     assert sum(await asyncio.gather(*(g.allow() for g in (ga, gb) * 10))) == 1
     # A successful probe resets the breaker for everyone.
     await gb.reset()
@@ -431,9 +458,9 @@ async def test_quota_gate_one_402_pauses_every_replica(replicas: Replicas) -> No
 
 async def test_quota_gate_trip_again_restarts_interval(replicas: Replicas) -> None:
     a, b = replicas
-    ga, gb = RedisQuotaGate(a, probe_seconds=0.5), RedisQuotaGate(b, probe_seconds=0.5)
+    ga, gb = RedisQuotaGate(a, probe_seconds=60), RedisQuotaGate(b, probe_seconds=60)
     await ga.trip()
-    await asyncio.sleep(0.55)
+    await _lapse(a, "*{quota}:probe", ttl_seconds=60)
     assert await gb.allow()  # the probe…
     await gb.trip()  # …got a 402 again
     assert not await ga.allow()
@@ -454,10 +481,12 @@ async def test_deduper_exactly_one_replica_sees_an_event(replicas: Replicas) -> 
 
 async def test_deduper_forgets_after_ttl(replicas: Replicas) -> None:
     a, b = replicas
-    assert await RedisDeduper(a).first_seen("ev", ttl_seconds=0.5)
-    assert not await RedisDeduper(b).first_seen("ev", ttl_seconds=0.5)
-    await asyncio.sleep(0.6)
-    assert await RedisDeduper(b).first_seen("ev", ttl_seconds=0.5)
+    before = set(await a.keys("*"))
+    assert await RedisDeduper(a).first_seen("ev", ttl_seconds=60)
+    assert not await RedisDeduper(b).first_seen("ev", ttl_seconds=60)
+    [key] = set(await a.keys("*")) - before
+    await _lapse(a, key.decode() if isinstance(key, bytes) else key, ttl_seconds=60)
+    assert await RedisDeduper(b).first_seen("ev", ttl_seconds=60)
 
 
 # --- feedback -----------------------------------------------------------------------------------------------
