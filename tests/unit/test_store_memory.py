@@ -39,19 +39,23 @@ async def test_single_flight_a_caller_giving_up_does_not_cancel_the_others(gives
     # the other must still get the answer, as with RedisSingleFlight.
     flights = LocalSingleFlight()
     calls = 0
+    release = asyncio.Event()  # the flight finishes when the test says so, not after some wall-clock time
 
     async def work() -> str:
         nonlocal calls
         calls += 1
-        await asyncio.sleep(0.05)
+        await release.wait()
         return "done"
 
     first = asyncio.create_task(flights.run("k", work))
     await asyncio.sleep(0)
     second = asyncio.create_task(flights.run("k", work))
-    await asyncio.sleep(0.01)
+    for _ in range(5):  # both callers reach the flight and wait in it
+        await asyncio.sleep(0)
+    assert calls == 1 and not first.done() and not second.done()
     cancelled, other = (first, second) if gives_up == "first" else (second, first)
     cancelled.cancel()
+    release.set()
     assert await other == "done"
     assert calls == 1
     # The finished flight is forgotten: a later call runs again.
