@@ -163,6 +163,9 @@ class FakePerfectWiki:
     ) -> None:
         self.token = token
         self._lock = threading.Lock()
+        #: Requests being handled (a client that gave up does not end them); :meth:`idle` waits for none.
+        self._busy = threading.Condition()
+        self._in_flight = 0
         self._s = _State(kb_name=kb_name, tokens={token, *extra_tokens})
         self.set_rate_limits(per_second, per_minute, second_window=second_window, minute_window=minute_window)
         self._s.ai_quota = ai_quota
@@ -338,6 +341,17 @@ class FakePerfectWiki:
                 log=tuple(s.log),
             )
 
+    async def idle(self, timeout: float = 10.0) -> None:
+        """Wait until every request that has arrived has been handled and counted, including the ones whose
+        client gave up during a stall: "the server did it once" is then a fact, not a hope after a sleep."""
+
+        def wait() -> bool:
+            with self._busy:
+                return self._busy.wait_for(lambda: self._in_flight == 0, timeout)
+
+        if not await asyncio.to_thread(wait):
+            raise AssertionError(f"{self._in_flight} requests still being handled after {timeout} s")
+
     def reset_stats(self) -> None:
         with self._lock:
             s = self._s
@@ -372,6 +386,16 @@ class FakePerfectWiki:
     ) -> web.StreamResponse:
         arrived = time.monotonic()
         endpoint = self._endpoint(request.method, request.rel_url.raw_path)
+        with self._busy:
+            self._in_flight += 1
+        try:
+            return await self._counted(request, endpoint, arrived)
+        finally:
+            with self._busy:
+                self._in_flight -= 1
+                self._busy.notify_all()
+
+    async def _counted(self, request: web.Request, endpoint: str, arrived: float) -> web.StreamResponse:
         response = await self._handle(request, endpoint, arrived)
         with self._lock:
             s = self._s

@@ -305,7 +305,7 @@ async def test_delete_retried_after_lost_response_counts_as_deleted(
     fake_pw.set_latency(0.0)
     kb = backend_for(fake_pw, http, timeout=0.2)
     await kb.delete_page(page_id)
-    await asyncio.sleep(0.3)
+    await fake_pw.idle()  # the stalled first DELETE has finished on the server too
     assert fake_pw.page(page_id) is None
 
 
@@ -374,7 +374,7 @@ async def test_create_is_not_retried_on_timeout(fake_pw: FakePerfectWiki, http: 
         await backend_for(fake_pw, http, timeout=0.15).create_page("Once", "<p>x</p>")
     assert isinstance(info.value, TransportFailure) and info.value.timed_out
     assert "did not answer in time" in str(info.value)
-    await asyncio.sleep(0.45)
+    await fake_pw.idle()  # the stalled create has finished on the server
     assert fake_pw.stats().per_endpoint["create"] == 1
     assert len(fake_pw.pages()) == 1  # it did happen on the server: a retry would have made two
 
@@ -388,7 +388,7 @@ async def test_timeouts_are_unavailable_after_bounded_retries(
         await backend_for(fake_pw, http, timeout=0.1).list_pages()
     assert time.monotonic() - start < 1.0
     fake_pw.clear_faults()
-    await asyncio.sleep(0.6)
+    await fake_pw.idle()  # the stalled attempts have all been handled (and counted)
     assert fake_pw.stats().total_requests == 3
 
 
@@ -398,7 +398,7 @@ async def test_ai_query_not_retried_after_a_timeout(
     fake_pw.stall(0.4, endpoint="query")
     with pytest.raises(Unavailable):
         await backend_for(fake_pw, http, timeout=0.1).query("anything")
-    await asyncio.sleep(0.4)
+    await fake_pw.idle()
     assert fake_pw.stats().queries == 1  # billed once, not three times
 
 
@@ -500,7 +500,7 @@ async def test_token_never_leaks_into_errors_or_logs(
             await kb.query("q") if _name == "402" else await kb.list_pages()
         messages.append(str(info.value))
         messages.append(repr(info.value))
-        await asyncio.sleep(0.05 if _name != "timeout" else 0.35)
+        await fake_pw.idle()  # this scenario's stalled or failed requests are done before the next one
     assert all(token not in message for message in messages)
     assert token not in caplog.text
     assert "retrying" in caplog.text  # the retries were logged, just without the token

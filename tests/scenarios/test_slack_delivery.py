@@ -165,7 +165,7 @@ async def test_socket_mode_envelope_is_acked_and_answered() -> None:
                 "slash_commands", command_payload("help", user=ALICE, channel=GENERAL, response_url=url))
             command_ack = await asyncio.to_thread(rig.slack.wait_ack, command_id)
             assert "Save a thread" in json.dumps(command_ack["payload"])
-            await asyncio.sleep(0.3)
+            await rig.quiet()  # the redelivery's and the command's listeners are done: no second answer
             assert len(rig.slack.calls("chat.postMessage")) == 1
         finally:
             await handler.close_async()
@@ -176,7 +176,7 @@ async def test_drain_lets_in_flight_answers_finish() -> None:
         rig.pw.set_latency(1.0, endpoint="query")
         response = await rig.event(mention_event(GENERAL, ALICE, "how do I set up the VPN?", "1700001500.000100"))
         assert response.status_code == 200
-        await asyncio.sleep(0.2)  # the listener has started and is waiting on the wiki
+        await rig.slack.await_for("reactions.add")  # the listener has started and now waits on the wiki (1 s)
         assert rig.slack.calls("chat.postMessage") == []
         await rig.bot.drain()
         assert len(rig.slack.calls("chat.postMessage")) == 1

@@ -156,3 +156,14 @@ def test_stop_does_not_wait_for_stalled_requests(client: httpx.Client) -> None:
     start = time.monotonic()
     fake.stop()
     assert time.monotonic() - start < 2
+
+
+async def test_idle_waits_for_a_request_whose_client_gave_up(fake_pw: FakePerfectWiki) -> None:
+    # As with a real server, a create the client stopped waiting for still happens; idle() waits for it.
+    fake_pw.stall(0.3, endpoint="create")
+    async with httpx.AsyncClient(timeout=0.05) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.post(api(fake_pw, "/page"), json={"title": "T", "content": "<p>x</p>"},
+                            headers=auth(fake_pw.token))
+    await fake_pw.idle()
+    assert fake_pw.stats().per_endpoint["create"] == 1 and len(fake_pw.pages()) == 1
