@@ -16,6 +16,9 @@ DEFAULT_MAX_CHARS = 2000
 _INVISIBLE = re.compile(
     r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\ud800-\udfff]"
 )
+# Terminal colour and title sequences (a question pasted from coloured output): only their ESC is a control
+# character, so "\x1b[31mvpn" would reach the search as the word "31mvpn".
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 _SPACES = re.compile(r"\s+")
 _EDGE_PUNCT = " \t\n\"'`“”‘’«»()[]{}<>.,;:!?¿¡…-–—*_~"
 
@@ -25,7 +28,7 @@ def clean_question(text: str, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
 
     Raises :class:`InvalidQuestion` with a message fit to show the asker when it is empty or too long.
     """
-    cleaned = _SPACES.sub(" ", _INVISIBLE.sub("", unicodedata.normalize("NFC", text or ""))).strip()
+    cleaned = _SPACES.sub(" ", _INVISIBLE.sub("", _ANSI.sub("", unicodedata.normalize("NFC", text or "")))).strip()
     if not cleaned.strip(_EDGE_PUNCT):
         raise InvalidQuestion("Please type a question, e.g. “How do I set up the VPN?”")
     if len(cleaned) > max_chars:
@@ -40,7 +43,7 @@ def normalize_question(text: str) -> str:
 
     "  How do I reset my PASSWORD?? " and "how do i reset my password" share one key (and one billed query).
     """
-    folded = _SPACES.sub(" ", _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))).casefold()
+    folded = _SPACES.sub(" ", _INVISIBLE.sub("", _ANSI.sub("", unicodedata.normalize("NFKC", text)))).casefold()
     return folded.strip(_EDGE_PUNCT).strip()
 
 

@@ -34,6 +34,13 @@ def test_clean_question_strips_control_characters() -> None:
     assert clean_question("what\x00 is\x1b the\u202e VPN?") == "what is the VPN?"
 
 
+def test_terminal_colour_and_title_sequences_are_dropped_whole() -> None:
+    # Pasted from coloured terminal output: dropping only the ESC left "[31mvpn", a word no page has.
+    coloured = "\x1b[1;31mvpn\x1b[0m setup\x1b]0;title\x07?"
+    assert clean_question(coloured) == "vpn setup?"
+    assert normalize_question(coloured) == normalize_question("vpn setup")
+
+
 @pytest.mark.parametrize(
     ("raw", "forbidden"),
     [

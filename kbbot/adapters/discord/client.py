@@ -97,6 +97,13 @@ def intents_for(options: DiscordOptions) -> discord.Intents:
     return intents
 
 
+def silence_voice_warnings() -> None:
+    """kbbot never joins a voice channel: discord.py's "PyNaCl / davey is not installed, voice will NOT be
+    supported" warnings at every start would only send people looking for a dependency kbbot does not need."""
+    discord.VoiceClient.warn_nacl = False
+    discord.VoiceClient.warn_dave = False
+
+
 async def run_discord_client(client: discord.Client, token: str) -> None:
     """Run ``client`` until it is closed (``await client.close()`` from elsewhere, or cancellation).
 
@@ -252,6 +259,7 @@ def build_discord_client(
     wraps every handled message and command (``TaskTracker.work`` in ``kbbot run``): a stopping bot finishes
     those answers before it closes the connection, and refuses new ones with a "restarting" reply.
     """
+    silence_voice_warnings()
     client_kwargs: dict[str, object] = {
         "intents": intents_for(options),
         "allowed_mentions": discord.AllowedMentions.none(),

@@ -165,7 +165,7 @@ async def test_control_characters_are_stripped_before_upstream() -> None:
     kb = AiKnowledgeBase()
     service, _ = make_service(kb)
     await service.ask(Question("how\x00 do\x1b[31m I\u202e deploy?"))
-    assert kb.queries == ["how do[31m I deploy?"]
+    assert kb.queries == ["how do I deploy?"]  # the whole colour sequence goes, not only its ESC
 
 
 async def test_status_reports_cache_and_name() -> None:

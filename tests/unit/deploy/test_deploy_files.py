@@ -224,3 +224,12 @@ def test_readmes_state_the_same_shutdown_numbers() -> None:
         assert f"kills at {KILL_SECONDS} s" in text and f"`stop_grace_period: {KILL_SECONDS}s`" in text, readme
         assert f"`terminationGracePeriodSeconds: {KILL_SECONDS}`" in text, readme
         assert f"`TimeoutStopSec={KILL_SECONDS}`" in text, readme
+
+
+def test_readmes_describe_the_same_http_paths() -> None:
+    # deploy/README.md repeats README's Deploy section; its /readyz row and OPS_PORT sentence had fallen behind.
+    def rows(readme: Path) -> list[str]:
+        return [line for line in readme.read_text().splitlines() if line.startswith("| `/")]
+
+    assert rows(DEPLOY / "README.md") == rows(ROOT / "README.md") != []
+    assert "with `OPS_PORT` set, `/readyz` and" in (DEPLOY / "README.md").read_text()
