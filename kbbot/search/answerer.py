@@ -136,8 +136,12 @@ class SearchAnswerer:
                 max_chars=self.max_passage_chars,
                 quantity=quantity,
                 exact=exact,
+                saved_chat=hit.saved_chat,
             )
-            relevance = _relevance(plan, page, hit, passages[0] if passages else None)
+            # A saved chat answers with what people replied, never with its title or header (the title is often
+            # the question it was saved for): without such a passage it answers nothing.
+            no_reply = hit.saved_chat and not passages
+            relevance = 0.0 if no_reply else _relevance(plan, page, hit, passages[0] if passages else None)
             in_title = frozenset(matched_terms(page.title + "\n" + " ".join(hit.tags), plan.stems))
             rank = (
                 BM25_SHARE * hit.score / best_bm25

@@ -16,6 +16,7 @@ from typing import Literal
 
 from kbbot.search.fences import blocks as fenced_blocks
 from kbbot.search.query import QueryPlan, matched_terms, term_hits
+from kbbot.search.saved_chats import not_an_answer
 
 Kind = Literal["steps", "list", "lines", "table", "paragraph"]
 
@@ -140,12 +141,15 @@ def best_passages(
     max_chars: int,
     quantity: bool = False,
     exact: frozenset[str] = frozenset(),
+    saved_chat: bool = False,
 ) -> list[Passage]:
     """Every candidate passage of the page that holds at least one of the question's words, best first.
 
     ``quantity``: the question asks for an amount (:func:`asks_quantity`); a passage stating one scores as if
     it held one more word of average weight. ``exact``: the question's :func:`literals`; a passage holding
-    one exactly scores its words again."""
+    one exactly scores its words again. ``saved_chat``: the page is a thread kbbot saved, where the question
+    and kbbot's don't-know hold no answer (:func:`~kbbot.search.saved_chats.not_an_answer`): they count no
+    words."""
     stems = plan.stems
     if not stems or not page_blocks:
         return []
@@ -159,7 +163,10 @@ def best_passages(
         if focus:
             weights[term] *= TITLE_TERM_WEIGHT
     heading_hits: dict[str | None, set[str]] = {}
-    block_hits = [term_hits(block.text, stems) for block in page_blocks]
+    block_hits = [
+        {} if saved_chat and not_an_answer(block.text, stems) else term_hits(block.text, stems)
+        for block in page_blocks
+    ]
     candidates: list[Passage] = []
     for start, first in enumerate(page_blocks):
         previous = page_blocks[start - 1] if start else None

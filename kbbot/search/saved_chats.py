@@ -6,6 +6,10 @@ read (and keep up to date); the chat is a copy that goes stale. So a saved chat 
 best-ranked page it quotes (one whose title appears in it, as the answer's credit line and related pages name
 them): that is the source for this question. A chat that quotes nothing that was found keeps its own rank.
 (Below *every* page it quotes would bury a long chat under a page it quoted for another of its questions.)
+
+What in a saved chat answers: what people replied. The question itself (asked again, or "+1, same here")
+and kbbot's own "I couldn't find this" are on the page too, and by word counts they match the question best
+— quoting them would make a chat saved *because* nobody knew answer its own question (:func:`not_an_answer`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 from typing import Any
 
 from kbbot.core.page_block import BEGIN_PREFIX, END_PREFIX
+from kbbot.search.query import matched_terms, plan_terms
 
 #: ``(score, rowid, row)`` with the title at ``row[1]`` and the saved-chat flag at ``row[4]``.
 Ranked = tuple[float, int, tuple[Any, ...]]
@@ -22,6 +27,23 @@ Ranked = tuple[float, int, tuple[Any, ...]]
 def is_saved_chat(content: str) -> bool:
     """True for a page that holds a thread kbbot saved (its block markers are on the page)."""
     return BEGIN_PREFIX in content or END_PREFIX in content
+
+
+# kbbot's don't-know replies as they are saved: the search answer's and the Slack/Discord wording.
+_DONT_KNOW = re.compile(r"I couldn['’]t find (?:this|anything about that) in the wiki\b")
+# A sentence ends before whitespace after . ! or ?
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+")
+
+
+def not_an_answer(block: str, question_stems: set[str]) -> bool:
+    """Whether a block of a saved chat cannot answer the question: kbbot's own don't-know reply, a block made
+    only of questions (a question does not answer a question), or one that adds no word to the question."""
+    text = block.strip()
+    if _DONT_KNOW.match(text):
+        return True
+    if not text.startswith("`") and all(s.endswith("?") for s in _SENTENCE_BREAK.split(text) if s):
+        return True
+    return not any(not matched_terms(word, question_stems) for word, _, _ in plan_terms(text))
 
 
 def _quotes(body: str, title: str) -> bool:
