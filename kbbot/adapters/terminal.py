@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 
 from rich.console import Console
+from rich.markup import escape
 
 from kbbot.adapters.terminal_input import LineReader
 from kbbot.adapters.terminal_render import print_answer
@@ -147,7 +148,10 @@ class TerminalChat:
             await self._after_save(saved)
         verb = "Saved" if saved.created else "Updated"
         where = saved.url or saved.id
-        self._console.print(f"[green]{verb}:[/green] {saved.title} — {where}", markup=True, highlight=False)
+        # Titles keep symbols such as "[x]": escaped so rich does not read them as markup.
+        self._console.print(
+            f"[green]{verb}:[/green] {escape(saved.title)} — {escape(where or '')}", markup=True, highlight=False
+        )
         if masked := masked_note(saved):
             self._console.print(masked, markup=False, highlight=False)
 

@@ -155,7 +155,7 @@ def _report(
         say(f"Dry run: {len(rows)} page(s) from {files} file(s) of the {label}; nothing was written.")
         for row in rows:
             kept = f", {row.earlier} kept from earlier imports" if row.earlier else ""
-            say(f"  would write “{row.title}” ({row.messages} messages{kept}) [{row.key}]")
+            say(f"  would write “{row.title}” ({_messages(row.messages)}{kept}) [{row.key}]")
         return
     created = sum(r.created and not r.error for r in rows)
     queued = sum(r.pending for r in rows)
@@ -169,16 +169,20 @@ def _report(
     )
     for row in rows:
         where = row.url or row.id or "queued"
-        kept = f"; kept {row.earlier} earlier messages" if row.earlier else ""
+        kept = f"; kept {_messages(row.earlier, 'earlier ')}" if row.earlier else ""
         if row.error:
             say(f"  failed {row.key}: {row.error}")
         else:
-            say(f"  “{row.title}” — {where} ({row.messages} messages{kept})")
+            say(f"  “{row.title}” — {where} ({_messages(row.messages)}{kept})")
     masked = sum(r.masked for r in rows)
     if masked:
         say(masked_text(masked))
     if problems:
         say(f"{len(problems)} problem(s) above: those files or messages were skipped.")
+
+
+def _messages(count: int, adjective: str = "") -> str:
+    return f"{count} {adjective}message{'' if count == 1 else 's'}"
 
 
 @contextmanager

@@ -37,7 +37,12 @@ ANSWER_SECONDS = 5.0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("run", help="start the configured adapters (the terminal chat when none is configured)")
+    parser = sub.add_parser(
+        "run",
+        help="start the configured adapters (the terminal chat when none is configured)",
+        description="Run the bot: every adapter whose token is set (Slack, Discord), with the health and metrics "
+        "endpoints on HTTP_HOST:HTTP_PORT; with no adapter configured, the terminal chat.",
+    )
     parser.set_defaults(handler=handle)
 
 

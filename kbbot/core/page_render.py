@@ -84,7 +84,12 @@ _MATH_TAG = re.compile(r"<(?=[A-Za-z/!?])")
 _FENCE_LINE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})", re.M)
 _MD_ESCAPE = re.compile(r"([\\`*_\[\]<>#~|$&!])")
 _TITLE_LINK = re.compile(r"\[([^\]\n]*)\]\([^)\n]*\)|<((?:https?|mailto):[^\s<>]*)>")
-_TITLE_JUNK = re.compile(r"[*~`#>|\[\]]+|(?<!\w)_+|_+(?!\w)")
+# Only markup is dropped from a title, never ordinary symbols ("C# build | notes v2 > v1" stays as typed): what
+# opens a line (headings, quotes, bullets) and emphasis/code around words. Renderers escape the rest.
+_TITLE_LEAD = re.compile(r"^[ \t]*(?:(?:#{1,6}|[-+*])[ \t]+|>[ \t]*)+")
+_TITLE_EMPHASIS = re.compile(
+    r"(\*{1,3}|~~|`+)(?=\S)(.+?)(?<=\S)\1|(?<!\w)(_{1,3})(?=\S)(.+?)(?<=\S)\3(?!\w)"
+)
 _SPACES = re.compile(r"\s+")
 _WORDY = re.compile(r"[^\W_]")  # a title has at least one letter or digit
 _UTC_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
@@ -496,8 +501,9 @@ def _participants(messages: tuple[ThreadMessage, ...]) -> list[str]:
 
 
 def clean_title(text: str, *, max_chars: int = 120) -> str:
-    """A page title from free text: the first line with words in it, without Markdown symbols or invisible
-    chars. Prose wins over code; a code line is used only when there is no prose, and a line of bare
+    """A page title from free text: the first line with words in it, without leading Markdown markup, emphasis
+    or invisible chars (symbols such as ``C#``, ``|``, ``>`` stay; renderers escape them). Prose wins over code;
+    a code line is used only when there is no prose, and a line of bare
     punctuation (``{`` opening a JSON snippet) never is."""
     prose: list[str] = []
     code: list[str] = []
@@ -510,7 +516,8 @@ def clean_title(text: str, *, max_chars: int = 120) -> str:
         (code if fence else prose).append(line)
     for line in (*prose, *code):
         line = _TITLE_LINK.sub(lambda m: m.group(1) or m.group(2) or "", _INVISIBLE.sub("", line))
-        cleaned = _SPACES.sub(" ", _TITLE_JUNK.sub("", line)).strip(" -:.")
+        line = _TITLE_EMPHASIS.sub(lambda m: m.group(2) or m.group(4), _TITLE_LEAD.sub("", line))
+        cleaned = _SPACES.sub(" ", line).strip(" -:.")
         if cleaned and _WORDY.search(cleaned):
             if len(cleaned) > max_chars:
                 cleaned = cleaned[: max_chars - 1].rstrip() + "…"

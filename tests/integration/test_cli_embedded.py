@@ -119,3 +119,16 @@ def test_command_line_text_that_is_not_utf8_is_a_usage_error(tmp_path: Path) -> 
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
         assert "UTF-8" in result.stderr
+
+
+def test_chat_save_keeps_symbols_in_the_title_and_the_page_stays_inert(tmp_path: Path) -> None:
+    script = "how do I reset my password?\n/save C# build | notes [v2] > v1\n/save <script>alert(1)</script>\n/quit\n"
+    result = run_kbbot("chat", cwd=tmp_path, stdin=script)
+    assert result.returncode == 0, result.stderr
+    assert "Saved: C# build | notes [v2] > v1" in result.stdout  # "[v2]" shown, not read as console markup
+    assert "Updated: <script>alert(1)</script>" in result.stdout
+
+    (page,) = (default_data_dir(tmp_path) / "pages").glob("*.md")
+    text = page.read_text()
+    assert 'title: "<script>alert(1)</script>"' in text  # JSON-quoted front matter
+    assert "<script" not in text.split("---", 2)[2]  # the body's heading is escaped Markdown

@@ -57,3 +57,13 @@ def test_run_without_adapters_in_a_terminal_is_the_chat(tmp_path: Path) -> None:
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+def test_run_help_describes_the_command_and_starts_nothing(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "kbbot", "run", "--help"],
+        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )
+    assert out.returncode == 0, out.stderr
+    description = " ".join(out.stdout.split("options:")[0].split()[4:])  # what follows "usage: kbbot run [-h]"
+    assert description.startswith("Run the bot:") and "terminal chat" in description

@@ -253,6 +253,8 @@ def test_cli_import_zip_end_to_end(tmp_path: Path) -> None:
     first = run_kbbot("import", str(SLACK_ZIP), env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "Imported 7 page(s) from 4 file(s) of the Slack export: 7 created, 0 updated." in first.stdout
+    flat = " ".join(first.stdout.split())  # rich wraps long lines
+    assert "(1 message)" in flat and "(3 messages)" in flat and "1 messages" not in flat
     again = run_kbbot("import", str(SLACK_ZIP), "--channel", "B75B4C7", env=env, cwd=tmp_path)
     assert again.returncode == 0 and "0 created, 7 updated" in again.stdout
     missing = run_kbbot("import", str(tmp_path / "nope.zip"), env=env, cwd=tmp_path)

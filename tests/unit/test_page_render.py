@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import html
 import re
 import time
 
@@ -241,6 +242,13 @@ def test_marker_only_counts_in_footer() -> None:
         ("\u200b\x00", ""),
         ("> quoted question?", "quoted question?"),
         ("why does snake_case_name fail", "why does snake_case_name fail"),
+        # ordinary symbols stay; only leading markup (headings, quotes, bullets) and emphasis go
+        ("C# build | notes v2 > v1", "C# build | notes v2 > v1"),
+        ("<script>alert(1)</script>", "<script>alert(1)</script>"),
+        ("- [x] done * 2", "[x] done * 2"),
+        ("> - ## nested `code` ~~old~~", "nested code old"),
+        ("#general is #1", "#general is #1"),
+        ("a\x1b[31mred\x07", "a[31mred"),
     ],
 )
 def test_clean_title(raw: str, expected: str) -> None:
@@ -310,3 +318,14 @@ def test_message_with_enormous_attachment_list_becomes_a_stub() -> None:
     parts = PageRenderer("html", max_chars=10_000).render(thread(msg("hi", attachments=links)), "t")
     assert all(len(p.content) <= 10_000 for p in parts)
     assert "message too long to show: 50 attachments" in parts[0].content
+
+
+@pytest.mark.parametrize("title", ["C# build | notes v2 > v1", "<script>alert(1)</script>", "# [x](javascript:1) *a*"])
+def test_titles_with_symbols_render_inert_in_both_formats(title: str) -> None:
+    cleaned = clean_title(title)
+    html_out = html_page(thread(msg("hi")), title=cleaned)
+    assert "<script" not in html_out.lower() and html_out.count("<a ") == 1  # only the permalink
+    assert f"<h1>{html.escape(cleaned, quote=True)}</h1>" in html_out
+    heading = md_page(thread(msg("hi")), title=cleaned).splitlines()[2]
+    assert heading.startswith("# ") and "<" not in heading
+    assert not re.search(r"(?<!\\)[#|>\[\]*]", heading[2:])  # every Markdown symbol is backslash-escaped
