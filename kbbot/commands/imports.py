@@ -29,7 +29,7 @@ from kbbot.config import Settings
 from kbbot.core.models import Thread
 from kbbot.core.page_render import masked_text
 from kbbot.core.ports import Saving
-from kbbot.core.text import parse_tags
+from kbbot.core.text import count_messages, parse_tags
 from kbbot.errors import SaveError
 from kbbot.formats.exports import ExportError, read_export
 from kbbot.transcripts import TranscriptError
@@ -155,7 +155,7 @@ def _report(
         say(f"Dry run: {len(rows)} page(s) from {files} file(s) of the {label}; nothing was written.")
         for row in rows:
             kept = f", {row.earlier} kept from earlier imports" if row.earlier else ""
-            say(f"  would write “{row.title}” ({_messages(row.messages)}{kept}) [{row.key}]")
+            say(f"  would write “{row.title}” ({count_messages(row.messages)}{kept}) [{row.key}]")
         return
     created = sum(r.created and not r.error for r in rows)
     queued = sum(r.pending for r in rows)
@@ -169,11 +169,11 @@ def _report(
     )
     for row in rows:
         where = row.url or row.id or "queued"
-        kept = f"; kept {_messages(row.earlier, 'earlier ')}" if row.earlier else ""
+        kept = f"; kept {count_messages(row.earlier, 'earlier ')}" if row.earlier else ""
         if row.error:
             say(f"  failed {row.key}: {row.error}")
         else:
-            say(f"  “{row.title}” — {where} ({_messages(row.messages)}{kept})")
+            say(f"  “{row.title}” — {where} ({count_messages(row.messages)}{kept})")
     masked = sum(r.masked for r in rows)
     if masked:
         say(masked_text(masked))
@@ -181,8 +181,6 @@ def _report(
         say(f"{len(problems)} problem(s) above: those files or messages were skipped.")
 
 
-def _messages(count: int, adjective: str = "") -> str:
-    return f"{count} {adjective}message{'' if count == 1 else 's'}"
 
 
 @contextmanager

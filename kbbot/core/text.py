@@ -136,3 +136,8 @@ def clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
 def parse_tags(raw: str) -> tuple[str, ...]:
     """``"a, b,,#c "`` → ``("a", "b", "c")``: tags typed as a comma (or line) separated list, cleaned."""
     return clean_tags(raw.replace("\n", ",").split(","))
+
+
+def count_messages(count: int, adjective: str = "") -> str:
+    """"1 message", "3 earlier messages": the count people read in save and import replies."""
+    return f"{count} {adjective}message{'' if count == 1 else 's'}"

@@ -166,6 +166,9 @@ def test_saved_text_variants() -> None:
     )
     assert saved_text(SavedPage(id="1", url=None, created=False, title="T"), count=3).startswith("Updated 3")
     assert "queued" in saved_text(SavedPage(id=None, url=None, created=False, pending=True), count=9)
+    one = SavedPage(id="1", url="https://w/1", created=True, title="T")
+    assert saved_text(one, count=1) == "Saved 1 message to the wiki: [T](https://w/1)"
+    assert "(1 message)" in saved_text(SavedPage(id=None, url=None, created=False, pending=True), count=1)
 
 
 def test_payload_hash_ignores_order_but_not_content() -> None:

@@ -28,7 +28,7 @@ from kbbot.core.conversations import Conversations, Reply
 from kbbot.core.models import Answer, Asker, Question, SavedPage
 from kbbot.core.ports import Asking, FeedbackStore, Saving
 from kbbot.core.replies import masked_note
-from kbbot.core.text import parse_tags
+from kbbot.core.text import count_messages, parse_tags
 
 log = logging.getLogger(__name__)
 
@@ -438,15 +438,15 @@ def saved_text(saved: SavedPage, *, count: int) -> str:
     """The confirmation after a save: a link when the wiki has one, or that the save is queued for retry."""
     if saved.pending:
         return (
-            f"The wiki isn't reachable right now, so I queued this thread ({count} messages); "
+            f"The wiki isn't reachable right now, so I queued this thread ({count_messages(count)}); "
             "it will be saved automatically as soon as the wiki is back, and I'll post the link in this thread."
         )
     verb = "Saved" if saved.created else "Updated"
     title = safe(saved.title.replace("[", "(").replace("]", ")")) or "the page"
     masked = f"\n🔒 {masked_note(saved)}" if masked_note(saved) else ""
     if saved.url:
-        return f"{verb} {count} messages to the wiki: [{title}]({saved.url}){masked}"
-    return f"{verb} {count} messages to the wiki as “{title}”.{masked}"
+        return f"{verb} {count_messages(count)} to the wiki: [{title}]({saved.url}){masked}"
+    return f"{verb} {count_messages(count)} to the wiki as “{title}”.{masked}"
 
 
 def _thread_key(thread_id: int) -> str:
