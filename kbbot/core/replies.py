@@ -19,6 +19,9 @@ from kbbot.errors import (
     VersionConflict,
 )
 
+#: What an adapter shows for an empty answer that carries no text of its own (the answerers word theirs).
+NOTHING_FOUND = "I couldn't find anything about that in the wiki."
+
 _BY_TYPE: tuple[tuple[type[KbbotError], str], ...] = (
     (Unauthorized, "I can't sign in to the knowledgebase: its API token was rejected. An admin needs to update it."),
     (Forbidden, "The bot's API key isn't allowed to do that in the knowledgebase. An admin needs to fix its scopes."),

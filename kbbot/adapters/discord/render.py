@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import discord
 
 from kbbot.core.models import Answer, PageRef, Source
+from kbbot.core.replies import NOTHING_FOUND
 from kbbot.core.text import neutralize_mentions, split_text
 
 # Discord's documented limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
@@ -31,7 +32,7 @@ SEARCH_COLOUR = 0x99AAB5
 #: Description chunk size: below 6000/2 so that two chunks plus title/footer fit in one message.
 _CHUNK = 2800
 
-EMPTY_TEXT = "I couldn't find anything about that in the wiki."
+EMPTY_TEXT = NOTHING_FOUND
 
 SOURCE_LABEL = {
     Source.AI: "Answered by the wiki's AI",

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from kbbot.core.models import Answer, PageRef, SavedPage, Source
 from kbbot.core.quota_forecast import QuotaForecast
-from kbbot.core.replies import masked_note
+from kbbot.core.replies import NOTHING_FOUND, masked_note
 from kbbot.core.text import neutralize_mentions, split_text
 
 MAX_SECTION_CHARS = 3000
@@ -250,7 +250,7 @@ def render_answer(
         head.append(context(":warning: " + escape(answer.notice)))
 
     if answer.empty or not answer.text.strip():
-        body_text = "I couldn't find anything about that in the wiki."
+        body_text = NOTHING_FOUND
         if answer.text.strip():
             body_text += "\n" + markdown_to_mrkdwn(answer.text)
         chunks = split_mrkdwn(body_text)
