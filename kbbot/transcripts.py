@@ -24,6 +24,7 @@ from typing import Any
 from kbbot.core.models import Thread, ThreadMessage
 from kbbot.errors import TranscriptError
 from kbbot.formats.discord_export import parse_discord_export
+from kbbot.formats.fields import text_field
 from kbbot.formats.slack import to_neutral, user_display_name
 
 __all__ = ["TranscriptError", "load_transcript", "parse_transcript"]
@@ -86,13 +87,13 @@ def _slack(data: list[Any], name: str, users: Mapping[str, str]) -> Thread:
     rows = [item for item in data if isinstance(item, dict)]
     names = dict(users)
     for item in rows:  # names first, so <@U1> mentions resolve even before U1's first message
-        uid = _str(item.get("user"))
+        uid = text_field(item.get("user"))
         display = _slack_name(item)
         if uid and display:
             names.setdefault(uid, display)
     messages = []
     for index, item in enumerate(rows):
-        ts = _str(item.get("ts"))
+        ts = text_field(item.get("ts"))
         if not ts:
             raise TranscriptError(f"{name}: message {index + 1} has no 'ts' (not a Slack export?)")
         try:
@@ -104,14 +105,14 @@ def _slack(data: list[Any], name: str, users: Mapping[str, str]) -> Thread:
     if not messages:
         raise TranscriptError(f"{name} has no messages")
     first = rows[0]
-    key = "export:" + (_str(first.get("thread_ts")) or _str(first.get("ts")))
+    key = "export:" + (text_field(first.get("thread_ts")) or text_field(first.get("ts")))
     return Thread("slack", key, tuple(messages))
 
 
 def _slack_name(item: Mapping[str, Any]) -> str:
     profile = item.get("user_profile")
     shown = user_display_name({"profile": profile, "name": profile.get("name")}) if isinstance(profile, dict) else ""
-    return shown or _str(item.get("user_name")) or _str(item.get("username"))
+    return shown or text_field(item.get("user_name")) or text_field(item.get("username"))
 
 
 def _export_users(path: Path) -> dict[str, str]:
@@ -176,12 +177,6 @@ def _plain(text: str, name: str, key_hint: str) -> Thread:
     return Thread("text", f"file:{digest}", messages)
 
 
-def _str(value: object) -> str:
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return ""
 
 
 def _os_reason(exc: OSError) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 
 from kbbot.adapters.markup import discord_to_markdown
 from kbbot.core.models import Attachment, Thread, ThreadMessage
+from kbbot.formats.fields import text_field
 
 __all__ = [
     "SYSTEM_TYPES",
@@ -93,20 +94,20 @@ def parse_discord_export(
     by_id: dict[str, Mapping[str, Any]] = {}
     for item in raw:
         author = _dict(item.get("author"))
-        if uid := _str(author.get("id")):
+        if uid := text_field(author.get("id")):
             users.setdefault(uid, _author_name(author))
         for mention in item.get("mentions") or ():
-            if isinstance(mention, dict) and (mid := _str(mention.get("id"))):
+            if isinstance(mention, dict) and (mid := text_field(mention.get("id"))):
                 users.setdefault(mid, _author_name(mention))
-        if mid := _str(item.get("id")):
+        if mid := text_field(item.get("id")):
             by_id.setdefault(mid, item)
     messages: dict[str, ThreadMessage] = {}
     skipped = 0
     for index, item in enumerate(raw):
-        stamp = _iso(_str(item.get("timestamp")))
+        stamp = _iso(text_field(item.get("timestamp")))
         if stamp is None:
             raise ExportFormatError(f"{name}: message {index + 1} has no valid 'timestamp'")
-        if _str(item.get("type")) in SYSTEM_TYPES:
+        if text_field(item.get("type")) in SYSTEM_TYPES:
             skipped += 1
             continue
         day = datetime.fromisoformat(stamp).date()
@@ -115,14 +116,14 @@ def parse_discord_export(
         message = _message(item, stamp, users, by_id)
         # Some exports repeat a message (an edit caught mid-export): keep one per id, the last one written.
         messages[message.id or f"#{index}"] = message
-    channel_id = _str(channel.get("id")) or hashlib.sha256(name.encode()).hexdigest()[:16]
+    channel_id = text_field(channel.get("id")) or hashlib.sha256(name.encode()).hexdigest()[:16]
     thread = Thread(
         "discord",
         f"export:{channel_id}",
         _ordered(messages.values()),
-        channel_name=_str(channel.get("name")) or None,
+        channel_name=text_field(channel.get("name")) or None,
     )
-    return DiscordExport(thread, channel_id, _str(guild.get("name")), skipped)
+    return DiscordExport(thread, channel_id, text_field(guild.get("name")), skipped)
 
 
 def _ordered(messages: Iterable[ThreadMessage]) -> tuple[ThreadMessage, ...]:
@@ -138,26 +139,26 @@ def _message(
     reference = _dict(item.get("reference"))
     forwarded = _dict(item.get("forwardedMessage"))
     attachments = _attachments(item.get("attachments"))
-    if forwarded or _str(reference.get("type")) == "Forward":
+    if forwarded or text_field(reference.get("type")) == "Forward":
         inner = _content(forwarded, users, bot=bot) if forwarded else ""
         # Worded as the live bot words a forward (adapters/discord/history.py).
         shown = "*Forwarded message:*\n> " + inner.replace("\n", "\n> ") if inner else "*Forwarded message*"
         text = "\n\n".join(part for part in (text, shown) if part)
         attachments += _attachments(forwarded.get("attachments"))
-    elif ref_id := _str(reference.get("messageId")):
+    elif ref_id := text_field(reference.get("messageId")):
         text = _reply_line(by_id.get(ref_id), users) + ("\n\n" + text if text else "")
     interaction = _dict(item.get("interaction"))
-    if command := _str(interaction.get("name")):
+    if command := text_field(interaction.get("name")):
         by = _author_name(_dict(interaction.get("user")))
         text = f"*(/{command}{' by ' + by if by else ''})*" + ("\n\n" + text if text else "")
     return ThreadMessage(
         author_name=_author_name(author) or "unknown",
-        author_id=_str(author.get("id")),
+        author_id=text_field(author.get("id")),
         timestamp=stamp,
         text=text,
         attachments=attachments,
         edited=bool(item.get("timestampEdited")),
-        id=_str(item.get("id")),
+        id=text_field(item.get("id")),
     )
 
 
@@ -167,11 +168,13 @@ def _content(item: Mapping[str, Any], users: Mapping[str, str], *, bot: bool) ->
     # A bot's embed is usually its whole message: keep it; trim link previews (as the live bot does).
     limit = 4096 if bot else 500
     extras = [
-        embed_summary(_str(e.get("title")), _str(e.get("url")), _str(e.get("description")), limit=limit)
+        embed_summary(
+            text_field(e.get("title")), text_field(e.get("url")), text_field(e.get("description")), limit=limit
+        )
         for e in item.get("embeds") or ()
         if isinstance(e, dict)
     ]
-    extras += [f"*(sticker: {_str(s.get('name'))})*" for s in item.get("stickers") or () if isinstance(s, dict)]
+    extras += [f"*(sticker: {text_field(s.get('name'))})*" for s in item.get("stickers") or () if isinstance(s, dict)]
     return "\n\n".join(part for part in (text, *extras) if part)
 
 
@@ -179,7 +182,7 @@ def _reply_line(target: Mapping[str, Any] | None, users: Mapping[str, str]) -> s
     if target is None:
         return "> ↪ *Reply to a message not in this export*"
     who = _author_name(_dict(target.get("author"))) or "someone"
-    said = discord_to_markdown(_str(target.get("content")), users=users).replace("\n", " ")
+    said = discord_to_markdown(text_field(target.get("content")), users=users).replace("\n", " ")
     if len(said) > _REPLY_SNIPPET:
         said = said[: _REPLY_SNIPPET - 1] + "…"
     return f"> ↪ *Replying to {who}*" + (f": {said}" if said else "")
@@ -187,14 +190,14 @@ def _reply_line(target: Mapping[str, Any] | None, users: Mapping[str, str]) -> s
 
 def _attachments(items: object) -> tuple[Attachment, ...]:
     return tuple(
-        Attachment(_str(a.get("fileName")) or "file", _str(a.get("url")))
+        Attachment(text_field(a.get("fileName")) or "file", text_field(a.get("url")))
         for a in (items if isinstance(items, list) else ())
-        if isinstance(a, dict) and _str(a.get("url"))
+        if isinstance(a, dict) and text_field(a.get("url"))
     )
 
 
 def _author_name(author: Mapping[str, Any]) -> str:
-    return _str(author.get("nickname")) or _str(author.get("name"))
+    return text_field(author.get("nickname")) or text_field(author.get("name"))
 
 
 def _iso(stamp: str) -> str | None:
@@ -213,9 +216,3 @@ def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _str(value: object) -> str:
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return ""
