@@ -249,13 +249,9 @@ def render_answer(
     if answer.notice:
         head.append(context(":warning: " + escape(answer.notice)))
 
-    if answer.empty or not answer.text.strip():
-        body_text = NOTHING_FOUND
-        if answer.text.strip():
-            body_text += "\n" + markdown_to_mrkdwn(answer.text)
-        chunks = split_mrkdwn(body_text)
-    else:
-        chunks = split_mrkdwn(markdown_to_mrkdwn(answer.text)) or ["(empty answer)"]
+    # An empty answer's own text already says so ("I couldn't find this…"); NOTHING_FOUND only stands in for none.
+    chunks = split_mrkdwn(markdown_to_mrkdwn(answer.text)) if answer.text.strip() else []
+    chunks = chunks or [NOTHING_FOUND]
 
     tail: list[Block] = []
     if answer.related_pages:
