@@ -65,6 +65,9 @@ class SimClock:
     def __call__(self) -> float:
         return self.now
 
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         wake = self.now + seconds
