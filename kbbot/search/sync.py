@@ -13,10 +13,9 @@ budget and live questions always go first.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kbbot.core.models import Page, PageSummary
@@ -294,7 +293,7 @@ class IndexRefresher:
         interval_seconds: float,
         *,
         sync_at_start: bool = True,
-        on_error: Callable[[BaseException], Awaitable[None] | None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.syncer = syncer
         self.interval = interval_seconds
@@ -302,7 +301,6 @@ class IndexRefresher:
         self._on_error = on_error
         self._task: asyncio.Task[None] | None = None
         self.runs = 0
-        self.last_report: SyncReport | None = None
 
     @property
     def running(self) -> bool:
@@ -329,14 +327,12 @@ class IndexRefresher:
             await asyncio.sleep(self.interval)
         while True:
             try:
-                self.last_report = await self.syncer.sync()
+                await self.syncer.sync()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("background index sync failed: %s", exc)
                 if self._on_error is not None:
-                    result = self._on_error(exc)
-                    if inspect.isawaitable(result):
-                        await result
+                    self._on_error(exc)
             self.runs += 1
             await asyncio.sleep(self.interval)
