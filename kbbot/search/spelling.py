@@ -146,11 +146,13 @@ class Vocabulary:
         if len(base) < MIN_WORD_CHARS or not base.isalpha():
             return None
         start = base[: max(MIN_WORD_CHARS, len(base) - 1)]
-        lengths = range(len(start), len(base) + 2 + OTHER_FORM_SUFFIX_CHARS)
+        lengths = range(len(start), len(base) + max(2, OTHER_FORM_SUFFIX_CHARS) + 1)
         forms = [
             t
             for t in self._candidates(base[0], lengths)
-            if t != base and (t.startswith(base) or (t.startswith(start) and len(t) <= len(base) + 2))
+            if t != base
+            and t.startswith(start)
+            and len(t) - len(base) <= (OTHER_FORM_SUFFIX_CHARS if t.startswith(base) else 2)
         ]
         return max(forms, key=lambda t: (self._docs[t], t)) if forms else None
 
