@@ -28,7 +28,7 @@ from kbbot.commands.save import EXIT_PENDING, archive_for
 from kbbot.core.page_render import masked_text
 from kbbot.core.text import count_messages, parse_tags
 from kbbot.errors import SaveError
-from kbbot.formats.exports import ExportError, read_export
+from kbbot.formats.exports import read_export
 from kbbot.transcripts import TranscriptError
 
 if TYPE_CHECKING:
@@ -86,12 +86,8 @@ async def handler(args: argparse.Namespace, rt: Runtime) -> int:
         raise TranscriptError("--since is after --until: nothing would be imported")
     with _progress(rt.console, quiet=args.json) as bar:
         reading = bar("Reading files")
-        try:
-            batch = read_export(
-                args.export, channels=args.channel, since=args.since, until=args.until, progress=reading
-            )
-        except ExportError as exc:
-            raise TranscriptError(str(exc)) from None
+        # An unreadable export raises ExportError, a TranscriptError: one clear line and exit code 2.
+        batch = read_export(args.export, channels=args.channel, since=args.since, until=args.until, progress=reading)
     archive = archive_for(rt.settings)
     rows: list[_Row] = []
     with _progress(rt.console, quiet=args.json) as bar:

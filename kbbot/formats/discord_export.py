@@ -28,6 +28,7 @@ from typing import Any
 
 from kbbot.adapters.markup import discord_to_markdown
 from kbbot.core.models import Attachment, Thread, ThreadMessage
+from kbbot.errors import ExportError
 from kbbot.formats.fields import text_field
 
 __all__ = [
@@ -55,10 +56,6 @@ class DiscordExport:
     channel_id: str
     guild_name: str
     skipped_system: int
-
-
-class ExportFormatError(ValueError):
-    """The data is not a DiscordChatExporter export (the message says what is missing)."""
 
 
 def is_discord_export(data: object) -> bool:
@@ -106,7 +103,7 @@ def parse_discord_export(
     for index, item in enumerate(raw):
         stamp = _iso(text_field(item.get("timestamp")))
         if stamp is None:
-            raise ExportFormatError(f"{name}: message {index + 1} has no valid 'timestamp'")
+            raise ExportError(f"{name}: message {index + 1} has no valid 'timestamp'")
         if text_field(item.get("type")) in SYSTEM_TYPES:
             skipped += 1
             continue

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from kbbot.core.models import Thread
-from kbbot.formats.discord_export import ExportFormatError, is_discord_export, parse_discord_export
-from kbbot.formats.slack_export import MAX_FILE_BYTES, ExportError, is_slack_export, read_slack_export
+from kbbot.errors import ExportError
+from kbbot.formats.discord_export import is_discord_export, parse_discord_export
+from kbbot.formats.slack_export import MAX_FILE_BYTES, is_slack_export, read_slack_export
 
-__all__ = ["ExportBatch", "ExportError", "read_export"]
+__all__ = ["ExportBatch", "read_export"]
 
 Progress = Callable[[int, int], None]
 
@@ -85,7 +86,7 @@ def _discord(
         joined = {**first, "messages": [m for _, data in parts for m in data["messages"]]}
         try:
             export = parse_discord_export(joined, str(parts[0][0]), since=since, until=until)
-        except ExportFormatError as exc:
+        except ExportError as exc:
             batch.problems.append(f"{', '.join(str(f) for f, _ in parts)}: skipped, {exc}")
             continue
         batch.files_read += len(parts)

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from kbbot.errors import ExportError
 from kbbot.formats.discord_export import embed_summary, parse_discord_export
-from kbbot.formats.exports import ExportError, read_export
+from kbbot.formats.exports import read_export
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "exports" / "discord"
 
