@@ -85,17 +85,17 @@ def _discord(
         first = parts[0][1]
         joined = {**first, "messages": [m for _, data in parts for m in data["messages"]]}
         try:
-            export = parse_discord_export(joined, str(parts[0][0]), since=since, until=until)
+            thread = parse_discord_export(joined, str(parts[0][0]), since=since, until=until)
         except ExportError as exc:
             batch.problems.append(f"{', '.join(str(f) for f, _ in parts)}: skipped, {exc}")
             continue
         batch.files_read += len(parts)
-        names = {channel_id, export.thread.channel_name or ""}
+        names = {channel_id, thread.channel_name or ""}
         found_names |= names
         if wanted_keys and not wanted_keys & names:
             continue
-        if export.thread.messages:
-            batch.threads.append(export.thread)
+        if thread.messages:
+            batch.threads.append(thread)
     missing = wanted_keys - found_names
     if missing:
         listed = ", ".join(sorted(n for n in found_names if n)[:20]) or "none"

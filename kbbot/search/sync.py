@@ -13,7 +13,6 @@ budget and live questions always go first.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -304,7 +303,7 @@ class IndexRefresher:
         interval_seconds: float,
         *,
         sync_at_start: bool = True,
-        on_error: Callable[[BaseException], Awaitable[None] | None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.syncer = syncer
@@ -314,7 +313,6 @@ class IndexRefresher:
         self._on_error = on_error
         self._task: asyncio.Task[None] | None = None
         self.runs = 0
-        self.last_report: SyncReport | None = None
 
     @property
     def running(self) -> bool:
@@ -341,14 +339,12 @@ class IndexRefresher:
             await self._sleep(self.interval)
         while True:
             try:
-                self.last_report = await self.syncer.sync()
+                await self.syncer.sync()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("background index sync failed: %s", exc)
                 if self._on_error is not None:
-                    result = self._on_error(exc)
-                    if inspect.isawaitable(result):
-                        await result
+                    self._on_error(exc)
             self.runs += 1
             await self._sleep(self.interval)
