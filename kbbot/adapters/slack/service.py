@@ -53,6 +53,18 @@ class SlackCredentials:
     api_url: str = "https://slack.com/api/"
     timeout_seconds: float = 30.0
 
+    @property
+    def mode(self) -> str:
+        """``socket`` with an app token, else ``http``; :class:`ConfigError` when neither mode is set up."""
+        if self.app_token:
+            return "socket"
+        if self.signing_secret:
+            return "http"
+        raise ConfigError(
+            "Slack needs SLACK_SIGNING_SECRET (HTTP mode: Basic Information → Signing Secret) "
+            "or SLACK_APP_TOKEN (Socket Mode: an xapp- token with connections:write)"
+        )
+
 
 def slack_web_client(credentials: SlackCredentials) -> AsyncWebClient:
     """The Web API client: bot token, API URL and request timeout."""
@@ -186,12 +198,7 @@ async def slack_service(
     conversations: Conversations | None = None,
 ) -> AsyncIterator[SlackService]:
     """Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP mode (needs ``SLACK_SIGNING_SECRET``)."""
-    app_token, secret = credentials.app_token, credentials.signing_secret
-    if not app_token and not secret:
-        raise ConfigError(
-            "Slack needs SLACK_SIGNING_SECRET (HTTP mode: Basic Information → Signing Secret) "
-            "or SLACK_APP_TOKEN (Socket Mode: an xapp- token with connections:write)"
-        )
+    mode, app_token = credentials.mode, credentials.app_token
     web_client = client or slack_web_client(credentials)
     bot = build_slack(
         client=web_client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
@@ -199,7 +206,7 @@ async def slack_service(
         conversations=conversations,
     )
     try:
-        if app_token:
+        if mode == "socket":
             handler = socket_mode_handler(bot.app, app_token=app_token, web_client=web_client)
             connection = SlackConnection(
                 web_client, app_token=app_token, connect=lambda url: _connect(handler, url),
@@ -208,7 +215,7 @@ async def slack_service(
             service = SlackService(bot, "socket", connection, handler)
         else:
             log.info("Slack: HTTP mode, events at /slack/events")
-            service = SlackService(bot, "http", SlackConnection(web_client), signing_secret=secret)
+            service = SlackService(bot, "http", SlackConnection(web_client), signing_secret=credentials.signing_secret)
         try:
             yield service
         finally:
