@@ -176,8 +176,10 @@ class Term:
     corrected: bool = False
     joins: str = ""
     #: For a word no page has: whether it is an English word (the wiki lacks the topic) rather than a typo
-    #: nobody could correct or a code ("401k").
+    #: nobody could correct or a code ("401k"), and how surely it names a topic, 0–1
+    #: (:func:`~kbbot.search.spelling.specificity`: "font" 1, "latest" 0).
     english: bool = False
+    specificity: float = 0.0
 
     @property
     def compound(self) -> bool:
@@ -187,14 +189,16 @@ class Term:
 #: A typo-corrected word counts this much of a word typed right: the guess may be wrong.
 CORRECTED_WEIGHT = 0.6
 #: In :meth:`QueryPlan.coverage` the answer must be in the passage: a word no page has counts this share of its
-#: weight against it (a typo or a code — "401k" — a little; an English word a little more: it may be the topic
-#: the wiki lacks — "gym" — but as often a word the wiki says differently — "abroad" for "another country"), a
-#: word the wiki has but the passage's page lacks this share, and a word the page has in another section
-#: counts fully, this share of it in favour (the page treats it apart: "parking" in the US section, "Berlin
-#: office" in another). Calibrated on the tuning half of benchmarks/answers (calibrate.py; the held-out half
-#: agrees).
+#: weight against it (a typo or a code — "401k" — a little; a common English word a little more: it may be
+#: the topic the wiki lacks but as often a word the wiki says differently — "latest", "bad"; a specific English
+#: word up to ``TOPIC_WORD_SHARE``: the question is about something no page mentions — "font", "passport" —
+#: unless the rest of the question is held strongly enough), a word the wiki has but the passage's page lacks
+#: this share, and a word the page has in another section counts fully, this share of it in favour (the page
+#: treats it apart: "parking" in the US section, "Berlin office" in another). Calibrated on the tuning half of
+#: benchmarks/answers (calibrate.py; the held-out half agrees).
 UNKNOWN_SHARE = 0.2
 UNKNOWN_WORD_SHARE = 0.3
+TOPIC_WORD_SHARE = 0.8
 MISSING_SHARE = 0.5
 ON_PAGE_SHARE = 0.2
 
@@ -249,13 +253,20 @@ class QueryPlan:
             elif term.compound:
                 continue
             elif not term.docs:
-                asked += (UNKNOWN_WORD_SHARE if term.english else UNKNOWN_SHARE) * weight
+                asked += _unknown_share(term) * weight
             elif term.stem in on_page:
                 asked += weight
                 got += ON_PAGE_SHARE * weight
             else:
                 asked += MISSING_SHARE * weight
         return got / asked if asked else 0.0
+
+
+def _unknown_share(term: Term) -> float:
+    """The share of its weight a word no page has counts against an answer (see :data:`UNKNOWN_SHARE`)."""
+    if not term.english:
+        return UNKNOWN_SHARE
+    return UNKNOWN_WORD_SHARE + (TOPIC_WORD_SHARE - UNKNOWN_WORD_SHARE) * term.specificity
 
 
 def _prefix_for(stem_: str) -> str:

@@ -84,3 +84,24 @@ def test_a_word_elsewhere_on_the_page_is_no_answer() -> None:
     assert plan.coverage(in_passage, on_page={"park"}) < 0.62  # below the default don't-know threshold
     # …and lower than with "parking" on no page of the wiki's at all: the page has a place for it, elsewhere.
     assert plan.coverage(in_passage, on_page={"park"}) < plan.coverage(in_passage)
+
+
+def test_a_topic_word_the_wiki_lacks_counts_against_the_answer_by_how_specific_it_is() -> None:
+    from kbbot.search.query import QueryPlan, Term
+
+    # "which font should I use in release notes" on a 20-page wiki that never says "font": the passage holds
+    # "release notes", and the question is about something else.
+    def plan(unknown: Term) -> QueryPlan:
+        return QueryPlan((unknown, Term("release", "releas", 4), Term("notes", "note", 1)), 20)
+
+    held = {"releas", "note"}
+    topic = plan(Term("font", "font", 0, english=True, specificity=1.0))
+    common = plan(Term("latest", "latest", 0, english=True, specificity=0.0))
+    code = plan(Term("zq7", "zq7", 0))  # no English word: a code or a typo nobody could correct
+    assert topic.coverage(held) < 0.62 <= common.coverage(held)  # the default don't-know threshold between
+    assert code.coverage(held) > common.coverage(held) > topic.coverage(held)
+    assert topic.coverage(held | {"font"}) < 1.0  # a word no page has is never found, whatever is passed
+    # Adversarial: nothing held, only unknown words, no words at all.
+    assert topic.coverage(set()) == 0.0
+    assert QueryPlan((Term("font", "font", 0, english=True, specificity=1.0),), 20).coverage(set()) == 0.0
+    assert QueryPlan((), 0).coverage(set()) == 0.0
