@@ -25,6 +25,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack.app import SlackBot, build_slack
@@ -88,14 +90,37 @@ def _idempotent(request: HttpRequest) -> bool:
     return request.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] in IDEMPOTENT_METHODS
 
 
-class _IdempotentServerErrorRetry(AsyncServerErrorRetryHandler):
+class _Announced(AsyncRetryHandler):
+    """Logs each retry in one line of kbbot's own (slack_sdk's "A retry handler found" is kept to DEBUG runs by
+    kbbot.ops.logging)."""
+
+    async def prepare_for_next_attempt_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        method = request.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        reason = f"HTTP {response.status_code}" if response is not None else type(error).__name__
+        log.warning("Slack %s failed (%s); retrying (%d of %d)", method, reason, state.current_attempt + 1,
+                    self.max_retry_count)
+        await super().prepare_for_next_attempt_async(state=state, request=request, response=response, error=error)
+
+
+class _IdempotentServerErrorRetry(_Announced, AsyncServerErrorRetryHandler):
     async def _can_retry_async(self, *, request: HttpRequest, **kwargs: Any) -> bool:
         return _idempotent(request) and await super()._can_retry_async(request=request, **kwargs)
 
 
-class _IdempotentConnectionErrorRetry(AsyncConnectionErrorRetryHandler):
+class _IdempotentConnectionErrorRetry(_Announced, AsyncConnectionErrorRetryHandler):
     async def _can_retry_async(self, *, request: HttpRequest, **kwargs: Any) -> bool:
         return _idempotent(request) and await super()._can_retry_async(request=request, **kwargs)
+
+
+class _RateLimitRetry(_Announced, AsyncRateLimitErrorRetryHandler):
+    pass
 
 
 def retry_handlers() -> list[AsyncRetryHandler]:
@@ -104,7 +129,7 @@ def retry_handlers() -> list[AsyncRetryHandler]:
     return [
         _IdempotentServerErrorRetry(max_retry_count=2),
         _IdempotentConnectionErrorRetry(max_retry_count=2),
-        AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+        _RateLimitRetry(max_retry_count=2),
     ]
 
 
