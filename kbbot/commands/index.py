@@ -24,6 +24,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from kbbot.core.text import strip_invisible
 from kbbot.search.index import MARK_CLOSE, MARK_OPEN, SearchHit
 from kbbot.search.query import query_terms
 
@@ -121,15 +122,18 @@ async def search_handler(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def _print_hit(console: Console, rank: int, hit: SearchHit) -> None:
-    console.print(f"[bold]{rank}. {escape(hit.title)}[/bold]  [dim]score {hit.score:.2f}[/dim]")
-    if hit.url:
-        console.print(f"   [link={escape(hit.url)}]{escape(hit.url)}[/link]", highlight=False)
+    # Page text is stripped of escape sequences and invisible characters (strip_invisible): a hostile page must
+    # not retitle or clear the terminal.
+    title, url = strip_invisible(hit.title), strip_invisible(hit.url or "")
+    console.print(f"[bold]{rank}. {escape(title)}[/bold]  [dim]score {hit.score:.2f}[/dim]")
+    if url:
+        console.print(f"   [link={escape(url)}]{escape(url)}[/link]", highlight=False)
     snippet = " ".join(hit.marked_snippet.split())
     if snippet:
         # Built as a Text, not markup, so brackets in page text can never be read as rich markup.
         line = Text("   ")
         for i, part in enumerate(re.split(f"[{MARK_OPEN}{MARK_CLOSE}]", snippet)):
-            line.append(part, style="bold yellow" if i % 2 else None)
+            line.append(strip_invisible(part), style="bold yellow" if i % 2 else None)
         console.print(line)
     console.print()
 
