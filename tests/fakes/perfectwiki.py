@@ -61,6 +61,8 @@ class LogEntry:
     endpoint: str
     #: ``time.monotonic()`` when the request arrived (what the rate windows count).
     arrived: float = 0.0
+    #: An AI query's ``q`` as sent, whatever the answer (a 500 or 429 attempt too); None for other endpoints.
+    q: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,6 +449,7 @@ class FakePerfectWiki:
 
     async def _counted(self, request: web.Request, endpoint: str, arrived: float) -> web.StreamResponse:
         response = await self._handle(request, endpoint, arrived)
+        q = _query_text(await request.read()) if endpoint == "query" else None  # aiohttp keeps the body read
         with self._lock:
             s = self._s
             s.total += 1
@@ -458,7 +461,7 @@ class FakePerfectWiki:
             elif response.status >= 500:
                 s.server_errors += 1
             s.log.append(
-                LogEntry(time.time(), request.method, request.path, response.status, endpoint, arrived)
+                LogEntry(time.time(), request.method, request.path, response.status, endpoint, arrived, q)
             )
         return response
 
@@ -617,6 +620,14 @@ class _HttpError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def _query_text(body: bytes) -> str | None:
+    try:
+        q = json.loads(body).get("q")
+    except (ValueError, AttributeError):
+        return None
+    return q if isinstance(q, str) else None
 
 
 def _bearer(header: str | None) -> str | None:
