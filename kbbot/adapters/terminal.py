@@ -150,7 +150,8 @@ class TerminalChat:
         where = saved.url or saved.id
         # Titles keep symbols such as "[x]": escaped so rich does not read them as markup.
         self._console.print(
-            f"[green]{verb}:[/green] {escape(saved.title)} — {escape(where or '')}", markup=True, highlight=False
+            f"[green]{verb}:[/green] {escape(saved.title)} — {escape(where or '')}",
+            markup=True, highlight=False, soft_wrap=True,  # the link stays whole, as in print_answer
         )
         if masked := masked_note(saved):
             self._console.print(masked, markup=False, highlight=False)

@@ -139,7 +139,7 @@ async def search_handler(args: argparse.Namespace, rt: IndexRuntime) -> int:
 def _print_hit(console: Console, rank: int, hit: SearchHit) -> None:
     console.print(f"[bold]{rank}. {escape(hit.title)}[/bold]  [dim]score {hit.score:.2f}[/dim]")
     if hit.url:
-        console.print(f"   [link={escape(hit.url)}]{escape(hit.url)}[/link]", highlight=False)
+        console.print(f"   [link={escape(hit.url)}]{escape(hit.url)}[/link]", highlight=False, soft_wrap=True)
     snippet = " ".join(hit.marked_snippet.split())
     if snippet:
         # Built as a Text, not markup, so brackets in page text can never be read as rich markup.
