@@ -50,7 +50,7 @@ def test_chat_survives_hostile_input(tmp_path: Path) -> None:
     result = run_kbbot("chat", cwd=tmp_path, stdin=script + "\n")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-    assert "keep it under 2,000" in result.stdout
+    assert "keep it to 2,000 at most" in result.stdout
 
 
 def test_chat_ends_cleanly_on_eof(tmp_path: Path) -> None:
