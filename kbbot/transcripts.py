@@ -147,12 +147,12 @@ def _export_users(path: Path) -> dict[str, str]:
 
 def _discord(data: Mapping[str, Any], name: str) -> Thread:
     try:
-        export = parse_discord_export(data, name)
+        thread = parse_discord_export(data, name)
     except ValueError as exc:
         raise TranscriptError(f"{exc} (not a DiscordChatExporter file?)") from None
-    if not export.thread.messages:
+    if not thread.messages:
         raise TranscriptError(f"{name} has no messages")
-    return export.thread
+    return thread
 
 
 # --- plain text ----------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from kbbot.errors import ConfigError, SearchIndexError
 from kbbot.search.query import PARTICLES, QueryPlan, Term, matched_terms, plan_terms
 from kbbot.search.saved_chats import below_their_sources
-from kbbot.search.spelling import Vocabulary, is_english
+from kbbot.search.spelling import Vocabulary, is_english, specificity
 from kbbot.search.tantivy_ranking import RankingBusy, TantivyRanking
 from kbbot.search.tantivy_ranking import available as tantivy_available
 
@@ -679,7 +679,7 @@ class SearchIndex:
             if form is not None:
                 planned.append(Term(word, form, vocabulary.docs(form), corrected=True))
             elif not parts:
-                planned.append(Term(word, stem_, 0, english=english))
+                planned.append(Term(word, stem_, 0, english=english, specificity=specificity(word) if english else 0.0))
         return QueryPlan(tuple(planned), self._total_docs)
 
     def _vocabulary_sync(self) -> Vocabulary:

@@ -1195,6 +1195,34 @@ async def test_save_while_the_wiki_is_down_is_queued_and_says_so(world: World, t
     assert "saved automatically" in follow.body["content"]
 
 
+async def test_resave_keeps_the_conversation_and_kbbots_answer_not_its_save_notes(
+    world: World, tmp_path: Path
+) -> None:
+    fake = world.fake
+    fake.message_payload(world.thread, world.ana, "Anyone know the VPN setup?")
+    async with perfect_wiki(tmp_path) as (wiki, _backend, saver):
+        async with running(world, saver=saver, data_dir=tmp_path):
+            ask = fake.message_payload(world.thread, world.ana, f"<@{fake.app_id}> how do I set up the VPN?",
+                                       mentions=[fake.bot_user])
+            fake.dispatch("MESSAGE_CREATE", ask)
+            await fake.await_for(lambda: message_posts(fake, world.thread))
+            replies = []
+            for text in ("Worked for me, thanks", "Note: use the EU gateway"):
+                fake.message_payload(world.thread, world.bob, text)
+                interaction = fake.interaction_payload(
+                    channel=world.thread, member=world.ana, data=fake.slash("save-thread", title="VPN how-to")
+                )
+                fake.dispatch("INTERACTION_CREATE", interaction)
+                [follow] = await fake.await_for(lambda i=interaction: followups(fake, i), timeout=10)
+                replies.append(follow.body["content"].split(" to the wiki")[0])
+        [page] = wiki.pages()
+    assert replies == ["Saved 4 messages", "Updated 5 messages"]  # the first save's note is not a message
+    content = page["content"]
+    assert "Anyone know the VPN setup?" in content and "Note: use the EU gateway" in content
+    assert "Use the VPN portal." in content.split("Worked for me")[0]  # kbbot's answer stays, where it was said
+    assert "to the wiki" not in content
+
+
 async def test_queued_save_posts_the_link_into_the_thread_when_the_retry_lands(
     world: World, tmp_path: Path
 ) -> None:

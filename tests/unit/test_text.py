@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from kbbot.core.text import clean_question, neutralize_mentions, normalize_question, split_text
+from kbbot.core.text import clean_question, neutralize_mentions, normalize_question, split_text, strip_invisible
 from kbbot.errors import InvalidQuestion
 
 
@@ -90,3 +90,8 @@ def test_clean_question_drops_lone_surrogates() -> None:
     assert normalize_question("vpn \ud83d setup") == "vpn setup"
     with pytest.raises(InvalidQuestion):
         clean_question("\udcff\ud800")
+
+
+def test_strip_invisible_leaves_page_text_inert_for_a_terminal() -> None:
+    hostile = "a\x1b]0;pwned\x07b\x1b[2Jc\rd\u202ee\u202c\u2066f\u2069\x9bg\x1b]8;;http://x\x1b\\h\tline\nnext"
+    assert strip_invisible(hostile) == "abcdefgh\tline\nnext"

@@ -251,6 +251,7 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
                 await h.save(
                     ref=ref, user_id=user, title=cmd.arg or None, tags=(),
                     fail=lambda m: h.tell_user(channel, user, m, thread_ts=thread_ts),
+                    bot_user_id=context.bot_user_id,
                 )
             elif cmd.name == "help":
                 await h.tell_user(channel, user, h.help(), thread_ts=thread_ts)
@@ -317,7 +318,9 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
 
     @app.command(command)
     @guarded
-    async def on_command(ack: AsyncAck, body: Body, command: Body, respond: AsyncRespond) -> None:
+    async def on_command(
+        ack: AsyncAck, body: Body, command: Body, respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
         raw = str(command.get("text", ""))
         user, channel = str(command.get("user_id", "")), str(command.get("channel_id", ""))
         # Names are looked up after the ack (Slack waits 3 s at most).
@@ -343,7 +346,8 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
             ref, title = parsed
             await ack(text=":inbox_tray: Saving the thread…", response_type="ephemeral")
             async with h.tracked():
-                await h.save(ref=ref, user_id=user, title=title or None, tags=(), fail=private)
+                await h.save(ref=ref, user_id=user, title=title or None, tags=(), fail=private,
+                             bot_user_id=context.bot_user_id)
             return
         if cmd.name == "ask":
             await ack(text=":mag: Looking that up…", response_type="ephemeral")
@@ -433,7 +437,7 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
 
     @app.view(SAVE_VIEW_CALLBACK)
     @guarded
-    async def on_save_submit(ack: AsyncAck, body: Body, view: Body) -> None:
+    async def on_save_submit(ack: AsyncAck, body: Body, view: Body, context: AsyncBoltContext) -> None:
         try:
             request = parse_submission(view)
         except InvalidSubmission as exc:
@@ -446,6 +450,7 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
             await h.save(
                 ref=ref, user_id=user, title=request.title, tags=request.tags,
                 fail=lambda m: h.tell_user(ref.channel, user, m, thread_ts=ref.thread_ts),
+                bot_user_id=context.bot_user_id,
             )
 
     @app.event("reaction_added")

@@ -310,14 +310,23 @@ class SlackHandlers:
             hint = f" You can also use `{self.options.command} save <message link>`."
             await self.tell_user(ref.channel, user_id, rendering.render_error(reason + hint), thread_ts=ref.thread_ts)
 
-    async def save(self, *, ref: ThreadRef, user_id: str, title: str | None, tags: Sequence[str], fail: Reply) -> None:
+    async def save(
+        self,
+        *,
+        ref: ThreadRef,
+        user_id: str,
+        title: str | None,
+        tags: Sequence[str],
+        fail: Reply,
+        bot_user_id: str | None = None,
+    ) -> None:
         """Check membership, read the whole thread, save it, and post the page link in the thread.
 
         A save queued for retry is announced as such; ``fail`` (the requester only) gets the link when it cannot
-        go in the thread.
+        go in the thread. ``bot_user_id`` (kbbot's user): its notices in the thread are not saved.
         """
         info = await self._membership.check(ref.channel, user_id)
-        read = await self._reader.read_capped(ref, channel_name=_channel_name(info))
+        read = await self._reader.read_capped(ref, channel_name=_channel_name(info), bot_user_id=bot_user_id)
         thread = dataclasses.replace(read.thread, places=(ref.channel,))
         # No tags given → None, so the saver applies its defaults (channel name + SAVE_DEFAULT_TAGS).
         saved = await self._saver.save(thread, title=title or None, tags=tuple(tags) or None)
