@@ -74,7 +74,9 @@ def test_save_transcript_then_resave_updates(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     saved = json.loads(first.stdout)
     assert set(saved) == {"id", "url", "created"} and saved["created"] is True
-    again = json.loads(kbbot_in_process("save", str(transcript), "--title", "Key rotation", "--json", cwd=tmp_path).stdout)
+    again = json.loads(
+        kbbot_in_process("save", str(transcript), "--title", "Key rotation", "--json", cwd=tmp_path).stdout
+    )
     assert again["id"] == saved["id"] and again["created"] is False
     pages = list((default_data_dir(tmp_path) / "pages").glob("*.md"))
     assert len(pages) == 1
