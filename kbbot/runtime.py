@@ -498,7 +498,7 @@ async def open_slack(
         conversations=rt.conversations(),
     ) as slack:
         for stack in rt.all_stacks:
-            stack.saver.listen("slack", slack.bot.on_saved)
+            stack.saver.listen("slack", slack.bot.handlers.on_saved)
         yield slack
 
 

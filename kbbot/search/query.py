@@ -199,6 +199,10 @@ CORRECTED_WEIGHT = 0.6
 UNKNOWN_SHARE = 0.2
 UNKNOWN_WORD_SHARE = 0.3
 TOPIC_WORD_SHARE = 0.8
+#: A word the answer cannot do without — the verb of "how do I <verb>…" — counts this share of its weight
+#: against an answer whose page lacks it (instead of ``MISSING_SHARE`` or the unknown shares): "how do I order
+#: business cards" is not answered by a page about business travel and company cards that never says "order".
+REQUIRED_SHARE = 0.75
 MISSING_SHARE = 0.5
 ON_PAGE_SHARE = 0.2
 
@@ -237,13 +241,20 @@ class QueryPlan:
         idf = math.log(1 + (self.total_docs + 1) / (term.docs + 0.5))
         return idf * (CORRECTED_WEIGHT if term.corrected else 1.0)
 
-    def coverage(self, found: set[str] | frozenset[str], on_page: set[str] | frozenset[str] = frozenset()) -> float:
+    def coverage(
+        self,
+        found: set[str] | frozenset[str],
+        on_page: set[str] | frozenset[str] = frozenset(),
+        required: set[str] | frozenset[str] = frozenset(),
+    ) -> float:
         """How much of the question ``found`` (the stems of a passage and its page title) holds, 0–1: the
         weight found over the weight asked, where words no page has and words found only elsewhere on the
-        page (``on_page``) count in part (see :data:`UNKNOWN_SHARE`). A compound ("setup") counts only when
+        page (``on_page``) count in part (see :data:`UNKNOWN_SHARE`), and ``required`` stems (see
+        :data:`REQUIRED_SHARE`) the page lacks count fully against it. A compound ("setup") counts only when
         found: "set up" is also asked by whoever writes "set" and "up"."""
-        # A compound found ("setup" on "VPN setup") answers for the word it joins ("set").
+        # A compound found ("setup" on "VPN setup") answers for the word it joins ("set"); on the page, too.
         found = set(found) | {t.joins for t in self.terms if t.joins and t.docs and t.stem in found}
+        on_page = set(on_page) | {t.joins for t in self.terms if t.joins and t.docs and t.stem in on_page}
         asked = got = 0.0
         for term in self.terms:
             weight = self.weight(term)
@@ -252,14 +263,25 @@ class QueryPlan:
                 got += weight
             elif term.compound:
                 continue
-            elif not term.docs:
-                asked += _unknown_share(term) * weight
-            elif term.stem in on_page:
+            elif term.docs and term.stem in on_page:
                 asked += weight
                 got += ON_PAGE_SHARE * weight
+            elif term.stem in required:
+                asked += max(REQUIRED_SHARE, _unknown_share(term) if not term.docs else MISSING_SHARE) * weight
+            elif not term.docs:
+                asked += _unknown_share(term) * weight
             else:
                 asked += MISSING_SHARE * weight
         return got / asked if asked else 0.0
+
+    def required(self, word: str | None) -> frozenset[str]:
+        """The stems that stand for ``word`` of the question (:func:`~kbbot.search.passages.asked_action`):
+        its own or corrected stem ("reqest" → request), and a compound it starts ("set" up → setup)."""
+        if not word:
+            return frozenset()
+        own = [t for t in self.terms if t.word == word and not t.compound]
+        compounds = [t.stem for t in self.terms if t.compound and own and t.joins == own[0].stem]
+        return frozenset([t.stem for t in own] + compounds)
 
 
 def _unknown_share(term: Term) -> float:

@@ -89,6 +89,7 @@ class IndexSyncer:
         self.last_failure: KnowledgeBaseError | None = None
         #: Sync runs finished in this process (also failed ones).
         self.runs = 0
+        self._probed = False
 
     async def sync(self, *, full: bool = False, progress: Progress | None = None) -> SyncReport:
         """One sync run (``full`` re-fetches every page). Runs never overlap: a second caller waits."""
@@ -102,6 +103,18 @@ class IndexSyncer:
                 self.runs += 1
             self.last_failure = None if not report.aborted else KnowledgeBaseError(report.errors[-1])
             return report
+
+    async def unreachable(self) -> KnowledgeBaseError | None:
+        """Why the wiki could not be read when last tried (None: it could). Before any sync ran in this process
+        (a one-shot ``kbbot ask`` over an index synced earlier) that is found out once, with one cheap ``info``
+        call, so an answer from the index can say the wiki is down instead of passing for current."""
+        if self.runs == 0 and not self._probed:
+            self._probed = True
+            try:
+                await self.kb.info()
+            except KnowledgeBaseError as exc:
+                self.last_failure = exc
+        return self.last_failure
 
     @property
     def current(self) -> bool:

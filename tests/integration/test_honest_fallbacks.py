@@ -61,3 +61,25 @@ def test_synced_mathub_answers_as_before_with_a_null_notice(fake_mathub: FakeMat
     assert kbbot_in_process("index", "sync", env=env, cwd=tmp_path).returncode == 0
     data = json.loads(run_kbbot("ask", "what is a spectral sequence?", "--json", env=env, cwd=tmp_path).stdout)
     assert data["notice"] is None and data["related_pages"][0]["title"] == "Spectral sequences"
+
+
+def test_synced_mathub_that_is_down_now_says_the_answer_is_from_the_index(tmp_path: Path) -> None:
+    server = FakeMatHub().start()
+    server.add_page("Spectral sequences", "A spectral sequence is a tool for computing homology.")
+    env = {"KB_BACKEND": "mathub", "MATHUB_API_KEY": server.api_key, "MATHUB_PROJECT": server.project,
+           "MATHUB_BASE_URL": server.url, "KBBOT_DATA_DIR": str(tmp_path / "d"), "REQUEST_TIMEOUT_SECONDS": "5"}
+    try:
+        assert run_kbbot("index", "sync", env=env, cwd=tmp_path).returncode == 0
+    finally:
+        server.stop()  # the wiki goes down after the sync
+    result = run_kbbot("ask", "what is a spectral sequence?", "--json", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["related_pages"][0]["title"] == "Spectral sequences" and not data["empty"]  # the index answers
+    assert data["notice"].startswith("MatHub isn't reachable right now: this answer comes from its pages, as "
+                                     "indexed 1 min ago (")
+    assert data["notice"].endswith(" UTC).")
+    plain = run_kbbot("ask", "what is a spectral sequence?", env=env, cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    shown = " ".join(plain.stdout.split())  # however the terminal width wrapped it
+    assert shown.startswith(data["notice"]) and "computing homology" in shown

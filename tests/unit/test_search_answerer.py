@@ -158,6 +158,8 @@ async def test_a_numbered_heading_is_not_read_as_the_first_step(sample: SearchIn
         "which font should I use in release notes",
         "how do I renew my passport",
         "how do I connect a projector in the meeting room",
+        # The procedure asked for is one no page describes: "order" is on no page.
+        "how do I order business cards",
         # Adversarial: nothing to search for, or nothing but symbols and control characters.
         "",
         "   ",

@@ -26,7 +26,6 @@ from kbbot.adapters.slack.parsing import ThreadRef, parse_command, parse_permali
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, parse_submission
 from kbbot.core.conversations import Conversations
-from kbbot.core.models import SavedPage
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.replies import error_reply
 from kbbot.core.routing import KnowledgebaseRouter
@@ -50,10 +49,6 @@ class SlackBot:
     async def drain(self) -> None:
         """Let answers already being worked on finish (bounded by ``SlackOptions.drain_seconds``)."""
         await self.handlers.drain()
-
-    async def on_saved(self, platform: str, conversation_key: str, saved: SavedPage) -> None:
-        """Hand to ``ThreadSaver.on_saved`` (dispatch by platform): posts the link once a queued save lands."""
-        await self.handlers.on_saved(platform, conversation_key, saved)
 
 
 def build_slack(

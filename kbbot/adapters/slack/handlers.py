@@ -340,10 +340,10 @@ class SlackHandlers:
             log.warning("could not post the saved-page link in the thread: %s", errors.describe(exc))
             await fail(message)
 
-    async def on_saved(self, platform: str, conversation_key: str, saved: SavedPage) -> None:
+    async def on_saved(self, conversation_key: str, saved: SavedPage) -> None:
         """ThreadSaver's callback for a save that was pending and has now gone through: link it in the thread."""
         ref = ThreadRef.from_key(conversation_key)
-        if platform != PLATFORM or ref is None:
+        if ref is None:
             return
         message = rendering.render_saved(saved, title=saved.title or "this thread", saved_by="")
         try:

@@ -2,7 +2,7 @@
 
     async with slack_service(credentials, ask=…, saver=…, feedback=…, deduper=…, options=…) as slack:
         web_app.add_routes(slack.routes)      # HTTP mode: /slack/events (empty list in Socket Mode)
-        saver.listen("slack", slack.bot.on_saved)
+        saver.listen("slack", slack.bot.handlers.on_saved)
         ...serve HTTP_HOST:HTTP_PORT with /healthz and /metrics, until shutdown...
 
 On exit it stops intake (Socket Mode connection closed; HTTP requests get 503), lets in-flight answers finish
