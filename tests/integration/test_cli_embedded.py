@@ -53,7 +53,7 @@ def test_chat_survives_hostile_input(tmp_path: Path) -> None:
     result = kbbot_in_process("chat", cwd=tmp_path, stdin=script + "\n")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-    assert "keep it under 2,000" in result.stdout
+    assert "keep it to 2,000 at most" in result.stdout
 
 
 def test_chat_ends_cleanly_on_eof(tmp_path: Path) -> None:
@@ -137,3 +137,19 @@ def test_chat_save_keeps_symbols_in_the_title_and_the_page_stays_inert(tmp_path:
     text = page.read_text()
     assert 'title: "<script>alert(1)</script>"' in text  # JSON-quoted front matter
     assert "<script" not in text.split("---", 2)[2]  # the body's heading is escaped Markdown
+
+
+def test_links_stay_whole_in_a_narrow_pipe(tmp_path: Path) -> None:
+    """`kbbot ask > answer.txt`, `kbbot import … | less`: rich wraps at 80 columns (here 40) when not on a
+    terminal, and broke every long file:// link in two; each link must stay whole on its line."""
+    narrow = {"COLUMNS": "40"}
+    export = ROOT / "tests" / "fixtures" / "exports" / "slack" / "slackdump_source_export.zip"
+    transcript = tmp_path / "t.txt"
+    transcript.write_text("Ann: how do we rotate the API key?\nBob: run `make rotate`\n")
+    for command in (("ask", "how do I set up the VPN"), ("save", str(transcript)), ("import", str(export))):
+        result = run_kbbot(*command, cwd=tmp_path, env=narrow)
+        assert result.returncode == 0, result.stderr
+        links = [word for word in result.stdout.split() if word.startswith("file://")]
+        assert links, result.stdout
+        for link in links:
+            assert link.endswith(".md") and Path(link.removeprefix("file://")).is_file(), (command, link)
