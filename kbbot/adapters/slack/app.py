@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack import rendering
 from kbbot.adapters.slack.followups import SlackFollowUps
-from kbbot.adapters.slack.handlers import InFlight, SlackHandlers, SlackOptions
+from kbbot.adapters.slack.handlers import SlackHandlers, SlackOptions
 from kbbot.adapters.slack.parsing import ThreadRef, parse_command, parse_permalink, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, parse_submission
@@ -30,6 +30,7 @@ from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.replies import error_reply
 from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.errors import KbbotError
+from kbbot.ops.shutdown import InFlight
 from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)

@@ -42,16 +42,13 @@ from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.core.text import clean_question, neutralize_mentions
-from kbbot.ops.shutdown import TaskTracker
+from kbbot.ops.shutdown import InFlight, TaskTracker
 from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
 WORKING_REACTION = "eyes"
-
-#: Tracks one listener's work in the bot's shutdown tracker (``TaskTracker.work``).
-InFlight = Callable[[], AbstractAsyncContextManager[None]]
 
 #: Sends a message back to whoever triggered a slash command or an interaction (Bolt's ``respond``).
 Reply = Callable[[Message], Awaitable[None]]

@@ -31,12 +31,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack.app import SlackBot, build_slack
 from kbbot.adapters.slack.connection import SlackConnection
-from kbbot.adapters.slack.handlers import InFlight, SlackOptions
+from kbbot.adapters.slack.handlers import SlackOptions
 from kbbot.adapters.slack.server import AsyncSocketModeHandler, slack_routes, socket_mode_handler
 from kbbot.core.conversations import Conversations
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.errors import ConfigError
+from kbbot.ops.shutdown import InFlight
 from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
