@@ -195,7 +195,7 @@ CORRECTED_WEIGHT = 0.6
 #: unless the rest of the question is held strongly enough), a word the wiki has but the passage's page lacks
 #: this share, and a word the page has in another section counts fully, this share of it in favour (the page
 #: treats it apart: "parking" in the US section, "Berlin office" in another). Calibrated on the tuning half of
-#: benchmarks/answers (calibrate.py; the held-out half agrees).
+#: benchmarks/answers (``python -m benchmarks.answers.calibrate --set NAME=V1,V2``; the held-out half agrees).
 UNKNOWN_SHARE = 0.2
 UNKNOWN_WORD_SHARE = 0.3
 TOPIC_WORD_SHARE = 0.8
@@ -252,13 +252,15 @@ class QueryPlan:
         page (``on_page``) count in part (see :data:`UNKNOWN_SHARE`), and ``required`` stems (see
         :data:`REQUIRED_SHARE`) the page lacks count fully against it. A compound ("setup") counts only when
         found: "set up" is also asked by whoever writes "set" and "up"."""
-        # A compound found ("setup" on "VPN setup") answers for the word it joins ("set"); on the page, too.
-        found = set(found) | {t.joins for t in self.terms if t.joins and t.docs and t.stem in found}
+        # A compound found ("setup" on "VPN setup") answers for the word it joins ("set"), even where no page
+        # has that word alone (a wiki of titles); on the page, too.
+        joined = {t.joins for t in self.terms if t.joins and t.docs and t.stem in found}
+        found = set(found) | joined
         on_page = set(on_page) | {t.joins for t in self.terms if t.joins and t.docs and t.stem in on_page}
         asked = got = 0.0
         for term in self.terms:
             weight = self.weight(term)
-            if term.docs and term.stem in found:
+            if term.stem in found and (term.docs or term.stem in joined):
                 asked += weight
                 got += weight
             elif term.compound:

@@ -148,3 +148,15 @@ def test_the_required_verb_is_the_word_as_the_index_read_it() -> None:
     # Adversarial: no verb, a stopword or a word the question lacks require nothing.
     assert plan.required(None) == plan.required("") == plan.required("how") == plan.required("zzz") == frozenset()
     assert QueryPlan((), 0).required("order") == frozenset()
+
+
+def test_a_compound_found_answers_for_a_word_no_page_has_alone() -> None:
+    from kbbot.search.query import QueryPlan, Term
+
+    # A fresh install indexes titles only: "VPN setup" has "setup", no page has "set" on its own.
+    plan = QueryPlan(
+        (Term("set", "set", 0, english=True), Term("setup", "setup", 1, joins="set"), Term("vpn", "vpn", 1)), 2
+    )
+    assert plan.coverage({"setup", "vpn"}) == 1.0
+    assert plan.coverage({"setup", "vpn"}, required=plan.required("set")) == 1.0
+    assert plan.coverage({"vpn"}, required=plan.required("set")) < plan.coverage({"vpn"})
