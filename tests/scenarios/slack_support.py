@@ -9,7 +9,8 @@ adapter hands the saver, and can script an answer the fake wiki cannot produce.
 from __future__ import annotations
 
 import asyncio
-import time
+import functools
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -109,14 +110,7 @@ class Rig:
         await self.bot.drain()
 
     async def wait_responses(self, url: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.slack.responses(url)
-            if len(got) >= count:
-                return got
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{len(got)} responses at {url}, wanted {count}")
-            await asyncio.sleep(0.02)
+        return await asyncio.to_thread(self.slack.wait_responses, url, count, timeout)
 
 
 def seed_workspace(slack: FakeSlack) -> None:
@@ -134,6 +128,17 @@ def seed_wiki(pw: FakePerfectWiki) -> None:
          "tags": ["it"]},
         {"title": "Expense policy", "content": "<p>Submit receipts within 30 days.</p>", "tags": ["finance"]},
     ])
+
+
+@functools.cache
+def _certificates() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
+
+
+def loopback_client(timeout: float = 30) -> httpx.AsyncClient:
+    """The test's own HTTP client (to the bot's endpoint on 127.0.0.1). One certificate store for all of
+    them: loading it is most of a client's cost, and these talk plain HTTP anyway."""
+    return httpx.AsyncClient(timeout=timeout, verify=_certificates())
 
 
 #: Retry queued saves within a fraction of a second in tests.
@@ -162,7 +167,7 @@ async def slack_rig(
         )
         async with (
             open_runtime(settings, limiter=limiter, save_retry=FAST_RETRY) as rt,
-            httpx.AsyncClient(timeout=30) as http,
+            loopback_client() as http,
         ):
             await rt.syncer.sync()
             saver = RecordingSaver(rt.saver)
