@@ -349,29 +349,32 @@ async def test_cached_word_counts_follow_writes(index: SearchIndex) -> None:
     assert await index.search("zeppelin") == []
 
 
-def test_title_boost_reads_only_the_titles_that_can_reach_the_top(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_title_boost_reads_only_the_titles_that_can_reach_the_top() -> None:
     import random
 
     from kbbot.search import index as index_module
-    from kbbot.search.query import matched_terms
+    from kbbot.search.query import matched_terms, word_stems
+    from kbbot.search.tantivy_ranking import Candidate
 
     rng = random.Random(5)
     words = ["vpn", "laptop", "deploy", "guide", "notes"]
     stemmed = {"vpn", "laptop"}
     for _ in range(50):
-        ranked = [(n, rng.uniform(0.1, 10.0) / (n + 1)) for n in range(30)]
-        rows: dict[int, tuple[object, ...]] = {
-            n: (f"p{n}", " ".join(rng.sample(words, 2)), None, "[]", 0) for n in range(30)
-        }
+        titles = {n: " ".join(rng.sample(words, 2)) for n in range(30)}
+        ranked = [Candidate(n, rng.uniform(0.1, 10.0) / (n + 1), False) for n in range(30)]
+        expected = sorted(
+            (
+                (c.score * (1 + index_module.TITLE_BOOST * len(matched_terms(titles[c.rowid], stemmed)) / 2), c.rowid)
+                for c in ranked
+            ),
+            reverse=True,
+        )[:5]
+        read: list[int] = []
 
-        def boosted(rowid: int, score: float, titles: dict[int, tuple[object, ...]] = rows) -> float:
-            found = matched_terms(str(titles[rowid][1]), stemmed)
-            return score * (1 + index_module.TITLE_BOOST * len(found) / len(stemmed))
+        def title_words(c: Candidate, read: list[int] = read, titles: dict[int, str] = titles) -> list[str]:
+            read.append(c.rowid)
+            return word_stems(titles[c.rowid])
 
-        every = sorted(((boosted(r, s), r) for r, s in ranked), reverse=True)[:5]
-        read: list[str] = []
-        monkeypatch.setattr(index_module, "matched_terms", lambda t, s, r=read: r.append(t) or matched_terms(t, s))
-        got = index_module._title_boosted(ranked, rows, stemmed, 5)[:5]
-        monkeypatch.undo()
-        assert [(round(score, 9), rowid) for score, rowid, _ in got] == [(round(s, 9), r) for s, r in every]
+        got = index_module._title_boosted(ranked, title_words, stemmed, 5)[:5]
+        assert [(round(score, 9), rowid) for score, rowid in got] == [(round(s, 9), r) for s, r in expected]
         assert len(read) < len(ranked)  # the tail's titles are never read

@@ -84,3 +84,13 @@ def test_a_word_elsewhere_on_the_page_is_no_answer() -> None:
     assert plan.coverage(in_passage, on_page={"park"}) < 0.62  # below the default don't-know threshold
     # …and lower than with "parking" on no page of the wiki's at all: the page has a place for it, elsewhere.
     assert plan.coverage(in_passage, on_page={"park"}) < plan.coverage(in_passage)
+
+
+def test_term_counter_matches_term_hits() -> None:
+    # The title boost counts with TermCounter.matched; passages with term_hits: the same words must match.
+    from kbbot.search.query import TermCounter, term_hits, word_stems
+
+    titles = ["Deployment guide", "Configuring the VPN", "config", "Kubernetes kubectl", "", "Ünïcode café setup"]
+    for terms in ({"deploy", "vpn"}, {"config", "configur"}, {"kube", "kubectl"}, {"cafe", "set"}, set()):
+        for title in titles:
+            assert TermCounter(terms).matched(word_stems(title)) == len(term_hits(title, terms))
