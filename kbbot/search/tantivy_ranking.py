@@ -123,7 +123,7 @@ class TantivyRanking:
         self._searcher: Any = self._index.searcher()
         #: prefix → the index's words that start with it, for the searcher in use.
         self._prefixes: dict[str, list[str]] = {}
-        #: stem → its query clauses, one per field (a query names words, not documents: valid for any searcher).
+        #: stem → its query clauses, one per field that has it, for the searcher in use.
         self._clauses: dict[str, list[tuple[Any, Any]]] = {}
         #: Documents added or deleted since the last commit (searches see them only after it).
         self.pending = 0
@@ -138,7 +138,7 @@ class TantivyRanking:
     def _fresh_searcher(self) -> Any:
         self._index.reload()
         self._searcher = self._index.searcher()
-        self._prefixes = {}
+        self._prefixes, self._clauses = {}, {}
         return self._searcher
 
     def hold(self) -> None:
@@ -234,14 +234,17 @@ class TantivyRanking:
         return words.decode().split()
 
     def _clauses_of(self, word: str) -> list[tuple[Any, Any]]:
+        """``word``'s query clauses: one per field that holds it (a field without it adds nothing to any
+        score, but its lookup costs as much in every segment; tags hold few words, titles not all)."""
         clauses = self._clauses.get(word)
         if clauses is None:
-            t = self._t
+            t, searcher = self._t, self._searcher
             if len(self._clauses) >= _MAX_CACHED_WORDS:
                 self._clauses.clear()
             clauses = self._clauses[word] = [
                 (t.Occur.Should, t.Query.boost_query(t.Query.term_query(self._schema, name, word), weight))
                 for name, weight in FIELDS
+                if searcher.doc_freq(name, word)
             ]
         return clauses
 

@@ -223,7 +223,9 @@ async def test_old_schema_is_rebuilt(tmp_path: Path) -> None:
         assert [h.id for h in await index.search("vpn")] == ["vpn"]
 
 
-async def test_runs_off_the_event_loop_thread(index: SearchIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_runs_off_the_event_loop_thread(sqlite_index: SearchIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (SEARCH_ENGINE=tantivy runs a search it can plan from memory on the caller's thread: test_search_tantivy.py.)
+    index = sqlite_index
     threads: set[str] = set()
     original = SearchIndex._search_sync
 
@@ -347,6 +349,56 @@ async def test_cached_word_counts_follow_writes(index: SearchIndex) -> None:
     assert [h.id for h in await index.search("zeppelin")] == ["z"]
     await index.delete(["z"])
     assert await index.search("zeppelin") == []
+
+
+async def test_the_vocabulary_read_at_flush_serves_every_word_count(index: SearchIndex) -> None:
+    await index.upsert_many(PAGES)
+    await index.flush()  # the end of a sync: every word's page count is read once
+    statements: list[str] = []
+    await index._run(lambda: index._db.set_trace_callback(statements.append))
+    assert [h.id for h in await index.search("promote rollback")] == ["deploy"]
+    assert [h.id for h in await index.search("wireguad")] == ["vpn"]  # a typo, corrected from memory
+    assert [h.id for h in await index.search("how do I deplo")] == ["deploy"]  # a prefix, counted from memory
+    assert not [sql for sql in statements if "pages_vocab" in sql]
+    # A flush with nothing written reads nothing again.
+    statements.clear()
+    await index.flush()
+    assert not [sql for sql in statements if "pages_vocab" in sql]
+
+
+async def test_how_an_unknown_word_is_read_follows_writes(index: SearchIndex) -> None:
+    await index.upsert_many(PAGES)
+    await index.flush()
+    assert await index.search("zeppelin") == []
+    assert await index.search("zepelin") == []  # nothing close: remembered as found nowhere
+    await index.upsert(IndexedPage(id="z", title="Airships", text="The zeppelin hangar."))
+    assert [h.id for h in await index.search("zeppelin")] == ["z"]
+    assert [h.id for h in await index.search("zepelin")] == ["z"]  # now a typo of a word the index has
+    await index.flush()
+    assert [h.id for h in await index.search("zepelin")] == ["z"]
+    await index.delete(["z"])
+    assert await index.search("zeppelin") == [] and await index.search("zepelin") == []
+
+
+async def test_word_caches_follow_another_processs_writes(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite3"
+    async with SearchIndex(path) as bot, SearchIndex(path) as cli:
+        await bot.upsert_many(PAGES)
+        await bot.flush()
+        assert await bot.search("zeppelin") == []
+        await cli.upsert(IndexedPage(id="z", title="Airships", text="The zeppelin hangar."))
+        assert [h.id for h in await bot.search("zeppelin")] == ["z"]  # PRAGMA data_version moved
+
+
+async def test_word_caches_stay_bounded(index: SearchIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kbbot.search import index as index_module
+
+    monkeypatch.setattr(index_module, "_MAX_CACHED_WORDS", 10)
+    await index.upsert_many(PAGES)
+    await index.flush()
+    for n in range(60):  # a flood of words no page has (a pasted log, a bot spamming)
+        assert await index.search(f"qzx{n}word vpn") != []
+        assert len(index._unknown) <= 11 and len(index._word_docs) <= 11 + 2
 
 
 def test_title_boost_reads_only_the_titles_that_can_reach_the_top() -> None:
