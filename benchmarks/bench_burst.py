@@ -1,6 +1,6 @@
 """Burst: 300 questions from 50 users within 5 s against the fake Perfect Wiki server with the real limits
-(10/s, 60/min per token) and 200 ms of AI latency, through the real stack (AskService → PerfectWikiBackend →
-TokenRateLimiter → httpx).
+(10/s, 60/min per token) and 200 ms of AI latency, through the real stack as `kbbot run` composes it
+(``open_runtime``: AskService → PerfectWikiBackend → TokenRateLimiter → httpx).
 
 Reports upstream 429s (goal 0), the upstream rate while the backlog lasts (goal ≥ 95 % of 60/min, measured over
 the first full minute), and what queued users are told (their place in line and expected wait): for every asker
@@ -13,18 +13,17 @@ from __future__ import annotations
 import asyncio
 import random
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-import httpx
-
 from benchmarks.workload import zipf_stream
-from kbbot.backends.perfectwiki import PerfectWikiBackend
-from kbbot.core.ask import AskService, QueuePosition
-from kbbot.core.models import Answer, Question, Source
+from kbbot.config import load_settings
+from kbbot.core.ask import QueuePosition
+from kbbot.core.models import Asker, Question
 from kbbot.core.text import normalize_question
-from kbbot.store.limiter import TokenRateLimiter
-from kbbot.store.memory import LocalSingleFlight, MemoryQuotaGate, TTLAnswerCache
+from kbbot.runtime import open_runtime
 from tests.fakes.perfectwiki import FakePerfectWiki
 
 USERS = 50
@@ -33,34 +32,28 @@ SPREAD_SECONDS = 5.0
 DISTINCT = 110
 
 
-class _NoSearch:
-    async def answer(self, question: str, *, limit: int = 3) -> Answer:
-        return Answer(text="", source=Source.SEARCH, empty=True)
-
-
 async def _run() -> dict[str, Any]:
     rng = random.Random(17)
     stream = zipf_stream(QUESTIONS, DISTINCT, seed=19)
-    with FakePerfectWiki(per_second=10, per_minute=60) as fake:
+    with FakePerfectWiki(per_second=10, per_minute=60) as fake, tempfile.TemporaryDirectory() as data:
         fake.seed_pages([{"title": f"Page {i}", "content": f"<p>Team {i} handbook</p>"} for i in range(20)])
         fake.set_latency(0.2, endpoint="query")
-        async with httpx.AsyncClient(timeout=30) as http:
-            limiter = TokenRateLimiter(fake.token, per_second=10, per_minute=60)
-            kb = PerfectWikiBackend(http, fake.token, limiter=limiter, base_url=fake.url)
-            ask = AskService(
-                kb=kb,
-                cache=TTLAnswerCache(ttl_seconds=3600, max_entries=1000),
-                flights=LocalSingleFlight(),
-                quota=MemoryQuotaGate(probe_seconds=3600),
-                fallback=_NoSearch(),
-                limiter=limiter,
-            )
+        settings = load_settings(
+            _env_file=None,
+            perfectwiki_api_token=fake.token,
+            perfectwiki_base_url=fake.url + "/",
+            kbbot_data_dir=Path(data),
+            perfectwiki_rate_per_second=10,
+            perfectwiki_rate_per_minute=60,
+        )
+        async with open_runtime(settings) as rt:
+            ask = rt.ask
             told: list[QueuePosition] = []
             latencies: list[float] = []
             # Per asker who was told a wait: (the seconds the notice said, the seconds the answer then took).
             promises: list[tuple[int, float]] = []
 
-            async def user_question(text: str, at: float) -> None:
+            async def user_question(text: str, at: float, user: int) -> None:
                 await asyncio.sleep(at)
                 notice: list[tuple[QueuePosition, float]] = []
 
@@ -69,14 +62,17 @@ async def _run() -> dict[str, Any]:
                     notice.append((position, time.perf_counter()))
 
                 started = time.perf_counter()
-                await ask.ask(Question(text, platform="bench"), on_queued=listener)
+                await ask.ask(Question(text, asker=Asker(f"U{user}"), platform="bench"), on_queued=listener)
                 done = time.perf_counter()
                 latencies.append(done - started)
                 for position, at_notice in notice:
                     promises.append((position.told_seconds(), done - at_notice))
 
             started = time.monotonic()
-            await asyncio.gather(*(user_question(q, rng.uniform(0, SPREAD_SECONDS)) for q in stream))
+            # Each from one of the users: the AskerQueue takes turns by asker, as it does for real people.
+            await asyncio.gather(
+                *(user_question(q, rng.uniform(0, SPREAD_SECONDS), rng.randrange(USERS)) for q in stream)
+            )
             elapsed = time.monotonic() - started
             stats = fake.stats()
 

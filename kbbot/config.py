@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -323,13 +324,16 @@ def environment() -> dict[str, str]:
     return merged
 
 
-def _describe(exc: ValidationError) -> str:
-    problems = []
+def validation_problems(exc: ValidationError) -> Iterator[tuple[str | None, str]]:
+    """What pydantic found wrong: each problem's field (None: a check across fields) and its message."""
     for error in exc.errors():
         location = [str(part) for part in error.get("loc", ()) if not str(part).isdigit()]
-        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        if location:
-            problems.append(f"{location[0].upper()}: {message} (fix it in the environment or .env)")
-        else:
-            problems.append(message)
+        yield (location[0] if location else None), str(error.get("msg", "invalid")).removeprefix("Value error, ")
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = [
+        f"{field.upper()}: {message} (fix it in the environment or .env)" if field else message
+        for field, message in validation_problems(exc)
+    ]
     return "invalid settings: " + "; ".join(problems)

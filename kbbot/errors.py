@@ -2,9 +2,11 @@
 
     KbbotError                      anything kbbot raises on purpose; str() is safe to show a user
     ├── ConfigError                 a setting is missing or wrong (names the variable, says how to fix it)
+    │   └── DataDirError            KBBOT_DATA_DIR is full, read-only, not ours, or a file in it is damaged
     ├── InvalidQuestion             empty or oversized question
     ├── SaveError                   a thread could not be saved (and was not queued for retry)
     │   └── TranscriptError         a transcript file kbbot cannot read (also a ValueError)
+    │       └── ExportError         a Slack export or DiscordChatExporter JSON kbbot cannot read
     ├── SearchIndexError            the search index file cannot be opened, read or written
     ├── ShuttingDown                new work refused because the bot is stopping
     └── KnowledgeBaseError          the wiki API said no, or could not be reached
@@ -43,6 +45,10 @@ class ConfigError(KbbotError):
     """A setting is missing or invalid."""
 
 
+class DataDirError(ConfigError):
+    """The data folder cannot be used: full, read-only, not ours, or a file in it is damaged."""
+
+
 class InvalidQuestion(KbbotError):
     """The question cannot be asked as given (empty, too long)."""
 
@@ -53,6 +59,10 @@ class SaveError(KbbotError):
 
 class TranscriptError(SaveError, ValueError):
     """The file is not a transcript kbbot can read. The message says which file and what is wrong."""
+
+
+class ExportError(TranscriptError):
+    """The path is not a Slack export or DiscordChatExporter export kbbot can read (the message says why)."""
 
 
 class SearchIndexError(KbbotError):

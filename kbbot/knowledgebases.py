@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kbbot.config import Settings
+from kbbot.config import Settings, validation_problems
 from kbbot.errors import ConfigError
 
 DEFAULT_FILE = Path("kbbot.toml")
@@ -248,11 +248,9 @@ def _secret(value: Any, where: str, environ: Mapping[str, str], problem: _Proble
 def _describe(exc: ValidationError, keys: Mapping[str, str]) -> str:
     by_field = {f: k for k, f in keys.items()}
     problems = []
-    for error in exc.errors():
-        location = [str(part) for part in error.get("loc", ()) if not str(part).isdigit()]
-        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        if location:
-            problems.append(f"{by_field.get(location[0], location[0])}: {message}")
+    for name, message in validation_problems(exc):
+        if name is not None:
+            problems.append(f"{by_field.get(name, name)}: {message}")
         else:
             # Settings' own cross-field messages speak of environment variables; name the table's keys.
             message = message.replace("PERFECTWIKI_API_TOKEN", "api_token").replace("MATHUB_API_KEY", "api_key")

@@ -55,10 +55,10 @@ if TYPE_CHECKING:
     import discord
     import httpx
 
-    from kbbot.adapters.discord.client import DiscordOptions, InFlight
+    from kbbot.adapters.discord.client import DiscordOptions
     from kbbot.adapters.slack import SlackCredentials, SlackOptions, SlackService
-    from kbbot.adapters.slack.handlers import InFlight as SlackInFlight
     from kbbot.ops.dashboard import Dashboard
+    from kbbot.ops.shutdown import InFlight
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,7 +478,7 @@ async def open_slack(
     ask: Asking | None = None,
     saver: Saving | None = None,
     options: SlackOptions | None = None,
-    in_flight: SlackInFlight | None = None,
+    in_flight: InFlight | None = None,
 ) -> AsyncIterator[SlackService]:
     """The Slack adapter over ``rt``'s stack, in Socket Mode or HTTP mode; saved pages get their link posted.
     ``in_flight`` tracks every answer for the shutdown drain; ``ask``/``saver``/``options`` let a test rig put
@@ -498,7 +498,7 @@ async def open_slack(
         conversations=rt.conversations(),
     ) as slack:
         for stack in rt.all_stacks:
-            stack.saver.listen("slack", slack.bot.on_saved)
+            stack.saver.listen("slack", slack.bot.handlers.on_saved)
         yield slack
 
 

@@ -56,19 +56,33 @@ class FakeLimiter:
 
 class SimClock:
     """Simulated time for a limiter (``clock=sim, sleep=sim.sleep``): sleeping moves the clock to the sleeper's
-    wake-up time (concurrent sleepers do not add up) after letting everything else that is ready run first."""
+    wake-up time (concurrent sleepers do not add up) after letting everything else that is ready run first.
+    :meth:`hold` stops time: sleepers wait until :meth:`release`, so a caller stays in a limiter's queue for
+    exactly as long as a test needs."""
 
     def __init__(self, now: float = 1000.0) -> None:
         self.now = now
         self.slept: list[float] = []
+        self._running = asyncio.Event()
+        self._running.set()
+
+    def hold(self) -> None:
+        self._running.clear()
+
+    def release(self) -> None:
+        self._running.set()
 
     def __call__(self) -> float:
         return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         wake = self.now + seconds
         await asyncio.sleep(0)
+        await self._running.wait()
         self.now = max(self.now, wake)
 
 

@@ -26,6 +26,7 @@ from kbbot.core.ask import QueuePosition
 from kbbot.core.models import Answer, Question, SavedPage, Thread, ThreadMessage
 from kbbot.core.ports import Asking, Saving
 from kbbot.core.replies import error_reply, masked_note
+from kbbot.core.text import strip_invisible
 from kbbot.errors import KbbotError
 
 HELP = """\
@@ -114,7 +115,7 @@ class TerminalChat:
             self._console.print("Stopped waiting for that answer.", style="dim", markup=False)
             return
         except Exception as exc:  # every failure becomes one friendly line; the chat goes on
-            self._console.print(f"[red]{error_reply(exc)}[/red]", markup=True, highlight=False)
+            self._console.print(strip_invisible(error_reply(exc)), style="red", markup=False, highlight=False)
             return
         print_answer(self._console, answer)
         self._messages.append(ThreadMessage(self._user, "terminal-user", _now(), text))
@@ -138,7 +139,7 @@ class TerminalChat:
         try:
             saved = await self._saver.save(thread, title=title)
         except KbbotError as exc:
-            self._console.print(f"[red]{error_reply(exc)}[/red]", markup=True, highlight=False)
+            self._console.print(strip_invisible(error_reply(exc)), style="red", markup=False, highlight=False)
             return
         if saved.pending:
             self._console.print("Saving — the wiki is busy; it will be retried in the background.", markup=False)
@@ -149,9 +150,9 @@ class TerminalChat:
         verb = "Saved" if saved.created else "Updated"
         where = saved.url or saved.id
         # Titles keep symbols such as "[x]": escaped so rich does not read them as markup.
-        self._console.print(
-            f"[green]{verb}:[/green] {escape(saved.title)} — {escape(where or '')}", markup=True, highlight=False
-        )
+        shown = strip_invisible(f"{saved.title} — {where or ''}")
+        # soft_wrap: the link stays whole, as in print_answer.
+        self._console.print(f"[green]{verb}:[/green] {escape(shown)}", markup=True, highlight=False, soft_wrap=True)
         if masked := masked_note(saved):
             self._console.print(masked, markup=False, highlight=False)
 

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from kbbot.core.models import Answer, Source
+from kbbot.core.text import strip_invisible
 
 SOURCE_LABEL = {Source.AI: "AI answer", Source.CACHE: "AI answer (cached)", Source.SEARCH: "wiki search"}
 
@@ -21,15 +22,16 @@ class AnswerMarkdown(Markdown):
 
 
 def print_answer(console: Console, answer: Answer) -> None:
-    """An answer for a person: notice, Markdown body, related pages with links, and where it came from."""
+    """An answer for a person: notice, Markdown body, related pages with links, and where it came from.
+    Everything from the wiki goes through :func:`strip_invisible`: rich passes escape sequences through."""
     if answer.notice:
-        console.print(f"[yellow]{answer.notice}[/yellow]", markup=True, highlight=False)
-    console.print(AnswerMarkdown(answer.text or "_No answer._"))
+        console.print(strip_invisible(answer.notice), style="yellow", markup=False, highlight=False)
+    console.print(AnswerMarkdown(strip_invisible(answer.text) or "_No answer._"))
     if answer.related_pages:
         console.print("[bold]Related pages[/bold]", markup=True)
         for page in answer.related_pages:
-            if page.url:
-                console.print(f"  • {page.title} — {page.url}", markup=False, highlight=False)
-            else:
-                console.print(f"  • {page.title}", markup=False, highlight=False)
+            # soft_wrap: rich would break a long URL with a newline (a pipe is 80 columns), leaving a link
+            # nobody can open or copy; the terminal wraps the whole line instead.
+            shown = f"  • {page.title} — {page.url}" if page.url else f"  • {page.title}"
+            console.print(strip_invisible(shown), markup=False, highlight=False, soft_wrap=True)
     console.print(f"[dim]source: {SOURCE_LABEL[answer.source]}[/dim]", markup=True)

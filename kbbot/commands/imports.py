@@ -18,38 +18,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from kbbot.commands.output import print_json
 from kbbot.commands.save import EXIT_PENDING, archive_for
-from kbbot.config import Settings
-from kbbot.core.models import Thread
 from kbbot.core.page_render import masked_text
-from kbbot.core.ports import Saving
 from kbbot.core.text import count_messages, parse_tags
 from kbbot.errors import SaveError
-from kbbot.formats.exports import ExportError, read_export
+from kbbot.formats.exports import read_export
 from kbbot.transcripts import TranscriptError
 
+if TYPE_CHECKING:
+    from kbbot.runtime import Runtime
+
 __all__ = ["register"]
-
-
-class ImportSaver(Saving, Protocol):
-    def title_for(self, thread: Thread, title: str | None = None) -> str: ...
-
-
-class ImportRuntime(Protocol):
-    @property
-    def saver(self) -> ImportSaver: ...
-
-    @property
-    def console(self) -> Console: ...
-
-    @property
-    def settings(self) -> Settings: ...
 
 
 def _date(value: str) -> date:
@@ -96,17 +81,13 @@ class _Row:
         return dict(vars(self))
 
 
-async def handler(args: argparse.Namespace, rt: ImportRuntime) -> int:
+async def handler(args: argparse.Namespace, rt: Runtime) -> int:
     if args.since and args.until and args.since > args.until:
         raise TranscriptError("--since is after --until: nothing would be imported")
     with _progress(rt.console, quiet=args.json) as bar:
         reading = bar("Reading files")
-        try:
-            batch = read_export(
-                args.export, channels=args.channel, since=args.since, until=args.until, progress=reading
-            )
-        except ExportError as exc:
-            raise TranscriptError(str(exc)) from None
+        # An unreadable export raises ExportError, a TranscriptError: one clear line and exit code 2.
+        batch = read_export(args.export, channels=args.channel, since=args.since, until=args.until, progress=reading)
     archive = archive_for(rt.settings)
     rows: list[_Row] = []
     with _progress(rt.console, quiet=args.json) as bar:
@@ -146,7 +127,8 @@ def _report(
     console: Console, kind: str, files: int, problems: list[str], rows: list[_Row], *, dry_run: bool
 ) -> None:
     def say(text: str) -> None:
-        console.print(text, markup=False, highlight=False)
+        # soft_wrap: a page's link stays whole on its line (rich would break it at 80 columns in a pipe).
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     for problem in problems:
         say(f"warning: {problem}")

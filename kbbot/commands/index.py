@@ -2,7 +2,7 @@
 
 ``register(subparsers)`` adds the ``index`` command group; each leaf parser carries its coroutine in
 ``args.handler``, called as ``await args.handler(args, rt)`` with the runtime built by the one startup
-function. The handlers only need the four attributes of :class:`IndexRuntime`.
+function.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -24,27 +24,13 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from kbbot.core.ports import KnowledgeBase
-from kbbot.search.index import MARK_CLOSE, MARK_OPEN, SearchHit, SearchIndex
+from kbbot.core.text import strip_invisible
+from kbbot.search.index import MARK_CLOSE, MARK_OPEN, SearchHit
 from kbbot.search.query import query_terms
-from kbbot.search.sync import IndexSyncer, SyncReport
 
-
-class IndexRuntime(Protocol):
-    """What the index commands need from the runtime: settings, the knowledgebase, its index, a stdout
-    console."""
-
-    @property
-    def settings(self) -> Any: ...
-
-    @property
-    def kb(self) -> KnowledgeBase: ...
-
-    @property
-    def index(self) -> SearchIndex: ...
-
-    @property
-    def console(self) -> Console: ...
+if TYPE_CHECKING:
+    from kbbot.runtime import Runtime
+    from kbbot.search.sync import SyncReport
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -72,8 +58,7 @@ def _positive(value: str) -> int:
     return number
 
 
-async def _sync_with_progress(rt: IndexRuntime, console: Console, *, full: bool) -> SyncReport:
-    syncer = IndexSyncer(rt.kb, rt.index)
+async def _sync_with_progress(rt: Runtime, console: Console, *, full: bool) -> SyncReport:
     columns = (
         SpinnerColumn(),
         TextColumn("[bold]Indexing pages"),
@@ -87,10 +72,10 @@ async def _sync_with_progress(rt: IndexRuntime, console: Console, *, full: bool)
         def on_progress(total: int, done: int) -> None:
             progress.update(task, total=total, completed=done)
 
-        return await syncer.sync(full=full, progress=on_progress)
+        return await rt.syncer.sync(full=full, progress=on_progress)
 
 
-async def sync_handler(args: argparse.Namespace, rt: IndexRuntime) -> int:
+async def sync_handler(args: argparse.Namespace, rt: Runtime) -> int:
     """Exit 0 when every page synced, 1 when some failed (they are listed on stderr and retried next time)."""
     stderr = Console(stderr=True)
     report = await _sync_with_progress(rt, stderr if args.json else rt.console, full=args.full)
@@ -111,7 +96,7 @@ async def sync_handler(args: argparse.Namespace, rt: IndexRuntime) -> int:
     return 1 if report.failed else 0
 
 
-async def search_handler(args: argparse.Namespace, rt: IndexRuntime) -> int:
+async def search_handler(args: argparse.Namespace, rt: Runtime) -> int:
     """Exit 0 with results (or none found), 2 when the query has no searchable words."""
     stderr = Console(stderr=True)
     if not query_terms(args.query):
@@ -137,15 +122,18 @@ async def search_handler(args: argparse.Namespace, rt: IndexRuntime) -> int:
 
 
 def _print_hit(console: Console, rank: int, hit: SearchHit) -> None:
-    console.print(f"[bold]{rank}. {escape(hit.title)}[/bold]  [dim]score {hit.score:.2f}[/dim]")
-    if hit.url:
-        console.print(f"   [link={escape(hit.url)}]{escape(hit.url)}[/link]", highlight=False)
+    # Page text is stripped of escape sequences and invisible characters (strip_invisible): a hostile page must
+    # not retitle or clear the terminal.
+    title, url = strip_invisible(hit.title), strip_invisible(hit.url or "")
+    console.print(f"[bold]{rank}. {escape(title)}[/bold]  [dim]score {hit.score:.2f}[/dim]")
+    if url:
+        console.print(f"   [link={escape(url)}]{escape(url)}[/link]", highlight=False, soft_wrap=True)
     snippet = " ".join(hit.marked_snippet.split())
     if snippet:
         # Built as a Text, not markup, so brackets in page text can never be read as rich markup.
         line = Text("   ")
         for i, part in enumerate(re.split(f"[{MARK_OPEN}{MARK_CLOSE}]", snippet)):
-            line.append(part, style="bold yellow" if i % 2 else None)
+            line.append(strip_invisible(part), style="bold yellow" if i % 2 else None)
         console.print(line)
     console.print()
 

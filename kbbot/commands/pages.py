@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.table import Table
+from rich.text import Text
 
 from kbbot.commands.output import print_json
 from kbbot.core.models import PageChange
-from kbbot.core.text import parse_tags
+from kbbot.core.text import parse_tags, strip_invisible
 from kbbot.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -76,7 +77,8 @@ async def handle_list(args: argparse.Namespace, rt: Runtime) -> int:
         return 0
     table = Table("id", "title", "tags")
     for page in pages:
-        table.add_row(page.id, page.title, ", ".join(page.tags))
+        # Text cells, not markup; no escape sequences from the wiki reach the terminal (strip_invisible).
+        table.add_row(*(Text(strip_invisible(cell)) for cell in (page.id, page.title, ", ".join(page.tags))))
     rt.console.print(table)
     rt.console.print(f"{len(pages)} pages", style="dim")
     return 0
@@ -87,10 +89,12 @@ async def handle_get(args: argparse.Namespace, rt: Runtime) -> int:
     if args.json:
         print_json(rt.console, {**asdict(page), "url": rt.kb.page_url(page.id, page.title, page.slug)})
         return 0
-    rt.console.print(f"[bold]{page.title}[/bold]  ({page.id})", markup=True, highlight=False)
+    # The title is text, not markup; no escape sequences from the wiki reach the terminal (strip_invisible).
+    # --json gives the page as stored.
+    rt.console.print(Text(strip_invisible(page.title), style="bold"), f" ({strip_invisible(page.id)})", highlight=False)
     if page.tags:
-        rt.console.print("tags: " + ", ".join(page.tags), markup=False)
-    rt.console.print(page.content, markup=False, highlight=False)
+        rt.console.print(strip_invisible("tags: " + ", ".join(page.tags)), markup=False)
+    rt.console.print(strip_invisible(page.content), markup=False, highlight=False)
     return 0
 
 
@@ -99,7 +103,7 @@ async def handle_create(args: argparse.Namespace, rt: Runtime) -> int:
     if args.json:
         print_json(rt.console, ref.to_json())
     else:
-        rt.console.print(f"created {ref.id}" + (f" — {ref.url}" if ref.url else ""), markup=False)
+        rt.console.print(f"created {ref.id}" + (f" — {ref.url}" if ref.url else ""), markup=False, soft_wrap=True)
     return 0
 
 

@@ -13,33 +13,20 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Protocol
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from kbbot.commands.output import print_json
-from kbbot.config import Settings
-from kbbot.core.ports import Saving
 from kbbot.core.replies import masked_note
 from kbbot.core.text import parse_tags
 from kbbot.store.transcript_archive import TranscriptArchive
 from kbbot.transcripts import load_transcript
 
+if TYPE_CHECKING:
+    from kbbot.config import Settings
+    from kbbot.runtime import Runtime
+
 #: ``sysexits.h`` EX_TEMPFAIL: not saved yet, queued for retry.
 EXIT_PENDING = 75
-
-
-class SaveRuntime(Protocol):
-    """What this command needs from the runtime the CLI builds."""
-
-    @property
-    def saver(self) -> Saving: ...
-
-    @property
-    def console(self) -> Console: ...
-
-    @property
-    def settings(self) -> Settings: ...
 
 
 def archive_for(settings: Settings) -> TranscriptArchive:
@@ -64,7 +51,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(handler=handler)
 
 
-async def handler(args: argparse.Namespace, rt: SaveRuntime) -> int:
+async def handler(args: argparse.Namespace, rt: Runtime) -> int:
     merged = archive_for(rt.settings).merge(load_transcript(args.file))
     # From a file, not a chat: a save queued now is not announced in the conversation when it lands later.
     page = await rt.saver.save(merged.thread, title=args.title, tags=args.tags, announce=False)
@@ -80,7 +67,8 @@ async def handler(args: argparse.Namespace, rt: SaveRuntime) -> int:
     else:
         verb = "Created" if page.created else "Updated"
         where = page.url or f"page id {page.id}"
-        rt.console.print(f"{verb} “{page.title}”: {where}", markup=False, highlight=False)
+        # soft_wrap: the link stays whole on one line (rich would break it at 80 columns in a pipe).
+        rt.console.print(f"{verb} “{page.title}”: {where}", markup=False, highlight=False, soft_wrap=True)
         parts = page.extra.get("parts")
         if isinstance(parts, list) and len(parts) > 1:
             rt.console.print(f"  (split into {len(parts)} parts: the thread is longer than PAGE_MAX_CHARS)")

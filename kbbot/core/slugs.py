@@ -23,8 +23,6 @@ _FOLD = str.maketrans(
 )  # fmt: skip
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 _NOT_WORD = re.compile(r"[\W_]+")
-#: What a well-formed slug looks like (what we generate, and what we accept inside ``[[...]]``).
-SLUG_PATTERN = r"[a-z0-9](?:[a-z0-9_-]{0,198}[a-z0-9])?"
 
 
 def slugify(

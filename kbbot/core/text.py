@@ -23,17 +23,24 @@ _SPACES = re.compile(r"\s+")
 _EDGE_PUNCT = " \t\n\"'`“”‘’«»()[]{}<>.,;:!?¿¡…-–—*_~"
 
 
+def strip_invisible(text: str) -> str:
+    """``text`` without terminal escape sequences and invisible characters (controls but tab and newline,
+    zero-width, bidi overrides). Questions are cleaned with it, and whatever the CLI prints of a page: page text
+    must not retitle or clear the reader's terminal, move its cursor or reorder what they read."""
+    return _INVISIBLE.sub("", _ANSI.sub("", text))
+
+
 def clean_question(text: str, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     """The question as it will be sent upstream: invisible characters removed, whitespace collapsed.
 
     Raises :class:`InvalidQuestion` with a message fit to show the asker when it is empty or too long.
     """
-    cleaned = _SPACES.sub(" ", _INVISIBLE.sub("", _ANSI.sub("", unicodedata.normalize("NFC", text or "")))).strip()
+    cleaned = _SPACES.sub(" ", strip_invisible(unicodedata.normalize("NFC", text or ""))).strip()
     if not cleaned.strip(_EDGE_PUNCT):
         raise InvalidQuestion("Please type a question, e.g. “How do I set up the VPN?”")
     if len(cleaned) > max_chars:
         raise InvalidQuestion(
-            f"That question is {len(cleaned):,} characters long; please keep it under {max_chars:,}."
+            f"That question is {len(cleaned):,} characters long; please keep it to {max_chars:,} at most."
         )
     return cleaned
 
@@ -43,7 +50,7 @@ def normalize_question(text: str) -> str:
 
     "  How do I reset my PASSWORD?? " and "how do i reset my password" share one key (and one billed query).
     """
-    folded = _SPACES.sub(" ", _INVISIBLE.sub("", _ANSI.sub("", unicodedata.normalize("NFKC", text)))).casefold()
+    folded = _SPACES.sub(" ", strip_invisible(unicodedata.normalize("NFKC", text))).casefold()
     return folded.strip(_EDGE_PUNCT).strip()
 
 

@@ -22,17 +22,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from kbbot.adapters.markup import discord_to_markdown
 from kbbot.core.models import Attachment, Thread, ThreadMessage
+from kbbot.errors import ExportError
 from kbbot.formats.fields import text_field
 
 __all__ = [
     "SYSTEM_TYPES",
-    "DiscordExport",
     "embed_summary",
     "is_discord_export",
     "parse_discord_export",
@@ -45,20 +44,6 @@ SYSTEM_TYPES = frozenset({
 })
 
 _REPLY_SNIPPET = 120
-
-
-@dataclass(frozen=True, slots=True)
-class DiscordExport:
-    """One export file as read: the channel's thread, and what the file said about itself."""
-
-    thread: Thread
-    channel_id: str
-    guild_name: str
-    skipped_system: int
-
-
-class ExportFormatError(ValueError):
-    """The data is not a DiscordChatExporter export (the message says what is missing)."""
 
 
 def is_discord_export(data: object) -> bool:
@@ -85,10 +70,9 @@ def embed_summary(title: str, url: str, description: str, *, limit: int) -> str:
 
 def parse_discord_export(
     data: Mapping[str, Any], name: str, *, since: date | None = None, until: date | None = None
-) -> DiscordExport:
+) -> Thread:
     """Read one DiscordChatExporter file. ``since``/``until`` (inclusive, UTC dates) keep only those days."""
     channel = _dict(data.get("channel"))
-    guild = _dict(data.get("guild"))
     raw = [m for m in data.get("messages") or () if isinstance(m, dict)]
     users: dict[str, str] = {}
     by_id: dict[str, Mapping[str, Any]] = {}
@@ -102,13 +86,11 @@ def parse_discord_export(
         if mid := text_field(item.get("id")):
             by_id.setdefault(mid, item)
     messages: dict[str, ThreadMessage] = {}
-    skipped = 0
     for index, item in enumerate(raw):
         stamp = _iso(text_field(item.get("timestamp")))
         if stamp is None:
-            raise ExportFormatError(f"{name}: message {index + 1} has no valid 'timestamp'")
+            raise ExportError(f"{name}: message {index + 1} has no valid 'timestamp'")
         if text_field(item.get("type")) in SYSTEM_TYPES:
-            skipped += 1
             continue
         day = datetime.fromisoformat(stamp).date()
         if (since and day < since) or (until and day > until):
@@ -117,13 +99,12 @@ def parse_discord_export(
         # Some exports repeat a message (an edit caught mid-export): keep one per id, the last one written.
         messages[message.id or f"#{index}"] = message
     channel_id = text_field(channel.get("id")) or hashlib.sha256(name.encode()).hexdigest()[:16]
-    thread = Thread(
+    return Thread(
         "discord",
         f"export:{channel_id}",
         _ordered(messages.values()),
         channel_name=text_field(channel.get("name")) or None,
     )
-    return DiscordExport(thread, channel_id, text_field(guild.get("name")), skipped)
 
 
 def _ordered(messages: Iterable[ThreadMessage]) -> tuple[ThreadMessage, ...]:

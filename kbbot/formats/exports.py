@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from kbbot.core.models import Thread
-from kbbot.formats.discord_export import ExportFormatError, is_discord_export, parse_discord_export
-from kbbot.formats.slack_export import MAX_FILE_BYTES, ExportError, is_slack_export, read_slack_export
+from kbbot.errors import ExportError
+from kbbot.formats.discord_export import is_discord_export, parse_discord_export
+from kbbot.formats.slack_export import MAX_FILE_BYTES, is_slack_export, read_slack_export
 
-__all__ = ["ExportBatch", "ExportError", "read_export"]
+__all__ = ["ExportBatch", "read_export"]
 
 Progress = Callable[[int, int], None]
 
@@ -84,17 +85,17 @@ def _discord(
         first = parts[0][1]
         joined = {**first, "messages": [m for _, data in parts for m in data["messages"]]}
         try:
-            export = parse_discord_export(joined, str(parts[0][0]), since=since, until=until)
-        except ExportFormatError as exc:
+            thread = parse_discord_export(joined, str(parts[0][0]), since=since, until=until)
+        except ExportError as exc:
             batch.problems.append(f"{', '.join(str(f) for f, _ in parts)}: skipped, {exc}")
             continue
         batch.files_read += len(parts)
-        names = {channel_id, export.thread.channel_name or ""}
+        names = {channel_id, thread.channel_name or ""}
         found_names |= names
         if wanted_keys and not wanted_keys & names:
             continue
-        if export.thread.messages:
-            batch.threads.append(export.thread)
+        if thread.messages:
+            batch.threads.append(thread)
     missing = wanted_keys - found_names
     if missing:
         listed = ", ".join(sorted(n for n in found_names if n)[:20]) or "none"

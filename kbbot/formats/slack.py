@@ -15,6 +15,10 @@ What a message holds, and where it goes on the page:
 * Bot and integration messages are credited to the bot's name (``bot_profile.name``, else ``username``).
 * ``thread_broadcast`` (a reply also sent to the channel) says so; joins, leaves, topic and pin notices are
   events, not chat, and are skipped (:func:`to_neutral` returns None).
+* kbbot's own messages (live saves pass its ``bot_user_id``): its answers stay, because people reply to them and
+  the page must read as the conversation did; its notices (save confirmations, errors, help) are skipped, or a
+  re-save would put "Saved this thread to the wiki" on the page. An answer is told by its blocks' ids
+  (:data:`ANSWER_BLOCK_ID`, set by the renderer). Discord's history applies the same rule.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from kbbot.core.page_render import clean_title
 from kbbot.core.secrets import strip_link_tokens
 
 __all__ = [
+    "ANSWER_BLOCK_ID",
     "SYSTEM_SUBTYPES",
     "iso_time",
     "message_markdown",
@@ -49,6 +54,9 @@ SYSTEM_SUBTYPES = frozenset({
     "channel_convert_to_private", "channel_convert_to_public", "reminder_add", "joiner_notification",
     "slackbot_response", "app_conversation_join",
 })
+
+#: The ``block_id`` prefix of the blocks of kbbot's answers (``kb_answer_actions``: the buttons under one).
+ANSWER_BLOCK_ID = "kb_answer"
 
 _MENTION = re.compile(r"<@([UWB][A-Z0-9]+)(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#([CGD][A-Z0-9]+)\|([^>]*)>")
@@ -98,13 +106,20 @@ def referenced_ids(messages: Iterable[Mapping[str, Any]]) -> tuple[set[str], dic
 
 
 def to_neutral(
-    raw: Mapping[str, Any], *, users: Mapping[str, str] = _EMPTY, channels: Mapping[str, str] = _EMPTY
+    raw: Mapping[str, Any],
+    *,
+    users: Mapping[str, str] = _EMPTY,
+    channels: Mapping[str, str] = _EMPTY,
+    bot_user_id: str | None = None,
 ) -> ThreadMessage | None:
-    """The neutral message, or None for a system notice. ``users``/``channels`` map ids to names.
+    """The neutral message, or None for a system notice or a notice of kbbot's (``bot_user_id``: its user).
+    ``users``/``channels`` map ids to names.
 
     Raises ``ValueError`` when ``ts`` is missing or not a time (the one field every Slack message has)."""
     subtype = raw.get("subtype")
     if subtype in SYSTEM_SUBTYPES:
+        return None
+    if bot_user_id and raw.get("user") == bot_user_id and not is_answer(raw):
         return None
     ts = _str(raw.get("ts"))
     timestamp = iso_time(ts)
@@ -124,6 +139,14 @@ def to_neutral(
         attachments=_files(raw.get("files")),
         edited=isinstance(raw.get("edited"), dict),
         id=ts,
+    )
+
+
+def is_answer(raw: Mapping[str, Any]) -> bool:
+    """Whether the message is (a part of) one of kbbot's answers."""
+    blocks = raw.get("blocks")
+    return isinstance(blocks, list) and any(
+        isinstance(b, dict) and str(b.get("block_id", "")).startswith(ANSWER_BLOCK_ID) for b in blocks
     )
 
 

@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kbbot.core.models import Thread, ThreadMessage
+from kbbot.errors import ExportError
 from kbbot.formats.slack import referenced_ids, thread_key, thread_title_hint, to_neutral, user_display_name
 
 __all__ = ["ExportChannel", "SlackImport", "is_slack_export", "read_slack_export"]
@@ -37,10 +38,6 @@ _MARKERS = ("users.json", "channels.json")
 _DAY_FILE = re.compile(r"(\d{4}-\d{2}-\d{2})\.json")
 _LISTS = (("channels.json", "channel"), ("groups.json", "private channel"), ("mpims.json", "group DM"),
           ("dms.json", "DM"))
-
-
-class ExportError(ValueError):
-    """The path is not a Slack export kbbot can read (the message says why)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,7 +75,6 @@ class ReadinessCheck:
         self._kb_expires = 0.0
         self._lock = asyncio.Lock()
         self._states: dict[str, Callable[[], str | None]] = {}
-        self.kb_calls = 0
 
     def add_state(self, name: str, problem: Callable[[], str | None]) -> None:
         """Another part that must be up, e.g. ``slack``: ``problem()`` says what is wrong (None when fine). It is
@@ -105,7 +104,6 @@ class ReadinessCheck:
         async with self._lock:
             if self._kb_result is not None and self._clock() < self._kb_expires:
                 return self._kb_result
-            self.kb_calls += 1
             result = await self._run(self._kb_info, "the knowledgebase")
             self._kb_result = result
             self._kb_expires = self._clock() + (self._ok_ttl if result[0] else self._fail_ttl)

@@ -191,6 +191,10 @@ def setup_logging(
     # Libraries that log request headers at DEBUG stay at INFO unless asked for explicitly.
     for noisy in ("httpx", "httpcore", "hpack", "websockets", "discord.gateway", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
+    # slack_sdk says "A retry handler found: …" at INFO on every retried call; kbbot logs its own line per retry
+    # (adapters/slack/service.py), so theirs only shows at LOG_LEVEL=DEBUG.
+    for retrying in ("slack_sdk.web", "slack_sdk.webhook"):
+        logging.getLogger(retrying).setLevel(logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
     logging.captureWarnings(True)
     return handler
 

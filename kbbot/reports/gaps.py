@@ -45,11 +45,6 @@ def topic_words(question: str) -> dict[str, str]:
     return topic or {w: w for w in _WORD.findall(question.casefold()[:2000])}
 
 
-def topic_key(question: str) -> str:
-    """The topic's stems, sorted: equal keys are certainly one gap."""
-    return " ".join(sorted(topic_words(question)))
-
-
 def same_topic(a: dict[str, str], b: dict[str, str]) -> bool:
     """Topics (see :func:`topic_words`) that name the same thing: as many words, each paired with the same stem
     or a close typo of it as typed."""

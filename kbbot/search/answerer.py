@@ -19,7 +19,7 @@ from kbbot.core.models import Answer, PageRef, Source
 from kbbot.core.text import neutralize_mentions
 from kbbot.search.fences import close_open_fence, code_lines
 from kbbot.search.index import PageText, SearchHit, SearchIndex
-from kbbot.search.passages import Passage, asks_quantity, best_passages, blocks, is_how_to, literals
+from kbbot.search.passages import Passage, asked_action, asks_quantity, best_passages, blocks, is_how_to, literals
 from kbbot.search.query import QueryPlan, matched_terms
 
 NOT_FOUND = "I couldn't find this in the wiki."
@@ -124,6 +124,7 @@ class SearchAnswerer:
         hits = {hit.id: hit for hit in result.hits}
         pages = [hit.page_text() for hit in result.hits if hit.text is not None]
         how_to, quantity, exact = is_how_to(question), asks_quantity(question), literals(question)
+        required = plan.required(asked_action(question))
         best_bm25 = max(hit.score for hit in result.hits) or 1.0
         ranked = []
         for page in pages:
@@ -141,7 +142,7 @@ class SearchAnswerer:
             # A saved chat answers with what people replied, never with its title or header (the title is often
             # the question it was saved for): without such a passage it answers nothing.
             no_reply = hit.saved_chat and not passages
-            relevance = 0.0 if no_reply else _relevance(plan, page, hit, passages[0] if passages else None)
+            relevance = 0.0 if no_reply else _relevance(plan, page, hit, passages[0] if passages else None, required)
             in_title = frozenset(matched_terms(page.title + "\n" + " ".join(hit.tags), plan.stems))
             rank = (
                 BM25_SHARE * hit.score / best_bm25
@@ -199,14 +200,16 @@ def _chats_below_sources(ranked: list[_Candidate], order: list[str]) -> list[_Ca
     return ranked
 
 
-def _relevance(plan: QueryPlan, page: PageText, hit: SearchHit, passage: Passage | None) -> float:
+def _relevance(
+    plan: QueryPlan, page: PageText, hit: SearchHit, passage: Passage | None, required: frozenset[str]
+) -> float:
     """The share of the question (by weight) that the quoted passage, its heading and the page's title and
-    tags hold."""
+    tags hold; ``required`` stems the page lacks count fully against it (the verb of "how do I…")."""
     stems = plan.stems
     found = matched_terms(page.title + "\n" + " ".join(hit.tags), stems)
     if passage is not None:
         found |= passage.found
-    return plan.coverage(found, matched_terms(page.text, stems - found))
+    return plan.coverage(found, matched_terms(page.text, stems - found), required)
 
 
 def _dont_know(ranked: list[_Candidate], *, relevance: float) -> Answer:

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from kbbot.core.models import Answer, Source
 from kbbot.core.ports import Answerer
@@ -45,8 +46,10 @@ TITLES_ONLY_NOTICE = (
 )
 
 
-def stale_notice(kind: str, age_seconds: float | None) -> str:
+def stale_notice(kind: str, age_seconds: float | None, synced_at: float | None = None) -> str:
     when = f", as indexed {_ago(age_seconds)} ago" if age_seconds is not None else ""
+    if when and synced_at is not None:
+        when += datetime.fromtimestamp(synced_at, UTC).strftime(" (%Y-%m-%d %H:%M UTC)")
     return f"{kb_name(kind)} isn't reachable right now: this answer comes from its pages{when}."
 
 
@@ -84,9 +87,9 @@ class IndexFallback:
             notice = await self._titles_or_unreachable()
             if notice is not None and notice != TITLES_ONLY_NOTICE:
                 return Answer(text=CANNOT_SEARCH, source=Source.SEARCH, empty=True, notice=notice)
-        elif self._syncer.last_failure is not None:
-            self._warn(self._syncer.last_failure)
-            notice = stale_notice(self._kind, self._clock() - float(last_sync))
+        elif (failure := await self._syncer.unreachable()) is not None:
+            self._warn(failure)
+            notice = stale_notice(self._kind, self._clock() - float(last_sync), float(last_sync))
         else:
             self._warned = False
         answer = await self._answerer.answer(question, limit=limit)

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from kbbot.errors import ConfigError, SearchIndexError
 from kbbot.search.query import PARTICLES, QueryPlan, Term, TermCounter, plan_terms, word_stems
 from kbbot.search.saved_chats import below_their_sources
-from kbbot.search.spelling import Vocabulary, english_loaded, is_english
+from kbbot.search.spelling import Vocabulary, english_loaded, is_english, specificity
 from kbbot.search.tantivy_ranking import Candidate, RankingBusy, TantivyRanking
 from kbbot.search.tantivy_ranking import available as tantivy_available
 
@@ -729,7 +729,7 @@ class SearchIndex:
             if form is not None:
                 planned.append(Term(word, form, vocabulary.docs(form), corrected=True))
             elif not parts:
-                planned.append(Term(word, stem_, 0, english=english))
+                planned.append(Term(word, stem_, 0, english=english, specificity=specificity(word) if english else 0.0))
         self._unknown[word] = result = tuple(planned)
         return result
 

@@ -51,6 +51,8 @@ _QUANTITY = re.compile(
 #: A word typed with its symbols ("@channel", "--rollback", "sev-2", "gpg.format"): a passage holding it
 #: exactly counts the word twice.
 _LITERAL = re.compile(r"(?<!\S)[@#$~./-]*\w[\w@#./:+-]*[@#./:+-][\w@#./:+-]*\w|(?<!\S)(?:--?|[@#])\w[\w-]*")
+#: "how do I <verb>", "how can we <verb>", "how to <verb>": the verb names the procedure asked for.
+_ACTION = re.compile(r"\bhow\s+(?:(?:do|can|should|would|could|will)\s+(?:i|we|you|one)|to)\s+(\w+)", re.IGNORECASE)
 _STEP_LINE = re.compile(r"\s*\d{1,3}[.)]\s")
 _SENTENCE_END = (".", "!", "?", ":", ";", ",")
 _CODE_CHARS = re.compile(r"[/\\<>=$`{}|~@#_*\[\]]| --?\w")
@@ -83,6 +85,13 @@ def is_how_to(question: str) -> bool:
 def asks_quantity(question: str) -> bool:
     """A question asking how long, how much, how many, how often…"""
     return bool(_QUANTITY_QUESTION.search(question))
+
+
+def asked_action(question: str) -> str | None:
+    """The verb of a "how do I <verb>…" question, casefolded ("how do I order business cards" → "order"), or
+    None. A page that never uses it (in any form the index knows) describes no such procedure."""
+    match = _ACTION.search(question[:4000])
+    return match.group(1).casefold() if match else None
 
 
 def literals(question: str) -> frozenset[str]:

@@ -206,8 +206,10 @@ class Term:
     corrected: bool = False
     joins: str = ""
     #: For a word no page has: whether it is an English word (the wiki lacks the topic) rather than a typo
-    #: nobody could correct or a code ("401k").
+    #: nobody could correct or a code ("401k"), and how surely it names a topic, 0–1
+    #: (:func:`~kbbot.search.spelling.specificity`: "font" 1, "latest" 0).
     english: bool = False
+    specificity: float = 0.0
 
     @property
     def compound(self) -> bool:
@@ -217,14 +219,20 @@ class Term:
 #: A typo-corrected word counts this much of a word typed right: the guess may be wrong.
 CORRECTED_WEIGHT = 0.6
 #: In :meth:`QueryPlan.coverage` the answer must be in the passage: a word no page has counts this share of its
-#: weight against it (a typo or a code — "401k" — a little; an English word a little more: it may be the topic
-#: the wiki lacks — "gym" — but as often a word the wiki says differently — "abroad" for "another country"), a
-#: word the wiki has but the passage's page lacks this share, and a word the page has in another section
-#: counts fully, this share of it in favour (the page treats it apart: "parking" in the US section, "Berlin
-#: office" in another). Calibrated on the tuning half of benchmarks/answers (calibrate.py; the held-out half
-#: agrees).
+#: weight against it (a typo or a code — "401k" — a little; a common English word a little more: it may be
+#: the topic the wiki lacks but as often a word the wiki says differently — "latest", "bad"; a specific English
+#: word up to ``TOPIC_WORD_SHARE``: the question is about something no page mentions — "font", "passport" —
+#: unless the rest of the question is held strongly enough), a word the wiki has but the passage's page lacks
+#: this share, and a word the page has in another section counts fully, this share of it in favour (the page
+#: treats it apart: "parking" in the US section, "Berlin office" in another). Calibrated on the tuning half of
+#: benchmarks/answers (calibrate.py; the held-out half agrees).
 UNKNOWN_SHARE = 0.2
 UNKNOWN_WORD_SHARE = 0.3
+TOPIC_WORD_SHARE = 0.8
+#: A word the answer cannot do without — the verb of "how do I <verb>…" — counts this share of its weight
+#: against an answer whose page lacks it (instead of ``MISSING_SHARE`` or the unknown shares): "how do I order
+#: business cards" is not answered by a page about business travel and company cards that never says "order".
+REQUIRED_SHARE = 0.75
 MISSING_SHARE = 0.5
 ON_PAGE_SHARE = 0.2
 
@@ -263,29 +271,56 @@ class QueryPlan:
         idf = math.log(1 + (self.total_docs + 1) / (term.docs + 0.5))
         return idf * (CORRECTED_WEIGHT if term.corrected else 1.0)
 
-    def coverage(self, found: set[str] | frozenset[str], on_page: set[str] | frozenset[str] = frozenset()) -> float:
+    def coverage(
+        self,
+        found: set[str] | frozenset[str],
+        on_page: set[str] | frozenset[str] = frozenset(),
+        required: set[str] | frozenset[str] = frozenset(),
+    ) -> float:
         """How much of the question ``found`` (the stems of a passage and its page title) holds, 0–1: the
         weight found over the weight asked, where words no page has and words found only elsewhere on the
-        page (``on_page``) count in part (see :data:`UNKNOWN_SHARE`). A compound ("setup") counts only when
+        page (``on_page``) count in part (see :data:`UNKNOWN_SHARE`), and ``required`` stems (see
+        :data:`REQUIRED_SHARE`) the page lacks count fully against it. A compound ("setup") counts only when
         found: "set up" is also asked by whoever writes "set" and "up"."""
-        # A compound found ("setup" on "VPN setup") answers for the word it joins ("set").
-        found = set(found) | {t.joins for t in self.terms if t.joins and t.docs and t.stem in found}
+        # A compound found ("setup" on "VPN setup") answers for the word it joins ("set"), even where no page
+        # has that word alone (a wiki of titles); on the page, too.
+        joined = {t.joins for t in self.terms if t.joins and t.docs and t.stem in found}
+        found = set(found) | joined
+        on_page = set(on_page) | {t.joins for t in self.terms if t.joins and t.docs and t.stem in on_page}
         asked = got = 0.0
         for term in self.terms:
             weight = self.weight(term)
-            if term.docs and term.stem in found:
+            if term.stem in found and (term.docs or term.stem in joined):
                 asked += weight
                 got += weight
             elif term.compound:
                 continue
-            elif not term.docs:
-                asked += (UNKNOWN_WORD_SHARE if term.english else UNKNOWN_SHARE) * weight
-            elif term.stem in on_page:
+            elif term.docs and term.stem in on_page:
                 asked += weight
                 got += ON_PAGE_SHARE * weight
+            elif term.stem in required:
+                asked += max(REQUIRED_SHARE, _unknown_share(term) if not term.docs else MISSING_SHARE) * weight
+            elif not term.docs:
+                asked += _unknown_share(term) * weight
             else:
                 asked += MISSING_SHARE * weight
         return got / asked if asked else 0.0
+
+    def required(self, word: str | None) -> frozenset[str]:
+        """The stems that stand for ``word`` of the question (:func:`~kbbot.search.passages.asked_action`):
+        its own or corrected stem ("reqest" → request), and a compound it starts ("set" up → setup)."""
+        if not word:
+            return frozenset()
+        own = [t for t in self.terms if t.word == word and not t.compound]
+        compounds = [t.stem for t in self.terms if t.compound and own and t.joins == own[0].stem]
+        return frozenset([t.stem for t in own] + compounds)
+
+
+def _unknown_share(term: Term) -> float:
+    """The share of its weight a word no page has counts against an answer (see :data:`UNKNOWN_SHARE`)."""
+    if not term.english:
+        return UNKNOWN_SHARE
+    return UNKNOWN_WORD_SHARE + (TOPIC_WORD_SHARE - UNKNOWN_WORD_SHARE) * term.specificity
 
 
 def _prefix_for(stem_: str) -> str:

@@ -7,6 +7,10 @@ about passports, not a typo of "password". English is GCIDE's dictionary (via th
 "wifi", "cryptocurrency", "Munich", "latest". The
 vocabulary is the index's stems (FTS5's ``fts5vocab``) with how many pages hold each; the closest stem by
 Damerau–Levenshtein distance wins (RapidFuzz), ties going to the more common word.
+
+A word no page has and no correction explains is a topic the wiki may lack, and how surely depends on how
+specific the word is in English (:func:`specificity`, from wordfreq's frequencies): "passport", "font" or
+"projector" name a topic, "order", "latest" or "bad" could be in any question.
 """
 
 from __future__ import annotations
@@ -31,26 +35,53 @@ from kbbot.search.query import stem
 MIN_WORD_CHARS = 5
 
 
+#: :meth:`Vocabulary.other_form` takes an indexed stem that is the word's stem and up to this many letters
+#: more: "-or", "-ist", "-ment" ("counsel" → counsellor, "employ" → employment).
+OTHER_FORM_SUFFIX_CHARS = 4
+
+
 def max_edits(word: str) -> int:
     """Edits allowed for a word of this length: one up to 7 letters, two from 8."""
     return 1 if len(word) < 8 else 2
 
 
-_english: frozenset[str] | None = None
+#: Zipf frequencies (log10 of occurrences per billion words): a word at least this common in English is no
+#: topic of its own ("order" 5.5, "latest" 4.9); one this rare or rarer is one ("font" 3.8, "projector" 3.4;
+#: "wifi" 3.9 and "typo" 3.3 too: specific words, even where the wiki says them differently). Words only the
+#: dictionary has (under 3) are rarer still.
+COMMON_ZIPF = 4.5
+RARE_ZIPF = 4.0
+
+_english: dict[str, float] | None = None  # stem → Zipf frequency of its most frequent form (0: dictionary only)
 _english_lock = threading.Lock()
 
 
-def is_english(word: str) -> bool:
-    """Whether ``word`` (or another form of it: same stem) is an English word. The lists are loaded on the
-    first call (about 0.3 s, 15 MB), i.e. only once someone types a word the wiki does not have."""
+def _english_stems() -> dict[str, float]:
+    """The stems of English words with how frequent each is. The lists are loaded on the first call (about
+    0.3 s, 15 MB), i.e. only once someone types a word the wiki does not have."""
     global _english
     if _english is None:
         with _english_lock:
             if _english is None:
-                words = get_english_words_set(["gcide"], lower=True, alpha=True)
-                words.update(w for w in _frequent_words() if w.isalpha())
-                _english = frozenset(stem(w) for w in words)
-    return stem(word) in _english
+                stems = dict.fromkeys((stem(w) for w in get_english_words_set(["gcide"], lower=True, alpha=True)), 0.0)
+                for word, zipf in _frequent_words():
+                    if word.isalpha():
+                        key = stem(word)
+                        stems[key] = max(zipf, stems.get(key, 0.0))
+                _english = stems
+    return _english
+
+
+def is_english(word: str) -> bool:
+    """Whether ``word`` (or another form of it: same stem) is an English word."""
+    return stem(word) in _english_stems()
+
+
+def specificity(word: str) -> float:
+    """How surely the English ``word`` names a topic, 0–1: 0 for words at least :data:`COMMON_ZIPF` frequent
+    in English, 1 from :data:`RARE_ZIPF` down (and for words that are no English word), linear between."""
+    zipf = _english_stems().get(stem(word), 0.0)
+    return min(1.0, max(0.0, (COMMON_ZIPF - zipf) / (COMMON_ZIPF - RARE_ZIPF)))
 
 
 def english_loaded() -> bool:
@@ -58,10 +89,12 @@ def english_loaded() -> bool:
     return _english is not None
 
 
-def _frequent_words() -> list[str]:
-    """wordfreq's small English list, read from the package's data file in its documented "cBpack" format
-    (gzipped msgpack: a header, then lists of words by frequency). Importing wordfreq itself would load its
-    text-cleaning libraries too: 14 MB more in every process that meets an unknown word."""
+def _frequent_words() -> list[tuple[str, float]]:
+    """wordfreq's small English list with each word's Zipf frequency, read from the package's data file in
+    its documented "cBpack" format (gzipped msgpack: a header, then one list of words per centibel of
+    frequency, the most frequent first: list ``i`` holds the words of frequency 10^(-i/100), Zipf 9 - i/100).
+    Importing wordfreq itself would load its text-cleaning libraries too: 14 MB more in every process that
+    meets an unknown word."""
     spec = importlib.util.find_spec("wordfreq")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("wordfreq is not installed")
@@ -70,7 +103,7 @@ def _frequent_words() -> list[str]:
         header, *buckets = msgpack.load(data, raw=False)
     if not isinstance(header, dict) or header.get("format") != "cB":
         raise ValueError(f"unexpected wordfreq data in {path}: {header!r}")
-    return [word for bucket in buckets for word in bucket]
+    return [(word, 9 - n / 100) for n, bucket in enumerate(buckets) for word in bucket]
 
 
 class Vocabulary:
@@ -120,14 +153,20 @@ class Vocabulary:
 
     def other_form(self, word: str) -> str | None:
         """The stem of an indexed word that is another form of the English ``word`` — the same word up to
-        its last letter or two, which Porter does not always reduce alike ("respond" → response) — or None.
-        The most common one wins."""
+        its last letter or two, which Porter does not always reduce alike ("respond" → response), or the word
+        with a suffix Porter keeps ("counselling" → counsellor) — or None. The most common one wins."""
         base = stem(word)
         if len(base) < MIN_WORD_CHARS or not base.isalpha():
             return None
         start = base[: max(MIN_WORD_CHARS, len(base) - 1)]
-        lengths = range(len(start), len(base) + 3)
-        forms = [t for t in self._candidates(base[0], lengths) if t != base and t.startswith(start)]
+        lengths = range(len(start), len(base) + max(2, OTHER_FORM_SUFFIX_CHARS) + 1)
+        forms = [
+            t
+            for t in self._candidates(base[0], lengths)
+            if t != base
+            and t.startswith(start)
+            and len(t) - len(base) <= (OTHER_FORM_SUFFIX_CHARS if t.startswith(base) else 2)
+        ]
         return max(forms, key=lambda t: (self._docs[t], t)) if forms else None
 
     def split(self, word: str) -> list[str]:

@@ -13,7 +13,6 @@ budget and live questions always go first.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -55,7 +54,8 @@ class SyncReport:
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        text = f"{self.listed} pages listed, {self.fetched} fetched, {self.changed} changed, {self.deleted} removed"
+        pages = "page" if self.listed == 1 else "pages"  # a one-page folder said "1 pages listed"
+        text = f"{self.listed} {pages} listed, {self.fetched} fetched, {self.changed} changed, {self.deleted} removed"
         if self.failed:
             text += f", {self.failed} failed"
         if self.aborted:
@@ -88,6 +88,9 @@ class IndexSyncer:
         self._lock = asyncio.Lock()
         #: Why the last sync run could not read the wiki (None: it could, or none ran yet in this process).
         self.last_failure: KnowledgeBaseError | None = None
+        #: Sync runs finished in this process (also failed ones).
+        self.runs = 0
+        self._probed = False
 
     async def sync(self, *, full: bool = False, progress: Progress | None = None) -> SyncReport:
         """One sync run (``full`` re-fetches every page). Runs never overlap: a second caller waits."""
@@ -97,8 +100,27 @@ class IndexSyncer:
             except KnowledgeBaseError as exc:
                 self.last_failure = exc
                 raise
+            finally:
+                self.runs += 1
             self.last_failure = None if not report.aborted else KnowledgeBaseError(report.errors[-1])
             return report
+
+    async def unreachable(self) -> KnowledgeBaseError | None:
+        """Why the wiki could not be read when last tried (None: it could). Before any sync ran in this process
+        (a one-shot ``kbbot ask`` over an index synced earlier) that is found out once, with one cheap ``info``
+        call, so an answer from the index can say the wiki is down instead of passing for current."""
+        if self.runs == 0 and not self._probed:
+            self._probed = True
+            try:
+                await self.kb.info()
+            except KnowledgeBaseError as exc:
+                self.last_failure = exc
+        return self.last_failure
+
+    @property
+    def current(self) -> bool:
+        """Whether a sync in this process already read the whole wiki (the last run did, without failing)."""
+        return self.runs > 0 and self.last_failure is None
 
     async def index_titles(self) -> int:
         """Index every listed page's title and tags now, from one listing and without page bodies, so a search
@@ -283,9 +305,10 @@ class IndexSyncer:
 class IndexRefresher:
     """Runs incremental syncs in the background every ``interval_seconds`` (0 = never) while the bot runs.
 
-    ``start()`` schedules the loop (first sync at once when ``sync_at_start``); ``stop()`` cancels it and
-    waits, so shutdown is clean even in the middle of a sync (each page write is its own transaction). A
-    failing sync is logged and retried at the next interval; it never kills the loop.
+    ``start()`` schedules the loop (first sync at once when ``sync_at_start``, unless the syncer has synced in
+    this process already: the runtime syncs a local folder when it opens, and one start must not read it twice);
+    ``stop()`` cancels it and waits, so shutdown is clean even in the middle of a sync (each page write is its
+    own transaction). A failing sync is logged and retried at the next interval; it never kills the loop.
     """
 
     def __init__(
@@ -294,15 +317,16 @@ class IndexRefresher:
         interval_seconds: float,
         *,
         sync_at_start: bool = True,
-        on_error: Callable[[BaseException], Awaitable[None] | None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.syncer = syncer
+        self._sleep = sleep
         self.interval = interval_seconds
         self.sync_at_start = sync_at_start
         self._on_error = on_error
         self._task: asyncio.Task[None] | None = None
         self.runs = 0
-        self.last_report: SyncReport | None = None
 
     @property
     def running(self) -> bool:
@@ -325,18 +349,16 @@ class IndexRefresher:
         await self.stop()
 
     async def _loop(self) -> None:
-        if not self.sync_at_start:
-            await asyncio.sleep(self.interval)
+        if not self.sync_at_start or self.syncer.current:
+            await self._sleep(self.interval)
         while True:
             try:
-                self.last_report = await self.syncer.sync()
+                await self.syncer.sync()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("background index sync failed: %s", exc)
                 if self._on_error is not None:
-                    result = self._on_error(exc)
-                    if inspect.isawaitable(result):
-                        await result
+                    self._on_error(exc)
             self.runs += 1
-            await asyncio.sleep(self.interval)
+            await self._sleep(self.interval)

@@ -6,10 +6,10 @@ every restart knows the choice. A person is ``platform:user id``.
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from kbbot.store.sqlite_threads import SqliteDatabase
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -21,30 +21,24 @@ _SCHEMA = "CREATE TABLE IF NOT EXISTS choices (person TEXT PRIMARY KEY, knowledg
 
 class SqliteChoices:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
-        self._lock = asyncio.Lock()
+        self._db = SqliteDatabase(path, _SCHEMA)
 
     async def get(self, person: str) -> str | None:
-        async with self._lock:
-            row = await asyncio.to_thread(
-                lambda: self._db.execute("SELECT knowledgebase FROM choices WHERE person = ?", (person,)).fetchone()
-            )
+        row = await self._db.run(
+            lambda conn: conn.execute("SELECT knowledgebase FROM choices WHERE person = ?", (person,)).fetchone()
+        )
         return str(row[0]) if row else None
 
     async def set(self, person: str, knowledgebase: str | None) -> None:
-        async with self._lock:
-            if knowledgebase is None:
-                await asyncio.to_thread(self._db.execute, "DELETE FROM choices WHERE person = ?", (person,))
-            else:
-                await asyncio.to_thread(
-                    self._db.execute, "INSERT OR REPLACE INTO choices VALUES (?, ?)", (person, knowledgebase)
-                )
+        if knowledgebase is None:
+            await self._db.run(lambda conn: conn.execute("DELETE FROM choices WHERE person = ?", (person,)))
+        else:
+            await self._db.run(
+                lambda conn: conn.execute("INSERT OR REPLACE INTO choices VALUES (?, ?)", (person, knowledgebase))
+            )
 
     async def aclose(self) -> None:
-        self._db.close()
+        await self._db.close()
 
 
 class RedisChoices:

@@ -21,7 +21,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from kbbot.errors import ConfigError
+from kbbot.errors import DataDirError
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,6 @@ PRIVATE_UMASK = 0o077
 _KEEP = "its files (queued saves, the saved-thread map) are kept"
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _DENIED_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
-
-
-class DataDirError(ConfigError):
-    """The data folder cannot be used: full, read-only, not ours, or a file in it is damaged."""
 
 
 def prepare_data_dir(path: Path) -> None:

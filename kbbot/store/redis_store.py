@@ -13,7 +13,6 @@ hash tag (``{…}``) so a script's keys land in one slot on Redis Cluster too.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import json
 import logging
@@ -21,11 +20,12 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kbbot.core.models import Answer, PageRef, Source
 from kbbot.core.ports import FeedbackCounts, OutboxItem, QuotaState
 from kbbot.errors import ConfigError, KbbotError, Unavailable, error_payload, rebuild_error
+from kbbot.store.memory import LocalSingleFlight
 from kbbot.store.outbox_codec import dump_payload, load_item
 
 if TYPE_CHECKING:
@@ -257,22 +257,11 @@ class RedisSingleFlight:
         self._take = redis.register_script(_LEASE_TAKE)
         self._renew = redis.register_script(_LEASE_RENEW)
         self._finish = redis.register_script(_LEASE_FINISH)
-        self._local: dict[str, asyncio.Task[Any]] = {}
+        # Within this process, the callers of a key share one flight (and so one poller of the lease).
+        self._local = LocalSingleFlight()
 
     async def run(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
-        task = self._local.get(key)
-        if task is None:
-            task = asyncio.create_task(self._flight(key, fn), name=f"single-flight {_digest(key)[:8]}")
-            self._local[key] = task
-            task.add_done_callback(functools.partial(self._forget, key))
-        # shield: one caller giving up must not cancel the flight the others (and other replicas) wait for.
-        return cast(T, await asyncio.shield(task))
-
-    def _forget(self, key: str, task: asyncio.Task[Any]) -> None:
-        if self._local.get(key) is task:
-            del self._local[key]
-        if not task.cancelled():
-            task.exception()  # retrieved here so an un-awaited failure is not reported as "never retrieved"
+        return await self._local.run(key, lambda: self._flight(key, fn))
 
     async def _flight(self, key: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         lock = f"{self._prefix}lock:{_digest(key)}"

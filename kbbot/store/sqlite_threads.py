@@ -14,7 +14,8 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,6 +46,18 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 
 
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK when anything fails (the connection is in autocommit mode)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class SqliteDatabase:
     """One connection, serialized by a lock, used from worker threads (every SQLite store's way to stay off
     the event loop)."""
@@ -63,7 +76,7 @@ class SqliteDatabase:
         def call() -> T:
             with self._lock:
                 if self._closed:
-                    raise RuntimeError("the thread store is closed")
+                    raise RuntimeError(f"{self._path.name} is closed")
                 return fn(self._conn)
 
         try:
@@ -125,8 +138,7 @@ class SqliteOutbox:
         payload = dump_payload(item)
 
         def fn(conn: sqlite3.Connection) -> int:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 row = conn.execute("SELECT revision FROM outbox WHERE key = ?", (item.key,)).fetchone()
                 revision = (row[0] + 1) if row else 1
                 conn.execute(
@@ -135,33 +147,23 @@ class SqliteOutbox:
                     "revision = excluded.revision, next_attempt_at = excluded.next_attempt_at",
                     (item.key, payload, revision, now),
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             return revision
 
         return await self._db.run(fn)
 
     async def claim(self, key: str, *, now: float, lease_seconds: float) -> OutboxItem | None:
         def fn(conn: sqlite3.Connection) -> OutboxItem | None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 row = conn.execute(
                     f"SELECT {_COLUMNS} FROM outbox WHERE key = ? AND claimed_until <= ?",  # noqa: S608
                     (key, now),
                 ).fetchone()
                 if row is None:
-                    conn.execute("COMMIT")
                     return None
                 conn.execute(
                     "UPDATE outbox SET attempts = attempts + 1, claimed_until = ? WHERE key = ?",
                     (now + lease_seconds, key),
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             item = _load(row)
             return _replace_attempts(item, item.attempts + 1)
 

@@ -3,6 +3,7 @@ half-dead load balancer looks like to a client (connect succeeds, the response n
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from types import TracebackType
@@ -40,6 +41,10 @@ class HungServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._closed.set()
+        # close() alone does not wake a thread blocked in accept() on Linux (the join would wait its timeout);
+        # shutdown() does: accept() fails and the thread returns.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         for conn in self._conns:
             conn.close()

@@ -61,6 +61,8 @@ class LogEntry:
     endpoint: str
     #: ``time.monotonic()`` when the request arrived (what the rate windows count).
     arrived: float = 0.0
+    #: An AI query's ``q`` as sent, whatever the answer (a 500 or 429 attempt too); None for other endpoints.
+    q: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +162,11 @@ class FakePerfectWiki:
         minute_window: float = 60.0,
         ai_quota: int | None = None,
         retry_after: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock`` times arrivals for the rate-limit windows (a test's simulated clock moves them on)."""
         self.token = token
+        self._clock = clock
         self._lock = threading.Lock()
         #: Requests being handled (a client that gave up does not end them); :meth:`idle` waits for none.
         self._busy = threading.Condition()
@@ -171,6 +176,10 @@ class FakePerfectWiki:
         self._s.ai_quota = ai_quota
         self._s.retry_after = retry_after
         self._closing: asyncio.Event | None = None
+        #: :meth:`hold`: the held endpoint ("*": all), the event that releases it, and how many requests wait.
+        self._hold: str | None = None
+        self._released: asyncio.Event | None = None
+        self._held = 0
         self._server = BackgroundServer(self._build_app, name="fake-perfectwiki", on_shutdown=self._wake_sleepers)
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -252,6 +261,49 @@ class FakePerfectWiki:
         with self._lock:
             self._s.latency[endpoint] = seconds
 
+    def hold(self, endpoint: Endpoint | None = None) -> None:
+        """Responses (of ``endpoint``, or of all) wait until :meth:`release`, after the request has arrived and
+        been counted: a wiki exactly as slow as the test needs, with no clock (see :meth:`held`)."""
+        with self._lock:
+            self._hold = endpoint or "*"
+            self._released = asyncio.Event()
+
+    def release(self) -> None:
+        """End :meth:`hold`: the waiting responses are sent, later requests are not held."""
+        with self._lock:
+            released, self._hold, self._released = self._released, None, None
+        if released is not None:
+            self._server.loop.call_soon_threadsafe(released.set)
+
+    async def held(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait until ``count`` requests are waiting in :meth:`hold`."""
+
+        def wait() -> bool:
+            with self._busy:
+                return self._busy.wait_for(lambda: self._held >= count, timeout)
+
+        if not await asyncio.to_thread(wait):
+            raise AssertionError(f"{self._held} requests held after {timeout} s, wanted {count}")
+
+    async def _wait_if_held(self, endpoint: str) -> None:
+        with self._lock:
+            released = self._released if self._hold in ("*", endpoint) else None
+        if released is None:
+            return
+        assert self._closing is not None
+        with self._busy:
+            self._held += 1
+            self._busy.notify_all()
+        try:
+            closing = asyncio.ensure_future(self._closing.wait())
+            opened = asyncio.ensure_future(released.wait())
+            await asyncio.wait({closing, opened}, return_when=asyncio.FIRST_COMPLETED)
+            closing.cancel()
+            opened.cancel()
+        finally:
+            with self._busy:
+                self._held -= 1
+
     def fail_next(self, count: int = 1, *, status: int = 500, endpoint: Endpoint | None = None) -> None:
         """The next ``count`` authenticated requests (of ``endpoint``) get ``status`` (500, 503, 429 …)."""
         with self._lock:
@@ -291,7 +343,7 @@ class FakePerfectWiki:
     def consume(self, count: int, token: str | None = None, *, ago: float = 0.0) -> None:
         """Count ``count`` requests that arrived ``ago`` seconds ago against the token's windows, as another
         integration sharing the token would."""
-        when = time.monotonic() - ago
+        when = self._clock() - ago
         with self._lock:
             sec, minute = self._windows(token or self.token)
             for _ in range(count):
@@ -384,7 +436,7 @@ class FakePerfectWiki:
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        arrived = time.monotonic()
+        arrived = self._clock()
         endpoint = self._endpoint(request.method, request.rel_url.raw_path)
         with self._busy:
             self._in_flight += 1
@@ -397,6 +449,7 @@ class FakePerfectWiki:
 
     async def _counted(self, request: web.Request, endpoint: str, arrived: float) -> web.StreamResponse:
         response = await self._handle(request, endpoint, arrived)
+        q = _query_text(await request.read()) if endpoint == "query" else None  # aiohttp keeps the body read
         with self._lock:
             s = self._s
             s.total += 1
@@ -408,7 +461,7 @@ class FakePerfectWiki:
             elif response.status >= 500:
                 s.server_errors += 1
             s.log.append(
-                LogEntry(time.time(), request.method, request.path, response.status, endpoint, arrived)
+                LogEntry(time.time(), request.method, request.path, response.status, endpoint, arrived, q)
             )
         return response
 
@@ -432,6 +485,7 @@ class FakePerfectWiki:
             limited = known and self._rate_limited(token, arrived)
             rate = self._left(token) if known else None
         await self._sleep(stall + latency)
+        await self._wait_if_held(endpoint)
         if not known:
             return _error(401, "Unauthorized: missing or invalid API token")
         if limited:
@@ -566,6 +620,14 @@ class _HttpError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def _query_text(body: bytes) -> str | None:
+    try:
+        q = json.loads(body).get("q")
+    except (ValueError, AttributeError):
+        return None
+    return q if isinstance(q, str) else None
 
 
 def _bearer(header: str | None) -> str | None:

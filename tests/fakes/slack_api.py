@@ -208,6 +208,15 @@ class FakeSlack:
             self._s.messages.setdefault(channel, []).extend(out)
             return root
 
+    def add_reply(self, channel: str, thread_ts: str, message: Mapping[str, Any]) -> str:
+        """A person's reply in an existing thread (``user`` and ``text``); returns its ``ts``."""
+        with self._lock:
+            ts = self._next_ts()
+            self._s.messages.setdefault(channel, []).append(
+                {"type": "message", "ts": ts, **dict(message), "thread_ts": thread_ts}
+            )
+            return ts
+
     def fail_next(self, method: str, error: str, count: int = 1, *, status: int = 200, **fields: Any) -> None:
         """The next ``count`` calls of ``method`` answer ``{"ok": false, "error": error, **fields}``
         (``ratelimited``: with HTTP 429 and ``Retry-After: 0``, as Slack does). ``status`` 5xx sends a server

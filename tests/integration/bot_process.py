@@ -93,9 +93,14 @@ def _all_text(params: Mapping[str, Any]) -> str:
 
 
 @contextmanager
-def running_bot(tmp_path: Path, *, env: Mapping[str, str] = (), ai_latency: float = 0.2) -> Iterator[Bot]:  # type: ignore[assignment]
-    """Fakes with Perfect Wiki's real limits (10/s, 60/min) and ``ai_latency`` per AI answer, and the bot."""
-    with FakePerfectWiki(per_second=10, per_minute=60) as pw, FakeSlack() as slack:
+def running_bot(
+    tmp_path: Path, *, env: Mapping[str, str] = (), ai_latency: float = 0.2, per_second: int = 10, per_minute: int = 60  # type: ignore[assignment]
+) -> Iterator[Bot]:
+    """Fakes with Perfect Wiki's real limits (10/s, 60/min) and ``ai_latency`` per AI answer, and the bot.
+
+    ``per_second`` raises the token's per-second limit on both sides (an enterprise plan's, set in
+    PERFECTWIKI_RATE_PER_SECOND), for tests about the minute's budget that need not wait on the second's."""
+    with FakePerfectWiki(per_second=per_second, per_minute=per_minute) as pw, FakeSlack() as slack:
         pw.seed_pages([{"title": "VPN setup", "content": "<p>Install WireGuard and import the VPN profile.</p>"}])
         pw.set_latency(ai_latency, endpoint="query")
         settings = {
@@ -103,6 +108,8 @@ def running_bot(tmp_path: Path, *, env: Mapping[str, str] = (), ai_latency: floa
             "PYTHONPATH": str(ROOT),
             "PERFECTWIKI_API_TOKEN": pw.token,
             "PERFECTWIKI_BASE_URL": pw.url,
+            "PERFECTWIKI_RATE_PER_SECOND": str(per_second),
+            "PERFECTWIKI_RATE_PER_MINUTE": str(per_minute),
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "SLACK_API_URL": slack.api_url,

@@ -23,6 +23,7 @@ from kbbot.core.ports import KnowledgeBase
 from kbbot.errors import Unsupported
 from kbbot.runtime import open_runtime
 from kbbot.search.index import SearchIndex
+from kbbot.search.sync import IndexSyncer
 from tests.fakes.mathub import FakeMatHub, mathub_settings
 
 
@@ -31,6 +32,7 @@ class Runtime:
     settings: Settings
     kb: KnowledgeBase
     index: SearchIndex
+    syncer: IndexSyncer
     console: Console
     out: io.StringIO
 
@@ -47,7 +49,7 @@ async def rt(fake_mathub: FakeMatHub) -> AsyncIterator[Runtime]:
     out = io.StringIO()
     console = Console(file=out, width=300)
     async with open_runtime(settings, console=console) as real:
-        yield Runtime(settings, real.kb, real.index, console, out)
+        yield Runtime(settings, real.kb, real.index, real.syncer, console, out)
 
 
 async def run(rt: Runtime, *argv: str) -> tuple[int, Any]:

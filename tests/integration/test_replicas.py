@@ -62,7 +62,9 @@ def fake_slack() -> Iterator[FakeSlack]:
 
 @pytest.fixture
 def fake_pw() -> Iterator[FakePerfectWiki]:
-    with FakePerfectWiki() as fake:
+    # A token of 30 a second and 120 a minute (the rules of the default 10/60, scaled up: PERFECTWIKI_RATE_*
+    # below), so the 30 distinct questions and both index syncs are not held to 6 a second.
+    with FakePerfectWiki(per_second=30, per_minute=120) as fake:
         fake.seed_pages([{"title": t.title(), "content": f"<p>How {t} works: ask the {t} team.</p>"} for t in TOPICS])
         yield fake
 
@@ -117,10 +119,11 @@ async def replicas(
         # Every question here comes from one asker; the per-person AI budget is not what this test is about.
         "AI_USER_LIMIT": "off",
         "LOG_LEVEL": "DEBUG",
-        # 7/s minus one slot of headroom = 6/s for the whole bot. Unshared, two replicas would send 12/s into
-        # the fake's 10/s and draw 429s on the first burst; shared, there is room for scheduling jitter when
+        # 20/s minus one slot of headroom = 19/s for the whole bot. Unshared, two replicas would send 38/s into
+        # the fake's 30/s and draw 429s on the first burst; shared, there is room for scheduling jitter when
         # the machine is busy (a request granted at a window edge may arrive late).
-        "PERFECTWIKI_RATE_PER_SECOND": "7",
+        "PERFECTWIKI_RATE_PER_SECOND": "20",
+        "PERFECTWIKI_RATE_PER_MINUTE": "120",
         "QUOTA_PROBE_SECONDS": "3600",
         "REQUEST_TIMEOUT_SECONDS": "10",
         "KBBOT_DATA_DIR": str(tmp_path / "data"),
@@ -149,8 +152,8 @@ async def test_two_replicas_behave_like_one_bot(
     rng.shuffle(questions)
     assert len(questions) == 200
 
-    # Both replicas' start-up index syncs take their half of the token's minute (background share), so the
-    # last few of the 30 distinct questions wait for the next minute window: an answer may take ~60 s here.
+    # Both replicas' start-up index syncs may take their half of the token's minute (background share), so the
+    # last few of the 30 distinct questions could wait for the next minute window: an answer may take ~60 s.
     async with httpx.AsyncClient(timeout=180) as http:
         # Both replicas ready: the wiki answers (token valid), Redis answers, Slack accepted the bot token.
         for replica in (a, b):

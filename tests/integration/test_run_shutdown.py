@@ -18,7 +18,9 @@ ASKERS = 300
 
 
 async def test_sigterm_with_300_waiting_tells_every_asker(tmp_path: Path) -> None:
-    with running_bot(tmp_path) as bot:
+    # A grace of 12 s leaves the drain 2 s for waiting questions (grace - 5 s to close - 5 s per answer): some
+    # are still answered after SIGTERM, the rest are told at once, as with the default 20 s, in a third the time.
+    with running_bot(tmp_path, env={"SHUTDOWN_GRACE_SECONDS": "12"}) as bot:
         users = [user_id(n) for n in range(ASKERS)]
         bot.add_askers(users)
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=20)) as http:

@@ -3,6 +3,7 @@ everything opened is closed exactly once, last opened first."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from kbbot.config import load_settings
 from kbbot.core.models import Question
 from kbbot.runtime import open_runtime
 from kbbot.search.index import SearchIndex
+from kbbot.search.sync import IndexRefresher
 from kbbot.store.factory import Stores
 from kbbot.store.limiter import TokenRateLimiter, token_key
 from tests.fakes.mathub import DEFAULT_KEY, FakeMatHub, mathub_settings
@@ -105,3 +107,22 @@ async def test_replicas_share_the_tokens_budget_through_redis(
         # The second replica's limiter sees the first one's request in Redis.
         counted, _ = await two._windows_now().count(two._live.windows[1], token_key(fake_pw.token))
         assert counted == 1
+
+
+async def test_a_local_folder_is_synced_once_per_start(tmp_path: Path) -> None:
+    """The runtime syncs a local folder when it opens; `kbbot run`'s background refresher (as serve() builds
+    it) then waits an interval before its first run instead of reading the folder a second time."""
+    settings = load_settings(_env_file=None, kbbot_data_dir=tmp_path / "data")  # the embedded default
+    async with open_runtime(settings) as rt:
+        assert rt.syncer.runs == 1 and await rt.index.count() > 0
+        waited: list[float] = []
+        slept = asyncio.Event()
+
+        async def sleep(seconds: float) -> None:
+            waited.append(seconds)
+            slept.set()
+            await asyncio.Event().wait()  # the interval never ends in this test
+
+        async with IndexRefresher(rt.syncer, settings.index_refresh_seconds, sleep=sleep):
+            await asyncio.wait_for(slept.wait(), 10)
+        assert rt.syncer.runs == 1 and waited == [settings.index_refresh_seconds]

@@ -1195,6 +1195,34 @@ async def test_save_while_the_wiki_is_down_is_queued_and_says_so(world: World, t
     assert "saved automatically" in follow.body["content"]
 
 
+async def test_resave_keeps_the_conversation_and_kbbots_answer_not_its_save_notes(
+    world: World, tmp_path: Path
+) -> None:
+    fake = world.fake
+    fake.message_payload(world.thread, world.ana, "Anyone know the VPN setup?")
+    async with perfect_wiki(tmp_path) as (wiki, _backend, saver):
+        async with running(world, saver=saver, data_dir=tmp_path):
+            ask = fake.message_payload(world.thread, world.ana, f"<@{fake.app_id}> how do I set up the VPN?",
+                                       mentions=[fake.bot_user])
+            fake.dispatch("MESSAGE_CREATE", ask)
+            await fake.await_for(lambda: message_posts(fake, world.thread))
+            replies = []
+            for text in ("Worked for me, thanks", "Note: use the EU gateway"):
+                fake.message_payload(world.thread, world.bob, text)
+                interaction = fake.interaction_payload(
+                    channel=world.thread, member=world.ana, data=fake.slash("save-thread", title="VPN how-to")
+                )
+                fake.dispatch("INTERACTION_CREATE", interaction)
+                [follow] = await fake.await_for(lambda i=interaction: followups(fake, i), timeout=10)
+                replies.append(follow.body["content"].split(" to the wiki")[0])
+        [page] = wiki.pages()
+    assert replies == ["Saved 4 messages", "Updated 5 messages"]  # the first save's note is not a message
+    content = page["content"]
+    assert "Anyone know the VPN setup?" in content and "Note: use the EU gateway" in content
+    assert "Use the VPN portal." in content.split("Worked for me")[0]  # kbbot's answer stays, where it was said
+    assert "to the wiki" not in content
+
+
 async def test_queued_save_posts_the_link_into_the_thread_when_the_retry_lands(
     world: World, tmp_path: Path
 ) -> None:
@@ -1231,17 +1259,16 @@ async def test_queued_save_posts_the_link_into_the_thread_when_the_retry_lands(
     assert all(f"message {i:03d}" in page["content"] for i in range(5))
 
 
-async def test_saved_poster_ignores_other_platforms_and_bad_keys(world: World, tmp_path: Path) -> None:
+async def test_saved_poster_ignores_bad_keys_and_survives_refusals(world: World, tmp_path: Path) -> None:
     fake = world.fake
     saved = SavedPage(id="7", url="https://wiki.example/7", created=True, title="T")
     async with running(world, data_dir=tmp_path) as client:
         post = saved_poster(client)
-        await post("slack", world.thread["id"], saved)
-        await post("discord", "not-a-thread-id", saved)
+        await post("not-a-thread-id", saved)
         fake.fail_next(f"POST /channels/{world.thread['id']}/messages", status=403,
                        body={"message": "Missing Access", "code": 50001})
-        await post("discord", world.thread["id"], saved)  # logged, not raised: the save itself succeeded
-        await post("discord", world.thread["id"], saved)
+        await post(world.thread["id"], saved)  # logged, not raised: the save itself succeeded
+        await post(world.thread["id"], saved)
     [_refused, ok] = message_posts(fake, world.thread)
     assert ok.body["content"] == "Saved: [T](https://wiki.example/7) — the wiki is back and this thread is now a page."
 
@@ -1255,7 +1282,7 @@ async def test_a_save_that_lands_before_discord_is_connected_is_linked_once_it_i
 
     def save_lands_now(client: discord.Client) -> None:
         # The outbox worker starts with the process: its first retry can finish before the client logs in.
-        early.append(asyncio.create_task(saved_poster(client, ready_timeout=10)("discord", world.thread["id"], saved)))
+        early.append(asyncio.create_task(saved_poster(client, ready_timeout=10)(world.thread["id"], saved)))
 
     async with running(world, data_dir=tmp_path, before_start=save_lands_now):
         await asyncio.wait_for(early[0], 10)
@@ -1269,7 +1296,7 @@ async def test_saved_poster_gives_up_quietly_when_discord_never_connects(world: 
         options=discord_options(Settings(kbbot_data_dir=tmp_path)),
     )
     saved = SavedPage(id="9", url="https://wiki.example/9", created=True, title="Early")
-    await asyncio.wait_for(saved_poster(client, ready_timeout=0.2)("discord", world.thread["id"], saved), 5)
+    await asyncio.wait_for(saved_poster(client, ready_timeout=0.2)(world.thread["id"], saved), 5)
     assert message_posts(world.fake, world.thread) == []
 
 

@@ -95,7 +95,7 @@ async def test_blank_history_is_refused_and_with_the_intent_the_page_is_complete
     assert refusal.body["content"].startswith("Not saved: Discord sent 8 of these messages without their text")
     assert "Message Content intent" in refusal.body["content"]
     assert any("save of thread" in r.getMessage() and "8 of 8" in r.getMessage() for r in caplog.records)
-    assert "Saved 9 messages" in saved.body["content"]  # the 8 and the bot's own "Not saved" note
+    assert "Saved 8 messages" in saved.body["content"]  # the 8; the bot's own "Not saved" note is no message
     assert all(f"message {i:03d}" in page["content"] for i in range(8))
 
 
@@ -103,7 +103,7 @@ async def test_the_context_menu_target_keeps_its_content_without_the_intent(worl
     fake = world.fake
     question = fake.message_payload(world.post, world.ana, "How do I deploy the API?")
     fake.message_payload(world.post, world.bob, f"<@{fake.app_id}> answer this", mentions=[fake.bot_user])
-    fake.message_payload(world.post, fake.bot_user, "Run `make ship`.")
+    fake.message_payload(world.post, fake.bot_user, "", embeds=[{"description": "Run `make ship`."}])  # an answer
     saver = RecordingSaver()
     async with running(world, saver=saver, data_dir=tmp_path):
         fake.privileged_intents = 0  # REST blanks Ana's question; the interaction's resolved copy has it
@@ -114,7 +114,8 @@ async def test_the_context_menu_target_keeps_its_content_without_the_intent(worl
         fake.dispatch("INTERACTION_CREATE", menu)
         [follow] = await fake.await_for(lambda: followups(fake, menu))
     [thread] = saver.threads
-    assert [m.text for m in thread.messages] == ["How do I deploy the API?", "@kbbot answer this", "Run `make ship`."]
+    assert [m.text for m in thread.messages] == ["How do I deploy the API?", "@kbbot answer this",
+                                                "> Embed: Run `make ship`."]
     assert "Saved 3 messages" in follow.body["content"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from kbbot.core.models import Answer, Source
+from kbbot.search.answerer import NOT_FOUND
 from tests.fakes.slack_api import BOT_USER_ID, block_action_payload, mention_event, message_error, message_event
 from tests.scenarios.slack_support import ALICE, BOB, DM, GENERAL, slack_rig
 
@@ -139,8 +140,8 @@ async def test_empty_result_offers_to_save_the_thread() -> None:
     async with slack_rig() as rig:
         await rig.event(mention_event(GENERAL, ALICE, "quantum flux capacitor calibration?", "1700000500.000500"))
         [post] = await rig.slack.await_for("chat.postMessage")
-        rendered = _all_text(post.params["blocks"])
-        assert "couldn't find anything" in rendered
+        sections = [b["text"]["text"] for b in post.params["blocks"] if b["type"] == "section"]
+        assert sections == [NOT_FOUND]  # the answer's own "don't know", said once (not NOTHING_FOUND on top)
         actions = next(b for b in post.params["blocks"] if b["type"] == "actions")["elements"]
         save = next(a for a in actions if a["action_id"] == "kb_save_thread")
         assert json.loads(save["value"])["ref"] == f"{GENERAL}:1700000500.000500"

@@ -1,5 +1,6 @@
 """At LOG_LEVEL=DEBUG the libraries log request URLs and bodies; a Slack ``response_url`` is a bearer
-credential (anyone holding it can post as the app for 30 minutes), so its secret part never reaches the log."""
+credential (anyone holding it can post as the app for 30 minutes), so its secret part never reaches the log.
+A retried Slack call is one line of kbbot's own; slack_sdk's "A retry handler found" only shows at DEBUG."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from kbbot.ops.logging import setup_logging
-from tests.fakes.slack_api import block_action_payload
+from tests.fakes.slack_api import block_action_payload, mention_event
 from tests.scenarios.slack_support import ALICE, GENERAL, slack_rig
 
 
@@ -42,3 +43,26 @@ async def test_debug_logs_never_contain_response_url_secrets(debug_log: io.Strin
         secret = url.rsplit("/", 1)[1]
         assert secret not in output
         assert url.rsplit("/", 1)[0] in output  # the rest of the URL stays, for debugging
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+async def test_a_retried_call_is_one_line_of_kbbots_and_slack_sdks_own_only_at_debug(level: str) -> None:
+    root = logging.getLogger()
+    handlers, old_level, factory = list(root.handlers), root.level, logging.getLogRecordFactory()
+    stream = io.StringIO()
+    setup_logging(level, "text", [], stream=stream)
+    try:
+        async with slack_rig() as rig:
+            rig.slack.fail_next("reactions.add", "internal_error", status=503)  # retried: an idempotent call
+            await rig.event(mention_event(GENERAL, ALICE, "how do I set up the VPN?", "1700000100.000100"))
+            await rig.slack.await_for("reactions.add", count=2)
+            await rig.slack.await_for("chat.postMessage")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(old_level)
+        logging.setLogRecordFactory(factory)
+    lines = stream.getvalue().splitlines()
+    ours = [line for line in lines if "Slack reactions.add failed" in line]
+    assert len(ours) == 1 and "WARNING" in ours[0] and "failed (HTTP 503); retrying (1 of 2)" in ours[0]
+    theirs = [line for line in lines if "A retry handler found" in line]
+    assert len(theirs) == (1 if level == "DEBUG" else 0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kbbot.adapters.slack import SlackOptions
-from tests.fakes.slack_api import mention_event, message_shortcut_payload, view_submission_payload
+from tests.fakes.slack_api import BOT_USER_ID, mention_event, message_shortcut_payload, view_submission_payload
 from tests.scenarios.slack_support import ALICE, BOB, GENERAL, MALLORY, SECRET, Rig, slack_rig
 
 
@@ -124,6 +124,28 @@ async def test_mention_save_inside_a_thread() -> None:
         await rig.event(mention_event(GENERAL, ALICE, "save", "1700000901.000900"))
         [hint] = await rig.slack.await_for("chat.postEphemeral")
         assert "inside a thread" in hint.params["text"] and hint.params["user"] == ALICE
+
+
+async def test_resave_keeps_the_conversation_and_kbbots_answer_not_its_save_notes() -> None:
+    async with slack_rig() as rig:
+        root = rig.slack.add_thread(GENERAL, [{"user": BOB, "text": "Anyone know the VPN setup?"}])
+        rig.slack.add_reply(GENERAL, root, {"user": ALICE, "text": f"<@{BOT_USER_ID}> how do I set up the VPN?"})
+        await rig.event(mention_event(GENERAL, ALICE, "how do I set up the VPN?", "1700000950.000100",
+                                      thread_ts=root))
+        [answer] = await rig.slack.await_for("chat.postMessage", thread_ts=root)
+        assert any(b.get("block_id", "").startswith("kb_answer") for b in answer.params["blocks"])
+        for count, reply in enumerate(("Worked for me, thanks", "Note: use the EU gateway"), start=1):
+            rig.slack.add_reply(GENERAL, root, {"user": BOB, "text": reply})
+            await rig.event(mention_event(GENERAL, ALICE, "save VPN how-to", f"170000096{count}.000100",
+                                          thread_ts=root))
+            await rig.slack.await_for("chat.postMessage", count=1 + count, thread_ts=root)
+        notes = [m for m in rig.slack.thread(GENERAL, root) if "this thread to the wiki" in m.get("text", "")]
+        assert [n["text"].split(" this thread")[0] for n in notes] == [":white_check_mark: Saved",
+                                                                     ":white_check_mark: Updated"]
+        content = _page_with_title(rig, "VPN how-to")["content"]
+        assert "Anyone know the VPN setup?" in content and "Note: use the EU gateway" in content
+        assert "VPN setup" in content.split("Worked for me")[0]  # kbbot's answer stays, where it was said
+        assert "this thread to the wiki" not in content and "5 messages" in content  # 2 notes left off
 
 
 async def test_thread_longer_than_the_cap_is_saved_up_to_it_and_says_so() -> None:

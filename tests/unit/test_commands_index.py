@@ -16,6 +16,7 @@ from kbbot.commands import index as index_cmd
 from kbbot.core.ports import KnowledgeBase
 from kbbot.errors import Unavailable
 from kbbot.search.index import SearchIndex
+from kbbot.search.sync import IndexSyncer
 from tests.fakes.sync_kb import SyncKnowledgeBase
 
 
@@ -25,6 +26,10 @@ class Runtime:
     kb: KnowledgeBase
     index: SearchIndex
     console: Console
+
+    @property
+    def syncer(self) -> IndexSyncer:
+        return IndexSyncer(self.kb, self.index)
 
     @property
     def output(self) -> str:

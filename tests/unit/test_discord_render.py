@@ -83,6 +83,12 @@ def test_empty_answer_says_so() -> None:
     assert message.embeds[0].description == EMPTY_TEXT
 
 
+def test_empty_answer_with_its_own_text_says_it_once() -> None:
+    [message] = render_answer(Answer(text="I couldn't find this in the wiki.", empty=True), question="q")
+    assert [e.description for e in message.embeds] == ["I couldn't find this in the wiki."]
+    assert EMPTY_TEXT not in str([e.to_dict() for e in message.embeds])
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -12,9 +12,11 @@ from kbbot.errors import KbbotError, error_payload, rebuild_error
 SAMPLES: list[KbbotError] = [
     errors.KbbotError("something went wrong"),
     errors.ConfigError("REDIS_URL must look like redis://host:6379/0"),
+    errors.DataDirError("KBBOT_DATA_DIR /data: the disk is full"),
     errors.InvalidQuestion("the question is empty"),
     errors.SaveError("the thread is too long to save"),
     errors.TranscriptError("thread.txt is not a transcript"),
+    errors.ExportError("export.zip has no channels.json or users.json: not a Slack export"),
     errors.SearchIndexError("the index file cannot be read"),
     errors.ShuttingDown(),
     errors.KnowledgeBaseError("the wiki failed", status=418),

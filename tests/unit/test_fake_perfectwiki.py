@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.fakes.perfectwiki import FakePerfectWiki
+from tests.limiting import SimClock
 
 
 @pytest.fixture
@@ -73,17 +74,30 @@ def test_unknown_routes_and_methods_are_404(client: httpx.Client, fake_pw: FakeP
 
 
 def test_sliding_window_429_and_recovery(client: httpx.Client) -> None:
-    with FakePerfectWiki(per_second=3, second_window=0.6) as fake:
-        statuses = [
-            client.get(api(fake, "/knowledgebase"), headers=auth(fake.token)).status_code for _ in range(4)
-        ]
-        assert statuses == [200, 200, 200, 429]
+    # The documented limits (10 requests per second, 60 per minute, sliding) on a simulated clock.
+    clock = SimClock()
+    with FakePerfectWiki(clock=clock) as fake:
+
+        def status() -> int:
+            return client.get(api(fake, "/knowledgebase"), headers=auth(fake.token)).status_code
+
+        assert [status() for _ in range(11)] == [200] * 10 + [429]
         limited = client.get(api(fake, "/knowledgebase"), headers=auth(fake.token))
         assert limited.status_code == 429 and "error" in limited.json()
         assert "Retry-After" not in limited.headers  # not promised by the documentation
-        time.sleep(0.62)
-        assert client.get(api(fake, "/knowledgebase"), headers=auth(fake.token)).status_code == 200
-        assert fake.stats().rate_limited == 2
+        clock.advance(0.999)
+        assert status() == 429  # a refused request is not counted, and the window still holds ten
+        clock.advance(0.001)
+        assert status() == 200
+        for _ in range(4):  # 10 + 1 + 4 × 10 = 51 in the minute
+            clock.advance(1.0)
+            assert [status() for _ in range(10)] == [200] * 10
+        clock.advance(1.0)
+        # The 60th of the minute is the last one, although this second has room for one more.
+        assert [status() for _ in range(10)] == [200] * 9 + [429]
+        clock.advance(54.0)  # the first second's ten leave the minute, sixty seconds after they came
+        assert status() == 200
+        assert fake.stats().rate_limited == 4
 
 
 def test_retry_after_header_when_configured(client: httpx.Client) -> None:
@@ -115,13 +129,30 @@ def test_seeded_failure_rate_is_reproducible(client: httpx.Client) -> None:
 
 
 def test_latency_per_endpoint(client: httpx.Client, fake_pw: FakePerfectWiki) -> None:
-    fake_pw.set_latency(0.2, endpoint="query")
-    start = time.monotonic()
-    client.get(api(fake_pw, "/knowledgebase"), headers=auth(fake_pw.token))
-    assert time.monotonic() - start < 0.15
-    start = time.monotonic()
-    client.post(api(fake_pw, "/knowledgebase/query"), headers=auth(fake_pw.token), json={"q": "x"})
-    assert time.monotonic() - start >= 0.2
+    fake_pw.set_latency(30, endpoint="query")
+    assert client.get(api(fake_pw, "/knowledgebase"), headers=auth(fake_pw.token)).status_code == 200
+    with pytest.raises(httpx.ReadTimeout):  # 30 s late: the client gives up long before
+        client.post(api(fake_pw, "/knowledgebase/query"), headers=auth(fake_pw.token), json={"q": "x"},
+                    timeout=0.2)
+
+
+async def test_hold_keeps_responses_until_released(fake_pw: FakePerfectWiki) -> None:
+    fake_pw.hold("query")
+    async with httpx.AsyncClient(timeout=10) as http:
+        listed = await http.get(api(fake_pw, "/knowledgebase"), headers=auth(fake_pw.token))
+        assert listed.status_code == 200  # other endpoints are not held
+        queries = [
+            asyncio.create_task(http.post(api(fake_pw, "/knowledgebase/query"), headers=auth(fake_pw.token),
+                                          json={"q": q}))
+            for q in ("vpn", "expenses")
+        ]
+        await fake_pw.held(2)
+        assert not any(q.done() for q in queries)  # both are held at the server, not on their way
+        assert fake_pw.stats().queries == 0  # counted once answered
+        fake_pw.release()
+        assert [(await q).status_code for q in queries] == [200, 200]
+        later = await http.post(api(fake_pw, "/knowledgebase/query"), headers=auth(fake_pw.token), json={"q": "x"})
+        assert later.status_code == 200 and fake_pw.stats().queries == 3
 
 
 def test_query_validation_and_counting(client: httpx.Client, fake_pw: FakePerfectWiki) -> None:
@@ -153,17 +184,17 @@ def test_stop_does_not_wait_for_stalled_requests(client: httpx.Client) -> None:
     fake.stall(30, count=None)
     with pytest.raises(httpx.HTTPError):
         client.get(api(fake, "/knowledgebase"), headers=auth(fake.token), timeout=0.1)
-    start = time.monotonic()
-    fake.stop()
-    assert time.monotonic() - start < 2
+    fake.stop()  # would raise after its own 10 s guard if it waited for the 30 s stall
 
 
 async def test_idle_waits_for_a_request_whose_client_gave_up(fake_pw: FakePerfectWiki) -> None:
     # As with a real server, a create the client stopped waiting for still happens; idle() waits for it.
-    fake_pw.stall(0.3, endpoint="create")
+    fake_pw.hold("create")
     async with httpx.AsyncClient(timeout=0.05) as http:
         with pytest.raises(httpx.ReadTimeout):
             await http.post(api(fake_pw, "/page"), json={"title": "T", "content": "<p>x</p>"},
                             headers=auth(fake_pw.token))
+    await fake_pw.held()
+    fake_pw.release()
     await fake_pw.idle()
     assert fake_pw.stats().per_endpoint["create"] == 1 and len(fake_pw.pages()) == 1

@@ -154,6 +154,18 @@ async def test_a_numbered_heading_is_not_read_as_the_first_step(sample: SearchIn
         "how do I cook pasta",
         "can I expense a gym membership",
         "who is the CEO",
+        # The topic word is one no page has, and a specific one: the rest of the question is in the wiki.
+        "which font should I use in release notes",
+        "how do I renew my passport",
+        "how do I connect a projector in the meeting room",
+        # The procedure asked for is one no page describes: "order" is on no page.
+        "how do I order business cards",
+        # Adversarial: nothing to search for, or nothing but symbols and control characters.
+        "",
+        "   ",
+        "how do I do it",
+        "🤖🤖 \x00\x07",
+        "FONT FONT FONT",
     ],
 )
 async def test_out_of_scope_is_an_honest_dont_know(sample: SearchIndex, question: str) -> None:
@@ -171,6 +183,13 @@ async def test_out_of_scope_is_an_honest_dont_know(sample: SearchIndex, question
         ("parental leave in Germany", "leave-and-pto", "16 weeks"),  # not the sick leave next to it
         ("rollback a bad deploy", "deploys", "--rollback"),  # the command under the lead-in
         ("I forgot my pasword", "password-reset", "/recover"),
+        # A specific word the wiki lacks, but the rest of the question is held together: still answered.
+        ("typo in my last commit message", "git-workflow", "git commit --amend"),
+        # "counselling" is no typo and no topic of its own: another form of the wiki's "counsellor".
+        ("how many counselling sessions do I get", "benefits", "six per year"),
+        # Typos only, and unicode the index folds away.
+        ("reqest vacaton", "leave-and-pto", "Time off → Request"),
+        ("pässwört réset 🤖", "password-reset", "/recover"),
     ],
 )
 async def test_the_quoted_passage_answers(sample: SearchIndex, question: str, page: str, fact: str) -> None:

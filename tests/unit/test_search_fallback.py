@@ -66,8 +66,28 @@ async def test_synced_index_while_the_wiki_is_unreachable_names_its_age(index: S
     with pytest.raises(Unavailable):
         await syncer.sync()
     answer = await answerer.answer("computing homology")
-    assert answer.notice == "MatHub isn't reachable right now: this answer comes from its pages, as indexed 2 h ago."
+    assert answer.notice == (
+        "MatHub isn't reachable right now: this answer comes from its pages, as indexed 2 h ago "
+        "(1970-01-01 02:46 UTC)."
+    )
     assert answer.related_pages  # the indexed copy still answers
+
+
+async def test_an_index_synced_by_an_earlier_process_checks_the_wiki_once(index: SearchIndex) -> None:
+    kb = MemoryKnowledgeBase(content_format="markdown")
+    await kb.create_page("Spectral sequences", "A tool for computing homology.")
+    await IndexSyncer(kb, index, clock=lambda: 10_000.0).sync()  # e.g. `kbbot index sync`, yesterday
+    kb.fail_next("info", Unavailable("connection refused"), times=5)  # now the wiki is down
+    answerer, syncer = fallback(kb, index, now=10_000.0 + 3 * 86400)  # a new `kbbot ask` process
+    first = await answerer.answer("computing homology")
+    assert first.notice is not None and first.notice.startswith("MatHub isn't reachable right now")
+    assert "3 days ago (1970-01-01 02:46 UTC)" in first.notice and first.related_pages
+    assert (await answerer.answer("homology")).notice == first.notice
+    assert kb.count("info") == 1  # asked once per process, not per question
+    await syncer.sync()  # the wiki is back (its listing answers): the notice goes
+    assert (await answerer.answer("computing homology")).notice is None
+    up, _ = fallback(MemoryKnowledgeBase(), index, now=10_000.0 + 3 * 86400)
+    assert (await up.answer("computing homology")).notice is None  # reachable: the index is taken as current
 
 
 async def test_a_question_never_waits_for_a_running_first_sync(index: SearchIndex) -> None:

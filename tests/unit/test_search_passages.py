@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kbbot.search.passages import asks_quantity, best_passages, blocks, is_how_to, literals
+from kbbot.search.passages import asked_action, asks_quantity, best_passages, blocks, is_how_to, literals
 from kbbot.search.query import QueryPlan, Term, stem
 
 PAGE = """VPN setup
@@ -71,6 +71,27 @@ def test_commands_are_not_headings(line: str) -> None:
 )
 def test_how_to_questions(question: str, how_to: bool) -> None:
     assert is_how_to(question) is how_to
+
+
+@pytest.mark.parametrize(
+    ("question", "action"),
+    [
+        ("how do I order business cards", "order"),
+        ("How can we export the Slack emoji?", "export"),
+        ("HOW DO I RESET MY PASSWORD", "reset"),
+        ("how to deploy to production", "deploy"),
+        ("how do i reqest vacaton", "reqest"),  # as typed: the plan knows its correction
+        ("how would one set up the VPN", "set"),
+        ("how do I ré-installer", "ré"),
+        ("how long is the link valid", None),
+        ("what is the VPN", None),
+        ("how do I", None),
+        ("", None),
+        ("x " * 3000 + "how do I deploy", None),  # past the scanned start: no verb
+    ],
+)
+def test_the_verb_of_a_how_to_question(question: str, action: str | None) -> None:
+    assert asked_action(question) == action
 
 
 def test_how_to_gets_the_numbered_steps() -> None:

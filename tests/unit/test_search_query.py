@@ -94,3 +94,79 @@ def test_term_counter_matches_term_hits() -> None:
     for terms in ({"deploy", "vpn"}, {"config", "configur"}, {"kube", "kubectl"}, {"cafe", "set"}, set()):
         for title in titles:
             assert TermCounter(terms).matched(word_stems(title)) == len(term_hits(title, terms))
+
+
+def test_a_topic_word_the_wiki_lacks_counts_against_the_answer_by_how_specific_it_is() -> None:
+    from kbbot.search.query import QueryPlan, Term
+
+    # "which font should I use in release notes" on a 20-page wiki that never says "font": the passage holds
+    # "release notes", and the question is about something else.
+    def plan(unknown: Term) -> QueryPlan:
+        return QueryPlan((unknown, Term("release", "releas", 4), Term("notes", "note", 1)), 20)
+
+    held = {"releas", "note"}
+    topic = plan(Term("font", "font", 0, english=True, specificity=1.0))
+    common = plan(Term("latest", "latest", 0, english=True, specificity=0.0))
+    code = plan(Term("zq7", "zq7", 0))  # no English word: a code or a typo nobody could correct
+    assert topic.coverage(held) < 0.62 <= common.coverage(held)  # the default don't-know threshold between
+    assert code.coverage(held) > common.coverage(held) > topic.coverage(held)
+    assert topic.coverage(held | {"font"}) < 1.0  # a word no page has is never found, whatever is passed
+    # Adversarial: nothing held, only unknown words, no words at all.
+    assert topic.coverage(set()) == 0.0
+    assert QueryPlan((Term("font", "font", 0, english=True, specificity=1.0),), 20).coverage(set()) == 0.0
+    assert QueryPlan((), 0).coverage(set()) == 0.0
+
+
+def test_the_verb_of_a_how_to_question_is_required_on_the_page() -> None:
+    from kbbot.search.query import QueryPlan, Term
+
+    # "how do I order business cards" on a 20-page wiki: a passage about company cards on "Business travel".
+    plan = QueryPlan(
+        (Term("order", "order", 3), Term("business", "busi", 4), Term("cards", "card", 2)),
+        20,
+    )
+    held = {"busi", "card"}
+    required = plan.required("order")
+    assert required == {"order"}
+    # Missing from the page, the verb counts more against the answer than another missing word would…
+    assert plan.coverage(held, required=required) < plan.coverage(held)
+    # …on the page in another section it counts as any word there does, and in the passage it is found.
+    assert plan.coverage(held, on_page={"order"}, required=required) == plan.coverage(held, on_page={"order"})
+    assert plan.coverage(held | {"order"}, required=required) == 1.0
+    # A verb no page has ("order" in a wiki without it) is required too.
+    unknown = QueryPlan((Term("order", "order", 0, english=True), *plan.terms[1:]), 20)
+    assert unknown.coverage(held, required=unknown.required("order")) < unknown.coverage(held)
+
+
+def test_the_required_verb_is_the_word_as_the_index_read_it() -> None:
+    from kbbot.search.query import QueryPlan, Term
+
+    plan = QueryPlan(
+        (
+            Term("set", "set", 40),
+            Term("setup", "setup", 3, joins="set"),
+            Term("reqest", "request", 5, corrected=True),
+            Term("vpn", "vpn", 2),
+        ),
+        100,
+    )
+    assert plan.required("set") == {"set", "setup"}  # "set up" is found as "setup" too
+    held = {"vpn", "request"}
+    assert plan.coverage(held | {"setup"}, required=plan.required("set")) == 1.0
+    assert plan.coverage(held, required=plan.required("set")) < plan.coverage(held)
+    assert plan.required("reqest") == {"request"}  # the correction, not the typo
+    # Adversarial: no verb, a stopword or a word the question lacks require nothing.
+    assert plan.required(None) == plan.required("") == plan.required("how") == plan.required("zzz") == frozenset()
+    assert QueryPlan((), 0).required("order") == frozenset()
+
+
+def test_a_compound_found_answers_for_a_word_no_page_has_alone() -> None:
+    from kbbot.search.query import QueryPlan, Term
+
+    # A fresh install indexes titles only: "VPN setup" has "setup", no page has "set" on its own.
+    plan = QueryPlan(
+        (Term("set", "set", 0, english=True), Term("setup", "setup", 1, joins="set"), Term("vpn", "vpn", 1)), 2
+    )
+    assert plan.coverage({"setup", "vpn"}) == 1.0
+    assert plan.coverage({"setup", "vpn"}, required=plan.required("set")) == 1.0
+    assert plan.coverage({"vpn"}, required=plan.required("set")) < plan.coverage({"vpn"})

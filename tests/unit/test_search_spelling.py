@@ -8,7 +8,7 @@ import pytest
 
 from kbbot.search.index import IndexedPage, SearchIndex
 from kbbot.search.query import stem
-from kbbot.search.spelling import Vocabulary, is_english
+from kbbot.search.spelling import Vocabulary, is_english, specificity
 
 WORDS = ["vacation", "request", "reimbursement", "expense", "password", "laptop", "onboarding", "security"]
 WORDS += ["benefits", "wiki", "deploy", "incident"]
@@ -104,6 +104,36 @@ def test_another_form_of_an_english_word() -> None:
     assert vocabulary.other_form("dog") is None
 
 
+def test_another_form_with_a_suffix_porter_keeps() -> None:
+    # "counselling" stems to "counsel", the wiki's "counsellor" to "counsellor": the same word and a suffix.
+    vocabulary = Vocabulary({stem("counsellor"): 1, stem("session"): 3})
+    assert vocabulary.other_form("counselling") == stem("counsellor")
+    # …but only a short suffix: a stem five letters longer is another word.
+    assert Vocabulary({"counselworth": 1}).other_form("counselling") is None
+
+
+@pytest.mark.parametrize("word", ["font", "projector", "passport", "emoji", "gripper"])
+def test_specific_words_name_a_topic(word: str) -> None:
+    assert specificity(word) >= 0.8
+
+
+@pytest.mark.parametrize("word", ["order", "latest", "bad", "number", "picture"])
+def test_common_words_name_no_topic(word: str) -> None:
+    assert specificity(word) == 0.0
+
+
+def test_specificity_is_between_and_follows_frequency() -> None:
+    # "deadline" is rarer than "therapy", which is rarer than "order": the ramp is monotone.
+    assert 0.0 < specificity("deadline") < 1.0
+    assert specificity("deadline") >= specificity("therapy") >= specificity("order")
+    assert specificity("Font") == specificity("fonts") == specificity("font")  # casefolded, by stem
+
+
+@pytest.mark.parametrize("word", ["", "🤖", "\x00", "zzzqqq", "Ünïcödé" * 50])
+def test_specificity_of_anything_is_a_share(word: str) -> None:
+    assert 0.0 <= specificity(word) <= 1.0
+
+
 @pytest.mark.parametrize("word", ["wifi", "cryptocurrency", "munich", "latest", "passport", "bereavement"])
 def test_english_knows_todays_words_and_the_dictionarys(word: str) -> None:
     assert is_english(word)
@@ -138,3 +168,13 @@ def test_prefix_docs_is_the_most_pages_of_a_stem_with_that_start() -> None:
     assert vocabulary.prefix_docs("kube") == 4
     assert vocabulary.prefix_docs("zzz") == 0 and vocabulary.prefix_docs("") == 9
     assert vocabulary.prefix_docs("\U0010ffff") == 0 and vocabulary.prefix_docs("é") == 5
+
+
+async def test_an_unknown_word_carries_its_specificity(tmp_path: Path) -> None:
+    pages = [IndexedPage(id="rel", title="Release notes", text="Write the release notes in plain language.")]
+    async with SearchIndex(tmp_path / "index.sqlite3") as index:
+        await index.upsert_many(pages)
+        font = (await index.query("which font in release notes")).plan.terms[0]
+        assert (font.word, font.docs, font.english, font.specificity) == ("font", 0, True, specificity("font"))
+        typo = (await index.query("reqest release notes")).plan.terms[0]
+        assert typo.specificity == 0.0  # no English word: neither a topic nor corrected here

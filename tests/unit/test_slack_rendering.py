@@ -25,6 +25,7 @@ from kbbot.adapters.slack.rendering import (
     split_mrkdwn,
 )
 from kbbot.core.models import Answer, PageRef, SavedPage, Source
+from kbbot.core.replies import NOTHING_FOUND
 
 PINGS = re.compile(r"<!(channel|here|everyone|subteam)|<@[UW][A-Z0-9]+", re.IGNORECASE)
 
@@ -197,6 +198,15 @@ def test_split_never_cuts_inside_a_link() -> None:
     for chunk in chunks:
         assert chunk.count("<") == chunk.count(">")
     assert "".join(chunks).count(link_text) == 60
+
+
+def test_empty_answer_with_its_own_text_says_it_once() -> None:
+    answer = Answer(text="I couldn't find this in the wiki. These pages may be related.", empty=True,
+                    related_pages=(PageRef("p1", "VPN"),))
+    [message] = render_answer(answer, question="q")
+    sections = [b["text"]["text"] for b in message.blocks if b["type"] == "section"]
+    assert sections[0] == "I couldn't find this in the wiki. These pages may be related."
+    assert NOTHING_FOUND not in json.dumps(message.blocks) and message.text == sections[0]
 
 
 def test_unicode_and_whitespace_answers() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from kbbot.core.text import clean_question, neutralize_mentions, normalize_question, split_text
+from kbbot.core.text import clean_question, neutralize_mentions, normalize_question, split_text, strip_invisible
 from kbbot.errors import InvalidQuestion
 
 
@@ -28,6 +28,13 @@ def test_clean_question_rejects_empty(text: str) -> None:
 def test_clean_question_rejects_huge_with_size_in_message() -> None:
     with pytest.raises(InvalidQuestion, match="102,400 characters"):
         clean_question("x" * 102_400)
+
+
+def test_clean_question_limit_is_inclusive_and_says_so() -> None:
+    # The limit is accepted; the message once said "keep it under 10", which 10 characters are not.
+    assert clean_question("x" * 10, max_chars=10) == "x" * 10
+    with pytest.raises(InvalidQuestion, match=r"11 characters long; please keep it to 10 at most\.$"):
+        clean_question("x" * 11, max_chars=10)
 
 
 def test_clean_question_strips_control_characters() -> None:
@@ -83,3 +90,8 @@ def test_clean_question_drops_lone_surrogates() -> None:
     assert normalize_question("vpn \ud83d setup") == "vpn setup"
     with pytest.raises(InvalidQuestion):
         clean_question("\udcff\ud800")
+
+
+def test_strip_invisible_leaves_page_text_inert_for_a_terminal() -> None:
+    hostile = "a\x1b]0;pwned\x07b\x1b[2Jc\rd\u202ee\u202c\u2066f\u2069\x9bg\x1b]8;;http://x\x1b\\h\tline\nnext"
+    assert strip_invisible(hostile) == "abcdefgh\tline\nnext"

@@ -321,8 +321,8 @@ class DiscordHandlers:
         assert isinstance(thread, discord.Thread)
         await interaction.response.defer(thinking=True)
         try:
-            messages = await read_thread(thread, target=target)
             me = self._client.user
+            messages = await read_thread(thread, target=target, bot_id=me.id if me is not None else None)
             empty = blanked(messages, bot_id=me.id if me is not None else 0)
             if empty:
                 log.warning(

@@ -43,15 +43,30 @@ Names = Mapping[int, str]
 _NO_NAMES: Names = {}
 
 
-async def read_thread(thread: discord.Thread, *, target: discord.Message | None = None) -> list[discord.Message]:
-    """Every message of ``thread``, oldest first (discord.py fetches 100 per request, the API maximum).
+async def read_thread(
+    thread: discord.Thread, *, target: discord.Message | None = None, bot_id: int | None = None
+) -> list[discord.Message]:
+    """Every message of ``thread``, oldest first (discord.py fetches 100 per request, the API maximum), but for
+    kbbot's own notices (``bot_id``: its user; see :func:`own_notice`).
 
     ``target`` — the message a context-menu command was used on — replaces its copy from the history: Discord
     always sends it with its content."""
-    messages = [message async for message in thread.history(limit=None, oldest_first=True)]
+    messages = [
+        message
+        async for message in thread.history(limit=None, oldest_first=True)
+        if bot_id is None or not own_notice(message, bot_id=bot_id)
+    ]
     if target is not None:
         messages = [target if message.id == target.id else message for message in messages]
     return messages
+
+
+def own_notice(message: discord.Message, *, bot_id: int) -> bool:
+    """Whether ``message`` is one of kbbot's notices ("Saved to the wiki …", save offers, errors), which a saved
+    page leaves off. Its answers stay — people reply to them, so the page reads as the conversation did — and
+    are told apart by their embeds (every answer is embeds; every notice plain content). Slack does the same
+    (kbbot.formats.slack.to_neutral)."""
+    return message.author.id == bot_id and not message.embeds
 
 
 def _written(messages: Iterable[discord.Message]) -> list[discord.Message]:

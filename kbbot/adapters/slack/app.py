@@ -21,16 +21,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack import rendering
 from kbbot.adapters.slack.followups import SlackFollowUps
-from kbbot.adapters.slack.handlers import InFlight, SlackHandlers, SlackOptions
+from kbbot.adapters.slack.handlers import SlackHandlers, SlackOptions
 from kbbot.adapters.slack.parsing import ThreadRef, parse_command, parse_permalink, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, parse_submission
 from kbbot.core.conversations import Conversations
-from kbbot.core.models import SavedPage
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.replies import error_reply
 from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.errors import KbbotError
+from kbbot.ops.shutdown import InFlight
 from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,6 @@ class SlackBot:
     async def drain(self) -> None:
         """Let answers already being worked on finish (bounded by ``SlackOptions.drain_seconds``)."""
         await self.handlers.drain()
-
-    async def on_saved(self, platform: str, conversation_key: str, saved: SavedPage) -> None:
-        """Hand to ``ThreadSaver.on_saved`` (dispatch by platform): posts the link once a queued save lands."""
-        await self.handlers.on_saved(platform, conversation_key, saved)
 
 
 def build_slack(
@@ -251,6 +247,7 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
                 await h.save(
                     ref=ref, user_id=user, title=cmd.arg or None, tags=(),
                     fail=lambda m: h.tell_user(channel, user, m, thread_ts=thread_ts),
+                    bot_user_id=context.bot_user_id,
                 )
             elif cmd.name == "help":
                 await h.tell_user(channel, user, h.help(), thread_ts=thread_ts)
@@ -317,7 +314,9 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
 
     @app.command(command)
     @guarded
-    async def on_command(ack: AsyncAck, body: Body, command: Body, respond: AsyncRespond) -> None:
+    async def on_command(
+        ack: AsyncAck, body: Body, command: Body, respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
         raw = str(command.get("text", ""))
         user, channel = str(command.get("user_id", "")), str(command.get("channel_id", ""))
         # Names are looked up after the ack (Slack waits 3 s at most).
@@ -343,7 +342,8 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
             ref, title = parsed
             await ack(text=":inbox_tray: Saving the thread…", response_type="ephemeral")
             async with h.tracked():
-                await h.save(ref=ref, user_id=user, title=title or None, tags=(), fail=private)
+                await h.save(ref=ref, user_id=user, title=title or None, tags=(), fail=private,
+                             bot_user_id=context.bot_user_id)
             return
         if cmd.name == "ask":
             await ack(text=":mag: Looking that up…", response_type="ephemeral")
@@ -433,7 +433,7 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
 
     @app.view(SAVE_VIEW_CALLBACK)
     @guarded
-    async def on_save_submit(ack: AsyncAck, body: Body, view: Body) -> None:
+    async def on_save_submit(ack: AsyncAck, body: Body, view: Body, context: AsyncBoltContext) -> None:
         try:
             request = parse_submission(view)
         except InvalidSubmission as exc:
@@ -446,6 +446,7 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
             await h.save(
                 ref=ref, user_id=user, title=request.title, tags=request.tags,
                 fail=lambda m: h.tell_user(ref.channel, user, m, thread_ts=ref.thread_ts),
+                bot_user_id=context.bot_user_id,
             )
 
     @app.event("reaction_added")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from kbbot.adapters.slack.connection import Unreachable, call
 from kbbot.adapters.slack.service import SlackCredentials, slack_web_client
-from kbbot.errors import ConfigError, Unavailable
+from kbbot.errors import Unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +25,7 @@ class SlackStatus:
 async def slack_status(credentials: SlackCredentials) -> SlackStatus:
     """Ask Slack. Raises :class:`~kbbot.errors.Unauthorized` for a rejected token (naming it),
     :class:`Unavailable` when Slack cannot be reached, :class:`ConfigError` when neither mode is set up."""
-    app_token, secret = credentials.app_token, credentials.signing_secret
-    if not app_token and not secret:
-        raise ConfigError(
-            "Slack needs SLACK_SIGNING_SECRET (HTTP mode: Basic Information → Signing Secret) "
-            "or SLACK_APP_TOKEN (Socket Mode: an xapp- token with connections:write)"
-        )
+    mode, app_token, secret = credentials.mode, credentials.app_token, credentials.signing_secret
     client = slack_web_client(credentials)
     try:
         auth = await call(client.auth_test, "SLACK_BOT_TOKEN")
@@ -45,7 +40,7 @@ async def slack_status(credentials: SlackCredentials) -> SlackStatus:
     if app_token and secret:
         warnings.append("SLACK_SIGNING_SECRET is unused: with SLACK_APP_TOKEN set, kbbot runs in Socket Mode")
     return SlackStatus(
-        mode="socket" if app_token else "http",
+        mode=mode,
         bot=str(auth.get("user") or "?"),
         team=str(auth.get("team") or "?"),
         bot_user_id=str(auth.get("user_id") or ""),

@@ -42,16 +42,13 @@ from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.core.text import clean_question, neutralize_mentions
-from kbbot.ops.shutdown import TaskTracker
+from kbbot.ops.shutdown import InFlight, TaskTracker
 from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
 WORKING_REACTION = "eyes"
-
-#: Tracks one listener's work in the bot's shutdown tracker (``TaskTracker.work``).
-InFlight = Callable[[], AbstractAsyncContextManager[None]]
 
 #: Sends a message back to whoever triggered a slash command or an interaction (Bolt's ``respond``).
 Reply = Callable[[Message], Awaitable[None]]
@@ -310,14 +307,23 @@ class SlackHandlers:
             hint = f" You can also use `{self.options.command} save <message link>`."
             await self.tell_user(ref.channel, user_id, rendering.render_error(reason + hint), thread_ts=ref.thread_ts)
 
-    async def save(self, *, ref: ThreadRef, user_id: str, title: str | None, tags: Sequence[str], fail: Reply) -> None:
+    async def save(
+        self,
+        *,
+        ref: ThreadRef,
+        user_id: str,
+        title: str | None,
+        tags: Sequence[str],
+        fail: Reply,
+        bot_user_id: str | None = None,
+    ) -> None:
         """Check membership, read the whole thread, save it, and post the page link in the thread.
 
         A save queued for retry is announced as such; ``fail`` (the requester only) gets the link when it cannot
-        go in the thread.
+        go in the thread. ``bot_user_id`` (kbbot's user): its notices in the thread are not saved.
         """
         info = await self._membership.check(ref.channel, user_id)
-        read = await self._reader.read_capped(ref, channel_name=_channel_name(info))
+        read = await self._reader.read_capped(ref, channel_name=_channel_name(info), bot_user_id=bot_user_id)
         thread = dataclasses.replace(read.thread, places=(ref.channel,))
         # No tags given → None, so the saver applies its defaults (channel name + SAVE_DEFAULT_TAGS).
         saved = await self._saver.save(thread, title=title or None, tags=tuple(tags) or None)
@@ -331,10 +337,10 @@ class SlackHandlers:
             log.warning("could not post the saved-page link in the thread: %s", errors.describe(exc))
             await fail(message)
 
-    async def on_saved(self, platform: str, conversation_key: str, saved: SavedPage) -> None:
+    async def on_saved(self, conversation_key: str, saved: SavedPage) -> None:
         """ThreadSaver's callback for a save that was pending and has now gone through: link it in the thread."""
         ref = ThreadRef.from_key(conversation_key)
-        if platform != PLATFORM or ref is None:
+        if ref is None:
             return
         message = rendering.render_saved(saved, title=saved.title or "this thread", saved_by="")
         try:

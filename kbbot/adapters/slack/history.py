@@ -141,22 +141,25 @@ class ThreadReader:
             raise SaveError("That thread is empty or no longer exists.")
         return messages, more
 
-    async def read(self, ref: ThreadRef, *, channel_name: str | None = None, follow: bool = True) -> Thread:
+    async def read(
+        self, ref: ThreadRef, *, channel_name: str | None = None, follow: bool = True, bot_user_id: str | None = None
+    ) -> Thread:
         """The thread (see :meth:`read_capped` for whether it was cut at ``max_messages``)."""
-        return (await self.read_capped(ref, channel_name=channel_name, follow=follow)).thread
+        return (await self.read_capped(ref, channel_name=channel_name, follow=follow, bot_user_id=bot_user_id)).thread
 
     async def read_capped(
-        self, ref: ThreadRef, *, channel_name: str | None = None, follow: bool = True
+        self, ref: ThreadRef, *, channel_name: str | None = None, follow: bool = True, bot_user_id: str | None = None
     ) -> ReadThread:
+        """``bot_user_id``: kbbot's own user, whose notices are left off the page (see kbbot.formats.slack)."""
         raw, truncated = await self.raw_messages(ref)
         root = raw[0]
         if follow and root.get("thread_ts") and root.get("thread_ts") != ref.thread_ts:
             # The link pointed at a reply: read the thread it belongs to (once; never loop).
             parent = ThreadRef(ref.channel, str(root["thread_ts"]))
-            return await self.read_capped(parent, channel_name=channel_name, follow=False)
+            return await self.read_capped(parent, channel_name=channel_name, follow=False, bot_user_id=bot_user_id)
         ids, channels = referenced_ids(raw)
         names = await self._users.names(ids)
-        messages = tuple(m for m in (_convert(r, names, channels) for r in raw) if m is not None)
+        messages = tuple(m for m in (_convert(r, names, channels, bot_user_id) for r in raw) if m is not None)
         if not messages:
             raise SaveError("That thread holds only Slack notices (joins, pins, topic changes): nothing to save.")
         if truncated:
@@ -181,11 +184,13 @@ class ThreadReader:
         return str(link) if isinstance(link, str) and link.startswith("https://") else None
 
 
-def _convert(raw: dict[str, Any], names: dict[str, str], channels: dict[str, str]) -> ThreadMessage | None:
+def _convert(
+    raw: dict[str, Any], names: dict[str, str], channels: dict[str, str], bot_user_id: str | None
+) -> ThreadMessage | None:
     # The one Slack converter (kbbot.formats.slack), shared with export imports. A name users.info could not
     # tell falls back to what the message carries (user_profile, bot_profile, username).
     try:
-        return to_neutral(raw, users=names, channels=channels)
+        return to_neutral(raw, users=names, channels=channels, bot_user_id=bot_user_id)
     except ValueError:  # no usable ``ts``: Slack never sends that, but one odd message must not fail the save
         return None
 

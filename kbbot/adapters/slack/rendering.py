@@ -22,6 +22,7 @@ from kbbot.core.models import Answer, PageRef, SavedPage, Source
 from kbbot.core.quota_forecast import QuotaForecast
 from kbbot.core.replies import NOTHING_FOUND, masked_note
 from kbbot.core.text import neutralize_mentions, split_text
+from kbbot.formats.slack import ANSWER_BLOCK_ID
 
 MAX_SECTION_CHARS = 3000
 MAX_BLOCKS = 50
@@ -202,8 +203,11 @@ def split_mrkdwn(text: str, limit: int = MAX_SECTION_CHARS) -> list[str]:
 # --- messages -------------------------------------------------------------------------------------
 
 
-def section(mrkdwn: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn[:MAX_SECTION_CHARS]}}
+def section(mrkdwn: str, *, block_id: str | None = None) -> Block:
+    block: Block = {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn[:MAX_SECTION_CHARS]}}
+    if block_id is not None:
+        block["block_id"] = block_id
+    return block
 
 
 def context(mrkdwn: str) -> Block:
@@ -249,13 +253,9 @@ def render_answer(
     if answer.notice:
         head.append(context(":warning: " + escape(answer.notice)))
 
-    if answer.empty or not answer.text.strip():
-        body_text = NOTHING_FOUND
-        if answer.text.strip():
-            body_text += "\n" + markdown_to_mrkdwn(answer.text)
-        chunks = split_mrkdwn(body_text)
-    else:
-        chunks = split_mrkdwn(markdown_to_mrkdwn(answer.text)) or ["(empty answer)"]
+    # An empty answer's own text already says so ("I couldn't find this…"); NOTHING_FOUND only stands in for none.
+    chunks = split_mrkdwn(markdown_to_mrkdwn(answer.text)) if answer.text.strip() else []
+    chunks = chunks or [NOTHING_FOUND]
 
     tail: list[Block] = []
     if answer.related_pages:
@@ -280,7 +280,8 @@ def render_answer(
     if len(groups) > MAX_ANSWER_MESSAGES:
         groups = groups[:MAX_ANSWER_MESSAGES]
         groups[-1][-1] = _fit(groups[-1][-1], "\n_…answer truncated; ask a narrower question._")
-    pages = [[section(chunk) for chunk in group] for group in groups]
+    # Block ids mark every part as an answer, so saving the thread keeps it (kbbot.formats.slack.is_answer).
+    pages = [[section(chunk, block_id=f"{ANSWER_BLOCK_ID}_{n}") for n, chunk in enumerate(group)] for group in groups]
     pages[0][:0] = head
     last = pages[-1]
     if block_text_chars(last) + block_text_chars(tail) > MAX_MESSAGE_BLOCK_TEXT or len(last) + len(tail) > MAX_BLOCKS:

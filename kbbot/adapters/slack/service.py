@@ -2,7 +2,7 @@
 
     async with slack_service(credentials, ask=…, saver=…, feedback=…, deduper=…, options=…) as slack:
         web_app.add_routes(slack.routes)      # HTTP mode: /slack/events (empty list in Socket Mode)
-        saver.listen("slack", slack.bot.on_saved)
+        saver.listen("slack", slack.bot.handlers.on_saved)
         ...serve HTTP_HOST:HTTP_PORT with /healthz and /metrics, until shutdown...
 
 On exit it stops intake (Socket Mode connection closed; HTTP requests get 503), lets in-flight answers finish
@@ -25,16 +25,19 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack.app import SlackBot, build_slack
 from kbbot.adapters.slack.connection import SlackConnection
-from kbbot.adapters.slack.handlers import InFlight, SlackOptions
+from kbbot.adapters.slack.handlers import SlackOptions
 from kbbot.adapters.slack.server import AsyncSocketModeHandler, slack_routes, socket_mode_handler
 from kbbot.core.conversations import Conversations
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.errors import ConfigError
+from kbbot.ops.shutdown import InFlight
 from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,18 @@ class SlackCredentials:
     signing_secret: str = ""
     api_url: str = "https://slack.com/api/"
     timeout_seconds: float = 30.0
+
+    @property
+    def mode(self) -> str:
+        """``socket`` with an app token, else ``http``; :class:`ConfigError` when neither mode is set up."""
+        if self.app_token:
+            return "socket"
+        if self.signing_secret:
+            return "http"
+        raise ConfigError(
+            "Slack needs SLACK_SIGNING_SECRET (HTTP mode: Basic Information → Signing Secret) "
+            "or SLACK_APP_TOKEN (Socket Mode: an xapp- token with connections:write)"
+        )
 
 
 def slack_web_client(credentials: SlackCredentials) -> AsyncWebClient:
@@ -76,14 +91,37 @@ def _idempotent(request: HttpRequest) -> bool:
     return request.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] in IDEMPOTENT_METHODS
 
 
-class _IdempotentServerErrorRetry(AsyncServerErrorRetryHandler):
+class _Announced(AsyncRetryHandler):
+    """Logs each retry in one line of kbbot's own (slack_sdk's "A retry handler found" is kept to DEBUG runs by
+    kbbot.ops.logging)."""
+
+    async def prepare_for_next_attempt_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        method = request.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        reason = f"HTTP {response.status_code}" if response is not None else type(error).__name__
+        log.warning("Slack %s failed (%s); retrying (%d of %d)", method, reason, state.current_attempt + 1,
+                    self.max_retry_count)
+        await super().prepare_for_next_attempt_async(state=state, request=request, response=response, error=error)
+
+
+class _IdempotentServerErrorRetry(_Announced, AsyncServerErrorRetryHandler):
     async def _can_retry_async(self, *, request: HttpRequest, **kwargs: Any) -> bool:
         return _idempotent(request) and await super()._can_retry_async(request=request, **kwargs)
 
 
-class _IdempotentConnectionErrorRetry(AsyncConnectionErrorRetryHandler):
+class _IdempotentConnectionErrorRetry(_Announced, AsyncConnectionErrorRetryHandler):
     async def _can_retry_async(self, *, request: HttpRequest, **kwargs: Any) -> bool:
         return _idempotent(request) and await super()._can_retry_async(request=request, **kwargs)
+
+
+class _RateLimitRetry(_Announced, AsyncRateLimitErrorRetryHandler):
+    pass
 
 
 def retry_handlers() -> list[AsyncRetryHandler]:
@@ -92,7 +130,7 @@ def retry_handlers() -> list[AsyncRetryHandler]:
     return [
         _IdempotentServerErrorRetry(max_retry_count=2),
         _IdempotentConnectionErrorRetry(max_retry_count=2),
-        AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+        _RateLimitRetry(max_retry_count=2),
     ]
 
 
@@ -161,12 +199,7 @@ async def slack_service(
     conversations: Conversations | None = None,
 ) -> AsyncIterator[SlackService]:
     """Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP mode (needs ``SLACK_SIGNING_SECRET``)."""
-    app_token, secret = credentials.app_token, credentials.signing_secret
-    if not app_token and not secret:
-        raise ConfigError(
-            "Slack needs SLACK_SIGNING_SECRET (HTTP mode: Basic Information → Signing Secret) "
-            "or SLACK_APP_TOKEN (Socket Mode: an xapp- token with connections:write)"
-        )
+    mode, app_token = credentials.mode, credentials.app_token
     web_client = client or slack_web_client(credentials)
     bot = build_slack(
         client=web_client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
@@ -174,7 +207,7 @@ async def slack_service(
         conversations=conversations,
     )
     try:
-        if app_token:
+        if mode == "socket":
             handler = socket_mode_handler(bot.app, app_token=app_token, web_client=web_client)
             connection = SlackConnection(
                 web_client, app_token=app_token, connect=lambda url: _connect(handler, url),
@@ -183,7 +216,7 @@ async def slack_service(
             service = SlackService(bot, "socket", connection, handler)
         else:
             log.info("Slack: HTTP mode, events at /slack/events")
-            service = SlackService(bot, "http", SlackConnection(web_client), signing_secret=secret)
+            service = SlackService(bot, "http", SlackConnection(web_client), signing_secret=credentials.signing_secret)
         try:
             yield service
         finally:

@@ -15,7 +15,8 @@ from rich.console import Console
 
 from kbbot.adapters.terminal import TerminalChat
 from kbbot.adapters.terminal_input import LineReader
-from kbbot.core.models import Answer, Question, Source
+from kbbot.adapters.terminal_render import print_answer
+from kbbot.core.models import Answer, PageRef, Question, Source
 
 
 class Lines:
@@ -108,3 +109,14 @@ async def test_history_file_is_owner_only(tmp_path: Path) -> None:
         os.umask(old)
     mode = stat.S_IMODE((tmp_path / "data" / "chat-history").stat().st_mode)
     assert mode == 0o600
+
+
+def test_answers_from_a_hostile_page_print_no_escape_sequences() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, color_system=None, width=100)
+    hostile = "\x1b]0;pwned\x07Use\x1b[2J the \u202eportal\r now"
+    print_answer(console, Answer(text=hostile, source=Source.SEARCH, notice="stale \x1b[2J",
+                                 related_pages=(PageRef("p1", "VPN \x1b]0;t\x07[red]x[/red]", "https://w/\x9b1"),)))
+    printed = out.getvalue()
+    assert not any(c in printed for c in "\x1b\x07\r\u202e\x9b"), repr(printed)
+    assert "Use the portal now" in printed and "VPN [red]x[/red] — https://w/1" in printed

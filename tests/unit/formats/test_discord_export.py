@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from kbbot.errors import ExportError
 from kbbot.formats.discord_export import embed_summary, parse_discord_export
-from kbbot.formats.exports import ExportError, read_export
+from kbbot.formats.exports import read_export
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "exports" / "discord"
 
@@ -32,8 +33,7 @@ def _load(name: str) -> dict[str, Any]:
 )
 def test_every_format_version_reads(name: str, messages: int) -> None:
     data = _load(name)
-    export = parse_discord_export(data, name)
-    thread = export.thread
+    thread = parse_discord_export(data, name)
     assert thread.platform == "discord" and thread.key == f"export:{data['channel']['id']}"
     assert thread.channel_name == data["channel"]["name"]
     assert len(thread.messages) == messages
@@ -44,7 +44,7 @@ def test_every_format_version_reads(name: str, messages: int) -> None:
 def test_page_matches_the_export_message_by_message() -> None:
     """Each chat message of the export is one message of the thread: same id, author, time, text, files."""
     data = _load("SV_5A_5M.json")
-    thread = parse_discord_export(data, "SV").thread
+    thread = parse_discord_export(data, "SV")
     expected: dict[str, dict[str, Any]] = {}
     for raw in data["messages"]:
         expected[raw["id"]] = raw  # the export repeats one id; one message on the page
@@ -63,7 +63,7 @@ def test_page_matches_the_export_message_by_message() -> None:
 
 
 def test_current_format_content() -> None:
-    thread = parse_discord_export(_load("dce_current_format.json"), "x").thread
+    thread = parse_discord_export(_load("dce_current_format.json"), "x")
     by_id = {m.id: m for m in thread.messages}
     assert "400000000000000001" not in by_id  # "Joined the server." is an event
     assert "400000000000000005" not in by_id  # "Pinned a message." too
@@ -84,14 +84,14 @@ def test_current_format_content() -> None:
 
 def test_date_range_filter() -> None:
     data = _load("SV_5A_5M.json")
-    assert parse_discord_export(data, "x", since=date(2018, 5, 21)).thread.messages == ()
-    assert len(parse_discord_export(data, "x", until=date(2018, 5, 20)).thread.messages) == 4
+    assert parse_discord_export(data, "x", since=date(2018, 5, 21)).messages == ()
+    assert len(parse_discord_export(data, "x", until=date(2018, 5, 20)).messages) == 4
 
 
 def test_split_parts_in_one_folder_are_one_channel() -> None:
     batch = read_export(FIXTURES / "split")
     [thread] = batch.threads
-    whole = parse_discord_export(_load("GC_3A_5M.json"), "whole").thread
+    whole = parse_discord_export(_load("GC_3A_5M.json"), "whole")
     assert thread.messages == whole.messages and batch.files_read == 2
 
 
@@ -131,7 +131,7 @@ def test_hostile_content_is_converted_not_trusted() -> None:
             {"id": "2", "type": "Default", "timestamp": "2026-01-01T00:00:01Z", "content": None, "author": None},
         ],
     }
-    first, second = parse_discord_export(data, "x").thread.messages
+    first, second = parse_discord_export(data, "x").messages
     assert "@\u200beveryone" in first.text and "javascript:" not in first.text
     assert first.text.startswith("> ↪ *Reply to a message not in this export*")
     assert second.author_name == "unknown" and second.text == ""
@@ -141,5 +141,5 @@ def test_emoji_shortcodes_never_inside_math_or_code() -> None:
     data = {"channel": {"id": "1"}, "messages": [
         {"id": "1", "timestamp": "2026-01-01T00:00:00Z", "author": {"id": "2", "name": "a"},
          "content": "ratio $1:100:1000$ is :100: but `:100:` stays"}]}
-    [message] = parse_discord_export(data, "x").thread.messages
+    [message] = parse_discord_export(data, "x").messages
     assert message.text == "ratio $1:100:1000$ is 💯 but `:100:` stays"

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from kbbot.errors import ExportError
 from kbbot.formats import slack_export
-from kbbot.formats.slack_export import ExportError, read_slack_export
+from kbbot.formats.slack_export import read_slack_export
 
 USERS = [
     {"id": "U1", "name": "ada", "profile": {"display_name": "Ada L", "real_name": "Ada Lovelace"}},

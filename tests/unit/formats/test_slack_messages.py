@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from kbbot.core.models import Thread
+from kbbot.adapters.slack.rendering import render_answer, render_error, render_saved
+from kbbot.core.models import Answer, SavedPage, Thread
 from kbbot.core.page_render import PageRenderer, clean_title
 from kbbot.formats.slack import referenced_ids, title_hint, to_neutral
 
@@ -175,3 +176,20 @@ def test_malformed_shapes_never_raise(raw: dict[str, Any]) -> None:
 def test_a_bad_ts_is_a_value_error(ts: object) -> None:
     with pytest.raises(ValueError):
         to_neutral({"ts": ts, "text": "x"})
+
+
+def test_kbbots_own_notes_are_left_off_but_every_part_of_its_answers_kept() -> None:
+    # As conversations.replies returns what chat.postMessage posted: the bot's user id and the blocks we sent.
+    def posted(blocks: list[dict[str, Any]], text: str = "…") -> dict[str, Any]:
+        return {"type": "message", "ts": "1700000000.000100", "user": "U0KBBOT01", "bot_id": "B0KBBOT01",
+                "text": text, "blocks": blocks}
+
+    parts = render_answer(Answer(text="word " * 6000), question="q")  # several messages; buttons on the last
+    assert len(parts) > 1
+    assert all(to_neutral(posted(p.blocks), bot_user_id="U0KBBOT01") is not None for p in parts)
+    saved = render_saved(SavedPage(id="1", url="https://w.example/1", created=True), title="T", saved_by="Al")
+    for note in (saved, render_error("nope")):
+        assert to_neutral(posted(note.blocks, note.text), bot_user_id="U0KBBOT01") is None
+        assert to_neutral(posted(note.blocks, note.text)) is not None  # an export import does not know our id
+    person = {"type": "message", "ts": "1700000000.000200", "user": "U0ALICE01", "text": "Saved it, thanks"}
+    assert to_neutral(person, bot_user_id="U0KBBOT01") is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kbbot.core.outcomes import Kind, Outcome
-from kbbot.reports.gaps import find_gaps, report_json, topic_key
+from kbbot.reports.gaps import find_gaps, report_json, topic_words
 
 
 def outcomes(*questions: str, kind: Kind = Kind.EMPTY, start: float = 1000.0) -> list[Outcome]:
@@ -44,7 +44,7 @@ def test_hostile_and_degenerate_questions() -> None:
     texts = {g.question for g in gaps}
     assert "" not in texts and "how?" in texts and "<script>alert(1)</script>" in texts
     assert sum(g.count for g in gaps) == len(weird) - 2  # blank ones are no question
-    assert topic_key("how?") == "how"
+    assert topic_words("how?") == {"how": "how"}
 
 
 def test_report_shape_and_limit() -> None:
