@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -520,14 +520,16 @@ def discord_options(settings: Settings) -> DiscordOptions:
     )
 
 
-def discord_client(rt: Runtime, *, in_flight: InFlight) -> discord.Client:
+def discord_client(
+    rt: Runtime, *, in_flight: InFlight, client_options: Mapping[str, object] | None = None
+) -> discord.Client:
     """The Discord adapter over ``rt``'s stack, ready for ``run_discord_client``; saved pages get their link
-    posted."""
+    posted. ``client_options`` go to the discord.py client (test rigs shrink ``guild_ready_timeout``)."""
     from kbbot.adapters.discord import build_discord_client, saved_poster
 
     client = build_discord_client(
         ask=rt.asking, saver=rt.saving, feedback=rt.stores.feedback, options=discord_options(rt.settings),
-        in_flight=in_flight, router=rt.router,
+        in_flight=in_flight, router=rt.router, client_options=client_options,
         gaps=GapsReport(*(stack.outcomes for stack in rt.all_stacks)), conversations=rt.conversations(),
     )
     poster = saved_poster(client)

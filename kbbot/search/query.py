@@ -225,7 +225,7 @@ CORRECTED_WEIGHT = 0.6
 #: unless the rest of the question is held strongly enough), a word the wiki has but the passage's page lacks
 #: this share, and a word the page has in another section counts fully, this share of it in favour (the page
 #: treats it apart: "parking" in the US section, "Berlin office" in another). Calibrated on the tuning half of
-#: benchmarks/answers (calibrate.py; the held-out half agrees).
+#: benchmarks/answers (``python -m benchmarks.answers.calibrate --set NAME=V1,V2``; the held-out half agrees).
 UNKNOWN_SHARE = 0.2
 UNKNOWN_WORD_SHARE = 0.3
 TOPIC_WORD_SHARE = 0.8
