@@ -21,6 +21,7 @@ import httpx
 from aiohttp import web
 
 from kbbot.adapters.slack import SlackBot, SlackOptions
+from kbbot.backends.http import RetryPolicy
 from kbbot.config import Settings
 from kbbot.core.ask import AskService, QueueListener
 from kbbot.core.models import Answer, Question, SavedPage, Thread
@@ -143,6 +144,8 @@ def loopback_client(timeout: float = 30) -> httpx.AsyncClient:
 
 #: Retry queued saves within a fraction of a second in tests.
 FAST_RETRY = SaveRetryPolicy(first_delay=0.05, max_delay=0.2, jitter=0.0, poll_interval=0.05, lease_seconds=30)
+#: Retry the wiki's 5xx after a millisecond, not production's half second and more (the attempts are the same).
+FAST_HTTP_RETRY = RetryPolicy(backoff_base=0.001, backoff_max=0.01)
 
 
 @asynccontextmanager
@@ -166,7 +169,7 @@ async def slack_rig(
             kbbot_data_dir=data_dir or Path.cwd() / ".kbbot", save_default_tags=("slack",), cache_ttl_seconds=600,
         )
         async with (
-            open_runtime(settings, limiter=limiter, save_retry=FAST_RETRY) as rt,
+            open_runtime(settings, limiter=limiter, save_retry=FAST_RETRY, http_retry=FAST_HTTP_RETRY) as rt,
             loopback_client() as http,
         ):
             await rt.syncer.sync()
