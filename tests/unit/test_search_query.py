@@ -86,6 +86,16 @@ def test_a_word_elsewhere_on_the_page_is_no_answer() -> None:
     assert plan.coverage(in_passage, on_page={"park"}) < plan.coverage(in_passage)
 
 
+def test_term_counter_matches_term_hits() -> None:
+    # The title boost counts with TermCounter.matched; passages with term_hits: the same words must match.
+    from kbbot.search.query import TermCounter, term_hits, word_stems
+
+    titles = ["Deployment guide", "Configuring the VPN", "config", "Kubernetes kubectl", "", "Ünïcode café setup"]
+    for terms in ({"deploy", "vpn"}, {"config", "configur"}, {"kube", "kubectl"}, {"cafe", "set"}, set()):
+        for title in titles:
+            assert TermCounter(terms).matched(word_stems(title)) == len(term_hits(title, terms))
+
+
 def test_a_topic_word_the_wiki_lacks_counts_against_the_answer_by_how_specific_it_is() -> None:
     from kbbot.search.query import QueryPlan, Term
 
