@@ -274,7 +274,10 @@ class _Tantivy(_Engine):
             " ".join(terms), ["title", "tags", "body"], field_boosts={"title": 10.0, "tags": 4.0}
         )
         searcher = self._searcher
-        return [searcher.doc(address)["id"][0] for _score, address in searcher.search(query, limit).hits]
+        # count=False, as kbbot's tantivy ranking asks: neither needs the number of matches, and counting them
+        # makes tantivy visit every matching page instead of skipping blocks (p95 a third lower at 10,000).
+        hits = searcher.search(query, limit, count=False).hits
+        return [searcher.doc(address)["id"][0] for _score, address in hits]
 
 
 def _engine(name: str, directory: Path) -> _Engine:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +55,10 @@ if TYPE_CHECKING:
     import discord
     import httpx
 
-    from kbbot.adapters.discord.client import DiscordOptions, InFlight
+    from kbbot.adapters.discord.client import DiscordOptions
     from kbbot.adapters.slack import SlackCredentials, SlackOptions, SlackService
-    from kbbot.adapters.slack.handlers import InFlight as SlackInFlight
     from kbbot.ops.dashboard import Dashboard
+    from kbbot.ops.shutdown import InFlight
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +138,10 @@ class Runtime:
     def outcomes(self) -> OutcomeRecorder:
         return self.stack.outcomes
 
+    def gaps(self) -> GapsReport:
+        """The questions no knowledgebase could answer, over all of them (``/kb gaps``, the weekly digest)."""
+        return GapsReport(*(stack.outcomes for stack in self.all_stacks))
+
     def dashboards(self) -> dict[str, Dashboard]:
         """What ``GET /admin`` shows, one per knowledgebase (the default first)."""
         from kbbot.ops.dashboard import Dashboard
@@ -145,7 +149,7 @@ class Runtime:
         stacks = [self.stack, *(s for s in self.all_stacks if s is not self.stack)]
         return {
             stack.name: Dashboard(
-                outcomes=stack.outcomes, feedback=(stack.stores or self.stores).feedback,
+                outcomes=stack.outcomes, feedback=stack.stores.feedback,
                 saves=self.metrics.save_counts,
                 title=f"kbbot ({stack.kb.kind})" if len(stacks) == 1 else f"kbbot: {stack.name} ({stack.kb.kind})",
             )
@@ -478,7 +482,7 @@ async def open_slack(
     ask: Asking | None = None,
     saver: Saving | None = None,
     options: SlackOptions | None = None,
-    in_flight: SlackInFlight | None = None,
+    in_flight: InFlight | None = None,
 ) -> AsyncIterator[SlackService]:
     """The Slack adapter over ``rt``'s stack, in Socket Mode or HTTP mode; saved pages get their link posted.
     ``in_flight`` tracks every answer for the shutdown drain; ``ask``/``saver``/``options`` let a test rig put
@@ -494,11 +498,11 @@ async def open_slack(
         options=options or slack_options(rt.settings),
         in_flight=in_flight,
         router=rt.router,
-        gaps=GapsReport(*(stack.outcomes for stack in rt.all_stacks)),
+        gaps=rt.gaps(),
         conversations=rt.conversations(),
     ) as slack:
         for stack in rt.all_stacks:
-            stack.saver.listen("slack", slack.bot.on_saved)
+            stack.saver.listen("slack", slack.bot.handlers.on_saved)
         yield slack
 
 
@@ -520,15 +524,17 @@ def discord_options(settings: Settings) -> DiscordOptions:
     )
 
 
-def discord_client(rt: Runtime, *, in_flight: InFlight) -> discord.Client:
+def discord_client(
+    rt: Runtime, *, in_flight: InFlight, client_options: Mapping[str, object] | None = None
+) -> discord.Client:
     """The Discord adapter over ``rt``'s stack, ready for ``run_discord_client``; saved pages get their link
-    posted."""
+    posted. ``client_options`` go to the discord.py client (test rigs shrink ``guild_ready_timeout``)."""
     from kbbot.adapters.discord import build_discord_client, saved_poster
 
     client = build_discord_client(
         ask=rt.asking, saver=rt.saving, feedback=rt.stores.feedback, options=discord_options(rt.settings),
-        in_flight=in_flight, router=rt.router,
-        gaps=GapsReport(*(stack.outcomes for stack in rt.all_stacks)), conversations=rt.conversations(),
+        in_flight=in_flight, router=rt.router, client_options=client_options,
+        gaps=rt.gaps(), conversations=rt.conversations(),
     )
     poster = saved_poster(client)
     for stack in rt.all_stacks:

@@ -31,6 +31,12 @@ __all__ = ["TranscriptError", "load_transcript", "parse_transcript"]
 
 #: Bigger than any sane transcript (10,000 long messages is ~20 MB); protects memory from a wrong file.
 MAX_BYTES = 64 * 1024 * 1024
+_ZIP_MAGIC = b"PK\x03\x04"
+# A whole export handed to `kbbot save` (its zip, or the unzipped folder): say which command takes it.
+_ONE_CONVERSATION = (
+    "kbbot save takes one conversation (a Slack day file or thread JSON, a DiscordChatExporter JSON, "
+    "`Name: message` lines); for a whole Slack or Discord export run: kbbot import EXPORT"
+)
 _TEXT_LINE = re.compile(r"^(?P<name>[^:\n]{1,80}?):[ \t](?P<text>.*)$")
 
 
@@ -40,16 +46,20 @@ def load_transcript(path: Path, *, max_bytes: int = MAX_BYTES) -> Thread:
         size = path.stat().st_size
     except OSError as exc:
         raise TranscriptError(f"cannot read {path}: {_os_reason(exc)}") from None
+    if path.is_dir():
+        raise TranscriptError(f"{path} is a folder; {_ONE_CONVERSATION}") from None
     if size > max_bytes:
         raise TranscriptError(f"{path} is {size:,} bytes; transcripts over {max_bytes:,} bytes are refused")
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise TranscriptError(f"cannot read {path}: {_os_reason(exc)}") from None
+    if raw.startswith(_ZIP_MAGIC):
+        raise TranscriptError(f"{path} is a zip file; {_ONE_CONVERSATION}") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise TranscriptError(f"{path} is not UTF-8 text (is it a zip? unpack the export first)") from None
+        raise TranscriptError(f"{path} is not UTF-8 text") from None
     users = _export_users(path) if text.lstrip().startswith("[") else {}
     return parse_transcript(text, name=str(path), key_hint=str(path.resolve()), users=users)
 

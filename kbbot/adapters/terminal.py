@@ -151,7 +151,8 @@ class TerminalChat:
         where = saved.url or saved.id
         # Titles keep symbols such as "[x]": escaped so rich does not read them as markup.
         shown = strip_invisible(f"{saved.title} — {where or ''}")
-        self._console.print(f"[green]{verb}:[/green] {escape(shown)}", markup=True, highlight=False)
+        # soft_wrap: the link stays whole, as in print_answer.
+        self._console.print(f"[green]{verb}:[/green] {escape(shown)}", markup=True, highlight=False, soft_wrap=True)
         if masked := masked_note(saved):
             self._console.print(masked, markup=False, highlight=False)
 

@@ -30,6 +30,8 @@ def print_answer(console: Console, answer: Answer) -> None:
     if answer.related_pages:
         console.print("[bold]Related pages[/bold]", markup=True)
         for page in answer.related_pages:
+            # soft_wrap: rich would break a long URL with a newline (a pipe is 80 columns), leaving a link
+            # nobody can open or copy; the terminal wraps the whole line instead.
             shown = f"  • {page.title} — {page.url}" if page.url else f"  • {page.title}"
-            console.print(strip_invisible(shown), markup=False, highlight=False)
+            console.print(strip_invisible(shown), markup=False, highlight=False, soft_wrap=True)
     console.print(f"[dim]source: {SOURCE_LABEL[answer.source]}[/dim]", markup=True)

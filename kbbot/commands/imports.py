@@ -127,7 +127,8 @@ def _report(
     console: Console, kind: str, files: int, problems: list[str], rows: list[_Row], *, dry_run: bool
 ) -> None:
     def say(text: str) -> None:
-        console.print(text, markup=False, highlight=False)
+        # soft_wrap: a page's link stays whole on its line (rich would break it at 80 columns in a pipe).
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     for problem in problems:
         say(f"warning: {problem}")

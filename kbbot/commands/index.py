@@ -127,7 +127,7 @@ def _print_hit(console: Console, rank: int, hit: SearchHit) -> None:
     title, url = strip_invisible(hit.title), strip_invisible(hit.url or "")
     console.print(f"[bold]{rank}. {escape(title)}[/bold]  [dim]score {hit.score:.2f}[/dim]")
     if url:
-        console.print(f"   [link={escape(url)}]{escape(url)}[/link]", highlight=False)
+        console.print(f"   [link={escape(url)}]{escape(url)}[/link]", highlight=False, soft_wrap=True)
     snippet = " ".join(hit.marked_snippet.split())
     if snippet:
         # Built as a Text, not markup, so brackets in page text can never be read as rich markup.

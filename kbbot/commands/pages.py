@@ -103,7 +103,7 @@ async def handle_create(args: argparse.Namespace, rt: Runtime) -> int:
     if args.json:
         print_json(rt.console, ref.to_json())
     else:
-        rt.console.print(f"created {ref.id}" + (f" — {ref.url}" if ref.url else ""), markup=False)
+        rt.console.print(f"created {ref.id}" + (f" — {ref.url}" if ref.url else ""), markup=False, soft_wrap=True)
     return 0
 
 

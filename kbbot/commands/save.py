@@ -67,7 +67,8 @@ async def handler(args: argparse.Namespace, rt: Runtime) -> int:
     else:
         verb = "Created" if page.created else "Updated"
         where = page.url or f"page id {page.id}"
-        rt.console.print(f"{verb} “{page.title}”: {where}", markup=False, highlight=False)
+        # soft_wrap: the link stays whole on one line (rich would break it at 80 columns in a pipe).
+        rt.console.print(f"{verb} “{page.title}”: {where}", markup=False, highlight=False, soft_wrap=True)
         parts = page.extra.get("parts")
         if isinstance(parts, list) and len(parts) > 1:
             rt.console.print(f"  (split into {len(parts)} parts: the thread is longer than PAGE_MAX_CHARS)")

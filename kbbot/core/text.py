@@ -40,7 +40,7 @@ def clean_question(text: str, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
         raise InvalidQuestion("Please type a question, e.g. “How do I set up the VPN?”")
     if len(cleaned) > max_chars:
         raise InvalidQuestion(
-            f"That question is {len(cleaned):,} characters long; please keep it under {max_chars:,}."
+            f"That question is {len(cleaned):,} characters long; please keep it to {max_chars:,} at most."
         )
     return cleaned
 

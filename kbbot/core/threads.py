@@ -62,9 +62,9 @@ __all__ = ["SaveRetryPolicy", "SavedCallback", "ThreadSaver"]
 
 log = logging.getLogger(__name__)
 
-#: Called when the worker finishes a save that ``save`` had reported as pending:
-#: ``(platform, conversation_key, saved_page)``. Adapters post "saved: <link>" into the thread.
-SavedCallback = Callable[[str, str, SavedPage], Awaitable[None]]
+#: Called when the worker finishes a save that ``save`` had reported as pending, for a thread of the platform
+#: it listens for: ``(conversation_key, saved_page)``. Adapters post "saved: <link>" into the thread.
+SavedCallback = Callable[[str, SavedPage], Awaitable[None]]
 
 #: Worth retrying later: the wiki is busy or down, or answered something we could not read.
 _TRANSIENT = (RateLimited, Unavailable, BadResponse, VersionConflict)
@@ -264,7 +264,7 @@ class ThreadSaver:
                     continue
             if claimed.announce and (callback := self._listeners.get(item.platform)) is not None:
                 try:
-                    await callback(item.platform, item.conversation_key, page)
+                    await callback(item.conversation_key, page)
                 except Exception:
                     log.exception("a saved-page callback failed")
         return next_due

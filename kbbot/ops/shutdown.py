@@ -17,6 +17,7 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -26,6 +27,8 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 Callback = Callable[[], Awaitable[Any]]
+#: Marks one adapter's piece of work as in flight for the duration of a block (``TaskTracker.work``).
+InFlight = Callable[[], AbstractAsyncContextManager[None]]
 
 #: SIGTERM → exit within this many seconds, everything included (``SHUTDOWN_GRACE_SECONDS``). Docker compose,
 #: Kubernetes and systemd kill at 30 s (deploy/), which leaves room for k8s's 5 s preStop pause.

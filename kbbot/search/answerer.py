@@ -6,8 +6,10 @@ is deliberately plain — "From the wiki:" and quotes — so nobody mistakes a s
 
 Relevance is the share of the question the quoted passage and its page title hold, each word weighted by how
 rare it is in the wiki (a word on every page says little; a word on no page — "wifi" in a wiki without it —
-says the most). Below ``min_relevance`` nothing is quoted: a confident quote of unrelated text is worse than
-no answer. The defaults are calibrated on ``benchmarks/answers`` (``make bench`` prints the figures).
+says the most, and counts against an answer by how specific it is in English: "font" much, "latest" little),
+and the verb of "how do I <verb>…" counts against a page that never uses it (see :mod:`kbbot.search.query`).
+Below ``min_relevance`` nothing is quoted: a confident quote of unrelated text is worse than no answer. The
+defaults are calibrated on ``benchmarks/answers`` (``make bench`` prints the figures).
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ search over 10,000 pages in a few milliseconds from a file, with no server to ru
 
 sqlite3 blocks, so every statement runs on one dedicated worker thread
 (``ThreadPoolExecutor(max_workers=1)``): the event loop never waits on the disk. One exception: a tantivy search
-of words the index is known to hold takes less than the hand-over to that thread and back, so when the thread
-is idle it runs on the caller's (a lock keeps the connection to one user at a time). Writes are small
+whose question the index can read from memory (every word's page count known, nothing to commit) takes less
+than the hand-over to that thread and back, so when the thread is idle it runs on the caller's (a lock keeps
+the connection to one user at a time). Writes are small
 transactions (a page, or a small batch), so a search never queues behind a whole sync.
 
 The index is a cache of the wiki: when its file is from an older schema or is corrupt, it is rebuilt empty and
@@ -27,14 +28,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 from kbbot.errors import ConfigError, SearchIndexError
-from kbbot.search.query import PARTICLES, QueryPlan, Term, matched_terms, plan_terms
+from kbbot.search.query import PARTICLES, QueryPlan, Term, TermCounter, plan_terms, word_stems
 from kbbot.search.saved_chats import below_their_sources
-from kbbot.search.spelling import Vocabulary, is_english, specificity
-from kbbot.search.tantivy_ranking import RankingBusy, TantivyRanking
+from kbbot.search.spelling import Vocabulary, english_loaded, is_english, specificity
+from kbbot.search.tantivy_ranking import Candidate, RankingBusy, TantivyRanking
 from kbbot.search.tantivy_ranking import available as tantivy_available
 
 log = logging.getLogger(__name__)
@@ -43,14 +45,18 @@ T = TypeVar("T")
 
 #: Who ranks the pages: SQLite FTS5's bm25 (built in, the default) or tantivy (optional, for big wikis).
 ENGINES = ("sqlite", "tantivy")
-#: The tantivy ranking commits at least every this many written pages (see _commit_ranking_sync).
-_RANKING_BATCH = 2000
 
 #: 2: saved_chat. 3: no FTS5 prefix index (measured at 10,000 pages: writes 27 % faster, the file 20 % smaller,
 #: search time and ranking the same; only the last word of a question is matched as a prefix). 4: the body is
 #: the pages table's last column, so reading a hit's title, URL and tags no longer walks the body's overflow
 #: pages (a search fetched its 15 candidates' rows in 0.16 ms at 10,000 pages; now a few µs).
 SCHEMA_VERSION = "4"
+#: The tantivy ranking commits at least every this many written pages (see _commit_ranking_sync). Each commit
+#: makes a segment, and a search costs tantivy about as much per segment (at 10,000 pages 49 µs with one, 86 µs
+#: with five); but writes not yet committed hold memory (at 50,000 pages, committing only at the end peaked
+#: 45 MB higher than every 2,000 pages). 10,000 is about what tantivy's 20 MB writer heap holds before it makes
+#: a segment anyway.
+_RANKING_BATCH = 10_000
 #: bm25 column weights: a word in the title counts most, then tags, then the body.
 TITLE_WEIGHT, TAGS_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
 #: Snippet highlight markers (control characters never found in extracted text); see
@@ -67,7 +73,8 @@ _CANDIDATES = 10
 #: (see SearchIndex._first_pass_sync), so a search stays around 2 ms however big the wiki grows; below it,
 #: and so on any small wiki, the ranking is FTS5's exact one.
 _EXACT_PAGES = 2000
-#: Page counts of the index's words are kept in memory, up to this many words, until the index changes.
+#: Page counts of the index's words, and how the words it lacks are read, are kept in memory, up to this many
+#: words each, until the index changes.
 _MAX_CACHED_WORDS = 20_000
 
 # Both f-strings interpolate module constants only; every value from outside is a bound parameter.
@@ -117,6 +124,8 @@ SELECT rowid, -bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) FRO
 WHERE pages_fts MATCH ? ORDER BY bm25(pages_fts, {TITLE_WEIGHT}, {TAGS_WEIGHT}, {BODY_WEIGHT}) LIMIT ?
 """  # noqa: S608
 _ROWS = "SELECT rowid, id, title, url, tags, saved_chat FROM pages WHERE rowid IN ({marks})"
+#: A hit's row: id, title, url, tags (JSON), saved_chat.
+Row = tuple[Any, ...]
 _SNIPPET = "SELECT snippet(pages_fts, 2, char(2), char(3), '…', ?) FROM pages_fts WHERE pages_fts MATCH ? AND rowid = ?"
 _TERM_DOCS = "SELECT term, doc FROM pages_vocab WHERE term IN ({marks})"
 _PREFIX_DOCS = "SELECT max(doc) FROM pages_vocab WHERE term >= ? AND term < ?"
@@ -269,6 +278,9 @@ class SearchIndex:
         #: (stem, as a prefix) → pages holding it: fts5vocab counts them by reading the word's page list,
         #: 80 µs for a word on 4,000 pages.
         self._word_docs: dict[tuple[str, bool], int] = {}
+        #: A word no page holds → what it is searched as (a typo's correction, its parts, …: see _unknown_sync).
+        self._unknown: dict[str, tuple[Term, ...]] = {}
+        self._unsettled = False  # changed by this connection since flush() last read the vocabulary
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -315,15 +327,18 @@ class SearchIndex:
         with self._errors():
             return await asyncio.get_running_loop().run_in_executor(self._executor, locked)
 
-    def _run_here_if_cheap(self, fn: Callable[[], T], cheap: Callable[[], bool]) -> T | None:
-        """``fn()`` on the caller's thread, when the index thread is idle and ``cheap()`` (asked with the index
-        to itself) says it is quick; else None (then :meth:`_run` it). A tantivy search of known words takes
-        a fraction of a millisecond, about what handing it to the index thread and back costs."""
+    def _run_here_if_cheap(self, fn: Callable[[], T]) -> T | None:
+        """``fn()`` on the caller's thread when the index thread is idle, unless ``fn`` finds it would read
+        more than a few rows from the file (it raises :class:`_NotInMemory`); then None (:meth:`_run` it). A
+        tantivy search the index can plan from memory takes a fraction of a millisecond, about what handing it
+        to the index thread and back costs."""
         if self._executor is None or not self._lock.acquire(blocking=False):
             return None
         try:
             with self._errors():
-                return fn() if cheap() else None
+                return fn()
+        except _NotInMemory:
+            return None
         finally:
             self._lock.release()
 
@@ -377,7 +392,7 @@ class SearchIndex:
             log.info("rebuilding the tantivy ranking of %s from its %d pages", self.path, pages)
             try:
                 ranking.clear()
-                ranking.put(db.execute("SELECT rowid, title, tags, body FROM pages"))
+                ranking.put(db.execute("SELECT rowid, title, tags, body, saved_chat FROM pages"))
             except RankingBusy:
                 log.info("the tantivy ranking of %s is being written by another process; using it", self.path)
                 return
@@ -385,8 +400,8 @@ class SearchIndex:
 
     def _commit_ranking_sync(self, *, unless_fewer_than: int = 1) -> None:
         """Commit what the ranking was given since its last commit, then clear the flag that says it lags
-        behind SQLite. A tantivy commit costs milliseconds, so a sync's writes are committed together: before
-        the next search (which must see them), every ``_RANKING_BATCH`` pages, on optimize and on close."""
+        behind SQLite. A sync's writes are committed together: before the next search (which must see them),
+        every ``_RANKING_BATCH`` pages, on flush, optimize and close."""
         ranking = self._ranking
         if ranking is not None and ranking.pending >= unless_fewer_than:
             ranking.commit()
@@ -456,9 +471,8 @@ class SearchIndex:
 
     def _upsert_sync(self, pages: list[IndexedPage], now: float) -> int:
         db = self._db
-        self._writes += 1
         changed = 0
-        written: list[tuple[int, str, str, str]] = []  # for the tantivy ranking
+        written: list[tuple[int, str, str, str, bool]] = []  # for the tantivy ranking
         if self._ranking is not None:
             self._ranking.hold()  # busy elsewhere: nothing is written, neither here nor there
         with _transaction(db):
@@ -489,9 +503,11 @@ class SearchIndex:
                        RETURNING rowid""",
                     (page.id, title, tags, body, fingerprint, *meta, int(page.saved_chat)),
                 ).fetchone()
-                written.append((int(rowid), title, tags, body))
+                written.append((int(rowid), title, tags, body, page.saved_chat))
             if written and self._ranking is not None:
                 db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tantivy_dirty', '1')")
+        if changed:
+            self._changed_sync()
         if self._ranking is not None:
             self._ranking.put(written)
             self._commit_ranking_sync(unless_fewer_than=_RANKING_BATCH)
@@ -515,7 +531,6 @@ class SearchIndex:
         return await self._run(lambda: self._delete_sync(id_list))
 
     def _delete_sync(self, ids: list[str]) -> int:
-        self._writes += 1
         rowids: list[int] = []
         if self._ranking is not None:
             self._ranking.hold()
@@ -527,24 +542,39 @@ class SearchIndex:
                     db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tantivy_dirty', '1')")
             # rowcount (sqlite3_changes) counts the pages rows only, not the FTS rows the trigger deletes.
             deleted = db.executemany("DELETE FROM pages WHERE id = ?", [(pid,) for pid in ids]).rowcount
+        if deleted:
+            self._changed_sync()
         if self._ranking is not None:
             self._ranking.delete(rowids)
             self._commit_ranking_sync(unless_fewer_than=_RANKING_BATCH)
             self._ranking.release_if_idle()
         return deleted
 
+    def _changed_sync(self) -> None:
+        """This connection changed the pages: the page counts and vocabulary in memory are out of date."""
+        self._writes += 1
+        self._unsettled = True
+
     async def flush(self) -> None:
-        """Make every write searchable now, and (tantivy) give the writer back so another process can write;
-        nothing to do for SQLite, whose writes are committed as they happen. Sync calls it when it is done."""
-        if self._ranking is not None:
-            await self._run(self._commit_ranking_sync)
+        """Make every write searchable now ((tantivy) and give the writer back so another process can write),
+        and when they changed the index, read its vocabulary again: every word's page count in memory, so no
+        search reads them word by word (0.05 s at 10,000 pages, 0.35 s at 50,000). Sync calls it when it is
+        done."""
+        await self._run(self._settle_sync)
+
+    def _settle_sync(self) -> None:
+        self._commit_ranking_sync()
+        if self._unsettled:
+            self._unsettled = False
+            self._stats_sync()
+            self._vocabulary_sync()
 
     async def optimize(self) -> None:
         """Merge FTS5's b-trees after many changes so searches stay fast (and commit the tantivy ranking)."""
 
         def optimize() -> None:
             self._db.execute("INSERT INTO pages_fts(pages_fts) VALUES ('optimize')")
-            self._commit_ranking_sync()
+            self._settle_sync()
 
         await self._run(optimize)
 
@@ -605,49 +635,50 @@ class SearchIndex:
         limit = min(limit, 100)
         texts = max(0, min(texts, limit))
 
-        def search() -> SearchResult:
-            return self._query_sync(terms, limit, texts, snippets)
-
-        if not texts and not snippets:  # reading page bodies is for the index thread
-            result = self._run_here_if_cheap(search, lambda: self._is_cheap_sync(terms))
+        if self._ranking is not None and not texts and not snippets:  # reading page bodies is for the index thread
+            result = self._run_here_if_cheap(lambda: self._query_sync(terms, limit, 0, False, in_memory=True))
             if result is not None:
                 return result
-        return await self._run(search)
-
-    def _is_cheap_sync(self, terms: list[tuple[str, str, str]]) -> bool:
-        """Whether a search for ``terms`` is quick wherever it runs: tantivy ranks, nothing waits to be
-        committed, and every word is one the index was last seen to hold (no typo correction, no prefix
-        lookup: those read the whole vocabulary the first time)."""
-        ranking = self._ranking
-        return (
-            ranking is not None
-            and not ranking.pending
-            and all(self._word_docs.get((stem_, False)) for _, stem_, _ in terms)
-        )
+        return await self._run(lambda: self._query_sync(terms, limit, texts, snippets))
 
     def _query_sync(
-        self, terms: list[tuple[str, str, str]], limit: int, texts: int, snippets: bool
+        self, terms: list[tuple[str, str, str]], limit: int, texts: int, snippets: bool, *, in_memory: bool = False
     ) -> SearchResult:
+        """The search. ``in_memory``: raise :class:`_NotInMemory` rather than read the file to plan the question
+        or commit the ranking (the search then goes to the index thread)."""
+        if in_memory and (self._ranking is None or self._ranking.pending):
+            raise _NotInMemory
         try:
-            plan = self._plan_sync(terms)
+            plan = self._plan_sync(terms, in_memory=in_memory)
         except sqlite3.Error as exc:
             log.warning("search failed in %s: %s", self.path, exc)
             return SearchResult(QueryPlan((), 0), [])
         hits = self._search_sync(plan, limit, texts, snippets) if plan.match() else []
         return SearchResult(plan, hits)
 
-    def _plan_sync(self, terms: list[tuple[str, str, str]]) -> QueryPlan:
+    def _stats_sync(self, *, in_memory: bool = False) -> None:
+        """Drop the page counts and the vocabulary when the index changed since they were read: by this
+        connection (_writes) or by another process (PRAGMA data_version)."""
         db = self._db
         key = (self._writes, int(db.execute("PRAGMA data_version").fetchone()[0]))
         if key != self._stats_key:
+            if in_memory:
+                raise _NotInMemory
             self._stats_key, self._vocab = key, None
-            self._word_docs = {}
+            self._word_docs, self._unknown = {}, {}
             self._total_docs = int(db.execute("SELECT count(*) FROM pages").fetchone()[0])
-        docs = self._word_docs
+
+    def _plan_sync(self, terms: list[tuple[str, str, str]], *, in_memory: bool = False) -> QueryPlan:
+        self._stats_sync(in_memory=in_memory)
+        db, docs, vocabulary = self._db, self._word_docs, self._vocab
         if len(docs) > _MAX_CACHED_WORDS:
             docs.clear()
         stems = [stem_ for stem_ in {stem_ for _, stem_, _ in terms} if (stem_, False) not in docs]
-        if stems:
+        if stems and vocabulary is not None:  # loaded for a word the index lacked: it has every count
+            docs.update(((stem_, False), vocabulary.docs(stem_)) for stem_ in stems)
+        elif stems:
+            if in_memory:
+                raise _NotInMemory
             marks = ",".join("?" * len(stems))
             found = {str(term): int(n) for term, n in db.execute(_TERM_DOCS.format(marks=marks), stems)}
             docs.update(((stem_, False), found.get(stem_, 0)) for stem_ in stems)
@@ -657,20 +688,39 @@ class SearchIndex:
             if not count and n == len(terms) - 1 and len(word) >= 3:
                 # The last word may be a start still being typed ("kube"): it is searched as a prefix.
                 if (stem_, True) not in docs:
-                    row = db.execute(_PREFIX_DOCS, (stem_, stem_ + "\U0010ffff")).fetchone()
-                    docs[stem_, True] = int(row[0] or 0)
+                    if vocabulary is not None:
+                        docs[stem_, True] = vocabulary.prefix_docs(stem_)
+                    elif in_memory:
+                        raise _NotInMemory
+                    else:
+                        row = db.execute(_PREFIX_DOCS, (stem_, stem_ + "\U0010ffff")).fetchone()
+                        docs[stem_, True] = int(row[0] or 0)
                 count = docs[stem_, True]
             if count or joins:
                 planned.append(Term(word, stem_, count, joins=joins))
-                continue
-            vocabulary = self._vocabulary_sync()
-            # A verb and its particle run together ("handover" → hand over) are two indexed words exactly, which
-            # explains the word better than a correction ("hand", two letters off) whether or not it is English.
-            parts = vocabulary.split(word) if word.endswith(PARTICLES) else []
-            corrected = vocabulary.correct(word) if not parts else None
-            if corrected is not None:
-                planned.append(Term(word, corrected, vocabulary.docs(corrected), corrected=True))
-                continue
+            else:
+                planned += self._unknown_sync(word, stem_, in_memory=in_memory)
+        return QueryPlan(tuple(planned), self._total_docs)
+
+    def _unknown_sync(self, word: str, stem_: str, *, in_memory: bool) -> tuple[Term, ...]:
+        """What a word no page holds is searched as: the closest word the index has (a typo), the two words
+        it runs together, another form of it, or itself (found nowhere). Kept until the index changes."""
+        known = self._unknown.get(word)
+        if known is not None:
+            return known
+        if in_memory and (self._vocab is None or not english_loaded()):
+            raise _NotInMemory  # the vocabulary is read from the file, the English word lists from disk
+        if len(self._unknown) > _MAX_CACHED_WORDS:
+            self._unknown.clear()
+        vocabulary = self._vocabulary_sync()
+        planned: list[Term] = []
+        # A verb and its particle run together ("handover" → hand over) are two indexed words exactly, which
+        # explains the word better than a correction ("hand", two letters off) whether or not it is English.
+        parts = vocabulary.split(word) if word.endswith(PARTICLES) else []
+        corrected = vocabulary.correct(word) if not parts else None
+        if corrected is not None:
+            planned.append(Term(word, corrected, vocabulary.docs(corrected), corrected=True))
+        else:
             english = is_english(word)
             # "helpdesk" → help desk; but an English word is itself ("passport" is no pass and port) unless
             # it is a verb and its particle ("handover" → hand over), as "hand over" is searched as "handover".
@@ -683,7 +733,8 @@ class SearchIndex:
                 planned.append(Term(word, form, vocabulary.docs(form), corrected=True))
             elif not parts:
                 planned.append(Term(word, stem_, 0, english=english, specificity=specificity(word) if english else 0.0))
-        return QueryPlan(tuple(planned), self._total_docs)
+        self._unknown[word] = result = tuple(planned)
+        return result
 
     def _vocabulary_sync(self) -> Vocabulary:
         if self._vocab is None:
@@ -691,14 +742,16 @@ class SearchIndex:
             self._vocab = Vocabulary({str(term): int(n) for term, n in rows})
         return self._vocab
 
+    def _tantivy_rank_sync(self, ranking: TantivyRanking, plan: QueryPlan, candidates: int) -> list[Candidate]:
+        """The best ``candidates`` pages for ``plan`` by tantivy, with what the title boost needs."""
+        self._commit_ranking_sync()
+        if self._ranking_seen != self._stats_key:  # the file changed: maybe another process committed
+            ranking.refresh()
+            self._ranking_seen = self._stats_key
+        return ranking.rank(_ranking_words(plan), candidates)
+
     def _rank_sync(self, plan: QueryPlan, limit: int, candidates: int) -> list[tuple[int, float]]:
-        """(rowid, score) of the best ``candidates`` pages for ``plan``, by tantivy or by FTS5's bm25."""
-        if self._ranking is not None:
-            self._commit_ranking_sync()
-            if self._ranking_seen != self._stats_key:  # the file changed: maybe another process committed
-                self._ranking.refresh()
-                self._ranking_seen = self._stats_key
-            return self._ranking.rank(_ranking_words(plan), candidates)
+        """(rowid, score) of the best ``candidates`` pages for ``plan`` by FTS5's bm25."""
         db = self._db
         selective = sorted((t for t in plan.terms if t.docs and t.docs * 2 <= plan.total_docs), key=_docs)
         if len(selective) > 1 and sum(t.docs for t in selective) > _EXACT_PAGES:
@@ -743,15 +796,20 @@ class SearchIndex:
     def _search_sync(self, plan: QueryPlan, limit: int, texts: int, snippets: bool) -> list[SearchHit]:
         db = self._db
         candidates = max(limit * 3, _CANDIDATES)
-        stemmed = plan.stems
         try:
-            ranked = self._rank_sync(plan, limit, candidates)
+            ranked, rows, title_words = self._candidates_sync(plan, limit, candidates)
             if not ranked:
                 return []
-            marks = ",".join("?" * len(ranked))
-            rows = {r[0]: r[1:] for r in db.execute(_ROWS.format(marks=marks), [r[0] for r in ranked])}
-            scored = _title_boosted(ranked, rows, stemmed, limit)
-            scored = below_their_sources(scored, self._bodies([r for _, r, row in scored if row[4]]))
+            boosted = _title_boosted(ranked, title_words, plan.stems, limit)
+            if any(c.saved_chat for c in ranked):  # its place depends on every candidate's title (rows has all)
+                scored = [(score, rowid, rows[rowid]) for score, rowid in boosted]
+                scored = below_their_sources(scored, self._bodies([r for _, r, row in scored if row[4]]))
+            else:
+                # tantivy held what the boost needs: only the pages returned are read from SQLite.
+                rows.update(self._rows_sync([rowid for _, rowid in boosted[:limit] if rowid not in rows]))
+                if any(rowid not in rows for _, rowid in boosted[:limit]):  # deleted by another process
+                    rows.update(self._rows_sync([rowid for _, rowid in boosted if rowid not in rows]))
+                scored = [(score, rowid, rows[rowid]) for score, rowid in boosted if rowid in rows]
             best = scored[:limit]
             bodies: dict[int, str] = {}
             if texts:
@@ -781,6 +839,33 @@ class SearchIndex:
             log.warning("search failed in %s: %s", self.path, exc)
             return []
         return hits
+
+    def _candidates_sync(
+        self, plan: QueryPlan, limit: int, candidates: int
+    ) -> tuple[list[Candidate], dict[int, Row], Callable[[Candidate], Sequence[str]]]:
+        """The ranked candidates, the rows read for them (every candidate's with FTS5's ranking, or when a
+        saved chat is among them; else none yet), and where the title boost reads each one's title words."""
+        ranking = self._ranking
+        if ranking is not None:
+            found = self._tantivy_rank_sync(ranking, plan, candidates)
+            if not any(c.saved_chat for c in found):
+                return found, {}, ranking.title_words
+            rows = self._rows_sync([c.rowid for c in found])
+            return [c for c in found if c.rowid in rows], rows, ranking.title_words
+        ranked = self._rank_sync(plan, limit, candidates)
+        rows = self._rows_sync([int(rowid) for rowid, _ in ranked])
+        found = [
+            Candidate(rowid, float(score), bool(rows[rowid][4]))
+            for rowid, score in ranked
+            if rowid in rows  # FTS rows follow the pages table in one transaction: always there
+        ]
+        return found, rows, lambda c: word_stems(rows[c.rowid][1])
+
+    def _rows_sync(self, rowids: list[int]) -> dict[int, Row]:
+        if not rowids:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        return {r[0]: r[1:] for r in self._db.execute(_ROWS.format(marks=marks), rowids)}
 
     def _bodies(self, rowids: list[int]) -> dict[int, str]:
         if not rowids:
@@ -815,27 +900,25 @@ def _ranking_words(plan: QueryPlan) -> list[tuple[str, bool]]:
 
 
 def _title_boosted(
-    ranked: list[tuple[int, float]], rows: dict[int, tuple[Any, ...]], stemmed: set[str], limit: int
-) -> list[tuple[float, int, tuple[Any, ...]]]:
-    """(score, rowid, row) best first, each score grown by the share of the question's terms in the page's
-    title: FTS5's bm25 counts a title hit as a few body hits, and a body that mentions a word often saturates
-    to nearly the same score, but a page whose title says what was asked is what people want.
+    ranked: list[Candidate], title_words: Callable[[Candidate], Sequence[str]], stemmed: set[str], limit: int
+) -> list[tuple[float, int]]:
+    """(score, rowid) best first, each score grown by the share of the question's terms in the page's title:
+    FTS5's bm25 counts a title hit as a few body hits, and a body that mentions a word often saturates to nearly
+    the same score, but a page whose title says what was asked is what people want.
 
     A boost is at most 1 + TITLE_BOOST, so once a page's score times that cannot reach the ``limit``-th boosted
     score, no page after it can: their titles are not read (except when a saved chat is among the candidates,
     whose place depends on every page, see :func:`below_their_sources`)."""
-    every = any(row[4] for row in rows.values())
+    every = any(c.saved_chat for c in ranked)
+    counter = TermCounter(stemmed)
     best: list[float] = []  # a heap of the ``limit`` best boosted scores so far
     scored = []
-    for rowid, score in sorted(ranked, key=lambda item: -item[1]):
-        row = rows.get(rowid)
-        if row is None:  # pragma: no cover - FTS rows follow the pages table in one transaction
-            continue
+    for candidate in sorted(ranked, key=lambda c: -c.score):
+        score = candidate.score
         if not every and len(best) == limit and max(score, score * (1 + TITLE_BOOST)) < best[0]:
             break
-        title_terms = matched_terms(row[1], stemmed)
-        boosted = float(score) * (1.0 + TITLE_BOOST * len(title_terms) / max(1, len(stemmed)))
-        scored.append((boosted, rowid, row))
+        boosted = score * (1.0 + TITLE_BOOST * counter.matched(title_words(candidate)) / max(1, len(stemmed)))
+        scored.append((boosted, candidate.rowid))
         if len(best) < limit:
             heapq.heappush(best, boosted)
         else:
@@ -867,6 +950,10 @@ def _ranking_match(plan: QueryPlan) -> str | None:
     return _match_of(plan, [t for t in plan.terms if t.stem not in common])
 
 
+class _NotInMemory(Exception):
+    """A search on the caller's thread would read the file or commit the ranking (see _run_here_if_cheap)."""
+
+
 class _transaction:
     """BEGIN IMMEDIATE … COMMIT/ROLLBACK on an autocommit connection (``isolation_level=None``)."""
 
@@ -881,6 +968,7 @@ class _transaction:
         self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
 
+@lru_cache(maxsize=4096)  # a few distinct tag lists serve a whole wiki; the tuple is immutable
 def _tags(raw: str) -> tuple[str, ...]:
     try:
         value = json.loads(raw)

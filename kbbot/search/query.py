@@ -18,6 +18,7 @@ import math
 import re
 import threading
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -135,24 +136,53 @@ def stem(word: str) -> str:
     return result
 
 
+def word_stems(text: str) -> list[str]:
+    """The stems of ``text``'s words, in order, as :func:`term_hits` reads them."""
+    return [stem(raw) for raw in _WORD.findall(text.casefold())]
+
+
 def term_hits(text: str, stemmed_terms: set[str]) -> dict[str, int]:
     """How often each of ``stemmed_terms`` occurs in ``text`` (as a word, or as the start of one for terms of
     4+ letters); terms that do not occur are left out. Set lookups per word, so quoting passages stays
     cheap."""
-    counts: dict[str, int] = {}
     if not stemmed_terms:
+        return {}
+    return TermCounter(stemmed_terms).hits(map(stem, _WORD.findall(text.casefold())))
+
+
+class TermCounter:
+    """:func:`term_hits` for many texts already split into stems (:func:`word_stems`), ``terms`` read once."""
+
+    def __init__(self, terms: set[str]) -> None:
+        self.terms = terms
+        self._prefix_lengths = sorted({len(term) for term in terms if len(term) >= 4})
+
+    def hits(self, words: Iterable[str]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        terms, prefix_lengths = self.terms, self._prefix_lengths
+        for word in words:
+            if word in terms:
+                counts[word] = counts.get(word, 0) + 1
+                continue
+            for length in prefix_lengths:
+                if length < len(word) and word[:length] in terms:
+                    counts[word[:length]] = counts.get(word[:length], 0) + 1
+                    break
         return counts
-    prefix_lengths = sorted({len(term) for term in stemmed_terms if len(term) >= 4})
-    for raw in _WORD.findall(text.casefold()):
-        word = stem(raw)
-        if word in stemmed_terms:
-            counts[word] = counts.get(word, 0) + 1
-            continue
-        for length in prefix_lengths:
-            if length < len(word) and word[:length] in stemmed_terms:
-                counts[word[:length]] = counts.get(word[:length], 0) + 1
-                break
-    return counts
+
+    def matched(self, words: Sequence[str]) -> int:
+        """How many of the terms ``words`` holds: ``len(self.hits(words))``, without counting each."""
+        terms = self.terms
+        found = terms.intersection(words)
+        if self._prefix_lengths:
+            for word in words:
+                if word in terms:
+                    continue
+                for length in self._prefix_lengths:
+                    if length < len(word) and word[:length] in terms:
+                        found.add(word[:length])
+                        break
+        return len(found)
 
 
 def matched_terms(text: str, stemmed_terms: set[str]) -> set[str]:
@@ -195,7 +225,7 @@ CORRECTED_WEIGHT = 0.6
 #: unless the rest of the question is held strongly enough), a word the wiki has but the passage's page lacks
 #: this share, and a word the page has in another section counts fully, this share of it in favour (the page
 #: treats it apart: "parking" in the US section, "Berlin office" in another). Calibrated on the tuning half of
-#: benchmarks/answers (calibrate.py; the held-out half agrees).
+#: benchmarks/answers (``python -m benchmarks.answers.calibrate --set NAME=V1,V2``; the held-out half agrees).
 UNKNOWN_SHARE = 0.2
 UNKNOWN_WORD_SHARE = 0.3
 TOPIC_WORD_SHARE = 0.8
@@ -252,13 +282,15 @@ class QueryPlan:
         page (``on_page``) count in part (see :data:`UNKNOWN_SHARE`), and ``required`` stems (see
         :data:`REQUIRED_SHARE`) the page lacks count fully against it. A compound ("setup") counts only when
         found: "set up" is also asked by whoever writes "set" and "up"."""
-        # A compound found ("setup" on "VPN setup") answers for the word it joins ("set"); on the page, too.
-        found = set(found) | {t.joins for t in self.terms if t.joins and t.docs and t.stem in found}
+        # A compound found ("setup" on "VPN setup") answers for the word it joins ("set"), even where no page
+        # has that word alone (a wiki of titles); on the page, too.
+        joined = {t.joins for t in self.terms if t.joins and t.docs and t.stem in found}
+        found = set(found) | joined
         on_page = set(on_page) | {t.joins for t in self.terms if t.joins and t.docs and t.stem in on_page}
         asked = got = 0.0
         for term in self.terms:
             weight = self.weight(term)
-            if term.docs and term.stem in found:
+            if term.stem in found and (term.docs or term.stem in joined):
                 asked += weight
                 got += weight
             elif term.compound:

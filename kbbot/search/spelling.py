@@ -18,6 +18,7 @@ specific the word is in English (:func:`specificity`, from wordfreq's frequencie
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import importlib.util
 import threading
@@ -85,6 +86,11 @@ def specificity(word: str) -> float:
     return min(1.0, max(0.0, (COMMON_ZIPF - zipf) / (COMMON_ZIPF - RARE_ZIPF)))
 
 
+def english_loaded() -> bool:
+    """Whether :func:`is_english` has its word lists in memory (it reads them from disk on its first call)."""
+    return _english is not None
+
+
 def _frequent_words() -> list[tuple[str, float]]:
     """wordfreq's small English list with each word's Zipf frequency, read from the package's data file in
     its documented "cBpack" format (gzipped msgpack: a header, then one list of words per centibel of
@@ -114,12 +120,19 @@ class Vocabulary:
             if term.isalpha():  # numbers and codes are not words anyone misspells
                 buckets[term[0], len(term)].append(term)
         self._buckets = dict(buckets)
+        self._sorted = sorted(self._docs)  # for prefix_docs (fts5vocab lists them in order: sorting costs little)
 
     def __len__(self) -> int:
         return len(self._docs)
 
     def docs(self, stem_: str) -> int:
         return self._docs.get(stem_, 0)
+
+    def prefix_docs(self, prefix: str) -> int:
+        """The most pages any stem starting with ``prefix`` is on (0: none starts with it)."""
+        start = bisect.bisect_left(self._sorted, prefix)
+        end = bisect.bisect_left(self._sorted, prefix + "\U0010ffff", start)
+        return max((self._docs[term] for term in self._sorted[start:end]), default=0)
 
     def correct(self, word: str) -> str | None:
         """The stem of the indexed word closest to ``word`` (a word the index lacks), or None when nothing

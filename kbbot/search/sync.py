@@ -54,7 +54,8 @@ class SyncReport:
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        text = f"{self.listed} pages listed, {self.fetched} fetched, {self.changed} changed, {self.deleted} removed"
+        pages = "page" if self.listed == 1 else "pages"  # a one-page folder said "1 pages listed"
+        text = f"{self.listed} {pages} listed, {self.fetched} fetched, {self.changed} changed, {self.deleted} removed"
         if self.failed:
             text += f", {self.failed} failed"
         if self.aborted:

@@ -5,11 +5,13 @@ grows with the wiki: on the benchmark corpus it passes 5 ms at about 20,000 page
 Python bindings) skips the blocks of pages that cannot reach the top (block-max WAND): a fraction of a
 millisecond at 50,000 pages in ``make bench``.
 
-What it holds: the ranking only. Pages, their text, the bookkeeping, the vocabulary (page frequencies, typo
+What it holds: the ranking, and what the title boost needs of each candidate (its title's words, stemmed as
+:func:`~kbbot.search.query.word_stems` stems them, and whether it is a saved chat), so a search reads SQLite
+only for the few rows it returns. Pages, their text, the bookkeeping, the vocabulary (page frequencies, typo
 correction) and excerpts stay in SQLite, so :class:`~kbbot.search.index.SearchIndex` keeps its contract and
 every answer path is the same; a page's SQLite rowid is its tantivy document's key. Text goes in already
 stemmed by kbbot's own Porter stemmer (the one FTS5 and the query plan use) on a whitespace tokenizer, so
-both engines see the same words.
+both engines see the same words; without positions (bm25 needs only word counts, and no query is a phrase).
 
 Every method runs on the index's own thread, like the SQL. tantivy allows one writer per index, so the writer
 is taken for a batch of writes and given back at the commit: the bot and a `kbbot index sync` can take turns;
@@ -20,13 +22,15 @@ SQLite file changed (the writer clears a flag there after each commit).
 from __future__ import annotations
 
 import ctypes
+import logging
 import re
+import shutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from kbbot.search.query import stem
+from kbbot.search.query import stem, word_stems
 
 #: Field weights, as FTS5's bm25 column weights: a word in the title counts most, then tags, then the body.
 FIELDS = (("title", 10.0), ("tags", 4.0), ("body", 1.0))
@@ -38,8 +42,23 @@ _WRITER_HEAP = 20_000_000
 #: glibc's mallopt option for the most malloc arenas (M_ARENA_MAX), and the number kbbot allows; see
 #: _limit_malloc_arenas.
 _M_ARENA_MAX, _ARENAS = -8, 2
+#: Prefix expansions (until the index changes) and words' query clauses kept, at most this many each.
+_MAX_CACHED_WORDS = 4096
 # FTS5's unicode61 tokenizer: letters and digits; everything else (the underscore too) separates words.
 _WORDS = re.compile(r"[^\W_]+")
+
+
+log = logging.getLogger(__name__)
+
+
+class Candidate(NamedTuple):
+    """A ranked page: its SQLite rowid, its score, whether it is a saved chat, and where the ranking keeps it
+    (tantivy's document address: :meth:`TantivyRanking.title_words` reads its title from there)."""
+
+    rowid: int
+    score: float
+    saved_chat: bool
+    address: Any = None
 
 
 class RankingBusy(RuntimeError):
@@ -81,13 +100,31 @@ class TantivyRanking:
         self._t = tantivy
         folder.mkdir(parents=True, exist_ok=True)
         builder = tantivy.SchemaBuilder()
-        builder.add_integer_field("rowid", stored=True, indexed=True)
+        # rowid and saved_chat are fast (columnar) fields: read for all candidates at once in 2 µs, where
+        # reading 15 stored documents takes 15 µs (only the titles the boost needs are read from there).
+        builder.add_integer_field("rowid", stored=True, indexed=True, fast=True)
         for name, _weight in FIELDS:
-            builder.add_text_field(name, stored=False, tokenizer_name="whitespace")
+            builder.add_text_field(name, stored=False, tokenizer_name="whitespace", index_option="freq")
+        builder.add_bytes_field("title_words", stored=True)
+        builder.add_boolean_field("saved_chat", fast=True)
         self._schema = builder.build()
-        self._index = tantivy.Index(self._schema, path=str(folder), reuse=True)
+        try:
+            self._index = tantivy.Index(self._schema, path=str(folder), reuse=True)
+        except ValueError as exc:
+            if "schema does not match" not in str(exc):
+                raise
+            # Written by an older kbbot: the ranking is a cache of SQLite, so it is started over (and filled
+            # from SQLite, since it now holds fewer pages than SQLite).
+            log.info("the tantivy ranking in %s is from an older kbbot; rebuilding it", folder)
+            shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            self._index = tantivy.Index(self._schema, path=str(folder), reuse=True)
         self._writer: Any = None
         self._searcher: Any = self._index.searcher()
+        #: prefix → the index's words that start with it, for the searcher in use.
+        self._prefixes: dict[str, list[str]] = {}
+        #: stem → its query clauses, one per field that has it, for the searcher in use.
+        self._clauses: dict[str, list[tuple[Any, Any]]] = {}
         #: Documents added or deleted since the last commit (searches see them only after it).
         self.pending = 0
 
@@ -101,6 +138,7 @@ class TantivyRanking:
     def _fresh_searcher(self) -> Any:
         self._index.reload()
         self._searcher = self._index.searcher()
+        self._prefixes, self._clauses = {}, {}
         return self._searcher
 
     def hold(self) -> None:
@@ -117,15 +155,22 @@ class TantivyRanking:
                 raise
         return self._writer
 
-    def put(self, rows: Iterable[tuple[int, str, str, str]]) -> None:
-        """Add or replace the documents of (rowid, title, tags, body) rows; seen by searches after
+    def put(self, rows: Iterable[tuple[int, str, str, str, bool]]) -> None:
+        """Add or replace the documents of (rowid, title, tags, body, saved chat) rows; seen by searches after
         :meth:`commit`."""
         writer = self._writing()
-        for rowid, title, tags, body in rows:
+        for rowid, title, tags, body, saved_chat in rows:
             self.pending += 1
             writer.delete_documents_by_term("rowid", rowid)
             writer.add_document(
-                self._t.Document(rowid=rowid, title=_stems(title), tags=_stems(tags), body=_stems(body))
+                self._t.Document(
+                    rowid=rowid,
+                    title=_stems(title),
+                    tags=_stems(tags),
+                    body=_stems(body),
+                    title_words=" ".join(word_stems(title)).encode(),
+                    saved_chat=bool(saved_chat),
+                )
             )
 
     def delete(self, rowids: Iterable[int]) -> None:
@@ -160,30 +205,61 @@ class TantivyRanking:
             writer.rollback()
             writer.wait_merging_threads()
 
-    def rank(self, words: list[tuple[str, bool]], limit: int) -> list[tuple[int, float]]:
-        """(rowid, score) of the best ``limit`` pages for ``words``: (stem, also as a prefix) pairs, any of
-        which may match (OR), each weighted by field like FTS5's columns."""
-        t, searcher = self._t, self._searcher
+    def rank(self, words: list[tuple[str, bool]], limit: int) -> list[Candidate]:
+        """The best ``limit`` pages for ``words``: (stem, also as a prefix) pairs, any of which may match (OR),
+        each weighted by field like FTS5's columns."""
+        searcher = self._searcher
         stems: list[str] = []
         for word, prefix in words:
             stems.append(word)
             if prefix:
                 stems.extend(self._starting_with(word))
-        clauses = [
-            (t.Occur.Should, t.Query.boost_query(t.Query.term_query(self._schema, name, word), weight))
-            for word in dict.fromkeys(stems)
-            for name, weight in FIELDS
-        ]
+        clauses = [clause for word in dict.fromkeys(stems) for clause in self._clauses_of(word)]
         if not clauses:
             return []
-        hits = searcher.search(t.Query.boolean_query(clauses), limit).hits
-        return [(int(searcher.doc(address)["rowid"][0]), float(score)) for score, address in hits]
+        # count=False: nothing needs the number of matching pages, and counting them all would visit every
+        # one instead of skipping the blocks that cannot reach the top.
+        hits = searcher.search(self._t.Query.boolean_query(clauses), limit, count=False).hits
+        addresses = [address for _score, address in hits]
+        rowids = searcher.fast_field_values("rowid", addresses)
+        saved = searcher.fast_field_values("saved_chat", addresses)
+        return [
+            Candidate(int(rowid or 0), float(score), bool(chat), address)
+            for (score, address), rowid, chat in zip(hits, rowids, saved, strict=True)
+        ]
+
+    def title_words(self, candidate: Candidate) -> list[str]:
+        """The stemmed words of a ranked page's title (:func:`~kbbot.search.query.word_stems`)."""
+        words: bytes = self._searcher.doc(candidate.address).get_first("title_words") or b""
+        return words.decode().split()
+
+    def _clauses_of(self, word: str) -> list[tuple[Any, Any]]:
+        """``word``'s query clauses: one per field that holds it (a field without it adds nothing to any
+        score, but its lookup costs as much in every segment; tags hold few words, titles not all)."""
+        clauses = self._clauses.get(word)
+        if clauses is None:
+            t, searcher = self._t, self._searcher
+            if len(self._clauses) >= _MAX_CACHED_WORDS:
+                self._clauses.clear()
+            clauses = self._clauses[word] = [
+                (t.Occur.Should, t.Query.boost_query(t.Query.term_query(self._schema, name, word), weight))
+                for name, weight in FIELDS
+                if searcher.doc_freq(name, word)
+            ]
+        return clauses
 
     def _starting_with(self, prefix: str) -> list[str]:
-        """The index's words that start with ``prefix``, those on the most pages first."""
+        """The index's words that start with ``prefix``, those on the most pages first (kept until the index
+        changes: reading them from three term dictionaries is a tenth of a search)."""
+        cached = self._prefixes.get(prefix)
+        if cached is not None:
+            return cached
         found: dict[str, int] = {}
         for name, _weight in FIELDS:
             for term, pages in self._searcher.terms_with_prefix(name, prefix, limit=MAX_PREFIX_TERMS):
                 found[str(term)] = found.get(str(term), 0) + int(pages)
         found.pop(prefix, None)
-        return sorted(found, key=lambda term: -found[term])[:MAX_PREFIX_TERMS]
+        if len(self._prefixes) >= _MAX_CACHED_WORDS:
+            self._prefixes.clear()
+        result = self._prefixes[prefix] = sorted(found, key=lambda term: -found[term])[:MAX_PREFIX_TERMS]
+        return result

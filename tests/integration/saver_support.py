@@ -67,7 +67,7 @@ class SaverWiring(Generic[F, K]):
         self.outbox = SqliteOutbox(self.path)
 
     def build_saver(self, thread_map: object | None = None, **kw: Any) -> ThreadSaver:
-        async def on_saved(platform: str, key: str, page: SavedPage) -> None:
+        async def on_saved(key: str, page: SavedPage) -> None:
             self.saved.append(page)
 
         saver = ThreadSaver(

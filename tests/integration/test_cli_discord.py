@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 
 from tests.fakes.discord_api import FakeDiscord
-from tests.integration.cli_support import run_kbbot
+from tests.integration.cli_support import kbbot_in_process, run_kbbot
 
 
 def _env(tmp_path: Path, api_url: str, token: str, **extra: str) -> dict[str, str]:
@@ -66,9 +66,10 @@ def test_check_reports_token_intents_and_servers(tmp_path: Path) -> None:
         other = fake.add_guild(name="Strangers")
         env = _env(tmp_path, fake.api_url, fake.token, DISCORD_ALLOWED_GUILDS=acme["id"])
         report = run_kbbot("check", "--json", env=env, cwd=tmp_path)
+        # The same command twice more, in this process: what it reports is tested, not the process again.
         fake.privileged_intents = 0
-        text = run_kbbot("check", env=env, cwd=tmp_path)
-        rejected = run_kbbot("check", env=_env(tmp_path, fake.api_url, "wrong"), cwd=tmp_path)
+        text = kbbot_in_process("check", env=env, cwd=tmp_path)
+        rejected = kbbot_in_process("check", env=_env(tmp_path, fake.api_url, "wrong"), cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     status = json.loads(report.stdout)["discord"]
     assert status["bot"] == "kbbot" and status["public"] is True

@@ -1,11 +1,14 @@
-"""The embedded default: no configuration at all → the sample knowledgebase, `ask` and the terminal chat."""
+"""The embedded default: no configuration at all → the sample knowledgebase, `ask` and the terminal chat.
+
+A few commands run as real processes (the embedded default as a user first meets it, end of input, text the
+terminal could not encode); the rest run ``kbbot.cli.main`` in this process (kbbot_in_process)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from tests.integration.cli_support import ROOT, default_data_dir, run_kbbot
+from tests.integration.cli_support import ROOT, default_data_dir, kbbot_in_process, run_kbbot
 
 
 def test_ask_with_no_configuration_answers_from_the_sample(tmp_path: Path) -> None:
@@ -22,7 +25,7 @@ def test_chat_end_to_end_with_save(tmp_path: Path) -> None:
         "how do I reset my password?\n/help\n/save Password help\nwhat about expenses\n/save\n/bogus\n"
         "password help conversation\n/quit\n"
     )
-    result = run_kbbot("chat", cwd=tmp_path, stdin=script)
+    result = kbbot_in_process("chat", cwd=tmp_path, stdin=script)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "From the wiki" in out and "Password reset" in out
@@ -40,17 +43,17 @@ def test_chat_end_to_end_with_save(tmp_path: Path) -> None:
     # The saved conversation is part of the knowledgebase at once (same chat) and after a restart.
     last_answer = out.rsplit("Unknown command", 1)[1]
     assert "• Password help" in last_answer
-    found = run_kbbot("index", "search", "what about expenses", "--json", cwd=tmp_path)
+    found = kbbot_in_process("index", "search", "what about expenses", "--json", cwd=tmp_path)
     assert "Password help" in [p["title"] for p in json.loads(found.stdout)]
 
 
 def test_chat_survives_hostile_input(tmp_path: Path) -> None:
     lines = ["", "   ", "\x00\x1b[31m", "x" * 5000, '"NEAR( * - : ) 🤖', "<script>alert(1)</script>", "/quit"]
     script = "\n".join(lines)
-    result = run_kbbot("chat", cwd=tmp_path, stdin=script + "\n")
+    result = kbbot_in_process("chat", cwd=tmp_path, stdin=script + "\n")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-    assert "keep it under 2,000" in result.stdout
+    assert "keep it to 2,000 at most" in result.stdout
 
 
 def test_chat_ends_cleanly_on_eof(tmp_path: Path) -> None:
@@ -65,13 +68,15 @@ def test_save_transcript_then_resave_updates(tmp_path: Path) -> None:
         "Bob: run `make rotate`, then <script>alert(1)</script> [x](javascript:alert(1))\n"
         "Ann: thanks <!channel> @everyone\n"
     )
-    first = run_kbbot(
+    first = kbbot_in_process(
         "save", str(transcript), "--title", "Key rotation", "--tags", "ops,security", "--json", cwd=tmp_path
     )
     assert first.returncode == 0, first.stderr
     saved = json.loads(first.stdout)
     assert set(saved) == {"id", "url", "created"} and saved["created"] is True
-    again = json.loads(run_kbbot("save", str(transcript), "--title", "Key rotation", "--json", cwd=tmp_path).stdout)
+    again = json.loads(
+        kbbot_in_process("save", str(transcript), "--title", "Key rotation", "--json", cwd=tmp_path).stdout
+    )
     assert again["id"] == saved["id"] and again["created"] is False
     pages = list((default_data_dir(tmp_path) / "pages").glob("*.md"))
     assert len(pages) == 1
@@ -81,13 +86,13 @@ def test_save_transcript_then_resave_updates(tmp_path: Path) -> None:
 
 
 def test_save_unreadable_file_is_a_usage_error(tmp_path: Path) -> None:
-    result = run_kbbot("save", str(tmp_path / "missing.json"), "--title", "x", cwd=tmp_path)
+    result = kbbot_in_process("save", str(tmp_path / "missing.json"), "--title", "x", cwd=tmp_path)
     assert result.returncode == 2 and "missing.json" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_data_dir_that_is_a_file_is_a_settings_error(tmp_path: Path) -> None:
     (tmp_path / "not-a-dir").write_text("x")
-    result = run_kbbot("ask", "vpn", cwd=tmp_path, env={"KBBOT_DATA_DIR": str(tmp_path / "not-a-dir")})
+    result = kbbot_in_process("ask", "vpn", cwd=tmp_path, env={"KBBOT_DATA_DIR": str(tmp_path / "not-a-dir")})
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "KBBOT_DATA_DIR" in result.stderr
@@ -96,7 +101,7 @@ def test_data_dir_that_is_a_file_is_a_settings_error(tmp_path: Path) -> None:
 def test_damaged_database_files_are_a_settings_error(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {"KBBOT_DATA_DIR": str(data)}
-    assert run_kbbot("ask", "vpn", cwd=tmp_path, env=env).returncode == 0
+    assert kbbot_in_process("ask", "vpn", cwd=tmp_path, env=env).returncode == 0
     files = sorted(file for file in data.glob("*.sqlite3") if not file.name.startswith("index-"))
     assert files  # the feedback and saved-thread stores (the search index is a cache: it rebuilds itself)
     for damaged in files:  # each in turn: they hold data (queued saves), so they are never silently replaced
@@ -105,7 +110,7 @@ def test_damaged_database_files_are_a_settings_error(tmp_path: Path) -> None:
             for extra in data.glob(file.name + "-*"):
                 extra.unlink()
         damaged.write_bytes(b"this is not a database " * 200)
-        result = run_kbbot("ask", "vpn", cwd=tmp_path, env=env)
+        result = kbbot_in_process("ask", "vpn", cwd=tmp_path, env=env)
         assert result.returncode == 2, (damaged.name, result.stderr)
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
         assert "KBBOT_DATA_DIR" in result.stderr
@@ -123,7 +128,7 @@ def test_command_line_text_that_is_not_utf8_is_a_usage_error(tmp_path: Path) -> 
 
 def test_chat_save_keeps_symbols_in_the_title_and_the_page_stays_inert(tmp_path: Path) -> None:
     script = "how do I reset my password?\n/save C# build | notes [v2] > v1\n/save <script>alert(1)</script>\n/quit\n"
-    result = run_kbbot("chat", cwd=tmp_path, stdin=script)
+    result = kbbot_in_process("chat", cwd=tmp_path, stdin=script)
     assert result.returncode == 0, result.stderr
     assert "Saved: C# build | notes [v2] > v1" in result.stdout  # "[v2]" shown, not read as console markup
     assert "Updated: <script>alert(1)</script>" in result.stdout
@@ -132,3 +137,19 @@ def test_chat_save_keeps_symbols_in_the_title_and_the_page_stays_inert(tmp_path:
     text = page.read_text()
     assert 'title: "<script>alert(1)</script>"' in text  # JSON-quoted front matter
     assert "<script" not in text.split("---", 2)[2]  # the body's heading is escaped Markdown
+
+
+def test_links_stay_whole_in_a_narrow_pipe(tmp_path: Path) -> None:
+    """`kbbot ask > answer.txt`, `kbbot import … | less`: rich wraps at 80 columns (here 40) when not on a
+    terminal, and broke every long file:// link in two; each link must stay whole on its line."""
+    narrow = {"COLUMNS": "40"}
+    export = ROOT / "tests" / "fixtures" / "exports" / "slack" / "slackdump_source_export.zip"
+    transcript = tmp_path / "t.txt"
+    transcript.write_text("Ann: how do we rotate the API key?\nBob: run `make rotate`\n")
+    for command in (("ask", "how do I set up the VPN"), ("save", str(transcript)), ("import", str(export))):
+        result = run_kbbot(*command, cwd=tmp_path, env=narrow)
+        assert result.returncode == 0, result.stderr
+        links = [word for word in result.stdout.split() if word.startswith("file://")]
+        assert links, result.stdout
+        for link in links:
+            assert link.endswith(".md") and Path(link.removeprefix("file://")).is_file(), (command, link)

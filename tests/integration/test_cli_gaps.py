@@ -1,5 +1,7 @@
 """`kbbot gaps` through the real command line: questions the wiki cannot answer, asked with `kbbot ask`,
-come back grouped (the JSON shape is the contract of issue #20)."""
+come back grouped (the JSON shape is the contract of issue #20). One `kbbot gaps --json` per test is a real
+process; the other commands run ``kbbot.cli.main`` in this process (kbbot_in_process): what is tested is what
+the commands store and print, not the process."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from tests.integration.cli_support import run_kbbot
+from tests.integration.cli_support import kbbot_in_process, run_kbbot
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 PHRASINGS = ["how do I book a meeting room", "How can I book a meeting room?", "booking a meeting room"]
@@ -25,7 +27,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 def test_three_phrasings_are_one_gap_and_answered_questions_are_none(tmp_path: Path) -> None:
     env = _env(tmp_path)
     for question in [*PHRASINGS, "how do I connect to the VPN", "<script>alert(1)</script>"]:
-        asked = run_kbbot("ask", question, "--json", env=env, cwd=tmp_path)
+        asked = kbbot_in_process("ask", question, "--json", env=env, cwd=tmp_path)
         assert asked.returncode == 0, asked.stderr
 
     result = run_kbbot("gaps", "--json", env=env, cwd=tmp_path)
@@ -40,10 +42,10 @@ def test_three_phrasings_are_one_gap_and_answered_questions_are_none(tmp_path: P
     # The answered VPN question is no gap; no user id or platform detail leaks into the report.
     assert "VPN" not in result.stdout
 
-    table = run_kbbot("gaps", env=env, cwd=tmp_path)
+    table = kbbot_in_process("gaps", env=env, cwd=tmp_path)
     assert table.returncode == 0 and "booking a meeting room" in table.stdout and "<script>" in table.stdout
 
-    rows = list(csv.reader(io.StringIO(run_kbbot("gaps", "--csv", env=env, cwd=tmp_path).stdout)))
+    rows = list(csv.reader(io.StringIO(kbbot_in_process("gaps", "--csv", env=env, cwd=tmp_path).stdout)))
     assert rows[0] == ["question", "count", "reasons", "last_asked", "examples"]
     assert rows[1][1:3] == ["3", "empty"] and len(rows) == 3
 
@@ -52,14 +54,14 @@ def test_days_window_and_bad_arguments(tmp_path: Path) -> None:
     env = _env(tmp_path)
     empty = run_kbbot("gaps", "--days", "1", "--json", env=env, cwd=tmp_path)
     assert empty.returncode == 0 and json.loads(empty.stdout)["gaps"] == []
-    assert "No gaps" in run_kbbot("gaps", env=env, cwd=tmp_path).stdout
+    assert "No gaps" in kbbot_in_process("gaps", env=env, cwd=tmp_path).stdout
     for bad in (["--days", "0"], ["--days", "x"], ["--json", "--csv"]):
-        refused = run_kbbot("gaps", *bad, env=env, cwd=tmp_path)
+        refused = kbbot_in_process("gaps", *bad, env=env, cwd=tmp_path)
         assert refused.returncode == 2 and "Traceback" not in refused.stderr
 
 
 def test_csv_cells_never_run_as_formulas(tmp_path: Path) -> None:
     env = _env(tmp_path)
-    assert run_kbbot("ask", "=HYPERLINK(\"x\") meeting room", env=env, cwd=tmp_path).returncode == 0
+    assert kbbot_in_process("ask", "=HYPERLINK(\"x\") meeting room", env=env, cwd=tmp_path).returncode == 0
     rows = list(csv.reader(io.StringIO(run_kbbot("gaps", "--csv", env=env, cwd=tmp_path).stdout)))
     assert rows[1][0].startswith("'=")

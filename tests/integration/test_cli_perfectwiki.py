@@ -1,4 +1,7 @@
-"""The real CLI against the fake Perfect Wiki server: the `kbbot ask --json` contract, pages, check, errors."""
+"""The real CLI against the fake Perfect Wiki server: the `kbbot ask --json` contract, pages, check, errors.
+
+The contract and the one-line errors run as real processes; the other commands run ``kbbot.cli.main`` in this
+process (kbbot_in_process), since what they test is what the command does, not the process."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.perfectwiki import FakePerfectWiki
-from tests.integration.cli_support import run_kbbot
+from tests.integration.cli_support import kbbot_in_process, run_kbbot
 
 
 @pytest.fixture
@@ -45,14 +48,14 @@ def test_ask_json_contract(env: dict[str, str], fake_pw: FakePerfectWiki, tmp_pa
 
 def test_ask_without_page_template_gives_null_urls(env: dict[str, str], tmp_path: Path) -> None:
     del env["PERFECTWIKI_PAGE_URL_TEMPLATE"]
-    data = json.loads(run_kbbot("ask", "vpn setup", "--json", env=env, cwd=tmp_path).stdout)
+    data = json.loads(kbbot_in_process("ask", "vpn setup", "--json", env=env, cwd=tmp_path).stdout)
     assert all(page["url"] is None for page in data["related_pages"])
 
 
 def test_ask_402_answers_from_the_index(env: dict[str, str], fake_pw: FakePerfectWiki, tmp_path: Path) -> None:
-    assert run_kbbot("index", "sync", env=env, cwd=tmp_path).returncode == 0
+    assert kbbot_in_process("index", "sync", env=env, cwd=tmp_path).returncode == 0
     fake_pw.set_ai_quota(0)
-    result = run_kbbot("ask", "how do I install the vpn", "--json", env=env, cwd=tmp_path)
+    result = kbbot_in_process("ask", "how do I install the vpn", "--json", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["source"] == "search" and not data["empty"]
@@ -79,7 +82,7 @@ def test_network_failure_is_one_clear_line(env: dict[str, str], tmp_path: Path) 
 
 def test_bad_setting_names_the_variable(env: dict[str, str], tmp_path: Path) -> None:
     env["CACHE_TTL_SECONDS"] = "forever"
-    result = run_kbbot("ask", "x", env=env, cwd=tmp_path)
+    result = kbbot_in_process("ask", "x", env=env, cwd=tmp_path)
     assert result.returncode == 2 and "CACHE_TTL_SECONDS" in result.stderr
 
 
@@ -87,37 +90,37 @@ def test_bad_setting_names_the_variable(env: dict[str, str], tmp_path: Path) -> 
 def test_hostile_questions_rejected(
     env: dict[str, str], fake_pw: FakePerfectWiki, tmp_path: Path, question: str
 ) -> None:
-    result = run_kbbot("ask", question, "--json", env=env, cwd=tmp_path)
+    result = kbbot_in_process("ask", question, "--json", env=env, cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.startswith("kbbot: ")
     assert fake_pw.stats().queries == 0
 
 
 def test_pages_crud_round_trip(env: dict[str, str], fake_pw: FakePerfectWiki, tmp_path: Path) -> None:
-    created = run_kbbot("pages", "create", "--title", "Runbook", "--content", "<p>step 1</p>", "--tags", "ops,db",
-                        "--json", env=env, cwd=tmp_path)
+    created = kbbot_in_process("pages", "create", "--title", "Runbook", "--content", "<p>step 1</p>",
+                               "--tags", "ops,db", "--json", env=env, cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     page_id = json.loads(created.stdout)["id"]
 
-    got = json.loads(run_kbbot("pages", "get", page_id, "--json", env=env, cwd=tmp_path).stdout)
+    got = json.loads(kbbot_in_process("pages", "get", page_id, "--json", env=env, cwd=tmp_path).stdout)
     assert got["title"] == "Runbook" and got["tags"] == ["ops", "db"] and got["content"] == "<p>step 1</p>"
 
-    updated = run_kbbot("pages", "update", page_id, "--title", "Runbook v2", "--json", env=env, cwd=tmp_path)
+    updated = kbbot_in_process("pages", "update", page_id, "--title", "Runbook v2", "--json", env=env, cwd=tmp_path)
     assert updated.returncode == 0
     assert fake_pw.page(page_id)["title"] == "Runbook v2"  # type: ignore[index]
     assert fake_pw.page(page_id)["content"] == "<p>step 1</p>"  # type: ignore[index]  # partial update
 
-    listed = json.loads(run_kbbot("pages", "list", "--json", env=env, cwd=tmp_path).stdout)
+    listed = json.loads(kbbot_in_process("pages", "list", "--json", env=env, cwd=tmp_path).stdout)
     assert page_id in {p["id"] for p in listed}
 
-    refused = run_kbbot("pages", "delete", page_id, env=env, cwd=tmp_path)
+    refused = kbbot_in_process("pages", "delete", page_id, env=env, cwd=tmp_path)
     assert refused.returncode == 2 and "--yes" in refused.stderr
-    assert run_kbbot("pages", "delete", page_id, "--yes", env=env, cwd=tmp_path).returncode == 0
-    missing = run_kbbot("pages", "get", page_id, env=env, cwd=tmp_path)
+    assert kbbot_in_process("pages", "delete", page_id, "--yes", env=env, cwd=tmp_path).returncode == 0
+    missing = kbbot_in_process("pages", "get", page_id, env=env, cwd=tmp_path)
     assert missing.returncode == 1 and "not" in missing.stderr.lower()
 
 
 def test_check_reports_name_and_budget(env: dict[str, str], tmp_path: Path) -> None:
-    result = run_kbbot("check", "--json", env=env, cwd=tmp_path)
+    result = kbbot_in_process("check", "--json", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["knowledgebase"] == "Engineering Docs" and data["backend"] == "perfectwiki"

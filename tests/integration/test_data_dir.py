@@ -21,7 +21,7 @@ import pytest
 
 from kbbot.store.sqlite_threads import DEFAULT_FILENAME, SqliteOutbox
 from tests.fakes.perfectwiki import FakePerfectWiki
-from tests.integration.cli_support import run_kbbot
+from tests.integration.cli_support import kbbot_in_process, run_kbbot
 
 DISCARDING_ADVICE = ("delete", "remove", "move it", "afresh", "rm ", "start over")
 
@@ -108,7 +108,7 @@ def test_full_disk_is_one_clear_line_and_keeps_the_queued_save(fake_pw: FakePerf
                 handle.write(b"\0" * 65536)
                 handle.flush()
         for args in (("save", str(transcript), "--title", "VPN guide, again"), ("ask", "vpn")):
-            result = run_kbbot(*args, env=env, cwd=tmp_path)
+            result = kbbot_in_process(*args, env=env, cwd=tmp_path)  # what the command says, not the process
             assert result.returncode == 2, (args, result.stderr)
             line = _one_line(result)
             assert "KBBOT_DATA_DIR" in line and "disk is full" in line and "kept" in line
@@ -131,5 +131,5 @@ def test_the_old_default_folder_is_pointed_out_not_silently_ignored(tmp_path: Pa
     warned = run_kbbot("ask", "vpn", env={"LOG_LEVEL": "DEBUG"}, cwd=tmp_path)
     assert warned.returncode == 0, warned.stderr
     assert "from an older kbbot" in warned.stderr and f"KBBOT_DATA_DIR={old}" in warned.stderr
-    chosen = run_kbbot("ask", "vpn", env={"LOG_LEVEL": "DEBUG", "KBBOT_DATA_DIR": str(old)}, cwd=tmp_path)
+    chosen = kbbot_in_process("ask", "vpn", env={"LOG_LEVEL": "DEBUG", "KBBOT_DATA_DIR": str(old)}, cwd=tmp_path)
     assert chosen.returncode == 0 and "older kbbot" not in chosen.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.fakes.mathub import FakeMatHub
 from tests.fakes.perfectwiki import FakePerfectWiki
-from tests.integration.cli_support import run_kbbot
+from tests.integration.cli_support import kbbot_in_process, run_kbbot
 
 
 def _closed_port() -> int:
@@ -37,7 +37,7 @@ def test_402_on_a_fresh_install_still_finds_pages_by_title(fake_pw: FakePerfectW
     assert "AI answers are paused" in data["notice"] and "only look at page titles" in data["notice"]
     assert "couldn't find anything" not in data["answer"]
     # Tags count too, and the titles are kept for the next question without listing again.
-    again = json.loads(run_kbbot("ask", "network", "--json", env=env, cwd=tmp_path).stdout)
+    again = json.loads(kbbot_in_process("ask", "network", "--json", env=env, cwd=tmp_path).stdout)
     assert again["related_pages"][0]["title"] == "VPN setup"
 
 
@@ -58,7 +58,7 @@ def test_synced_mathub_answers_as_before_with_a_null_notice(fake_mathub: FakeMat
     fake_mathub.add_page("Spectral sequences", "A spectral sequence is a tool for computing homology.")
     env = {"KB_BACKEND": "mathub", "MATHUB_API_KEY": fake_mathub.api_key, "MATHUB_PROJECT": fake_mathub.project,
            "MATHUB_BASE_URL": fake_mathub.url, "KBBOT_DATA_DIR": str(tmp_path / "d")}
-    assert run_kbbot("index", "sync", env=env, cwd=tmp_path).returncode == 0
+    assert kbbot_in_process("index", "sync", env=env, cwd=tmp_path).returncode == 0
     data = json.loads(run_kbbot("ask", "what is a spectral sequence?", "--json", env=env, cwd=tmp_path).stdout)
     assert data["notice"] is None and data["related_pages"][0]["title"] == "Spectral sequences"
 

@@ -28,7 +28,7 @@ from kbbot.formats.slack import iso_time
 from kbbot.formats.slack_export import read_slack_export
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
 from kbbot.transcripts import TranscriptError
-from tests.integration.cli_support import run_kbbot
+from tests.integration.cli_support import kbbot_in_process, run_kbbot
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "exports"
 SLACK_ZIP = FIXTURES / "slack" / "slackdump_source_export.zip"
@@ -255,9 +255,10 @@ def test_cli_import_zip_end_to_end(tmp_path: Path) -> None:
     assert "Imported 7 page(s) from 4 file(s) of the Slack export: 7 created, 0 updated." in first.stdout
     flat = " ".join(first.stdout.split())  # rich wraps long lines
     assert "(1 message)" in flat and "(3 messages)" in flat and "1 messages" not in flat
-    again = run_kbbot("import", str(SLACK_ZIP), "--channel", "B75B4C7", env=env, cwd=tmp_path)
+    # The re-import and the missing file in this process: what the command does, not the process again.
+    again = kbbot_in_process("import", str(SLACK_ZIP), "--channel", "B75B4C7", env=env, cwd=tmp_path)
     assert again.returncode == 0 and "0 created, 7 updated" in again.stdout
-    missing = run_kbbot("import", str(tmp_path / "nope.zip"), env=env, cwd=tmp_path)
+    missing = kbbot_in_process("import", str(tmp_path / "nope.zip"), env=env, cwd=tmp_path)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 

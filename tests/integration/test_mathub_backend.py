@@ -30,10 +30,13 @@ from tests.limiting import FakeLimiter
 
 # Fast windows for tests that write more than 5 times. The fake counts 5 writes per FAST_SERVER_WINDOW; the
 # client's limiter uses a longer window, like production's 62 s against the server's 60 s (see
-# kbbot.backends.mathub.WRITE_WINDOW_SECONDS): the margin absorbs send→arrive skew, here generously so a busy
-# CI machine cannot turn scheduling jitter into a 429.
-FAST_SERVER_WINDOW = 0.4
-FAST_CLIENT_WINDOW = 1.0
+# kbbot.backends.mathub.WRITE_WINDOW_SECONDS). Here the fake and the limiter read one clock (this process's
+# monotonic one) and the limiter holds each write from its send until a window after its answer, while the
+# server counts it on arrival, in between: any client window at least the server's keeps every server window
+# at 5, however late a busy machine delivers a request. The 50 ms on top only keep the two edge comparisons
+# ("older than" on both sides) apart.
+FAST_SERVER_WINDOW = 0.25
+FAST_CLIENT_WINDOW = 0.3
 
 
 class Sleeps:
@@ -453,10 +456,9 @@ async def test_thousand_character_title(fake_mathub: FakeMatHub, http: httpx.Asy
 
 async def test_twelve_writes_in_a_row_draw_no_429(fast_mathub: FakeMatHub, http: httpx.AsyncClient) -> None:
     """The real limit is 5 writes/min (server 60 s, client limiter 62 s). Here the same limiter logic runs on a
-    0.4 s server window and a 1.0 s client window, so the property (the limiter queues writes instead of
-    letting the server refuse them) is proven in about two seconds instead of two minutes. The client window
-    is much longer than the server's so that a stalled request on a busy machine still cannot make six
-    writes arrive within one server window."""
+    0.25 s server window and a 0.3 s client window (see FAST_SERVER_WINDOW: a stalled request on a busy machine
+    still cannot make six writes arrive within one server window), so the property (the limiter queues writes
+    instead of letting the server refuse them) is proven in well under a second instead of two minutes."""
     sleeps = Sleeps()
     backend = make_backend(fast_mathub, http, sleeps=sleeps)
     page = fast_mathub.add_page("Log", "")

@@ -15,6 +15,7 @@ from kbbot.core.models import Thread, ThreadMessage
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
 from tests.fakes.mathub import DEFAULT_KEY, FakeMatHub
+from tests.integration.test_mathub_backend import FAST_CLIENT_WINDOW, FAST_SERVER_WINDOW
 
 TEMPLATE = "https://mathub.example/p/algebraic-topology/wiki/{slug}"
 POLICY = SaveRetryPolicy(first_delay=10, max_delay=100, jitter=0.0, poll_interval=0.05, lease_seconds=60)
@@ -52,9 +53,10 @@ class Env:
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    # 5 writes per 0.4 s on the server, 5 per 1.0 s in the client's limiter: the production 5/min (60 s vs
-    # 62 s) at a clock fast enough for a test.
-    with FakeMatHub(write_window_seconds=0.4) as server:
+    # 5 writes per 0.25 s on the server, 5 per 0.3 s in the client's limiter: the production 5/min (60 s vs
+    # 62 s) at a clock fast enough for a test (why a client window a little over the server's is enough on one
+    # clock: test_mathub_backend.FAST_SERVER_WINDOW).
+    with FakeMatHub(write_window_seconds=FAST_SERVER_WINDOW) as server:
         async with httpx.AsyncClient(timeout=5.0) as http:
             backend = MatHubBackend(
                 http,
@@ -62,7 +64,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
                 base_url=server.url,
                 project=server.project,
                 page_url_template=TEMPLATE,
-                write_limiter=build_write_limiter(DEFAULT_KEY, 5, window=1.0),
+                write_limiter=build_write_limiter(DEFAULT_KEY, 5, window=FAST_CLIENT_WINDOW),
                 sleep=_no_sleep,
             )
             path = tmp_path / "threads.sqlite3"

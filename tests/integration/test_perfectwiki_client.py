@@ -526,7 +526,7 @@ async def test_burst_of_100_concurrent_calls_draws_no_429(http: httpx.AsyncClien
     """100 concurrent calls through the shared limiter: the server must never answer 429.
 
     At the real 10/s and 60/min this takes two minutes, so both sides run the same code on a faster clock: a
-    0.2 s "second" window allowing 20 and a 1.2 s "minute" window allowing 60. The per-second limit is raised
+    0.1 s "second" window allowing 20 and a 0.6 s "minute" window allowing 60. The per-second limit is raised
     on both sides (20 instead of 10) so that the per-minute window is the one that binds, as it does at the
     real limits for any burst over 60; the limiter keeps its one request of headroom (19 and 59). The burst
     spans two "minutes", so both sliding windows are crossed while requests are queued and in flight.
@@ -534,16 +534,16 @@ async def test_burst_of_100_concurrent_calls_draws_no_429(http: httpx.AsyncClien
     Why shrinking time proves the real property: the limiter counts each request from sending until one
     window after its answer, so no request the server counts can be missing from our count whatever the
     delays are; nothing in that argument depends on the window length. Under CPU load the delays are large
-    compared to a 0.2 s window, which makes this a harsher test than the real 1 s window.
+    compared to a 0.1 s window, which makes this a harsher test than the real 1 s window.
     """
-    with FakePerfectWiki(per_second=20, per_minute=60, second_window=0.2, minute_window=1.2) as fake:
+    with FakePerfectWiki(per_second=20, per_minute=60, second_window=0.1, minute_window=0.6) as fake:
         fake.seed_pages([{"title": "A"}])
         limiter = TokenRateLimiter(
             fake.token,
             per_second=20,
             per_minute=60,
-            second_window=0.2,
-            minute_window=1.2,
+            second_window=0.1,
+            minute_window=0.6,
             storage=MemoryStorage(),
         )
         kb = backend_for(
@@ -555,7 +555,7 @@ async def test_burst_of_100_concurrent_calls_draws_no_429(http: httpx.AsyncClien
         assert stats.rate_limited == 0
         assert stats.total_requests == 100
         span = stats.log[-1].time - stats.log[0].time
-        assert span >= 1.2  # the per-minute window was really crossed
+        assert span >= 0.6  # the per-minute window was really crossed
 
 
 async def test_observe_spaces_requests_when_another_integration_uses_the_token(

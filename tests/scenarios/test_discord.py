@@ -37,7 +37,7 @@ from kbbot.store.memory import LocalSingleFlight, MemoryFeedbackStore, MemoryQuo
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
 from tests.fakes.discord_api import GUILD_FORUM, MESSAGE_CONTENT, Call, FakeDiscord, discord_pointed_at
 from tests.fakes.perfectwiki import FakePerfectWiki
-from tests.limiting import FakeLimiter, take
+from tests.limiting import FakeLimiter, SimClock, settle, take
 
 ZWSP = "\u200b"
 
@@ -54,7 +54,8 @@ class ScriptedAsk:
             text="Use the VPN portal.", related_pages=(PageRef("p1", "VPN setup", "https://wiki.example/p1"),)
         )
     )
-    delay: float = 0.0
+    #: When given, every answer waits until it is set: a wiki exactly as slow as the test needs.
+    held: asyncio.Event | None = None
     error: Exception | None = None
     #: Reported to ``on_queued`` twice (a noisy core): the adapter must still show it once.
     queue: QueuePosition | None = None
@@ -65,7 +66,8 @@ class ScriptedAsk:
         if self.queue is not None and on_queued is not None:
             await on_queued(self.queue)
             await on_queued(self.queue)
-        await asyncio.sleep(self.delay)
+        if self.held is not None:
+            await self.held.wait()
         if self.error is not None:
             raise self.error
         return self.answer
@@ -218,16 +220,20 @@ async def test_mention_in_channel_is_answered_as_a_reply(world: World, tmp_path:
 
 async def test_stopping_bot_finishes_answers_in_flight_and_refuses_new_ones(world: World, tmp_path: Path) -> None:
     fake = world.fake
-    ask = ScriptedAsk(delay=0.5)
+    ask = ScriptedAsk(held=asyncio.Event())
     tracker = TaskTracker()
     async with running(world, ask=ask, data_dir=tmp_path, tracker=tracker):
         first = fake.message_payload(world.general, world.ana, f"<@{fake.app_id}> vpn?", mentions=[fake.bot_user])
         fake.dispatch("MESSAGE_CREATE", first)
-        await fake.await_for(lambda: ask.questions)
+        await fake.await_for(lambda: ask.questions)  # …and its answer is held at the wiki
         tracker.close()  # SIGTERM: no new work from here on
         late = fake.message_payload(world.general, world.ana, f"<@{fake.app_id}> wiki?", mentions=[fake.bot_user])
         fake.dispatch("MESSAGE_CREATE", late)
-        assert await tracker.drain(5) == 0  # the answer in flight finished; nothing was cut off
+        await fake.await_for(lambda: message_posts(fake, world.general))  # refused while the first is in flight
+        draining = asyncio.create_task(tracker.drain(5))
+        await asyncio.sleep(0)  # the drain has begun before the wiki answers
+        ask.held.set()
+        assert await draining == 0  # the answer in flight finished; nothing was cut off
         await fake.await_for(lambda: len(message_posts(fake, world.general)) >= 2)
     posts = message_posts(fake, world.general)
     by_reply = {p.body["message_reference"]["message_id"]: p.body for p in posts}
@@ -311,17 +317,20 @@ async def test_bots_and_own_messages_are_ignored(world: World, tmp_path: Path) -
 
 async def test_slash_ask_defers_within_3s_then_follows_up(world: World, tmp_path: Path) -> None:
     fake = world.fake
-    ask = ScriptedAsk(delay=0.5)  # the wiki's AI is slow; the defer must not wait for it
+    # Discord wants the callback within 3 s; the wiki's AI may be slower. Here it answers only when released,
+    # so a callback that comes before that cannot have waited for it.
+    ask = ScriptedAsk(held=asyncio.Event())
     async with running(world, ask=ask, data_dir=tmp_path):
         interaction = fake.interaction_payload(
             channel=world.general, member=world.ana, data=fake.slash("ask", question="What is our VPN?")
         )
         fake.dispatch("INTERACTION_CREATE", interaction)
+        [callback] = await fake.await_for(lambda: callbacks(fake, interaction))
+        assert followups(fake, interaction) == []  # the answer is still held
+        ask.held.set()
         [follow] = await fake.await_for(lambda: followups(fake, interaction))
-    [callback] = callbacks(fake, interaction)
     assert callback.body["type"] == 5  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE ("thinking…")
-    assert callback.at - fake.dispatched_at[interaction["id"]] < 3.0
-    assert callback.at < follow.at
+    assert fake.dispatched_at[interaction["id"]] < callback.at < follow.at
     assert follow.body["embeds"][0]["description"] == "Use the VPN portal."
     assert [c["custom_id"] for row in follow.body["components"] for c in row["components"]] == [UP_ID, DOWN_ID]
     assert_no_ping(follow.body)
@@ -438,20 +447,25 @@ async def test_slash_ask_shows_the_queue_position_then_the_answer_replaces_it(
     """The real limiter, the real backend and the fake Perfect Wiki: the token's budget is used up and another
     caller is already waiting, so the asker is #2 in line."""
     fake = world.fake
+    clock = SimClock()  # the windows on simulated time, which stands still while the asker is in line
     limiter = TokenRateLimiter(
         "queue-test", per_second=2, per_minute=2, headroom=1, second_window=0.25, minute_window=0.5,
-        storage=MemoryStorage(),
+        clock=clock, sleep=clock.sleep,
     )
     async with perfect_wiki(tmp_path, limiter=limiter) as (wiki, backend, _saver):
         service = busy_service(limiter, backend)
         async with running(world, ask=service, data_dir=tmp_path):
             await take(limiter)  # another question just used the budget…
+            clock.hold()
             other = asyncio.create_task(take(limiter))  # …and one more is already waiting for it
-            await fake.await_for(lambda: limiter.queued() == 1)
+            await settle(lambda: limiter.queued() == 1)
             interaction = fake.interaction_payload(
                 channel=world.general, member=world.ana, data=fake.slash("ask", question="What is our VPN?")
             )
             fake.dispatch("INTERACTION_CREATE", interaction)
+            await fake.await_for(lambda: original_edits(fake, interaction))  # the notice, while still in line
+            assert wiki.stats().queries == 0
+            clock.release()
             edits = await fake.await_for(
                 lambda: (found := original_edits(fake, interaction)) and len(found) >= 2 and found, timeout=10
             )
@@ -1259,17 +1273,16 @@ async def test_queued_save_posts_the_link_into_the_thread_when_the_retry_lands(
     assert all(f"message {i:03d}" in page["content"] for i in range(5))
 
 
-async def test_saved_poster_ignores_other_platforms_and_bad_keys(world: World, tmp_path: Path) -> None:
+async def test_saved_poster_ignores_bad_keys_and_survives_refusals(world: World, tmp_path: Path) -> None:
     fake = world.fake
     saved = SavedPage(id="7", url="https://wiki.example/7", created=True, title="T")
     async with running(world, data_dir=tmp_path) as client:
         post = saved_poster(client)
-        await post("slack", world.thread["id"], saved)
-        await post("discord", "not-a-thread-id", saved)
+        await post("not-a-thread-id", saved)
         fake.fail_next(f"POST /channels/{world.thread['id']}/messages", status=403,
                        body={"message": "Missing Access", "code": 50001})
-        await post("discord", world.thread["id"], saved)  # logged, not raised: the save itself succeeded
-        await post("discord", world.thread["id"], saved)
+        await post(world.thread["id"], saved)  # logged, not raised: the save itself succeeded
+        await post(world.thread["id"], saved)
     [_refused, ok] = message_posts(fake, world.thread)
     assert ok.body["content"] == "Saved: [T](https://wiki.example/7) — the wiki is back and this thread is now a page."
 
@@ -1283,7 +1296,7 @@ async def test_a_save_that_lands_before_discord_is_connected_is_linked_once_it_i
 
     def save_lands_now(client: discord.Client) -> None:
         # The outbox worker starts with the process: its first retry can finish before the client logs in.
-        early.append(asyncio.create_task(saved_poster(client, ready_timeout=10)("discord", world.thread["id"], saved)))
+        early.append(asyncio.create_task(saved_poster(client, ready_timeout=10)(world.thread["id"], saved)))
 
     async with running(world, data_dir=tmp_path, before_start=save_lands_now):
         await asyncio.wait_for(early[0], 10)
@@ -1297,7 +1310,7 @@ async def test_saved_poster_gives_up_quietly_when_discord_never_connects(world: 
         options=discord_options(Settings(kbbot_data_dir=tmp_path)),
     )
     saved = SavedPage(id="9", url="https://wiki.example/9", created=True, title="Early")
-    await asyncio.wait_for(saved_poster(client, ready_timeout=0.2)("discord", world.thread["id"], saved), 5)
+    await asyncio.wait_for(saved_poster(client, ready_timeout=0.2)(world.thread["id"], saved), 5)
     assert message_posts(world.fake, world.thread) == []
 
 
@@ -1357,6 +1370,7 @@ async def test_close_code_4014_falls_back_or_is_one_line_naming_the_portal_switc
         built = build_discord_client(
             ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(),
             options=discord_options(Settings(**settings, kbbot_data_dir=tmp_path)),
+            client_options={"guild_ready_timeout": 0.05},
         )
         built.setup_hook = _no_setup  # type: ignore[method-assign]  # skip the flag check: straight to IDENTIFY
         return built

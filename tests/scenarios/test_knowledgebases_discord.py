@@ -48,7 +48,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         base = Settings(discord_bot_token=fake.token, kbbot_data_dir=tmp_path / "data", cache_ttl_seconds=600)
         kbs = knowledgebases(wikis, base, tmp_path, discord={eng["id"]: "engineering", maths_guild["id"]: "maths"})
         async with several_runtime(base, kbs) as rt:
-            client = discord_client(rt, in_flight=_untracked)
+            # discord.py waits guild_ready_timeout (2 s) after the last GUILD_CREATE; the fake sends them at once.
+            client = discord_client(rt, in_flight=_untracked, client_options={"guild_ready_timeout": 0.05})
             async with _connected(fake, client), savers_running(rt):
                 yield World(fake, wikis, rt, general, eng, eng_thread, lounge, ana, bob, max_)
 

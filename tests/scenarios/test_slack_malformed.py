@@ -47,7 +47,7 @@ async def test_huge_and_control_character_questions() -> None:
     async with slack_rig() as rig:
         await rig.event(mention_event(GENERAL, ALICE, "vpn " * 5000, "1700002000.000100"))
         [too_long] = await rig.slack.await_for("chat.postEphemeral")
-        assert "please keep it under 2,000" in too_long.params["text"] and too_long.params["user"] == ALICE
+        assert "please keep it to 2,000 at most" in too_long.params["text"] and too_long.params["user"] == ALICE
 
         await rig.event(message_event(DM, ALICE, "\x00\u200b\u202e VPN\x1b setup?", "1700002001.000100"))
         [post] = await rig.slack.await_for("chat.postMessage")

@@ -223,7 +223,9 @@ async def test_old_schema_is_rebuilt(tmp_path: Path) -> None:
         assert [h.id for h in await index.search("vpn")] == ["vpn"]
 
 
-async def test_runs_off_the_event_loop_thread(index: SearchIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_runs_off_the_event_loop_thread(sqlite_index: SearchIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (SEARCH_ENGINE=tantivy runs a search it can plan from memory on the caller's thread: test_search_tantivy.py.)
+    index = sqlite_index
     threads: set[str] = set()
     original = SearchIndex._search_sync
 
@@ -349,29 +351,82 @@ async def test_cached_word_counts_follow_writes(index: SearchIndex) -> None:
     assert await index.search("zeppelin") == []
 
 
-def test_title_boost_reads_only_the_titles_that_can_reach_the_top(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_vocabulary_read_at_flush_serves_every_word_count(index: SearchIndex) -> None:
+    await index.upsert_many(PAGES)
+    await index.flush()  # the end of a sync: every word's page count is read once
+    statements: list[str] = []
+    await index._run(lambda: index._db.set_trace_callback(statements.append))
+    assert [h.id for h in await index.search("promote rollback")] == ["deploy"]
+    assert [h.id for h in await index.search("wireguad")] == ["vpn"]  # a typo, corrected from memory
+    assert [h.id for h in await index.search("how do I deplo")] == ["deploy"]  # a prefix, counted from memory
+    assert not [sql for sql in statements if "pages_vocab" in sql]
+    # A flush with nothing written reads nothing again.
+    statements.clear()
+    await index.flush()
+    assert not [sql for sql in statements if "pages_vocab" in sql]
+
+
+async def test_how_an_unknown_word_is_read_follows_writes(index: SearchIndex) -> None:
+    await index.upsert_many(PAGES)
+    await index.flush()
+    assert await index.search("zeppelin") == []
+    assert await index.search("zepelin") == []  # nothing close: remembered as found nowhere
+    await index.upsert(IndexedPage(id="z", title="Airships", text="The zeppelin hangar."))
+    assert [h.id for h in await index.search("zeppelin")] == ["z"]
+    assert [h.id for h in await index.search("zepelin")] == ["z"]  # now a typo of a word the index has
+    await index.flush()
+    assert [h.id for h in await index.search("zepelin")] == ["z"]
+    await index.delete(["z"])
+    assert await index.search("zeppelin") == [] and await index.search("zepelin") == []
+
+
+async def test_word_caches_follow_another_processs_writes(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite3"
+    async with SearchIndex(path) as bot, SearchIndex(path) as cli:
+        await bot.upsert_many(PAGES)
+        await bot.flush()
+        assert await bot.search("zeppelin") == []
+        await cli.upsert(IndexedPage(id="z", title="Airships", text="The zeppelin hangar."))
+        assert [h.id for h in await bot.search("zeppelin")] == ["z"]  # PRAGMA data_version moved
+
+
+async def test_word_caches_stay_bounded(index: SearchIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kbbot.search import index as index_module
+
+    monkeypatch.setattr(index_module, "_MAX_CACHED_WORDS", 10)
+    await index.upsert_many(PAGES)
+    await index.flush()
+    for n in range(60):  # a flood of words no page has (a pasted log, a bot spamming)
+        assert await index.search(f"qzx{n}word vpn") != []
+        assert len(index._unknown) <= 11 and len(index._word_docs) <= 11 + 2
+
+
+def test_title_boost_reads_only_the_titles_that_can_reach_the_top() -> None:
     import random
 
     from kbbot.search import index as index_module
-    from kbbot.search.query import matched_terms
+    from kbbot.search.query import matched_terms, word_stems
+    from kbbot.search.tantivy_ranking import Candidate
 
     rng = random.Random(5)
     words = ["vpn", "laptop", "deploy", "guide", "notes"]
     stemmed = {"vpn", "laptop"}
     for _ in range(50):
-        ranked = [(n, rng.uniform(0.1, 10.0) / (n + 1)) for n in range(30)]
-        rows: dict[int, tuple[object, ...]] = {
-            n: (f"p{n}", " ".join(rng.sample(words, 2)), None, "[]", 0) for n in range(30)
-        }
+        titles = {n: " ".join(rng.sample(words, 2)) for n in range(30)}
+        ranked = [Candidate(n, rng.uniform(0.1, 10.0) / (n + 1), False) for n in range(30)]
+        expected = sorted(
+            (
+                (c.score * (1 + index_module.TITLE_BOOST * len(matched_terms(titles[c.rowid], stemmed)) / 2), c.rowid)
+                for c in ranked
+            ),
+            reverse=True,
+        )[:5]
+        read: list[int] = []
 
-        def boosted(rowid: int, score: float, titles: dict[int, tuple[object, ...]] = rows) -> float:
-            found = matched_terms(str(titles[rowid][1]), stemmed)
-            return score * (1 + index_module.TITLE_BOOST * len(found) / len(stemmed))
+        def title_words(c: Candidate, read: list[int] = read, titles: dict[int, str] = titles) -> list[str]:
+            read.append(c.rowid)
+            return word_stems(titles[c.rowid])
 
-        every = sorted(((boosted(r, s), r) for r, s in ranked), reverse=True)[:5]
-        read: list[str] = []
-        monkeypatch.setattr(index_module, "matched_terms", lambda t, s, r=read: r.append(t) or matched_terms(t, s))
-        got = index_module._title_boosted(ranked, rows, stemmed, 5)[:5]
-        monkeypatch.undo()
-        assert [(round(score, 9), rowid) for score, rowid, _ in got] == [(round(s, 9), r) for s, r in every]
+        got = index_module._title_boosted(ranked, title_words, stemmed, 5)[:5]
+        assert [(round(score, 9), rowid) for score, rowid in got] == [(round(s, 9), r) for s, r in expected]
         assert len(read) < len(ranked)  # the tail's titles are never read

@@ -86,6 +86,16 @@ def test_a_word_elsewhere_on_the_page_is_no_answer() -> None:
     assert plan.coverage(in_passage, on_page={"park"}) < plan.coverage(in_passage)
 
 
+def test_term_counter_matches_term_hits() -> None:
+    # The title boost counts with TermCounter.matched; passages with term_hits: the same words must match.
+    from kbbot.search.query import TermCounter, term_hits, word_stems
+
+    titles = ["Deployment guide", "Configuring the VPN", "config", "Kubernetes kubectl", "", "Ünïcode café setup"]
+    for terms in ({"deploy", "vpn"}, {"config", "configur"}, {"kube", "kubectl"}, {"cafe", "set"}, set()):
+        for title in titles:
+            assert TermCounter(terms).matched(word_stems(title)) == len(term_hits(title, terms))
+
+
 def test_a_topic_word_the_wiki_lacks_counts_against_the_answer_by_how_specific_it_is() -> None:
     from kbbot.search.query import QueryPlan, Term
 
@@ -148,3 +158,15 @@ def test_the_required_verb_is_the_word_as_the_index_read_it() -> None:
     # Adversarial: no verb, a stopword or a word the question lacks require nothing.
     assert plan.required(None) == plan.required("") == plan.required("how") == plan.required("zzz") == frozenset()
     assert QueryPlan((), 0).required("order") == frozenset()
+
+
+def test_a_compound_found_answers_for_a_word_no_page_has_alone() -> None:
+    from kbbot.search.query import QueryPlan, Term
+
+    # A fresh install indexes titles only: "VPN setup" has "setup", no page has "set" on its own.
+    plan = QueryPlan(
+        (Term("set", "set", 0, english=True), Term("setup", "setup", 1, joins="set"), Term("vpn", "vpn", 1)), 2
+    )
+    assert plan.coverage({"setup", "vpn"}) == 1.0
+    assert plan.coverage({"setup", "vpn"}, required=plan.required("set")) == 1.0
+    assert plan.coverage({"vpn"}, required=plan.required("set")) < plan.coverage({"vpn"})

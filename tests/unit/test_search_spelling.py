@@ -161,6 +161,15 @@ async def test_an_english_word_is_not_split_into_two_indexed_words(tmp_path: Pat
         assert [(t.stem, t.corrected) for t in respond] == [("respond", False)] or respond[0].docs == 0
 
 
+def test_prefix_docs_is_the_most_pages_of_a_stem_with_that_start() -> None:
+    # As the index's SQL (max(doc) of the terms >= prefix and < prefix + U+10FFFF) counts it.
+    vocabulary = Vocabulary({"deploi": 7, "deploy": 3, "dep": 9, "depth": 2, "kube": 1, "kubectl": 4, "é": 5})
+    assert vocabulary.prefix_docs("deplo") == 7
+    assert vocabulary.prefix_docs("kube") == 4
+    assert vocabulary.prefix_docs("zzz") == 0 and vocabulary.prefix_docs("") == 9
+    assert vocabulary.prefix_docs("\U0010ffff") == 0 and vocabulary.prefix_docs("é") == 5
+
+
 async def test_an_unknown_word_carries_its_specificity(tmp_path: Path) -> None:
     pages = [IndexedPage(id="rel", title="Release notes", text="Write the release notes in plain language.")]
     async with SearchIndex(tmp_path / "index.sqlite3") as index:

@@ -13,7 +13,7 @@ import kbbot.search.sync as sync_module
 from kbbot.core.ports import Priority
 from kbbot.errors import Unauthorized, Unavailable
 from kbbot.search.index import SearchIndex
-from kbbot.search.sync import MAX_CONSECUTIVE_FAILURES, IndexRefresher, IndexSyncer
+from kbbot.search.sync import MAX_CONSECUTIVE_FAILURES, IndexRefresher, IndexSyncer, SyncReport
 from tests.fakes.sync_kb import SyncKnowledgeBase
 
 
@@ -312,10 +312,16 @@ async def test_extraction_and_sql_run_off_the_event_loop(index: SearchIndex, mon
 
     monkeypatch.setattr(sync_module, "to_text", spy)
     kb = SyncKnowledgeBase()
-    kb.put("big", "Big page", "# Big\n\n" + "Lots of *markdown* text about zebras. " * 20_000)
+    # A page worth moving off the loop (~40 KB); which thread does the work is the check, not how long it takes.
+    kb.put("big", "Big page", "# Big\n\n" + "Lots of *markdown* text about zebras. " * 1_000)
     syncer = IndexSyncer(kb, index)
     await syncer.sync()
     assert await syncer.index_page("big")
     main = threading.current_thread().name
     assert len(threads) == 2 and main not in threads
     assert await ids(index, "zebras") == ["big"]
+
+
+def test_summary_counts_one_page_in_the_singular() -> None:
+    assert SyncReport(listed=1).summary() == "1 page listed, 0 fetched, 0 changed, 0 removed"
+    assert SyncReport(listed=2, fetched=2).summary().startswith("2 pages listed, 2 fetched")

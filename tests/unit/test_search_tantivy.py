@@ -132,3 +132,81 @@ def test_tantivy_threads_share_two_malloc_arenas(monkeypatch: pytest.MonkeyPatch
     assert calls == [(-8, 2)]  # M_ARENA_MAX (glibc malloc.h), 2
     monkeypatch.setattr(tantivy_ranking.ctypes, "CDLL", lambda name: object())  # no mallopt: musl
     tantivy_ranking._limit_malloc_arenas()
+
+
+async def test_a_ranking_from_an_older_kbbot_is_rebuilt(tmp_path: Path) -> None:
+    import tantivy
+
+    path = tmp_path / "index.sqlite3"
+    async with SearchIndex(path, engine="tantivy") as index:
+        await index.upsert(IndexedPage(id="a", title="Expenses", text="Receipts go to finance."))
+    # The schema kbbot wrote before its ranking held title words (positions, no fast fields).
+    folder = path.with_name(path.name + ".tantivy")
+    for child in folder.iterdir():
+        child.unlink()
+    builder = tantivy.SchemaBuilder()
+    builder.add_integer_field("rowid", stored=True, indexed=True)
+    for name in ("title", "tags", "body"):
+        builder.add_text_field(name, stored=False, tokenizer_name="whitespace")
+    old = tantivy.Index(builder.build(), path=str(folder))
+    writer = old.writer(heap_size=15_000_000, num_threads=1)
+    writer.add_document(tantivy.Document(rowid=1, title="expens", tags="", body="receipt go to financ"))
+    writer.commit()
+    writer.wait_merging_threads()
+    del writer, old
+    async with SearchIndex(path, engine="tantivy") as index:
+        hits = await index.search("receipts")
+        assert [(h.id, h.title) for h in hits] == [("a", "Expenses")]
+
+
+async def test_word_clauses_follow_the_index(tmp_path: Path) -> None:
+    # The ranking leaves out the fields a word is in no page's of (kept until the index changes): a word
+    # later written into a title must count there.
+    async with SearchIndex(tmp_path / "index.sqlite3", engine="tantivy") as index:
+        await index.upsert(IndexedPage(id="body", title="Hangars", text="A zeppelin hangar. " * 5))
+        assert await found(index, "zeppelin") == ["body"]
+        await index.upsert(IndexedPage(id="title", title="Zeppelin", text="Airships."))
+        assert await found(index, "zeppelin") == ["title", "body"]
+        await index.upsert(IndexedPage(id="title", title="Airships", text="Zeppelins and blimps."))
+        assert await found(index, "zeppelin") == ["body", "title"]
+
+
+async def test_a_search_after_a_sync_runs_here_and_another_processs_commit_goes_to_the_index_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[str] = []
+    original = SearchIndex._search_sync
+
+    def spy(self: SearchIndex, *args: object):  # type: ignore[no-untyped-def]
+        threads.append("index" if threading.current_thread().name.startswith("kbbot-index") else "here")
+        return original(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SearchIndex, "_search_sync", spy)
+    path = tmp_path / "index.sqlite3"
+    async with SearchIndex(path, engine="tantivy") as bot, SearchIndex(path, engine="tantivy") as cli:
+        await bot.upsert_many([IndexedPage(id="v", title="VPN setup", text="Install WireGuard.")])
+        await bot.flush()  # the end of a sync: committed, every word's page count in memory
+        assert await found(bot, "wireguard") == ["v"]  # a word never searched before
+        await cli.upsert(IndexedPage(id="w", title="VPN on Windows", text="Install the client."))
+        await cli.flush()
+        assert set(await found(bot, "vpn")) == {"v", "w"}  # counts read again, the new commit seen
+        assert set(await found(bot, "vpn")) == {"v", "w"}
+    assert threads == ["here", "index", "here"]
+
+
+async def test_saved_chats_keep_their_place_with_tantivy(tmp_path: Path) -> None:
+    # A saved chat among the candidates needs every candidate's row: read from SQLite as with FTS5.
+    async with SearchIndex(tmp_path / "index.sqlite3", engine="tantivy") as index:
+        await index.upsert_many(
+            [
+                IndexedPage(id="page", title="VPN setup", text="Install WireGuard and import the config."),
+                IndexedPage(
+                    id="chat",
+                    title="VPN setup question",
+                    text="How do I set up the VPN? See VPN setup: install WireGuard, import the config.",
+                    saved_chat=True,
+                ),
+            ]
+        )
+        hits = await index.search("vpn setup wireguard")
+        assert [(h.id, h.saved_chat) for h in hits] == [("page", False), ("chat", True)]

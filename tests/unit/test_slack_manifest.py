@@ -51,3 +51,25 @@ def test_manifest_matches_the_code() -> None:
     assert settings["interactivity"]["is_enabled"] is True
     assert settings["socket_mode_enabled"] is False
     assert features["app_home"]["messages_tab_enabled"] is True
+
+
+def _create_the_app(readme: Path, heading: str) -> str:
+    text = readme.read_text(encoding="utf-8")
+    start = text.index(heading)
+    steps = text[text.index("1. **Create the app", start):]
+    return steps[: steps.index("\n\n", steps.index("5. **Invite the bot"))]
+
+
+def test_both_readmes_give_the_same_steps_as_the_manifest() -> None:
+    # deploy/slack/README.md had fallen behind (no reactions:read, no follow-up events): it is now the main
+    # README's section word for word, and that section names every scope and event of the manifest.
+    root = MANIFEST.parents[2]
+    main = _create_the_app(root / "README.md", "### Create the Slack app")
+    deploy = _create_the_app(MANIFEST.parent / "README.md", "## Create the Slack app")
+    assert deploy == main.replace("(deploy/slack/manifest.yml)", "(manifest.yml)")
+    manifest = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
+    prose = " ".join(main.split())
+    for scope in manifest["oauth_config"]["scopes"]["bot"]:
+        assert f"`{scope}`" in prose or f"`*:{scope.split(':')[1]}`" in prose, scope
+    for event in manifest["settings"]["event_subscriptions"]["bot_events"]:
+        assert f"`{event}`" in prose, event

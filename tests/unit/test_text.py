@@ -30,6 +30,13 @@ def test_clean_question_rejects_huge_with_size_in_message() -> None:
         clean_question("x" * 102_400)
 
 
+def test_clean_question_limit_is_inclusive_and_says_so() -> None:
+    # The limit is accepted; the message once said "keep it under 10", which 10 characters are not.
+    assert clean_question("x" * 10, max_chars=10) == "x" * 10
+    with pytest.raises(InvalidQuestion, match=r"11 characters long; please keep it to 10 at most\.$"):
+        clean_question("x" * 11, max_chars=10)
+
+
 def test_clean_question_strips_control_characters() -> None:
     assert clean_question("what\x00 is\x1b the\u202e VPN?") == "what is the VPN?"
 

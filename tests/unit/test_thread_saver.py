@@ -65,8 +65,8 @@ POLICY = SaveRetryPolicy(first_delay=10, max_delay=100, jitter=0.0, poll_interva
 
 
 def new_saver(kb, thread_map, outbox, clock, saved, **kw) -> ThreadSaver:  # type: ignore[no-untyped-def]
-    async def on_saved(platform: str, key: str, page: SavedPage) -> None:
-        saved.append((platform, key, page))
+    async def on_saved(key: str, page: SavedPage) -> None:
+        saved.append((key, page))
 
     saver = ThreadSaver(kb, thread_map, outbox, retry=POLICY, clock=clock, default_tags=("Saved", "chat"), **kw)
     saver.listen("slack", on_saved)
@@ -165,7 +165,7 @@ async def test_outage_queues_then_worker_retries_once(env: Env) -> None:
     assert await env.saver.retry_due() is None
     assert list(env.kb.pages) == ["p1"]
     assert await env.outbox.pending() == [] and await env.saver.queued() == 0
-    assert [(p, k, s.id) for p, k, s in env.saved] == [("slack", "C1:1700000000.000100", "p1")]
+    assert [(k, s.id) for k, s in env.saved] == [("C1:1700000000.000100", "p1")]
     # The retry may have written before: it looked for an orphan first (nothing found), then created once.
     assert env.kb.calls == ["create_page", "list_pages", "create_page"]
 
@@ -213,7 +213,7 @@ async def test_crash_after_create_then_restart_adopts_the_page(env: Env) -> None
     assert list(env.kb.pages) == ["p1"]
     assert await env.thread_map.get("slack:C1:1700000000.000100") == ("p1",)
     assert await env.outbox.pending() == []
-    assert env.saved[0][2].id == "p1" and env.saved[0][2].created
+    assert env.saved[0][1].id == "p1" and env.saved[0][1].created
 
 
 async def test_crash_then_resave_before_retry_still_no_duplicate(env: Env) -> None:
@@ -317,7 +317,7 @@ async def test_background_worker_retries_after_restart(tmp_path: Path, env: Env)
 
 
 async def test_worker_survives_callback_errors(env: Env) -> None:
-    async def boom(platform: str, key: str, page: SavedPage) -> None:
+    async def boom(key: str, page: SavedPage) -> None:
         raise RuntimeError("adapter bug")
 
     env.saver.listen("slack", boom)
@@ -345,10 +345,10 @@ def test_tags_are_unicode_slugs(raw: str, slug: str) -> None:
 async def test_listeners_by_platform(env: Env) -> None:
     heard: list[str] = []
 
-    async def slack(platform: str, key: str, page: SavedPage) -> None:
+    async def slack(key: str, page: SavedPage) -> None:
         heard.append(f"slack:{key}:{page.id}")
 
-    async def discord(platform: str, key: str, page: SavedPage) -> None:
+    async def discord(key: str, page: SavedPage) -> None:
         heard.append("discord")
 
     env.saver.listen("slack", slack)

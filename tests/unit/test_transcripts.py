@@ -115,16 +115,25 @@ def test_bad_transcripts_have_clear_errors(text: str, message: str) -> None:
 def test_file_errors(tmp_path: Path) -> None:
     with pytest.raises(TranscriptError, match="cannot read"):
         load_transcript(tmp_path / "missing.json")
-    binary = tmp_path / "export.zip"
-    binary.write_bytes(b"PK\x03\x04\xff\xfe\x00")
+    binary = tmp_path / "export.bin"
+    binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(TranscriptError, match="not UTF-8"):
         load_transcript(binary)
     big = tmp_path / "big.txt"
     big.write_text("A: " + "x" * 2000)
     with pytest.raises(TranscriptError, match="refused"):
         load_transcript(big, max_bytes=1000)
-    with pytest.raises(TranscriptError, match="cannot read"):
-        load_transcript(tmp_path)  # a directory
+
+
+def test_a_whole_export_names_kbbot_import(tmp_path: Path) -> None:
+    # The real slackdump zip and its unzipped folder: `kbbot save` once said "unpack the export first", but
+    # the unpacked folder is no transcript either; `kbbot import` takes both.
+    zipped = Path(__file__).resolve().parents[1] / "fixtures" / "exports" / "slack" / "slackdump_source_export.zip"
+    for export, kind in ((zipped, "a zip file"), (tmp_path, "a folder")):
+        with pytest.raises(TranscriptError) as info:
+            load_transcript(export)
+        assert str(info.value).startswith(f"{export} is {kind}; kbbot save takes one conversation")
+        assert str(info.value).endswith("run: kbbot import EXPORT")
 
 
 def test_bom_and_unicode(tmp_path: Path) -> None:

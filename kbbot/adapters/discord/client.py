@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,7 @@ from kbbot.core.conversations import Conversations
 from kbbot.core.ports import Asking, FeedbackStore, Saving
 from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.errors import ConfigError, ShuttingDown
+from kbbot.ops.shutdown import InFlight
 from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
@@ -175,9 +176,6 @@ async def point_gateway_from_rest(client: discord.Client) -> None:
     """
     _shards, url, _limits = await client.http.get_bot_gateway()
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
-
-
-InFlight = Callable[[], AbstractAsyncContextManager[object]]
 
 
 @asynccontextmanager

@@ -21,9 +21,6 @@ from kbbot.core.threads import SavedCallback
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "discord"
-
-
 def retried_saved_text(saved: SavedPage) -> str:
     """What the thread reads when a queued save has landed."""
     title = safe(saved.title.replace("[", "(").replace("]", ")")) or "this thread"
@@ -33,7 +30,7 @@ def retried_saved_text(saved: SavedPage) -> str:
 
 
 def saved_poster(client: discord.Client, *, ready_timeout: float = 30.0) -> SavedCallback:
-    """``ThreadSaver`` callback ``(platform, conversation_key, saved)``: the key of a Discord thread is its id.
+    """``ThreadSaver`` callback ``(conversation_key, saved)`` for Discord threads: the key is the thread's id.
 
     The outbox worker starts with the process and may finish a queued save before the client has logged in;
     the callback then waits for the client (at most ``ready_timeout`` seconds) rather than lose the link. A
@@ -41,9 +38,7 @@ def saved_poster(client: discord.Client, *, ready_timeout: float = 30.0) -> Save
     to post is logged, never raised: the save itself has succeeded.
     """
 
-    async def on_saved(platform: str, conversation_key: str, saved: SavedPage) -> None:
-        if platform != PLATFORM:
-            return
+    async def on_saved(conversation_key: str, saved: SavedPage) -> None:
         try:
             thread_id = int(conversation_key)
         except ValueError:

@@ -21,16 +21,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack import rendering
 from kbbot.adapters.slack.followups import SlackFollowUps
-from kbbot.adapters.slack.handlers import InFlight, SlackHandlers, SlackOptions
+from kbbot.adapters.slack.handlers import SlackHandlers, SlackOptions
 from kbbot.adapters.slack.parsing import ThreadRef, parse_command, parse_permalink, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, parse_submission
 from kbbot.core.conversations import Conversations
-from kbbot.core.models import SavedPage
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.replies import error_reply
 from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.errors import KbbotError
+from kbbot.ops.shutdown import InFlight
 from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,6 @@ class SlackBot:
     async def drain(self) -> None:
         """Let answers already being worked on finish (bounded by ``SlackOptions.drain_seconds``)."""
         await self.handlers.drain()
-
-    async def on_saved(self, platform: str, conversation_key: str, saved: SavedPage) -> None:
-        """Hand to ``ThreadSaver.on_saved`` (dispatch by platform): posts the link once a queued save lands."""
-        await self.handlers.on_saved(platform, conversation_key, saved)
 
 
 def build_slack(

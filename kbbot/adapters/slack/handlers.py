@@ -42,16 +42,13 @@ from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.core.text import clean_question, neutralize_mentions
-from kbbot.ops.shutdown import TaskTracker
+from kbbot.ops.shutdown import InFlight, TaskTracker
 from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
 WORKING_REACTION = "eyes"
-
-#: Tracks one listener's work in the bot's shutdown tracker (``TaskTracker.work``).
-InFlight = Callable[[], AbstractAsyncContextManager[None]]
 
 #: Sends a message back to whoever triggered a slash command or an interaction (Bolt's ``respond``).
 Reply = Callable[[Message], Awaitable[None]]
@@ -340,10 +337,10 @@ class SlackHandlers:
             log.warning("could not post the saved-page link in the thread: %s", errors.describe(exc))
             await fail(message)
 
-    async def on_saved(self, platform: str, conversation_key: str, saved: SavedPage) -> None:
+    async def on_saved(self, conversation_key: str, saved: SavedPage) -> None:
         """ThreadSaver's callback for a save that was pending and has now gone through: link it in the thread."""
         ref = ThreadRef.from_key(conversation_key)
-        if platform != PLATFORM or ref is None:
+        if ref is None:
             return
         message = rendering.render_saved(saved, title=saved.title or "this thread", saved_by="")
         try:

@@ -2,7 +2,7 @@
 
     async with slack_service(credentials, ask=…, saver=…, feedback=…, deduper=…, options=…) as slack:
         web_app.add_routes(slack.routes)      # HTTP mode: /slack/events (empty list in Socket Mode)
-        saver.listen("slack", slack.bot.on_saved)
+        saver.listen("slack", slack.bot.handlers.on_saved)
         ...serve HTTP_HOST:HTTP_PORT with /healthz and /metrics, until shutdown...
 
 On exit it stops intake (Socket Mode connection closed; HTTP requests get 503), lets in-flight answers finish
@@ -31,12 +31,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack.app import SlackBot, build_slack
 from kbbot.adapters.slack.connection import SlackConnection
-from kbbot.adapters.slack.handlers import InFlight, SlackOptions
+from kbbot.adapters.slack.handlers import SlackOptions
 from kbbot.adapters.slack.server import AsyncSocketModeHandler, slack_routes, socket_mode_handler
 from kbbot.core.conversations import Conversations
 from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.errors import ConfigError
+from kbbot.ops.shutdown import InFlight
 from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)

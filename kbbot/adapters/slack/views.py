@@ -89,7 +89,7 @@ def parse_submission(view: dict[str, Any]) -> SaveRequest:
     if not title:
         raise InvalidSubmission({TITLE_BLOCK: "Please give the page a title."})
     if len(title) > MAX_TITLE_CHARS:
-        raise InvalidSubmission({TITLE_BLOCK: f"Please keep the title under {MAX_TITLE_CHARS} characters."})
+        raise InvalidSubmission({TITLE_BLOCK: f"Please keep the title to {MAX_TITLE_CHARS} characters at most."})
     tags = parse_tags(raw_tags)
     if len(tags) > MAX_TAGS:
         raise InvalidSubmission({TAGS_BLOCK: f"At most {MAX_TAGS} tags, please."})

@@ -22,10 +22,10 @@ async def test_queued_save_is_announced_only_when_asked(tmp_path: Path, announce
     now = [1_700_000_000.0]
     db = tmp_path / "threads.sqlite3"
     thread_map, outbox = SqliteSavedThreadMap(db), SqliteOutbox(db)
-    heard: list[tuple[str, str, SavedPage]] = []
+    heard: list[tuple[str, SavedPage]] = []
 
-    async def on_saved(platform: str, key: str, page: SavedPage) -> None:
-        heard.append((platform, key, page))
+    async def on_saved(key: str, page: SavedPage) -> None:
+        heard.append((key, page))
 
     saver = ThreadSaver(kb, thread_map, outbox, retry=POLICY, clock=lambda: now[0])
     saver.listen("slack", on_saved)
@@ -36,7 +36,7 @@ async def test_queued_save_is_announced_only_when_asked(tmp_path: Path, announce
         now[0] += 10
         assert await saver.retry_due() is None
         assert list(kb.pages) == ["p1"]
-        assert [(p, k) for p, k, _ in heard] == ([("slack", "C1:1700000000.000100")] if announce else [])
+        assert [k for k, _ in heard] == (["C1:1700000000.000100"] if announce else [])
     finally:
         await thread_map.aclose()
         await outbox.aclose()

@@ -233,3 +233,36 @@ def test_readmes_describe_the_same_http_paths() -> None:
 
     assert rows(DEPLOY / "README.md") == rows(ROOT / "README.md") != []
     assert "with `OPS_PORT` set, `/readyz` and" in (DEPLOY / "README.md").read_text()
+
+
+def _env_example() -> dict[str, str]:
+    """`cp .env.example .env` as an env file: NAME=value lines, blank values included."""
+    lines = (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_a_secret_made_from_a_copied_env_example_keeps_the_deployments_settings() -> None:
+    # README: `kubectl create secret generic kbbot --from-env-file=.env`. With the Secret last in envFrom its
+    # HTTP_HOST=127.0.0.1 and blank OPS_PORT won (Kubernetes: the last source wins), so every probe failed.
+    docs = k8s_docs()
+    (container,) = docs[("Deployment", "kbbot")]["spec"]["template"]["spec"]["containers"]
+    sources = {"configMapRef": docs[("ConfigMap", "kbbot")]["data"], "secretRef": _env_example()}
+    env: dict[str, str] = {}
+    for ref in container["envFrom"]:
+        (kind,) = ref
+        env.update(sources[kind])
+    assert env["HTTP_HOST"] == "0.0.0.0" and env["OPS_PORT"] == str(OPS_PORT)
+    assert env["KBBOT_DATA_DIR"] == "/data" and env["LOG_FORMAT"] == "json"
+
+
+def test_systemd_install_lines_keep_the_units_settings() -> None:
+    # systemd: EnvironmentFile= overrides Environment=, so the documented install line must leave out of
+    # kbbot.env every name the unit sets (a copied .env.example has OPS_PORT=, KBBOT_DATA_DIR=, LOG_FORMAT=text).
+    text = (DEPLOY / "kbbot.service").read_text()
+    (pattern,) = re.findall(r"grep -vE '(.+?)' \.env", text)
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(text)
+    unit = dict(item.split("=", 1) for item in parser["Service"]["Environment"].split())
+    installed = {k: v for k, v in _env_example().items() if not re.match(pattern, f"{k}={v}")}
+    assert {**unit, **installed}.items() >= unit.items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import glob
 import shutil
 import subprocess
@@ -30,9 +31,11 @@ def _make(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@functools.cache
 def _old_python() -> str | None:
-    candidates = [shutil.which(f"python3.{minor}") for minor in range(6, 11)]
-    candidates += sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.[0-9]*/bin/python3")))
+    # pyenv's own interpreters first: its shims on PATH start a shell script each (a quarter second apiece).
+    candidates: list[str | None] = sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.[0-9]*/bin/python3")))
+    candidates += [shutil.which(f"python3.{minor}") for minor in range(6, 11)]
     for candidate in candidates:
         if candidate is None:
             continue
