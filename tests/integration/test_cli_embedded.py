@@ -153,3 +153,11 @@ def test_links_stay_whole_in_a_narrow_pipe(tmp_path: Path) -> None:
         assert links, result.stdout
         for link in links:
             assert link.endswith(".md") and Path(link.removeprefix("file://")).is_file(), (command, link)
+
+
+def test_index_sync_in_a_pipe_prints_only_its_summary(tmp_path: Path) -> None:
+    # The progress bar is for terminals: in a pipe it left a blank line first (stdout, or stderr with --json).
+    plain = run_kbbot("index", "sync", cwd=tmp_path)
+    assert plain.returncode == 0 and plain.stdout.startswith("Index up to date: 20 pages listed"), plain.stdout
+    as_json = run_kbbot("index", "sync", "--json", cwd=tmp_path)
+    assert json.loads(as_json.stdout)["listed"] == 20 and as_json.stderr == ""
