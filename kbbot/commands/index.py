@@ -66,7 +66,8 @@ async def _sync_with_progress(rt: Runtime, console: Console, *, full: bool) -> S
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as progress:
+    # Off in a pipe or a log: there it drew nothing but left a blank line above the summary or the JSON.
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("sync", total=None)
 
         def on_progress(total: int, done: int) -> None:
