@@ -147,7 +147,9 @@ def test_links_stay_whole_in_a_narrow_pipe(tmp_path: Path) -> None:
     transcript = tmp_path / "t.txt"
     transcript.write_text("Ann: how do we rotate the API key?\nBob: run `make rotate`\n")
     for command in (("ask", "how do I set up the VPN"), ("save", str(transcript)), ("import", str(export))):
-        result = run_kbbot(*command, cwd=tmp_path, env=narrow)
+        # The first a real process writing to a pipe, the others in this process (also not a terminal).
+        run = run_kbbot if command[0] == "ask" else kbbot_in_process
+        result = run(*command, cwd=tmp_path, env=narrow)
         assert result.returncode == 0, result.stderr
         links = [word for word in result.stdout.split() if word.startswith("file://")]
         assert links, result.stdout
