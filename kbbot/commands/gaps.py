@@ -28,7 +28,7 @@ def _days(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from None
     if not 1 <= days <= 3650:
-        raise argparse.ArgumentTypeError("--days must be between 1 and 3650")
+        raise argparse.ArgumentTypeError("must be between 1 and 3650")
     return days
 
 

@@ -22,7 +22,7 @@ from kbbot.commands.chat import run_chat
 from kbbot.errors import ConfigError
 from kbbot.ops.http import HttpServer, add_healthz, ai_quota_refresher, mount_ops, request_id_middleware
 from kbbot.ops.shutdown import GracefulShutdown, TaskTracker
-from kbbot.reports.digest import GapsReport, Poster, WeeklyDigest
+from kbbot.reports.digest import Poster, WeeklyDigest
 from kbbot.search.sync import IndexRefresher
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ async def serve(
         # The weekly gaps digest (GAPS_DIGEST_*_CHANNEL): one replica posts it, claimed through the deduper.
         await stack.enter_async_context(
             WeeklyDigest(
-                GapsReport(*(s.outcomes for s in rt.all_stacks)), digest_posters, rt.stores.deduper,
+                rt.gaps(), digest_posters, rt.stores.deduper,
                 clock=rt.outcomes.now,
             )
         )

@@ -718,14 +718,17 @@ class SearchIndex:
             self._unknown.clear()
         vocabulary = self._vocabulary_sync()
         planned: list[Term] = []
-        corrected = vocabulary.correct(word)
+        # A verb and its particle run together ("handover" → hand over) are two indexed words exactly, which
+        # explains the word better than a correction ("hand", two letters off) whether or not it is English.
+        parts = vocabulary.split(word) if word.endswith(PARTICLES) else []
+        corrected = vocabulary.correct(word) if not parts else None
         if corrected is not None:
             planned.append(Term(word, corrected, vocabulary.docs(corrected), corrected=True))
         else:
             english = is_english(word)
             # "helpdesk" → help desk; but an English word is itself ("passport" is no pass and port) unless
             # it is a verb and its particle ("handover" → hand over), as "hand over" is searched as "handover".
-            parts = vocabulary.split(word)
+            parts = parts or vocabulary.split(word)
             if english and not (parts and word.endswith(PARTICLES)):
                 parts = []
             planned += [Term(word, part, vocabulary.docs(part), corrected=True) for part in parts]

@@ -2,9 +2,12 @@
 
 Only words the index has never seen are corrected, so a word typed right always means itself and exact matches
 rank as before; and only words that are not English words either: "passport" in a wiki without it is a question
-about passports, not a typo of "password". English is GCIDE's dictionary (via the english-words package) and the
-~30,000 most frequent words of today's English (wordfreq's small list), which has what a 1913 dictionary lacks:
-"wifi", "cryptocurrency", "Munich", "latest". The
+about passports, not a typo of "password". English is the ~30,000 most frequent words of today's English
+(wordfreq's small list, the same data :func:`specificity` reads): "wifi", "cryptocurrency", "Munich", "latest",
+"passport". Rarer words ("bereavement", "postmortem") are not in it; a dictionary on top (GCIDE, a second
+17 MB package) changed neither answer benchmark (benchmarks/answers: handbook, pydocs), and wordfreq's large
+list cannot stand in for one: below the small list's frequencies it holds misspellings ("thier", "calender")
+as often as rare words. The
 vocabulary is the index's stems (FTS5's ``fts5vocab``) with how many pages hold each; the closest stem by
 Damerau–Levenshtein distance wins (RapidFuzz), ties going to the more common word.
 
@@ -24,7 +27,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import msgpack
-from english_words import get_english_words_set
 from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein
 
@@ -47,23 +49,23 @@ def max_edits(word: str) -> int:
 
 #: Zipf frequencies (log10 of occurrences per billion words): a word at least this common in English is no
 #: topic of its own ("order" 5.5, "latest" 4.9); one this rare or rarer is one ("font" 3.8, "projector" 3.4;
-#: "wifi" 3.9 and "typo" 3.3 too: specific words, even where the wiki says them differently). Words only the
-#: dictionary has (under 3) are rarer still.
+#: "wifi" 3.9 and "typo" 3.3 too: specific words, even where the wiki says them differently). Words rarer than
+#: the list's (under 3) are rarer still.
 COMMON_ZIPF = 4.5
 RARE_ZIPF = 4.0
 
-_english: dict[str, float] | None = None  # stem → Zipf frequency of its most frequent form (0: dictionary only)
+_english: dict[str, float] | None = None  # stem → Zipf frequency of its most frequent form
 _english_lock = threading.Lock()
 
 
 def _english_stems() -> dict[str, float]:
-    """The stems of English words with how frequent each is. The lists are loaded on the first call (about
-    0.3 s, 15 MB), i.e. only once someone types a word the wiki does not have."""
+    """The stems of English words with how frequent each is. The list is loaded on the first call (about
+    0.1 s), i.e. only once someone types a word the wiki does not have."""
     global _english
     if _english is None:
         with _english_lock:
             if _english is None:
-                stems = dict.fromkeys((stem(w) for w in get_english_words_set(["gcide"], lower=True, alpha=True)), 0.0)
+                stems: dict[str, float] = {}
                 for word, zipf in _frequent_words():
                     if word.isalpha():
                         key = stem(word)

@@ -10,6 +10,7 @@ either way and never asks which it got.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -62,14 +63,9 @@ class Stores:
     async def aclose(self) -> None:
         """Close everything once, last opened first; one failing close does not skip the others."""
         closers, self._closers = self._closers, []
-        errors: list[BaseException] = []
-        for close in reversed(closers):
-            try:
-                await close()
-            except Exception as exc:  # keep closing the rest
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        async with AsyncExitStack() as stack:
+            for close in closers:
+                stack.push_async_callback(close)
 
     async def __aenter__(self) -> Stores:
         return self

@@ -255,6 +255,18 @@ class FakeSlack:
         with self._lock:
             return list(self._s.responses.get(rid, []))
 
+    def wait_responses(self, url: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Block until at least ``count`` payloads were posted to the response_url ``url``."""
+        rid = url.rsplit("/", 1)[-1]
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(got := self._s.responses.get(rid, [])) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{len(got)} responses at {url}, wanted {count}")
+                self._changed.wait(left)
+            return list(got)
+
     def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
         with self._lock:
             return [m for m in self._s.messages.get(channel, []) if m.get("thread_ts", m["ts"]) == thread_ts]
@@ -407,8 +419,9 @@ class FakeSlack:
         refused = message_error(payload) if isinstance(payload, dict) and not payload.get("delete_original") else None
         if refused:  # response_url answers like an incoming webhook: HTTP 400 with the error as plain text
             return web.Response(status=400, text=refused)
-        with self._lock:
+        with self._changed:
             self._s.responses.setdefault(rid, []).append(payload)
+            self._changed.notify_all()
         return web.Response(text="ok")
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:

@@ -147,9 +147,19 @@ def test_links_stay_whole_in_a_narrow_pipe(tmp_path: Path) -> None:
     transcript = tmp_path / "t.txt"
     transcript.write_text("Ann: how do we rotate the API key?\nBob: run `make rotate`\n")
     for command in (("ask", "how do I set up the VPN"), ("save", str(transcript)), ("import", str(export))):
-        result = run_kbbot(*command, cwd=tmp_path, env=narrow)
+        # The first a real process writing to a pipe, the others in this process (also not a terminal).
+        run = run_kbbot if command[0] == "ask" else kbbot_in_process
+        result = run(*command, cwd=tmp_path, env=narrow)
         assert result.returncode == 0, result.stderr
         links = [word for word in result.stdout.split() if word.startswith("file://")]
         assert links, result.stdout
         for link in links:
             assert link.endswith(".md") and Path(link.removeprefix("file://")).is_file(), (command, link)
+
+
+def test_index_sync_in_a_pipe_prints_only_its_summary(tmp_path: Path) -> None:
+    # The progress bar is for terminals: in a pipe it left a blank line first (stdout, or stderr with --json).
+    plain = run_kbbot("index", "sync", cwd=tmp_path)
+    assert plain.returncode == 0 and plain.stdout.startswith("Index up to date: 20 pages listed"), plain.stdout
+    as_json = run_kbbot("index", "sync", "--json", cwd=tmp_path)
+    assert json.loads(as_json.stdout)["listed"] == 20 and as_json.stderr == ""

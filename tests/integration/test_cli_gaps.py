@@ -58,6 +58,9 @@ def test_days_window_and_bad_arguments(tmp_path: Path) -> None:
     for bad in (["--days", "0"], ["--days", "x"], ["--json", "--csv"]):
         refused = kbbot_in_process("gaps", *bad, env=env, cwd=tmp_path)
         assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    # argparse puts "argument --days:" first: the message must not say "--days" a second time.
+    too_few = kbbot_in_process("gaps", "--days", "0", env=env, cwd=tmp_path).stderr
+    assert "error: argument --days: must be between 1 and 3650" in too_few
 
 
 def test_csv_cells_never_run_as_formulas(tmp_path: Path) -> None:

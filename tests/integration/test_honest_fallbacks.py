@@ -69,7 +69,7 @@ def test_synced_mathub_that_is_down_now_says_the_answer_is_from_the_index(tmp_pa
     env = {"KB_BACKEND": "mathub", "MATHUB_API_KEY": server.api_key, "MATHUB_PROJECT": server.project,
            "MATHUB_BASE_URL": server.url, "KBBOT_DATA_DIR": str(tmp_path / "d"), "REQUEST_TIMEOUT_SECONDS": "5"}
     try:
-        assert run_kbbot("index", "sync", env=env, cwd=tmp_path).returncode == 0
+        assert kbbot_in_process("index", "sync", env=env, cwd=tmp_path).returncode == 0
     finally:
         server.stop()  # the wiki goes down after the sync
     result = run_kbbot("ask", "what is a spectral sequence?", "--json", env=env, cwd=tmp_path)
@@ -79,7 +79,7 @@ def test_synced_mathub_that_is_down_now_says_the_answer_is_from_the_index(tmp_pa
     assert data["notice"].startswith("MatHub isn't reachable right now: this answer comes from its pages, as "
                                      "indexed 1 min ago (")
     assert data["notice"].endswith(" UTC).")
-    plain = run_kbbot("ask", "what is a spectral sequence?", env=env, cwd=tmp_path)
+    plain = kbbot_in_process("ask", "what is a spectral sequence?", env=env, cwd=tmp_path)
     assert plain.returncode == 0, plain.stderr
     shown = " ".join(plain.stdout.split())  # however the terminal width wrapped it
     assert shown.startswith(data["notice"]) and "computing homology" in shown

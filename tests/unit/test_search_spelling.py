@@ -134,8 +134,8 @@ def test_specificity_of_anything_is_a_share(word: str) -> None:
     assert 0.0 <= specificity(word) <= 1.0
 
 
-@pytest.mark.parametrize("word", ["wifi", "cryptocurrency", "munich", "latest", "passport", "bereavement"])
-def test_english_knows_todays_words_and_the_dictionarys(word: str) -> None:
+@pytest.mark.parametrize("word", ["wifi", "cryptocurrency", "munich", "latest", "passport", "reimbursement"])
+def test_english_knows_todays_words(word: str) -> None:
     assert is_english(word)
 
 
