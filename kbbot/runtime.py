@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
     from kbbot.adapters.discord.client import DiscordOptions
     from kbbot.adapters.slack import SlackCredentials, SlackOptions, SlackService
+    from kbbot.backends.http import RetryPolicy
     from kbbot.ops.dashboard import Dashboard
     from kbbot.ops.shutdown import InFlight
 
@@ -173,14 +174,16 @@ async def open_runtime(
     console: Console | None = None,
     limiter: RateLimiter | None = None,
     save_retry: SaveRetryPolicy | None = None,
+    http_retry: RetryPolicy | None = None,
     knowledgebases: Knowledgebases | None = None,
     kb: str | None = None,
 ) -> AsyncIterator[Runtime]:
     """Build and open every part; close them in reverse order on exit (also on errors and Ctrl-C).
 
     ``knowledgebases`` (default: the environment's one) are all opened; ``kb`` names the one a command works
-    on (``--kb``; default: the default route). ``limiter`` and ``save_retry`` are for test rigs: a budget with
-    windows of a fraction of a second (for the selected knowledgebase), saves retried within one.
+    on (``--kb``; default: the default route). ``limiter``, ``save_retry`` and ``http_retry`` are for test rigs: a
+    budget with windows of a fraction of a second (for the selected knowledgebase), saves and wiki requests
+    retried within one.
     """
     kbs = knowledgebases or single(settings)
     selected = kbs.pick(kb)
@@ -213,6 +216,7 @@ async def open_runtime(
             stacks[name] = await open_stack(
                 kb_settings, exit_stack, http=http, stores=stores, metrics=metrics.for_kb(name),
                 limiter=limiter if name == selected else None, save_retry=save_retry, name=name, limiters=limiters,
+                http_retry=http_retry,
                 named=kbs.named,
             )
             # Every adapter's 👎 also lands in the outcome log as "downvoted".
@@ -286,6 +290,7 @@ async def open_stack(
     metrics: MetricsSink,
     limiter: RateLimiter | None = None,
     save_retry: SaveRetryPolicy | None = None,
+    http_retry: RetryPolicy | None = None,
     name: str = "default",
     limiters: dict[tuple[str, str], RateLimiter] | None = None,
     named: bool = False,
@@ -296,7 +301,7 @@ async def open_stack(
     limiters = {} if limiters is None else limiters
     token_key = _token_key(settings)
     shared = limiters.get(token_key) if token_key is not None and limiter is None else None
-    kb, limiter = _knowledgebase(settings, http, stores, metrics, limiter or shared)
+    kb, limiter = _knowledgebase(settings, http, stores, metrics, limiter or shared, http_retry)
     if limiter is not None and shared is None:
         exit_stack.push_async_callback(limiter.aclose)  # its own Redis connection, when REDIS_URL is set
         if token_key is not None:
@@ -374,6 +379,7 @@ def _knowledgebase(
     stores: Stores,
     metrics: MetricsSink,
     limiter: RateLimiter | None,
+    retry: RetryPolicy | None = None,
 ) -> tuple[KnowledgeBase, RateLimiter | None]:
     """The backend and its token's one rate limiter, on the shared storage when Redis is configured."""
     if settings.backend == "perfectwiki":
@@ -398,6 +404,7 @@ def _knowledgebase(
             page_url_template=settings.perfectwiki_page_url_template,
             timeout=settings.request_timeout_seconds,
             metrics=metrics,
+            retry=retry,
         )
         return kb, limiter
     if settings.backend == "mathub":

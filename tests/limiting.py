@@ -58,11 +58,12 @@ class SimClock:
     """Simulated time for a limiter (``clock=sim, sleep=sim.sleep``): sleeping moves the clock to the sleeper's
     wake-up time (concurrent sleepers do not add up) after letting everything else that is ready run first.
     :meth:`hold` stops time: sleepers wait until :meth:`release`, so a caller stays in a limiter's queue for
-    exactly as long as a test needs."""
+    exactly as long as a test needs; ``sleeping`` counts the sleepers waiting for it."""
 
     def __init__(self, now: float = 1000.0) -> None:
         self.now = now
         self.slept: list[float] = []
+        self.sleeping = 0
         self._running = asyncio.Event()
         self._running.set()
 
@@ -82,7 +83,11 @@ class SimClock:
         self.slept.append(seconds)
         wake = self.now + seconds
         await asyncio.sleep(0)
-        await self._running.wait()
+        self.sleeping += 1
+        try:
+            await self._running.wait()
+        finally:
+            self.sleeping -= 1
         self.now = max(self.now, wake)
 
 

@@ -49,6 +49,8 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
         # The knowledgebase's key prefix in Redis (replicas of one bot show the same one; never the token).
         "redis_namespace": rt.stores.namespace,
     }
+    if misspelled := misspelled_settings(rt):
+        report["misspelled_settings"] = misspelled
     deadline = asyncio.get_running_loop().time() + CHECK_SECONDS
     kbs = rt.knowledgebases
     if kbs.named and getattr(args, "kb", None) is None:
@@ -86,11 +88,37 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     rt.console.print(f"  adapters: {', '.join(report['adapters']) or 'terminal only'}", markup=False)
     redis = f"on (keys under {rt.stores.namespace})" if report["redis"] else "off (single process)"
     rt.console.print(f"  redis: {redis}", markup=False, highlight=False)
+    for name, meant in report.get("misspelled_settings", {}).items():
+        rt.console.print(f"  ! {name} is not a kbbot setting (ignored): did you mean {meant}?", markup=False)
     if "slack" in report:
         _print_slack(rt, report["slack"])
     if "discord" in report:
         _print_discord(rt, report["discord"])
     return 0
+
+
+def misspelled_settings(rt: Runtime) -> dict[str, str]:
+    """Variables of ./.env and the environment that are not settings but nearly one (``PERFECTWIKI_TOKEN``):
+    ignored, so the bot quietly ran over the sample. Names KBBOT_CONFIG reads as ``env:NAME`` secrets are meant."""
+    import os
+    import re
+
+    from dotenv import dotenv_values
+    from rapidfuzz import fuzz, process
+
+    from kbbot.config import Settings
+
+    settings = [name.upper() for name in Settings.model_fields]
+    source = rt.knowledgebases.source
+    referenced = set(re.findall(r"env:([A-Za-z_]\w*)", source.read_text(encoding="utf-8"))) if source else set()
+    found: dict[str, str] = {}
+    for name in sorted({*dotenv_values(".env", encoding="utf-8"), *os.environ} - referenced):
+        if name.upper() in settings:  # names are read case-insensitively
+            continue
+        # 85: a dropped or swapped word part (SLACK_BOT_TOKN, DISCORD_TOKEN), never two different settings' names.
+        if match := process.extractOne(name.upper(), settings, scorer=fuzz.ratio, score_cutoff=85):
+            found[name] = match[0]
+    return found
 
 
 async def _check_all(rt: Runtime, deadline: float) -> dict[str, dict[str, Any]]:

@@ -121,8 +121,11 @@ class FakeMatHub:
         slug_taken_status: int = 409,
         max_limit: int = 100,
         ignore_offset: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock`` times writes for the write window (a test's simulated clock moves it on)."""
         self.project = project
+        self._clock = clock
         self.api_key = api_key
         self.writes_per_window = writes_per_window
         self.write_window_seconds = write_window_seconds
@@ -374,7 +377,7 @@ class FakeMatHub:
 
     def _take_write(self, token: str) -> int | None:
         """Sliding window: None when allowed (and counted), else whole seconds until a slot frees up."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             window = self._writes.setdefault(token, deque())
             while window and window[0] <= now - self.write_window_seconds:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,22 @@ def test_placeholder_values_are_flagged(tmp_path: Path, name: str, value: str) -
     result = kbbot_in_process("check", env=env, cwd=tmp_path)  # the k8s test above runs it as a process
     assert result.returncode == 2, result.stderr
     assert name in result.stderr and value not in result.stderr  # named, never echoed (it may be a real secret)
+
+
+def test_misspelled_settings_are_named(fake_pw: FakePerfectWiki, tmp_path: Path) -> None:
+    # PERFECTWIKI_TOKEN in .env was ignored without a word: the bot ran over the bundled sample instead.
+    # A name KBBOT_CONFIG reads as an env: secret is meant, however close to a setting's name it is.
+    (tmp_path / ".env").write_text("PERFECTWIKI_TOKEN=abc\nlog_level=INFO\n")
+    (tmp_path / "kbbot.toml").write_text(
+        f'[knowledgebases.eng]\nbackend = "perfectwiki"\napi_token = "env:PERFECTWIKI_API_TOKEN2"\n'
+        f'base_url = "{fake_pw.url}"\n\n[routes]\ndefault = "eng"\n'
+    )
+    env = {"PERFECTWIKI_API_TOKEN2": fake_pw.token, "SLACK_BOT_TOKN": "xoxb-1"}
+    report = run_kbbot("check", "--json", env=env, cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["misspelled_settings"] == {
+        "PERFECTWIKI_TOKEN": "PERFECTWIKI_API_TOKEN", "SLACK_BOT_TOKN": "SLACK_BOT_TOKEN",
+    }
+    shown = " ".join(run_kbbot("check", env=env, cwd=tmp_path).stdout.split())
+    assert "! PERFECTWIKI_TOKEN is not a kbbot setting (ignored): did you mean PERFECTWIKI_API_TOKEN?" in shown
+    assert "abc" not in shown and "xoxb-1" not in shown

@@ -28,7 +28,8 @@ from kbbot.errors import KbbotError
 from kbbot.runtime import open_runtime
 from tests.fakes.perfectwiki import FakePerfectWiki
 
-MAX_ATTEMPTS = RetryPolicy().rate_limit_attempts + RetryPolicy().error_attempts
+POLICY = RetryPolicy(backoff_base=0.05, backoff_max=0.3, retry_after_max=5)
+MAX_ATTEMPTS = POLICY.rate_limit_attempts + POLICY.error_attempts
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ async def test_drill_every_question_answered_or_told(fake: FakePerfectWiki, tmp_
         await fake.idle()
         return Counter(entry.q for entry in fake.stats().log if entry.q is not None)
 
-    async with open_runtime(settings) as rt:
+    async with open_runtime(settings, http_retry=POLICY) as rt:
         ask = rt.ask
         await rt.syncer.sync()
         fake.set_failure_rate(0.2, seed=11)

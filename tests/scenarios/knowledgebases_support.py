@@ -19,7 +19,7 @@ from kbbot.knowledgebases import Knowledgebases, parse_knowledgebases
 from kbbot.runtime import Runtime, open_runtime
 from tests.fakes.mathub import FakeMatHub
 from tests.fakes.perfectwiki import FakePerfectWiki
-from tests.scenarios.slack_support import FAST_RETRY
+from tests.scenarios.slack_support import FAST_HTTP_RETRY, FAST_RETRY
 
 ENG_TOKEN, HR_TOKEN, MATHUB_KEY = "pw-eng-token-0001", "pw-hr-token-0002", "bot_maths_key"
 #: Slack channels routed to engineering and to maths; anything else asks the default (handbook).
@@ -100,7 +100,7 @@ def knowledgebases(w: Wikis, base: Settings, tmp: Path, **routes: Any) -> Knowle
 @asynccontextmanager
 async def several_runtime(base: Settings, kbs: Knowledgebases) -> AsyncIterator[Runtime]:
     """The runtime over every knowledgebase, indexes synced (the 402 fallback searches them)."""
-    async with open_runtime(base, knowledgebases=kbs, save_retry=FAST_RETRY) as rt:
+    async with open_runtime(base, knowledgebases=kbs, save_retry=FAST_RETRY, http_retry=FAST_HTTP_RETRY) as rt:
         for stack in rt.all_stacks:
             await stack.syncer.sync()
         yield rt

@@ -9,7 +9,8 @@ adapter hands the saver, and can script an answer the fake wiki cannot produce.
 from __future__ import annotations
 
 import asyncio
-import time
+import functools
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import httpx
 from aiohttp import web
 
 from kbbot.adapters.slack import SlackBot, SlackOptions
+from kbbot.backends.http import RetryPolicy
 from kbbot.config import Settings
 from kbbot.core.ask import AskService, QueueListener
 from kbbot.core.models import Answer, Question, SavedPage, Thread
@@ -109,14 +111,7 @@ class Rig:
         await self.bot.drain()
 
     async def wait_responses(self, url: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.slack.responses(url)
-            if len(got) >= count:
-                return got
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{len(got)} responses at {url}, wanted {count}")
-            await asyncio.sleep(0.02)
+        return await asyncio.to_thread(self.slack.wait_responses, url, count, timeout)
 
 
 def seed_workspace(slack: FakeSlack) -> None:
@@ -136,8 +131,21 @@ def seed_wiki(pw: FakePerfectWiki) -> None:
     ])
 
 
+@functools.cache
+def _certificates() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
+
+
+def loopback_client(timeout: float = 30) -> httpx.AsyncClient:
+    """The test's own HTTP client (to the bot's endpoint on 127.0.0.1). One certificate store for all of
+    them: loading it is most of a client's cost, and these talk plain HTTP anyway."""
+    return httpx.AsyncClient(timeout=timeout, verify=_certificates())
+
+
 #: Retry queued saves within a fraction of a second in tests.
 FAST_RETRY = SaveRetryPolicy(first_delay=0.05, max_delay=0.2, jitter=0.0, poll_interval=0.05, lease_seconds=30)
+#: Retry the wiki's 5xx after a millisecond, not production's half second and more (the attempts are the same).
+FAST_HTTP_RETRY = RetryPolicy(backoff_base=0.001, backoff_max=0.01)
 
 
 @asynccontextmanager
@@ -161,8 +169,8 @@ async def slack_rig(
             kbbot_data_dir=data_dir or Path.cwd() / ".kbbot", save_default_tags=("slack",), cache_ttl_seconds=600,
         )
         async with (
-            open_runtime(settings, limiter=limiter, save_retry=FAST_RETRY) as rt,
-            httpx.AsyncClient(timeout=30) as http,
+            open_runtime(settings, limiter=limiter, save_retry=FAST_RETRY, http_retry=FAST_HTTP_RETRY) as rt,
+            loopback_client() as http,
         ):
             await rt.syncer.sync()
             saver = RecordingSaver(rt.saver)

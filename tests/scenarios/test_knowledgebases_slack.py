@@ -39,7 +39,7 @@ from tests.scenarios.knowledgebases_support import (
     several_runtime,
     three_wikis,
 )
-from tests.scenarios.slack_support import ALICE, BOB, DM, GENERAL, seed_workspace
+from tests.scenarios.slack_support import ALICE, BOB, DM, GENERAL, loopback_client, seed_workspace
 
 
 @dataclass
@@ -87,7 +87,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         kbs = knowledgebases(wikis, base, tmp_path)
         async with (
             several_runtime(base, kbs) as rt,
-            httpx.AsyncClient(timeout=30) as http,
+            loopback_client() as http,
             open_slack(rt) as service,
             savers_running(rt),
         ):

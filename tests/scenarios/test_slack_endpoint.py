@@ -10,14 +10,13 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 import pytest
 from aiohttp import web
 
 from kbbot.adapters.slack import slack_routes
 from kbbot.ops.http import HttpServer
 from tests.fakes.slack_api import SIGNING_SECRET, SlackSigner, event_envelope, mention_event
-from tests.scenarios.slack_support import ALICE, GENERAL, slack_rig
+from tests.scenarios.slack_support import ALICE, GENERAL, loopback_client, slack_rig
 
 
 @asynccontextmanager
@@ -51,7 +50,7 @@ async def test_unsigned_or_badly_signed_requests_get_401_quietly(body: bytes, ca
     async with _served() as (server, rig):
         marker_body = body + b" SECRET-MARKER" if body else body
         with caplog.at_level(logging.DEBUG):
-            async with httpx.AsyncClient() as http:
+            async with loopback_client() as http:
                 unsigned = await http.post(f"{server.url}/slack/events", content=marker_body)
                 forged = await http.post(f"{server.url}/slack/events", content=marker_body,
                                          headers={**SlackSigner("wrong-secret").sign(marker_body.decode("latin-1")),
@@ -66,7 +65,7 @@ async def test_unsigned_or_badly_signed_requests_get_401_quietly(body: bytes, ca
 async def test_a_signed_body_that_is_not_an_object_is_400_not_500(caplog: pytest.LogCaptureFixture) -> None:
     async with _served() as (server, _rig):
         headers = {"Content-Type": "application/json", **SlackSigner().sign("[1]")}
-        async with httpx.AsyncClient() as http:
+        async with loopback_client() as http:
             response = await http.post(f"{server.url}/slack/events", content="[1]", headers=headers)
         assert response.status_code == 400
         assert "Traceback" not in caplog.text
@@ -108,7 +107,7 @@ async def test_connections_past_the_bound_get_503_and_real_events_still_work() -
         while server.connections:
             await asyncio.sleep(0.01)
         body, headers = rig.signer.event(event_envelope(mention_event(GENERAL, ALICE, "vpn?", "1700000001.000100")))
-        async with httpx.AsyncClient() as http:
+        async with loopback_client() as http:
             response = await http.post(f"{server.url}/slack/events", content=body, headers=headers)
         assert response.status_code == 200
         await rig.slack.await_for("chat.postMessage")

@@ -3,12 +3,11 @@ backend tests that rely on it rely on something checked."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
 from tests.fakes.mathub import DEFAULT_KEY, READ, FakeMatHub
+from tests.limiting import SimClock
 
 
 def _client(server: FakeMatHub, key: str = DEFAULT_KEY) -> httpx.Client:
@@ -103,12 +102,17 @@ def test_write_limit_429_with_retry_after_and_window(fake_mathub: FakeMatHub) ->
         assert r.status_code == 429 and 55 <= int(r.headers["Retry-After"]) <= 60
         assert "error" in r.json()
         assert c.get(path).status_code == 200  # reads are not limited
-    # The window slides: once the oldest write is older than the window, writing works again.
-    with FakeMatHub(write_window_seconds=0.3) as server, _client(server) as c:
+    # The window slides: once the oldest write is older than the window (60 s), writing works again.
+    clock = SimClock()
+    with FakeMatHub(clock=clock) as server, _client(server) as c:
         path = f"/projects/{server.project}/wiki"
         for n in range(5):
             assert c.post(path, json={"slug": f"s{n}", "title": "T", "content": ""}).status_code == 201
-        time.sleep(0.35)
+            clock.advance(1.0)
+        clock.advance(54.9)  # the first write is 59.9 s old
+        refused = c.post(path, json={"slug": "s10", "title": "T", "content": ""})
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+        clock.advance(0.2)
         assert c.post(path, json={"slug": "s10", "title": "T", "content": ""}).status_code == 201
 
 

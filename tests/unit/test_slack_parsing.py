@@ -10,6 +10,7 @@ from kbbot.adapters.slack.parsing import (
     Command,
     ThreadRef,
     mentioned_users,
+    object_id,
     parse_command,
     parse_permalink,
     plain_text,
@@ -140,3 +141,18 @@ def test_parse_tags() -> None:
     assert parse_tags("") == ()
     assert parse_tags(" a , b,a,# c ,") == ("a", "b", "c")
     assert parse_tags("x" * 80) == ("x" * 50,)
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        # slackapi/bolt-python tests/scenario_tests_async/test_shortcut.py, global_shortcut_body["user"]
+        ({"user": {"id": "W111", "username": "primary-owner", "team_id": "T111"}}, "W111"),
+        ({"user": {}}, ""),
+        ({}, ""),
+        ({"user": None}, ""),
+        ({"user": "W111"}, ""),  # not an object: nothing to read, no crash
+    ],
+)
+def test_object_id(payload: dict[str, object], expected: str) -> None:
+    assert object_id(payload, "user") == expected

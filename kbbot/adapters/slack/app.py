@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from kbbot.adapters.slack import rendering
 from kbbot.adapters.slack.followups import SlackFollowUps
 from kbbot.adapters.slack.handlers import SlackHandlers, SlackOptions
-from kbbot.adapters.slack.parsing import ThreadRef, parse_command, parse_permalink, plain_text
+from kbbot.adapters.slack.parsing import ThreadRef, object_id, parse_command, parse_permalink, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, parse_submission
 from kbbot.core.conversations import Conversations
@@ -184,7 +184,7 @@ def _asker(body: Body) -> tuple[str, str, str | None] | None:
     if isinstance(event, dict) and event.get("channel") and event.get("user"):
         thread_ts = event.get("thread_ts") or (event.get("ts") if event.get("type") == "app_mention" else None)
         return str(event["channel"]), str(event["user"]), str(thread_ts) if thread_ts else None
-    user = str((body.get("user") or {}).get("id", ""))
+    user = object_id(body, "user")
     if body.get("type") == "view_submission" and user:
         try:
             ref = parse_submission(body.get("view") or {}).ref
@@ -365,7 +365,7 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
     async def on_share(ack: AsyncAck, body: Body, action: Body, respond: AsyncRespond) -> None:
         await ack()
         async with h.tracked():
-            user = str((body.get("user") or {}).get("id", ""))
+            user = object_id(body, "user")
 
             shown = _responder(respond, response_type="in_channel", replace_original=False)
             deleted = False
@@ -379,7 +379,7 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
 
             await h.share(
                 value=str(action.get("value", "")), user_id=user, reply_public=public,
-                channel=str((body.get("channel") or {}).get("id", "")),
+                channel=object_id(body, "channel"),
                 reply_private=_responder(respond, response_type="ephemeral", replace_original=False),
             )
 
@@ -388,9 +388,9 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
         async with h.tracked():
             await h.record_feedback(
                 question=str(action.get("value", "")),
-                user_id=str((body.get("user") or {}).get("id", "")),
+                user_id=object_id(body, "user"),
                 helpful=action.get("action_id") == rendering.ACTION_FEEDBACK_UP,
-                channel=str((body.get("channel") or {}).get("id", "")),
+                channel=object_id(body, "channel"),
                 reply=_responder(respond, response_type="ephemeral", replace_original=False),
             )
             if followups is not None and action.get("action_id") == rendering.ACTION_FEEDBACK_DOWN:
@@ -413,7 +413,7 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
             await respond(text="That button is broken; use *Save thread to wiki* from the message menu instead.",
                           response_type="ephemeral", replace_original=False)
             return
-        user = str((body.get("user") or {}).get("id", ""))
+        user = object_id(body, "user")
         await h.open_save_modal(trigger_id=str(body.get("trigger_id", "")), ref=ref, title=title, user_id=user)
 
     @app.shortcut(SAVE_SHORTCUT_CALLBACK)
@@ -421,14 +421,14 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
     async def on_save_shortcut(ack: AsyncAck, body: Body, shortcut: Body, context: AsyncBoltContext) -> None:
         await ack()
         message = shortcut.get("message") or {}
-        channel = str((shortcut.get("channel") or {}).get("id", ""))
+        channel = object_id(shortcut, "channel")
         ts = str(message.get("thread_ts") or message.get("ts") or "")
         ref = ThreadRef.from_key(f"{channel}:{ts}")
         if ref is None:
             log.warning("save shortcut without a usable channel/message")
             return
         title = await h.plain(str(message.get("text", "")), bot_user_id=context.bot_user_id, title=True)
-        user = str((shortcut.get("user") or {}).get("id", ""))
+        user = object_id(shortcut, "user")
         await h.open_save_modal(trigger_id=str(shortcut.get("trigger_id", "")), ref=ref, title=title, user_id=user)
 
     @app.view(SAVE_VIEW_CALLBACK)
@@ -441,7 +441,7 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
             return
         await ack()
         async with h.tracked():
-            user = str((body.get("user") or {}).get("id", ""))
+            user = object_id(body, "user")
             ref = request.ref
             await h.save(
                 ref=ref, user_id=user, title=request.title, tags=request.tags,

@@ -45,6 +45,12 @@ def plain_text(
     return _SPACES.sub(" ", out).strip()
 
 
+def object_id(payload: Mapping[str, object], field: str) -> str:
+    """The ``id`` of the object ``payload[field]`` (an action's ``user``, a shortcut's ``channel``), "" without one."""
+    value = payload.get(field)
+    return str(value.get("id", "")) if isinstance(value, Mapping) else ""
+
+
 def mentioned_users(text: str) -> set[str]:
     """The user ids ``<@U…>``/``<@W…>`` mentions in ``text`` name (Enterprise Grid ids start with W)."""
     return set(_USER.findall(text or ""))

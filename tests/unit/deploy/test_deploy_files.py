@@ -266,3 +266,13 @@ def test_systemd_install_lines_keep_the_units_settings() -> None:
     unit = dict(item.split("=", 1) for item in parser["Service"]["Environment"].split())
     installed = {k: v for k, v in _env_example().items() if not re.match(pattern, f"{k}={v}")}
     assert {**unit, **installed}.items() >= unit.items()
+
+
+def test_systemd_install_lines_install_this_checkout() -> None:
+    # They said `pip install 'kbbot[redis]'` into a fresh venv: that asks the package index for a "kbbot" release,
+    # which this project does not publish. Install the checkout, pinned like the Docker image.
+    lines = [line for line in (DEPLOY / "kbbot.service").read_text().splitlines() if line.startswith("#   ")]
+    [pip] = [line for line in lines if "pip install" in line]
+    assert "--constraint deploy/constraints.txt '.[redis]'" in pip and "'kbbot[" not in pip
+    copied = [word for line in lines for word in line.split() if word.startswith("deploy/")]
+    assert copied and all((ROOT / path).is_file() for path in copied), copied
