@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from kbbot.errors import ConfigError, SearchIndexError
 from kbbot.search.query import PARTICLES, QueryPlan, Term, TermCounter, plan_terms, word_stems
@@ -343,10 +343,11 @@ class SearchIndex:
         if self._executor is None or not self._lock.acquire(blocking=False):
             return None
         try:
-            with self._errors():
-                return fn()
+            return fn()
         except _NotInMemory:
             return None
+        except (RankingBusy, sqlite3.Error) as exc:  # as _errors says it (a contextmanager costs µs here)
+            self._raise(exc)
         finally:
             self._lock.release()
 
@@ -354,17 +355,20 @@ class SearchIndex:
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except RankingBusy:
+        except (RankingBusy, sqlite3.Error) as exc:
+            self._raise(exc)
+
+    def _raise(self, exc: RankingBusy | sqlite3.Error) -> NoReturn:
+        if isinstance(exc, RankingBusy):
             raise SearchIndexError(
                 f"The search index at {self.path} is being written by another kbbot process (SEARCH_ENGINE=tantivy "
                 "takes one writer at a time); try again when it is done."
             ) from None
-        except sqlite3.Error as exc:
-            # Disk full, a file broken while open, a lock held too long by another process: one clear error
-            # in kbbot's tree instead of a sqlite3 traceback. The index is a cache, so deleting it is safe.
-            raise SearchIndexError(
-                f"The search index at {self.path} failed ({exc}); delete the file to rebuild it."
-            ) from exc
+        # Disk full, a file broken while open, a lock held too long by another process: one clear error in
+        # kbbot's tree instead of a sqlite3 traceback. The index is a cache, so deleting it is safe.
+        raise SearchIndexError(
+            f"The search index at {self.path} failed ({exc}); delete the file to rebuild it."
+        ) from exc
 
     def _open_sync(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
