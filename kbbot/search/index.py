@@ -684,7 +684,7 @@ class SearchIndex:
         except sqlite3.Error as exc:
             log.warning("search failed in %s: %s", self.path, exc)
             return SearchResult(QueryPlan((), 0), [])
-        hits = self._search_sync(plan, limit, texts, snippets) if plan.match() else []
+        hits = self._search_sync(plan, limit, texts, snippets) if any(t.docs for t in plan.terms) else []
         return SearchResult(plan, hits)
 
     def _stats_sync(self, *, in_memory: bool = False) -> None:
