@@ -8,7 +8,6 @@ function.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from typing import TYPE_CHECKING
 
@@ -24,6 +23,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from kbbot.commands.output import print_json
 from kbbot.core.text import strip_invisible
 from kbbot.search.index import MARK_CLOSE, MARK_OPEN, SearchHit
 from kbbot.search.query import query_terms
@@ -89,7 +89,7 @@ async def sync_handler(args: argparse.Namespace, rt: Runtime) -> int:
             "failed": report.failed,
             "aborted": report.aborted,
         }
-        _print_plain(rt.console, json.dumps(payload))
+        print_json(rt.console, payload)
     else:
         rt.console.print(f"Index up to date: {report.summary()}.", markup=False, highlight=False)
     for error in report.errors[:10]:
@@ -112,7 +112,7 @@ async def search_handler(args: argparse.Namespace, rt: Runtime) -> int:
         await _sync_with_progress(rt, stderr, full=False)
     hits = await rt.index.search(args.query, limit=args.limit, snippets=True)
     if args.json:
-        _print_plain(rt.console, json.dumps([hit.to_json() for hit in hits], ensure_ascii=False))
+        print_json(rt.console, [hit.to_json() for hit in hits])
         return 0
     if not hits:
         rt.console.print("No pages match.", markup=False, highlight=False)
@@ -137,8 +137,3 @@ def _print_hit(console: Console, rank: int, hit: SearchHit) -> None:
             line.append(strip_invisible(part), style="bold yellow" if i % 2 else None)
         console.print(line)
     console.print()
-
-
-def _print_plain(console: Console, text: str) -> None:
-    """Machine-readable output: no markup, no highlighting, no wrapping."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
