@@ -12,10 +12,11 @@ part is the same channel (same ``channel.id``), so they are one conversation; jo
 exports of one channel is done by the transcript archive (``kbbot/store/transcript_archive.py``): no part
 replaces another's messages.
 
-Content is shown as the live bot shows it (``adapters/discord/history.py``): embeds and stickers as a one-line
-summary, attachments as links. System messages (joins — DiscordChatExporter writes "Joined the server." —,
-pins, renames, calls, thread-created notices) are events, not chat, and are skipped; a reply keeps a line
-quoting what it answers; a forwarded message keeps the forwarded text.
+Content is shown as the live bot shows it (``adapters/discord/history.py``): embeds as ``discord_embed.py``
+renders them, stickers as a one-line summary, attachments as links. System messages (joins —
+DiscordChatExporter writes "Joined the server." —, pins, renames, calls, thread-created notices) are events,
+not chat, and are skipped; a reply keeps a line quoting what it answers; a forwarded message keeps the
+forwarded text.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from typing import Any
 from kbbot.adapters.markup import discord_to_markdown
 from kbbot.core.models import Attachment, Thread, ThreadMessage
 from kbbot.errors import ExportError
+from kbbot.formats.discord_embed import embed_markdown
 from kbbot.formats.fields import text_field
 
 __all__ = [
     "SYSTEM_TYPES",
-    "embed_summary",
     "is_discord_export",
     "parse_discord_export",
 ]
@@ -48,24 +49,6 @@ _REPLY_SNIPPET = 120
 
 def is_discord_export(data: object) -> bool:
     return isinstance(data, dict) and isinstance(data.get("messages"), list)
-
-
-def embed_summary(title: str, url: str, description: str, *, limit: int) -> str:
-    """One quoted paragraph for an embed: its title, link and up to ``limit`` characters of its text.
-
-    The live bot (``adapters/discord/history.py``) and exports share it, so an embed reads the same both ways.
-    """
-    parts: list[str] = []
-    if title:
-        parts.append(f"**{discord_to_markdown(title)}**")
-    if url and url.startswith(("https://", "http://")) and not any(c in url for c in " <>\n"):
-        parts.append(f"<{url}>")
-    if description:
-        text = discord_to_markdown(description)
-        parts.append(text if len(text) <= limit else text[: limit - 1] + "…")
-    if not parts:
-        return ""
-    return "> Embed: " + " — ".join(parts).replace("\n", "\n> ")
 
 
 def parse_discord_export(
@@ -146,15 +129,8 @@ def _message(
 def _content(item: Mapping[str, Any], users: Mapping[str, str], *, bot: bool) -> str:
     content = item.get("content")
     text = discord_to_markdown(content, users=users) if isinstance(content, str) else ""
-    # A bot's embed is usually its whole message: keep it; trim link previews (as the live bot does).
-    limit = 4096 if bot else 500
-    extras = [
-        embed_summary(
-            text_field(e.get("title")), text_field(e.get("url")), text_field(e.get("description")), limit=limit
-        )
-        for e in item.get("embeds") or ()
-        if isinstance(e, dict)
-    ]
+    # A bot's embed is its message (kbbot's answers are); anyone else's a link preview (as the live bot shows).
+    extras = [embed_markdown(e, preview=not bot, users=users) for e in item.get("embeds") or () if isinstance(e, dict)]
     extras += [f"*(sticker: {text_field(s.get('name'))})*" for s in item.get("stickers") or () if isinstance(s, dict)]
     return "\n\n".join(part for part in (text, *extras) if part)
 

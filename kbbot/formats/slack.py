@@ -67,7 +67,7 @@ _EMPTY: Mapping[str, str] = {}
 
 
 def thread_key(channel_id: str, thread_ts: str) -> str:
-    """The saved-thread key of a Slack thread (what ``ThreadRef.key`` is for a live save)."""
+    """The saved-thread key of a Slack thread, for live saves (``ThreadRef.key``) and export imports alike."""
     return f"{channel_id}:{thread_ts}"
 
 

@@ -15,6 +15,8 @@ rules it enforces (each has a test in tests/unit/test_fake_slack.py saying where
 - ``ratelimited`` comes with HTTP 429 and ``Retry-After``; 5xx failures come with an HTML-ish body as Slack's
   load balancers send (:meth:`FakeSlack.fail_next` with ``status``);
 - ``conversations.replies`` repeats the thread's root message first on *every* page, as Slack does;
+  the bot's own posts come back as an app's messages do, with ``bot_id``, ``app_id`` and ``bot_profile``
+  (:func:`bot_post_fields`), and its user is known to ``users.info`` (``is_bot``);
   ``conversations.replies``/``conversations.members`` page with ``response_metadata.next_cursor``.
 
 Also here:
@@ -62,6 +64,8 @@ TEAM_ID = "T0TEAM001"
 BOT_USER_ID = "U0KBBOT01"
 BOT_ID = "B0KBBOT01"
 APP_ID = "A0KBBOT01"
+#: The app's name (deploy/slack/manifest.yml ``display_information.name``): what Slack shows on its posts.
+BOT_NAME = "kbbot"
 ENTERPRISE_ID = "E0GRID001"
 
 #: The bot scopes of deploy/slack/manifest.yml (what an installed kbbot has).
@@ -119,6 +123,9 @@ class FakeSlack:
         self._server = BackgroundServer(self._build_app, name="fake-slack", on_shutdown=self._close_sockets)
         self._sockets: list[web.WebSocketResponse] = []
         self._ts = itertools.count(1)
+        self.add_user(BOT_USER_ID, BOT_NAME, display_name="", real_name=BOT_NAME)
+        self._s.users[BOT_USER_ID].update(is_bot=True)
+        self._s.users[BOT_USER_ID]["profile"].update(bot_id=BOT_ID, api_app_id=APP_ID)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -470,8 +477,8 @@ class FakeSlack:
             if channel.startswith("U"):  # posting to a user id opens the app DM
                 channel = "D" + channel[1:]
             ts = self._next_ts()
-            message = {"type": "message", "ts": ts, "user": BOT_USER_ID, "bot_id": BOT_ID,
-                       "text": params.get("text", ""), "blocks": blocks}
+            message = {"type": "message", "ts": ts, "text": params.get("text", ""), "blocks": blocks,
+                       **bot_post_fields()}
             if params.get("thread_ts"):
                 message["thread_ts"] = str(params["thread_ts"])
             self._s.messages.setdefault(channel, []).append(message)
@@ -551,6 +558,23 @@ class FakeSlack:
         page, cursor = _page(replies, params, default_limit=1000)
         return {"ok": True, "messages": [root, *page], "has_more": bool(cursor),
                 "response_metadata": {"next_cursor": cursor}}
+
+
+def bot_post_fields() -> dict[str, Any]:
+    """What Slack adds to a message the bot posted with its token (``chat.postMessage``), as
+    ``conversations.replies`` (and ``conversations.history``, events) return it. Shape from bolt-python
+    tests/slack_bolt/request/test_payload_utils.py (``bot_im_thread_message_body``: ``user``, ``bot_id``,
+    ``app_id``, ``bot_profile``) and tests/scenario_tests/test_message_bot.py (``bot_profile.icons``)."""
+    return {
+        "user": BOT_USER_ID, "bot_id": BOT_ID, "app_id": APP_ID, "team": TEAM_ID,
+        "bot_profile": {
+            "id": BOT_ID, "deleted": False, "name": BOT_NAME, "updated": 1726133600, "app_id": APP_ID,
+            "icons": {"image_36": "https://a.slack-edge.com/80588/img/plugins/app/bot_36.png",
+                      "image_48": "https://a.slack-edge.com/80588/img/plugins/app/bot_48.png",
+                      "image_72": "https://a.slack-edge.com/80588/img/plugins/app/service_72.png"},
+            "team_id": TEAM_ID,
+        },
+    }
 
 
 def _page(items: list[Any], params: Mapping[str, Any], *, default_limit: int) -> tuple[list[Any], str]:
@@ -777,7 +801,7 @@ def block_action_payload(
     }
     if message_ts and not ephemeral:
         container["message_ts"] = message_ts
-        payload["message"] = {"type": "message", "ts": message_ts, "user": BOT_USER_ID, "bot_id": BOT_ID, "text": "…"}
+        payload["message"] = {"type": "message", "ts": message_ts, "text": "…", **bot_post_fields()}
     elif message_ts:
         container["message_ts"] = message_ts
     return payload

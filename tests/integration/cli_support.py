@@ -61,6 +61,7 @@ def kbbot_in_process(
     os.umask(saved_umask)
     root = logging.getLogger()
     saved_handlers, saved_level, saved_factory = list(root.handlers), root.level, logging.getLogRecordFactory()
+    saved_levels = _logger_levels()
     out, err = io.StringIO(), io.StringIO()
     os.environ.clear()
     os.environ.update(_environment(env, cwd))
@@ -81,6 +82,17 @@ def kbbot_in_process(
         os.umask(saved_umask)
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
+        for name, level in _logger_levels().items():  # setup_logging quietens some libraries' loggers
+            if level != saved_levels.get(name, logging.NOTSET):
+                logging.getLogger(name).setLevel(saved_levels.get(name, logging.NOTSET))
         logging.setLogRecordFactory(saved_factory)
         logging.captureWarnings(False)
     return subprocess.CompletedProcess(["kbbot", *args], code, out.getvalue(), err.getvalue())
+
+
+def _logger_levels() -> dict[str, int]:
+    return {
+        name: logger.level
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cli_support import run_kbbot
+from tests.integration.cli_support import kbbot_in_process, run_kbbot
 
 HOSTILE = (
     "\x1b]0;pwned\x07",  # OSC 0: sets the window title
@@ -48,7 +48,8 @@ def env(tmp_path: Path) -> dict[str, str]:
 )
 def test_page_text_reaches_the_terminal_inert(env: dict[str, str], tmp_path: Path, args: tuple[str, ...],
                                               stdin: str | None) -> None:
-    result = run_kbbot(*args, env=env, cwd=tmp_path, stdin=stdin)
+    # In this process (the text the command writes is what is tested); the --json test below is a real one.
+    result = kbbot_in_process(*args, env=env, cwd=tmp_path, stdin=stdin)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "VPN gateway" in out

@@ -1235,6 +1235,10 @@ async def test_resave_keeps_the_conversation_and_kbbots_answer_not_its_save_note
     assert "Anyone know the VPN setup?" in content and "Note: use the EU gateway" in content
     assert "Use the VPN portal." in content.split("Worked for me")[0]  # kbbot's answer stays, where it was said
     assert "to the wiki" not in content
+    # …as what it said (the embed's title, text and source), not as an "Embed:" quote.
+    assert "Embed:" not in content and "<blockquote>" not in content
+    assert "<p><strong>how do I set up the VPN?</strong></p>\n<p>Use the VPN portal.</p>" in content
+    assert "<em>Answered by the wiki's AI</em>" in content
 
 
 async def test_queued_save_posts_the_link_into_the_thread_when_the_retry_lands(

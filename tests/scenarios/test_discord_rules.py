@@ -115,7 +115,7 @@ async def test_the_context_menu_target_keeps_its_content_without_the_intent(worl
         [follow] = await fake.await_for(lambda: followups(fake, menu))
     [thread] = saver.threads
     assert [m.text for m in thread.messages] == ["How do I deploy the API?", "@kbbot answer this",
-                                                "> Embed: Run `make ship`."]
+                                                "Run `make ship`."]
     assert "Saved 3 messages" in follow.body["content"]
 
 

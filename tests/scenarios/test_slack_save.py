@@ -148,6 +148,31 @@ async def test_resave_keeps_the_conversation_and_kbbots_answer_not_its_save_note
         assert "this thread to the wiki" not in content and "5 messages" in content  # 2 notes left off
 
 
+async def test_saved_page_names_bots_by_their_profile_names_not_their_ids() -> None:
+    # Another app's post without a user (an app posting through its own token, as the GitHub app does): the
+    # bot_message shape of bolt-python tests/scenario_tests/test_message_bot.py, its user left out.
+    github = {"type": "message", "subtype": "bot_message", "text": "Pull request #42 opened: VPN docs",
+              "bot_id": "B0GITHUB1", "app_id": "A0GITHUB1",
+              "bot_profile": {"id": "B0GITHUB1", "deleted": False, "name": "GitHub", "updated": 1607307935,
+                              "app_id": "A0GITHUB1", "icons": {"image_36": "https://a.slack-edge.com/gh_36.png"},
+                              "team_id": "T0TEAM001"}}
+    async with slack_rig() as rig:
+        root = rig.slack.add_thread(GENERAL, [{"user": BOB, "text": "Anyone know the VPN setup?"}, github])
+        rig.slack.add_reply(GENERAL, root, {"user": ALICE, "text": f"<@{BOT_USER_ID}> how do I set up the VPN?"})
+        await rig.event(mention_event(GENERAL, ALICE, "how do I set up the VPN?", "1700000950.000100",
+                                      thread_ts=root))
+        await rig.slack.await_for("chat.postMessage", thread_ts=root)
+        await rig.event(mention_event(GENERAL, ALICE, "save VPN how-to", "1700000961.000100", thread_ts=root))
+        await rig.slack.await_for("chat.postMessage", count=2, thread_ts=root)
+        content = _page_with_title(rig, "VPN how-to")["content"]
+    [thread] = rig.saver.saved
+    assert [m.author_name for m in thread.messages] == ["bob", "GitHub", "alice", "kbbot"]
+    assert "participants: bob, GitHub, alice, kbbot" in content
+    assert "<strong>GitHub</strong>" in content and "<strong>kbbot</strong>" in content
+    assert "@kbbot how do I set up the VPN?" in content
+    assert BOT_USER_ID not in content and "B0GITHUB1" not in content
+
+
 async def test_thread_longer_than_the_cap_is_saved_up_to_it_and_says_so() -> None:
     async with slack_rig(options=SlackOptions(history_max_messages=120)) as rig:
         root = _seed_long_thread(rig, replies=199)  # 200 messages, 120 kept

@@ -9,7 +9,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.slack_api import APP_TOKEN, BOT_TOKEN, FakeSlack
+from tests.fakes.slack_api import APP_ID, APP_TOKEN, BOT_ID, BOT_TOKEN, BOT_USER_ID, FakeSlack
 
 
 @pytest.fixture
@@ -121,3 +121,21 @@ async def test_replies_repeat_the_root_first_on_every_page(slack: FakeSlack, cli
             break
     assert pages == [["m0", "m1", "m2", "m3"], ["m0", "m4", "m5", "m6"]]
     assert all(p[0] == "m0" for p in pages)
+
+
+async def test_the_bots_own_posts_come_back_as_an_apps_messages(slack: FakeSlack, client: AsyncWebClient) -> None:
+    # A message posted with the bot token carries user, bot_id, app_id and bot_profile {id, app_id, name, icons,
+    # deleted, team_id}: bolt-python tests/slack_bolt/request/test_payload_utils.py (bot_im_thread_message_body),
+    # tests/scenario_tests/test_message_bot.py (bot_message_event_payload); users.info knows the bot user.
+    root = slack.add_thread("C1", [{"user": "U1", "text": "question"}])
+    posted = await client.chat_postMessage(channel="C1", thread_ts=root, text="answer")
+    [_, reply] = (await client.conversations_replies(channel="C1", ts=root))["messages"]
+    for message in (posted["message"], reply):
+        assert (message["user"], message["bot_id"], message["app_id"]) == (BOT_USER_ID, BOT_ID, APP_ID)
+        profile = message["bot_profile"]
+        assert {"id", "app_id", "name", "icons", "deleted", "team_id"} <= set(profile)
+        assert (profile["id"], profile["app_id"], profile["name"], profile["deleted"]) == (BOT_ID, APP_ID, "kbbot",
+                                                                                            False)
+        assert profile["icons"]["image_48"].startswith("https://")
+    user = (await client.users_info(user=BOT_USER_ID))["user"]
+    assert user["is_bot"] and user["profile"]["bot_id"] == BOT_ID

@@ -2,9 +2,9 @@
 
 Discord hands out history newest-first in pages of at most 100; ``history(oldest_first=True)`` walks it with
 ``after=`` so the page reads top to bottom. Mentions become display names here, because a wiki reader cannot
-resolve ``<@1234>``; attachments become links and embeds/stickers a one-line summary, so nothing silently
-disappears from the saved page. Forwarded messages carry their text in ``message_snapshots`` (the forward
-itself is empty) and are saved as a quote.
+resolve ``<@1234>``; attachments become links, embeds readable content (``kbbot/formats/discord_embed.py``) and
+stickers a one-line summary, so nothing silently disappears from the saved page. Forwarded messages carry their
+text in ``message_snapshots`` (the forward itself is empty) and are saved as a quote.
 
 Names: REST history has no ``member`` objects (only gateway MESSAGE_CREATE does), so a message's author is a
 plain user with their global name. The page shows what people see in the server — their nickname — so the
@@ -27,7 +27,7 @@ import discord
 
 from kbbot.adapters.markup import discord_to_markdown
 from kbbot.core.models import Attachment, Thread, ThreadMessage
-from kbbot.formats.discord_export import embed_summary
+from kbbot.formats.discord_embed import embed_markdown
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +150,13 @@ def thread_to_neutral(thread: discord.Thread, messages: Iterable[discord.Message
 def message_to_neutral(message: discord.Message, names: Names = _NO_NAMES) -> ThreadMessage:
     users = {str(user.id): names.get(user.id, user.display_name) for user in message.mentions}
     text = _markdown(message.content, users, message)
-    # A bot's embed is usually its whole message (e.g. kbbot's own answers): keep it; trim link previews.
-    limit = 4096 if message.author.bot else 500
-    extras = [_summarize_embed(embed, limit=limit) for embed in message.embeds]
+    # A bot's embed is its message (kbbot's answers are); anyone else's a link preview, shown under their words.
+    preview = not message.author.bot
+    extras = [embed_markdown(embed.to_dict(), preview=preview, users=users) for embed in message.embeds]
     extras += [f"*(sticker: {sticker.name})*" for sticker in message.stickers]
     attachments = [Attachment(name=a.filename, url=a.url) for a in message.attachments]
     for snapshot in message.message_snapshots:
-        extras.append(_forwarded(snapshot, names, message, limit=limit))
+        extras.append(_forwarded(snapshot, names, message, preview=preview))
         attachments += [Attachment(name=a.filename, url=a.url) for a in snapshot.attachments]
     if extras:
         text = "\n\n".join(part for part in (text, *[e for e in extras if e]) if part)
@@ -177,16 +177,12 @@ def _markdown(content: str, users: Mapping[str, str], message: discord.Message) 
     return discord_to_markdown(content or "", users=users, roles=roles, channels=channels)
 
 
-def _forwarded(snapshot: discord.MessageSnapshot, names: Names, message: discord.Message, *, limit: int) -> str:
+def _forwarded(snapshot: discord.MessageSnapshot, names: Names, message: discord.Message, *, preview: bool) -> str:
     """A forwarded message as a quote: its text, embeds and stickers (its author is not sent by Discord)."""
     users = {str(user_id): names[user_id] for user_id in snapshot.raw_mentions if user_id in names}
     parts = [_markdown(snapshot.content, users, message)]
-    parts += [_summarize_embed(embed, limit=limit) for embed in snapshot.embeds]
+    parts += [embed_markdown(embed.to_dict(), preview=preview, users=users) for embed in snapshot.embeds]
     parts += [f"*(sticker: {sticker.name})*" for sticker in snapshot.stickers]
     body = "\n\n".join(part for part in parts if part)
     return "*Forwarded message:*\n> " + body.replace("\n", "\n> ") if body else "*Forwarded message*"
 
-
-def _summarize_embed(embed: discord.Embed, *, limit: int) -> str:
-    """One quoted paragraph per embed; the same summary DiscordChatExporter imports get."""
-    return embed_summary(embed.title or "", embed.url or "", embed.description or "", limit=limit)

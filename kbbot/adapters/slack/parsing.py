@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from kbbot.formats.slack import thread_key
+
 _ANGLE = re.compile(r"<([^<>]*)>")
 
 
@@ -99,7 +101,8 @@ class ThreadRef:
 
     @property
     def key(self) -> str:
-        return f"{self.channel}:{self.thread_ts}"
+        """Its saved-thread key: the one an export import gives the same thread (so both save one page)."""
+        return thread_key(self.channel, self.thread_ts)
 
     @classmethod
     def from_key(cls, key: str) -> ThreadRef | None:

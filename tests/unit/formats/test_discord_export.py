@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from kbbot.errors import ExportError
-from kbbot.formats.discord_export import embed_summary, parse_discord_export
+from kbbot.formats.discord_export import parse_discord_export
 from kbbot.formats.exports import read_export
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "exports" / "discord"
@@ -69,8 +69,10 @@ def test_current_format_content() -> None:
     assert "400000000000000005" not in by_id  # "Pinned a message." too
     embed = by_id["400000000000000003"]
     assert embed.author_name == "CI"
-    assert embed.text == embed_summary(
-        "Build #812 failed", "https://ci.example.com/builds/812", "`test_login` failed on **main**", limit=4096
+    # A bot's embed is its message: title linked, description, fields (the live bot's embed_markdown).
+    assert embed.text == (
+        "**[Build #812 failed](<https://ci.example.com/builds/812>)**\n\n`test_login` failed on **main**\n\n"
+        "**Branch**\nmain"
     )
     reply = by_id["400000000000000004"]
     assert reply.text.startswith("> ↪ *Replying to Ada*: Why does the **build** fail? @Grace\n\nClear the cache:")
