@@ -18,6 +18,8 @@ Backends and adapters are imported only when configured.
 
 from __future__ import annotations
 
+import functools
+import os
 import sqlite3
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -263,7 +265,14 @@ async def _choices(settings: Settings, kbs: Knowledgebases, exit_stack: AsyncExi
 
 
 def _tls_context() -> ssl.SSLContext:
-    """What every httpx client verifies servers with by default (certifi; SSL_CERT_FILE/SSL_CERT_DIR honoured)."""
+    """What every httpx client verifies servers with by default (certifi; SSL_CERT_FILE/SSL_CERT_DIR honoured).
+    Loaded once per process and those two settings: a process that opens several runtimes (the test suite)
+    would otherwise pay a certificate store load (~40 ms) for each."""
+    return _tls_for(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.cache
+def _tls_for(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
     import httpx
 
     return httpx.create_ssl_context()

@@ -51,6 +51,12 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     }
     if misspelled := misspelled_settings(rt):
         report["misspelled_settings"] = misspelled
+    if s.backend == "local" and s.local_kb_dir is not None and not any(s.local_kb_dir.rglob("*.md")):
+        # A folder of .txt or .html notes: every question would get "I couldn't find this", with no hint why.
+        report["warnings"] = [
+            f"LOCAL_KB_DIR {s.local_kb_dir} holds no .md files (the only pages kbbot reads): "
+            "questions find nothing there"
+        ]
     deadline = asyncio.get_running_loop().time() + CHECK_SECONDS
     kbs = rt.knowledgebases
     if kbs.named and getattr(args, "kb", None) is None:
@@ -88,6 +94,8 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     rt.console.print(f"  adapters: {', '.join(report['adapters']) or 'terminal only'}", markup=False)
     redis = f"on (keys under {rt.stores.namespace})" if report["redis"] else "off (single process)"
     rt.console.print(f"  redis: {redis}", markup=False, highlight=False)
+    for warning in report.get("warnings", []):
+        rt.console.print(f"  ! {warning}", markup=False, highlight=False)
     for name, meant in report.get("misspelled_settings", {}).items():
         rt.console.print(f"  ! {name} is not a kbbot setting (ignored): did you mean {meant}?", markup=False)
     if "slack" in report:
