@@ -57,6 +57,7 @@ _BY_BACKEND = {
         "page_url_template": "perfectwiki_page_url_template",
         "rate_per_second": "perfectwiki_rate_per_second",
         "rate_per_minute": "perfectwiki_rate_per_minute",
+        "ai_quota_monthly": "perfectwiki_ai_quota_monthly",
     },
     "mathub": {
         "api_key": "mathub_api_key",
@@ -71,7 +72,7 @@ _SECRETS = frozenset({"api_token", "api_key"})
 #: Settings that belong to one knowledgebase: never inherited from the environment by a table.
 _OWN_FIELDS = frozenset(
     {"kb_backend", "redis_prefix"} | {f for keys in _BY_BACKEND.values() for f in keys.values()}
-)
+) - {"perfectwiki_ai_quota_monthly"}  # the plan's quota: PERFECTWIKI_AI_QUOTA_MONTHLY unless a table sets its own
 
 
 @dataclass(frozen=True)
