@@ -385,15 +385,22 @@ def _token_key(settings: Settings) -> tuple[str, str] | None:
 
 def _share_quotas(stacks: Iterable[KnowledgebaseStack]) -> None:
     """Knowledgebases on one Perfect Wiki token draw on its one monthly AI quota (as on its one rate budget):
-    each one's forecast counts the billed calls of all of them."""
-    by_token: dict[tuple[str, str], list[OutcomeRecorder]] = {}
+    each one's forecast counts the billed calls of all of them, each Redis namespace once (two tables of one
+    token and URL share a namespace, so its count already holds both)."""
+    by_token: dict[tuple[str, str], list[KnowledgebaseStack]] = {}
     for stack in stacks:
         key = _token_key(stack.settings)
         if key is not None and stack.kb.supports_ai:
-            by_token.setdefault(key, []).append(stack.outcomes)
-    for recorders in by_token.values():
-        for recorder in recorders:
-            recorder.share_quota(*recorders)
+            by_token.setdefault(key, []).append(stack)
+    for group in by_token.values():
+        for stack in group:
+            seen, others = {stack.stores.namespace}, []
+            for other in group:
+                space = other.stores.namespace
+                if other is not stack and (space is None or space not in seen):
+                    others.append(other.outcomes)
+                    seen.add(space)
+            stack.outcomes.share_quota(*others)
 
 
 def _knowledgebase(

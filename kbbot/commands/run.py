@@ -33,6 +33,7 @@ from kbbot.reports.digest import Poster, WeeklyDigest
 from kbbot.search.sync import IndexRefresher
 
 if TYPE_CHECKING:
+    from kbbot.ops.http import ReadinessCheck
     from kbbot.ops.metrics import Refresher
     from kbbot.runtime import Runtime
 
@@ -89,12 +90,7 @@ async def serve(
         app.add_routes(list(extra_routes))
         # With OPS_PORT, /readyz and /metrics move to an internal port; the public one keeps /healthz.
         ops_app = app if settings.ops_port is None else web.Application(middlewares=[request_id_middleware])
-        # /readyz probes every knowledgebase of KBBOT_CONFIG (and names each in its body).
-        kbs = {stack.name: stack.kb for stack in rt.all_stacks} if rt.knowledgebases.named else rt.kb
-        readiness = mount_ops(
-            ops_app, kb=kbs, stores=rt.stores, metrics=rt.metrics, draining=lambda: shutdown.draining,
-            refreshers=[ai_quota_refresher(rt.outcomes.quota), *_other_quota_refreshers(rt)],
-        )
+        readiness = mount_runtime_ops(ops_app, rt, draining=lambda: shutdown.draining)
         if settings.kbbot_admin_token is not None:  # GET /admin, next to /metrics
             from kbbot.ops.dashboard import mount_admin
 
@@ -182,6 +178,18 @@ async def _stop_asking(rt: Runtime, *, answer_within: float) -> None:
     every waiting asker hears "restarting" while the bot can still post it."""
     for kb in rt.all_stacks:
         kb.ask.close(answer_within=max(0.0, answer_within))
+
+
+def mount_runtime_ops(
+    app: web.Application, rt: Runtime, *, draining: Callable[[], bool] = lambda: False
+) -> ReadinessCheck:
+    """``/readyz`` over every knowledgebase of KBBOT_CONFIG (its body names each one) and ``/metrics`` with
+    each one's 402 state and AI quota series."""
+    kbs = {stack.name: stack.kb for stack in rt.all_stacks} if rt.knowledgebases.named else rt.kb
+    return mount_ops(
+        app, kb=kbs, stores=rt.stores, metrics=rt.metrics, draining=draining,
+        refreshers=[ai_quota_refresher(rt.outcomes.quota), *_other_quota_refreshers(rt)],
+    )
 
 
 def _other_quota_refreshers(rt: Runtime) -> list[Refresher]:
