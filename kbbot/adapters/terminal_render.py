@@ -17,6 +17,8 @@ from kbbot.core.text import strip_invisible
 _GUARDED_LINE_START = re.compile(r"^((?:>[ \t]?)*[ \t]*)\u200b(\d{0,9})([.)#*+-])", re.MULTILINE)
 
 SOURCE_LABEL = {Source.AI: "AI answer", Source.CACHE: "AI answer (cached)", Source.SEARCH: "wiki search"}
+#: A "don't know" (``empty``), whoever said it: when the wiki's AI found nothing the reply is kbbot's own.
+NOT_FOUND_LABEL = "not found in the wiki"
 
 
 class AnswerMarkdown(Markdown):
@@ -42,4 +44,5 @@ def print_answer(console: Console, answer: Answer) -> None:
             # nobody can open or copy; the terminal wraps the whole line instead.
             shown = f"  • {page.title} — {page.url}" if page.url else f"  • {page.title}"
             console.print(strip_invisible(shown), markup=False, highlight=False, soft_wrap=True)
-    console.print(f"[dim]source: {SOURCE_LABEL[answer.source]}[/dim]", markup=True)
+    label = NOT_FOUND_LABEL if answer.empty else SOURCE_LABEL[answer.source]
+    console.print(f"[dim]source: {label}[/dim]", markup=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -167,6 +168,25 @@ def test_query_validation_and_counting(client: httpx.Client, fake_pw: FakePerfec
     stats = fake_pw.stats()
     assert (stats.queries, stats.billed_queries, stats.quota_exceeded) == (1, 0, 1)
     assert [entry.status for entry in stats.log] == [400, 400, 400, 402]
+
+
+def test_an_unanswerable_question_is_an_empty_result(client: httpx.Client, fake_pw: FakePerfectWiki) -> None:
+    # The query response's documented shape (shared/api/perfectwiki-public-api.txt, "aiBotResponse":
+    # response, relatedPages, isEmptyResult), with isEmptyResult true and no pages when the AI finds nothing.
+    fake_pw.seed_pages([{"title": "VPN setup", "content": "<p>Install WireGuard.</p>"}])
+    fake_pw.ai_cannot_answer("VPN on Linux")
+
+    def ask(q: str) -> dict[str, Any]:
+        response = client.post(api(fake_pw, "/knowledgebase/query"), headers=auth(fake_pw.token), json={"q": q})
+        assert response.status_code == 200 and set(response.json()) == {"knowledgebase", "aiBotResponse",
+                                                                        "rateLimit"}
+        bot: dict[str, Any] = response.json()["aiBotResponse"]
+        assert set(bot) == {"response", "relatedPages", "isEmptyResult"}
+        return bot
+
+    assert not ask("How do I set up the VPN?")["isEmptyResult"]
+    empty = ask("How do I set up the vpn on linux?")
+    assert empty["isEmptyResult"] and empty["relatedPages"] == []
 
 
 def test_regenerate_invalidates_only_that_token(client: httpx.Client) -> None:

@@ -48,6 +48,9 @@ SOURCE_LABELS = {
     Source.CACHE: ":recycle: Cached answer",
     Source.SEARCH: ":mag: Wiki search result (no AI)",
 }
+#: The source line of a "don't know" (``empty``), whoever said it: when the wiki's AI found nothing
+#: (``isEmptyResult``) the reply is kbbot's own, with the index's closest pages, not an AI answer.
+NOT_FOUND_LABEL = ":mag: Not found in the wiki"
 
 Block = dict[str, Any]
 
@@ -262,7 +265,7 @@ def render_answer(
         tail.append(section(_fit(related_pages(answer.related_pages))))
     if answer.asked:
         tail.append(context(f"Asked the wiki: “{escape(answer.asked[:300])}”"))
-    source = SOURCE_LABELS.get(answer.source, escape(str(answer.source)))
+    source = NOT_FOUND_LABEL if answer.empty else SOURCE_LABELS.get(answer.source, escape(str(answer.source)))
     tail.append(context(f"{source} · from `{escape(answer.knowledgebase)}`" if answer.knowledgebase else source))
 
     buttons: list[Block] = []
