@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rich.markup import escape
 
 from kbbot.commands.output import print_json
-from kbbot.errors import ConfigError, KbbotError, Unavailable
+from kbbot.errors import ConfigError, KbbotError, TransportFailure, Unavailable
 
 if TYPE_CHECKING:
     from kbbot.config import Settings
@@ -195,6 +195,9 @@ async def _within(deadline: float, setting: str, call: Awaitable[T]) -> T:
             f"no answer within {CHECK_SECONDS:g} s: check {setting} and the network (a proxy or firewall "
             "that accepts connections but never answers)"
         ) from None
+    except TransportFailure as exc:
+        # "could not reach Perfect Wiki (ConnectError)" named no setting; the address is in this one.
+        raise Unavailable(f"{exc}: check {setting} and the network") from None
 
 
 def _wiki_url_setting(s: Settings) -> str:

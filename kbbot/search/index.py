@@ -5,10 +5,10 @@ search over 10,000 pages in a few milliseconds from a file, with no server to ru
 
 sqlite3 blocks, so every statement runs on one dedicated worker thread
 (``ThreadPoolExecutor(max_workers=1)``): the event loop never waits on the disk. One exception: a tantivy search
-whose question the index can read from memory (every word's page count known, nothing to commit) takes less
-than the hand-over to that thread and back, so when the thread is idle it runs on the caller's (a lock keeps
-the connection to one user at a time). Writes are small
-transactions (a page, or a small batch), so a search never queues behind a whole sync.
+whose question the index can read from memory (every word's page count known, nothing to commit; the ranking
+holds the hits' rows) takes less than the hand-over to that thread and back, so when the thread is idle it runs
+on the caller's (a lock keeps the connection to one user at a time). Writes are small transactions (a page, or
+a small batch), so a search never queues behind a whole sync.
 
 The index is a cache of the wiki: when its file is from an older schema or is corrupt, it is rebuilt empty and
 the next sync fills it again.

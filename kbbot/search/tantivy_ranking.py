@@ -14,7 +14,8 @@ every answer path is the same; a page's SQLite rowid is its tantivy document's k
 stemmed by kbbot's own Porter stemmer (the one FTS5 and the query plan use) on a whitespace tokenizer, so
 both engines see the same words; without positions (bm25 needs only word counts, and no query is a phrase).
 
-Every method runs on the index's own thread, like the SQL. tantivy allows one writer per index, so the writer
+Every method runs under the index's lock, on its own thread like the SQL (a search planned from memory on the
+caller's, see :mod:`kbbot.search.index`). tantivy allows one writer per index, so the writer
 is taken for a batch of writes and given back at the commit: the bot and a `kbbot index sync` can take turns;
 a process that finds it taken gets :class:`RankingBusy`. Readers look for other processes' commits when the
 SQLite file changed (the writer clears a flag there after each commit).
