@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from kbbot.config import Settings, validation_problems
 from kbbot.errors import ConfigError
+from kbbot.store.namespace import fingerprint
 
 DEFAULT_FILE = Path("kbbot.toml")
 #: The name of the one knowledgebase the environment configures (no file).
@@ -181,8 +182,24 @@ def parse_knowledgebases(text: str, base: Settings, environ: Mapping[str, str], 
         if not isinstance(table, dict):
             raise problem(f"{where} must be a table ([{where}])")
         settings[name] = _knowledgebase(name, table, base, environ, problem)
+    _one_quota_per_token(settings, problem)
     routes = _routes(data.get("routes", {}), settings, problem)
     return Knowledgebases(settings, routes, source)
+
+
+def _one_quota_per_token(settings: Mapping[str, Settings], problem: _Problems) -> None:
+    """Tables on one Perfect Wiki token draw on its one monthly AI quota: they must not disagree about it."""
+    quotas: dict[str, tuple[str, int | None]] = {}
+    for name, s in settings.items():
+        if s.backend != "perfectwiki":
+            continue
+        token = fingerprint(s.perfectwiki_api_token)
+        first, quota = quotas.setdefault(token, (name, s.perfectwiki_ai_quota_monthly))
+        if quota != s.perfectwiki_ai_quota_monthly:
+            raise problem(
+                f"[knowledgebases.{first}] and [knowledgebases.{name}] use one token, so one AI quota: "
+                "give them the same ai_quota_monthly"
+            )
 
 
 class _Problems:

@@ -111,6 +111,12 @@ api_token = "env:PW_HR_TOKEN"
         parse(text.replace("5000", "0"))
     with pytest.raises(ConfigError, match="unknown key 'ai_quota_monthly'"):  # MatHub has no AI
         parse('[knowledgebases.m]\nbackend = "mathub"\napi_key = "env:MATHUB_KEY"\nai_quota_monthly = 9\n')
+    # One token, one quota: two tables disagreeing about it is a mistake (the token is never named).
+    with pytest.raises(ConfigError, match=r"\[knowledgebases.eng\] and \[knowledgebases.hr\] use one token") as err:
+        parse(text.replace("PW_HR_TOKEN", "PW_ENG_TOKEN"), Settings(perfectwiki_ai_quota_monthly=800))
+    assert ENV["PW_ENG_TOKEN"] not in str(err.value)
+    agreeing = text.replace("PW_HR_TOKEN", "PW_ENG_TOKEN") + "ai_quota_monthly = 5000\n"
+    assert [s.perfectwiki_ai_quota_monthly for s in parse(agreeing).settings.values()] == [5000, 5000]
 
 
 def test_redis_prefix_of_the_bot_gives_each_knowledgebase_its_own_namespace() -> None:
