@@ -21,7 +21,16 @@ from kbbot.core.models import Answer, PageRef, Source
 from kbbot.core.text import neutralize_mentions
 from kbbot.search.fences import close_open_fence, code_lines
 from kbbot.search.index import PageText, SearchHit, SearchIndex
-from kbbot.search.passages import Passage, asked_action, asks_quantity, best_passages, blocks, is_how_to, literals
+from kbbot.search.passages import (
+    Passage,
+    asked_action,
+    asks_quantity,
+    best_passages,
+    blocks,
+    code_literals,
+    is_how_to,
+    literals,
+)
 from kbbot.search.query import QueryPlan, matched_terms
 
 NOT_FOUND = "I couldn't find this in the wiki."
@@ -131,6 +140,7 @@ class SearchAnswerer:
         pages = [hit.page_text() for hit in result.hits if hit.text is not None]
         how_to, quantity, exact = is_how_to(question), asks_quantity(question), literals(question)
         required = plan.required(asked_action(question))
+        code = code_literals(exact)
         best_bm25 = max(hit.score for hit in result.hits) or 1.0
         ranked = []
         for page in pages:
@@ -148,12 +158,16 @@ class SearchAnswerer:
             # A saved chat answers with what people replied, never with its title or header (the title is often
             # the question it was saved for): without such a passage it answers nothing.
             no_reply = hit.saved_chat and not passages
-            relevance = 0.0 if no_reply else _relevance(plan, page, hit, passages[0] if passages else None, required)
+            passage = passages[0] if passages else None
+            prose = _in_prose_only(plan, page, hit, code)
+            relevance = 0.0 if no_reply else _relevance(plan, page, hit, passage, required, prose)
             in_title = frozenset(matched_terms(page.title + "\n" + " ".join(hit.tags), plan.stems))
+            # A word typed as code ("--rollback") and found so names the page as surely as its title would.
+            named = in_title | _as_code(plan, page, code)
             rank = (
                 BM25_SHARE * hit.score / best_bm25
                 + (1 - BM25_SHARE - TITLE_SHARE) * relevance
-                + TITLE_SHARE * plan.coverage(in_title)
+                + TITLE_SHARE * plan.coverage(named)
             )
             ranked.append(_Candidate(hit, page, passages, relevance, rank, frozenset(plan.stems), in_title))
         ranked.sort(key=lambda c: -c.rank)
@@ -207,15 +221,44 @@ def _chats_below_sources(ranked: list[_Candidate], order: list[str]) -> list[_Ca
 
 
 def _relevance(
-    plan: QueryPlan, page: PageText, hit: SearchHit, passage: Passage | None, required: frozenset[str]
+    plan: QueryPlan,
+    page: PageText,
+    hit: SearchHit,
+    passage: Passage | None,
+    required: frozenset[str],
+    prose: frozenset[str] = frozenset(),
 ) -> float:
     """The share of the question (by weight) that the quoted passage, its heading and the page's title and
-    tags hold; ``required`` stems the page lacks count fully against it (the verb of "how do I…")."""
+    tags hold; ``required`` stems the page lacks count fully against it (the verb of "how do I…"), and
+    ``prose`` stems (:func:`_in_prose_only`) count only as words found elsewhere on the page."""
     stems = plan.stems
     found = matched_terms(page.title + "\n" + " ".join(hit.tags), stems)
     if passage is not None:
         found |= passage.found
+    found -= prose
     return plan.coverage(found, matched_terms(page.text, stems - found), required)
+
+
+def _in_prose_only(plan: QueryPlan, page: PageText, hit: SearchHit, code: frozenset[str]) -> frozenset[str]:
+    """The stems of words the question typed as code (:func:`~kbbot.search.passages.code_literals`) that the
+    page never writes so: "--rollback" is an option of a command, and a page saying "rollback" in prose is not
+    about it."""
+    if not code:
+        return frozenset()
+    text = "\n".join([page.title, page.text, *hit.tags]).casefold()
+    return _stems_of(plan, [lit for lit in code if lit not in text])
+
+
+def _as_code(plan: QueryPlan, page: PageText, code: frozenset[str]) -> frozenset[str]:
+    """The stems of words the question typed as code that the page's text holds exactly so."""
+    if not code:
+        return frozenset()
+    text = page.text.casefold()
+    return _stems_of(plan, [lit for lit in code if lit in text])
+
+
+def _stems_of(plan: QueryPlan, literals_: list[str]) -> frozenset[str]:
+    return frozenset(t.stem for t in plan.terms for lit in literals_ if t.docs and not t.compound and t.word in lit)
 
 
 def _dont_know(ranked: list[_Candidate], *, relevance: float) -> Answer:
