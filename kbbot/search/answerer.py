@@ -171,7 +171,7 @@ class SearchAnswerer:
             )
             ranked.append(_Candidate(hit, page, passages, relevance, rank, frozenset(plan.stems), in_title))
         ranked.sort(key=lambda c: -c.rank)
-        return _chats_below_sources(ranked, [hit.id for hit in result.hits])
+        return _chats_below_sources(_pointed_to_first(ranked, self.min_relevance), [hit.id for hit in result.hits])
 
     def _second(self, ranked: list[_Candidate]) -> tuple[PageText, Passage] | None:
         """A second quote, only when it holds words of the question the first lacks: from the next page when
@@ -197,6 +197,34 @@ class SearchAnswerer:
             if (passage.found - covered or close) and not _overlap(first, passage):
                 return top.page, passage
         return None
+
+
+def _pointed_to_first(ranked: list[_Candidate], floor: float) -> list[_Candidate]:
+    """The first page's passage may only send the reader on ("Meals while travelling are covered up to the
+    daily limit in Expenses and reimbursement." — a wiki link, shown as the page's title): when it is one
+    sentence that names another of the pages by its title and that page answers too (``floor``), that page is
+    the one to quote, and comes first. (A longer passage that mentions a page — "see Code review" in a step —
+    answers itself.)"""
+    top = ranked[0] if ranked else None
+    if top is None or not top.passages or not _one_sentence(top.passages[0].text):
+        return ranked
+    text = " ".join(top.passages[0].text.casefold().split())
+    for other in ranked[1:]:
+        title = " ".join(other.page.title.casefold().split())
+        if other.relevance >= floor and len(title.split()) >= 2 and _names(text, title):
+            ranked.remove(other)
+            ranked.insert(0, other)
+            break
+    return ranked
+
+
+def _one_sentence(text: str) -> bool:
+    return "\n" not in text.strip() and len(_SENTENCE_END.split(text.strip())) == 1
+
+
+def _names(text: str, title: str) -> bool:
+    """Whether ``text`` holds ``title`` as whole words."""
+    return re.search(rf"(?<!\w){re.escape(title)}(?!\w)", text) is not None
 
 
 def _overlap(a: Passage, b: Passage) -> bool:
