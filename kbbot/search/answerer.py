@@ -15,7 +15,7 @@ defaults are calibrated on ``benchmarks/answers`` (``make bench`` prints the fig
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kbbot.core.models import Answer, PageRef, Source
 from kbbot.core.text import neutralize_mentions
@@ -171,7 +171,7 @@ class SearchAnswerer:
             )
             ranked.append(_Candidate(hit, page, passages, relevance, rank, frozenset(plan.stems), in_title))
         ranked.sort(key=lambda c: -c.rank)
-        return _chats_below_sources(_pointed_to_first(ranked, self.min_relevance), [hit.id for hit in result.hits])
+        return _chats_below_sources(_pointed_to_first(ranked), [hit.id for hit in result.hits])
 
     def _second(self, ranked: list[_Candidate]) -> tuple[PageText, Passage] | None:
         """A second quote, only when it holds words of the question the first lacks: from the next page when
@@ -199,21 +199,22 @@ class SearchAnswerer:
         return None
 
 
-def _pointed_to_first(ranked: list[_Candidate], floor: float) -> list[_Candidate]:
+def _pointed_to_first(ranked: list[_Candidate]) -> list[_Candidate]:
     """The first page's passage may only send the reader on ("Meals while travelling are covered up to the
     daily limit in Expenses and reimbursement." — a wiki link, shown as the page's title): when it is one
-    sentence that names another of the pages by its title and that page answers too (``floor``), that page is
-    the one to quote, and comes first. (A longer passage that mentions a page — "see Code review" in a step —
-    answers itself.)"""
+    sentence that names another of the pages by its title, and that page is related at all, that page is the
+    one to quote, and comes first, as relevant as the passage that sent the reader there (that passage is
+    quoted under it when it holds words the other lacks). A longer passage that mentions a page — "see Code
+    review" in a step — answers itself."""
     top = ranked[0] if ranked else None
     if top is None or not top.passages or not _one_sentence(top.passages[0].text):
         return ranked
     text = " ".join(top.passages[0].text.casefold().split())
     for other in ranked[1:]:
         title = " ".join(other.page.title.casefold().split())
-        if other.relevance >= floor and len(title.split()) >= 2 and _names(text, title):
+        if other.relevance >= MAYBE_RELATED_RELEVANCE and len(title.split()) >= 2 and _names(text, title):
             ranked.remove(other)
-            ranked.insert(0, other)
+            ranked.insert(0, replace(other, relevance=max(other.relevance, top.relevance)))
             break
     return ranked
 
