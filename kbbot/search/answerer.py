@@ -171,6 +171,15 @@ class SearchAnswerer:
             )
             ranked.append(_Candidate(hit, page, passages, relevance, rank, frozenset(plan.stems), in_title))
         ranked.sort(key=lambda c: -c.rank)
+        # Of two pages that rank about as high and both answer, the one whose passage holds more of the question
+        # leads ("who is on call this week": the on-call rotation, not the onboarding page titled "your first
+        # week") — unless that passage sends the reader to the first ("see Git workflow for branch names"). Only
+        # when the first answers too: a page ranked lower is no reason to answer what the first cannot.
+        if len(ranked) > 1 and ranked[1].rank >= SECOND_PAGE_SHARE * ranked[0].rank and ranked[1].passages:
+            first, other = ranked[0], ranked[1]
+            sends_on = _names_page(other.passages[0], first, about=frozenset(plan.stems))
+            if other.relevance > first.relevance >= self.min_relevance and not sends_on:
+                ranked[0], ranked[1] = other, first
         return _chats_below_sources(_pointed_to_first(ranked), [hit.id for hit in result.hits])
 
     def _second(self, ranked: list[_Candidate]) -> tuple[PageText, Passage] | None:
@@ -185,7 +194,9 @@ class SearchAnswerer:
         for other in ranked[1:2]:
             if (
                 other.passages
-                and other.relevance >= max(self.min_relevance, top.relevance)
+                and other.relevance >= self.min_relevance
+                # …or ranked above it, and gave way to it (see _rank): both answer.
+                and (other.relevance >= top.relevance or other.rank > top.rank)
                 and other.rank >= SECOND_PAGE_SHARE * top.rank
                 and other.passages[0].found - covered
             ):
@@ -209,14 +220,29 @@ def _pointed_to_first(ranked: list[_Candidate]) -> list[_Candidate]:
     top = ranked[0] if ranked else None
     if top is None or not top.passages or not _one_sentence(top.passages[0].text):
         return ranked
-    text = " ".join(top.passages[0].text.casefold().split())
     for other in ranked[1:]:
-        title = " ".join(other.page.title.casefold().split())
-        if other.relevance >= MAYBE_RELATED_RELEVANCE and len(title.split()) >= 2 and _names(text, title):
+        if other.relevance >= MAYBE_RELATED_RELEVANCE and _names_page(top.passages[0], other):
             ranked.remove(other)
             ranked.insert(0, replace(other, relevance=max(other.relevance, top.relevance)))
             break
     return ranked
+
+
+def _names_page(passage: Passage, candidate: _Candidate, about: frozenset[str] = frozenset()) -> bool:
+    """Whether ``passage`` names the candidate's page by its title (of two words or more: a wiki link); with
+    ``about``, in a line or sentence that holds one of those stems besides ("see Git workflow for branch
+    names", not "Work travel booked according to Business travel" in a list about meals)."""
+    title = " ".join(candidate.page.title.casefold().split())
+    if len(title.split()) < 2:
+        return False
+    if not about:
+        return _names(" ".join(passage.text.casefold().split()), title)
+    for line in passage.text.split("\n"):
+        for sentence in _SENTENCE_END.split(line):
+            text = " ".join(sentence.casefold().split())
+            if _names(text, title) and matched_terms(text.replace(title, " "), set(about)):
+                return True
+    return False
 
 
 def _one_sentence(text: str) -> bool:
