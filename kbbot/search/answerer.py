@@ -171,16 +171,8 @@ class SearchAnswerer:
             )
             ranked.append(_Candidate(hit, page, passages, relevance, rank, frozenset(plan.stems), in_title))
         ranked.sort(key=lambda c: -c.rank)
-        # Of two pages that rank about as high and both answer, the one whose passage holds more of the question
-        # leads ("who is on call this week": the on-call rotation, not the onboarding page titled "your first
-        # week") — unless that passage sends the reader to the first ("see Git workflow for branch names"). Only
-        # when the first answers too: a page ranked lower is no reason to answer what the first cannot.
-        if len(ranked) > 1 and ranked[1].rank >= SECOND_PAGE_SHARE * ranked[0].rank and ranked[1].passages:
-            first, other = ranked[0], ranked[1]
-            sends_on = _names_page(other.passages[0], first, about=frozenset(plan.stems))
-            if other.relevance > first.relevance >= self.min_relevance and not sends_on:
-                ranked[0], ranked[1] = other, first
-        return _chats_below_sources(_pointed_to_first(ranked), [hit.id for hit in result.hits])
+        ranked = _pointed_to_first(_more_answering_first(ranked, plan, self.min_relevance))
+        return _chats_below_sources(ranked, [hit.id for hit in result.hits])
 
     def _second(self, ranked: list[_Candidate]) -> tuple[PageText, Passage] | None:
         """A second quote, only when it holds words of the question the first lacks: from the next page when
@@ -208,6 +200,20 @@ class SearchAnswerer:
             if (passage.found - covered or close) and not _overlap(first, passage):
                 return top.page, passage
         return None
+
+
+def _more_answering_first(ranked: list[_Candidate], plan: QueryPlan, floor: float) -> list[_Candidate]:
+    """Of the two best pages, when they rank about as high and both answer (``floor``), the one whose passage
+    holds more of the question leads ("who is on call this week": the on-call rotation, not the onboarding
+    page titled "your first week") — unless that passage sends the reader to the other ("see Git workflow for
+    branch names"). Only when the first answers too: a page ranked lower is no reason to answer what the
+    first cannot."""
+    if len(ranked) < 2 or not ranked[1].passages or ranked[1].rank < SECOND_PAGE_SHARE * ranked[0].rank:
+        return ranked
+    first, other = ranked[0], ranked[1]
+    if other.relevance > first.relevance >= floor and not _names_page(other.passages[0], first, frozenset(plan.stems)):
+        ranked[0], ranked[1] = other, first
+    return ranked
 
 
 def _pointed_to_first(ranked: list[_Candidate]) -> list[_Candidate]:

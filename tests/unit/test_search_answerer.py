@@ -293,3 +293,26 @@ async def test_a_passage_that_only_points_to_another_page_gives_way_to_it(index:
     answer = await SearchAnswerer(index).answer("wat is the expnse limit for meals")
     assert not answer.empty and answer.related_pages[0].id == "expenses"
     assert answer.text.index("€60") < answer.text.index("— **Expenses and refunds**")
+
+
+async def test_of_two_pages_that_rank_alike_the_one_that_answers_more_leads(sample: SearchIndex) -> None:
+    # "who is on call this week" led with the onboarding intro (its title says "your first week"; bm25 liked
+    # that) and quoted the on-call rotation second, though that passage holds both words of the question.
+    answer = await SearchAnswerer(sample).answer("who is on call this week")
+    assert answer.related_pages[0].id == "on-call-and-incidents"
+    assert answer.text.startswith("From the wiki:\n\n> The rotation") and "Onboarding" not in answer.text
+    # …unless its passage sends the reader to the first page: code-review.md's "see Git workflow for branch
+    # names" holds every word of "branch naming convention", the page it names holds the answer.
+    branch = await SearchAnswerer(sample).answer("branch naming convention")
+    assert branch.related_pages[0].id == "git-workflow" and "<your-handle>/<ticket>" in branch.text
+
+
+@pytest.mark.parametrize(
+    "question", ["is there parking at the Berlin office", "what's the wifi password in the office"]
+)
+async def test_a_more_relevant_second_page_never_answers_what_the_first_cannot(
+    sample: SearchIndex, question: str
+) -> None:
+    # The rule above applies only when the first page answers: else a lower-ranked page with a stray match would
+    # turn an honest "I couldn't find this" into a quote.
+    assert (await SearchAnswerer(sample).answer(question)).empty
