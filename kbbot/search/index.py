@@ -705,6 +705,12 @@ class SearchIndex:
         if len(docs) > _MAX_CACHED_WORDS:
             docs.clear()
         stems = [stem_ for stem_ in {stem_ for _, stem_, _ in terms} if (stem_, False) not in docs]
+        if stems and vocabulary is None and self._ranking is not None and not in_memory:
+            # With tantivy a search whose words' page counts are all known runs on the caller's thread (see
+            # _run_here_if_cheap); one with a word not yet seen came here for them. Reading every count
+            # once (the vocabulary) plans the questions after it from memory until the index changes: on the
+            # benchmark corpus a sixth of questions had a new word, and each cost 2-4 times a search.
+            vocabulary = self._vocabulary_sync()
         if stems and vocabulary is not None:  # loaded for a word the index lacked: it has every count
             docs.update(((stem_, False), vocabulary.docs(stem_)) for stem_ in stems)
         elif stems:
