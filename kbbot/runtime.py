@@ -22,7 +22,7 @@ import functools
 import os
 import sqlite3
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,6 +223,7 @@ async def open_runtime(
             )
             # Every adapter's 👎 also lands in the outcome log as "downvoted".
             stores.feedback = RecordingFeedback(stores.feedback, stacks[name].outcomes, stores.deduper)
+        _share_quotas(stacks.values())
         choices = await _choices(settings, kbs, exit_stack) if len(stacks) > 1 else None
         router = KnowledgebaseRouter(
             {name: s.ask for name, s in stacks.items()},
@@ -380,6 +381,26 @@ def _token_key(settings: Settings) -> tuple[str, str] | None:
     if settings.backend == "mathub":
         return ("mathub", fingerprint(settings.mathub_api_key))
     return None
+
+
+def _share_quotas(stacks: Iterable[KnowledgebaseStack]) -> None:
+    """Knowledgebases on one Perfect Wiki token draw on its one monthly AI quota (as on its one rate budget):
+    each one's forecast counts the billed calls of all of them, each Redis namespace once (two tables of one
+    token and URL share a namespace, so its count already holds both)."""
+    by_token: dict[tuple[str, str], list[KnowledgebaseStack]] = {}
+    for stack in stacks:
+        key = _token_key(stack.settings)
+        if key is not None and stack.kb.supports_ai:
+            by_token.setdefault(key, []).append(stack)
+    for group in by_token.values():
+        for stack in group:
+            seen, others = {stack.stores.namespace}, []
+            for other in group:
+                space = other.stores.namespace
+                if other is not stack and (space is None or space not in seen):
+                    others.append(other.outcomes)
+                    seen.add(space)
+            stack.outcomes.share_quota(*others)
 
 
 def _knowledgebase(

@@ -94,7 +94,7 @@ class SearchAnswerer:
         )
         stems = ranked[0].stems
         blocks_ = ["From the wiki:"]
-        for page, passage in quotes:
+        for n, (page, passage) in enumerate(quotes):
             if passage is None:
                 text = trim(_opening(page), self.max_passage_chars, stems)
             else:
@@ -103,7 +103,11 @@ class SearchAnswerer:
                 text = f"{_heading_line(passage.heading)}\n{body}" if passage.heading else body
             # A page known by its title alone (never synced; the answer's notice says so) is named, not quoted.
             quote = f"{_quote(text)}\n\n" if text.strip() else ""
-            blocks_.append(f"{quote}— {_link(page.title, page.url)}")
+            # Each page is named once, under its last passage: two passages of one page are one source.
+            if n + 1 < len(quotes) and quotes[n + 1][0].id == page.id:
+                blocks_.append(quote.rstrip("\n"))
+            else:
+                blocks_.append(f"{quote}— {_link(page.title, page.url)}")
         return Answer(text="\n\n".join(blocks_), related_pages=related, source=Source.SEARCH, relevance=top.relevance)
 
     async def not_found(self, question: str) -> Answer:
@@ -282,19 +286,20 @@ def trim(passage: str, limit: int, stems: frozenset[str] | set[str]) -> str:
 
 
 # Quoted page text stays verbatim — commands, paths and ``$…$`` LaTeX must read exactly as in the wiki, and
-# each platform's renderer escapes for itself (backslash escapes would show up literally in Slack). Code sits in
-# fences, untouched. Only a prose line starting with "#" gets an invisible zero-width space in front, so no
-# Markdown renderer turns it into a heading.
+# each platform's renderer converts for itself. Code sits in fences, untouched. Only a prose line that Markdown
+# would read as a heading or a list item gets Markdown's own backslash escape ("\\#", "1\\."), so the answer
+# is plain CommonMark for every reader (``kbbot ask --json``, saved pages); Slack's mrkdwn, which has no
+# escapes, drops it (:func:`kbbot.adapters.slack.rendering.markdown_to_mrkdwn`).
 _LINE_START_HASH = re.compile(r"^(\s*)#")
 
 
 # A numbered heading ("## 1. Get your configuration") quoted above its steps would read as step 1 of them, and
-# renderers would renumber the real steps 2, 3, 4; the same zero-width space keeps it a line of its own.
-_LIST_MARKER = re.compile(r"^(\d{1,9}[.)]|[-*+])(\s|$)")
+# renderers would renumber the real steps 2, 3, 4: escaped, it stays a line of its own.
+_LIST_MARKER = re.compile(r"^(\d{0,9})((?<=\d)[.)]|(?<!\d)[-*+])(?=\s|$)")
 
 
 def _heading_line(heading: str) -> str:
-    return "\u200b" + heading if _LIST_MARKER.match(heading) else heading
+    return _LIST_MARKER.sub(r"\1\\\2", heading, count=1)
 
 
 def _quote(text: str) -> str:
@@ -305,7 +310,7 @@ def _quote(text: str) -> str:
         if in_code:
             out.append(f"> {line}".rstrip() + "\n")
         elif line.strip():
-            out.append("> " + _LINE_START_HASH.sub("\\1\u200b#", line.rstrip()) + "  \n")
+            out.append("> " + _LINE_START_HASH.sub(r"\1\\#", line.rstrip()) + "  \n")
         else:
             out.append(">\n")
     return "".join(out).rstrip(" \n")

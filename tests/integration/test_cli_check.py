@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,15 @@ def test_a_local_folder_without_markdown_is_named(tmp_path: Path) -> None:
     )
     (tmp_path / "notes" / "parking.md").write_text("# Parking\n\nThe garage code is 4711.\n")
     assert "warnings" not in json.loads(run_kbbot("check", "--json", env=env, cwd=tmp_path).stdout)
+
+
+def test_an_unreachable_wiki_names_the_setting_with_its_address(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    env = {"PERFECTWIKI_API_TOKEN": "pw-0123456789", "PERFECTWIKI_BASE_URL": f"http://127.0.0.1:{closed}/api"}
+    result = run_kbbot("check", env=env, cwd=tmp_path)
+    assert result.returncode == 4, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "kbbot: could not reach Perfect Wiki (ConnectError): check PERFECTWIKI_BASE_URL and the network"
+    ]

@@ -134,7 +134,7 @@ def test_latency_per_endpoint(client: httpx.Client, fake_pw: FakePerfectWiki) ->
     assert client.get(api(fake_pw, "/knowledgebase"), headers=auth(fake_pw.token)).status_code == 200
     with pytest.raises(httpx.ReadTimeout):  # 30 s late: the client gives up long before
         client.post(api(fake_pw, "/knowledgebase/query"), headers=auth(fake_pw.token), json={"q": "x"},
-                    timeout=0.2)
+                    timeout=httpx.Timeout(10, read=0.2))
 
 
 async def test_hold_keeps_responses_until_released(fake_pw: FakePerfectWiki) -> None:
@@ -210,11 +210,13 @@ def test_stop_does_not_wait_for_stalled_requests(client: httpx.Client) -> None:
 async def test_idle_waits_for_a_request_whose_client_gave_up(fake_pw: FakePerfectWiki) -> None:
     # As with a real server, a create the client stopped waiting for still happens; idle() waits for it.
     fake_pw.hold("create")
-    async with httpx.AsyncClient(timeout=0.05) as http:
-        with pytest.raises(httpx.ReadTimeout):
-            await http.post(api(fake_pw, "/page"), json={"title": "T", "content": "<p>x</p>"},
-                            headers=auth(fake_pw.token))
-    await fake_pw.held()
+    async with httpx.AsyncClient(timeout=10) as http:
+        post = asyncio.create_task(http.post(api(fake_pw, "/page"), json={"title": "T", "content": "<p>x</p>"},
+                                             headers=auth(fake_pw.token)))
+        await fake_pw.held()  # the whole request has arrived…
+        post.cancel()  # …and the client gives up waiting for the answer
+        with pytest.raises(asyncio.CancelledError):
+            await post
     fake_pw.release()
     await fake_pw.idle()
     assert fake_pw.stats().per_endpoint["create"] == 1 and len(fake_pw.pages()) == 1

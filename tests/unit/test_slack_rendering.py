@@ -53,6 +53,11 @@ PINGS = re.compile(r"<!(channel|here|everyone|subteam)|<@[UW][A-Z0-9]+", re.IGNO
         ("---", "──────────"),
         ("2 * 3 * 4", "2 * 3 * 4"),
         ("snake_case_name", "snake_case_name"),
+        # Markdown's escape of a line that would read as a list item or heading (search answers quote a
+        # "1. Get your configuration" heading so): mrkdwn has no escapes, the backslash would show.
+        ("> 1\\. Get your configuration  \n> 1. Open", "> 1. Get your configuration  \n> 1. Open"),
+        ("\\# 3 is the magic number\n\\- not a bullet", "# 3 is the magic number\n- not a bullet"),
+        ("a \\. b", "a \\. b"),
         ("", ""),
     ],
 )

@@ -119,6 +119,9 @@ _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _ITALIC = re.compile(r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])")
 _STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
 _TOKEN = re.compile(r"\x02(\d+)\x03")
+# Markdown's escape of a line that would read as a heading or list item ("\\# 3", "1\\. Get your configuration",
+# as search answers quote them): mrkdwn has neither, nor escapes, so the backslash would show.
+_LINE_START_ESCAPE = re.compile(r"^(\s*\d{0,9})\\([#.)*+-])")
 
 
 def markdown_to_mrkdwn(markdown: str) -> str:
@@ -161,7 +164,7 @@ def _block_line(line: str) -> str:
     bullet = _BULLET.match(line)
     if bullet:
         return f"{bullet.group(1)}• {_inline(bullet.group(2))}"
-    return _inline(line)
+    return _inline(_LINE_START_ESCAPE.sub(r"\1\2", line))
 
 
 def _inline(text: str) -> str:
