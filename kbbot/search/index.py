@@ -288,6 +288,9 @@ class SearchIndex:
         self._word_docs: dict[tuple[str, bool], int] = {}
         #: A word no page holds → what it is searched as (a typo's correction, its parts, …: see _unknown_sync).
         self._unknown: dict[str, tuple[Term, ...]] = {}
+        #: (word, the stem it joins, pages holding it) → its Term, made once (a frozen dataclass takes a
+        #: microsecond to make, a tenth of a tantivy search's own Python).
+        self._known: dict[tuple[str, str, int], Term] = {}
         self._unsettled = False  # changed by this connection since flush() last read the vocabulary
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -696,7 +699,7 @@ class SearchIndex:
             if in_memory:
                 raise _NotInMemory
             self._stats_key, self._vocab = key, None
-            self._word_docs, self._unknown = {}, {}
+            self._word_docs, self._unknown, self._known = {}, {}, {}
             self._total_docs = int(db.execute("SELECT count(*) FROM pages").fetchone()[0])
 
     def _plan_sync(self, terms: list[tuple[str, str, str]], *, in_memory: bool = False) -> QueryPlan:
@@ -704,7 +707,14 @@ class SearchIndex:
         db, docs, vocabulary = self._db, self._word_docs, self._vocab
         if len(docs) > _MAX_CACHED_WORDS:
             docs.clear()
+            self._known.clear()
         stems = [stem_ for stem_ in {stem_ for _, stem_, _ in terms} if (stem_, False) not in docs]
+        if stems and vocabulary is None and self._ranking is not None and not in_memory:
+            # With tantivy a search whose words' page counts are all known runs on the caller's thread (see
+            # _run_here_if_cheap); one with a word not yet seen came here for them. Reading every count
+            # once (the vocabulary) plans the questions after it from memory until the index changes: on the
+            # benchmark corpus a sixth of questions had a new word, and each cost 2-4 times a search.
+            vocabulary = self._vocabulary_sync()
         if stems and vocabulary is not None:  # loaded for a word the index lacked: it has every count
             docs.update(((stem_, False), vocabulary.docs(stem_)) for stem_ in stems)
         elif stems:
@@ -728,7 +738,10 @@ class SearchIndex:
                         docs[stem_, True] = int(row[0] or 0)
                 count = docs[stem_, True]
             if count or joins:
-                planned.append(Term(word, stem_, count, joins=joins))
+                known = self._known.get((word, joins, count))
+                if known is None:
+                    known = self._known[word, joins, count] = Term(word, stem_, count, joins=joins)
+                planned.append(known)
             else:
                 planned += self._unknown_sync(word, stem_, in_memory=in_memory)
         return QueryPlan(tuple(planned), self._total_docs)
@@ -875,7 +888,15 @@ class SearchIndex:
         at its next search or the end of its sync); with FTS5 every candidate's row is read from SQLite."""
         ranking = self._ranking
         if ranking is not None:
-            return self._tantivy_rank_sync(ranking, plan, candidates), ranking.title_words, ranking.row
+            pages: dict[int, tuple[Row, list[str]]] = {}  # each candidate's stored page, read at most once
+
+            def page(candidate: Candidate) -> tuple[Row, list[str]]:
+                found = pages.get(candidate.rowid)
+                if found is None:
+                    found = pages[candidate.rowid] = ranking.page(candidate)
+                return found
+
+            return self._tantivy_rank_sync(ranking, plan, candidates), lambda c: page(c)[1], lambda c: page(c)[0]
         ranked = self._rank_sync(plan, limit, candidates)
         rows = self._rows_sync([int(rowid) for rowid, _ in ranked])
         found = [
@@ -934,21 +955,31 @@ def _title_boosted(
     score, no page after it can: their titles are not read (except when a saved chat is among the candidates,
     whose place depends on every page, see :func:`below_their_sources`)."""
     every = any(c.saved_chat for c in ranked)
-    counter = TermCounter(stemmed)
+    matched = TermCounter(stemmed).matched
+    terms = max(1, len(stemmed))
     best: list[float] = []  # a heap of the ``limit`` best boosted scores so far
     scored = []
-    for candidate in sorted(ranked, key=lambda c: -c.score):
+    for candidate in sorted(ranked, key=_by_score):
         score = candidate.score
-        if not every and len(best) == limit and max(score, score * (1 + TITLE_BOOST)) < best[0]:
+        full = len(best) == limit
+        if full and not every and max(score, score * (1 + TITLE_BOOST)) < best[0]:
             break
-        boosted = score * (1.0 + TITLE_BOOST * counter.matched(title_words(candidate)) / max(1, len(stemmed)))
+        boosted = score * (1.0 + TITLE_BOOST * matched(title_words(candidate)) / terms)
         scored.append((boosted, candidate))
-        if len(best) < limit:
-            heapq.heappush(best, boosted)
-        else:
+        if full:
             heapq.heappushpop(best, boosted)
-    scored.sort(key=lambda item: -item[0])
+        else:
+            heapq.heappush(best, boosted)
+    scored.sort(key=_by_boosted)
     return scored
+
+
+def _by_score(candidate: Candidate) -> float:
+    return -candidate.score
+
+
+def _by_boosted(item: tuple[float, Candidate]) -> float:
+    return -item[0]
 
 
 def _docs(term: Term) -> int:

@@ -159,14 +159,17 @@ class TermCounter:
 
     def matched(self, words: Sequence[str]) -> int:
         """How many of the terms ``words`` holds: ``len(self.hits(words))``, without counting each."""
-        terms = self.terms
+        terms, prefix_lengths = self.terms, self._prefix_lengths
         found = terms.intersection(words)
-        if self._prefix_lengths:
+        if prefix_lengths:
             for word in words:
                 if word in terms:
                     continue
-                for length in self._prefix_lengths:
-                    if length < len(word) and word[:length] in terms:
+                size = len(word)
+                for length in prefix_lengths:  # shortest first: none after one as long as the word fits
+                    if length >= size:
+                        break
+                    if word[:length] in terms:
                         found.add(word[:length])
                         break
         return len(found)

@@ -371,6 +371,17 @@ async def test_cached_word_counts_follow_writes(index: SearchIndex) -> None:
     assert await index.search("zeppelin") == []
 
 
+async def test_the_plans_page_counts_follow_writes(index: SearchIndex) -> None:
+    # A word's Term is made once per page count (kept until the index changes).
+    await index.upsert(IndexedPage(id="z", title="Airships", text="The zeppelin hangar."))
+    assert [t.docs for t in (await index.query("zeppelin hangar")).plan.terms] == [1, 1]
+    assert [t.docs for t in (await index.query("zeppelin hangar")).plan.terms] == [1, 1]
+    await index.upsert(IndexedPage(id="y", title="Zeppelins", text="More about the zeppelin."))
+    assert [t.docs for t in (await index.query("zeppelin hangar")).plan.terms] == [2, 1]
+    await index.delete(["z"])
+    assert [(t.stem, t.docs) for t in (await index.query("zeppelin")).plan.terms] == [("zeppelin", 1)]
+
+
 async def test_the_vocabulary_read_at_flush_serves_every_word_count(index: SearchIndex) -> None:
     await index.upsert_many(PAGES)
     await index.flush()  # the end of a sync: every word's page count is read once
