@@ -38,6 +38,7 @@ from kbbot.search.saved_chats import below_their_sources
 from kbbot.search.spelling import Vocabulary, english_loaded, is_english, specificity
 from kbbot.search.tantivy_ranking import Candidate, RankedPage, RankingBusy, TantivyRanking
 from kbbot.search.tantivy_ranking import available as tantivy_available
+from kbbot.search.word_forms import base_forms
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,9 @@ ENGINES = ("sqlite", "tantivy")
 #: 2: saved_chat. 3: no FTS5 prefix index (measured at 10,000 pages: writes 27 % faster, the file 20 % smaller,
 #: search time and ranking the same; only the last word of a question is matched as a prefix). 4: the body is
 #: the pages table's last column, so reading a hit's title, URL and tags no longer walks the body's overflow
-#: pages (a search fetched its 15 candidates' rows in 0.16 ms at 10,000 pages; now a few µs).
-SCHEMA_VERSION = "4"
+#: pages (a search fetched its 15 candidates' rows in 0.16 ms at 10,000 pages; now a few µs). 5: FTS5 indexes
+#: irregular word forms in their base form ("kept" as keep; see kbbot.search.word_forms).
+SCHEMA_VERSION = "5"
 #: The tantivy ranking commits at least every this many written pages (see _commit_ranking_sync). Each commit
 #: makes a segment, and a search costs tantivy about as much per segment (at 10,000 pages 49 µs with one, 86 µs
 #: with five); but writes not yet committed hold memory (at 50,000 pages, committing only at the end peaked
@@ -104,16 +106,16 @@ CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(
     tokenize='porter unicode61 remove_diacritics 2'
 );
 CREATE TRIGGER IF NOT EXISTS pages_ai AFTER INSERT ON pages BEGIN
-    INSERT INTO pages_fts(rowid, title, tags, body) VALUES (new.rowid, new.title, new.tags, new.body);
+    INSERT INTO pages_fts(rowid, title, tags, body) VALUES (new.rowid, kbbot_base_forms(new.title), kbbot_base_forms(new.tags), kbbot_base_forms(new.body));
 END;
 CREATE TRIGGER IF NOT EXISTS pages_ad AFTER DELETE ON pages BEGIN
     INSERT INTO pages_fts(pages_fts, rowid, title, tags, body)
-    VALUES ('delete', old.rowid, old.title, old.tags, old.body);
+    VALUES ('delete', old.rowid, kbbot_base_forms(old.title), kbbot_base_forms(old.tags), kbbot_base_forms(old.body));
 END;
 CREATE TRIGGER IF NOT EXISTS pages_au AFTER UPDATE OF title, tags, body ON pages BEGIN
     INSERT INTO pages_fts(pages_fts, rowid, title, tags, body)
-    VALUES ('delete', old.rowid, old.title, old.tags, old.body);
-    INSERT INTO pages_fts(rowid, title, tags, body) VALUES (new.rowid, new.title, new.tags, new.body);
+    VALUES ('delete', old.rowid, kbbot_base_forms(old.title), kbbot_base_forms(old.tags), kbbot_base_forms(old.body));
+    INSERT INTO pages_fts(rowid, title, tags, body) VALUES (new.rowid, kbbot_base_forms(new.title), kbbot_base_forms(new.tags), kbbot_base_forms(new.body));
 END;
 -- The index's own words (porter stems) with how many pages hold each: page frequencies for relevance, the
 -- dictionary for typo correction. A view over pages_fts: it costs nothing to build.
@@ -426,6 +428,8 @@ class SearchIndex:
         # Used from the index thread, and by cheap searches from the caller's (see _run_here_if_cheap): one
         # at a time, under self._lock.
         conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        # The triggers feed FTS5 the pages' words as kbbot.search.query.stem sees them.
+        conn.create_function("kbbot_base_forms", 1, base_forms, deterministic=True)
         try:
             conn.execute("PRAGMA journal_mode=WAL")  # the CLI can search while the bot syncs
             conn.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the last commit on power loss is fine

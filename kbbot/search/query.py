@@ -26,6 +26,7 @@ import Stemmer
 from rapidfuzz.distance import OSA, Indel
 
 from kbbot.core.stopwords import STOPWORDS
+from kbbot.search.word_forms import base_form, compounds, dropped
 
 #: More terms than this add noise and cost, not recall (a pasted 100 KB log is not a better question).
 MAX_TERMS = 24
@@ -77,6 +78,8 @@ def _terms(text: str) -> list[tuple[str, str]]:
             add(previous + word, joins=previous)
             if stem(previous) != previous:  # "rolling back" → "rollback" too
                 add(stem(previous) + word, joins=previous)
+        elif dropped(previous) and previous.isalpha() and word.isalpha() and not dropped(word):
+            add(previous + word, joins=word)  # "on call" → "oncall" too, as the index holds "on-call"
         if not (previous == "how" and word in _HOW_WORDS):
             add(word, acronym=not shouting and typed in _ACRONYMS)
         previous = word
@@ -112,20 +115,32 @@ def _stemmer() -> Stemmer.Stemmer:
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """The index's form of ``word``: casefolded, diacritics removed (FTS5's ``remove_diacritics 2``), Porter
-    stemmed. "Deploying" → "deploi", "policies" → "polici", "café" → "cafe"."""
+    """The index's form of ``word``: casefolded, diacritics removed (FTS5's ``remove_diacritics 2``), an
+    irregular form in its base form (:func:`~kbbot.search.word_forms.base_form`: the index is fed the same),
+    Porter stemmed. "Deploying" → "deploi", "policies" → "polici", "café" → "cafe", "kept" → "keep"."""
     word = word.casefold()
     if not word.isascii():
         word = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    word = base_form(word)
     if len(word) < 3:
         return word  # FTS5's porter leaves tokens under 3 characters alone ("us" stays "us", not "u")
     result: str = _stemmer().stemWord(word)
     return result
 
 
+def text_words(text: str) -> list[str]:
+    """The words of ``text`` as the index holds them: casefolded, in order, then its hyphenated compounds
+    written as one (:func:`~kbbot.search.word_forms.compounds`: "on-call" → "oncall")."""
+    folded = text.casefold()
+    words = _WORD.findall(folded)
+    if "-" in folded:
+        words += compounds(folded)
+    return words
+
+
 def word_stems(text: str) -> list[str]:
     """The stems of ``text``'s words, in order, as :func:`term_hits` reads them."""
-    return [stem(raw) for raw in _WORD.findall(text.casefold())]
+    return [stem(raw) for raw in text_words(text)]
 
 
 def term_hits(text: str, stemmed_terms: set[str]) -> dict[str, int]:
@@ -134,7 +149,7 @@ def term_hits(text: str, stemmed_terms: set[str]) -> dict[str, int]:
     cheap."""
     if not stemmed_terms:
         return {}
-    return TermCounter(stemmed_terms).hits(map(stem, _WORD.findall(text.casefold())))
+    return TermCounter(stemmed_terms).hits(map(stem, text_words(text)))
 
 
 class TermCounter:
@@ -247,12 +262,13 @@ class QueryPlan:
         for n, term in enumerate(self.terms):
             if not term.docs:
                 continue  # no page has it
+            word = base_form(term.word)  # as the index holds it: "kept" as "keep"
             if term.corrected:
                 parts.append(_quoted(_prefix_for(term.stem)) + "*")
-            elif n == len(self.terms) - 1 and len(term.word) >= 3:
-                parts.append(_quoted(term.word) + "*")  # it may be a word still being typed: "kube"
+            elif n == len(self.terms) - 1 and len(word) >= 3:
+                parts.append(_quoted(word) + "*")  # it may be a word still being typed: "kube"
             else:
-                parts.append(_quoted(term.word))
+                parts.append(_quoted(word))
         return " OR ".join(parts) or None
 
     def weight(self, term: Term) -> float:

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 import msgpack
 
 from kbbot.search.query import stem, word_stems
+from kbbot.search.word_forms import compounds
 
 #: Field weights, as FTS5's bm25 column weights: a word in the title counts most, then tags, then the body.
 FIELDS = (("title", 10.0), ("tags", 4.0), ("body", 1.0))
@@ -105,7 +106,8 @@ def _limit_malloc_arenas() -> None:
 
 
 def _stems(text: str) -> str:
-    return " ".join(stem(word) for word in _WORDS.findall(text.casefold()))
+    folded = text.casefold()  # the words, then the hyphenated ones as one (as SQLite's index holds them)
+    return " ".join(stem(word) for word in _WORDS.findall(folded) + compounds(folded))
 
 
 class TantivyRanking:
