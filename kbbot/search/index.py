@@ -38,7 +38,7 @@ from kbbot.search.saved_chats import below_their_sources
 from kbbot.search.spelling import Vocabulary, english_loaded, is_english, specificity
 from kbbot.search.tantivy_ranking import Candidate, RankedPage, RankingBusy, TantivyRanking
 from kbbot.search.tantivy_ranking import available as tantivy_available
-from kbbot.search.word_forms import base_forms
+from kbbot.search.word_forms import index_text, table_digest
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,9 @@ ENGINES = ("sqlite", "tantivy")
 #: search time and ranking the same; only the last word of a question is matched as a prefix). 4: the body is
 #: the pages table's last column, so reading a hit's title, URL and tags no longer walks the body's overflow
 #: pages (a search fetched its 15 candidates' rows in 0.16 ms at 10,000 pages; now a few µs). 5: FTS5 indexes
-#: irregular word forms in their base form ("kept" as keep; see kbbot.search.word_forms).
-SCHEMA_VERSION = "5"
+#: irregular word forms in their base form too ("kept" as keep), and "on-call" as "oncall" (kbbot.search.word_forms;
+#: its table's digest is part of the version: another table, another index).
+SCHEMA_VERSION = f"5.{table_digest()}"
 #: The tantivy ranking commits at least every this many written pages (see _commit_ranking_sync). Each commit
 #: makes a segment, and a search costs tantivy about as much per segment (at 10,000 pages 49 µs with one, 86 µs
 #: with five); but writes not yet committed hold memory (at 50,000 pages, committing only at the end peaked
@@ -106,16 +107,18 @@ CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(
     tokenize='porter unicode61 remove_diacritics 2'
 );
 CREATE TRIGGER IF NOT EXISTS pages_ai AFTER INSERT ON pages BEGIN
-    INSERT INTO pages_fts(rowid, title, tags, body) VALUES (new.rowid, kbbot_base_forms(new.title), kbbot_base_forms(new.tags), kbbot_base_forms(new.body));
+    INSERT INTO pages_fts(rowid, title, tags, body)
+    VALUES (new.rowid, kbbot_index_text(new.title), kbbot_index_text(new.tags), kbbot_index_text(new.body));
 END;
 CREATE TRIGGER IF NOT EXISTS pages_ad AFTER DELETE ON pages BEGIN
     INSERT INTO pages_fts(pages_fts, rowid, title, tags, body)
-    VALUES ('delete', old.rowid, kbbot_base_forms(old.title), kbbot_base_forms(old.tags), kbbot_base_forms(old.body));
+    VALUES ('delete', old.rowid, kbbot_index_text(old.title), kbbot_index_text(old.tags), kbbot_index_text(old.body));
 END;
 CREATE TRIGGER IF NOT EXISTS pages_au AFTER UPDATE OF title, tags, body ON pages BEGIN
     INSERT INTO pages_fts(pages_fts, rowid, title, tags, body)
-    VALUES ('delete', old.rowid, kbbot_base_forms(old.title), kbbot_base_forms(old.tags), kbbot_base_forms(old.body));
-    INSERT INTO pages_fts(rowid, title, tags, body) VALUES (new.rowid, kbbot_base_forms(new.title), kbbot_base_forms(new.tags), kbbot_base_forms(new.body));
+    VALUES ('delete', old.rowid, kbbot_index_text(old.title), kbbot_index_text(old.tags), kbbot_index_text(old.body));
+    INSERT INTO pages_fts(rowid, title, tags, body)
+    VALUES (new.rowid, kbbot_index_text(new.title), kbbot_index_text(new.tags), kbbot_index_text(new.body));
 END;
 -- The index's own words (porter stems) with how many pages hold each: page frequencies for relevance, the
 -- dictionary for typo correction. A view over pages_fts: it costs nothing to build.
@@ -429,7 +432,7 @@ class SearchIndex:
         # at a time, under self._lock.
         conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
         # The triggers feed FTS5 the pages' words as kbbot.search.query.stem sees them.
-        conn.create_function("kbbot_base_forms", 1, base_forms, deterministic=True)
+        conn.create_function("kbbot_index_text", 1, index_text, deterministic=True)
         try:
             conn.execute("PRAGMA journal_mode=WAL")  # the CLI can search while the bot syncs
             conn.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the last commit on power loss is fine
@@ -741,12 +744,12 @@ class SearchIndex:
                         row = db.execute(_PREFIX_DOCS, (stem_, stem_ + "\U0010ffff")).fetchone()
                         docs[stem_, True] = int(row[0] or 0)
                 count = docs[stem_, True]
-            if count or joins:
+            if count:
                 known = self._known.get((word, joins, count))
                 if known is None:
                     known = self._known[word, joins, count] = Term(word, stem_, count, joins=joins)
                 planned.append(known)
-            else:
+            elif not joins:  # (a compound no page has is no word: "thevpn" of "the vpn")
                 planned += self._unknown_sync(word, stem_, in_memory=in_memory)
         return QueryPlan(tuple(planned), self._total_docs)
 

@@ -52,40 +52,51 @@ PARTICLES = ("up", "in", "out", "off", "down", "over", "back")
 
 def query_terms(text: str) -> list[str]:
     """The distinct search terms of ``text``, in order: casefolded words, stopwords and 1-letter words
-    dropped, plus the compound of a word and a following particle ("set up" → "setup")."""
-    return [word for word, _ in _terms(text)]
+    dropped, plus the compound of a word and a following particle ("set up" → "setup"). :func:`plan_terms`
+    also has the compounds of a dropped word and the next ("on call" → "oncall", "e-mail" → "email"; see
+    :func:`~kbbot.search.word_forms.compounds`), which the index keeps only where a page has them."""
+    return [word for word, _, guess in _terms(text) if not guess]
 
 
-def _terms(text: str) -> list[tuple[str, str]]:
-    """(term, the word a particle compound joins — "set" for "setup" — or "") pairs; see
-    :func:`query_terms`."""
-    terms: list[tuple[str, str]] = []
+def _terms(text: str) -> list[tuple[str, str, bool]]:
+    """(term, the word a compound joins — "set" for "setup" — or "", whether it is a compound of a dropped
+    word: a guess, searched only where a page has it) triples; see :func:`query_terms`."""
+    terms: list[tuple[str, str, bool]] = []
     seen: set[str] = set()
+    guesses = 0  # compounds with a dropped word ("oncall"): most are no word ("thevpn"), so they do not count
 
-    def add(word: str, joins: str = "", acronym: bool = False) -> None:
+    def add(word: str, joins: str = "", acronym: bool = False, guess: bool = False) -> None:
+        nonlocal guesses
         if len(word) < 2 or len(word) > _MAX_TERM_CHARS or (word in STOPWORDS and not acronym) or word in seen:
             return
-        seen.add(word)
-        terms.append((word, joins))
+        if len(terms) - guesses < MAX_TERMS or guess:
+            seen.add(word)
+            terms.append((word, joins, guess))
+            guesses += guess
 
-    previous = ""
+    previous, previous_end = "", 0
     scanned = text[:MAX_SCAN_CHARS]
     shouting = scanned.isupper()  # "HOW DO I…": capitals say nothing about one word
     for match in _WORD.finditer(scanned):
         typed = match.group(0).strip("_")
         word = typed.casefold()
+        # A compound is written apart with a space or a hyphen, not across punctuation ("on, call").
+        # A single letter only before a hyphen ("e-mail"): "I set", "t ask" of "shouldn't ask" are no compounds.
+        apart = scanned[previous_end : match.start()] in ("-" if len(previous) == 1 else (" ", "-"))
+        previous_end = match.end()
         if word in PARTICLES and len(previous) > 1 and previous not in STOPWORDS and previous not in PARTICLES:
             add(previous + word, joins=previous)
             if stem(previous) != previous:  # "rolling back" → "rollback" too
                 add(stem(previous) + word, joins=previous)
-        elif dropped(previous) and previous.isalpha() and word.isalpha() and not dropped(word):
-            add(previous + word, joins=word)  # "on call" → "oncall" too, as the index holds "on-call"
+        elif apart and dropped(previous) and previous.isalpha() and word.isalpha() and not dropped(word):
+            # "on call" → "oncall" too, as the index holds "on-call" (a word no page has is left out of the search)
+            add(previous + word, joins=word, guess=True)
         if not (previous == "how" and word in _HOW_WORDS):
             add(word, acronym=not shouting and typed in _ACRONYMS)
         previous = word
-        if len(terms) >= MAX_TERMS:
+        if len(terms) - guesses >= MAX_TERMS:
             break
-    return terms[:MAX_TERMS]
+    return terms
 
 
 def build_match(terms: list[str]) -> str | None:
@@ -367,4 +378,4 @@ def _prefix_for(stem_: str) -> str:
 def plan_terms(text: str) -> list[tuple[str, str, str]]:
     """(word, stem, the stem a compound joins or "") for each search term of ``text``; the index adds page
     counts."""
-    return [(word, stem(word), stem(joins) if joins else "") for word, joins in _terms(text)]
+    return [(word, stem(word), stem(joins) if joins else "") for word, joins, _ in _terms(text)]

@@ -43,7 +43,8 @@ def not_an_answer(block: str, question_stems: set[str]) -> bool:
         return True
     if not text.startswith("`") and all(s.endswith("?") for s in _SENTENCE_BREAK.split(text) if s):
         return True
-    return not any(not matched_terms(word, question_stems) for word, _, _ in plan_terms(text))
+    # (a compound is of words the block holds: "I set" adds "iset" to no question)
+    return not any(not matched_terms(word, question_stems) for word, _, joins in plan_terms(text) if not joins)
 
 
 def _quotes(body: str, title: str) -> bool:

@@ -1,60 +1,67 @@
-"""Irregular word forms to their base form ("kept" → keep, "paid" → pay, "children" → child), before stemming.
+"""Irregular word forms to their base form ("kept" → keep, "paid" → pay, "children" → child), and hyphenated
+compounds ("on-call" → oncall): what a word is, the same for a question and a page.
 
 Porter stemming strips regular endings ("keeping" → keep) but cannot know that "kept" is "keep" or "paid" is
 "pay", so "how long do we keep slack messages" missed the page that says how long messages are *kept*. The
-forms come from lemminflect's dictionary (a well-kept English lemmatizer); a form is mapped only when the
-dictionary knows exactly one base form for it, other than itself, under every part of speech: "left" (also an
-adjective: the left side), "found" (also a verb: to found a company), "saw" (the tool) or "felt" (the fabric)
-keep their meaning. Regular forms are left to the stemmer ("policies" and "policy" stem alike already).
+forms are lemminflect's (a well-kept English lemmatizer): a form is mapped only when its dictionary knows
+exactly one base form for it, other than itself, under every part of speech: "left" (also the side), "found"
+(also to found a company), "saw" (the tool) or "felt" (the fabric) keep their meaning; and only where the
+stems differ (the stemmer already makes "policies" "policy"). The table (``word_forms.tsv``, 2,700 forms) is
+generated from lemminflect once (``python -m kbbot.search.word_forms``; a unit test checks it is current):
+loading lemminflect at run time cost the index build three times its CPU (a Python call per word) and
+50 MB (numpy and its whole dictionary) for the same answers.
 
 Both sides apply it: :func:`~kbbot.search.query.stem` (questions, titles, passages, the tantivy ranking) and
-the SQLite index, whose FTS5 tokenizer is fed :func:`base_forms` of each page's text (see
-:mod:`kbbot.search.index`), so a question and a page agree on what a word is.
+the SQLite index, whose FTS5 tokenizer is fed :func:`index_text` of each page's text (see
+:mod:`kbbot.search.index`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import sys
 from functools import lru_cache
-
-import Stemmer
-from lemminflect import getAllLemmas
+from pathlib import Path
 
 from kbbot.core.stopwords import STOPWORDS
 
+_TABLE = Path(__file__).with_name("word_forms.tsv")
 # FTS5's unicode61 tokenizer: letters and digits; everything else (the underscore too) separates words.
 _WORDS = re.compile(r"[^\W_]+")
+# Letters only: "2026-12-01" is a date, not a compound.
+_HYPHENATED = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+")
 
-@lru_cache(maxsize=65536)
+
+def table_digest() -> str:
+    """A short digest of the table: part of the index's schema version, so an index made with another table
+    (whose FTS5 rows hold other base forms) is rebuilt rather than searched with words it does not hold. A
+    change to :func:`index_text` itself needs a new ``SCHEMA_VERSION`` in :mod:`kbbot.search.index`."""
+    return hashlib.sha256(_TABLE.read_bytes()).hexdigest()[:12]
+
+
+@lru_cache(maxsize=1)
+def _forms() -> dict[str, str]:
+    lines = _TABLE.read_text(encoding="utf-8").splitlines()
+    return dict(line.split("\t", 1) for line in lines if line and not line.startswith("#"))
+
+
 def base_form(word: str) -> str:
     """``word`` (casefolded) in its base form when it is an irregular form of exactly one word ("kept" →
     "keep", "went" → "go", "mice" → "mouse"), else ``word`` itself."""
-    if not word.isascii() or not word.isalpha() or len(word) < 2:
-        return word  # the dictionary is English words: no codes, numbers or other scripts
-    forms = {lemma.casefold() for lemmas in getAllLemmas(word).values() for lemma in lemmas}
-    if len(forms) != 1:
-        return word  # unknown, or ambiguous: "left" (leave, or the side), "found" (find, or to found)
-    (lemma,) = forms
-    if lemma == word or not lemma.isalpha() or not _stems_differ(word, lemma):
-        return word  # a base form already, or a regular one the stemmer handles ("policies")
-    return lemma
+    return _forms().get(word, word)
 
 
-def _stems_differ(word: str, lemma: str) -> bool:
-    stemmer = Stemmer.Stemmer("porter")  # a Stemmer must not be shared between threads; this runs once a word
-    result: bool = stemmer.stemWord(word) != stemmer.stemWord(lemma)
-    return result
-
-
-# Letters only: "2026-12-01" is a date, not a compound.
-_HYPHENATED = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+")
+def dropped(word: str) -> bool:
+    """Whether ``word`` (casefolded) is not searched for itself: a stopword or a single letter."""
+    return len(word) == 1 or word in STOPWORDS
 
 
 def compounds(text: str) -> list[str]:
     """The hyphenated words of ``text`` that hold a word the search drops (a stopword or a single letter),
     written as one ("on-call" → "oncall", "e-mail" → "email"): the index holds them besides their parts, so
-    "on call" finds "on-call" though "on" alone is not searched (see :func:`~kbbot.search.query.query_terms`,
-    which joins the same words). Others ("wi-fi") are found by their parts as before."""
+    "on call" finds "on-call" though "on" alone is not searched (see :func:`~kbbot.search.query.plan_terms`,
+    which joins the same words). Others ("wi-fi") are found by their parts, as before."""
     found = []
     for match in _HYPHENATED.finditer(text):
         parts = match.group(0).casefold().split("-")
@@ -63,21 +70,44 @@ def compounds(text: str) -> list[str]:
     return found
 
 
-def dropped(word: str) -> bool:
-    """Whether ``word`` (casefolded) is not searched for itself: a stopword or a single letter."""
-    return len(word) == 1 or word in STOPWORDS
+def index_text(text: str) -> str:
+    """What the SQLite index tokenizes of ``text``: the text, then the base form of each irregular form in it
+    (once per occurrence, so word counts stay right) and its :func:`compounds`. The forms themselves stay too
+    (no question searches them: :func:`~kbbot.search.query.stem` maps them first); rewriting them in place took
+    a Python call per word."""
+    forms = _forms()
+    folded = text.casefold()
+    extra = [forms[word] for word in _WORDS.findall(folded) if word in forms]
+    if "-" in folded:
+        extra += compounds(folded)
+    return text + "\n" + " ".join(extra) if extra else text
 
 
-def base_forms(text: str) -> str:
-    """What the SQLite index tokenizes of ``text``: each irregular word form replaced by its base form (see
-    :func:`base_form`; other words, spacing and punctuation kept as they are), then its :func:`compounds`."""
-    joined = compounds(text)
-    text = _WORDS.sub(_replace, text)
-    return text + "\n" + " ".join(joined) if joined else text
+def generate() -> dict[str, str]:
+    """The table from lemminflect's dictionary (a development dependency: ``pip install -e '.[dev]'``)."""
+    import Stemmer
+    from lemminflect import getAllLemmas
+    from lemminflect.core.Lemmatizer import Lemmatizer
+
+    porter = Stemmer.Stemmer("porter")
+    table: dict[str, str] = {}
+    for word in Lemmatizer()._getLemmaDict():  # every form it knows (no public listing)
+        if len(word) < 3 or not (word.isascii() and word.isalpha() and word.islower()) or word in STOPWORDS:
+            continue  # English words only; under 3 letters FTS5's porter leaves alone; stopwords never searched
+        bases = {base.casefold() for bases in getAllLemmas(word).values() for base in bases}
+        if len(bases) != 1:
+            continue  # ambiguous: "left" (leave, or the side), "found" (find, or to found)
+        (base,) = bases
+        if base != word and base.isalpha() and porter.stemWord(base) != porter.stemWord(word):
+            table[word] = base
+    return dict(sorted(table.items()))
 
 
-def _replace(match: re.Match[str]) -> str:
-    word = match.group(0)
-    folded = word.casefold()
-    base = base_form(folded)
-    return word if base == folded else base
+def _write(table: dict[str, str]) -> None:
+    header = "# form\tbase form: generated from lemminflect by `python -m kbbot.search.word_forms`; do not edit\n"
+    _TABLE.write_text(header + "".join(f"{form}\t{base}\n" for form, base in table.items()), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    _write(generate())
+    sys.exit(0)

@@ -461,3 +461,32 @@ def test_title_boost_reads_only_the_titles_that_can_reach_the_top() -> None:
         got = index_module._title_boosted(ranked, title_words, stemmed, 5)[:5]
         assert [(round(score, 9), c.rowid) for score, c in got] == [(round(s, 9), r) for s, r in expected]
         assert len(read) < len(ranked)  # the tail's titles are never read
+
+
+async def test_irregular_forms_and_hyphenated_compounds_find_their_pages(index: SearchIndex) -> None:
+    await index.upsert_many(
+        [
+            IndexedPage(id="retention", title="Data retention", tags=(), text="Slack messages are kept for 2 years."),
+            IndexedPage(id="rota", title="On-call", tags=(), text="The rotation starts on Mondays."),
+            IndexedPage(id="phone", title="Phones", tags=(), text="Call the helpdesk."),
+        ]
+    )
+    assert [h.id for h in await index.search("how long do we keep slack messages")][:1] == ["retention"]
+    assert [h.id for h in await index.search("who is on call")][:1] == ["rota"]
+
+
+@pytest.mark.parametrize("old_version", ["4", "5.000000000000"])
+async def test_an_index_of_an_older_schema_is_rebuilt_for_the_word_forms(tmp_path: Path, old_version: str) -> None:
+    # An index written before base forms (schema 4), or with another table of them, holds other words: it must
+    # be emptied so the next sync writes every page again, not searched with "keep" and silently miss.
+    path = tmp_path / "index.sqlite3"
+    async with SearchIndex(path) as index:
+        await index.upsert(IndexedPage(id="r", title="Retention", tags=(), text="Kept for 2 years."))
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (old_version,))
+    conn.commit()
+    conn.close()
+    async with SearchIndex(path) as index:
+        assert await index.count() == 0
+        await index.upsert(IndexedPage(id="r", title="Retention", tags=(), text="Kept for 2 years."))
+        assert [h.id for h in await index.search("keep")] == ["r"]

@@ -13,6 +13,7 @@ from kbbot.cli import exit_code
 from kbbot.errors import ConfigError
 from kbbot.search.index import IndexedPage, SearchIndex, SearchIndexError
 from kbbot.search.sync import IndexSyncer
+from kbbot.search.word_forms import index_text
 from tests.fakes.sync_kb import SyncKnowledgeBase
 
 
@@ -42,6 +43,7 @@ async def test_the_ranking_is_rebuilt_from_sqlite_when_it_missed_writes(tmp_path
     async with SearchIndex(path, engine="tantivy") as index:
         assert await found(index, "hotels") == ["b"] and await found(index, "receipts") == ["a"]
     with sqlite3.connect(path) as db:
+        db.create_function("kbbot_index_text", 1, index_text)  # as every connection of kbbot's: the triggers use it
         db.execute("UPDATE pages SET body = 'Flights need approval.' WHERE id = 'b'")
         db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tantivy_dirty', '1')")
     async with SearchIndex(path, engine="tantivy") as index:
