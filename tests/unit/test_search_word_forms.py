@@ -53,7 +53,10 @@ def test_the_index_text_adds_the_base_forms_and_keeps_the_text() -> None:
     assert index_text("") == ""
     html = "<script>alert(1)</script> @everyone <!channel> plain words"
     assert index_text(html) == html
-    assert index_text("a\x00b\x02kept\x03") == "a\x00b\x02kept\x03\nkeep"
+    assert index_text("a\x00b kept \x03") == "a\x00b kept \x03\nkeep"
+    # Words are split at spaces and the usual punctuation only (cheap): a form next to a rare mark keeps only
+    # its own form, as before base forms.
+    assert index_text("\x02kept\x03 “kept”") == "\x02kept\x03 “kept”"
 
 
 def test_the_table_is_what_lemminflect_generates() -> None:
