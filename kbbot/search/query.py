@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import Stemmer
+from rapidfuzz.distance import OSA, Indel
 
 from kbbot.core.stopwords import STOPWORDS
 
@@ -306,10 +307,35 @@ class QueryPlan:
 
 
 def _unknown_share(term: Term) -> float:
-    """The share of its weight a word no page has counts against an answer (see :data:`UNKNOWN_SHARE`)."""
+    """The share of its weight a word no page has counts against an answer (see :data:`UNKNOWN_SHARE`); a
+    mistyped stopword ("wat", "teh") none."""
+    if mistyped_stopword(term.word):
+        return 0.0
     if not term.english:
         return UNKNOWN_SHARE
     return UNKNOWN_WORD_SHARE + (TOPIC_WORD_SHARE - UNKNOWN_WORD_SHARE) * term.specificity
+
+
+#: Stopwords long enough that one letter dropped, added or swapped is still recognisably them.
+_TYPO_STOPWORDS = sorted(word for word in STOPWORDS if len(word) >= 3)
+
+
+@lru_cache(maxsize=4096)
+def mistyped_stopword(word: str) -> bool:
+    """Whether ``word`` is a stopword with one letter dropped, added or two swapped ("wat" → what, "teh" → the,
+    "abot" → about): a word of the question that says no more than the stopword would. Called only for words
+    no page has (a word the wiki uses means itself); the first letter must agree, as people rarely mistype it,
+    and a changed letter is not enough ("fee" is no "few")."""
+    if len(word) < 2 or word in STOPWORDS:
+        return False
+    for stopword in _TYPO_STOPWORDS:
+        if stopword[0] != word[0] or abs(len(stopword) - len(word)) > 1:
+            continue
+        if Indel.distance(word, stopword) <= 1:
+            return True
+        if len(word) == len(stopword) and sorted(word) == sorted(stopword) and OSA.distance(word, stopword) == 1:
+            return True
+    return False
 
 
 def _prefix_for(stem_: str) -> str:
