@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from kbbot.config import Settings, validation_problems
 from kbbot.errors import ConfigError
+from kbbot.store.namespace import fingerprint
 
 DEFAULT_FILE = Path("kbbot.toml")
 #: The name of the one knowledgebase the environment configures (no file).
@@ -57,6 +58,7 @@ _BY_BACKEND = {
         "page_url_template": "perfectwiki_page_url_template",
         "rate_per_second": "perfectwiki_rate_per_second",
         "rate_per_minute": "perfectwiki_rate_per_minute",
+        "ai_quota_monthly": "perfectwiki_ai_quota_monthly",
     },
     "mathub": {
         "api_key": "mathub_api_key",
@@ -71,7 +73,7 @@ _SECRETS = frozenset({"api_token", "api_key"})
 #: Settings that belong to one knowledgebase: never inherited from the environment by a table.
 _OWN_FIELDS = frozenset(
     {"kb_backend", "redis_prefix"} | {f for keys in _BY_BACKEND.values() for f in keys.values()}
-)
+) - {"perfectwiki_ai_quota_monthly"}  # the plan's quota: PERFECTWIKI_AI_QUOTA_MONTHLY unless a table sets its own
 
 
 @dataclass(frozen=True)
@@ -180,8 +182,24 @@ def parse_knowledgebases(text: str, base: Settings, environ: Mapping[str, str], 
         if not isinstance(table, dict):
             raise problem(f"{where} must be a table ([{where}])")
         settings[name] = _knowledgebase(name, table, base, environ, problem)
+    _one_quota_per_token(settings, problem)
     routes = _routes(data.get("routes", {}), settings, problem)
     return Knowledgebases(settings, routes, source)
+
+
+def _one_quota_per_token(settings: Mapping[str, Settings], problem: _Problems) -> None:
+    """Tables on one Perfect Wiki token draw on its one monthly AI quota: they must not disagree about it."""
+    quotas: dict[str, tuple[str, int | None]] = {}
+    for name, s in settings.items():
+        if s.backend != "perfectwiki":
+            continue
+        token = fingerprint(s.perfectwiki_api_token)
+        first, quota = quotas.setdefault(token, (name, s.perfectwiki_ai_quota_monthly))
+        if quota != s.perfectwiki_ai_quota_monthly:
+            raise problem(
+                f"[knowledgebases.{first}] and [knowledgebases.{name}] use one token, so one AI quota: "
+                "give them the same ai_quota_monthly"
+            )
 
 
 class _Problems:

@@ -18,9 +18,11 @@ Backends and adapters are imported only when configured.
 
 from __future__ import annotations
 
+import functools
+import os
 import sqlite3
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,6 +223,7 @@ async def open_runtime(
             )
             # Every adapter's 👎 also lands in the outcome log as "downvoted".
             stores.feedback = RecordingFeedback(stores.feedback, stacks[name].outcomes, stores.deduper)
+        _share_quotas(stacks.values())
         choices = await _choices(settings, kbs, exit_stack) if len(stacks) > 1 else None
         router = KnowledgebaseRouter(
             {name: s.ask for name, s in stacks.items()},
@@ -263,7 +266,14 @@ async def _choices(settings: Settings, kbs: Knowledgebases, exit_stack: AsyncExi
 
 
 def _tls_context() -> ssl.SSLContext:
-    """What every httpx client verifies servers with by default (certifi; SSL_CERT_FILE/SSL_CERT_DIR honoured)."""
+    """What every httpx client verifies servers with by default (certifi; SSL_CERT_FILE/SSL_CERT_DIR honoured).
+    Loaded once per process and those two settings: a process that opens several runtimes (the test suite)
+    would otherwise pay a certificate store load (~40 ms) for each."""
+    return _tls_for(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.cache
+def _tls_for(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
     import httpx
 
     return httpx.create_ssl_context()
@@ -367,6 +377,26 @@ def _token_key(settings: Settings) -> tuple[str, str] | None:
     if settings.backend == "mathub":
         return ("mathub", fingerprint(settings.mathub_api_key))
     return None
+
+
+def _share_quotas(stacks: Iterable[KnowledgebaseStack]) -> None:
+    """Knowledgebases on one Perfect Wiki token draw on its one monthly AI quota (as on its one rate budget):
+    each one's forecast counts the billed calls of all of them, each Redis namespace once (two tables of one
+    token and URL share a namespace, so its count already holds both)."""
+    by_token: dict[tuple[str, str], list[KnowledgebaseStack]] = {}
+    for stack in stacks:
+        key = _token_key(stack.settings)
+        if key is not None and stack.kb.supports_ai:
+            by_token.setdefault(key, []).append(stack)
+    for group in by_token.values():
+        for stack in group:
+            seen, others = {stack.stores.namespace}, []
+            for other in group:
+                space = other.stores.namespace
+                if other is not stack and (space is None or space not in seen):
+                    others.append(other.outcomes)
+                    seen.add(space)
+            stack.outcomes.share_quota(*others)
 
 
 def _knowledgebase(

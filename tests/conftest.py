@@ -48,3 +48,28 @@ def fake_mathub() -> Iterator[FakeMatHub]:
     ``.api_key``, ``.project``."""
     with FakeMatHub() as server:
         yield server
+
+
+# --- Logging state (appended) -------------------------------------------------------------------------------
+import logging  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """CLI tests run `setup_logging`, which sets the root level (ERROR for one-shot commands), its handler and
+    the levels of noisy libraries' loggers; put them back so no later test's ``caplog`` depends on the order."""
+    root = logging.getLogger()
+    level, handlers, factory = root.level, list(root.handlers), logging.getLogRecordFactory()
+    levels = {
+        name: logger.level
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
+    logging.setLogRecordFactory(factory)
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(levels.get(name, logging.NOTSET))
+    logging.captureWarnings(False)

@@ -41,11 +41,15 @@ def load(path: Path) -> list[Case]:
 
 
 _QUOTE_MARK = re.compile(r"^>\s?", re.MULTILINE)
+# The answerer's Markdown escape of a quoted line that would read as a heading or list item ("1\\. Get…").
+_LINE_START_ESCAPE = re.compile(r"^(\s*\d{0,9})\\(?=[#.)*+-])", re.MULTILINE)
 
 
 def normalized(text: str) -> str:
-    """Casefolded, whitespace collapsed, quote marks and zero-width spaces removed: how a fact is found."""
-    return " ".join(_QUOTE_MARK.sub("", text.replace("\u200b", "")).casefold().split())
+    """Casefolded, whitespace collapsed, quote marks, line-start escapes and zero-width spaces removed: how a
+    fact is found."""
+    unquoted = _LINE_START_ESCAPE.sub(r"\1", _QUOTE_MARK.sub("", text.replace("\u200b", "")))
+    return " ".join(unquoted.casefold().split())
 
 
 @dataclass

@@ -40,6 +40,8 @@ EMOJI: Mapping[str, str] = {
     "bulb": "💡", "memo": "📝", "bug": "🐛", "sparkles": "✨", "star": "⭐", "100": "💯", "wave": "👋",
     "question": "❓", "exclamation": "❗", "lock": "🔒", "key": "🔑", "link": "🔗", "calendar": "📅",
     "sob": "😭", "cry": "😢", "rofl": "🤣", "slightly_frowning_face": "🙁", "muscle": "💪", "coffee": "☕",
+    # kbbot's own answer source lines (kbbot.adapters.slack.rendering), which saved pages keep.
+    "robot_face": "🤖", "mag": "🔍", "recycle": "♻️",
 }
 
 _EMOJI = re.compile(r":([a-z0-9_+\-]+):")

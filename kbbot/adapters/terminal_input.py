@@ -48,9 +48,17 @@ class LineReader:
         if self._session is None:
             from prompt_toolkit import PromptSession
             from prompt_toolkit.history import FileHistory, InMemoryHistory
+            from prompt_toolkit.output import create_output
+            from prompt_toolkit.output.vt100 import Vt100_Output
 
             history = FileHistory(str(_private_file(self._history))) if self._history else InMemoryHistory()
-            self._session = PromptSession(history=history)
+            output = create_output()
+            if isinstance(output, Vt100_Output):
+                # Cursor-position requests only size drop-down menus, which this one-line prompt has none of; a
+                # terminal that does not answer them (IDE consoles, `script`, pexpect) printed "WARNING: your
+                # terminal doesn't support cursor position requests (CPR)" above the first question.
+                output.enable_cpr = False
+            self._session = PromptSession(history=history, output=output)
         return self._session
 
 

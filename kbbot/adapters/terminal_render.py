@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from markdown_it import MarkdownIt
 from rich.console import Console
 from rich.markdown import Markdown
@@ -11,12 +9,9 @@ from rich.markdown import Markdown
 from kbbot.core.models import Answer, Source
 from kbbot.core.text import strip_invisible
 
-# The answerer keeps a quoted line that starts like Markdown ("1. Get your configuration" above its steps, "# 3")
-# a line of text with a zero-width space in front. strip_invisible takes that away, so the terminal turned the
-# heading into step 1 and renumbered the real steps 2, 3, 4: here it becomes Markdown's own escape ("1\.").
-_GUARDED_LINE_START = re.compile(r"^((?:>[ \t]?)*[ \t]*)\u200b(\d{0,9})([.)#*+-])", re.MULTILINE)
-
 SOURCE_LABEL = {Source.AI: "AI answer", Source.CACHE: "AI answer (cached)", Source.SEARCH: "wiki search"}
+#: A "don't know" (``empty``), whoever said it: when the wiki's AI found nothing the reply is kbbot's own.
+NOT_FOUND_LABEL = "not found in the wiki"
 
 
 class AnswerMarkdown(Markdown):
@@ -33,8 +28,9 @@ def print_answer(console: Console, answer: Answer) -> None:
     Everything from the wiki goes through :func:`strip_invisible`: rich passes escape sequences through."""
     if answer.notice:
         console.print(strip_invisible(answer.notice), style="yellow", markup=False, highlight=False)
-    body = strip_invisible(_GUARDED_LINE_START.sub(r"\1\2\\\3", answer.text))
-    console.print(AnswerMarkdown(body or "_No answer._"))
+    # A quoted line that starts like Markdown comes escaped by the answerer ("1\\. Get your configuration"):
+    # Markdown itself keeps it a line of text.
+    console.print(AnswerMarkdown(strip_invisible(answer.text) or "_No answer._"))
     if answer.related_pages:
         console.print("[bold]Related pages[/bold]", markup=True)
         for page in answer.related_pages:
@@ -42,4 +38,5 @@ def print_answer(console: Console, answer: Answer) -> None:
             # nobody can open or copy; the terminal wraps the whole line instead.
             shown = f"  • {page.title} — {page.url}" if page.url else f"  • {page.title}"
             console.print(strip_invisible(shown), markup=False, highlight=False, soft_wrap=True)
-    console.print(f"[dim]source: {SOURCE_LABEL[answer.source]}[/dim]", markup=True)
+    label = NOT_FOUND_LABEL if answer.empty else SOURCE_LABEL[answer.source]
+    console.print(f"[dim]source: {label}[/dim]", markup=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rich.markup import escape
 
 from kbbot.commands.output import print_json
-from kbbot.errors import ConfigError, KbbotError, Unavailable
+from kbbot.errors import ConfigError, KbbotError, TransportFailure, Unavailable
 
 if TYPE_CHECKING:
     from kbbot.config import Settings
@@ -51,12 +51,27 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     }
     if misspelled := misspelled_settings(rt):
         report["misspelled_settings"] = misspelled
+    if s.backend == "local" and s.local_kb_dir is not None and not any(s.local_kb_dir.rglob("*.md")):
+        # A folder of .txt or .html notes: every question would get "I couldn't find this", with no hint why.
+        report["warnings"] = [
+            f"LOCAL_KB_DIR {s.local_kb_dir} holds no .md files (the only pages kbbot reads): "
+            "questions find nothing there"
+        ]
     deadline = asyncio.get_running_loop().time() + CHECK_SECONDS
     kbs = rt.knowledgebases
     if kbs.named and getattr(args, "kb", None) is None:
         # Every knowledgebase of KBBOT_CONFIG (each route's target among them), all at once within the deadline.
-        report["knowledgebases"] = await _check_all(rt, deadline)
+        report["knowledgebases"], failures = await _check_all(rt, deadline)
         report["routes"] = {where: name for where, name in kbs.routes.targets()}
+        if failures:
+            # Every knowledgebase is reported (✓ or ✗), then the failures, as one line, end the check.
+            if args.json:
+                print_json(rt.console, report)
+            else:
+                _print_knowledgebases(rt, report)
+            first = failures[0]
+            first.args = ("; ".join(str(exc) for exc in failures),)  # same class (and exit code) as the first
+            raise first
     # info() raises a KbbotError with a clear sentence (bad token, unreachable): the CLI prints it, exits non-zero.
     info = await _within(deadline, _wiki_url_setting(s), rt.kb.info())
     report["knowledgebase"] = info.name
@@ -88,6 +103,8 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
     rt.console.print(f"  adapters: {', '.join(report['adapters']) or 'terminal only'}", markup=False)
     redis = f"on (keys under {rt.stores.namespace})" if report["redis"] else "off (single process)"
     rt.console.print(f"  redis: {redis}", markup=False, highlight=False)
+    for warning in report.get("warnings", []):
+        rt.console.print(f"  ! {warning}", markup=False, highlight=False)
     for name, meant in report.get("misspelled_settings", {}).items():
         rt.console.print(f"  ! {name} is not a kbbot setting (ignored): did you mean {meant}?", markup=False)
     if "slack" in report:
@@ -121,31 +138,36 @@ def misspelled_settings(rt: Runtime) -> dict[str, str]:
     return found
 
 
-async def _check_all(rt: Runtime, deadline: float) -> dict[str, dict[str, Any]]:
-    """``info()`` of every knowledgebase, concurrently; the first that fails names itself in the error."""
+async def _check_all(rt: Runtime, deadline: float) -> tuple[dict[str, dict[str, Any]], list[KbbotError]]:
+    """``info()`` of every knowledgebase, concurrently: each one's report (``error`` for those that failed) and
+    the failures (file order), each naming its knowledgebase."""
 
-    async def one(name: str) -> dict[str, Any]:
+    async def one(name: str) -> tuple[dict[str, Any], KbbotError | None]:
         stack = rt.stacks[name]
+        entry: dict[str, Any] = {"backend": stack.settings.backend, "redis_namespace": stack.stores.namespace}
         try:
             info = await _within(deadline, _wiki_url_setting(stack.settings), stack.kb.info())
         except KbbotError as exc:
             exc.args = (f"knowledgebase {name}: {exc}",)  # same class (and exit code), named
-            raise
+            return {**entry, "error": str(exc)}, exc
         return {
-            "backend": stack.settings.backend,
+            **entry,
             "name": info.name,
             "requests_left_second": info.requests_left_second,
             "requests_left_minute": info.requests_left_minute,
-            "redis_namespace": stack.stores.namespace,
-        }
+        }, None
 
     names = list(rt.stacks)
     results = await asyncio.gather(*(one(name) for name in names))
-    return dict(zip(names, results, strict=True))
+    report = {name: entry for name, (entry, _) in zip(names, results, strict=True)}
+    return report, [exc for _, exc in results if exc is not None]
 
 
 def _print_knowledgebases(rt: Runtime, report: dict[str, Any]) -> None:
     for name, kb in report["knowledgebases"].items():
+        if "error" in kb:
+            rt.console.print(f"[red]✗[/red] {escape(kb['error'])}", markup=True, highlight=False)
+            continue
         rt.console.print(
             f"[green]✓[/green] {escape(name)}: [bold]{escape(kb['name'])}[/bold] ({kb['backend']})",
             markup=True, highlight=False,
@@ -173,6 +195,9 @@ async def _within(deadline: float, setting: str, call: Awaitable[T]) -> T:
             f"no answer within {CHECK_SECONDS:g} s: check {setting} and the network (a proxy or firewall "
             "that accepts connections but never answers)"
         ) from None
+    except TransportFailure as exc:
+        # "could not reach Perfect Wiki (ConnectError)" named no setting; the address is in this one.
+        raise Unavailable(f"{exc}: check {setting} and the network") from None
 
 
 def _wiki_url_setting(s: Settings) -> str:

@@ -117,16 +117,20 @@ async def search_handler(args: argparse.Namespace, rt: Runtime) -> int:
     if not hits:
         rt.console.print("No pages match.", markup=False, highlight=False)
         return 0
+    # bm25 weighs a word by how few pages hold it: in a folder of one page (or for words on every page) every
+    # score is about 0 and says nothing, so none is shown; the order still holds.
+    scored = max(hit.score for hit in hits) >= 0.005
     for rank, hit in enumerate(hits, start=1):
-        _print_hit(rt.console, rank, hit)
+        _print_hit(rt.console, rank, hit, scored=scored)
     return 0
 
 
-def _print_hit(console: Console, rank: int, hit: SearchHit) -> None:
+def _print_hit(console: Console, rank: int, hit: SearchHit, *, scored: bool) -> None:
     # Page text is stripped of escape sequences and invisible characters (strip_invisible): a hostile page must
     # not retitle or clear the terminal.
     title, url = strip_invisible(hit.title), strip_invisible(hit.url or "")
-    console.print(f"[bold]{rank}. {escape(title)}[/bold]  [dim]score {hit.score:.2f}[/dim]")
+    score = f"  [dim]score {hit.score:.2f}[/dim]" if scored else ""
+    console.print(f"[bold]{rank}. {escape(title)}[/bold]{score}")
     if url:
         console.print(f"   [link={escape(url)}]{escape(url)}[/link]", highlight=False, soft_wrap=True)
     snippet = " ".join(hit.marked_snippet.split())

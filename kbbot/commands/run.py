@@ -20,14 +20,22 @@ from aiohttp import web
 
 from kbbot.commands.chat import run_chat
 from kbbot.errors import ConfigError
-from kbbot.ops.http import HttpServer, add_healthz, ai_quota_refresher, mount_ops, request_id_middleware
+from kbbot.ops.http import (
+    HttpServer,
+    add_healthz,
+    ai_quota_refresher,
+    mount_ops,
+    quota_refresher,
+    request_id_middleware,
+)
 from kbbot.ops.shutdown import GracefulShutdown, TaskTracker
 from kbbot.reports.digest import Poster, WeeklyDigest
 from kbbot.search.sync import IndexRefresher
 
 if TYPE_CHECKING:
-    from kbbot.ops.metrics import Metrics, Refresher
-    from kbbot.runtime import KnowledgebaseStack, Runtime
+    from kbbot.ops.http import ReadinessCheck
+    from kbbot.ops.metrics import Refresher
+    from kbbot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +90,7 @@ async def serve(
         app.add_routes(list(extra_routes))
         # With OPS_PORT, /readyz and /metrics move to an internal port; the public one keeps /healthz.
         ops_app = app if settings.ops_port is None else web.Application(middlewares=[request_id_middleware])
-        readiness = mount_ops(
-            ops_app, kb=rt.kb, stores=rt.stores, metrics=rt.metrics, draining=lambda: shutdown.draining,
-            refreshers=[ai_quota_refresher(rt.outcomes.quota), *_other_quota_refreshers(rt)],
-        )
+        readiness = mount_runtime_ops(ops_app, rt, draining=lambda: shutdown.draining)
         if settings.kbbot_admin_token is not None:  # GET /admin, next to /metrics
             from kbbot.ops.dashboard import mount_admin
 
@@ -175,17 +180,30 @@ async def _stop_asking(rt: Runtime, *, answer_within: float) -> None:
         kb.ask.close(answer_within=max(0.0, answer_within))
 
 
+def mount_runtime_ops(
+    app: web.Application, rt: Runtime, *, draining: Callable[[], bool] = lambda: False
+) -> ReadinessCheck:
+    """``/readyz`` over every knowledgebase of KBBOT_CONFIG (its body names each one) and ``/metrics`` with
+    each one's 402 state and AI quota series."""
+    kbs = {stack.name: stack.kb for stack in rt.all_stacks} if rt.knowledgebases.named else rt.kb
+    return mount_ops(
+        app, kb=kbs, stores=rt.stores, metrics=rt.metrics, draining=draining,
+        refreshers=[ai_quota_refresher(rt.outcomes.quota), *_other_quota_refreshers(rt)],
+    )
+
+
 def _other_quota_refreshers(rt: Runtime) -> list[Refresher]:
-    """With several knowledgebases, each one's (maybe Redis-shared) 402 state goes into its ``kb`` series at
-    every scrape, as the default's does (mount_ops)."""
-
-    def refresher(stack: KnowledgebaseStack) -> Refresher:
-        async def refresh(metrics: Metrics) -> None:
-            metrics.quota_state(await stack.stores.quota.state(), kb=stack.name)
-
-        return refresh
-
-    return [refresher(stack) for stack in rt.all_stacks if stack is not rt.stack]
+    """With several knowledgebases, each one's (maybe Redis-shared) 402 state and AI quota use go into its
+    ``kb`` series at every scrape, as the default's do (mount_ops and the refresher next to it)."""
+    return [
+        refresher
+        for stack in rt.all_stacks
+        if stack is not rt.stack
+        for refresher in (
+            quota_refresher(stack.stores.quota.state, kb=stack.name),
+            ai_quota_refresher(stack.outcomes.quota, kb=stack.name),
+        )
+    ]
 
 
 def _of(rt: Runtime, name: str) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from kbbot.search.query import STOPWORDS
+from kbbot.core.stopwords import STOPWORDS
 
 #: A follow-up of at most this many words is taken to lean on the thread's topic ("Mac?", "VPN on Mac?").
 SHORT_WORDS = 3

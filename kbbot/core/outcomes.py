@@ -108,6 +108,13 @@ class OutcomeRecorder:
         self._clock = clock
         self._pruned_at = float("-inf")
         self._warned_month: str | None = None
+        #: Whose billed calls count against this quota: this knowledgebase's, and those on the same token.
+        self._quota_logs: tuple[OutcomeLog, ...] = (log_store,)
+
+    def share_quota(self, *recorders: OutcomeRecorder) -> None:
+        """Knowledgebases on one token draw on its one monthly quota: the forecast counts their billed calls
+        too (each keeps recording its own, so gaps and the dashboard's calls per day stay per knowledgebase)."""
+        self._quota_logs = (self.store, *(r.store for r in recorders if r is not self and r.store is not self.store))
 
     def now(self) -> float:
         return self._clock()
@@ -139,8 +146,8 @@ class OutcomeRecorder:
             if state is not None and state.used_ratio >= WARN_RATIO:
                 self._warned_month = month
                 log.warning(
-                    "AI quota: %d of %d billed AI calls used this month (%.0f%%); at this rate it runs out %s",
-                    state.used, state.quota, state.used_ratio * 100, state.runs_out_text(),
+                    "AI quota of %s: %d of %d billed AI calls used this month (%.0f%%); at this rate it runs out %s",
+                    self.knowledgebase, state.used, state.quota, state.used_ratio * 100, state.runs_out_text(),
                 )
         except Exception:
             log.warning("could not count a billed AI call", exc_info=True)
@@ -151,7 +158,10 @@ class OutcomeRecorder:
             return None
         at = self._clock() if now is None else now
         today = datetime.fromtimestamp(at, UTC).date()
-        calls = await self.store.ai_calls(month_start(today).isoformat())
+        calls: dict[str, int] = {}
+        for store in self._quota_logs:
+            for day, count in (await store.ai_calls(month_start(today).isoformat())).items():
+                calls[day] = calls.get(day, 0) + count
         return forecast(calls, quota=self.quota_monthly, today=today)
 
     async def _record(

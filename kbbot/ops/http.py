@@ -3,9 +3,11 @@
 - ``/healthz`` (liveness): the event loop answers. Never touches the network, so a slow wiki never gets the
   pod killed.
 - ``/readyz`` (readiness): the knowledgebase is reachable and the token valid (``kb.info()``), and Redis
-  answers when configured; 503 while shutting down so the load balancer drains the replica. The
-  knowledgebase result is cached (longer when healthy), so frequent probes do not spend the per-token API
-  budget.
+  answers when configured; 503 while shutting down so the load balancer drains the replica. Each
+  knowledgebase's result is cached (longer when healthy), so frequent probes do not spend the per-token API
+  budget. With several knowledgebases (KBBOT_CONFIG) the body names each one; one that does not answer is
+  ``degraded`` and the bot stays ready while another one answers (every replica sees the same wiki, as the
+  same Redis: a 503 would pull a bot that still serves the other knowledgebases out of the load balancer).
 - ``/metrics``: Prometheus exposition of :class:`~kbbot.ops.metrics.Metrics`, after refreshing shared state.
 
 Bodies never carry exception text from libraries (which may echo URLs or headers): only our own words and the
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,22 +42,39 @@ Probe = Callable[[], Awaitable[Any]]
 class Readiness:
     ready: bool
     checks: dict[str, str] = field(default_factory=dict)
+    #: Each knowledgebase's state by name (several knowledgebases only): ``ok`` or ``degraded: why``.
+    knowledgebases: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"ready": self.ready, "checks": self.checks}
+        body: dict[str, Any] = {"ready": self.ready, "checks": self.checks}
+        if self.knowledgebases is not None:
+            body["knowledgebases"] = self.knowledgebases
+        return body
+
+
+class _CachedProbe:
+    """One knowledgebase's ``info`` outcome, reused for a while; concurrent probes share one call."""
+
+    def __init__(self, probe: Probe) -> None:
+        self.probe = probe
+        self.result: tuple[bool, str] | None = None
+        self.expires = 0.0
+        self.lock = asyncio.Lock()
 
 
 class ReadinessCheck:
     """Answers "can this replica serve questions?" without spending the API budget on every probe.
 
-    ``kb_info`` is ``kb.info`` (one cheap authenticated call); its outcome is reused for ``ok_cache_seconds``
-    when healthy and ``fail_cache_seconds`` when not, and concurrent probes share one call. ``redis_ping``
+    ``kb_info`` is ``kb.info`` (one cheap authenticated call), or a mapping of knowledgebase name to its
+    ``info`` when several are configured; each outcome is reused for ``ok_cache_seconds`` when healthy and
+    ``fail_cache_seconds`` when not, concurrent probes share one call, and the knowledgebases are probed at
+    once. Several: ready while at least one answers, the others reported ``degraded: …``. ``redis_ping``
     costs nothing upstream and is checked on every probe.
     """
 
     def __init__(
         self,
-        kb_info: Probe,
+        kb_info: Probe | Mapping[str, Probe],
         *,
         redis_ping: Probe | None = None,
         draining: Callable[[], bool] = lambda: False,
@@ -64,16 +83,17 @@ class ReadinessCheck:
         fail_cache_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._kb_info = kb_info
+        self._named = isinstance(kb_info, Mapping)
+        probes = kb_info if isinstance(kb_info, Mapping) else {"knowledgebase": kb_info}
+        if not probes:
+            raise ValueError("ReadinessCheck needs at least one knowledgebase")
+        self._kbs = {name: _CachedProbe(probe) for name, probe in probes.items()}
         self._redis_ping = redis_ping
         self._draining = draining
         self._timeout = timeout_seconds
         self._ok_ttl = ok_cache_seconds
         self._fail_ttl = fail_cache_seconds
         self._clock = clock
-        self._kb_result: tuple[bool, str] | None = None
-        self._kb_expires = 0.0
-        self._lock = asyncio.Lock()
         self._states: dict[str, Callable[[], str | None]] = {}
 
     def add_state(self, name: str, problem: Callable[[], str | None]) -> None:
@@ -87,8 +107,8 @@ class ReadinessCheck:
         if self._draining():
             ok = False
             checks["shutdown"] = "draining"
-        kb_ok, kb_text = await self._knowledgebase()
-        checks["knowledgebase"] = kb_text
+        results = dict(zip(self._kbs, await asyncio.gather(*map(self._knowledgebase, self._kbs.values())), strict=True))
+        kb_ok, checks["knowledgebase"], per_kb = self._summary(results)
         ok = ok and kb_ok
         if self._redis_ping is not None:
             redis_ok, redis_text = await self._run(self._redis_ping, "Redis")
@@ -98,15 +118,27 @@ class ReadinessCheck:
             text = problem()
             checks[name] = text or "ok"
             ok = ok and text is None
-        return Readiness(ready=ok, checks=checks)
+        return Readiness(ready=ok, checks=checks, knowledgebases=per_kb)
 
-    async def _knowledgebase(self) -> tuple[bool, str]:
-        async with self._lock:
-            if self._kb_result is not None and self._clock() < self._kb_expires:
-                return self._kb_result
-            result = await self._run(self._kb_info, "the knowledgebase")
-            self._kb_result = result
-            self._kb_expires = self._clock() + (self._ok_ttl if result[0] else self._fail_ttl)
+    def _summary(self, results: dict[str, tuple[bool, str]]) -> tuple[bool, str, dict[str, str] | None]:
+        """(ready, the ``knowledgebase`` check, each one's state when several are configured)."""
+        if not self._named:
+            return (*results["knowledgebase"], None)
+        down = [name for name, (up, _) in results.items() if not up]
+        if len(down) == len(results):
+            # Nothing can be answered: not degraded but down, as the one knowledgebase of the environment.
+            return False, "no knowledgebase answers", {name: text for name, (_, text) in results.items()}
+        states = {name: text if up else f"degraded: {text}" for name, (up, text) in results.items()}
+        summary = f"degraded: {', '.join(down)} not answering ({len(down)} of {len(results)})" if down else "ok"
+        return True, summary, states
+
+    async def _knowledgebase(self, cached: _CachedProbe) -> tuple[bool, str]:
+        async with cached.lock:
+            if cached.result is not None and self._clock() < cached.expires:
+                return cached.result
+            result = await self._run(cached.probe, "the knowledgebase")
+            cached.result = result
+            cached.expires = self._clock() + (self._ok_ttl if result[0] else self._fail_ttl)
             return result
 
     async def _run(self, probe: Probe, what: str) -> tuple[bool, str]:
@@ -291,11 +323,12 @@ class HttpServer:
         await self.stop()
 
 
-def quota_refresher(state: Callable[[], Awaitable[Any]]) -> Refresher:
-    """Copies the (maybe Redis-shared) 402 state into the gauge per scrape; ``state`` is ``gate.state``."""
+def quota_refresher(state: Callable[[], Awaitable[Any]], *, kb: str | None = None) -> Refresher:
+    """Copies the (maybe Redis-shared) 402 state into the gauge per scrape; ``state`` is ``gate.state``, ``kb``
+    the knowledgebase's label (None: the default one)."""
 
     async def refresh(metrics: Metrics) -> None:
-        metrics.quota_state(await state())
+        metrics.quota_state(await state(), kb=kb)
 
     return refresh
 
@@ -309,12 +342,12 @@ def feedback_refresher(counts: Callable[[], Awaitable[Any]]) -> Refresher:
     return refresh
 
 
-def ai_quota_refresher(forecast: Callable[[], Awaitable[Any]]) -> Refresher:
+def ai_quota_refresher(forecast: Callable[[], Awaitable[Any]], *, kb: str | None = None) -> Refresher:
     """Copies this month's AI quota use (shared by replicas) into the gauges; ``forecast`` is
-    ``OutcomeRecorder.quota``."""
+    ``OutcomeRecorder.quota``, ``kb`` the knowledgebase's label (None: the default one)."""
 
     async def refresh(metrics: Metrics) -> None:
-        metrics.ai_quota(await forecast())
+        metrics.ai_quota(await forecast(), kb=kb)
 
     return refresh
 
@@ -322,15 +355,17 @@ def ai_quota_refresher(forecast: Callable[[], Awaitable[Any]]) -> Refresher:
 def mount_ops(
     app: web.Application,
     *,
-    kb: KnowledgeBase,
+    kb: KnowledgeBase | Mapping[str, KnowledgeBase],
     stores: Stores,
     metrics: Metrics,
     draining: Callable[[], bool] = lambda: False,
     refreshers: Sequence[Refresher] = (),
 ) -> ReadinessCheck:
-    """The usual wiring in one call: readiness from ``kb.info`` and the shared store's ping, ``/metrics`` with
-    the shared 402 state and feedback totals refreshed per scrape. Returns the readiness check."""
-    readiness = ReadinessCheck(kb.info, redis_ping=stores.ping, draining=draining)
+    """The usual wiring in one call: readiness from ``kb.info`` (of each knowledgebase by name, when several)
+    and the shared store's ping, ``/metrics`` with the shared 402 state and feedback totals refreshed per
+    scrape. Returns the readiness check."""
+    info = {name: each.info for name, each in kb.items()} if isinstance(kb, Mapping) else kb.info
+    readiness = ReadinessCheck(info, redis_ping=stores.ping, draining=draining)
     add_ops_routes(
         app,
         readiness=readiness,

@@ -100,15 +100,16 @@ class Metrics:
         self.feedback = Gauge(
             "feedback_votes", "Answer feedback votes, by verdict.", ["verdict"], namespace=ns, registry=reg
         )
+        # Knowledgebases on one token share its quota: their series show the same count.
         self.ai_quota_used = Gauge(
             "ai_quota_used_ratio",
-            "Share of the month's billed AI quota used (PERFECTWIKI_AI_QUOTA_MONTHLY); alert at 0.8.",
+            "Share of the month's billed AI quota used (PERFECTWIKI_AI_QUOTA_MONTHLY); alert at 0.8.", kb,
             namespace=ns, registry=reg,
         )
         self.ai_quota_runs_out = Gauge(
             "ai_quota_runs_out_timestamp_seconds",
             "Unix time (UTC midnight) of the day the AI quota runs out at the current rate (0: lasts the month).",
-            namespace=ns, registry=reg,
+            kb, namespace=ns, registry=reg,
         )
 
     def for_kb(self, name: str) -> MetricsSink:
@@ -167,12 +168,16 @@ class Metrics:
         self.feedback.labels("helpful").set(counts.helpful)
         self.feedback.labels("not_helpful").set(counts.not_helpful)
 
-    def ai_quota(self, forecast: QuotaForecast | None) -> None:
+    def ai_quota(self, forecast: QuotaForecast | None, *, kb: str | None = None) -> None:
+        """``forecast`` None (no quota set, or no AI): no series for that knowledgebase."""
         if forecast is None:
             return
-        self.ai_quota_used.set(forecast.used_ratio)
+        used, runs_out = self.ai_quota_used, self.ai_quota_runs_out
+        if self._kb:
+            used, runs_out = used.labels(*self._with_kb(kb)), runs_out.labels(*self._with_kb(kb))
+        used.set(forecast.used_ratio)
         day = forecast.runs_out
-        self.ai_quota_runs_out.set(calendar.timegm(day.timetuple()) if day is not None else 0)
+        runs_out.set(calendar.timegm(day.timetuple()) if day is not None else 0)
 
     def save_counts(self) -> dict[str, int]:
         """This process's thread saves by outcome (for the dashboard)."""

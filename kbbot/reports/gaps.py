@@ -23,7 +23,8 @@ from typing import Any
 from rapidfuzz import fuzz, process
 
 from kbbot.core.outcomes import GAP_KINDS, Kind, Outcome
-from kbbot.search.query import STOPWORDS, stem
+from kbbot.core.stopwords import STOPWORDS
+from kbbot.search.query import stem
 
 #: 0–100: candidates are the gaps whose topic words' token_sort_ratio is at least this.
 CANDIDATE_SIMILARITY = 70

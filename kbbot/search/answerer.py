@@ -15,13 +15,22 @@ defaults are calibrated on ``benchmarks/answers`` (``make bench`` prints the fig
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kbbot.core.models import Answer, PageRef, Source
 from kbbot.core.text import neutralize_mentions
 from kbbot.search.fences import close_open_fence, code_lines
 from kbbot.search.index import PageText, SearchHit, SearchIndex
-from kbbot.search.passages import Passage, asked_action, asks_quantity, best_passages, blocks, is_how_to, literals
+from kbbot.search.passages import (
+    Passage,
+    asked_action,
+    asks_quantity,
+    best_passages,
+    blocks,
+    code_literals,
+    is_how_to,
+    literals,
+)
 from kbbot.search.query import QueryPlan, matched_terms
 
 NOT_FOUND = "I couldn't find this in the wiki."
@@ -94,7 +103,7 @@ class SearchAnswerer:
         )
         stems = ranked[0].stems
         blocks_ = ["From the wiki:"]
-        for page, passage in quotes:
+        for n, (page, passage) in enumerate(quotes):
             if passage is None:
                 text = trim(_opening(page), self.max_passage_chars, stems)
             else:
@@ -103,7 +112,11 @@ class SearchAnswerer:
                 text = f"{_heading_line(passage.heading)}\n{body}" if passage.heading else body
             # A page known by its title alone (never synced; the answer's notice says so) is named, not quoted.
             quote = f"{_quote(text)}\n\n" if text.strip() else ""
-            blocks_.append(f"{quote}— {_link(page.title, page.url)}")
+            # Each page is named once, under its last passage: two passages of one page are one source.
+            if n + 1 < len(quotes) and quotes[n + 1][0].id == page.id:
+                blocks_.append(quote.rstrip("\n"))
+            else:
+                blocks_.append(f"{quote}— {_link(page.title, page.url)}")
         return Answer(text="\n\n".join(blocks_), related_pages=related, source=Source.SEARCH, relevance=top.relevance)
 
     async def not_found(self, question: str) -> Answer:
@@ -127,6 +140,7 @@ class SearchAnswerer:
         pages = [hit.page_text() for hit in result.hits if hit.text is not None]
         how_to, quantity, exact = is_how_to(question), asks_quantity(question), literals(question)
         required = plan.required(asked_action(question))
+        code = code_literals(exact)
         best_bm25 = max(hit.score for hit in result.hits) or 1.0
         ranked = []
         for page in pages:
@@ -144,15 +158,20 @@ class SearchAnswerer:
             # A saved chat answers with what people replied, never with its title or header (the title is often
             # the question it was saved for): without such a passage it answers nothing.
             no_reply = hit.saved_chat and not passages
-            relevance = 0.0 if no_reply else _relevance(plan, page, hit, passages[0] if passages else None, required)
+            passage = passages[0] if passages else None
+            prose = _in_prose_only(plan, page, hit, code)
+            relevance = 0.0 if no_reply else _relevance(plan, page, hit, passage, required, prose)
             in_title = frozenset(matched_terms(page.title + "\n" + " ".join(hit.tags), plan.stems))
+            # A word typed as code ("--rollback") and found so names the page as surely as its title would.
+            named = in_title | _as_code(plan, page, code)
             rank = (
                 BM25_SHARE * hit.score / best_bm25
                 + (1 - BM25_SHARE - TITLE_SHARE) * relevance
-                + TITLE_SHARE * plan.coverage(in_title)
+                + TITLE_SHARE * plan.coverage(named)
             )
             ranked.append(_Candidate(hit, page, passages, relevance, rank, frozenset(plan.stems), in_title))
         ranked.sort(key=lambda c: -c.rank)
+        ranked = _pointed_to_first(_more_answering_first(ranked, plan, self.min_relevance))
         return _chats_below_sources(ranked, [hit.id for hit in result.hits])
 
     def _second(self, ranked: list[_Candidate]) -> tuple[PageText, Passage] | None:
@@ -167,7 +186,9 @@ class SearchAnswerer:
         for other in ranked[1:2]:
             if (
                 other.passages
-                and other.relevance >= max(self.min_relevance, top.relevance)
+                and other.relevance >= self.min_relevance
+                # …or ranked above it, and gave way to it (see _rank): both answer.
+                and (other.relevance >= top.relevance or other.rank > top.rank)
                 and other.rank >= SECOND_PAGE_SHARE * top.rank
                 and other.passages[0].found - covered
             ):
@@ -179,6 +200,64 @@ class SearchAnswerer:
             if (passage.found - covered or close) and not _overlap(first, passage):
                 return top.page, passage
         return None
+
+
+def _more_answering_first(ranked: list[_Candidate], plan: QueryPlan, floor: float) -> list[_Candidate]:
+    """Of the two best pages, when they rank about as high and both answer (``floor``), the one whose passage
+    holds more of the question leads ("who is on call this week": the on-call rotation, not the onboarding
+    page titled "your first week") — unless that passage sends the reader to the other ("see Git workflow for
+    branch names"). Only when the first answers too: a page ranked lower is no reason to answer what the
+    first cannot."""
+    if len(ranked) < 2 or not ranked[1].passages or ranked[1].rank < SECOND_PAGE_SHARE * ranked[0].rank:
+        return ranked
+    first, other = ranked[0], ranked[1]
+    if other.relevance > first.relevance >= floor and not _names_page(other.passages[0], first, frozenset(plan.stems)):
+        ranked[0], ranked[1] = other, first
+    return ranked
+
+
+def _pointed_to_first(ranked: list[_Candidate]) -> list[_Candidate]:
+    """The first page's passage may only send the reader on ("Meals while travelling are covered up to the
+    daily limit in Expenses and reimbursement." — a wiki link, shown as the page's title): when it is one
+    sentence that names another of the pages by its title, and that page is related at all, that page is the
+    one to quote, and comes first, as relevant as the passage that sent the reader there (that passage is
+    quoted under it when it holds words the other lacks). A longer passage that mentions a page — "see Code
+    review" in a step — answers itself."""
+    top = ranked[0] if ranked else None
+    if top is None or not top.passages or not _one_sentence(top.passages[0].text):
+        return ranked
+    for other in ranked[1:]:
+        if other.relevance >= MAYBE_RELATED_RELEVANCE and _names_page(top.passages[0], other):
+            ranked.remove(other)
+            ranked.insert(0, replace(other, relevance=max(other.relevance, top.relevance)))
+            break
+    return ranked
+
+
+def _names_page(passage: Passage, candidate: _Candidate, about: frozenset[str] = frozenset()) -> bool:
+    """Whether ``passage`` names the candidate's page by its title (of two words or more: a wiki link); with
+    ``about``, in a line or sentence that holds one of those stems besides ("see Git workflow for branch
+    names", not "Work travel booked according to Business travel" in a list about meals)."""
+    title = " ".join(candidate.page.title.casefold().split())
+    if len(title.split()) < 2:
+        return False
+    if not about:
+        return _names(" ".join(passage.text.casefold().split()), title)
+    for line in passage.text.split("\n"):
+        for sentence in _SENTENCE_END.split(line):
+            text = " ".join(sentence.casefold().split())
+            if _names(text, title) and matched_terms(text.replace(title, " "), set(about)):
+                return True
+    return False
+
+
+def _one_sentence(text: str) -> bool:
+    return "\n" not in text.strip() and len(_SENTENCE_END.split(text.strip())) == 1
+
+
+def _names(text: str, title: str) -> bool:
+    """Whether ``text`` holds ``title`` as whole words."""
+    return re.search(rf"(?<!\w){re.escape(title)}(?!\w)", text) is not None
 
 
 def _overlap(a: Passage, b: Passage) -> bool:
@@ -203,15 +282,44 @@ def _chats_below_sources(ranked: list[_Candidate], order: list[str]) -> list[_Ca
 
 
 def _relevance(
-    plan: QueryPlan, page: PageText, hit: SearchHit, passage: Passage | None, required: frozenset[str]
+    plan: QueryPlan,
+    page: PageText,
+    hit: SearchHit,
+    passage: Passage | None,
+    required: frozenset[str],
+    prose: frozenset[str] = frozenset(),
 ) -> float:
     """The share of the question (by weight) that the quoted passage, its heading and the page's title and
-    tags hold; ``required`` stems the page lacks count fully against it (the verb of "how do I…")."""
+    tags hold; ``required`` stems the page lacks count fully against it (the verb of "how do I…"), and
+    ``prose`` stems (:func:`_in_prose_only`) count only as words found elsewhere on the page."""
     stems = plan.stems
     found = matched_terms(page.title + "\n" + " ".join(hit.tags), stems)
     if passage is not None:
         found |= passage.found
+    found -= prose
     return plan.coverage(found, matched_terms(page.text, stems - found), required)
+
+
+def _in_prose_only(plan: QueryPlan, page: PageText, hit: SearchHit, code: frozenset[str]) -> frozenset[str]:
+    """The stems of words the question typed as code (:func:`~kbbot.search.passages.code_literals`) that the
+    page never writes so: "--rollback" is an option of a command, and a page saying "rollback" in prose is not
+    about it."""
+    if not code:
+        return frozenset()
+    text = "\n".join([page.title, page.text, *hit.tags]).casefold()
+    return _stems_of(plan, [lit for lit in code if lit not in text])
+
+
+def _as_code(plan: QueryPlan, page: PageText, code: frozenset[str]) -> frozenset[str]:
+    """The stems of words the question typed as code that the page's text holds exactly so."""
+    if not code:
+        return frozenset()
+    text = page.text.casefold()
+    return _stems_of(plan, [lit for lit in code if lit in text])
+
+
+def _stems_of(plan: QueryPlan, literals_: list[str]) -> frozenset[str]:
+    return frozenset(t.stem for t in plan.terms for lit in literals_ if t.docs and not t.compound and t.word in lit)
 
 
 def _dont_know(ranked: list[_Candidate], *, relevance: float) -> Answer:
@@ -282,19 +390,20 @@ def trim(passage: str, limit: int, stems: frozenset[str] | set[str]) -> str:
 
 
 # Quoted page text stays verbatim — commands, paths and ``$…$`` LaTeX must read exactly as in the wiki, and
-# each platform's renderer escapes for itself (backslash escapes would show up literally in Slack). Code sits in
-# fences, untouched. Only a prose line starting with "#" gets an invisible zero-width space in front, so no
-# Markdown renderer turns it into a heading.
+# each platform's renderer converts for itself. Code sits in fences, untouched. Only a prose line that Markdown
+# would read as a heading or a list item gets Markdown's own backslash escape ("\\#", "1\\."), so the answer
+# is plain CommonMark for every reader (``kbbot ask --json``, saved pages); Slack's mrkdwn, which has no
+# escapes, drops it (:func:`kbbot.adapters.slack.rendering.markdown_to_mrkdwn`).
 _LINE_START_HASH = re.compile(r"^(\s*)#")
 
 
 # A numbered heading ("## 1. Get your configuration") quoted above its steps would read as step 1 of them, and
-# renderers would renumber the real steps 2, 3, 4; the same zero-width space keeps it a line of its own.
-_LIST_MARKER = re.compile(r"^(\d{1,9}[.)]|[-*+])(\s|$)")
+# renderers would renumber the real steps 2, 3, 4: escaped, it stays a line of its own.
+_LIST_MARKER = re.compile(r"^(\d{0,9})((?<=\d)[.)]|(?<!\d)[-*+])(?=\s|$)")
 
 
 def _heading_line(heading: str) -> str:
-    return "\u200b" + heading if _LIST_MARKER.match(heading) else heading
+    return _LIST_MARKER.sub(r"\1\\\2", heading, count=1)
 
 
 def _quote(text: str) -> str:
@@ -305,7 +414,7 @@ def _quote(text: str) -> str:
         if in_code:
             out.append(f"> {line}".rstrip() + "\n")
         elif line.strip():
-            out.append("> " + _LINE_START_HASH.sub("\\1\u200b#", line.rstrip()) + "  \n")
+            out.append("> " + _LINE_START_HASH.sub(r"\1\\#", line.rstrip()) + "  \n")
         else:
             out.append(">\n")
     return "".join(out).rstrip(" \n")

@@ -5,10 +5,10 @@ search over 10,000 pages in a few milliseconds from a file, with no server to ru
 
 sqlite3 blocks, so every statement runs on one dedicated worker thread
 (``ThreadPoolExecutor(max_workers=1)``): the event loop never waits on the disk. One exception: a tantivy search
-whose question the index can read from memory (every word's page count known, nothing to commit) takes less
-than the hand-over to that thread and back, so when the thread is idle it runs on the caller's (a lock keeps
-the connection to one user at a time). Writes are small
-transactions (a page, or a small batch), so a search never queues behind a whole sync.
+whose question the index can read from memory (every word's page count known, nothing to commit; the ranking
+holds the hits' rows) takes less than the hand-over to that thread and back, so when the thread is idle it runs
+on the caller's (a lock keeps the connection to one user at a time). Writes are small transactions (a page, or
+a small batch), so a search never queues behind a whole sync.
 
 The index is a cache of the wiki: when its file is from an older schema or is corrupt, it is rebuilt empty and
 the next sync fills it again.
@@ -30,13 +30,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from kbbot.errors import ConfigError, SearchIndexError
 from kbbot.search.query import PARTICLES, QueryPlan, Term, TermCounter, plan_terms, word_stems
 from kbbot.search.saved_chats import below_their_sources
 from kbbot.search.spelling import Vocabulary, english_loaded, is_english, specificity
-from kbbot.search.tantivy_ranking import Candidate, RankingBusy, TantivyRanking
+from kbbot.search.tantivy_ranking import Candidate, RankedPage, RankingBusy, TantivyRanking
 from kbbot.search.tantivy_ranking import available as tantivy_available
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,10 @@ _ROWS = "SELECT rowid, id, title, url, tags, saved_chat FROM pages WHERE rowid I
 #: A hit's row: id, title, url, tags (JSON), saved_chat.
 Row = tuple[Any, ...]
 _SNIPPET = "SELECT snippet(pages_fts, 2, char(2), char(3), '…', ?) FROM pages_fts WHERE pages_fts MATCH ? AND rowid = ?"
+#: What the tantivy ranking is given of each page (see RankedPage).
+_RANKING_PAGES = "SELECT rowid, id, title, url, tags, body, saved_chat FROM pages"
+#: set_urls updates this many pages per trip to the index thread (with tantivy each is written again).
+_URL_BATCH = 500
 _TERM_DOCS = "SELECT term, doc FROM pages_vocab WHERE term IN ({marks})"
 _PREFIX_DOCS = "SELECT max(doc) FROM pages_vocab WHERE term >= ? AND term < ?"
 
@@ -284,6 +288,9 @@ class SearchIndex:
         self._word_docs: dict[tuple[str, bool], int] = {}
         #: A word no page holds → what it is searched as (a typo's correction, its parts, …: see _unknown_sync).
         self._unknown: dict[str, tuple[Term, ...]] = {}
+        #: (word, the stem it joins, pages holding it) → its Term, made once (a frozen dataclass takes a
+        #: microsecond to make, a tenth of a tantivy search's own Python).
+        self._known: dict[tuple[str, str, int], Term] = {}
         self._unsettled = False  # changed by this connection since flush() last read the vocabulary
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -339,10 +346,11 @@ class SearchIndex:
         if self._executor is None or not self._lock.acquire(blocking=False):
             return None
         try:
-            with self._errors():
-                return fn()
+            return fn()
         except _NotInMemory:
             return None
+        except (RankingBusy, sqlite3.Error) as exc:  # as _errors says it (a contextmanager costs µs here)
+            self._raise(exc)
         finally:
             self._lock.release()
 
@@ -350,17 +358,20 @@ class SearchIndex:
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except RankingBusy:
+        except (RankingBusy, sqlite3.Error) as exc:
+            self._raise(exc)
+
+    def _raise(self, exc: RankingBusy | sqlite3.Error) -> NoReturn:
+        if isinstance(exc, RankingBusy):
             raise SearchIndexError(
                 f"The search index at {self.path} is being written by another kbbot process (SEARCH_ENGINE=tantivy "
                 "takes one writer at a time); try again when it is done."
             ) from None
-        except sqlite3.Error as exc:
-            # Disk full, a file broken while open, a lock held too long by another process: one clear error
-            # in kbbot's tree instead of a sqlite3 traceback. The index is a cache, so deleting it is safe.
-            raise SearchIndexError(
-                f"The search index at {self.path} failed ({exc}); delete the file to rebuild it."
-            ) from exc
+        # Disk full, a file broken while open, a lock held too long by another process: one clear error in
+        # kbbot's tree instead of a sqlite3 traceback. The index is a cache, so deleting it is safe.
+        raise SearchIndexError(
+            f"The search index at {self.path} failed ({exc}); delete the file to rebuild it."
+        ) from exc
 
     def _open_sync(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -396,7 +407,7 @@ class SearchIndex:
             log.info("rebuilding the tantivy ranking of %s from its %d pages", self.path, pages)
             try:
                 ranking.clear()
-                ranking.put(db.execute("SELECT rowid, title, tags, body, saved_chat FROM pages"))
+                ranking.put(db.execute(_RANKING_PAGES))
             except RankingBusy:
                 log.info("the tantivy ranking of %s is being written by another process; using it", self.path)
                 return
@@ -476,7 +487,7 @@ class SearchIndex:
     def _upsert_sync(self, pages: list[IndexedPage], now: float) -> int:
         db = self._db
         changed = 0
-        written: list[tuple[int, str, str, str, bool]] = []  # for the tantivy ranking
+        written: list[RankedPage] = []  # for the tantivy ranking
         if self._ranking is not None:
             self._ranking.hold()  # busy elsewhere: nothing is written, neither here nor there
         with _transaction(db):
@@ -485,14 +496,18 @@ class SearchIndex:
                 title = _clean(page.title)
                 tags = json.dumps([_clean(tag) for tag in page.tags], ensure_ascii=False)
                 fingerprint = page.content_hash or content_hash(title, tags, body)
-                row = db.execute("SELECT content_hash, title, tags FROM pages WHERE id = ?", (page.id,)).fetchone()
+                row = db.execute(
+                    "SELECT content_hash, title, tags, url, rowid, saved_chat FROM pages WHERE id = ?", (page.id,)
+                ).fetchone()
                 meta = (page.url, page.slug, page.version, page.updated_at, now)
-                if row is not None and tuple(row) == (fingerprint, title, tags):
+                if row is not None and tuple(row[:3]) == (fingerprint, title, tags):
                     # Same content: refresh the bookkeeping only, leave the FTS rows alone.
                     db.execute(
                         "UPDATE pages SET url=?, slug=?, version=?, updated_at=?, last_fetched=? WHERE id=?",
                         (*meta, page.id),
                     )
+                    if row[3] != page.url and self._ranking is not None:  # the ranking holds hits' URLs too
+                        written.append(RankedPage(row[4], page.id, title, page.url, tags, body, bool(row[5])))
                     continue
                 changed += 1
                 (rowid,) = db.execute(
@@ -507,7 +522,7 @@ class SearchIndex:
                        RETURNING rowid""",
                     (page.id, title, tags, body, fingerprint, *meta, int(page.saved_chat)),
                 ).fetchone()
-                written.append((int(rowid), title, tags, body, page.saved_chat))
+                written.append(RankedPage(int(rowid), page.id, title, page.url, tags, body, page.saved_chat))
             if written and self._ranking is not None:
                 db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tantivy_dirty', '1')")
         if changed:
@@ -519,13 +534,28 @@ class SearchIndex:
         return changed
 
     async def set_urls(self, urls: dict[str, str | None]) -> None:
-        """Update stored page URLs (the URL template changed) without re-fetching or re-indexing anything."""
-        if urls:
-            await self._run(lambda: self._set_urls_sync(urls))
+        """Update stored page URLs (the URL template changed) without re-fetching anything; with tantivy,
+        which holds each hit's URL, those pages are given to it again (a few at a time, so searches are not
+        held up)."""
+        items = list(urls.items())
+        for start in range(0, len(items), _URL_BATCH):
+            batch = items[start : start + _URL_BATCH]
+            await self._run(lambda batch=batch: self._set_urls_sync(batch))  # type: ignore[misc]
 
-    def _set_urls_sync(self, urls: dict[str, str | None]) -> None:
+    def _set_urls_sync(self, urls: list[tuple[str, str | None]]) -> None:
+        ranking = self._ranking
+        if ranking is not None:
+            ranking.hold()
         with _transaction(self._db) as db:
-            db.executemany("UPDATE pages SET url = ? WHERE id = ?", [(url, pid) for pid, url in urls.items()])
+            db.executemany("UPDATE pages SET url = ? WHERE id = ?", [(url, pid) for pid, url in urls])
+            if ranking is None:
+                return
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tantivy_dirty', '1')")
+            marks = ",".join("?" * len(urls))
+            pages = db.execute(f"{_RANKING_PAGES} WHERE id IN ({marks})", [pid for pid, _ in urls]).fetchall()
+        ranking.put(pages)
+        self._commit_ranking_sync(unless_fewer_than=_RANKING_BATCH)
+        ranking.release_if_idle()
 
     async def delete(self, ids: Iterable[str]) -> int:
         """Drop pages (deleted from the wiki); returns how many were in the index."""
@@ -657,7 +687,7 @@ class SearchIndex:
         except sqlite3.Error as exc:
             log.warning("search failed in %s: %s", self.path, exc)
             return SearchResult(QueryPlan((), 0), [])
-        hits = self._search_sync(plan, limit, texts, snippets) if plan.match() else []
+        hits = self._search_sync(plan, limit, texts, snippets) if any(t.docs for t in plan.terms) else []
         return SearchResult(plan, hits)
 
     def _stats_sync(self, *, in_memory: bool = False) -> None:
@@ -669,7 +699,7 @@ class SearchIndex:
             if in_memory:
                 raise _NotInMemory
             self._stats_key, self._vocab = key, None
-            self._word_docs, self._unknown = {}, {}
+            self._word_docs, self._unknown, self._known = {}, {}, {}
             self._total_docs = int(db.execute("SELECT count(*) FROM pages").fetchone()[0])
 
     def _plan_sync(self, terms: list[tuple[str, str, str]], *, in_memory: bool = False) -> QueryPlan:
@@ -677,7 +707,14 @@ class SearchIndex:
         db, docs, vocabulary = self._db, self._word_docs, self._vocab
         if len(docs) > _MAX_CACHED_WORDS:
             docs.clear()
+            self._known.clear()
         stems = [stem_ for stem_ in {stem_ for _, stem_, _ in terms} if (stem_, False) not in docs]
+        if stems and vocabulary is None and self._ranking is not None and not in_memory:
+            # With tantivy a search whose words' page counts are all known runs on the caller's thread (see
+            # _run_here_if_cheap); one with a word not yet seen came here for them. Reading every count
+            # once (the vocabulary) plans the questions after it from memory until the index changes: on the
+            # benchmark corpus a sixth of questions had a new word, and each cost 2-4 times a search.
+            vocabulary = self._vocabulary_sync()
         if stems and vocabulary is not None:  # loaded for a word the index lacked: it has every count
             docs.update(((stem_, False), vocabulary.docs(stem_)) for stem_ in stems)
         elif stems:
@@ -701,7 +738,10 @@ class SearchIndex:
                         docs[stem_, True] = int(row[0] or 0)
                 count = docs[stem_, True]
             if count or joins:
-                planned.append(Term(word, stem_, count, joins=joins))
+                known = self._known.get((word, joins, count))
+                if known is None:
+                    known = self._known[word, joins, count] = Term(word, stem_, count, joins=joins)
+                planned.append(known)
             else:
                 planned += self._unknown_sync(word, stem_, in_memory=in_memory)
         return QueryPlan(tuple(planned), self._total_docs)
@@ -801,19 +841,15 @@ class SearchIndex:
         db = self._db
         candidates = max(limit * _CANDIDATES_PER_HIT[self.engine], _CANDIDATES)
         try:
-            ranked, rows, title_words = self._candidates_sync(plan, limit, candidates)
+            ranked, title_words, row_of = self._candidates_sync(plan, limit, candidates)
             if not ranked:
                 return []
             boosted = _title_boosted(ranked, title_words, plan.stems, limit)
-            if any(c.saved_chat for c in ranked):  # its place depends on every candidate's title (rows has all)
-                scored = [(score, rowid, rows[rowid]) for score, rowid in boosted]
+            if any(c.saved_chat for c in ranked):  # its place depends on every candidate's title
+                scored = [(score, c.rowid, row_of(c)) for score, c in boosted]
                 scored = below_their_sources(scored, self._bodies([r for _, r, row in scored if row[4]]))
             else:
-                # tantivy held what the boost needs: only the pages returned are read from SQLite.
-                rows.update(self._rows_sync([rowid for _, rowid in boosted[:limit] if rowid not in rows]))
-                if any(rowid not in rows for _, rowid in boosted[:limit]):  # deleted by another process
-                    rows.update(self._rows_sync([rowid for _, rowid in boosted if rowid not in rows]))
-                scored = [(score, rowid, rows[rowid]) for score, rowid in boosted if rowid in rows]
+                scored = [(score, c.rowid, row_of(c)) for score, c in boosted[:limit]]
             best = scored[:limit]
             bodies: dict[int, str] = {}
             if texts:
@@ -846,16 +882,21 @@ class SearchIndex:
 
     def _candidates_sync(
         self, plan: QueryPlan, limit: int, candidates: int
-    ) -> tuple[list[Candidate], dict[int, Row], Callable[[Candidate], Sequence[str]]]:
-        """The ranked candidates, the rows read for them (every candidate's with FTS5's ranking, or when a
-        saved chat is among them; else none yet), and where the title boost reads each one's title words."""
+    ) -> tuple[list[Candidate], Callable[[Candidate], Sequence[str]], Callable[[Candidate], Row]]:
+        """The ranked candidates, where the title boost reads each one's title words, and where its row is.
+        tantivy holds both (a page another process deleted is found until that process commits its ranking,
+        at its next search or the end of its sync); with FTS5 every candidate's row is read from SQLite."""
         ranking = self._ranking
         if ranking is not None:
-            found = self._tantivy_rank_sync(ranking, plan, candidates)
-            if not any(c.saved_chat for c in found):
-                return found, {}, ranking.title_words
-            rows = self._rows_sync([c.rowid for c in found])
-            return [c for c in found if c.rowid in rows], rows, ranking.title_words
+            pages: dict[int, tuple[Row, list[str]]] = {}  # each candidate's stored page, read at most once
+
+            def page(candidate: Candidate) -> tuple[Row, list[str]]:
+                found = pages.get(candidate.rowid)
+                if found is None:
+                    found = pages[candidate.rowid] = ranking.page(candidate)
+                return found
+
+            return self._tantivy_rank_sync(ranking, plan, candidates), lambda c: page(c)[1], lambda c: page(c)[0]
         ranked = self._rank_sync(plan, limit, candidates)
         rows = self._rows_sync([int(rowid) for rowid, _ in ranked])
         found = [
@@ -863,7 +904,7 @@ class SearchIndex:
             for rowid, score in ranked
             if rowid in rows  # FTS rows follow the pages table in one transaction: always there
         ]
-        return found, rows, lambda c: word_stems(rows[c.rowid][1])
+        return found, lambda c: word_stems(rows[c.rowid][1]), lambda c: rows[c.rowid]
 
     def _rows_sync(self, rowids: list[int]) -> dict[int, Row]:
         if not rowids:
@@ -905,8 +946,8 @@ def _ranking_words(plan: QueryPlan) -> list[tuple[str, bool]]:
 
 def _title_boosted(
     ranked: list[Candidate], title_words: Callable[[Candidate], Sequence[str]], stemmed: set[str], limit: int
-) -> list[tuple[float, int]]:
-    """(score, rowid) best first, each score grown by the share of the question's terms in the page's title:
+) -> list[tuple[float, Candidate]]:
+    """(score, candidate) best first, each score grown by the share of the question's terms in the page's title:
     FTS5's bm25 counts a title hit as a few body hits, and a body that mentions a word often saturates to nearly
     the same score, but a page whose title says what was asked is what people want.
 
@@ -914,21 +955,31 @@ def _title_boosted(
     score, no page after it can: their titles are not read (except when a saved chat is among the candidates,
     whose place depends on every page, see :func:`below_their_sources`)."""
     every = any(c.saved_chat for c in ranked)
-    counter = TermCounter(stemmed)
+    matched = TermCounter(stemmed).matched
+    terms = max(1, len(stemmed))
     best: list[float] = []  # a heap of the ``limit`` best boosted scores so far
     scored = []
-    for candidate in sorted(ranked, key=lambda c: -c.score):
+    for candidate in sorted(ranked, key=_by_score):
         score = candidate.score
-        if not every and len(best) == limit and max(score, score * (1 + TITLE_BOOST)) < best[0]:
+        full = len(best) == limit
+        if full and not every and max(score, score * (1 + TITLE_BOOST)) < best[0]:
             break
-        boosted = score * (1.0 + TITLE_BOOST * counter.matched(title_words(candidate)) / max(1, len(stemmed)))
-        scored.append((boosted, candidate.rowid))
-        if len(best) < limit:
-            heapq.heappush(best, boosted)
-        else:
+        boosted = score * (1.0 + TITLE_BOOST * matched(title_words(candidate)) / terms)
+        scored.append((boosted, candidate))
+        if full:
             heapq.heappushpop(best, boosted)
-    scored.sort(key=lambda item: -item[0])
+        else:
+            heapq.heappush(best, boosted)
+    scored.sort(key=_by_boosted)
     return scored
+
+
+def _by_score(candidate: Candidate) -> float:
+    return -candidate.score
+
+
+def _by_boosted(item: tuple[float, Candidate]) -> float:
+    return -item[0]
 
 
 def _docs(term: Term) -> int:

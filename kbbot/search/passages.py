@@ -99,6 +99,15 @@ def literals(question: str) -> frozenset[str]:
     return frozenset(m.group(0).casefold() for m in _LITERAL.finditer(question[:4000]))
 
 
+_HYPHENATED = re.compile(r"\w+(?:-\w+)+")
+
+
+def code_literals(literals_: frozenset[str]) -> frozenset[str]:
+    """Those of :func:`literals` that are code — an option, a mention, a path, a setting ("--rollback",
+    "@channel", "gpg.format") — rather than words joined by hyphens ("take-home", "on-call")."""
+    return frozenset(lit for lit in literals_ if not _HYPHENATED.fullmatch(lit))
+
+
 def blocks(text: str, title: str = "") -> list[Block]:
     """The page's blocks in order, each with the heading above it; headings themselves are not blocks."""
     out: list[Block] = []
@@ -163,8 +172,12 @@ def best_passages(
     if not stems or not page_blocks:
         return []
     known = [plan.weight(t) for t in plan.terms if t.docs and not t.compound]
-    answer_type_weight = sum(known) / len(known) if quantity and known else 0.0
-    literal_weight = {lit: sum(plan.weight(t) for t in plan.terms if t.docs and t.word in lit) for lit in exact}
+    average_weight = sum(known) / len(known) if known else 0.0
+    answer_type_weight = average_weight if quantity else 0.0
+    # A literal of a stopword ("--from", "@here") holds no search term: it weighs as an average word.
+    literal_weight = {
+        lit: sum(plan.weight(t) for t in plan.terms if t.docs and t.word in lit) or average_weight for lit in exact
+    }
     in_title = matched_terms(title, stems)
     focus = stems - in_title
     weights = {t.stem: plan.weight(t) for t in plan.terms if t.docs}
@@ -173,8 +186,7 @@ def best_passages(
             weights[term] *= TITLE_TERM_WEIGHT
     heading_hits: dict[str | None, set[str]] = {}
     block_hits = [
-        {} if saved_chat and not_an_answer(block.text, stems) else term_hits(block.text, stems)
-        for block in page_blocks
+        {} if saved_chat and not_an_answer(block.text, stems) else term_hits(block.text, stems) for block in page_blocks
     ]
     candidates: list[Passage] = []
     for start, first in enumerate(page_blocks):

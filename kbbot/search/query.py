@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import Stemmer
+from rapidfuzz.distance import OSA, Indel
+
+from kbbot.core.stopwords import STOPWORDS
 
 #: More terms than this add noise and cost, not recall (a pasted 100 KB log is not a better question).
 MAX_TERMS = 24
@@ -32,22 +35,6 @@ _MAX_TERM_CHARS = 40
 
 _WORD = re.compile(r"\w+")
 
-STOPWORDS = frozenset(
-    """
-    a about above after again against all am an and any are as at be because been before being below between
-    both but by can could did do does doing down during each few for from further had has have having he her
-    here hers herself him himself his how i if in into is it its itself just let me more most my myself no
-    nor not now of off on once only or other our ours ourselves out over own same she should so some such
-    than that the their theirs them themselves then there these they this those through to too under until
-    up very was we were what when where which while who whom why will with would you your yours yourself
-    yourselves anyone anybody anything someone something get got getting need needs want wants please thanks
-    thank hi hello hey tell know find use uses using used way ways also may might must shall us via vs
-    ok okay today tomorrow yesterday allowed able possible happen happens happened exactly actually really
-    basically currently still ever else whats im ive id accidentally mistakenly recently usually typically
-    generally simply already maybe perhaps probably count counts mean means meant
-    isn aren wasn weren don doesn didn hasn haven hadn shouldn wouldn couldn mustn needn
-    """.split()  # noqa: SIM905 - a word list reads best as words
-)
 
 #: Stopwords that are something else in capitals: "IT" (the department), "US" (the country).
 _ACRONYMS = frozenset(["IT", "US"])
@@ -172,14 +159,17 @@ class TermCounter:
 
     def matched(self, words: Sequence[str]) -> int:
         """How many of the terms ``words`` holds: ``len(self.hits(words))``, without counting each."""
-        terms = self.terms
+        terms, prefix_lengths = self.terms, self._prefix_lengths
         found = terms.intersection(words)
-        if self._prefix_lengths:
+        if prefix_lengths:
             for word in words:
                 if word in terms:
                     continue
-                for length in self._prefix_lengths:
-                    if length < len(word) and word[:length] in terms:
+                size = len(word)
+                for length in prefix_lengths:  # shortest first: none after one as long as the word fits
+                    if length >= size:
+                        break
+                    if word[:length] in terms:
                         found.add(word[:length])
                         break
         return len(found)
@@ -317,10 +307,35 @@ class QueryPlan:
 
 
 def _unknown_share(term: Term) -> float:
-    """The share of its weight a word no page has counts against an answer (see :data:`UNKNOWN_SHARE`)."""
+    """The share of its weight a word no page has counts against an answer (see :data:`UNKNOWN_SHARE`); a
+    mistyped stopword ("wat", "teh") none."""
+    if mistyped_stopword(term.word):
+        return 0.0
     if not term.english:
         return UNKNOWN_SHARE
     return UNKNOWN_WORD_SHARE + (TOPIC_WORD_SHARE - UNKNOWN_WORD_SHARE) * term.specificity
+
+
+#: Stopwords long enough that one letter dropped, added or swapped is still recognisably them.
+_TYPO_STOPWORDS = sorted(word for word in STOPWORDS if len(word) >= 3)
+
+
+@lru_cache(maxsize=4096)
+def mistyped_stopword(word: str) -> bool:
+    """Whether ``word`` is a stopword with one letter dropped, added or two swapped ("wat" → what, "teh" → the,
+    "abot" → about): a word of the question that says no more than the stopword would. Called only for words
+    no page has (a word the wiki uses means itself); the first letter must agree, as people rarely mistype it,
+    and a changed letter is not enough ("fee" is no "few")."""
+    if len(word) < 2 or word in STOPWORDS:
+        return False
+    for stopword in _TYPO_STOPWORDS:
+        if stopword[0] != word[0] or abs(len(stopword) - len(word)) > 1:
+            continue
+        if Indel.distance(word, stopword) <= 1:
+            return True
+        if len(word) == len(stopword) and sorted(word) == sorted(stopword) and OSA.distance(word, stopword) == 1:
+            return True
+    return False
 
 
 def _prefix_for(stem_: str) -> str:

@@ -5,15 +5,19 @@ grows with the wiki: on the benchmark corpus it passes 5 ms at about 20,000 page
 Python bindings) skips the blocks of pages that cannot reach the top (block-max WAND): a fraction of a
 millisecond at 50,000 pages in ``make bench``.
 
-What it holds: the ranking, and what the title boost needs of each candidate (its title's words, stemmed as
-:func:`~kbbot.search.query.word_stems` stems them, and whether it is a saved chat), so a search reads SQLite
-only for the few rows it returns. Pages, their text, the bookkeeping, the vocabulary (page frequencies, typo
-correction) and excerpts stay in SQLite, so :class:`~kbbot.search.index.SearchIndex` keeps its contract and
-every answer path is the same; a page's SQLite rowid is its tantivy document's key. Text goes in already
-stemmed by kbbot's own Porter stemmer (the one FTS5 and the query plan use) on a whitespace tokenizer, so
-both engines see the same words; without positions (bm25 needs only word counts, and no query is a phrase).
+What it holds: the ranking, and with each page what the title boost needs of a candidate (its title's words,
+stemmed as :func:`~kbbot.search.query.word_stems` stems them, and whether it is a saved chat) and a hit's row
+(id, title, URL, tags), so a search reads nothing from SQLite (the rows it returned took a fifth of its time
+there: one random page read each). A candidate's title words and row are one stored value: the boost reads
+it, and a hit's row is then already read (a stored document costs 1-3 µs to read). Page texts, the
+bookkeeping, the vocabulary (page frequencies, typo correction) and excerpts stay in SQLite, so
+:class:`~kbbot.search.index.SearchIndex` keeps its contract and every answer path is the same; a page's
+SQLite rowid is its tantivy document's key. Text goes in already stemmed by kbbot's own Porter stemmer (the
+one FTS5 and the query plan use) on a whitespace tokenizer, so both engines see the same words; without
+positions (bm25 needs only word counts, and no query is a phrase).
 
-Every method runs on the index's own thread, like the SQL. tantivy allows one writer per index, so the writer
+Every method runs under the index's lock, on its own thread like the SQL (a search planned from memory on the
+caller's, see :mod:`kbbot.search.index`). tantivy allows one writer per index, so the writer
 is taken for a batch of writes and given back at the commit: the bot and a `kbbot index sync` can take turns;
 a process that finds it taken gets :class:`RankingBusy`. Readers look for other processes' commits when the
 SQLite file changed (the writer clears a flag there after each commit).
@@ -29,6 +33,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
+
+import msgpack
 
 from kbbot.search.query import stem, word_stems
 
@@ -53,12 +59,24 @@ log = logging.getLogger(__name__)
 
 class Candidate(NamedTuple):
     """A ranked page: its SQLite rowid, its score, whether it is a saved chat, and where the ranking keeps it
-    (tantivy's document address: :meth:`TantivyRanking.title_words` reads its title from there)."""
+    (tantivy's document address: :meth:`TantivyRanking.page` reads its row and title words from there)."""
 
     rowid: int
     score: float
     saved_chat: bool
     address: Any = None
+
+
+class RankedPage(NamedTuple):
+    """What the ranking is given of a page (as :data:`~kbbot.search.index` selects it from SQLite)."""
+
+    rowid: int
+    id: str
+    title: str
+    url: str | None
+    tags: str  # the JSON array SQLite stores
+    body: str
+    saved_chat: bool
 
 
 class RankingBusy(RuntimeError):
@@ -101,11 +119,14 @@ class TantivyRanking:
         folder.mkdir(parents=True, exist_ok=True)
         builder = tantivy.SchemaBuilder()
         # rowid and saved_chat are fast (columnar) fields: read for all candidates at once in 2 µs, where
-        # reading 15 stored documents takes 15 µs (only the titles the boost needs are read from there).
-        builder.add_integer_field("rowid", stored=True, indexed=True, fast=True)
+        # reading 15 stored documents takes 15 µs (only the pages the boost needs are read from there). The
+        # rowid is indexed (a write finds the page's document by it), not stored: a stored document of one
+        # field is read a sixth faster.
+        builder.add_integer_field("rowid", indexed=True, fast=True)
         for name, _weight in FIELDS:
             builder.add_text_field(name, stored=False, tokenizer_name="whitespace", index_option="freq")
-        builder.add_bytes_field("title_words", stored=True)
+        # msgpack [id, title, url, tags, title's stems] (a tenth of JSON's time)
+        builder.add_bytes_field("page", stored=True)
         builder.add_boolean_field("saved_chat", fast=True)
         self._schema = builder.build()
         try:
@@ -155,11 +176,11 @@ class TantivyRanking:
                 raise
         return self._writer
 
-    def put(self, rows: Iterable[tuple[int, str, str, str, bool]]) -> None:
-        """Add or replace the documents of (rowid, title, tags, body, saved chat) rows; seen by searches after
-        :meth:`commit`."""
+    def put(self, pages: Iterable[RankedPage | tuple[Any, ...]]) -> None:
+        """Add or replace the documents of these pages; seen by searches after :meth:`commit`."""
         writer = self._writing()
-        for rowid, title, tags, body, saved_chat in rows:
+        for page in pages:
+            rowid, page_id, title, url, tags, body, saved_chat = page
             self.pending += 1
             writer.delete_documents_by_term("rowid", rowid)
             writer.add_document(
@@ -168,7 +189,7 @@ class TantivyRanking:
                     title=_stems(title),
                     tags=_stems(tags),
                     body=_stems(body),
-                    title_words=" ".join(word_stems(title)).encode(),
+                    page=msgpack.packb([page_id, title, url, tags, word_stems(title)]),
                     saved_chat=bool(saved_chat),
                 )
             )
@@ -221,17 +242,20 @@ class TantivyRanking:
         # one instead of skipping the blocks that cannot reach the top.
         hits = searcher.search(self._t.Query.boolean_query(clauses), limit, count=False).hits
         addresses = [address for _score, address in hits]
-        rowids = searcher.fast_field_values("rowid", addresses)
+        rowids = searcher.fast_field_values("rowid", addresses)  # ints and bools: every segment has both
         saved = searcher.fast_field_values("saved_chat", addresses)
         return [
-            Candidate(int(rowid or 0), float(score), bool(chat), address)
+            Candidate(rowid, score, chat, address)
             for (score, address), rowid, chat in zip(hits, rowids, saved, strict=True)
         ]
 
-    def title_words(self, candidate: Candidate) -> list[str]:
-        """The stemmed words of a ranked page's title (:func:`~kbbot.search.query.word_stems`)."""
-        words: bytes = self._searcher.doc(candidate.address).get_first("title_words") or b""
-        return words.decode().split()
+    def page(self, candidate: Candidate) -> tuple[tuple[Any, ...], list[str]]:
+        """A ranked page's row (id, title, url, tags as JSON, saved chat, as SQLite holds them) and the stemmed
+        words of its title (:func:`~kbbot.search.query.word_stems`)."""
+        page_id, title, url, tags, title_words = msgpack.unpackb(
+            self._searcher.doc(candidate.address).get_first("page")
+        )
+        return (page_id, title, url, tags, candidate.saved_chat), title_words
 
     def _clauses_of(self, word: str) -> list[tuple[Any, Any]]:
         """``word``'s query clauses: one per field that holds it (a field without it adds nothing to any

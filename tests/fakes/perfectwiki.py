@@ -125,6 +125,8 @@ class _State:
     queries: int = 0
     #: The ``q`` of every AI query received, in order.
     asked: list[str] = field(default_factory=list)
+    #: :meth:`FakePerfectWiki.ai_cannot_answer`: questions holding one of these get ``isEmptyResult``.
+    unanswerable: list[str] = field(default_factory=list)
     billed: int = 0
     rate_limited: int = 0
     quota_exceeded: int = 0
@@ -255,6 +257,12 @@ class FakePerfectWiki:
         """How many AI queries may be billed in total; past it, 402. None = unlimited."""
         with self._lock:
             self._s.ai_quota = quota
+
+    def ai_cannot_answer(self, *phrases: str) -> None:
+        """The AI finds nothing (``isEmptyResult: true``) for questions holding any of ``phrases`` (any case),
+        even when they share words with pages: as the real AI does for what its pages touch but do not say."""
+        with self._lock:
+            self._s.unanswerable.extend(p.lower() for p in phrases)
 
     def set_latency(self, seconds: float, endpoint: Endpoint | None = None) -> None:
         """Delay every response (of ``endpoint``, or of all) by ``seconds``; 0 clears it."""
@@ -608,7 +616,8 @@ class FakePerfectWiki:
                     raise _HttpError(402, "Payment Required: AI query limit exceeded")
                 self._s.billed += 1
                 pages = [dict(p) for p in self._s.pages.values()]
-            return 200, {"aiBotResponse": _answer(q, pages)}
+                unanswerable = any(phrase in q.lower() for phrase in self._s.unanswerable)
+            return 200, {"aiBotResponse": _answer(q, [] if unanswerable else pages)}
         raise _HttpError(404, "Not Found")  # pragma: no cover
 
     async def _route(self, request: web.Request) -> web.Response:  # pragma: no cover - middleware answers

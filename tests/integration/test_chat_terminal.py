@@ -6,6 +6,7 @@ terminal). ``expect`` waits for output; its timeout only turns a hang into a fai
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from pathlib import Path
@@ -21,7 +22,6 @@ CTRL_C = "\x03"
 def spawn_chat(tmp_path: Path) -> pexpect.spawn:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     env.update({"PYTHONPATH": str(ROOT), "TERM": "xterm", "NO_COLOR": "1", "KBBOT_DATA_DIR": str(tmp_path / "data")})
-    env["PROMPT_TOOLKIT_NO_CPR"] = "1"  # pexpect does not answer cursor-position requests
     return pexpect.spawn(
         sys.executable, ["-m", "kbbot", "chat"], cwd=str(tmp_path), env=env, encoding="utf-8", timeout=60,
         dimensions=(40, 120),
@@ -30,6 +30,7 @@ def spawn_chat(tmp_path: Path) -> pexpect.spawn:
 
 def test_line_editing_history_and_ctrl_c(tmp_path: Path) -> None:
     chat = spawn_chat(tmp_path)
+    chat.logfile_read = transcript = io.StringIO()
     chat.expect("you ›")
     chat.send("how do I roll back a deplox")
     chat.send("\x7fy\r")  # backspace fixes the typo: line editing
@@ -42,6 +43,9 @@ def test_line_editing_history_and_ctrl_c(tmp_path: Path) -> None:
     chat.expect(pexpect.EOF)
     chat.close()
     assert chat.exitstatus == 0
+    # pexpect answers no cursor-position request, like IDE consoles and `script`: the prompt sends none, so
+    # prompt_toolkit's "WARNING: your terminal doesn't support cursor position requests (CPR)" never shows.
+    assert "\x1b[6n" not in transcript.getvalue() and "cursor position" not in transcript.getvalue()
     history = (tmp_path / "data" / "chat-history").read_text()
     assert "how do I roll back a deploy" in history and "half a line" not in history
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,29 @@ def test_misspelled_settings_are_named(fake_pw: FakePerfectWiki, tmp_path: Path)
     shown = " ".join(run_kbbot("check", env=env, cwd=tmp_path).stdout.split())
     assert "! PERFECTWIKI_TOKEN is not a kbbot setting (ignored): did you mean PERFECTWIKI_API_TOKEN?" in shown
     assert "abc" not in shown and "xoxb-1" not in shown
+
+
+def test_a_local_folder_without_markdown_is_named(tmp_path: Path) -> None:
+    # LOCAL_KB_DIR at a folder of .txt notes: check said ✓ and every question got "I couldn't find this".
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "parking.txt").write_text("The garage code is 4711.\n")
+    env = {"LOCAL_KB_DIR": str(tmp_path / "notes")}
+    report = json.loads(run_kbbot("check", "--json", env=env, cwd=tmp_path).stdout)
+    [warning] = report["warnings"]
+    assert warning == f"LOCAL_KB_DIR {tmp_path / 'notes'} holds no .md files (the only pages kbbot reads): " + (
+        "questions find nothing there"
+    )
+    (tmp_path / "notes" / "parking.md").write_text("# Parking\n\nThe garage code is 4711.\n")
+    assert "warnings" not in json.loads(run_kbbot("check", "--json", env=env, cwd=tmp_path).stdout)
+
+
+def test_an_unreachable_wiki_names_the_setting_with_its_address(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    env = {"PERFECTWIKI_API_TOKEN": "pw-0123456789", "PERFECTWIKI_BASE_URL": f"http://127.0.0.1:{closed}/api"}
+    result = run_kbbot("check", env=env, cwd=tmp_path)
+    assert result.returncode == 4, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "kbbot: could not reach Perfect Wiki (ConnectError): check PERFECTWIKI_BASE_URL and the network"
+    ]

@@ -20,6 +20,19 @@ def test_ask_with_no_configuration_answers_from_the_sample(tmp_path: Path) -> No
     assert "vpn" in data["related_pages"][0]["title"].lower()
 
 
+def test_ask_json_is_plain_markdown_and_names_each_page_once(tmp_path: Path) -> None:
+    # vpn-setup.md's "## 1. Get your configuration" is quoted above its steps: escaped as Markdown escapes it,
+    # not with a zero-width space (a display trick that leaked into the data).
+    vpn = json.loads(kbbot_in_process("ask", "How do I set up the VPN?", "--json", cwd=tmp_path).stdout)["answer"]
+    assert "> 1\\. Get your configuration  \n> 1. Open the Access Portal" in vpn and "\u200b" not in vpn
+    # "what counts as sev2" quotes two passages of the on-call page: its title follows them once.
+    sev2 = json.loads(kbbot_in_process("ask", "what counts as sev2", "--json", cwd=tmp_path).stdout)["answer"]
+    assert sev2.count("\n\n> ") == 2 and sev2.count("— **On-call and incident response**") == 1
+    for answer in (vpn, sev2):
+        names = [line for line in answer.splitlines() if line.startswith("— ")]
+        assert len(names) == len(set(names))
+
+
 def test_chat_end_to_end_with_save(tmp_path: Path) -> None:
     script = (
         "how do I reset my password?\n/help\n/save Password help\nwhat about expenses\n/save\n/bogus\n"

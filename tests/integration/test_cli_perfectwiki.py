@@ -1,7 +1,7 @@
 """The real CLI against the fake Perfect Wiki server: the `kbbot ask --json` contract, pages, check, errors.
 
-The contract and the one-line errors run as real processes; the other commands run ``kbbot.cli.main`` in this
-process (kbbot_in_process), since what they test is what the command does, not the process."""
+The contract and the unauthorized one-line error run as real processes; the other commands run
+``kbbot.cli.main`` in this process (kbbot_in_process), since what they test is what the command does."""
 
 from __future__ import annotations
 
@@ -73,9 +73,11 @@ def test_unauthorized_is_one_clear_line(env: dict[str, str], tmp_path: Path) -> 
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.usefixtures("fast_retries")
 def test_network_failure_is_one_clear_line(env: dict[str, str], tmp_path: Path) -> None:
     env["PERFECTWIKI_BASE_URL"] = "http://127.0.0.1:9/api"  # discard port: nothing listens
-    result = run_kbbot("ask", "anything", env=env, cwd=tmp_path)
+    # In this process, for the shortened retry waits (the unauthorized test above is the real process's one line).
+    result = kbbot_in_process("ask", "anything", env=env, cwd=tmp_path)
     assert result.returncode == 4
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 

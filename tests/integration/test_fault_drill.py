@@ -1,5 +1,5 @@
 """Fault drill: the real stack as `kbbot run` composes it (``open_runtime``: AskService → PerfectWikiBackend →
-limiter → httpx) against the fake Perfect Wiki with 20 % injected 500s, 2 s stalls and a 429 storm. Every
+limiter → httpx) against the fake Perfect Wiki with 20 % injected 500s, 1.5 s stalls and a 429 storm. Every
 question gets an answer or a clear message, nothing raises out of the pipeline, retries stay bounded, and a 402
 afterwards costs at most one AI call per interval.
 
@@ -70,7 +70,7 @@ async def test_drill_every_question_answered_or_told(fake: FakePerfectWiki, tmp_
         async def one(i: int, text: str) -> Answer | KbbotError:
             await asyncio.sleep(i * 0.005)
             if i in stall_at:
-                fake.stall(2.0, count=1, endpoint="query")  # the next query hangs past the 1 s timeout
+                fake.stall(1.5, count=1, endpoint="query")  # the next query hangs past the 1 s timeout
             if i == 80:
                 fake.consume(400)  # a 429 storm: another integration burns the token's budget
             try:

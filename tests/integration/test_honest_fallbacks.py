@@ -8,6 +8,8 @@ import json
 import socket
 from pathlib import Path
 
+import pytest
+
 from tests.fakes.mathub import FakeMatHub
 from tests.fakes.perfectwiki import FakePerfectWiki
 from tests.integration.cli_support import kbbot_in_process, run_kbbot
@@ -41,11 +43,12 @@ def test_402_on_a_fresh_install_still_finds_pages_by_title(fake_pw: FakePerfectW
     assert again["related_pages"][0]["title"] == "VPN setup"
 
 
+@pytest.mark.usefixtures("fast_retries")  # in this process, so MatHub's retries wait a hundredth as long
 def test_unreachable_mathub_never_synced_says_so(tmp_path: Path) -> None:
     env = {"KB_BACKEND": "mathub", "MATHUB_API_KEY": "bot_0123456789abcdef", "MATHUB_PROJECT": "eng",
            "MATHUB_BASE_URL": f"http://127.0.0.1:{_closed_port()}/api/bot/v1", "KBBOT_DATA_DIR": str(tmp_path / "d"),
            "REQUEST_TIMEOUT_SECONDS": "5"}
-    result = run_kbbot("ask", "what is a spectral sequence?", "--json", env=env, cwd=tmp_path)
+    result = kbbot_in_process("ask", "what is a spectral sequence?", "--json", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["empty"] is True and data["related_pages"] == []
@@ -63,6 +66,7 @@ def test_synced_mathub_answers_as_before_with_a_null_notice(fake_mathub: FakeMat
     assert data["notice"] is None and data["related_pages"][0]["title"] == "Spectral sequences"
 
 
+@pytest.mark.usefixtures("fast_retries")  # in this process, so MatHub's retries wait a hundredth as long
 def test_synced_mathub_that_is_down_now_says_the_answer_is_from_the_index(tmp_path: Path) -> None:
     server = FakeMatHub().start()
     server.add_page("Spectral sequences", "A spectral sequence is a tool for computing homology.")
@@ -72,7 +76,7 @@ def test_synced_mathub_that_is_down_now_says_the_answer_is_from_the_index(tmp_pa
         assert kbbot_in_process("index", "sync", env=env, cwd=tmp_path).returncode == 0
     finally:
         server.stop()  # the wiki goes down after the sync
-    result = run_kbbot("ask", "what is a spectral sequence?", "--json", env=env, cwd=tmp_path)
+    result = kbbot_in_process("ask", "what is a spectral sequence?", "--json", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["related_pages"][0]["title"] == "Spectral sequences" and not data["empty"]  # the index answers

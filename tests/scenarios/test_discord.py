@@ -22,7 +22,13 @@ from limits.aio.storage import MemoryStorage
 from kbbot.adapters.discord import build_discord_client, run_discord_client, saved_poster
 from kbbot.adapters.discord.feedback import DOWN_ID, UP_ID
 from kbbot.adapters.discord.handlers import NO_HISTORY_ACCESS, NOT_IN_THREAD
-from kbbot.adapters.discord.render import CONTENT_LIMIT, DESCRIPTION_LIMIT, MESSAGE_EMBED_TOTAL
+from kbbot.adapters.discord.render import (
+    CONTENT_LIMIT,
+    DESCRIPTION_LIMIT,
+    MESSAGE_EMBED_TOTAL,
+    NOT_FOUND_LABEL,
+    SEARCH_COLOUR,
+)
 from kbbot.backends.http import RetryPolicy
 from kbbot.backends.perfectwiki import PerfectWikiBackend
 from kbbot.config import Settings
@@ -479,10 +485,35 @@ async def test_slash_ask_shows_the_queue_position_then_the_answer_replaces_it(
     assert callback.at < notice.at < answer.at
     # The answer replaces the notice (which would otherwise linger above it); nothing else is sent.
     assert answer.body["content"] is None
-    assert answer.body["embeds"][0]["footer"]["text"] == "Answered by the wiki's AI"
+    # The fake wiki has no pages, so its AI finds nothing (isEmptyResult): an honest "don't know".
+    assert answer.body["embeds"][0]["footer"]["text"] == NOT_FOUND_LABEL
     assert [c["custom_id"] for row in answer.body["components"] for c in row["components"]] == [UP_ID, DOWN_ID]
     assert_no_ping(answer.body)
     assert followups(fake, interaction) == []
+
+
+async def test_the_ais_dont_know_is_shown_as_one_with_the_closest_pages_not_as_an_ai_answer(
+    world: World, tmp_path: Path
+) -> None:
+    """The real backend against the fake Perfect Wiki, whose AI answers isEmptyResult; the fallback's
+    not_found gives the closest pages (as the search answerer does)."""
+    fake = world.fake
+    async with perfect_wiki(tmp_path) as (wiki, backend, _saver):
+        wiki.ai_cannot_answer("on linux")
+        async with running(world, ask=busy_service(None, backend), data_dir=tmp_path):
+            ask = fake.message_payload(world.general, world.ana,
+                                       f"<@{fake.app_id}> how do I set up the VPN on Linux?", mentions=[fake.bot_user])
+            fake.dispatch("MESSAGE_CREATE", ask)
+            [post] = await fake.await_for(lambda: message_posts(fake, world.general))
+            # The handler is done when its 👀 is taken off again.
+            await fake.await_for(lambda: fake.calls_to(
+                "DELETE", f"/channels/{world.general['id']}/messages/{ask['id']}/reactions/"))
+        assert wiki.stats().queries == 1
+    [embed] = post.body["embeds"]
+    assert embed["description"] == "I couldn't find this in the wiki."
+    assert "[VPN setup](https://wiki.example/p1)" in embed["fields"][0]["value"]
+    assert embed["footer"]["text"] == NOT_FOUND_LABEL  # not "Answered by the wiki's AI"
+    assert embed["color"] == SEARCH_COLOUR  # not the AI answers' colour
 
 
 async def test_slash_ask_with_a_queue_and_a_long_answer_continues_in_follow_ups(

@@ -61,12 +61,7 @@ class Rig:
 
     async def replies(self, url: str, count: int = 1) -> list[dict[str, Any]]:
         """What the bot sent to ``url``, once it sent ``count`` payloads (Slack's fake records each POST)."""
-        for _ in range(500):
-            got = self.slack.responses(url)
-            if len(got) >= count:
-                return got
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"nothing was sent to {url}")
+        return await asyncio.to_thread(self.slack.wait_responses, url, count)
 
     async def event(self, event: dict[str, Any]) -> None:
         body, headers = self.signer.event(event_envelope(event))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
+from kbbot.adapters.slack.rendering import NOT_FOUND_LABEL
 from kbbot.core.models import Answer, Source
-from kbbot.search.answerer import NOT_FOUND
+from kbbot.search.answerer import MAYBE_RELATED, NOT_FOUND
 from tests.fakes.slack_api import BOT_USER_ID, block_action_payload, mention_event, message_error, message_event
 from tests.scenarios.slack_support import ALICE, BOB, DM, GENERAL, slack_rig
 
@@ -152,6 +153,23 @@ async def test_empty_result_offers_to_save_the_thread() -> None:
         await rig.interaction(click)
         [opened] = await rig.slack.await_for("views.open")
         assert opened.params["view"]["callback_id"] == "kb_save_modal"
+
+
+async def test_the_ais_dont_know_is_shown_as_one_with_the_closest_pages_not_as_an_ai_answer() -> None:
+    async with slack_rig() as rig:
+        rig.pw.ai_cannot_answer("on linux")  # Perfect Wiki's isEmptyResult, though the VPN page shares words
+        await rig.event(mention_event(GENERAL, ALICE, "how do I set up the VPN on Linux?", "1700000510.000500"))
+        [post] = await rig.slack.await_for("chat.postMessage")
+        assert rig.pw.stats().queries == 1  # the AI was asked…
+        blocks = post.params["blocks"]
+        sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+        contexts = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
+        # …and said it doesn't know: kbbot's honest reply, the index's closest page, no claim of an AI answer.
+        assert sections[0] == MAYBE_RELATED and "VPN setup" in sections[1]
+        assert contexts == [NOT_FOUND_LABEL]
+        assert "AI answer" not in _all_text(blocks) and "AI answer" not in post.params["text"]
+        actions = next(b for b in blocks if b["type"] == "actions")["elements"]
+        assert "kb_save_thread" in {a["action_id"] for a in actions}  # offered as for any "don't know"
 
 
 async def test_quota_exhausted_answers_from_search_labelled() -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,22 @@ async def test_brackets_in_titles_are_not_rich_markup(tmp_path: Path) -> None:
         assert await run(rt, "index", "search", "zebras") == 0
     assert "[bold]Not bold[/bold] [link=evil]" in rt.output
     assert "[red]snippet[/red]" in rt.output
+
+
+async def test_a_folder_of_one_page_shows_no_meaningless_score(tmp_path: Path) -> None:
+    # bm25's idf with one page is about 0: every hit showed "score 0.00". The order is all a score says there.
+    kb = SyncKnowledgeBase(url_template=None)
+    kb.put("z", "Zebra care", "Feed the zebras twice a day.")
+    async with SearchIndex(tmp_path / "i.sqlite3") as index:
+        rt = Runtime(None, kb, index, Console(file=io.StringIO(), width=200))
+        assert await run(rt, "index", "search", "zebras") == 0
+    assert rt.output.startswith("1. Zebra care\n") and "score" not in rt.output
+
+
+async def test_scores_are_shown_where_they_say_something(rt: Runtime) -> None:
+    assert await run(rt, "index", "search", "wireguard handshake") == 0
+    first = next(line for line in rt.output.splitlines() if line.startswith("1. "))
+    assert re.fullmatch(r"1\. VPN setup  score \d+\.\d\d", first) and not first.endswith(" 0.00")
 
 
 async def test_sync_failures_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

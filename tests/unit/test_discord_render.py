@@ -15,6 +15,8 @@ from kbbot.adapters.discord.render import (
     CONTENT_LIMIT,
     EMPTY_TEXT,
     FIELD_VALUE_LIMIT,
+    NOT_FOUND_LABEL,
+    SEARCH_COLOUR,
     TITLE_LIMIT,
     OutgoingMessage,
     check_limits,
@@ -68,6 +70,13 @@ def test_short_answer_is_one_embed_with_title_links_and_source() -> None:
 def test_footer_names_the_source(source: Source, label: str) -> None:
     [message] = render_answer(Answer(text="x", source=source), question="q")
     assert message.embeds[-1].footer.text == label
+
+
+@pytest.mark.parametrize("source", [Source.AI, Source.SEARCH])
+def test_a_dont_know_is_labelled_as_one_whoever_said_it(source: Source) -> None:
+    # Perfect Wiki's isEmptyResult comes back as an empty answer from the AI: the reply is kbbot's own.
+    [message] = render_answer(Answer(text="I couldn't find this in the wiki.", source=source, empty=True), question="q")
+    assert message.embeds[-1].footer.text == NOT_FOUND_LABEL and message.embeds[0].colour.value == SEARCH_COLOUR
 
 
 def test_quota_notice_is_the_content_of_the_first_message_only() -> None:

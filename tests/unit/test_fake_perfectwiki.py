@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -133,7 +134,7 @@ def test_latency_per_endpoint(client: httpx.Client, fake_pw: FakePerfectWiki) ->
     assert client.get(api(fake_pw, "/knowledgebase"), headers=auth(fake_pw.token)).status_code == 200
     with pytest.raises(httpx.ReadTimeout):  # 30 s late: the client gives up long before
         client.post(api(fake_pw, "/knowledgebase/query"), headers=auth(fake_pw.token), json={"q": "x"},
-                    timeout=0.2)
+                    timeout=httpx.Timeout(10, read=0.2))
 
 
 async def test_hold_keeps_responses_until_released(fake_pw: FakePerfectWiki) -> None:
@@ -169,6 +170,25 @@ def test_query_validation_and_counting(client: httpx.Client, fake_pw: FakePerfec
     assert [entry.status for entry in stats.log] == [400, 400, 400, 402]
 
 
+def test_an_unanswerable_question_is_an_empty_result(client: httpx.Client, fake_pw: FakePerfectWiki) -> None:
+    # The query response's documented shape (shared/api/perfectwiki-public-api.txt, "aiBotResponse":
+    # response, relatedPages, isEmptyResult), with isEmptyResult true and no pages when the AI finds nothing.
+    fake_pw.seed_pages([{"title": "VPN setup", "content": "<p>Install WireGuard.</p>"}])
+    fake_pw.ai_cannot_answer("VPN on Linux")
+
+    def ask(q: str) -> dict[str, Any]:
+        response = client.post(api(fake_pw, "/knowledgebase/query"), headers=auth(fake_pw.token), json={"q": q})
+        assert response.status_code == 200 and set(response.json()) == {"knowledgebase", "aiBotResponse",
+                                                                        "rateLimit"}
+        bot: dict[str, Any] = response.json()["aiBotResponse"]
+        assert set(bot) == {"response", "relatedPages", "isEmptyResult"}
+        return bot
+
+    assert not ask("How do I set up the VPN?")["isEmptyResult"]
+    empty = ask("How do I set up the vpn on linux?")
+    assert empty["isEmptyResult"] and empty["relatedPages"] == []
+
+
 def test_regenerate_invalidates_only_that_token(client: httpx.Client) -> None:
     with FakePerfectWiki(extra_tokens=["other"]) as fake:
         old = fake.token
@@ -190,11 +210,13 @@ def test_stop_does_not_wait_for_stalled_requests(client: httpx.Client) -> None:
 async def test_idle_waits_for_a_request_whose_client_gave_up(fake_pw: FakePerfectWiki) -> None:
     # As with a real server, a create the client stopped waiting for still happens; idle() waits for it.
     fake_pw.hold("create")
-    async with httpx.AsyncClient(timeout=0.05) as http:
-        with pytest.raises(httpx.ReadTimeout):
-            await http.post(api(fake_pw, "/page"), json={"title": "T", "content": "<p>x</p>"},
-                            headers=auth(fake_pw.token))
-    await fake_pw.held()
+    async with httpx.AsyncClient(timeout=10) as http:
+        post = asyncio.create_task(http.post(api(fake_pw, "/page"), json={"title": "T", "content": "<p>x</p>"},
+                                             headers=auth(fake_pw.token)))
+        await fake_pw.held()  # the whole request has arrived…
+        post.cancel()  # …and the client gives up waiting for the answer
+        with pytest.raises(asyncio.CancelledError):
+            await post
     fake_pw.release()
     await fake_pw.idle()
     assert fake_pw.stats().per_endpoint["create"] == 1 and len(fake_pw.pages()) == 1

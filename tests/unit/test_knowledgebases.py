@@ -95,6 +95,30 @@ folder = "pages"
     assert kbs.routes.default == "pw"  # no [routes]: the first knowledgebase
 
 
+def test_each_perfect_wiki_table_has_its_own_ai_quota_else_the_environments() -> None:
+    text = """
+[knowledgebases.eng]
+backend = "perfectwiki"
+api_token = "env:PW_ENG_TOKEN"
+ai_quota_monthly = 5000
+[knowledgebases.hr]
+backend = "perfectwiki"
+api_token = "env:PW_HR_TOKEN"
+"""
+    kbs = parse(text, Settings(perfectwiki_ai_quota_monthly=800))
+    assert [s.perfectwiki_ai_quota_monthly for s in kbs.settings.values()] == [5000, 800]
+    with pytest.raises(ConfigError, match="ai_quota_monthly: "):
+        parse(text.replace("5000", "0"))
+    with pytest.raises(ConfigError, match="unknown key 'ai_quota_monthly'"):  # MatHub has no AI
+        parse('[knowledgebases.m]\nbackend = "mathub"\napi_key = "env:MATHUB_KEY"\nai_quota_monthly = 9\n')
+    # One token, one quota: two tables disagreeing about it is a mistake (the token is never named).
+    with pytest.raises(ConfigError, match=r"\[knowledgebases.eng\] and \[knowledgebases.hr\] use one token") as err:
+        parse(text.replace("PW_HR_TOKEN", "PW_ENG_TOKEN"), Settings(perfectwiki_ai_quota_monthly=800))
+    assert ENV["PW_ENG_TOKEN"] not in str(err.value)
+    agreeing = text.replace("PW_HR_TOKEN", "PW_ENG_TOKEN") + "ai_quota_monthly = 5000\n"
+    assert [s.perfectwiki_ai_quota_monthly for s in parse(agreeing).settings.values()] == [5000, 5000]
+
+
 def test_redis_prefix_of_the_bot_gives_each_knowledgebase_its_own_namespace() -> None:
     kbs = parse(EXAMPLE, Settings(redis_prefix="acme"))
     assert [s.redis_prefix for s in kbs.settings.values()] == [

@@ -127,7 +127,7 @@ def test_converters_are_linear_on_huge_and_pathological_input(convert: object) -
         ":" * 300_000,
     ]
     for sample in samples:
-        start = time.perf_counter()
+        start = time.thread_time()  # CPU time: a busy machine's other work does not count against it
         out = convert(sample)
         assert isinstance(out, str)
-        assert time.perf_counter() - start < 3.0, sample[:10]
+        assert time.thread_time() - start < 3.0, sample[:10]

@@ -116,7 +116,7 @@ def test_flattening_is_linear_on_hostile_input() -> None:
         + ("](a:" * 40_000)
         + ("](" * 100_000)
     )
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: a busy machine's other work does not count against it
     out = flatten_markdown_links(hostile)
-    assert time.perf_counter() - started < 5.0
+    assert time.thread_time() - started < 5.0
     assert all(is_allowed_url(href, markdown=False, percent=True) for href in commonmark_hrefs(out[:50_000]))

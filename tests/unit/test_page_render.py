@@ -260,14 +260,17 @@ def test_render_is_linear_and_fast() -> None:
     small = make_thread(1000)
     big = make_thread(10_000)
     renderer.render(small, "warm up")
-    start = time.perf_counter()
-    renderer.render(small, "t")
-    small_s = time.perf_counter() - start
-    start = time.perf_counter()
+    # CPU time of this thread, not wall time: other work on a busy machine does not count against it.
+    small_s = float("inf")
+    for _ in range(3):
+        start = time.thread_time()
+        renderer.render(small, "t")
+        small_s = min(small_s, time.thread_time() - start)
+    start = time.thread_time()
     parts = renderer.render(big, "t")
-    big_s = time.perf_counter() - start
+    big_s = time.thread_time() - start
     assert sum(p.content.count("<strong>") for p in parts) >= 10_000
-    assert big_s < 10 * small_s * 2.5 + 0.5  # linear, with slack for a busy machine
+    assert big_s < 10 * small_s * 2.5 + 0.5  # linear, with slack for caches and allocation
 
 
 def test_benchmark_runs() -> None:

@@ -193,6 +193,26 @@ async def test_delete_states_texts_urls_meta(index: SearchIndex) -> None:
     assert await index.get_meta("nope") is None
 
 
+async def test_hits_carry_the_url_as_it_changes(index: SearchIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The tantivy ranking holds each hit's row: a URL changed without the content (a new URL template, a
+    # renamed slug) must reach it as SQLite's does.
+    from dataclasses import replace
+
+    from kbbot.search import index as index_module
+
+    monkeypatch.setattr(index_module, "_URL_BATCH", 2)  # a big template change goes a few pages at a time
+    await index.upsert_many(PAGES)
+    await index.set_urls({"vpn": "https://wiki.example/v", "travel": "https://wiki.example/t", "deploy": None})
+    hits = {h.id: h.url for h in await index.search("vpn travel deploying")}
+    assert hits == {"vpn": "https://wiki.example/v", "travel": "https://wiki.example/t", "deploy": None}
+    assert await index.upsert(replace(PAGES[0], url="https://wiki.example/vpn-setup")) is False  # same content
+    [hit] = await index.search("wireguard")
+    assert (hit.id, hit.title, hit.tags) == ("vpn", "VPN setup", ("network",))
+    assert hit.url == "https://wiki.example/vpn-setup"
+    await index.set_urls({})
+    assert (await index.search("wireguard"))[0].url == "https://wiki.example/vpn-setup"
+
+
 async def test_survives_reopen(tmp_path: Path) -> None:
     path = index_path(tmp_path, "local")
     async with SearchIndex(path) as first:
@@ -351,6 +371,17 @@ async def test_cached_word_counts_follow_writes(index: SearchIndex) -> None:
     assert await index.search("zeppelin") == []
 
 
+async def test_the_plans_page_counts_follow_writes(index: SearchIndex) -> None:
+    # A word's Term is made once per page count (kept until the index changes).
+    await index.upsert(IndexedPage(id="z", title="Airships", text="The zeppelin hangar."))
+    assert [t.docs for t in (await index.query("zeppelin hangar")).plan.terms] == [1, 1]
+    assert [t.docs for t in (await index.query("zeppelin hangar")).plan.terms] == [1, 1]
+    await index.upsert(IndexedPage(id="y", title="Zeppelins", text="More about the zeppelin."))
+    assert [t.docs for t in (await index.query("zeppelin hangar")).plan.terms] == [2, 1]
+    await index.delete(["z"])
+    assert [(t.stem, t.docs) for t in (await index.query("zeppelin")).plan.terms] == [("zeppelin", 1)]
+
+
 async def test_the_vocabulary_read_at_flush_serves_every_word_count(index: SearchIndex) -> None:
     await index.upsert_many(PAGES)
     await index.flush()  # the end of a sync: every word's page count is read once
@@ -428,5 +459,5 @@ def test_title_boost_reads_only_the_titles_that_can_reach_the_top() -> None:
             return word_stems(titles[c.rowid])
 
         got = index_module._title_boosted(ranked, title_words, stemmed, 5)[:5]
-        assert [(round(score, 9), rowid) for score, rowid in got] == [(round(s, 9), r) for s, r in expected]
+        assert [(round(score, 9), c.rowid) for score, c in got] == [(round(s, 9), r) for s, r in expected]
         assert len(read) < len(ranked)  # the tail's titles are never read

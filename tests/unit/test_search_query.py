@@ -170,3 +170,22 @@ def test_a_compound_found_answers_for_a_word_no_page_has_alone() -> None:
     assert plan.coverage({"setup", "vpn"}) == 1.0
     assert plan.coverage({"setup", "vpn"}, required=plan.required("set")) == 1.0
     assert plan.coverage({"vpn"}, required=plan.required("set")) < plan.coverage({"vpn"})
+
+
+@pytest.mark.parametrize("word", ["wat", "teh", "waht", "abot", "wen", "yuo"])
+def test_a_mistyped_stopword_counts_nothing_against_an_answer(word: str) -> None:
+    from kbbot.search.query import QueryPlan, Term, mistyped_stopword
+
+    # "wat is the expnse limit for meals": "wat" is on no page and rare in English, so it counted as a topic the
+    # wiki lacks (most of its weight against every answer), when it is "what" mistyped.
+    assert mistyped_stopword(word)
+    plan = QueryPlan((Term(word, word, 0, english=True, specificity=1.0), Term("meals", "meal", 3)), 20)
+    assert plan.coverage({"meal"}) == 1.0
+
+
+@pytest.mark.parametrize("word", ["what", "fee", "font", "wifi", "dog", "pasta", "x", "", "🤖", "w" * 5000])
+def test_words_that_are_no_mistyped_stopword(word: str) -> None:
+    from kbbot.search.query import mistyped_stopword
+
+    # A stopword itself, a changed letter ("fee" is no "few"), topic words, nothing, huge.
+    assert not mistyped_stopword(word)

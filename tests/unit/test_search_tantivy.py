@@ -90,8 +90,12 @@ async def test_a_finished_sync_or_an_idle_write_leaves_the_writer_free(tmp_path:
 async def test_a_search_of_known_words_runs_here_when_the_index_thread_is_idle(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Handing a tantivy search to the index thread costs about what the search does; reading page texts, a
-    # word to correct or writes to commit go to the index thread as before.
+    # Handing a tantivy search to the index thread costs about what the search does; reading page texts or
+    # writes to commit go to the index thread as before. The first search there read every word's page count
+    # (the vocabulary), so a typo is corrected here too once the English word lists are loaded.
+    from kbbot.search.spelling import is_english
+
+    is_english("loaded")  # read from disk at the first call, whichever test makes it
     threads: list[str] = []
     original = SearchIndex._search_sync
 
@@ -111,7 +115,38 @@ async def test_a_search_of_known_words_runs_here_when_the_index_thread_is_idle(
         assert set(await found(index, "vpn")) == {"v", "w"}  # the write is committed first
         assert set(await found(index, "vpn")) == {"v", "w"}
     where = ["index" if name.startswith("kbbot-index") else "here" if name == here else name for name in threads]
-    assert where == ["index", "here", "index", "index", "index", "here"]
+    assert where == ["index", "here", "here", "index", "index", "here"]
+
+
+async def test_a_reopened_index_reads_every_page_count_at_its_first_new_word(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Opened without a sync (a restart), the index knows no word's page count: the first search with a word
+    # not yet seen reads them all on the index thread, so the next questions, new words and all, run here.
+    path = tmp_path / "index.sqlite3"
+    async with SearchIndex(path, engine="tantivy") as index:
+        await index.upsert_many(
+            [
+                IndexedPage(id="v", title="VPN setup", text="Install WireGuard."),
+                IndexedPage(id="p", title="Printers", text="Add the office printer."),
+            ]
+        )
+    threads: list[str] = []
+    original = SearchIndex._search_sync
+
+    def spy(self: SearchIndex, *args: object):  # type: ignore[no-untyped-def]
+        threads.append("index" if threading.current_thread().name.startswith("kbbot-index") else "here")
+        return original(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SearchIndex, "_search_sync", spy)
+    reads: list[str] = []
+    async with SearchIndex(path, engine="tantivy") as index:
+        index._db.set_trace_callback(reads.append)  # opened: its connection exists now
+        assert await found(index, "vpn") == ["v"]
+        assert await found(index, "office printer") == ["p"]
+        assert await found(index, "wireguard") == ["v"]
+    assert threads == ["index", "here", "here"]
+    assert sum("pages_vocab" in sql for sql in reads) == 1  # all counts at once, not word by word
 
 
 def test_tantivy_threads_share_two_malloc_arenas(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -210,3 +245,30 @@ async def test_saved_chats_keep_their_place_with_tantivy(tmp_path: Path) -> None
         )
         hits = await index.search("vpn setup wireguard")
         assert [(h.id, h.saved_chat) for h in hits] == [("page", False), ("chat", True)]
+
+
+async def test_a_search_reads_each_candidates_stored_page_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The title boost reads a candidate's title words and the hit's row from one stored value (a stored
+    # document costs a few µs to read): a hit's row is not read again.
+    from kbbot.search.tantivy_ranking import TantivyRanking
+
+    reads: list[int] = []
+    original = TantivyRanking.page
+
+    def spy(self: TantivyRanking, candidate):  # type: ignore[no-untyped-def]
+        reads.append(candidate.rowid)
+        return original(self, candidate)
+
+    monkeypatch.setattr(TantivyRanking, "page", spy)
+    pages = [
+        IndexedPage(id=f"e{n}", title=f"Expense report {n}", url=f"https://kb.example/e{n}", text="Receipts. " * n)
+        for n in range(1, 13)
+    ]
+    async with SearchIndex(tmp_path / "index.sqlite3", engine="tantivy") as index:
+        await index.upsert_many(pages)
+        assert await index.search("receipts") != []  # commits the writes
+        reads.clear()
+        hits = await index.search("expense receipts", limit=5)
+    assert len(hits) == 5 and len(reads) == len(set(reads)) >= 5
+    by_id = {page.id: page for page in pages}
+    assert all((hit.title, hit.url) == (by_id[hit.id].title, by_id[hit.id].url) for hit in hits)

@@ -12,6 +12,7 @@ from kbbot.adapters.slack.rendering import (
     MAX_BLOCKS,
     MAX_MESSAGE_BLOCK_TEXT,
     MAX_SECTION_CHARS,
+    NOT_FOUND_LABEL,
     block_text_chars,
     escape,
     link,
@@ -52,6 +53,11 @@ PINGS = re.compile(r"<!(channel|here|everyone|subteam)|<@[UW][A-Z0-9]+", re.IGNO
         ("---", "──────────"),
         ("2 * 3 * 4", "2 * 3 * 4"),
         ("snake_case_name", "snake_case_name"),
+        # Markdown's escape of a line that would read as a list item or heading (search answers quote a
+        # "1. Get your configuration" heading so): mrkdwn has no escapes, the backslash would show.
+        ("> 1\\. Get your configuration  \n> 1. Open", "> 1. Get your configuration  \n> 1. Open"),
+        ("\\# 3 is the magic number\n\\- not a bullet", "# 3 is the magic number\n- not a bullet"),
+        ("a \\. b", "a \\. b"),
         ("", ""),
     ],
 )
@@ -123,6 +129,15 @@ def test_answer_blocks_have_sources_related_pages_and_feedback() -> None:
 def test_source_labels(source: Source, label: str) -> None:
     [message] = render_answer(Answer(text="x", source=source), question="q")
     assert label in json.dumps(message.blocks)
+
+
+@pytest.mark.parametrize("source", [Source.AI, Source.SEARCH])
+def test_a_dont_know_is_labelled_as_one_whoever_said_it(source: Source) -> None:
+    # Perfect Wiki's isEmptyResult comes back as an empty answer from the AI: the reply is kbbot's own.
+    empty = Answer(text="I couldn't find this in the wiki.", source=source, empty=True,
+                   related_pages=(PageRef("p1", "VPN setup", "https://wiki.example/p1"),))
+    [message] = render_answer(empty, question="q")
+    assert NOT_FOUND_LABEL in json.dumps(message.blocks) and "AI answer" not in json.dumps(message.blocks)
 
 
 def test_quota_notice_comes_first_and_in_fallback() -> None:

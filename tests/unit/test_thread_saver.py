@@ -308,10 +308,8 @@ async def test_background_worker_retries_after_restart(tmp_path: Path, env: Env)
     assert (await env.saver.save(make_thread("q"))).pending
     await env.restart()
     env.clock.now += 10
-    async with env.saver:
-        for _ in range(200):
-            if env.saved:
-                break
+    async with env.saver, asyncio.timeout(30):  # a hang guard: the worker polls every few milliseconds
+        while not env.saved:
             await asyncio.sleep(0.01)
     assert len(env.kb.pages) == 1 and len(env.saved) == 1
 

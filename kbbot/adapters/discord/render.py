@@ -25,7 +25,8 @@ FOOTER_LIMIT = 2048
 MESSAGE_EMBED_TOTAL = 6000
 EMBEDS_PER_MESSAGE = 10
 
-#: Colour of answer embeds (Discord "blurple"); search answers are grey so an AI answer is recognisable.
+#: Colour of answer embeds (Discord "blurple"); search answers and "don't know"s are grey so an AI answer is
+#: recognisable.
 AI_COLOUR = 0x5865F2
 SEARCH_COLOUR = 0x99AAB5
 
@@ -39,6 +40,9 @@ SOURCE_LABEL = {
     Source.CACHE: "Cached AI answer",
     Source.SEARCH: "From a wiki search (no AI)",
 }
+#: The footer of a "don't know" (``empty``), whoever said it: when the wiki's AI found nothing
+#: (``isEmptyResult``) the reply is kbbot's own, with the index's closest pages, not an AI answer.
+NOT_FOUND_LABEL = "Not found in the wiki"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +88,7 @@ def _plain_url(url: str) -> bool:
 
 
 def footer_text(answer: Answer, *, part: int = 1, parts: int = 1, hint: str | None = None) -> str:
-    label = SOURCE_LABEL.get(answer.source, str(answer.source))
+    label = NOT_FOUND_LABEL if answer.empty else SOURCE_LABEL.get(answer.source, str(answer.source))
     if answer.knowledgebase:
         label += f" · from {answer.knowledgebase}"
     label += f" · part {part}/{parts}" if parts > 1 else ""
@@ -104,7 +108,7 @@ def render_answer(answer: Answer, *, question: str, hint: str | None = None) -> 
     body = safe(answer.text.strip()) or EMPTY_TEXT
     chunks = split_text(body, _CHUNK)
     title = question_title(question)
-    colour = SEARCH_COLOUR if answer.source == Source.SEARCH else AI_COLOUR
+    colour = SEARCH_COLOUR if answer.source == Source.SEARCH or answer.empty else AI_COLOUR
     links = related_links(answer.related_pages)
 
     embeds: list[discord.Embed] = [discord.Embed(description=chunk, colour=colour) for chunk in chunks]

@@ -48,6 +48,9 @@ SOURCE_LABELS = {
     Source.CACHE: ":recycle: Cached answer",
     Source.SEARCH: ":mag: Wiki search result (no AI)",
 }
+#: The source line of a "don't know" (``empty``), whoever said it: when the wiki's AI found nothing
+#: (``isEmptyResult``) the reply is kbbot's own, with the index's closest pages, not an AI answer.
+NOT_FOUND_LABEL = ":mag: Not found in the wiki"
 
 Block = dict[str, Any]
 
@@ -116,6 +119,9 @@ _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _ITALIC = re.compile(r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])")
 _STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
 _TOKEN = re.compile(r"\x02(\d+)\x03")
+# Markdown's escape of a line that would read as a heading or list item ("\\# 3", "1\\. Get your configuration",
+# as search answers quote them): mrkdwn has neither, nor escapes, so the backslash would show.
+_LINE_START_ESCAPE = re.compile(r"^(\s*\d{0,9})\\([#.)*+-])")
 
 
 def markdown_to_mrkdwn(markdown: str) -> str:
@@ -158,7 +164,7 @@ def _block_line(line: str) -> str:
     bullet = _BULLET.match(line)
     if bullet:
         return f"{bullet.group(1)}• {_inline(bullet.group(2))}"
-    return _inline(line)
+    return _inline(_LINE_START_ESCAPE.sub(r"\1\2", line))
 
 
 def _inline(text: str) -> str:
@@ -262,7 +268,7 @@ def render_answer(
         tail.append(section(_fit(related_pages(answer.related_pages))))
     if answer.asked:
         tail.append(context(f"Asked the wiki: “{escape(answer.asked[:300])}”"))
-    source = SOURCE_LABELS.get(answer.source, escape(str(answer.source)))
+    source = NOT_FOUND_LABEL if answer.empty else SOURCE_LABELS.get(answer.source, escape(str(answer.source)))
     tail.append(context(f"{source} · from `{escape(answer.knowledgebase)}`" if answer.knowledgebase else source))
 
     buttons: list[Block] = []

@@ -120,3 +120,13 @@ def test_answers_from_a_hostile_page_print_no_escape_sequences() -> None:
     printed = out.getvalue()
     assert not any(c in printed for c in "\x1b\x07\r\u202e\x9b"), repr(printed)
     assert "Use the portal now" in printed and "VPN [red]x[/red] — https://w/1" in printed
+
+
+def test_a_dont_know_from_the_ai_is_not_called_an_ai_answer() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=100, color_system=None, force_terminal=False)
+    print_answer(console, Answer(text="I couldn't find this in the wiki.", source=Source.AI, empty=True,
+                                 related_pages=(PageRef("p1", "VPN setup", "https://wiki.example/p1"),)))
+    shown = out.getvalue()
+    assert "VPN setup — https://wiki.example/p1" in shown
+    assert "source: not found in the wiki" in shown and "AI answer" not in shown

@@ -18,11 +18,11 @@ def _drawn(text: str) -> list[str]:
 
 def test_a_quoted_heading_that_looks_like_markdown_stays_a_line_and_the_steps_keep_their_numbers() -> None:
     # What the answerer quotes for "how do I set up the VPN?" (vpn-setup.md: "## 1. Get your configuration" above
-    # its steps), the heading guarded by a zero-width space. Stripping invisible characters for the terminal took
-    # the guard away: the heading became step 1 and "Open the Access Portal" was shown as step 2.
+    # its steps), the heading escaped as Markdown escapes it. Before, a zero-width space guarded it, which
+    # stripping invisible characters for the terminal took away: the heading became step 1.
     lines = _drawn(
-        "From the wiki:\n\n> \u200b1. Get your configuration  \n> 1. Open the Access Portal.  \n"
-        "> 2. Go to Network → VPN.\n\n— **VPN setup**\n\n> \u200b# 3 is the magic number  \n> \u200b- not a bullet"
+        "From the wiki:\n\n> 1\\. Get your configuration  \n> 1. Open the Access Portal.  \n"
+        "> 2. Go to Network → VPN.\n\n— **VPN setup**\n\n> \\# 3 is the magic number  \n> \\- not a bullet"
     )
     assert "▌ 1. Get your configuration" in lines
     assert "▌  1 Open the Access Portal." in lines and "▌  2 Go to Network → VPN." in lines

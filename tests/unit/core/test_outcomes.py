@@ -143,7 +143,7 @@ async def test_warns_once_at_80_percent_and_forecasts(
     assert state is not None and state.used == 79 and state.used_ratio == pytest.approx(0.79)
     for _ in range(5):
         await recorder.ai_call()
-    assert caplog.text.count("AI quota: 80 of 100") == 1  # once, at the crossing
+    assert caplog.text.count("AI quota of kb: 80 of 100") == 1  # once, at the crossing, naming the knowledgebase
     state = await recorder.quota()
     assert state is not None and state.runs_out == date(2025, 12, 16)  # 16 left at 84/13 ≈ 6.5 a day → 3 days
     assert await OutcomeRecorder(log_store, knowledgebase="kb").quota() is None  # no quota set: no forecast

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from kbbot.adapters.slack.rendering import render_answer, render_error, render_saved
-from kbbot.core.models import Answer, SavedPage, Thread
+from kbbot.core.models import Answer, SavedPage, Source, Thread
 from kbbot.core.page_render import PageRenderer, clean_title
 from kbbot.formats.slack import referenced_ids, title_hint, to_neutral
 
@@ -193,3 +193,15 @@ def test_kbbots_own_notes_are_left_off_but_every_part_of_its_answers_kept() -> N
         assert to_neutral(posted(note.blocks, note.text)) is not None  # an export import does not know our id
     person = {"type": "message", "ts": "1700000000.000200", "user": "U0ALICE01", "text": "Saved it, thanks"}
     assert to_neutral(person, bot_user_id="U0KBBOT01") is not None
+
+
+@pytest.mark.parametrize(("answer", "line"), [
+    (Answer(text="Use WireGuard.", source=Source.AI), "*🤖 AI answer from the wiki*"),
+    (Answer(text="I couldn't find this in the wiki.", source=Source.AI, empty=True), "*🔍 Not found in the wiki*"),
+])
+def test_kbbots_answers_keep_a_readable_source_line_on_the_page(answer: Answer, line: str) -> None:
+    [posted] = render_answer(answer, question="q")
+    raw = {"type": "message", "ts": "1700000000.000100", "user": "U0KBBOT01", "bot_id": "B0KBBOT01",
+           "text": posted.text, "blocks": posted.blocks}
+    message = to_neutral(raw, bot_user_id="U0KBBOT01")
+    assert message is not None and line in message.text and ":robot_face:" not in message.text

@@ -98,6 +98,43 @@ async def test_readyz_ok_and_cached_so_probes_do_not_spend_the_budget(serve: Ser
     assert info.calls == 2
 
 
+async def test_readyz_of_several_knowledgebases_caches_each_and_degrades_per_knowledgebase(serve: Serve) -> None:
+    eng, hr, clock = FakeInfo(), FakeInfo(), Clock()
+    eng.delay = hr.delay = 0.05  # concurrent probes overlap with the calls in flight
+    readiness = ReadinessCheck({"eng": eng, "hr": hr}, clock=clock, ok_cache_seconds=60, fail_cache_seconds=5)
+    client, _ = await serve(readiness)
+    await asyncio.gather(*(client.get("/readyz") for _ in range(10)))
+    assert (eng.calls, hr.calls) == (1, 1)  # concurrent probes share one call per knowledgebase
+    body = (await client.get("/readyz")).json()
+    assert body == {"ready": True, "checks": {"knowledgebase": "ok"}, "knowledgebases": {"eng": "ok", "hr": "ok"}}
+
+    eng.error = Unauthorized(f"401 for token {TOKEN}")
+    clock.now += 61
+    response = await client.get("/readyz")
+    assert response.status_code == 200  # hr still answers: degraded, not unready
+    assert response.json()["knowledgebases"] == {
+        "eng": "degraded: the API token was rejected (401): regenerate it and update the secret", "hr": "ok",
+    }
+    assert response.json()["checks"]["knowledgebase"] == "degraded: eng not answering (1 of 2)"
+    assert TOKEN not in response.text
+
+    # hr's success is still cached; eng's failure is re-checked sooner, and now hr fails too.
+    hr.error = Unavailable("Perfect Wiki is unreachable")
+    clock.now += 6
+    response = await client.get("/readyz")
+    assert response.status_code == 200 and (eng.calls, hr.calls) == (3, 2)
+    clock.now += 55
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["knowledgebases"] == {
+        "eng": "the API token was rejected (401): regenerate it and update the secret",
+        "hr": "Perfect Wiki is unreachable",
+    }
+    eng.error = None
+    clock.now += 6
+    assert (await client.get("/readyz")).status_code == 200
+
+
 async def test_readyz_bad_token_is_503_with_a_clear_reason_and_no_token(serve: Serve) -> None:
     info, clock = FakeInfo(), Clock()
     info.error = Unauthorized(f"401 for token {TOKEN}")  # even a careless message…
