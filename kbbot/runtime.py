@@ -335,17 +335,13 @@ async def open_stack(
         retention_days=settings.gaps_retention_days,
         quota_monthly=settings.perfectwiki_ai_quota_monthly if kb.supports_ai else None,
     )
+    rate_second, rate_minute = settings.perfectwiki_rate_per_second, settings.perfectwiki_rate_per_minute
     ask = AskService(
         kb=kb,
         budget=budget,
-        # Turns paced a little under the token's live budget (the limiter keeps a request of headroom and
-        # counts each request until a window after its answer), so turns never queue at the limiter. Half the
-        # minute may go at once (an ordinary burst, other replicas, the index sync), the rest is spread out.
-        turns=AskerQueue(
-            pace=pacer(
-                int((settings.perfectwiki_rate_per_minute - 1) * 0.9), (settings.perfectwiki_rate_per_minute - 1) // 2
-            )
-        ),
+        # Turns paced to the token's live budget (the limiter keeps a request of headroom per window): a
+        # second's worth at once, the rest of the minute spread evenly (the choice: kbbot.core.fairness).
+        turns=AskerQueue(pace=pacer(rate_minute - 1, min(rate_second - 1, (rate_minute - 1) // 2))),
         cache=stores.cache,
         flights=stores.flights,
         quota=stores.quota,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from kbbot.core.ports import Priority, RateLimiter
 
@@ -45,10 +45,10 @@ class FakeLimiter:
     def queued(self) -> int:
         return self.inner.queued() if self.inner is not None else self.waiting
 
-    def estimate_wait(self, position: int) -> float:
+    def estimate_wait(self, position: int, ready: Sequence[float] = ()) -> float:
         if self.inner is not None:
-            return self.inner.estimate_wait(position)
-        return position * self.seconds_per_position
+            return self.inner.estimate_wait(position, ready)
+        return max([position * self.seconds_per_position, *(r + self.seconds_per_position for r in ready)])
 
     async def aclose(self) -> None:
         return None

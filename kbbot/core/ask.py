@@ -235,11 +235,15 @@ class AskService:
                 notice = slow_down_notice(refusal) + (f" {answer.notice}" if answer.notice else "")
                 return replace(answer, source=Source.SEARCH, notice=notice)
         self._asking[key] = self._asking.get(key, 0) + 1
+        position = self._queue_position(key, asker) if on_queued is not None else None
+        # The first here to ask it holds its place in line from the moment its wait is worked out.
+        ticket = self._turns.ticket() if self._asking[key] == 1 else None
         try:
-            if on_queued is not None and (position := self._queue_position(key, asker)) is not None:
+            if on_queued is not None and position is not None:
                 await on_queued(position)
-            return await self._flights.run(key, lambda: self._ask_ai(key, text, asker))
+            return await self._flights.run(key, lambda: self._ask_ai(key, text, asker, ticket))
         finally:
+            self._turns.discard(ticket)
             self._asking[key] -= 1
             if not self._asking[key]:
                 del self._asking[key]
@@ -257,21 +261,23 @@ class AskService:
             return QueuePosition(position, due - now) if due > now else None
         if self._asking[key] > 1:
             return None
-        ahead = self._ahead(asker)
-        if ahead <= 0:
+        at_limiter = self._limiter.queued()
+        turn = self._turns.ahead(asker) + 1
+        if at_limiter + turn <= 1:
             return None
-        wait = self._wait_for(ahead + 1)
-        self._promised[key] = (ahead + 1, now + wait)
-        return QueuePosition(ahead + 1, wait)
+        wait = self._wait_for(at_limiter, turn)
+        self._promised[key] = (at_limiter + turn, now + wait)
+        return QueuePosition(at_limiter + turn, wait)
 
-    def _ahead(self, asker: str | None) -> int:
-        """Questions that go upstream before a new one from ``asker``: its place among the turns (round robin
-        by asker, so not the whole line), plus what already waits at the rate limiter."""
-        at_limiter = self._limiter.queued() if self._limiter is not None else 0
-        return (self._turns.position(asker) - 1 if self._turns.busy() else 0) + at_limiter
-
-    def _wait_for(self, position: int) -> float:
-        return self._limiter.estimate_wait(position) if self._limiter is not None else 0.0
+    def _wait_for(self, at_limiter: int, turn: int) -> float:
+        """Seconds until the question whose turn is the ``turn``-th from now (round robin by asker) has its
+        answer: every wait it will have, played forward. The ``at_limiter`` callers already at the rate
+        limiter go first; then each turn passes the pace when the pacer's bucket has room, and reaches the
+        limiter, whose windows (and answer time) the limiter plays forward from those moments."""
+        if self._limiter is None:
+            return 0.0
+        ready = [0.0] * at_limiter + self._turns.pace_waits(turn)
+        return self._limiter.estimate_wait(len(ready), ready)
 
     async def _cached(self, key: str) -> Answer | None:
         cached = await self._cache.get(key)
@@ -284,7 +290,7 @@ class AskService:
             self._misses += 1
         self._metrics.cache(hit)
 
-    async def _ask_ai(self, key: str, text: str, asker: str | None) -> Answer:
+    async def _ask_ai(self, key: str, text: str, asker: str | None, ticket: int | None) -> Answer:
         # Looked up again inside the flight: a flight for this key that finished after our first look has
         # filled the cache by now (memory and Redis alike), and its answer must not be bought twice.
         if (cached := await self._cached(key)) is not None:
@@ -293,7 +299,7 @@ class AskService:
             return await self._paused(text)
         started = time.perf_counter()
         try:
-            await self._turns.admit(asker)
+            await self._turns.admit(asker, ticket)
             ai = await self._kb.query(text)
             if self._outcomes is not None:
                 await self._outcomes.ai_call()  # billed: counted per day for the quota forecast
@@ -328,7 +334,10 @@ class AskService:
         is up (both with ``ShuttingDown``). Returns how many were refused now."""
         self._closed = True
         at_limiter = self._limiter.queued() if self._limiter is not None else 0
-        refused = self._turns.close(answer_within=answer_within, estimate=lambda p: self._wait_for(p + at_limiter))
+        holding = self._turns.holding()
+        refused = self._turns.close(
+            answer_within=answer_within, estimate=lambda place: self._wait_for(at_limiter, holding + place)
+        )
         if self._last_call is None:
             self._last_call = asyncio.get_running_loop().call_later(answer_within, self._turns.refuse_waiting)
         if refused:

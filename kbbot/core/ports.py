@@ -106,8 +106,10 @@ class RateLimiter(Protocol):
         """How many callers are waiting for a slot right now."""
         ...
 
-    def estimate_wait(self, position: int) -> float:
-        """Seconds until a caller at ``position`` in the queue gets its slot (an upper bound)."""
+    def estimate_wait(self, position: int, ready: Sequence[float] = ()) -> float:
+        """Seconds until the caller at ``position`` in the queue has its answer (an estimate). ``ready[i]``:
+        seconds from now until the ``i+1``-th caller comes to the limiter (held up before it); the rest are
+        here now."""
         ...
 
     async def aclose(self) -> None: ...

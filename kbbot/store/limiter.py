@@ -44,7 +44,7 @@ import bisect
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol, cast
@@ -278,8 +278,10 @@ class TokenRateLimiter:
     def queued(self) -> int:
         return self._waiting
 
-    def estimate_wait(self, position: int) -> float:
-        """Seconds until the live caller at ``position`` in the queue has its answer.
+    def estimate_wait(self, position: int, ready: Sequence[float] = ()) -> float:
+        """Seconds until the live caller at ``position`` in the queue has its answer. ``ready[i]``: seconds
+        from now until the ``i+1``-th of those callers comes to the limiter (held up before it by the turns'
+        pace); callers past the end of ``ready`` are here now.
 
         The windows are played forward from this process's own requests, each occupying the budget until one
         window after its answer (see the module docstring; one still in flight is taken to be answered in
@@ -303,7 +305,9 @@ class TokenRateLimiter:
         at = now + max(self._not_before - mono, 0.0)
         last = now + (self._last_grant - mono) if self._last_grant else None
         spacing = self._spacing
-        for _ in range(max(1, position)):
+        for i in range(max(1, position)):
+            if i < len(ready):
+                at = max(at, now + ready[i])
             if spacing and last is not None:
                 at = max(at, last + spacing)
             moved = True

@@ -41,7 +41,7 @@ async def test_the_flooder_is_told_to_slow_down_and_bills_only_their_limit(tmp_p
 
 async def test_another_persons_question_overtakes_a_flood(tmp_path: Path) -> None:
     # A token of 120 a minute (and 120 a second, so the burst is not spread over seconds): the same fair turns
-    # as on the default 60, at twice the pace (a turn every 1.25 s instead of 2.5 s). The stop refuses the rest
+    # as on the default 60, at a faster pace (a turn every second instead of 1.2 s). The stop refuses the rest
     # of the flood at once (the shortest grace): how a drain answers a backlog is test_run_shutdown's part.
     with running_bot(
         tmp_path, env={"AI_USER_LIMIT": "off", "SHUTDOWN_GRACE_SECONDS": "5"}, per_second=120, per_minute=120
@@ -57,7 +57,7 @@ async def test_another_persons_question_overtakes_a_flood(tmp_path: Path) -> Non
             assert await bot.ask(http, other, "how do I set up the VPN?", "1700000001.000001") == 200
         await wait_until(lambda: final_replies(bot, other), what="the other person's answer")
         answered_before = len(final_replies(bot, flooder))
-        # Round robin by asker: the other question waited for the flood's questions already on their way (the
-        # paced burst: half the token's minute, 59), not for the flood.
+        # Fair turns: the other question waited for the flood's questions already on their way (the paced
+        # burst: half the token's minute, 59) and its two booked ones, not for the flood.
         assert answered_before <= 70 < flood
         assert bot.stop() >= 0 and bot.proc.returncode == 0

@@ -90,8 +90,9 @@ async def test_another_askers_question_goes_before_the_rest_of_a_flood() -> None
     await settle()
     pace.open(21)
     await asyncio.gather(*flood, other)
-    # flood 0 was already waiting for the pace; the other question got the very next turn, not the 21st.
-    assert kb.queries[:3] == ["flood 0", "flood 1", "other question"]
+    # flood 0 was already waiting for the pace; the other question went after the flood's two booked ones,
+    # not after the 20.
+    assert kb.queries[:4] == ["flood 0", "flood 1", "flood 2", "other question"]
 
 
 async def test_close_refuses_waiting_questions_but_still_serves_cached_ones() -> None:
