@@ -116,3 +116,12 @@ def test_huge_input_stays_bounded() -> None:
     text = "kept-on-call " * 50_000
     assert index_text(text).count("keep") == 50_000
     assert len(query_terms(text)) <= 24
+
+
+def test_the_table_ships_with_the_package() -> None:
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    assert "search/word_forms.tsv" in pyproject["tool"]["setuptools"]["package-data"]["kbbot"]
