@@ -69,7 +69,7 @@ def _terms(text: str) -> list[tuple[str, str, bool]]:
         nonlocal guesses
         if len(word) < 2 or len(word) > _MAX_TERM_CHARS or (word in STOPWORDS and not acronym) or word in seen:
             return
-        if len(terms) - guesses < MAX_TERMS or guess:
+        if (guesses < MAX_TERMS) if guess else (len(terms) - guesses < MAX_TERMS):
             seen.add(word)
             terms.append((word, joins, guess))
             guesses += guess

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kbbot.search.query import plan_terms, query_terms, stem, term_hits, word_stems
+from kbbot.search.query import MAX_TERMS, plan_terms, query_terms, stem, term_hits, word_stems
 from kbbot.search.word_forms import base_form, compounds, generate, index_text
 
 
@@ -115,7 +115,11 @@ def test_passages_see_the_compounds_of_their_text() -> None:
 def test_huge_input_stays_bounded() -> None:
     text = "kept-on-call " * 50_000
     assert index_text(text).count("keep") == 50_000
-    assert len(query_terms(text)) <= 24
+    assert len(query_terms(text)) <= MAX_TERMS
+    # Every stopword before every word: at most MAX_TERMS words and MAX_TERMS compound guesses.
+    words = [f"w{chr(97 + n % 26)}{chr(97 + n // 26 % 26)}" for n in range(2000)]
+    flood = " ".join(f"{stop} {word}" for word in words for stop in ("on", "in"))
+    assert len(plan_terms(flood)) <= 2 * MAX_TERMS
 
 
 def test_the_table_ships_with_the_package() -> None:
