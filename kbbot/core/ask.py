@@ -1,7 +1,7 @@
 """AskService: the question pipeline every adapter calls.
 
     clean + normalize → answer cache → AI budget (per asker, per channel) → single-flight [answer cache again
-    → 402 breaker → the asker's turn (round robin by asker) → knowledgebase AI (rate-limited in the backend)
+    → 402 breaker → the asker's turn (fair, by asker) → knowledgebase AI (rate-limited in the backend)
     → cache the answer]; on 402, over budget, or for backends without AI, the search answerer.
 
 Every AI query is billed, so the pipeline's job is to ask upstream as rarely as possible: once per distinct
@@ -265,12 +265,14 @@ class AskService:
         turn = self._turns.ahead(asker) + 1
         if at_limiter + turn <= 1:
             return None
+        if not (at_limiter or self._turns.busy() or self._turns.pace_waits(turn)[-1] > 0):
+            return None  # those ahead are on their way and nobody waits: it goes straight through too
         wait = self._wait_for(at_limiter, turn)
         self._promised[key] = (at_limiter + turn, now + wait)
         return QueuePosition(at_limiter + turn, wait)
 
     def _wait_for(self, at_limiter: int, turn: int) -> float:
-        """Seconds until the question whose turn is the ``turn``-th from now (round robin by asker) has its
+        """Seconds until the question whose turn is the ``turn``-th from now (fair turns by asker) has its
         answer: every wait it will have, played forward. The ``at_limiter`` callers already at the rate
         limiter go first; then each turn passes the pace when the pacer's bucket has room, and reaches the
         limiter, whose windows (and answer time) the limiter plays forward from those moments."""
