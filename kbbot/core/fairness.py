@@ -63,7 +63,7 @@ class BucketPacer:
     The estimate reads the bucket's own level (``aiolimiter`` has no public accessor for it) on the bucket's
     clock, its event loop's time: a turn passes once the level leaves room for it, and every turn ahead adds
     one to the level, so the ``n``-th waits until ``level + n - burst`` has drained (nothing while that is
-    not positive). One bucket, one formula: the wait and its estimate cannot disagree.
+    not positive): aiolimiter's own rule (a turn passes when ``level + 1 <= burst``), played forward.
     """
 
     def __init__(self, burst: int, per_second: float) -> None:
