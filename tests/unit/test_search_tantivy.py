@@ -17,6 +17,22 @@ from kbbot.search.word_forms import index_text
 from tests.fakes.sync_kb import SyncKnowledgeBase
 
 
+@pytest.fixture
+def search_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Where each search ran: "index" (the index thread) or "here" (the caller's thread)."""
+    threads: list[str] = []
+    original = SearchIndex._search_sync
+    here = threading.current_thread().name
+
+    def spy(self: SearchIndex, *args: object):  # type: ignore[no-untyped-def]
+        name = threading.current_thread().name
+        threads.append("index" if name.startswith("kbbot-index") else "here" if name == here else name)
+        return original(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SearchIndex, "_search_sync", spy)
+    return threads
+
+
 async def found(index: SearchIndex, question: str) -> list[str]:
     return [hit.id for hit in await index.search(question)]
 
@@ -90,7 +106,7 @@ async def test_a_finished_sync_or_an_idle_write_leaves_the_writer_free(tmp_path:
 
 
 async def test_a_search_of_known_words_runs_here_when_the_index_thread_is_idle(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, search_threads: list[str]
 ) -> None:
     # Handing a tantivy search to the index thread costs about what the search does; reading page texts or
     # writes to commit go to the index thread as before. The first search there read every word's page count
@@ -98,15 +114,6 @@ async def test_a_search_of_known_words_runs_here_when_the_index_thread_is_idle(
     from kbbot.search.spelling import is_english
 
     is_english("loaded")  # read from disk at the first call, whichever test makes it
-    threads: list[str] = []
-    original = SearchIndex._search_sync
-
-    def spy(self: SearchIndex, *args: object):  # type: ignore[no-untyped-def]
-        threads.append(threading.current_thread().name)
-        return original(self, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(SearchIndex, "_search_sync", spy)
-    here = threading.current_thread().name
     async with SearchIndex(tmp_path / "index.sqlite3", engine="tantivy") as index:
         await index.upsert_many([IndexedPage(id="v", title="VPN setup", text="Install WireGuard.")])
         assert await found(index, "vpn setup") == ["v"]  # writes to commit, words not yet seen
@@ -116,12 +123,11 @@ async def test_a_search_of_known_words_runs_here_when_the_index_thread_is_idle(
         await index.upsert(IndexedPage(id="w", title="VPN on Windows", text="Install the client."))
         assert set(await found(index, "vpn")) == {"v", "w"}  # the write is committed first
         assert set(await found(index, "vpn")) == {"v", "w"}
-    where = ["index" if name.startswith("kbbot-index") else "here" if name == here else name for name in threads]
-    assert where == ["index", "here", "here", "index", "index", "here"]
+    assert search_threads == ["index", "here", "here", "index", "index", "here"]
 
 
 async def test_a_reopened_index_reads_every_page_count_at_its_first_new_word(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, search_threads: list[str]
 ) -> None:
     # Opened without a sync (a restart), the index knows no word's page count: the first search with a word
     # not yet seen reads them all on the index thread, so the next questions, new words and all, run here.
@@ -133,21 +139,13 @@ async def test_a_reopened_index_reads_every_page_count_at_its_first_new_word(
                 IndexedPage(id="p", title="Printers", text="Add the office printer."),
             ]
         )
-    threads: list[str] = []
-    original = SearchIndex._search_sync
-
-    def spy(self: SearchIndex, *args: object):  # type: ignore[no-untyped-def]
-        threads.append("index" if threading.current_thread().name.startswith("kbbot-index") else "here")
-        return original(self, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(SearchIndex, "_search_sync", spy)
     reads: list[str] = []
     async with SearchIndex(path, engine="tantivy") as index:
         index._db.set_trace_callback(reads.append)  # opened: its connection exists now
         assert await found(index, "vpn") == ["v"]
         assert await found(index, "office printer") == ["p"]
         assert await found(index, "wireguard") == ["v"]
-    assert threads == ["index", "here", "here"]
+    assert search_threads == ["index", "here", "here"]
     assert sum("pages_vocab" in sql for sql in reads) == 1  # all counts at once, not word by word
 
 
@@ -209,16 +207,8 @@ async def test_word_clauses_follow_the_index(tmp_path: Path) -> None:
 
 
 async def test_a_search_after_a_sync_runs_here_and_another_processs_commit_goes_to_the_index_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, search_threads: list[str]
 ) -> None:
-    threads: list[str] = []
-    original = SearchIndex._search_sync
-
-    def spy(self: SearchIndex, *args: object):  # type: ignore[no-untyped-def]
-        threads.append("index" if threading.current_thread().name.startswith("kbbot-index") else "here")
-        return original(self, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(SearchIndex, "_search_sync", spy)
     path = tmp_path / "index.sqlite3"
     async with SearchIndex(path, engine="tantivy") as bot, SearchIndex(path, engine="tantivy") as cli:
         await bot.upsert_many([IndexedPage(id="v", title="VPN setup", text="Install WireGuard.")])
@@ -228,7 +218,7 @@ async def test_a_search_after_a_sync_runs_here_and_another_processs_commit_goes_
         await cli.flush()
         assert set(await found(bot, "vpn")) == {"v", "w"}  # counts read again, the new commit seen
         assert set(await found(bot, "vpn")) == {"v", "w"}
-    assert threads == ["here", "index", "here"]
+    assert search_threads == ["here", "index", "here"]
 
 
 async def test_saved_chats_keep_their_place_with_tantivy(tmp_path: Path) -> None:
