@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from kbbot.core.replies import error_reply
-from kbbot.errors import RateLimited, ShuttingDown, Unavailable
+from kbbot.errors import ShuttingDown
 from kbbot.ops.shutdown import TaskTracker
 from tests.scenarios import test_discord
+from tests.scenarios.error_cases import check_logged, failures
 from tests.scenarios.test_discord import (
     ScriptedAsk,
     World,
@@ -29,22 +30,10 @@ world = test_discord.world  # the fake Discord server with its guild, channels a
 #: What a bug might carry: internals and a token-shaped string that must never reach a user.
 LEAKY = RuntimeError("KeyError in _flight_lock at 0x7f3a (token MTIzNDU2Nzg5MDEyMzQ1Njc4.GaBcDe.secret)")
 
-FAILURES = [
-    pytest.param(Unavailable("the knowledgebase did not answer (HTTP 503)", status=503), id="unavailable"),
-    pytest.param(RateLimited("the knowledgebase answered 429", retry_after=30), id="rate-limited"),
-    pytest.param(ShuttingDown(), id="shutting-down"),
-    pytest.param(LEAKY, id="unexpected"),
-]
+FAILURES = failures(LEAKY)
 
 INTERNALS = ("_flight_lock", "secret", "Traceback", "RuntimeError")
 
-
-def _check_logged(error: Exception, caplog: pytest.LogCaptureFixture) -> None:
-    tracebacks = [r for r in caplog.records if r.exc_info]
-    if isinstance(error, RuntimeError):
-        assert len(tracebacks) == 1 and tracebacks[0].exc_info and tracebacks[0].exc_info[1] is error
-    else:
-        assert tracebacks == []  # an expected failure is one log line, not a traceback
 
 
 @pytest.mark.parametrize("error", FAILURES)
@@ -67,7 +56,7 @@ async def test_slash_ask_failure_fills_the_thinking_placeholder_once(
     assert_no_ping(edit.body)
     assert followups(fake, interaction) == [] and message_posts(fake, world.general) == []
     assert not any(word in repr(edit.body) for word in INTERNALS)
-    _check_logged(error, caplog)
+    check_logged(error, caplog)
 
 
 @pytest.mark.parametrize("error", FAILURES)
@@ -86,7 +75,7 @@ async def test_mention_failure_is_one_reply_to_the_question(
     assert post.body["message_reference"]["message_id"] == int(msg["id"])
     assert_no_ping(post.body)
     assert not any(word in repr(post.body) for word in INTERNALS)
-    _check_logged(error, caplog)
+    check_logged(error, caplog)
 
 
 async def test_command_while_stopping_is_refused_privately_by_the_tree_hook(world: World, tmp_path: Path) -> None:

@@ -10,27 +10,15 @@ import pytest
 
 from kbbot.adapters.slack.rendering import render_error
 from kbbot.core.replies import error_reply
-from kbbot.errors import RateLimited, ShuttingDown, Unavailable
 from tests.fakes.slack_api import BOT_TOKEN, mention_event
+from tests.scenarios.error_cases import check_logged, failures
 from tests.scenarios.slack_support import ALICE, GENERAL, slack_rig
 
 #: What a bug might carry: internals and a token-shaped string that must never reach a user.
 LEAKY = RuntimeError(f"KeyError in _flight_lock at 0x7f3a (token {BOT_TOKEN})")
 
-FAILURES = [
-    pytest.param(Unavailable("the knowledgebase did not answer (HTTP 503)", status=503), id="unavailable"),
-    pytest.param(RateLimited("the knowledgebase answered 429", retry_after=30), id="rate-limited"),
-    pytest.param(ShuttingDown(), id="shutting-down"),
-    pytest.param(LEAKY, id="unexpected"),
-]
+FAILURES = failures(LEAKY)
 
-
-def _check_logged(error: Exception, caplog: pytest.LogCaptureFixture) -> None:
-    tracebacks = [r for r in caplog.records if r.exc_info]
-    if isinstance(error, RuntimeError):
-        assert len(tracebacks) == 1 and tracebacks[0].exc_info and tracebacks[0].exc_info[1] is error
-    else:
-        assert tracebacks == []  # an expected failure is one log line, not a traceback
 
 
 @pytest.mark.parametrize("error", FAILURES)
@@ -50,7 +38,7 @@ async def test_slash_command_failure_is_one_ephemeral_reply_and_the_ack_stands(
         assert rig.slack.calls("chat.postMessage") == [] and rig.slack.calls("chat.postEphemeral") == []
         sent = "\n".join(rig.slack.outgoing_bodies())
         assert "_flight_lock" not in sent and BOT_TOKEN not in sent.replace(f"Bearer {BOT_TOKEN}", "")
-    _check_logged(error, caplog)
+    check_logged(error, caplog)
 
 
 @pytest.mark.parametrize("error", FAILURES)
@@ -70,4 +58,4 @@ async def test_mention_failure_is_one_ephemeral_message_in_the_thread(
         assert rig.slack.calls("chat.postMessage") == []
         assert len(rig.slack.calls("reactions.remove")) == 1  # the 👀 still goes
         assert "_flight_lock" not in "\n".join(rig.slack.outgoing_bodies())
-    _check_logged(error, caplog)
+    check_logged(error, caplog)
