@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +149,22 @@ FAST_HTTP_RETRY = RetryPolicy(backoff_base=0.001, backoff_max=0.01)
 
 
 @asynccontextmanager
+async def serve_events(routes: Iterable[web.AbstractRouteDef]) -> AsyncIterator[str]:
+    """The adapter's HTTP routes served on a free loopback port; yields the Events API URL."""
+    app = web.Application()
+    app.add_routes(routes)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/slack/events"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
 async def slack_rig(
     *,
     options: SlackOptions | None = None,
@@ -176,18 +192,9 @@ async def slack_rig(
             saver = RecordingSaver(rt.saver)
             ask = ScriptedAsk(rt.ask, scripted) if scripted is not None else rt.ask
             async with open_slack(rt, ask=ask, saver=saver, options=options) as service, rt.saver:
-                app = web.Application()
-                app.add_routes(service.routes)
-                runner = web.AppRunner(app, access_log=None)
-                await runner.setup()
-                site = web.TCPSite(runner, "127.0.0.1", 0)
-                await site.start()
-                port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
                 assert rt.stack.limiter is not None
-                try:
-                    yield Rig(slack=slack, pw=pw, bot=service.bot, events_url=f"http://127.0.0.1:{port}/slack/events",
+                async with serve_events(service.routes) as events_url:
+                    yield Rig(slack=slack, pw=pw, bot=service.bot, events_url=events_url,
                               http=http, feedback=rt.stores.feedback, ask=rt.ask, saver=saver,
                               limiter=rt.stack.limiter)
                     await service.drain()
-                finally:
-                    await runner.cleanup()

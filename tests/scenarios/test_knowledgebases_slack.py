@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiohttp import web
 
 from kbbot.config import Settings
 from kbbot.runtime import Runtime, open_runtime, open_slack
@@ -39,7 +38,7 @@ from tests.scenarios.knowledgebases_support import (
     several_runtime,
     three_wikis,
 )
-from tests.scenarios.slack_support import ALICE, BOB, DM, GENERAL, loopback_client, seed_workspace
+from tests.scenarios.slack_support import ALICE, BOB, DM, GENERAL, loopback_client, seed_workspace, serve_events
 
 
 @dataclass
@@ -85,19 +84,10 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
             loopback_client() as http,
             open_slack(rt) as service,
             savers_running(rt),
+            serve_events(service.routes) as events_url,
         ):
-            app = web.Application()
-            app.add_routes(service.routes)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            try:
-                yield Rig(slack, wikis, rt, http, f"http://127.0.0.1:{port}/slack/events", SlackSigner())
-                await service.drain()
-            finally:
-                await runner.cleanup()
+            yield Rig(slack, wikis, rt, http, events_url, SlackSigner())
+            await service.drain()
 
 
 def _blocks(call: Any) -> str:
