@@ -145,7 +145,8 @@ def test_dockerfile() -> None:
     froms = [line for line in lines if line.startswith("FROM ")]
     assert froms and all(line.split()[1] == "${PYTHON_IMAGE}" for line in froms)
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+$", text, flags=re.MULTILINE)
-    assert 'pip install --prefix=/install --constraint constraints.txt ".[redis]"' in text
+    # redis: one image for one replica or many; tantivy: SEARCH_ENGINE=tantivy (README) works in the image.
+    assert 'pip install --prefix=/install --constraint constraints.txt ".[redis,tantivy]"' in text
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert re.search(r"HTTP_HOST=0\.0\.0\.0", text)
