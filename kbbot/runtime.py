@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     import httpx
 
     from kbbot.adapters.discord.client import DiscordOptions
+    from kbbot.adapters.services import ChatServices
     from kbbot.adapters.slack import SlackCredentials, SlackOptions, SlackService
     from kbbot.backends.http import RetryPolicy
     from kbbot.ops.dashboard import Dashboard
@@ -138,6 +139,18 @@ class Runtime:
     def conversations(self) -> Conversations:
         """The threads kbbot answered in (follow-ups), in the stores of this runtime's knowledgebase."""
         return Conversations(self.stores.conversations, self.stores.deduper)
+
+    def chat_services(
+        self, in_flight: InFlight | None = None, *, ask: Asking | None = None, saver: Saving | None = None
+    ) -> ChatServices:
+        """What the chat adapters serve people with; ``ask``/``saver`` let a test rig put a recorder in between."""
+        from kbbot.adapters.services import ChatServices
+
+        return ChatServices(
+            ask=ask or self.asking, saver=saver or self.saving, feedback=self.stores.feedback,
+            deduper=self.stores.deduper, in_flight=in_flight, router=self.router, gaps=self.gaps(),
+            conversations=self.conversations(),
+        )
 
     @property
     def outcomes(self) -> OutcomeRecorder:
@@ -542,16 +555,8 @@ async def open_slack(
     from kbbot.adapters.slack import slack_service
 
     async with slack_service(
-        slack_credentials(rt.settings),
-        ask=ask or rt.asking,
-        saver=saver or rt.saving,
-        feedback=rt.stores.feedback,
-        deduper=rt.stores.deduper,
+        slack_credentials(rt.settings), rt.chat_services(in_flight, ask=ask, saver=saver),
         options=options or slack_options(rt.settings),
-        in_flight=in_flight,
-        router=rt.router,
-        gaps=rt.gaps(),
-        conversations=rt.conversations(),
     ) as slack:
         for stack in rt.all_stacks:
             stack.saver.listen("slack", slack.bot.handlers.on_saved)
@@ -584,9 +589,7 @@ def discord_client(
     from kbbot.adapters.discord import build_discord_client, saved_poster
 
     client = build_discord_client(
-        ask=rt.asking, saver=rt.saving, feedback=rt.stores.feedback, options=discord_options(rt.settings),
-        in_flight=in_flight, router=rt.router, client_options=client_options,
-        gaps=rt.gaps(), conversations=rt.conversations(),
+        rt.chat_services(in_flight), options=discord_options(rt.settings), client_options=client_options
     )
     poster = saved_poster(client)
     for stack in rt.all_stacks:

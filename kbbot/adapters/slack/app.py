@@ -19,19 +19,15 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 
+from kbbot.adapters.services import ChatServices
 from kbbot.adapters.slack import rendering
 from kbbot.adapters.slack.followups import SlackFollowUps
 from kbbot.adapters.slack.handlers import SlackHandlers, SlackOptions
 from kbbot.adapters.slack.parsing import ThreadRef, object_id, parse_command, parse_permalink, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, parse_submission
-from kbbot.core.conversations import Conversations
-from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.replies import error_reply
-from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.errors import KbbotError
-from kbbot.ops.shutdown import InFlight
-from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
 
@@ -52,37 +48,14 @@ class SlackBot:
         await self.handlers.drain()
 
 
-def build_slack(
-    *,
-    client: AsyncWebClient,
-    ask: Asking,
-    saver: Saving,
-    feedback: FeedbackStore,
-    deduper: Deduper,
-    options: SlackOptions | None = None,
-    in_flight: InFlight | None = None,
-    router: KnowledgebaseRouter | None = None,
-    gaps: GapsReport | None = None,
-    conversations: Conversations | None = None,
-) -> SlackBot:
+def build_slack(*, client: AsyncWebClient, services: ChatServices, options: SlackOptions | None = None) -> SlackBot:
     """Build the handlers and the Bolt app.
 
     ``client`` carries the bot token and ``base_url`` (``SLACK_API_URL``). Requests are verified before they
     reach this app: by :func:`~kbbot.adapters.slack.server.slack_routes` in HTTP mode, by the websocket Slack
-    authenticated in Socket Mode. ``conversations`` (the threads kbbot answered in) turns on follow-ups.
+    authenticated in Socket Mode. ``services.conversations`` (the threads kbbot answered in) turns on follow-ups.
     """
-    handlers = SlackHandlers(
-        client=client,
-        ask=ask,
-        saver=saver,
-        feedback=feedback,
-        deduper=deduper,
-        options=options or SlackOptions(),
-        in_flight=in_flight,
-        router=router,
-        gaps=gaps,
-        conversations=conversations,
-    )
+    handlers = SlackHandlers(client=client, services=services, options=options or SlackOptions())
     app = AsyncApp(
         client=client,  # carries SLACK_BOT_TOKEN (see _QuietStart)
         # HTTP requests are verified on their raw bytes before Bolt sees them (server.py); Socket Mode needs none.
@@ -92,6 +65,7 @@ def build_slack(
         ignoring_self_events_enabled=True,
     )
     app.middleware(_app_rate_limited)
+    conversations = services.conversations
     followups = SlackFollowUps(handlers, conversations) if conversations is not None else None
     _register(app, handlers, followups)
     return SlackBot(app=app, handlers=handlers)
