@@ -44,6 +44,8 @@ def test_image_constraints_pin_every_dependency_within_pyproject_bounds() -> Non
     pins = _image_pins()
     extras = _image_extras()
     assert {"redis", "tantivy"} <= extras  # REDIS_URL and SEARCH_ENGINE=tantivy work in the image
+    for readme in (ROOT / "README.md", ROOT / "deploy" / "README.md"):
+        assert "has the `redis` and `tantivy` extras" in " ".join(readme.read_text().split()), readme
     required = [Requirement(r) for r in PYPROJECT["dependencies"]]
     required += [Requirement(r) for extra in sorted(extras) for r in PYPROJECT["optional-dependencies"][extra]]
     for requirement in required:
