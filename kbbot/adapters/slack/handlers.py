@@ -249,20 +249,7 @@ class SlackHandlers:
             status = await self.services.router.status(self._question("", user_id, f"{channel}:status"))
         else:
             status = await self.services.ask.status()
-        counts = await self.services.feedback.counts()
-        return rendering.render_status(
-            kb_kind=status.kb_kind,
-            kb_name=status.kb_name,
-            cache_size=status.cache.size,
-            cache_hit_rate=status.cache.hit_rate,
-            quota_paused=status.quota.paused,
-            next_probe_at=status.quota.next_probe_at,
-            queued=status.queued,
-            helpful=counts.helpful,
-            not_helpful=counts.not_helpful,
-            knowledgebase=status.knowledgebase,
-            ai_quota=status.ai_quota,
-        )
+        return rendering.render_status(status, await self.services.feedback.counts())
 
     def help(self) -> Message:
         """The help reply (with ``use NAME`` when there are knowledgebases to choose from)."""
