@@ -34,7 +34,7 @@ from kbbot.adapters.slack.history import (
     title_hint,
     truncation_text,
 )
-from kbbot.adapters.slack.parsing import ThreadRef, mentioned_users, plain_text
+from kbbot.adapters.slack.parsing import Command, ThreadRef, mentioned_users, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import save_modal
 from kbbot.core.ask import queue_notice
@@ -221,6 +221,19 @@ class SlackHandlers:
         )
         thanks = "Thanks — glad it helped!" if helpful else "Thanks — noted. The wiki's editors will see it."
         await reply(rendering.render_text(thanks))
+
+    async def reply_to(self, command: Command, channel: str, user_id: str) -> Message | None:
+        """The reply to ``help``, ``status``, ``use NAME`` and ``gaps``, the same in a mention, a DM and ``/kb``
+        (only where it goes differs); None for the other commands."""
+        if command.name == "help":
+            return self.help()
+        if command.name == "status":
+            return await self.status(channel, user_id)
+        if command.name == "use":
+            return await self.use(channel, user_id, command.arg)
+        if command.name == "gaps":
+            return await self.gaps(user_id)
+        return None
 
     async def gaps(self, user_id: str) -> Message:
         """``/kb gaps``: the week's top knowledge gaps, for SLACK_ADMIN_USERS only."""
