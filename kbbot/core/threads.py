@@ -24,6 +24,12 @@ retries) keep the save queued and ``save`` returns ``SavedPage(pending=True)``; 
 exponential backoff and jitter, also after a restart. Other errors (bad request, auth, scope) are not worth
 retrying from the requester's view: ``save`` drops the entry and raises :class:`SaveError` with a sentence the
 adapter can show.
+
+Who retries a queued save: only a process that can tell its requester how it ended, i.e. one where the
+thread's platform adapter is listening (:meth:`ThreadSaver.listen`). Slack replicas and a Discord pod share one
+Redis outbox; a Discord pod that sent a Slack thread's save would have nobody to post "Saved: <link>" into
+Slack. Saves nobody waits for (``announce=False``: imports, ``kbbot save``) are retried by any worker. A save
+for a platform no running process serves stays queued (nothing is lost) and the worker logs it once.
 """
 
 from __future__ import annotations
@@ -63,8 +69,9 @@ __all__ = ["SaveRetryPolicy", "SavedCallback", "ThreadSaver"]
 log = logging.getLogger(__name__)
 
 #: Called when the worker finishes a save that ``save`` had reported as pending, for a thread of the platform
-#: it listens for: ``(conversation_key, saved_page)``. Adapters post "saved: <link>" into the thread.
-SavedCallback = Callable[[str, SavedPage], Awaitable[None]]
+#: it listens for: ``(conversation_key, outcome)``. The outcome is the saved page (adapters post "Saved: <link>"
+#: into the thread) or, when the wiki finally refused it, a :class:`SaveError` whose text the asker should read.
+SavedCallback = Callable[[str, SavedPage | SaveError], Awaitable[None]]
 
 #: Worth retrying later: the wiki is busy or down, or answered something we could not read.
 _TRANSIENT = (RateLimited, Unavailable, BadResponse, VersionConflict)
@@ -130,6 +137,8 @@ class ThreadSaver:
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: Due saves left for another platform's process in the last pass, so each is logged once, not per pass.
+        self._unserved: set[str] = set()
 
     # --- saving --------------------------------------------------------------------------------------------
 
@@ -192,9 +201,11 @@ class ThreadSaver:
 
     def listen(self, platform: str, callback: SavedCallback) -> None:
         """Call ``callback`` when a queued save of a ``platform`` thread completes (the asker was told "will
-        retry"; now they get the link). The one way to hear about saved pages.
+        retry"; now they get the link, or why the wiki refused the page). The one way to hear about them.
 
         Each adapter registers for its own platform, so one shared saver can announce in Slack and Discord.
+        Registering is also what lets this process's worker retry that platform's queued saves (see the module
+        docstring): a process retries only the saves it can confirm.
         """
         self._listeners[platform] = callback
 
@@ -243,9 +254,20 @@ class ThreadSaver:
         return len(await self._outbox.pending())
 
     async def retry_due(self) -> float | None:
-        """One pass over the outbox: attempt every due save. Returns when the next one is due (or None)."""
+        """One pass over the outbox: attempt every due save this process can confirm (see :meth:`listen`).
+        Returns when the next one is due (or None)."""
         next_due: float | None = None
+        unserved: set[str] = set()
         for item in await self._outbox.pending():
+            if item.announce and item.platform not in self._listeners:
+                unserved.add(item.key)
+                if item.key not in self._unserved:
+                    log.warning(
+                        "a queued save of a %s thread waits for a process running the %s adapter (this one "
+                        "runs: %s); it stays queued",
+                        item.platform, item.platform, ", ".join(sorted(self._listeners)) or "none",
+                    )
+                continue  # not in next_due either: this worker would wake for a save it never takes
             if item.next_attempt_at > self._clock():
                 next_due = item.next_attempt_at if next_due is None else min(next_due, item.next_attempt_at)
                 continue
@@ -256,17 +278,21 @@ class ThreadSaver:
                 if claimed is None:
                     continue
                 try:
-                    page = await self._attempt(claimed)
+                    outcome: SavedPage | SaveError = await self._attempt(claimed)
                 except _TRANSIENT:
                     continue
-                except SaveError as exc:
+                except _Refused as exc:  # the entry is gone: the asker, told "will retry", must hear the end
+                    log.warning("queued save of a %s thread failed: %s", item.platform, exc)
+                    outcome = SaveError(f"The queued save of “{claimed.title}” failed. {exc}")
+                except SaveError as exc:  # auth/scope: kept for a retry once an operator has fixed it
                     log.warning("queued save of a %s thread failed: %s", item.platform, exc)
                     continue
             if claimed.announce and (callback := self._listeners.get(item.platform)) is not None:
                 try:
-                    await callback(item.conversation_key, page)
+                    await callback(item.conversation_key, outcome)
                 except Exception:
                     log.exception("a saved-page callback failed")
+        self._unserved = unserved
         return next_due
 
     async def _run(self) -> None:
@@ -299,7 +325,7 @@ class ThreadSaver:
             raise
         except _HOPELESS as exc:
             await self._outbox.remove(item.key, item.revision)
-            raise SaveError(f"The wiki refused the page: {exc}") from exc
+            raise _Refused(f"The wiki refused the page: {exc}") from exc
         except KbbotError as exc:
             # Auth or scope problems: an operator must act. Keep the entry (nothing is lost), but tell the
             # requester now instead of promising a retry that cannot succeed until then.
@@ -440,6 +466,10 @@ class ThreadSaver:
         # Striped locks: one key always maps to the same lock, and memory stays bounded however many threads
         # are saved over the process's life. Two keys sharing a stripe merely wait for each other.
         return self._locks[hash(key) % len(self._locks)]
+
+
+class _Refused(SaveError):
+    """The wiki refused the page for good: unlike an auth or scope failure, its outbox entry is gone."""
 
 
 def _title(text: str) -> str:

@@ -36,7 +36,7 @@ from kbbot.config import Settings
 from kbbot.core.ask import QUOTA_NOTICE, AskService, QueueListener, QueuePosition
 from kbbot.core.models import AiAnswer, Answer, PageRef, Question, SavedPage, Source, Thread
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
-from kbbot.errors import ConfigError, QuotaExceeded, Unauthorized, Unavailable
+from kbbot.errors import ConfigError, QuotaExceeded, SaveError, Unauthorized, Unavailable
 from kbbot.ops.shutdown import TaskTracker
 from kbbot.runtime import discord_options
 from kbbot.store.limiter import TokenRateLimiter
@@ -1330,6 +1330,18 @@ async def test_saved_poster_ignores_bad_keys_and_survives_refusals(world: World,
         await post(world.thread["id"], saved)
     [_refused, ok] = message_posts(fake, world.thread)
     assert ok.body["content"] == "Saved: [T](https://wiki.example/7) — the wiki is back and this thread is now a page."
+
+
+async def test_saved_poster_reports_a_queued_save_the_wiki_refused(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    refused = SaveError("The queued save of “VPN @everyone” failed. The wiki refused the page: HTTP 400")
+    async with running(world, data_dir=tmp_path) as client:
+        await saved_poster(client)(world.thread["id"], refused)
+    [post] = message_posts(fake, world.thread)
+    assert post.body["content"] == (
+        "⚠️ The queued save of “VPN @\u200beveryone” failed. The wiki refused the page: HTTP 400"
+    )
+    assert_no_ping(post.body)
 
 
 async def test_a_save_that_lands_before_discord_is_connected_is_linked_once_it_is(

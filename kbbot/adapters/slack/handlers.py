@@ -40,6 +40,7 @@ from kbbot.adapters.slack.views import save_modal
 from kbbot.core.ask import queue_notice
 from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
 from kbbot.core.text import clean_question, neutralize_mentions
+from kbbot.errors import SaveError
 from kbbot.ops.shutdown import TaskTracker
 
 log = logging.getLogger(__name__)
@@ -314,16 +315,20 @@ class SlackHandlers:
             log.warning("could not post the saved-page link in the thread: %s", errors.describe(exc))
             await fail(message)
 
-    async def on_saved(self, conversation_key: str, saved: SavedPage) -> None:
-        """ThreadSaver's callback for a save that was pending and has now gone through: link it in the thread."""
+    async def on_saved(self, conversation_key: str, saved: SavedPage | SaveError) -> None:
+        """ThreadSaver's callback for a save that was pending and has now ended: link the page in the thread, or
+        say why the wiki refused it."""
         ref = ThreadRef.from_key(conversation_key)
         if ref is None:
             return
-        message = rendering.render_saved(saved, title=saved.title or "this thread", saved_by="")
+        if isinstance(saved, SaveError):
+            message = rendering.render_error(str(saved))
+        else:
+            message = rendering.render_saved(saved, title=saved.title or "this thread", saved_by="")
         try:
             await self.post(ref.channel, message, thread_ts=ref.thread_ts)
         except SlackApiError as exc:
-            log.warning("could not post the saved-page link for a retried save: %s", errors.describe(exc))
+            log.warning("could not post the outcome of a retried save: %s", errors.describe(exc))
 
     # --- sending --------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ and with Redis two replicas' ThreadSavers save a thread once."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -11,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from kbbot.core.models import Thread, ThreadMessage
+from kbbot.core.models import SavedPage, Thread, ThreadMessage
 from kbbot.core.ports import Outbox, OutboxItem, OutboxPart, SavedThreadMap
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
-from kbbot.errors import Unavailable
+from kbbot.errors import BadRequest, SaveError, Unauthorized, Unavailable
 from kbbot.store.redis_store import RedisOutbox, RedisSavedThreadMap, connect_redis
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
 from tests.fakes.memory_kb import MemoryKnowledgeBase
@@ -177,26 +178,170 @@ async def test_two_replicas_save_one_thread_once(redis_server: RedisServer) -> N
             await c.aclose()
 
 
-@pytest.mark.redis
-async def test_save_queued_on_one_replica_is_sent_by_another(redis_server: RedisServer) -> None:
-    """The pod that queued a save (wiki down) is gone; another replica's worker delivers it."""
-    kb = MemoryKnowledgeBase()
-    policy = SaveRetryPolicy(first_delay=0.05, max_delay=0.2, jitter=0.0, poll_interval=0.05, lease_seconds=5)
-    dying, survivor = await connect_redis(redis_server.url), await connect_redis(redis_server.url)
-    try:
-        kb.fail_next("create_page", Unavailable("the wiki is down (503)", status=503))
-        queued = await ThreadSaver(kb, RedisSavedThreadMap(dying), RedisOutbox(dying), retry=policy).save(thread())
-        assert queued.pending and not kb.pages
-        await dying.aclose()
-        saver = ThreadSaver(kb, RedisSavedThreadMap(survivor), RedisOutbox(survivor), retry=policy)
-        async with asyncio.timeout(30):  # a hang guard; the retry is due within a fraction of a second
-            while not kb.pages:
-                await saver.retry_due()
-                await asyncio.sleep(0.02)
-        assert len(kb.pages) == 1
-        assert await RedisOutbox(survivor).pending() == []
-    finally:
-        await survivor.aclose()
+# --- processes of different platforms over one outbox ---------------------------------------------------------
+# The deploy docs run Slack (HTTP mode, several replicas) and Discord (one gateway pod) as separate pods on one
+# Redis: each pod retries only the queued saves it can confirm, i.e. those of the platforms it runs.
+
+RETRY = SaveRetryPolicy(first_delay=10, max_delay=100, jitter=0.0, lease_seconds=60)
+DOWN = Unavailable("the wiki is down (503)", status=503)
+Heard = list[tuple[str, str, SavedPage | SaveError]]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def process(
+    stores: Factory, kb: MemoryKnowledgeBase, clock: Clock, *platforms: str
+) -> tuple[ThreadSaver, Heard]:
+    """One kbbot process over the shared stores, running the adapters of ``platforms``; ``heard`` is what
+    those adapters were told (platform, conversation key, outcome)."""
+    thread_map, outbox = await stores()
+    saver = ThreadSaver(kb, thread_map, outbox, retry=RETRY, clock=clock)
+    heard: Heard = []
+    for platform in platforms:
+
+        async def on_saved(key: str, outcome: SavedPage | SaveError, platform: str = platform) -> None:
+            heard.append((platform, key, outcome))
+
+        saver.listen(platform, on_saved)
+    return saver, heard
+
+
+def chat(platform: str, key: str, title: str) -> Thread:
+    return Thread(platform, key, (ThreadMessage("ann", "U1", "2026-01-05T09:00:00+00:00", title),), channel_name="ops")
+
+
+SLACK = chat("slack", "C1:1700000000.000100", "Slack thread")
+DISCORD = chat("discord", "1122334455", "Discord thread")
+
+
+async def test_each_platforms_process_retries_and_confirms_its_own_saves(stores: Factory) -> None:
+    kb, clock = MemoryKnowledgeBase(), Clock()
+    slack_pod, slack_heard = await process(stores, kb, clock, "slack")
+    discord_pod, discord_heard = await process(stores, kb, clock, "discord")
+    _, outbox = await stores()  # what an operator sees
+    kb.fail_next("create_page", DOWN, times=2)
+    assert (await slack_pod.save(SLACK)).pending
+    assert (await discord_pod.save(DISCORD)).pending
+    clock.now += 10
+
+    # The Discord pod's pass sends the Discord save and leaves the Slack one alone: not claimed, not counted.
+    assert await discord_pod.retry_due() is None
+    assert [page.title for page in kb.pages.values()] == ["Discord thread"]
+    [(platform, key, outcome)] = discord_heard
+    assert (platform, key) == ("discord", "1122334455") and isinstance(outcome, SavedPage) and outcome.created
+    [waiting] = await outbox.pending()
+    assert waiting.platform == "slack" and waiting.attempts == 1 and waiting.next_attempt_at == clock.now
+    assert await discord_pod.retry_due() is None  # later passes do not take it either
+    assert (await outbox.pending())[0].attempts == 1
+
+    # The Slack pod sends it and its adapter posts the link.
+    assert await slack_pod.retry_due() is None
+    assert sorted(page.title for page in kb.pages.values()) == ["Discord thread", "Slack thread"]
+    [(platform, key, outcome)] = slack_heard
+    assert (platform, key) == ("slack", "C1:1700000000.000100") and isinstance(outcome, SavedPage)
+    assert outcome.url == kb.page_url(outcome.id or "", "Slack thread")
+    assert await slack_pod.queued() == 0 and len(discord_heard) == 1
+
+
+async def test_one_process_running_both_platforms_retries_both(stores: Factory) -> None:
+    kb, clock = MemoryKnowledgeBase(), Clock()
+    pod, heard = await process(stores, kb, clock, "slack", "discord")
+    kb.fail_next("create_page", DOWN, times=2)
+    assert (await pod.save(SLACK)).pending and (await pod.save(DISCORD)).pending
+    clock.now += 10
+    assert await pod.retry_due() is None
+    assert await pod.queued() == 0 and len(kb.pages) == 2
+    assert sorted((platform, key) for platform, key, _ in heard) == [
+        ("discord", "1122334455"), ("slack", "C1:1700000000.000100"),
+    ]
+
+
+async def test_a_save_queued_by_a_replica_that_died_is_sent_by_another_of_its_platform(stores: Factory) -> None:
+    kb, clock = MemoryKnowledgeBase(), Clock()
+    dying, _ = await process(stores, kb, clock, "slack")
+    kb.fail_next("create_page", DOWN)
+    assert (await dying.save(SLACK)).pending and not kb.pages
+    survivor, heard = await process(stores, kb, clock, "slack")
+    clock.now += 10
+    await survivor.retry_due()
+    assert len(kb.pages) == 1 and await survivor.queued() == 0
+    assert [(platform, key) for platform, key, _ in heard] == [("slack", "C1:1700000000.000100")]
+
+
+async def test_a_save_no_running_process_can_confirm_stays_queued_and_is_logged_once(
+    stores: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    kb, clock = MemoryKnowledgeBase(), Clock()
+    slack_pod, _ = await process(stores, kb, clock, "slack")
+    kb.fail_next("create_page", DOWN)
+    assert (await slack_pod.save(SLACK)).pending
+    discord_pod, _ = await process(stores, kb, clock, "discord")  # the Slack pods are scaled to zero
+    _, outbox = await stores()
+    clock.now += 10
+    with caplog.at_level(logging.WARNING, logger="kbbot.core.threads"):
+        for _ in range(3):
+            clock.now += 100
+            # None: the worker sleeps its poll interval instead of spinning on a save it never takes.
+            assert await discord_pod.retry_due() is None
+    [warning] = [r.getMessage() for r in caplog.records if "waits for a process" in r.getMessage()]
+    assert "slack" in warning and "this one runs: discord" in warning
+    [waiting] = await outbox.pending()
+    assert waiting.attempts == 1 and not kb.pages  # kept, untouched
+    # A Slack pod comes back: it sends the save and confirms it.
+    back, heard = await process(stores, kb, clock, "slack")
+    await back.retry_due()
+    assert len(kb.pages) == 1 and [p for p, _, _ in heard] == ["slack"]
+
+
+async def test_a_save_nobody_waits_for_is_sent_by_any_process(stores: Factory) -> None:
+    """Imports and ``kbbot save`` (``announce=False``): no conversation to confirm in, so any worker sends them."""
+    kb, clock = MemoryKnowledgeBase(), Clock()
+    importer, _ = await process(stores, kb, clock)
+    kb.fail_next("create_page", DOWN)
+    assert (await importer.save(SLACK, announce=False)).pending
+    discord_pod, heard = await process(stores, kb, clock, "discord")
+    clock.now += 10
+    await discord_pod.retry_due()
+    assert len(kb.pages) == 1 and await discord_pod.queued() == 0 and heard == []
+
+
+async def test_a_queued_save_the_wiki_refuses_tells_its_asker_on_its_platform_only(stores: Factory) -> None:
+    kb, clock = MemoryKnowledgeBase(), Clock()
+    slack_pod, slack_heard = await process(stores, kb, clock, "slack")
+    discord_pod, discord_heard = await process(stores, kb, clock, "discord")
+    kb.fail_next("create_page", DOWN)
+    assert (await slack_pod.save(SLACK)).pending
+    clock.now += 10
+    kb.fail_next("create_page", BadRequest("Page content is too large.", status=400))
+    await discord_pod.retry_due()
+    await slack_pod.retry_due()
+    assert discord_heard == [] and not kb.pages and await slack_pod.queued() == 0
+    [(platform, key, outcome)] = slack_heard
+    assert (platform, key) == ("slack", "C1:1700000000.000100") and isinstance(outcome, SaveError)
+    assert str(outcome) == (
+        "The queued save of “Slack thread” failed. The wiki refused the page: Page content is too large."
+    )
+
+
+async def test_a_queued_save_stopped_by_an_auth_error_is_kept_and_confirmed_once_it_lands(stores: Factory) -> None:
+    """401/403: an operator must act; the save waits (the asker is not told a failure that may still heal)."""
+    kb, clock = MemoryKnowledgeBase(), Clock()
+    pod, heard = await process(stores, kb, clock, "slack")
+    kb.fail_next("create_page", DOWN)
+    assert (await pod.save(SLACK)).pending
+    clock.now += 10
+    kb.fail_next("create_page", Unauthorized("The wiki token is wrong.", status=401))
+    await pod.retry_due()
+    assert heard == [] and await pod.queued() == 1
+    clock.now += 100
+    await pod.retry_due()
+    assert len(kb.pages) == 1 and [type(outcome) for _, _, outcome in heard] == [SavedPage]
 
 
 async def test_outbox_keeps_whether_a_landed_save_is_announced(stores: Factory) -> None:
