@@ -110,7 +110,7 @@ class ThreadSaver:
     """Saves threads as pages of ``kb``; one instance per process, shared by every adapter.
 
     ``start()``/``await stop()`` (or ``async with saver``) run the outbox worker; without it, ``save`` still
-    works and queued saves wait for the next process that runs the worker.
+    works and queued saves wait for the next process that runs the worker (and listens for their platform).
     """
 
     def __init__(
