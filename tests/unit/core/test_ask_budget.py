@@ -3,13 +3,17 @@
 Never on a cached answer (the first look or the flight's second one), a search answer while a 402 pauses AI, a
 knowledgebase without AI, or a question someone else is already asking (one call: its flight's asker pays,
 those who join share the answer). When a flight's asker turns out to be over budget at the moment of the call,
-those who joined it ask again on their own budget. Real budgets (``LimitsAiBudget`` in memory) and stores; the
-knowledgebase is the in-memory AI double, held at a gate where a test needs a flight to stay open.
+those who joined it ask again on their own budget, on every replica. Real budgets (``LimitsAiBudget``) and
+stores (memory; Redis for the replicas); the knowledgebase is the in-memory AI double, held at a gate where a
+test needs a flight to stay open.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from kbbot.core.ask import QUOTA_NOTICE, AskService
 from kbbot.core.models import AiAnswer, Answer, Asker, PageRef, Question, Source
@@ -17,7 +21,18 @@ from kbbot.core.ports import BudgetRefusal
 from kbbot.errors import OverAiBudget, QuotaExceeded, error_payload, rebuild_error
 from kbbot.store.ai_budget import LimitsAiBudget, parse_limit
 from kbbot.store.memory import LocalSingleFlight, MemoryQuotaGate, TTLAnswerCache
+from kbbot.store.redis_store import (
+    RedisAnswerCache,
+    RedisQuotaGate,
+    RedisSingleFlight,
+    connect_redis,
+    limits_storage_uri,
+)
 from tests.fakes.ai_kb import AiKnowledgeBase
+from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session  # noqa: F401
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 class Search:
@@ -226,3 +241,55 @@ async def test_the_channel_budget_is_spent_only_by_billed_calls_too() -> None:
 def test_the_refusal_reaches_joiners_on_other_replicas_as_the_same_error() -> None:
     rebuilt = rebuild_error(error_payload(OverAiBudget()))
     assert type(rebuilt) is OverAiBudget and str(rebuilt) == str(OverAiBudget())
+
+
+class FollowedFlight(RedisSingleFlight):
+    """The real Redis single flight, telling the test when this replica has started following another's."""
+
+    def __init__(self, redis: Redis) -> None:
+        super().__init__(redis, poll_seconds=0.01)
+        self.following = asyncio.Event()
+
+    async def _follow(self, lock: str, holder: str, deadline: float) -> Any:
+        self.following.set()
+        return await super()._follow(lock, holder, deadline)
+
+
+@pytest.mark.redis
+async def test_joiners_on_another_replica_ask_again_when_the_flights_asker_is_over_budget(
+    redis_server: RedisServer,
+) -> None:
+    a_redis, b_redis = await connect_redis(redis_server.url), await connect_redis(redis_server.url)
+    uri = limits_storage_uri(redis_server.url)
+    gated = GatedBudget(LimitsAiBudget(user_limits=parse_limit("1/day"), storage=uri))
+    b_budget = LimitsAiBudget(user_limits=parse_limit("1/day"), storage=uri)
+    kb, b_flights = AiKnowledgeBase(), FollowedFlight(b_redis)
+
+    def replica(redis: Redis, flights: RedisSingleFlight, spend: GatedBudget | LimitsAiBudget) -> AskService:
+        return AskService(
+            kb=kb,  # type: ignore[arg-type]
+            cache=RedisAnswerCache(redis, ttl_seconds=60, max_entries=100),
+            flights=flights,
+            quota=RedisQuotaGate(redis, probe_seconds=3600),
+            fallback=Search(),  # type: ignore[arg-type]
+            budget=spend,
+        )
+
+    a, b = replica(a_redis, RedisSingleFlight(a_redis, poll_seconds=0.01), gated), replica(b_redis, b_flights, b_budget)
+    try:
+        leader = asyncio.create_task(a.ask(q("vpn on linux?", user="U1")))
+        await gated.at_gate.wait()  # replica A leads U1's flight (it holds the lease) and is about to spend
+        joiner = asyncio.create_task(b.ask(q("VPN on Linux", user="U2")))
+        await b_flights.following.wait()  # replica B waits for A's flight instead of asking
+        assert await b_budget.spend("slack:U1", None) is None  # U1's last one goes to another question of theirs
+        gated.gate.set()
+        refused, answered = await asyncio.gather(leader, joiner)
+        assert slowed(refused)
+        # A's refusal reached B through Redis; B asked again, as U2, and paid for it.
+        assert answered.source is Source.AI and kb.queries == ["VPN on Linux"]
+        assert await b_budget.check("slack:U2", None) is not None
+    finally:
+        await gated.aclose()
+        await b_budget.aclose()
+        await a_redis.aclose()
+        await b_redis.aclose()
