@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from kbbot.core.outcomes import Outcome, OutcomeRecorder
 from kbbot.core.ports import Deduper
+from kbbot.core.tasks import cancel_and_wait
 from kbbot.reports.gaps import Gap, find_gaps
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,5 @@ class WeeklyDigest:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        task, self._task = self._task, None
+        await cancel_and_wait(task)

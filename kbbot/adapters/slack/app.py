@@ -223,14 +223,8 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
                     fail=lambda m: h.tell_user(channel, user, m, thread_ts=thread_ts),
                     bot_user_id=context.bot_user_id,
                 )
-            elif cmd.name == "help":
-                await h.tell_user(channel, user, h.help(), thread_ts=thread_ts)
-            elif cmd.name == "status":
-                await h.tell_user(channel, user, await h.status(channel, user), thread_ts=thread_ts)
-            elif cmd.name == "use":
-                await h.tell_user(channel, user, await h.use(channel, user, cmd.arg), thread_ts=thread_ts)
-            elif cmd.name == "gaps":
-                await h.tell_user(channel, user, await h.gaps(user), thread_ts=thread_ts)
+            elif (reply := await h.reply_to(cmd, channel, user)) is not None:
+                await h.tell_user(channel, user, reply, thread_ts=thread_ts)
             elif cmd.name == "stop":
                 if followups is not None and event.get("thread_ts"):
                     await followups.stop(channel=channel, thread_ts=thread_ts, user=user)
@@ -268,14 +262,8 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
                 await h.plain(str(event.get("text", "")), bot_user_id=context.bot_user_id), choosing=h.choosing
             )
             thread_ts = str(event["thread_ts"]) if event.get("thread_ts") else None
-            if cmd.name == "help":
-                await h.post(channel, h.help(), thread_ts=thread_ts)
-            elif cmd.name == "status":
-                await h.post(channel, await h.status(channel, user), thread_ts=thread_ts)
-            elif cmd.name == "use":
-                await h.post(channel, await h.use(channel, user, cmd.arg), thread_ts=thread_ts)
-            elif cmd.name == "gaps":  # a DM is private: the reply can go in it
-                await h.post(channel, await h.gaps(user), thread_ts=thread_ts)
+            if (reply := await h.reply_to(cmd, channel, user)) is not None:
+                await h.post(channel, reply, thread_ts=thread_ts)  # a DM is private: even gaps can go in it
             elif cmd.name == "save":
                 hint = f"To save a thread, use *Save thread to wiki* from its message menu, or `{command} save <link>`."
                 await h.post(channel, rendering.render_text(hint), thread_ts=thread_ts)
@@ -324,12 +312,8 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
         else:
             await ack()
         async with h.tracked():
-            if cmd.name == "status":
-                await private(await h.status(channel, user))
-            elif cmd.name == "use":
-                await private(await h.use(channel, user, cmd.arg))
-            elif cmd.name == "gaps":
-                await private(await h.gaps(user))
+            if (reply := await h.reply_to(cmd, channel, user)) is not None:
+                await private(reply)
             else:
                 question = parse_command(await h.plain(raw)).arg
                 await h.answer_command(text=question, user_id=user, channel=channel, reply=private)

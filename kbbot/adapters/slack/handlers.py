@@ -34,7 +34,7 @@ from kbbot.adapters.slack.history import (
     title_hint,
     truncation_text,
 )
-from kbbot.adapters.slack.parsing import ThreadRef, mentioned_users, plain_text
+from kbbot.adapters.slack.parsing import Command, ThreadRef, mentioned_users, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import save_modal
 from kbbot.core.ask import queue_notice
@@ -222,6 +222,19 @@ class SlackHandlers:
         thanks = "Thanks — glad it helped!" if helpful else "Thanks — noted. The wiki's editors will see it."
         await reply(rendering.render_text(thanks))
 
+    async def reply_to(self, command: Command, channel: str, user_id: str) -> Message | None:
+        """The reply to ``help``, ``status``, ``use NAME`` and ``gaps``, the same in a mention, a DM and ``/kb``
+        (only where it goes differs); None for the other commands."""
+        if command.name == "help":
+            return self.help()
+        if command.name == "status":
+            return await self.status(channel, user_id)
+        if command.name == "use":
+            return await self.use(channel, user_id, command.arg)
+        if command.name == "gaps":
+            return await self.gaps(user_id)
+        return None
+
     async def gaps(self, user_id: str) -> Message:
         """``/kb gaps``: the week's top knowledge gaps, for SLACK_ADMIN_USERS only."""
         if user_id not in self.options.admin_users:
@@ -236,20 +249,7 @@ class SlackHandlers:
             status = await self.services.router.status(self._question("", user_id, f"{channel}:status"))
         else:
             status = await self.services.ask.status()
-        counts = await self.services.feedback.counts()
-        return rendering.render_status(
-            kb_kind=status.kb_kind,
-            kb_name=status.kb_name,
-            cache_size=status.cache.size,
-            cache_hit_rate=status.cache.hit_rate,
-            quota_paused=status.quota.paused,
-            next_probe_at=status.quota.next_probe_at,
-            queued=status.queued,
-            helpful=counts.helpful,
-            not_helpful=counts.not_helpful,
-            knowledgebase=status.knowledgebase,
-            ai_quota=status.ai_quota,
-        )
+        return rendering.render_status(status, await self.services.feedback.counts())
 
     def help(self) -> Message:
         """The help reply (with ``use NAME`` when there are knowledgebases to choose from)."""
