@@ -261,8 +261,8 @@ class AskService:
                 except OverAiBudget:
                     if payer.refusal is not None:  # the flight was ours: our own budget is used up
                         return await self._over_budget(text, payer.platform, payer.refusal)
-                    # We joined another asker's flight and their budget was used up: ask again, on ours.
-                    ticket = None
+                    # We joined another asker's flight and their budget was used up: ask again, on ours (a
+                    # ticket we hold was never used: that flight was not ours, so it keeps our place).
         finally:
             self._turns.discard(ticket)
             self._asking[key] -= 1
