@@ -18,7 +18,7 @@ import pytest
 from kbbot.core.ask import QUOTA_NOTICE, AskService
 from kbbot.core.models import AiAnswer, Answer, Asker, PageRef, Question, Source
 from kbbot.core.ports import BudgetRefusal
-from kbbot.errors import OverAiBudget, QuotaExceeded, error_payload, rebuild_error
+from kbbot.errors import QuotaExceeded
 from kbbot.store.ai_budget import LimitsAiBudget, parse_limit
 from kbbot.store.memory import LocalSingleFlight, MemoryQuotaGate, TTLAnswerCache
 from kbbot.store.redis_store import (
@@ -236,11 +236,6 @@ async def test_the_channel_budget_is_spent_only_by_billed_calls_too() -> None:
     assert (await ask.ask(q("back", user="U7"))).source is Source.AI
     refused = await ask.ask(q("and again", user="U8"))
     assert refused.source is Source.SEARCH and "This channel has used today's AI answers" in (refused.notice or "")
-
-
-def test_the_refusal_reaches_joiners_on_other_replicas_as_the_same_error() -> None:
-    rebuilt = rebuild_error(error_payload(OverAiBudget()))
-    assert type(rebuilt) is OverAiBudget and str(rebuilt) == str(OverAiBudget())
 
 
 class FollowedFlight(RedisSingleFlight):
