@@ -322,12 +322,17 @@ class BudgetRefusal:
 
 
 class AiBudget(Protocol):
-    """How many billed AI answers each asker (and optionally each channel) may have: one spend per question
-    that would go to the AI. With Redis, every replica draws from the same counts."""
+    """How many billed AI calls each asker (and optionally each channel) may have: one spend per AI call
+    made on their behalf, just before it is sent (never for an answer that costs no call). With Redis, every
+    replica draws from the same counts."""
+
+    async def check(self, asker: str | None, channel: str | None) -> BudgetRefusal | None:
+        """Why one more AI call for ``asker`` and ``channel`` would be refused, or None; counts nothing."""
+        ...
 
     async def spend(self, asker: str | None, channel: str | None) -> BudgetRefusal | None:
-        """Count one AI answer for ``asker`` and ``channel`` (None: not limited), or say why not (then
-        nothing is counted)."""
+        """Count one AI call for ``asker`` and ``channel`` (None: not limited), or say why not. Atomic across
+        replicas: concurrent spends never go past a limit."""
         ...
 
     async def aclose(self) -> None: ...
