@@ -277,6 +277,11 @@ class OutboxItem:
     attempts: int = 0
     next_attempt_at: float = 0.0
     last_error: str | None = None
+    #: Unix time this content was queued (None: queued by a version that did not record it).
+    queued_at: float | None = None
+    #: Why the stored entry could not be read back (then only ``key`` and the bookkeeping are real): the
+    #: saver counts attempts on it like on any failing save, and gives up on it in the end.
+    unreadable: str | None = None
 
 
 class Outbox(Protocol):
@@ -305,7 +310,8 @@ class Outbox(Protocol):
         ...
 
     async def pending(self) -> list[OutboxItem]:
-        """Every queued entry, earliest due first."""
+        """Every queued entry, earliest due first. An entry that cannot be read back is listed as
+        ``unreadable`` (also by :meth:`claim`), never raised: it must not hide the others."""
         ...
 
     async def aclose(self) -> None: ...

@@ -25,6 +25,11 @@ exponential backoff and jitter, also after a restart. Other errors (bad request,
 retrying from the requester's view: ``save`` drops the entry and raises :class:`SaveError` with a sentence the
 adapter can show.
 
+Anything else (a bug on one thread's content, an outbox entry that cannot be read back) fails only that save:
+the worker logs it with its traceback, backs it off like a busy wiki and goes on with the saves behind it.
+After ``SaveRetryPolicy.max_attempts`` it gives up like on a page the wiki refused: the entry is dropped and
+the asker is told to save the thread again.
+
 Who retries a queued save: only a process that can tell its requester how it ended, i.e. one where the
 thread's platform adapter is listening (:meth:`ThreadSaver.listen`). Slack replicas and a Discord pod share one
 Redis outbox; a Discord pod that sent a Slack thread's save would have nobody to post "Saved: <link>" into
@@ -64,7 +69,7 @@ from kbbot.errors import (
     VersionConflict,
 )
 
-__all__ = ["SaveRetryPolicy", "SavedCallback", "ThreadSaver"]
+__all__ = ["QueuedSaves", "SaveRetryPolicy", "SavedCallback", "ThreadSaver"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +93,9 @@ class SaveRetryPolicy:
     """Outbox retry timing. ``first_delay * multiplier**(attempt-1)``, capped, minus up to ``jitter`` of it.
 
     Tests shrink every number; ``lease_seconds`` must exceed the longest save (client timeout x retries).
+    ``max_attempts`` bounds only saves that keep failing unexpectedly (a bug, an unreadable entry): with the
+    defaults the last of 10 attempts comes about half an hour after the first. A busy or unreachable wiki is
+    retried for as long as it takes.
     """
 
     first_delay: float = 5.0
@@ -96,6 +104,7 @@ class SaveRetryPolicy:
     jitter: float = 0.3
     poll_interval: float = 30.0
     lease_seconds: float = 300.0
+    max_attempts: int = 10
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
     def delay(self, attempts: int, retry_after: float | None = None) -> float:
@@ -104,6 +113,15 @@ class SaveRetryPolicy:
         if retry_after is not None:
             base = max(base, min(retry_after, self.max_delay))
         return base
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedSaves:
+    """The outbox at a glance (``kbbot check``, ``/metrics``): how many saves wait, since when the oldest."""
+
+    count: int
+    #: Unix time the longest-waiting save was queued (None: nothing waits, or no entry says when).
+    oldest_queued_at: float | None = None
 
 
 class ThreadSaver:
@@ -185,6 +203,7 @@ class ThreadSaver:
             retag=tags is not None,
             announce=announce,
             parts=tuple(OutboxPart(part.title, part.content) for part in parts),
+            queued_at=self._clock(),
         )
         async with self._lock(map_key):
             await self._outbox.add(item, now=self._clock())
@@ -249,13 +268,17 @@ class ThreadSaver:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def queued(self) -> int:
-        """How many saves wait in the outbox (for ``kbbot check`` and metrics)."""
-        return len(await self._outbox.pending())
+    async def queued(self) -> QueuedSaves:
+        """The saves waiting in the outbox (also those another platform's process will send), for
+        ``kbbot check`` and ``/metrics``."""
+        items = await self._outbox.pending()
+        since = [item.queued_at for item in items if item.queued_at is not None]
+        return QueuedSaves(len(items), min(since) if since else None)
 
     async def retry_due(self) -> float | None:
         """One pass over the outbox: attempt every due save this process can confirm (see :meth:`listen`).
-        Returns when the next one is due (or None)."""
+        Returns when the next one is due (or None). A save that fails unexpectedly fails alone (see
+        :meth:`_retry_one`); only a failing outbox listing ends the pass early."""
         next_due: float | None = None
         unserved: set[str] = set()
         for item in await self._outbox.pending():
@@ -271,29 +294,55 @@ class ThreadSaver:
             if item.next_attempt_at > self._clock():
                 next_due = item.next_attempt_at if next_due is None else min(next_due, item.next_attempt_at)
                 continue
-            async with self._lock(item.key):
-                claimed = await self._outbox.claim(
-                    item.key, now=self._clock(), lease_seconds=self._retry.lease_seconds
-                )
-                if claimed is None:
-                    continue
-                try:
-                    outcome: SavedPage | SaveError = await self._attempt(claimed)
-                except _TRANSIENT:
-                    continue
-                except _Refused as exc:  # the entry is gone: the asker, told "will retry", must hear the end
-                    log.warning("queued save of a %s thread failed: %s", item.platform, exc)
-                    outcome = SaveError(f"The queued save of “{claimed.title}” failed. {exc}")
-                except SaveError as exc:  # auth/scope: kept for a retry once an operator has fixed it
-                    log.warning("queued save of a %s thread failed: %s", item.platform, exc)
-                    continue
-            if claimed.announce and (callback := self._listeners.get(item.platform)) is not None:
+            outcome = await self._retry_one(item)
+            if outcome is not None and (callback := self._listeners.get(item.platform)) is not None:
                 try:
                     await callback(item.conversation_key, outcome)
                 except Exception:
                     log.exception("a saved-page callback failed")
         self._unserved = unserved
         return next_due
+
+    async def _retry_one(self, item: OutboxItem) -> SavedPage | SaveError | None:
+        """One attempt at a due save; what its asker should hear, or None (nothing yet, or nobody asked).
+
+        Never raises (but for cancellation): whatever goes wrong with one save, the pass goes on with the
+        others. A store that fails on this entry is logged and the entry left for the next pass.
+        """
+        async with self._lock(item.key):
+            try:
+                claimed = await self._outbox.claim(
+                    item.key, now=self._clock(), lease_seconds=self._retry.lease_seconds
+                )
+            except Exception:
+                log.exception("could not take a queued save of a %s thread from the outbox", item.platform)
+                return None
+            if claimed is None:
+                return None
+            try:
+                outcome: SavedPage | SaveError = await self._attempt(claimed)
+            except _TRANSIENT:
+                return None
+            except _Refused as exc:  # the entry is gone: the asker, told "will retry", must hear the end
+                log.warning("queued save of a %s thread failed: %s", item.platform, exc)
+                outcome = SaveError(f"The queued save of {_named(claimed)} failed. {exc}")
+            except SaveError as exc:  # auth/scope: kept for a retry once an operator has fixed it
+                log.warning("queued save of a %s thread failed: %s", item.platform, exc)
+                return None
+            except Exception:  # a bug or an unreadable entry: _attempt has backed it off
+                given_up = claimed.attempts >= self._retry.max_attempts
+                log.exception(
+                    "queued save %s of a %s thread failed unexpectedly (attempt %d of %d); %s",
+                    claimed.key, claimed.platform, claimed.attempts, self._retry.max_attempts,
+                    "giving up on it" if given_up else "it will be retried",
+                )
+                if not given_up or not await self._outbox.remove(claimed.key, claimed.revision):
+                    return None  # (not removed: a newer save of the thread is queued, and goes next)
+                outcome = SaveError(
+                    f"The queued save of {_named(claimed)} failed: kbbot ran into an internal error "
+                    f"{claimed.attempts} times (the operator has it in the log). Please save the thread again."
+                )
+        return outcome if claimed.announce else None
 
     async def _run(self) -> None:
         while True:
@@ -333,12 +382,22 @@ class ThreadSaver:
                 item.key, next_attempt_at=self._clock() + self._retry.max_delay, error=str(exc)
             )
             raise SaveError(f"Could not save the thread: {exc}") from exc
-        except (asyncio.CancelledError, Exception):
-            # Cancelled or a bug: release the lease so the next pass (or process) can retry soon. (A dying
-            # process releases nothing; the lease then expires after ``lease_seconds``.)
+        except asyncio.CancelledError:
+            # Release the lease so the next pass (or process) can retry soon. (A dying process releases
+            # nothing; the lease then expires after ``lease_seconds``.)
             with contextlib.suppress(Exception):
                 await self._outbox.release(
                     item.key, next_attempt_at=self._clock() + self._retry.first_delay, error="interrupted"
+                )
+            raise
+        except Exception as exc:
+            # A bug, or an entry that cannot be read back: the usual backoff, so that it does not hog the
+            # worker (retry_due gives up on it after max_attempts).
+            with contextlib.suppress(Exception):
+                await self._outbox.release(
+                    item.key,
+                    next_attempt_at=self._clock() + self._retry.delay(item.attempts),
+                    error=f"internal error: {type(exc).__name__}: {exc}"[:500],
                 )
             raise
         if not await self._outbox.remove(item.key, item.revision):
@@ -348,6 +407,8 @@ class ThreadSaver:
         return page
 
     async def _deliver(self, item: OutboxItem) -> SavedPage:
+        if item.unreadable is not None:
+            raise _UnreadableEntry(f"the outbox entry cannot be read back: {item.unreadable}")
         mapped = list(await self._map.get(item.key) or ())
         created = False  # True when part 1 is a new page rather than an update of the mapped one
         # An earlier attempt for this key got as far as the API and may have created pages it never recorded.
@@ -470,6 +531,15 @@ class ThreadSaver:
 
 class _Refused(SaveError):
     """The wiki refused the page for good: unlike an auth or scope failure, its outbox entry is gone."""
+
+
+class _UnreadableEntry(Exception):
+    """An outbox entry this version cannot read back (damaged, or written in a format it does not know)."""
+
+
+def _named(item: OutboxItem) -> str:
+    """How a message names a queued save: its page title, quoted."""
+    return f"“{item.title}”" if item.title else "this thread"
 
 
 def _title(text: str) -> str:
