@@ -268,7 +268,11 @@ class ThreadSaver:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def queued(self) -> QueuedSaves:
+    async def queued(self) -> int:
+        """How many saves wait in the outbox."""
+        return (await self.queued_saves()).count
+
+    async def queued_saves(self) -> QueuedSaves:
         """The saves waiting in the outbox (also those another platform's process will send), for
         ``kbbot check`` and ``/metrics``."""
         items = await self._outbox.pending()

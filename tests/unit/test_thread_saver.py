@@ -156,7 +156,7 @@ async def test_outage_queues_then_worker_retries_once(env: Env) -> None:
     page = await env.saver.save(make_thread("question"))
     assert page.pending and page.id is None and not page.created
     [item] = await env.outbox.pending()
-    assert (await env.saver.queued()).count == 1
+    assert await env.saver.queued() == 1
     assert item.attempts == 1 and item.next_attempt_at == env.clock.now + 10
     assert item.last_error and "503" in item.last_error
     assert await env.saver.retry_due() == env.clock.now + 10  # not due yet
@@ -164,7 +164,7 @@ async def test_outage_queues_then_worker_retries_once(env: Env) -> None:
     env.clock.now += 10
     assert await env.saver.retry_due() is None
     assert list(env.kb.pages) == ["p1"]
-    assert await env.outbox.pending() == [] and (await env.saver.queued()).count == 0
+    assert await env.outbox.pending() == [] and await env.saver.queued() == 0
     assert [(k, s.id) for k, s in env.saved] == [("C1:1700000000.000100", "p1")]
     # The retry may have written before: it looked for an orphan first (nothing found), then created once.
     assert env.kb.calls == ["create_page", "list_pages", "create_page"]
