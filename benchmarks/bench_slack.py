@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
+from kbbot.adapters.services import ChatServices
 from kbbot.adapters.slack import build_slack, slack_routes, slack_web_client
 from kbbot.adapters.slack.service import SlackCredentials
 from kbbot.core.models import Answer, Question
@@ -69,8 +70,8 @@ async def _run() -> dict[str, Any]:
     with FakeSlack() as slack:
         slack.add_channel("C1", "general")
         client = slack_web_client(SlackCredentials(bot_token=BOT_TOKEN, api_url=slack.api_url))
-        bot = build_slack(client=client, ask=_Echo(), saver=_NoSave(), feedback=MemoryFeedbackStore(),
-                          deduper=MemoryDeduper())
+        services = ChatServices(ask=_Echo(), saver=_NoSave(), feedback=MemoryFeedbackStore(), deduper=MemoryDeduper())
+        bot = build_slack(client=client, services=services)
         app = web.Application()
         app.add_routes(slack_routes(bot.app, signing_secret=SIGNING_SECRET))
         async with HttpServer(app, "127.0.0.1", 0) as server:

@@ -9,6 +9,7 @@
     │       └── ExportError         a Slack export or DiscordChatExporter JSON kbbot cannot read
     ├── SearchIndexError            the search index file cannot be opened, read or written
     ├── ShuttingDown                new work refused because the bot is stopping
+    ├── OverAiBudget                a shared AI flight's asker had no AI budget left (never reaches a user)
     └── KnowledgeBaseError          the wiki API said no, or could not be reached
         ├── BadRequest              400
         ├── Unauthorized            401 (token wrong or regenerated)
@@ -74,6 +75,15 @@ class ShuttingDown(KbbotError):
 
     def __init__(self) -> None:
         super().__init__("The bot is restarting: please ask again in a minute.")
+
+
+class OverAiBudget(KbbotError):
+    """The asker who led a shared AI flight was over their AI budget, so no AI call was made. That asker is
+    answered from search; everybody who joined the flight asks again on their own budget. A KbbotError so it
+    reaches the joiners on other replicas too (:func:`rebuild_error`)."""
+
+    def __init__(self) -> None:
+        super().__init__("The asker of this question has no AI answers left for now.")
 
 
 class KnowledgeBaseError(KbbotError):

@@ -188,18 +188,20 @@ def parse_knowledgebases(text: str, base: Settings, environ: Mapping[str, str], 
 
 
 def _one_quota_per_token(settings: Mapping[str, Settings], problem: _Problems) -> None:
-    """Tables on one Perfect Wiki token draw on its one monthly AI quota: they must not disagree about it."""
-    quotas: dict[str, tuple[str, int | None]] = {}
+    """Tables on one Perfect Wiki token draw on its one monthly AI quota and share its one 402 breaker: they
+    must not disagree about the quota or about how often the breaker probes it."""
+    firsts: dict[str, tuple[str, Settings]] = {}
     for name, s in settings.items():
         if s.backend != "perfectwiki":
             continue
-        token = fingerprint(s.perfectwiki_api_token)
-        first, quota = quotas.setdefault(token, (name, s.perfectwiki_ai_quota_monthly))
-        if quota != s.perfectwiki_ai_quota_monthly:
-            raise problem(
-                f"[knowledgebases.{first}] and [knowledgebases.{name}] use one token, so one AI quota: "
-                "give them the same ai_quota_monthly"
-            )
+        first, other = firsts.setdefault(fingerprint(s.perfectwiki_api_token), (name, s))
+        for key in ("ai_quota_monthly", "quota_probe_seconds"):
+            field_name = _BY_BACKEND["perfectwiki"].get(key) or _COMMON[key]
+            if getattr(other, field_name) != getattr(s, field_name):
+                raise problem(
+                    f"[knowledgebases.{first}] and [knowledgebases.{name}] use one token, so one AI quota: "
+                    f"give them the same {key}"
+                )
 
 
 class _Problems:

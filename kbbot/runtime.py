@@ -9,9 +9,10 @@ factory) and nowhere else: backends, limiters and adapters get plain values. Eve
                                                    ThreadSaver)
 
 The environment names one knowledgebase; a ``KBBOT_CONFIG`` file (:mod:`kbbot.knowledgebases`) several: then
-each gets its own :func:`open_stack` — and its own HTTP client and stores (cache, quota breaker, saved-thread
-map, outbox, Redis namespace) — reporting to the one metrics, and the adapters talk to a
-:class:`KnowledgebaseRouter`.
+each gets its own :func:`open_stack` — and its own HTTP client and stores (cache, saved-thread map, outbox,
+Redis namespace) — reporting to the one metrics, and the adapters talk to a :class:`KnowledgebaseRouter`.
+What is upstream's per token is one per token: knowledgebases on one token share its rate limiter, its
+monthly AI quota count and its 402 breaker.
 Opening the runtime makes no network call (a local knowledgebase is re-indexed from disk, which is cheap).
 Backends and adapters are imported only when configured.
 """
@@ -22,7 +23,8 @@ import functools
 import os
 import sqlite3
 import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +39,7 @@ from kbbot.core.ask import AskService
 from kbbot.core.conversations import Conversations
 from kbbot.core.fairness import AskerQueue, pacer
 from kbbot.core.outcomes import OutcomeRecorder, RecordingFeedback
-from kbbot.core.ports import Asking, KnowledgeBase, MetricsSink, RateLimiter, Saving
+from kbbot.core.ports import Asking, KnowledgeBase, MetricsSink, QuotaGate, RateLimiter, Saving
 from kbbot.core.routing import ChoiceStore, KnowledgebaseRouter
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
 from kbbot.errors import ConfigError
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
     import httpx
 
     from kbbot.adapters.discord.client import DiscordOptions
+    from kbbot.adapters.services import ChatServices
     from kbbot.adapters.slack import SlackCredentials, SlackOptions, SlackService
     from kbbot.backends.http import RetryPolicy
     from kbbot.ops.dashboard import Dashboard
@@ -137,6 +140,18 @@ class Runtime:
         """The threads kbbot answered in (follow-ups), in the stores of this runtime's knowledgebase."""
         return Conversations(self.stores.conversations, self.stores.deduper)
 
+    def chat_services(
+        self, in_flight: InFlight | None = None, *, ask: Asking | None = None, saver: Saving | None = None
+    ) -> ChatServices:
+        """What the chat adapters serve people with; ``ask``/``saver`` let a test rig put a recorder in between."""
+        from kbbot.adapters.services import ChatServices
+
+        return ChatServices(
+            ask=ask or self.asking, saver=saver or self.saving, feedback=self.stores.feedback,
+            deduper=self.stores.deduper, in_flight=in_flight, router=self.router, gaps=self.gaps(),
+            conversations=self.conversations(),
+        )
+
     @property
     def outcomes(self) -> OutcomeRecorder:
         return self.stack.outcomes
@@ -179,13 +194,14 @@ async def open_runtime(
     http_retry: RetryPolicy | None = None,
     knowledgebases: Knowledgebases | None = None,
     kb: str | None = None,
+    quota_clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[Runtime]:
     """Build and open every part; close them in reverse order on exit (also on errors and Ctrl-C).
 
     ``knowledgebases`` (default: the environment's one) are all opened; ``kb`` names the one a command works
     on (``--kb``; default: the default route). ``limiter``, ``save_retry`` and ``http_retry`` are for test rigs: a
     budget with windows of a fraction of a second (for the selected knowledgebase), saves and wiki requests
-    retried within one.
+    retried within one; ``quota_clock`` is the in-process 402 breaker's wall clock (its probe interval).
     """
     kbs = knowledgebases or single(settings)
     selected = kbs.pick(kb)
@@ -198,6 +214,7 @@ async def open_runtime(
         metrics = Metrics(knowledgebases=names if kbs.named else ())
         stacks: dict[str, KnowledgebaseStack] = {}
         limiters: dict[tuple[str, str], RateLimiter] = {}
+        breakers: dict[tuple[str, str], QuotaGate] = {}
         tls: ssl.SSLContext | None = None
         for name, kb_settings in kbs.settings.items():
             kb_data = kb_settings.kbbot_data_dir
@@ -211,10 +228,13 @@ async def open_runtime(
                 http = await exit_stack.enter_async_context(_http_client(kb_settings, tls))
             # Memory/SQLite, or Redis with REDIS_URL (then every replica shares them); pinged once when Redis.
             try:
-                stores = await build_stores(kb_settings, namespace=namespace_from_settings(kb_settings))
+                stores = await build_stores(
+                    kb_settings, namespace=namespace_from_settings(kb_settings), quota_clock=quota_clock
+                )
             except sqlite3.DatabaseError as exc:
                 raise describe_failure(kb_data, exc) or _unusable_database(kb_data, exc) from None
             exit_stack.push_async_callback(stores.aclose)
+            _share_breaker(kb_settings, stores, breakers)
             stacks[name] = await open_stack(
                 kb_settings, exit_stack, http=http, stores=stores, metrics=metrics.for_kb(name),
                 limiter=limiter if name == selected else None, save_retry=save_retry, name=name, limiters=limiters,
@@ -379,6 +399,18 @@ def _token_key(settings: Settings) -> tuple[str, str] | None:
     return None
 
 
+def _share_breaker(
+    settings: Settings, stores: Stores, breakers: dict[tuple[str, str], QuotaGate]
+) -> None:
+    """A 402 says the token's monthly AI quota is gone, for every knowledgebase on that token: they all use
+    the first one's breaker (in memory, or in Redis under its namespace: every replica opens the file's tables
+    in the same order, so all find the same keys). One 402 pauses them all, one probe per interval asks for
+    them all, and the probe that gets an answer resumes AI for them all."""
+    key = _token_key(settings)
+    if key is not None and settings.backend == "perfectwiki":
+        stores.quota = breakers.setdefault(key, stores.quota)
+
+
 def _share_quotas(stacks: Iterable[KnowledgebaseStack]) -> None:
     """Knowledgebases on one Perfect Wiki token draw on its one monthly AI quota (as on its one rate budget):
     each one's forecast counts the billed calls of all of them, each Redis namespace once (two tables of one
@@ -523,16 +555,8 @@ async def open_slack(
     from kbbot.adapters.slack import slack_service
 
     async with slack_service(
-        slack_credentials(rt.settings),
-        ask=ask or rt.asking,
-        saver=saver or rt.saving,
-        feedback=rt.stores.feedback,
-        deduper=rt.stores.deduper,
+        slack_credentials(rt.settings), rt.chat_services(in_flight, ask=ask, saver=saver),
         options=options or slack_options(rt.settings),
-        in_flight=in_flight,
-        router=rt.router,
-        gaps=rt.gaps(),
-        conversations=rt.conversations(),
     ) as slack:
         for stack in rt.all_stacks:
             stack.saver.listen("slack", slack.bot.handlers.on_saved)
@@ -565,9 +589,7 @@ def discord_client(
     from kbbot.adapters.discord import build_discord_client, saved_poster
 
     client = build_discord_client(
-        ask=rt.asking, saver=rt.saving, feedback=rt.stores.feedback, options=discord_options(rt.settings),
-        in_flight=in_flight, router=rt.router, client_options=client_options,
-        gaps=rt.gaps(), conversations=rt.conversations(),
+        rt.chat_services(in_flight), options=discord_options(rt.settings), client_options=client_options
     )
     poster = saved_poster(client)
     for stack in rt.all_stacks:

@@ -1,11 +1,15 @@
 """Calibrates the don't-know threshold on the tuning half of the handbook set and checks it on the held-out
-half: every question is answered once with no threshold, then each candidate threshold is applied to the
-recorded relevance.
+half: the set is indexed once and answered by the real answerer at each candidate threshold, and each run is
+scored as ``python -m benchmarks.answers.handbook`` scores it (:mod:`benchmarks.answers.scoring`) — so the
+shipped threshold's row is the benchmark's figures. Replaying one run's recorded relevance against other
+thresholds would not be the bot's decision: the threshold also decides which of two close pages leads (a
+page is promoted over the first only when that one answers too), and so which relevance is compared.
 
 ``--set NAME=V1,V2,…`` (repeatable) also sweeps one of the relevance's shares — the module constants of
 :mod:`kbbot.search.query` and :mod:`kbbot.search.spelling`, e.g. ``TOPIC_WORD_SHARE``, ``REQUIRED_SHARE``,
-``COMMON_ZIPF`` — answering the set once per combination and printing, for each, the default threshold's
-figures and the threshold the tuning half would choose (most honest with at most 5 % wrongly "don't know").
+``COMMON_ZIPF`` — answering the set once per combination and threshold and printing, for each combination,
+the shipped threshold's figures and the threshold the tuning half would choose (most honest with at most 5 %
+wrongly "don't know").
 
     python -m benchmarks.answers.calibrate [-v] [--set TOPIC_WORD_SHARE=0.6,0.8,1.0 --set REQUIRED_SHARE=0,0.75]
 """
@@ -16,48 +20,63 @@ import argparse
 import asyncio
 import itertools
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-from benchmarks.answers.handbook import outcomes
-from benchmarks.answers.scoring import Outcome
+from benchmarks.answers.handbook import EVAL_SET, indexed, outcomes
+from benchmarks.answers.scoring import GOALS, Answering, Case, Outcome, evaluate, load, meets_goals, score
 from kbbot.search import query, spelling
-from kbbot.search.answerer import DEFAULT_MIN_RELEVANCE
+from kbbot.search.answerer import DEFAULT_MIN_RELEVANCE, SearchAnswerer
 
 #: The modules whose constants ``--set`` may sweep.
 TUNABLE: tuple[ModuleType, ...] = (query, spelling)
 #: The most answerable questions the chosen threshold may tell "I couldn't find this" on the tuning half (%).
-MAX_WRONG_PCT = 5.0
-THRESHOLDS = [x / 100 for x in range(40, 81, 2)]
+MAX_WRONG_PCT = GOALS["wrongly_dont_know_pct"]
+#: The candidates, the shipped threshold among them.
+THRESHOLDS = sorted({x / 100 for x in range(40, 81, 2)} | {DEFAULT_MIN_RELEVANCE})
 
 
-def sweep(results: list[Outcome], thresholds: list[float]) -> list[tuple[float, float, float, float, float]]:
-    """(threshold, tune honest %, tune wrong %, holdout honest %, holdout wrong %) for each threshold."""
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One threshold's :meth:`~benchmarks.answers.scoring.Score.figures`, per half."""
+
+    threshold: float
+    tune: dict[str, Any]
+    holdout: dict[str, Any]
+
+
+async def sweep(
+    cases: Sequence[Case], answerer_at: Callable[[float], Answering], thresholds: Sequence[float]
+) -> list[Row]:
+    """Each threshold's row: ``cases`` answered by ``answerer_at(threshold)`` and scored."""
     rows = []
     for threshold in thresholds:
-        figures = []
-        for holdout in (False, True):
-            part = [o for o in results if o.case.holdout == holdout]
-            oos = [o for o in part if not o.case.pages]
-            ans = [o for o in part if o.case.pages]
-            honest = sum(_relevance(o) < threshold for o in oos) / max(1, len(oos))
-            wrong = sum(_relevance(o) < threshold for o in ans) / max(1, len(ans))
-            figures += [100 * honest, 100 * wrong]
-        rows.append((threshold, *figures))  # type: ignore[arg-type]
-    return rows  # type: ignore[return-value]
+        results = await evaluate(cases, answerer_at(threshold))
+        rows.append(Row(threshold, score(results, holdout=False).figures(), score(results, holdout=True).figures()))
+    return rows
 
 
-def chosen(rows: list[tuple[float, float, float, float, float]]) -> tuple[float, float, float, float, float]:
+def chosen(rows: Sequence[Row]) -> Row:
     """The row the tuning half picks: the most honest with at most :data:`MAX_WRONG_PCT` wrongly "don't know",
     then the fewest wrong, then the lowest threshold."""
-    allowed = [row for row in rows if row[2] <= MAX_WRONG_PCT] or rows
-    return max(allowed, key=lambda row: (row[1], -row[2], -row[0]))
+    allowed = [row for row in rows if _pct(row.tune, "wrongly_dont_know_pct") <= MAX_WRONG_PCT] or rows
+    return max(
+        allowed,
+        key=lambda row: (
+            _pct(row.tune, "honest_dont_know_pct"),
+            -_pct(row.tune, "wrongly_dont_know_pct"),
+            -row.threshold,
+        ),
+    )
 
 
-def _relevance(outcome: Outcome) -> float:
-    return outcome.answer.relevance or 0.0
+def _pct(figures: dict[str, Any], key: str) -> float:
+    value = figures[key]
+    return 0.0 if value is None else float(value)
 
 
 def parse_settings(items: list[str]) -> dict[str, list[float]]:
@@ -90,9 +109,42 @@ def patched(values: dict[str, float]) -> Iterator[None]:
             setattr(module, name, value)
 
 
-def answer_all(**answerer_options: float) -> list[Outcome]:
+def answer_all(thresholds: Sequence[float]) -> list[Row]:
+    """:func:`sweep` over the handbook set, indexed once in a temporary directory."""
+
+    async def run(directory: Path) -> list[Row]:
+        async with indexed(directory) as index:
+            return await sweep(load(EVAL_SET), lambda t: SearchAnswerer(index, min_relevance=t), thresholds)
+
     with tempfile.TemporaryDirectory(prefix="kbbot-calibrate-") as tmp:
-        return asyncio.run(outcomes(Path(tmp), **answerer_options))
+        return asyncio.run(run(Path(tmp)))
+
+
+def shipped_outcomes() -> list[Outcome]:
+    """The handbook set as the benchmark answers it, at the shipped threshold."""
+    with tempfile.TemporaryDirectory(prefix="kbbot-calibrate-") as tmp:
+        return asyncio.run(outcomes(Path(tmp)))
+
+
+#: The figures each half shows per threshold, as the table's columns.
+_COLUMNS = {
+    "page@1": "page_at_1_pct",
+    "fact": "fact_pct",
+    "honest": "honest_dont_know_pct",
+    "wrong": "wrongly_dont_know_pct",
+}
+_HEADER = f"threshold  tune: {' '.join(f'{n:>6}' for n in [*_COLUMNS, 'goals'])}  held out: " + " ".join(
+    f"{n:>6}" for n in [*_COLUMNS, "goals"]
+)
+
+
+def _line(row: Row, label: str = "") -> str:
+    def half(figures: dict[str, Any]) -> str:
+        cells = [figures[key] for key in _COLUMNS.values()]
+        met = "met" if meets_goals(figures) else "-"
+        return " ".join(f"{'—' if c is None else f'{c:.1f}':>6}" for c in cells) + f" {met:>6}"
+
+    return f"{label}{row.threshold:9.2f}        {half(row.tune)}            {half(row.holdout)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,24 +157,33 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     if settings:
-        print("setting  threshold  tune: honest  wrong   holdout: honest  wrong")
+        print("setting  " + _HEADER)
         for combination in itertools.product(*settings.values()):
             values = dict(zip(settings, combination, strict=True))
             with patched(values):
-                rows = sweep(answer_all(min_relevance=0.0), THRESHOLDS)
+                rows = answer_all(THRESHOLDS)
             label = " ".join(f"{name}={value:g}" for name, value in values.items())
-            default = min(rows, key=lambda row: abs(row[0] - DEFAULT_MIN_RELEVANCE))
-            for tag, (threshold, th, tw, hh, hw) in (("default", default), ("chosen ", chosen(rows))):
-                print(f"{label}  {tag} {threshold:.2f}  {th:12.1f}  {tw:5.1f}   {hh:15.1f}  {hw:5.1f}")
+            default = next(row for row in rows if row.threshold == DEFAULT_MIN_RELEVANCE)
+            for tag, row in (("shipped", default), ("chosen ", chosen(rows))):
+                print(_line(row, f"{label}  {tag} "))
         return 0
-    results = answer_all(min_relevance=0.0)
     if args.verbose:
-        for o in sorted(results, key=_relevance):
+        print(f"each question's relevance and reply at the shipped threshold {DEFAULT_MIN_RELEVANCE:.2f}:")
+        for o in sorted(shipped_outcomes(), key=lambda o: o.answer.relevance or 0.0):
             tag = "OOS" if not o.case.pages else ("ok " if o.page_at(1) else "P@1")
-            print(f"{_relevance(o):.3f} {tag} {'H' if o.case.holdout else ' '} {o.case.question}  → {o.ranked[:1]}")
-    print("threshold  tune: honest  wrong   holdout: honest  wrong")
-    for threshold, th, tw, hh, hw in sweep(results, THRESHOLDS):
-        print(f"{threshold:9.2f}  {th:12.1f}  {tw:5.1f}   {hh:15.1f}  {hw:5.1f}")
+            reply = "don't know" if o.told_dont_know else "answers   "
+            relevance = o.answer.relevance or 0.0
+            print(f"{relevance:.3f} {tag} {'H' if o.case.holdout else ' '} {reply} {o.case.question}  → {o.ranked[:1]}")
+    rows = answer_all(THRESHOLDS)
+    print(_HEADER)
+    for row in rows:
+        print(_line(row))
+    pick = chosen(rows)
+    print(
+        f"shipped {DEFAULT_MIN_RELEVANCE:.2f}; the tuning half would choose {pick.threshold:.2f} "
+        f"(goals: page@1 ≥ {GOALS['page_at_1_pct']:g}, fact ≥ {GOALS['fact_pct']:g}, "
+        f"honest ≥ {GOALS['honest_dont_know_pct']:g}, wrong ≤ {GOALS['wrongly_dont_know_pct']:g} %)"
+    )
     return 0
 
 

@@ -10,10 +10,12 @@ import argparse
 import asyncio
 import json
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmarks.answers.scoring import Outcome, evaluate, load, score
+from benchmarks.answers.scoring import Outcome, evaluate, figures, load
 from kbbot.backends.local import LocalBackend
 from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.index import SearchIndex
@@ -22,26 +24,21 @@ from kbbot.search.sync import IndexSyncer
 EVAL_SET = Path(__file__).resolve().parent / "handbook.yaml"
 
 
-async def outcomes(directory: Path, **answerer_options: Any) -> list[Outcome]:
+@asynccontextmanager
+async def indexed(directory: Path) -> AsyncIterator[SearchIndex]:
+    """The bundled sample knowledgebase indexed in ``directory`` (the calibration asks it at each threshold)."""
     async with SearchIndex(directory / "index.sqlite3") as index:
         kb = LocalBackend(None, directory / "saved")
         try:
             await IndexSyncer(kb, index).sync()
         finally:
             await kb.aclose()
-        answerer = SearchAnswerer(index, **answerer_options)
-        return await evaluate(load(EVAL_SET), answerer)
+        yield index
 
 
-def figures(results: list[Outcome]) -> dict[str, Any]:
-    """All figures, the tuning and held-out halves separately, and the misses (for -v)."""
-    all_ = score(results)
-    return {
-        **all_.figures(),
-        "tune": score(results, holdout=False).figures(),
-        "holdout": score(results, holdout=True).figures(),
-        "misses": all_.misses,
-    }
+async def outcomes(directory: Path, **answerer_options: Any) -> list[Outcome]:
+    async with indexed(directory) as index:
+        return await evaluate(load(EVAL_SET), SearchAnswerer(index, **answerer_options))
 
 
 def run(**answerer_options: Any) -> dict[str, Any]:

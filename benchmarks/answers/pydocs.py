@@ -21,8 +21,7 @@ from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser
 
-from benchmarks.answers.handbook import figures
-from benchmarks.answers.scoring import Case, Outcome, evaluate, load, page_at
+from benchmarks.answers.scoring import Case, Outcome, evaluate, figures, load, page_at
 from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.extract import html_to_text
 from kbbot.search.index import IndexedPage, SearchIndex

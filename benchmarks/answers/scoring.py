@@ -3,7 +3,9 @@
 
 An evaluation set is questions with the page ids that answer them and a fact the quoted passage must
 contain. Every third question is held out: thresholds are calibrated on the rest (``tune``) and both halves
-are reported, so an overfitted threshold shows as a gap between them.
+are reported, so an overfitted threshold shows as a gap between them. The benchmarks and the calibration
+score through this module alone: "don't know" is what the answerer replied (``Answer.empty``), never a
+threshold applied afterwards to a recorded relevance.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from typing import Any, Protocol
 import yaml
 
 from kbbot.core.models import Answer, PageRef
+
+#: The answer-quality goals (percent): at least these page@1, fact and honest "don't know", at most this
+#: wrongly "don't know".
+GOALS = {"page_at_1_pct": 90.0, "fact_pct": 80.0, "honest_dont_know_pct": 90.0, "wrongly_dont_know_pct": 5.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,3 +160,31 @@ def score(outcomes: Sequence[Outcome], *, holdout: bool | None = None) -> Score:
         if holdout is None or outcome.case.holdout == holdout:
             total.add(outcome)
     return total
+
+
+def figures(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """All figures, the tuning and held-out halves separately, and the misses (for -v)."""
+    all_ = score(outcomes)
+    return {
+        **all_.figures(),
+        "tune": score(outcomes, holdout=False).figures(),
+        "holdout": score(outcomes, holdout=True).figures(),
+        "misses": all_.misses,
+    }
+
+
+def meets_goals(figures_: dict[str, Any]) -> bool:
+    """Whether one set of :meth:`Score.figures` meets every one of :data:`GOALS` (a figure with no questions
+    behind it meets none)."""
+
+    def at_least(key: str) -> bool:
+        return figures_[key] is not None and figures_[key] >= GOALS[key]
+
+    wrong = figures_["wrongly_dont_know_pct"]
+    return (
+        at_least("page_at_1_pct")
+        and at_least("fact_pct")
+        and at_least("honest_dont_know_pct")
+        and wrong is not None
+        and wrong <= GOALS["wrongly_dont_know_pct"]
+    )

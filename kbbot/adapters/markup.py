@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from kbbot.core.text import outside_code
+from kbbot.core.text import outside_code, outside_math
 
 __all__ = ["EMOJI", "discord_to_markdown", "slack_to_markdown"]
 
@@ -48,8 +48,6 @@ _EMOJI = re.compile(r":([a-z0-9_+\-]+):")
 _SKIN_TONE = re.compile(r"(?<=:):skin-tone-[2-6]:")
 _BROADCAST = re.compile(r"(?<![\w@])@(everyone|here|channel)\b", re.IGNORECASE)
 _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
-# TeX math as the wiki renders it (the same spans the page renderer keeps verbatim).
-_MATH = re.compile(r"\$\$[\s\S]+?\$\$|\$(?=\S)[^$\n]+?(?<=\S)\$")
 
 
 def _inert(word: str) -> str:
@@ -59,16 +57,7 @@ def _inert(word: str) -> str:
 def _emoji(text: str) -> str:
     # Skin-tone suffixes (":+1::skin-tone-3:") only modify the emoji before them; drop them. Math is left
     # alone: "$1:100:1000$" is a ratio, not ":100:".
-    if ":" not in text:
-        return text
-    out: list[str] = []
-    pos = 0
-    for math in _MATH.finditer(text):
-        out.append(_shortcodes(text[pos : math.start()]))
-        out.append(math.group(0))
-        pos = math.end()
-    out.append(_shortcodes(text[pos:]))
-    return "".join(out)
+    return outside_math(text, _shortcodes) if ":" in text else text
 
 
 def _shortcodes(text: str) -> str:

@@ -27,7 +27,7 @@ from kbbot.core.models import Answer, Question, SavedPage, Thread, ThreadMessage
 from kbbot.core.ports import Asking, Saving
 from kbbot.core.replies import error_reply, masked_note
 from kbbot.core.text import strip_invisible
-from kbbot.errors import KbbotError
+from kbbot.errors import KbbotError, SaveError
 
 HELP = """\
 Type a question and press Enter (↑ brings back earlier ones). Commands:
@@ -145,6 +145,17 @@ class TerminalChat:
             self._console.print("Saving — the wiki is busy; it will be retried in the background.", markup=False)
             return
         self._title = title
+        await self._saved(saved)
+
+    async def on_saved(self, conversation_key: str, saved: SavedPage | SaveError) -> None:
+        """ThreadSaver's callback for a terminal save that was queued (this session's or an earlier one's) and
+        has now ended: print the link, or why the wiki refused it."""
+        if isinstance(saved, SaveError):
+            self._console.print(strip_invisible(error_reply(saved)), style="red", markup=False, highlight=False)
+        else:
+            await self._saved(saved)
+
+    async def _saved(self, saved: SavedPage) -> None:
         if self._after_save is not None:
             await self._after_save(saved)
         verb = "Saved" if saved.created else "Updated"

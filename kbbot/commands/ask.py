@@ -13,8 +13,14 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("ask", help="ask one question and print the answer")
-    parser.add_argument("question", help="the question, in quotes")
+    # argparse reads an argument that starts with "-" as an option ("-h is …" is -h); after "--" none is.
+    parser = sub.add_parser(
+        "ask",
+        help="ask one question and print the answer",
+        epilog='a question that starts with "-" goes after -- (options before it):\n  kbbot ask --json -- "-v means?"',
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the example on a line of its own
+    )
+    parser.add_argument("question", help='the question, in quotes (one that starts with "-": after --)')
     parser.add_argument(
         "--json", action="store_true", help='print {"answer", "related_pages", "source", "empty", "notice"}'
     )

@@ -38,13 +38,15 @@ async def run_chat(rt: Runtime) -> None:
         if saved.id is not None:
             await rt.syncer.index_page(saved.id)
 
+    chat = TerminalChat(
+        ask=rt.ask,
+        saver=rt.saver,
+        console=rt.console,
+        user_name=_user_name(),
+        read_line=LineReader(rt.console, history=rt.settings.kbbot_data_dir / HISTORY_FILE),
+        after_save=make_answerable,
+    )
+    # Before the worker starts: it retries only the saves of platforms whose listener is registered.
+    rt.saver.listen("terminal", chat.on_saved)
     async with rt.saver:
-        chat = TerminalChat(
-            ask=rt.ask,
-            saver=rt.saver,
-            console=rt.console,
-            user_name=_user_name(),
-            read_line=LineReader(rt.console, history=rt.settings.kbbot_data_dir / HISTORY_FILE),
-            after_save=make_answerable,
-        )
         await chat.run()

@@ -102,7 +102,7 @@ async def serve(
             add_healthz(app)
 
         adapters = rt.configured_adapters()
-        digest_posters: list[Poster] = []
+        digest_posters: dict[str, Poster] = {}
         discord_task: asyncio.Task[None] | None = None
         slack_task: asyncio.Task[None] | None = None
         if "slack" in adapters:
@@ -121,7 +121,7 @@ async def serve(
             if settings.gaps_digest_slack_channel:
                 from kbbot.adapters.slack.gaps import digest_poster
 
-                digest_posters.append(digest_poster(slack.bot.handlers.client, settings.gaps_digest_slack_channel))
+                digest_posters["slack"] = digest_poster(slack.bot.handlers.client, settings.gaps_digest_slack_channel)
         if "discord" in adapters:
             from kbbot.adapters.discord import run_discord_client
             from kbbot.runtime import discord_client as build_discord
@@ -138,8 +138,8 @@ async def serve(
             if settings.gaps_digest_discord_channel:
                 from kbbot.adapters.discord.gaps import digest_poster as discord_digest
 
-                digest_posters.append(discord_digest(discord_client, settings.gaps_digest_discord_channel))
-        # The weekly gaps digest (GAPS_DIGEST_*_CHANNEL): one replica posts it, claimed through the deduper.
+                digest_posters["discord"] = discord_digest(discord_client, settings.gaps_digest_discord_channel)
+        # The weekly gaps digest (GAPS_DIGEST_*_CHANNEL): one replica posts each platform's, claimed in the deduper.
         await stack.enter_async_context(
             WeeklyDigest(
                 rt.gaps(), digest_posters, rt.stores.deduper,

@@ -1,8 +1,9 @@
 """AskService: the question pipeline every adapter calls.
 
-    clean + normalize → answer cache → AI budget (per asker, per channel) → single-flight [answer cache again
-    → 402 breaker → the asker's turn (fair, by asker) → knowledgebase AI (rate-limited in the backend)
-    → cache the answer]; on 402, over budget, or for backends without AI, the search answerer.
+    clean + normalize → answer cache → a look at the AI budget (per asker, per channel) → single-flight
+    [answer cache again → 402 breaker → the flight's asker's AI budget spent → the asker's turn (fair, by
+    asker) → knowledgebase AI (rate-limited in the backend) → cache the answer]; on 402, over budget, or for
+    backends without AI, the search answerer.
 
 Every AI query is billed, so the pipeline's job is to ask upstream as rarely as possible: once per distinct
 normalized question per TTL, once per concurrent burst, and after a 402 at most once per probe interval. The
@@ -10,15 +11,21 @@ flight is the only way to the AI and looks in the cache again first, so an asker
 an earlier flight was still running (held up posting its queue notice, say) gets that flight's answer from the
 cache instead of paying for another call, with every store.
 
-Fairness: an asker over their AI budget gets the search answer and a notice to slow down (free, at once), and
-the questions that do go to the AI take turns by asker (:mod:`kbbot.core.fairness`), so one person's flood
-never puts everyone else at the back of the line. At shutdown :meth:`AskService.close` refuses what cannot be
-answered in time (``ShuttingDown``, which every adapter turns into "restarting, ask again in a minute").
+Fairness: a person's AI budget is spent only by the AI calls made on their behalf, just before each is sent:
+never by a cached answer, a search answer (also while a 402 pauses AI), a knowledgebase without AI, or a
+question someone else is already asking (one call, paid by the asker whose flight makes it; those who join it
+share the answer for free). An asker over their AI budget gets the search answer and a notice to slow down
+(free, at once); when a flight's asker turns out to be over budget, those who joined it ask again on their
+own budgets. The questions that do go to the AI take turns by asker (:mod:`kbbot.core.fairness`), so one
+person's flood never puts everyone else at the back of the line. At shutdown :meth:`AskService.close` refuses
+what cannot be answered in time (``ShuttingDown``, which every adapter turns into "restarting, ask again in a
+minute").
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
@@ -46,7 +53,7 @@ from kbbot.core.ports import (
 )
 from kbbot.core.quota_forecast import QuotaForecast
 from kbbot.core.text import DEFAULT_MAX_CHARS, clean_question, normalize_question
-from kbbot.errors import InvalidQuestion, KbbotError, QuotaExceeded, ShuttingDown
+from kbbot.errors import InvalidQuestion, KbbotError, OverAiBudget, QuotaExceeded, ShuttingDown
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +119,16 @@ def queue_notice(send: Callable[[str], Awaitable[object]]) -> QueueListener:
             log.info("could not show the queue position: %s", type(exc).__name__)
 
     return notify
+
+
+@dataclass(slots=True)
+class _Payer:
+    """Whose budget a flight's AI call is spent from; ``refusal`` is set when that budget said no."""
+
+    platform: str
+    asker: str | None
+    channel: str | None
+    refusal: BudgetRefusal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,14 +243,11 @@ class AskService:
         if not self._kb.supports_ai:
             return await self._fallback.answer(text)
         asker = f"{question.platform}:{question.asker.id}" if question.asker and question.asker.id else None
-        if self._budget is not None:
-            channel = question.conversation_key.partition(":")[0] or None
-            refusal = await self._budget.spend(asker, channel)
-            if refusal is not None:
-                log.info("AI budget used up", extra={"platform": question.platform, "scope": refusal.scope})
-                answer = await self._fallback.answer(text)
-                notice = slow_down_notice(refusal) + (f" {answer.notice}" if answer.notice else "")
-                return replace(answer, source=Source.SEARCH, notice=notice)
+        payer = _Payer(question.platform, asker, question.conversation_key.partition(":")[0] or None)
+        # Looked at (not spent) before the flight: an asker over budget neither waits nor leads a flight
+        # that others would join only to find it refused.
+        if self._budget is not None and (refusal := await self._budget.check(payer.asker, payer.channel)):
+            return await self._over_budget(text, payer.platform, refusal)
         self._asking[key] = self._asking.get(key, 0) + 1
         position = self._queue_position(key, asker) if on_queued is not None else None
         # The first here to ask it holds its place in line from the moment its wait is worked out.
@@ -241,7 +255,14 @@ class AskService:
         try:
             if on_queued is not None and position is not None:
                 await on_queued(position)
-            return await self._flights.run(key, lambda: self._ask_ai(key, text, asker, ticket))
+            while True:
+                try:
+                    return await self._flights.run(key, functools.partial(self._ask_ai, key, text, payer, ticket))
+                except OverAiBudget:
+                    if payer.refusal is not None:  # the flight was ours: our own budget is used up
+                        return await self._over_budget(text, payer.platform, payer.refusal)
+                    # We joined another asker's flight and their budget was used up: ask again, on ours (a
+                    # ticket we hold was never used: that flight was not ours, so it keeps our place).
         finally:
             self._turns.discard(ticket)
             self._asking[key] -= 1
@@ -292,16 +313,29 @@ class AskService:
             self._misses += 1
         self._metrics.cache(hit)
 
-    async def _ask_ai(self, key: str, text: str, asker: str | None, ticket: int | None) -> Answer:
+    async def _over_budget(self, text: str, platform: str, refusal: BudgetRefusal) -> Answer:
+        log.info("AI budget used up", extra={"platform": platform, "scope": refusal.scope})
+        answer = await self._fallback.answer(text)
+        notice = slow_down_notice(refusal) + (f" {answer.notice}" if answer.notice else "")
+        return replace(answer, source=Source.SEARCH, notice=notice)
+
+    async def _ask_ai(self, key: str, text: str, payer: _Payer, ticket: int | None) -> Answer:
         # Looked up again inside the flight: a flight for this key that finished after our first look has
         # filled the cache by now (memory and Redis alike), and its answer must not be bought twice.
         if (cached := await self._cached(key)) is not None:
             return cached
         if not await self._quota.allow():
             return await self._paused(text)
+        # Spent here, after every way to answer without a call and before the call: the flight's asker pays
+        # for it, those who joined the flight share its answer for free. After allow(), because while AI is
+        # paused nothing else spends, so a probe that passed the look before the flight is never refused
+        # here (and so never wasted); a 402 to the call itself still counts (limits cannot take a hit back).
+        if self._budget is not None and (refusal := await self._budget.spend(payer.asker, payer.channel)):
+            payer.refusal = refusal
+            raise OverAiBudget()
         started = time.perf_counter()
         try:
-            await self._turns.admit(asker, ticket)
+            await self._turns.admit(payer.asker, ticket)
             ai = await self._kb.query(text)
             if self._outcomes is not None:
                 await self._outcomes.ai_call()  # billed: counted per day for the quota forecast

@@ -41,7 +41,7 @@ from markdown_it import MarkdownIt
 from kbbot.core.models import Attachment, ContentFormat, Thread, ThreadMessage
 from kbbot.core.page_block import begin_marker_text, find_marker, marker_text, neutralize_markers
 from kbbot.core.page_links import flatten_markdown_links, is_allowed_url
-from kbbot.core.text import neutralize_mentions, outside_code
+from kbbot.core.text import neutralize_mentions, outside_code, outside_math
 from kbbot.errors import SaveError
 
 __all__ = [
@@ -79,7 +79,6 @@ _MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]<>&~]|^[ \t]*(?:[-+=>#]|\d{1,9}[.)])|^
 _BLOCK_START = re.compile(r"[-+*][ \t]|[-*_](?:[ \t]*[-*_]){2,}[ \t]*$|[=>#~`]|\d{1,9}[.)]")
 _PARAGRAPHS = re.compile(r"\n[ \t]*\n\s*")
 _RAW_LT = re.compile(r"<(?!(?:https?|mailto):[^\s<>]*>)")
-_MATH = re.compile(r"\$\$[\s\S]+?\$\$|\$(?=\S)[^$\n]+?(?<=\S)\$")
 _MATH_TAG = re.compile(r"<(?=[A-Za-z/!?])")
 _FENCE_LINE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})", re.M)
 _MD_ESCAPE = re.compile(r"([\\`*_\[\]<>#~|$&!])")
@@ -382,14 +381,7 @@ def _body_markdown(text: str) -> str:
     """User Markdown made safe to store: mentions inert, raw HTML escaped, refused links flattened, fences shut."""
 
     def prose(part: str) -> str:
-        out: list[str] = []
-        pos = 0
-        for math in _MATH.finditer(part):
-            out.append(_markdown_prose(part[pos : math.start()]))
-            out.append(_inert_math(math.group(0)))
-            pos = math.end()
-        out.append(_markdown_prose(part[pos:]))
-        return "".join(out)
+        return outside_math(part, _markdown_prose, _inert_math)
 
     # Links first, over the whole body, code included: our code-span detection is simpler than CommonMark's
     # (an escaped backtick), so a refused link must not be able to hide from this pass inside "code".

@@ -277,6 +277,11 @@ class OutboxItem:
     attempts: int = 0
     next_attempt_at: float = 0.0
     last_error: str | None = None
+    #: Unix time this content was queued (None: queued by a version that did not record it).
+    queued_at: float | None = None
+    #: Why the stored entry could not be read back (then only ``key`` and the bookkeeping are real): the
+    #: saver counts attempts on it like on any failing save, and gives up on it in the end.
+    unreadable: str | None = None
 
 
 class Outbox(Protocol):
@@ -305,7 +310,8 @@ class Outbox(Protocol):
         ...
 
     async def pending(self) -> list[OutboxItem]:
-        """Every queued entry, earliest due first."""
+        """Every queued entry, earliest due first. An entry that cannot be read back is listed as
+        ``unreadable`` (also by :meth:`claim`), never raised: it must not hide the others."""
         ...
 
     async def aclose(self) -> None: ...
@@ -322,12 +328,17 @@ class BudgetRefusal:
 
 
 class AiBudget(Protocol):
-    """How many billed AI answers each asker (and optionally each channel) may have: one spend per question
-    that would go to the AI. With Redis, every replica draws from the same counts."""
+    """How many billed AI calls each asker (and optionally each channel) may have: one spend per AI call
+    made on their behalf, just before it is sent (never for an answer that costs no call). With Redis, every
+    replica draws from the same counts."""
+
+    async def check(self, asker: str | None, channel: str | None) -> BudgetRefusal | None:
+        """Why one more AI call for ``asker`` and ``channel`` would be refused, or None; counts nothing."""
+        ...
 
     async def spend(self, asker: str | None, channel: str | None) -> BudgetRefusal | None:
-        """Count one AI answer for ``asker`` and ``channel`` (None: not limited), or say why not (then
-        nothing is counted)."""
+        """Count one AI call for ``asker`` and ``channel`` (None: not limited), or say why not. Atomic across
+        replicas: concurrent spends never go past a limit."""
         ...
 
     async def aclose(self) -> None: ...

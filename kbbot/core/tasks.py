@@ -1,4 +1,4 @@
-"""Small helpers for the background tasks the core and the index own."""
+"""Small helpers for the background tasks the core, the index and the weekly digest own."""
 
 from __future__ import annotations
 

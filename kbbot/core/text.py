@@ -60,6 +60,7 @@ _SLACK_USER = re.compile(r"<@([UW][A-Z0-9]+)(\|[^>]*)?>")
 _DISCORD_PING = re.compile(r"<@[!&]?(\d+)>")
 # Code: a closed ``` fence (may span lines) or a one-line inline span.
 _CODE = re.compile(r"```[\s\S]*?```|`[^`\n]+`")
+_TEX_MATH = re.compile(r"\$\$[\s\S]+?\$\$|\$(?=\S)[^$\n]+?(?<=\S)\$")
 _AT_BROADCAST = re.compile(r"@(everyone|here|channel)\b", re.IGNORECASE)
 _ZWSP = "\u200b"
 
@@ -114,13 +115,23 @@ def split_text(text: str, limit: int) -> list[str]:
 def outside_code(text: str, prose: Callable[[str], str], code: Callable[[str], str] = lambda span: span) -> str:
     """Apply ``prose`` to Markdown text outside code spans and fenced blocks and ``code`` to each of those
     (verbatim by default): mentions, emoji and emphasis are never rewritten inside code."""
+    return _around(_CODE, text, prose, code)
+
+
+def outside_math(text: str, prose: Callable[[str], str], math: Callable[[str], str] = lambda span: span) -> str:
+    """Apply ``prose`` to text outside TeX math (``$…$``, ``$$…$$``: the spans the wiki renders) and ``math`` to
+    each of those (verbatim by default): "$1:100:1000$" is a ratio, not an emoji."""
+    return _around(_TEX_MATH, text, prose, math)
+
+
+def _around(pattern: re.Pattern[str], text: str, outside: Callable[[str], str], inside: Callable[[str], str]) -> str:
     out: list[str] = []
     pos = 0
-    for match in _CODE.finditer(text):
-        out.append(prose(text[pos : match.start()]))
-        out.append(code(match.group(0)))
+    for match in pattern.finditer(text):
+        out.append(outside(text[pos : match.start()]))
+        out.append(inside(match.group(0)))
         pos = match.end()
-    out.append(prose(text[pos:]))
+    out.append(outside(text[pos:]))
     return "".join(out)
 
 

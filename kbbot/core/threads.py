@@ -24,6 +24,17 @@ retries) keep the save queued and ``save`` returns ``SavedPage(pending=True)``; 
 exponential backoff and jitter, also after a restart. Other errors (bad request, auth, scope) are not worth
 retrying from the requester's view: ``save`` drops the entry and raises :class:`SaveError` with a sentence the
 adapter can show.
+
+Anything else (a bug on one thread's content, an outbox entry that cannot be read back) fails only that save:
+the worker logs it with its traceback, backs it off like a busy wiki and goes on with the saves behind it.
+After ``SaveRetryPolicy.max_attempts`` it gives up like on a page the wiki refused: the entry is dropped and
+the asker is told to save the thread again.
+
+Who retries a queued save: only a process that can tell its requester how it ended, i.e. one where the
+thread's platform adapter is listening (:meth:`ThreadSaver.listen`). Slack replicas and a Discord pod share one
+Redis outbox; a Discord pod that sent a Slack thread's save would have nobody to post "Saved: <link>" into
+Slack. Saves nobody waits for (``announce=False``: imports, ``kbbot save``) are retried by any worker. A save
+for a platform no running process serves stays queued (nothing is lost) and the worker logs it once.
 """
 
 from __future__ import annotations
@@ -58,13 +69,14 @@ from kbbot.errors import (
     VersionConflict,
 )
 
-__all__ = ["SaveRetryPolicy", "SavedCallback", "ThreadSaver"]
+__all__ = ["QueuedSaves", "SaveRetryPolicy", "SavedCallback", "ThreadSaver"]
 
 log = logging.getLogger(__name__)
 
 #: Called when the worker finishes a save that ``save`` had reported as pending, for a thread of the platform
-#: it listens for: ``(conversation_key, saved_page)``. Adapters post "saved: <link>" into the thread.
-SavedCallback = Callable[[str, SavedPage], Awaitable[None]]
+#: it listens for: ``(conversation_key, outcome)``. The outcome is the saved page (adapters post "Saved: <link>"
+#: into the thread) or, when the wiki finally refused it, a :class:`SaveError` whose text the asker should read.
+SavedCallback = Callable[[str, SavedPage | SaveError], Awaitable[None]]
 
 #: Worth retrying later: the wiki is busy or down, or answered something we could not read.
 _TRANSIENT = (RateLimited, Unavailable, BadResponse, VersionConflict)
@@ -81,6 +93,9 @@ class SaveRetryPolicy:
     """Outbox retry timing. ``first_delay * multiplier**(attempt-1)``, capped, minus up to ``jitter`` of it.
 
     Tests shrink every number; ``lease_seconds`` must exceed the longest save (client timeout x retries).
+    ``max_attempts`` bounds only saves that keep failing unexpectedly (a bug, an unreadable entry): with the
+    defaults the last of 10 attempts comes about half an hour after the first. A busy or unreachable wiki is
+    retried for as long as it takes.
     """
 
     first_delay: float = 5.0
@@ -89,6 +104,7 @@ class SaveRetryPolicy:
     jitter: float = 0.3
     poll_interval: float = 30.0
     lease_seconds: float = 300.0
+    max_attempts: int = 10
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
     def delay(self, attempts: int, retry_after: float | None = None) -> float:
@@ -99,11 +115,20 @@ class SaveRetryPolicy:
         return base
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedSaves:
+    """The outbox at a glance (``kbbot check``, ``/metrics``): how many saves wait, since when the oldest."""
+
+    count: int
+    #: Unix time the longest-waiting save was queued (None: nothing waits, or no entry says when).
+    oldest_queued_at: float | None = None
+
+
 class ThreadSaver:
     """Saves threads as pages of ``kb``; one instance per process, shared by every adapter.
 
     ``start()``/``await stop()`` (or ``async with saver``) run the outbox worker; without it, ``save`` still
-    works and queued saves wait for the next process that runs the worker.
+    works and queued saves wait for the next process that runs the worker (and listens for their platform).
     """
 
     def __init__(
@@ -130,6 +155,8 @@ class ThreadSaver:
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: Due saves left for another platform's process in the last pass, so each is logged once, not per pass.
+        self._unserved: set[str] = set()
 
     # --- saving --------------------------------------------------------------------------------------------
 
@@ -176,6 +203,7 @@ class ThreadSaver:
             retag=tags is not None,
             announce=announce,
             parts=tuple(OutboxPart(part.title, part.content) for part in parts),
+            queued_at=self._clock(),
         )
         async with self._lock(map_key):
             await self._outbox.add(item, now=self._clock())
@@ -192,9 +220,11 @@ class ThreadSaver:
 
     def listen(self, platform: str, callback: SavedCallback) -> None:
         """Call ``callback`` when a queued save of a ``platform`` thread completes (the asker was told "will
-        retry"; now they get the link). The one way to hear about saved pages.
+        retry"; now they get the link, or why the wiki refused the page). The one way to hear about them.
 
         Each adapter registers for its own platform, so one shared saver can announce in Slack and Discord.
+        Registering is also what lets this process's worker retry that platform's queued saves (see the module
+        docstring): a process retries only the saves it can confirm.
         """
         self._listeners[platform] = callback
 
@@ -239,35 +269,84 @@ class ThreadSaver:
         await self.stop()
 
     async def queued(self) -> int:
-        """How many saves wait in the outbox (for ``kbbot check`` and metrics)."""
-        return len(await self._outbox.pending())
+        """How many saves wait in the outbox."""
+        return (await self.queued_saves()).count
+
+    async def queued_saves(self) -> QueuedSaves:
+        """The saves waiting in the outbox (also those another platform's process will send), for
+        ``kbbot check`` and ``/metrics``."""
+        items = await self._outbox.pending()
+        since = [item.queued_at for item in items if item.queued_at is not None]
+        return QueuedSaves(len(items), min(since) if since else None)
 
     async def retry_due(self) -> float | None:
-        """One pass over the outbox: attempt every due save. Returns when the next one is due (or None)."""
+        """One pass over the outbox: attempt every due save this process can confirm (see :meth:`listen`).
+        Returns when the next one is due (or None). A save that fails unexpectedly fails alone (see
+        :meth:`_retry_one`); only a failing outbox listing ends the pass early."""
         next_due: float | None = None
+        unserved: set[str] = set()
         for item in await self._outbox.pending():
+            if item.announce and item.platform not in self._listeners:
+                unserved.add(item.key)
+                if item.key not in self._unserved:
+                    log.warning(
+                        "a queued save of a %s thread waits for a process running the %s adapter (this one "
+                        "runs: %s); it stays queued",
+                        item.platform, item.platform, ", ".join(sorted(self._listeners)) or "none",
+                    )
+                continue  # not in next_due either: this worker would wake for a save it never takes
             if item.next_attempt_at > self._clock():
                 next_due = item.next_attempt_at if next_due is None else min(next_due, item.next_attempt_at)
                 continue
-            async with self._lock(item.key):
+            outcome = await self._retry_one(item)
+            if outcome is not None and (callback := self._listeners.get(item.platform)) is not None:
+                try:
+                    await callback(item.conversation_key, outcome)
+                except Exception:
+                    log.exception("a saved-page callback failed")
+        self._unserved = unserved
+        return next_due
+
+    async def _retry_one(self, item: OutboxItem) -> SavedPage | SaveError | None:
+        """One attempt at a due save; what its asker should hear, or None (nothing yet, or nobody asked).
+
+        Never raises (but for cancellation): whatever goes wrong with one save, the pass goes on with the
+        others. A store that fails on this entry is logged and the entry left for the next pass.
+        """
+        async with self._lock(item.key):
+            try:
                 claimed = await self._outbox.claim(
                     item.key, now=self._clock(), lease_seconds=self._retry.lease_seconds
                 )
-                if claimed is None:
-                    continue
-                try:
-                    page = await self._attempt(claimed)
-                except _TRANSIENT:
-                    continue
-                except SaveError as exc:
-                    log.warning("queued save of a %s thread failed: %s", item.platform, exc)
-                    continue
-            if claimed.announce and (callback := self._listeners.get(item.platform)) is not None:
-                try:
-                    await callback(item.conversation_key, page)
-                except Exception:
-                    log.exception("a saved-page callback failed")
-        return next_due
+            except Exception:
+                log.exception("could not take a queued save of a %s thread from the outbox", item.platform)
+                return None
+            if claimed is None:
+                return None
+            try:
+                outcome: SavedPage | SaveError = await self._attempt(claimed)
+            except _TRANSIENT:
+                return None
+            except _Refused as exc:  # the entry is gone: the asker, told "will retry", must hear the end
+                log.warning("queued save of a %s thread failed: %s", item.platform, exc)
+                outcome = SaveError(f"The queued save of {_named(claimed)} failed. {exc}")
+            except SaveError as exc:  # auth/scope: kept for a retry once an operator has fixed it
+                log.warning("queued save of a %s thread failed: %s", item.platform, exc)
+                return None
+            except Exception:  # a bug or an unreadable entry: _attempt has backed it off
+                given_up = claimed.attempts >= self._retry.max_attempts
+                log.exception(
+                    "queued save %s of a %s thread failed unexpectedly (attempt %d of %d); %s",
+                    claimed.key, claimed.platform, claimed.attempts, self._retry.max_attempts,
+                    "giving up on it" if given_up else "it will be retried",
+                )
+                if not given_up or not await self._outbox.remove(claimed.key, claimed.revision):
+                    return None  # (not removed: a newer save of the thread is queued, and goes next)
+                outcome = SaveError(
+                    f"The queued save of {_named(claimed)} failed: kbbot ran into an internal error "
+                    f"{claimed.attempts} times (the operator has it in the log). Please save the thread again."
+                )
+        return outcome if claimed.announce else None
 
     async def _run(self) -> None:
         while True:
@@ -299,7 +378,7 @@ class ThreadSaver:
             raise
         except _HOPELESS as exc:
             await self._outbox.remove(item.key, item.revision)
-            raise SaveError(f"The wiki refused the page: {exc}") from exc
+            raise _Refused(f"The wiki refused the page: {exc}") from exc
         except KbbotError as exc:
             # Auth or scope problems: an operator must act. Keep the entry (nothing is lost), but tell the
             # requester now instead of promising a retry that cannot succeed until then.
@@ -307,12 +386,22 @@ class ThreadSaver:
                 item.key, next_attempt_at=self._clock() + self._retry.max_delay, error=str(exc)
             )
             raise SaveError(f"Could not save the thread: {exc}") from exc
-        except (asyncio.CancelledError, Exception):
-            # Cancelled or a bug: release the lease so the next pass (or process) can retry soon. (A dying
-            # process releases nothing; the lease then expires after ``lease_seconds``.)
+        except asyncio.CancelledError:
+            # Release the lease so the next pass (or process) can retry soon. (A dying process releases
+            # nothing; the lease then expires after ``lease_seconds``.)
             with contextlib.suppress(Exception):
                 await self._outbox.release(
                     item.key, next_attempt_at=self._clock() + self._retry.first_delay, error="interrupted"
+                )
+            raise
+        except Exception as exc:
+            # A bug, or an entry that cannot be read back: the usual backoff, so that it does not hog the
+            # worker (retry_due gives up on it after max_attempts).
+            with contextlib.suppress(Exception):
+                await self._outbox.release(
+                    item.key,
+                    next_attempt_at=self._clock() + self._retry.delay(item.attempts),
+                    error=f"internal error: {type(exc).__name__}: {exc}"[:500],
                 )
             raise
         if not await self._outbox.remove(item.key, item.revision):
@@ -322,6 +411,8 @@ class ThreadSaver:
         return page
 
     async def _deliver(self, item: OutboxItem) -> SavedPage:
+        if item.unreadable is not None:
+            raise _UnreadableEntry(f"the outbox entry cannot be read back: {item.unreadable}")
         mapped = list(await self._map.get(item.key) or ())
         created = False  # True when part 1 is a new page rather than an update of the mapped one
         # An earlier attempt for this key got as far as the API and may have created pages it never recorded.
@@ -440,6 +531,19 @@ class ThreadSaver:
         # Striped locks: one key always maps to the same lock, and memory stays bounded however many threads
         # are saved over the process's life. Two keys sharing a stripe merely wait for each other.
         return self._locks[hash(key) % len(self._locks)]
+
+
+class _Refused(SaveError):
+    """The wiki refused the page for good: unlike an auth or scope failure, its outbox entry is gone."""
+
+
+class _UnreadableEntry(Exception):
+    """An outbox entry this version cannot read back (damaged, or written in a format it does not know)."""
+
+
+def _named(item: OutboxItem) -> str:
+    """How a message names a queued save: its page title, quoted."""
+    return f"“{item.title}”" if item.title else "this thread"
 
 
 def _title(text: str) -> str:

@@ -1,6 +1,6 @@
 """One Discord embed → Markdown for the neutral message: the one embed conversion of the live history
 (``adapters/discord/history.py``) and DiscordChatExporter imports (``discord_export.py``), so an embed reads the
-same on a page either way.
+same on a page either way (as does a forwarded message: :func:`forwarded_quote`).
 
 Shape read: Discord's Embed Object (discord/discord-api-docs ``developers/resources/message.mdx``, "Embed
 Object"): ``title``, ``url``, ``description``, ``fields`` (``name``, ``value``), ``footer.text``,
@@ -26,7 +26,7 @@ from typing import Any
 
 from kbbot.adapters.markup import discord_to_markdown
 
-__all__ = ["PREVIEW_CHARS", "embed_markdown"]
+__all__ = ["PREVIEW_CHARS", "embed_markdown", "forwarded_quote"]
 
 #: A link preview's text is cut here (the link itself is what matters).
 PREVIEW_CHARS = 500
@@ -64,6 +64,11 @@ def embed_markdown(embed: Mapping[str, Any], *, preview: bool, users: Mapping[st
     if not body or not preview:
         return body
     return "\n".join(f"> {line}" if line else ">" for line in body.split("\n"))
+
+
+def forwarded_quote(body: str) -> str:
+    """A forwarded message as a quote of its Markdown ``body`` (Discord does not send who wrote it)."""
+    return "*Forwarded message:*\n> " + body.replace("\n", "\n> ") if body else "*Forwarded message*"
 
 
 def _dict(value: object) -> Mapping[str, Any]:

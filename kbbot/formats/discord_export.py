@@ -29,7 +29,7 @@ from typing import Any
 from kbbot.adapters.markup import discord_to_markdown
 from kbbot.core.models import Attachment, Thread, ThreadMessage
 from kbbot.errors import ExportError
-from kbbot.formats.discord_embed import embed_markdown
+from kbbot.formats.discord_embed import embed_markdown, forwarded_quote
 from kbbot.formats.fields import text_field
 
 __all__ = [
@@ -104,9 +104,7 @@ def _message(
     forwarded = _dict(item.get("forwardedMessage"))
     attachments = _attachments(item.get("attachments"))
     if forwarded or text_field(reference.get("type")) == "Forward":
-        inner = _content(forwarded, users, bot=bot) if forwarded else ""
-        # Worded as the live bot words a forward (adapters/discord/history.py).
-        shown = "*Forwarded message:*\n> " + inner.replace("\n", "\n> ") if inner else "*Forwarded message*"
+        shown = forwarded_quote(_content(forwarded, users, bot=bot) if forwarded else "")
         text = "\n\n".join(part for part in (text, shown) if part)
         attachments += _attachments(forwarded.get("attachments"))
     elif ref_id := text_field(reference.get("messageId")):

@@ -2,14 +2,15 @@
 
 :class:`GapsReport` reads the outcome log; the adapters render its :class:`GapsSummary` in their own markup.
 :class:`WeeklyDigest` posts the last week's top gaps once a week (Mondays from 09:00 UTC) to the configured
-channels; with several replicas only one posts, because the week is claimed through the shared deduper first.
+channels; with several replicas only one posts to each platform, because the platform's week is claimed through
+the shared deduper first (per platform: Slack replicas and a separate Discord process share one store).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -66,36 +67,46 @@ def digest_week(at: float) -> str | None:
 
 
 class WeeklyDigest:
-    """Checks every ``check_seconds`` whether this week's digest is due and not yet posted by anyone."""
+    """Checks every ``check_seconds`` whether this week's digest is due and not yet posted by anyone, for each
+    platform of ``posters`` (platform name → poster)."""
 
     def __init__(
         self,
         report: GapsReport,
-        posters: Sequence[Poster],
+        posters: Mapping[str, Poster],
         deduper: Deduper,
         *,
         clock: Callable[[], float],
         check_seconds: float = 600,
     ) -> None:
         self._report = report
-        self._posters = list(posters)
+        self._posters = dict(posters)
         self._deduper = deduper
         self._clock = clock
         self._check = check_seconds
         self._task: asyncio.Task[None] | None = None
 
     async def post_if_due(self) -> bool:
-        """Post this week's digest when it is due and no replica has claimed it. True when posted here."""
+        """Post this week's digest to each platform where it is due and no replica has claimed it. True when
+        this replica claimed one (a claimed platform that refuses is not retried until next week)."""
         week = digest_week(self._clock())
-        if week is None or not await self._deduper.first_seen(f"gaps-digest:{week}", ttl_seconds=8 * 86400):
+        if week is None:
+            return False
+        claimed = [
+            (platform, post)
+            for platform, post in self._posters.items()
+            if await self._deduper.first_seen(f"gaps-digest:{week}:{platform}", ttl_seconds=8 * 86400)
+        ]
+        if not claimed:
             return False
         summary = await self._report.top(days=7)
-        for post in self._posters:
+        for platform, post in claimed:
             try:
                 await post(summary)
             except Exception:  # one platform refusing must not stop the other's digest
-                log.warning("could not post the weekly gaps digest", exc_info=True)
-        log.info("weekly gaps digest posted (%s, %d gap(s))", week, len(summary.gaps))
+                log.warning("could not post the weekly gaps digest to %s", platform, exc_info=True)
+            else:
+                log.info("weekly gaps digest posted to %s (%s, %d gap(s))", platform, week, len(summary.gaps))
         return True
 
     async def _run(self) -> None:
@@ -113,4 +124,4 @@ class WeeklyDigest:
 
     async def __aexit__(self, *exc: object) -> None:
         task, self._task = self._task, None
-        await cancel_and_wait(task)  # its check goes through Redis, where a cancel can be lost
+        await cancel_and_wait(task)

@@ -1,7 +1,8 @@
 """Per-asker (and per-channel) budgets of billed AI answers (:class:`kbbot.core.ports.AiBudget`), on ``limits``.
 
 Every Perfect Wiki AI query is billed against a monthly quota, so one person (or one busy channel) must not be
-able to spend it: ``AI_USER_LIMIT`` (e.g. ``5/minute;40/day``) caps each asker, ``AI_CHANNEL_DAILY_LIMIT`` each
+able to spend it (only the calls made on their behalf count: :class:`kbbot.core.ask.AskService` spends just
+before it sends one): ``AI_USER_LIMIT`` (e.g. ``5/minute;40/day``) caps each asker, ``AI_CHANNEL_DAILY_LIMIT`` each
 channel. Moving windows in a ``limits`` storage: process memory by default, Redis when replicas share a token
 (then every replica counts against the same windows). Keys carry a hash of the asker/channel id, never the id.
 """
@@ -58,7 +59,8 @@ class LimitsAiBudget:
         self._storage_arg = storage
         self._storage: Storage | None = None
         self._limiter: MovingWindowRateLimiter | None = None
-        # "Test every window, then count in every window" must not interleave between two questions.
+        # "Test every window, then count in every window" must not interleave between two of this process's
+        # spends (across replicas, hit() itself refuses past the limit).
         self._lock = asyncio.Lock()
 
     def _strategy(self) -> MovingWindowRateLimiter:
@@ -68,21 +70,42 @@ class LimitsAiBudget:
             self._limiter = MovingWindowRateLimiter(self._storage)
         return self._limiter
 
+    async def check(self, asker: str | None, channel: str | None) -> BudgetRefusal | None:
+        checks = self._checks(asker, channel)
+        return await self._refusal(checks) if checks else None
+
     async def spend(self, asker: str | None, channel: str | None) -> BudgetRefusal | None:
+        checks = self._checks(asker, channel)
+        if not checks:
+            return None
+        async with self._lock:
+            if (refusal := await self._refusal(checks)) is not None:
+                return refusal
+            limiter = self._strategy()
+            for scope, item, key in checks:
+                # hit() counts only while the window has room, in one atomic step (a Lua script in Redis): two
+                # replicas spending the last one at once never both pass. The loser is refused; a window it
+                # was already counted in keeps that count (errs on the side of the quota, only in that race).
+                if not await limiter.hit(item, key):
+                    return await self._refused(scope, item, key)
+        return None
+
+    def _checks(self, asker: str | None, channel: str | None) -> list[tuple[str, RateLimitItem, str]]:
         checks = [("user", item, _hashed("user", asker)) for item in self._user] if asker else []
         if channel:
             checks += [("channel", item, _hashed("channel", channel)) for item in self._channel]
-        if not checks:
-            return None
+        return checks
+
+    async def _refusal(self, checks: list[tuple[str, RateLimitItem, str]]) -> BudgetRefusal | None:
         limiter = self._strategy()
-        async with self._lock:
-            for scope, item, key in checks:
-                if not await limiter.test(item, key):
-                    stats = await limiter.get_window_stats(item, key)
-                    return BudgetRefusal(scope, describe(item), max(1.0, stats.reset_time - time.time()))
-            for _, item, key in checks:
-                await limiter.hit(item, key)
+        for scope, item, key in checks:
+            if not await limiter.test(item, key):
+                return await self._refused(scope, item, key)
         return None
+
+    async def _refused(self, scope: str, item: RateLimitItem, key: str) -> BudgetRefusal:
+        stats = await self._strategy().get_window_stats(item, key)
+        return BudgetRefusal(scope, describe(item), max(1.0, stats.reset_time - time.time()))
 
     async def aclose(self) -> None:
         storage, self._storage, self._limiter = self._storage, None, None

@@ -9,6 +9,7 @@ either way and never asks which it got.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -74,19 +75,22 @@ class Stores:
         await self.aclose()
 
 
-async def build_stores(settings: Settings, *, namespace: str | None = None) -> Stores:
+async def build_stores(
+    settings: Settings, *, namespace: str | None = None, quota_clock: Callable[[], float] = time.time
+) -> Stores:
     """Open the stores ``settings`` asks for. Raises ``ConfigError``/``Unavailable`` when Redis is set but
     missing or unreachable (a replica must not start with private state).
 
     ``namespace`` prefixes every Redis key: the composition root passes the knowledgebase's own
-    (:func:`kbbot.store.namespace.namespace_from_settings`, the default)."""
+    (:func:`kbbot.store.namespace.namespace_from_settings`, the default). ``quota_clock``: the in-process 402
+    breaker's wall clock (test rigs; Redis times its probe interval itself)."""
     if settings.redis_url is not None and settings.redis_url.get_secret_value():
         prefix = namespace if namespace is not None else namespace_from_settings(settings)
-        return await _redis_stores(settings, settings.redis_url.get_secret_value(), prefix)
-    return _embedded_stores(settings)
+        return await _redis_stores(settings, settings.redis_url.get_secret_value(), prefix, quota_clock)
+    return _embedded_stores(settings, quota_clock)
 
 
-def _embedded_stores(settings: Settings) -> Stores:
+def _embedded_stores(settings: Settings, quota_clock: Callable[[], float]) -> Stores:
     from kbbot.store.conversations import FILENAME as CONVERSATIONS_FILENAME
     from kbbot.store.conversations import SqliteConversations
     from kbbot.store.memory import LocalSingleFlight, MemoryDeduper, MemoryQuotaGate, TTLAnswerCache
@@ -106,7 +110,7 @@ def _embedded_stores(settings: Settings) -> Stores:
         kind="memory",
         cache=cache,
         flights=LocalSingleFlight(),
-        quota=MemoryQuotaGate(probe_seconds=settings.quota_probe_seconds),
+        quota=MemoryQuotaGate(probe_seconds=settings.quota_probe_seconds, clock=quota_clock),
         deduper=MemoryDeduper(),
         feedback=feedback,
         thread_map=thread_map,
@@ -119,7 +123,7 @@ def _embedded_stores(settings: Settings) -> Stores:
     )
 
 
-async def _redis_stores(settings: Settings, url: str, prefix: str) -> Stores:
+async def _redis_stores(settings: Settings, url: str, prefix: str, quota_clock: Callable[[], float]) -> Stores:
     # Imported here: the base install (no redis package) never reaches this module's redis import.
     from limits.aio.storage import RedisStorage
 
@@ -177,7 +181,7 @@ async def _redis_stores(settings: Settings, url: str, prefix: str) -> Stores:
         ),
         quota=FailoverQuotaGate(
             rs.RedisQuotaGate(client, probe_seconds=settings.quota_probe_seconds, prefix=prefix),
-            MemoryQuotaGate(probe_seconds=settings.quota_probe_seconds),
+            MemoryQuotaGate(probe_seconds=settings.quota_probe_seconds, clock=quota_clock),
             health,
         ),
         deduper=FailoverDeduper(rs.RedisDeduper(client, prefix=prefix), MemoryDeduper(), health),

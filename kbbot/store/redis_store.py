@@ -535,8 +535,7 @@ class RedisOutbox:
         reply = await self._claim(keys=[self._entry(key)], args=[now, lease_seconds])
         if not reply:
             return None
-        flat = [_text(v) or "" for v in reply]
-        return _load_outbox(dict(zip(flat[::2], flat[1::2], strict=True)))
+        return _load_outbox(key, dict(zip(reply[::2], reply[1::2], strict=True)))
 
     async def release(self, key: str, *, next_attempt_at: float, error: str | None) -> None:
         args: list[str | float] = [key, next_attempt_at, error or ""]
@@ -554,22 +553,26 @@ class RedisOutbox:
                 pipe.hgetall(self._entry(key))
             rows = await pipe.execute()
         items = []
-        for row in rows:
+        for key, row in zip(keys, rows, strict=True):
             if row:  # removed between the two reads
-                items.append(_load_outbox({_text(k) or "": _text(v) or "" for k, v in row.items()}))
+                items.append(_load_outbox(key, row))
         return sorted(items, key=lambda item: (item.next_attempt_at, item.key))
 
     async def aclose(self) -> None:
         return None
 
 
-def _load_outbox(fields: dict[str, str]) -> OutboxItem:
+def _load_outbox(key: str, raw: dict[Any, Any]) -> OutboxItem:
+    # Values go to the codec as stored (bytes): a damaged one makes the item unreadable instead of failing
+    # the whole listing (field names are ours; "replace" only keeps a hand-edited one from raising).
+    fields = {k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k): v for k, v in raw.items()}
     return load_item(
-        fields["payload"],
-        revision=int(fields.get("revision") or 0),
-        attempts=int(fields.get("attempts") or 0),
-        next_attempt_at=float(fields.get("next_attempt_at") or 0),
-        last_error=fields.get("last_error") or None,
+        key,
+        fields.get("payload"),
+        revision=fields.get("revision") or 0,
+        attempts=fields.get("attempts") or 0,
+        next_attempt_at=fields.get("next_attempt_at") or 0,
+        last_error=fields.get("last_error"),
     )
 
 

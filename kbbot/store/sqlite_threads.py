@@ -195,16 +195,13 @@ class SqliteOutbox:
         await self._db.close()
 
 
-_COLUMNS = "payload, revision, attempts, next_attempt_at, last_error"
+_COLUMNS = "key, payload, revision, attempts, next_attempt_at, last_error"
 
 
 def _load(row: tuple[Any, ...]) -> OutboxItem:
-    payload, revision, attempts, next_attempt_at, last_error = row
+    key, payload, revision, attempts, next_attempt_at, last_error = row
     return load_item(
-        payload,
-        revision=int(revision),
-        attempts=int(attempts),
-        next_attempt_at=float(next_attempt_at),
+        str(key), payload, revision=revision, attempts=attempts, next_attempt_at=next_attempt_at,
         last_error=last_error,
     )
 

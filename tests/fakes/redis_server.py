@@ -8,6 +8,7 @@ with a clear reason only when the binary is absent (CI installs it in ``.ci/run`
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -16,8 +17,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 
 def free_port() -> int:
@@ -146,3 +151,15 @@ def _redis_server(redis_server_session: RedisServer) -> RedisServer:
     """The session's redis-server, emptied for this test."""
     redis_server_session.flush()
     return redis_server_session
+
+
+async def lapse(client: aioredis.Redis, pattern: str, *, ttl_seconds: float) -> None:
+    """Time passing, without waiting for it: each key matching ``pattern`` must carry the TTL the store was
+    given; then Redis expires it now (1 ms left), as it would once that TTL ran out, and we wait for it to go."""
+    keys = await client.keys(pattern)
+    assert keys, f"no key matches {pattern}"
+    for key in keys:
+        assert 0 < await client.pttl(key) <= int(ttl_seconds * 1000)
+        await client.pexpire(key, 1)
+    while await client.exists(*keys):
+        await asyncio.sleep(0.001)

@@ -176,3 +176,17 @@ def test_index_sync_in_a_pipe_prints_only_its_summary(tmp_path: Path) -> None:
     assert plain.returncode == 0 and plain.stdout.startswith("Index up to date: 20 pages listed"), plain.stdout
     as_json = run_kbbot("index", "sync", "--json", cwd=tmp_path)
     assert json.loads(as_json.stdout)["listed"] == 20 and as_json.stderr == ""
+
+
+def test_a_question_that_starts_with_a_dash_goes_after_double_dash(tmp_path: Path) -> None:
+    # argparse reads "-h is this a flag" as -h with an explicit argument (a usage error, nothing is asked); after
+    # "--" every argument is positional, so the same text is the question.
+    refused = kbbot_in_process("ask", "-h is this a flag", cwd=tmp_path)
+    assert refused.returncode == 2 and "usage: kbbot ask" in refused.stderr and refused.stdout == ""
+    for question in ("-h is this a flag", "-v", "--json", "-- what does -- mean"):
+        result = kbbot_in_process("ask", "--json", "--", question, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["answer"]  # asked and answered (the sample has no such page)
+    example = 'kbbot ask --json -- "-v means?"'
+    help_text = kbbot_in_process("ask", "--help", cwd=tmp_path).stdout
+    assert example in help_text.splitlines()[-1] and example in (ROOT / "README.md").read_text()

@@ -1,33 +1,38 @@
-"""`/readyz`, the AI-quota gauges and `kbbot check` over every knowledgebase of a KBBOT_CONFIG file.
+"""`/readyz`, the AI-quota gauges, the 402 breaker and `kbbot check` over every knowledgebase of a KBBOT_CONFIG
+file.
 
 Four knowledgebases behind one bot: engineering (its own token), handbook and archive (two tables on the HR
-token: one billed quota, one rate budget), and maths (MatHub, no AI). The fakes are real servers on 127.0.0.1;
-the runtime is the real composition root, and ``/readyz`` and ``/metrics`` are mounted by the same function
-``kbbot run`` uses, served by aiohttp and read with httpx. The exposition text is parsed with prometheus_client's
-own parser, as Prometheus would read it.
+token: one billed quota, one rate budget, one 402 breaker), and maths (MatHub, no AI). The fakes are real
+servers on 127.0.0.1; the runtime is the real composition root, and ``/readyz`` and ``/metrics`` are mounted by
+the same function ``kbbot run`` uses, served by aiohttp and read with httpx. The exposition text is parsed with
+prometheus_client's own parser, as Prometheus would read it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from kbbot.commands.run import mount_runtime_ops
 from kbbot.config import Settings
-from kbbot.core.models import Asker, Question, Source
+from kbbot.core.ask import QUOTA_NOTICE
+from kbbot.core.models import Answer, Asker, Question, Source
 from kbbot.knowledgebases import Knowledgebases, parse_knowledgebases
 from kbbot.ops.http import HttpServer
 from kbbot.runtime import Runtime, open_runtime
-from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session  # noqa: F401
+from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session, lapse  # noqa: F401
 from tests.integration.bot_process import running_bot, user_id, wait_until
 from tests.integration.cli_support import kbbot_in_process
 from tests.scenarios.knowledgebases_support import SLACK_ENG, SLACK_MATHS, Wikis, three_wikis
@@ -82,9 +87,14 @@ def four(w: Wikis, base: Settings, tmp: Path) -> Knowledgebases:
 
 
 @asynccontextmanager
-async def ops(tmp_path: Path, wikis: Wikis, **env: Any) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
-    base = Settings(kbbot_data_dir=tmp_path / "data", perfectwiki_ai_quota_monthly=ENV_QUOTA, **env)
-    async with open_runtime(base, knowledgebases=four(wikis, base, tmp_path), http_retry=FAST_HTTP_RETRY) as rt:
+async def ops(
+    tmp_path: Path, wikis: Wikis, *, data: str = "data", quota_clock: Callable[[], float] = time.time, **env: Any
+) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
+    """The bot over the four knowledgebases with its ``/readyz`` and ``/metrics``; ``data``: its KBBOT_DATA_DIR
+    under ``tmp_path`` (another one is another replica)."""
+    base = Settings(kbbot_data_dir=tmp_path / data, perfectwiki_ai_quota_monthly=ENV_QUOTA, **env)
+    kbs = four(wikis, base, tmp_path)
+    async with open_runtime(base, knowledgebases=kbs, http_retry=FAST_HTTP_RETRY, quota_clock=quota_clock) as rt:
         app = web.Application()
         mount_runtime_ops(app, rt)
         async with HttpServer(app, "127.0.0.1", 0) as server, httpx.AsyncClient(base_url=server.url) as http:
@@ -262,3 +272,165 @@ async def test_kbbot_run_serves_readyz_and_quota_gauges_of_every_knowledgebase(t
     assert used == {"engineering": 0.0, "handbook": 1 / ENV_QUOTA, "archive": 1 / ENV_QUOTA}
     log = bot.log.read_text()
     assert all(secret not in log for secret in wikis.environ().values())
+
+
+# --- the 402 breaker: one per token ----------------------------------------------------------------------------
+
+#: The stores a test runs on: embedded (memory + SQLite), or one real redis-server where handbook and archive
+#: share a namespace (no REDIS_PREFIX: one token, one URL) or each have their own (acme.handbook, acme.archive).
+STORES = [
+    pytest.param({}, id="memory"),
+    pytest.param({"redis_prefix": None}, id="redis", marks=pytest.mark.redis),
+    pytest.param({"redis_prefix": "acme"}, id="redis-prefixed", marks=pytest.mark.redis),
+]
+
+
+class Clock:
+    """The in-process breaker's wall clock, moved by the test (Redis times its probe interval itself)."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _store_env(request: pytest.FixtureRequest, store: dict[str, Any]) -> dict[str, Any]:
+    if "redis_prefix" not in store:
+        return {}
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return {"redis_url": server.url, **store}
+
+
+_askers = itertools.count(1)
+
+
+async def ask(rt: Runtime, text: str, channel: str) -> Answer:
+    """``text`` asked in Slack ``channel``, each time by another person (one person's AI budget,
+    AI_USER_LIMIT 5/minute, is not what these tests are about)."""
+    asker = Asker(f"U{next(_askers):08d}")
+    return await rt.router.ask(Question(text, asker=asker, platform="slack", places=(channel,)))
+
+
+async def synced(rt: Runtime) -> Runtime:
+    """Every index read (the search fallback answers from them)."""
+    for stack in rt.all_stacks:
+        await stack.syncer.sync()
+    return rt
+
+
+async def paused(rt: Runtime) -> dict[str, bool]:
+    return {name: (await stack.stores.quota.state()).paused for name, stack in rt.stacks.items()}
+
+
+async def probe_due(clock: Clock, redis_url: str | None) -> None:
+    """The breaker's probe interval (QUOTA_PROBE_SECONDS, 3600) has passed."""
+    clock.now += 3601
+    if redis_url is not None:
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            await lapse(client, "*{quota}:probe", ttl_seconds=3600)
+        finally:
+            await client.aclose()
+
+
+@pytest.mark.parametrize("store", STORES)
+async def test_a_402_on_one_table_pauses_every_table_on_its_token_and_search_answers_both(
+    request: pytest.FixtureRequest, tmp_path: Path, store: dict[str, Any]
+) -> None:
+    env = _store_env(request, store)
+    with three_wikis() as wikis:
+        async with ops(tmp_path, wikis, **env) as (rt, http):
+            await synced(rt)
+            if env:
+                spaces = {rt.stacks[name].stores.namespace for name in ("handbook", "archive")}
+                assert len(spaces) == (2 if env["redis_prefix"] else 1)
+            wikis.hr.set_ai_quota(0)  # the HR token's monthly AI quota is gone
+
+            first = await ask(rt, "how many holiday days per year?", "C0GENERAL")  # handbook, the default
+            assert (wikis.hr.stats().queries, wikis.hr.stats().quota_exceeded) == (1, 1)
+            # archive is on the same token: its question makes no upstream AI call (it could only get a 402).
+            second = await ask(rt, "what is the holiday policy?", SLACK_ARCHIVE)
+            assert wikis.hr.stats().per_endpoint.get("query", 0) == 1 and wikis.hr.stats().quota_exceeded == 1
+            # Both are answered from their own wiki's pages, with the notice saying why.
+            for answer, kb in ((first, "handbook"), (second, "archive")):
+                assert answer.source is Source.SEARCH and answer.knowledgebase == kb
+                assert answer.notice is not None and answer.notice.startswith(QUOTA_NOTICE)
+                assert "30 holiday days" in answer.text
+                assert "Holiday policy" in [page.title for page in answer.related_pages]
+            # The other token's knowledgebase still answers with AI.
+            assert (await ask(rt, "how do I set up the VPN?", SLACK_ENG)).source is Source.AI
+            assert await paused(rt) == {"engineering": False, "handbook": True, "archive": True, "maths": False}
+            scrape = (await http.get("/metrics")).text
+            assert samples(scrape, "kbbot_quota_paused") == {
+                "engineering": 0, "handbook": 1, "archive": 1, "maths": 0,
+            }
+            if env:
+                # Another replica (same file, its own data dir) sees the token paused too and asks nothing.
+                async with ops(tmp_path, wikis, data="replica", **env) as (replica, _):
+                    assert (await paused(replica))["archive"] and (await paused(replica))["handbook"]
+                    again = await ask(await synced(replica), "holiday policy for new staff?", SLACK_ARCHIVE)
+                    assert again.source is Source.SEARCH and "30 holiday days" in again.text
+                assert wikis.hr.stats().queries == 1
+
+
+@pytest.mark.parametrize("store", STORES[:2])
+async def test_tables_on_different_tokens_keep_separate_breakers(
+    request: pytest.FixtureRequest, tmp_path: Path, store: dict[str, Any]
+) -> None:
+    env, clock = _store_env(request, store), Clock()
+    with three_wikis() as wikis:
+        async with ops(tmp_path, wikis, quota_clock=clock, **env) as (rt, _):
+            await synced(rt)
+            wikis.eng.set_ai_quota(0)  # the engineering token's quota is gone, the HR token's is not
+            assert (await ask(rt, "how do I set up the VPN?", SLACK_ENG)).source is Source.SEARCH
+            assert await paused(rt) == {"engineering": True, "handbook": False, "archive": False, "maths": False}
+            assert (await ask(rt, "how many holiday days?", "C0GENERAL")).source is Source.AI
+            assert (await ask(rt, "what is the holiday policy?", SLACK_ARCHIVE)).source is Source.AI
+            assert wikis.hr.stats().billed_queries == 2 and wikis.hr.stats().quota_exceeded == 0
+            # …and the other way round: the HR token's 402 leaves engineering's breaker as it was.
+            wikis.hr.set_ai_quota(2)
+            assert (await ask(rt, "who approves holidays?", "C0GENERAL")).source is Source.SEARCH
+            assert await paused(rt) == {"engineering": True, "handbook": True, "archive": True, "maths": False}
+            # Engineering's quota comes back: its probe resumes engineering only.
+            wikis.eng.set_ai_quota(None)
+            await probe_due(clock, env.get("redis_url"))
+            assert (await ask(rt, "deploy checklist?", SLACK_ENG)).source is Source.AI
+            assert await paused(rt) == {"engineering": False, "handbook": True, "archive": True, "maths": False}
+
+
+@pytest.mark.parametrize("store", STORES)
+async def test_the_shared_breaker_probes_once_per_interval_for_every_table_and_resumes_them_all(
+    request: pytest.FixtureRequest, tmp_path: Path, store: dict[str, Any]
+) -> None:
+    # Perfect Wiki's 402 says no time when the quota comes back (its body is one line, no Retry-After): the
+    # breaker finds out by one probe per QUOTA_PROBE_SECONDS, and a new month is simply a probe that is answered.
+    env, clock = _store_env(request, store), Clock()
+    redis_url = env.get("redis_url")
+    with three_wikis() as wikis:
+        async with ops(tmp_path, wikis, quota_clock=clock, **env) as (rt, _):
+            await synced(rt)
+            wikis.hr.set_ai_quota(0)
+            assert (await ask(rt, "how many holiday days?", "C0GENERAL")).source is Source.SEARCH
+            assert wikis.hr.stats().queries == 1
+            # Within the interval neither table asks.
+            assert (await ask(rt, "what is the holiday policy?", SLACK_ARCHIVE)).source is Source.SEARCH
+            assert (await ask(rt, "holidays for part-time staff?", "C0GENERAL")).source is Source.SEARCH
+            assert wikis.hr.stats().queries == 1
+
+            # The interval is over, the quota still gone: one probe for the token, whichever table asks first;
+            # its 402 starts the next interval for both.
+            await probe_due(clock, redis_url)
+            assert (await ask(rt, "holiday carry-over rules?", SLACK_ARCHIVE)).source is Source.SEARCH
+            assert (await ask(rt, "holiday carry-over for managers?", "C0GENERAL")).source is Source.SEARCH
+            assert (wikis.hr.stats().queries, wikis.hr.stats().quota_exceeded) == (2, 2)
+            assert (await paused(rt))["handbook"] and (await paused(rt))["archive"]
+
+            # A new month: the quota is back. The next probe (archive's) is answered, and that resumes AI for
+            # handbook as well, with no probe of its own.
+            wikis.hr.set_ai_quota(None)
+            await probe_due(clock, redis_url)
+            assert (await ask(rt, "holiday days in the first year?", SLACK_ARCHIVE)).source is Source.AI
+            assert await paused(rt) == {"engineering": False, "handbook": False, "archive": False, "maths": False}
+            assert (await ask(rt, "holiday days after five years?", "C0GENERAL")).source is Source.AI
+            assert (wikis.hr.stats().queries, wikis.hr.stats().billed_queries) == (4, 2)

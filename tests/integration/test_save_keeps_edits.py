@@ -107,7 +107,13 @@ async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteSavedThreadMap, Sq
 
 def saver_for(wiki: Wiki, stores: tuple[SqliteSavedThreadMap, SqliteOutbox], **kw: object) -> ThreadSaver:
     thread_map, outbox = stores
-    return ThreadSaver(wiki.kb, kw.pop("thread_map", thread_map), outbox, retry=POLICY, **kw)  # type: ignore[arg-type]
+    saver = ThreadSaver(wiki.kb, kw.pop("thread_map", thread_map), outbox, retry=POLICY, **kw)  # type: ignore[arg-type]
+    saver.listen("slack", _slack_adapter)  # a process running Slack: its worker retries the queued Slack saves
+    return saver
+
+
+async def _slack_adapter(key: str, outcome: object) -> None:
+    return None
 
 
 async def test_text_a_person_adds_around_the_thread_survives_a_resave(

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from kbbot.adapters.services import ChatServices
 from kbbot.adapters.slack import slack_service
 from kbbot.config import Settings
 from kbbot.core.ask import QueueListener
@@ -43,8 +44,8 @@ class NoSaver:
         raise NotImplementedError
 
 
-def _deps() -> dict:
-    return {"ask": EchoAsk(), "saver": NoSaver(), "feedback": MemoryFeedbackStore(), "deduper": MemoryDeduper()}
+def _deps() -> ChatServices:
+    return ChatServices(ask=EchoAsk(), saver=NoSaver(), feedback=MemoryFeedbackStore(), deduper=MemoryDeduper())
 
 
 async def test_http_mode_routes_serve_signed_events() -> None:
@@ -52,7 +53,7 @@ async def test_http_mode_routes_serve_signed_events() -> None:
         slack.add_channel("C1", "general")
         settings = Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
                             slack_api_url=slack.api_url)
-        async with slack_service(slack_credentials(settings), **_deps()) as service:
+        async with slack_service(slack_credentials(settings), _deps()) as service:
             assert service.mode == "http" and len(service.routes) == 1
             app = web.Application()
             app.add_routes(service.routes)
@@ -89,7 +90,7 @@ async def test_socket_mode_when_app_token_is_set() -> None:
     with FakeSlack() as slack:
         slack.add_channel("C1", "general")
         settings = Settings(slack_bot_token=BOT_TOKEN, slack_app_token=APP_TOKEN, slack_api_url=slack.api_url)
-        async with slack_service(slack_credentials(settings), **_deps()) as service:
+        async with slack_service(slack_credentials(settings), _deps()) as service:
             assert service.mode == "socket" and service.routes == []
             await asyncio.to_thread(slack.wait_socket)
             envelope_id = slack.send_envelope("events_api", event_envelope(mention_event("C1", "U1", "yo", "1.000002")))
@@ -102,10 +103,10 @@ async def test_socket_mode_when_app_token_is_set() -> None:
 
 async def test_missing_settings_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
-        async with slack_service(slack_credentials(Settings(slack_signing_secret=SIGNING_SECRET)), **_deps()):
+        async with slack_service(slack_credentials(Settings(slack_signing_secret=SIGNING_SECRET)), _deps()):
             pass
     with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
-        async with slack_service(slack_credentials(Settings(slack_bot_token=BOT_TOKEN)), **_deps()):
+        async with slack_service(slack_credentials(Settings(slack_bot_token=BOT_TOKEN)), _deps()):
             pass
 
 
@@ -117,7 +118,7 @@ async def test_a_clean_start_logs_no_warnings(
     with FakeSlack() as slack, caplog.at_level("INFO"):
         for extra in ({"slack_signing_secret": SIGNING_SECRET}, {"slack_app_token": APP_TOKEN}):
             settings = Settings(slack_bot_token=BOT_TOKEN, slack_api_url=slack.api_url, **extra)
-            async with slack_service(slack_credentials(settings), **_deps()) as service:
+            async with slack_service(slack_credentials(settings), _deps()) as service:
                 await service.connection.wait_ready()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
@@ -127,7 +128,7 @@ async def test_socket_mode_commands_and_shortcuts_in_slacks_envelopes() -> None:
     with FakeSlack() as slack:
         slack.add_channel("C111", "general")
         settings = Settings(slack_bot_token=BOT_TOKEN, slack_app_token=APP_TOKEN, slack_api_url=slack.api_url)
-        async with slack_service(slack_credentials(settings), **_deps()) as service:
+        async with slack_service(slack_credentials(settings), _deps()) as service:
             await service.connection.wait_ready()
             url = slack.response_url()
             command = slack.send_envelope("slash_commands", command_payload("hi there", user="U1", channel="C111",

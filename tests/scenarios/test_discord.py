@@ -29,17 +29,18 @@ from kbbot.adapters.discord.render import (
     NOT_FOUND_LABEL,
     SEARCH_COLOUR,
 )
+from kbbot.adapters.services import ChatServices
 from kbbot.backends.http import RetryPolicy
 from kbbot.backends.perfectwiki import PerfectWikiBackend
 from kbbot.config import Settings
 from kbbot.core.ask import QUOTA_NOTICE, AskService, QueueListener, QueuePosition
 from kbbot.core.models import AiAnswer, Answer, PageRef, Question, SavedPage, Source, Thread
 from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
-from kbbot.errors import ConfigError, QuotaExceeded, Unauthorized, Unavailable
+from kbbot.errors import ConfigError, QuotaExceeded, SaveError, Unauthorized, Unavailable
 from kbbot.ops.shutdown import TaskTracker
 from kbbot.runtime import discord_options
 from kbbot.store.limiter import TokenRateLimiter
-from kbbot.store.memory import LocalSingleFlight, MemoryFeedbackStore, MemoryQuotaGate, TTLAnswerCache
+from kbbot.store.memory import LocalSingleFlight, MemoryDeduper, MemoryFeedbackStore, MemoryQuotaGate, TTLAnswerCache
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
 from tests.fakes.discord_api import GUILD_FORUM, MESSAGE_CONTENT, Call, FakeDiscord, discord_pointed_at
 from tests.fakes.perfectwiki import FakePerfectWiki
@@ -129,6 +130,14 @@ def world() -> Iterator[World]:
         yield World(fake, guild, general, forum, ana, bob, kim, thread, post)
 
 
+def services(*, ask: Any = None, saver: Any = None, feedback: Any = None, **optional: Any) -> ChatServices:
+    """What the composition root would hand the adapter: a scripted knowledgebase, a recording saver."""
+    return ChatServices(
+        ask=ask or ScriptedAsk(), saver=saver or RecordingSaver(), feedback=feedback or MemoryFeedbackStore(),
+        deduper=MemoryDeduper(), **optional,
+    )
+
+
 @contextlib.asynccontextmanager
 async def running(
     world: World,
@@ -144,14 +153,12 @@ async def running(
     **settings: Any,
 ) -> AsyncIterator[discord.Client]:
     client = build_discord_client(
-        ask=ask or ScriptedAsk(),
-        saver=saver or RecordingSaver(),
-        feedback=feedback or MemoryFeedbackStore(),
+        services(
+            ask=ask, saver=saver, feedback=feedback, gaps=gaps, conversations=conversations,
+            in_flight=tracker.work if tracker is not None else None,
+        ),
         options=discord_options(Settings(**settings, kbbot_data_dir=data_dir)),
         client_options={"guild_ready_timeout": 0.05},
-        gaps=gaps,
-        conversations=conversations,
-        **({"in_flight": tracker.work} if tracker is not None else {}),
     )
 
     async def identify_at_once(shard_id: int | None, *, initial: bool = False) -> None:
@@ -1325,6 +1332,18 @@ async def test_saved_poster_ignores_bad_keys_and_survives_refusals(world: World,
     assert ok.body["content"] == "Saved: [T](https://wiki.example/7) — the wiki is back and this thread is now a page."
 
 
+async def test_saved_poster_reports_a_queued_save_the_wiki_refused(world: World, tmp_path: Path) -> None:
+    fake = world.fake
+    refused = SaveError("The queued save of “VPN @everyone” failed. The wiki refused the page: HTTP 400")
+    async with running(world, data_dir=tmp_path) as client:
+        await saved_poster(client)(world.thread["id"], refused)
+    [post] = message_posts(fake, world.thread)
+    assert post.body["content"] == (
+        "⚠️ The queued save of “VPN @\u200beveryone” failed. The wiki refused the page: HTTP 400"
+    )
+    assert_no_ping(post.body)
+
+
 async def test_a_save_that_lands_before_discord_is_connected_is_linked_once_it_is(
     world: World, tmp_path: Path
 ) -> None:
@@ -1343,10 +1362,7 @@ async def test_a_save_that_lands_before_discord_is_connected_is_linked_once_it_i
 
 
 async def test_saved_poster_gives_up_quietly_when_discord_never_connects(world: World, tmp_path: Path) -> None:
-    client = build_discord_client(
-        ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(),
-        options=discord_options(Settings(kbbot_data_dir=tmp_path)),
-    )
+    client = build_discord_client(services(), options=discord_options(Settings(kbbot_data_dir=tmp_path)))
     saved = SavedPage(id="9", url="https://wiki.example/9", created=True, title="Early")
     await asyncio.wait_for(saved_poster(client, ready_timeout=0.2)(world.thread["id"], saved), 5)
     assert message_posts(world.fake, world.thread) == []
@@ -1374,12 +1390,7 @@ async def test_setup_mistakes_become_clear_config_errors(world: World, tmp_path:
     fake = world.fake
 
     def client(**settings: Any) -> discord.Client:
-        return build_discord_client(
-            ask=ScriptedAsk(),
-            saver=RecordingSaver(),
-            feedback=MemoryFeedbackStore(),
-            options=discord_options(Settings(**settings, kbbot_data_dir=tmp_path)),
-        )
+        return build_discord_client(services(), options=discord_options(Settings(**settings, kbbot_data_dir=tmp_path)))
 
     with pytest.raises(Unauthorized, match="DISCORD_BOT_TOKEN was rejected") as rejected:
         await asyncio.wait_for(run_discord_client(client(), "wrong-token"), 10)
@@ -1406,8 +1417,7 @@ async def test_close_code_4014_falls_back_or_is_one_line_naming_the_portal_switc
 
     def client(**settings: Any) -> discord.Client:
         built = build_discord_client(
-            ask=ScriptedAsk(), saver=RecordingSaver(), feedback=MemoryFeedbackStore(),
-            options=discord_options(Settings(**settings, kbbot_data_dir=tmp_path)),
+            services(), options=discord_options(Settings(**settings, kbbot_data_dir=tmp_path)),
             client_options={"guild_ready_timeout": 0.05},
         )
         built.setup_hook = _no_setup  # type: ignore[method-assign]  # skip the flag check: straight to IDENTIFY

@@ -49,15 +49,20 @@ def test_status_shows_the_ai_quota_forecast() -> None:
     from datetime import date
 
     from kbbot.adapters.slack.rendering import render_status
+    from kbbot.core.ask import AskStatus
+    from kbbot.core.ports import CacheStats, FeedbackCounts, QuotaState
     from kbbot.core.quota_forecast import QuotaForecast
 
-    common = dict(kb_kind="perfectwiki", kb_name="Acme", cache_size=3, cache_hit_rate=0.5, quota_paused=False,
-                  next_probe_at=None, queued=0, helpful=1, not_helpful=0)
-    text = _all_text(render_status(**common, ai_quota=QuotaForecast(850, 1000, 50.0, date(2025, 12, 20))).blocks)
+    def status(ai_quota: QuotaForecast | None = None) -> str:
+        asked = AskStatus(kb_kind="perfectwiki", kb_name="Acme", cache=CacheStats(3, 1, 1),
+                          quota=QuotaState(paused=False), queued=0, ai_quota=ai_quota)
+        return _all_text(render_status(asked, FeedbackCounts(helpful=1, not_helpful=0)).blocks)
+
+    text = status(QuotaForecast(850, 1000, 50.0, date(2025, 12, 20)))
     assert "*AI quota this month:* :warning: 850 of 1,000 billed calls (85%), runs out on 2025-12-20" in text
-    text = _all_text(render_status(**common, ai_quota=QuotaForecast(10, 1000, 1.0, None)).blocks)
+    text = status(QuotaForecast(10, 1000, 1.0, None))
     assert "10 of 1,000 billed calls (1%), runs out after this month" in text and ":warning:" not in text
-    assert "AI quota this month" not in _all_text(render_status(**common).blocks)
+    assert "AI quota this month" not in status()
 
 
 async def test_gaps_in_a_direct_message() -> None:

@@ -115,12 +115,12 @@ async def test_questions_and_titles_carry_names_not_ids_or_broadcasts() -> None:
         text = "<!here> how did <@U0BOB0001> set up the VPN for <@W0GRID001|grace>? <!channel>"
         await rig.event(mention_event(GENERAL, ALICE, text, "1700009400.000100"))
         await rig.slack.await_for("chat.postMessage")
-        [question] = rig.bot.handlers._ask.questions  # type: ignore[attr-defined]
+        [question] = rig.bot.handlers.services.ask.questions  # type: ignore[attr-defined]
         assert question.text == "how did @bob set up the VPN for @grace?"
 
         _, url = await rig.command("what does <@U0BOB0001> know about <!everyone> expenses?")
         await rig.wait_responses(url)
-        asked = rig.bot.handlers._ask.questions[-1]  # type: ignore[attr-defined]
+        asked = rig.bot.handlers.services.ask.questions[-1]  # type: ignore[attr-defined]
         assert asked.text == "what does @bob know about expenses?"
 
         said = "<!here> <@U0BOB0001> and <@U0NOBODY1> fixed it"

@@ -240,6 +240,24 @@ async def test_save_while_the_wiki_is_down_is_queued_then_linked() -> None:
         assert "On the fridge" in _page_with_title(rig, "Wifi password")["content"]
 
 
+async def test_queued_save_the_wiki_then_refuses_is_reported_in_the_thread() -> None:
+    """The asker was told "will retry": when the retry ends in a refusal (400), the thread hears that too."""
+    async with slack_rig() as rig:
+        root = rig.slack.add_thread(GENERAL, [{"user": ALICE, "text": "Where is the wifi password?"}])
+        rig.pw.fail_next(2, status=503, endpoint="create")
+        rig.pw.fail_next(1, status=400, endpoint="create")
+        await rig.event(mention_event(GENERAL, ALICE, "save Wifi password", "1700000960.000100", thread_ts=root))
+        pending, failed = await rig.slack.await_for("chat.postMessage", 2, thread_ts=root, timeout=20)
+        assert "the wiki is busy, will retry" in pending.params["text"]
+        assert failed.params["channel"] == GENERAL
+        assert failed.params["text"] == (
+            ":warning: The queued save of “Wifi password” failed. The wiki refused the page: Perfect Wiki "
+            "rejected the request as invalid (HTTP 400)"
+        )
+        assert not [page for page in rig.pw.pages() if page["title"] == "Wifi password"]
+        assert await rig.saver.inner.queued() == 0
+
+
 async def test_permalink_save_accepts_punctuated_keyword() -> None:
     async with slack_rig() as rig:
         root = rig.slack.add_thread(GENERAL, [{"user": BOB, "text": "Lunch is at noon"}])

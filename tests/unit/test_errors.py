@@ -19,6 +19,7 @@ SAMPLES: list[KbbotError] = [
     errors.ExportError("export.zip has no channels.json or users.json: not a Slack export"),
     errors.SearchIndexError("the index file cannot be read"),
     errors.ShuttingDown(),
+    errors.OverAiBudget(),
     errors.KnowledgeBaseError("the wiki failed", status=418),
     errors.BadRequest("bad request", status=400),
     errors.Unauthorized("check the token", status=401),

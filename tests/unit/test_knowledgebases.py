@@ -117,6 +117,11 @@ api_token = "env:PW_HR_TOKEN"
     assert ENV["PW_ENG_TOKEN"] not in str(err.value)
     agreeing = text.replace("PW_HR_TOKEN", "PW_ENG_TOKEN") + "ai_quota_monthly = 5000\n"
     assert [s.perfectwiki_ai_quota_monthly for s in parse(agreeing).settings.values()] == [5000, 5000]
+    # …and one 402 breaker, so one probe interval (else the second table's setting would silently not apply).
+    with pytest.raises(ConfigError, match=r"use one token, so one AI quota: give them the same quota_probe_seconds"):
+        parse(agreeing + "quota_probe_seconds = 60\n")
+    both = agreeing.replace("[knowledgebases.hr]", "quota_probe_seconds = 60\n[knowledgebases.hr]")
+    assert [s.quota_probe_seconds for s in parse(both + "quota_probe_seconds = 60\n").settings.values()] == [60, 60]
 
 
 def test_redis_prefix_of_the_bot_gives_each_knowledgebase_its_own_namespace() -> None:

@@ -25,7 +25,9 @@ from kbbot.adapters.slack.rendering import (
     render_status,
     split_mrkdwn,
 )
+from kbbot.core.ask import AskStatus
 from kbbot.core.models import Answer, PageRef, SavedPage, Source
+from kbbot.core.ports import CacheStats, FeedbackCounts, QuotaState
 from kbbot.core.replies import NOTHING_FOUND
 
 PINGS = re.compile(r"<!(channel|here|everyone|subteam)|<@[UW][A-Z0-9]+", re.IGNORECASE)
@@ -241,8 +243,11 @@ def test_saved_messages() -> None:
 
 
 def test_status_and_help() -> None:
-    status = render_status(kb_kind="perfectwiki", kb_name="Docs <&>", cache_size=1234, cache_hit_rate=0.4567,
-                           quota_paused=True, next_probe_at=0, queued=3, helpful=5, not_helpful=2)
+    status = render_status(
+        AskStatus(kb_kind="perfectwiki", kb_name="Docs <&>", cache=CacheStats(size=1234, hits=4567, misses=5433),
+                  quota=QuotaState(paused=True, next_probe_at=0), queued=3),
+        FeedbackCounts(helpful=5, not_helpful=2),
+    )
     text = status.blocks[0]["text"]["text"]
     assert "Docs &lt;&amp;&gt; (perfectwiki)" in text and "1,234 entries" in text and "46%" in text
     assert "paused" in text and "00:00 UTC" in text and "3 request(s)" in text and "👍 5 · 👎 2" in text

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from kbbot.core.text import clean_question, neutralize_mentions, normalize_question, split_text, strip_invisible
+from kbbot.core.text import (
+    clean_question,
+    neutralize_mentions,
+    normalize_question,
+    outside_code,
+    outside_math,
+    split_text,
+    strip_invisible,
+)
 from kbbot.errors import InvalidQuestion
 
 
@@ -95,3 +103,12 @@ def test_clean_question_drops_lone_surrogates() -> None:
 def test_strip_invisible_leaves_page_text_inert_for_a_terminal() -> None:
     hostile = "a\x1b]0;pwned\x07b\x1b[2Jc\rd\u202ee\u202c\u2066f\u2069\x9bg\x1b]8;;http://x\x1b\\h\tline\nnext"
     assert strip_invisible(hostile) == "abcdefgh\tline\nnext"
+
+
+def test_outside_code_and_math_rewrite_only_the_prose_between_the_spans() -> None:
+    upper, mark = str.upper, lambda span: f"[{span}]"
+    assert outside_code("a `b` c\n```\nd\n``` e", upper) == "A `b` C\n```\nd\n``` E"
+    assert outside_math("x $1:2$ y $$z$$", upper, mark) == "X [$1:2$] Y [$$z$$]"
+    # Not math: a lone dollar, and dollars with space inside ("$ 5 and $").
+    assert outside_math("costs $5, or $ 5 and $", upper) == "COSTS $5, OR $ 5 AND $"
+    assert outside_math("", upper) == "" and outside_code("`x`", upper, mark) == "[`x`]"

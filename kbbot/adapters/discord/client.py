@@ -1,9 +1,9 @@
 """Building the discord.py client: intents, commands, the persistent feedback view, command sync.
 
-The client is assembled from injected services (AskService, ThreadSaver, FeedbackStore) and plain
+The client is assembled from the injected :class:`~kbbot.adapters.services.ChatServices` and plain
 :class:`DiscordOptions`; nothing here reads settings. The composition root owns its lifecycle::
 
-    client = build_discord_client(ask=ask, saver=saver, feedback=feedback, options=options)
+    client = build_discord_client(services, options=options)
     await run_discord_client(client, token)  # until client.close()
 
 Intents: the default intents, plus the privileged Message Content intent when saving threads
@@ -38,12 +38,8 @@ from kbbot.adapters.discord.guilds import GuildGate
 from kbbot.adapters.discord.handlers import NONE, DiscordHandlers, Interaction
 from kbbot.adapters.discord.render import render_text
 from kbbot.adapters.discord.sync import CommandSync
-from kbbot.core.conversations import Conversations
-from kbbot.core.ports import Asking, FeedbackStore, Saving
-from kbbot.core.routing import KnowledgebaseRouter
+from kbbot.adapters.services import ChatServices
 from kbbot.errors import ConfigError, ShuttingDown
-from kbbot.ops.shutdown import InFlight
-from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
 
@@ -184,20 +180,15 @@ async def _untracked() -> AsyncIterator[None]:
 
 
 def build_commands(
-    tree: app_commands.CommandTree[discord.Client],
-    handlers: DiscordHandlers,
-    in_flight: InFlight = _untracked,
-    *,
-    saving: bool = True,
-    router: KnowledgebaseRouter | None = None,
-    gaps: GapsReport | None = None,
+    tree: app_commands.CommandTree[discord.Client], handlers: DiscordHandlers, services: ChatServices, *, saving: bool
 ) -> None:
     """Register ``/ask`` and (with ``saving``) ``/save-thread`` and the "Save thread to wiki" message command.
 
-    Each runs inside ``in_flight()`` so a stopping bot waits for it; once stopping, new commands are refused
+    Each runs inside ``services.in_flight()`` so a stopping bot waits for it; once stopping, new commands are refused
     (``ShuttingDown``) with a short "restarting" message by the tree's error hook instead of being cut off
     halfway. Every failure of a command ends there: :func:`on_app_command_error`."""
     tree.error(on_app_command_error)
+    in_flight, router = services.in_flight or _untracked, services.router
 
     async def tracked(interaction: Interaction, work: Callable[[], Awaitable[None]]) -> None:
         async with in_flight():
@@ -231,31 +222,26 @@ def build_commands(
             await interaction.response.send_message(render_text(text)[0], ephemeral=True, allowed_mentions=NONE)
 
         tree.add_command(use)
-    if gaps is not None:
-        tree.add_command(gaps_command(gaps))
+    if services.gaps is not None:
+        tree.add_command(gaps_command(services.gaps))
     if saving:
         tree.add_command(save_thread)
         tree.add_command(app_commands.ContextMenu(name=SAVE_MENU_NAME, callback=save_from_message))
 
 
 def build_discord_client(
+    services: ChatServices,
     *,
-    ask: Asking,
-    saver: Saving,
-    feedback: FeedbackStore,
     options: DiscordOptions,
     sync_commands: bool = True,
     client_options: Mapping[str, object] | None = None,
-    in_flight: InFlight = _untracked,
-    router: KnowledgebaseRouter | None = None,
-    gaps: GapsReport | None = None,
-    conversations: Conversations | None = None,
 ) -> discord.Client:
     """The Discord adapter, ready for ``client.start(token)``. Call inside the running event loop.
 
-    ``client_options`` go to the discord.py client as is (tests shrink ``guild_ready_timeout``). ``in_flight``
-    wraps every handled message and command (``TaskTracker.work`` in ``kbbot run``): a stopping bot finishes
-    those answers before it closes the connection, and refuses new ones with a "restarting" reply.
+    ``client_options`` go to the discord.py client as is (tests shrink ``guild_ready_timeout``).
+    ``services.in_flight`` wraps every handled message and command (``TaskTracker.work`` in ``kbbot run``): a
+    stopping bot finishes those answers before it closes the connection, and refuses new ones with a
+    "restarting" reply.
     """
     silence_voice_warnings()
     client_kwargs: dict[str, object] = {
@@ -273,18 +259,16 @@ def build_discord_client(
     gate = GuildGate(client, options.guild_allowlist)
     handlers = DiscordHandlers(
         client=client,
-        ask=ask,
-        saver=saver,
-        feedback=feedback,
+        services=services,
         gate=gate,
         save_roles=options.save_roles,
         auto_channels=options.auto_channels,
         auto_min_relevance=options.auto_min_relevance,
-        conversations=conversations,
     )
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
     tree.interaction_check = gate.interaction_check  # type: ignore[method-assign]
-    build_commands(tree, handlers, in_flight, saving=options.save_threads, router=router, gaps=gaps)
+    build_commands(tree, handlers, services, saving=options.save_threads)
+    in_flight = services.in_flight or _untracked
     syncer = CommandSync(tree, data_dir=options.data_dir, guild_ids=options.guild_ids)
 
     if options.api_url:
@@ -296,7 +280,7 @@ def build_discord_client(
         settle_message_content(client, options)
         gate.warn_if_public()
         # Registered before the gateway connects, so clicks on answers sent before a restart still work.
-        client.add_view(feedback_view(feedback, on_vote=handlers.on_vote))
+        client.add_view(feedback_view(services.feedback, on_vote=handlers.on_vote))
         if sync_commands and client.application_id is not None:
             await syncer.sync(client.application_id)
 

@@ -23,10 +23,10 @@ from kbbot.adapters.discord.guilds import GuildGate
 from kbbot.adapters.discord.history import blanked, display_names, read_thread, thread_to_neutral
 from kbbot.adapters.discord.permissions import can_read_history, denied_text, may_save
 from kbbot.adapters.discord.render import OutgoingMessage, render_answer, render_text, safe
+from kbbot.adapters.services import ChatServices
 from kbbot.core.ask import queue_notice
-from kbbot.core.conversations import Conversations, Reply
+from kbbot.core.conversations import Reply
 from kbbot.core.models import Answer, Asker, Question, SavedPage
-from kbbot.core.ports import Asking, FeedbackStore, Saving
 from kbbot.core.replies import masked_note
 from kbbot.core.text import count_messages, parse_tags
 
@@ -84,25 +84,22 @@ class DiscordHandlers:
         self,
         *,
         client: discord.Client,
-        ask: Asking,
-        saver: Saving,
-        feedback: FeedbackStore,
+        services: ChatServices,
         gate: GuildGate | None = None,
         save_roles: Sequence[str] = (),
         auto_channels: Sequence[int] = (),
         auto_min_relevance: float = 0.0,
-        conversations: Conversations | None = None,
     ) -> None:
         self._client = client
         self._gate = gate or GuildGate(client, ())
-        self._ask = ask
-        self._saver = saver
-        self._feedback = feedback
+        self._ask = services.ask
+        self._saver = services.saver
+        self._feedback = services.feedback
         self._save_roles = tuple(save_roles)
         self._auto_channels = frozenset(auto_channels)
         self._auto_min_relevance = auto_min_relevance
         #: Conversations kbbot answered in (follow-ups); None: only mentions, DMs and auto channels are answered.
-        self._conversations = conversations
+        self._conversations = services.conversations
 
     # ------------------------------------------------------------------------------------------ asking
 

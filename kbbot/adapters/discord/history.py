@@ -27,7 +27,7 @@ import discord
 
 from kbbot.adapters.markup import discord_to_markdown
 from kbbot.core.models import Attachment, Thread, ThreadMessage
-from kbbot.formats.discord_embed import embed_markdown
+from kbbot.formats.discord_embed import embed_markdown, forwarded_quote
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,5 @@ def _forwarded(snapshot: discord.MessageSnapshot, names: Names, message: discord
     parts = [_markdown(snapshot.content, users, message)]
     parts += [embed_markdown(embed.to_dict(), preview=preview, users=users) for embed in snapshot.embeds]
     parts += [f"*(sticker: {sticker.name})*" for sticker in snapshot.stickers]
-    body = "\n\n".join(part for part in parts if part)
-    return "*Forwarded message:*\n> " + body.replace("\n", "\n> ") if body else "*Forwarded message*"
+    return forwarded_quote("\n\n".join(part for part in parts if part))
 

@@ -19,19 +19,15 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 
+from kbbot.adapters.services import ChatServices
 from kbbot.adapters.slack import rendering
 from kbbot.adapters.slack.followups import SlackFollowUps
 from kbbot.adapters.slack.handlers import SlackHandlers, SlackOptions
 from kbbot.adapters.slack.parsing import ThreadRef, object_id, parse_command, parse_permalink, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import SAVE_VIEW_CALLBACK, InvalidSubmission, parse_submission
-from kbbot.core.conversations import Conversations
-from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
 from kbbot.core.replies import error_reply
-from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.errors import KbbotError
-from kbbot.ops.shutdown import InFlight
-from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
 
@@ -52,37 +48,14 @@ class SlackBot:
         await self.handlers.drain()
 
 
-def build_slack(
-    *,
-    client: AsyncWebClient,
-    ask: Asking,
-    saver: Saving,
-    feedback: FeedbackStore,
-    deduper: Deduper,
-    options: SlackOptions | None = None,
-    in_flight: InFlight | None = None,
-    router: KnowledgebaseRouter | None = None,
-    gaps: GapsReport | None = None,
-    conversations: Conversations | None = None,
-) -> SlackBot:
+def build_slack(*, client: AsyncWebClient, services: ChatServices, options: SlackOptions | None = None) -> SlackBot:
     """Build the handlers and the Bolt app.
 
     ``client`` carries the bot token and ``base_url`` (``SLACK_API_URL``). Requests are verified before they
     reach this app: by :func:`~kbbot.adapters.slack.server.slack_routes` in HTTP mode, by the websocket Slack
-    authenticated in Socket Mode. ``conversations`` (the threads kbbot answered in) turns on follow-ups.
+    authenticated in Socket Mode. ``services.conversations`` (the threads kbbot answered in) turns on follow-ups.
     """
-    handlers = SlackHandlers(
-        client=client,
-        ask=ask,
-        saver=saver,
-        feedback=feedback,
-        deduper=deduper,
-        options=options or SlackOptions(),
-        in_flight=in_flight,
-        router=router,
-        gaps=gaps,
-        conversations=conversations,
-    )
+    handlers = SlackHandlers(client=client, services=services, options=options or SlackOptions())
     app = AsyncApp(
         client=client,  # carries SLACK_BOT_TOKEN (see _QuietStart)
         # HTTP requests are verified on their raw bytes before Bolt sees them (server.py); Socket Mode needs none.
@@ -92,6 +65,7 @@ def build_slack(
         ignoring_self_events_enabled=True,
     )
     app.middleware(_app_rate_limited)
+    conversations = services.conversations
     followups = SlackFollowUps(handlers, conversations) if conversations is not None else None
     _register(app, handlers, followups)
     return SlackBot(app=app, handlers=handlers)
@@ -249,14 +223,8 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
                     fail=lambda m: h.tell_user(channel, user, m, thread_ts=thread_ts),
                     bot_user_id=context.bot_user_id,
                 )
-            elif cmd.name == "help":
-                await h.tell_user(channel, user, h.help(), thread_ts=thread_ts)
-            elif cmd.name == "status":
-                await h.tell_user(channel, user, await h.status(channel, user), thread_ts=thread_ts)
-            elif cmd.name == "use":
-                await h.tell_user(channel, user, await h.use(channel, user, cmd.arg), thread_ts=thread_ts)
-            elif cmd.name == "gaps":
-                await h.tell_user(channel, user, await h.gaps(user), thread_ts=thread_ts)
+            elif (reply := await h.reply_to(cmd, channel, user)) is not None:
+                await h.tell_user(channel, user, reply, thread_ts=thread_ts)
             elif cmd.name == "stop":
                 if followups is not None and event.get("thread_ts"):
                     await followups.stop(channel=channel, thread_ts=thread_ts, user=user)
@@ -294,14 +262,8 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
                 await h.plain(str(event.get("text", "")), bot_user_id=context.bot_user_id), choosing=h.choosing
             )
             thread_ts = str(event["thread_ts"]) if event.get("thread_ts") else None
-            if cmd.name == "help":
-                await h.post(channel, h.help(), thread_ts=thread_ts)
-            elif cmd.name == "status":
-                await h.post(channel, await h.status(channel, user), thread_ts=thread_ts)
-            elif cmd.name == "use":
-                await h.post(channel, await h.use(channel, user, cmd.arg), thread_ts=thread_ts)
-            elif cmd.name == "gaps":  # a DM is private: the reply can go in it
-                await h.post(channel, await h.gaps(user), thread_ts=thread_ts)
+            if (reply := await h.reply_to(cmd, channel, user)) is not None:
+                await h.post(channel, reply, thread_ts=thread_ts)  # a DM is private: even gaps can go in it
             elif cmd.name == "save":
                 hint = f"To save a thread, use *Save thread to wiki* from its message menu, or `{command} save <link>`."
                 await h.post(channel, rendering.render_text(hint), thread_ts=thread_ts)
@@ -350,12 +312,8 @@ def _register(app: AsyncApp, h: SlackHandlers, followups: SlackFollowUps | None 
         else:
             await ack()
         async with h.tracked():
-            if cmd.name == "status":
-                await private(await h.status(channel, user))
-            elif cmd.name == "use":
-                await private(await h.use(channel, user, cmd.arg))
-            elif cmd.name == "gaps":
-                await private(await h.gaps(user))
+            if (reply := await h.reply_to(cmd, channel, user)) is not None:
+                await private(reply)
             else:
                 question = parse_command(await h.plain(raw)).arg
                 await h.answer_command(text=question, user_id=user, channel=channel, reply=private)

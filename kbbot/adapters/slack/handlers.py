@@ -23,6 +23,7 @@ from cachetools import TTLCache
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from kbbot.adapters.services import ChatServices
 from kbbot.adapters.slack import errors, rendering
 from kbbot.adapters.slack.gaps import render_gaps
 from kbbot.adapters.slack.history import (
@@ -33,17 +34,14 @@ from kbbot.adapters.slack.history import (
     title_hint,
     truncation_text,
 )
-from kbbot.adapters.slack.parsing import ThreadRef, mentioned_users, plain_text
+from kbbot.adapters.slack.parsing import Command, ThreadRef, mentioned_users, plain_text
 from kbbot.adapters.slack.rendering import Message
 from kbbot.adapters.slack.views import save_modal
 from kbbot.core.ask import queue_notice
-from kbbot.core.conversations import Conversations
 from kbbot.core.models import Answer, Asker, Question, SavedPage, Thread
-from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
-from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.core.text import clean_question, neutralize_mentions
-from kbbot.ops.shutdown import InFlight, TaskTracker
-from kbbot.reports.digest import GapsReport
+from kbbot.errors import SaveError
+from kbbot.ops.shutdown import TaskTracker
 
 log = logging.getLogger(__name__)
 
@@ -78,34 +76,14 @@ class SlackOptions:
 class SlackHandlers:
     """The flows: ask (mention, DM, /kb), share, feedback, save (shortcut, permalink, mention), help, status."""
 
-    def __init__(
-        self,
-        *,
-        client: AsyncWebClient,
-        ask: Asking,
-        saver: Saving,
-        feedback: FeedbackStore,
-        deduper: Deduper,
-        options: SlackOptions,
-        in_flight: InFlight | None = None,
-        router: KnowledgebaseRouter | None = None,
-        gaps: GapsReport | None = None,
-        conversations: Conversations | None = None,
-    ) -> None:
+    def __init__(self, *, client: AsyncWebClient, services: ChatServices, options: SlackOptions) -> None:
         self.client = client
-        #: Threads kbbot answered in (follow-ups); None: replies without a mention are never answered.
-        self.conversations = conversations
-        self._router = router
-        self._gaps = gaps
+        self.services = services
         # Answers in flight: in the bot's one shutdown tracker when given (``kbbot run``: one drain for every
         # adapter), else in this adapter's own, which :meth:`drain` waits for.
         self._tracker = TaskTracker()
-        self._in_flight = in_flight or functools.partial(self._tracker.work, refuse_when_closed=False)
+        self._in_flight = services.in_flight or functools.partial(self._tracker.work, refuse_when_closed=False)
         self.options = options
-        self._ask = ask
-        self._saver = saver
-        self._feedback = feedback
-        self._deduper = deduper
         self.users = UserDirectory(client, ttl_seconds=options.users_cache_seconds)
         self._reader = ThreadReader(
             client, self.users, page_size=options.history_page_size, max_messages=options.history_max_messages
@@ -132,10 +110,10 @@ class SlackHandlers:
         (an @mention in a DM also arrives as ``message.im``): each message gets one answer."""
         ttl = self.options.dedupe_ttl_seconds
         event_id = body.get("event_id")
-        if event_id and not await self._deduper.first_seen(f"slack:event:{event_id}", ttl):
+        if event_id and not await self.services.deduper.first_seen(f"slack:event:{event_id}", ttl):
             log.info("ignoring redelivered Slack event %s", event_id)
             return False
-        if not await self._deduper.first_seen(f"slack:msg:{channel}:{ts}", ttl):
+        if not await self.services.deduper.first_seen(f"slack:msg:{channel}:{ts}", ttl):
             log.info("ignoring second event for message %s:%s", channel, ts)
             return False
         return True
@@ -169,7 +147,7 @@ class SlackHandlers:
         asker their place in line when the wiki token's rate budget makes the question wait."""
         cleaned = clean_question(question.text, max_chars=self.options.question_max_chars)
         notice = queue_notice(lambda text: notify(rendering.render_text(":hourglass_flowing_sand: " + text)))
-        answer = await self._ask.ask(question, on_queued=notice)
+        answer = await self.services.ask.ask(question, on_queued=notice)
         return cleaned, answer
 
     async def answer_message(
@@ -195,8 +173,8 @@ class SlackHandlers:
                     # E.g. only admins may post here: the asker still gets the answer, for their eyes only.
                     log.warning("could not post the answer in the channel: %s", errors.describe(exc))
                     await self.tell_user(channel, user_id, message, thread_ts=thread_ts)
-            if self.conversations is not None and thread_ts and posted and not channel.startswith("D"):
-                await self.conversations.answered(
+            if self.services.conversations is not None and thread_ts and posted and not channel.startswith("D"):
+                await self.services.conversations.answered(
                     thread_key(channel, thread_ts), cleaned, empty=answer.empty or not answer.text.strip(),
                     messages=[message_key(channel, t) for t in posted],
                 )
@@ -239,55 +217,55 @@ class SlackHandlers:
     async def record_feedback(
         self, *, question: str, user_id: str, helpful: bool, reply: Reply, channel: str = ""
     ) -> None:
-        await self._feedback.record(
+        await self.services.feedback.record(
             platform=PLATFORM, question=question, user_id=user_id, helpful=helpful, channel=channel
         )
         thanks = "Thanks — glad it helped!" if helpful else "Thanks — noted. The wiki's editors will see it."
         await reply(rendering.render_text(thanks))
 
+    async def reply_to(self, command: Command, channel: str, user_id: str) -> Message | None:
+        """The reply to ``help``, ``status``, ``use NAME`` and ``gaps``, the same in a mention, a DM and ``/kb``
+        (only where it goes differs); None for the other commands."""
+        if command.name == "help":
+            return self.help()
+        if command.name == "status":
+            return await self.status(channel, user_id)
+        if command.name == "use":
+            return await self.use(channel, user_id, command.arg)
+        if command.name == "gaps":
+            return await self.gaps(user_id)
+        return None
+
     async def gaps(self, user_id: str) -> Message:
         """``/kb gaps``: the week's top knowledge gaps, for SLACK_ADMIN_USERS only."""
         if user_id not in self.options.admin_users:
             return rendering.render_text("Only kbbot admins can see the knowledge gaps (SLACK_ADMIN_USERS).")
-        if self._gaps is None:
+        if self.services.gaps is None:
             return rendering.render_text("Knowledge gaps are not recorded here.")
-        return render_gaps(await self._gaps.top())
+        return render_gaps(await self.services.gaps.top())
 
     async def status(self, channel: str = "", user_id: str = "") -> Message:
         """The ``status`` reply (of the knowledgebase that answers in ``channel``)."""
-        if self._router is not None:
-            status = await self._router.status(self._question("", user_id, f"{channel}:status"))
+        if self.services.router is not None:
+            status = await self.services.router.status(self._question("", user_id, f"{channel}:status"))
         else:
-            status = await self._ask.status()
-        counts = await self._feedback.counts()
-        return rendering.render_status(
-            kb_kind=status.kb_kind,
-            kb_name=status.kb_name,
-            cache_size=status.cache.size,
-            cache_hit_rate=status.cache.hit_rate,
-            quota_paused=status.quota.paused,
-            next_probe_at=status.quota.next_probe_at,
-            queued=status.queued,
-            helpful=counts.helpful,
-            not_helpful=counts.not_helpful,
-            knowledgebase=status.knowledgebase,
-            ai_quota=status.ai_quota,
-        )
+            status = await self.services.ask.status()
+        return rendering.render_status(status, await self.services.feedback.counts())
 
     def help(self) -> Message:
         """The help reply (with ``use NAME`` when there are knowledgebases to choose from)."""
-        names = self._router.names if self._router is not None else ()
+        names = self.services.router.names if self.services.router is not None else ()
         return rendering.render_help(self.options.command, knowledgebases=names)
 
     @property
     def choosing(self) -> bool:
         """Several knowledgebases: ``use NAME`` picks the one a person's direct messages ask."""
-        return self._router is not None and len(self._router.names) > 1
+        return self.services.router is not None and len(self.services.router.names) > 1
 
     async def use(self, channel: str, user_id: str, name: str) -> Message:
         """``use NAME``: the knowledgebase this person's direct messages ask (only parsed when choosing)."""
-        assert self._router is not None
-        return rendering.render_text(await self._router.use(PLATFORM, user_id, name))
+        assert self.services.router is not None
+        return rendering.render_text(await self.services.router.use(PLATFORM, user_id, name))
 
     # --- saving ---------------------------------------------------------------------------------
 
@@ -326,7 +304,7 @@ class SlackHandlers:
         read = await self._reader.read_capped(ref, channel_name=_channel_name(info), bot_user_id=bot_user_id)
         thread = dataclasses.replace(read.thread, places=(ref.channel,))
         # No tags given → None, so the saver applies its defaults (channel name + SAVE_DEFAULT_TAGS).
-        saved = await self._saver.save(thread, title=title or None, tags=tuple(tags) or None)
+        saved = await self.services.saver.save(thread, title=title or None, tags=tuple(tags) or None)
         name = await self.users.name(user_id)
         shown_title = title or saved.title or thread.title_hint or "Slack thread"
         note = truncation_text(read.max_messages) if read.truncated else None
@@ -337,16 +315,20 @@ class SlackHandlers:
             log.warning("could not post the saved-page link in the thread: %s", errors.describe(exc))
             await fail(message)
 
-    async def on_saved(self, conversation_key: str, saved: SavedPage) -> None:
-        """ThreadSaver's callback for a save that was pending and has now gone through: link it in the thread."""
+    async def on_saved(self, conversation_key: str, saved: SavedPage | SaveError) -> None:
+        """ThreadSaver's callback for a save that was pending and has now ended: link the page in the thread, or
+        say why the wiki refused it."""
         ref = ThreadRef.from_key(conversation_key)
         if ref is None:
             return
-        message = rendering.render_saved(saved, title=saved.title or "this thread", saved_by="")
+        if isinstance(saved, SaveError):
+            message = rendering.render_error(str(saved))
+        else:
+            message = rendering.render_saved(saved, title=saved.title or "this thread", saved_by="")
         try:
             await self.post(ref.channel, message, thread_ts=ref.thread_ts)
         except SlackApiError as exc:
-            log.warning("could not post the saved-page link for a retried save: %s", errors.describe(exc))
+            log.warning("could not post the outcome of a retried save: %s", errors.describe(exc))
 
     # --- sending --------------------------------------------------------------------------------
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from kbbot.core.ask import AskStatus
 from kbbot.core.models import Answer, PageRef, SavedPage, Source
-from kbbot.core.quota_forecast import QuotaForecast
+from kbbot.core.ports import FeedbackCounts
 from kbbot.core.replies import NOTHING_FOUND, masked_note
 from kbbot.core.text import neutralize_mentions, split_text
 from kbbot.formats.slack import ANSWER_BLOCK_ID
@@ -404,39 +405,26 @@ def render_help(command: str = "/kb", *, knowledgebases: Sequence[str] = ()) -> 
     return Message(text="How to use kbbot: mention me, DM me, or use " + command, blocks=[section(text)])
 
 
-def render_status(
-    *,
-    kb_kind: str,
-    kb_name: str | None,
-    cache_size: int,
-    cache_hit_rate: float,
-    quota_paused: bool,
-    next_probe_at: float | None,
-    queued: int,
-    helpful: int,
-    not_helpful: int,
-    knowledgebase: str | None = None,
-    ai_quota: QuotaForecast | None = None,
-) -> Message:
-    """``/kb status``: what an admin needs to know at a glance. Takes plain values so it stays pure."""
-    name = f"{escape(kb_name)} ({escape(kb_kind)})" if kb_name else escape(kb_kind)
-    if knowledgebase:
-        name = f"`{escape(knowledgebase)}` — {name}"
-    if quota_paused:
+def render_status(status: AskStatus, feedback: FeedbackCounts) -> Message:
+    """``/kb status``: what an admin needs to know at a glance."""
+    name = f"{escape(status.kb_name)} ({escape(status.kb_kind)})" if status.kb_name else escape(status.kb_kind)
+    if status.knowledgebase:
+        name = f"`{escape(status.knowledgebase)}` — {name}"
+    if status.quota.paused:
         when = ""
-        if next_probe_at is not None:
-            when = ", next try at " + time.strftime("%H:%M UTC", time.gmtime(next_probe_at))
+        if status.quota.next_probe_at is not None:
+            when = ", next try at " + time.strftime("%H:%M UTC", time.gmtime(status.quota.next_probe_at))
         quota = f":warning: AI answers paused — monthly quota used up; answering from search{when}"
     else:
         quota = ":white_check_mark: AI answers available"
     lines = [
         f"*Knowledgebase:* {name}",
-        f"*Answer cache:* {cache_size:,} entries, hit rate {cache_hit_rate:.0%}",
+        f"*Answer cache:* {status.cache.size:,} entries, hit rate {status.cache.hit_rate:.0%}",
         f"*AI quota:* {quota}",
-        f"*Rate limit:* {queued} request(s) waiting for a slot",
-        f"*Feedback:* 👍 {helpful} · 👎 {not_helpful}",
+        f"*Rate limit:* {status.queued} request(s) waiting for a slot",
+        f"*Feedback:* 👍 {feedback.helpful} · 👎 {feedback.not_helpful}",
     ]
-    if ai_quota is not None:
+    if (ai_quota := status.ai_quota) is not None:
         warn = ":warning: " if ai_quota.used_ratio >= 0.8 else ""
         lines.append(
             f"*AI quota this month:* {warn}{ai_quota.used:,} of {ai_quota.quota:,} billed calls "

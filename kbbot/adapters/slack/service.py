@@ -1,6 +1,6 @@
 """One call for the composition root: build the Slack adapter and run it in the right mode.
 
-    async with slack_service(credentials, ask=…, saver=…, feedback=…, deduper=…, options=…) as slack:
+    async with slack_service(credentials, services, options=…) as slack:
         web_app.add_routes(slack.routes)      # HTTP mode: /slack/events (empty list in Socket Mode)
         saver.listen("slack", slack.bot.handlers.on_saved)
         ...serve HTTP_HOST:HTTP_PORT with /healthz and /metrics, until shutdown...
@@ -29,16 +29,12 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
+from kbbot.adapters.services import ChatServices
 from kbbot.adapters.slack.app import SlackBot, build_slack
 from kbbot.adapters.slack.connection import SlackConnection
 from kbbot.adapters.slack.handlers import SlackOptions
 from kbbot.adapters.slack.server import AsyncSocketModeHandler, slack_routes, socket_mode_handler
-from kbbot.core.conversations import Conversations
-from kbbot.core.ports import Asking, Deduper, FeedbackStore, Saving
-from kbbot.core.routing import KnowledgebaseRouter
 from kbbot.errors import ConfigError
-from kbbot.ops.shutdown import InFlight
-from kbbot.reports.digest import GapsReport
 
 log = logging.getLogger(__name__)
 
@@ -186,26 +182,15 @@ class SlackService:
 @asynccontextmanager
 async def slack_service(
     credentials: SlackCredentials,
+    services: ChatServices,
     *,
-    ask: Asking,
-    saver: Saving,
-    feedback: FeedbackStore,
-    deduper: Deduper,
     client: AsyncWebClient | None = None,
     options: SlackOptions | None = None,
-    in_flight: InFlight | None = None,
-    router: KnowledgebaseRouter | None = None,
-    gaps: GapsReport | None = None,
-    conversations: Conversations | None = None,
 ) -> AsyncIterator[SlackService]:
     """Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP mode (needs ``SLACK_SIGNING_SECRET``)."""
     mode, app_token = credentials.mode, credentials.app_token
     web_client = client or slack_web_client(credentials)
-    bot = build_slack(
-        client=web_client, ask=ask, saver=saver, feedback=feedback, deduper=deduper,
-        options=options or SlackOptions(), in_flight=in_flight, router=router, gaps=gaps,
-        conversations=conversations,
-    )
+    bot = build_slack(client=web_client, services=services, options=options)
     try:
         if mode == "socket":
             handler = socket_mode_handler(bot.app, app_token=app_token, web_client=web_client)

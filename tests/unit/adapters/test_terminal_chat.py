@@ -16,7 +16,11 @@ from rich.console import Console
 from kbbot.adapters.terminal import TerminalChat
 from kbbot.adapters.terminal_input import LineReader
 from kbbot.adapters.terminal_render import print_answer
-from kbbot.core.models import Answer, PageRef, Question, Source
+from kbbot.core.models import Answer, PageRef, Question, SavedPage, Source, Thread, ThreadMessage
+from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
+from kbbot.errors import BadRequest, Unavailable
+from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
+from tests.fakes.memory_kb import MemoryKnowledgeBase
 
 
 class Lines:
@@ -130,3 +134,41 @@ def test_a_dont_know_from_the_ai_is_not_called_an_ai_answer() -> None:
     shown = out.getvalue()
     assert "VPN setup — https://wiki.example/p1" in shown
     assert "source: not found in the wiki" in shown and "AI answer" not in shown
+
+
+
+async def test_a_queued_save_is_reported_in_the_chat_when_the_worker_ends_it(tmp_path: Path) -> None:
+    kb, now = MemoryKnowledgeBase(), [1_700_000_000.0]
+    thread_map, outbox = SqliteSavedThreadMap(tmp_path / "t.db"), SqliteOutbox(tmp_path / "t.db")
+    saver = ThreadSaver(kb, thread_map, outbox, retry=SaveRetryPolicy(first_delay=10, jitter=0), clock=lambda: now[0])
+    indexed: list[str | None] = []
+
+    async def index(saved: SavedPage) -> None:
+        indexed.append(saved.id)
+
+    out = io.StringIO()
+    console = Console(file=out, width=200, color_system=None, force_terminal=False)
+    terminal = TerminalChat(ask=Ask(), saver=saver, console=console, read_line=Lines(["q", "/save VPN"]),
+                            after_save=index)
+    saver.listen("terminal", terminal.on_saved)  # as `kbbot chat` does, before the worker starts
+    try:
+        kb.fail_next("create_page", Unavailable("down", status=503))
+        await terminal.run()
+        assert "it will be retried in the background" in out.getvalue() and not kb.pages
+        now[0] += 10
+        await saver.retry_due()
+        assert f"Saved: VPN — {kb.page_url('p1', 'VPN')}" in out.getvalue()
+        assert indexed == ["p1"]  # answerable at once, as after a direct save
+
+        # A queued save the wiki then refuses: the chat says so instead of staying silent.
+        kb.fail_next("create_page", Unavailable("down", status=503))
+        other = Thread("terminal", "terminal:other", (ThreadMessage("me", "me", "2026-01-05", "hi"),))
+        assert (await saver.save(other, title="Later")).pending
+        kb.fail_next("create_page", BadRequest("title too long", status=400))
+        now[0] += 10
+        await saver.retry_due()
+        assert "The queued save of “Later” failed. The wiki refused the page: title too long" in out.getvalue()
+        assert await saver.queued() == 0
+    finally:
+        await thread_map.aclose()
+        await outbox.aclose()

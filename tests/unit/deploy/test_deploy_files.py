@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kbbot.config import Settings
+from kbbot.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
@@ -57,7 +57,9 @@ def test_kustomization_lists_every_manifest() -> None:
     (kustomization,) = load_all(K8S / "kustomization.yaml")
     listed = set(kustomization["resources"])
     on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
-    assert listed == on_disk
+    # The Discord pod is opt-in (it needs a real DISCORD_BOT_TOKEN): listed, commented out.
+    assert listed == on_disk - {"discord.yaml"}
+    assert "  # - discord.yaml" in (K8S / "kustomization.yaml").read_text().splitlines()
 
 
 def test_deployment_probes_port_and_security() -> None:
@@ -104,6 +106,75 @@ def test_configmap_and_secret_use_only_real_settings() -> None:
     Settings(**{k.lower(): v for k, v in {**config, **secret}.items() if v})
 
 
+def container_env(docs: dict[tuple[str, str], dict[str, Any]], deployment: str) -> dict[str, str]:
+    """What kbbot's process in ``deployment`` sees, as Kubernetes builds it: envFrom in order (the last source
+    wins), then env (which wins over envFrom), secretKeyRefs resolved from the manifests' Secrets."""
+    (container,) = docs[("Deployment", deployment)]["spec"]["template"]["spec"]["containers"]
+    env: dict[str, str] = {}
+    for ref in container["envFrom"]:
+        ((kind, target),) = ref.items()
+        source = docs[("Secret" if kind == "secretRef" else "ConfigMap", target["name"])]
+        env.update(source.get("stringData") or source["data"])
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+            continue
+        key = item["valueFrom"]["secretKeyRef"]
+        secret = docs[("Secret", key["name"])]["stringData"]
+        assert key.get("optional") or key["key"] in secret, f"{deployment}: {item['name']} would not start"
+        if key["key"] in secret:
+            env[item["name"]] = secret[key["key"]]
+    return env
+
+
+def _knowledgebase_secret_names() -> set[str]:
+    """The variables knowledgebases.yaml's TOML reads its tokens from (``"env:NAME"``)."""
+    return set(re.findall(r'"env:([A-Z0-9_]+)"', (K8S / "knowledgebases.yaml").read_text()))
+
+
+def test_discord_runs_in_exactly_one_pod_and_slack_pods_never_connect_to_discord() -> None:
+    # Every gateway connection of a token gets every event of its shards (Discord's docs, developers/events/
+    # gateway.mdx "Sharding"), and discord.py's AutoShardedClient opens every shard 0..count-1 in one process
+    # (Rapptz/discord.py discord/shard.py, launch_shards: `self.shard_ids or range(self.shard_count)`): a second
+    # pod, during a rolling update too, would answer every Discord question twice.
+    docs = k8s_docs()
+    discord = docs[("Deployment", "kbbot-discord")]
+    slack = docs[("Deployment", "kbbot")]
+    assert discord["spec"]["replicas"] == 1 and discord["spec"]["strategy"] == {"type": "Recreate"}
+    assert all(hpa["spec"]["scaleTargetRef"]["name"] != "kbbot-discord"
+               for (kind, _), hpa in docs.items() if kind == "HorizontalPodAutoscaler")  # fmt: skip
+    labels = discord["spec"]["template"]["metadata"]["labels"]
+    assert discord["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    for (kind, _), service in docs.items():
+        if kind == "Service":  # no Service sends traffic to it (Slack's selects app.kubernetes.io/name: kbbot)
+            assert not service["spec"]["selector"].items() <= labels.items()
+    # The same container as Slack's: image, ports, probes, security, volumes, annotations, stop bound.
+    (template, slack_template) = (discord["spec"]["template"], slack["spec"]["template"])
+    (pod, slack_pod) = (template["spec"], slack_template["spec"])
+    ((container,), (slack_container,)) = (pod["containers"], slack_pod["containers"])
+    same = ["image", "args", "envFrom", "ports", "readinessProbe", "livenessProbe", "startupProbe", "resources",
+            "securityContext", "volumeMounts"]  # fmt: skip
+    assert {k: container[k] for k in same} == {k: slack_container[k] for k in same}
+    assert pod["securityContext"] == slack_pod["securityContext"] and pod["volumes"] == slack_pod["volumes"]
+    assert template["metadata"]["annotations"] == slack_template["metadata"]["annotations"]
+    assert pod["terminationGracePeriodSeconds"] == KILL_SECONDS > DRAIN_SECONDS
+    # Every env name is a setting or a token knowledgebases.yaml reads; each pod runs one platform.
+    for name, deployment in (("kbbot-discord", discord), ("kbbot", slack)):
+        (spec,) = deployment["spec"]["template"]["spec"]["containers"]
+        names = {item["name"] for item in spec["env"]}
+        assert names <= SETTINGS_ENV | _knowledgebase_secret_names(), names - SETTINGS_ENV
+        values: dict[str, Any] = {k.lower(): v for k, v in container_env(docs, name).items()}
+        settings = load_settings(_env_file=None, **{k: v for k, v in values.items() if k in Settings.model_fields})
+        platforms = {p for p, token in (("slack", settings.slack_bot_token), ("discord", settings.discord_bot_token))
+                     if token is not None}  # fmt: skip
+        assert platforms == ({"discord"} if name == "kbbot-discord" else {"slack"}), name
+        assert settings.slack_app_token is None or name == "kbbot"
+    for readme in (ROOT / "README.md", DEPLOY / "README.md"):
+        text = " ".join(readme.read_text().split())
+        assert "`deploy/k8s/discord.yaml`: a Deployment of exactly one pod per bot token (`replicas: 1`, " \
+               "`strategy: Recreate`" in text, readme  # fmt: skip
+
+
 def test_service_and_hpa_point_at_the_deployment() -> None:
     docs = k8s_docs()
     service = docs[("Service", "kbbot")]
@@ -145,7 +216,8 @@ def test_dockerfile() -> None:
     froms = [line for line in lines if line.startswith("FROM ")]
     assert froms and all(line.split()[1] == "${PYTHON_IMAGE}" for line in froms)
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+$", text, flags=re.MULTILINE)
-    assert 'pip install --prefix=/install --constraint constraints.txt ".[redis]"' in text
+    # redis: one image for one replica or many; tantivy: SEARCH_ENGINE=tantivy (README) works in the image.
+    assert 'pip install --prefix=/install --constraint constraints.txt ".[redis,tantivy]"' in text
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert re.search(r"HTTP_HOST=0\.0\.0\.0", text)

@@ -20,7 +20,7 @@ from kbbot.store.redis_store import (
     connect_redis,
     limits_storage_uri,
 )
-from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session  # noqa: F401
+from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session, lapse  # noqa: F401
 
 pytestmark = pytest.mark.redis
 Replicas = tuple[aioredis.Redis, aioredis.Redis]
@@ -41,18 +41,6 @@ async def _until_leased(client: aioredis.Redis) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("no lease was taken")
-
-
-async def _lapse(client: aioredis.Redis, pattern: str, *, ttl_seconds: float) -> None:
-    """Time passing, without waiting for it: each key matching ``pattern`` must carry the TTL the store was
-    given; then Redis expires it now (1 ms left), as it would once that TTL ran out, and we wait for it to go."""
-    keys = await client.keys(pattern)
-    assert keys, f"no key matches {pattern}"
-    for key in keys:
-        assert 0 < await client.pttl(key) <= int(ttl_seconds * 1000)
-        await client.pexpire(key, 1)
-    while await client.exists(*keys):
-        await asyncio.sleep(0.001)
 
 
 async def _renewed(client: aioredis.Redis, pattern: str, *, times: int) -> None:
@@ -122,7 +110,7 @@ async def test_cache_ttl_expires(replicas: Replicas) -> None:
     cb = RedisAnswerCache(b, ttl_seconds=60, max_entries=100)
     await ca.set("q", ANSWER)
     assert await cb.get("q") == ANSWER
-    await _lapse(a, "*{cache}:a:*", ttl_seconds=60)
+    await lapse(a, "*{cache}:a:*", ttl_seconds=60)
     assert await cb.get("q") is None
     assert await cb.size() == 0  # the recency index forgets expired entries too
 
@@ -453,11 +441,11 @@ async def test_quota_gate_one_402_pauses_every_replica(replicas: Replicas) -> No
     assert state.paused and state.next_probe_at is not None and state.next_probe_at > time.time()
     # Within the interval nobody asks (the 402 itself was this interval's call).
     assert [await g.allow() for g in (ga, gb, ga, gb)] == [False] * 4
-    await _lapse(a, "*{quota}:probe", ttl_seconds=60)
+    await lapse(a, "*{quota}:probe", ttl_seconds=60)
     # Next interval: exactly one probe across both replicas, however many ask at once.
     allowed = await asyncio.gather(*(g.allow() for g in (ga, gb) * 10))
     assert sum(allowed) == 1
-    await _lapse(a, "*{quota}:probe", ttl_seconds=60)
+    await lapse(a, "*{quota}:probe", ttl_seconds=60)
     assert sum(await asyncio.gather(*(g.allow() for g in (ga, gb) * 10))) == 1
     # A successful probe resets the breaker for everyone.
     await gb.reset()
@@ -469,7 +457,7 @@ async def test_quota_gate_trip_again_restarts_interval(replicas: Replicas) -> No
     a, b = replicas
     ga, gb = RedisQuotaGate(a, probe_seconds=60), RedisQuotaGate(b, probe_seconds=60)
     await ga.trip()
-    await _lapse(a, "*{quota}:probe", ttl_seconds=60)
+    await lapse(a, "*{quota}:probe", ttl_seconds=60)
     assert await gb.allow()  # the probe…
     await gb.trip()  # …got a 402 again
     assert not await ga.allow()
@@ -494,7 +482,7 @@ async def test_deduper_forgets_after_ttl(replicas: Replicas) -> None:
     assert await RedisDeduper(a).first_seen("ev", ttl_seconds=60)
     assert not await RedisDeduper(b).first_seen("ev", ttl_seconds=60)
     [key] = set(await a.keys("*")) - before
-    await _lapse(a, key.decode() if isinstance(key, bytes) else key, ttl_seconds=60)
+    await lapse(a, key.decode() if isinstance(key, bytes) else key, ttl_seconds=60)
     assert await RedisDeduper(b).first_seen("ev", ttl_seconds=60)
 
 
