@@ -16,6 +16,14 @@ SQLite rowid is its tantivy document's key. Text goes in already stemmed by kbbo
 one FTS5 and the query plan use) on a whitespace tokenizer, so both engines see the same words; without
 positions (bm25 needs only word counts, and no query is a phrase).
 
+It scores as FTS5's ``bm25()`` does, so the answers are the same whichever engine ranks (the answer-quality
+benchmark runs on both): FTS5 adds a word's column weights into one term frequency per page (a title hit is
+ten body hits, saturated together) with one idf over the pages that hold it in any column, where tantivy
+scores each field apart (a title hit then counted ten full bm25 scores of the title's own, rarer, idf: on the
+handbook set page@1 fell from 90.9 to 84.3 %). So a page is one field, its title written ten times and its
+tags four times before the body; and each word's clause is boosted from tantivy's idf to FTS5's, which is
+about zero for a word on more than half of the pages (:func:`fts5_idf`).
+
 Every method runs under the index's lock, on its own thread like the SQL (a search planned from memory on the
 caller's, see :mod:`kbbot.search.index`). tantivy allows one writer per index, so the writer
 is taken for a batch of writes and given back at the commit: the bot and a `kbbot index sync` can take turns;
@@ -27,6 +35,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import re
 import shutil
 import sys
@@ -39,8 +48,11 @@ import msgpack
 from kbbot.search.query import stem, word_stems
 from kbbot.search.word_forms import compounds
 
-#: Field weights, as FTS5's bm25 column weights: a word in the title counts most, then tags, then the body.
-FIELDS = (("title", 10.0), ("tags", 4.0), ("body", 1.0))
+#: How many times a page's title and tags are written before its body: FTS5's bm25 column weights (a word in
+#: the title counts most, then tags, then the body), as term frequency.
+TITLE_REPEATS, TAGS_REPEATS = 10, 4
+#: The one text field.
+TEXT = "text"
 #: A word still being typed ("kube") stands for at most this many of the index's words that start with it (those
 #: on the most pages).
 MAX_PREFIX_TERMS = 8
@@ -49,7 +61,7 @@ _WRITER_HEAP = 20_000_000
 #: glibc's mallopt option for the most malloc arenas (M_ARENA_MAX), and the number kbbot allows; see
 #: _limit_malloc_arenas.
 _M_ARENA_MAX, _ARENAS = -8, 2
-#: Prefix expansions (until the index changes) and words' query clauses kept, at most this many each.
+#: Words' query clauses (with a prefix's expansion) kept until the index changes, at most this many.
 _MAX_CACHED_WORDS = 4096
 # FTS5's unicode61 tokenizer: letters and digits; everything else (the underscore too) separates words.
 _WORDS = re.compile(r"[^\W_]+")
@@ -110,6 +122,23 @@ def _stems(text: str) -> str:
     return " ".join(stem(word) for word in _WORDS.findall(folded) + compounds(folded))
 
 
+def _text(title: str, tags: str, body: str) -> str:
+    """A page's one field: its title's and tags' stems repeated as FTS5 weights those columns, then the body's."""
+    return " ".join([_stems(title)] * TITLE_REPEATS + [_stems(tags)] * TAGS_REPEATS + [_stems(body)])
+
+
+def fts5_idf(pages: int, total: int) -> float:
+    """FTS5's bm25 idf of a word on ``pages`` of ``total`` pages: ln((N - n + 0.5) / (n + 0.5)), and 1e-6
+    where that is not above 0 (a word on half of the pages or more says nothing about which one is asked for)."""
+    odds = (total - pages + 0.5) / (pages + 0.5)
+    return max(math.log(odds), 1e-6) if odds > 0 else 1e-6
+
+
+def tantivy_idf(pages: int, total: int) -> float:
+    """tantivy's (Lucene's) bm25 idf: ln(1 + (N - n + 0.5) / (n + 0.5)), always above 0."""
+    return math.log(1 + (total - pages + 0.5) / (pages + 0.5))
+
+
 class TantivyRanking:
     """The tantivy index in ``folder``: documents keyed by rowid, searched by stems."""
 
@@ -125,8 +154,7 @@ class TantivyRanking:
         # rowid is indexed (a write finds the page's document by it), not stored: a stored document of one
         # field is read a sixth faster.
         builder.add_integer_field("rowid", indexed=True, fast=True)
-        for name, _weight in FIELDS:
-            builder.add_text_field(name, stored=False, tokenizer_name="whitespace", index_option="freq")
+        builder.add_text_field(TEXT, stored=False, tokenizer_name="whitespace", index_option="freq")
         # msgpack [id, title, url, tags, title's stems] (a tenth of JSON's time)
         builder.add_bytes_field("page", stored=True)
         builder.add_boolean_field("saved_chat", fast=True)
@@ -144,10 +172,8 @@ class TantivyRanking:
             self._index = tantivy.Index(self._schema, path=str(folder), reuse=True)
         self._writer: Any = None
         self._searcher: Any = self._index.searcher()
-        #: prefix → the index's words that start with it, for the searcher in use.
-        self._prefixes: dict[str, list[str]] = {}
-        #: stem → its query clauses, one per field that has it, for the searcher in use.
-        self._clauses: dict[str, list[tuple[Any, Any]]] = {}
+        #: (stem, as a prefix too) → its query clauses, for the searcher in use.
+        self._clauses: dict[tuple[str, bool], list[tuple[Any, Any]]] = {}
         #: Documents added or deleted since the last commit (searches see them only after it).
         self.pending = 0
 
@@ -161,7 +187,7 @@ class TantivyRanking:
     def _fresh_searcher(self) -> Any:
         self._index.reload()
         self._searcher = self._index.searcher()
-        self._prefixes, self._clauses = {}, {}
+        self._clauses = {}
         return self._searcher
 
     def hold(self) -> None:
@@ -188,9 +214,7 @@ class TantivyRanking:
             writer.add_document(
                 self._t.Document(
                     rowid=rowid,
-                    title=_stems(title),
-                    tags=_stems(tags),
-                    body=_stems(body),
+                    text=_text(title, tags, body),
                     page=msgpack.packb([page_id, title, url, tags, word_stems(title)]),
                     saved_chat=bool(saved_chat),
                 )
@@ -230,14 +254,9 @@ class TantivyRanking:
 
     def rank(self, words: list[tuple[str, bool]], limit: int) -> list[Candidate]:
         """The best ``limit`` pages for ``words``: (stem, also as a prefix) pairs, any of which may match (OR),
-        each weighted by field like FTS5's columns."""
+        scored as FTS5's bm25 scores them (see the module's docstring)."""
         searcher = self._searcher
-        stems: list[str] = []
-        for word, prefix in words:
-            stems.append(word)
-            if prefix:
-                stems.extend(self._starting_with(word))
-        clauses = [clause for word in dict.fromkeys(stems) for clause in self._clauses_of(word)]
+        clauses = [clause for pair in dict.fromkeys(words) for clause in self._clauses_of(*pair)]
         if not clauses:
             return []
         # count=False: nothing needs the number of matching pages, and counting them all would visit every
@@ -259,33 +278,42 @@ class TantivyRanking:
         )
         return (page_id, title, url, tags, candidate.saved_chat), title_words
 
-    def _clauses_of(self, word: str) -> list[tuple[Any, Any]]:
-        """``word``'s query clauses: one per field that holds it (a field without it adds nothing to any
-        score, but its lookup costs as much in every segment; tags hold few words, titles not all)."""
-        clauses = self._clauses.get(word)
+    def _clauses_of(self, word: str, prefix: bool) -> list[tuple[Any, Any]]:
+        """The query clause of ``word`` (and, as a ``prefix``, of the index's words that start with it), boosted
+        from tantivy's idf to FTS5's (:func:`fts5_idf`); none when no page holds any. FTS5 matches a prefix as
+        one word: one idf, of the pages that hold any of its words, and one score per page, here the best of its
+        words' (their sum counted a page with "trip" and "tripdesk" twice, and put Travel above Expenses for
+        "meals per day on a trip")."""
+        key = (word, prefix)
+        clauses = self._clauses.get(key)
         if clauses is None:
             t, searcher = self._t, self._searcher
             if len(self._clauses) >= _MAX_CACHED_WORDS:
                 self._clauses.clear()
-            clauses = self._clauses[word] = [
-                (t.Occur.Should, t.Query.boost_query(t.Query.term_query(self._schema, name, word), weight))
-                for name, weight in FIELDS
-                if searcher.doc_freq(name, word)
+            total = int(searcher.num_docs)
+            pages = {word: int(searcher.doc_freq(TEXT, word))}
+            if prefix:
+                pages.update(self._starting_with(word))
+            terms = {term: t.Query.term_query(self._schema, TEXT, term) for term, n in pages.items() if n}
+            if len(terms) > 1:  # the pages that hold any of them, each counted once
+                any_of = t.Query.boolean_query([(t.Occur.Should, query) for query in terms.values()])
+                idf = fts5_idf(int(searcher.search(any_of, 1, count=True).count), total)
+            else:
+                idf = fts5_idf(sum(pages.values()), total)
+            queries = [
+                t.Query.boost_query(query, idf / tantivy_idf(pages[term], total)) for term, query in terms.items()
             ]
+            if len(queries) > 1:
+                queries = [t.Query.disjunction_max_query(queries)]
+            clauses = self._clauses[key] = [(t.Occur.Should, query) for query in queries]
         return clauses
 
-    def _starting_with(self, prefix: str) -> list[str]:
-        """The index's words that start with ``prefix``, those on the most pages first (kept until the index
-        changes: reading them from three term dictionaries is a tenth of a search)."""
-        cached = self._prefixes.get(prefix)
-        if cached is not None:
-            return cached
-        found: dict[str, int] = {}
-        for name, _weight in FIELDS:
-            for term, pages in self._searcher.terms_with_prefix(name, prefix, limit=MAX_PREFIX_TERMS):
-                found[str(term)] = found.get(str(term), 0) + int(pages)
-        found.pop(prefix, None)
-        if len(self._prefixes) >= _MAX_CACHED_WORDS:
-            self._prefixes.clear()
-        result = self._prefixes[prefix] = sorted(found, key=lambda term: -found[term])[:MAX_PREFIX_TERMS]
-        return result
+    def _starting_with(self, prefix: str) -> dict[str, int]:
+        """The index's other words that start with ``prefix`` and how many pages hold each, those on the most
+        pages first."""
+        found = {
+            str(term): int(pages)
+            for term, pages in self._searcher.terms_with_prefix(TEXT, prefix, limit=MAX_PREFIX_TERMS + 1)
+            if term != prefix
+        }
+        return dict(sorted(found.items(), key=lambda item: -item[1])[:MAX_PREFIX_TERMS])
