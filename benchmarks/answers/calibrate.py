@@ -9,9 +9,10 @@ page is promoted over the first only when that one answers too), and so which re
 :mod:`kbbot.search.query` and :mod:`kbbot.search.spelling`, e.g. ``TOPIC_WORD_SHARE``, ``REQUIRED_SHARE``,
 ``COMMON_ZIPF`` — answering the set once per combination and threshold and printing, for each combination,
 the shipped threshold's figures and the threshold the tuning half would choose (most honest with at most 5 %
-wrongly "don't know").
+wrongly "don't know"). ``--engine tantivy`` ranks with ``SEARCH_ENGINE=tantivy``'s ranking instead of
+SQLite's (the default).
 
-    python -m benchmarks.answers.calibrate [-v] [--set TOPIC_WORD_SHARE=0.6,0.8,1.0 --set REQUIRED_SHARE=0,0.75]
+    python -m benchmarks.answers.calibrate [-v] [--engine sqlite|tantivy] [--set TOPIC_WORD_SHARE=0.6,0.8,1.0 …]
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from benchmarks.answers.handbook import EVAL_SET, indexed, outcomes
 from benchmarks.answers.scoring import GOALS, Answering, Case, Outcome, evaluate, load, meets_goals, score
 from kbbot.search import query, spelling
 from kbbot.search.answerer import DEFAULT_MIN_RELEVANCE, SearchAnswerer
+from kbbot.search.index import ENGINES
 
 #: The modules whose constants ``--set`` may sweep.
 TUNABLE: tuple[ModuleType, ...] = (query, spelling)
@@ -109,21 +111,21 @@ def patched(values: dict[str, float]) -> Iterator[None]:
             setattr(module, name, value)
 
 
-def answer_all(thresholds: Sequence[float]) -> list[Row]:
-    """:func:`sweep` over the handbook set, indexed once in a temporary directory."""
+def answer_all(thresholds: Sequence[float], engine: str = "sqlite") -> list[Row]:
+    """:func:`sweep` over the handbook set, indexed once in a temporary directory, ranked by ``engine``."""
 
     async def run(directory: Path) -> list[Row]:
-        async with indexed(directory) as index:
+        async with indexed(directory, engine) as index:
             return await sweep(load(EVAL_SET), lambda t: SearchAnswerer(index, min_relevance=t), thresholds)
 
     with tempfile.TemporaryDirectory(prefix="kbbot-calibrate-") as tmp:
         return asyncio.run(run(Path(tmp)))
 
 
-def shipped_outcomes() -> list[Outcome]:
+def shipped_outcomes(engine: str = "sqlite") -> list[Outcome]:
     """The handbook set as the benchmark answers it, at the shipped threshold."""
     with tempfile.TemporaryDirectory(prefix="kbbot-calibrate-") as tmp:
-        return asyncio.run(outcomes(Path(tmp)))
+        return asyncio.run(outcomes(Path(tmp), engine))
 
 
 #: The figures each half shows per threshold, as the table's columns.
@@ -151,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="every question's relevance")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2", help="a share to sweep")
+    parser.add_argument("--engine", choices=ENGINES, default="sqlite", help="who ranks (SEARCH_ENGINE)")
     args = parser.parse_args(argv)
     try:
         settings = parse_settings(args.set)
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         for combination in itertools.product(*settings.values()):
             values = dict(zip(settings, combination, strict=True))
             with patched(values):
-                rows = answer_all(THRESHOLDS)
+                rows = answer_all(THRESHOLDS, args.engine)
             label = " ".join(f"{name}={value:g}" for name, value in values.items())
             default = next(row for row in rows if row.threshold == DEFAULT_MIN_RELEVANCE)
             for tag, row in (("shipped", default), ("chosen ", chosen(rows))):
@@ -169,12 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.verbose:
         print(f"each question's relevance and reply at the shipped threshold {DEFAULT_MIN_RELEVANCE:.2f}:")
-        for o in sorted(shipped_outcomes(), key=lambda o: o.answer.relevance or 0.0):
+        for o in sorted(shipped_outcomes(args.engine), key=lambda o: o.answer.relevance or 0.0):
             tag = "OOS" if not o.case.pages else ("ok " if o.page_at(1) else "P@1")
             reply = "don't know" if o.told_dont_know else "answers   "
             relevance = o.answer.relevance or 0.0
             print(f"{relevance:.3f} {tag} {'H' if o.case.holdout else ' '} {reply} {o.case.question}  → {o.ranked[:1]}")
-    rows = answer_all(THRESHOLDS)
+    rows = answer_all(THRESHOLDS, args.engine)
     print(_HEADER)
     for row in rows:
         print(_line(row))

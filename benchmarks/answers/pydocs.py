@@ -4,9 +4,10 @@ indexed, and asked ``pydocs.yaml`` — next to a plain BM25 peer (bm25s, Snowbal
 ranking the same pages for the same questions, so page@3 is compared in one run.
 
 Without the package the benchmark is skipped with a message (``apt-get install python3-doc``); without bm25s
-(``pip install 'kbbot[bench]'``) the peer is skipped.
+(``pip install 'kbbot[bench]'``) the peer is skipped. ``--engine tantivy`` ranks with ``SEARCH_ENGINE=tantivy``'s
+ranking instead of SQLite's (the default).
 
-    python -m benchmarks.answers.pydocs [-v]
+    python -m benchmarks.answers.pydocs [-v] [--engine sqlite|tantivy]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import json
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from selectolax.lexbor import LexborHTMLParser
 from benchmarks.answers.scoring import Case, Outcome, evaluate, figures, load, page_at
 from kbbot.search.answerer import SearchAnswerer
 from kbbot.search.extract import html_to_text
-from kbbot.search.index import IndexedPage, SearchIndex
+from kbbot.search.index import ENGINES, IndexedPage, SearchIndex
 
 EVAL_SET = Path(__file__).resolve().parent / "pydocs.yaml"
 #: Debian's python3-doc links its HTML here (python3-doc → python3.X-doc).
@@ -74,42 +76,67 @@ def bm25_rankings(pages: list[IndexedPage], cases: list[Case], k: int = 3) -> li
     return [[pages[int(i)].id for i in row] for row in results]
 
 
-async def outcomes(directory: Path, pages: list[IndexedPage], cases: list[Case]) -> list[Outcome]:
-    async with SearchIndex(directory / "index.sqlite3") as index:
+async def outcomes(
+    directory: Path, pages: list[IndexedPage], cases: list[Case], engine: str = "sqlite"
+) -> list[Outcome]:
+    async with SearchIndex(directory / "index.sqlite3", engine=engine) as index:
         for start in range(0, len(pages), 50):
             await index.upsert_many(pages[start : start + 50])
         return await evaluate(cases, SearchAnswerer(index))
 
 
-def run() -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Corpus:
+    """The converted reference, its questions and the peer's figures: the same for every engine, so `make
+    bench` makes them once."""
+
+    directory: Path
+    pages: list[IndexedPage]
+    cases: list[Case]
+    convert_seconds: float
+    peer: dict[str, Any]
+
+
+def prepare() -> Corpus | None:
+    """The corpus, or None when python3-doc is not installed."""
     directory = corpus_dir()
     if directory is None:
-        return {"skipped": f"no Python library reference under /usr/share/doc ({INSTALL_HINT})"}
+        return None
     started = time.perf_counter()
     pages = convert(directory)
     convert_seconds = time.perf_counter() - started
     cases = load(EVAL_SET)
+    rankings = bm25_rankings(pages, cases)
+    if rankings is None:
+        peer: dict[str, Any] = {"skipped": "bm25s is not installed (pip install 'kbbot[bench]')"}
+    else:
+        peer = {"page_at_1_pct": page_at(cases, rankings, 1), "page_at_3_pct": page_at(cases, rankings, 3)}
+    return Corpus(directory, pages, cases, convert_seconds, peer)
+
+
+def run(engine: str = "sqlite", corpus: Corpus | None = None) -> dict[str, Any]:
+    """The figures with ``engine`` ranking, next to the peer's; ``corpus`` from :func:`prepare` (else made here)."""
+    corpus = corpus or prepare()
+    if corpus is None:
+        return {"skipped": f"no Python library reference under /usr/share/doc ({INSTALL_HINT})"}
     with tempfile.TemporaryDirectory(prefix="kbbot-pydocs-") as tmp:
-        results = asyncio.run(outcomes(Path(tmp), pages, cases))
+        results = asyncio.run(outcomes(Path(tmp), corpus.pages, corpus.cases, engine))
     result: dict[str, Any] = {
-        "corpus": str(directory),
-        "pages": len(pages),
-        "convert_seconds": round(convert_seconds, 1),
+        "corpus": str(corpus.directory),
+        "pages": len(corpus.pages),
+        "convert_seconds": round(corpus.convert_seconds, 1),
     }
     result.update(figures(results))
-    peer = bm25_rankings(pages, cases)
-    if peer is None:
-        result["bm25"] = {"skipped": "bm25s is not installed (pip install 'kbbot[bench]')"}
-    else:
-        result["bm25"] = {"page_at_1_pct": page_at(cases, peer, 1), "page_at_3_pct": page_at(cases, peer, 3)}
+    result["bm25"] = dict(corpus.peer)
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="list every miss")
+    parser.add_argument("--engine", choices=ENGINES, default="sqlite", help="who ranks (SEARCH_ENGINE)")
     args = parser.parse_args(argv)
-    result = run()
+    result = run(args.engine)
     misses = result.pop("misses", [])
     print(json.dumps(result, indent=2))
     if args.verbose:
