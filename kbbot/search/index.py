@@ -71,8 +71,9 @@ MAX_BODY_CHARS = 500_000
 TITLE_BOOST = 2.0
 #: How many bm25-ranked pages are re-ranked by title match before the best ``limit`` are returned: at least
 #: _CANDIDATES, else this many times ``limit``. With tantivy's ranking twice as many: on the benchmark corpus
-#: known-item recall@5 and MRR are the same as with three times (0.72 / 0.588 at 10,000 pages, 0.54 / 0.433
-#: at 50,000), a tenth of a search less; FTS5's needs three (recall@5 0.735 against 0.73 with two).
+#: at 10,000 pages known-item recall@5 / MRR 0.715 / 0.638 against 0.735 / 0.643 with three times, whose
+#: search took 11 % longer (0.192 against 0.173 ms p95, nearer 3× the peer's); FTS5's needs three (recall@5
+#: 0.735 against 0.73 with two).
 _CANDIDATES = 10
 _CANDIDATES_PER_HIT = {"sqlite": 3, "tantivy": 2}
 #: FTS5's bm25 scores every page that holds any word of the question (about 0.6 µs a page on 2 cores) before

@@ -264,3 +264,62 @@ async def test_a_search_reads_each_candidates_stored_page_once(tmp_path: Path, m
     assert len(hits) == 5 and len(reads) == len(set(reads)) >= 5
     by_id = {page.id: page for page in pages}
     assert all((hit.title, hit.url) == (by_id[hit.id].title, by_id[hit.id].url) for hit in hits)
+
+
+SCORED = [
+    IndexedPage(
+        id="travel",
+        title="Business travel",
+        text="Book every trip in TripDesk. TripDesk holds the trip's receipts. Meals on a trip are covered.",
+    ),
+    IndexedPage(
+        id="expenses",
+        title="Expenses",
+        text="Meals cost up to 60 EUR per day. Submit receipts for every expense within a month.",
+    ),
+    IndexedPage(
+        id="cards",
+        title="Company cards",
+        tags=("expenses",),
+        text="Ask finance for a card. A card is for travel and expenses.",
+    ),
+    IndexedPage(
+        id="vpn", title="VPN setup", text="Install WireGuard. Ask IT for a config. The VPN is needed every day."
+    ),
+    IndexedPage(id="leave", title="Leave", text="Ask your manager for every day off. Sick days need a note."),
+]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "company card",  # title and tags: ten and four body hits, saturated together
+        "card for travel",  # a title word on one page, in the body of another
+        "vpn day",  # "day" is on most pages: FTS5's idf for it is about 0
+        "meals per day on a trip",  # "trip" also as a prefix: "tripdesk" on the same page counts once
+    ],
+)
+async def test_the_ranking_scores_as_fts5s_bm25(tmp_path: Path, question: str) -> None:
+    # The answerer weighs each page's bm25 score against the best one's: the same pages in the same order with
+    # about the same scores give the same answers whichever engine ranks (per field, tantivy scored "company
+    # card" 81 against FTS5's 13, and a word on every page counted).
+    async with (
+        SearchIndex(tmp_path / "fts5.sqlite3") as fts5,
+        SearchIndex(tmp_path / "tantivy.sqlite3", engine="tantivy") as tantivy,
+    ):
+        await fts5.upsert_many(SCORED)
+        await tantivy.upsert_many(SCORED)
+        expected, ranked = await fts5.search(question), await tantivy.search(question)
+    assert [hit.id for hit in ranked] == [hit.id for hit in expected]
+    for ours, theirs in zip(ranked, expected, strict=True):
+        assert ours.score == pytest.approx(theirs.score, rel=0.15, abs=1e-3), ours.id
+
+
+def test_fts5s_idf_says_nothing_of_a_word_on_half_of_the_pages_or_more() -> None:
+    from math import log
+
+    from kbbot.search.tantivy_ranking import fts5_idf, tantivy_idf
+
+    assert fts5_idf(1, 5) == pytest.approx(log(4.5 / 1.5))
+    assert fts5_idf(3, 5) == fts5_idf(5, 5) == fts5_idf(9, 5) == 1e-6  # half of the pages or more: nothing
+    assert tantivy_idf(5, 5) == pytest.approx(log(1 + 0.5 / 5.5))  # tantivy's never reaches 0
