@@ -197,6 +197,8 @@ async def test_quota_gauges_per_knowledgebase_and_one_count_per_token(tmp_path: 
     assert runs_out["handbook"] == runs_out["archive"]
     # Every knowledgebase's 402 state, labelled.
     assert samples(text, "kbbot_quota_paused") == {"engineering": 0, "handbook": 0, "archive": 0, "maths": 0}
+    # ... and each one's outbox (nothing queued here; tests/integration/test_runtime_metrics.py queues some).
+    assert samples(text, "kbbot_thread_saves_queued") == {"engineering": 0, "handbook": 0, "archive": 0, "maths": 0}
 
 
 @pytest.mark.redis

@@ -14,7 +14,7 @@ import pytest
 
 from kbbot.core.models import PageRef, SavedPage, Thread, ThreadMessage
 from kbbot.core.ports import Outbox, OutboxItem, OutboxPart, SavedThreadMap
-from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
+from kbbot.core.threads import QueuedSaves, SaveRetryPolicy, ThreadSaver
 from kbbot.errors import BadRequest, SaveError, Unauthorized, Unavailable
 from kbbot.store.redis_store import RedisOutbox, RedisSavedThreadMap, connect_redis
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
@@ -499,3 +499,23 @@ async def test_a_redis_entry_the_outbox_cannot_even_claim_fails_alone(
         assert "could not take a queued save" in record.getMessage() and record.exc_info is not None
     finally:
         await client.aclose()
+
+
+async def test_outbox_keeps_when_a_save_was_queued(stores: Factory) -> None:
+    (_, o1), (_, o2) = await stores(), await stores()
+    await o1.add(replace(item(), queued_at=99.5), now=100.0)
+    [listed] = await o2.pending()
+    claimed = await o2.claim("slack:C1:1.2", now=100.0, lease_seconds=30)
+    assert listed.queued_at == 99.5 and claimed is not None and claimed.queued_at == 99.5
+
+
+async def test_queued_saves_counts_them_and_says_since_when_the_oldest_waits(stores: Factory) -> None:
+    kb, clock = MemoryKnowledgeBase(), Clock()
+    pod, _ = await process(stores, kb, clock, "slack")
+    assert await pod.queued_saves() == QueuedSaves(0, None)
+    kb.fail_next("create_page", DOWN, times=2)
+    first = clock.now
+    assert (await pod.save(GOOD_ONE)).pending
+    clock.now += 30
+    assert (await pod.save(GOOD_TWO)).pending
+    assert await pod.queued_saves() == QueuedSaves(2, first)
