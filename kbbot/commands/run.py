@@ -86,7 +86,10 @@ async def serve(
     shutdown.install()
     async with AsyncExitStack() as stack:
         for kb in rt.all_stacks:  # each knowledgebase of KBBOT_CONFIG keeps its own index current
-            await stack.enter_async_context(IndexRefresher(kb.syncer, kb.settings.index_refresh_seconds))
+            refresher = await stack.enter_async_context(IndexRefresher(kb.syncer, kb.settings.index_refresh_seconds))
+            # A sync stops at SIGTERM, first: it must not take rate budget from the drain nor outlive the grace
+            # (the next start resumes it). Leaving the stack then finds it stopped.
+            shutdown.on_stop_intake(refresher.stop, name="stop the index sync" + _of(rt, kb.name))
         app = web.Application(middlewares=[request_id_middleware])
         app.add_routes(list(extra_routes))
         # With OPS_PORT, /readyz and /metrics move to an internal port; the public one keeps /healthz.

@@ -21,6 +21,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from kbbot.core.tasks import cancel_and_wait
 from kbbot.errors import ShuttingDown
 
 T = TypeVar("T")
@@ -110,11 +111,9 @@ class TaskTracker:
             await asyncio.wait_for(self._idle.wait(), timeout=max(0.0, timeout_seconds))
         current = asyncio.current_task()
         left = [t for t in self._tasks if not t.done() and t is not current]
-        for task in left:
-            task.cancel()
         if left:
             log.warning("shutdown: cancelled %d unfinished task(s) after %.1f s", len(left), timeout_seconds)
-            await asyncio.gather(*left, return_exceptions=True)
+            await asyncio.gather(*(cancel_and_wait(task) for task in left), return_exceptions=True)
         return len(left)
 
 

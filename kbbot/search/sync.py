@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from kbbot.core.models import Page, PageSummary
 from kbbot.core.ports import KnowledgeBase, Priority
-from kbbot.core.tasks import cancel_and_wait
+from kbbot.core.tasks import cancel_and_wait, raise_if_cancelled
 from kbbot.errors import Forbidden, KnowledgeBaseError, NotFound, Unauthorized
 from kbbot.search.extract import to_text
 from kbbot.search.index import IndexedPage, PageState, SearchIndex, content_hash
@@ -170,6 +170,7 @@ class IndexSyncer:
         batch: list[tuple[Page, PageSummary | None]] = []
         failures_in_a_row = 0
         for done, page_id in enumerate(to_fetch, start=1):
+            raise_if_cancelled()  # a stop whose cancel a library lost ends the run here, not after every page
             try:
                 page = await self.kb.get_page(page_id, priority=Priority.BACKGROUND)
             except NotFound:
@@ -308,7 +309,8 @@ class IndexRefresher:
     ``start()`` schedules the loop (first sync at once when ``sync_at_start``, unless the syncer has synced in
     this process already: the runtime syncs a local folder when it opens, and one start must not read it twice);
     ``stop()`` cancels it and waits, so shutdown is clean even in the middle of a sync (each page write is its
-    own transaction). A failing sync is logged and retried at the next interval; it never kills the loop.
+    own transaction; a cancellation a library lost is delivered again, see :func:`cancel_and_wait`). A second
+    ``stop()`` is a no-op. A failing sync is logged and retried at the next interval; it never kills the loop.
     """
 
     def __init__(
@@ -355,6 +357,7 @@ class IndexRefresher:
             try:
                 await self.syncer.sync()
             except asyncio.CancelledError:
+                log.info("background index sync stopped mid-run; the next sync picks up where it left off")
                 raise
             except Exception as exc:
                 log.warning("background index sync failed: %s", exc)

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,15 +94,19 @@ def _all_text(params: Mapping[str, Any]) -> str:
 
 @contextmanager
 def running_bot(
-    tmp_path: Path, *, env: Mapping[str, str] = (), ai_latency: float = 0.2, per_second: int = 10, per_minute: int = 60  # type: ignore[assignment]
+    tmp_path: Path, *, env: Mapping[str, str] = (), ai_latency: float = 0.2, per_second: int = 10, per_minute: int = 60,  # type: ignore[assignment]
+    prepare: Callable[[FakePerfectWiki], object] | None = None,
 ) -> Iterator[Bot]:
     """Fakes with Perfect Wiki's real limits (10/s, 60/min) and ``ai_latency`` per AI answer, and the bot.
 
     ``per_second`` raises the token's per-second limit on both sides (an enterprise plan's, set in
-    PERFECTWIKI_RATE_PER_SECOND), for tests about the minute's budget that need not wait on the second's."""
+    PERFECTWIKI_RATE_PER_SECOND), for tests about the minute's budget that need not wait on the second's.
+    ``prepare`` sets the fake wiki up before the bot starts (more pages, held responses)."""
     with FakePerfectWiki(per_second=per_second, per_minute=per_minute) as pw, FakeSlack() as slack:
         pw.seed_pages([{"title": "VPN setup", "content": "<p>Install WireGuard and import the VPN profile.</p>"}])
         pw.set_latency(ai_latency, endpoint="query")
+        if prepare is not None:
+            prepare(pw)
         settings = {
             "PATH": os.environ.get("PATH", ""),
             "PYTHONPATH": str(ROOT),

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -286,6 +287,42 @@ async def test_refresher_stop_mid_sync(index: SearchIndex) -> None:
     await asyncio.wait_for(started.wait(), 5)
     await asyncio.wait_for(refresher.stop(), 2)
     assert not refresher.running
+
+
+async def test_refresher_stop_ends_a_sync_whose_cancel_was_lost(
+    index: SearchIndex, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The CI hang of a replica at SIGTERM: the stop's cancel landed as one of the sync's Redis commands (the
+    shared rate windows) completed, Python 3.11's ``asyncio.wait_for`` in redis-py's send lost it (see
+    tests/unit/core/test_tasks.py), and the sync fetched every remaining page, then slept until its next run
+    while stop() waited for it. Now the sync ends before the next page and stop() returns."""
+    caplog.set_level(logging.INFO, logger="kbbot.search.sync")
+    kb = SyncKnowledgeBase(versioned=False)
+    seed(kb, 5)
+    inside = asyncio.Event()
+    sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    original = kb._get
+
+    async def get_after_a_redis_command(page_id: str, **kwargs: Any) -> Any:
+        if not sent.done():
+            inside.set()
+            await asyncio.wait_for(sent, timeout=60)  # how redis-py sends a command (socket_timeout set)
+        return await original(page_id, **kwargs)
+
+    kb._get = get_after_a_redis_command  # type: ignore[method-assign]
+    refresher = IndexRefresher(IndexSyncer(kb, index), 900)
+    refresher.start()
+    await inside.wait()
+    sent.set_result(None)  # the command completes, and the stop's cancel lands in the same step
+    stopper = asyncio.create_task(refresher.stop())
+    done, _ = await asyncio.wait({stopper}, timeout=30)  # a hang guard: only turns the bug into a failure
+    assert done, "stop() hung: the sync ran on after its cancel was lost"
+    await stopper
+    assert not refresher.running
+    assert len(kb.gets()) == 1  # the page in flight; none after it
+    assert "index sync:" not in caplog.text  # the run did not go on to the end ...
+    assert "background index sync stopped mid-run" in caplog.text  # ... it was stopped
+    await refresher.stop()  # a second stop (serve's shutdown step, then its exit stack) is a no-op
 
 
 async def test_an_empty_listing_does_not_wipe_the_index_unless_full(index: SearchIndex) -> None:
