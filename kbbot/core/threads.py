@@ -340,8 +340,13 @@ class ThreadSaver:
                     claimed.key, claimed.platform, claimed.attempts, self._retry.max_attempts,
                     "giving up on it" if given_up else "it will be retried",
                 )
-                if not given_up or not await self._outbox.remove(claimed.key, claimed.revision):
-                    return None  # (not removed: a newer save of the thread is queued, and goes next)
+                try:
+                    removed = given_up and await self._outbox.remove(claimed.key, claimed.revision)
+                except Exception:
+                    log.exception("could not drop queued save %s from the outbox", claimed.key)
+                    return None
+                if not removed:
+                    return None  # (given up but not removed: a newer save of the thread is queued, and goes next)
                 outcome = SaveError(
                     f"The queued save of {_named(claimed)} failed: kbbot ran into an internal error "
                     f"{claimed.attempts} times (the operator has it in the log). Please save the thread again."
