@@ -55,7 +55,7 @@ from kbbot.core.page_render import PageRenderer, clean_title, find_marker, threa
 from kbbot.core.ports import KnowledgeBase, MetricsSink, NullMetrics, Outbox, OutboxItem, OutboxPart, SavedThreadMap
 from kbbot.core.secrets import mask_thread
 from kbbot.core.slugs import slugify
-from kbbot.core.tasks import cancel_and_wait
+from kbbot.core.tasks import cancel_and_wait, raise_if_cancelled
 from kbbot.core.text import neutralize_mentions
 from kbbot.errors import (
     BadRequest,
@@ -286,6 +286,7 @@ class ThreadSaver:
         next_due: float | None = None
         unserved: set[str] = set()
         for item in await self._outbox.pending():
+            raise_if_cancelled()  # a stop whose cancel a save lost ends the pass here, not after every due save
             if item.announce and item.platform not in self._listeners:
                 unserved.add(item.key)
                 if item.key not in self._unserved:
