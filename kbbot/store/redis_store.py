@@ -472,7 +472,8 @@ class RedisSavedThreadMap:
 
 # --- outbox ---------------------------------------------------------------------------------------------------
 
-# One hash per entry (payload, revision, attempts, next_attempt_at, claimed_until, last_error) and a sorted set
+# One hash per entry (payload, revision, attempts, failures, next_attempt_at, claimed_until, last_error; failures
+# appears with the first unexpected failure, so entries of older versions read the same) and a sorted set
 # of keys by due time, so ``pending`` lists earliest first. Each script touches only the {outbox} slot.
 
 # KEYS[1] entry hash, KEYS[2] due zset; ARGV[1] key, ARGV[2] payload, ARGV[3] now. Keeps attempts, lease and
@@ -496,9 +497,11 @@ redis.call('HSET', KEYS[1], 'claimed_until', tonumber(ARGV[1]) + tonumber(ARGV[2
 return redis.call('HGETALL', KEYS[1])
 """
 
-# KEYS[1] entry hash, KEYS[2] due zset; ARGV[1] key, ARGV[2] next attempt at, ARGV[3] error ('' = none).
+# KEYS[1] entry hash, KEYS[2] due zset; ARGV[1] key, ARGV[2] next attempt at, ARGV[3] error ('' = none),
+# ARGV[4] '1' when the attempt failed unexpectedly (counted in failures).
 _OUTBOX_RELEASE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'failures', 1) end
 redis.call('HSET', KEYS[1], 'claimed_until', 0, 'next_attempt_at', ARGV[2])
 if ARGV[3] == '' then
   redis.call('HDEL', KEYS[1], 'last_error')
@@ -548,8 +551,10 @@ class RedisOutbox:
             return None
         return _load_outbox(key, dict(zip(reply[::2], reply[1::2], strict=True)))
 
-    async def release(self, key: str, *, next_attempt_at: float, error: str | None) -> None:
-        args: list[str | float] = [key, next_attempt_at, error or ""]
+    async def release(
+        self, key: str, *, next_attempt_at: float, error: str | None, failed: bool = False
+    ) -> None:
+        args: list[str | float] = [key, next_attempt_at, error or "", "1" if failed else "0"]
         await self._release(keys=[self._entry(key), self._due], args=args)
 
     async def remove(self, key: str, revision: int) -> bool:
@@ -582,6 +587,7 @@ def _load_outbox(key: str, raw: dict[Any, Any]) -> OutboxItem:
         fields.get("payload"),
         revision=fields.get("revision") or 0,
         attempts=fields.get("attempts") or 0,
+        failures=fields.get("failures"),
         next_attempt_at=fields.get("next_attempt_at") or 0,
         last_error=fields.get("last_error"),
     )
