@@ -1,11 +1,12 @@
 """`kbbot check`: is everything set up? Settings, token validity, knowledgebase name, rate-limit headroom; with
 Slack configured, its tokens and the mode `kbbot run` will use; with Discord configured, the bot token, the
-privileged intents switched on in the portal and the servers the bot is in."""
+privileged intents switched on in the portal and the servers the bot is in; thread saves waiting in the outbox."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from collections.abc import Awaitable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -13,11 +14,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rich.markup import escape
 
 from kbbot.commands.output import print_json
+from kbbot.core.text import how_long
 from kbbot.errors import ConfigError, KbbotError, TransportFailure, Unavailable
 
 if TYPE_CHECKING:
     from kbbot.config import Settings
-    from kbbot.runtime import Runtime
+    from kbbot.runtime import KnowledgebaseStack, Runtime
 
 T = TypeVar("T")
 
@@ -89,6 +91,10 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
         assert s.discord_bot_token is not None
         status = discord_status(s.discord_bot_token.get_secret_value(), discord_options(s))
         report["discord"] = asdict(await _within(deadline, "DISCORD_API_URL", status))
+    checked = rt.all_stacks if "knowledgebases" in report else [rt.stack]
+    where = "REDIS_URL" if report["redis"] else "KBBOT_DATA_DIR"
+    if waiting := await _within(deadline, where, _queued_saves(checked)):
+        report["queued_saves"] = waiting
     if args.json:
         print_json(rt.console, report)
         return 0
@@ -107,6 +113,8 @@ async def handle(args: argparse.Namespace, rt: Runtime) -> int:
         rt.console.print(f"  ! {warning}", markup=False, highlight=False)
     for name, meant in report.get("misspelled_settings", {}).items():
         rt.console.print(f"  ! {name} is not a kbbot setting (ignored): did you mean {meant}?", markup=False)
+    for name, queued in report.get("queued_saves", {}).items():
+        rt.console.print(f"  ! {_queued_line(queued, name if len(checked) > 1 else None)}", markup=False)
     if "slack" in report:
         _print_slack(rt, report["slack"])
     if "discord" in report:
@@ -161,6 +169,28 @@ async def _check_all(rt: Runtime, deadline: float) -> tuple[dict[str, dict[str, 
     results = await asyncio.gather(*(one(name) for name in names))
     report = {name: entry for name, (entry, _) in zip(names, results, strict=True)}
     return report, [exc for _, exc in results if exc is not None]
+
+
+async def _queued_saves(stacks: list[KnowledgebaseStack]) -> dict[str, dict[str, Any]]:
+    """The knowledgebases whose outbox holds saves: how many, and since when the oldest waits (seconds)."""
+    now, found = time.time(), {}
+    for stack in stacks:
+        queued = await stack.saver.queued_saves()
+        if queued.count:
+            since = queued.oldest_queued_at
+            age = None if since is None else round(max(0.0, now - since))
+            found[stack.name] = {"count": queued.count, "oldest_age_seconds": age}
+    return found
+
+
+def _queued_line(queued: dict[str, Any], kb: str | None) -> str:
+    count, age = queued["count"], queued["oldest_age_seconds"]
+    what = f"{count} thread save{'s' if count != 1 else ''}" + (f" of {kb}" if kb else "")
+    oldest = "" if age is None else f" (the oldest queued {how_long(age)} ago)"
+    return (
+        f"{what} waiting to be retried{oldest}: `kbbot run` sends them once the wiki takes them; "
+        "its log says why they failed"
+    )
 
 
 def _print_knowledgebases(rt: Runtime, report: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ from kbbot.ops.http import (
     add_healthz,
     ai_quota_refresher,
     mount_ops,
+    queued_saves_refresher,
     quota_refresher,
     request_id_middleware,
 )
@@ -187,11 +188,12 @@ def mount_runtime_ops(
     app: web.Application, rt: Runtime, *, draining: Callable[[], bool] = lambda: False
 ) -> ReadinessCheck:
     """``/readyz`` over every knowledgebase of KBBOT_CONFIG (its body names each one) and ``/metrics`` with
-    each one's 402 state and AI quota series."""
+    each one's 402 state, AI quota series and queued saves."""
     kbs = {stack.name: stack.kb for stack in rt.all_stacks} if rt.knowledgebases.named else rt.kb
+    queued = [queued_saves_refresher(stack.saver.queued, kb=stack.name) for stack in rt.all_stacks]
     return mount_ops(
         app, kb=kbs, stores=rt.stores, metrics=rt.metrics, draining=draining,
-        refreshers=[ai_quota_refresher(rt.outcomes.quota), *_other_quota_refreshers(rt)],
+        refreshers=[ai_quota_refresher(rt.outcomes.quota), *_other_quota_refreshers(rt), *queued],
     )
 
 

@@ -277,6 +277,9 @@ class OutboxItem:
     attempts: int = 0
     next_attempt_at: float = 0.0
     last_error: str | None = None
+    #: How many of those attempts failed unexpectedly (a bug, an unreadable entry; see ``release(failed=…)``),
+    #: kept like ``attempts``. Only these give up on a save: a wiki that was down for a day costs none.
+    failures: int = 0
     #: Unix time this content was queued (None: queued by a version that did not record it).
     queued_at: float | None = None
     #: Why the stored entry could not be read back (then only ``key`` and the bookkeeping are real): the
@@ -291,8 +294,8 @@ class Outbox(Protocol):
     """
 
     async def add(self, item: OutboxItem, *, now: float) -> int:
-        """Insert or replace the entry for ``item.key``, due at ``now``; keeps ``attempts``. Returns the new
-        revision."""
+        """Insert or replace the entry for ``item.key``, due at ``now``; keeps ``attempts`` and ``failures``.
+        Returns the new revision."""
         ...
 
     async def claim(self, key: str, *, now: float, lease_seconds: float) -> OutboxItem | None:
@@ -300,8 +303,11 @@ class Outbox(Protocol):
         tries it at the same time. None when there is no entry or another holder's lease has not expired."""
         ...
 
-    async def release(self, key: str, *, next_attempt_at: float, error: str | None) -> None:
-        """The attempt failed (or was superseded): drop the lease and schedule the next attempt."""
+    async def release(
+        self, key: str, *, next_attempt_at: float, error: str | None, failed: bool = False
+    ) -> None:
+        """The attempt failed (or was superseded): drop the lease and schedule the next attempt. ``failed``:
+        it failed unexpectedly, count it in ``failures``."""
         ...
 
     async def remove(self, key: str, revision: int) -> bool:

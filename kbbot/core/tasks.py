@@ -1,4 +1,4 @@
-"""Small helpers for the background tasks the core, the index and the weekly digest own."""
+"""How kbbot stops its background tasks (core, index, digest, Slack checks, lease renewer): one helper."""
 
 from __future__ import annotations
 

@@ -159,3 +159,12 @@ def parse_tags(raw: str) -> tuple[str, ...]:
 def count_messages(count: int, adjective: str = "") -> str:
     """"1 message", "3 earlier messages": the count people read in save and import replies."""
     return f"{count} {adjective}message{'' if count == 1 else 's'}"
+
+
+def how_long(seconds: float) -> str:
+    """"5 min", "3 h", "2 days": an age people read ("as indexed 3 h ago", "queued 5 min ago")."""
+    if seconds < 90 * 60:
+        return f"{max(1, round(seconds / 60))} min"
+    if seconds < 36 * 3600:
+        return f"{round(seconds / 3600)} h"
+    return f"{round(seconds / 86400)} days"

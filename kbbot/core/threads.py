@@ -27,8 +27,9 @@ adapter can show.
 
 Anything else (a bug on one thread's content, an outbox entry that cannot be read back) fails only that save:
 the worker logs it with its traceback, backs it off like a busy wiki and goes on with the saves behind it.
-After ``SaveRetryPolicy.max_attempts`` it gives up like on a page the wiki refused: the entry is dropped and
-the asker is told to save the thread again.
+After ``SaveRetryPolicy.max_attempts`` such failures it gives up like on a page the wiki refused: the entry is
+dropped and the asker is told to save the thread again. They are counted apart from the attempts
+(``OutboxItem.failures``): a save that waited through a long outage still gets all of its tries.
 
 Who retries a queued save: only a process that can tell its requester how it ended, i.e. one where the
 thread's platform adapter is listening (:meth:`ThreadSaver.listen`). Slack replicas and a Discord pod share one
@@ -55,7 +56,7 @@ from kbbot.core.page_render import PageRenderer, clean_title, find_marker, threa
 from kbbot.core.ports import KnowledgeBase, MetricsSink, NullMetrics, Outbox, OutboxItem, OutboxPart, SavedThreadMap
 from kbbot.core.secrets import mask_thread
 from kbbot.core.slugs import slugify
-from kbbot.core.tasks import cancel_and_wait
+from kbbot.core.tasks import cancel_and_wait, raise_if_cancelled
 from kbbot.core.text import neutralize_mentions
 from kbbot.errors import (
     BadRequest,
@@ -93,9 +94,9 @@ class SaveRetryPolicy:
     """Outbox retry timing. ``first_delay * multiplier**(attempt-1)``, capped, minus up to ``jitter`` of it.
 
     Tests shrink every number; ``lease_seconds`` must exceed the longest save (client timeout x retries).
-    ``max_attempts`` bounds only saves that keep failing unexpectedly (a bug, an unreadable entry): with the
-    defaults the last of 10 attempts comes about half an hour after the first. A busy or unreachable wiki is
-    retried for as long as it takes.
+    ``max_attempts`` bounds only saves that keep failing unexpectedly (a bug, an unreadable entry): that many
+    unexpected failures give up on a save; with the defaults the last of 10 comes about half an hour after the
+    first. A busy or unreachable wiki is retried for as long as it takes, and those retries count for nothing.
     """
 
     first_delay: float = 5.0
@@ -286,6 +287,7 @@ class ThreadSaver:
         next_due: float | None = None
         unserved: set[str] = set()
         for item in await self._outbox.pending():
+            raise_if_cancelled()  # a stop whose cancel a save lost ends the pass here, not after every due save
             if item.announce and item.platform not in self._listeners:
                 unserved.add(item.key)
                 if item.key not in self._unserved:
@@ -333,18 +335,24 @@ class ThreadSaver:
             except SaveError as exc:  # auth/scope: kept for a retry once an operator has fixed it
                 log.warning("queued save of a %s thread failed: %s", item.platform, exc)
                 return None
-            except Exception:  # a bug or an unreadable entry: _attempt has backed it off
-                given_up = claimed.attempts >= self._retry.max_attempts
+            except Exception:  # a bug or an unreadable entry: _attempt has backed it off and counted it
+                failures = claimed.failures + 1
+                given_up = failures >= self._retry.max_attempts
                 log.exception(
-                    "queued save %s of a %s thread failed unexpectedly (attempt %d of %d); %s",
-                    claimed.key, claimed.platform, claimed.attempts, self._retry.max_attempts,
+                    "queued save %s of a %s thread failed unexpectedly (failure %d of %d, attempt %d); %s",
+                    claimed.key, claimed.platform, failures, self._retry.max_attempts, claimed.attempts,
                     "giving up on it" if given_up else "it will be retried",
                 )
-                if not given_up or not await self._outbox.remove(claimed.key, claimed.revision):
-                    return None  # (not removed: a newer save of the thread is queued, and goes next)
+                try:
+                    removed = given_up and await self._outbox.remove(claimed.key, claimed.revision)
+                except Exception:
+                    log.exception("could not drop queued save %s from the outbox", claimed.key)
+                    return None
+                if not removed:
+                    return None  # (given up but not removed: a newer save of the thread is queued, and goes next)
                 outcome = SaveError(
                     f"The queued save of {_named(claimed)} failed: kbbot ran into an internal error "
-                    f"{claimed.attempts} times (the operator has it in the log). Please save the thread again."
+                    f"{failures} times (the operator has it in the log). Please save the thread again."
                 )
         return outcome if claimed.announce else None
 
@@ -396,12 +404,13 @@ class ThreadSaver:
             raise
         except Exception as exc:
             # A bug, or an entry that cannot be read back: the usual backoff, so that it does not hog the
-            # worker (retry_due gives up on it after max_attempts).
+            # worker, and counted as a failure (retry_due gives up on it after max_attempts of them).
             with contextlib.suppress(Exception):
                 await self._outbox.release(
                     item.key,
                     next_attempt_at=self._clock() + self._retry.delay(item.attempts),
                     error=f"internal error: {type(exc).__name__}: {exc}"[:500],
+                    failed=True,
                 )
             raise
         if not await self._outbox.remove(item.key, item.revision):

@@ -352,6 +352,16 @@ def ai_quota_refresher(forecast: Callable[[], Awaitable[Any]], *, kb: str | None
     return refresh
 
 
+def queued_saves_refresher(queued: Callable[[], Awaitable[int]], *, kb: str | None = None) -> Refresher:
+    """Copies the number of saves waiting in the (maybe Redis-shared) outbox into the gauge per scrape;
+    ``queued`` is ``ThreadSaver.queued``, ``kb`` the knowledgebase's label (None: the default one)."""
+
+    async def refresh(metrics: Metrics) -> None:
+        metrics.queued_saves(await queued(), kb=kb)
+
+    return refresh
+
+
 def mount_ops(
     app: web.Application,
     *,

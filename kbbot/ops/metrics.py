@@ -97,6 +97,12 @@ class Metrics:
             "thread_save_duration_seconds", "Time to save a thread as a page.", ["outcome", *kb],
             namespace=ns, registry=reg, buckets=LATENCY_BUCKETS,
         )
+        # Replicas sharing a Redis outbox all report its one count: aggregate with max, not sum.
+        self.saves_queued = Gauge(
+            "thread_saves_queued",
+            "Thread saves waiting in the outbox to be retried (the wiki was down, or the save keeps failing).", kb,
+            namespace=ns, registry=reg,
+        )
         self.feedback = Gauge(
             "feedback_votes", "Answer feedback votes, by verdict.", ["verdict"], namespace=ns, registry=reg
         )
@@ -163,6 +169,9 @@ class Metrics:
         """With Redis another replica may have tripped the breaker: the scrape reads the shared state."""
         self.quota_paused(state.paused, kb=kb)
         self._quota_gauges(kb)[1].set(state.next_probe_at or 0 if state.paused else 0)
+
+    def queued_saves(self, count: int, *, kb: str | None = None) -> None:
+        (self.saves_queued.labels(*self._with_kb(kb)) if self._kb else self.saves_queued).set(count)
 
     def feedback_counts(self, counts: FeedbackCounts) -> None:
         self.feedback.labels("helpful").set(counts.helpful)

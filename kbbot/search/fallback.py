@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from kbbot.core.models import Answer, Source
 from kbbot.core.ports import Answerer
+from kbbot.core.text import how_long
 from kbbot.errors import KnowledgeBaseError
 from kbbot.search.index import SearchIndex
 from kbbot.search.sync import IndexSyncer
@@ -47,18 +48,10 @@ TITLES_ONLY_NOTICE = (
 
 
 def stale_notice(kind: str, age_seconds: float | None, synced_at: float | None = None) -> str:
-    when = f", as indexed {_ago(age_seconds)} ago" if age_seconds is not None else ""
+    when = f", as indexed {how_long(age_seconds)} ago" if age_seconds is not None else ""
     if when and synced_at is not None:
         when += datetime.fromtimestamp(synced_at, UTC).strftime(" (%Y-%m-%d %H:%M UTC)")
     return f"{kb_name(kind)} isn't reachable right now: this answer comes from its pages{when}."
-
-
-def _ago(seconds: float) -> str:
-    if seconds < 90 * 60:
-        return f"{max(1, round(seconds / 60))} min"
-    if seconds < 36 * 3600:
-        return f"{round(seconds / 3600)} h"
-    return f"{round(seconds / 86400)} days"
 
 
 class IndexFallback:

@@ -280,9 +280,11 @@ class RequiredOutbox:
     async def claim(self, key: str, *, now: float, lease_seconds: float) -> OutboxItem | None:
         return await self._health.required(lambda: self._primary.claim(key, now=now, lease_seconds=lease_seconds))
 
-    async def release(self, key: str, *, next_attempt_at: float, error: str | None) -> None:
+    async def release(
+        self, key: str, *, next_attempt_at: float, error: str | None, failed: bool = False
+    ) -> None:
         await self._health.required(
-            lambda: self._primary.release(key, next_attempt_at=next_attempt_at, error=error)
+            lambda: self._primary.release(key, next_attempt_at=next_attempt_at, error=error, failed=failed)
         )
 
     async def remove(self, key: str, revision: int) -> bool:

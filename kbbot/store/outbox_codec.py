@@ -1,7 +1,7 @@
 """The stored form of an :class:`OutboxItem`'s content, shared by the SQLite and Redis outboxes.
 
 Both stores keep the queued save as one JSON ``payload`` next to the bookkeeping fields they update on their
-own (revision, attempts, next attempt, last error). One codec means an item written by either store reads
+own (revision, attempts, failures, next attempt, last error). One codec means an item written by either store reads
 back identically, and a new field is added in one place.
 
 Reading never raises: an entry that cannot be read back (a truncated or hand-edited payload, a field of the
@@ -41,10 +41,18 @@ def dump_payload(item: OutboxItem) -> str:
 
 
 def load_item(
-    key: str, payload: Any, *, revision: Any, attempts: Any, next_attempt_at: Any, last_error: Any
+    key: str,
+    payload: Any,
+    *,
+    revision: Any,
+    attempts: Any,
+    failures: Any,
+    next_attempt_at: Any,
+    last_error: Any,
 ) -> OutboxItem:
     """Rebuild an item from its :func:`dump_payload` payload and the store's bookkeeping fields, as stored
-    (``str`` or ``bytes``); an ``unreadable`` item when any of them is damaged."""
+    (``str`` or ``bytes``; ``failures`` None for an entry stored before they were counted: none); an
+    ``unreadable`` item when any of them is damaged."""
     try:
         data = json.loads(payload)  # not text or bytes: damage, caught below
         queued_at = data.get("queued_at")  # items queued before the field existed: unknown
@@ -60,18 +68,27 @@ def load_item(
             parts=tuple(OutboxPart(_str(part, "title"), _str(part, "content")) for part in data["parts"]),
             revision=int(revision),
             attempts=int(attempts),
+            failures=int(failures or 0),
             next_attempt_at=float(next_attempt_at),
             last_error=_optional_text(last_error),
             queued_at=None if queued_at is None else float(queued_at),
         )
     except _DAMAGED as exc:
         return _unreadable(
-            key, exc, revision=revision, attempts=attempts, next_attempt_at=next_attempt_at, last_error=last_error
+            key, exc, revision=revision, attempts=attempts, failures=failures, next_attempt_at=next_attempt_at,
+            last_error=last_error,
         )
 
 
 def _unreadable(
-    key: str, exc: BaseException, *, revision: Any, attempts: Any, next_attempt_at: Any, last_error: Any
+    key: str,
+    exc: BaseException,
+    *,
+    revision: Any,
+    attempts: Any,
+    failures: Any,
+    next_attempt_at: Any,
+    last_error: Any,
 ) -> OutboxItem:
     # Thread saves are keyed ``platform:conversation``, so the key still says which platform's thread it was.
     # Whether anyone waits for it was in the payload: assume nobody (never post into a conversation on a guess),
@@ -89,6 +106,7 @@ def _unreadable(
         announce=False,
         revision=_number(int, revision),
         attempts=_number(int, attempts),
+        failures=_number(int, failures or 0),
         next_attempt_at=_number(float, next_attempt_at),
         last_error=_optional_text(last_error),
         unreadable=f"{type(exc).__name__}: {exc}"[:500],

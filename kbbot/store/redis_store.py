@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kbbot.core.models import Answer, PageRef, Source
 from kbbot.core.ports import FeedbackCounts, OutboxItem, QuotaState
+from kbbot.core.tasks import cancel_and_wait, raise_if_cancelled
 from kbbot.errors import ConfigError, KbbotError, Unavailable, error_payload, rebuild_error
 from kbbot.store.memory import LocalSingleFlight
 from kbbot.store.outbox_codec import dump_payload, load_item
@@ -232,6 +233,7 @@ class RedisSingleFlight:
     shared answer cache first (``AskService`` does), so it is not billed again.
 
     Results cross process boundaries, so they are encoded with ``encode``/``decode`` (default: an Answer).
+    ``sleep`` is how the renewer and the followers pause (tests inject one).
     """
 
     def __init__(
@@ -245,8 +247,10 @@ class RedisSingleFlight:
         result_ttl_seconds: int = 60,
         encode: Callable[[Any], str] = encode_answer,
         decode: Callable[[str | bytes], Any] = decode_answer,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._redis = redis
+        self._sleep = sleep
         self._prefix = f"{prefix}{{flight}}:"
         self._lease_ms = max(1, int(lease_seconds * 1000))
         self._wait = wait_seconds
@@ -293,18 +297,25 @@ class RedisSingleFlight:
                 log.warning("single-flight result could not be shared across replicas", exc_info=True)
             return result
         finally:
-            renewer.cancel()
-            try:
-                finish: list[str | int] = [token, payload, self._result_ttl]
-                await asyncio.shield(self._finish(keys=[lock, self._result_key(token)], args=finish))
-            except Exception:
-                # The lease expires by itself; followers then take over.
-                log.warning("could not release a single-flight lease", exc_info=True)
+            # Shielded: a cancelled leader still stops renewing, publishes what it has and frees the lease.
+            await asyncio.shield(self._release(renewer, lock, token, payload))
+
+    async def _release(self, renewer: asyncio.Task[None], lock: str, token: str, payload: str) -> None:
+        # Stopped for sure before the lease goes: a renewer whose cancel was lost mid-command (see
+        # cancel_and_wait) would otherwise renew a lease nobody holds, and followers would wait on it forever.
+        await cancel_and_wait(renewer)
+        try:
+            finish: list[str | int] = [token, payload, self._result_ttl]
+            await self._finish(keys=[lock, self._result_key(token)], args=finish)
+        except Exception:
+            # The lease expires by itself; followers then take over.
+            log.warning("could not release a single-flight lease", exc_info=True)
 
     async def _keep_lease(self, lock: str, token: str) -> None:
         interval = self._lease_ms / 3000
         while True:
-            await asyncio.sleep(interval)
+            raise_if_cancelled()  # the leader is done; a renew that lost its cancel ends here
+            await self._sleep(interval)
             try:
                 if not await self._renew(keys=[lock], args=[token, self._lease_ms]):
                     return  # lost it (expired during a Redis outage); nothing left to renew
@@ -327,7 +338,7 @@ class RedisSingleFlight:
                 return _RETRY  # the leader is gone without a result: take over
             if time.monotonic() >= deadline:
                 raise Unavailable("another replica is still answering this question; try again shortly")
-            await asyncio.sleep(self._poll)
+            await self._sleep(self._poll)
 
     def _unpack(self, payload: str | bytes) -> Any:
         data = json.loads(payload)
@@ -461,7 +472,8 @@ class RedisSavedThreadMap:
 
 # --- outbox ---------------------------------------------------------------------------------------------------
 
-# One hash per entry (payload, revision, attempts, next_attempt_at, claimed_until, last_error) and a sorted set
+# One hash per entry (payload, revision, attempts, failures, next_attempt_at, claimed_until, last_error; failures
+# appears with the first unexpected failure, so entries of older versions read the same) and a sorted set
 # of keys by due time, so ``pending`` lists earliest first. Each script touches only the {outbox} slot.
 
 # KEYS[1] entry hash, KEYS[2] due zset; ARGV[1] key, ARGV[2] payload, ARGV[3] now. Keeps attempts, lease and
@@ -485,9 +497,11 @@ redis.call('HSET', KEYS[1], 'claimed_until', tonumber(ARGV[1]) + tonumber(ARGV[2
 return redis.call('HGETALL', KEYS[1])
 """
 
-# KEYS[1] entry hash, KEYS[2] due zset; ARGV[1] key, ARGV[2] next attempt at, ARGV[3] error ('' = none).
+# KEYS[1] entry hash, KEYS[2] due zset; ARGV[1] key, ARGV[2] next attempt at, ARGV[3] error ('' = none),
+# ARGV[4] '1' when the attempt failed unexpectedly (counted in failures).
 _OUTBOX_RELEASE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'failures', 1) end
 redis.call('HSET', KEYS[1], 'claimed_until', 0, 'next_attempt_at', ARGV[2])
 if ARGV[3] == '' then
   redis.call('HDEL', KEYS[1], 'last_error')
@@ -537,8 +551,10 @@ class RedisOutbox:
             return None
         return _load_outbox(key, dict(zip(reply[::2], reply[1::2], strict=True)))
 
-    async def release(self, key: str, *, next_attempt_at: float, error: str | None) -> None:
-        args: list[str | float] = [key, next_attempt_at, error or ""]
+    async def release(
+        self, key: str, *, next_attempt_at: float, error: str | None, failed: bool = False
+    ) -> None:
+        args: list[str | float] = [key, next_attempt_at, error or "", "1" if failed else "0"]
         await self._release(keys=[self._entry(key), self._due], args=args)
 
     async def remove(self, key: str, revision: int) -> bool:
@@ -571,6 +587,7 @@ def _load_outbox(key: str, raw: dict[Any, Any]) -> OutboxItem:
         fields.get("payload"),
         revision=fields.get("revision") or 0,
         attempts=fields.get("attempts") or 0,
+        failures=fields.get("failures"),
         next_attempt_at=fields.get("next_attempt_at") or 0,
         last_error=fields.get("last_error"),
     )

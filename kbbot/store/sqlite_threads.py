@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload TEXT NOT NULL,
     revision INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL,
     claimed_until REAL NOT NULL DEFAULT 0,
     last_error TEXT
@@ -62,13 +63,17 @@ class SqliteDatabase:
     """One connection, serialized by a lock, used from worker threads (every SQLite store's way to stay off
     the event loop)."""
 
-    def __init__(self, path: Path, schema: str = _SCHEMA) -> None:
+    def __init__(
+        self, path: Path, schema: str = _SCHEMA, upgrade: Callable[[sqlite3.Connection], None] | None = None
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(schema)
+        if upgrade is not None:  # a file an older version wrote: CREATE TABLE IF NOT EXISTS left it as it was
+            upgrade(self._conn)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -132,7 +137,7 @@ class SqliteOutbox:
     """The durable outbox of saves (see :class:`kbbot.core.ports.Outbox`)."""
 
     def __init__(self, path: Path) -> None:
-        self._db = SqliteDatabase(path)
+        self._db = SqliteDatabase(path, upgrade=_count_failures)
 
     async def add(self, item: OutboxItem, *, now: float) -> int:
         payload = dump_payload(item)
@@ -169,11 +174,14 @@ class SqliteOutbox:
 
         return await self._db.run(fn)
 
-    async def release(self, key: str, *, next_attempt_at: float, error: str | None) -> None:
+    async def release(
+        self, key: str, *, next_attempt_at: float, error: str | None, failed: bool = False
+    ) -> None:
         await self._db.run(
             lambda conn: conn.execute(
-                "UPDATE outbox SET claimed_until = 0, next_attempt_at = ?, last_error = ? WHERE key = ?",
-                (next_attempt_at, error, key),
+                "UPDATE outbox SET claimed_until = 0, next_attempt_at = ?, last_error = ?, "
+                "failures = failures + ? WHERE key = ?",
+                (next_attempt_at, error, int(failed), key),
             )
         )
 
@@ -195,14 +203,23 @@ class SqliteOutbox:
         await self._db.close()
 
 
-_COLUMNS = "key, payload, revision, attempts, next_attempt_at, last_error"
+_COLUMNS = "key, payload, revision, attempts, failures, next_attempt_at, last_error"
+
+
+def _count_failures(conn: sqlite3.Connection) -> None:
+    """Files written before unexpected failures were counted apart have no ``failures`` column: add it (none
+    so far for every waiting save). In a transaction, so two processes opening such a file add it once."""
+    with _transaction(conn):
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+        if "failures" not in columns:
+            conn.execute("ALTER TABLE outbox ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")
 
 
 def _load(row: tuple[Any, ...]) -> OutboxItem:
-    key, payload, revision, attempts, next_attempt_at, last_error = row
+    key, payload, revision, attempts, failures, next_attempt_at, last_error = row
     return load_item(
-        str(key), payload, revision=revision, attempts=attempts, next_attempt_at=next_attempt_at,
-        last_error=last_error,
+        str(key), payload, revision=revision, attempts=attempts, failures=failures,
+        next_attempt_at=next_attempt_at, last_error=last_error,
     )
 
 

@@ -18,7 +18,7 @@ from kbbot.core.models import Asker, Question, Source
 from kbbot.runtime import open_runtime
 from tests.fakes.perfectwiki import FakePerfectWiki
 from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session  # noqa: F401
-from tests.integration.test_knowledgebases_ops import Clock, probe_due
+from tests.integration.quota_support import Clock, probe_due
 
 
 def question(text: str, user: str) -> Question:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
 import yaml
+from rich.console import Console
 
 from kbbot.commands import check
 from kbbot.config import load_settings
+from kbbot.core.ports import OutboxItem, OutboxPart
 from kbbot.errors import Unavailable
 from kbbot.runtime import open_runtime
 from tests.fakes.hung import HungServer
@@ -115,3 +119,32 @@ def test_an_unreachable_wiki_names_the_setting_with_its_address(tmp_path: Path) 
     assert result.stderr.strip().splitlines() == [
         "kbbot: could not reach Perfect Wiki (ConnectError): check PERFECTWIKI_BASE_URL and the network"
     ]
+
+
+async def test_check_says_how_many_saves_wait_and_since_when(fake_pw: FakePerfectWiki, tmp_path: Path) -> None:
+    settings = load_settings(
+        _env_file=None,
+        perfectwiki_api_token=fake_pw.token,
+        perfectwiki_base_url=fake_pw.url,
+        kbbot_data_dir=tmp_path / "data",
+    )
+    out = io.StringIO()
+    async with open_runtime(settings, console=Console(file=out, width=300, color_system=None)) as rt:
+        assert await check.handle(argparse.Namespace(json=False), rt) == 0
+        assert "waiting to be retried" not in out.getvalue()  # nothing queued: no line
+        # Two saves the wiki did not take, the older one queued three hours ago (a restart since: still there).
+        now = time.time()
+        for key, queued_at in (("slack:C1:1.1", now - 3 * 3600), ("discord:42", now - 60)):
+            platform, conversation = key.split(":", 1)
+            item = OutboxItem(key, platform, conversation, "d" * 16, "Notes", (), (OutboxPart("Notes", "<p>x</p>"),),
+                              queued_at=queued_at)
+            await rt.stores.outbox.add(item, now=now)
+        assert await check.handle(argparse.Namespace(json=False), rt) == 0
+        printed = out.getvalue()
+        out.truncate(0)
+        out.seek(0)
+        assert await check.handle(argparse.Namespace(json=True), rt) == 0
+        report = json.loads(out.getvalue())
+    assert "  ! 2 thread saves waiting to be retried (the oldest queued 3 h ago): `kbbot run` sends them" in printed
+    [(name, queued)] = report["queued_saves"].items()
+    assert name == "default" and queued["count"] == 2 and queued["oldest_age_seconds"] >= 3 * 3600

@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -32,9 +31,10 @@ from kbbot.core.models import Answer, Asker, Question, Source
 from kbbot.knowledgebases import Knowledgebases, parse_knowledgebases
 from kbbot.ops.http import HttpServer
 from kbbot.runtime import Runtime, open_runtime
-from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session, lapse  # noqa: F401
+from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session  # noqa: F401
 from tests.integration.bot_process import running_bot, user_id, wait_until
 from tests.integration.cli_support import kbbot_in_process
+from tests.integration.quota_support import Clock, probe_due
 from tests.scenarios.knowledgebases_support import SLACK_ENG, SLACK_MATHS, Wikis, three_wikis
 from tests.scenarios.slack_support import FAST_HTTP_RETRY
 
@@ -197,6 +197,8 @@ async def test_quota_gauges_per_knowledgebase_and_one_count_per_token(tmp_path: 
     assert runs_out["handbook"] == runs_out["archive"]
     # Every knowledgebase's 402 state, labelled.
     assert samples(text, "kbbot_quota_paused") == {"engineering": 0, "handbook": 0, "archive": 0, "maths": 0}
+    # ... and each one's outbox (nothing queued here; tests/integration/test_runtime_metrics.py queues some).
+    assert samples(text, "kbbot_thread_saves_queued") == {"engineering": 0, "handbook": 0, "archive": 0, "maths": 0}
 
 
 @pytest.mark.redis
@@ -285,16 +287,6 @@ STORES = [
 ]
 
 
-class Clock:
-    """The in-process breaker's wall clock, moved by the test (Redis times its probe interval itself)."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _store_env(request: pytest.FixtureRequest, store: dict[str, Any]) -> dict[str, Any]:
     if "redis_prefix" not in store:
         return {}
@@ -321,17 +313,6 @@ async def synced(rt: Runtime) -> Runtime:
 
 async def paused(rt: Runtime) -> dict[str, bool]:
     return {name: (await stack.stores.quota.state()).paused for name, stack in rt.stacks.items()}
-
-
-async def probe_due(clock: Clock, redis_url: str | None) -> None:
-    """The breaker's probe interval (QUOTA_PROBE_SECONDS, 3600) has passed."""
-    clock.now += 3601
-    if redis_url is not None:
-        client = aioredis.Redis.from_url(redis_url)
-        try:
-            await lapse(client, "*{quota}:probe", ttl_seconds=3600)
-        finally:
-            await client.aclose()
 
 
 @pytest.mark.parametrize("store", STORES)

@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from kbbot.adapters.slack.connection import SlackConnection
 from kbbot.errors import Unauthorized
+from tests.cancels import HANG_GUARD_SECONDS, LOSES_CANCELS, LostSend
 from tests.fakes.slack_api import APP_TOKEN, BOT_TOKEN, FakeSlack
 
 
@@ -99,3 +100,22 @@ async def test_a_rejected_app_token_ends_the_task_with_unauthorized() -> None:
         await good.wait_ready()
         await good.stop()
         assert connected == [f"ws://127.0.0.1:{slack.port}/socket"]  # the URL apps.connections.open gave
+
+
+async def test_stop_returns_when_its_cancel_is_lost_and_the_checks_stop_at_once() -> None:
+    """The cancel lands just as an awaited call completes, and Python 3.11 loses it (tests/cancels.py): the
+    checks run on into the next auth.test. stop() must still return, and the loop must end there instead of
+    starting another recheck."""
+    with FakeSlack() as slack:
+        recheck = LostSend()  # the recheck interval, awaited through wait_for
+        connection = SlackConnection(_client(slack.api_url), recheck_seconds=300, sleep=recheck)
+        task = connection.start()
+        await connection.wait_ready()
+        await recheck.inside.wait()
+        checks = len(slack.calls("auth.test"))
+        recheck.complete()  # the wait ends ...
+        stopper = asyncio.create_task(connection.stop())  # ... and the cancel lands in the same step
+        done, _ = await asyncio.wait({stopper}, timeout=HANG_GUARD_SECONDS)
+        assert done, "stop() waited forever on checks whose cancel was lost"
+        assert task.cancelled() and recheck.calls == 1
+        assert len(slack.calls("auth.test")) == checks + (1 if LOSES_CANCELS else 0)  # it ran on into one check

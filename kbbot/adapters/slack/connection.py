@@ -16,6 +16,7 @@ Runs in the background so the process serves ``/healthz`` and answers SIGTERM fr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from kbbot.adapters.slack.errors import error_code
+from kbbot.core.tasks import cancel_and_wait, raise_if_cancelled
 from kbbot.errors import Unauthorized
 
 log = logging.getLogger(__name__)
@@ -110,12 +112,9 @@ class SlackConnection:
 
     async def stop(self) -> None:
         """Cancel the checks (also mid-connect). A failure they ended with stays on the task for the caller."""
-        task = self._task
-        if task is None:
-            return
-        if not task.done():
-            task.cancel()
-        await asyncio.gather(task, return_exceptions=True)  # also marks a failure as seen
+        # Again and again if need be: a cancel landing as an HTTP call completes can be lost (see cancel_and_wait).
+        with contextlib.suppress(Exception):  # raising it also marks the failure as seen
+            await cancel_and_wait(self._task)
 
     async def wait_ready(self) -> None:
         """Until the start-up checks passed (and Socket Mode connected) for the first time."""
@@ -140,6 +139,7 @@ class SlackConnection:
         self._problem = None
         self._ready.set()
         while True:
+            raise_if_cancelled()  # a stop whose cancel was lost mid-check ends here, not after another recheck
             await self._sleep(self._recheck)
             try:
                 await call(self._client.auth_test, "SLACK_BOT_TOKEN")

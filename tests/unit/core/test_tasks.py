@@ -1,54 +1,37 @@
 """cancel_and_wait stops a worker even when its first cancellation is lost, and never hides its caller's own.
 
-The lost cancellation is the real one, not a stand-in: redis-py sends every command through
-``asyncio.wait_for(self._send_packed_command(command), self.socket_timeout)`` (redis/asyncio/connection.py,
-``Connection.send_packed_command``), and Python 3.11's ``wait_for`` returns the result instead of raising when
-the cancel lands after the awaited call completed but before ``wait_for`` resumed (cpython gh-86296, fixed in
-3.12 by rebuilding ``wait_for`` on ``asyncio.timeout``). ``_send`` below reproduces that moment exactly: the
-send completes and the cancel arrives in the same step of the loop.
+The lost cancellation is the real one (Python 3.11's ``wait_for`` as redis-py sends through it): see
+:mod:`tests.cancels`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import Callable
 
 import pytest
 
 from kbbot.core.tasks import cancel_and_wait
-
-#: Only turns a hang (the bug) into a failure; it bounds nothing that works.
-HANG_GUARD_SECONDS = 30
-
-
-def _send() -> tuple[asyncio.Event, asyncio.Future[None], Callable[[], object]]:
-    """A call awaited through ``wait_for`` as redis-py awaits a send: ``inside`` is set once the worker waits in
-    it; ``complete()`` finishes the send without giving the worker a chance to resume."""
-    inside = asyncio.Event()
-    sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    return inside, sent, lambda: sent.set_result(None)
+from tests.cancels import HANG_GUARD_SECONDS, LOSES_CANCELS, LostSend
 
 
 async def test_a_worker_whose_cancel_was_lost_in_wait_for_is_cancelled_again() -> None:
-    inside, sent, complete = _send()
+    send = LostSend()
     ran_on: list[str] = []
 
     async def worker() -> None:
-        inside.set()
-        await asyncio.wait_for(sent, timeout=60)  # a Redis command's send
+        await send()  # a Redis command's send
         ran_on.append("after the send")
         await asyncio.Event().wait()  # e.g. the index refresher's sleep until its next run
 
     task = asyncio.create_task(worker())
-    await inside.wait()
-    complete()  # the send completes ...
+    await send.inside.wait()
+    send.complete()  # the send completes ...
     stopper = asyncio.create_task(cancel_and_wait(task))  # ... and the cancel lands in the same step
     done, _ = await asyncio.wait({stopper}, timeout=HANG_GUARD_SECONDS)
     assert done, "the worker ran on after its cancel was lost, and nobody cancelled it again"
     await stopper
     assert task.cancelled()
-    if sys.version_info < (3, 12):  # the bug this guards against: the first cancel was lost
+    if LOSES_CANCELS:  # the bug this guards against: the first cancel was lost
         assert ran_on == ["after the send"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -20,6 +21,7 @@ from kbbot.store.redis_store import (
     connect_redis,
     limits_storage_uri,
 )
+from tests.cancels import HANG_GUARD_SECONDS, LOSES_CANCELS, LostSend
 from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session, lapse  # noqa: F401
 
 pytestmark = pytest.mark.redis
@@ -323,6 +325,43 @@ async def test_single_flight_lease_is_renewed_for_slow_calls(
     outlived.set()
     assert await asyncio.gather(first, second) == [ANSWER, ANSWER]
     assert calls == 1
+
+
+async def test_single_flight_lease_renewer_whose_cancel_was_lost_still_stops(replicas: Replicas) -> None:
+    """The leader is done just as its renewer's command completes: that cancel is lost on 3.11 (see
+    tests/cancels.py). The renewer must still stop before the lease goes, and not renew it again: a runaway
+    renewer keeps a lease nobody holds alive, and every follower waits on it."""
+    a, _ = replicas
+
+    async def at_once(_seconds: float) -> None:  # the renewer renews without waiting a third of the lease
+        await asyncio.sleep(0)
+
+    flight = RedisSingleFlight(a, lease_seconds=30, sleep=at_once)
+    send = LostSend()
+    renewers: list[asyncio.Task[Any]] = []
+    ran_on: list[str] = []
+    real_renew = flight._renew
+
+    async def renew(**kwargs: Any) -> Any:
+        renewers.append(cast("asyncio.Task[Any]", asyncio.current_task()))
+        await send()  # the renew command's send, through wait_for as redis-py sends it
+        ran_on.append("renewed after the send")
+        return await real_renew(**kwargs)
+
+    flight._renew = renew  # type: ignore[method-assign]
+
+    async def answer() -> Answer:
+        await send.inside.wait()  # the lease is being renewed ...
+        send.complete()  # ... its send completes, and the leader, done, cancels the renewer in the same step
+        return ANSWER
+
+    leader = asyncio.create_task(flight.run("q", answer))
+    done, _ = await asyncio.wait({leader}, timeout=HANG_GUARD_SECONDS)
+    assert done and leader.result() == ANSWER
+    [renewer] = set(renewers)
+    assert renewer.cancelled(), "the leader returned while its renewer still ran"
+    assert send.calls == 1 and ran_on == (["renewed after the send"] if LOSES_CANCELS else [])
+    assert await a.keys("*{flight}:lock:*") == []  # the lease is free: a follower would take over at once
 
 
 async def test_single_flight_leader_error_reaches_other_replica(

@@ -14,7 +14,7 @@ import pytest
 
 from kbbot.core.models import PageRef, SavedPage, Thread, ThreadMessage
 from kbbot.core.ports import Outbox, OutboxItem, OutboxPart, SavedThreadMap
-from kbbot.core.threads import SaveRetryPolicy, ThreadSaver
+from kbbot.core.threads import QueuedSaves, SaveRetryPolicy, ThreadSaver
 from kbbot.errors import BadRequest, SaveError, Unauthorized, Unavailable
 from kbbot.store.redis_store import RedisOutbox, RedisSavedThreadMap, connect_redis
 from kbbot.store.sqlite_threads import SqliteOutbox, SqliteSavedThreadMap
@@ -399,12 +399,12 @@ async def test_a_save_that_fails_unexpectedly_does_not_hold_up_the_saves_behind_
     assert [(key, type(outcome)) for _, key, outcome in heard] == [("C1:1", SavedPage), ("C1:2", SavedPage)]
     # The poison is backed off like a busy wiki (attempt 2: 10 s x 2), not retried in a hot loop.
     [waiting] = await outbox.pending()
-    assert waiting.key == "slack:C1:0" and waiting.attempts == 2
+    assert waiting.key == "slack:C1:0" and waiting.attempts == 2 and waiting.failures == 1
     assert waiting.next_attempt_at == clock.now + RETRY.delay(2) == clock.now + 20
     assert waiting.last_error == "internal error: RuntimeError: bug: cannot send this one"
     [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert record.exc_info is not None and record.exc_info[0] is RuntimeError  # the traceback, once
-    assert "attempt 2 of 10" in record.getMessage() and "will be retried" in record.getMessage()
+    assert "failure 1 of 10, attempt 2" in record.getMessage() and "will be retried" in record.getMessage()
     assert await pod.retry_due() == waiting.next_attempt_at  # the next pass leaves it alone until then
     assert kb.poison_sends == 1 and await pod.queued() == 1
 
@@ -416,15 +416,16 @@ async def test_a_save_that_keeps_failing_unexpectedly_is_given_up_and_its_asker_
     pod, heard = await process(stores, kb, clock, "slack", retry=replace(RETRY, max_attempts=3))
     _, outbox = await stores()
     kb.fail_next("create_page", DOWN)
-    assert (await pod.save(POISON)).pending  # attempt 1: the wiki was down
+    assert (await pod.save(POISON)).pending  # attempt 1: the wiki was down (not a failure of the save)
     kb.broken = True
-    clock.now += 10
-    await pod.retry_due()  # attempt 2
-    assert heard == [] and len(await outbox.pending()) == 1
-    clock.now += 20
+    for _ in range(2):  # failures 1 and 2 of 3
+        clock.now = (await outbox.pending())[0].next_attempt_at
+        await pod.retry_due()
+    assert heard == [] and [(w.attempts, w.failures) for w in await outbox.pending()] == [(3, 2)]
+    clock.now = (await outbox.pending())[0].next_attempt_at
     with caplog.at_level(logging.ERROR, logger="kbbot.core.threads"):
-        await pod.retry_due()  # attempt 3 of 3: given up like a page the wiki refused
-    assert await outbox.pending() == [] and kb.poison_sends == 2 and not kb.pages
+        await pod.retry_due()  # failure 3 of 3: given up like a page the wiki refused
+    assert await outbox.pending() == [] and kb.poison_sends == 3 and not kb.pages
     [(platform, key, outcome)] = heard
     assert (platform, key) == ("slack", "C1:0") and isinstance(outcome, SaveError)
     assert str(outcome) == (
@@ -432,6 +433,85 @@ async def test_a_save_that_keeps_failing_unexpectedly_is_given_up_and_its_asker_
         "the log). Please save the thread again."
     )
     assert "giving up" in caplog.records[-1].getMessage() and caplog.records[-1].exc_info is not None
+
+
+async def test_outage_retries_do_not_use_up_the_tries_of_a_save_that_then_fails_unexpectedly(
+    stores: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only unexpected failures give up on a save (``max_attempts`` = 10 of them): a save that already waited
+    through 12 retries of a wiki outage is not dropped on its first unexpected error."""
+    kb, clock = BuggyWiki(), Clock()
+    pod, heard = await process(stores, kb, clock, "slack", retry=replace(RETRY, max_attempts=10))
+    _, outbox = await stores()
+    kb.fail_next("create_page", DOWN, times=13)  # the save itself, then 12 retries: the wiki is down
+    assert (await pod.save(POISON)).pending
+
+    async def next_pass() -> OutboxItem | None:
+        [due] = await outbox.pending()
+        clock.now = due.next_attempt_at
+        await pod.retry_due()
+        left = await outbox.pending()
+        return left[0] if left else None
+
+    for _ in range(12):
+        waiting = await next_pass()
+    assert waiting is not None and (waiting.attempts, waiting.failures) == (13, 0)
+    kb.broken = True  # the wiki is back, and sending this thread now hits a bug
+    with caplog.at_level(logging.ERROR, logger="kbbot.core.threads"):
+        waiting = await next_pass()
+    assert waiting is not None and (waiting.attempts, waiting.failures) == (14, 1)  # still queued ...
+    assert waiting.next_attempt_at == clock.now + RETRY.delay(14) > clock.now  # ... and backed off
+    assert heard == [] and "failure 1 of 10, attempt 14" in caplog.records[-1].getMessage()
+    for failures in range(2, 10):
+        waiting = await next_pass()
+        assert waiting is not None and waiting.failures == failures and heard == []
+    assert await next_pass() is None  # the 10th unexpected failure gives up on it
+    assert kb.poison_sends == 10 and not kb.pages
+    [(platform, key, outcome)] = heard
+    assert (platform, key) == ("slack", "C1:0") and isinstance(outcome, SaveError)
+    assert str(outcome) == (
+        "The queued save of “Poison” failed: kbbot ran into an internal error 10 times (the operator has it in "
+        "the log). Please save the thread again."
+    )
+
+
+async def test_outbox_counts_unexpected_failures_apart_and_keeps_them(stores: Factory) -> None:
+    (_, o1), (_, o2) = await stores(), await stores()
+    await o1.add(item(title="v1"), now=100.0)
+    for now, failed in ((100.0, False), (200.0, True), (300.0, True), (400.0, False)):
+        assert await o2.claim("slack:C1:1.2", now=now, lease_seconds=30) is not None
+        await o2.release("slack:C1:1.2", next_attempt_at=now + 50, error="x", failed=failed)
+    [listed] = await o1.pending()
+    assert (listed.attempts, listed.failures) == (4, 2)
+    await o1.add(item(title="v2"), now=500.0)  # a newer save of the thread keeps them, like the attempts
+    claimed = await o2.claim("slack:C1:1.2", now=500.0, lease_seconds=30)
+    assert claimed is not None and claimed.title == "v2" and (claimed.attempts, claimed.failures) == (5, 2)
+
+
+async def forget_failures(outbox: Outbox, key: str) -> None:
+    """Make the store look as an older kbbot left it, before failures were counted apart: no such column in
+    SQLite (the next process to open the file adds it), no such field in a Redis entry."""
+    if isinstance(outbox, SqliteOutbox):
+        await outbox._db.run(lambda conn: conn.execute("ALTER TABLE outbox DROP COLUMN failures"))
+    else:
+        assert isinstance(outbox, RedisOutbox)
+        assert await outbox._redis.hdel(outbox._entry(key), "failures") == 1
+
+
+async def test_an_entry_queued_before_failures_were_counted_reads_back_with_none(stores: Factory) -> None:
+    _, old = await stores()
+    await old.add(item(), now=100.0)
+    assert await old.claim("slack:C1:1.2", now=100.0, lease_seconds=30) is not None
+    await old.release("slack:C1:1.2", next_attempt_at=150.0, error="internal error", failed=True)
+    await forget_failures(old, "slack:C1:1.2")
+    _, new = await stores()  # the upgraded version starts
+    [listed] = await new.pending()
+    assert listed.unreadable is None and listed.title == "Deploy notes"
+    assert (listed.attempts, listed.failures, listed.next_attempt_at) == (1, 0, 150.0)
+    claimed = await new.claim("slack:C1:1.2", now=150.0, lease_seconds=30)
+    assert claimed is not None and (claimed.attempts, claimed.failures) == (2, 0)
+    await new.release("slack:C1:1.2", next_attempt_at=200.0, error="internal error", failed=True)
+    assert [(p.attempts, p.failures) for p in await new.pending()] == [(2, 1)]
 
 
 async def corrupt(outbox: Outbox, key: str, payload: bytes) -> None:
@@ -466,10 +546,12 @@ async def test_an_unreadable_entry_does_not_stop_the_worker(stores: Factory, pay
     assert [key for _, key, _ in heard] == ["C1:1", "C1:2"]
     [waiting] = await outbox.pending()
     assert waiting.unreadable and waiting.attempts == 2 and waiting.next_attempt_at == clock.now + 20
+    assert waiting.failures == 1  # counted on an entry whose payload cannot be read, too
     assert waiting.last_error and waiting.last_error.startswith("internal error: _UnreadableEntry")
-    clock.now += 20
-    await pod.retry_due()  # attempt 3 of 3: dropped; whose conversation it was is in the unreadable part
-    assert await outbox.pending() == [] and len(heard) == 2
+    for failures in (2, 3):  # the third of 3 drops it; whose conversation it was is in the unreadable part
+        clock.now = (await outbox.pending())[0].next_attempt_at
+        await pod.retry_due()
+        assert len(await outbox.pending()) == (1 if failures < 3 else 0) and len(heard) == 2
 
 
 @pytest.mark.redis
@@ -499,3 +581,23 @@ async def test_a_redis_entry_the_outbox_cannot_even_claim_fails_alone(
         assert "could not take a queued save" in record.getMessage() and record.exc_info is not None
     finally:
         await client.aclose()
+
+
+async def test_outbox_keeps_when_a_save_was_queued(stores: Factory) -> None:
+    (_, o1), (_, o2) = await stores(), await stores()
+    await o1.add(replace(item(), queued_at=99.5), now=100.0)
+    [listed] = await o2.pending()
+    claimed = await o2.claim("slack:C1:1.2", now=100.0, lease_seconds=30)
+    assert listed.queued_at == 99.5 and claimed is not None and claimed.queued_at == 99.5
+
+
+async def test_queued_saves_counts_them_and_says_since_when_the_oldest_waits(stores: Factory) -> None:
+    kb, clock = MemoryKnowledgeBase(), Clock()
+    pod, _ = await process(stores, kb, clock, "slack")
+    assert await pod.queued_saves() == QueuedSaves(0, None)
+    kb.fail_next("create_page", DOWN, times=2)
+    first = clock.now
+    assert (await pod.save(GOOD_ONE)).pending
+    clock.now += 30
+    assert (await pod.save(GOOD_TWO)).pending
+    assert await pod.queued_saves() == QueuedSaves(2, first)
