@@ -895,15 +895,8 @@ class SearchIndex:
         tantivy holds both (a page another process deleted is found until that process commits its ranking,
         at its next search or the end of its sync); with FTS5 every candidate's row is read from SQLite."""
         ranking = self._ranking
-        if ranking is not None:
-            pages: dict[int, tuple[Row, list[str]]] = {}  # each candidate's stored page, read at most once
-
-            def page(candidate: Candidate) -> tuple[Row, list[str]]:
-                found = pages.get(candidate.rowid)
-                if found is None:
-                    found = pages[candidate.rowid] = ranking.page(candidate)
-                return found
-
+        if ranking is not None:  # it reads each candidate's stored page once (and keeps it, see page)
+            page = ranking.page
             return self._tantivy_rank_sync(ranking, plan, candidates), lambda c: page(c)[1], lambda c: page(c)[0]
         ranked = self._rank_sync(plan, limit, candidates)
         rows = self._rows_sync([int(rowid) for rowid, _ in ranked])

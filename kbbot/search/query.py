@@ -169,6 +169,14 @@ class TermCounter:
     def __init__(self, terms: set[str]) -> None:
         self.terms = terms
         self._prefix_lengths = sorted({len(term) for term in terms if len(term) >= 4})
+        # For matched: in the words joined by spaces (stems hold none), " term" finds a word that is a term
+        # of 4+ letters or starts with it, " term " one that is a shorter term: a substring search each, a
+        # third of the per-word loop's time (the title boost counts 10-15 titles per search). Exact unless a
+        # term of 4+ letters starts another term (a word then counts only the shorter one): those use the loop.
+        ordered = sorted(terms)  # a term that starts others sorts just before them
+        nested = any(len(a) >= 4 and b.startswith(a) for a, b in zip(ordered, ordered[1:]))
+        nested = nested or any(not term or " " in term for term in terms)
+        self._marks = None if nested else [f" {t}" if len(t) >= 4 else f" {t} " for t in terms]
 
     def hits(self, words: Iterable[str]) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -185,6 +193,14 @@ class TermCounter:
 
     def matched(self, words: Sequence[str]) -> int:
         """How many of the terms ``words`` holds: ``len(self.hits(words))``, without counting each."""
+        marks = self._marks
+        if marks is not None:
+            joined = f" {' '.join(words)} "
+            count = 0
+            for mark in marks:
+                if mark in joined:
+                    count += 1
+            return count
         terms, prefix_lengths = self.terms, self._prefix_lengths
         found = terms.intersection(words)
         if prefix_lengths:
