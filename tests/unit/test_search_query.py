@@ -90,8 +90,18 @@ def test_term_counter_matches_term_hits() -> None:
     # The title boost counts with TermCounter.matched; passages with term_hits: the same words must match.
     from kbbot.search.query import TermCounter, term_hits, word_stems
 
+    # (matched searches the joined words for each term, unless a term starts another: then word by word)
     titles = ["Deployment guide", "Configuring the VPN", "config", "Kubernetes kubectl", "", "Ünïcode café setup"]
-    for terms in ({"deploy", "vpn"}, {"config", "configur"}, {"kube", "kubectl"}, {"cafe", "set"}, set()):
+    titles += ["VPN for us", "us-east deployments", "Kube vpns"]
+    for terms in (
+        {"deploy", "vpn"},
+        {"config", "configur"},
+        {"kube", "kubectl"},
+        {"cafe", "set"},
+        {"us", "kube", "vpn"},
+        {"east", "useast", "deploy"},
+        set(),
+    ):
         for title in titles:
             assert TermCounter(terms).matched(word_stems(title)) == len(term_hits(title, terms))
 

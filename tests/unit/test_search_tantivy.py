@@ -239,31 +239,45 @@ async def test_saved_chats_keep_their_place_with_tantivy(tmp_path: Path) -> None
         assert [(h.id, h.saved_chat) for h in hits] == [("page", False), ("chat", True)]
 
 
-async def test_a_search_reads_each_candidates_stored_page_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_candidates_stored_page_is_read_once_until_the_index_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The title boost reads a candidate's title words and the hit's row from one stored value (a stored
-    # document costs a few µs to read): a hit's row is not read again.
-    from kbbot.search.tantivy_ranking import TantivyRanking
+    # document costs a few µs to read), kept while the searcher is the same: a hit's row is not read again,
+    # nor a page that is a candidate again; a page written since (here or by another process) is read anew.
+    import kbbot.search.tantivy_ranking as tantivy_ranking
 
-    reads: list[int] = []
-    original = TantivyRanking.page
+    reads: list[str] = []  # the page ids of the stored values decoded
+    original = tantivy_ranking.msgpack.unpackb
 
-    def spy(self: TantivyRanking, candidate):  # type: ignore[no-untyped-def]
-        reads.append(candidate.rowid)
-        return original(self, candidate)
+    def spy(packed: bytes) -> list[object]:
+        value: list[object] = original(packed)
+        reads.append(str(value[0]))
+        return value
 
-    monkeypatch.setattr(TantivyRanking, "page", spy)
+    monkeypatch.setattr(tantivy_ranking.msgpack, "unpackb", spy)
     pages = [
         IndexedPage(id=f"e{n}", title=f"Expense report {n}", url=f"https://kb.example/e{n}", text="Receipts. " * n)
         for n in range(1, 13)
     ]
-    async with SearchIndex(tmp_path / "index.sqlite3", engine="tantivy") as index:
+    path = tmp_path / "index.sqlite3"
+    async with SearchIndex(path, engine="tantivy") as index, SearchIndex(path, engine="tantivy") as other:
         await index.upsert_many(pages)
-        assert await index.search("receipts") != []  # commits the writes
-        reads.clear()
+        await index.flush()
         hits = await index.search("expense receipts", limit=5)
-    assert len(hits) == 5 and len(reads) == len(set(reads)) >= 5
-    by_id = {page.id: page for page in pages}
-    assert all((hit.title, hit.url) == (by_id[hit.id].title, by_id[hit.id].url) for hit in hits)
+        assert len(hits) == 5 and len(reads) == len(set(reads)) >= 5
+        by_id = {page.id: page for page in pages}
+        assert all((hit.title, hit.url) == (by_id[hit.id].title, by_id[hit.id].url) for hit in hits)
+        reads.clear()
+        assert await index.search("expense receipts", limit=5) == hits and reads == []
+        # The same page (same rowid), its URL moved here, then its title changed by another process.
+        moved = IndexedPage(id="e12", title="Expense report 12", url="https://kb.example/moved", text="Receipts. " * 12)
+        await index.upsert(moved)
+        assert {hit.id: hit.url for hit in await index.search("expense receipts", limit=12)}["e12"] == moved.url
+        await other.upsert(IndexedPage(id="e12", title="Expense report twelve", text="Receipts. " * 12))
+        await other.flush()
+        titles = {hit.id: hit.title for hit in await index.search("expense receipts", limit=12)}
+        assert titles["e12"] == "Expense report twelve"
 
 
 SCORED = [
