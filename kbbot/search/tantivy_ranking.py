@@ -269,10 +269,9 @@ class TantivyRanking:
         addresses = [address for _score, address in hits]
         rowids = searcher.fast_field_values("rowid", addresses)  # ints and bools: every segment has both
         saved = searcher.fast_field_values("saved_chat", addresses)
-        return [
-            Candidate(rowid, score, chat, address)
-            for (score, address), rowid, chat in zip(hits, rowids, saved, strict=True)
-        ]
+        scores = [score for score, _address in hits]
+        # (_make is tuple's own constructor: a NamedTuple's __new__ took 4 µs of a search for ten)
+        return list(map(Candidate._make, zip(rowids, scores, saved, addresses, strict=True)))
 
     def page(self, candidate: Candidate) -> tuple[tuple[Any, ...], list[str]]:
         """A ranked page's row (id, title, url, tags as JSON, saved chat, as SQLite holds them) and the stemmed
