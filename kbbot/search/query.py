@@ -20,7 +20,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import Stemmer
 from rapidfuzz.distance import OSA, Indel
@@ -168,15 +168,20 @@ class TermCounter:
 
     def __init__(self, terms: set[str]) -> None:
         self.terms = terms
-        self._prefix_lengths = sorted({len(term) for term in terms if len(term) >= 4})
         # For matched: in the words joined by spaces (stems hold none), " term" finds a word that is a term
         # of 4+ letters or starts with it, " term " one that is a shorter term: a substring search each, a
         # third of the per-word loop's time (the title boost counts 10-15 titles per search). Exact unless a
         # term of 4+ letters starts another term (a word then counts only the shorter one): those use the loop.
         ordered = sorted(terms)  # a term that starts others sorts just before them
-        nested = any(len(a) >= 4 and b.startswith(a) for a, b in zip(ordered, ordered[1:]))
-        nested = nested or any(not term or " " in term for term in terms)
+        nested = any(map(str.startswith, ordered[1:], ordered)) and any(
+            len(a) >= 4 and b.startswith(a) for a, b in zip(ordered, ordered[1:])
+        )
+        nested = nested or "" in terms or " " in "".join(terms)
         self._marks = None if nested else [f" {t}" if len(t) >= 4 else f" {t} " for t in terms]
+
+    @cached_property
+    def _prefix_lengths(self) -> list[int]:  # (the title boost's matched needs it only for nested terms)
+        return sorted({len(term) for term in self.terms if len(term) >= 4})
 
     def hits(self, words: Iterable[str]) -> dict[str, int]:
         counts: dict[str, int] = {}
