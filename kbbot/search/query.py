@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from itertools import pairwise
 
 import Stemmer
 from rapidfuzz.distance import OSA, Indel
@@ -174,7 +175,7 @@ class TermCounter:
         # term of 4+ letters starts another term (a word then counts only the shorter one): those use the loop.
         ordered = sorted(terms)  # a term that starts others sorts just before them
         nested = any(map(str.startswith, ordered[1:], ordered)) and any(
-            len(a) >= 4 and b.startswith(a) for a, b in zip(ordered, ordered[1:])
+            len(a) >= 4 and b.startswith(a) for a, b in pairwise(ordered)
         )
         nested = nested or "" in terms or " " in "".join(terms)
         self._marks = None if nested else [f" {t}" if len(t) >= 4 else f" {t} " for t in terms]
