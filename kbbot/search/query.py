@@ -171,7 +171,7 @@ class TermCounter:
         self.terms = terms
         # For matched: in the words joined by spaces (stems hold none), " term" finds a word that is a term
         # of 4+ letters or starts with it, " term " one that is a shorter term: a substring search each, a
-        # third of the per-word loop's time (the title boost counts 10-15 titles per search). Exact unless a
+        # third of the per-word loop's time (the title boost counts 10-20 titles per search). Exact unless a
         # term of 4+ letters starts another term (a word then counts only the shorter one): those use the loop.
         ordered = sorted(terms)  # a term that starts others sorts just before them
         nested = any(map(str.startswith, ordered[1:], ordered)) and any(
@@ -181,7 +181,7 @@ class TermCounter:
         self._marks = None if nested else [f" {t}" if len(t) >= 4 else f" {t} " for t in terms]
 
     @cached_property
-    def _prefix_lengths(self) -> list[int]:  # (the title boost's matched needs it only for nested terms)
+    def _prefix_lengths(self) -> list[int]:  # (made when used: matched uses it only for nested terms)
         return sorted({len(term) for term in self.terms if len(term) >= 4})
 
     def hits(self, words: Iterable[str]) -> dict[str, int]:

@@ -270,7 +270,7 @@ class TantivyRanking:
         rowids = searcher.fast_field_values("rowid", addresses)  # ints and bools: every segment has both
         saved = searcher.fast_field_values("saved_chat", addresses)
         scores = [score for score, _address in hits]
-        # (_make is tuple's own constructor: a NamedTuple's __new__ took 4 µs of a search for ten)
+        # (_make takes each zipped tuple as is: cheaper than NamedTuple's __new__ and its arguments)
         return list(map(Candidate._make, zip(rowids, scores, saved, addresses, strict=True)))
 
     def page(self, candidate: Candidate) -> tuple[tuple[Any, ...], list[str]]:
