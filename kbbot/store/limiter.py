@@ -57,6 +57,7 @@ from limits.storage import storage_from_string
 from pydantic import SecretStr
 
 from kbbot.core.ports import Priority
+from kbbot.core.tasks import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -369,15 +370,20 @@ class TokenRateLimiter:
         try:
             async with queue:
                 while True:
+                    # A cancel lost inside a Redis call (Python 3.11's wait_for, see kbbot.core.tasks) must not
+                    # leave a cancelled caller waiting on and then spending a billed slot for nobody.
+                    raise_if_cancelled()
                     delay = self._hint_delay()
                     if delay > 0:
                         await self._sleep(delay)
                         continue
                     async with self._take:
                         wait = await self._room(windows, budgets)
+                        raise_if_cancelled()  # neither take nor sleep on after a cancel lost in there
                         if wait is None:
                             sent = await self._take_now(windows, budgets)
                             if sent is not None:
+                                self._give_back_if_cancelled(sent)
                                 return sent
                             # Another process took the last slot between our look and our take: look again
                             # in a moment (not at once, so a window edge cannot make us spin).
@@ -385,6 +391,18 @@ class TokenRateLimiter:
                     await self._sleep_or_returned(wait)
         finally:
             self._waiting -= 1
+
+    def _give_back_if_cancelled(self, sent: _Sent) -> None:
+        """Raise CancelledError if the caller was cancelled while its slot was being taken (the cancel lost in
+        the storage call): the request is never sent, so it is answered at once here and stops occupying this
+        process's budget. Its entries in the shared windows stay until they leave them (``limits`` cannot
+        remove one entry), which errs on the safe side like a refused take does."""
+        try:
+            raise_if_cancelled()
+        except asyncio.CancelledError:
+            sent.answered = sent.sent
+            self._returned.set()
+            raise
 
     async def _take_now(self, windows: _Windows, budgets: tuple[_Budget, ...]) -> _Sent | None:
         """Count the request in the shared windows (other processes see it from now) and locally; None when

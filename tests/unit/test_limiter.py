@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from kbbot.core.ports import Priority, RateLimiter
 from kbbot.store.limiter import TokenRateLimiter, token_key
+from tests.cancels import HANG_GUARD_SECONDS, LOSES_CANCELS, LostSend
 from tests.fakes.redis_server import RedisServer, _redis_server, _redis_server_session  # noqa: F401
 from tests.limiting import SimClock, settle, take
 
@@ -357,3 +358,52 @@ async def test_wait_estimate_counts_what_was_sent_and_how_long_answers_take() ->
     assert 0 <= limiter.estimate_wait(1) <= 1.5
     assert 50 < limiter.estimate_wait(2) <= 60.5
     assert limiter.estimate_wait(2) > idle
+
+
+@pytest.mark.parametrize(
+    ("lost_in", "budget_full"),
+    [("count", False), ("count", True), ("take", False)],
+    ids=["looking-with-room", "looking-while-full", "taking"],
+)
+async def test_a_caller_whose_cancel_was_lost_in_a_storage_call_spends_no_slot(
+    clock: SimClock, monkeypatch: pytest.MonkeyPatch, lost_in: str, budget_full: bool
+) -> None:
+    """The caller is cancelled (shutdown, an asker who gave up) just as a storage command's send completes: on
+    3.11 redis-py's wait_for loses that cancel (tests/cancels.py). The caller must stop there, not wait on and
+    then send a billed request for nobody; a slot taken in that very command stops occupying the budget."""
+    limiter = limiter_on(clock, per_second=3, per_minute=1000, second_window=5)  # 2 live slots per window
+    if budget_full:
+        await take(limiter)
+        await take(limiter)
+    windows = limiter._windows_now()
+    real, send = getattr(windows, lost_in), LostSend()
+
+    async def through_wait_for(*args: Any) -> Any:  # the command's send, awaited as redis-py awaits it
+        await send()
+        return await real(*args)
+
+    monkeypatch.setattr(windows, lost_in, through_wait_for)
+    sent: list[str] = []
+
+    async def asker() -> None:
+        async with limiter.slot(Priority.LIVE):
+            sent.append("the request")
+
+    task = asyncio.create_task(asker())
+    await send.inside.wait()
+    send.complete()  # the send completes, and the cancel lands in the same step
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=HANG_GUARD_SECONDS)
+    assert done and task.cancelled()
+    assert sent == [] and clock.slept == []  # nothing sent, and no waiting on for a slot
+    assert limiter.in_flight() == 0 and limiter.queued() == 0
+    monkeypatch.undo()
+    if not budget_full:
+        # The rest of the window's budget is there at once; a slot the cancelled caller took in the storage
+        # stays counted there until it leaves the window (``limits`` cannot remove one entry), then all is free.
+        free = 1 if lost_in == "take" and LOSES_CANCELS else 2
+        await grant_times(limiter, free, clock)
+        assert clock.slept == []
+        clock.advance(5.001)
+        await grant_times(limiter, 2, clock)
+        assert clock.slept == []
